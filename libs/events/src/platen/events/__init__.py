@@ -1,0 +1,19 @@
+"""Platen's event contract: every message other systems may send or receive."""
+
+from platen.events import accounts, desktop, jobs, printers, system
+from platen.events.base import Envelope, Message, is_valid_login
+from platen.events.registry import ContractError, decode, encode
+
+__all__ = [
+    "ContractError",
+    "Envelope",
+    "Message",
+    "accounts",
+    "decode",
+    "desktop",
+    "encode",
+    "is_valid_login",
+    "jobs",
+    "printers",
+    "system",
+]

@@ -1,0 +1,28 @@
+"""Money in the contract: Decimal in Python, a string in JSON, never a float."""
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+
+def _no_float(value: Any) -> Any:
+    # A float has already lost the amount the sender meant (0.1 is not 0.1), so the
+    # contract refuses it instead of guessing.
+    if isinstance(value, float):
+        raise ValueError("money must be a decimal string, not a float")
+    if isinstance(value, str | int | Decimal):
+        amount = Decimal(value)
+        if not amount.is_finite():
+            raise ValueError("money must be a finite amount")
+        return amount
+    return value
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_no_float),
+    PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
+]
+
+CENT = Decimal("0.01")

@@ -1,0 +1,113 @@
+"""Decode message bodies by type and version, upcasting old versions.
+
+Changing an event means a new version plus an upcaster from the old one, never an edit
+in place: a consumer built today still reads what a producer wrote last year.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from platen.events.base import Message
+from pydantic import ValidationError
+
+M = TypeVar("M", bound=type[Message])
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class ContractError(ValueError):
+    """A message that does not fit the contract. Retrying it cannot help."""
+
+
+class UnknownMessageType(ContractError):
+    pass
+
+
+class UnsupportedVersion(ContractError):
+    pass
+
+
+class MalformedMessage(ContractError):
+    pass
+
+
+_models: dict[str, type[Message]] = {}
+_upcasters: dict[tuple[str, int], Upcaster] = {}
+
+
+def register(model: M) -> M:
+    """Class decorator: make a model decodable by its message type."""
+    existing = _models.get(model.message_type)
+    if existing is not None and existing is not model:
+        raise RuntimeError(f"message type {model.message_type} registered twice")
+    _models[model.message_type] = model
+    return model
+
+
+def upcaster(message_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    """Decorator: turn a body of `from_version` into one of `from_version + 1`."""
+
+    def deco(fn: Upcaster) -> Upcaster:
+        _upcasters[(message_type, from_version)] = fn
+        return fn
+
+    return deco
+
+
+def model_for(message_type: str) -> type[Message]:
+    try:
+        return _models[message_type]
+    except KeyError:
+        raise UnknownMessageType(f"unknown message type {message_type!r}") from None
+
+
+def known_types() -> dict[str, type[Message]]:
+    return dict(_models)
+
+
+def decode(message_type: str | None, schema_version: int | None, body: bytes) -> Message:
+    """Parse `body` as `message_type` at `schema_version`, upcasting to the current version."""
+    if not message_type:
+        raise UnknownMessageType("message has no type")
+    model = model_for(message_type)
+    if schema_version is None:
+        raise UnsupportedVersion(f"{message_type}: message has no schema version")
+    if schema_version > model.schema_version or schema_version < 1:
+        raise UnsupportedVersion(
+            f"{message_type}: schema version {schema_version} is not supported "
+            f"(this consumer knows up to {model.schema_version})"
+        )
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedMessage(f"{message_type}: body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedMessage(f"{message_type}: body is not a JSON object")
+    version = schema_version
+    while version < model.schema_version:
+        try:
+            step = _upcasters[(message_type, version)]
+        except KeyError:
+            raise UnsupportedVersion(
+                f"{message_type}: no upcaster from version {version}"
+            ) from None
+        data = step(data)
+        version += 1
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedMessage(f"{message_type}: {_short(exc)}") from None
+
+
+def encode(message: Message) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def _short(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""Messaging shared by the services: topology, publishing, outbox, inbox, handling."""

@@ -1,0 +1,195 @@
+"""Apply one delivered message exactly once, or dead-letter it with the reason.
+
+The steps for every delivery:
+1. Decode it against the contract. A message that does not fit can never succeed:
+   it goes to the queue's dead-letter queue with the reason in its headers, and is acked.
+2. In one database transaction: claim its id in the inbox (a redelivery stops here), run
+   the handler, which changes state and adds outgoing messages to the outbox.
+3. After the commit: wake the outbox relay, send the reply if the sender asked for one,
+   and only then ack.
+A handler that raises `Rejected` dead-letters the message the same way. Any other error is
+treated as transient (database or broker trouble): the message is returned to the queue,
+and the broker dead-letters it after the queue's delivery limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import asyncpg
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from platen.events.base import Envelope, Message
+from platen.events.registry import ContractError, decode, encode
+from platen.events.routing import DEAD_LETTER, EVENTS
+from platen.events.system import ErrorReply
+from platen.messaging import inbox, outbox
+from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
+from platen.messaging.outbox import OutboxRelay
+from platen.messaging.publisher import Publisher
+
+log = structlog.get_logger(__name__)
+
+
+class Rejected(Exception):
+    """The message can never be applied; dead-letter it with this reason."""
+
+
+@dataclass
+class HandlerContext:
+    """What a handler may use: the open transaction and the outbox of its service."""
+
+    conn: asyncpg.Connection
+    envelope: Envelope
+    producer: str
+    publisher: Publisher
+    log: Any
+
+    async def emit(
+        self,
+        message: Message,
+        *,
+        correlation_id: str | None = None,
+        exchange: str = EVENTS,
+        routing_key: str | None = None,
+        expiration_ms: int | None = None,
+    ) -> None:
+        """Publish `message` once this transaction commits."""
+        env = envelope_for(message, self.producer, correlation_id)
+        await outbox.add(
+            self.conn,
+            message,
+            env,
+            exchange=exchange,
+            routing_key=routing_key or message.message_type,
+            expiration_ms=expiration_ms,
+        )
+
+
+Handler = Callable[[HandlerContext, Any], Awaitable[Message | None]]
+
+
+class Dispatcher:
+    """Handles the deliveries of one queue, choosing the handler by message type."""
+
+    def __init__(
+        self,
+        *,
+        queue: str,
+        producer: str,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        relay: OutboxRelay,
+        handlers: dict[type[Message], Handler],
+    ) -> None:
+        self.queue = queue
+        self.producer = producer
+        self.pool = pool
+        self.publisher = publisher
+        self.relay = relay
+        self.handlers = {model.message_type: fn for model, fn in handlers.items()}
+
+    async def __call__(self, raw: AbstractIncomingMessage) -> None:
+        """Process one delivery and settle it (ack or nack). Never raises."""
+        job_id = raw.correlation_id
+        with structlog.contextvars.bound_contextvars(
+            job_id=job_id, message_id=raw.message_id, message_type=raw.type, queue=self.queue
+        ):
+            try:
+                await self._process(raw)
+            except Exception:
+                log.exception("message handling failed; returning it to the queue")
+                # Give a failing database or broker a moment before the redelivery.
+                await asyncio.sleep(0.5)
+                try:
+                    await raw.nack(requeue=True)
+                except Exception:
+                    log.exception("nack failed; the broker will redeliver on reconnect")
+
+    async def _process(self, raw: AbstractIncomingMessage) -> None:
+        try:
+            envelope, message = from_amqp(raw)
+        except ContractError as exc:
+            await self._dead_letter(raw, str(exc))
+            return
+        handler = self.handlers.get(envelope.message_type)
+        if handler is None:
+            await self._dead_letter(raw, f"{self.queue} has no handler for {envelope.message_type}")
+            return
+
+        try:
+            reply = await self._apply(raw, envelope, message, handler)
+        except Rejected as exc:
+            await self._dead_letter(raw, str(exc))
+            return
+        self.relay.wake()
+        if raw.reply_to and reply is not None:
+            await self._send_reply(raw, reply)
+        await raw.ack()
+
+    async def _apply(
+        self,
+        raw: AbstractIncomingMessage,
+        envelope: Envelope,
+        message: Message,
+        handler: Handler,
+    ) -> Message | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await inbox.claim(conn, self.queue, envelope.message_id):
+                log.info("duplicate delivery skipped")
+                stored = await inbox.stored_reply(conn, self.queue, envelope.message_id)
+                return decode(stored[0], stored[1], stored[2]) if stored else None
+            ctx = HandlerContext(conn, envelope, self.producer, self.publisher, log)
+            reply = await handler(ctx, message)
+            if reply is not None:
+                await inbox.store_reply(
+                    conn,
+                    self.queue,
+                    envelope.message_id,
+                    reply.message_type,
+                    reply.schema_version,
+                    encode(reply),
+                )
+            return reply
+
+    async def _send_reply(self, raw: AbstractIncomingMessage, reply: Message) -> None:
+        env = envelope_for(reply, self.producer, raw.message_id)
+        msg = build(
+            body=encode(reply),
+            message_type=env.message_type,
+            schema_version=env.schema_version,
+            producer=self.producer,
+            message_id=env.message_id,
+            correlation_id=raw.message_id,
+            occurred_at=env.occurred_at,
+        )
+        try:
+            await self.publisher.publish("", raw.reply_to or "", msg)
+        except Exception as exc:
+            # The requester has gone; the effect is committed and a retry gets this reply.
+            log.warning("reply not delivered", error=repr(exc))
+
+    async def _dead_letter(self, raw: AbstractIncomingMessage, reason: str) -> None:
+        log.error("message dead-lettered", reason=reason)
+        headers = dict(raw.headers or {})
+        headers[HEADER_ERROR] = reason[:1000]
+        headers[HEADER_QUEUE] = self.queue
+        copy = aio_pika.Message(
+            raw.body,
+            headers=headers,
+            content_type=raw.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=raw.message_id,
+            correlation_id=raw.correlation_id,
+            type=raw.type,
+            app_id=raw.app_id,
+            timestamp=raw.timestamp,
+        )
+        await self.publisher.publish(DEAD_LETTER, self.queue, copy)
+        if raw.reply_to:
+            await self._send_reply(raw, ErrorReply(error=reason))
+        await raw.ack()

@@ -1,0 +1,121 @@
+"""The transactional outbox: record messages with the state change, publish them after.
+
+`add` writes a row inside the caller's transaction. The relay publishes pending rows in
+batches (many confirms awaited at once) and deletes them in the same transaction that
+locked them. A crash between publishing and deleting publishes a row again on restart:
+consumers de-duplicate on the message id, so that is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import structlog
+from platen.events.base import Envelope, Message
+from platen.events.registry import encode
+from platen.messaging.codec import build
+from platen.messaging.publisher import Publisher
+
+log = structlog.get_logger(__name__)
+
+
+async def add(
+    conn: asyncpg.Connection,
+    message: Message,
+    envelope: Envelope,
+    *,
+    exchange: str,
+    routing_key: str,
+    expiration_ms: int | None = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO outbox (message_id, exchange, routing_key, message_type,
+               schema_version, correlation_id, body, expiration_ms, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        envelope.message_id,
+        exchange,
+        routing_key,
+        envelope.message_type,
+        envelope.schema_version,
+        envelope.correlation_id,
+        encode(message),
+        expiration_ms,
+        envelope.occurred_at,
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        producer: str,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._producer = producer
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a transaction that added rows commits, so they leave at once."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                sent = await self.flush_once()
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database trouble: keep the rows, retry
+                log.warning("outbox relay failed, will retry", error=repr(exc), delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if sent < self._batch_size:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    async def flush_once(self) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """SELECT id, message_id, exchange, routing_key, message_type, schema_version,
+                          correlation_id, body, expiration_ms, created_at
+                   FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await asyncio.gather(*(self._publish(r) for r in rows))
+            await conn.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+        return len(rows)
+
+    async def _publish(self, row: asyncpg.Record) -> None:
+        message = build(
+            body=row["body"],
+            message_type=row["message_type"],
+            schema_version=row["schema_version"],
+            producer=self._producer,
+            message_id=row["message_id"],
+            correlation_id=row["correlation_id"],
+            occurred_at=row["created_at"],
+            expiration_ms=row["expiration_ms"],
+        )
+        await self._publisher.publish(row["exchange"], row["routing_key"], message)
+        log.debug(
+            "published",
+            message_type=row["message_type"],
+            message_id=row["message_id"],
+            job_id=row["correlation_id"],
+        )

@@ -1,0 +1,159 @@
+"""The composition root shared by the four services: one FastStream app per service.
+
+A service describes itself with a `ServiceSpec` (name, schema, migrations, handlers per
+queue); `build_app` wires the database pool, migrations, topology, outbox relay and one
+subscriber per queue, each on its own channel so that a publishing error can never close
+the channel its deliveries are acknowledged on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+import structlog
+from faststream import AckPolicy, FastStream
+from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
+from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.schemas import Channel
+from platen.db import apply_migrations, connect_with_retry, load_migrations
+from platen.events.system import Ping, Pong
+from platen.messaging.handling import Dispatcher, Handler, HandlerContext
+from platen.messaging.logs import configure_logging
+from platen.messaging.outbox import OutboxRelay
+from platen.messaging.publisher import Publisher
+from platen.messaging.settings import Settings
+from platen.messaging.topology import consumer_queues, declare_topology
+
+log = structlog.get_logger(__name__)
+
+MESSAGING_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    schema: str
+    migrations: Path
+    # queue purpose ("events", "commands") -> message model -> handler
+    handlers: dict[str, dict[type, Handler]]
+    # Called once the pool is ready, e.g. to start a background task of the service.
+    on_ready: list[Callable[[Runtime], object]] = field(default_factory=list)
+
+
+@dataclass
+class Runtime:
+    spec: ServiceSpec
+    settings: Settings
+    pool: asyncpg.Pool | None = None
+    publisher: Publisher | None = None
+    relay: OutboxRelay | None = None
+    dispatchers: dict[str, Dispatcher] = field(default_factory=dict)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("platen-messaging")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+async def _declare_with_retry(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection = await aio_pika.connect(url)
+            async with connection:
+                await declare_topology(await connection.channel())
+            return
+        except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("broker not reachable, retrying", error=repr(exc))
+            await asyncio.sleep(1.0)
+
+
+def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtime]:
+    broker = RabbitBroker(settings.amqp_url, logger=None, app_id=spec.name, graceful_timeout=10)
+    app = FastStream(broker, logger=None)
+    rt = Runtime(spec, settings)
+
+    async def ping(ctx: HandlerContext, msg: Ping) -> Pong:
+        return Pong(service=spec.name, version=_version())
+
+    for queue in consumer_queues(spec.name):
+        purpose = queue.name.split(".", 1)[1]
+        handlers = dict(spec.handlers.get(purpose, {}))
+        if purpose == "commands":
+            handlers.setdefault(Ping, ping)
+        rt.dispatchers[queue.name] = handlers  # type: ignore[assignment]  # filled at start-up
+        _subscribe(broker, rt, queue.name, settings.prefetch)
+
+    @app.on_startup
+    async def startup() -> None:
+        configure_logging(spec.name, settings.log_level)
+        await _declare_with_retry(settings.amqp_url)
+        rt.pool = await connect_with_retry(settings.database_url, spec.schema, max_size=10)
+        async with rt.pool.acquire() as conn:
+            await apply_migrations(
+                conn,
+                spec.schema,
+                load_migrations("messaging", MESSAGING_MIGRATIONS)
+                + load_migrations(spec.name, spec.migrations),
+            )
+        rt.publisher = Publisher(settings.amqp_url, spec.name)
+        await rt.publisher.connect()
+        rt.relay = OutboxRelay(rt.pool, rt.publisher, spec.name)
+        for name, handlers in list(rt.dispatchers.items()):
+            rt.dispatchers[name] = Dispatcher(
+                queue=name,
+                producer=spec.name,
+                pool=rt.pool,
+                publisher=rt.publisher,
+                relay=rt.relay,
+                handlers=handlers,  # type: ignore[arg-type]
+            )
+        rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
+        for hook in spec.on_ready:
+            result = hook(rt)
+            if asyncio.iscoroutine(result):
+                await result
+        log.info("service started", queues=list(rt.dispatchers))
+
+    @app.after_shutdown
+    async def shutdown() -> None:
+        for task in rt.tasks:
+            task.cancel()
+        await asyncio.gather(*rt.tasks, return_exceptions=True)
+        if rt.publisher:
+            await rt.publisher.close()
+        if rt.pool:
+            await rt.pool.close()
+        log.info("service stopped")
+
+    return app, rt
+
+
+def _subscribe(broker: RabbitBroker, rt: Runtime, queue: str, prefetch: int) -> None:
+    @broker.subscriber(
+        RabbitQueue(queue, declare=False, queue_type=QueueType.QUORUM),
+        ack_policy=AckPolicy.MANUAL,
+        no_reply=True,
+        channel=Channel(prefetch_count=prefetch),
+        title=queue,
+    )
+    async def on_message(message: RabbitMessage) -> None:
+        await rt.dispatchers[queue](message.raw_message)
+
+
+def run_service(spec: ServiceSpec) -> None:
+    settings = Settings.from_env()
+    app, _ = build_app(spec, settings)
+    asyncio.run(app.run())

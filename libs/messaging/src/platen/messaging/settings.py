@@ -1,0 +1,26 @@
+"""Settings every service reads from its environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/platen"
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str
+    database_url: str
+    log_level: str = "INFO"
+    prefetch: int = 32
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            amqp_url=os.environ.get("PLATEN_AMQP_URL", DEFAULT_AMQP_URL),
+            database_url=os.environ.get("PLATEN_DATABASE_URL", DEFAULT_DATABASE_URL),
+            log_level=os.environ.get("PLATEN_LOG_LEVEL", "INFO"),
+            prefetch=int(os.environ.get("PLATEN_PREFETCH", "32")),
+        )

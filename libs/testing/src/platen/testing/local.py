@@ -1,0 +1,258 @@
+"""Run RabbitMQ and PostgreSQL as private local processes.
+
+Used by the test fixtures when neither environment variables nor a Docker engine
+provide the infrastructure, and by `make run`. Each server lives entirely inside one
+folder (data, logs, sockets), so several can run side by side and nothing touches the
+system's own instances.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class InfraError(RuntimeError):
+    """A local server could not be started."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise InfraError(f"process exited with {proc.returncode} before port {port} opened")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise InfraError(f"port {port} did not open within {timeout:.0f}s")
+
+
+def _stop(proc: subprocess.Popen | None, timeout: float = 20) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+@dataclass
+class LocalRabbitMQ:
+    """A RabbitMQ node running from `folder`, with the management plugin enabled."""
+
+    folder: Path
+    amqp_port: int = 0
+    management_port: int = 0
+    dist_port: int = 0
+    nodename: str = ""
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
+    def env(self) -> dict[str, str]:
+        f = self.folder
+        return {
+            **os.environ,
+            "HOME": str(f),
+            "RABBITMQ_MNESIA_BASE": str(f / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(f / "log"),
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": str(f / "rabbitmq"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(f / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(f / "rabbitmq.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+
+    def start(self, timeout: float = 90) -> LocalRabbitMQ:
+        if not RABBITMQ_SERVER.exists():
+            raise InfraError("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.amqp_port = self.amqp_port or free_port()
+        self.management_port = self.management_port or free_port()
+        self.dist_port = self.dist_port or free_port()
+        self.nodename = self.nodename or f"platen{self.amqp_port}@localhost"
+        (self.folder / "rabbitmq.conf").write_text(
+            "\n".join(
+                [
+                    f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
+                    f"management.tcp.port = {self.management_port}",
+                    "management.tcp.ip = 127.0.0.1",
+                    "loopback_users = none",
+                    # Quorum queues keep their Raft log here; small segments keep the
+                    # test broker light.
+                    "raft.segment_max_entries = 4096",
+                    "log.console = false",
+                    "log.file.level = warning",
+                    "",
+                ]
+            )
+        )
+        (self.folder / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        log = open(self.folder / "server.out", "ab")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(
+            [str(RABBITMQ_SERVER)],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(self.amqp_port, timeout, self.proc)
+            wait_for_port(self.management_port, timeout, self.proc)
+        except InfraError as exc:
+            self.stop()
+            tail = (self.folder / "server.out").read_text(errors="replace")[-2000:]
+            raise InfraError(f"RabbitMQ did not start: {exc}\n{tail}") from exc
+        return self
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        out = subprocess.run(
+            [str(RABBITMQCTL), "-n", self.nodename, *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if out.returncode != 0:
+            raise InfraError(f"rabbitmqctl {' '.join(args)} failed: {out.stderr.strip()}")
+        return out.stdout
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        # The Erlang port mapper daemon outlives the node; it is shared and harmless.
+
+
+def _traversable(folder: Path) -> bool:
+    """True when every ancestor of `folder` lets other users pass through it."""
+    return all(p.stat().st_mode & 0o001 for p in folder.resolve().parents)
+
+
+@dataclass
+class LocalPostgres:
+    """A PostgreSQL cluster in `folder`, owned by the `postgres` user when run as root."""
+
+    folder: Path
+    port: int = 0
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def admin_dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        # initdb and postgres refuse to run as root.
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *argv]
+        return argv
+
+    def start(self, timeout: float = 60) -> LocalPostgres:
+        if not (PG_BIN / "initdb").exists():
+            raise InfraError("PostgreSQL 15 is not installed (apt-get install postgresql-15)")
+        self.port = self.port or free_port()
+        data = self.folder / "data"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+            if not os.access(self.folder, os.X_OK, effective_ids=False) or not _traversable(
+                self.folder
+            ):
+                raise InfraError(
+                    f"{self.folder}: every parent folder must be searchable by the postgres user"
+                )
+        if not (data / "PG_VERSION").exists():
+            out = subprocess.run(
+                self._as_owner(
+                    [
+                        str(PG_BIN / "initdb"),
+                        "-D",
+                        str(data),
+                        "-U",
+                        "postgres",
+                        "--auth=trust",
+                        "--encoding=UTF8",
+                        "--no-sync",
+                    ]
+                ),
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode != 0:
+                raise InfraError(f"initdb failed: {out.stderr}")
+        log = open(self.folder / "server.out", "ab")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(
+            self._as_owner(
+                [
+                    str(PG_BIN / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(self.port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"unix_socket_directories={self.folder}",
+                    "-c",
+                    "max_connections=400",
+                    "-c",
+                    "shared_buffers=128MB",
+                ]
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(self.port, timeout, self.proc)
+            self._wait_ready(timeout)
+        except InfraError as exc:
+            self.stop()
+            tail = (self.folder / "server.out").read_text(errors="replace")[-2000:]
+            raise InfraError(f"PostgreSQL did not start: {exc}\n{tail}") from exc
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True,
+            )
+            if ok.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise InfraError("PostgreSQL did not accept connections")
+
+    def stop(self) -> None:
+        # SIGTERM to the session also reaches runuser's child, the postmaster.
+        _stop(self.proc)
