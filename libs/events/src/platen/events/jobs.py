@@ -140,3 +140,15 @@ class JobSummary(Message):
 class JobList(Message):
     message_type: ClassVar[str] = "capture.jobs.list.reply"
     jobs: list[JobSummary]
+
+
+@register
+class JobCancelled(Message):
+    """A job was cancelled before printing (by the user, an admin or its deadline)."""
+
+    message_type: ClassVar[str] = "job.cancelled"
+    job_id: uuid.UUID
+    user: Login
+    printer: str
+    document_name: str
+    reason: str

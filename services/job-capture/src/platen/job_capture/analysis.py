@@ -1,0 +1,33 @@
+"""What a document is: its format and page count. Pure logic over bytes, via pikepdf."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pikepdf
+
+
+class UnreadableDocument(ValueError):
+    """The document cannot be analysed; it must not be printed (free or blind)."""
+
+
+@dataclass(frozen=True)
+class Analysis:
+    format: str
+    pages: int
+
+
+def analyse(document: bytes) -> Analysis:
+    if not document:
+        raise UnreadableDocument("the document is empty")
+    if not document.lstrip()[:5].startswith(b"%PDF-"):
+        raise UnreadableDocument("unsupported document format (only PDF is accepted)")
+    try:
+        with pikepdf.open(io.BytesIO(document)) as pdf:
+            pages = len(pdf.pages)
+    except (pikepdf.PdfError, ValueError) as exc:
+        raise UnreadableDocument(f"the PDF cannot be read: {exc}") from None
+    if pages < 1:
+        raise UnreadableDocument("the PDF has no pages")
+    return Analysis(format="pdf", pages=pages)
