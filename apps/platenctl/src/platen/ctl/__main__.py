@@ -1,0 +1,3 @@
+from platen.ctl.main import app
+
+app(prog_name="platenctl")

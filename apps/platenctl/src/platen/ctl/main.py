@@ -1,0 +1,218 @@
+"""platenctl: administer Platen and submit jobs, through the broker only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from platen.ctl import rpc
+from platen.ctl.watch import watch_job
+from platen.events.accounts import AddUser, ShowUser, UserView
+from platen.events.discovery import amqp_url
+from platen.events.jobs import JobList, ListJobs, SubmitJob
+from platen.events.printers import AddPrinter, PrinterView
+from platen.events.system import Ping, Pong
+
+app = typer.Typer(help="Administer Platen print charging.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and their balances.", no_args_is_help=True)
+printer_app = typer.Typer(help="Printers and their prices.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(printer_app, name="printer")
+
+SERVICES = {
+    "job-capture": "capture",
+    "pricing": "pricing",
+    "account-ledger": "ledger",
+    "notification": "notification",
+}
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def _run(coro):
+    try:
+        return asyncio.run(coro)
+    except rpc.RequestFailed as exc:
+        raise _fail(str(exc)) from None
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise _fail(f"{text!r} is not an amount") from None
+    if not value.is_finite() or value < 0:
+        raise _fail(f"{text!r} is not an amount of zero or more")
+    return value
+
+
+@app.command()
+def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.")] = 30) -> None:
+    """Wait until all four services answer, and list them."""
+
+    async def ask() -> dict[str, Pong]:
+        answered: dict[str, Pong] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(answered) < len(SERVICES) and loop.time() < deadline:
+            missing = [s for s in SERVICES if s not in answered]
+            # A fresh connection each round: before the services have declared the
+            # exchanges, a request closes its channel.
+            try:
+                async with rpc.connect(amqp_url()) as client:
+                    replies = await asyncio.gather(
+                        *(client.request(f"{SERVICES[s]}.ping", Ping(), 2) for s in missing),
+                        return_exceptions=True,
+                    )
+            except Exception:
+                replies = [None] * len(missing)
+            for name, reply in zip(missing, replies, strict=True):
+                if isinstance(reply, Pong):
+                    answered[name] = reply
+            if len(answered) < len(SERVICES):
+                await asyncio.sleep(0.5)
+        return answered
+
+    answered = asyncio.run(ask())
+    for name in SERVICES:
+        pong = answered.get(name)
+        typer.echo(f"{name:<16} {'up ' + pong.version if pong else 'NOT ANSWERING'}")
+    if len(answered) < len(SERVICES):
+        raise typer.Exit(1)
+
+
+def _print_user(view: UserView, as_json: bool) -> None:
+    if as_json:
+        typer.echo(view.model_dump_json())
+        return
+    kind = "restricted" if view.restricted else "unrestricted"
+    typer.echo(
+        f"{view.login} ({kind}): balance {view.balance}, held {view.held}, "
+        f"available {view.available}"
+    )
+
+
+@user_app.command("add")
+def user_add(
+    login: str,
+    balance: Annotated[str, typer.Option(help="Starting balance.")] = "0",
+    unrestricted: Annotated[bool, typer.Option(help="May go below zero.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a user with a personal account."""
+    cmd = AddUser(login=login, initial_balance=_amount(balance), restricted=not unrestricted)
+
+    async def go() -> UserView:
+        async with rpc.connect(amqp_url()) as client:
+            return await client.request(cmd.message_type, cmd)
+
+    _print_user(_run(go()), as_json)
+
+
+@user_app.command("show")
+def user_show(login: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show a user's balance."""
+
+    async def go() -> UserView:
+        async with rpc.connect(amqp_url()) as client:
+            return await client.request("ledger.user.show", ShowUser(login=login))
+
+    _print_user(_run(go()), as_json)
+
+
+@printer_app.command("add")
+def printer_add(
+    name: str,
+    price_per_page: Annotated[str, typer.Option("--price-per-page", help="Price of a page.")],
+) -> None:
+    """Create a printer, or change its price."""
+    cmd = AddPrinter(name=name, price_per_page=_amount(price_per_page))
+
+    async def go() -> PrinterView:
+        async with rpc.connect(amqp_url()) as client:
+            return await client.request(cmd.message_type, cmd)
+
+    view = _run(go())
+    typer.echo(f"{view.name}: {view.price_per_page} a page")
+
+
+@app.command("print")
+def print_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    user: Annotated[str, typer.Option(help="Whose job it is.")],
+    printer: Annotated[str, typer.Option(help="Which printer.")],
+    copies: Annotated[int, typer.Option(min=1, max=999)] = 1,
+    wait: Annotated[bool, typer.Option(help="Wait for the outcome.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 60,
+) -> None:
+    """Submit FILE as a print job; print its id (and, with --wait, its outcome)."""
+    size = file.stat().st_size
+    if size > MAX_DOCUMENT_BYTES:
+        raise _fail(
+            f"{file} is {size} bytes; the largest document accepted is {MAX_DOCUMENT_BYTES} bytes"
+        )
+    job_id = uuid.uuid4()
+    cmd = SubmitJob(
+        job_id=job_id,
+        user=user,
+        printer=printer,
+        document_name=file.name,
+        document=_b64(file.read_bytes()),
+        copies=copies,
+    )
+
+    async def go() -> tuple[str, str]:
+        async with rpc.connect(amqp_url()) as client:
+            watcher = await watch_job(client.channel, str(job_id)) if wait else None
+            await client.request(cmd.message_type, cmd, timeout=30)
+            typer.echo(str(job_id))
+            if watcher is None:
+                return "submitted", ""
+            return await watcher.outcome(timeout)
+
+    state, detail = _run(go())
+    if not wait:
+        return
+    typer.echo(f"{state}{': ' + detail if detail else ''}")
+    raise typer.Exit({"printed": 0, "denied": 2}.get(state, 3))
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+@app.command()
+def jobs(
+    user: Annotated[str | None, typer.Option(help="Only this user's jobs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List recent jobs, newest first."""
+
+    async def go() -> JobList:
+        async with rpc.connect(amqp_url()) as client:
+            return await client.request("capture.jobs.list", ListJobs(user=user, limit=limit))
+
+    result = _run(go())
+    if as_json:
+        typer.echo(json.dumps([json.loads(j.model_dump_json()) for j in result.jobs]))
+        return
+    for j in result.jobs:
+        cost = "-" if j.cost is None else str(j.cost)
+        reason = f"  ({j.reason})" if j.reason else ""
+        typer.echo(
+            f"{j.submitted_at:%Y-%m-%d %H:%M:%S}  {j.job_id}  {j.user:<12} "
+            f"{j.printer:<10} {j.pages or '-':>4}p x{j.copies}  {cost:>8}  "
+            f"{j.state:<9} {j.document_name}{reason}"
+        )

@@ -1,0 +1,96 @@
+"""Requests to the services over the broker, answered through direct reply-to."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from platen.events.base import Message
+from platen.events.registry import decode, encode
+from platen.events.routing import COMMANDS
+from platen.events.system import ErrorReply
+
+REPLY_TO = "amq.rabbitmq.reply-to"
+PRODUCER = "platenctl"
+HEADER_VERSION = "platen-schema-version"
+
+
+class RequestFailed(RuntimeError):
+    """The service answered with an error, or did not answer in time."""
+
+
+def amqp_message(message: Message, *, correlation_id: str | None = None, **kw) -> aio_pika.Message:
+    return aio_pika.Message(
+        encode(message),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(uuid.uuid4()),
+        type=message.message_type,
+        app_id=PRODUCER,
+        correlation_id=correlation_id,
+        timestamp=datetime.now(UTC),
+        headers={HEADER_VERSION: message.schema_version},
+        **kw,
+    )
+
+
+class Client:
+    def __init__(self, channel: AbstractChannel) -> None:
+        self.channel = channel
+        self._waiting: dict[str, asyncio.Future] = {}
+
+    async def start(self) -> None:
+        queue = await self.channel.get_queue(REPLY_TO, ensure=False)
+        await queue.consume(self._on_reply, no_ack=True)
+
+    async def _on_reply(self, raw: AbstractIncomingMessage) -> None:
+        future = self._waiting.pop(raw.correlation_id or "", None)
+        if future is not None and not future.done():
+            future.set_result(raw)
+
+    async def request(self, routing_key: str, message: Message, timeout: float = 15.0) -> Message:
+        msg = amqp_message(message, reply_to=REPLY_TO, expiration=timeout)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[msg.message_id] = future
+        exchange = await self.channel.get_exchange(COMMANDS, ensure=False)
+        try:
+            await exchange.publish(msg, routing_key=routing_key, mandatory=True)
+        except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.ChannelClosed):
+            self._waiting.pop(msg.message_id, None)
+            raise RequestFailed(f"nothing handles {routing_key!r}: is Platen running?") from None
+        try:
+            raw = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise RequestFailed(f"no answer to {routing_key!r} within {timeout:.0f}s") from None
+        finally:
+            self._waiting.pop(msg.message_id, None)
+        reply = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)
+        if isinstance(reply, ErrorReply):
+            raise RequestFailed(reply.error)
+        return reply
+
+
+@asynccontextmanager
+async def connect(url: str) -> AsyncIterator[Client]:
+    try:
+        connection = await aio_pika.connect(url, timeout=10)
+    except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+        raise RequestFailed(f"cannot reach the broker at {_safe(url)}: {exc}") from None
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        client = Client(channel)
+        await client.start()
+        yield client
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,45 @@
+"""pytest fixtures: a real RabbitMQ and a real PostgreSQL, isolated per test.
+
+Enabled for the whole repository by the root conftest.py (`pytest_plugins`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from platen.testing import infra as infra_source
+from platen.testing.infra import Infra
+from platen.testing.isolation import Vhosts, create_database, drop_database
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    with infra_source.provide() as provided:
+        yield provided
+
+
+@pytest.fixture(scope="session")
+def vhosts(infra: Infra) -> Vhosts:
+    return Vhosts(infra)
+
+
+@pytest.fixture
+def vhost(vhosts: Vhosts) -> Iterator[tuple[str, str]]:
+    """(name, amqp_url) of a vhost that exists for this test only."""
+    name, url = vhosts.create()
+    yield name, url
+    vhosts.delete(name)
+
+
+@pytest.fixture
+def amqp_url(vhost: tuple[str, str]) -> str:
+    return vhost[1]
+
+
+@pytest.fixture
+async def database_url(infra: Infra) -> AsyncIterator[str]:
+    """A PostgreSQL database that exists for this test only."""
+    name, url = await create_database(infra.database_url)
+    yield url
+    await drop_database(infra.database_url, name)

@@ -1,0 +1,76 @@
+"""A fresh RabbitMQ vhost and a fresh PostgreSQL database for each test."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+from platen.testing.infra import Infra
+
+
+def _credentials(amqp_url: str) -> tuple[str, str]:
+    parts = urlsplit(amqp_url)
+    return parts.username or "guest", parts.password or "guest"
+
+
+def with_vhost(amqp_url: str, vhost: str) -> str:
+    parts = urlsplit(amqp_url)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+class Vhosts:
+    def __init__(self, infra: Infra) -> None:
+        self.infra = infra
+        self.http = httpx.Client(
+            base_url=infra.management_url, auth=_credentials(infra.amqp_url), timeout=30
+        )
+
+    def create(self) -> tuple[str, str]:
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        user = _credentials(self.infra.amqp_url)[0]
+        self.http.put(f"/api/vhosts/{name}").raise_for_status()
+        self.http.put(
+            f"/api/permissions/{name}/{user}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        return name, with_vhost(self.infra.amqp_url, name)
+
+    def delete(self, name: str) -> None:
+        self.http.delete(f"/api/vhosts/{name}")
+
+    def queue(self, vhost: str, queue: str) -> dict:
+        r = self.http.get(f"/api/queues/{vhost}/{queue}")
+        r.raise_for_status()
+        return r.json()
+
+    def close_connections(self, vhost: str) -> int:
+        """Close every client connection to `vhost` (as a broker restart would)."""
+        conns = self.http.get(f"/api/vhosts/{vhost}/connections").json()
+        for c in conns:
+            self.http.delete(f"/api/connections/{quote(c['name'], safe='')}")
+        return len(conns)
+
+
+async def create_database(admin_dsn: str) -> tuple[str, str]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name, with_database(admin_dsn, name)
+
+
+async def drop_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -1,0 +1,81 @@
+"""The whole system, as real processes, on a fresh vhost and database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+import pytest
+from platen.events.registry import decode
+from platen.events.routing import desktop_queue
+from platen.testing.services import ServiceProcesses
+
+CTL = [sys.executable, "-m", "platen.ctl"]
+
+
+class System:
+    def __init__(self, services: ServiceProcesses, tmp: Path) -> None:
+        self.services = services
+        self.tmp = tmp
+
+    @property
+    def amqp_url(self) -> str:
+        return self.services.amqp_url
+
+    def ctl(
+        self, *args: str, check: bool = True, timeout: float = 90
+    ) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PLATEN_AMQP_URL": self.amqp_url}
+        out = subprocess.run(
+            [*CTL, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=self.tmp
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(
+                f"platenctl {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}"
+            )
+        return out
+
+    def user_json(self, login: str) -> dict:
+        return json.loads(self.ctl("user", "show", login, "--json").stdout)
+
+    def wait_ready(self) -> None:
+        out = self.ctl("status", "--timeout", "60", check=False)
+        if out.returncode != 0:
+            logs = {n: self.services.log(n)[-3000:] for n in self.services.procs}
+            raise AssertionError(f"services did not come up:\n{out.stdout}\n{logs}")
+
+    async def desktop_messages(self, login: str, count: int, timeout: float = 20) -> list:
+        """Take `count` messages off a user's desktop queue (as the client would)."""
+        got = []
+        conn = await aio_pika.connect(self.amqp_url)
+        async with conn:
+            ch = await conn.channel()
+            q = await ch.get_queue(desktop_queue(login))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while len(got) < count and loop.time() < deadline:
+                raw = await q.get(fail=False)
+                if raw is None:
+                    await asyncio.sleep(0.1)
+                    continue
+                await raw.ack()
+                got.append(decode(raw.type, raw.headers["platen-schema-version"], raw.body))
+        return got
+
+
+@pytest.fixture
+def system(amqp_url: str, database_url: str, tmp_path: Path) -> Iterator[System]:
+    services = ServiceProcesses(amqp_url, database_url, tmp_path / "logs")
+    services.start_all()
+    sys_ = System(services, tmp_path)
+    try:
+        sys_.wait_ready()
+        yield sys_
+    finally:
+        services.stop_all()
