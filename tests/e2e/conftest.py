@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
+
 from platen.events.registry import decode
 from platen.events.routing import desktop_queue
 from platen.testing.services import ServiceProcesses

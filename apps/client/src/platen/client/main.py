@@ -13,6 +13,7 @@ import sys
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+
 from platen.client.formatting import console_line, json_line
 from platen.events.base import is_valid_login
 from platen.events.discovery import amqp_url as discovered_amqp_url

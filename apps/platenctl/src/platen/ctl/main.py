@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from platen.ctl import rpc
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser, UserView

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
 from platen.events.base import Message
 from platen.events.registry import decode, encode
 from platen.events.routing import COMMANDS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
 from platen.events.accounts import JobCharged
 from platen.events.jobs import JobCancelled, JobDenied, JobFailed, JobPrinted
 from platen.events.registry import ContractError, decode

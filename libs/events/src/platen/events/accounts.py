@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar
 
+from pydantic import Field
+
 from platen.events.base import Login, Message
 from platen.events.money import Money
 from platen.events.registry import register
-from pydantic import Field
 
 
 @register

@@ -9,10 +9,11 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
 
+from pydantic import Base64Bytes, Field
+
 from platen.events.base import Login, Message, Name, PrinterName
 from platen.events.money import Money
 from platen.events.registry import register
-from pydantic import Base64Bytes, Field
 
 
 @register

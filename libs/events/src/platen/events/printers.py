@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from platen.events.base import Message, PrinterName
 from platen.events.money import Money
 from platen.events.registry import register
-from pydantic import Field
 
 
 @register

@@ -10,8 +10,9 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from platen.events.base import Message
 from pydantic import ValidationError
+
+from platen.events.base import Message
 
 M = TypeVar("M", bound=type[Message])
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

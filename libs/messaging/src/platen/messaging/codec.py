@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, DeliveryMode
+
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError, decode, encode
 

@@ -23,6 +23,7 @@ import aio_pika
 import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError, decode, encode
 from platen.events.routing import DEAD_LETTER, EVENTS

@@ -13,6 +13,7 @@ import contextlib
 
 import asyncpg
 import structlog
+
 from platen.events.base import Envelope, Message
 from platen.events.registry import encode
 from platen.messaging.codec import build

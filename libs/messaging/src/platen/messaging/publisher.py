@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
 from platen.messaging.topology import declare_desktop_queue
 
 

@@ -22,6 +22,7 @@ from faststream import AckPolicy, FastStream
 from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
 from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
+
 from platen.db import apply_migrations, connect_with_retry, load_migrations
 from platen.events.system import Ping, Pong
 from platen.messaging.handling import Dispatcher, Handler, HandlerContext

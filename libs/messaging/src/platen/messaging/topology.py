@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, ExchangeType
+
 from platen.events.routing import (
     COMMANDS,
     DEAD_LETTER,

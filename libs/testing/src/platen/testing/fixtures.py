@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
 from platen.testing import infra as infra_source
 from platen.testing.infra import Infra
 from platen.testing.isolation import Vhosts, create_database, drop_database

@@ -7,6 +7,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+
 from platen.testing.infra import Infra
 
 

@@ -20,7 +20,8 @@ async def user_with_account(conn: asyncpg.Connection, login: str, *, lock: bool 
 
 async def held(conn: asyncpg.Connection, account: str) -> Decimal:
     return await conn.fetchval(
-        "SELECT coalesce(sum(amount), 0) FROM holds WHERE account_id = $1 AND state = 'pending'",
+        "SELECT coalesce(sum(amount), 0)::numeric(14, 2) FROM holds "
+        "WHERE account_id = $1 AND state = 'pending'",
         account,
     )
 

@@ -1,0 +1,26 @@
+# Platen: the two commands are `make run` and `make test`.
+.PHONY: run test lint format install bench clean
+
+install:
+	@deploy/local/install-system-packages.sh
+	@deploy/local/install-python.sh
+
+run: install
+	.venv/bin/python deploy/local/run.py
+
+test: install
+	.venv/bin/python -m pytest
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: install
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+bench: install
+	.venv/bin/python bench/run_all.py
+
+clean:
+	rm -rf run .pytest_cache

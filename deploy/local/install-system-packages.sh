@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the system packages Platen runs on, when they are missing (Debian/Ubuntu, as root).
+set -euo pipefail
+
+need=()
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Platen needs these system packages: ${need[*]}" >&2
+  echo "Install them (e.g. sudo apt-get install -y ${need[*]}) and try again." >&2
+  exit 1
+fi
+echo "Installing system packages: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts the packaged servers; Platen runs its own from a private folder.
+for svc in rabbitmq-server postgresql; do
+  service "$svc" stop >/dev/null 2>&1 || true
+done

@@ -1,0 +1,129 @@
+"""`make run`: the whole of Platen on this machine, as local processes under ./run.
+
+RabbitMQ, PostgreSQL and the four services start from private folders of the checkout
+(data survives between runs), demo data is loaded, and Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+
+from platen.testing.documents import make_pdf
+from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ
+from platen.testing.services import ServiceProcesses
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "run"
+AMQP_PORT = int(os.environ.get("PLATEN_RUN_AMQP_PORT", "5673"))
+PG_PORT = int(os.environ.get("PLATEN_RUN_PG_PORT", "5433"))
+
+
+def ctl(*args: str, env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "platen.ctl", *args], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"platenctl {' '.join(args)} failed:\n{out.stdout}{out.stderr}")
+    return out.stdout.strip()
+
+
+async def ensure_database(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    RUN.mkdir(exist_ok=True)
+    RUN.chmod(0o755)
+    rabbit = LocalRabbitMQ(
+        RUN / "rabbitmq",
+        amqp_port=AMQP_PORT,
+        management_port=AMQP_PORT + 10000,
+        dist_port=AMQP_PORT + 20000,
+        nodename="platen@localhost",
+    )
+    pg = LocalPostgres(RUN / "postgres", port=PG_PORT)
+    services: ServiceProcesses | None = None
+    try:
+        print(f"Starting RabbitMQ on port {AMQP_PORT} and PostgreSQL on port {PG_PORT}...")
+        rabbit.start()
+        pg.start()
+        asyncio.run(ensure_database(pg.admin_dsn, "platen"))
+        database_url = pg.admin_dsn.rsplit("/", 1)[0] + "/platen"
+        (RUN / "platen.env").write_text(
+            f"PLATEN_AMQP_URL={rabbit.amqp_url}\nPLATEN_DATABASE_URL={database_url}\n"
+        )
+        services = ServiceProcesses(rabbit.amqp_url, database_url, RUN / "logs")
+        services.start_all()
+        env = {**os.environ, "PLATEN_AMQP_URL": rabbit.amqp_url}
+        print(ctl("status", "--timeout", "60", env=env))
+        load_demo(env)
+        print_tour()
+        wait_for_interrupt(services)
+    except InfraError as exc:
+        raise SystemExit(f"could not start the local system: {exc}") from None
+    finally:
+        print("\nStopping Platen...")
+        if services is not None:
+            services.stop_all()
+        pg.stop()
+        rabbit.stop()
+        print("Stopped.")
+
+
+def load_demo(env: dict[str, str]) -> None:
+    ctl("printer", "add", "lab-1", "--price-per-page", "0.10", env=env)
+    ctl("user", "add", "alice", "--balance", "5.00", env=env)
+    ctl("user", "add", "bob", "--balance", "0.10", env=env)
+    demo = RUN / "demo"
+    demo.mkdir(exist_ok=True)
+    (demo / "report.pdf").write_bytes(make_pdf(3))
+
+
+def print_tour() -> None:
+    print(
+        """
+Platen is running. Demo data: printer lab-1 at 0.10 a page; alice with 5.00; bob with 0.10.
+In a second shell, from this checkout:
+
+  .venv/bin/platen-client --user alice --console
+  .venv/bin/platenctl print run/demo/report.pdf --user alice --printer lab-1 --wait
+  .venv/bin/platenctl user show alice
+  .venv/bin/platenctl jobs
+
+Logs: run/logs/. Press Ctrl-C to stop.
+"""
+    )
+
+
+def wait_for_interrupt(services: ServiceProcesses) -> None:
+    stop = False
+
+    def on_signal(signum, frame):
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    while not stop:
+        for name, proc in services.procs.items():
+            if proc.poll() is not None:
+                print(f"{name} exited ({proc.returncode}); restarting it. See run/logs/{name}.log")
+                services.start(name)
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
