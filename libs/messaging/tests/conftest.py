@@ -1,0 +1,34 @@
+import aio_pika
+import pytest
+
+from platen.db import apply_migrations, create_pool, load_migrations
+from platen.messaging.publisher import Publisher
+from platen.messaging.service import MESSAGING_MIGRATIONS
+from platen.messaging.topology import declare_topology
+
+
+@pytest.fixture
+async def pool(database_url):
+    pool = await create_pool(database_url, "svc")
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, "svc", load_migrations("messaging", MESSAGING_MIGRATIONS))
+        await conn.execute("CREATE TABLE svc.applied (message_id text, note text)")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def channel(amqp_url):
+    conn = await aio_pika.connect(amqp_url)
+    ch = await conn.channel()
+    await declare_topology(ch)
+    yield ch
+    await conn.close()
+
+
+@pytest.fixture
+async def publisher(amqp_url, channel):
+    pub = Publisher(amqp_url, "test")
+    await pub.connect()
+    yield pub
+    await pub.close()

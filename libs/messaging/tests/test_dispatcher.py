@@ -1,0 +1,212 @@
+"""Applying deliveries exactly once, and dead-lettering what can never apply.
+
+Runs the real Dispatcher on a real quorum queue (`pricing.events` of the topology, with its
+delivery limit and dead-letter queue) and a real database.
+"""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from platen.events.jobs import JobCaptured
+from platen.events.registry import encode
+from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, HEADER_VERSION
+from platen.messaging.handling import Dispatcher, Rejected
+from platen.messaging.outbox import OutboxRelay
+from platen.messaging.topology import DELIVERY_LIMIT
+
+QUEUE = "pricing.events"
+
+
+def captured_body() -> bytes:
+    return encode(
+        JobCaptured(
+            job_id=uuid.uuid4(),
+            user="alice",
+            printer="lab-1",
+            document_name="a.pdf",
+            pages=1,
+            copies=1,
+            size_bytes=10,
+            captured_at=datetime.now(UTC),
+        )
+    )
+
+
+def message(body: bytes, *, type_="job.captured", version=1, message_id=None, **kw):
+    headers = {} if version is None else {HEADER_VERSION: version}
+    return aio_pika.Message(
+        body,
+        type=type_,
+        headers=headers,
+        message_id=message_id if message_id is not None else str(uuid.uuid4()),
+        **kw,
+    )
+
+
+class Harness:
+    def __init__(self, channel, pool, publisher, handler):
+        self.channel = channel
+        self.pool = pool
+        self.dispatcher = Dispatcher(
+            queue=QUEUE,
+            producer="pricing",
+            pool=pool,
+            publisher=publisher,
+            relay=OutboxRelay(pool, publisher, "pricing"),
+            handlers={JobCaptured: handler},
+        )
+
+    async def start(self):
+        q = await self.channel.get_queue(QUEUE)
+        await self.channel.set_qos(prefetch_count=10)
+        await q.consume(self.dispatcher)
+
+    async def send(self, msg):
+        await self.channel.default_exchange.publish(msg, routing_key=QUEUE)
+
+    async def dead_letters(self, count, timeout=15.0):
+        q = await self.channel.get_queue(f"{QUEUE}.dlq")
+        got = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(got) < count and asyncio.get_running_loop().time() < deadline:
+            raw = await q.get(fail=False)
+            if raw is None:
+                await asyncio.sleep(0.05)
+                continue
+            await raw.ack()
+            got.append(raw)
+        return got
+
+    async def applied(self):
+        async with self.pool.acquire() as conn:
+            return [r["message_id"] for r in await conn.fetch("SELECT message_id FROM svc.applied")]
+
+
+async def record(ctx, event):
+    await ctx.conn.execute(
+        "INSERT INTO svc.applied (message_id) VALUES ($1)", ctx.envelope.message_id
+    )
+
+
+async def wait_for(predicate, timeout=15.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+async def harness(channel, pool, publisher):
+    h = Harness(channel, pool, publisher, record)
+    await h.start()
+    return h
+
+
+@pytest.mark.parametrize(
+    ("msg_kwargs", "reason"),
+    [
+        ({"body": b"not json"}, "body is not JSON"),
+        ({"body": b"[1, 2]"}, "not a JSON object"),
+        ({"body": b'{"job_id": "nope"}'}, "job_id"),
+        ({"body": b"{}", "version": 99}, "schema version 99 is not supported"),
+        ({"body": b"{}", "version": None}, "platen-schema-version"),
+        ({"body": b"{}", "type_": "job.exploded"}, "unknown message type"),
+        ({"body": captured_body()[:-1] + b', "free": true}'}, "free: Extra inputs"),
+    ],
+    ids=[
+        "not-json",
+        "array",
+        "bad-field",
+        "future-version",
+        "no-version",
+        "unknown-type",
+        "extra-field",
+    ],
+)
+async def test_malformed_message_is_dead_lettered_with_reason(harness, msg_kwargs, reason):
+    body = msg_kwargs.pop("body")
+    await harness.send(message(body, **msg_kwargs))
+    # The queue goes on: a good message after the bad one is applied.
+    good = message(captured_body())
+    await harness.send(good)
+
+    [dead] = await harness.dead_letters(1)
+    assert reason in dead.headers[HEADER_ERROR]
+    assert dead.headers[HEADER_QUEUE] == QUEUE
+    assert dead.body == body
+    assert await wait_for(lambda: _applied_is(harness, [good.message_id]))
+
+
+async def _applied_is(harness, ids):
+    return await harness.applied() == ids
+
+
+async def test_a_message_is_applied_once_however_often_it_is_delivered(harness):
+    body = captured_body()
+    msg_id = str(uuid.uuid4())
+    for _ in range(3):
+        await harness.send(message(body, message_id=msg_id))
+    later = message(captured_body())
+    await harness.send(later)
+    assert await wait_for(lambda: _applied_is(harness, [msg_id, later.message_id]))
+    await asyncio.sleep(0.3)
+    assert await harness.applied() == [msg_id, later.message_id]
+
+
+async def test_transient_failure_is_retried_then_applied_once(channel, pool, publisher):
+    attempts = []
+
+    async def flaky(ctx, event):
+        attempts.append(ctx.envelope.message_id)
+        await record(ctx, event)  # rolled back with the failure below on the first try
+        if len(attempts) == 1:
+            raise ConnectionError("database went away")
+
+    h = Harness(channel, pool, publisher, flaky)
+    await h.start()
+    msg = message(captured_body())
+    await h.send(msg)
+    assert await wait_for(lambda: _applied_is(h, [msg.message_id]))
+    assert len(attempts) == 2
+    assert await h.dead_letters(1, timeout=0.5) == []
+
+
+async def test_rejected_by_the_handler_is_dead_lettered(channel, pool, publisher):
+    async def refuse(ctx, event):
+        raise Rejected("printer is on fire")
+
+    h = Harness(channel, pool, publisher, refuse)
+    await h.start()
+    await h.send(message(captured_body()))
+    [dead] = await h.dead_letters(1)
+    assert dead.headers[HEADER_ERROR] == "printer is on fire"
+
+
+async def test_a_message_that_always_fails_stops_at_the_delivery_limit(channel, pool, publisher):
+    calls = []
+
+    async def broken(ctx, event):
+        calls.append(1)
+        if ctx.envelope.message_id == "poison":
+            raise RuntimeError("bug")
+        await record(ctx, event)
+
+    h = Harness(channel, pool, publisher, broken)
+    await h.start()
+    await h.send(message(captured_body(), message_id="poison"))
+    good = message(captured_body())
+    await h.send(good)
+    # The broker dead-letters it after the limit; it never loops forever or blocks the queue.
+    [dead] = await h.dead_letters(1, timeout=60)
+    assert dead.message_id == "poison"
+    death = dead.headers["x-death"][0]
+    assert death["reason"] == "delivery_limit"
+    assert death["queue"] == QUEUE
+    assert await wait_for(lambda: _applied_is(h, [good.message_id]))
+    assert len(calls) == DELIVERY_LIMIT + 1 + 1  # every delivery of the poison, then the good one
