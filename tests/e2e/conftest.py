@@ -24,6 +24,7 @@ class System:
     def __init__(self, services: ServiceProcesses, tmp: Path) -> None:
         self.services = services
         self.tmp = tmp
+        self.database_url = services.database_url
 
     @property
     def amqp_url(self) -> str:
@@ -71,8 +72,14 @@ class System:
 
 
 @pytest.fixture
-def system(amqp_url: str, database_url: str, tmp_path: Path) -> Iterator[System]:
-    services = ServiceProcesses(amqp_url, database_url, tmp_path / "logs")
+def system(request, amqp_url: str, database_url: str, tmp_path: Path) -> Iterator[System]:
+    """The four services on this test's vhost and database.
+
+    `@pytest.mark.service_env(NAME="value")` adds environment variables for the services.
+    """
+    marker = request.node.get_closest_marker("service_env")
+    extra = dict(marker.kwargs) if marker else {}
+    services = ServiceProcesses(amqp_url, database_url, tmp_path / "logs", extra_env=extra)
     services.start_all()
     sys_ = System(services, tmp_path)
     try:

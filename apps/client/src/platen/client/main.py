@@ -42,22 +42,35 @@ def _amqp_url(args: argparse.Namespace) -> str:
     return discovered_amqp_url()
 
 
+async def wait_for_queue(url: str, login: str) -> None:
+    """Return once the user's desktop queue exists (the server creates it with the user)."""
+    announced = False
+    while True:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            try:
+                await channel.declare_queue(desktop_queue(login), passive=True)
+                return
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                pass
+        if not announced:
+            print(f"waiting for Platen to know user {login}...", file=sys.stderr, flush=True)
+            announced = True
+        await asyncio.sleep(2)
+
+
 async def listen(url: str, login: str, as_json: bool) -> None:
+    await wait_for_queue(url, login)
+    # A robust connection reconnects and resumes consuming after a broker restart;
+    # unacknowledged messages come back, so nothing is lost.
     connection = await aio_pika.connect_robust(
         url, client_properties={"connection_name": f"platen-client/{login}"}
     )
     async with connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=20)
-        queue = None
-        while queue is None:
-            try:
-                queue = await channel.get_queue(desktop_queue(login), ensure=True)
-            except aio_pika.exceptions.ChannelClosed:
-                # The server creates the queue when the user is added; wait for it.
-                print(f"waiting for Platen to know user {login}...", file=sys.stderr)
-                channel = await connection.channel()
-                await asyncio.sleep(2)
+        queue = await channel.get_queue(desktop_queue(login), ensure=False)
         seen: set[str] = set()
 
         async def on_message(raw: AbstractIncomingMessage) -> None:
@@ -82,3 +95,7 @@ def run(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(listen(_amqp_url(args), args.user, args.json))
+
+
+if __name__ == "__main__":
+    run()

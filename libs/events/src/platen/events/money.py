@@ -1,6 +1,6 @@
 """Money in the contract: Decimal in Python, a string in JSON, never a float."""
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -11,8 +11,13 @@ def _no_float(value: Any) -> Any:
     # contract refuses it instead of guessing.
     if isinstance(value, float):
         raise ValueError("money must be a decimal string, not a float")
+    if isinstance(value, bool):  # bool is an int in Python, but true is not an amount
+        raise ValueError("money must be a decimal string, not a boolean")
     if isinstance(value, str | int | Decimal):
-        amount = Decimal(value)
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not an amount") from None
         if not amount.is_finite():
             raise ValueError("money must be a finite amount")
         return amount

@@ -27,6 +27,8 @@ def authorize(
     """
     if cost < 0:
         raise ValueError("a job cannot cost less than nothing")
+    if overdraft_limit < 0:
+        raise ValueError("an overdraft limit is zero or more")
     if not restricted:
         return Decision(True)
     available = balance - held

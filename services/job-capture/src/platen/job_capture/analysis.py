@@ -26,8 +26,15 @@ def analyse(document: bytes) -> Analysis:
     try:
         with pikepdf.open(io.BytesIO(document)) as pdf:
             pages = len(pdf.pages)
-    except (pikepdf.PdfError, ValueError) as exc:
-        raise UnreadableDocument(f"the PDF cannot be read: {exc}") from None
+            # qpdf silently rebuilds a damaged file, and a truncated one then counts
+            # fewer pages than it has: printing or pricing it would be a guess.
+            damaged = bool(pdf.get_warnings())
+    except pikepdf.PasswordError:
+        raise UnreadableDocument("the PDF is password-protected") from None
+    except (pikepdf.PikepdfError, ValueError, RuntimeError):
+        raise UnreadableDocument("the PDF cannot be read (damaged or not a PDF)") from None
+    if damaged:
+        raise UnreadableDocument("the PDF is damaged or truncated")
     if pages < 1:
         raise UnreadableDocument("the PDF has no pages")
     return Analysis(format="pdf", pages=pages)

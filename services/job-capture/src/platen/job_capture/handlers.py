@@ -41,6 +41,11 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
             pages = analyse(cmd.document).pages
         except UnreadableDocument as exc:
             reason = str(exc)
+        except Exception:
+            # An analyser crash must not send the command round the queue until it is
+            # dead-lettered: the job is recorded and denied, and the user told.
+            ctx.log.exception("document analysis crashed")
+            reason = "the document could not be analysed"
     state = "denied" if reason else "captured"
     now = datetime.now(UTC)
     await ctx.conn.execute(

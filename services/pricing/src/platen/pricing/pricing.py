@@ -10,6 +10,6 @@ from platen.events.money import CENT
 
 
 def job_cost(pages: int, copies: int, price_per_page: Decimal) -> Decimal:
-    if pages < 0 or copies < 0:
-        raise ValueError("pages and copies cannot be negative")
+    if pages < 0 or copies < 0 or price_per_page < 0:
+        raise ValueError("pages, copies and prices cannot be negative")
     return (price_per_page * pages * copies).quantize(CENT, rounding=ROUND_HALF_UP)

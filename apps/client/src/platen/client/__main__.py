@@ -1,0 +1,3 @@
+from platen.client.main import run
+
+run()

@@ -1,0 +1,569 @@
+"""The event contract: money, logins, decoding, versions and upcasting.
+
+Pure logic: no broker, no database.
+"""
+
+import base64
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import ClassVar
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from platen.events import registry
+from platen.events.accounts import AddUser, JobCharged, ShowUser, UserAdded
+from platen.events.base import LOGIN_PATTERN, Message, is_valid_login
+from platen.events.desktop import BalanceNotice
+from platen.events.jobs import JobCaptured, JobPriced, ListJobs, SubmitJob
+from platen.events.money import Money
+from platen.events.printers import AddPrinter
+from platen.events.registry import (
+    ContractError,
+    MalformedMessage,
+    UnknownMessageType,
+    UnsupportedVersion,
+    decode,
+    encode,
+    register,
+    upcaster,
+)
+from platen.events.system import Ping
+
+JOB_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+def balance(amount: object) -> BalanceNotice:
+    return BalanceNotice(balance=amount, available="0")
+
+
+# --------------------------------------------------------------------------- money
+
+
+@pytest.mark.parametrize("value", [0.3, 0.0, 1.0, -2.5, float("nan"), float("inf")])
+def test_money_refuses_a_float(value):
+    with pytest.raises(ValidationError, match="not a float"):
+        balance(value)
+
+
+def test_money_refuses_a_json_number_with_a_fraction():
+    body = b'{"balance": 0.30, "available": "0"}'
+    with pytest.raises(MalformedMessage, match="balance"):
+        decode("desktop.balance", 1, body)
+
+
+def test_money_accepts_a_json_integer_number():
+    msg = decode("desktop.balance", 1, b'{"balance": 5, "available": "0"}')
+    assert msg.balance == Decimal(5)
+    assert isinstance(msg.balance, Decimal)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.30", Decimal("0.30")),
+        ("-1.25", Decimal("-1.25")),
+        ("12", Decimal("12")),
+        (7, Decimal("7")),
+        (0, Decimal("0")),
+        (-3, Decimal("-3")),
+        (Decimal("0.035"), Decimal("0.035")),
+        (Decimal("1E+3"), Decimal("1000")),
+    ],
+)
+def test_money_accepts_str_int_and_decimal(value, expected):
+    amount = balance(value).balance
+    assert isinstance(amount, Decimal)
+    assert amount == expected
+
+
+def test_money_keeps_the_exponent_of_a_string_amount():
+    # "0.30" must stay 0.30 (two places), not become 0.3.
+    amount = balance("0.30").balance
+    assert amount.as_tuple() == Decimal("0.30").as_tuple()
+    assert str(amount) == "0.30"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "NaN",
+        "nan",
+        "sNaN",
+        "Infinity",
+        "-Infinity",
+        "inf",
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        Decimal("-Infinity"),
+    ],
+)
+def test_money_refuses_nan_and_infinity(value):
+    with pytest.raises(ValidationError, match="finite"):
+        balance(value)
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
+def test_decode_refuses_non_finite_money(text):
+    body = json.dumps({"balance": text, "available": "0"}).encode()
+    with pytest.raises(MalformedMessage, match="finite"):
+        decode("desktop.balance", 1, body)
+
+
+def test_money_serialises_to_a_json_string():
+    data = json.loads(encode(BalanceNotice(balance="0.30", available=Decimal("-1.05"))))
+    assert data == {"balance": "0.30", "available": "-1.05"}
+
+
+def test_money_stays_decimal_in_a_python_dump():
+    dumped = BalanceNotice(balance="0.30", available=2).model_dump()
+    assert dumped == {"balance": Decimal("0.30"), "available": Decimal(2)}
+    assert isinstance(dumped["balance"], Decimal)
+
+
+def test_money_constraints_still_apply_after_conversion():
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        AddPrinter(name="lab-1", price_per_page="-0.01")
+    with pytest.raises(ValidationError, match="less than or equal to 10000"):
+        AddPrinter(name="lab-1", price_per_page="10000.01")
+    assert AddPrinter(name="lab-1", price_per_page="10000").price_per_page == Decimal(10000)
+
+
+finite_decimals = st.decimals(allow_nan=False, allow_infinity=False)
+
+
+@given(amount=finite_decimals)
+def test_money_round_trips_exactly(amount):
+    original = balance(amount)
+    decoded = decode("desktop.balance", 1, encode(original))
+    assert decoded == original
+    # Equal is not enough (0.3 == 0.30): the digits and the exponent must survive.
+    assert decoded.balance.as_tuple() == amount.as_tuple()
+    assert str(decoded.balance) == str(amount)
+
+
+@given(amount=finite_decimals)
+def test_money_json_is_always_a_string_parsing_back_to_the_same_amount(amount):
+    data = json.loads(encode(balance(amount)))
+    assert isinstance(data["balance"], str)
+    assert Decimal(data["balance"]) == amount
+
+
+# --------------------------------------------------------------------------- logins
+
+VALID_LOGINS = ["a", "alice", "Bob_2", "_svc", "9lives", "ann@example", "j-doe", "a" * 64]
+INVALID_LOGINS = [
+    "a.b",  # topic word separator
+    "a*",  # topic wildcard
+    "a#",  # topic wildcard
+    "",
+    "a" * 65,
+    "-ann",  # must start with a letter, digit or underscore
+    "@ann",
+    "a b",
+    "a/b",
+    "a\n",
+    "\nann",
+    "é",
+]
+
+
+@pytest.mark.parametrize("login", VALID_LOGINS)
+def test_valid_logins(login):
+    assert is_valid_login(login)
+    assert ShowUser(login=login).login == login
+
+
+@pytest.mark.parametrize("login", INVALID_LOGINS)
+def test_invalid_logins(login):
+    assert not is_valid_login(login)
+
+
+@pytest.mark.parametrize("login", INVALID_LOGINS)
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda login: ShowUser(login=login),
+        lambda login: AddUser(login=login),
+        lambda login: UserAdded(login=login),
+        lambda login: ListJobs(user=login),
+        lambda login: JobPriced(
+            job_id=JOB_ID,
+            user=login,
+            printer="lab-1",
+            document_name="a.pdf",
+            pages=1,
+            copies=1,
+            cost="0.10",
+        ),
+    ],
+    ids=["ShowUser", "AddUser", "UserAdded", "ListJobs", "JobPriced"],
+)
+def test_models_with_login_fields_refuse_invalid_logins(build, login):
+    with pytest.raises(ValidationError):
+        build(login)
+
+
+@pytest.mark.parametrize("login", ["a.b", "a*", "a#", "", "a" * 65])
+def test_decode_refuses_invalid_login(login):
+    body = json.dumps({"login": login}).encode()
+    with pytest.raises(MalformedMessage, match="login"):
+        decode("ledger.user.show", 1, body)
+
+
+@given(text=st.text(max_size=70) | st.from_regex(LOGIN_PATTERN, fullmatch=True))
+def test_is_valid_login_agrees_with_the_model_validation(text):
+    # is_valid_login (Python re) and the Login type (pydantic's regex engine) must agree,
+    # or a login would pass one check and fail the other.
+    try:
+        ShowUser(login=text)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert is_valid_login(text) == accepted
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def test_contract_errors_are_one_family():
+    for exc in (UnknownMessageType, UnsupportedVersion, MalformedMessage):
+        assert issubclass(exc, ContractError)
+    assert issubclass(ContractError, ValueError)
+
+
+def test_decode_unknown_type():
+    with pytest.raises(UnknownMessageType, match=re.escape("no.such.type")):
+        decode("no.such.type", 1, b"{}")
+
+
+@pytest.mark.parametrize("message_type", [None, ""])
+def test_decode_missing_type(message_type):
+    with pytest.raises(UnknownMessageType, match="no type"):
+        decode(message_type, 1, b"{}")
+
+
+@pytest.mark.parametrize("version", [None, 0, -1, 2, 99])
+def test_decode_unsupported_versions(version):
+    # Every real message is at version 1 today.
+    assert ShowUser.schema_version == 1
+    with pytest.raises(UnsupportedVersion, match=re.escape("ledger.user.show:")):
+        decode("ledger.user.show", version, b'{"login": "alice"}')
+
+
+def test_decode_version_checked_before_body():
+    # A version this consumer does not know is reported as such even if the body is junk.
+    with pytest.raises(UnsupportedVersion):
+        decode("ledger.user.show", 2, b"not json")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"", b"{", b"\xff\xfe\x00", b"{'login': 'alice'}"],
+    ids=["text", "empty", "truncated", "not-utf8", "single-quotes"],
+)
+def test_decode_non_json_body(body):
+    with pytest.raises(MalformedMessage, match="not JSON"):
+        decode("ledger.user.show", 1, body)
+
+
+@pytest.mark.parametrize("body", [b"[]", b'["alice"]', b'"alice"', b"null", b"42"])
+def test_decode_json_that_is_not_an_object(body):
+    with pytest.raises(MalformedMessage, match="not a JSON object"):
+        decode("ledger.user.show", 1, body)
+
+
+def test_decode_missing_field():
+    with pytest.raises(MalformedMessage, match="login"):
+        decode("ledger.user.show", 1, b"{}")
+
+
+def test_decode_extra_field_is_refused():
+    with pytest.raises(MalformedMessage, match="admin"):
+        decode("ledger.user.show", 1, b'{"login": "alice", "admin": true}')
+
+
+def test_decode_extra_field_on_message_without_fields():
+    assert decode("service.ping", 1, b"{}") == Ping()
+    with pytest.raises(MalformedMessage, match="x: Extra inputs"):
+        decode("service.ping", 1, b'{"x": 1}')
+
+
+def test_decode_wrong_field_type():
+    body = json.dumps(
+        {
+            "job_id": str(JOB_ID),
+            "user": "alice",
+            "printer": "lab-1",
+            "document_name": "a.pdf",
+            "pages": "three",
+            "copies": 1,
+            "cost": "0.30",
+        }
+    ).encode()
+    with pytest.raises(MalformedMessage, match="pages"):
+        decode("job.priced", 1, body)
+
+
+def test_decode_returns_the_registered_model():
+    msg = decode("ledger.user.show", 1, b'{"login": "alice"}')
+    assert type(msg) is ShowUser
+    assert msg.login == "alice"
+
+
+def test_full_message_round_trips():
+    original = JobCharged(
+        job_id=JOB_ID,
+        user="alice",
+        account="personal:alice",
+        printer="lab-1",
+        document_name="report.pdf",
+        pages=3,
+        copies=2,
+        amount="0.60",
+        balance="4.40",
+    )
+    data = json.loads(encode(original))
+    assert data["job_id"] == "12345678-1234-5678-1234-567812345678"
+    assert data["amount"] == "0.60"
+    assert decode("job.charged", 1, encode(original)) == original
+
+
+def test_datetime_round_trips():
+    at = datetime(2024, 5, 17, 9, 30, 15, 123456, tzinfo=UTC)
+    original = JobCaptured(
+        job_id=JOB_ID,
+        user="alice",
+        printer="lab-1",
+        document_name="a.pdf",
+        pages=1,
+        copies=1,
+        size_bytes=0,
+        captured_at=at,
+    )
+    decoded = decode("job.captured", 1, encode(original))
+    assert decoded.captured_at == at
+    assert decoded == original
+
+
+def test_messages_are_frozen():
+    msg = ShowUser(login="alice")
+    with pytest.raises(ValidationError):
+        msg.login = "mallory"
+
+
+def test_every_registered_type_is_keyed_by_its_own_message_type():
+    types = registry.known_types()
+    for name in ("capture.submit", "job.priced", "ledger.user.show", "desktop.balance"):
+        assert name in types
+    for name, model in types.items():
+        assert model.message_type == name
+        assert model.schema_version >= 1
+
+
+# --------------------------------------------------------------------------- upcasters
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch):
+    """Types and upcasters registered by a test disappear after it."""
+    monkeypatch.setattr(registry, "_models", dict(registry._models))
+    monkeypatch.setattr(registry, "_upcasters", dict(registry._upcasters))
+
+
+def fresh_type() -> str:
+    return f"test.upcast.{uuid.uuid4()}"
+
+
+def test_v1_body_is_upcast_step_by_step_to_v3(isolated_registry):
+    mt = fresh_type()
+
+    # Version history: v1 {name, cents}; v2 {full_name, cents}; v3 {full_name, amount}.
+    @register
+    class Charge(Message):
+        message_type: ClassVar[str] = mt
+        schema_version: ClassVar[int] = 3
+        full_name: str
+        amount: Money
+
+    calls = []
+
+    @upcaster(mt, 1)
+    def one_to_two(data):
+        calls.append(1)
+        return {"full_name": data["name"], "cents": data["cents"]}
+
+    @upcaster(mt, 2)
+    def two_to_three(data):
+        calls.append(2)
+        return {"full_name": data["full_name"], "amount": str(Decimal(data["cents"]) / 100)}
+
+    v1 = json.dumps({"name": "Ada", "cents": 1234}).encode()
+    msg = decode(mt, 1, v1)
+    assert type(msg) is Charge
+    assert msg == Charge(full_name="Ada", amount="12.34")
+    assert calls == [1, 2]
+
+    calls.clear()
+    v2 = json.dumps({"full_name": "Ada", "cents": 5}).encode()
+    assert decode(mt, 2, v2) == Charge(full_name="Ada", amount="0.05")
+    assert calls == [2]
+
+    calls.clear()
+    v3 = json.dumps({"full_name": "Ada", "amount": "1.00"}).encode()
+    assert decode(mt, 3, v3) == Charge(full_name="Ada", amount="1.00")
+    assert calls == []
+
+    with pytest.raises(UnsupportedVersion, match="knows up to 3"):
+        decode(mt, 4, v3)
+
+
+def test_v1_body_without_upcasters_is_not_validated_as_v3(isolated_registry):
+    # A v1 body that happens to fit v3 must still go through the upcasters.
+    mt = fresh_type()
+
+    @register
+    class Note(Message):
+        message_type: ClassVar[str] = mt
+        schema_version: ClassVar[int] = 3
+        text: str
+
+    with pytest.raises(UnsupportedVersion, match="no upcaster from version 1"):
+        decode(mt, 1, b'{"text": "hi"}')
+
+
+def test_missing_upcaster_step(isolated_registry):
+    mt = fresh_type()
+
+    @register
+    class Note(Message):
+        message_type: ClassVar[str] = mt
+        schema_version: ClassVar[int] = 3
+        text: str
+
+    @upcaster(mt, 2)
+    def two_to_three(data):
+        return {"text": data["body"]}
+
+    # 2 -> 3 exists, 1 -> 2 does not.
+    assert decode(mt, 2, b'{"body": "hi"}') == Note(text="hi")
+    with pytest.raises(UnsupportedVersion, match="no upcaster from version 1"):
+        decode(mt, 1, b'{"body": "hi"}')
+
+
+def test_upcast_result_is_still_validated(isolated_registry):
+    mt = fresh_type()
+
+    @register
+    class Note(Message):
+        message_type: ClassVar[str] = mt
+        schema_version: ClassVar[int] = 2
+        text: str
+
+    @upcaster(mt, 1)
+    def one_to_two(data):
+        return {"text": data["body"], "leftover": True}
+
+    with pytest.raises(MalformedMessage, match="leftover"):
+        decode(mt, 1, b'{"body": "hi"}')
+
+
+def test_registering_two_classes_under_one_type_fails(isolated_registry):
+    mt = fresh_type()
+
+    class First(Message):
+        message_type: ClassVar[str] = mt
+
+    class Second(Message):
+        message_type: ClassVar[str] = mt
+
+    assert register(First) is First
+    assert register(First) is First  # the same class again is harmless
+    with pytest.raises(RuntimeError, match="registered twice"):
+        register(Second)
+    assert registry.model_for(mt) is First
+
+
+def test_a_real_type_cannot_be_hijacked(isolated_registry):
+    class Impostor(Message):
+        message_type: ClassVar[str] = "job.priced"
+
+    with pytest.raises(RuntimeError):
+        register(Impostor)
+    assert registry.model_for("job.priced") is JobPriced
+
+
+# --------------------------------------------------------------------------- SubmitJob
+
+
+def submit(**overrides) -> SubmitJob:
+    fields = {
+        "job_id": JOB_ID,
+        "user": "alice",
+        "printer": "lab-1",
+        "document_name": "report.pdf",
+        "document": base64.b64encode(b"%PDF-1.7 raw\x00\xff bytes").decode(),
+    }
+    fields.update(overrides)
+    return SubmitJob(**fields)
+
+
+def test_submit_document_is_bytes_in_python_and_base64_in_json():
+    raw = bytes(range(256))
+    msg = submit(document=base64.b64encode(raw).decode())
+    assert msg.document == raw
+    assert isinstance(msg.document, bytes)
+
+    data = json.loads(encode(msg))
+    assert data["document"] == base64.b64encode(raw).decode()
+    assert base64.b64decode(data["document"]) == raw
+
+    decoded = decode("capture.submit", 1, encode(msg))
+    assert decoded.document == raw
+    assert decoded == msg
+
+
+def test_submit_document_must_be_base64():
+    with pytest.raises(ValidationError, match="document"):
+        submit(document="not base64!!")
+
+
+def test_submit_copies_default_to_one():
+    assert submit().copies == 1
+
+
+@pytest.mark.parametrize("copies", [1, 2, 999])
+def test_submit_copies_accepted(copies):
+    assert submit(copies=copies).copies == copies
+
+
+@pytest.mark.parametrize("copies", [0, -1, 1000])
+def test_submit_copies_out_of_bounds(copies):
+    with pytest.raises(ValidationError, match="copies"):
+        submit(copies=copies)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("printer", "lab 1"), ("printer", ""), ("document_name", ""), ("document_name", "x" * 201)],
+)
+def test_submit_refuses_bad_printer_and_document_names(field, value):
+    with pytest.raises(ValidationError, match=field):
+        submit(**{field: value})
+
+
+@pytest.mark.parametrize("amount", ["abc", "", "1,50"])
+def test_non_numeric_money_is_a_malformed_message(amount):
+    body = b'{"name": "lab-1", "price_per_page": "' + amount.encode() + b'"}'
+    with pytest.raises(MalformedMessage):
+        decode("pricing.printer.add", 1, body)
+
+
+def test_json_true_is_not_money():
+    with pytest.raises(MalformedMessage):
+        decode("desktop.balance", 1, b'{"balance": true, "available": "0"}')

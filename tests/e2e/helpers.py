@@ -1,0 +1,146 @@
+"""Helpers for end-to-end tests: talk to the system as an integrator or a database reader."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from datetime import UTC, datetime
+
+import aio_pika
+import asyncpg
+
+from platen.events.jobs import SubmitJob
+from platen.events.registry import encode
+from platen.events.routing import COMMANDS, EVENTS
+from platen.messaging.codec import HEADER_VERSION
+
+
+def command(msg, **kw) -> aio_pika.Message:
+    return aio_pika.Message(
+        encode(msg),
+        type=msg.message_type,
+        message_id=str(uuid.uuid4()),
+        headers={HEADER_VERSION: msg.schema_version},
+        app_id="test",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        timestamp=datetime.now(UTC),
+        **kw,
+    )
+
+
+async def submit_jobs(amqp_url: str, user: str, printer: str, document: bytes, n: int) -> list:
+    """Publish `n` capture.submit commands (with confirms); returns the job ids."""
+    ids = [uuid.uuid4() for _ in range(n)]
+    conn = await aio_pika.connect(amqp_url)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True, on_return_raises=True)
+        ex = await ch.get_exchange(COMMANDS)
+        await asyncio.gather(
+            *(
+                ex.publish(
+                    command(
+                        SubmitJob(
+                            job_id=j,
+                            user=user,
+                            printer=printer,
+                            document_name=f"doc-{i}.pdf",
+                            document=base64.b64encode(document),
+                        )
+                    ),
+                    routing_key="capture.submit",
+                    mandatory=True,
+                )
+                for i, j in enumerate(ids)
+            )
+        )
+    return ids
+
+
+class EventRecorder:
+    """Every event on platen.events, kept as the raw AMQP messages."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self.url = amqp_url
+        self.messages: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def __aenter__(self) -> EventRecorder:
+        self.conn = await aio_pika.connect(self.url)
+        ch = await self.conn.channel()
+        q = await ch.declare_queue(exclusive=True)
+        await q.bind(EVENTS, "#")
+        await q.consume(self._on, no_ack=True)
+        return self
+
+    async def _on(self, raw) -> None:
+        self.messages.append(raw)
+
+    async def __aexit__(self, *exc) -> None:
+        await self.conn.close()
+
+    def of_type(self, message_type: str, job_id: str | None = None) -> list:
+        return [
+            m
+            for m in self.messages
+            if m.type == message_type and (job_id is None or m.correlation_id == job_id)
+        ]
+
+    async def wait_for(self, message_type: str, count: int = 1, timeout: float = 30) -> list:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            found = self.of_type(message_type)
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.05)
+        raise AssertionError(
+            f"saw {len(self.of_type(message_type))} {message_type}, wanted {count}"
+        )
+
+
+async def republish(amqp_url: str, raw) -> None:
+    """Send a recorded message again, with the very same properties (a redelivery)."""
+    conn = await aio_pika.connect(amqp_url)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        ex = await ch.get_exchange(EVENTS)
+        copy = aio_pika.Message(
+            raw.body,
+            type=raw.type,
+            message_id=raw.message_id,
+            headers=dict(raw.headers),
+            correlation_id=raw.correlation_id,
+            app_id=raw.app_id,
+            timestamp=raw.timestamp,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await ex.publish(copy, routing_key=raw.routing_key)
+
+
+async def query(database_url: str, sql: str, *args):
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def ledger_problems(database_url: str) -> list[str]:
+    """The ledger's own invariant check, run on its schema."""
+    from platen.account_ledger.store import verify
+
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": "ledger"})
+    try:
+        return await verify(conn)
+    finally:
+        await conn.close()
+
+
+async def eventually(predicate, timeout: float = 30, interval: float = 0.2):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await predicate()
+        if result or loop.time() > deadline:
+            return result
+        await asyncio.sleep(interval)

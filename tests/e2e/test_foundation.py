@@ -1,0 +1,292 @@
+"""The foundation, end to end: four services as processes, real broker, real database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from decimal import Decimal
+
+import aio_pika
+import pytest
+
+from platen.events.desktop import DeniedNotice, PrintedNotice
+from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE
+from platen.messaging.topology import QUEUES
+from platen.testing.documents import make_pdf
+from tests.e2e.helpers import (
+    EventRecorder,
+    eventually,
+    ledger_problems,
+    query,
+    republish,
+    submit_jobs,
+)
+
+D = Decimal
+
+
+def write_pdf(system, name: str, pages: int):
+    path = system.tmp / name
+    path.write_bytes(make_pdf(pages))
+    return path
+
+
+async def charges(system, job_id: str | None = None) -> list:
+    return await query(
+        system.database_url,
+        "SELECT t.id, sum(e.amount) AS total, count(e.id) AS n FROM ledger.transactions t "
+        "JOIN ledger.entries e ON e.transaction_id = t.id "
+        "WHERE t.kind = 'charge' AND ($1::uuid IS NULL OR t.job_id = $1::uuid) GROUP BY t.id",
+        job_id,
+    )
+
+
+async def test_alice_prints_and_is_charged_bob_is_denied(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "add", "bob", "--balance", "0.10")
+    report = write_pdf(system, "report.pdf", 3)
+
+    out = system.ctl("print", str(report), "--user", "alice", "--printer", "lab-1", "--wait")
+    job_id = out.stdout.splitlines()[0]
+    assert "printed" in out.stdout and "charged 0.30, balance 4.70" in out.stdout
+    assert D(system.user_json("alice")["balance"]) == D("4.70")
+    [charge] = await charges(system, job_id)
+    assert charge["total"] == 0 and charge["n"] == 2
+    assert await ledger_problems(system.database_url) == []
+
+    printed = [m for m in await system.desktop_messages("alice", 4) if isinstance(m, PrintedNotice)]
+    assert len(printed) == 1
+    assert (printed[0].document_name, printed[0].printer, printed[0].pages) == (
+        "report.pdf",
+        "lab-1",
+        3,
+    )
+    assert (printed[0].cost, printed[0].balance) == (D("0.30"), D("4.70"))
+
+    denied = system.ctl(
+        "print", str(report), "--user", "bob", "--printer", "lab-1", "--wait", check=False
+    )
+    assert denied.returncode == 2
+    assert "insufficient credit" in denied.stdout
+    bob = system.user_json("bob")
+    assert (D(bob["balance"]), D(bob["held"])) == (D("0.10"), D("0.00"))
+    notices = await system.desktop_messages("bob", 2)
+    [seen] = [m for m in notices if isinstance(m, DeniedNotice)]
+    assert "insufficient credit" in seen.reason and "0.30" in seen.reason
+    bob_job = denied.stdout.splitlines()[0]
+    assert await charges(system, bob_job) == []
+
+    jobs = json.loads(system.ctl("jobs", "--json").stdout)
+    assert {(j["user"], j["state"], j["cost"]) for j in jobs} == {
+        ("alice", "printed", "0.30"),
+        ("bob", "denied", "0.30"),
+    }
+
+
+async def test_console_client_shows_the_printed_line(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "platen.client.main",
+            "--user",
+            "alice",
+            "--console",
+            "--amqp-url",
+            system.amqp_url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        system.ctl(
+            "print",
+            str(write_pdf(system, "report.pdf", 3)),
+            "--user",
+            "alice",
+            "--printer",
+            "lab-1",
+            "--wait",
+        )
+        lines = []
+        loop = asyncio.get_running_loop()
+        while not any(line.startswith("Printed") for line in lines):
+            line = await asyncio.wait_for(loop.run_in_executor(None, client.stdout.readline), 20)
+            lines.append(line.strip())
+        assert 'Printed "report.pdf" on lab-1: 3 pages, 0.30. Balance 4.70' in lines
+    finally:
+        client.terminate()
+        client.wait(10)
+
+
+async def test_redelivered_priced_and_printed_change_nothing(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    async with EventRecorder(system.amqp_url) as events:
+        out = system.ctl(
+            "print",
+            str(write_pdf(system, "r.pdf", 3)),
+            "--user",
+            "alice",
+            "--printer",
+            "lab-1",
+            "--wait",
+        )
+        job_id = out.stdout.splitlines()[0]
+        await events.wait_for("job.charged")
+        [priced] = events.of_type("job.priced", job_id)
+        [printed] = events.of_type("job.printed", job_id)
+        for raw in (priced, printed, priced, printed):
+            await republish(system.amqp_url, raw)
+        await asyncio.sleep(3)  # give the services time to (not) act on the copies
+        assert len(events.of_type("job.authorized", job_id)) == 1
+        assert len(events.of_type("job.charged", job_id)) == 1
+    assert D(system.user_json("alice")["balance"]) == D("4.70")
+    assert len(await charges(system, job_id)) == 1
+    skipped = await query(
+        system.database_url,
+        "SELECT count(*) AS n FROM ledger.inbox WHERE message_id = ANY($1)",
+        [priced.message_id, printed.message_id],
+    )
+    assert skipped[0]["n"] == 2  # each applied once, recorded once
+
+
+async def test_malformed_message_on_every_queue_is_dead_lettered_and_work_goes_on(system):
+    conn = await aio_pika.connect(system.amqp_url)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        for queue in QUEUES:
+            await ch.default_exchange.publish(
+                aio_pika.Message(
+                    b"\x00garbage", type="job.priced", headers={"platen-schema-version": 1}
+                ),
+                routing_key=queue,
+            )
+        for queue in QUEUES:
+            dlq = await ch.get_queue(f"{queue}.dlq")
+            raw = await eventually(lambda dlq=dlq: dlq.get(fail=False), timeout=30)
+            assert raw is not None, f"nothing dead-lettered from {queue}"
+            await raw.ack()
+            assert raw.headers[HEADER_QUEUE] == queue
+            assert (
+                "not JSON" in raw.headers[HEADER_ERROR].decode()
+                if isinstance(raw.headers[HEADER_ERROR], bytes)
+                else "not JSON" in raw.headers[HEADER_ERROR]
+            )
+    # Every service still works: all answer, and a job flows through every queue.
+    system.wait_ready()
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    out = system.ctl(
+        "print",
+        str(write_pdf(system, "r.pdf", 2)),
+        "--user",
+        "alice",
+        "--printer",
+        "lab-1",
+        "--wait",
+    )
+    assert "charged 0.20, balance 4.80" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "content", "reason"),
+    [
+        ("no-printer", make_pdf(1), "printer 'lab-9' is not set up"),
+        ("no-user", make_pdf(1), "user 'carol' has no account"),
+        ("ok", b"hello, I am plain text", "unsupported document format"),
+        ("ok", make_pdf(5)[:300], "cannot be read"),
+        ("ok", make_pdf(5)[:-200], "damaged or truncated"),
+        ("ok", b"", "the document is empty"),
+    ],
+    ids=["unknown-printer", "unknown-user", "not-a-pdf", "cut-pdf", "truncated-pdf", "empty"],
+)
+async def test_bad_jobs_are_denied_with_a_reason_the_user_sees(system, setup, content, reason):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    user = "carol" if setup == "no-user" else "alice"
+    printer = "lab-9" if setup == "no-printer" else "lab-1"
+    if setup != "no-user":
+        system.ctl("user", "add", "alice", "--balance", "5.00")
+    doc = system.tmp / "doc.pdf"
+    doc.write_bytes(content)
+    out = system.ctl("print", str(doc), "--user", user, "--printer", printer, "--wait", check=False)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert reason in out.stdout
+    notices = await system.desktop_messages(user, 1)
+    assert any(isinstance(n, DeniedNotice) and reason in n.reason for n in notices)
+    assert await charges(system) == []
+
+
+@pytest.mark.service_env(PLATEN_MAX_DOCUMENT_BYTES="2000")
+async def test_document_over_the_size_limit_is_denied(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    big = write_pdf(system, "big.pdf", 40)
+    out = system.ctl(
+        "print", str(big), "--user", "alice", "--printer", "lab-1", "--wait", check=False
+    )
+    assert out.returncode == 2
+    assert "too large" in out.stdout and "the limit is 2000" in out.stdout
+
+
+def test_platenctl_refuses_a_file_over_the_limit_before_sending(tmp_path):
+    big = tmp_path / "huge.pdf"
+    with big.open("wb") as f:
+        f.truncate(17 * 1024 * 1024)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "platen.ctl",
+            "print",
+            str(big),
+            "--user",
+            "alice",
+            "--printer",
+            "lab-1",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PLATEN_AMQP_URL": "amqp://nobody@127.0.0.1:1/"},
+    )
+    assert out.returncode == 1
+    assert "largest document accepted" in out.stderr
+
+
+async def test_killing_services_mid_flight_loses_no_job_and_charges_none_twice(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "100.00")
+    n = 40
+    async with EventRecorder(system.amqp_url) as events:
+        ids = await submit_jobs(system.amqp_url, "alice", "lab-1", make_pdf(3), n)
+        # Kill the ledger once the first charges land, while the rest are in flight,
+        # then job-capture too; start both again.
+        await events.wait_for("job.charged", 1, timeout=60)
+        system.services.kill("account-ledger")
+        await events.wait_for("job.printed", 5, timeout=60)
+        system.services.kill("job-capture")
+        await asyncio.sleep(1)
+        system.services.start("job-capture")
+        system.services.start("account-ledger")
+        await events.wait_for("job.charged", n, timeout=120)
+        await asyncio.sleep(2)
+        charged = {m.correlation_id for m in events.of_type("job.charged")}
+    assert charged == {str(j) for j in ids}
+    rows = await charges(system)
+    assert len(rows) == n
+    assert all(r["total"] == 0 for r in rows)
+    assert D(system.user_json("alice")["balance"]) == D("100.00") - n * D("0.30")
+    states = await query(
+        system.database_url, "SELECT state, count(*) AS n FROM job_capture.jobs GROUP BY state"
+    )
+    assert {r["state"]: r["n"] for r in states} == {"printed": n}
+    holds = await query(
+        system.database_url, "SELECT state, count(*) AS n FROM ledger.holds GROUP BY state"
+    )
+    assert {r["state"]: r["n"] for r in holds} == {"posted": n}
+    assert await ledger_problems(system.database_url) == []
