@@ -52,8 +52,11 @@ class System:
             logs = {n: self.services.log(n)[-3000:] for n in self.services.procs}
             raise AssertionError(f"services did not come up:\n{out.stdout}\n{logs}")
 
-    async def desktop_messages(self, login: str, count: int, timeout: float = 20) -> list:
-        """Take `count` messages off a user's desktop queue (as the client would)."""
+    async def desktop_messages(
+        self, login: str, count: int = 1000, timeout: float = 20, until=None
+    ) -> list:
+        """Take messages off a user's desktop queue (as the client would): `count` of them,
+        or up to the first for which `until(message)` is true."""
         got = []
         conn = await aio_pika.connect(self.amqp_url)
         async with conn:
@@ -68,6 +71,8 @@ class System:
                     continue
                 await raw.ack()
                 got.append(decode(raw.type, raw.headers["platen-schema-version"], raw.body))
+                if until is not None and until(got[-1]):
+                    break
         return got
 
 
