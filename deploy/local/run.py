@@ -12,18 +12,21 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import asyncpg
 
 from platen.testing.documents import make_pdf
-from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ
+from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ, traversable
 from platen.testing.services import ServiceProcesses
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN = ROOT / "run"
+RUN = Path(os.environ.get("PLATEN_RUN_DIR", ROOT / "run"))
 AMQP_PORT = int(os.environ.get("PLATEN_RUN_AMQP_PORT", "5673"))
 PG_PORT = int(os.environ.get("PLATEN_RUN_PG_PORT", "5433"))
+MANAGEMENT_PORT = int(os.environ.get("PLATEN_RUN_MANAGEMENT_PORT", "15673"))
+DIST_PORT = int(os.environ.get("PLATEN_RUN_DIST_PORT", "25673"))
 
 
 def ctl(*args: str, env: dict[str, str]) -> str:
@@ -50,11 +53,11 @@ def main() -> None:
     rabbit = LocalRabbitMQ(
         RUN / "rabbitmq",
         amqp_port=AMQP_PORT,
-        management_port=AMQP_PORT + 10000,
-        dist_port=AMQP_PORT + 20000,
+        management_port=MANAGEMENT_PORT,
+        dist_port=DIST_PORT,
         nodename="platen@localhost",
     )
-    pg = LocalPostgres(RUN / "postgres", port=PG_PORT)
+    pg = LocalPostgres(postgres_folder(), port=PG_PORT)
     services: ServiceProcesses | None = None
     try:
         print(f"Starting RabbitMQ on port {AMQP_PORT} and PostgreSQL on port {PG_PORT}...")
@@ -81,6 +84,22 @@ def main() -> None:
         pg.stop()
         rabbit.stop()
         print("Stopped.")
+
+
+def postgres_folder() -> Path:
+    """PostgreSQL runs as the `postgres` user, who must be able to reach its folder.
+
+    A checkout under a private home (e.g. /root) is not reachable; then the data lives in
+    /var/tmp instead, in a folder named after the checkout.
+    """
+    folder = RUN / "postgres"
+    if os.geteuid() != 0 or traversable(folder):
+        return folder
+    fallback = Path("/var/tmp") / f"platen-{zlib.crc32(str(RUN).encode()):08x}" / "postgres"
+    fallback.parent.mkdir(parents=True, exist_ok=True)
+    fallback.parent.chmod(0o755)
+    print(f"{RUN} is private to you, so PostgreSQL keeps its data in {fallback}")
+    return fallback
 
 
 def load_demo(env: dict[str, str]) -> None:

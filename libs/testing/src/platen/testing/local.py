@@ -109,6 +109,8 @@ class LocalRabbitMQ:
                     f"management.tcp.port = {self.management_port}",
                     "management.tcp.ip = 127.0.0.1",
                     "loopback_users = none",
+                    # Fresher management data (connection lists) for tests.
+                    "collect_statistics_interval = 1000",
                     # Quorum queues keep their Raft log here; small segments keep the
                     # test broker light.
                     "raft.segment_max_entries = 4096",
@@ -153,7 +155,7 @@ class LocalRabbitMQ:
         # The Erlang port mapper daemon outlives the node; it is shared and harmless.
 
 
-def _traversable(folder: Path) -> bool:
+def traversable(folder: Path) -> bool:
     """True when every ancestor of `folder` lets other users pass through it."""
     return all(p.stat().st_mode & 0o001 for p in folder.resolve().parents)
 
@@ -184,7 +186,7 @@ class LocalPostgres:
         self.folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
-            if not os.access(self.folder, os.X_OK, effective_ids=False) or not _traversable(
+            if not os.access(self.folder, os.X_OK, effective_ids=False) or not traversable(
                 self.folder
             ):
                 raise InfraError(

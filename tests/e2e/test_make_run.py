@@ -1,0 +1,99 @@
+"""`make run` and the README tour, as a new user would type them in a second shell."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from platen.testing.local import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def tour_commands() -> list[str]:
+    """The platenctl lines of the README's tour, as written there."""
+    readme = (ROOT / "README.md").read_text()
+    tour = readme.split("## A tour", 1)[1].split("\n## ", 1)[0]
+    return [line[2:] for line in tour.splitlines() if line.startswith("$ .venv/bin/platenctl")]
+
+
+def test_make_run_starts_the_system_and_the_readme_tour_works():
+    # Like a checkout: a folder other users may pass through (PostgreSQL runs as `postgres`).
+    tmp_path = Path(tempfile.mkdtemp(prefix="platen-checkout-"))
+    tmp_path.chmod(0o755)
+    env = {
+        **os.environ,
+        "PLATEN_RUN_DIR": str(tmp_path / "run"),
+        "PLATEN_RUN_AMQP_PORT": str(free_port()),
+        "PLATEN_RUN_PG_PORT": str(free_port()),
+        "PLATEN_RUN_MANAGEMENT_PORT": str(free_port()),
+        "PLATEN_RUN_DIST_PORT": str(free_port()),
+    }
+    env.pop("PLATEN_AMQP_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "deploy/local/run.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Press Ctrl-C to stop" in line:
+                break
+        assert any("Platen is running" in line for line in output), "".join(output)
+
+        # The second shell: the checkout's folder (holding run/), no settings at all.
+        (tmp_path / ".venv").symlink_to(VENV_BIN.parent)
+        shell_env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEN_")}
+        results = {}
+        commands = tour_commands()
+        assert len(commands) >= 5
+        for command in commands:
+            out = subprocess.run(
+                command,
+                shell=True,
+                cwd=tmp_path,
+                env=shell_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            results[command] = out
+        outputs = {c: r.stdout for c, r in results.items()}
+        status = results[".venv/bin/platenctl status"]
+        assert status.returncode == 0 and status.stdout.count(" up ") == 4
+        alice_print = next(r for c, r in results.items() if "--user alice" in c)
+        assert alice_print.returncode == 0
+        assert "printed: 3 pages x1, charged 0.30, balance 4.70" in alice_print.stdout
+        bob_print = next(r for c, r in results.items() if "--user bob" in c)
+        assert bob_print.returncode == 2
+        assert "insufficient credit" in bob_print.stdout
+        assert (
+            "balance 4.70, held 0.00, available 4.70"
+            in outputs[".venv/bin/platenctl user show alice"]
+        )
+        assert re.search(r"alice .* printed", outputs[".venv/bin/platenctl jobs"])
+        for command, result in results.items():
+            assert result.returncode in (0, 2), (command, result.stdout, result.stderr)
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        rest, _ = server.communicate(timeout=90)
+        output.append(rest)
+    assert "Stopped." in "".join(output)
+    shutil.rmtree(tmp_path, ignore_errors=True)
