@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from platen.events.base import Message
-from platen.events.desktop import BalanceNotice, DeniedNotice, PrintedNotice
+from platen.events.desktop import BalanceNotice, DeniedNotice, LowBalanceNotice, PrintedNotice
 
 
 def pages(n: int) -> str:
@@ -21,6 +21,11 @@ def console_line(message: Message) -> str:
         )
     if isinstance(message, DeniedNotice):
         return f'Denied "{message.document_name}" on {message.printer}: {message.reason}'
+    if isinstance(message, LowBalanceNotice):
+        return (
+            f"Low credit: your available balance is {message.available} "
+            f"(below {message.threshold}). Ask for a top-up before your next job."
+        )
     if isinstance(message, BalanceNotice):
         return f"Balance {message.balance} (available {message.available})"
     return f"{message.message_type}: {message.model_dump_json()}"

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from platen.events.base import Login, Message
 from platen.events.money import Money
 from platen.events.registry import register
+
+# An account is named by its id ("personal:alice", "shared:physics/lab") or, in commands,
+# by a login or a shared account's path; the ledger resolves which.
+AccountRef = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+# A shared account's own name (no "/": that separates it from its parent in a path).
+AccountName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9 _.@-]{0,63}$")]
+GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Pin = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{4,32}$")]
+Rate = Annotated[Decimal, Field(gt=0, le=100)]
+AccountSelection = Literal["auto", "confirm", "choose"]
+
+
+class Part(BaseModel):
+    """A value nested in a message (not a message itself)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 @register
@@ -23,6 +43,24 @@ class AddUser(Message):
     login: Login
     initial_balance: Money = Field(default=0, ge=0)
     restricted: bool = True
+    groups: list[GroupName] = Field(default_factory=list)
+
+
+@register
+class SetUser(Message):
+    """Command to the ledger (`ledger.user.set`): change a user's settings.
+
+    Fields left out (None) are not changed; `groups` replaces the user's groups.
+    """
+
+    message_type: ClassVar[str] = "ledger.user.set"
+    login: Login
+    restricted: bool | None = None
+    overdraft_limit: Money | None = Field(default=None, ge=0)
+    account_selection: AccountSelection | None = None
+    default_account: AccountRef | None = None
+    low_balance_threshold: Money | None = Field(default=None, ge=0)
+    groups: list[GroupName] | None = None
 
 
 @register
@@ -40,10 +78,25 @@ class UserView(Message):
     message_type: ClassVar[str] = "ledger.user"
     login: str
     restricted: bool
+    overdraft_limit: Money = Decimal(0)
     account: str
     balance: Money
     held: Money
     available: Money
+    account_selection: AccountSelection = "auto"
+    default_account: str | None = None
+    low_balance_threshold: Money | None = None
+    groups: list[str] = Field(default_factory=list)
+    holds: list[HoldView] = Field(default_factory=list)
+
+
+class HoldView(Part):
+    job_id: uuid.UUID
+    account: str
+    amount: Money
+    printer: str
+    document_name: str
+    created_at: datetime
 
 
 @register
@@ -75,3 +128,266 @@ class BalanceChanged(Message):
     owner: Login | None
     balance: Money
     available: Money
+
+
+@register
+class BalanceLow(Message):
+    """A personal account's available balance fell below its threshold (once per crossing)."""
+
+    message_type: ClassVar[str] = "account.balance_low"
+    account: str
+    owner: Login
+    balance: Money
+    available: Money
+    threshold: Money
+
+
+# ----------------------------------------------------------------- shared accounts
+
+
+@register
+class AddAccount(Message):
+    """Command (`ledger.account.add`): create a shared account, under `parent` if given."""
+
+    message_type: ClassVar[str] = "ledger.account.add"
+    name: AccountName
+    parent: AccountRef | None = None
+    pin: Pin | None = None
+    charge_rate: Rate | None = None
+    restricted: bool = False
+    overdraft_limit: Money = Field(default=Decimal(0), ge=0)
+    enabled: bool = True
+
+
+@register
+class SetAccount(Message):
+    """Command (`ledger.account.set`): change a shared account. None leaves a field alone."""
+
+    message_type: ClassVar[str] = "ledger.account.set"
+    account: AccountRef
+    pin: Pin | None = None
+    clear_pin: bool = False
+    charge_rate: Rate | None = None
+    restricted: bool | None = None
+    overdraft_limit: Money | None = Field(default=None, ge=0)
+    enabled: bool | None = None
+
+
+@register
+class GrantAccess(Message):
+    """Command (`ledger.account.grant` / `ledger.account.revoke`): who may charge an account."""
+
+    message_type: ClassVar[str] = "ledger.account.grant"
+    account: AccountRef
+    users: list[Login] = Field(default_factory=list)
+    groups: list[GroupName] = Field(default_factory=list)
+
+
+@register
+class RevokeAccess(Message):
+    message_type: ClassVar[str] = "ledger.account.revoke"
+    account: AccountRef
+    users: list[Login] = Field(default_factory=list)
+    groups: list[GroupName] = Field(default_factory=list)
+
+
+@register
+class ShowAccount(Message):
+    message_type: ClassVar[str] = "ledger.account.show"
+    account: AccountRef
+
+
+@register
+class AccountView(Message):
+    message_type: ClassVar[str] = "ledger.account"
+    id: str
+    kind: Literal["personal", "shared", "system"]
+    path: str
+    owner: str | None
+    parent: str | None
+    balance: Money
+    held: Money
+    available: Money
+    restricted: bool
+    overdraft_limit: Money
+    charge_rate: Decimal | None
+    effective_charge_rate: Decimal
+    has_pin: bool
+    enabled: bool
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+
+
+@register
+class ListAccounts(Message):
+    message_type: ClassVar[str] = "ledger.account.list"
+    kind: Literal["personal", "shared", "system"] | None = None
+
+
+@register
+class AccountList(Message):
+    message_type: ClassVar[str] = "ledger.account.list.reply"
+    accounts: list[AccountView]
+
+
+# ----------------------------------------------------------------- money in and out
+# Each carries `key`, chosen by the caller: the same key twice is the same operation.
+
+
+@register
+class TopUp(Message):
+    message_type: ClassVar[str] = "ledger.topup"
+    key: IdempotencyKey
+    account: AccountRef
+    amount: Money = Field(gt=0)
+    reason: Reason = "top-up"
+    by: str = "admin"
+
+
+@register
+class Adjust(Message):
+    message_type: ClassVar[str] = "ledger.adjust"
+    key: IdempotencyKey
+    account: AccountRef
+    amount: Money
+    reason: Reason
+    by: str = "admin"
+
+
+@register
+class Refund(Message):
+    """Refund a printed job, whole (amount None) or in part, to the account that paid."""
+
+    message_type: ClassVar[str] = "ledger.refund"
+    key: IdempotencyKey
+    job_id: uuid.UUID
+    amount: Money | None = Field(default=None, gt=0)
+    reason: Reason
+    by: str = "admin"
+
+
+@register
+class Transfer(Message):
+    message_type: ClassVar[str] = "ledger.transfer"
+    key: IdempotencyKey
+    from_account: AccountRef
+    to_account: AccountRef
+    amount: Money = Field(gt=0)
+    reason: Reason = "transfer"
+    by: str = "admin"
+
+
+class EntryView(Part):
+    account: str
+    amount: Money
+    balance_after: Money
+
+
+@register
+class TransactionView(Message):
+    message_type: ClassVar[str] = "ledger.transaction"
+    id: int
+    op_key: str
+    kind: str
+    description: str
+    job_id: uuid.UUID | None
+    created_by: str
+    created_at: datetime
+    entries: list[EntryView]
+
+
+@register
+class Statement(Message):
+    """Query (`ledger.statement`): an account's entries, oldest first."""
+
+    message_type: ClassVar[str] = "ledger.statement"
+    account: AccountRef
+    since: datetime | None = None
+    limit: int = Field(default=1000, ge=1, le=100_000)
+
+
+class StatementLine(Part):
+    at: datetime
+    transaction_id: int
+    kind: str
+    description: str
+    job_id: uuid.UUID | None
+    amount: Money
+    balance_after: Money
+
+
+@register
+class StatementView(Message):
+    message_type: ClassVar[str] = "ledger.statement.reply"
+    account: str
+    opening_balance: Money
+    closing_balance: Money
+    lines: list[StatementLine]
+
+
+@register
+class VerifyLedger(Message):
+    message_type: ClassVar[str] = "ledger.verify"
+
+
+@register
+class LedgerReport(Message):
+    message_type: ClassVar[str] = "ledger.verify.reply"
+    transactions: int
+    accounts: int
+    pending_holds: int
+    problems: list[str]
+
+
+# ----------------------------------------------------------------- asking the user
+
+
+class AccountOption(Part):
+    account: str
+    path: str
+    charge_rate: Decimal
+
+
+@register
+class JobInputRequired(Message):
+    """The ledger needs the user's answer before the job may print."""
+
+    message_type: ClassVar[str] = "job.input_required"
+    job_id: uuid.UUID
+    user: Login
+    printer: str
+    document_name: str
+    pages: int
+    copies: int
+    cost: Money
+    kind: Literal["confirm", "choose_account"]
+    accounts: list[AccountOption]
+    allow_pin: bool
+    expires_at: datetime
+
+
+@register
+class AnswerJob(Message):
+    """Command (`ledger.job.answer`): a user's answer to `job.input_required`.
+
+    Sent by the notification service once it has checked who answered; the ledger checks
+    everything again (ownership, deadline, access, PIN, funds).
+    """
+
+    message_type: ClassVar[str] = "ledger.job.answer"
+    job_id: uuid.UUID
+    user: Login
+    action: Literal["print", "cancel"]
+    account: AccountRef | None = None
+    pin: Annotated[str, StringConstraints(max_length=64)] | None = None
+    comment: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+@register
+class AnswerOutcome(Message):
+    message_type: ClassVar[str] = "ledger.job.answer.reply"
+    job_id: uuid.UUID
+    outcome: Literal["authorized", "denied", "cancelled"]
+    account: str | None = None
+    amount: Money | None = None
+    reason: str | None = None

@@ -38,7 +38,16 @@ class BalanceNotice(Message):
     available: Money
 
 
+@register
+class LowBalanceNotice(Message):
+    message_type: ClassVar[str] = "desktop.low_balance"
+    balance: Money
+    available: Money
+    threshold: Money
+
+
 DESKTOP_KINDS = {
+    LowBalanceNotice: "low_balance",
     PrintedNotice: "job_printed",
     DeniedNotice: "job_denied",
     BalanceNotice: "balance",

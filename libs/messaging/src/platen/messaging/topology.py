@@ -59,7 +59,7 @@ def _commands(service: str) -> ConsumerQueue:
 QUEUES: dict[str, ConsumerQueue] = {
     q.name: q
     for q in (
-        _events("job-capture", "job.priced", "job.authorized", "job.denied"),
+        _events("job-capture", "job.priced", "job.authorized", "job.denied", "job.cancelled"),
         _commands("job-capture"),
         _events("pricing", "job.captured"),
         _commands("pricing"),

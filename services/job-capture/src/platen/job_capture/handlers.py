@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from platen.events.jobs import (
     JobAuthorized,
+    JobCancelled,
     JobCaptured,
     JobDenied,
     JobList,
@@ -148,6 +149,12 @@ async def on_denied(ctx: HandlerContext, event: JobDenied) -> None:
     if await _move(ctx, event.job_id, "denied", reason=event.reason) is not None:
         await ctx.conn.execute("DELETE FROM spool WHERE job_id = $1", event.job_id)
         ctx.log.info("job denied", reason=event.reason, denied_by=event.denied_by)
+
+
+async def on_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
+    if await _move(ctx, event.job_id, "cancelled", reason=event.reason) is not None:
+        await ctx.conn.execute("DELETE FROM spool WHERE job_id = $1", event.job_id)
+        ctx.log.info("job cancelled", reason=event.reason)
 
 
 async def on_list(ctx: HandlerContext, query: ListJobs) -> JobList:

@@ -2,7 +2,14 @@
 
 from pathlib import Path
 
-from platen.events.jobs import JobAuthorized, JobDenied, JobPriced, ListJobs, SubmitJob
+from platen.events.jobs import (
+    JobAuthorized,
+    JobCancelled,
+    JobDenied,
+    JobPriced,
+    ListJobs,
+    SubmitJob,
+)
 from platen.job_capture import handlers
 from platen.messaging.service import ServiceSpec, run_service
 
@@ -15,6 +22,7 @@ SPEC = ServiceSpec(
             JobPriced: handlers.on_priced,
             JobAuthorized: handlers.on_authorized,
             JobDenied: handlers.on_denied,
+            JobCancelled: handlers.on_cancelled,
         },
         "commands": {SubmitJob: handlers.on_submit, ListJobs: handlers.on_list},
     },

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from platen.events.accounts import BalanceChanged, JobCharged, UserAdded
+from platen.events.accounts import BalanceChanged, BalanceLow, JobCharged, UserAdded
 from platen.events.base import Message
-from platen.events.desktop import DESKTOP_KINDS, BalanceNotice, DeniedNotice, PrintedNotice
+from platen.events.desktop import (
+    DESKTOP_KINDS,
+    BalanceNotice,
+    DeniedNotice,
+    LowBalanceNotice,
+    PrintedNotice,
+)
 from platen.events.jobs import JobDenied
 from platen.events.routing import DESKTOP, desktop_key
 from platen.messaging.handling import HandlerContext
@@ -58,6 +64,16 @@ async def on_job_denied(ctx: HandlerContext, event: JobDenied) -> None:
         reason=event.reason,
     )
     await _send(ctx, event.user, notice, event.job_id)
+
+
+async def on_balance_low(ctx: HandlerContext, event: BalanceLow) -> None:
+    await _send(
+        ctx,
+        event.owner,
+        LowBalanceNotice(
+            balance=event.balance, available=event.available, threshold=event.threshold
+        ),
+    )
 
 
 async def on_balance_changed(ctx: HandlerContext, event: BalanceChanged) -> None:

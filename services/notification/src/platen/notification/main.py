@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from platen.events.accounts import BalanceChanged, JobCharged, UserAdded
+from platen.events.accounts import BalanceChanged, BalanceLow, JobCharged, UserAdded
 from platen.events.jobs import JobDenied
 from platen.messaging.service import ServiceSpec, run_service
 from platen.notification import handlers
@@ -16,6 +16,7 @@ SPEC = ServiceSpec(
             JobCharged: handlers.on_job_charged,
             JobDenied: handlers.on_job_denied,
             BalanceChanged: handlers.on_balance_changed,
+            BalanceLow: handlers.on_balance_low,
             UserAdded: handlers.on_user_added,
         },
     },

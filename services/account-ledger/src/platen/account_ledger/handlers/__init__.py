@@ -1,0 +1,1 @@
+"""The ledger's message handlers, by subject."""

@@ -1,0 +1,169 @@
+"""Money in and out: top-ups, adjustments, refunds, transfers.
+
+Each command carries the caller's key; the operation's transaction is stored under a key
+derived from it, so the same command twice (or a retry with a new message id) posts once
+and answers with the same transaction.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from platen.account_ledger import rules, store
+from platen.account_ledger.handlers.common import balance_changed
+from platen.events.accounts import (
+    Adjust,
+    EntryView,
+    Refund,
+    TopUp,
+    TransactionView,
+    Transfer,
+)
+from platen.events.system import ErrorReply
+from platen.messaging.handling import HandlerContext
+
+
+async def _view(ctx: HandlerContext, tx_id: int) -> TransactionView:
+    tx, entries = await store.transaction(ctx.conn, tx_id)
+    return TransactionView(
+        id=tx["id"],
+        op_key=tx["op_key"],
+        kind=tx["kind"],
+        description=tx["description"],
+        job_id=tx["job_id"],
+        created_by=tx["created_by"],
+        created_at=tx["created_at"],
+        entries=[
+            EntryView(account=e["account_id"], amount=e["amount"], balance_after=e["balance_after"])
+            for e in entries
+        ],
+    )
+
+
+async def _post(
+    ctx: HandlerContext,
+    *,
+    op_key: str,
+    kind: str,
+    description: str,
+    entries: dict[str, Decimal],
+    by: str,
+    job_id=None,
+) -> TransactionView:
+    tx_id = await store.post(
+        ctx.conn,
+        op_key=op_key,
+        kind=kind,
+        description=description,
+        entries=entries,
+        created_by=by,
+        job_id=job_id,
+    )
+    if tx_id is None:  # the same key again: answer with what it did the first time
+        return await _view(ctx, await store.transaction_by_key(ctx.conn, op_key))
+    ctx.log.info("money moved", kind=kind, op_key=op_key, by=by)
+    for account_id in entries:
+        if not account_id.startswith("system:"):
+            await balance_changed(ctx, account_id)
+    return await _view(ctx, tx_id)
+
+
+async def on_topup(ctx: HandlerContext, cmd: TopUp) -> TransactionView | ErrorReply:
+    try:
+        account_id = await store.resolve(ctx.conn, cmd.account)
+    except store.NotFound as exc:
+        return ErrorReply(error=str(exc))
+    return await _post(
+        ctx,
+        op_key=f"topup:{cmd.key}",
+        kind="top-up",
+        description=cmd.reason,
+        entries={account_id: cmd.amount, rules.FUNDING: -cmd.amount},
+        by=cmd.by,
+    )
+
+
+async def on_adjust(ctx: HandlerContext, cmd: Adjust) -> TransactionView | ErrorReply:
+    if cmd.amount == 0:
+        return ErrorReply(error="an adjustment of 0 changes nothing")
+    try:
+        account_id = await store.resolve(ctx.conn, cmd.account)
+    except store.NotFound as exc:
+        return ErrorReply(error=str(exc))
+    return await _post(
+        ctx,
+        op_key=f"adjust:{cmd.key}",
+        kind="adjustment",
+        description=cmd.reason,
+        entries={account_id: cmd.amount, rules.FUNDING: -cmd.amount},
+        by=cmd.by,
+    )
+
+
+async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | ErrorReply:
+    try:
+        source = await store.resolve(ctx.conn, cmd.from_account)
+        target = await store.resolve(ctx.conn, cmd.to_account)
+    except store.NotFound as exc:
+        return ErrorReply(error=str(exc))
+    if source == target:
+        return ErrorReply(error="a transfer needs two different accounts")
+    op_key = f"transfer:{cmd.key}"
+    if await store.transaction_by_key(ctx.conn, op_key) is None:
+        await store.lock_accounts(ctx.conn, [source, target])
+        acc = await store.account(ctx.conn, source)
+        decision = rules.authorize(
+            balance=acc["balance"],
+            held=await store.held(ctx.conn, source),
+            cost=cmd.amount,
+            restricted=acc["restricted"],
+            overdraft_limit=acc["overdraft_limit"],
+        )
+        if not decision.authorized:
+            return ErrorReply(error=f"{source} cannot pay {cmd.amount}: {decision.reason}")
+    return await _post(
+        ctx,
+        op_key=op_key,
+        kind="transfer",
+        description=cmd.reason,
+        entries={source: -cmd.amount, target: cmd.amount},
+        by=cmd.by,
+    )
+
+
+async def on_refund(ctx: HandlerContext, cmd: Refund) -> TransactionView | ErrorReply:
+    op_key = f"refund:{cmd.key}"
+    if (tx_id := await store.transaction_by_key(ctx.conn, op_key)) is not None:
+        return await _view(ctx, tx_id)
+    charge = await ctx.conn.fetchrow(
+        """SELECT e.account_id, -e.amount AS amount FROM transactions t
+           JOIN entries e ON e.transaction_id = t.id AND e.account_id <> $2
+           WHERE t.op_key = $1""",
+        f"job:{cmd.job_id}:charge",
+        rules.REVENUE,
+    )
+    if charge is None:
+        return ErrorReply(error=f"job {cmd.job_id} was not charged; there is nothing to refund")
+    # Refunds of one job are taken one at a time (the paying account's row lock), so two
+    # refunds at once cannot together return more than was charged.
+    await store.lock_accounts(ctx.conn, [charge["account_id"], rules.REVENUE])
+    refunded = await ctx.conn.fetchval(
+        """SELECT coalesce(sum(e.amount), 0) FROM transactions t
+           JOIN entries e ON e.transaction_id = t.id AND e.account_id = $2
+           WHERE t.kind = 'refund' AND t.job_id = $1""",
+        cmd.job_id,
+        charge["account_id"],
+    )
+    try:
+        amount = rules.refundable(charge["amount"], refunded, cmd.amount)
+    except ValueError as exc:
+        return ErrorReply(error=str(exc))
+    return await _post(
+        ctx,
+        op_key=op_key,
+        kind="refund",
+        description=cmd.reason,
+        entries={charge["account_id"]: amount, rules.REVENUE: -amount},
+        by=cmd.by,
+        job_id=cmd.job_id,
+    )

@@ -1,0 +1,69 @@
+"""Statements and the ledger's self-check."""
+
+from __future__ import annotations
+
+from platen.account_ledger import store
+from platen.events.accounts import (
+    LedgerReport,
+    Statement,
+    StatementLine,
+    StatementView,
+    VerifyLedger,
+)
+from platen.events.system import ErrorReply
+from platen.messaging.handling import HandlerContext
+
+
+async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView | ErrorReply:
+    try:
+        account_id = await store.resolve(ctx.conn, query.account)
+    except store.NotFound as exc:
+        return ErrorReply(error=str(exc))
+    rows = await ctx.conn.fetch(
+        """SELECT t.created_at, t.id, t.kind, t.description, t.job_id, e.amount,
+                  e.balance_after
+           FROM entries e JOIN transactions t ON t.id = e.transaction_id
+           WHERE e.account_id = $1 AND ($2::timestamptz IS NULL OR t.created_at >= $2)
+           ORDER BY e.id LIMIT $3""",
+        account_id,
+        query.since,
+        query.limit,
+    )
+    lines = [
+        StatementLine(
+            at=r["created_at"],
+            transaction_id=r["id"],
+            kind=r["kind"],
+            description=r["description"],
+            job_id=r["job_id"],
+            amount=r["amount"],
+            balance_after=r["balance_after"],
+        )
+        for r in rows
+    ]
+    closing = await store.balance(ctx.conn, account_id)
+    if lines:
+        opening = lines[0].balance_after - lines[0].amount
+        closing = lines[-1].balance_after
+    else:
+        opening = closing
+    return StatementView(
+        account=account_id, opening_balance=opening, closing_balance=closing, lines=lines
+    )
+
+
+async def on_verify(ctx: HandlerContext, query: VerifyLedger) -> LedgerReport:
+    problems = await store.verify(ctx.conn)
+    counts = await ctx.conn.fetchrow(
+        """SELECT (SELECT count(*) FROM transactions) AS transactions,
+                  (SELECT count(*) FROM accounts) AS accounts,
+                  (SELECT count(*) FROM holds WHERE state = 'pending') AS pending_holds"""
+    )
+    if problems:
+        ctx.log.error("ledger verification failed", problems=problems)
+    return LedgerReport(
+        transactions=counts["transactions"],
+        accounts=counts["accounts"],
+        pending_holds=counts["pending_holds"],
+        problems=problems,
+    )

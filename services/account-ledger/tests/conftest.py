@@ -1,0 +1,70 @@
+"""The ledger's handlers against a real PostgreSQL, without the broker.
+
+`ledger.run(handler, message)` runs one handler in its own transaction, as the service
+would for one delivery; what it emits stays in the outbox table for the test to read.
+After every test, the ledger's own invariant check must find nothing wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import structlog
+
+from platen.account_ledger import store
+from platen.db import apply_migrations, create_pool, load_migrations
+from platen.events.base import Envelope
+from platen.events.registry import decode
+from platen.messaging.handling import HandlerContext
+from platen.messaging.service import MESSAGING_MIGRATIONS
+
+MIGRATIONS = Path(__file__).parents[1] / "src/platen/account_ledger/migrations"
+
+
+class Ledger:
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    async def run(self, handler, message):
+        async with self.pool.acquire() as conn, conn.transaction():
+            env = Envelope(message.message_type, message.schema_version, "test")
+            ctx = HandlerContext(conn, env, "account-ledger", None, structlog.get_logger())
+            return await handler(ctx, message)
+
+    async def run_all(self, handler, messages):
+        return await asyncio.gather(*(self.run(handler, m) for m in messages))
+
+    async def emitted(self, message_type: str) -> list:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT message_type, schema_version, body FROM outbox WHERE message_type = $1 "
+                "ORDER BY id",
+                message_type,
+            )
+        return [decode(r["message_type"], r["schema_version"], r["body"]) for r in rows]
+
+    async def fetch(self, sql: str, *args):
+        async with self.pool.acquire() as conn:
+            return await conn.fetch(sql, *args)
+
+    async def fetchval(self, sql: str, *args):
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(sql, *args)
+
+
+@pytest.fixture
+async def ledger(database_url):
+    pool = await create_pool(database_url, "ledger", min_size=2, max_size=60)
+    async with pool.acquire() as conn:
+        await apply_migrations(
+            conn,
+            "ledger",
+            load_migrations("messaging", MESSAGING_MIGRATIONS)
+            + load_migrations("account-ledger", MIGRATIONS),
+        )
+    yield Ledger(pool)
+    async with pool.acquire() as conn:
+        assert await store.verify(conn) == []
+    await pool.close()

@@ -1,0 +1,488 @@
+"""Every rule of the ledger, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import asyncpg
+import pytest
+
+from platen.account_ledger.handlers import accounts, jobs, money, reports, users
+from platen.events.accounts import (
+    AddAccount,
+    AddUser,
+    Adjust,
+    AnswerJob,
+    GrantAccess,
+    Refund,
+    SetAccount,
+    SetUser,
+    ShowAccount,
+    ShowUser,
+    Statement,
+    TopUp,
+    Transfer,
+    VerifyLedger,
+)
+from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobPrinted
+from platen.events.system import ErrorReply
+
+
+def priced(user: str, cost: str, job_id: uuid.UUID | None = None) -> JobPriced:
+    return JobPriced(
+        job_id=job_id or uuid.uuid4(),
+        user=user,
+        printer="lab-1",
+        document_name="doc.pdf",
+        pages=3,
+        copies=1,
+        cost=D(cost),
+    )
+
+
+def printed(event: JobPriced) -> JobPrinted:
+    return JobPrinted(
+        job_id=event.job_id,
+        user=event.user,
+        printer=event.printer,
+        document_name=event.document_name,
+        pages=event.pages,
+        copies=event.copies,
+        printed_at=datetime.now(UTC),
+    )
+
+
+async def add_user(ledger, login: str, balance: str = "0", **settings):
+    await ledger.run(
+        users.on_add_user,
+        AddUser(
+            login=login,
+            initial_balance=D(balance),
+            restricted=settings.pop("restricted", True),
+            groups=settings.pop("groups", []),
+        ),
+    )
+    if settings:
+        reply = await ledger.run(users.on_set_user, SetUser(login=login, **settings))
+        assert not isinstance(reply, ErrorReply), reply
+
+
+async def balance(ledger, login: str) -> D:
+    return (await ledger.run(users.on_show_user, ShowUser(login=login))).balance
+
+
+async def charge(ledger, user: str, cost: str) -> JobPriced:
+    job = priced(user, cost)
+    await ledger.run(jobs.on_job_priced, job)
+    await ledger.run(jobs.on_job_printed, printed(job))
+    return job
+
+
+# ----------------------------------------------------------------- double entry
+
+
+async def test_the_database_refuses_an_unbalanced_transaction(ledger):
+    await add_user(ledger, "alice", "5.00")
+    async with ledger.pool.acquire() as conn:
+        with pytest.raises(asyncpg.CheckViolationError, match="unbalanced"):
+            async with conn.transaction():
+                tx = await conn.fetchval(
+                    "INSERT INTO transactions (op_key, kind, description) "
+                    "VALUES ('bad', 'adjustment', 'x') RETURNING id"
+                )
+                await conn.execute(
+                    "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
+                    "VALUES ($1, 'personal:alice', 1, 0)",
+                    tx,
+                )
+    assert await balance(ledger, "alice") == D("5.00")
+
+
+async def test_history_is_append_only(ledger):
+    await add_user(ledger, "alice", "5.00")
+    async with ledger.pool.acquire() as conn:
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("UPDATE entries SET amount = amount * 2")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("DELETE FROM transactions")
+
+
+# ----------------------------------------------------------------- holds
+
+
+async def test_hold_then_charge_then_nothing_more(ledger):
+    await add_user(ledger, "alice", "5.00")
+    job = priced("alice", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    view = await ledger.run(users.on_show_user, ShowUser(login="alice"))
+    assert (view.balance, view.held, view.available) == (D("5.00"), D("0.30"), D("4.70"))
+    assert [h.job_id for h in view.holds] == [job.job_id]
+    await ledger.run(jobs.on_job_printed, printed(job))
+    await ledger.run(jobs.on_job_printed, printed(job))  # again: no second charge
+    view = await ledger.run(users.on_show_user, ShowUser(login="alice"))
+    assert (view.balance, view.held) == (D("4.70"), D("0.00"))
+    assert len(await ledger.emitted("job.charged")) == 1
+
+
+@pytest.mark.parametrize("outcome", [JobFailed, JobCancelled])
+async def test_failed_or_cancelled_job_is_never_charged(ledger, outcome):
+    await add_user(ledger, "alice", "5.00")
+    job = priced("alice", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    await ledger.run(
+        jobs.on_job_not_printed,
+        outcome(
+            job_id=job.job_id, user="alice", printer="lab-1", document_name="doc.pdf", reason="x"
+        ),
+    )
+    await ledger.run(jobs.on_job_printed, printed(job))  # a late "printed" charges nothing
+    view = await ledger.run(users.on_show_user, ShowUser(login="alice"))
+    assert (view.balance, view.held) == (D("5.00"), D("0.00"))
+    assert await ledger.emitted("job.charged") == []
+
+
+async def test_two_jobs_that_each_fit_but_not_together(ledger):
+    await add_user(ledger, "bob", "0.50")
+    first, second = priced("bob", "0.30"), priced("bob", "0.30")
+    await ledger.run(jobs.on_job_priced, first)
+    await ledger.run(jobs.on_job_priced, second)
+    assert [a.job_id for a in await ledger.emitted("job.authorized")] == [first.job_id]
+    [denied] = await ledger.emitted("job.denied")
+    assert denied.job_id == second.job_id and "insufficient credit" in denied.reason
+
+
+async def test_fifty_concurrent_jobs_with_funds_for_ten(ledger):
+    await add_user(ledger, "carol", "3.00")
+    batch = [priced("carol", "0.30") for _ in range(50)]
+    await ledger.run_all(jobs.on_job_priced, batch)
+    authorized = await ledger.emitted("job.authorized")
+    assert len(authorized) == 10
+    assert len(await ledger.emitted("job.denied")) == 40
+    ids = {a.job_id for a in authorized}
+    await ledger.run_all(jobs.on_job_printed, [printed(j) for j in batch if j.job_id in ids])
+    assert await balance(ledger, "carol") == D("0.00")
+    lowest = await ledger.fetchval(
+        "SELECT min(balance_after) FROM entries WHERE account_id = 'personal:carol'"
+    )
+    assert lowest >= 0  # never below the limit, at any point in the history
+
+
+async def test_overdraft_limit_lets_a_user_go_that_far_below_zero(ledger):
+    await add_user(ledger, "dan", "0.10", overdraft_limit=D("0.50"))
+    await charge(ledger, "dan", "0.60")
+    assert await balance(ledger, "dan") == D("-0.50")
+    job = priced("dan", "0.01")
+    await ledger.run(jobs.on_job_priced, job)
+    assert (await ledger.emitted("job.denied"))[-1].job_id == job.job_id
+
+
+async def test_unrestricted_user_may_go_negative(ledger):
+    await add_user(ledger, "erin", "0", restricted=False)
+    await charge(ledger, "erin", "2.00")
+    assert await balance(ledger, "erin") == D("-2.00")
+
+
+# ----------------------------------------------------------------- shared accounts
+
+
+async def shared(ledger, name: str, **kw):
+    reply = await ledger.run(accounts.on_add_account, AddAccount(name=name, **kw))
+    assert not isinstance(reply, ErrorReply), reply
+    return reply
+
+
+async def test_two_hundred_concurrent_charges_to_one_shared_account(ledger):
+    await shared(ledger, "physics")
+    await ledger.run(accounts.on_grant, GrantAccess(account="physics", groups=["staff"]))
+    await ledger.run(money.on_topup, TopUp(key="fund", account="physics", amount=D("100.00")))
+    logins = [f"u{i:03d}" for i in range(200)]
+    for login in logins:
+        await add_user(ledger, login, groups=["staff"], default_account="physics")
+    batch = [priced(login, "0.10") for login in logins]
+    await ledger.run_all(jobs.on_job_priced, batch)
+    assert len(await ledger.emitted("job.authorized")) == 200
+    await ledger.run_all(jobs.on_job_printed, [printed(j) for j in batch])
+    await ledger.run_all(jobs.on_job_printed, [printed(j) for j in batch[:50]])  # retries
+    view = await ledger.run(accounts.on_show_account, ShowAccount(account="physics"))
+    assert (view.balance, view.held) == (D("80.00"), D("0.00"))
+    per_job = await ledger.fetch(
+        "SELECT job_id, count(*) AS n FROM transactions WHERE kind = 'charge' GROUP BY job_id"
+    )
+    assert len(per_job) == 200 and {r["n"] for r in per_job} == {1}
+
+
+async def test_access_to_shared_accounts(ledger):
+    await shared(ledger, "chem")
+    await shared(ledger, "lab", parent="chem")
+    await ledger.run(accounts.on_grant, GrantAccess(account="chem", users=["fay"]))
+    await add_user(ledger, "fay", "1.00")
+    await add_user(ledger, "gus", "1.00")
+    # A grant on a parent reaches its children; nobody else may choose them.
+    reply = await ledger.run(users.on_set_user, SetUser(login="fay", default_account="chem/lab"))
+    assert reply.default_account == "shared:chem/lab"
+    refused = await ledger.run(users.on_set_user, SetUser(login="gus", default_account="chem"))
+    assert isinstance(refused, ErrorReply) and "may not use" in refused.error
+    # A disabled parent disables its children.
+    await ledger.run(accounts.on_set_account, SetAccount(account="chem", enabled=False))
+    job = priced("fay", "0.20")
+    await ledger.run(jobs.on_job_priced, job)
+    [denied] = await ledger.emitted("job.denied")
+    assert "disabled" in denied.reason
+
+
+async def test_charge_rate_applies_when_the_shared_account_pays(ledger):
+    await shared(ledger, "clients", charge_rate=D("1.5"))
+    await shared(ledger, "acme", parent="clients")  # inherits 150 %
+    await ledger.run(accounts.on_grant, GrantAccess(account="clients", users=["hal"]))
+    await add_user(ledger, "hal", "0", default_account="clients/acme")
+    await charge(ledger, "hal", "0.30")
+    [charged] = await ledger.emitted("job.charged")
+    assert (charged.account, charged.amount) == ("shared:clients/acme", D("0.45"))
+
+
+# ----------------------------------------------------------------- asking the user
+
+
+async def test_confirm_then_print(ledger):
+    await add_user(ledger, "ivy", "5.00", account_selection="confirm")
+    job = priced("ivy", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    [ask] = await ledger.emitted("job.input_required")
+    assert ask.kind == "confirm" and ask.cost == D("0.30")
+    assert await ledger.emitted("job.authorized") == []
+    outcome = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="ivy", action="print")
+    )
+    assert (outcome.outcome, outcome.amount) == ("authorized", D("0.30"))
+    again = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="ivy", action="print")
+    )
+    assert isinstance(again, ErrorReply) and "answered already" in again.error
+    assert len(await ledger.emitted("job.authorized")) == 1
+
+
+async def test_cancel_answer_cancels_the_job(ledger):
+    await add_user(ledger, "ivy", "5.00", account_selection="confirm")
+    job = priced("ivy", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    outcome = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="ivy", action="cancel")
+    )
+    assert outcome.outcome == "cancelled"
+    [cancelled] = await ledger.emitted("job.cancelled")
+    assert cancelled.job_id == job.job_id and "cancelled by ivy" in cancelled.reason
+
+
+async def test_answers_from_the_wrong_user_or_too_late_are_refused(ledger):
+    await add_user(ledger, "ivy", "5.00", account_selection="confirm")
+    await add_user(ledger, "mal", "5.00")
+    job = priced("ivy", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    theft = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="mal", action="print")
+    )
+    assert isinstance(theft, ErrorReply) and "someone else" in theft.error
+    unknown = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=uuid.uuid4(), user="ivy", action="print")
+    )
+    assert isinstance(unknown, ErrorReply)
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE pending_inputs SET expires_at = now() - interval '1 s'")
+    late = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="ivy", action="print")
+    )
+    assert isinstance(late, ErrorReply) and "too late" in late.error
+    assert await ledger.emitted("job.authorized") == []
+    [cancelled] = await ledger.emitted("job.cancelled")
+    assert "deadline" in cancelled.reason
+
+
+async def test_choose_account_lists_only_what_the_user_may_use(ledger):
+    await shared(ledger, "math")
+    await shared(ledger, "art")
+    await shared(ledger, "secret", pin="4321")
+    await ledger.run(accounts.on_grant, GrantAccess(account="math", groups=["maths"]))
+    await add_user(ledger, "jo", "1.00", groups=["maths"], account_selection="choose")
+    job = priced("jo", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    [ask] = await ledger.emitted("job.input_required")
+    assert [o.account for o in ask.accounts] == ["personal:jo", "shared:math"]
+    assert ask.allow_pin is True
+    refused = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="jo", action="print", account="art")
+    )
+    assert isinstance(refused, ErrorReply) and "may not charge" in refused.error
+    ok = await ledger.run(
+        jobs.on_answer,
+        AnswerJob(
+            job_id=job.job_id, user="jo", action="print", account="math", comment="lecture notes"
+        ),
+    )
+    assert (ok.outcome, ok.account) == ("authorized", "shared:math")
+    await ledger.run(jobs.on_job_printed, printed(job))
+    [charged] = await ledger.emitted("job.charged")
+    assert charged.account == "shared:math"
+
+
+async def test_pin_wrong_refused_and_repeated_failures_lock_out(ledger):
+    await shared(ledger, "secret", pin="4321")
+    await add_user(ledger, "kim", "1.00", account_selection="choose")
+    job = priced("kim", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+
+    def answer(pin):
+        return AnswerJob(job_id=job.job_id, user="kim", action="print", account="secret", pin=pin)
+
+    for guess in ["0000", "1111", "2222", "3333", "4444"]:
+        reply = await ledger.run(jobs.on_answer, answer(guess))
+        assert isinstance(reply, ErrorReply) and reply.error == "wrong PIN"
+    locked = await ledger.run(jobs.on_answer, answer("4321"))  # right, but locked out
+    assert isinstance(locked, ErrorReply) and "too many wrong PINs" in locked.error
+    assert await ledger.emitted("job.authorized") == []
+    async with ledger.pool.acquire() as conn:  # the lock-out passes with time
+        await conn.execute("UPDATE pin_failures SET failed_at = failed_at - interval '16 min'")
+    ok = await ledger.run(jobs.on_answer, answer("4321"))
+    assert (ok.outcome, ok.account) == ("authorized", "shared:secret")
+    stored = await ledger.fetchval("SELECT pin_hash FROM accounts WHERE id = 'shared:secret'")
+    assert "4321" not in stored and stored.startswith("scrypt$")
+
+
+# ----------------------------------------------------------------- money in and out
+
+
+async def test_top_up_is_idempotent_by_key(ledger):
+    await add_user(ledger, "lee", "0")
+    first = await ledger.run(money.on_topup, TopUp(key="k1", account="lee", amount=D("5")))
+    again = await ledger.run(money.on_topup, TopUp(key="k1", account="lee", amount=D("5")))
+    assert first.id == again.id
+    assert await balance(ledger, "lee") == D("5.00")
+
+
+async def test_adjustment_with_reason_both_ways(ledger):
+    await add_user(ledger, "lee", "5.00")
+    await ledger.run(
+        money.on_adjust, Adjust(key="a1", account="lee", amount=D("-1.25"), reason="paper jam fee")
+    )
+    assert await balance(ledger, "lee") == D("3.75")
+    zero = await ledger.run(
+        money.on_adjust, Adjust(key="a2", account="lee", amount=D("0"), reason="nothing")
+    )
+    assert isinstance(zero, ErrorReply)
+
+
+async def test_refunds_whole_partial_and_never_more_than_charged(ledger):
+    await add_user(ledger, "max", "5.00")
+    job = await charge(ledger, "max", "1.00")
+    part = await ledger.run(
+        money.on_refund, Refund(key="r1", job_id=job.job_id, amount=D("0.40"), reason="smudged")
+    )
+    assert part.kind == "refund"
+    too_much = await ledger.run(
+        money.on_refund, Refund(key="r2", job_id=job.job_id, amount=D("0.70"), reason="x")
+    )
+    assert isinstance(too_much, ErrorReply) and "at most 0.60" in too_much.error
+    rest = await ledger.run(money.on_refund, Refund(key="r3", job_id=job.job_id, reason="x"))
+    assert {e.amount for e in rest.entries} == {D("0.60"), D("-0.60")}
+    again = await ledger.run(money.on_refund, Refund(key="r4", job_id=job.job_id, reason="x"))
+    assert isinstance(again, ErrorReply) and "refunded in full" in again.error
+    assert await balance(ledger, "max") == D("5.00")
+    never = await ledger.run(money.on_refund, Refund(key="r5", job_id=uuid.uuid4(), reason="x"))
+    assert isinstance(never, ErrorReply) and "was not charged" in never.error
+
+
+async def test_concurrent_refunds_cannot_return_more_than_charged(ledger):
+    await add_user(ledger, "ned", "5.00")
+    job = await charge(ledger, "ned", "1.00")
+    replies = await ledger.run_all(
+        money.on_refund, [Refund(key=f"c{i}", job_id=job.job_id, reason="x") for i in range(10)]
+    )
+    assert sum(not isinstance(r, ErrorReply) for r in replies) == 1
+    assert await balance(ledger, "ned") == D("5.00")
+
+
+async def test_transfer_between_accounts(ledger):
+    await add_user(ledger, "oli", "2.00")
+    await add_user(ledger, "pat", "0")
+    moved = await ledger.run(
+        money.on_transfer,
+        Transfer(key="t1", from_account="oli", to_account="pat", amount=D("1.50")),
+    )
+    assert not isinstance(moved, ErrorReply)
+    refused = await ledger.run(
+        money.on_transfer,
+        Transfer(key="t2", from_account="oli", to_account="pat", amount=D("1.00")),
+    )
+    assert isinstance(refused, ErrorReply) and "cannot pay" in refused.error
+    assert (await balance(ledger, "oli"), await balance(ledger, "pat")) == (D("0.50"), D("1.50"))
+
+
+# ----------------------------------------------------------------- low credit
+
+
+async def test_low_balance_is_announced_once_per_crossing(ledger):
+    await add_user(ledger, "quinn", "1.50", low_balance_threshold=D("1.00"))
+    await charge(ledger, "quinn", "0.30")  # 1.20: above
+    await charge(ledger, "quinn", "0.30")  # 0.90: crosses -> one warning
+    await charge(ledger, "quinn", "0.30")  # 0.60: still below, no second warning
+    lows = await ledger.emitted("account.balance_low")
+    assert len(lows) == 1 and lows[0].available == D("0.90") and lows[0].threshold == D("1.00")
+    await ledger.run(money.on_topup, TopUp(key="k", account="quinn", amount=D("5")))  # re-arms
+    await charge(ledger, "quinn", "4.80")  # 0.80: crosses again
+    assert len(await ledger.emitted("account.balance_low")) == 2
+
+
+# ----------------------------------------------------------------- reports
+
+
+async def test_statement_has_running_balances(ledger):
+    await add_user(ledger, "ray", "5.00")
+    await charge(ledger, "ray", "0.30")
+    await ledger.run(money.on_topup, TopUp(key="k", account="ray", amount=D("1.00")))
+    view = await ledger.run(reports.on_statement, Statement(account="ray"))
+    assert [(line.kind, line.amount, line.balance_after) for line in view.lines] == [
+        ("top-up", D("5.00"), D("5.00")),
+        ("charge", D("-0.30"), D("4.70")),
+        ("top-up", D("1.00"), D("5.70")),
+    ]
+    assert (view.opening_balance, view.closing_balance) == (D("0.00"), D("5.70"))
+    later = await ledger.run(
+        reports.on_statement, Statement(account="ray", since=datetime.now(UTC) + timedelta(hours=1))
+    )
+    assert later.lines == []
+
+
+async def test_verify_reports_a_tampered_balance(ledger):
+    await add_user(ledger, "sam", "5.00")
+    report = await ledger.run(reports.on_verify, VerifyLedger())
+    assert report.problems == [] and report.transactions == 1
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE accounts SET balance = 99 WHERE id = 'personal:sam'")
+    report = await ledger.run(reports.on_verify, VerifyLedger())
+    assert any("personal:sam has balance 99.00" in p for p in report.problems)
+    async with ledger.pool.acquire() as conn:  # put it back for the fixture's final check
+        await conn.execute("UPDATE accounts SET balance = 5 WHERE id = 'personal:sam'")
+
+
+async def test_verify_reports_a_hold_that_outlived_its_job(ledger):
+    await add_user(ledger, "tia", "5.00")
+    await ledger.run(jobs.on_job_priced, priced("tia", "0.30"))
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE holds SET created_at = now() - interval '2 days'")
+    report = await ledger.run(reports.on_verify, VerifyLedger())
+    assert any("still pending" in p for p in report.problems)
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def test_concurrent_top_ups_and_charges_keep_every_balance_exact(ledger):
+    await add_user(ledger, "uma", "10.00")
+    work = [charge(ledger, "uma", "0.10") for _ in range(30)]
+    work += [
+        ledger.run(money.on_topup, TopUp(key=f"t{i}", account="uma", amount=D("0.05")))
+        for i in range(30)
+    ]
+    await asyncio.gather(*work)
+    assert await balance(ledger, "uma") == D("10.00") - 30 * D("0.10") + 30 * D("0.05")
