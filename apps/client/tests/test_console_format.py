@@ -107,3 +107,14 @@ def test_json_line_for_a_denied_notice():
     data = json.loads(line)
     assert data["type"] == "desktop.job_denied"
     assert data["reason"] == 'quote " and \n newline'
+
+
+def test_low_credit_line_names_the_balance_and_threshold():
+    from platen.events.desktop import LowBalanceNotice
+
+    line = console_line(
+        LowBalanceNotice(
+            balance=Decimal("0.90"), available=Decimal("0.90"), threshold=Decimal("1.00")
+        )
+    )
+    assert line.startswith("Low credit: your available balance is 0.90 (below 1.00)")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from platen.ctl import rpc
+from platen.ctl import ledger, rpc
+from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.watch import watch_job
-from platen.events.accounts import AddUser, ShowUser, UserView
+from platen.events.accounts import AddUser, ShowUser
 from platen.events.discovery import amqp_url
 from platen.events.jobs import JobList, ListJobs, SubmitJob
 from platen.events.printers import AddPrinter, PrinterView
@@ -32,28 +32,6 @@ SERVICES = {
     "notification": "notification",
 }
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
-
-
-def _run(coro):
-    try:
-        return asyncio.run(coro)
-    except rpc.RequestFailed as exc:
-        raise _fail(str(exc)) from None
-
-
-def _amount(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise _fail(f"{text!r} is not an amount") from None
-    if not value.is_finite() or value < 0:
-        raise _fail(f"{text!r} is not an amount of zero or more")
-    return value
 
 
 @app.command()
@@ -91,43 +69,25 @@ def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.
         raise typer.Exit(1)
 
 
-def _print_user(view: UserView, as_json: bool) -> None:
-    if as_json:
-        typer.echo(view.model_dump_json())
-        return
-    kind = "restricted" if view.restricted else "unrestricted"
-    typer.echo(
-        f"{view.login} ({kind}): balance {view.balance}, held {view.held}, "
-        f"available {view.available}"
-    )
-
-
 @user_app.command("add")
 def user_add(
     login: str,
     balance: Annotated[str, typer.Option(help="Starting balance.")] = "0",
     unrestricted: Annotated[bool, typer.Option(help="May go below zero.")] = False,
+    group: Annotated[list[str], typer.Option(help="A group the user is in (repeatable).")] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a user with a personal account."""
-    cmd = AddUser(login=login, initial_balance=_amount(balance), restricted=not unrestricted)
-
-    async def go() -> UserView:
-        async with rpc.connect(amqp_url()) as client:
-            return await client.request(cmd.message_type, cmd)
-
-    _print_user(_run(go()), as_json)
+    cmd = AddUser(
+        login=login, initial_balance=amount(balance), restricted=not unrestricted, groups=group
+    )
+    print_user(call(cmd), as_json)
 
 
 @user_app.command("show")
 def user_show(login: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show a user's balance."""
-
-    async def go() -> UserView:
-        async with rpc.connect(amqp_url()) as client:
-            return await client.request("ledger.user.show", ShowUser(login=login))
-
-    _print_user(_run(go()), as_json)
+    """Show a user's balance, holds and settings."""
+    print_user(call(ShowUser(login=login)), as_json)
 
 
 @printer_app.command("add")
@@ -136,13 +96,7 @@ def printer_add(
     price_per_page: Annotated[str, typer.Option("--price-per-page", help="Price of a page.")],
 ) -> None:
     """Create a printer, or change its price."""
-    cmd = AddPrinter(name=name, price_per_page=_amount(price_per_page))
-
-    async def go() -> PrinterView:
-        async with rpc.connect(amqp_url()) as client:
-            return await client.request(cmd.message_type, cmd)
-
-    view = _run(go())
+    view: PrinterView = call(AddPrinter(name=name, price_per_page=amount(price_per_page)))
     typer.echo(f"{view.name}: {view.price_per_page} a page")
 
 
@@ -158,7 +112,7 @@ def print_(
     """Submit FILE as a print job; print its id (and, with --wait, its outcome)."""
     size = file.stat().st_size
     if size > MAX_DOCUMENT_BYTES:
-        raise _fail(
+        raise fail(
             f"{file} is {size} bytes; the largest document accepted is {MAX_DOCUMENT_BYTES} bytes"
         )
     job_id = uuid.uuid4()
@@ -180,7 +134,7 @@ def print_(
                 return "submitted", ""
             return await watcher.outcome(timeout)
 
-    state, detail = _run(go())
+    state, detail = run(go())
     if not wait:
         return
     typer.echo(f"{state}{': ' + detail if detail else ''}")
@@ -200,12 +154,7 @@ def jobs(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List recent jobs, newest first."""
-
-    async def go() -> JobList:
-        async with rpc.connect(amqp_url()) as client:
-            return await client.request("capture.jobs.list", ListJobs(user=user, limit=limit))
-
-    result = _run(go())
+    result: JobList = call(ListJobs(user=user, limit=limit))
     if as_json:
         typer.echo(json.dumps([json.loads(j.model_dump_json()) for j in result.jobs]))
         return
@@ -217,3 +166,6 @@ def jobs(
             f"{j.printer:<10} {j.pages or '-':>4}p x{j.copies}  {cost:>8}  "
             f"{j.state:<9} {j.document_name}{reason}"
         )
+
+
+ledger.register(app, user_app)

@@ -169,7 +169,9 @@ class Dispatcher:
             occurred_at=env.occurred_at,
         )
         try:
-            await self.publisher.publish("", raw.reply_to or "", msg)
+            # Not `mandatory`: RabbitMQ returns every message sent to a direct reply-to
+            # address as unroutable, though it delivers it.
+            await self.publisher.publish("", raw.reply_to or "", msg, mandatory=False)
         except Exception as exc:
             # The requester has gone; the effect is committed and a retry gets this reply.
             log.warning("reply not delivered", error=repr(exc))

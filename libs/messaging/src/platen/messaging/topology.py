@@ -66,7 +66,12 @@ QUEUES: dict[str, ConsumerQueue] = {
         _events("account-ledger", "job.priced", "job.printed", "job.failed", "job.cancelled"),
         _commands("account-ledger"),
         _events(
-            "notification", "job.charged", "job.denied", "account.balance_changed", "user.added"
+            "notification",
+            "job.charged",
+            "job.denied",
+            "account.balance_changed",
+            "account.balance_low",
+            "user.added",
         ),
         _commands("notification"),
     )

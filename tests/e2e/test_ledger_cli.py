@@ -1,0 +1,124 @@
+"""The ledger end to end: platenctl over the broker, the services as processes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from decimal import Decimal as D
+
+from platen.ctl import rpc
+from platen.events.accounts import AnswerJob, AnswerOutcome
+from platen.events.desktop import LowBalanceNotice
+from platen.testing.documents import make_pdf
+from tests.e2e.helpers import EventRecorder, submit_jobs
+
+
+def pdf(system, pages: int = 3):
+    path = system.tmp / f"doc{pages}.pdf"
+    path.write_bytes(make_pdf(pages))
+    return str(path)
+
+
+def verify(system) -> None:
+    out = system.ctl("ledger", "verify")
+    assert "ledger OK" in out.stdout
+
+
+async def test_shared_account_money_commands_and_statement(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("account", "add", "clients", "--charge-rate", "1.5")
+    system.ctl("account", "add", "acme", "--parent", "clients")
+    system.ctl("account", "grant", "clients", "--group", "sales")
+    system.ctl("user", "add", "alice", "--balance", "5.00", "--group", "sales")
+    system.ctl("user", "set", "alice", "--default-account", "clients/acme")
+    system.ctl("topup", "clients/acme", "10.00", "--key", "po-1")
+    system.ctl("topup", "clients/acme", "10.00", "--key", "po-1")  # same key: once
+
+    out = system.ctl("print", pdf(system), "--user", "alice", "--printer", "lab-1", "--wait")
+    job_id = out.stdout.splitlines()[0]
+    assert "charged 0.45" in out.stdout  # 3 pages x 0.10 x 150 %
+    acme = json.loads(system.ctl("account", "show", "clients/acme", "--json").stdout)
+    assert D(acme["balance"]) == D("9.55") and D(acme["effective_charge_rate"]) == D("1.5")
+
+    system.ctl("refund", job_id, "--amount", "0.20", "--reason", "misprint")
+    system.ctl("refund", job_id, "--reason", "all of it")
+    again = system.ctl("refund", job_id, "--reason", "again", check=False)
+    assert again.returncode == 1 and "refunded in full" in again.stderr
+
+    system.ctl("adjust", "alice", "-1.25", "--reason", "lost card")
+    system.ctl("transfer", "alice", "clients/acme", "1.00", "--reason", "pay back")
+    refused = system.ctl("transfer", "alice", "clients/acme", "100", check=False)
+    assert refused.returncode == 1 and "cannot pay" in refused.stderr
+
+    rows = list(csv.reader(io.StringIO(system.ctl("statement", "clients/acme", "--csv").stdout)))
+    assert rows[0] == ["time", "transaction", "kind", "description", "job", "amount", "balance"]
+    assert [(r[2], r[5], r[6]) for r in rows[1:]] == [
+        ("top-up", "10.00", "10.00"),
+        ("charge", "-0.45", "9.55"),
+        ("refund", "0.20", "9.75"),
+        ("refund", "0.25", "10.00"),
+        ("transfer", "1.00", "11.00"),
+    ]
+    alice = system.user_json("alice")
+    assert D(alice["balance"]) == D("5.00") - D("1.25") - D("1.00")
+    assert alice["groups"] == ["sales"] and alice["default_account"] == "shared:clients/acme"
+    verify(system)
+
+
+async def test_confirmation_answered_through_the_ledger(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "bob", "--balance", "5.00")
+    system.ctl("user", "set", "bob", "--selection", "confirm")
+    async with EventRecorder(system.amqp_url) as events:
+        [keep, drop] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(2), 2)
+        asks = await events.wait_for("job.input_required", 2)
+        assert {a.correlation_id for a in asks} == {str(keep), str(drop)}
+        assert events.of_type("job.authorized") == []
+        async with rpc.connect(system.amqp_url) as client:
+            ok = await client.request(
+                "ledger.job.answer", AnswerJob(job_id=keep, user="bob", action="print")
+            )
+            assert isinstance(ok, AnswerOutcome) and ok.outcome == "authorized"
+            try:
+                await client.request(
+                    "ledger.job.answer", AnswerJob(job_id=drop, user="mallory", action="print")
+                )
+                raise AssertionError("another user's answer was accepted")
+            except rpc.RequestFailed as exc:
+                assert "someone else" in str(exc)
+            bye = await client.request(
+                "ledger.job.answer", AnswerJob(job_id=drop, user="bob", action="cancel")
+            )
+            assert bye.outcome == "cancelled"
+        await events.wait_for("job.charged", 1)
+        await events.wait_for("job.cancelled", 1)
+    jobs = {j["job_id"]: j for j in json.loads(system.ctl("jobs", "--json").stdout)}
+    assert jobs[str(keep)]["state"] == "printed"
+    assert jobs[str(drop)]["state"] == "cancelled"
+    assert D(system.user_json("bob")["balance"]) == D("4.80")
+    verify(system)
+
+
+async def test_low_credit_reaches_the_desktop_once(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "cat", "--balance", "1.50")
+    system.ctl("user", "set", "cat", "--low-balance", "1.00")
+    for _ in range(3):  # 1.20, 0.90 (crossing), 0.60
+        system.ctl("print", pdf(system), "--user", "cat", "--printer", "lab-1", "--wait")
+    notices = await system.desktop_messages("cat", timeout=5)
+    lows = [n for n in notices if isinstance(n, LowBalanceNotice)]
+    assert len(lows) == 1 and lows[0].available == D("0.90")
+    verify(system)
+
+
+async def test_errors_are_clear(system):
+    out = system.ctl("topup", "nobody", "5", check=False)
+    assert out.returncode == 1 and "no account or user named 'nobody'" in out.stderr
+    out = system.ctl("topup", "nobody", "--", "-5", check=False)
+    assert out.returncode == 1 and "zero or more" in out.stderr
+    out = system.ctl("refund", str(uuid.uuid4()), "--reason", "x", check=False)
+    assert out.returncode == 1 and "was not charged" in out.stderr
+    out = system.ctl("account", "add", "x", "--charge-rate", "0", check=False)
+    assert out.returncode != 0
