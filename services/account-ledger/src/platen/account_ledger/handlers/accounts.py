@@ -80,32 +80,32 @@ async def on_set_account(ctx: HandlerContext, cmd: SetAccount) -> AccountView | 
     return await account_view(ctx, account_id)
 
 
-async def on_grant(ctx: HandlerContext, cmd: GrantAccess) -> AccountView | ErrorReply:
+async def _change_access(
+    ctx: HandlerContext, cmd: GrantAccess | RevokeAccess, sql: str
+) -> AccountView | ErrorReply:
     try:
         account_id = await _shared(ctx, cmd.account)
     except store.NotFound as exc:
         return ErrorReply(error=str(exc))
     rows = [(account_id, "user", u) for u in cmd.users]
     rows += [(account_id, "group", g) for g in cmd.groups]
-    await ctx.conn.executemany(
-        "INSERT INTO account_access VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", rows
-    )
+    await ctx.conn.executemany(sql, rows)
     return await account_view(ctx, account_id)
+
+
+async def on_grant(ctx: HandlerContext, cmd: GrantAccess) -> AccountView | ErrorReply:
+    return await _change_access(
+        ctx, cmd, "INSERT INTO account_access VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+    )
 
 
 async def on_revoke(ctx: HandlerContext, cmd: RevokeAccess) -> AccountView | ErrorReply:
-    try:
-        account_id = await _shared(ctx, cmd.account)
-    except store.NotFound as exc:
-        return ErrorReply(error=str(exc))
-    rows = [(account_id, "user", u) for u in cmd.users]
-    rows += [(account_id, "group", g) for g in cmd.groups]
-    await ctx.conn.executemany(
+    return await _change_access(
+        ctx,
+        cmd,
         "DELETE FROM account_access WHERE account_id = $1 AND principal_kind = $2 "
         "AND principal = $3",
-        rows,
     )
-    return await account_view(ctx, account_id)
 
 
 async def on_show_account(ctx: HandlerContext, query: ShowAccount) -> AccountView | ErrorReply:

@@ -68,36 +68,32 @@ async def _post(
     return await _view(ctx, tx_id)
 
 
-async def on_topup(ctx: HandlerContext, cmd: TopUp) -> TransactionView | ErrorReply:
+async def _from_outside(
+    ctx: HandlerContext, cmd: TopUp | Adjust, op_key: str, kind: str
+) -> TransactionView | ErrorReply:
+    """Money entering (or, negative, leaving) the ledger through `system:funding`."""
     try:
         account_id = await store.resolve(ctx.conn, cmd.account)
     except store.NotFound as exc:
         return ErrorReply(error=str(exc))
     return await _post(
         ctx,
-        op_key=f"topup:{cmd.key}",
-        kind="top-up",
+        op_key=op_key,
+        kind=kind,
         description=cmd.reason,
         entries={account_id: cmd.amount, rules.FUNDING: -cmd.amount},
         by=cmd.by,
     )
+
+
+async def on_topup(ctx: HandlerContext, cmd: TopUp) -> TransactionView | ErrorReply:
+    return await _from_outside(ctx, cmd, f"topup:{cmd.key}", "top-up")
 
 
 async def on_adjust(ctx: HandlerContext, cmd: Adjust) -> TransactionView | ErrorReply:
     if cmd.amount == 0:
         return ErrorReply(error="an adjustment of 0 changes nothing")
-    try:
-        account_id = await store.resolve(ctx.conn, cmd.account)
-    except store.NotFound as exc:
-        return ErrorReply(error=str(exc))
-    return await _post(
-        ctx,
-        op_key=f"adjust:{cmd.key}",
-        kind="adjustment",
-        description=cmd.reason,
-        entries={account_id: cmd.amount, rules.FUNDING: -cmd.amount},
-        by=cmd.by,
-    )
+    return await _from_outside(ctx, cmd, f"adjust:{cmd.key}", "adjustment")
 
 
 async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | ErrorReply:
