@@ -5,6 +5,12 @@ set -euo pipefail
 need=()
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
+command -v cupsd >/dev/null 2>&1 || need+=(cups)
+[ -x /usr/lib/cups/filter/pdftopdf ] || need+=(cups-filters)
+command -v ippeveprinter >/dev/null 2>&1 || need+=(cups-ipp-utils)
+command -v gs >/dev/null 2>&1 || need+=(ghostscript)
+command -v avahi-daemon >/dev/null 2>&1 || need+=(avahi-daemon)
+command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -18,6 +24,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts the packaged servers; Platen runs its own from a private folder.
-for svc in rabbitmq-server postgresql; do
+for svc in rabbitmq-server postgresql cups; do
   service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncpg
 
+from platen.testing.cups import LocalCups, VirtualPrinter
 from platen.testing.documents import make_pdf
 from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ, traversable
 from platen.testing.services import ServiceProcesses
@@ -27,6 +28,9 @@ AMQP_PORT = int(os.environ.get("PLATEN_RUN_AMQP_PORT", "5673"))
 PG_PORT = int(os.environ.get("PLATEN_RUN_PG_PORT", "5433"))
 MANAGEMENT_PORT = int(os.environ.get("PLATEN_RUN_MANAGEMENT_PORT", "15673"))
 DIST_PORT = int(os.environ.get("PLATEN_RUN_DIST_PORT", "25673"))
+CUPS_PORT = int(os.environ.get("PLATEN_RUN_CUPS_PORT", "6631"))
+# The virtual printers behind the demo's Platen queues: name -> price per page.
+DEMO_PRINTERS = {"lab-mono": "0.05", "lab-color": "0.10"}
 
 
 def ctl(*args: str, env: dict[str, str]) -> str:
@@ -57,8 +61,10 @@ def main() -> None:
         dist_port=DIST_PORT,
         nodename="platen@localhost",
     )
-    pg = LocalPostgres(postgres_folder(), port=PG_PORT)
+    pg = LocalPostgres(reachable_folder("postgres"), port=PG_PORT)
     services: ServiceProcesses | None = None
+    cups: LocalCups | None = None
+    printers: list[VirtualPrinter] = []
     try:
         print(f"Starting RabbitMQ on port {AMQP_PORT} and PostgreSQL on port {PG_PORT}...")
         rabbit.start()
@@ -67,11 +73,13 @@ def main() -> None:
         database_url = pg.admin_dsn.rsplit("/", 1)[0] + "/platen"
         (RUN / "platen.env").write_text(
             f"PLATEN_AMQP_URL={rabbit.amqp_url}\nPLATEN_DATABASE_URL={database_url}\n"
+            f"CUPS_SERVER=127.0.0.1:{CUPS_PORT}\n"
         )
         services = ServiceProcesses(rabbit.amqp_url, database_url, RUN / "logs")
         services.start_all()
         env = {**os.environ, "PLATEN_AMQP_URL": rabbit.amqp_url}
         print(ctl("status", "--timeout", "60", env=env))
+        cups, printers = start_print_server(rabbit.amqp_url)
         load_demo(env)
         print_tour()
         wait_for_interrupt(services)
@@ -79,6 +87,10 @@ def main() -> None:
         raise SystemExit(f"could not start the local system: {exc}") from None
     finally:
         print("\nStopping Platen...")
+        if cups is not None:
+            cups.stop()
+        for printer in printers:
+            printer.stop()
         if services is not None:
             services.stop_all()
         pg.stop()
@@ -86,24 +98,43 @@ def main() -> None:
         print("Stopped.")
 
 
-def postgres_folder() -> Path:
-    """PostgreSQL runs as the `postgres` user, who must be able to reach its folder.
-
-    A checkout under a private home (e.g. /root) is not reachable; then the data lives in
-    /var/tmp instead, in a folder named after the checkout.
-    """
-    folder = RUN / "postgres"
+def reachable_folder(name: str) -> Path:
+    """A folder under run/ that other users can reach: PostgreSQL runs as `postgres` and
+    CUPS filters as `lp`. A checkout under a private home (e.g. /root) is not reachable;
+    then the folder lives in /var/tmp instead, named after the checkout."""
+    folder = RUN / name
     if os.geteuid() != 0 or traversable(folder):
         return folder
-    fallback = Path("/var/tmp") / f"platen-{zlib.crc32(str(RUN).encode()):08x}" / "postgres"
+    fallback = Path("/var/tmp") / f"platen-{zlib.crc32(str(RUN).encode()):08x}" / name
     fallback.parent.mkdir(parents=True, exist_ok=True)
     fallback.parent.chmod(0o755)
-    print(f"{RUN} is private to you, so PostgreSQL keeps its data in {fallback}")
+    print(f"{RUN} is private to you, so {name} lives in {fallback}")
     return fallback
+
+
+def start_print_server(amqp_url: str) -> tuple[LocalCups, list[VirtualPrinter]]:
+    """cupsd with one Platen queue per demo printer, each an ippeveprinter that keeps
+    what it receives under run/printers/<name>/received."""
+    folder = reachable_folder("cups")
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    config = folder / "cups-backend.conf"
+    config.write_text(f"[platen]\namqp_url = {amqp_url}\nserver_id = make-run\n")
+    config.chmod(0o600)
+    cups = LocalCups(folder / "cupsd", config, port=CUPS_PORT).start()
+    printers = []
+    for name in DEMO_PRINTERS:
+        printer = VirtualPrinter(name, reachable_folder("printers") / name).start()
+        printers.append(printer)
+        cups.add_queue(name, printer.uri)
+    print(f"CUPS on port {CUPS_PORT} with Platen queues: {', '.join(DEMO_PRINTERS)}")
+    return cups, printers
 
 
 def load_demo(env: dict[str, str]) -> None:
     ctl("printer", "add", "lab-1", "--price-per-page", "0.10", env=env)
+    for name, price in DEMO_PRINTERS.items():
+        ctl("printer", "add", name, "--price-per-page", price, env=env)
     ctl("user", "add", "alice", "--balance", "5.00", env=env)
     ctl("user", "add", "bob", "--balance", "0.10", env=env)
     demo = RUN / "demo"
@@ -113,7 +144,7 @@ def load_demo(env: dict[str, str]) -> None:
 
 def print_tour() -> None:
     print(
-        """
+        f"""
 Platen is running. Demo data: printer lab-1 at 0.10 a page; alice with 5.00; bob with 0.10.
 In a second shell, from this checkout:
 
@@ -121,6 +152,10 @@ In a second shell, from this checkout:
   .venv/bin/platenctl print run/demo/report.pdf --user alice --printer lab-1 --wait
   .venv/bin/platenctl user show alice
   .venv/bin/platenctl jobs
+
+Through the print server (a real cupsd; the document lands in run/printers/*/received):
+
+  CUPS_SERVER=127.0.0.1:{CUPS_PORT} lp -d lab-color -U alice run/demo/report.pdf
 
 Logs: run/logs/. Press Ctrl-C to stop.
 """

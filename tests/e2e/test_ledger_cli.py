@@ -8,7 +8,7 @@ import json
 import uuid
 from decimal import Decimal as D
 
-from platen.ctl import rpc
+from platen import rpc
 from platen.events.accounts import AnswerJob, AnswerOutcome
 from platen.events.desktop import LowBalanceNotice
 from platen.testing.documents import make_pdf

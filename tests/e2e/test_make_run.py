@@ -18,11 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
+def tour_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("## A tour", 1)[1].split("\n## ", 1)[0]
+
+
 def tour_commands() -> list[str]:
     """The platenctl lines of the README's tour, as written there."""
-    readme = (ROOT / "README.md").read_text()
-    tour = readme.split("## A tour", 1)[1].split("\n## ", 1)[0]
-    return [line[2:] for line in tour.splitlines() if line.startswith("$ .venv/bin/platenctl")]
+    return [
+        line[2:] for line in tour_section().splitlines() if line.startswith("$ .venv/bin/platenctl")
+    ]
 
 
 def test_make_run_starts_the_system_and_the_readme_tour_works():
@@ -36,6 +41,7 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
         "PLATEN_RUN_PG_PORT": str(free_port()),
         "PLATEN_RUN_MANAGEMENT_PORT": str(free_port()),
         "PLATEN_RUN_DIST_PORT": str(free_port()),
+        "PLATEN_RUN_CUPS_PORT": str(free_port()),
     }
     env.pop("PLATEN_AMQP_URL", None)
     server = subprocess.Popen(
@@ -91,6 +97,44 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
         assert re.search(r"alice .* printed", outputs[".venv/bin/platenctl jobs"])
         for command, result in results.items():
             assert result.returncode in (0, 2), (command, result.stdout, result.stderr)
+
+        # The tour's print-server lines, in one shell (the first one sets CUPS_SERVER).
+        lp_lines = [
+            line[2:]
+            for line in tour_section().splitlines()
+            if line.startswith(("$ export", "$ lp "))
+        ]
+        assert len(lp_lines) == 2
+        out = subprocess.run(
+            " && ".join(lp_lines),
+            shell=True,
+            cwd=tmp_path,
+            env=shell_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0 and "request id is lab-color-" in out.stdout, out.stderr
+        received = tmp_path / "run" / "printers" / "lab-color" / "received"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(received.glob("*")):
+            time.sleep(0.5)
+        assert len(list(received.glob("*"))) == 1  # alice is on "auto": printed at once
+        # The printer has the document; the charge follows once the backend reports it.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            balance = subprocess.run(
+                ".venv/bin/platenctl user show alice --json",
+                shell=True,
+                cwd=tmp_path,
+                env=shell_env,
+                capture_output=True,
+                text=True,
+            )
+            if '"balance":"4.40"' in balance.stdout:  # 4.70 - 3 pages x 0.10 on lab-color
+                break
+            time.sleep(0.5)
+        assert '"balance":"4.40"' in balance.stdout
     finally:
         os.killpg(server.pid, signal.SIGINT)
         rest, _ = server.communicate(timeout=90)

@@ -113,7 +113,7 @@ async def harness(channel, pool, publisher):
     [
         ({"body": b"not json"}, "body is not JSON"),
         ({"body": b"[1, 2]"}, "not a JSON object"),
-        ({"body": b'{"job_id": "nope"}'}, "job_id"),
+        ({"body": b'{"job_id": "nope"}', "version": 2}, "job_id"),
         ({"body": b"{}", "version": 99}, "schema version 99 is not supported"),
         ({"body": b"{}", "version": None}, "platen-schema-version"),
         ({"body": b"{}", "type_": "job.exploded"}, "unknown message type"),

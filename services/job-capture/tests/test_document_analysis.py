@@ -1,4 +1,7 @@
-"""Document analysis (format and page count) and the job state machine. Pure logic."""
+"""Document analysis (format and page count) and the job state machine.
+
+Colour, paper sizes and PostScript are in test_colour_analysis.py.
+"""
 
 import io
 import random
@@ -20,7 +23,9 @@ from platen.testing.documents import make_pdf
 
 @pytest.mark.parametrize("pages", [1, 3, 100])
 def test_page_count_of_generated_pdfs(pages):
-    assert analyse(make_pdf(pages)) == Analysis(format="pdf", pages=pages)
+    assert analyse(make_pdf(pages)) == Analysis(
+        format="pdf", pages=pages, color_pages=(), page_sizes=("A4",) * pages
+    )
 
 
 def test_page_size_does_not_matter():

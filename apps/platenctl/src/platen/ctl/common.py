@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 import typer
 
-from platen.ctl import rpc
+from platen import rpc
 from platen.events.accounts import UserView
 from platen.events.discovery import amqp_url
 

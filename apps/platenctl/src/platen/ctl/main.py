@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from platen.ctl import ledger, rpc
+from platen import rpc
+from platen.ctl import ledger
 from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser

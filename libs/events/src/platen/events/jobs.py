@@ -9,11 +9,13 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import Base64Bytes, Field
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
 
 from platen.events.base import Login, Message, Name, PrinterName
 from platen.events.money import Money
-from platen.events.registry import register
+from platen.events.registry import register, upcaster
+
+NumberUp = Literal[1, 2, 4, 6, 9, 16]
 
 
 @register
@@ -21,15 +23,32 @@ class SubmitJob(Message):
     """Command to job-capture: capture this document as a job (`capture.submit`).
 
     `job_id` is chosen by the submitter, so resubmitting the same command is harmless.
+    Version 2 added what a print server knows about the job (`source` onwards).
     """
 
     message_type: ClassVar[str] = "capture.submit"
+    schema_version: ClassVar[int] = 2
     job_id: uuid.UUID
     user: Login
     printer: PrinterName
     document_name: Name
     document: Base64Bytes
     copies: int = Field(default=1, ge=1, le=999)
+    # "api": submitted by a program, printed on release by job-capture itself;
+    # "cups": held by the Platen CUPS backend, which prints on release and reports back.
+    source: Literal["api", "cups"] = "api"
+    duplex: bool = False
+    number_up: NumberUp = 1
+    color_mode: Literal["color", "monochrome"] = "color"
+    media: str | None = None
+    origin_host: str | None = None
+    cups_job_id: int | None = None
+    deadline_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+
+
+@upcaster("capture.submit", 1)
+def _submit_v1_to_v2(body: dict) -> dict:
+    return {**body, "source": "api"}
 
 
 @register
@@ -40,9 +59,27 @@ class JobSubmitted(Message):
     job_id: uuid.UUID
 
 
+class SideGroup(BaseModel):
+    """Printed sides of one copy that share a paper size and colour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    paper: str
+    color: bool
+    count: int = Field(ge=1)
+
+
 @register
 class JobCaptured(Message):
+    """A job was captured and its document analysed.
+
+    Version 2 carries the analysis. `pages` and `color_pages` describe the document
+    (logical pages, numbered from 1); `sides` and `sheets` what the printer will produce
+    after N-up and duplex, for one copy; `side_groups` the sides of one copy by paper
+    size and colour, which is what pricing needs. Totals multiply by `copies`.
+    """
+
     message_type: ClassVar[str] = "job.captured"
+    schema_version: ClassVar[int] = 2
     job_id: uuid.UUID
     user: Login
     printer: PrinterName
@@ -51,6 +88,43 @@ class JobCaptured(Message):
     copies: int = Field(ge=1)
     size_bytes: int = Field(ge=0)
     captured_at: datetime
+    format: Literal["pdf", "postscript"] = "pdf"
+    color_pages: list[int] = Field(default_factory=list)
+    paper_sizes: dict[str, int] = Field(default_factory=dict)
+    duplex: bool = False
+    number_up: NumberUp = 1
+    color_mode: Literal["color", "monochrome"] = "color"
+    sides: int = Field(default=0, ge=0)
+    sheets: int = Field(default=0, ge=0)
+    side_groups: list[SideGroup] = Field(default_factory=list)
+    analysis_ms: int = Field(default=0, ge=0)
+
+    @property
+    def total_sides(self) -> int:
+        return self.sides * self.copies
+
+    @property
+    def total_sheets(self) -> int:
+        return self.sheets * self.copies
+
+
+@upcaster("job.captured", 1)
+def _captured_v1_to_v2(body: dict) -> dict:
+    # Version 1 knew only the page count: every page one grayscale side of unknown paper.
+    pages = body["pages"]
+    return {
+        **body,
+        "format": "pdf",
+        "color_pages": [],
+        "paper_sizes": {"unknown": pages},
+        "duplex": False,
+        "number_up": 1,
+        "color_mode": "color",
+        "sides": pages,
+        "sheets": pages,
+        "side_groups": [{"paper": "unknown", "color": False, "count": pages}],
+        "analysis_ms": 0,
+    }
 
 
 @register
@@ -153,3 +227,34 @@ class JobCancelled(Message):
     printer: str
     document_name: str
     reason: str
+
+
+@register
+class GetJobStatus(Message):
+    """Query to job-capture (`capture.job.status`): where is this job?
+
+    The CUPS backend asks this while it holds a job, so it survives restarts of anything:
+    a question asked again gets the current answer.
+    """
+
+    message_type: ClassVar[str] = "capture.job.status"
+    job_id: uuid.UUID
+
+
+@register
+class JobStatus(Message):
+    message_type: ClassVar[str] = "capture.job.status.reply"
+    job_id: uuid.UUID
+    state: JobState | Literal["unknown"]
+    reason: str | None = None
+
+
+@register
+class ReportOutcome(Message):
+    """Command to job-capture (`capture.job.outcome`): what the printer did with a released
+    job. Sent by the CUPS backend after the real backend has run."""
+
+    message_type: ClassVar[str] = "capture.job.outcome"
+    job_id: uuid.UUID
+    printed: bool
+    reason: str | None = None

@@ -94,7 +94,13 @@ def decode(message_type: str | None, schema_version: int | None, body: bytes) ->
             raise UnsupportedVersion(
                 f"{message_type}: no upcaster from version {version}"
             ) from None
-        data = step(data)
+        try:
+            data = step(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            # An old body too broken to upcast is as malformed as a broken new one.
+            raise MalformedMessage(
+                f"{message_type}: version {version} body cannot be upcast: {exc!r}"
+            ) from None
         version += 1
     try:
         return model.model_validate(data)

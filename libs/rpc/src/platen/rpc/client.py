@@ -17,7 +17,7 @@ from platen.events.routing import COMMANDS
 from platen.events.system import ErrorReply
 
 REPLY_TO = "amq.rabbitmq.reply-to"
-PRODUCER = "platenctl"
+PRODUCER = "platen-rpc"
 HEADER_VERSION = "platen-schema-version"
 
 

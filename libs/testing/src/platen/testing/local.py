@@ -45,7 +45,7 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None = Non
     raise InfraError(f"port {port} did not open within {timeout:.0f}s")
 
 
-def _stop(proc: subprocess.Popen | None, timeout: float = 20) -> None:
+def stop_process(proc: subprocess.Popen | None, timeout: float = 20) -> None:
     if proc is None or proc.poll() is not None:
         return
     try:
@@ -151,7 +151,7 @@ class LocalRabbitMQ:
         return out.stdout
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         # The Erlang port mapper daemon outlives the node; it is shared and harmless.
 
 
@@ -257,4 +257,4 @@ class LocalPostgres:
 
     def stop(self) -> None:
         # SIGTERM to the session also reaches runuser's child, the postmaster.
-        _stop(self.proc)
+        stop_process(self.proc)

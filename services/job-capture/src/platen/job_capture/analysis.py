@@ -1,11 +1,90 @@
-"""What a document is: its format and page count. Pure logic over bytes, via pikepdf."""
+"""What a document is: its format, pages, paper and which pages print in colour.
+
+A PDF's structure (page count, encryption, damage, paper) comes from pikepdf; what its
+pages print comes from rendering them once with Ghostscript's `ink_cov` device. A
+PostScript document is a program, so everything about it comes from running it in
+Ghostscript. Every reason in `UnreadableDocument` is shown to the user who sent the job.
+"""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+import math
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import pikepdf
+
+MAX_PAGES = 10_000
+DEFAULT_TIMEOUT = 120.0
+GHOSTSCRIPT = "gs"
+
+# Rendering resolution. Vector marks of any size are always caught: Ghostscript paints
+# every pixel a fill touches, so a 2x2 pt square covers at least one pixel even at 36
+# dpi. Glyphs are rasterised by pixel centre instead, so the smallest coloured text is
+# caught only at higher resolution (at 100 dpi only 2-3 pt glyphs can slip through). The
+# cost is small: glyph rendering, not pixels, dominates. But `ink_cov` prints coverage
+# as a percentage with five decimals, so on a page of more than about 20 million pixels
+# a single coloured pixel would round to zero; PIXEL_BUDGET keeps the largest page of a
+# PDF well under that (A0 renders at 71 dpi). PostScript page sizes are known only once
+# it has run, so it renders at MAX_DPI (A0: 16 million pixels).
+MAX_DPI = 100
+MIN_DPI = 36
+PIXEL_BUDGET = 8_000_000
+POINTS_PER_MM = 72 / 25.4
+
+PAPER_SIZES_MM: dict[str, tuple[float, float]] = {
+    "A2": (420, 594),
+    "A3": (297, 420),
+    "A4": (210, 297),
+    "A5": (148, 210),
+    "A6": (105, 148),
+    "Letter": (215.9, 279.4),
+    "Legal": (215.9, 355.6),
+    "Tabloid": (279.4, 431.8),
+}
+PAPER_TOLERANCE_MM = 2.0
+
+# Device-dependent ink controls a PDF's graphics states may carry. Ghostscript honours
+# them in the fast colour path used below, and an undercolour removal of 1 would erase
+# every colour from the analysis (not from the printout): they are dropped before
+# rendering, so the analysis sees the colours the page asks for.
+INK_CONTROLS = ("/BG", "/BG2", "/UCR", "/UCR2", "/TR", "/TR2")
+
+# Ghostscript setup run before the document: black generation and undercolour removal
+# that turn every neutral colour into black ink only (see `prints_in_colour`). Removing
+# NEUTRAL_TOLERANCE more than the neutral part also clears near-neutral pixels, whose RGB
+# channels differ by at most that much (3% is about 8 of 255): converters write gray so
+# (poppler's pdftocairo turns CMYK 50% black into RGB 145 143 143), and so do gray
+# scans. It works per pixel, so a tiny but saturated mark is still colour.
+NEUTRAL_TOLERANCE = 0.03
+NEUTRALS_TO_BLACK = f"{{}} setblackgeneration {{{NEUTRAL_TOLERANCE} add}} setundercolorremoval"
+# For PostScript: after each page, report its size on a line of its own (and stop a
+# document that goes past the page limit). The count lives in global VM, which the
+# document's save/restore around its pages cannot undo.
+PAGE_MARKER = "platen-page:"
+POSTSCRIPT_PAGE_HOOK = r"""
+globaldict /platen-pages 0 put
+<< /EndPage {
+  exch pop dup 2 ne {
+    globaldict /platen-pages 2 copy get 1 add put
+    (\nMARKER ) print currentpagedevice /PageSize get aload pop exch =only ( ) print =
+    flush
+    globaldict /platen-pages get LIMIT gt { quit } if
+  } if
+  2 ne
+} bind >> setpagedevice
+"""
+MAX_OUTPUT_LINE = 4096
 
 
 class UnreadableDocument(ValueError):
@@ -14,21 +93,133 @@ class UnreadableDocument(ValueError):
 
 @dataclass(frozen=True)
 class Analysis:
-    format: str
+    """What a document prints, page by page (pages numbered from 1).
+
+    `analysis_ms` is how long the analysis took; it is not part of what the document is,
+    so two analyses of the same document compare equal.
+    """
+
+    format: Literal["pdf", "postscript"]
     pages: int
+    color_pages: tuple[int, ...]
+    page_sizes: tuple[str, ...]
+    analysis_ms: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.format not in ("pdf", "postscript"):
+            raise ValueError(f"unknown format {self.format!r}")
+        if self.pages < 1 or len(self.page_sizes) != self.pages:
+            raise ValueError("an analysis needs one paper size for each of at least one page")
+        if list(self.color_pages) != sorted(set(self.color_pages)) or not all(
+            1 <= page <= self.pages for page in self.color_pages
+        ):
+            raise ValueError("colour pages must be distinct page numbers, in order")
 
 
-def analyse(document: bytes) -> Analysis:
+def analyse(document: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> Analysis:
+    started = time.monotonic()
+    deadline = started + timeout
     if not document:
         raise UnreadableDocument("the document is empty")
-    if not document.lstrip()[:5].startswith(b"%PDF-"):
-        raise UnreadableDocument("unsupported document format (only PDF is accepted)")
+    head = document.lstrip()[:5]
+    if head.startswith(b"%PDF-"):
+        fmt: Literal["pdf", "postscript"] = "pdf"
+        sizes, inks = _analyse_pdf(document, deadline, timeout)
+    elif head.startswith(b"%!"):
+        fmt = "postscript"
+        sizes, inks = _analyse_postscript(document, deadline, timeout)
+    else:
+        raise UnreadableDocument(
+            "unsupported document format (only PDF and PostScript are accepted)"
+        )
+    return Analysis(
+        format=fmt,
+        pages=len(sizes),
+        color_pages=tuple(n for n, ink in enumerate(inks, start=1) if prints_in_colour(*ink)),
+        page_sizes=tuple(paper_name(w, h) for w, h in sizes),
+        analysis_ms=round((time.monotonic() - started) * 1000),
+    )
+
+
+# --------------------------------------------------------------------------- pure rules
+
+
+def prints_in_colour(c: float, m: float, y: float, k: float) -> bool:
+    """Whether a page with this ink coverage (from `ink_cov`) prints in colour.
+
+    Ghostscript renders with its non-ICC colour conversion and NEUTRALS_TO_BLACK, so a
+    neutral colour (gray, RGB with R = G = B, ICC-based gray, black-ink CMYK, and RGB
+    within NEUTRAL_TOLERANCE of gray) becomes black ink only, while any colour with a hue
+    keeps some cyan, magenta or yellow. With the default ICC conversion an RGB gray comes
+    out as cyan, magenta and yellow plus black instead. Only per-page totals are reported,
+    which is why "equal C, M and Y" cannot mean gray: red, green and blue shapes of equal
+    area also add up to equal C, M and Y. So any coloured ink at all is colour, however
+    little: a 2x2 pt red mark still needs the colour toner. Black `k` never matters. CMYK
+    that asks for coloured ink (a "rich black") is colour, since that is what it prints.
+    """
+    return c > 0 or m > 0 or y > 0
+
+
+INK_LINE = re.compile(r"\s*(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+CMYK OK\s*")
+
+
+def parse_ink_coverage(text: str) -> list[tuple[float, float, float, float]]:
+    """One (c, m, y, k) per page from `ink_cov` output; ValueError if anything is off."""
+    pages = []
+    for line in text.splitlines():
+        match = INK_LINE.fullmatch(line)
+        if not match:  # "CMYK ERROR" (with -1 for every ink) included
+            raise ValueError(f"unexpected ink coverage line {line!r}")
+        c, m, y, k = (float(value) for value in match.groups())
+        pages.append((c, m, y, k))
+    return pages
+
+
+def paper_name(width: float, height: float) -> str:
+    """The paper a page of this size (in points) prints on, in either orientation.
+
+    A standard size within PAPER_TOLERANCE_MM, else "<short>x<long>mm". Orientation is
+    left out on purpose: a landscape A4 page, or one turned by /Rotate, is still A4.
+    """
+    short, long = sorted((width / POINTS_PER_MM, height / POINTS_PER_MM))
+    for name, (paper_short, paper_long) in PAPER_SIZES_MM.items():
+        if (
+            abs(short - paper_short) <= PAPER_TOLERANCE_MM
+            and abs(long - paper_long) <= PAPER_TOLERANCE_MM
+        ):
+            return name
+    return f"{math.floor(short + 0.5)}x{math.floor(long + 0.5)}mm"
+
+
+def render_resolution(sizes: Iterable[tuple[float, float]]) -> int:
+    """The dpi to render pages of these sizes (in points) at: see MAX_DPI."""
+    largest = max((w * h / 72 / 72 for w, h in sizes), default=0.0)
+    if largest <= 0:
+        return MAX_DPI
+    return max(MIN_DPI, min(MAX_DPI, math.floor(math.sqrt(PIXEL_BUDGET / largest))))
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def _analyse_pdf(
+    document: bytes, deadline: float, timeout: float
+) -> tuple[list[tuple[float, float]], list[tuple[float, float, float, float]]]:
+    sizes: list[tuple[float, float] | None] = []
+    rewritten = None
     try:
         with pikepdf.open(io.BytesIO(document)) as pdf:
             pages = len(pdf.pages)
             # qpdf silently rebuilds a damaged file, and a truncated one then counts
             # fewer pages than it has: printing or pricing it would be a guess.
             damaged = bool(pdf.get_warnings())
+            if not damaged and 1 <= pages <= MAX_PAGES:
+                sizes = [_page_size(page) for page in pdf.pages]
+                damaged = bool(pdf.get_warnings())
+                if _drop_ink_controls(pdf):
+                    out = io.BytesIO()
+                    pdf.save(out)
+                    rewritten = out.getvalue()
     except pikepdf.PasswordError:
         raise UnreadableDocument("the PDF is password-protected") from None
     except (pikepdf.PikepdfError, ValueError, RuntimeError):
@@ -37,4 +228,213 @@ def analyse(document: bytes) -> Analysis:
         raise UnreadableDocument("the PDF is damaged or truncated")
     if pages < 1:
         raise UnreadableDocument("the PDF has no pages")
-    return Analysis(format="pdf", pages=pages)
+    if pages > MAX_PAGES:
+        raise UnreadableDocument(f"the PDF has too many pages ({pages}; the limit is {MAX_PAGES})")
+    if any(size is None for size in sizes):
+        raise UnreadableDocument("the PDF has a page without a valid size")
+    page_sizes = [size for size in sizes if size is not None]
+    run = _ghostscript(
+        rewritten or document, render_resolution(page_sizes), deadline, timeout, hook=False
+    )
+    if run.returncode != 0 or len(run.inks) != pages:
+        raise UnreadableDocument("the PDF cannot be printed (its pages cannot be rendered)")
+    return page_sizes, run.inks
+
+
+def _page_size(page: pikepdf.Page) -> tuple[float, float] | None:
+    """The size in points of what prints: the CropBox, clipped to the MediaBox."""
+    try:
+        media = [float(v) for v in page.mediabox]
+        crop = [float(v) for v in page.cropbox]
+        unit = float(page.obj.get("/UserUnit", 1))
+    except (TypeError, ValueError, pikepdf.PdfError):
+        return None
+    if len(media) != 4 or len(crop) != 4 or not all(map(math.isfinite, [*media, *crop, unit])):
+        return None
+    width = min(max(media[0], media[2]), max(crop[0], crop[2])) - max(
+        min(media[0], media[2]), min(crop[0], crop[2])
+    )
+    height = min(max(media[1], media[3]), max(crop[1], crop[3])) - max(
+        min(media[1], media[3]), min(crop[1], crop[3])
+    )
+    if width < 1 or height < 1 or unit <= 0:
+        return None
+    return width * unit, height * unit
+
+
+def _drop_ink_controls(pdf: pikepdf.Pdf) -> bool:
+    """Remove INK_CONTROLS from every graphics state; True if there were any."""
+
+    def clean(state: object) -> bool:
+        if not isinstance(state, pikepdf.Dictionary):
+            return False
+        found = [key for key in INK_CONTROLS if key in state]
+        for key in found:
+            del state[key]
+        return bool(found)
+
+    changed = False
+    for obj in pdf.objects:
+        if not isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+            continue
+        if obj.get("/Type") == pikepdf.Name.ExtGState:
+            changed |= clean(obj)
+        if obj.get("/PatternType") == 2:  # a shading pattern holds one graphics state
+            changed |= clean(obj.get("/ExtGState"))
+        for holder in (obj, obj.get("/Resources")):
+            states = holder.get("/ExtGState") if isinstance(holder, pikepdf.Dictionary) else None
+            if isinstance(states, pikepdf.Dictionary) and holder.get("/PatternType") != 2:
+                for state in states.values():
+                    changed |= clean(state)
+    return changed
+
+
+# --------------------------------------------------------------------------- PostScript
+
+
+def _analyse_postscript(
+    document: bytes, deadline: float, timeout: float
+) -> tuple[list[tuple[float, float]], list[tuple[float, float, float, float]]]:
+    run = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True)
+    if len(run.sizes) > MAX_PAGES:
+        raise UnreadableDocument(
+            f"the PostScript document has too many pages (the limit is {MAX_PAGES})"
+        )
+    if run.returncode != 0:
+        raise UnreadableDocument(
+            "the PostScript document cannot be printed (it stops with an error)"
+        )
+    if not run.inks and not run.sizes:
+        raise UnreadableDocument("the PostScript document has no pages")
+    if len(run.inks) != len(run.sizes) or any(w < 1 or h < 1 for w, h in run.sizes):
+        # The document replaced the page hook, or wrote lines that look like its output.
+        raise UnreadableDocument(
+            "the PostScript document cannot be analysed (it changes page handling)"
+        )
+    return run.sizes, run.inks
+
+
+# --------------------------------------------------------------------------- Ghostscript
+
+
+@dataclass
+class _Run:
+    returncode: int
+    inks: list[tuple[float, float, float, float]]
+    sizes: list[tuple[float, float]]
+
+
+def _ghostscript(document: bytes, dpi: int, deadline: float, timeout: float, *, hook: bool) -> _Run:
+    """Render `document` once with the `ink_cov` device, within `deadline`."""
+    executable = shutil.which(GHOSTSCRIPT)
+    if executable is None:  # not the user's fault: an installation problem, not a refusal
+        raise RuntimeError(f"Ghostscript ({GHOSTSCRIPT}) is not installed")
+    setup = NEUTRALS_TO_BLACK
+    if hook:
+        setup += POSTSCRIPT_PAGE_HOOK.replace("MARKER", PAGE_MARKER).replace(
+            "LIMIT", str(MAX_PAGES)
+        )
+    # GS_OPTIONS in the environment would be read as extra command-line options.
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("GS_OPTIONS", "GS_DEVICE")
+    }
+    with tempfile.TemporaryDirectory(prefix="platen-analysis-") as tmp:
+        source, ink = Path(tmp, "document"), Path(tmp, "ink.txt")
+        source.write_bytes(document)
+        args = [
+            executable,
+            "-dSAFER",
+            "-dBATCH",
+            "-dNOPAUSE",
+            "-q",
+            "-sDEVICE=ink_cov",
+            f"-r{dpi}",
+            "-dUseFastColor",  # the non-ICC conversion, in which neutrals can map to black
+            # PostScript has no ICC colour spaces: converters (poppler's pdftops, as CUPS
+            # runs it) write ICC-based RGB and gray as CIEBasedABC and CIEBasedA, which
+            # would go through ICC conversion and turn gray into coloured ink. Their
+            # values are the ICC-based RGB or gray values, so read them as such.
+            "-dNOCIE",
+            "-dNOINTERPOLATE",
+            "-dPrinted",  # annotations and optional content as printed, not as on screen
+            "-dUseCropBox",
+            "-sDEFAULTPAPERSIZE=a4",  # PostScript that sets no page size
+            f"-sOutputFile={ink}",  # not stdout, where a document can write too
+            "-c",
+            setup,
+            "-f",
+            str(source),
+        ]
+        process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            sizes = _read_page_markers(process, deadline)
+            returncode = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise UnreadableDocument(
+                f"the document takes too long to analyse (the limit is {timeout:g} seconds)"
+            ) from None
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            assert process.stdout is not None
+            process.stdout.close()
+        try:
+            # ink_cov writes under 50 bytes a page; anything much bigger was not its doing.
+            if ink.exists() and ink.stat().st_size > (MAX_PAGES + 1) * 64:
+                raise ValueError("ink coverage output too large")
+            inks = parse_ink_coverage(ink.read_text("ascii")) if ink.exists() else []
+        except (ValueError, UnicodeDecodeError):
+            returncode = returncode or -1
+            inks = []
+    return _Run(returncode=returncode, inks=inks, sizes=sizes)
+
+
+def _read_page_markers(
+    process: subprocess.Popen[bytes], deadline: float
+) -> list[tuple[float, float]]:
+    """Read Ghostscript's stdout to its end, keeping only the page hook's lines.
+
+    The document writes to stdout too, as much as it likes: nothing else is kept, and
+    reading stops once more pages were reported than the limit allows.
+    """
+    assert process.stdout is not None
+    sizes: list[tuple[float, float]] = []
+    pending = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while len(sizes) <= MAX_PAGES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise subprocess.TimeoutExpired(GHOSTSCRIPT, remaining)
+            chunk = os.read(process.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            pending = pending[-MAX_OUTPUT_LINE:]
+            for line in lines:
+                size = _page_marker(line)
+                if size is not None:
+                    sizes.append(size)
+    if len(sizes) > MAX_PAGES:  # enough: the document is refused whatever else it does
+        process.kill()
+    return sizes
+
+
+def _page_marker(line: bytes) -> tuple[float, float] | None:
+    text = line.strip().decode("ascii", "replace")
+    if not text.startswith(PAGE_MARKER):
+        return None
+    try:
+        width, height = (float(value) for value in text[len(PAGE_MARKER) :].split())
+    except ValueError:
+        return (0.0, 0.0)  # a malformed report: counted, and refused as such
+    if not (math.isfinite(width) and math.isfinite(height)):
+        return (0.0, 0.0)
+    return (width, height)

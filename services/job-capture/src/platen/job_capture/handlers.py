@@ -2,44 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from platen.events.jobs import (
+    GetJobStatus,
     JobAuthorized,
     JobCancelled,
     JobCaptured,
     JobDenied,
+    JobFailed,
     JobList,
     JobPriced,
     JobPrinted,
+    JobStatus,
     JobSubmitted,
     JobSummary,
     ListJobs,
+    ReportOutcome,
     SubmitJob,
 )
 from platen.job_capture.analysis import UnreadableDocument, analyse
 from platen.job_capture.jobs import can_move
+from platen.job_capture.layout import layout
 from platen.messaging.handling import HandlerContext
 
 SERVICE = "job-capture"
 MAX_DOCUMENT_BYTES = int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 1024 * 1024)))
+DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "600"))
 
 
 async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
-    job_id = str(cmd.job_id)
     exists = await ctx.conn.fetchval("SELECT 1 FROM jobs WHERE job_id = $1", cmd.job_id)
     if exists:
         return JobSubmitted(job_id=cmd.job_id)
     size = len(cmd.document)
     reason = None
-    pages = None
+    analysis = None
     if size > MAX_DOCUMENT_BYTES:
         reason = f"the document is too large ({size} bytes; the limit is {MAX_DOCUMENT_BYTES})"
     else:
         try:
-            pages = analyse(cmd.document).pages
+            # Ghostscript may take seconds: keep the event loop free for other deliveries.
+            analysis = await asyncio.to_thread(analyse, cmd.document)
         except UnreadableDocument as exc:
             reason = str(exc)
         except Exception:
@@ -47,24 +54,31 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
             # dead-lettered: the job is recorded and denied, and the user told.
             ctx.log.exception("document analysis crashed")
             reason = "the document could not be analysed"
-    state = "denied" if reason else "captured"
     now = datetime.now(UTC)
+    deadline = now + timedelta(seconds=cmd.deadline_seconds or DEFAULT_DEADLINE_SECONDS)
     await ctx.conn.execute(
-        """INSERT INTO jobs (job_id, user_login, printer, document_name, size_bytes, pages,
-                             copies, state, reason, submitted_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        """INSERT INTO jobs (job_id, user_login, printer, document_name, size_bytes, copies,
+                             state, reason, submitted_at, source, cups_job_id, origin_host,
+                             deadline_at, duplex, number_up, color_mode)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)""",
         cmd.job_id,
         cmd.user,
         cmd.printer,
         cmd.document_name,
         size,
-        pages,
         cmd.copies,
-        state,
+        "denied" if reason else "captured",
         reason,
         now,
+        cmd.source,
+        cmd.cups_job_id,
+        cmd.origin_host,
+        deadline,
+        cmd.duplex,
+        cmd.number_up,
+        cmd.color_mode,
     )
-    if reason:
+    if reason or analysis is None:
         ctx.log.info("job refused at capture", reason=reason, size_bytes=size)
         await ctx.emit(
             JobDenied(
@@ -72,28 +86,65 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
                 user=cmd.user,
                 printer=cmd.printer,
                 document_name=cmd.document_name,
-                reason=reason,
+                reason=reason or "the document could not be analysed",
                 denied_by=SERVICE,
             ),
-            correlation_id=job_id,
+            correlation_id=str(cmd.job_id),
         )
         return JobSubmitted(job_id=cmd.job_id)
+    sheet = layout(analysis, duplex=cmd.duplex, number_up=cmd.number_up, color_mode=cmd.color_mode)
+    groups = [{"paper": p, "color": c, "count": n} for p, c, n in sheet.side_groups]
     await ctx.conn.execute(
-        "INSERT INTO spool (job_id, document) VALUES ($1, $2)", cmd.job_id, cmd.document
+        """UPDATE jobs SET pages = $2, format = $3, color_pages = $4, paper_sizes = $5,
+                           sides = $6, sheets = $7, side_groups = $8, analysis_ms = $9
+           WHERE job_id = $1""",
+        cmd.job_id,
+        analysis.pages,
+        analysis.format,
+        list(analysis.color_pages),
+        dict(sheet.paper_sizes),
+        sheet.sides,
+        sheet.sheets,
+        groups,
+        analysis.analysis_ms,
     )
-    ctx.log.info("job captured", pages=pages, copies=cmd.copies, size_bytes=size)
+    if cmd.source == "api":
+        # A CUPS job's document stays with the CUPS backend; an API job's waits here.
+        await ctx.conn.execute(
+            "INSERT INTO spool (job_id, document) VALUES ($1, $2)", cmd.job_id, cmd.document
+        )
+    ctx.log.info(
+        "job captured",
+        pages=analysis.pages,
+        color_pages=len(analysis.color_pages),
+        copies=cmd.copies,
+        sides=sheet.sides,
+        size_bytes=size,
+        analysis_ms=analysis.analysis_ms,
+        source=cmd.source,
+    )
     await ctx.emit(
         JobCaptured(
             job_id=cmd.job_id,
             user=cmd.user,
             printer=cmd.printer,
             document_name=cmd.document_name,
-            pages=pages,
+            pages=analysis.pages,
             copies=cmd.copies,
             size_bytes=size,
             captured_at=now,
+            format=analysis.format,
+            color_pages=list(analysis.color_pages),
+            paper_sizes=dict(sheet.paper_sizes),
+            duplex=cmd.duplex,
+            number_up=cmd.number_up,
+            color_mode=cmd.color_mode,
+            sides=sheet.sides,
+            sheets=sheet.sheets,
+            side_groups=groups,
+            analysis_ms=analysis.analysis_ms,
         ),
-        correlation_id=job_id,
+        correlation_id=str(cmd.job_id),
     )
     return JobSubmitted(job_id=cmd.job_id)
 
@@ -126,14 +177,20 @@ async def on_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
     job = await _move(ctx, event.job_id, "released")
     if job is None:
         return
-    # No physical printer yet: releasing the job is printing it. The CUPS backend
-    # replaces this with the real printer's outcome.
+    ctx.log.info("job released", source=job["source"])
+    if job["source"] == "cups":
+        return  # the CUPS backend sees "released", prints, and reports the outcome
+    # A job submitted by a program has no physical printer: releasing it is printing it.
     await ctx.conn.execute("DELETE FROM spool WHERE job_id = $1", event.job_id)
-    await _move(ctx, event.job_id, "printed")
+    await _printed(ctx, job)
+
+
+async def _printed(ctx: HandlerContext, job) -> None:
+    await _move(ctx, job["job_id"], "printed")
     ctx.log.info("job printed", pages=job["pages"], copies=job["copies"])
     await ctx.emit(
         JobPrinted(
-            job_id=event.job_id,
+            job_id=job["job_id"],
             user=job["user_login"],
             printer=job["printer"],
             document_name=job["document_name"],
@@ -141,8 +198,41 @@ async def on_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
             copies=job["copies"],
             printed_at=datetime.now(UTC),
         ),
-        correlation_id=str(event.job_id),
+        correlation_id=str(job["job_id"]),
     )
+
+
+async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus:
+    job = await ctx.conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE", cmd.job_id)
+    if job is None:
+        return JobStatus(job_id=cmd.job_id, state="unknown")
+    if job["state"] == "released":
+        if cmd.printed:
+            await _printed(ctx, job)
+        else:
+            reason = cmd.reason or "the printer did not print the job"
+            await _move(ctx, cmd.job_id, "failed", reason=reason)
+            ctx.log.info("job failed", reason=reason)
+            await ctx.emit(
+                JobFailed(
+                    job_id=cmd.job_id,
+                    user=job["user_login"],
+                    printer=job["printer"],
+                    document_name=job["document_name"],
+                    reason=reason,
+                ),
+                correlation_id=str(cmd.job_id),
+            )
+    else:
+        ctx.log.warning("outcome for a job that was not released ignored", state=job["state"])
+    return await on_status(ctx, GetJobStatus(job_id=cmd.job_id))
+
+
+async def on_status(ctx: HandlerContext, query: GetJobStatus) -> JobStatus:
+    row = await ctx.conn.fetchrow("SELECT state, reason FROM jobs WHERE job_id = $1", query.job_id)
+    if row is None:
+        return JobStatus(job_id=query.job_id, state="unknown")
+    return JobStatus(job_id=query.job_id, state=row["state"], reason=row["reason"])
 
 
 async def on_denied(ctx: HandlerContext, event: JobDenied) -> None:

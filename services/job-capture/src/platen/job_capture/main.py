@@ -3,14 +3,17 @@
 from pathlib import Path
 
 from platen.events.jobs import (
+    GetJobStatus,
     JobAuthorized,
     JobCancelled,
     JobDenied,
     JobPriced,
     ListJobs,
+    ReportOutcome,
     SubmitJob,
 )
 from platen.job_capture import handlers
+from platen.job_capture.expiry import start_expiry
 from platen.messaging.service import ServiceSpec, run_service
 
 SPEC = ServiceSpec(
@@ -24,8 +27,14 @@ SPEC = ServiceSpec(
             JobDenied: handlers.on_denied,
             JobCancelled: handlers.on_cancelled,
         },
-        "commands": {SubmitJob: handlers.on_submit, ListJobs: handlers.on_list},
+        "commands": {
+            SubmitJob: handlers.on_submit,
+            ListJobs: handlers.on_list,
+            GetJobStatus: handlers.on_status,
+            ReportOutcome: handlers.on_outcome,
+        },
     },
+    on_ready=[start_expiry],
 )
 
 

@@ -1,0 +1,73 @@
+"""The backend's settings: where Platen is, and what to do per printer when it is not.
+
+Read from an INI file (`PLATEN_BACKEND_CONFIG`, default /etc/platen/cups-backend.conf),
+which CUPS backends can read whatever user they run as if it is readable:
+
+    [platen]
+    amqp_url = amqp://platen-cups:secret@print-server:5672/
+    server_id = print-server-1      ; makes job ids unique across print servers
+
+    [printer:lab-color]
+    offline = deny                  ; hold (default) or deny
+    deadline = 600                  ; seconds a job may wait for a decision
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PATH = "/etc/platen/cups-backend.conf"
+
+
+@dataclass(frozen=True)
+class PrinterPolicy:
+    # hold: keep the job and keep trying while Platen is unreachable (never print free);
+    # deny: cancel the job once Platen has been unreachable for `offline_grace` seconds.
+    offline: str = "hold"
+    offline_grace: float = 30.0
+    # How long the backend keeps a job while Platen stays unreachable before handing it
+    # back to CUPS as held (an administrator can release it later).
+    offline_wait: float = 3600.0
+    deadline: int | None = None
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    amqp_url: str
+    server_id: str
+    printers: dict[str, PrinterPolicy]
+
+    def policy(self, printer: str) -> PrinterPolicy:
+        return self.printers.get(printer, self.printers.get("*", PrinterPolicy()))
+
+
+def load(path: str | None = None) -> BackendConfig:
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"))
+    file = Path(path or os.environ.get("PLATEN_BACKEND_CONFIG", DEFAULT_PATH))
+    if file.exists():
+        parser.read(file)
+    section = parser["platen"] if parser.has_section("platen") else {}
+    printers = {}
+    for name in parser.sections():
+        if not name.startswith("printer:"):
+            continue
+        s = parser[name]
+        offline = s.get("offline", "hold")
+        if offline not in ("hold", "deny"):
+            raise ValueError(f"{file}: [{name}] offline must be hold or deny, not {offline!r}")
+        printers[name.removeprefix("printer:")] = PrinterPolicy(
+            offline=offline,
+            offline_grace=s.getfloat("offline_grace", 30.0),
+            offline_wait=s.getfloat("offline_wait", 3600.0),
+            deadline=s.getint("deadline") if s.get("deadline") else None,
+        )
+    return BackendConfig(
+        amqp_url=os.environ.get("PLATEN_AMQP_URL")
+        or section.get("amqp_url", "amqp://guest:guest@127.0.0.1:5672/"),
+        server_id=section.get("server_id", socket.gethostname()),
+        printers=printers,
+    )

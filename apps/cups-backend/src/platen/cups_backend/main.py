@@ -1,0 +1,193 @@
+"""The `platen` CUPS backend: every job goes through Platen before it reaches a printer.
+
+A queue whose device URI is `platen:/<real device URI>` runs this backend. It hands the
+job to job-capture, waits for Platen's decision, and only when the job is released runs
+the real backend on the same document; then it reports what the printer did. A denied,
+cancelled or expired job is cancelled in CUPS with the reason as its state message.
+
+Exit codes are CUPS's (cups/backend.h).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
+from platen.cups_backend.devices import backend_dir, list_devices
+from platen.cups_backend.options import job_options
+from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
+from platen.rpc import RequestFailed, connect
+
+OK, FAILED, HOLD, CANCEL = 0, 1, 3, 5
+# Job ids are derived from the print server and CUPS's job id: a backend restarted by
+# CUPS for the same job resumes the same Platen job instead of capturing it twice.
+NAMESPACE = uuid.UUID("6f5d3c8e-8f2a-4b8e-9d61-5a7f0c2b9e10")
+FINAL = {"released", "printed", "denied", "cancelled", "failed"}
+
+
+def say(kind: str, text: str) -> None:
+    """A line for cupsd: INFO sets the job's state message, ERROR goes to its log too."""
+    print(f"{kind}: {text}", file=sys.stderr, flush=True)
+
+
+class Offline(Exception):
+    """Platen could not be reached for longer than the printer's policy allows."""
+
+
+async def ask(config: BackendConfig, policy: PrinterPolicy, request, routing_key: str):
+    """Send `request` until Platen answers; Offline when it stays unreachable too long."""
+    started = time.monotonic()
+    delay = 0.5
+    told = False
+    while True:
+        try:
+            async with connect(config.amqp_url) as client:
+                return await client.request(routing_key, request, timeout=15)
+        except RequestFailed as exc:
+            if (
+                "nothing handles" not in str(exc)
+                and "no answer" not in str(exc)
+                and ("cannot reach" not in str(exc))
+            ):
+                raise  # Platen answered with an error: not an outage
+            offline_for = time.monotonic() - started
+            if not told:
+                say("INFO", "Platen is unreachable; holding the job and retrying")
+                told = True
+            limit = policy.offline_grace if policy.offline == "deny" else policy.offline_wait
+            if offline_for > limit:
+                raise Offline(policy.offline) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def wait_for_decision(config, policy, job_id: uuid.UUID) -> JobStatus:
+    shown = None
+    delay = 0.1
+    while True:
+        status = await ask(config, policy, GetJobStatus(job_id=job_id), "capture.job.status")
+        if status.state in FINAL or status.state == "unknown":
+            return status
+        if status.state != shown:
+            say("INFO", "Waiting for Platen to authorise the job")
+            shown = status.state
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+def run_inner(inner_uri: str, args: list[str], document: Path) -> int:
+    scheme = inner_uri.split(":", 1)[0]
+    backend = backend_dir() / scheme
+    if not backend.exists():
+        say("ERROR", f"Platen: no CUPS backend for {scheme!r}")
+        return FAILED
+    env = {**os.environ, "DEVICE_URI": inner_uri}
+    # stdout and stderr pass through: cupsd reads the real backend's messages as ours.
+    proc = subprocess.run(
+        [inner_uri, *args[:5], str(document)], executable=str(backend), env=env, check=False
+    )
+    return proc.returncode
+
+
+def handle_job(args: list[str]) -> int:
+    cups_job, user, title, copies, options = args[:5]
+    device_uri = os.environ.get("DEVICE_URI", "")
+    inner_uri = device_uri.removeprefix("platen:/").removeprefix("platen:")
+    printer = os.environ.get("PRINTER", "unknown")
+    config = load()
+    policy = config.policy(printer)
+
+    with tempfile.TemporaryDirectory(prefix="platen-") as tmp:
+        # The real backend needs the document as a file; CUPS may hand it over on stdin.
+        document = Path(tmp) / "document"
+        if len(args) >= 6:
+            document.write_bytes(Path(args[5]).read_bytes())
+        else:
+            document.write_bytes(sys.stdin.buffer.read())
+        opts = job_options(copies, options)
+        job_id = uuid.uuid5(NAMESPACE, f"{config.server_id}/{cups_job}")
+        try:
+            submit = SubmitJob(
+                job_id=job_id,
+                user=user,
+                printer=printer,
+                document_name=(title or opts.document_name or "untitled")[:200],
+                document=base64.b64encode(document.read_bytes()),
+                copies=opts.copies,
+                source="cups",
+                duplex=opts.duplex,
+                number_up=opts.number_up,
+                color_mode=opts.color_mode,
+                media=opts.media,
+                origin_host=opts.origin_host,
+                cups_job_id=int(cups_job) if cups_job.isdigit() else None,
+                deadline_seconds=policy.deadline,
+            )
+        except ValidationError as exc:
+            say("ERROR", f"Platen cannot charge this job: {exc.errors()[0]['msg']}")
+            return CANCEL
+        try:
+            status = asyncio.run(capture_and_wait(config, policy, submit))
+        except Offline as exc:
+            if exc.args[0] == "deny":
+                say("ERROR", "Platen is unreachable, and this printer cancels jobs then")
+                return CANCEL
+            say("ERROR", "Platen is unreachable; the job is held for later")
+            return HOLD
+        except RequestFailed as exc:
+            say("ERROR", f"Platen refused the job: {exc}")
+            return CANCEL
+
+        if status.state == "printed":
+            return OK  # printed and reported before this backend was restarted
+        if status.state != "released":
+            reason = status.reason or f"the job was {status.state}"
+            say("INFO", f"Platen: {reason}")
+            say("ERROR", f"Platen did not release the job: {reason}")
+            return CANCEL
+
+        say("INFO", "Released by Platen; printing")
+        code = run_inner(inner_uri, args, document)
+    outcome = ReportOutcome(
+        job_id=job_id,
+        printed=code == OK,
+        reason=None if code == OK else f"the printer's backend failed (status {code})",
+    )
+    try:
+        asyncio.run(ask(config, policy, outcome, "capture.job.outcome"))
+    except (Offline, RequestFailed) as exc:
+        say("ERROR", f"Platen: the outcome could not be reported ({exc})")
+    return code
+
+
+async def capture_and_wait(
+    config: BackendConfig, policy: PrinterPolicy, submit: SubmitJob
+) -> JobStatus:
+    await ask(config, policy, submit, "capture.submit")
+    return await wait_for_decision(config, policy, submit.job_id)
+
+
+def run(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        for line in list_devices():
+            print(line)
+        sys.exit(OK)
+    if len(args) not in (5, 6):
+        print("Usage: platen job-id user title copies options [file]", file=sys.stderr)
+        sys.exit(FAILED)
+    sys.exit(handle_job(args))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,111 @@
+"""The backend when Platen cannot be reached: the per-printer policy decides, and the job is
+never printed free. Runs the real backend program with no broker listening."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from platen.testing.documents import make_pdf
+from platen.testing.local import free_port
+
+
+def run_backend(tmp_path, policy: str, **settings) -> tuple[int, str, float]:
+    dead = free_port()  # nothing listens here
+    config = tmp_path / "backend.conf"
+    extra = "".join(f"{k} = {v}\n" for k, v in settings.items())
+    config.write_text(
+        f"[platen]\namqp_url = amqp://guest:guest@127.0.0.1:{dead}/\n"
+        f"server_id = test\n\n[printer:lab]\noffline = {policy}\n{extra}"
+    )
+    doc = tmp_path / "doc.pdf"
+    doc.write_bytes(make_pdf(1))
+    marker = tmp_path / "printed"
+    # If the backend ever ran the "real" backend, this would create the marker file.
+    env = {
+        "DEVICE_URI": f"platen:/file://{marker}",
+        "PRINTER": "lab",
+        "PLATEN_BACKEND_CONFIG": str(config),
+        "CUPS_SERVERBIN": str(tmp_path),
+    }
+    start = time.monotonic()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "platen.cups_backend.main",
+            "7",
+            "alice",
+            "doc.pdf",
+            "1",
+            "",
+            str(doc),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert not marker.exists()
+    return out.returncode, out.stderr, time.monotonic() - start
+
+
+def test_deny_policy_cancels_the_job_after_the_grace_period(tmp_path):
+    code, err, took = run_backend(tmp_path, "deny", offline_grace=1)
+    assert code == 5  # CUPS_BACKEND_CANCEL
+    assert "Platen is unreachable" in err and "cancels jobs" in err
+    assert took < 30
+
+
+def test_hold_policy_hands_the_job_back_to_cups_held(tmp_path):
+    code, err, _ = run_backend(tmp_path, "hold", offline_wait=2)
+    assert code == 3  # CUPS_BACKEND_HOLD: kept for later, not printed, not lost
+    assert "the job is held for later" in err
+
+
+def test_a_user_name_platen_cannot_charge_is_cancelled(tmp_path):
+    config = tmp_path / "backend.conf"
+    config.write_text("[platen]\namqp_url = amqp://guest:guest@127.0.0.1:1/\n")
+    doc = tmp_path / "doc.pdf"
+    doc.write_bytes(make_pdf(1))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "platen.cups_backend.main",
+            "7",
+            "bad.user*name",
+            "t",
+            "1",
+            "",
+            str(doc),
+        ],
+        env={
+            "DEVICE_URI": "platen:/ipp://x",
+            "PRINTER": "lab",
+            "PLATEN_BACKEND_CONFIG": str(config),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 5 and "cannot charge this job" in out.stderr
+
+
+def test_no_arguments_lists_devices(tmp_path):
+    (tmp_path / "backend").mkdir()
+    fake = tmp_path / "backend" / "ipp"
+    fake.write_text('#!/bin/sh\necho \'network ipp://lab.local/ipp/print "Make" "Lab"\'\n')
+    fake.chmod(0o755)
+    out = subprocess.run(
+        [sys.executable, "-m", "platen.cups_backend.main"],
+        env={"CUPS_SERVERBIN": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith('network platen "Unknown"')
+    assert 'network platen:/ipp://lab.local/ipp/print "Make" "Lab"' in lines

@@ -1,0 +1,6 @@
+"""Request and reply over the broker, for programs that are not services (platenctl, the
+CUPS backend): a command or query to `platen.commands`, answered through direct reply-to."""
+
+from platen.rpc.client import Client, RequestFailed, amqp_message, connect
+
+__all__ = ["Client", "RequestFailed", "amqp_message", "connect"]

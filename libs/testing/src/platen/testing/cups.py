@@ -1,0 +1,225 @@
+"""A private CUPS print server with virtual printers, for tests and `make run`.
+
+cupsd runs from its own folder with the Platen backend installed beside the system's
+backends; each virtual printer is an `ippeveprinter` (which needs the system D-Bus and
+avahi running; they are started if they are not) that keeps every document it receives.
+A queue `<name>` is created with `lpadmin -m everywhere` against its printer and then
+given the device URI `platen:/ipp://...`, so every job goes through Platen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from platen.testing.local import InfraError, free_port, stop_process, wait_for_port
+
+SYSTEM_SERVERBIN = Path("/usr/lib/cups")
+
+GET_JOB = """{
+    OPERATION get-job-attributes
+    GROUP operation
+    ATTR charset attributes-charset utf-8
+    ATTR language attributes-natural-language en
+    ATTR uri printer-uri $uri
+    ATTR integer job-id $job_id
+    ATTR keyword requested-attributes job-state,job-state-reasons,job-printer-state-message
+    STATUS successful-ok
+    DISPLAY job-state
+    DISPLAY job-printer-state-message
+}
+"""
+
+# A backend that always fails, to test what Platen does when the printer does not print.
+FAILING_BACKEND = """#!/bin/sh
+if [ $# -eq 0 ]; then exit 0; fi
+cat > /dev/null
+echo "ERROR: the test printer is on fire" >&2
+exit 1
+"""
+
+
+def ensure_dns_sd() -> None:
+    """ippeveprinter will not start without the system D-Bus and avahi."""
+    if subprocess.run(["pgrep", "-x", "avahi-daemon"], capture_output=True).returncode == 0:
+        return
+    if os.geteuid() != 0:
+        raise InfraError("ippeveprinter needs avahi-daemon running (start it as root)")
+    Path("/run/dbus").mkdir(parents=True, exist_ok=True)
+    if not Path("/run/dbus/system_bus_socket").exists():
+        subprocess.run(["dbus-daemon", "--system", "--fork"], check=True)
+    subprocess.run(["avahi-daemon", "--daemonize", "--no-drop-root", "--no-chroot"], check=True)
+    time.sleep(0.5)
+
+
+@dataclass
+class VirtualPrinter:
+    name: str
+    folder: Path
+    port: int = 0
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def uri(self) -> str:
+        return f"ipp://127.0.0.1:{self.port}/ipp/print"
+
+    def start(self) -> VirtualPrinter:
+        ensure_dns_sd()
+        self.port = self.port or free_port()
+        (self.folder / "received").mkdir(parents=True, exist_ok=True)
+        log = open(self.folder / "ippeveprinter.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                "ippeveprinter",
+                "-2",
+                "-k",
+                "-d",
+                str(self.folder / "received"),
+                "-p",
+                str(self.port),
+                "-f",
+                "application/pdf,image/pwg-raster",
+                "-M",
+                "Platen",
+                "-m",
+                f"Virtual {self.name}",
+                self.name,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, 30, self.proc)
+        return self
+
+    def received(self) -> list[Path]:
+        return sorted((self.folder / "received").glob("*"))
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=5)
+
+
+@dataclass
+class LocalCups:
+    folder: Path
+    backend_config: Path
+    port: int = 0
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def server(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "CUPS_SERVER": self.server}
+
+    def _write_config(self) -> None:
+        f = self.folder
+        for sub in ("serverbin/backend", "cache", "state", "spool/tmp", "log"):
+            (f / sub).mkdir(parents=True, exist_ok=True)
+        for item in SYSTEM_SERVERBIN.iterdir():
+            link = f / "serverbin" / item.name
+            if item.name != "backend" and not link.exists():
+                link.symlink_to(item)
+        for backend in (SYSTEM_SERVERBIN / "backend").iterdir():
+            link = f / "serverbin/backend" / backend.name
+            if not link.exists():
+                link.symlink_to(backend)
+        # Mode 0700: cupsd runs the backend as root, so it may read its configuration
+        # (which holds the broker credentials) while users cannot.
+        platen = f / "serverbin/backend/platen"
+        platen.write_text(
+            "#!/bin/sh\n"
+            f"export PLATEN_BACKEND_CONFIG={self.backend_config}\n"
+            f'exec {sys.executable} -m platen.cups_backend.main "$@"\n'
+        )
+        platen.chmod(0o700)
+        failing = f / "serverbin/backend/fail"
+        failing.write_text(FAILING_BACKEND)
+        failing.chmod(0o755)
+        (f / "cupsd.conf").write_text(
+            f"Listen 127.0.0.1:{self.port}\nLogLevel info\nWebInterface No\n"
+            "DefaultAuthType None\nBrowsing Off\nJobRetryLimit 0\nPreserveJobHistory Yes\n"
+            "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
+            "<Location /admin>\n  Order allow,deny\n  Allow all\n</Location>\n"
+            "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n"
+        )
+        (f / "cups-files.conf").write_text(
+            f"ServerRoot {f}\nServerBin {f}/serverbin\nCacheDir {f}/cache\n"
+            f"StateDir {f}/state\nRequestRoot {f}/spool\nTempDir {f}/spool/tmp\n"
+            f"AccessLog {f}/log/access_log\nErrorLog {f}/log/error_log\n"
+            f"PageLog {f}/log/page_log\nUser lp\nGroup lp\nSystemGroup root\n"
+        )
+        (f / "get-job.test").write_text(GET_JOB)
+
+    def start(self) -> LocalCups:
+        if not shutil.which("cupsd"):
+            raise InfraError("cupsd is not installed (apt-get install cups cups-ipp-utils)")
+        self.port = self.port or free_port()
+        self._write_config()
+        log = open(self.folder / "cupsd.out", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                "cupsd",
+                "-f",
+                "-c",
+                str(self.folder / "cupsd.conf"),
+                "-s",
+                str(self.folder / "cups-files.conf"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, 30, self.proc)
+        return self
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        out = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=60)
+        if check and out.returncode != 0:
+            raise InfraError(f"{' '.join(argv)} failed: {out.stderr.strip()}")
+        return out
+
+    def add_queue(self, name: str, inner_uri: str, *, everywhere: bool = True) -> None:
+        """A queue for `inner_uri`, then switched to `platen:/<inner_uri>`."""
+        if everywhere:
+            self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "everywhere")
+        else:
+            self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "raw")
+        self.run("lpadmin", "-p", name, "-v", f"platen:/{inner_uri}")
+        self.run("cupsenable", name)
+        self.run("cupsaccept", name)
+
+    def lp(self, queue: str, file: Path, user: str, *options: str, title: str | None = None) -> int:
+        argv = ["lp", "-d", queue, "-U", user, "-t", title or file.name]
+        for option in options:
+            argv += ["-o", option]
+        out = self.run(*argv, str(file))
+        # "request id is lab-color-3 (1 file(s))"
+        return int(out.stdout.split("request id is ", 1)[1].split()[0].rsplit("-", 1)[1])
+
+    def job(self, queue: str, job_id: int) -> dict[str, str]:
+        """job-state (pending, processing, canceled, aborted, completed...) and its message."""
+        out = self.run(
+            "ipptool",
+            "-c",
+            "-d",
+            f"job_id={job_id}",
+            f"ipp://{self.server}/printers/{queue}",
+            str(self.folder / "get-job.test"),
+            check=False,
+        )
+        lines = [line for line in out.stdout.splitlines() if line.strip()]
+        if len(lines) < 2:
+            return {}
+        header = [h.strip() for h in lines[0].split(",")]
+        values = [v.strip().strip('"') for v in lines[1].split(",", len(header) - 1)]
+        return dict(zip(header, values, strict=False))
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=10)

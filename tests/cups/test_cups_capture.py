@@ -1,0 +1,117 @@
+"""Jobs printed through real CUPS queues whose device is `platen:/ipp://...`."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal as D
+
+from platen import rpc
+from platen.events.accounts import AnswerJob
+from platen.testing.documents import make_pdf
+from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query
+
+COMPLETED, CANCELED, ABORTED = "completed", "canceled", "aborted"
+
+
+async def job_state(rig, queue: str, job: int, states: set[str], timeout: float = 60) -> dict:
+    async def check():
+        info = await asyncio.to_thread(rig.cups.job, queue, job)
+        return info if info.get("job-state") in states else None
+
+    info = await eventually(check, timeout=timeout, interval=0.5)
+    assert info, f"CUPS job {job} never reached {states}: {rig.cups.job(queue, job)}"
+    return info
+
+
+def document(system, pages: int = 3):
+    path = system.tmp / f"report-{pages}.pdf"
+    path.write_bytes(make_pdf(pages))
+    return path
+
+
+async def answer(system, job_id: str, user: str, action: str = "print"):
+    async with rpc.connect(system.amqp_url) as client:
+        return await client.request(
+            "ledger.job.answer", AnswerJob(job_id=uuid.UUID(job_id), user=user, action=action)
+        )
+
+
+async def test_a_job_reaches_the_printer_only_after_authorisation(system, cups):
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "set", "alice", "--selection", "confirm")
+    printer = cups.printers["lab-color"]
+    async with EventRecorder(system.amqp_url) as events:
+        job = cups.cups.lp("lab-color", document(system), "alice", "sides=two-sided-long-edge")
+        [ask] = await events.wait_for("job.input_required", 1, timeout=60)
+        await asyncio.sleep(1)
+        assert printer.received() == []  # held while Platen waits for alice
+        [captured] = events.of_type("job.captured")
+        assert captured.headers["platen-schema-version"] == 2
+        await answer(system, ask.correlation_id, "alice")
+        await job_state(cups, "lab-color", job, {COMPLETED})
+        await events.wait_for("job.charged", 1)
+    assert len(printer.received()) == 1
+    assert D(system.user_json("alice")["balance"]) == D("4.70")
+    assert await ledger_problems(system.database_url) == []
+
+
+async def test_a_denied_job_never_arrives_and_cups_shows_why(system, cups):
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "bob", "--balance", "0.10")
+    job = cups.cups.lp("lab-color", document(system), "bob")
+    info = await job_state(cups, "lab-color", job, {CANCELED, ABORTED})
+    assert "insufficient credit" in info["job-printer-state-message"]
+    assert cups.printers["lab-color"].received() == []
+    assert D(system.user_json("bob")["balance"]) == D("0.10")
+
+
+async def test_a_job_the_printer_fails_is_reported_and_not_charged(system, cups):
+    system.ctl("printer", "add", "broken", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    async with EventRecorder(system.amqp_url) as events:
+        job = cups.cups.lp("broken", document(system), "alice")
+        [failed] = await events.wait_for("job.failed", 1, timeout=60)
+        assert "status 1" in failed.body.decode()
+        # What CUPS does next is its error policy's business (by default it stops the
+        # queue and holds the job); the printer's error is the job's state message.
+        info = await job_state(cups, "broken", job, {"pending-held", CANCELED, ABORTED})
+        assert "on fire" in info["job-printer-state-message"]
+        await asyncio.sleep(1)
+        assert events.of_type("job.charged") == []
+    alice = system.user_json("alice")
+    assert (D(alice["balance"]), D(alice["held"])) == (D("5.00"), D("0.00"))
+    rows = await query(system.database_url, "SELECT state FROM job_capture.jobs")
+    assert [r["state"] for r in rows] == ["failed"]
+
+
+async def test_an_unanswered_job_expires_and_is_cancelled_with_the_reason(system, cups):
+    system.ctl("printer", "add", "lab-quick", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "set", "alice", "--selection", "confirm")
+    job = cups.cups.lp("lab-quick", document(system), "alice")
+    info = await job_state(cups, "lab-quick", job, {CANCELED, ABORTED}, timeout=60)
+    assert "before its deadline" in info["job-printer-state-message"]
+    assert cups.printers["lab-color"].received() == []
+    alice = system.user_json("alice")
+    assert (D(alice["balance"]), D(alice["held"])) == (D("5.00"), D("0.00"))
+
+
+async def test_job_capture_killed_while_a_cups_job_waits(system, cups):
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "set", "alice", "--selection", "confirm")
+    async with EventRecorder(system.amqp_url) as events:
+        job = cups.cups.lp("lab-color", document(system, 2), "alice")
+        [ask] = await events.wait_for("job.input_required", 1, timeout=60)
+        system.services.kill("job-capture")
+        await asyncio.sleep(2)  # the backend keeps asking, and gets no answer meanwhile
+        system.services.start("job-capture")
+        await answer(system, ask.correlation_id, "alice")
+        await job_state(cups, "lab-color", job, {COMPLETED}, timeout=90)
+        await events.wait_for("job.charged", 1)
+        await asyncio.sleep(1)
+        assert len(events.of_type("job.charged")) == 1
+    assert len(cups.printers["lab-color"].received()) == 1
+    assert D(system.user_json("alice")["balance"]) == D("4.80")
