@@ -10,7 +10,7 @@ from platen.events.registry import decode
 from platen.events.routing import COMMANDS, EVENTS
 from platen.messaging import inbox, outbox
 from platen.messaging.codec import HEADER_VERSION, envelope_for
-from platen.messaging.outbox import OutboxRelay
+from platen.messaging.outbox import OutboxRelay, PublishFailed
 
 
 def cancelled() -> JobCancelled:
@@ -41,19 +41,29 @@ async def test_relay_publishes_persistent_messages_with_their_envelope(pool, cha
         assert await conn.fetchval("SELECT count(*) FROM svc.outbox") == 0
 
 
-async def test_relay_keeps_rows_it_could_not_route(pool, channel, publisher):
+async def test_relay_keeps_rows_it_could_not_route_and_sends_the_rest(pool, channel, publisher):
     # Nothing is bound to this command key: mandatory publishing makes that an error,
-    # and the row stays for the next attempt instead of being lost.
-    event = cancelled()
+    # and the row stays for the next attempt instead of being lost; the rows after it
+    # are not held back.
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    stuck, fine = cancelled(), cancelled()
     async with pool.acquire() as conn:
         await outbox.add(
-            conn, event, envelope_for(event, "test"), exchange=COMMANDS, routing_key="nobody.here"
+            conn, stuck, envelope_for(stuck, "test"), exchange=COMMANDS, routing_key="nobody.here"
+        )
+        await outbox.add(
+            conn, fine, envelope_for(fine, "test"), exchange=EVENTS, routing_key="job.cancelled"
         )
     relay = OutboxRelay(pool, publisher, "test")
-    with pytest.raises(aio_pika.exceptions.DeliveryError):
-        await relay.flush_once()
+    assert await relay.flush_once() == 1
+    raw = await q.get(timeout=5)
+    assert decode(raw.type, 1, raw.body) == fine
+    with pytest.raises(PublishFailed):
+        await relay.flush_once()  # only the refused row is left
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM svc.outbox") == 1
+        row = await conn.fetchrow("SELECT attempts, last_error FROM svc.outbox")
+    assert row["attempts"] == 2 and "NO_ROUTE" in row["last_error"]
 
 
 async def test_relay_keeps_publication_order(pool, channel, publisher):

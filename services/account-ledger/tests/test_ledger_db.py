@@ -18,6 +18,7 @@ from platen.events.accounts import (
     AnswerJob,
     GrantAccess,
     Refund,
+    RevokeAccess,
     SetAccount,
     SetUser,
     ShowAccount,
@@ -486,3 +487,78 @@ async def test_concurrent_top_ups_and_charges_keep_every_balance_exact(ledger):
     ]
     await asyncio.gather(*work)
     assert await balance(ledger, "uma") == D("10.00") - 30 * D("0.10") + 30 * D("0.05")
+
+
+# ----------------------------------------------------------------- found in review
+
+
+async def test_a_price_arriving_after_the_cancellation_holds_nothing(ledger):
+    await add_user(ledger, "vic", "1.00")
+    job = priced("vic", "0.30")
+    await ledger.run(
+        jobs.on_job_not_printed,
+        JobCancelled(
+            job_id=job.job_id,
+            user="vic",
+            printer="lab-1",
+            document_name="doc.pdf",
+            reason="deadline",
+        ),
+    )
+    await ledger.run(jobs.on_job_priced, job)  # late: pricing was slow
+    view = await ledger.run(users.on_show_user, ShowUser(login="vic"))
+    assert (view.held, view.holds) == (D("0.00"), [])
+    assert await ledger.emitted("job.authorized") == []
+
+
+async def test_price_and_cancellation_at_the_same_moment_leave_no_hold(ledger):
+    await add_user(ledger, "wes", "10.00")
+    batch = [priced("wes", "0.30") for _ in range(20)]
+    cancels = [
+        JobCancelled(
+            job_id=j.job_id, user="wes", printer="lab-1", document_name="doc.pdf", reason="x"
+        )
+        for j in batch
+    ]
+    await asyncio.gather(
+        *(ledger.run(jobs.on_job_priced, j) for j in batch),
+        *(ledger.run(jobs.on_job_not_printed, c) for c in cancels),
+    )
+    view = await ledger.run(users.on_show_user, ShowUser(login="wes"))
+    assert (view.held, view.holds) == (D("0.00"), [])
+
+
+async def test_a_revoked_grant_stops_the_next_job(ledger):
+    await shared(ledger, "lab")
+    await ledger.run(accounts.on_grant, GrantAccess(account="lab", users=["xia"]))
+    await add_user(ledger, "xia", "0", default_account="lab")
+    await ledger.run(accounts.on_revoke, RevokeAccess(account="lab", users=["xia"]))
+    job = priced("xia", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    [denied] = await ledger.emitted("job.denied")
+    assert "may no longer charge" in denied.reason
+
+
+async def test_wrong_pins_sent_at_once_for_many_jobs_still_lock_out(ledger):
+    await shared(ledger, "secret", pin="4321")
+    await add_user(ledger, "yan", "5.00", account_selection="choose")
+    batch = [priced("yan", "0.10") for _ in range(12)]
+    for j in batch:
+        await ledger.run(jobs.on_job_priced, j)
+    replies = await ledger.run_all(
+        jobs.on_answer,
+        [
+            AnswerJob(job_id=j.job_id, user="yan", action="print", account="secret", pin=f"{i:04d}")
+            for i, j in enumerate(batch)
+        ],
+    )
+    wrong = [r for r in replies if isinstance(r, ErrorReply) and r.error == "wrong PIN"]
+    assert len(wrong) == 5  # the sixth and later guesses meet the lock-out
+    assert await ledger.fetchval("SELECT count(*) FROM pin_failures") == 5
+
+
+async def test_amounts_with_more_than_cents_are_refused(ledger):
+    await add_user(ledger, "zoe", "1.00")
+    reply = await ledger.run(money.on_topup, TopUp(key="k", account="zoe", amount=D("0.004")))
+    assert isinstance(reply, ErrorReply) and "more than two decimals" in reply.error
+    assert await balance(ledger, "zoe") == D("1.00")

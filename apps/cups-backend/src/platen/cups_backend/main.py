@@ -29,6 +29,10 @@ from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
 from platen.rpc import RequestFailed, connect
 
 OK, FAILED, HOLD, CANCEL = 0, 1, 3, 5
+# What the real backend's exit status says about the job: printed, failed for good, or
+# not yet decided (the printer is busy or stopped; CUPS will run the job again, and the
+# job stays released so that the next run prints it).
+NOT_FINAL = {2, 3, 4, 6, 7}
 # Job ids are derived from the print server and CUPS's job id: a backend restarted by
 # CUPS for the same job resumes the same Platen job instead of capturing it twice.
 NAMESPACE = uuid.UUID("6f5d3c8e-8f2a-4b8e-9d61-5a7f0c2b9e10")
@@ -158,13 +162,18 @@ def handle_job(args: list[str]) -> int:
 
         say("INFO", "Released by Platen; printing")
         code = run_inner(inner_uri, args, document)
+    if code in NOT_FINAL:
+        return code
     outcome = ReportOutcome(
         job_id=job_id,
         printed=code == OK,
         reason=None if code == OK else f"the printer's backend failed (status {code})",
     )
+    # The printer has acted: whatever the printer's offline policy, keep trying to tell
+    # Platen, or the print goes uncharged (or a failed job stays held).
+    reporting = PrinterPolicy(offline="hold", offline_wait=max(policy.offline_wait, 3600.0))
     try:
-        asyncio.run(ask(config, policy, outcome, "capture.job.outcome"))
+        asyncio.run(ask(config, reporting, outcome, "capture.job.outcome"))
     except (Offline, RequestFailed) as exc:
         say("ERROR", f"Platen: the outcome could not be reported ({exc})")
     return code

@@ -36,6 +36,20 @@ from platen.messaging.publisher import Publisher
 log = structlog.get_logger(__name__)
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is unreachable, rather than that this message or
+    the code handling it is wrong."""
+    return isinstance(
+        exc,
+        OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError
+        | asyncpg.AdminShutdownError
+        | asyncpg.InterfaceError,
+    )
+
+
 class Rejected(Exception):
     """The message can never be applied; dead-letter it with this reason."""
 
@@ -102,14 +116,37 @@ class Dispatcher:
         ):
             try:
                 await self._process(raw)
-            except Exception:
-                log.exception("message handling failed; returning it to the queue")
-                # Give a failing database or broker a moment before the redelivery.
-                await asyncio.sleep(0.5)
+            except Exception as exc:
+                if is_outage(exc):
+                    # The database is down or restarting. That is no fault of the message:
+                    # wait until it answers again, so the outage does not use up the
+                    # message's deliveries and send it to the dead-letter queue.
+                    log.warning("database unavailable; holding the message", error=repr(exc))
+                    await self._wait_for_database()
+                else:
+                    log.exception("message handling failed; returning it to the queue")
+                    await asyncio.sleep(0.5)
                 try:
-                    await raw.nack(requeue=True)
+                    # reject, not nack: only reject counts towards the delivery limit on
+                    # every RabbitMQ version (4.3 stopped counting nacks).
+                    await raw.reject(requeue=True)
                 except Exception:
-                    log.exception("nack failed; the broker will redeliver on reconnect")
+                    log.exception("reject failed; the broker will redeliver on reconnect")
+
+    async def _wait_for_database(self, limit: float = 3600.0) -> None:
+        delay = 0.5
+        waited = 0.0
+        while waited < limit:
+            await asyncio.sleep(delay)
+            waited += delay
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    return
+            delay = min(delay * 2, 10.0)
 
     async def _process(self, raw: AbstractIncomingMessage) -> None:
         try:

@@ -21,6 +21,13 @@ from platen.messaging.publisher import Publisher
 
 log = structlog.get_logger(__name__)
 
+# After this many refusals a row is left in the table for an administrator to look at.
+MAX_ATTEMPTS = 50
+
+
+class PublishFailed(RuntimeError):
+    """Nothing in the batch could be published (the broker refused every row)."""
+
 
 async def add(
     conn: asyncpg.Connection,
@@ -71,6 +78,8 @@ class OutboxRelay:
     async def run(self) -> None:
         delay = 0.1
         while True:
+            # Cleared before reading the table, so a wake-up during the flush is not lost.
+            self._wakeup.clear()
             try:
                 sent = await self.flush_once()
                 delay = 0.1
@@ -82,25 +91,49 @@ class OutboxRelay:
                 delay = min(delay * 2, 5.0)
                 continue
             if sent < self._batch_size:
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
 
     async def flush_once(self) -> int:
+        """Publish a batch; returns how many went out. Rows the broker refused stay, with
+        their attempt counted, and the others are not held back by them."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT id, message_id, exchange, routing_key, message_type, schema_version,
-                          correlation_id, body, expiration_ms, created_at
-                   FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                          correlation_id, body, expiration_ms, created_at, attempts
+                   FROM outbox WHERE attempts < $2
+                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
+                MAX_ATTEMPTS,
             )
             if not rows:
                 return 0
-            await asyncio.gather(*(self._publish(r) for r in rows))
-            await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            results = await asyncio.gather(
+                *(self._publish(r) for r in rows), return_exceptions=True
             )
-        return len(rows)
+            sent = [r["id"] for r, res in zip(rows, results, strict=True) if res is None]
+            failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+            for row, error in failed:
+                if isinstance(error, asyncio.CancelledError):
+                    raise error
+                await conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                    row["id"],
+                    repr(error)[:1000],
+                )
+                level = log.error if row["attempts"] + 1 >= MAX_ATTEMPTS else log.warning
+                level(
+                    "outbox row not published",
+                    message_type=row["message_type"],
+                    message_id=row["message_id"],
+                    job_id=row["correlation_id"],
+                    attempts=row["attempts"] + 1,
+                    error=repr(error),
+                )
+        if failed and not sent:
+            raise PublishFailed(f"{len(failed)} outbox rows were refused by the broker")
+        return len(sent)
 
     async def _publish(self, row: asyncpg.Record) -> None:
         message = build(

@@ -137,6 +137,12 @@ async def lock_accounts(conn: asyncpg.Connection, account_ids: list[str]) -> Non
     )
 
 
+async def lock_job(conn: asyncpg.Connection, job_id: uuid.UUID) -> None:
+    """Take a job's events one at a time (until this transaction ends): a price and a
+    cancellation handled at once must not both see "no hold yet"."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(job_id))
+
+
 # ----------------------------------------------------------------- balances and holds
 
 

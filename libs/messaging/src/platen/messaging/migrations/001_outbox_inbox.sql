@@ -10,7 +10,11 @@ CREATE TABLE outbox (
     correlation_id text,
     body bytea NOT NULL,
     expiration_ms integer,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- A row the broker keeps refusing is retried, then left here for an administrator
+    -- (after MAX_ATTEMPTS) instead of blocking every row behind it.
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text
 );
 
 -- Inbox: one row per message applied, written in the effect's transaction, so a

@@ -43,12 +43,20 @@ async def _deny(ctx: HandlerContext, job, user: str, reason: str) -> None:
     )
 
 
-async def _hold(ctx: HandlerContext, job, user: str, account_id: str, comment=None) -> str | None:
-    """Reserve the job's cost on `account_id` and authorise it; the denial reason if not."""
+async def _hold(
+    ctx: HandlerContext, job, user: str, account_id: str, comment=None, *, by_pin: bool = False
+) -> str | None:
+    """Reserve the job's cost on `account_id` and authorise it; the denial reason if not.
+
+    Access is checked here, at every job, not only when a default account is set: a grant
+    taken away must stop the next job. A PIN stands in for access (`by_pin`).
+    """
     await store.lock_accounts(ctx.conn, [account_id])
     acc = await store.account(ctx.conn, account_id)
     if not await store.usable(ctx.conn, account_id):
         return f"account {acc['name']} is disabled"
+    if not by_pin and not await store.may_use(ctx.conn, user, account_id):
+        return f"you may no longer charge account {acc['name']}"
     rate = await store.effective_charge_rate(ctx.conn, account_id)
     amount = rules.charge_amount(job["cost"], rate)
     decision = rules.authorize(
@@ -98,6 +106,10 @@ def _job(event: JobPriced) -> dict:
 
 async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     job = _job(event)
+    await store.lock_job(ctx.conn, event.job_id)
+    if await ctx.conn.fetchval("SELECT 1 FROM closed_jobs WHERE job_id = $1", event.job_id):
+        ctx.log.info("price for a job that was already cancelled ignored")
+        return
     user = await store.user(ctx.conn, event.user)
     if user is None:
         await _deny(ctx, job, event.user, f"user {event.user!r} has no account")
@@ -170,6 +182,7 @@ def _refused(ctx: HandlerContext, cmd: AnswerJob, reason: str) -> ErrorReply:
 
 
 async def on_answer(ctx: HandlerContext, cmd: AnswerJob) -> AnswerOutcome | ErrorReply:
+    await store.lock_job(ctx.conn, cmd.job_id)
     job = await ctx.conn.fetchrow(
         "SELECT * FROM pending_inputs WHERE job_id = $1 FOR UPDATE", cmd.job_id
     )
@@ -192,7 +205,8 @@ async def on_answer(ctx: HandlerContext, cmd: AnswerJob) -> AnswerOutcome | Erro
     await ctx.conn.execute(
         "UPDATE pending_inputs SET state = 'answered' WHERE job_id = $1", cmd.job_id
     )
-    if reason := await _hold(ctx, job, cmd.user, account_id, cmd.comment):
+    by_pin = cmd.pin is not None and job["kind"] == "choose_account" and cmd.account is not None
+    if reason := await _hold(ctx, job, cmd.user, account_id, cmd.comment, by_pin=by_pin):
         await _deny(ctx, job, cmd.user, reason)
         return AnswerOutcome(job_id=cmd.job_id, outcome="denied", account=account_id, reason=reason)
     amount = await ctx.conn.fetchval("SELECT amount FROM holds WHERE job_id = $1", cmd.job_id)
@@ -217,6 +231,9 @@ async def _chosen_account(ctx: HandlerContext, job, cmd: AnswerJob) -> tuple[str
 
 
 async def _check_pin(ctx: HandlerContext, login: str, account_id: str, pin: str) -> str | None:
+    # One PIN check per user at a time: answers to several waiting jobs sent at once must
+    # not each see the failure count below the limit.
+    await ctx.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR UPDATE", login)
     now = datetime.now(UTC)
     failures = [
         r["failed_at"]
@@ -266,6 +283,7 @@ async def _cancel(ctx: HandlerContext, job, reason: str) -> None:
 
 
 async def on_job_printed(ctx: HandlerContext, event: JobPrinted) -> None:
+    await store.lock_job(ctx.conn, event.job_id)
     hold = await ctx.conn.fetchrow("SELECT * FROM holds WHERE job_id = $1 FOR UPDATE", event.job_id)
     if hold is None or hold["state"] != "pending":
         ctx.log.warning(
@@ -307,6 +325,10 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted) -> None:
 
 async def on_job_not_printed(ctx: HandlerContext, event: JobFailed | JobCancelled) -> None:
     """A failed or cancelled job is never charged: release what was held for it."""
+    await store.lock_job(ctx.conn, event.job_id)
+    await ctx.conn.execute(
+        "INSERT INTO closed_jobs (job_id) VALUES ($1) ON CONFLICT DO NOTHING", event.job_id
+    )
     await ctx.conn.execute(
         "UPDATE pending_inputs SET state = 'cancelled' WHERE job_id = $1 AND state = 'open'",
         event.job_id,

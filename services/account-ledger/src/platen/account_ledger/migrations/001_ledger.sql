@@ -108,6 +108,13 @@ CREATE TABLE pending_inputs (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Jobs that were cancelled or failed before the ledger held anything for them: a
+-- price that arrives later must not hold funds (or ask the user) for a dead job.
+CREATE TABLE closed_jobs (
+    job_id uuid PRIMARY KEY,
+    closed_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- Wrong PINs, for lock-out after repeated failures.
 CREATE TABLE pin_failures (
     id bigserial PRIMARY KEY,

@@ -1,0 +1,86 @@
+"""Deadlines in job-capture, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from platen.db import apply_migrations, create_pool, load_migrations
+from platen.events.registry import decode
+from platen.job_capture import expiry
+from platen.messaging.service import MESSAGING_MIGRATIONS
+
+MIGRATIONS = Path(__file__).parents[1] / "src/platen/job_capture/migrations"
+
+
+@pytest.fixture
+async def pool(database_url):
+    pool = await create_pool(database_url, "job_capture")
+    async with pool.acquire() as conn:
+        await apply_migrations(
+            conn,
+            "job_capture",
+            load_migrations("messaging", MESSAGING_MIGRATIONS)
+            + load_migrations("job-capture", MIGRATIONS),
+        )
+    yield pool
+    await pool.close()
+
+
+async def add_job(pool, state: str, *, source="cups", deadline="1 hour", updated="0 s"):
+    job_id = uuid.uuid4()
+    async with pool.acquire() as conn:
+        await conn.execute(
+            f"""INSERT INTO jobs (job_id, user_login, printer, document_name, size_bytes,
+                                  copies, state, source, deadline_at, updated_at)
+                VALUES ($1, 'alice', 'lab', 'a.pdf', 1, 1, $2, $3,
+                        now() + interval '{deadline}', now() - interval '{updated}')""",
+            job_id,
+            state,
+            source,
+        )
+    return job_id
+
+
+async def states(pool) -> dict:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT job_id, state, reason FROM jobs")
+    return {r["job_id"]: (r["state"], r["reason"]) for r in rows}
+
+
+async def emitted(pool) -> list:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT message_type, schema_version, body FROM outbox")
+    return [decode(r["message_type"], r["schema_version"], r["body"]) for r in rows]
+
+
+async def test_jobs_past_their_deadline_are_cancelled_with_the_reason(pool):
+    late = await add_job(pool, "priced", deadline="-1 s")
+    waiting = await add_job(pool, "captured")
+    released = await add_job(pool, "released", deadline="-1 s")
+    assert await expiry.expire_once(pool, "job-capture") == 1
+    now = await states(pool)
+    assert now[late] == ("cancelled", expiry.REASON)
+    assert now[waiting][0] == "captured" and now[released][0] == "released"
+    [event] = await emitted(pool)
+    assert (event.message_type, event.job_id, event.reason) == (
+        "job.cancelled",
+        late,
+        expiry.REASON,
+    )
+    assert await expiry.expire_once(pool, "job-capture") == 0  # once
+
+
+async def test_a_released_cups_job_that_never_reports_fails(pool, monkeypatch):
+    monkeypatch.setattr(expiry, "RELEASE_TIMEOUT", 60.0)
+    silent = await add_job(pool, "released", updated="2 minutes")
+    recent = await add_job(pool, "released", updated="1 s")
+    api = await add_job(pool, "released", source="api", updated="2 minutes")
+    assert await expiry.fail_unreported(pool, "job-capture") == 1
+    now = await states(pool)
+    assert now[silent] == ("failed", expiry.UNREPORTED)
+    assert now[recent][0] == "released" and now[api][0] == "released"
+    [event] = await emitted(pool)
+    assert (event.message_type, event.job_id) == ("job.failed", silent)
