@@ -3,7 +3,8 @@
 A real cupsd with one virtual printer (ippeveprinter) behind two queues: `direct` (its own
 device URI) and `platen` (the same URI behind `platen:/`). The four services run as
 processes; the user is on automatic charging (no popup). For each queue, jobs are sent
-one at a time with `lp` and timed until the document lands in the printer's folder. The
+one at a time with `lp` and timed until the document lands in the printer's folder (the
+next job waits until CUPS has finished the previous one). The
 difference of the medians is what Platen adds: capture, analysis, pricing, authorisation,
 the backend's polling, and reporting.
 
@@ -38,14 +39,22 @@ def ctl(url: str, *args: str) -> None:
 
 
 def timed_print(cups: LocalCups, printer: VirtualPrinter, queue: str, doc: Path) -> float:
+    """Seconds from `lp` until the document is in the printer's folder. Then (untimed)
+    waits for CUPS to finish the job, so that every job starts on an idle queue: CUPS's
+    ipp backend keeps a job open for a while after sending it, to watch the printer."""
     before = len(printer.received())
     start = time.perf_counter()
-    cups.lp(queue, doc, "bench")
+    job = cups.lp(queue, doc, "bench")
     while len(printer.received()) == before:
         if time.perf_counter() - start > 120:
             raise RuntimeError(f"a job on {queue} never arrived")
         time.sleep(0.01)
-    return time.perf_counter() - start
+    took = time.perf_counter() - start
+    while cups.job(queue, job).get("job-state") not in ("completed", "canceled", "aborted"):
+        if time.perf_counter() - start > 120:
+            raise RuntimeError(f"a job on {queue} never completed")
+        time.sleep(0.2)
+    return took
 
 
 def main() -> None:

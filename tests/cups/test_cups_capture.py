@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 from platen import rpc
 from platen.events.accounts import AnswerJob
+from platen.events.registry import decode
 from platen.testing.documents import make_pdf
 from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query
 
@@ -47,13 +48,19 @@ async def test_a_job_reaches_the_printer_only_after_authorisation(system, cups):
         [ask] = await events.wait_for("job.input_required", 1, timeout=60)
         await asyncio.sleep(1)
         assert printer.received() == []  # held while Platen waits for alice
-        [captured] = events.of_type("job.captured")
-        assert captured.headers["platen-schema-version"] == 2
+        [raw] = events.of_type("job.captured")
+        assert raw.headers["platen-schema-version"] == 2
+        captured = decode(raw.type, 2, raw.body)
+        # CUPS's pdftopdf may pad a duplex job to an even page count before the backend
+        # sees it; what is charged is what job-capture found in the document it received.
+        assert captured.duplex is True and captured.pages in (3, 4)
+        assert captured.sheets == (captured.pages + 1) // 2
         await answer(system, ask.correlation_id, "alice")
         await job_state(cups, "lab-color", job, {COMPLETED})
         await events.wait_for("job.charged", 1)
     assert len(printer.received()) == 1
-    assert D(system.user_json("alice")["balance"]) == D("4.70")
+    charged = captured.pages * D("0.10")
+    assert D(system.user_json("alice")["balance"]) == D("5.00") - charged
     assert await ledger_problems(system.database_url) == []
 
 

@@ -78,6 +78,10 @@ class VirtualPrinter:
                 "ippeveprinter",
                 "-2",
                 "-k",
+                # Pages per minute it pretends to print at: fast, so that tests and
+                # benchmarks time Platen and CUPS rather than a simulated print engine.
+                "-s",
+                "6000,6000",
                 "-d",
                 str(self.folder / "received"),
                 "-p",
