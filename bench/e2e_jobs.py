@@ -28,6 +28,7 @@ from pathlib import Path
 
 import aio_pika
 
+from platen.events.base import HEADER_VERSION
 from platen.events.jobs import SubmitJob
 from platen.events.registry import encode
 from platen.events.routing import COMMANDS, EVENTS
@@ -81,7 +82,7 @@ async def submit(exchange, doc: bytes, clock: Clock) -> None:
             encode(msg),
             type=msg.message_type,
             message_id=str(uuid.uuid4()),
-            headers={"platen-schema-version": 1},
+            headers={HEADER_VERSION: 1},
             app_id="bench",
             timestamp=datetime.now(UTC),
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,

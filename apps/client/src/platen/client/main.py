@@ -15,7 +15,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from platen.client.formatting import console_line, json_line
-from platen.events.base import is_valid_login
+from platen.events.base import HEADER_VERSION, is_valid_login
 from platen.events.discovery import amqp_url as discovered_amqp_url
 from platen.events.registry import ContractError, decode
 from platen.events.routing import desktop_queue
@@ -78,9 +78,7 @@ async def listen(url: str, login: str, as_json: bool) -> None:
                 if raw.message_id in seen:  # at-least-once delivery: show each once
                     return
                 try:
-                    msg = decode(
-                        raw.type, (raw.headers or {}).get("platen-schema-version"), raw.body
-                    )
+                    msg = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)
                 except ContractError as exc:
                     print(f"(unreadable message skipped: {exc})", file=sys.stderr)
                     return

@@ -7,6 +7,7 @@ import asyncio
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from platen.events.accounts import JobCharged
+from platen.events.base import HEADER_VERSION
 from platen.events.jobs import JobCancelled, JobDenied, JobFailed, JobPrinted
 from platen.events.registry import ContractError, decode
 from platen.events.routing import EVENTS
@@ -24,7 +25,7 @@ class JobWatcher:
         if raw.correlation_id != self.job_id:
             return
         try:
-            event = decode(raw.type, (raw.headers or {}).get("platen-schema-version"), raw.body)
+            event = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)
         except ContractError:
             return
         target = self.charged if isinstance(event, JobCharged) else self.final

@@ -23,6 +23,11 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 PrinterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 
 
+# The AMQP header that carries a message's schema version (the other envelope fields are
+# standard AMQP properties).
+HEADER_VERSION = "platen-schema-version"
+
+
 def is_valid_login(login: str) -> bool:
     return re.fullmatch(LOGIN_PATTERN, login) is not None
 

@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, DeliveryMode
 
-from platen.events.base import Envelope, Message
+from platen.events.base import HEADER_VERSION, Envelope, Message
 from platen.events.registry import ContractError, decode, encode
 
-HEADER_VERSION = "platen-schema-version"
 HEADER_ERROR = "platen-error"
 HEADER_QUEUE = "platen-queue"
 

@@ -11,14 +11,13 @@ from datetime import UTC, datetime
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from platen.events.base import Message
+from platen.events.base import HEADER_VERSION, Message
 from platen.events.registry import decode, encode
 from platen.events.routing import COMMANDS
 from platen.events.system import ErrorReply
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 PRODUCER = "platen-rpc"
-HEADER_VERSION = "platen-schema-version"
 
 
 class RequestFailed(RuntimeError):

@@ -29,71 +29,74 @@ REASON = "nobody answered for this job before its deadline"
 UNREPORTED = "the print server never reported whether the job printed"
 
 
-async def expire_once(pool: asyncpg.Pool, producer: str) -> int:
+async def _close(
+    pool: asyncpg.Pool,
+    producer: str,
+    select_sql: str,
+    *args: object,
+    state: str,
+    reason: str,
+    event: type[JobCancelled] | type[JobFailed],
+) -> int:
+    """Lock the jobs `select_sql` finds, move them to `state` with `reason`, drop their
+    spooled documents and record `event` for each, all in one transaction."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """SELECT job_id, user_login, printer, document_name FROM jobs
-               WHERE state IN ('captured', 'priced') AND deadline_at < now()
-               ORDER BY deadline_at LIMIT 500 FOR UPDATE SKIP LOCKED"""
-        )
+        rows = await conn.fetch(select_sql, *args)
         if not rows:
             return 0
+        ids = [r["job_id"] for r in rows]
         await conn.execute(
-            "UPDATE jobs SET state = 'cancelled', reason = $2, updated_at = now() "
+            "UPDATE jobs SET state = $2, reason = $3, updated_at = now() "
             "WHERE job_id = ANY($1::uuid[])",
-            [r["job_id"] for r in rows],
-            REASON,
+            ids,
+            state,
+            reason,
         )
-        await conn.execute(
-            "DELETE FROM spool WHERE job_id = ANY($1::uuid[])", [r["job_id"] for r in rows]
-        )
-        for r in rows:
-            ctx = HandlerContext(conn, Envelope("expiry", 1, producer), producer, None, log)
-            await ctx.emit(
-                JobCancelled(
-                    job_id=r["job_id"],
-                    user=r["user_login"],
-                    printer=r["printer"],
-                    document_name=r["document_name"],
-                    reason=REASON,
-                ),
-                correlation_id=str(r["job_id"]),
-            )
-            log.info("job expired", job_id=str(r["job_id"]))
-    return len(rows)
-
-
-async def fail_unreported(pool: asyncpg.Pool, producer: str) -> int:
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            """SELECT job_id, user_login, printer, document_name FROM jobs
-               WHERE state = 'released' AND source = 'cups'
-                 AND updated_at < now() - make_interval(secs => $1)
-               LIMIT 500 FOR UPDATE SKIP LOCKED""",
-            RELEASE_TIMEOUT,
-        )
-        if not rows:
-            return 0
-        await conn.execute(
-            "UPDATE jobs SET state = 'failed', reason = $2, updated_at = now() "
-            "WHERE job_id = ANY($1::uuid[])",
-            [r["job_id"] for r in rows],
-            UNREPORTED,
-        )
+        await conn.execute("DELETE FROM spool WHERE job_id = ANY($1::uuid[])", ids)
         ctx = HandlerContext(conn, Envelope("expiry", 1, producer), producer, None, log)
         for r in rows:
             await ctx.emit(
-                JobFailed(
+                event(
                     job_id=r["job_id"],
                     user=r["user_login"],
                     printer=r["printer"],
                     document_name=r["document_name"],
-                    reason=UNREPORTED,
+                    reason=reason,
                 ),
                 correlation_id=str(r["job_id"]),
             )
-            log.warning("released job never reported; failed", job_id=str(r["job_id"]))
+            log.info("job closed by its deadline", job_id=str(r["job_id"]), state=state)
     return len(rows)
+
+
+async def expire_once(pool: asyncpg.Pool, producer: str) -> int:
+    """Cancel jobs still waiting for a decision at their deadline."""
+    return await _close(
+        pool,
+        producer,
+        """SELECT job_id, user_login, printer, document_name FROM jobs
+           WHERE state IN ('captured', 'priced') AND deadline_at < now()
+           ORDER BY deadline_at LIMIT 500 FOR UPDATE SKIP LOCKED""",
+        state="cancelled",
+        reason=REASON,
+        event=JobCancelled,
+    )
+
+
+async def fail_unreported(pool: asyncpg.Pool, producer: str) -> int:
+    """Fail released CUPS jobs whose outcome never came back."""
+    return await _close(
+        pool,
+        producer,
+        """SELECT job_id, user_login, printer, document_name FROM jobs
+           WHERE state = 'released' AND source = 'cups'
+             AND updated_at < now() - make_interval(secs => $1)
+           LIMIT 500 FOR UPDATE SKIP LOCKED""",
+        RELEASE_TIMEOUT,
+        state="failed",
+        reason=UNREPORTED,
+        event=JobFailed,
+    )
 
 
 async def run_expiry(rt: Runtime) -> None:
