@@ -53,17 +53,16 @@ class System:
             raise AssertionError(f"services did not come up:\n{out.stdout}\n{logs}")
 
     async def desktop_messages(
-        self, login: str, count: int = 1000, timeout: float = 20, until=None
+        self, login: str, count: int = 1000, timeout: float = 60, until=None
     ) -> list:
         """Take messages off a user's desktop queue (as the client would): `count` of them,
         or up to the first for which `until(message)` is true."""
         got = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         conn = await aio_pika.connect(self.amqp_url)
         async with conn:
-            ch = await conn.channel()
-            q = await ch.get_queue(desktop_queue(login))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
+            q = await self._desktop_queue(conn, login, deadline)
             while len(got) < count and loop.time() < deadline:
                 raw = await q.get(fail=False)
                 if raw is None:
@@ -74,6 +73,20 @@ class System:
                 if until is not None and until(got[-1]):
                     break
         return got
+
+    @staticmethod
+    async def _desktop_queue(conn, login: str, deadline: float):
+        """The user's desktop queue, waiting for the notification service to declare it
+        (it does so when it sees `user.added`, which may still be on its way)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            ch = await conn.channel()
+            try:
+                return await ch.get_queue(desktop_queue(login))
+            except aio_pika.exceptions.ChannelClosed:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.2)
 
 
 @pytest.fixture

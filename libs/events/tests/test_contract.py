@@ -372,6 +372,27 @@ def test_submit_job_version_1_is_upcast_to_an_api_job():
     assert (cmd.source, cmd.duplex, cmd.number_up) == ("api", False, 1)
 
 
+def test_job_priced_version_1_is_upcast_to_grayscale_pages_and_no_policy():
+    v1 = (
+        b'{"job_id": "%s", "user": "alice", "printer": "lab-1", "document_name": "a.pdf", '
+        b'"pages": 3, "copies": 2, "cost": "0.60"}' % str(JOB_ID).encode()
+    )
+    event = decode("job.priced", 1, v1)
+    assert (event.color_pages, event.grayscale_pages, event.schedule_version) == (0, 3, 0)
+    assert (event.confirm, event.messages, event.breakdown) == (False, [], [])
+    assert event.cost == Decimal("0.60")
+
+
+def test_job_input_required_version_1_is_upcast_with_no_messages():
+    v1 = (
+        b'{"job_id": "%s", "user": "alice", "printer": "lab-1", "document_name": "a.pdf", '
+        b'"pages": 3, "copies": 1, "cost": "0.30", "kind": "confirm", "accounts": [], '
+        b'"allow_pin": false, "expires_at": "2026-05-17T09:30:00Z"}' % str(JOB_ID).encode()
+    )
+    event = decode("job.input_required", 1, v1)
+    assert (event.grayscale_pages, event.color_pages, event.messages) == (3, 0, [])
+
+
 def test_messages_are_frozen():
     msg = ShowUser(login="alice")
     with pytest.raises(ValidationError):

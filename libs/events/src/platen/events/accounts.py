@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from platen.events.base import Login, Message
 from platen.events.money import Money
-from platen.events.registry import register
+from platen.events.registry import register, upcaster
 
 # An account is named by its id ("personal:alice", "shared:physics/lab") or, in commands,
 # by a login or a shared account's path; the ledger resolves which.
@@ -353,6 +353,7 @@ class JobInputRequired(Message):
     """The ledger needs the user's answer before the job may print."""
 
     message_type: ClassVar[str] = "job.input_required"
+    schema_version: ClassVar[int] = 2
     job_id: uuid.UUID
     user: Login
     printer: str
@@ -364,6 +365,23 @@ class JobInputRequired(Message):
     accounts: list[AccountOption]
     allow_pin: bool
     expires_at: datetime
+    # Version 2: what the confirmation popup shows besides the cost, and what the
+    # printer's policies had to say (pricing's `job.priced` messages).
+    color_pages: int = 0
+    grayscale_pages: int = 0
+    duplex: bool = False
+    messages: list[str] = Field(default_factory=list)
+
+
+@upcaster("job.input_required", 1)
+def _input_required_v1_to_v2(body: dict) -> dict:
+    return {
+        **body,
+        "color_pages": 0,
+        "grayscale_pages": body["pages"],
+        "duplex": False,
+        "messages": [],
+    }
 
 
 @register

@@ -127,9 +127,29 @@ def _captured_v1_to_v2(body: dict) -> dict:
     }
 
 
+class PriceLine(BaseModel):
+    """One line of a price's breakdown: what was counted, at what rate, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    description: str
+    quantity: int = Field(ge=0)
+    unit_price: Money
+    amount: Money
+
+
 @register
 class JobPriced(Message):
+    """A job has its price, and whatever the printer's policies say about it.
+
+    Version 2 explains the price: the schedule version it came from and an itemised
+    breakdown whose amounts add up to `cost`. `pages` counts the printed sides of one
+    copy, `color_pages` + `grayscale_pages` = `pages`. A policy may ask that the user
+    confirm the job before it prints (`confirm`) and add `messages` to show them (for
+    example "print double-sided to save 20 %").
+    """
+
     message_type: ClassVar[str] = "job.priced"
+    schema_version: ClassVar[int] = 2
     job_id: uuid.UUID
     user: Login
     printer: PrinterName
@@ -137,6 +157,29 @@ class JobPriced(Message):
     pages: int = Field(ge=1)
     copies: int = Field(ge=1)
     cost: Money = Field(ge=0)
+    color_pages: int = Field(default=0, ge=0)
+    grayscale_pages: int = Field(default=0, ge=0)
+    duplex: bool = False
+    schedule_version: int = Field(default=0, ge=0)
+    breakdown: list[PriceLine] = Field(default_factory=list)
+    confirm: bool = False
+    messages: list[str] = Field(default_factory=list)
+
+
+@upcaster("job.priced", 1)
+def _priced_v1_to_v2(body: dict) -> dict:
+    # Version 1 had one flat price per page and no record of how it was reached:
+    # every page counts as grayscale, the breakdown is unknown, no policy spoke.
+    return {
+        **body,
+        "color_pages": 0,
+        "grayscale_pages": body["pages"],
+        "duplex": False,
+        "schedule_version": 0,
+        "breakdown": [],
+        "confirm": False,
+        "messages": [],
+    }
 
 
 @register

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -50,11 +51,34 @@ def ensure_dns_sd() -> None:
         return
     if os.geteuid() != 0:
         raise InfraError("ippeveprinter needs avahi-daemon running (start it as root)")
-    Path("/run/dbus").mkdir(parents=True, exist_ok=True)
-    if not Path("/run/dbus/system_bus_socket").exists():
+    if not _system_bus_answers():
+        # A machine image can carry the socket and pid file of a D-Bus that no longer runs;
+        # dbus-daemon refuses to start over its own pid file, and avahi cannot use the socket.
+        for stale in (SYSTEM_BUS_SOCKET, SYSTEM_BUS_SOCKET.with_name("pid")):
+            stale.unlink(missing_ok=True)
+        SYSTEM_BUS_SOCKET.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["dbus-daemon", "--system", "--fork"], check=True)
-    subprocess.run(["avahi-daemon", "--daemonize", "--no-drop-root", "--no-chroot"], check=True)
+    Path("/run/avahi-daemon/pid").unlink(missing_ok=True)
+    started = subprocess.run(
+        ["avahi-daemon", "--daemonize", "--no-drop-root", "--no-chroot"],
+        capture_output=True,
+        text=True,
+    )
+    if started.returncode != 0:
+        raise InfraError(f"avahi-daemon did not start: {started.stderr.strip()}")
     time.sleep(0.5)
+
+
+SYSTEM_BUS_SOCKET = Path("/run/dbus/system_bus_socket")
+
+
+def _system_bus_answers() -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(SYSTEM_BUS_SOCKET))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass

@@ -101,6 +101,10 @@ def _job(event: JobPriced) -> dict:
         "pages": event.pages,
         "copies": event.copies,
         "cost": event.cost,
+        "color_pages": event.color_pages,
+        "grayscale_pages": event.grayscale_pages,
+        "duplex": event.duplex,
+        "messages": event.messages,
     }
 
 
@@ -121,11 +125,14 @@ async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     ):
         return  # seen already (the same job priced twice)
     default = user["default_account"] or rules.personal_account(event.user)
-    if user["account_selection"] == "auto":
+    selection = user["account_selection"]
+    if selection == "auto" and event.confirm:
+        selection = "confirm"  # a printer policy wants this job confirmed
+    if selection == "auto":
         if reason := await _hold(ctx, job, event.user, default):
             await _deny(ctx, job, event.user, reason)
         return
-    await _ask(ctx, job, event.user, user["account_selection"], default)
+    await _ask(ctx, job, event.user, selection, default)
 
 
 async def _ask(ctx: HandlerContext, job, login: str, selection: str, default: str) -> None:
@@ -171,6 +178,10 @@ async def _ask(ctx: HandlerContext, job, login: str, selection: str, default: st
             accounts=options,
             allow_pin=kind == "choose_account" and await store.any_pin_accounts(ctx.conn),
             expires_at=expires_at,
+            color_pages=job["color_pages"],
+            grayscale_pages=job["grayscale_pages"],
+            duplex=job["duplex"],
+            messages=job["messages"],
         ),
         correlation_id=str(job["job_id"]),
     )
