@@ -1,15 +1,45 @@
-"""How each desktop message reads in a terminal. Pure functions."""
+"""How each desktop message reads in a terminal, and as a JSON line. Pure functions."""
 
 from __future__ import annotations
 
 import json
 
 from platen.events.base import Message
-from platen.events.desktop import BalanceNotice, DeniedNotice, LowBalanceNotice, PrintedNotice
+from platen.events.desktop import (
+    AnswerResult,
+    BalanceNotice,
+    BroadcastNotice,
+    DeniedNotice,
+    JobPrompt,
+    LowBalanceNotice,
+    PrintedNotice,
+    PromptClosed,
+)
 
 
 def pages(n: int) -> str:
     return f"{n} page{'s' if n != 1 else ''}"
+
+
+def page_split(prompt: JobPrompt) -> str:
+    """'3 pages (1 colour, 2 grayscale)' — the breakdown only when there is colour."""
+    if prompt.color_pages:
+        split = f"{prompt.color_pages} colour, {prompt.grayscale_pages} grayscale"
+        return f"{pages(prompt.pages)} ({split})"
+    return f"{pages(prompt.pages)} (grayscale)"
+
+
+def prompt_lines(prompt: JobPrompt) -> list[str]:
+    """What a prompt says, one fact per line (shared by the console and the dialogs)."""
+    lines = [
+        f"Document: {prompt.document_name}",
+        f"Printer: {prompt.printer}",
+        f"Pages: {page_split(prompt)}",
+        f"Copies: {prompt.copies}",
+        f"Duplex: {'yes' if prompt.duplex else 'no'}",
+        f"Cost: {prompt.cost}",
+    ]
+    return lines + [f"Note: {m}" for m in prompt.messages]
 
 
 def console_line(message: Message) -> str:
@@ -28,6 +58,16 @@ def console_line(message: Message) -> str:
         )
     if isinstance(message, BalanceNotice):
         return f"Balance {message.balance} (available {message.available})"
+    if isinstance(message, JobPrompt):
+        ask = "Confirm" if message.kind == "confirm" else "Choose the account for"
+        return f'{ask} "{message.document_name}" on {message.printer}: {message.cost}'
+    if isinstance(message, PromptClosed):
+        return f'"{message.document_name}" {message.outcome}: {message.reason}'
+    if isinstance(message, AnswerResult):
+        reason = f": {message.reason}" if message.reason else ""
+        return f"Answer for job {message.job_id}: {message.outcome}{reason}"
+    if isinstance(message, BroadcastNotice):
+        return f"Message from {message.sender}: {message.text}"
     return f"{message.message_type}: {message.model_dump_json()}"
 
 

@@ -1,98 +1,68 @@
-"""platen-client: show one user's Platen messages on their desktop.
+"""platen-client: show one user's Platen balance and messages, and answer print prompts.
 
-It only presents what the server sends; it decides nothing and is trusted with nothing.
+It only presents what the server sends and passes on what the user answers; it decides
+nothing and is trusted with nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import getpass
+import logging
 import sys
 
-import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
-
-from platen.client.formatting import console_line, json_line
-from platen.events.base import HEADER_VERSION, is_valid_login
-from platen.events.discovery import amqp_url as discovered_amqp_url
-from platen.events.registry import ContractError, decode
-from platen.events.routing import desktop_queue
+from platen.client import app as client_app
+from platen.client.config import ConfigError, Options, load
+from platen.client.model import ClientModel
+from platen.client.recent import RecentAccounts, default_state_dir
+from platen.client.transport import Transport
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="platen-client", description=__doc__.splitlines()[0])
-    p.add_argument("--user", default=getpass.getuser(), help="whose messages (default: you)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--console", action="store_true", help="one readable line per message")
-    mode.add_argument("--json", action="store_true", help="one JSON object per message")
-    p.add_argument("--amqp-url", default=None, help="broker URL (default: $PLATEN_AMQP_URL)")
-    args = p.parse_args(argv)
-    if not is_valid_login(args.user):
-        p.error(f"{args.user!r} is not a valid login")
-    if not (args.console or args.json):
-        args.console = True  # the GUI arrives with the user-client issue
-    return args
+def make_view(options: Options):
+    if options.mode == "json":
+        from platen.client.textviews import JsonView
+
+        return JsonView()
+    if options.mode == "console":
+        from platen.client.textviews import ConsoleView
+
+        return ConsoleView()
+    from platen.client.tkview import TkView  # imported only when windows are wanted
+
+    return TkView(options)
 
 
-def _amqp_url(args: argparse.Namespace) -> str:
-    if args.amqp_url:
-        return args.amqp_url
-    return discovered_amqp_url()
-
-
-async def wait_for_queue(url: str, login: str) -> None:
-    """Return once the user's desktop queue exists (the server creates it with the user)."""
-    announced = False
-    while True:
-        connection = await aio_pika.connect(url)
-        async with connection:
-            channel = await connection.channel()
-            try:
-                await channel.declare_queue(desktop_queue(login), passive=True)
-                return
-            except aio_pika.exceptions.ChannelNotFoundEntity:
-                pass
-        if not announced:
-            print(f"waiting for Platen to know user {login}...", file=sys.stderr, flush=True)
-            announced = True
-        await asyncio.sleep(2)
-
-
-async def listen(url: str, login: str, as_json: bool) -> None:
-    await wait_for_queue(url, login)
-    # A robust connection reconnects and resumes consuming after a broker restart;
-    # unacknowledged messages come back, so nothing is lost.
-    connection = await aio_pika.connect_robust(
-        url, client_properties={"connection_name": f"platen-client/{login}"}
+async def main(options: Options) -> None:
+    state_dir = options.state_dir or default_state_dir()
+    model = ClientModel(
+        options.login, recent=RecentAccounts.load(state_dir / f"recent-{options.login}.json")
     )
-    async with connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=20)
-        queue = await channel.get_queue(desktop_queue(login), ensure=False)
-        seen: set[str] = set()
+    view = make_view(options)
+    app = client_app.ClientApp(model, view)
 
-        async def on_message(raw: AbstractIncomingMessage) -> None:
-            async with raw.process():
-                if raw.message_id in seen:  # at-least-once delivery: show each once
-                    return
-                try:
-                    msg = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)
-                except ContractError as exc:
-                    print(f"(unreadable message skipped: {exc})", file=sys.stderr)
-                    return
-                seen.add(raw.message_id or "")
-                print(json_line(msg) if as_json else console_line(msg), flush=True)
+    def unreadable(text: str) -> None:
+        view.status("warning", text)
 
-        await queue.consume(on_message)
-        await asyncio.Future()
+    transport = Transport(
+        options.url, options.login, app.on_delivery, view.status, on_unreadable=unreadable
+    )
+    app.transport = transport
+    await client_app.run(app, transport)
 
 
 def run(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    try:
+        options = load(argv)
+    except ConfigError as exc:
+        print(f"platen-client: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(
+        level=logging.DEBUG if options.debug else logging.ERROR,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(listen(_amqp_url(args), args.user, args.json))
+        asyncio.run(main(options))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,9 @@ class HandlerContext:
     producer: str
     publisher: Publisher
     log: Any
+    # Where the delivery came from: what a consumer of user replies checks the sender by.
+    routing_key: str = ""
+    user_id: str | None = None
 
     async def emit(
         self,
@@ -72,8 +75,11 @@ class HandlerContext:
         exchange: str = EVENTS,
         routing_key: str | None = None,
         expiration_ms: int | None = None,
-    ) -> None:
-        """Publish `message` once this transaction commits."""
+        reply_to: str | None = None,
+    ) -> str:
+        """Publish `message` once this transaction commits; returns its message id.
+        `reply_to` names the queue a command's reply goes to (through the default
+        exchange); the reply carries the command's message id as its correlation id."""
         env = envelope_for(message, self.producer, correlation_id)
         await outbox.add(
             self.conn,
@@ -82,7 +88,9 @@ class HandlerContext:
             exchange=exchange,
             routing_key=routing_key or message.message_type,
             expiration_ms=expiration_ms,
+            reply_to=reply_to,
         )
+        return env.message_id
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[Message | None]]
@@ -181,7 +189,15 @@ class Dispatcher:
                 log.info("duplicate delivery skipped")
                 stored = await inbox.stored_reply(conn, self.queue, envelope.message_id)
                 return decode(stored[0], stored[1], stored[2]) if stored else None
-            ctx = HandlerContext(conn, envelope, self.producer, self.publisher, log)
+            ctx = HandlerContext(
+                conn,
+                envelope,
+                self.producer,
+                self.publisher,
+                log,
+                routing_key=raw.routing_key or "",
+                user_id=raw.user_id,
+            )
             reply = await handler(ctx, message)
             if reply is not None:
                 await inbox.store_reply(

@@ -37,11 +37,12 @@ async def add(
     exchange: str,
     routing_key: str,
     expiration_ms: int | None = None,
+    reply_to: str | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO outbox (message_id, exchange, routing_key, message_type,
-               schema_version, correlation_id, body, expiration_ms, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+               schema_version, correlation_id, body, expiration_ms, created_at, reply_to)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
         envelope.message_id,
         exchange,
         routing_key,
@@ -51,6 +52,7 @@ async def add(
         encode(message),
         expiration_ms,
         envelope.occurred_at,
+        reply_to,
     )
 
 
@@ -100,7 +102,8 @@ class OutboxRelay:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """SELECT id, message_id, exchange, routing_key, message_type, schema_version,
-                          correlation_id, body, expiration_ms, created_at, attempts
+                          correlation_id, body, expiration_ms, created_at, attempts,
+                          reply_to
                    FROM outbox WHERE attempts < $2
                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
@@ -145,6 +148,7 @@ class OutboxRelay:
             correlation_id=row["correlation_id"],
             occurred_at=row["created_at"],
             expiration_ms=row["expiration_ms"],
+            reply_to=row["reply_to"],
         )
         await self._publisher.publish(row["exchange"], row["routing_key"], message)
         log.debug(

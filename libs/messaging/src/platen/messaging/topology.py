@@ -47,6 +47,8 @@ COMMAND_PREFIX = {
 }
 SERVICES = tuple(COMMAND_PREFIX)
 
+NOTIFICATION_ANSWERS = "notification.answers"
+
 
 def _events(service: str, *keys: str) -> ConsumerQueue:
     return ConsumerQueue(f"{service}.events", EVENTS, keys)
@@ -72,8 +74,16 @@ QUEUES: dict[str, ConsumerQueue] = {
             "account.balance_changed",
             "account.balance_low",
             "user.added",
+            "job.input_required",
+            "job.authorized",
+            "job.cancelled",
         ),
         _commands("notification"),
+        # What users answer from their desktops (`user.<login>.<kind>`).
+        ConsumerQueue("notification.replies", DESKTOP_REPLIES, (desktop_key("*", "*"),)),
+        # The ledger's replies to the answers notification forwards (no binding: replies
+        # come through the default exchange, addressed by `reply_to`).
+        ConsumerQueue(NOTIFICATION_ANSWERS, "", ()),
     )
 }
 

@@ -2,45 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-
 from platen.events.accounts import BalanceChanged, BalanceLow, JobCharged, UserAdded
-from platen.events.base import Message
 from platen.events.desktop import (
-    DESKTOP_KINDS,
     BalanceNotice,
     DeniedNotice,
     LowBalanceNotice,
     PrintedNotice,
 )
 from platen.events.jobs import JobDenied
-from platen.events.routing import DESKTOP, desktop_key
 from platen.messaging.handling import HandlerContext
-
-
-async def _send(
-    ctx: HandlerContext, login: str, notice: Message, job_id: uuid.UUID | None = None
-) -> None:
-    kind = DESKTOP_KINDS[type(notice)]
-    # The queue must exist before the relay publishes: desktop messages are mandatory.
-    await ctx.publisher.ensure_desktop_queue(login)
-    await ctx.emit(
-        notice,
-        exchange=DESKTOP,
-        routing_key=desktop_key(login, kind),
-        correlation_id=str(job_id) if job_id else None,
-    )
-    await ctx.conn.execute(
-        "INSERT INTO deliveries (user_login, kind, job_id) VALUES ($1, $2, $3)",
-        login,
-        kind,
-        job_id,
-    )
-    ctx.log.info("desktop message queued", user=login, kind=kind)
+from platen.notification.prompts import close_denied
+from platen.notification.sending import known_desktop, send
 
 
 async def on_user_added(ctx: HandlerContext, event: UserAdded) -> None:
-    await ctx.publisher.ensure_desktop_queue(event.login)
+    await known_desktop(ctx, event.login)
 
 
 async def on_job_charged(ctx: HandlerContext, event: JobCharged) -> None:
@@ -53,7 +29,7 @@ async def on_job_charged(ctx: HandlerContext, event: JobCharged) -> None:
         cost=event.amount,
         balance=event.balance,
     )
-    await _send(ctx, event.user, notice, event.job_id)
+    await send(ctx, event.user, notice, event.job_id)
 
 
 async def on_job_denied(ctx: HandlerContext, event: JobDenied) -> None:
@@ -63,11 +39,12 @@ async def on_job_denied(ctx: HandlerContext, event: JobDenied) -> None:
         printer=event.printer,
         reason=event.reason,
     )
-    await _send(ctx, event.user, notice, event.job_id)
+    await send(ctx, event.user, notice, event.job_id)
+    await close_denied(ctx, event)
 
 
 async def on_balance_low(ctx: HandlerContext, event: BalanceLow) -> None:
-    await _send(
+    await send(
         ctx,
         event.owner,
         LowBalanceNotice(
@@ -79,4 +56,4 @@ async def on_balance_low(ctx: HandlerContext, event: BalanceLow) -> None:
 async def on_balance_changed(ctx: HandlerContext, event: BalanceChanged) -> None:
     if event.owner is None:
         return  # shared and system accounts have no single desktop to tell
-    await _send(ctx, event.owner, BalanceNotice(balance=event.balance, available=event.available))
+    await send(ctx, event.owner, BalanceNotice(balance=event.balance, available=event.available))

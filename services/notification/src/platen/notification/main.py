@@ -2,10 +2,19 @@
 
 from pathlib import Path
 
-from platen.events.accounts import BalanceChanged, BalanceLow, JobCharged, UserAdded
-from platen.events.jobs import JobDenied
+from platen.events.accounts import (
+    AnswerOutcome,
+    BalanceChanged,
+    BalanceLow,
+    JobCharged,
+    JobInputRequired,
+    UserAdded,
+)
+from platen.events.desktop import Broadcast, JobAnswer
+from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
+from platen.events.system import ErrorReply
 from platen.messaging.service import ServiceSpec, run_service
-from platen.notification import handlers
+from platen.notification import broadcasts, handlers, prompts
 
 SPEC = ServiceSpec(
     name="notification",
@@ -18,7 +27,13 @@ SPEC = ServiceSpec(
             BalanceChanged: handlers.on_balance_changed,
             BalanceLow: handlers.on_balance_low,
             UserAdded: handlers.on_user_added,
+            JobInputRequired: prompts.on_input_required,
+            JobAuthorized: prompts.on_job_authorized,
+            JobCancelled: prompts.on_job_cancelled,
         },
+        "commands": {Broadcast: broadcasts.on_broadcast},
+        "replies": {JobAnswer: prompts.on_answer},
+        "answers": {AnswerOutcome: prompts.on_outcome, ErrorReply: prompts.on_refusal},
     },
 )
 

@@ -1,0 +1,106 @@
+"""Wires the model, the broker transport and one view (GUI, console or JSON)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Protocol
+
+from platen.client.model import (
+    Choice,
+    ClientModel,
+    ClosePrompt,
+    Effect,
+    Notify,
+    ShowBalance,
+    ShowPrompt,
+    UnknownPrompt,
+)
+from platen.client.transport import Delivery, Transport
+from platen.events.base import Message
+from platen.events.desktop import JobPrompt
+
+TICK_SECONDS = 1.0
+
+
+class View(Protocol):
+    def message(self, message: Message) -> None:
+        """Every message as it arrives (the JSON view prints them all)."""
+
+    def show_prompt(self, prompt: JobPrompt) -> None: ...
+    def close_prompt(self, job_id: uuid.UUID, text: str) -> None: ...
+    def notify(self, note: Notify) -> None: ...
+    def show_balance(self, balance: ShowBalance) -> None: ...
+    def status(self, state: str, detail: str) -> None: ...
+    def answer_sent(self, job_id: uuid.UUID, action: str) -> None: ...
+    async def run(self, app: ClientApp) -> None:
+        """The view's own loop (windows, stdin); returns when the user quits."""
+
+
+class ClientApp:
+    def __init__(self, model: ClientModel, view: View, transport: Transport | None = None):
+        self.model = model
+        self.view = view
+        self.transport = transport
+        # The delivery of each prompt not yet closed, acknowledged when it closes.
+        self.deliveries: dict[uuid.UUID, Delivery] = {}
+
+    async def on_delivery(self, delivery: Delivery) -> None:
+        message = delivery.message
+        self.view.message(message)
+        if isinstance(message, JobPrompt):
+            self.deliveries[message.job_id] = delivery
+        self.apply(self.model.receive(message))
+        if not isinstance(message, JobPrompt):
+            await delivery.ack()
+        await self.settle()
+
+    def apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, ShowPrompt):
+                self.view.show_prompt(effect.prompt)
+            elif isinstance(effect, ClosePrompt):
+                self.view.close_prompt(effect.job_id, effect.text)
+            elif isinstance(effect, Notify):
+                self.view.notify(effect)
+            elif isinstance(effect, ShowBalance):
+                self.view.show_balance(effect)
+
+    async def settle(self) -> None:
+        """Acknowledge the prompts that are over: closed, expired or finally answered."""
+        for job in list(self.deliveries):
+            if job not in self.model.prompts and job not in self.model.answered:
+                await self.deliveries.pop(job).ack()
+
+    def answer(self, job_id: uuid.UUID, choice: Choice, *, apply_to_all: bool = False) -> int:
+        """Send the user's answer; returns how many jobs it answered. Raises UnknownPrompt."""
+        replies = self.model.answer(job_id, choice, apply_to_all=apply_to_all)
+        for reply in replies:
+            if self.transport is not None:
+                self.transport.send(reply)
+            self.view.answer_sent(reply.job_id, reply.action)
+        return len(replies)
+
+    async def tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self.apply(self.model.expire())
+            await self.settle()
+
+
+async def run(app: ClientApp, transport: Transport) -> None:
+    """Run until the view returns (the user quits)."""
+    tasks = [
+        asyncio.create_task(transport.run(), name="transport"),
+        asyncio.create_task(app.tick_forever(), name="tick"),
+    ]
+    try:
+        await app.view.run(app)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await transport.close()
+
+
+__all__ = ["ClientApp", "UnknownPrompt", "View", "run"]

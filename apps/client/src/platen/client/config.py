@@ -1,0 +1,194 @@
+"""The client's options: command line over config file over defaults.
+
+The config file is TOML. Besides every long option (with `_` for `-`, e.g.
+`window_position = "top-left"`), it may hold the broker connection: `url`, and `user` and
+`password` to sign in with (they replace those in the URL). `user` is also the login whose
+desktop this is, unless `--user` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import re
+import stat
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from platen.events.base import is_valid_login
+from platen.events.discovery import amqp_url as discovered_amqp_url
+
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+SELECTIONS = ("personal", "list", "pin")
+MODES = ("gui", "console", "json")
+FILE_KEYS = {
+    "url",
+    "user",
+    "password",
+    "mode",
+    "minimized",
+    "silent",
+    "window_position",
+    "default_selection",
+    "hide_balance",
+    "disable_notifications",
+    "debug",
+}
+
+
+class ConfigError(ValueError):
+    """The command line or config file cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Options:
+    login: str
+    url: str
+    mode: str = "gui"
+    minimized: bool = False
+    silent: bool = False
+    window_position: str | tuple[int, int] = "top-right"
+    default_selection: str = "personal"
+    hide_balance: bool = False
+    disable_notifications: bool = False
+    debug: bool = False
+    state_dir: Path | None = None
+
+    @property
+    def broker_user(self) -> str | None:
+        return urlsplit(self.url).username
+
+
+def window_position(text: str) -> str | tuple[int, int]:
+    if text in CORNERS:
+        return text
+    m = re.fullmatch(r"\s*(-?\d+)\s*,\s*(-?\d+)\s*", text)
+    if not m:
+        raise ConfigError(
+            f"window position {text!r} is not one of {', '.join(CORNERS)} or X,Y (pixels)"
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
+def with_credentials(url: str, user: str | None, password: str | None) -> str:
+    """`url` signed in as `user` with `password` (those not given are kept)."""
+    if user is None and password is None:
+        return url
+    parts = urlsplit(url)
+    user = user if user is not None else (parts.username or "")
+    password = password if password is not None else (parts.password or "")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def read_config(path: Path) -> dict:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    unknown = sorted(set(data) - FILE_KEYS)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}")
+    if "password" in data and os.name == "posix":
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            print(
+                f"warning: {path} holds a password and others may read it (chmod 600 it)",
+                file=sys.stderr,
+            )
+    return data
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="platen-client",
+        description="Show your print balance and answer Platen's print prompts.",
+    )
+    p.add_argument("--user", help="whose desktop this is (default: config file, then you)")
+    p.add_argument("--config", type=Path, help="TOML file with url, user, password, options")
+    p.add_argument("--amqp-url", help="broker URL (default: config file, then $PLATEN_AMQP_URL)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--console", action="store_true", help="text in this terminal, no windows")
+    mode.add_argument(
+        "--json", action="store_true", help="one JSON object per line; answers read from stdin"
+    )
+    p.add_argument("--minimized", action="store_true", default=None, help="start minimised")
+    p.add_argument(
+        "--silent",
+        action="store_true",
+        default=None,
+        help="no popups about connection errors (it keeps retrying)",
+    )
+    p.add_argument(
+        "--window-position",
+        help="where the balance window goes: top-left, top-right, bottom-left, bottom-right or X,Y",
+    )
+    p.add_argument(
+        "--default-selection",
+        choices=SELECTIONS,
+        help="what the account-selection popup offers first",
+    )
+    p.add_argument("--hide-balance", action="store_true", default=None, help="no balance window")
+    p.add_argument(
+        "--disable-notifications",
+        action="store_true",
+        default=None,
+        help="no desktop notifications (messages still show in the client)",
+    )
+    p.add_argument("--debug", action="store_true", default=None, help="log to stderr")
+    p.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
+    return p
+
+
+def load(argv: list[str] | None = None) -> Options:
+    """The options for this run; raises ConfigError with a message for the user."""
+    args = parser().parse_args(argv)
+    file = read_config(args.config) if args.config else {}
+
+    def pick(name: str, default):
+        value = getattr(args, name, None)
+        if value is not None:
+            return value
+        return file.get(name, default)
+
+    login = args.user or file.get("user") or getpass.getuser()
+    if not is_valid_login(login):
+        raise ConfigError(f"{login!r} is not a valid login")
+    if args.amqp_url:
+        url = args.amqp_url
+    elif "url" in file:
+        url = with_credentials(str(file["url"]), file.get("user"), file.get("password"))
+    else:
+        url = discovered_amqp_url()
+    if not url.startswith(("amqp://", "amqps://")):
+        raise ConfigError(f"broker URL must start with amqp:// or amqps://, not {url[:20]!r}")
+    mode = "json" if args.json else "console" if args.console else file.get("mode", "gui")
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    selection = pick("default_selection", "personal")
+    if selection not in SELECTIONS:
+        raise ConfigError(f"default selection {selection!r} is not one of {', '.join(SELECTIONS)}")
+    return Options(
+        login=login,
+        url=url,
+        mode=mode,
+        minimized=bool(pick("minimized", False)),
+        silent=bool(pick("silent", False)),
+        window_position=window_position(str(pick("window_position", "top-right"))),
+        default_selection=selection,
+        hide_balance=bool(pick("hide_balance", False)),
+        disable_notifications=bool(pick("disable_notifications", False)),
+        debug=bool(pick("debug", False)),
+        state_dir=args.state_dir,
+    )

@@ -1,0 +1,233 @@
+"""What the client knows and decides, apart from any window or terminal (the presenter).
+
+It turns each message from the server into effects for a view (show a prompt, close it,
+tell the user something, update the balance) and each answer of the user into the replies
+to send. It decides nothing about money: the server checks every answer again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from platen.client.formatting import console_line
+from platen.client.recent import RecentAccounts
+from platen.events.base import Message
+from platen.events.desktop import (
+    AnswerResult,
+    BalanceNotice,
+    BroadcastNotice,
+    DeniedNotice,
+    JobAnswer,
+    JobPrompt,
+    LowBalanceNotice,
+    PrintedNotice,
+    PromptAccount,
+    PromptClosed,
+)
+
+# ----------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True)
+class ShowPrompt:
+    prompt: JobPrompt
+
+
+@dataclass(frozen=True)
+class ClosePrompt:
+    job_id: uuid.UUID
+    text: str
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Something to tell the user: a title, the text, and how much it matters."""
+
+    title: str
+    text: str
+    level: str = "info"  # info | warning | error
+    message: Message | None = None
+
+
+@dataclass(frozen=True)
+class ShowBalance:
+    balance: str
+    available: str
+
+
+Effect = ShowPrompt | ClosePrompt | Notify | ShowBalance
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The user's answer to one prompt."""
+
+    action: str  # print | cancel
+    account: str | None = None
+    pin: str | None = None
+    comment: str | None = None
+
+
+class UnknownPrompt(KeyError):
+    """The answer names a job that is not waiting (answered, closed, or never seen)."""
+
+
+@dataclass
+class ClientModel:
+    login: str
+    recent: RecentAccounts = field(default_factory=RecentAccounts)
+    prompts: dict[uuid.UUID, JobPrompt] = field(default_factory=dict)
+    balance: BalanceNotice | None = None
+    # Jobs whose answer is on its way: their popup is gone, the outcome not yet known.
+    answered: set[uuid.UUID] = field(default_factory=set)
+    _closed: set[uuid.UUID] = field(default_factory=set)
+
+    # ------------------------------------------------------------- from the server
+
+    def receive(self, message: Message, now: datetime | None = None) -> list[Effect]:
+        now = now or datetime.now(UTC)
+        if isinstance(message, JobPrompt):
+            return self._prompt(message, now)
+        if isinstance(message, PromptClosed):
+            return self._closed_by_server(message)
+        if isinstance(message, AnswerResult):
+            return self._result(message)
+        if isinstance(message, BalanceNotice):
+            self.balance = message
+            return [ShowBalance(str(message.balance), str(message.available))]
+        if isinstance(message, PrintedNotice):
+            return [
+                Notify("Job printed", console_line(message), message=message),
+                ShowBalance(str(message.balance), self._available_after(message)),
+            ]
+        if isinstance(message, DeniedNotice):
+            return [Notify("Job denied", console_line(message), "error", message)]
+        if isinstance(message, LowBalanceNotice):
+            return [Notify("Low credit", console_line(message), "warning", message)]
+        if isinstance(message, BroadcastNotice):
+            return [Notify(f"Message from {message.sender}", message.text, message=message)]
+        return [Notify("Platen", console_line(message), message=message)]
+
+    def _available_after(self, message: PrintedNotice) -> str:
+        if self.balance is None:
+            return str(message.balance)
+        return str(self.balance.available)
+
+    def _prompt(self, prompt: JobPrompt, now: datetime) -> list[Effect]:
+        job = prompt.job_id
+        if job in self.prompts or job in self._closed or job in self.answered:
+            return []  # a redelivery after a reconnect: shown already
+        if prompt.expires_at <= now:
+            self._closed.add(job)
+            return []  # too late to answer: nothing to show
+        self.prompts[job] = prompt
+        return [ShowPrompt(prompt)]
+
+    def _closed_by_server(self, msg: PromptClosed) -> list[Effect]:
+        was_open = self.prompts.pop(msg.job_id, None) is not None
+        self.answered.discard(msg.job_id)
+        self._closed.add(msg.job_id)
+        titles = {
+            "authorized": "Job sent to the printer",
+            "cancelled": "Job cancelled",
+            "denied": "Job denied",
+        }
+        text = f'"{msg.document_name}": {msg.reason}'
+        level = "info" if msg.outcome == "authorized" else "warning"
+        effects: list[Effect] = []
+        if was_open:
+            effects.append(ClosePrompt(msg.job_id, text))
+        effects.append(Notify(titles[msg.outcome], text, level, msg))
+        return effects
+
+    def _result(self, msg: AnswerResult) -> list[Effect]:
+        self.answered.discard(msg.job_id)
+        if msg.outcome == "refused":
+            effects: list[Effect] = []
+            # The job still waits (a wrong PIN, an account not allowed): ask again.
+            prompt = self.prompts.get(msg.job_id)
+            if prompt is not None:
+                effects.append(ShowPrompt(prompt))
+            effects.append(Notify("Answer refused", msg.reason or "refused", "error", msg))
+            return effects
+        self.prompts.pop(msg.job_id, None)
+        self._closed.add(msg.job_id)
+        if msg.outcome == "authorized":
+            text = f"Charged {msg.amount} to {msg.account}" if msg.amount is not None else "OK"
+            return [Notify("Job authorised", text, message=msg)]
+        return [Notify(f"Job {msg.outcome}", msg.reason or msg.outcome, "warning", msg)]
+
+    def expire(self, now: datetime | None = None) -> list[Effect]:
+        """Close the prompts whose deadline has passed (the server cancels their jobs)."""
+        now = now or datetime.now(UTC)
+        effects: list[Effect] = []
+        for job, prompt in list(self.prompts.items()):
+            if prompt.expires_at <= now:
+                del self.prompts[job]
+                self._closed.add(job)
+                effects.append(
+                    ClosePrompt(job, f'"{prompt.document_name}": no answer before its deadline')
+                )
+        return effects
+
+    # ---------------------------------------------------------------- from the user
+
+    def answer(
+        self, job_id: uuid.UUID, choice: Choice, *, apply_to_all: bool = False
+    ) -> list[JobAnswer]:
+        """The replies for the user's answer to `job_id` (and, if asked, to every other
+        waiting job that the same answer fits). Raises UnknownPrompt for a job not waiting."""
+        if job_id not in self.prompts:
+            raise UnknownPrompt(str(job_id))
+        jobs = [job_id]
+        if apply_to_all:
+            first = self.prompts[job_id]
+            jobs += [
+                j for j, p in self.prompts.items() if j != job_id and self._fits(p, first, choice)
+            ]
+        replies = []
+        for job in jobs:
+            replies.append(
+                JobAnswer(
+                    job_id=job,
+                    user=self.login,
+                    action=choice.action,
+                    account=choice.account if self.prompts[job].kind == "choose_account" else None,
+                    pin=choice.pin,
+                    comment=choice.comment,
+                )
+            )
+            del self.prompts[job]
+            self.answered.add(job)
+        if choice.action == "print" and choice.account:
+            self.recent.used(choice.account)
+        return replies
+
+    @staticmethod
+    def _fits(prompt: JobPrompt, first: JobPrompt, choice: Choice) -> bool:
+        """Whether `choice`, made for `first`, can answer `prompt` too."""
+        if choice.action == "cancel" or prompt.kind == "confirm":
+            return True
+        if choice.account is None or choice.pin is not None:
+            return prompt.kind == first.kind
+        return any(a.account == choice.account for a in prompt.accounts)
+
+    def waiting(self) -> list[JobPrompt]:
+        return list(self.prompts.values())
+
+    def shared_accounts(self, prompt: JobPrompt, search: str = "") -> list[PromptAccount]:
+        """The shared accounts a prompt offers, recently used first, then by name;
+        only those whose name contains `search` (any case)."""
+        personal = f"personal:{self.login}"
+        options = [a for a in prompt.accounts if a.account != personal]
+        needle = search.strip().lower()
+        if needle:
+            options = [a for a in options if needle in a.path.lower() or needle in a.account]
+        rank = self.recent.rank()
+        return sorted(options, key=lambda a: (rank.get(a.account, len(rank)), a.path.lower()))
+
+    def personal_account(self, prompt: JobPrompt) -> PromptAccount | None:
+        personal = f"personal:{self.login}"
+        return next((a for a in prompt.accounts if a.account == personal), None)

@@ -1,0 +1,187 @@
+"""The client's broker connection: read the user's desktop queue, send their answers.
+
+It reconnects by itself after a broker restart or network loss, and consumes again.
+Nothing is lost on the way in: a message is acknowledged only once the client has dealt
+with it, and a prompt only once it is closed, so a prompt still open when the client stops
+comes back to the next client. Nothing is lost on the way out: an answer that cannot be
+published (no connection) is kept and sent again until the broker confirms it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+
+from platen.events.base import HEADER_VERSION, Message
+from platen.events.desktop import REPLY_KINDS, JobAnswer
+from platen.events.registry import ContractError, decode, encode
+from platen.events.routing import DESKTOP_REPLIES, desktop_key, desktop_queue
+
+PREFETCH = 200  # open prompts stay unacknowledged; this many may be open at once
+
+
+class Delivery:
+    """One message from the queue, and how to let the broker forget it."""
+
+    def __init__(self, raw: AbstractIncomingMessage, message: Message) -> None:
+        self.raw = raw
+        self.message = message
+
+    async def ack(self) -> None:
+        # The channel it came on may be gone (a reconnect): the broker then delivers it
+        # again, and the client recognises it.
+        with contextlib.suppress(Exception):
+            await self.raw.ack()
+
+
+Status = Callable[[str, str], Awaitable[None] | None]  # (state, detail)
+
+
+class Transport:
+    def __init__(
+        self,
+        url: str,
+        login: str,
+        on_message: Callable[[Delivery], Awaitable[None]],
+        on_status: Status,
+        *,
+        on_unreadable: Callable[[str], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.login = login
+        self.on_message = on_message
+        self.on_status = on_status
+        self.on_unreadable = on_unreadable
+        self.connection: AbstractConnection | None = None
+        # Answers not yet confirmed by the broker, oldest first.
+        self._outgoing: collections.deque[aio_pika.Message] = collections.deque()
+        self._wake = asyncio.Event()
+
+    async def _status(self, state: str, detail: str = "") -> None:
+        result = self.on_status(state, detail)
+        if asyncio.iscoroutine(result):
+            await result
+
+    async def run(self) -> None:
+        """Connect, consume and publish answers; after any loss of the connection, do it
+        all again (for as long as it takes)."""
+        delay = 1.0
+        while True:
+            try:
+                connection = await aio_pika.connect(
+                    self.url,
+                    client_properties={"connection_name": f"platen-client/{self.login}"},
+                    timeout=10,
+                )
+            except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
+                await self._status("disconnected", f"cannot reach the server: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 1.0
+            try:
+                await self._session(connection)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._status("disconnected", f"connection lost: {exc!r}")
+            finally:
+                self.connection = None
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            await asyncio.sleep(delay)
+
+    async def _session(self, connection: AbstractConnection) -> None:
+        """One connection's life: returns (or raises) when it is gone."""
+        lost = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: lost.set())
+        await self._consume(connection)
+        self.connection = connection
+        await self._status("connected", self.login)
+        publisher = asyncio.create_task(self._publish_loop(connection))
+        try:
+            await lost.wait()
+        finally:
+            publisher.cancel()
+            await asyncio.gather(publisher, return_exceptions=True)
+        await self._status("disconnected", "connection lost")
+
+    async def _consume(self, connection: AbstractConnection) -> None:
+        """Start consuming the user's queue, waiting for the server to create it."""
+        announced = False
+        while True:
+            channel = await connection.channel()
+            try:
+                await channel.set_qos(prefetch_count=PREFETCH)
+                # Not declared: a desktop may only read its queue; the server creates it.
+                queue = await channel.get_queue(desktop_queue(self.login), ensure=False)
+                await queue.consume(self._deliver)
+                return
+            except aio_pika.exceptions.ChannelClosed as exc:
+                if not announced:
+                    await self._status("waiting", f"Platen does not know {self.login} yet: {exc}")
+                    announced = True
+                await asyncio.sleep(2)
+
+    async def _deliver(self, raw: AbstractIncomingMessage) -> None:
+        try:
+            message = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)
+        except ContractError as exc:
+            # A message this client cannot read (a newer server?): say so and drop it,
+            # rather than have it come back for ever.
+            if self.on_unreadable:
+                self.on_unreadable(f"unreadable {raw.type!r} message skipped: {exc}")
+            await raw.reject(requeue=False)
+            return
+        await self.on_message(Delivery(raw, message))
+
+    # ------------------------------------------------------------------- answers
+
+    def send(self, reply: JobAnswer) -> None:
+        """Queue an answer; it is published (with a broker confirm) as soon as possible."""
+        kind = REPLY_KINDS[type(reply)]
+        props: dict = {}
+        # With its own broker identity, the desktop says who it is in `user_id`, which the
+        # broker checks against the signed-in user (a shared test user says nothing).
+        broker_user = aio_pika.connection.URL(self.url).user
+        if broker_user == self.login:
+            props["user_id"] = broker_user
+        msg = aio_pika.Message(
+            encode(reply),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=str(uuid.uuid4()),
+            type=reply.message_type,
+            app_id="platen-client",
+            correlation_id=str(reply.job_id),
+            timestamp=datetime.now(UTC),
+            headers={HEADER_VERSION: reply.schema_version, "platen-reply-kind": kind},
+            **props,
+        )
+        self._outgoing.append(msg)
+        self._wake.set()
+
+    async def _publish_loop(self, connection: AbstractConnection) -> None:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.get_exchange(DESKTOP_REPLIES, ensure=False)
+        while True:
+            while not self._outgoing:
+                self._wake.clear()
+                await self._wake.wait()
+            msg = self._outgoing[0]
+            kind = str(msg.headers["platen-reply-kind"])
+            # Taken off the list only once the broker has confirmed it: a connection lost
+            # on the way leaves it for the next connection.
+            await exchange.publish(msg, routing_key=desktop_key(self.login, kind), mandatory=True)
+            self._outgoing.popleft()
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()

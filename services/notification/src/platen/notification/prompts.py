@@ -1,0 +1,173 @@
+"""The prompt flow: ask the user's desktop, check the answer, pass it to the ledger, and
+tell the desktop what came of it.
+
+job.input_required -> desktop `job_prompt` (TTL = time left to the deadline)
+desktop reply `user.<login>.answer` -> checked -> command `ledger.job.answer`, whose reply
+    comes back on `notification.answers` -> desktop `answer_result`
+job.authorized / job.cancelled / job.denied of a prompted job -> desktop `prompt_closed`
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from platen.events.accounts import AnswerJob, AnswerOutcome, JobInputRequired
+from platen.events.desktop import AnswerResult, JobAnswer, JobPrompt, PromptAccount, PromptClosed
+from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
+from platen.events.routing import COMMANDS
+from platen.events.system import ErrorReply
+from platen.messaging.handling import HandlerContext
+from platen.messaging.topology import NOTIFICATION_ANSWERS
+from platen.notification.prompting import Sender, prompt_problem, sender_problem, ttl_ms
+from platen.notification.sending import send
+
+
+async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> None:
+    inserted = await ctx.conn.fetchval(
+        """INSERT INTO prompts (job_id, user_login, document_name, expires_at)
+           VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING RETURNING 1""",
+        event.job_id,
+        event.user,
+        event.document_name,
+        event.expires_at,
+    )
+    if not inserted:
+        return  # asked already
+    ttl = ttl_ms(event.expires_at, datetime.now(UTC))
+    if ttl is None:
+        ctx.log.info("prompt not sent: its deadline has passed", user=event.user)
+        return
+    prompt = JobPrompt(
+        job_id=event.job_id,
+        kind=event.kind,
+        document_name=event.document_name,
+        printer=event.printer,
+        pages=event.pages,
+        color_pages=event.color_pages,
+        grayscale_pages=event.grayscale_pages,
+        copies=event.copies,
+        duplex=event.duplex,
+        cost=event.cost,
+        accounts=[
+            PromptAccount(account=a.account, path=a.path, charge_rate=a.charge_rate)
+            for a in event.accounts
+        ],
+        allow_pin=event.allow_pin,
+        expires_at=event.expires_at,
+        messages=event.messages,
+    )
+    await send(ctx, event.user, prompt, event.job_id, expiration_ms=ttl)
+
+
+async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
+    """A user's answer from their desktop. Checked here first (who sent it, for which open
+    prompt), then again by the ledger, which alone decides."""
+    problem = sender_problem(Sender(ctx.routing_key, ctx.user_id), reply.user)
+    if problem is not None:
+        # Not told to `reply.user`: they did not send it. The log is the trace.
+        ctx.log.warning("reply refused", reason=problem, routing_key=ctx.routing_key)
+        return
+    log = ctx.log.bind(job_id=str(reply.job_id), user=reply.user)
+    prompt = await ctx.conn.fetchrow(
+        "SELECT * FROM prompts WHERE job_id = $1 FOR UPDATE", reply.job_id
+    )
+    if problem := prompt_problem(prompt, reply.user, datetime.now(UTC)):
+        log.warning("answer refused", reason=problem)
+        await send(
+            ctx,
+            reply.user,
+            AnswerResult(job_id=reply.job_id, outcome="refused", reason=problem),
+            reply.job_id,
+        )
+        return
+    command = AnswerJob(
+        job_id=reply.job_id,
+        user=reply.user,
+        action=reply.action,
+        account=reply.account,
+        pin=reply.pin,
+        comment=reply.comment,
+    )
+    command_id = await ctx.emit(
+        command,
+        exchange=COMMANDS,
+        correlation_id=str(reply.job_id),
+        reply_to=NOTIFICATION_ANSWERS,
+    )
+    await ctx.conn.execute(
+        "INSERT INTO answers (command_id, job_id, user_login, action) VALUES ($1, $2, $3, $4)",
+        command_id,
+        reply.job_id,
+        reply.user,
+        reply.action,
+    )
+    log.info("answer passed to the ledger", action=reply.action, by_pin=reply.pin is not None)
+
+
+async def _answer_for(ctx: HandlerContext):
+    """The answer the ledger's reply is about (replies are correlated by command id)."""
+    row = await ctx.conn.fetchrow(
+        "SELECT * FROM answers WHERE command_id = $1 AND outcome IS NULL FOR UPDATE",
+        ctx.envelope.correlation_id,
+    )
+    if row is None:
+        ctx.log.info("reply for no waiting answer ignored", command_id=ctx.envelope.correlation_id)
+    return row
+
+
+async def on_outcome(ctx: HandlerContext, outcome: AnswerOutcome) -> None:
+    answer = await _answer_for(ctx)
+    if answer is None:
+        return
+    await ctx.conn.execute(
+        "UPDATE answers SET outcome = $2 WHERE command_id = $1",
+        answer["command_id"],
+        outcome.outcome,
+    )
+    result = AnswerResult(
+        job_id=answer["job_id"],
+        outcome=outcome.outcome,
+        reason=outcome.reason,
+        account=outcome.account,
+        amount=outcome.amount,
+    )
+    await send(ctx, answer["user_login"], result, answer["job_id"])
+
+
+async def on_refusal(ctx: HandlerContext, error: ErrorReply) -> None:
+    answer = await _answer_for(ctx)
+    if answer is None:
+        return
+    await ctx.conn.execute(
+        "UPDATE answers SET outcome = 'refused' WHERE command_id = $1", answer["command_id"]
+    )
+    ctx.log.warning(
+        "answer refused by the ledger", job_id=str(answer["job_id"]), reason=error.error
+    )
+    result = AnswerResult(job_id=answer["job_id"], outcome="refused", reason=error.error)
+    await send(ctx, answer["user_login"], result, answer["job_id"])
+
+
+async def _close(ctx: HandlerContext, job_id, outcome: str, reason: str) -> None:
+    prompt = await ctx.conn.fetchrow(
+        "UPDATE prompts SET state = 'closed' WHERE job_id = $1 AND state = 'open' RETURNING *",
+        job_id,
+    )
+    if prompt is None:
+        return  # not a prompted job, or closed already
+    closed = PromptClosed(
+        job_id=job_id, document_name=prompt["document_name"], outcome=outcome, reason=reason
+    )
+    await send(ctx, prompt["user_login"], closed, job_id)
+
+
+async def on_job_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
+    await _close(ctx, event.job_id, "authorized", f"charged to {event.account}")
+
+
+async def on_job_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
+    await _close(ctx, event.job_id, "cancelled", event.reason)
+
+
+async def close_denied(ctx: HandlerContext, event: JobDenied) -> None:
+    await _close(ctx, event.job_id, "denied", event.reason)

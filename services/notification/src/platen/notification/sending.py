@@ -1,0 +1,45 @@
+"""Putting one message on one user's desktop queue (through the outbox)."""
+
+from __future__ import annotations
+
+import uuid
+
+from platen.events.base import Message
+from platen.events.desktop import DESKTOP_KINDS
+from platen.events.routing import DESKTOP, desktop_key
+from platen.messaging.handling import HandlerContext
+
+
+async def known_desktop(ctx: HandlerContext, login: str) -> None:
+    """Declare the user's queue and remember the desktop (the audience of broadcasts)."""
+    # The queue must exist before the relay publishes: desktop messages are mandatory.
+    await ctx.publisher.ensure_desktop_queue(login)
+    await ctx.conn.execute(
+        "INSERT INTO desktops (user_login) VALUES ($1) ON CONFLICT DO NOTHING", login
+    )
+
+
+async def send(
+    ctx: HandlerContext,
+    login: str,
+    notice: Message,
+    job_id: uuid.UUID | None = None,
+    *,
+    expiration_ms: int | None = None,
+) -> None:
+    kind = DESKTOP_KINDS[type(notice)]
+    await known_desktop(ctx, login)
+    await ctx.emit(
+        notice,
+        exchange=DESKTOP,
+        routing_key=desktop_key(login, kind),
+        correlation_id=str(job_id) if job_id else None,
+        expiration_ms=expiration_ms,
+    )
+    await ctx.conn.execute(
+        "INSERT INTO deliveries (user_login, kind, job_id) VALUES ($1, $2, $3)",
+        login,
+        kind,
+        job_id,
+    )
+    ctx.log.info("desktop message queued", user=login, kind=kind, job_id=job_id and str(job_id))

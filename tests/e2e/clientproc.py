@@ -1,0 +1,91 @@
+"""platen-client as a real process in `--json` mode, driven as a script would drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+
+class ClientProcess:
+    """Reads the client's JSON lines as they come; writes answers to its stdin."""
+
+    def __init__(self, amqp_url: str, login: str, state_dir: Path, *extra: str) -> None:
+        self.lines: list[dict] = []
+        self.stderr: list[str] = []
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "platen.client",
+                "--json",
+                "--user",
+                login,
+                "--amqp-url",
+                amqp_url,
+                "--state-dir",
+                str(state_dir),
+                *extra,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(json.loads(line))
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def of_type(self, kind: str, **match) -> list[dict]:
+        return [
+            m
+            for m in self.lines
+            if m["type"] == kind and all(str(m.get(k)) == str(v) for k, v in match.items())
+        ]
+
+    async def wait_for(self, kind: str, count: int = 1, timeout: float = 60, **match) -> list:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            found = self.of_type(kind, **match)
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise AssertionError(
+            f"client showed {len(self.of_type(kind, **match))} {kind} {match}, wanted {count}; "
+            f"lines: {self.lines[-15:]}; stderr: {''.join(self.stderr)[-2000:]}"
+        )
+
+    def send(self, **answer) -> None:
+        self.write(json.dumps({k: str(v) if k == "job_id" else v for k, v in answer.items()}))
+
+    def write(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

@@ -1,0 +1,288 @@
+"""The user client on the real system, in `--json` mode: prompts, answers and outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal as D
+
+import pytest
+
+from platen.events.desktop import AnswerResult, BroadcastNotice, JobAnswer
+from platen.testing.documents import make_pdf
+from tests.e2e.clientproc import ClientProcess
+from tests.e2e.helpers import EventRecorder, ledger_problems, submit_jobs
+
+
+@pytest.fixture
+def client_for(system, tmp_path):
+    started: list[ClientProcess] = []
+
+    def start(login: str, *extra: str) -> ClientProcess:
+        c = ClientProcess(system.amqp_url, login, tmp_path / f"state-{len(started)}", *extra)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+def is_answer_result(message) -> bool:
+    return isinstance(message, AnswerResult)
+
+
+def is_broadcast(message) -> bool:
+    return isinstance(message, BroadcastNotice)
+
+
+def job_states(system) -> dict[str, str]:
+    return {j["job_id"]: j["state"] for j in json.loads(system.ctl("jobs", "--json").stdout)}
+
+
+def confirm_user(system, login: str, balance: str = "5.00") -> None:
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", login, "--balance", balance)
+    system.ctl("user", "set", login, "--selection", "confirm")
+
+
+async def test_confirmed_from_the_client_prints_and_is_charged(system, client_for):
+    confirm_user(system, "bob")
+    client = client_for("bob")
+    await client.wait_for("client.status", state="connected")
+    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(3), 1)
+    [prompt] = await client.wait_for("desktop.job_prompt", job_id=job)
+    assert prompt["kind"] == "confirm" and prompt["cost"] == "0.30" and prompt["pages"] == 3
+    assert prompt["printer"] == "lab-1" and prompt["document_name"] == "doc-0.pdf"
+    # The job waits for the answer: nothing is held or printed yet.
+    await asyncio.sleep(1)
+    assert job_states(system)[str(job)] != "printed"
+    assert D(system.user_json("bob")["held"]) == 0
+    client.send(job_id=job, action="print")
+    [result] = await client.wait_for("desktop.answer_result", job_id=job)
+    assert result["outcome"] == "authorized" and result["amount"] == "0.30"
+    await client.wait_for("desktop.prompt_closed", job_id=job, outcome="authorized")
+    [printed] = await client.wait_for("desktop.job_printed", job_id=job)
+    assert printed["cost"] == "0.30" and printed["balance"] == "4.70"
+    assert job_states(system)[str(job)] == "printed"
+    assert D(system.user_json("bob")["balance"]) == D("4.70")
+    assert await ledger_problems(system.database_url) == []
+
+
+async def test_cancelled_from_the_client_is_not_charged(system, client_for):
+    confirm_user(system, "bob")
+    client = client_for("bob")
+    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(2), 1)
+    await client.wait_for("desktop.job_prompt", job_id=job)
+    client.send(job_id=job, action="cancel")
+    [result] = await client.wait_for("desktop.answer_result", job_id=job)
+    assert result["outcome"] == "cancelled"
+    [closed] = await client.wait_for("desktop.prompt_closed", job_id=job)
+    assert closed["outcome"] == "cancelled" and "cancelled by bob" in closed["reason"]
+    assert job_states(system)[str(job)] == "cancelled"
+    bob = system.user_json("bob")
+    assert D(bob["balance"]) == D("5.00") and D(bob["held"]) == 0
+
+
+@pytest.mark.service_env(PLATEN_JOB_DEADLINE_SECONDS="5", PLATEN_INPUT_DEADLINE_SECONDS="5")
+async def test_unanswered_prompt_expires_and_a_late_client_does_not_see_it(system, client_for):
+    confirm_user(system, "bob")
+    client = client_for("bob")
+    async with EventRecorder(system.amqp_url) as events:
+        [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+        await client.wait_for("desktop.job_prompt", job_id=job)
+        [closed] = await client.wait_for("desktop.prompt_closed", job_id=job, timeout=30)
+        assert closed["outcome"] == "cancelled" and "deadline" in closed["reason"]
+        await events.wait_for("job.cancelled", 1)
+    assert job_states(system)[str(job)] == "cancelled"
+    assert D(system.user_json("bob")["balance"]) == D("5.00")
+    client.stop()
+    # A job nobody answered while no client ran: its prompt's TTL runs out in the queue,
+    # so a client started after the deadline never shows it.
+    [late] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    await asyncio.sleep(8)
+    again = client_for("bob")
+    await again.wait_for("desktop.prompt_closed", job_id=late, timeout=30)
+    assert again.of_type("desktop.job_prompt", job_id=late) == []
+    assert job_states(system)[str(late)] == "cancelled"
+
+
+@pytest.mark.service_env(PLATEN_JOB_DEADLINE_SECONDS="30", PLATEN_INPUT_DEADLINE_SECONDS="4")
+async def test_an_answer_after_the_deadline_does_not_print(system, client_for):
+    confirm_user(system, "bob")
+    client = client_for("bob")
+    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    await client.wait_for("desktop.job_prompt", job_id=job)
+    await asyncio.sleep(5)  # the prompt's deadline passes; the client still has it open
+    # The client itself closes a prompt whose deadline has passed...
+    await client.wait_for("client.prompt_closed", job_id=job)
+    client.send(job_id=job, action="print")
+    [error] = await client.wait_for("client.error")
+    assert "no such job" in error["error"]
+    # ...and a script that answers anyway (a client that ignores deadlines) is refused.
+    await publish_reply(system.amqp_url, "bob", JobAnswer(job_id=job, user="bob", action="print"))
+    [refused] = await client.wait_for("desktop.answer_result", job_id=job)
+    assert refused["outcome"] == "refused" and "deadline" in refused["reason"]
+    await asyncio.sleep(1)
+    assert job_states(system)[str(job)] != "printed"
+    assert D(system.user_json("bob")["balance"]) == D("5.00")
+
+
+async def publish_reply(amqp_url: str, login: str, reply, routing_login: str | None = None):
+    import uuid
+    from datetime import UTC, datetime
+
+    import aio_pika
+
+    from platen.events.base import HEADER_VERSION
+    from platen.events.registry import encode
+    from platen.events.routing import DESKTOP_REPLIES, desktop_key
+
+    conn = await aio_pika.connect(amqp_url)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        ex = await ch.get_exchange(DESKTOP_REPLIES)
+        await ex.publish(
+            aio_pika.Message(
+                encode(reply),
+                type=reply.message_type,
+                message_id=str(uuid.uuid4()),
+                headers={HEADER_VERSION: reply.schema_version},
+                timestamp=datetime.now(UTC),
+                correlation_id=str(reply.job_id),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=desktop_key(routing_login or login, "answer"),
+        )
+
+
+async def test_account_chosen_from_the_list_is_charged(system, client_for):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "eve", "--balance", "5.00")
+    system.ctl("user", "set", "eve", "--selection", "choose")
+    system.ctl("account", "add", "acme")
+    system.ctl("account", "add", "globex")
+    system.ctl("topup", "shared:acme", "10")
+    system.ctl("account", "grant", "acme", "--user", "eve")
+    system.ctl("account", "grant", "globex", "--user", "eve")
+    client = client_for("eve")
+    [job] = await submit_jobs(system.amqp_url, "eve", "lab-1", make_pdf(2), 1)
+    [prompt] = await client.wait_for("desktop.job_prompt", job_id=job)
+    assert prompt["kind"] == "choose_account"
+    offered = {a["account"] for a in prompt["accounts"]}
+    assert offered == {"personal:eve", "shared:acme", "shared:globex"}
+    client.send(job_id=job, action="print", account="shared:acme", comment="project X")
+    [result] = await client.wait_for("desktop.answer_result", job_id=job)
+    assert result["outcome"] == "authorized" and result["account"] == "shared:acme"
+    await client.wait_for("desktop.prompt_closed", job_id=job)
+    await wait_printed(system, job)
+    acme = json.loads(system.ctl("account", "show", "acme", "--json").stdout)
+    assert D(acme["balance"]) == D("9.80")
+    assert D(system.user_json("eve")["balance"]) == D("5.00")
+    assert await ledger_problems(system.database_url) == []
+
+
+async def wait_printed(system, job, timeout: float = 30) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while job_states(system).get(str(job)) != "printed":
+        assert loop.time() < deadline, f"job {job} not printed: {job_states(system)}"
+        await asyncio.sleep(0.3)
+
+
+async def test_one_answer_for_all_waiting_jobs(system, client_for):
+    confirm_user(system, "bob")
+    client = client_for("bob")
+    jobs = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 3)
+    for job in jobs:
+        await client.wait_for("desktop.job_prompt", job_id=job)
+    client.send(job_id=jobs[0], action="print", apply_to_all=True)
+    for job in jobs:
+        [r] = await client.wait_for("desktop.answer_result", job_id=job)
+        assert r["outcome"] == "authorized"
+    for job in jobs:
+        await wait_printed(system, job)
+    assert D(system.user_json("bob")["balance"]) == D("4.70")
+
+
+async def test_a_reply_under_another_users_key_is_ignored(system, client_for):
+    confirm_user(system, "bob")
+    system.ctl("user", "add", "mallory", "--balance", "5.00")
+    client = client_for("bob")
+    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    await client.wait_for("desktop.job_prompt", job_id=job)
+    # Mallory claims to be bob, but can only publish under her own key.
+    spoof = JobAnswer(job_id=job, user="bob", action="print")
+    await publish_reply(system.amqp_url, "bob", spoof, routing_login="mallory")
+    # Mallory answers bob's job as herself: refused, and told so.
+    mine = JobAnswer(job_id=job, user="mallory", action="print")
+    await publish_reply(system.amqp_url, "mallory", mine)
+    got = await system.desktop_messages("mallory", timeout=20, until=is_answer_result)
+    assert got[-1].outcome == "refused" and "someone else" in got[-1].reason
+    assert job_states(system)[str(job)] not in ("authorized", "released", "printed")
+    assert client.of_type("desktop.answer_result") == []
+    assert "sent under mallory's routing key" in system.services.log("notification")
+    # The job still waits for bob.
+    client.send(job_id=job, action="print")
+    [r] = await client.wait_for("desktop.answer_result", job_id=job)
+    assert r["outcome"] == "authorized"
+
+
+async def test_bad_answers_get_a_clear_error_and_change_nothing(system, client_for):
+    confirm_user(system, "bob")
+    client = client_for("bob")
+    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    await client.wait_for("desktop.job_prompt", job_id=job)
+    client.write("not json")
+    client.write(json.dumps({"job_id": str(job), "action": "print-for-free"}))
+    client.write(json.dumps({"job_id": str(job), "action": "print", "cost": "0"}))
+    errors = await client.wait_for("client.error", 3)
+    assert "not JSON" in errors[0]["error"]
+    assert "print or cancel" in errors[1]["error"]
+    assert "unknown key(s): cost" in errors[2]["error"]
+    assert client.of_type("client.answer_sent") == []
+    # The prompt is still open and can be answered properly.
+    client.send(job_id=job, action="print")
+    await client.wait_for("desktop.answer_result", job_id=job, outcome="authorized")
+
+
+async def test_client_reconnects_and_loses_nothing(system, client_for, vhosts, vhost):
+    confirm_user(system, "bob")
+    client = client_for("bob")
+    await client.wait_for("client.status", state="connected")
+    [first] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    await client.wait_for("desktop.job_prompt", job_id=first)
+    # Every connection dropped at once, as a broker restart does.
+    closed = 0
+    for _ in range(20):
+        closed += vhosts.close_connections(vhost[0])
+        if client.of_type("client.status", state="disconnected"):
+            break
+        await asyncio.sleep(0.5)
+    await client.wait_for("client.status", state="disconnected")
+    # The prompt shown before the cut is answered after it; a job sent meanwhile arrives.
+    client.send(job_id=first, action="print")
+    [second] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    await client.wait_for("client.status", 2, state="connected", timeout=60)
+    await client.wait_for("desktop.answer_result", job_id=first, outcome="authorized")
+    await client.wait_for("desktop.job_prompt", job_id=second)
+    # Shown once, although it was unacknowledged and came again after the reconnect.
+    assert len(client.of_type("desktop.job_prompt", job_id=first)) in (1, 2)
+    client.send(job_id=second, action="print")
+    await client.wait_for("desktop.answer_result", job_id=second, outcome="authorized")
+    await wait_printed(system, first)
+    await wait_printed(system, second)
+    assert D(system.user_json("bob")["balance"]) == D("4.80")
+
+
+async def test_administrator_broadcast_reaches_the_desktop(system, client_for):
+    system.ctl("user", "add", "bob")
+    system.ctl("user", "add", "cat")
+    client = client_for("bob")
+    await client.wait_for("client.status", state="connected")
+    out = system.ctl("broadcast", "Printers in room 2 are down until noon", "--sender", "IT")
+    assert "sent to 2 desktops" in out.stdout
+    [b] = await client.wait_for("desktop.broadcast")
+    assert b["text"] == "Printers in room 2 are down until noon" and b["sender"] == "IT"
+    got = await system.desktop_messages("cat", timeout=20, until=is_broadcast)
+    assert got[-1].text == b["text"]
