@@ -81,7 +81,7 @@ class ClientModel:
     prompts: dict[uuid.UUID, JobPrompt] = field(default_factory=dict)
     balance: BalanceNotice | None = None
     # Jobs whose answer is on its way: their popup is gone, the outcome not yet known.
-    answered: set[uuid.UUID] = field(default_factory=set)
+    answered: dict[uuid.UUID, JobPrompt] = field(default_factory=dict)
     _closed: set[uuid.UUID] = field(default_factory=set)
 
     # ------------------------------------------------------------- from the server
@@ -127,7 +127,7 @@ class ClientModel:
 
     def _closed_by_server(self, msg: PromptClosed) -> list[Effect]:
         was_open = self.prompts.pop(msg.job_id, None) is not None
-        self.answered.discard(msg.job_id)
+        self.answered.pop(msg.job_id, None)
         self._closed.add(msg.job_id)
         titles = {
             "authorized": "Job sent to the printer",
@@ -143,13 +143,13 @@ class ClientModel:
         return effects
 
     def _result(self, msg: AnswerResult) -> list[Effect]:
-        self.answered.discard(msg.job_id)
+        sent = self.answered.pop(msg.job_id, None)
         if msg.outcome == "refused":
             effects: list[Effect] = []
-            # The job still waits (a wrong PIN, an account not allowed): ask again.
-            prompt = self.prompts.get(msg.job_id)
-            if prompt is not None:
-                effects.append(ShowPrompt(prompt))
+            # The job may still wait (a wrong PIN, an account not allowed): ask again.
+            if sent is not None and msg.job_id not in self._closed:
+                self.prompts[msg.job_id] = sent
+                effects.append(ShowPrompt(sent))
             effects.append(Notify("Answer refused", msg.reason or "refused", "error", msg))
             return effects
         self.prompts.pop(msg.job_id, None)
@@ -199,8 +199,7 @@ class ClientModel:
                     comment=choice.comment,
                 )
             )
-            del self.prompts[job]
-            self.answered.add(job)
+            self.answered[job] = self.prompts.pop(job)
         if choice.action == "print" and choice.account:
             self.recent.used(choice.account)
         return replies

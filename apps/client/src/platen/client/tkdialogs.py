@@ -1,0 +1,225 @@
+"""The popups, as thin Tk views: they show what the model gives them and hand the user's
+choice back through `on_answer`. Widgets have names (e.g. `print`, `search`) so that tests
+and assistive tools can find them."""
+
+from __future__ import annotations
+
+import tkinter as tk
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from tkinter import ttk
+
+from platen.client.formatting import prompt_lines
+from platen.client.model import Choice, ClientModel
+from platen.events.desktop import JobPrompt
+
+Answer = Callable[[uuid.UUID, Choice, bool], None]
+PAD = {"padx": 10, "pady": 4}
+
+
+class PromptDialog(tk.Toplevel):
+    """What every prompt shows: the job, the printer's messages, a countdown, the buttons."""
+
+    title_text = "Print job confirmation"
+
+    def __init__(self, master: tk.Misc, prompt: JobPrompt, model: ClientModel, on_answer: Answer):
+        super().__init__(master, name=f"prompt_{prompt.job_id.hex}")
+        self.prompt = prompt
+        self.model = model
+        self.on_answer = on_answer
+        self.title(self.title_text)
+        self.resizable(False, False)
+        self.protocol("WM_DELETE_WINDOW", self.cancel)
+        body = ttk.Frame(self, padding=8, name="body")
+        body.pack(fill="both", expand=True)
+        ttk.Label(
+            body, text=self.heading(), font=("TkDefaultFont", 11, "bold"), name="heading"
+        ).pack(anchor="w", **PAD)
+        facts = ttk.Frame(body, name="facts")
+        facts.pack(fill="x", **PAD)
+        for row, line in enumerate(prompt_lines(prompt)):
+            label, _, value = line.partition(": ")
+            if label == "Note":
+                continue
+            ttk.Label(facts, text=f"{label}:").grid(row=row, column=0, sticky="w")
+            ttk.Label(facts, text=value, name=f"fact_{label.lower()}").grid(
+                row=row, column=1, sticky="w", padx=(8, 0)
+            )
+        for i, note in enumerate(prompt.messages):
+            ttk.Label(body, text=note, foreground="#8a4b00", wraplength=360, name=f"note_{i}").pack(
+                anchor="w", **PAD
+            )
+        self.build_choice(body)
+        self.error = ttk.Label(body, text="", foreground="#b00020", wraplength=360, name="error")
+        self.error.pack(anchor="w", **PAD)
+        self.apply_all = tk.BooleanVar(value=False)
+        self.apply_all_box = ttk.Checkbutton(
+            body, text="Apply to all my waiting jobs", variable=self.apply_all, name="apply_all"
+        )
+        self.apply_all_box.pack(anchor="w", **PAD)
+        self.countdown = ttk.Label(body, text="", name="countdown")
+        self.countdown.pack(anchor="w", **PAD)
+        buttons = ttk.Frame(body, name="buttons")
+        buttons.pack(fill="x", pady=(6, 0))
+        ttk.Button(buttons, text="Cancel job", command=self.cancel, name="cancel").pack(
+            side="right", padx=4
+        )
+        ttk.Button(buttons, text="Print", command=self.print_, name="print").pack(
+            side="right", padx=4
+        )
+        self.tick()
+
+    def heading(self) -> str:
+        return "Do you want to print this job?"
+
+    def build_choice(self, body: ttk.Frame) -> None:
+        """Where a subclass asks more (the account that pays)."""
+
+    def choice(self) -> Choice | None:
+        return Choice("print")
+
+    def tick(self) -> None:
+        left = int((self.prompt.expires_at - datetime.now(UTC)).total_seconds())
+        if left >= 0:
+            self.countdown.configure(text=f"Answer within {left // 60}:{left % 60:02d}")
+        self._tick = self.after(1000, self.tick)
+
+    def destroy(self) -> None:
+        if getattr(self, "_tick", None):
+            self.after_cancel(self._tick)
+        super().destroy()
+
+    def show_error(self, text: str) -> None:
+        self.error.configure(text=text)
+
+    def print_(self) -> None:
+        choice = self.choice()
+        if choice is not None:
+            self.on_answer(self.prompt.job_id, choice, self.apply_all.get())
+
+    def cancel(self) -> None:
+        self.on_answer(self.prompt.job_id, Choice("cancel"), self.apply_all.get())
+
+
+class AccountDialog(PromptDialog):
+    """Who pays: my personal account, a shared account from my list, or one by PIN."""
+
+    title_text = "Choose the account to charge"
+
+    def __init__(self, *args, default_selection: str = "personal", **kw) -> None:
+        self.default_selection = default_selection
+        super().__init__(*args, **kw)
+
+    def heading(self) -> str:
+        return "Which account should pay for this job?"
+
+    def build_choice(self, body: ttk.Frame) -> None:
+        prompt = self.prompt
+        personal = self.model.personal_account(prompt)
+        shared = self.model.shared_accounts(prompt)
+        modes = []
+        if personal is not None:
+            modes.append("personal")
+        if shared:
+            modes.append("list")
+        if prompt.allow_pin:
+            modes.append("pin")
+        start = self.default_selection if self.default_selection in modes else modes[0]
+        self.mode = tk.StringVar(value=start)
+        box = ttk.Frame(body, name="choice")
+        box.pack(fill="x", **PAD)
+        if personal is not None:
+            ttk.Radiobutton(
+                box,
+                text="Charge my personal account",
+                value="personal",
+                variable=self.mode,
+                name="mode_personal",
+            ).pack(anchor="w")
+        if shared:
+            ttk.Radiobutton(
+                box,
+                text="Charge a shared account:",
+                value="list",
+                variable=self.mode,
+                name="mode_list",
+            ).pack(anchor="w")
+            self.search = tk.StringVar()
+            search = ttk.Entry(box, textvariable=self.search, name="search")
+            search.pack(fill="x", padx=(24, 0))
+            self.search.trace_add("write", lambda *_: self.fill_list())
+            self.accounts = tk.Listbox(box, height=5, exportselection=False, name="accounts")
+            self.accounts.pack(fill="x", padx=(24, 0), pady=2)
+            self.accounts.bind("<<ListboxSelect>>", lambda _e: self.mode.set("list"))
+            self.shown: list[str] = []
+            self.fill_list()
+        if prompt.allow_pin:
+            ttk.Radiobutton(
+                box,
+                text="Charge a shared account with its PIN:",
+                value="pin",
+                variable=self.mode,
+                name="mode_pin",
+            ).pack(anchor="w")
+            pin_row = ttk.Frame(box)
+            pin_row.pack(fill="x", padx=(24, 0))
+            ttk.Label(pin_row, text="Account").pack(side="left")
+            self.pin_account = tk.StringVar()
+            ttk.Entry(pin_row, textvariable=self.pin_account, width=16, name="pin_account").pack(
+                side="left", padx=4
+            )
+            ttk.Label(pin_row, text="PIN").pack(side="left")
+            self.pin = tk.StringVar()
+            ttk.Entry(pin_row, textvariable=self.pin, show="•", width=8, name="pin").pack(
+                side="left", padx=4
+            )
+        ttk.Label(box, text="Comment (optional)").pack(anchor="w", pady=(6, 0))
+        self.comment = tk.StringVar()
+        ttk.Entry(box, textvariable=self.comment, name="comment").pack(fill="x")
+
+    def fill_list(self) -> None:
+        options = self.model.shared_accounts(self.prompt, self.search.get())
+        self.accounts.delete(0, "end")
+        self.shown = [a.account for a in options]
+        for a in options:
+            self.accounts.insert("end", a.path)
+        if options:
+            self.accounts.selection_set(0)
+
+    def choice(self) -> Choice | None:
+        comment = self.comment.get().strip() or None
+        mode = self.mode.get()
+        if mode == "personal":
+            personal = self.model.personal_account(self.prompt)
+            return Choice("print", personal.account if personal else None, comment=comment)
+        if mode == "list":
+            picked = self.accounts.curselection()
+            if not picked:
+                self.show_error("Choose an account from the list.")
+                return None
+            return Choice("print", self.shown[picked[0]], comment=comment)
+        account, pin = self.pin_account.get().strip(), self.pin.get().strip()
+        if not account or not pin:
+            self.show_error("Type the account's name and its PIN.")
+            return None
+        return Choice("print", account, pin=pin, comment=comment)
+
+
+class MessageWindow(tk.Toplevel):
+    """A message the desktop could not show as a notification (or one that must be seen)."""
+
+    def __init__(self, master: tk.Misc, title: str, text: str, level: str = "info") -> None:
+        super().__init__(master)
+        self.title(title)
+        self.resizable(False, False)
+        colour = {"error": "#b00020", "warning": "#8a4b00"}.get(level, "")
+        frame = ttk.Frame(self, padding=12)
+        frame.pack(fill="both", expand=True)
+        ttk.Label(frame, text=title, font=("TkDefaultFont", 11, "bold"), name="title").pack(
+            anchor="w"
+        )
+        ttk.Label(frame, text=text, wraplength=380, foreground=colour, name="text").pack(
+            anchor="w", pady=8
+        )
+        ttk.Button(frame, text="OK", command=self.destroy, name="ok").pack(side="right")

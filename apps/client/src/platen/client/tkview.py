@@ -1,0 +1,158 @@
+"""The Tk GUI: a small balance window at a corner of the screen, a dialog per prompt,
+native notifications (or message windows when the desktop has none).
+
+Tk runs in the asyncio thread: `run` lets Tk handle its events every few milliseconds,
+so no dialog ever blocks the broker connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tkinter as tk
+import uuid
+from tkinter import ttk
+
+from platen.client.config import Options
+from platen.client.model import Choice, Notify, ShowBalance, UnknownPrompt
+from platen.client.notifier import Notifier
+from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
+from platen.events.base import Message
+from platen.events.desktop import JobPrompt
+
+FRAME_SECONDS = 0.03
+MARGIN = 16
+
+
+def corner_geometry(position, screen: tuple[int, int], size: tuple[int, int]) -> str:
+    """The `+X+Y` that puts a window of `size` at `position` (a corner name or X,Y)."""
+    if isinstance(position, tuple):
+        return f"+{position[0]}+{position[1]}"
+    (sw, sh), (w, h) = screen, size
+    x = MARGIN if position.endswith("left") else sw - w - MARGIN
+    y = MARGIN if position.startswith("top") else sh - h - MARGIN - 40  # above a task bar
+    return f"+{max(0, x)}+{max(0, y)}"
+
+
+class TkView:
+    def __init__(self, options: Options, notifier: Notifier | None = None) -> None:
+        self.options = options
+        self.notifier = notifier or Notifier(enabled=not options.disable_notifications)
+        self.root = tk.Tk(className="Platen")
+        self.root.title(f"Platen - {options.login}")
+        self.root.resizable(False, False)
+        self.root.protocol("WM_DELETE_WINDOW", self.quit)
+        frame = ttk.Frame(self.root, padding=10, name="balance_frame")
+        frame.pack(fill="both", expand=True)
+        ttk.Label(frame, text="Balance", name="caption").pack(anchor="w")
+        self.balance = ttk.Label(
+            frame, text="…", font=("TkDefaultFont", 16, "bold"), name="balance"
+        )
+        self.balance.pack(anchor="w")
+        self.available = ttk.Label(frame, text="", name="available")
+        self.available.pack(anchor="w")
+        self.state = ttk.Label(frame, text="connecting…", foreground="#666", name="state")
+        self.state.pack(anchor="w", pady=(4, 0))
+        self.root.update_idletasks()
+        screen = (self.root.winfo_screenwidth(), self.root.winfo_screenheight())
+        size = (max(self.root.winfo_reqwidth(), 180), self.root.winfo_reqheight())
+        self.root.geometry(corner_geometry(options.window_position, screen, size))
+        if options.hide_balance:
+            self.root.withdraw()
+        elif options.minimized:
+            self.root.iconify()
+        self.dialogs: dict[uuid.UUID, PromptDialog] = {}
+        self.messages: list[MessageWindow] = []
+        self.connection_popup: MessageWindow | None = None
+        self.app = None
+        self._closed = False
+
+    # ----------------------------------------------------------------- the View protocol
+
+    def message(self, message: Message) -> None:
+        pass
+
+    def show_prompt(self, prompt: JobPrompt) -> None:
+        dialog = self.dialogs.get(prompt.job_id)
+        if dialog is None or not dialog.winfo_exists():
+            cls = PromptDialog if prompt.kind == "confirm" else AccountDialog
+            kw = (
+                {} if cls is PromptDialog else {"default_selection": self.options.default_selection}
+            )
+            dialog = cls(self.root, prompt, self.app.model, self._answer, **kw)
+            self.dialogs[prompt.job_id] = dialog
+        else:
+            dialog.deiconify()
+        dialog.lift()
+        dialog.attributes("-topmost", True)
+
+    def close_prompt(self, job_id: uuid.UUID, text: str) -> None:
+        dialog = self.dialogs.pop(job_id, None)
+        if dialog is not None and dialog.winfo_exists():
+            dialog.destroy()
+
+    def notify(self, note: Notify) -> None:
+        if note.level == "error" and note.message is not None and self._refusal(note):
+            return
+        asyncio.get_running_loop().create_task(self._notify(note))
+
+    def _refusal(self, note: Notify) -> bool:
+        """A refused answer is told in its dialog, which stays open for another try."""
+        job_id = getattr(note.message, "job_id", None)
+        dialog = self.dialogs.get(job_id) if job_id else None
+        if dialog is not None and dialog.winfo_exists():
+            dialog.show_error(note.text)
+            return True
+        return False
+
+    async def _notify(self, note: Notify) -> None:
+        if await self.notifier.send(note.title, note.text):
+            return
+        self.messages.append(MessageWindow(self.root, note.title, note.text, note.level))
+
+    def show_balance(self, balance: ShowBalance) -> None:
+        self.balance.configure(text=balance.balance)
+        self.available.configure(
+            text="" if balance.available == balance.balance else f"available {balance.available}"
+        )
+
+    def status(self, state: str, detail: str) -> None:
+        text = {"connected": "connected", "waiting": "waiting for the server…"}.get(
+            state, "not connected - retrying"
+        )
+        self.state.configure(text=text, foreground="#666" if state == "connected" else "#b00020")
+        if state == "connected" and self.connection_popup is not None:
+            if self.connection_popup.winfo_exists():
+                self.connection_popup.destroy()
+            self.connection_popup = None
+        elif state == "disconnected" and not self.options.silent and self.connection_popup is None:
+            self.connection_popup = MessageWindow(
+                self.root, "Platen is not connected", f"{detail}\nRetrying…", "warning"
+            )
+
+    def answer_sent(self, job_id: uuid.UUID, action: str) -> None:
+        self.close_prompt(job_id, "")
+
+    # ------------------------------------------------------------------------ the loop
+
+    def _answer(self, job_id: uuid.UUID, choice: Choice, apply_to_all: bool) -> None:
+        try:
+            self.app.answer(job_id, choice, apply_to_all=apply_to_all)
+        except UnknownPrompt:
+            self.close_prompt(job_id, "")
+
+    def quit(self) -> None:
+        self._closed = True
+
+    async def run(self, app) -> None:
+        self.app = app
+        try:
+            while not self._closed:
+                self.root.update()
+                await asyncio.sleep(FRAME_SECONDS)
+        except tk.TclError:
+            pass  # the window was destroyed
+        finally:
+            self._closed = True
+            with contextlib.suppress(tk.TclError):
+                self.root.destroy()

@@ -1,0 +1,355 @@
+"""The Tk windows, for real, on a private X display (Xvfb): what they show and what their
+buttons send. The broker is left out here (tests/e2e/test_client_gui.py has it)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from PIL import Image
+
+from platen.client.app import ClientApp
+from platen.client.config import Options
+from platen.client.model import ClientModel
+from platen.client.notifier import Notifier
+from platen.client.recent import RecentAccounts
+from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
+from platen.client.tkview import TkView, corner_geometry
+from platen.events.desktop import (
+    AnswerResult,
+    BalanceNotice,
+    BroadcastNotice,
+    DeniedNotice,
+    JobPrompt,
+    LowBalanceNotice,
+    PrintedNotice,
+    PromptAccount,
+    PromptClosed,
+)
+from platen.testing.xvfb import screenshot
+
+
+class Sent:
+    """Stands in for the broker transport: keeps what the client would publish."""
+
+    def __init__(self) -> None:
+        self.replies = []
+
+    def send(self, reply) -> None:
+        self.replies.append(reply)
+
+
+class FakeDelivery:
+    def __init__(self, message) -> None:
+        self.message = message
+        self.acked = False
+
+    async def ack(self) -> None:
+        self.acked = True
+
+
+def prompt(kind="confirm", **kw) -> JobPrompt:
+    fields = dict(
+        job_id=uuid.uuid4(),
+        kind=kind,
+        document_name="Quarterly report.pdf",
+        printer="lab-colour",
+        pages=3,
+        color_pages=1,
+        grayscale_pages=2,
+        copies=2,
+        duplex=True,
+        cost=Decimal("0.90"),
+        accounts=[PromptAccount(account="personal:bob", path="bob", charge_rate=Decimal(1))],
+        allow_pin=False,
+        expires_at=datetime.now(UTC) + timedelta(minutes=9, seconds=30),
+        messages=[],
+    )
+    fields.update(kw)
+    return JobPrompt(**fields)
+
+
+SHARED = [
+    PromptAccount(account="personal:bob", path="bob", charge_rate=Decimal(1)),
+    PromptAccount(account="shared:acme", path="clients/acme", charge_rate=Decimal(1)),
+    PromptAccount(account="shared:globex", path="clients/globex", charge_rate=Decimal("1.5")),
+    PromptAccount(account="shared:initech", path="research/initech", charge_rate=Decimal(1)),
+]
+
+
+@pytest.fixture
+async def gui(display, tmp_path):
+    options = Options(
+        login="bob",
+        url="amqp://localhost/",
+        window_position="top-left",
+        disable_notifications=True,
+        default_selection="list",
+    )
+    view = TkView(options)
+    model = ClientModel("bob", recent=RecentAccounts.load(tmp_path / "recent.json"))
+    app = ClientApp(model, view, Sent())
+    view.app = app
+    yield view, app
+    view.root.destroy()
+
+
+async def deliver(app, message) -> FakeDelivery:
+    d = FakeDelivery(message)
+    await app.on_delivery(d)
+    await pump(app.view)
+    return d
+
+
+async def pump(view, rounds: int = 5) -> None:
+    for _ in range(rounds):
+        view.root.update()
+        await asyncio.sleep(0.02)
+
+
+def texts(widget) -> list[str]:
+    """Every text shown in `widget` and its children."""
+    out = []
+    for child in widget.winfo_children():
+        try:
+            text = child.cget("text")
+        except Exception:
+            text = ""
+        if text:
+            out.append(str(text))
+        out.extend(texts(child))
+    return out
+
+
+def find(widget, name: str):
+    for child in widget.winfo_children():
+        if child.winfo_name() == name:
+            return child
+        found = find(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def assert_picture(path) -> None:
+    image = Image.open(path)
+    assert image.size[0] > 100 and image.size[1] > 40
+    assert len(image.getcolors(1 << 16) or []) > 10  # text, not an empty window
+
+
+async def test_balance_window_shows_the_balance_at_its_corner(gui, display, shots):
+    view, app = gui
+    d = await deliver(app, BalanceNotice(balance=Decimal("12.40"), available=Decimal("11.90")))
+    assert d.acked
+    shown = texts(view.root)
+    assert "12.40" in shown and "available 11.90" in shown
+    assert view.root.winfo_rootx() < 40 and view.root.winfo_rooty() < 40  # top-left
+    await deliver(app, BalanceNotice(balance=Decimal("12.10"), available=Decimal("12.10")))
+    assert "12.10" in texts(view.root)
+    assert_picture(screenshot(display, view.root, shots / "balance-window.png"))
+
+
+def test_corner_geometry():
+    assert corner_geometry("top-left", (1000, 800), (200, 80)) == "+16+16"
+    assert corner_geometry("bottom-right", (1000, 800), (200, 80)) == "+784+664"
+    assert corner_geometry((30, 40), (1000, 800), (200, 80)) == "+30+40"
+
+
+async def test_confirmation_dialog_shows_the_job_and_print_sends_the_answer(gui, display, shots):
+    view, app = gui
+    p = prompt(messages=["Colour pages cost 0.20 more on this printer."])
+    delivery = await deliver(app, p)
+    dialog = view.dialogs[p.job_id]
+    assert isinstance(dialog, PromptDialog) and not isinstance(dialog, AccountDialog)
+    shown = texts(dialog)
+    for expected in (
+        "Quarterly report.pdf",
+        "lab-colour",
+        "3 pages (1 colour, 2 grayscale)",
+        "2",
+        "yes",
+        "0.90",
+        "Colour pages cost 0.20 more on this printer.",
+        "Print",
+        "Cancel job",
+    ):
+        assert expected in shown, expected
+    assert any(t.startswith("Answer within 9:") for t in shown)
+    assert not delivery.acked  # an open prompt stays on the queue until it is closed
+    assert_picture(screenshot(display, dialog, shots / "confirm-dialog.png"))
+    find(dialog, "print").invoke()
+    await pump(view)
+    [reply] = app.transport.replies
+    assert (reply.job_id, reply.user, reply.action, reply.account) == (
+        p.job_id,
+        "bob",
+        "print",
+        None,
+    )
+    assert not dialog.winfo_exists()
+    await deliver(
+        app,
+        AnswerResult(
+            job_id=p.job_id, outcome="authorized", amount=Decimal("0.90"), account="personal:bob"
+        ),
+    )
+    assert delivery.acked
+
+
+async def test_cancel_button_sends_cancel(gui):
+    view, app = gui
+    p = prompt()
+    await deliver(app, p)
+    find(view.dialogs[p.job_id], "cancel").invoke()
+    await pump(view)
+    assert [r.action for r in app.transport.replies] == ["cancel"]
+
+
+async def test_apply_to_all_answers_every_waiting_job(gui):
+    view, app = gui
+    prompts = [prompt(document_name=f"doc-{i}.pdf") for i in range(3)]
+    for p in prompts:
+        await deliver(app, p)
+    assert len([d for d in view.dialogs.values() if d.winfo_exists()]) == 3
+    first = view.dialogs[prompts[0].job_id]
+    find(first, "apply_all").invoke()
+    find(first, "print").invoke()
+    await pump(view)
+    assert sorted(r.job_id for r in app.transport.replies) == sorted(p.job_id for p in prompts)
+    assert not [d for d in view.dialogs.values() if d.winfo_exists()]
+
+
+async def test_account_dialog_lists_recent_first_filters_and_sends_the_choice(gui, display, shots):
+    view, app = gui
+    app.model.recent.used("shared:initech")
+    p = prompt(kind="choose_account", accounts=SHARED, allow_pin=True, copies=1, duplex=False)
+    await deliver(app, p)
+    dialog = view.dialogs[p.job_id]
+    assert isinstance(dialog, AccountDialog)
+    listbox = find(dialog, "accounts")
+    assert list(listbox.get(0, "end")) == ["research/initech", "clients/acme", "clients/globex"]
+    assert dialog.mode.get() == "list"  # --default-selection list
+    shown = texts(dialog)
+    assert "Charge my personal account" in shown and "Charge a shared account:" in shown
+    assert "Charge a shared account with its PIN:" in shown
+    assert_picture(screenshot(display, dialog, shots / "account-dialog.png"))
+    find(dialog, "search").insert(0, "glob")
+    await pump(view)
+    assert list(listbox.get(0, "end")) == ["clients/globex"]
+    find(dialog, "comment").insert(0, "project X")
+    find(dialog, "print").invoke()
+    await pump(view)
+    [reply] = app.transport.replies
+    assert (reply.account, reply.comment, reply.pin) == ("shared:globex", "project X", None)
+    assert app.model.recent.accounts[0] == "shared:globex"
+
+
+async def test_pin_choice_and_a_refusal_shown_in_the_dialog(gui, display, shots):
+    view, app = gui
+    p = prompt(kind="choose_account", accounts=SHARED[:1], allow_pin=True)
+    await deliver(app, p)
+    dialog = view.dialogs[p.job_id]
+    dialog.mode.set("pin")
+    find(dialog, "print").invoke()  # nothing typed: the dialog says what is missing
+    await pump(view)
+    assert "Type the account's name and its PIN." in texts(dialog)
+    assert app.transport.replies == []
+    find(dialog, "pin_account").insert(0, "shared:secret")
+    find(dialog, "pin").insert(0, "1234")
+    find(dialog, "print").invoke()
+    await pump(view)
+    [reply] = app.transport.replies
+    assert (reply.account, reply.pin) == ("shared:secret", "1234")
+    # The server refuses (wrong PIN): the dialog comes back with the reason.
+    await deliver(app, AnswerResult(job_id=p.job_id, outcome="refused", reason="wrong PIN"))
+    await pump(view)
+    again = view.dialogs[p.job_id]
+    assert again.winfo_exists() and "wrong PIN" in texts(again)
+    assert_picture(screenshot(display, again, shots / "account-dialog-refused.png"))
+
+
+async def test_prompt_closed_by_the_server_closes_its_dialog(gui):
+    view, app = gui
+    p = prompt()
+    delivery = await deliver(app, p)
+    closed = PromptClosed(
+        job_id=p.job_id,
+        document_name=p.document_name,
+        outcome="cancelled",
+        reason="no answer before the job's deadline",
+    )
+    await deliver(app, closed)
+    assert not view.dialogs.get(p.job_id)
+    assert delivery.acked
+
+
+MESSAGES = [
+    (
+        "low-credit",
+        LowBalanceNotice(balance=Decimal("0.80"), available=Decimal("0.80"), threshold=Decimal(1)),
+        "Low credit",
+        "Low credit: your available balance is 0.80 (below 1). "
+        "Ask for a top-up before your next job.",
+    ),
+    (
+        "job-denied",
+        DeniedNotice(
+            job_id=uuid.uuid4(),
+            document_name="poster.pdf",
+            printer="lab-colour",
+            reason="not enough credit: 4.20 needed, 0.80 available",
+        ),
+        "Job denied",
+        'Denied "poster.pdf" on lab-colour: not enough credit: 4.20 needed, 0.80 available',
+    ),
+    (
+        "job-printed",
+        PrintedNotice(
+            job_id=uuid.uuid4(),
+            document_name="notes.pdf",
+            printer="lab-1",
+            pages=4,
+            copies=1,
+            cost=Decimal("0.40"),
+            balance=Decimal("11.60"),
+        ),
+        "Job printed",
+        'Printed "notes.pdf" on lab-1: 4 pages, 0.40. Balance 11.60',
+    ),
+    (
+        "broadcast",
+        BroadcastNotice(text="The printers in room 2 are down until noon.", sender="IT"),
+        "Message from IT",
+        "The printers in room 2 are down until noon.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "title", "text"), MESSAGES, ids=[m[0] for m in MESSAGES]
+)
+async def test_messages_show_in_a_window_without_a_notification_service(
+    gui, display, shots, name, message, title, text
+):
+    view, app = gui
+    await deliver(app, message)
+    await asyncio.sleep(0.05)
+    await pump(view)
+    [window] = view.messages
+    assert isinstance(window, MessageWindow)
+    shown = texts(window)
+    assert title in shown and text in shown
+    assert_picture(screenshot(display, window, shots / f"message-{name}.png"))
+    find(window, "ok").invoke()
+    assert not window.winfo_exists()
+
+
+async def test_notifier_degrades_without_a_notification_service(monkeypatch):
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+    notifier = Notifier(enabled=True)
+    assert await notifier.available() is False
+    assert await notifier.send("Low credit", "top up") is False
+    assert await Notifier(enabled=False).send("x", "y") is False
