@@ -1,0 +1,124 @@
+"""The Tk client on the real system, under Xvfb: its buttons drive real jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from decimal import Decimal as D
+
+import pytest
+
+from platen.client import app as client_app
+from platen.client.config import Options
+from platen.client.model import ClientModel
+from platen.client.recent import RecentAccounts
+from platen.client.tkview import TkView
+from platen.client.transport import Transport
+from platen.testing.documents import make_pdf
+from platen.testing.xvfb import xvfb
+from tests.e2e.helpers import ledger_problems, submit_jobs
+
+
+@pytest.fixture(scope="module")
+def display():
+    with xvfb() as name:
+        old = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = name
+        yield name
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
+
+
+@pytest.fixture
+async def gui_client(system, display, tmp_path):
+    started = []
+
+    async def start(login: str):
+        options = Options(login=login, url=system.amqp_url, disable_notifications=True)
+        view = TkView(options)
+        model = ClientModel(login, recent=RecentAccounts.load(tmp_path / "recent.json"))
+        app = client_app.ClientApp(model, view)
+        transport = Transport(system.amqp_url, login, app.on_delivery, view.status)
+        app.transport = transport
+        task = asyncio.create_task(client_app.run(app, transport))
+        started.append((view, task))
+        return view
+
+    yield start
+    for view, task in started:
+        view.quit()
+        await asyncio.wait_for(task, 10)
+
+
+async def until(predicate, timeout: float = 60):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (result := predicate()):
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+    return result
+
+
+def find(widget, name: str):
+    for child in widget.winfo_children():
+        if child.winfo_name() == name:
+            return child
+        if (found := find(child, name)) is not None:
+            return found
+    return None
+
+
+def state_of(system, job) -> str | None:
+    jobs = json.loads(system.ctl("jobs", "--json").stdout)
+    return next((j["state"] for j in jobs if j["job_id"] == str(job)), None)
+
+
+async def wait_state(system, job, state: str, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (now := await asyncio.to_thread(state_of, system, job)) != state:
+        assert loop.time() < deadline, f"job is {now}, not {state}"
+        await asyncio.sleep(0.5)
+
+
+async def test_print_button_prints_and_the_balance_window_follows(system, gui_client):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "bob", "--balance", "5.00")
+    system.ctl("user", "set", "bob", "--selection", "confirm")
+    view = await gui_client("bob")
+    await until(lambda: view.state.cget("text") == "connected")
+    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(3), 1)
+    dialog = await until(lambda: view.dialogs.get(job))
+    assert find(dialog, "fact_cost").cget("text") == "0.30"
+    find(dialog, "print").invoke()
+    await wait_state(system, job, "printed")
+    await until(lambda: view.balance.cget("text") == "4.70")
+    assert D(system.user_json("bob")["balance"]) == D("4.70")
+    assert await ledger_problems(system.database_url) == []
+
+
+async def test_cancel_button_cancels_and_the_account_list_charges_the_choice(system, gui_client):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "eve", "--balance", "5.00")
+    system.ctl("user", "set", "eve", "--selection", "choose")
+    system.ctl("account", "add", "acme")
+    system.ctl("topup", "shared:acme", "10")
+    system.ctl("account", "grant", "acme", "--user", "eve")
+    view = await gui_client("eve")
+    [drop, keep] = await submit_jobs(system.amqp_url, "eve", "lab-1", make_pdf(2), 2)
+    dialog = await until(lambda: view.dialogs.get(drop))
+    find(dialog, "cancel").invoke()
+    await wait_state(system, drop, "cancelled")
+    dialog = await until(lambda: view.dialogs.get(keep))
+    dialog.mode.set("list")
+    listbox = find(dialog, "accounts")
+    assert list(listbox.get(0, "end")) == ["acme"]
+    listbox.selection_set(0)
+    find(dialog, "print").invoke()
+    await wait_state(system, keep, "printed")
+    acme = json.loads(system.ctl("account", "show", "acme", "--json").stdout)
+    assert D(acme["balance"]) == D("9.80")
+    assert D(system.user_json("eve")["balance"]) == D("5.00")
