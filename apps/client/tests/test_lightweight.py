@@ -1,0 +1,62 @@
+"""The client is light: no service code, no database driver, in what it depends on or loads."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import re
+import subprocess
+import sys
+
+SERVICE_PACKAGES = {
+    "platen-job-capture",
+    "platen-pricing",
+    "platen-account-ledger",
+    "platen-notification",
+    "platen-messaging",
+    "platen-db",
+    "platen-testing",
+    "platenctl",
+}
+
+
+def requirements(dist: str) -> set[str]:
+    found = set()
+    for req in importlib.metadata.requires(dist) or []:
+        if "extra ==" in req:
+            continue
+        found.add(re.split(r"[\s<>=!~;\[]", req, maxsplit=1)[0].lower())
+    return found
+
+
+def closure(dist: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [dist]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        # A platform-only dependency (e.g. for Windows) is not installed here.
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            todo.extend(requirements(name))
+    return seen
+
+
+def test_no_service_code_or_database_driver_among_its_dependencies():
+    deps = closure("platen-client")
+    assert "platen-events" in deps and "aio-pika" in deps
+    assert not deps & SERVICE_PACKAGES
+    assert not deps & {"asyncpg", "psycopg", "psycopg2", "sqlalchemy", "faststream"}
+
+
+def test_running_it_loads_no_service_module():
+    code = (
+        "import sys; import platen.client.main, platen.client.textviews, platen.client.tkview;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('asyncpg', 'faststream')"
+        " or m.startswith(('platen.messaging', 'platen.db', 'platen.notification',"
+        " 'platen.account_ledger', 'platen.pricing', 'platen.job_capture', 'platen.rpc'))];"
+        "print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
