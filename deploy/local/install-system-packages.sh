@@ -11,6 +11,8 @@ command -v ippeveprinter >/dev/null 2>&1 || need+=(cups-ipp-utils)
 command -v gs >/dev/null 2>&1 || need+=(ghostscript)
 command -v avahi-daemon >/dev/null 2>&1 || need+=(avahi-daemon)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
+# The desktop client's GUI tests open real Tk windows on a private X display.
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
