@@ -353,3 +353,31 @@ async def test_notifier_degrades_without_a_notification_service(monkeypatch):
     assert await notifier.available() is False
     assert await notifier.send("Low credit", "top up") is False
     assert await Notifier(enabled=False).send("x", "y") is False
+
+
+@pytest.mark.parametrize("silent", [False, True])
+async def test_connection_trouble_popup_unless_silent(display, tmp_path, silent):
+    options = Options(login="bob", url="amqp://localhost/", silent=silent)
+    view = TkView(options, notifier=Notifier(enabled=False))
+    try:
+        view.status("disconnected", "cannot reach the server: refused")
+        await pump(view)
+        assert view.state.cget("text") == "not connected - retrying"
+        if silent:
+            assert view.connection_popup is None
+        else:
+            assert "cannot reach the server: refused\nRetrying…" in texts(view.connection_popup)
+        view.status("connected", "bob")
+        await pump(view)
+        assert view.state.cget("text") == "connected" and view.connection_popup is None
+    finally:
+        view.root.destroy()
+
+
+async def test_hidden_balance_window(display):
+    view = TkView(Options(login="bob", url="amqp://localhost/", hide_balance=True))
+    try:
+        await pump(view)
+        assert view.root.state() == "withdrawn"
+    finally:
+        view.root.destroy()
