@@ -57,7 +57,7 @@ def run(argv: list[str] | None = None) -> None:
         print(f"platen-client: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     logging.basicConfig(
-        level=logging.DEBUG if options.debug else logging.ERROR,
+        level=logging.DEBUG if options.debug else logging.CRITICAL,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

@@ -20,7 +20,7 @@ from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
 from platen.events.base import Message
 from platen.events.desktop import JobPrompt
 
-FRAME_SECONDS = 0.03
+FRAME_SECONDS = 0.05  # 20 times a second: prompt enough for a person, cheap when idle
 MARGIN = 16
 
 
