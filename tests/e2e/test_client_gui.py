@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from decimal import Decimal as D
 
 import pytest
@@ -16,20 +15,7 @@ from platen.client.recent import RecentAccounts
 from platen.client.tkview import TkView
 from platen.client.transport import Transport
 from platen.testing.documents import make_pdf
-from platen.testing.xvfb import xvfb
 from tests.e2e.helpers import ledger_problems, submit_jobs
-
-
-@pytest.fixture(scope="module")
-def display():
-    with xvfb() as name:
-        old = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = name
-        yield name
-        if old is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = old
 
 
 @pytest.fixture

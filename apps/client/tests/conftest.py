@@ -3,25 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from platen.testing.xvfb import xvfb
-
-# Screenshots go here when set (`make docs-images` sets it to docs/images), else to the
-# test's temporary folder.
+# `display` (a private Xvfb) comes from platen.testing.fixtures.
+# Screenshots go to $PLATEN_SCREENSHOT_DIR when set (docs/images refreshes the user
+# guide's pictures), else to the test's temporary folder.
 SHOTS = os.environ.get("PLATEN_SCREENSHOT_DIR")
-
-
-@pytest.fixture(scope="session")
-def display():
-    with xvfb() as name:
-        old = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = name
-        try:
-            yield name
-        finally:
-            if old is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = old
 
 
 @pytest.fixture

@@ -98,10 +98,9 @@ class ClientModel:
             self.balance = message
             return [ShowBalance(str(message.balance), str(message.available))]
         if isinstance(message, PrintedNotice):
-            return [
-                Notify("Job printed", console_line(message), message=message),
-                ShowBalance(str(message.balance), self._available_after(message)),
-            ]
+            # The balance window follows the ledger's own `balance` message, which comes
+            # with the charge and knows what is still held.
+            return [Notify("Job printed", console_line(message), message=message)]
         if isinstance(message, DeniedNotice):
             return [Notify("Job denied", console_line(message), "error", message)]
         if isinstance(message, LowBalanceNotice):
@@ -109,11 +108,6 @@ class ClientModel:
         if isinstance(message, BroadcastNotice):
             return [Notify(f"Message from {message.sender}", message.text, message=message)]
         return [Notify("Platen", console_line(message), message=message)]
-
-    def _available_after(self, message: PrintedNotice) -> str:
-        if self.balance is None:
-            return str(message.balance)
-        return str(self.balance.available)
 
     def _prompt(self, prompt: JobPrompt, now: datetime) -> list[Effect]:
         job = prompt.job_id

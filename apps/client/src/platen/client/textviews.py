@@ -110,6 +110,7 @@ class ConsoleView(_StdinView):
         super().__init__(out, inp)
         self.numbers: dict[int, uuid.UUID] = {}
         self._next = 1
+        self._last_balance = ""
 
     def message(self, message: Message) -> None:
         pass  # each kind is shown through the effects below
@@ -142,7 +143,10 @@ class ConsoleView(_StdinView):
         )
 
     def show_balance(self, balance: ShowBalance) -> None:
-        self.emit(f"Balance {balance.balance} (available {balance.available})")
+        line = f"Balance {balance.balance} (available {balance.available})"
+        if line != self._last_balance:  # the same balance told twice is said once
+            self._last_balance = line
+            self.emit(line)
 
     def status(self, state: str, detail: str) -> None:
         print(f"({state}{': ' + detail if detail else ''})", file=sys.stderr, flush=True)

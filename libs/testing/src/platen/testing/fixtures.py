@@ -44,3 +44,26 @@ async def database_url(infra: Infra) -> AsyncIterator[str]:
     name, url = await create_database(infra.database_url)
     yield url
     await drop_database(infra.database_url, name)
+
+
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """A private X display (Xvfb) for GUI tests, set as $DISPLAY.
+
+    One for the whole session: Tk keeps its connection to a display after its windows are
+    gone, and exits the process if that display disappears while Tk is still in use.
+    """
+    import os
+
+    from platen.testing.xvfb import xvfb
+
+    with xvfb() as name:
+        old = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = name
+        try:
+            yield name
+        finally:
+            if old is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = old
