@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import OrderedDict
 from typing import Protocol
 
 from platen.client.model import (
@@ -21,6 +22,7 @@ from platen.events.base import Message
 from platen.events.desktop import JobPrompt
 
 TICK_SECONDS = 1.0
+SEEN_LIMIT = 10_000
 
 
 class View(Protocol):
@@ -44,9 +46,29 @@ class ClientApp:
         self.transport = transport
         # The delivery of each prompt not yet closed, acknowledged when it closes.
         self.deliveries: dict[uuid.UUID, Delivery] = {}
+        # Ids of the messages shown lately: a message delivered again (after a reconnect,
+        # an unacknowledged prompt comes back) is not shown twice.
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def _first_time(self, message_id: str | None) -> bool:
+        if not message_id:
+            return True
+        if message_id in self._seen:
+            return False
+        self._seen[message_id] = None
+        if len(self._seen) > SEEN_LIMIT:
+            self._seen.popitem(last=False)
+        return True
 
     async def on_delivery(self, delivery: Delivery) -> None:
         message = delivery.message
+        if not self._first_time(getattr(delivery, "message_id", None)):
+            if isinstance(message, JobPrompt) and message.job_id in self.deliveries:
+                self.deliveries[message.job_id] = delivery  # the live copy, to ack later
+            else:
+                await delivery.ack()
+            await self.settle()
+            return
         self.view.message(message)
         if isinstance(message, JobPrompt):
             self.deliveries[message.job_id] = delivery

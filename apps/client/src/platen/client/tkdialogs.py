@@ -146,8 +146,12 @@ class AccountDialog(PromptDialog):
                 name="mode_list",
             ).pack(anchor="w")
             self.search = tk.StringVar()
-            search = ttk.Entry(box, textvariable=self.search, name="search")
-            search.pack(fill="x", padx=(24, 0))
+            search_row = ttk.Frame(box)
+            search_row.pack(fill="x", padx=(24, 0))
+            ttk.Label(search_row, text="Search").pack(side="left")
+            ttk.Entry(search_row, textvariable=self.search, name="search").pack(
+                side="left", fill="x", expand=True, padx=(4, 0)
+            )
             self.search.trace_add("write", lambda *_: self.fill_list())
             self.accounts = tk.Listbox(box, height=5, exportselection=False, name="accounts")
             self.accounts.pack(fill="x", padx=(24, 0), pady=2)

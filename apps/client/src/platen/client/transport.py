@@ -33,6 +33,7 @@ class Delivery:
     def __init__(self, raw: AbstractIncomingMessage, message: Message) -> None:
         self.raw = raw
         self.message = message
+        self.message_id = raw.message_id
 
     async def ack(self) -> None:
         # The channel it came on may be gone (a reconnect): the broker then delivers it
