@@ -307,3 +307,19 @@ async def test_a_client_started_late_or_again_shows_the_prompts_still_open(syste
     await third.wait_for("client.status", state="connected")
     await asyncio.sleep(2)
     assert third.of_type("desktop.job_prompt") == []
+
+
+@pytest.mark.service_env(PLATEN_REQUIRE_REPLY_USER_ID="1")
+async def test_replies_without_user_id_are_ignored_when_identities_are_required(system):
+    confirm_user(system, "bob")
+    async with EventRecorder(system.amqp_url) as events:
+        [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+        await events.wait_for("job.input_required", 1)
+        # The shared test broker user cannot claim to be bob: no user_id, no answer.
+        await publish_reply(
+            system.amqp_url, "bob", JobAnswer(job_id=job, user="bob", action="print")
+        )
+        await asyncio.sleep(3)
+        assert events.of_type("job.authorized") == []
+    assert "carries no user_id" in system.services.log("notification")
+    assert job_states(system)[str(job)] not in ("authorized", "released", "printed")

@@ -38,6 +38,13 @@ def test_sender_must_be_the_user_the_reply_speaks_for(key, user_id, claimed, pro
     assert (found is None) if problem is None else (problem in found)
 
 
+def test_user_id_can_be_required():
+    assert "no user_id" in sender_problem(
+        Sender("user.bob.answer", None), "bob", require_user_id=True
+    )
+    assert sender_problem(Sender("user.bob.answer", "bob"), "bob", require_user_id=True) is None
+
+
 def row(**kw):
     return {"user_login": "bob", "state": "open", "expires_at": NOW + timedelta(minutes=1), **kw}
 

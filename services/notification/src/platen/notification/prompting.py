@@ -26,18 +26,23 @@ class Sender:
     user_id: str | None
 
 
-def sender_problem(sender: Sender, claimed_user: str) -> str | None:
+def sender_problem(
+    sender: Sender, claimed_user: str, *, require_user_id: bool = False
+) -> str | None:
     """Why a reply claiming to be from `claimed_user` cannot be trusted, or None.
 
     The routing key must be `user.<claimed_user>.<kind>` (topic permissions let a desktop
     publish only its own keys). When the reply carries the AMQP `user_id`, which RabbitMQ
-    validates against the connection's user, it must name the same user.
+    validates against the connection's user, it must name the same user; with
+    `require_user_id` (every desktop signs in as its own broker user) it must be there.
     """
     login = login_of_key(sender.routing_key)
     if login is None:
         return f"routing key {sender.routing_key!r} is not user.<login>.<kind>"
     if login != claimed_user:
         return f"reply for {claimed_user} sent under {login}'s routing key"
+    if require_user_id and sender.user_id is None:
+        return f"reply for {claimed_user} carries no user_id"
     if sender.user_id is not None and sender.user_id != claimed_user:
         return f"reply for {claimed_user} sent by broker user {sender.user_id}"
     return None

@@ -9,6 +9,7 @@ job.authorized / job.cancelled / job.denied of a prompted job -> desktop `prompt
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 from platen.events.accounts import AnswerJob, AnswerOutcome, JobInputRequired
@@ -20,6 +21,10 @@ from platen.messaging.handling import HandlerContext
 from platen.messaging.topology import NOTIFICATION_ANSWERS
 from platen.notification.prompting import Sender, prompt_problem, sender_problem, ttl_ms
 from platen.notification.sending import send
+
+# Set where every desktop signs in as its own broker user: a reply must then carry the
+# AMQP `user_id`, which RabbitMQ has checked against that user.
+REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "") not in ("", "0", "false")
 
 
 async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> None:
@@ -62,7 +67,9 @@ async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> Non
 async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
     """A user's answer from their desktop. Checked here first (who sent it, for which open
     prompt), then again by the ledger, which alone decides."""
-    problem = sender_problem(Sender(ctx.routing_key, ctx.user_id), reply.user)
+    problem = sender_problem(
+        Sender(ctx.routing_key, ctx.user_id), reply.user, require_user_id=REQUIRE_USER_ID
+    )
     if problem is not None:
         # Not told to `reply.user`: they did not send it. The log is the trace.
         ctx.log.warning("reply refused", reason=problem, routing_key=ctx.routing_key)
