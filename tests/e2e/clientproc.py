@@ -14,24 +14,20 @@ from pathlib import Path
 class ClientProcess:
     """Reads the client's JSON lines as they come; writes answers to its stdin."""
 
-    def __init__(self, amqp_url: str, login: str, state_dir: Path, *extra: str) -> None:
+    def __init__(
+        self, amqp_url: str | None, login: str | None, state_dir: Path, *extra: str
+    ) -> None:
+        """`amqp_url` and `login` None: the client takes them from its config file."""
         self.lines: list[dict] = []
         self.stderr: list[str] = []
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "platen.client", "--json", "--state-dir", str(state_dir)]
+        if login:
+            command += ["--user", login]
+        if amqp_url:
+            command += ["--amqp-url", amqp_url]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "platen.client",
-                "--json",
-                "--user",
-                login,
-                "--amqp-url",
-                amqp_url,
-                "--state-dir",
-                str(state_dir),
-                *extra,
-            ],
+            [*command, *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -323,3 +323,32 @@ async def test_replies_without_user_id_are_ignored_when_identities_are_required(
         assert events.of_type("job.authorized") == []
     assert "carries no user_id" in system.services.log("notification")
     assert job_states(system)[str(job)] not in ("authorized", "released", "printed")
+
+
+@pytest.mark.service_env(PLATEN_REQUIRE_REPLY_USER_ID="1")
+async def test_client_signs_in_from_its_config_file_and_its_replies_carry_user_id(
+    system, client_for, tmp_path
+):
+    """The test broker has one user, `guest`, so here the desktop login is `guest` too: the
+    client signs in with the config file's user and password, and its answers carry the
+    `user_id` RabbitMQ checks, which notification requires."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(system.amqp_url)
+    config = tmp_path / "client.toml"
+    config.write_text(
+        f'url = "amqp://{parts.hostname}:{parts.port}{parts.path}"\n'
+        'user = "guest"\npassword = "guest"\n'
+    )
+    config.chmod(0o600)
+    confirm_user(system, "guest")
+    client = ClientProcess(None, None, tmp_path / "state", "--config", str(config))
+    try:
+        [job] = await submit_jobs(system.amqp_url, "guest", "lab-1", make_pdf(1), 1)
+        await client.wait_for("desktop.job_prompt", job_id=job)
+        client.send(job_id=job, action="print")
+        await client.wait_for("desktop.answer_result", job_id=job, outcome="authorized")
+        await wait_printed(system, job)
+    finally:
+        client.stop()
+    assert client.stderr == []  # and no password warning: the file is private
