@@ -72,6 +72,8 @@ QUEUES: dict[str, ConsumerQueue] = {
             "account.balance_changed",
             "account.balance_low",
             "user.added",
+            "user.disabled",
+            "user.enabled",
         ),
         _commands("notification"),
     )
