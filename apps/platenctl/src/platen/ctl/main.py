@@ -12,6 +12,7 @@ import typer
 
 from platen import rpc
 from platen.ctl import identity, ledger
+from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser
@@ -25,6 +26,7 @@ user_app = typer.Typer(help="Users and their balances.", no_args_is_help=True)
 printer_app = typer.Typer(help="Printers and their prices.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(printer_app, name="printer")
+app.add_typer(broker_app, name="broker")
 
 SERVICES = {
     "job-capture": "capture",

@@ -47,6 +47,7 @@ class BrokerAdmin:
     def __init__(self, management_url: str, vhost: str, *, timeout: float = 15) -> None:
         base, auth = split_credentials(management_url)
         self.vhost = vhost
+        self.base_url = base
         self.http = httpx.AsyncClient(base_url=base, auth=auth, timeout=timeout)
 
     async def close(self) -> None:

@@ -19,12 +19,13 @@ from platen.messaging.topology import SERVICES
 from platen.testing.infra import Infra
 from platen.testing.isolation import with_vhost
 
-ADMIN = "platen-admin"
-PRINT_SERVER = "platen-print-server"
+# Named apart from what `platenctl broker setup` creates, whose tests renew those passwords.
+ADMIN = "test-platen-admin"
+PRINT_SERVER = "test-platen-print-server"
 
 
 def service_user(service: str) -> str:
-    return f"platen-{service}"
+    return f"test-platen-{service}"
 
 
 def _with_credentials(url: str, user: str, password: str) -> str:
