@@ -124,8 +124,10 @@ class BrokerAdmin:
         return r.json()
 
     async def connections_of(self, name: str) -> list[str]:
-        r = await self._call("GET", f"/api/vhosts/{_q(self.vhost)}/connections")
-        return [c["name"] for c in r.json() if c.get("user") == name]
+        # The per-user list comes from the broker's connection tracking, current at once;
+        # the per-vhost list is built from statistics that lag by seconds.
+        r = await self._call("GET", f"/api/connections/username/{_q(name)}")
+        return [c["name"] for c in r.json() if c.get("vhost", self.vhost) == self.vhost]
 
     async def disconnect(self, name: str, reason: str = "signed out by Platen") -> int:
         """Close every connection `name` has open on the vhost; how many were closed."""

@@ -29,7 +29,7 @@ log = structlog.get_logger("notification.identities")
 
 # Connections opened just before a user was disabled may reach the management API's list
 # a few seconds late: look for them again after these delays.
-DISCONNECT_RETRIES = (1, 2, 4, 8)
+DISCONNECT_RETRIES = (0.5, 1, 2, 4, 8)
 
 _admin: BrokerAdmin | None = None
 _background: set[asyncio.Task] = set()
