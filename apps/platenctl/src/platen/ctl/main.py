@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from platen import rpc
-from platen.ctl import ledger
+from platen.ctl import ledger, pricing
 from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser
@@ -170,3 +170,4 @@ def jobs(
 
 
 ledger.register(app, user_app)
+pricing.register(app, printer_app)

@@ -166,6 +166,16 @@ class SetPolicy(Message):
 
 
 @register
+class PolicyView(Message):
+    """Reply to `pricing.policy.set`: the policy now in place (empty: none)."""
+
+    message_type: ClassVar[str] = "pricing.policy"
+    scope: Literal["printer", "group"]
+    target: str
+    policy: Policy
+
+
+@register
 class ShowPrinter(Message):
     message_type: ClassVar[str] = "pricing.printer.show"
     name: PrinterName

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from platen.account_ledger import rules, store
 from platen.account_ledger.handlers.common import balance_changed, user_view
-from platen.events.accounts import AddUser, SetUser, ShowUser, UserAdded, UserView
+from platen.events.accounts import (
+    AddUser,
+    SetUser,
+    ShowUser,
+    UserAdded,
+    UserGroupsSet,
+    UserView,
+)
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 
@@ -34,6 +41,7 @@ async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView:
             )
         ctx.log.info("user added", login=cmd.login, balance=str(cmd.initial_balance))
         await ctx.emit(UserAdded(login=cmd.login), correlation_id=account)
+        await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
         await balance_changed(ctx, account)
     view = await user_view(ctx, cmd.login)
     assert view is not None
@@ -78,6 +86,7 @@ async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorRepl
         )
     if cmd.groups is not None:
         await store.set_groups(ctx.conn, cmd.login, cmd.groups)
+        await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
     ctx.log.info("user changed", login=cmd.login)
     return await user_view(ctx, cmd.login)
 
