@@ -145,6 +145,17 @@ async def test_a_job_over_the_page_limit_is_denied_on_the_users_desktop(system):
     ok = system.ctl("print", str(path), "--user", "bob", "--printer", "lab-1", "--wait")
     assert "charged 10.00" in ok.stdout
 
+    # Above 50 pages the user must confirm: the ledger asks, with the policy's message.
+    system.ctl("printer", "policy", "lab-1", "--max-pages", "100", "--confirm-above-pages", "50")
+    path.write_bytes(make_pdf(60))
+    async with EventRecorder(system.amqp_url) as events:
+        job_id = system.ctl("print", str(path), "--user", "bob", "--printer", "lab-1").stdout
+        [raw] = await events.wait_for("job.input_required", 1, timeout=60)
+        ask = decode(raw.type, raw.headers["platen-schema-version"], raw.body)
+        assert str(ask.job_id) == job_id.strip()
+        assert ask.kind == "confirm"
+        assert ask.messages == ["This job prints 60 pages, more than 50: please confirm it."]
+
 
 async def test_colour_only_for_a_user_group_through_a_printer_group(system):
     system.ctl("printer", "set", "lab-c", "--page", "0.10", "--color-page", "0.50")
