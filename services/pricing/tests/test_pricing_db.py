@@ -251,3 +251,12 @@ async def test_unknown_printer_and_policy_target_are_refused(pricing):
     )
     [denied] = await pricing.emitted("job.denied")
     assert denied.reason == "printer 'nowhere' is not set up for charging"
+
+
+async def test_a_job_without_side_groups_is_priced_by_its_pages(pricing):
+    await pricing.run(handlers.on_add_printer, AddPrinter(name="lab", price_per_page=D("0.10")))
+    event = captured("lab", datetime.now(UTC), [("A4", False, 4)], copies=2)
+    bare = event.model_copy(update={"side_groups": []})
+    await pricing.run(handlers.on_job_captured, bare)
+    [priced] = await pricing.emitted("job.priced")
+    assert (priced.pages, priced.grayscale_pages, priced.cost) == (4, 4, D("0.80"))

@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from platen.events.accounts import UserGroupsSet
-from platen.events.jobs import JobCaptured, JobDenied, JobPriced
+from platen.events.jobs import JobCaptured, JobDenied, JobPriced, SideGroup
 from platen.events.printers import (
     AddPrinter,
     CostModel,
@@ -51,7 +51,10 @@ def _not_set_up(printer: str) -> str:
 async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
     job_id = str(event.job_id)
     log = ctx.log.bind(job_id=job_id)
-    job = Job.of(event.side_groups, event.copies, event.duplex)
+    # A job.captured without side groups (an integrator's, or an old analysis) counts
+    # each page as one grayscale side of unknown paper, as the version 1 upcaster does.
+    groups = event.side_groups or [SideGroup(paper="unknown", color=False, count=event.pages)]
+    job = Job.of(groups, event.copies, event.duplex)
     result = await _assess(ctx.conn, event.printer, event.captured_at, job, event.user)
     denied = _not_set_up(event.printer) if result is None else result[1].verdict.denied
     if result is None or denied:
