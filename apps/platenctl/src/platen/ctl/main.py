@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from platen import rpc
-from platen.ctl import ledger, pricing
+from platen.ctl import identity, ledger, pricing
 from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser
@@ -35,6 +35,13 @@ SERVICES = {
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 
+async def _ping(client: rpc.Client, service: str) -> Pong | None:
+    if not await client.consumers(f"{service}.commands"):
+        await asyncio.sleep(1)  # not started yet: look again in a moment
+        return None
+    return await client.request(f"{SERVICES[service]}.ping", Ping(), 2)
+
+
 @app.command()
 def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.")] = 30) -> None:
     """Wait until all four services answer, and list them."""
@@ -50,8 +57,7 @@ def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.
             try:
                 async with rpc.connect(amqp_url()) as client:
                     replies = await asyncio.gather(
-                        *(client.request(f"{SERVICES[s]}.ping", Ping(), 2) for s in missing),
-                        return_exceptions=True,
+                        *(_ping(client, s) for s in missing), return_exceptions=True
                     )
             except Exception:
                 replies = [None] * len(missing)
@@ -170,4 +176,5 @@ def jobs(
 
 
 ledger.register(app, user_app)
+identity.register(user_app)
 pricing.register(app, printer_app)

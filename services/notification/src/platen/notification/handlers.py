@@ -16,6 +16,7 @@ from platen.events.desktop import (
 from platen.events.jobs import JobDenied
 from platen.events.routing import DESKTOP, desktop_key
 from platen.messaging.handling import HandlerContext
+from platen.notification import identities
 
 
 async def _send(
@@ -41,6 +42,7 @@ async def _send(
 
 async def on_user_added(ctx: HandlerContext, event: UserAdded) -> None:
     await ctx.publisher.ensure_desktop_queue(event.login)
+    await identities.on_user_added(ctx, event)
 
 
 async def on_job_charged(ctx: HandlerContext, event: JobCharged) -> None:

@@ -2,10 +2,18 @@
 
 from pathlib import Path
 
-from platen.events.accounts import BalanceChanged, BalanceLow, JobCharged, UserAdded
+from platen.events.accounts import (
+    BalanceChanged,
+    BalanceLow,
+    JobCharged,
+    UserAdded,
+    UserDisabled,
+    UserEnabled,
+)
+from platen.events.identities import IssueCredential
 from platen.events.jobs import JobDenied
 from platen.messaging.service import ServiceSpec, run_service
-from platen.notification import handlers
+from platen.notification import handlers, identities
 
 SPEC = ServiceSpec(
     name="notification",
@@ -18,8 +26,14 @@ SPEC = ServiceSpec(
             BalanceChanged: handlers.on_balance_changed,
             BalanceLow: handlers.on_balance_low,
             UserAdded: handlers.on_user_added,
+            UserDisabled: identities.on_user_disabled,
+            UserEnabled: identities.on_user_enabled,
+        },
+        "commands": {
+            IssueCredential: identities.on_issue_credential,
         },
     },
+    on_ready=[identities.start],
 )
 
 

@@ -9,6 +9,8 @@ from platen.events.accounts import (
     SetUser,
     ShowUser,
     UserAdded,
+    UserDisabled,
+    UserEnabled,
     UserGroupsSet,
     UserView,
 )
@@ -87,8 +89,22 @@ async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorRepl
     if cmd.groups is not None:
         await store.set_groups(ctx.conn, cmd.login, cmd.groups)
         await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
+    if cmd.enabled is not None:
+        await _set_enabled(ctx, cmd.login, cmd.enabled)
     ctx.log.info("user changed", login=cmd.login)
     return await user_view(ctx, cmd.login)
+
+
+async def _set_enabled(ctx: HandlerContext, login: str, enabled: bool) -> None:
+    changed = await ctx.conn.fetchval(
+        "UPDATE users SET enabled = $2 WHERE login = $1 AND enabled <> $2 RETURNING true",
+        login,
+        enabled,
+    )
+    if changed:
+        # The notification service signs a disabled user out of their desktop.
+        event = UserEnabled(login=login) if enabled else UserDisabled(login=login)
+        await ctx.emit(event, correlation_id=rules.personal_account(login))
 
 
 async def on_show_user(ctx: HandlerContext, query: ShowUser) -> UserView | ErrorReply:
