@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from platen import rpc
-from platen.ctl import identity, ledger
+from platen.ctl import identity, ledger, pricing
 from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.watch import watch_job
@@ -179,3 +179,4 @@ def jobs(
 
 ledger.register(app, user_app)
 identity.register(user_app)
+pricing.register(app, printer_app)

@@ -121,6 +121,17 @@ class UserAdded(Message):
 
 
 @register
+class UserGroupsSet(Message):
+    """A user's groups are now `groups` (sent when the user is added and whenever an admin
+    sets them), so services that decide by group, like pricing's colour policy, can keep
+    their own copy instead of asking the ledger."""
+
+    message_type: ClassVar[str] = "user.groups_set"
+    login: Login
+    groups: list[GroupName]
+
+
+@register
 class UserDisabled(Message):
     """The user may no longer print or sign in; their desktop is signed out."""
 

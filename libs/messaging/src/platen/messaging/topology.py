@@ -61,7 +61,7 @@ QUEUES: dict[str, ConsumerQueue] = {
     for q in (
         _events("job-capture", "job.priced", "job.authorized", "job.denied", "job.cancelled"),
         _commands("job-capture"),
-        _events("pricing", "job.captured"),
+        _events("pricing", "job.captured", "user.groups_set"),
         _commands("pricing"),
         _events("account-ledger", "job.priced", "job.printed", "job.failed", "job.cancelled"),
         _commands("account-ledger"),

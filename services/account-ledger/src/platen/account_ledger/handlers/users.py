@@ -11,6 +11,7 @@ from platen.events.accounts import (
     UserAdded,
     UserDisabled,
     UserEnabled,
+    UserGroupsSet,
     UserView,
 )
 from platen.events.system import ErrorReply
@@ -42,6 +43,7 @@ async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView:
             )
         ctx.log.info("user added", login=cmd.login, balance=str(cmd.initial_balance))
         await ctx.emit(UserAdded(login=cmd.login), correlation_id=account)
+        await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
         await balance_changed(ctx, account)
     view = await user_view(ctx, cmd.login)
     assert view is not None
@@ -86,6 +88,7 @@ async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorRepl
         )
     if cmd.groups is not None:
         await store.set_groups(ctx.conn, cmd.login, cmd.groups)
+        await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
     if cmd.enabled is not None:
         await _set_enabled(ctx, cmd.login, cmd.enabled)
     ctx.log.info("user changed", login=cmd.login)
