@@ -4,8 +4,8 @@ service, enforced by the broker, and taken away when a user is disabled."""
 from __future__ import annotations
 
 import asyncio
-import configparser
 import stat
+import tomllib
 
 import aio_pika
 import pytest
@@ -18,20 +18,20 @@ from aiormq.exceptions import (
 
 from platen.events.desktop import BalanceNotice
 from platen.events.registry import decode
+from platen.messaging.installation import with_credentials
 
 
 def issue(system, login: str) -> str:
     """`platenctl user credential`: the URL from the config file it writes."""
-    out = system.ctl("user", "credential", login, "--output", f"{login}.conf")
-    path = system.tmp / f"{login}.conf"
+    out = system.ctl("user", "credential", login, "--output", f"{login}.toml")
+    path = system.tmp / f"{login}.toml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    config = configparser.ConfigParser()
-    config.read(path)
-    url = config["platen"]["url"]
-    password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    config = tomllib.loads(path.read_text())
+    assert config["user"] == login
+    password = config["password"]
     assert password not in out.stdout + out.stderr
     assert password not in "".join(system.services.log(n) for n in system.services.procs)
-    return url
+    return with_credentials(config["url"], login, password)
 
 
 async def take_balance(url: str, login: str) -> BalanceNotice:

@@ -3,6 +3,7 @@
 import pytest
 
 from platen.messaging import permissions as p
+from platen.messaging.topology import QUEUES, SERVICES, consumer_queues
 
 
 def test_a_desktop_reads_only_its_own_queue_and_replies_only_as_itself():
@@ -59,3 +60,15 @@ def test_the_print_server_only_submits_and_reports_jobs():
     assert cups.may_publish("platen.commands", "capture.submit")
     assert not cups.may_publish("platen.commands", "ledger.topup")
     assert not cups.may("read", "desktop.alice")
+
+
+def test_every_service_reads_exactly_its_own_queues_of_the_topology():
+    for service in SERVICES:
+        own = {q.name for q in consumer_queues(service)}
+        perms = p.service(service)
+        for queue in QUEUES:
+            assert perms.may("read", queue) == (queue in own), (service, queue)
+            assert perms.may("read", f"{queue}.dlq") == (queue in own), (service, queue)
+            # Configure is also delete: nobody may drop another service's queue.
+            assert perms.may("configure", queue) == (queue in own), (service, queue)
+            assert perms.may("write", queue) == (queue in own), (service, queue)

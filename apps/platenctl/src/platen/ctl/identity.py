@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from platen.ctl.common import call
 from platen.events.discovery import amqp_url
 from platen.events.identities import Credential, IssueCredential
-
-
-def client_url(base: str, username: str, password: str) -> str:
-    """`base` (host, port, vhost, TLS options) with the user's credentials in it."""
-    parts = urlsplit(base)
-    host = parts.hostname or "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def write_private(path: Path, text: str) -> None:
@@ -37,12 +26,23 @@ def write_private(path: Path, text: str) -> None:
 
 
 def client_config(credential: Credential, url: str) -> str:
+    """The client's TOML config file: the broker (without credentials), who signs in."""
+    bare = urlunsplit(urlsplit(url)._replace(netloc=_host_port(url)))
+    # JSON strings are TOML basic strings: this quotes whatever the values hold.
     return (
         "# Platen desktop client: who this desktop signs in as. Keep it private.\n"
-        "[platen]\n"
-        f"user = {credential.login}\n"
-        f"url = {client_url(url, credential.username, credential.password)}\n"
+        f"url = {json.dumps(bare)}\n"
+        f"user = {json.dumps(credential.username)}\n"
+        f"password = {json.dumps(credential.password)}\n"
     )
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def register(user_app: typer.Typer) -> None:
@@ -50,7 +50,7 @@ def register(user_app: typer.Typer) -> None:
     def credential(
         login: str,
         output: Annotated[
-            Path | None, typer.Option(help="Config file to write (default: platen-LOGIN.conf).")
+            Path | None, typer.Option(help="Config file to write (default: platen-LOGIN.toml).")
         ] = None,
         url: Annotated[
             str | None,
@@ -63,6 +63,6 @@ def register(user_app: typer.Typer) -> None:
         new credential makes the previous one stop working.
         """
         reply = call(IssueCredential(login=login))
-        path = output or Path(f"platen-{login}.conf")
+        path = output or Path(f"platen-{login}.toml")
         write_private(path, client_config(reply, url or amqp_url()))
         typer.echo(f"wrote {path} for {login} (owner-only; copy it to their desktop)")

@@ -8,9 +8,8 @@ applied (by `platen.messaging.broker_admin`) from the same definitions.
 - A desktop user reads only its own queue, publishes only replies under its own routing
   keys, and declares, binds and deletes nothing. RabbitMQ also checks the `user_id`
   property of what it publishes against the login it authenticated with.
-- A service configures the Platen topology (every service declares all of it at start-up,
-  so whichever starts first makes events routable), reads only its own queues, and
-  publishes only the events and commands it is the source of.
+- A service declares, binds and reads only its own queues (the installer declared the
+  whole topology), and publishes only the events and commands it is the source of.
 - The admin CLI sends commands and may watch events; the CUPS backend only submits jobs
   and asks about them.
 """
@@ -29,7 +28,7 @@ from platen.events.routing import (
     UNROUTED,
     desktop_queue,
 )
-from platen.messaging.topology import SERVICES
+from platen.messaging.topology import consumer_queues
 
 NOTHING = "^$"
 DEFAULT_EXCHANGE = "amq.default"  # where replies to requests (direct reply-to) are published
@@ -74,8 +73,6 @@ def _exact(*names: str) -> str:
 
 
 _EXCHANGES = (EVENTS, COMMANDS, DESKTOP, DESKTOP_REPLIES, DEAD_LETTER, UNROUTED)
-_SERVICE_QUEUES = r"(" + "|".join(re.escape(s) for s in SERVICES) + r")\.(events|commands)(\.dlq)?"
-_TOPOLOGY = _any_of(*(re.escape(n) for n in _EXCHANGES), _SERVICE_QUEUES)
 
 
 def desktop_user(login: str) -> Permissions:
@@ -114,25 +111,21 @@ _SERVICE_COMMANDS = {
 
 
 def service(name: str) -> Permissions:
+    """A service declares, binds and reads its own queues only; the installer declared the
+    others. (Configure also means delete: pricing must not be able to drop the ledger's
+    queue.)"""
     if name not in _SERVICE_EVENTS:
         raise ValueError(f"unknown service {name!r}")
-    own_queues = rf"{re.escape(name)}\.(events|commands)(\.dlq)?"
-    configure = _TOPOLOGY
-    read = _any_of(*(re.escape(n) for n in _EXCHANGES), own_queues)
+    own = ["(" + "|".join(re.escape(q.name) for q in consumer_queues(name)) + r")(\.dlq)?"]
     desktop_write = NOTHING
     if name == "notification":
-        # Notification declares each user's desktop queue and delivers to it.
-        configure = _any_of(*(re.escape(n) for n in _EXCHANGES), _SERVICE_QUEUES, r"desktop\..+")
-        read = _any_of(*(re.escape(n) for n in _EXCHANGES), own_queues, r"desktop\..+")
+        own.append(r"desktop\..+")  # it declares each user's desktop queue and fills it
         desktop_write = r"^user\..+$"
+    exchanges = [re.escape(n) for n in _EXCHANGES]
     return Permissions(
-        configure=configure,
-        write=_any_of(
-            *(re.escape(n) for n in (*_EXCHANGES, DEFAULT_EXCHANGE)),
-            _SERVICE_QUEUES,
-            *([r"desktop\..+"] if name == "notification" else []),
-        ),
-        read=read,
+        configure=_any_of(*exchanges, *own),
+        write=_any_of(*exchanges, re.escape(DEFAULT_EXCHANGE), *own),
+        read=_any_of(*exchanges, *own),
         topics=(
             TopicPermission(EVENTS, write=_SERVICE_EVENTS[name]),
             TopicPermission(COMMANDS, write=_SERVICE_COMMANDS[name]),
