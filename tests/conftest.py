@@ -15,25 +15,51 @@ import pytest
 
 from platen.events.registry import decode
 from platen.events.routing import desktop_queue
+from platen.testing.identities import Identities, VhostIdentities
 from platen.testing.services import ServiceProcesses
 
 CTL = [sys.executable, "-m", "platen.ctl"]
 
 
 class System:
-    def __init__(self, services: ServiceProcesses, tmp: Path) -> None:
+    def __init__(
+        self,
+        services: ServiceProcesses,
+        tmp: Path,
+        ids: VhostIdentities,
+        identities: Identities,
+        vhost: str,
+    ) -> None:
         self.services = services
         self.tmp = tmp
         self.database_url = services.database_url
+        self.ids = ids
+        self.identities = identities
+        self.vhost = vhost
 
     @property
     def amqp_url(self) -> str:
+        """The test's own view of the broker (an administrator on this vhost): for
+        looking at queues, never for a Platen program."""
         return self.services.amqp_url
+
+    @property
+    def admin_url(self) -> str:
+        """What platenctl signs in with."""
+        return self.ids.admin
+
+    @property
+    def print_server_url(self) -> str:
+        """What the CUPS backend signs in with."""
+        return self.ids.print_server
+
+    def desktop_url(self, login: str, password: str) -> str:
+        return self.identities.desktop_url(self.vhost, login, password)
 
     def ctl(
         self, *args: str, check: bool = True, timeout: float = 90
     ) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PLATEN_AMQP_URL": self.amqp_url}
+        env = {**os.environ, "PLATEN_AMQP_URL": self.admin_url}
         out = subprocess.run(
             [*CTL, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=self.tmp
         )
@@ -89,17 +115,30 @@ class System:
                 await asyncio.sleep(0.2)
 
 
+@pytest.fixture(scope="session")
+def identities(infra) -> Identities:
+    return Identities(infra)
+
+
 @pytest.fixture
-def system(request, amqp_url: str, database_url: str, tmp_path: Path) -> Iterator[System]:
-    """The four services on this test's vhost and database.
+def system(
+    request, vhost, identities: Identities, database_url: str, tmp_path: Path
+) -> Iterator[System]:
+    """The four services on this test's vhost and database, each signed in as its own
+    broker identity (over TLS when the test broker offers it), as in production.
 
     `@pytest.mark.service_env(NAME="value")` adds environment variables for the services.
     """
     marker = request.node.get_closest_marker("service_env")
-    extra = dict(marker.kwargs) if marker else {}
-    services = ServiceProcesses(amqp_url, database_url, tmp_path / "logs", extra_env=extra)
+    vhost_name, amqp_url = vhost
+    ids = identities.for_vhost(vhost_name)
+    extra = {"PLATEN_BROKER_MANAGEMENT_URL": ids.management_url}
+    extra.update(marker.kwargs if marker else {})
+    services = ServiceProcesses(
+        amqp_url, database_url, tmp_path / "logs", extra_env=extra, service_urls=ids.services
+    )
     services.start_all()
-    sys_ = System(services, tmp_path)
+    sys_ = System(services, tmp_path, ids, identities, vhost_name)
     try:
         sys_.wait_ready()
         yield sys_

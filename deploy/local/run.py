@@ -14,13 +14,19 @@ import sys
 import time
 import zlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 
+from platen.ctl.identity import write_private
+from platen.messaging.broker_admin import new_password
+from platen.messaging.installation import Installed, install, with_credentials
 from platen.testing.cups import LocalCups, VirtualPrinter
 from platen.testing.documents import make_pdf
 from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ, traversable
 from platen.testing.services import ServiceProcesses
+from platen.testing.tls import make_test_ca
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = Path(os.environ.get("PLATEN_RUN_DIR", ROOT / "run"))
@@ -29,6 +35,8 @@ PG_PORT = int(os.environ.get("PLATEN_RUN_PG_PORT", "5433"))
 MANAGEMENT_PORT = int(os.environ.get("PLATEN_RUN_MANAGEMENT_PORT", "15673"))
 DIST_PORT = int(os.environ.get("PLATEN_RUN_DIST_PORT", "25673"))
 CUPS_PORT = int(os.environ.get("PLATEN_RUN_CUPS_PORT", "6631"))
+AMQPS_PORT = int(os.environ.get("PLATEN_RUN_AMQPS_PORT", "5674"))
+INSTALLER = "platen-installer"
 # The virtual printers behind the demo's Platen queues: name -> price per page.
 DEMO_PRINTERS = {"lab-mono": "0.05", "lab-color": "0.10"}
 
@@ -54,12 +62,15 @@ async def ensure_database(admin_dsn: str, name: str) -> None:
 def main() -> None:
     RUN.mkdir(exist_ok=True)
     RUN.chmod(0o755)
+    tls = make_test_ca(RUN / "tls", days=3650)
     rabbit = LocalRabbitMQ(
         RUN / "rabbitmq",
         amqp_port=AMQP_PORT,
         management_port=MANAGEMENT_PORT,
         dist_port=DIST_PORT,
         nodename="platen@localhost",
+        tls=(tls.ca_cert, tls.server_cert, tls.server_key),
+        amqps_port=AMQPS_PORT,
     )
     pg = LocalPostgres(reachable_folder("postgres"), port=PG_PORT)
     services: ServiceProcesses | None = None
@@ -71,15 +82,26 @@ def main() -> None:
         pg.start()
         asyncio.run(ensure_database(pg.admin_dsn, "platen"))
         database_url = pg.admin_dsn.rsplit("/", 1)[0] + "/platen"
+        installer = installer_url(rabbit)
+        installed = asyncio.run(
+            install(installer, management_url(rabbit, installer), disable_guest=True)
+        )
         (RUN / "platen.env").write_text(
-            f"PLATEN_AMQP_URL={rabbit.amqp_url}\nPLATEN_DATABASE_URL={database_url}\n"
+            f"PLATEN_AMQP_URL={installed.urls['admin']}\nPLATEN_DATABASE_URL={database_url}\n"
             f"CUPS_SERVER=127.0.0.1:{CUPS_PORT}\n"
         )
-        services = ServiceProcesses(rabbit.amqp_url, database_url, RUN / "logs")
+        (RUN / "platen.env").chmod(0o600)
+        services = ServiceProcesses(
+            installer,
+            database_url,
+            RUN / "logs",
+            extra_env={"PLATEN_BROKER_MANAGEMENT_URL": installed.identity_manager_url},
+            service_urls=installed.urls,
+        )
         services.start_all()
-        env = {**os.environ, "PLATEN_AMQP_URL": rabbit.amqp_url}
+        env = {**os.environ, "PLATEN_AMQP_URL": installed.urls["admin"]}
         print(ctl("status", "--timeout", "60", env=env))
-        cups, printers = start_print_server(rabbit.amqp_url)
+        cups, printers = start_print_server(installed)
         load_demo(env)
         print_tour()
         wait_for_interrupt(services)
@@ -98,6 +120,33 @@ def main() -> None:
         print("Stopped.")
 
 
+def installer_url(rabbit: LocalRabbitMQ) -> str:
+    """The broker administrator this script installs Platen with, over TLS.
+
+    On the first run it is made with the broker's default guest user, which the
+    installation then deletes; its password is kept, owner-only, in run/installer.secret.
+    """
+    secret = RUN / "installer.secret"
+    if not secret.exists():
+        password = new_password()
+        guest = httpx.Client(base_url=rabbit.management_url, auth=("guest", "guest"), timeout=30)
+        guest.put(
+            f"/api/users/{INSTALLER}", json={"password": password, "tags": "administrator"}
+        ).raise_for_status()
+        guest.put(
+            f"/api/permissions/%2F/{INSTALLER}",
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
+        write_private(secret, password)
+    assert rabbit.amqps_url is not None
+    return with_credentials(rabbit.amqps_url, INSTALLER, secret.read_text().strip())
+
+
+def management_url(rabbit: LocalRabbitMQ, installer: str) -> str:
+    parts = urlsplit(installer)
+    return with_credentials(rabbit.management_url, parts.username or "", parts.password or "")
+
+
 def reachable_folder(name: str) -> Path:
     """A folder under run/ that other users can reach: PostgreSQL runs as `postgres` and
     CUPS filters as `lp`. A checkout under a private home (e.g. /root) is not reachable;
@@ -112,14 +161,16 @@ def reachable_folder(name: str) -> Path:
     return fallback
 
 
-def start_print_server(amqp_url: str) -> tuple[LocalCups, list[VirtualPrinter]]:
+def start_print_server(installed: Installed) -> tuple[LocalCups, list[VirtualPrinter]]:
     """cupsd with one Platen queue per demo printer, each an ippeveprinter that keeps
     what it receives under run/printers/<name>/received."""
     folder = reachable_folder("cups")
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)
     config = folder / "cups-backend.conf"
-    config.write_text(f"[platen]\namqp_url = {amqp_url}\nserver_id = make-run\n")
+    config.write_text(
+        f"[platen]\namqp_url = {installed.urls['print-server']}\nserver_id = make-run\n"
+    )
     config.chmod(0o600)
     cups = LocalCups(folder / "cupsd", config, port=CUPS_PORT).start()
     printers = []

@@ -28,7 +28,7 @@ def cups(system):
     config = folder / "cups-backend.conf"
     config.write_text(
         "[platen]\n"
-        f"amqp_url = {system.amqp_url}\n"
+        f"amqp_url = {system.print_server_url}\n"
         f"server_id = test-{uuid.uuid4().hex[:8]}\n"
         "\n[printer:lab-quick]\ndeadline = 4\n"
     )

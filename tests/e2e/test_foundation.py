@@ -179,7 +179,7 @@ async def test_malformed_message_on_every_queue_is_dead_lettered_and_work_goes_o
             raw = await eventually(lambda dlq=dlq: dlq.get(fail=False), timeout=30)
             assert raw is not None, f"nothing dead-lettered from {queue}"
             await raw.ack()
-            assert raw.headers[HEADER_QUEUE] == queue
+            assert raw.headers.get(HEADER_QUEUE) == queue, (queue, raw.headers, raw.body[:200])
             assert (
                 "not JSON" in raw.headers[HEADER_ERROR].decode()
                 if isinstance(raw.headers[HEADER_ERROR], bytes)

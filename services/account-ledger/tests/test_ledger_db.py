@@ -265,6 +265,45 @@ async def test_confirm_then_print(ledger):
     assert len(await ledger.emitted("job.authorized")) == 1
 
 
+async def test_a_policy_asks_an_auto_user_to_confirm_with_its_messages(ledger):
+    await add_user(ledger, "ivy", "5.00")
+    job = priced("ivy", "0.30").model_copy(
+        update={"confirm": True, "messages": ["costly"], "color_pages": 1, "grayscale_pages": 2}
+    )
+    await ledger.run(jobs.on_job_priced, job)
+    [ask] = await ledger.emitted("job.input_required")
+    assert (ask.kind, ask.messages, ask.color_pages, ask.grayscale_pages) == (
+        "confirm",
+        ["costly"],
+        1,
+        2,
+    )
+    assert await ledger.emitted("job.authorized") == []
+
+
+async def test_a_disabled_user_prints_nothing_and_cannot_answer(ledger):
+    await add_user(ledger, "ivy", "5.00", account_selection="confirm")
+    waiting = priced("ivy", "0.30")
+    await ledger.run(jobs.on_job_priced, waiting)
+    view = await ledger.run(users.on_set_user, SetUser(login="ivy", enabled=False))
+    assert view.enabled is False
+    [disabled] = await ledger.emitted("user.disabled")
+    assert disabled.login == "ivy"
+    await ledger.run(users.on_set_user, SetUser(login="ivy", enabled=False))
+    assert len(await ledger.emitted("user.disabled")) == 1  # no change, no event
+    answer = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=waiting.job_id, user="ivy", action="print")
+    )
+    assert isinstance(answer, ErrorReply) and "disabled" in answer.error
+    await ledger.run(jobs.on_job_priced, priced("ivy", "0.30"))
+    [denied] = await ledger.emitted("job.denied")
+    assert "disabled" in denied.reason
+    assert await ledger.emitted("job.authorized") == []
+    await ledger.run(users.on_set_user, SetUser(login="ivy", enabled=True))
+    assert [e.login for e in await ledger.emitted("user.enabled")] == ["ivy"]
+    assert (await ledger.run(users.on_show_user, ShowUser(login="ivy"))).enabled is True
+
+
 async def test_cancel_answer_cancels_the_job(ledger):
     await add_user(ledger, "ivy", "5.00", account_selection="confirm")
     job = priced("ivy", "0.30")

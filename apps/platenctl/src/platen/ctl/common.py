@@ -50,6 +50,8 @@ def print_user(view: UserView, as_json: bool) -> None:
         typer.echo(view.model_dump_json())
         return
     kind = "restricted" if view.restricted else "unrestricted"
+    if not view.enabled:
+        kind += ", disabled"
     typer.echo(
         f"{view.login} ({kind}): balance {view.balance}, held {view.held}, "
         f"available {view.available}"

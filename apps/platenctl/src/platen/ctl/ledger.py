@@ -87,6 +87,10 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
         default_account: Annotated[str | None, typer.Option(help="Account charged.")] = None,
         low_balance: Annotated[str | None, typer.Option(help="Warn below this.")] = None,
         groups: Annotated[str | None, typer.Option(help="Comma-separated; replaces.")] = None,
+        enabled: Annotated[
+            bool | None,
+            typer.Option("--enabled/--disabled", help="A disabled user prints nothing."),
+        ] = None,
         as_json: Json = False,
     ) -> None:
         """Change a user's settings."""
@@ -98,6 +102,7 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
             default_account=default_account,
             low_balance_threshold=amount(low_balance) if low_balance is not None else None,
             groups=[g for g in groups.split(",") if g] if groups is not None else None,
+            enabled=enabled,
         )
         print_user(call(cmd), as_json)
 

@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from platen import rpc
-from platen.ctl import broadcast, ledger
+from platen.ctl import broadcast, identity, ledger, pricing
+from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser
@@ -25,6 +26,7 @@ user_app = typer.Typer(help="Users and their balances.", no_args_is_help=True)
 printer_app = typer.Typer(help="Printers and their prices.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(printer_app, name="printer")
+app.add_typer(broker_app, name="broker")
 
 SERVICES = {
     "job-capture": "capture",
@@ -33,6 +35,13 @@ SERVICES = {
     "notification": "notification",
 }
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+
+async def _ping(client: rpc.Client, service: str) -> Pong | None:
+    if not await client.consumers(f"{service}.commands"):
+        await asyncio.sleep(1)  # not started yet: look again in a moment
+        return None
+    return await client.request(f"{SERVICES[service]}.ping", Ping(), 2)
 
 
 @app.command()
@@ -50,8 +59,7 @@ def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.
             try:
                 async with rpc.connect(amqp_url()) as client:
                     replies = await asyncio.gather(
-                        *(client.request(f"{SERVICES[s]}.ping", Ping(), 2) for s in missing),
-                        return_exceptions=True,
+                        *(_ping(client, s) for s in missing), return_exceptions=True
                     )
             except Exception:
                 replies = [None] * len(missing)
@@ -170,4 +178,6 @@ def jobs(
 
 
 ledger.register(app, user_app)
+identity.register(user_app)
+pricing.register(app, printer_app)
 broadcast.register(app)

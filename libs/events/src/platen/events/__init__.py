@@ -1,6 +1,6 @@
 """Platen's event contract: every message other systems may send or receive."""
 
-from platen.events import accounts, desktop, jobs, printers, system
+from platen.events import accounts, desktop, identities, jobs, printers, system
 from platen.events.base import Envelope, Message, is_valid_login
 from platen.events.registry import ContractError, decode, encode
 
@@ -12,6 +12,7 @@ __all__ = [
     "decode",
     "desktop",
     "encode",
+    "identities",
     "is_valid_login",
     "jobs",
     "printers",

@@ -54,6 +54,7 @@ class SetUser(Message):
     """
 
     message_type: ClassVar[str] = "ledger.user.set"
+    schema_version: ClassVar[int] = 2
     login: Login
     restricted: bool | None = None
     overdraft_limit: Money | None = Field(default=None, ge=0)
@@ -61,6 +62,13 @@ class SetUser(Message):
     default_account: AccountRef | None = None
     low_balance_threshold: Money | None = Field(default=None, ge=0)
     groups: list[GroupName] | None = None
+    # Version 2: a disabled user prints nothing and is signed out of their desktop.
+    enabled: bool | None = None
+
+
+@upcaster("ledger.user.set", 1)
+def _set_user_v1_to_v2(body: dict) -> dict:
+    return body  # v2 only added the optional `enabled`
 
 
 @register
@@ -76,6 +84,7 @@ class UserView(Message):
     """Reply to `ledger.user.add` and `ledger.user.show`."""
 
     message_type: ClassVar[str] = "ledger.user"
+    schema_version: ClassVar[int] = 2
     login: str
     restricted: bool
     overdraft_limit: Money = Decimal(0)
@@ -88,6 +97,12 @@ class UserView(Message):
     low_balance_threshold: Money | None = None
     groups: list[str] = Field(default_factory=list)
     holds: list[HoldView] = Field(default_factory=list)
+    enabled: bool = True  # version 2
+
+
+@upcaster("ledger.user", 1)
+def _user_view_v1_to_v2(body: dict) -> dict:
+    return {**body, "enabled": True}
 
 
 class HoldView(Part):
@@ -102,6 +117,31 @@ class HoldView(Part):
 @register
 class UserAdded(Message):
     message_type: ClassVar[str] = "user.added"
+    login: Login
+
+
+@register
+class UserGroupsSet(Message):
+    """A user's groups are now `groups` (sent when the user is added and whenever an admin
+    sets them), so services that decide by group, like pricing's colour policy, can keep
+    their own copy instead of asking the ledger."""
+
+    message_type: ClassVar[str] = "user.groups_set"
+    login: Login
+    groups: list[GroupName]
+
+
+@register
+class UserDisabled(Message):
+    """The user may no longer print or sign in; their desktop is signed out."""
+
+    message_type: ClassVar[str] = "user.disabled"
+    login: Login
+
+
+@register
+class UserEnabled(Message):
+    message_type: ClassVar[str] = "user.enabled"
     login: Login
 
 

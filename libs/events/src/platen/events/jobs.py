@@ -127,6 +127,33 @@ def _captured_v1_to_v2(body: dict) -> dict:
     }
 
 
+@register
+class AnalyseDocument(Message):
+    """Query to job-capture (`capture.analyse`): analyse a document as it would be printed,
+    without making a job. For quotes: the reply's side groups go to `pricing.quote`."""
+
+    message_type: ClassVar[str] = "capture.analyse"
+    document: Base64Bytes
+    duplex: bool = False
+    number_up: NumberUp = 1
+    color_mode: Literal["color", "monochrome"] = "color"
+
+
+@register
+class DocumentAnalysis(Message):
+    """Reply to `capture.analyse`: the same analysis a captured job carries."""
+
+    message_type: ClassVar[str] = "capture.analyse.reply"
+    format: Literal["pdf", "postscript"]
+    pages: int = Field(ge=1)
+    color_pages: list[int]
+    paper_sizes: dict[str, int]
+    sides: int = Field(ge=0)
+    sheets: int = Field(ge=0)
+    side_groups: list[SideGroup]
+    analysis_ms: int = Field(ge=0)
+
+
 class PriceLine(BaseModel):
     """One line of a price's breakdown: what was counted, at what rate, and why."""
 

@@ -66,13 +66,13 @@ def _version() -> str:
         return "dev"
 
 
-async def _declare_with_retry(url: str, timeout: float = 60.0) -> None:
+async def _declare_with_retry(url: str, service: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
             connection = await aio_pika.connect(url)
             async with connection:
-                await declare_topology(await connection.channel())
+                await declare_topology(await connection.channel(), service)
             return
         except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
             if time.monotonic() > deadline:
@@ -100,7 +100,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
     @app.on_startup
     async def startup() -> None:
         configure_logging(spec.name, settings.log_level)
-        await _declare_with_retry(settings.amqp_url)
+        await _declare_with_retry(settings.amqp_url, spec.name)
         rt.pool = await connect_with_retry(settings.database_url, spec.schema, max_size=10)
         async with rt.pool.acquire() as conn:
             await apply_migrations(

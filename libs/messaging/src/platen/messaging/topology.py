@@ -1,8 +1,8 @@
 """The whole broker topology, declared in one place.
 
-Every service declares all of it at start-up (declarations are idempotent), so an event is
-routable to its consumers' queues whichever service starts first. Events nobody consumes go
-to the alternate exchange `platen.unrouted` instead of being dropped.
+The installer declares all of it once (`declare_all`); each service declares the exchanges
+and its own queues again at start-up (declarations are idempotent). Events nobody consumes
+go to the alternate exchange `platen.unrouted` instead of being dropped.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ QUEUES: dict[str, ConsumerQueue] = {
     for q in (
         _events("job-capture", "job.priced", "job.authorized", "job.denied", "job.cancelled"),
         _commands("job-capture"),
-        _events("pricing", "job.captured"),
+        _events("pricing", "job.captured", "user.groups_set"),
         _commands("pricing"),
         _events("account-ledger", "job.priced", "job.printed", "job.failed", "job.cancelled"),
         _commands("account-ledger"),
@@ -74,6 +74,8 @@ QUEUES: dict[str, ConsumerQueue] = {
             "account.balance_changed",
             "account.balance_low",
             "user.added",
+            "user.disabled",
+            "user.enabled",
             "job.input_required",
             "job.authorized",
             "job.cancelled",
@@ -101,7 +103,14 @@ def queue_arguments(queue: ConsumerQueue) -> dict:
     }
 
 
-async def declare_topology(channel: AbstractChannel) -> None:
+async def declare_topology(channel: AbstractChannel, service: str | None = None) -> None:
+    """Declare the exchanges and the consumer queues: all of them, or `service`'s own.
+
+    A service declares only its own queues: declaring a queue that dead-letters needs
+    the right to read it, and a service may read no queue but its own. The whole set is
+    declared once by whoever installs Platen (`declare_all`), with broker-admin rights,
+    so that an event finds its consumers' queues before those consumers first start.
+    """
     unrouted = await channel.declare_exchange(UNROUTED, ExchangeType.FANOUT, durable=True)
     unrouted_q = await channel.declare_queue(
         UNROUTED, durable=True, arguments={"x-queue-type": "quorum"}
@@ -113,7 +122,7 @@ async def declare_topology(channel: AbstractChannel) -> None:
     for name in (COMMANDS, DESKTOP, DESKTOP_REPLIES):
         await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
     dlx = await channel.declare_exchange(DEAD_LETTER, ExchangeType.DIRECT, durable=True)
-    for queue in QUEUES.values():
+    for queue in QUEUES.values() if service is None else consumer_queues(service):
         dlq = await channel.declare_queue(
             queue.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
         )

@@ -40,8 +40,9 @@ def amqp_message(message: Message, *, correlation_id: str | None = None, **kw) -
 
 
 class Client:
-    def __init__(self, channel: AbstractChannel) -> None:
+    def __init__(self, channel: AbstractChannel, connection=None) -> None:
         self.channel = channel
+        self.connection = connection
         self._waiting: dict[str, asyncio.Future] = {}
 
     async def start(self) -> None:
@@ -52,6 +53,19 @@ class Client:
         future = self._waiting.pop(raw.correlation_id or "", None)
         if future is not None and not future.done():
             future.set_result(raw)
+
+    async def consumers(self, queue: str) -> int:
+        """How many consumers `queue` has (0 if it does not exist): asking a service
+        that is not consuming would only leave an expired request in its dead letters."""
+        channel = await self.connection.channel()
+        try:
+            declared = await channel.declare_queue(queue, passive=True)
+            return declared.declaration_result.consumer_count
+        except aio_pika.exceptions.ChannelClosed:
+            return 0
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     async def request(self, routing_key: str, message: Message, timeout: float = 15.0) -> Message:
         msg = amqp_message(message, reply_to=REPLY_TO, expiration=timeout)
@@ -83,7 +97,7 @@ async def connect(url: str) -> AsyncIterator[Client]:
         raise RequestFailed(f"cannot reach the broker at {_safe(url)}: {exc}") from None
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        client = Client(channel)
+        client = Client(channel, connection)
         await client.start()
         yield client
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from platen.testing.local import LocalPostgres, LocalRabbitMQ
+from platen.testing.tls import make_test_ca
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Infra:
     management_url: str
     database_url: str  # a database where CREATE DATABASE is allowed
     source: str
+    # The same broker over TLS (its CA file in the URL), when the source offers it.
+    amqps_url: str | None = None
 
 
 def _docker_answers() -> bool:
@@ -64,12 +67,19 @@ def _from_containers() -> Iterator[Infra]:
 def _from_local() -> Iterator[Infra]:
     base = Path(tempfile.mkdtemp(prefix="platen-test-"))
     base.chmod(0o755)  # the postgres user must reach its data folder
-    rabbit = LocalRabbitMQ(base / "rabbitmq")
+    tls = make_test_ca(base / "tls")
+    rabbit = LocalRabbitMQ(base / "rabbitmq", tls=(tls.ca_cert, tls.server_cert, tls.server_key))
     pg = LocalPostgres(base / "postgres")
     try:
         rabbit.start()
         pg.start()
-        yield Infra(rabbit.amqp_url, rabbit.management_url, pg.admin_dsn, "local binaries")
+        yield Infra(
+            rabbit.amqp_url,
+            rabbit.management_url,
+            pg.admin_dsn,
+            "local binaries",
+            amqps_url=rabbit.amqps_url,
+        )
     finally:
         rabbit.stop()
         pg.stop()

@@ -69,10 +69,19 @@ class LocalRabbitMQ:
     dist_port: int = 0
     nodename: str = ""
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    # (CA certificate, server certificate, server key): also listen for AMQP over TLS.
+    tls: tuple[Path, Path, Path] | None = None
+    amqps_port: int = 0
 
     @property
     def amqp_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+
+    @property
+    def amqps_url(self) -> str | None:
+        if self.tls is None:
+            return None
+        return f"amqps://guest:guest@127.0.0.1:{self.amqps_port}/?cafile={self.tls[0]}"
 
     @property
     def management_url(self) -> str:
@@ -102,9 +111,22 @@ class LocalRabbitMQ:
         self.management_port = self.management_port or free_port()
         self.dist_port = self.dist_port or free_port()
         self.nodename = self.nodename or f"platen{self.amqp_port}@localhost"
+        tls_lines = []
+        if self.tls is not None:
+            self.amqps_port = self.amqps_port or free_port()
+            ca, cert, key = self.tls
+            tls_lines = [
+                f"listeners.ssl.default = 127.0.0.1:{self.amqps_port}",
+                f"ssl_options.cacertfile = {ca}",
+                f"ssl_options.certfile = {cert}",
+                f"ssl_options.keyfile = {key}",
+                "ssl_options.verify = verify_none",
+                "ssl_options.fail_if_no_peer_cert = false",
+            ]
         (self.folder / "rabbitmq.conf").write_text(
             "\n".join(
                 [
+                    *tls_lines,
                     f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
                     f"management.tcp.port = {self.management_port}",
                     "management.tcp.ip = 127.0.0.1",
@@ -132,6 +154,8 @@ class LocalRabbitMQ:
         try:
             wait_for_port(self.amqp_port, timeout, self.proc)
             wait_for_port(self.management_port, timeout, self.proc)
+            if self.tls is not None:
+                wait_for_port(self.amqps_port, timeout, self.proc)
         except InfraError as exc:
             self.stop()
             tail = (self.folder / "server.out").read_text(errors="replace")[-2000:]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from platen.messaging.topology import declare_all
 
 MODULES = {
     "job-capture": "platen.job_capture.main",
@@ -23,12 +27,14 @@ class ServiceProcesses:
     database_url: str
     log_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    # service name -> the URL it signs in with (its own broker identity); else amqp_url
+    service_urls: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def env(self) -> dict[str, str]:
+    def env(self, name: str | None = None) -> dict[str, str]:
         return {
             **os.environ,
-            "PLATEN_AMQP_URL": self.amqp_url,
+            "PLATEN_AMQP_URL": self.service_urls.get(name or "", self.amqp_url),
             "PLATEN_DATABASE_URL": self.database_url,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -41,13 +47,20 @@ class ServiceProcesses:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the process keeps it
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", MODULES[name]],
-            env=self.env(),
+            env=self.env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
+    def install_topology(self) -> None:
+        """Declare every exchange and queue, as an installer with broker-admin rights
+        does (services declare only their own queues)."""
+        with ThreadPoolExecutor(1) as pool:  # the caller may be inside an event loop
+            pool.submit(asyncio.run, declare_all(self.amqp_url)).result()
+
     def start_all(self) -> None:
+        self.install_topology()
         for name in MODULES:
             self.start(name)
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from platen.events.jobs import (
+    AnalyseDocument,
     GetJobStatus,
     JobAuthorized,
     JobCancelled,
@@ -13,6 +14,7 @@ from platen.events.jobs import (
     SubmitJob,
 )
 from platen.job_capture import handlers
+from platen.job_capture.analyse_only import on_analyse
 from platen.job_capture.expiry import start_expiry
 from platen.messaging.service import ServiceSpec, run_service
 
@@ -32,6 +34,7 @@ SPEC = ServiceSpec(
             ListJobs: handlers.on_list,
             GetJobStatus: handlers.on_status,
             ReportOutcome: handlers.on_outcome,
+            AnalyseDocument: on_analyse,
         },
     },
     on_ready=[start_expiry],

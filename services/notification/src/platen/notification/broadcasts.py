@@ -11,8 +11,9 @@ async def on_broadcast(ctx: HandlerContext, cmd: Broadcast) -> BroadcastSent:
     if cmd.users:
         audience = sorted(set(cmd.users))
     else:
-        rows = await ctx.conn.fetch("SELECT user_login FROM desktops ORDER BY user_login")
-        audience = [r["user_login"] for r in rows]
+        # Every user the ledger announced (identities keeps them), but the disabled.
+        rows = await ctx.conn.fetch("SELECT login FROM desktop_users WHERE enabled ORDER BY login")
+        audience = [r["login"] for r in rows]
     notice = BroadcastNotice(text=cmd.text, sender=cmd.sender)
     ttl = cmd.expires_in_minutes * 60_000 if cmd.expires_in_minutes else None
     for login in audience:

@@ -9,12 +9,15 @@ from platen.events.accounts import (
     JobCharged,
     JobInputRequired,
     UserAdded,
+    UserDisabled,
+    UserEnabled,
 )
 from platen.events.desktop import Broadcast, JobAnswer
+from platen.events.identities import IssueCredential
 from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
 from platen.events.system import ErrorReply
 from platen.messaging.service import ServiceSpec, run_service
-from platen.notification import broadcasts, handlers, prompts
+from platen.notification import broadcasts, handlers, identities, prompts
 
 SPEC = ServiceSpec(
     name="notification",
@@ -27,14 +30,20 @@ SPEC = ServiceSpec(
             BalanceChanged: handlers.on_balance_changed,
             BalanceLow: handlers.on_balance_low,
             UserAdded: handlers.on_user_added,
+            UserDisabled: identities.on_user_disabled,
+            UserEnabled: identities.on_user_enabled,
             JobInputRequired: prompts.on_input_required,
             JobAuthorized: prompts.on_job_authorized,
             JobCancelled: prompts.on_job_cancelled,
         },
-        "commands": {Broadcast: broadcasts.on_broadcast},
+        "commands": {
+            IssueCredential: identities.on_issue_credential,
+            Broadcast: broadcasts.on_broadcast,
+        },
         "replies": {JobAnswer: prompts.on_answer},
         "answers": {AnswerOutcome: prompts.on_outcome, ErrorReply: prompts.on_refusal},
     },
+    on_ready=[identities.start],
 )
 
 

@@ -80,7 +80,7 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
     )
     if problem := prompt_problem(prompt, reply.user, datetime.now(UTC)):
         log.warning("answer refused", reason=problem)
-        if not await ctx.conn.fetchval("SELECT 1 FROM desktops WHERE user_login = $1", reply.user):
+        if not await ctx.conn.fetchval("SELECT 1 FROM desktop_users WHERE login = $1", reply.user):
             return  # no such user: nobody to tell, and no queue to make for them
         await send(
             ctx,

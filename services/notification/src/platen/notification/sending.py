@@ -10,15 +10,6 @@ from platen.events.routing import DESKTOP, desktop_key
 from platen.messaging.handling import HandlerContext
 
 
-async def known_desktop(ctx: HandlerContext, login: str) -> None:
-    """Declare the user's queue and remember the desktop (the audience of broadcasts)."""
-    # The queue must exist before the relay publishes: desktop messages are mandatory.
-    await ctx.publisher.ensure_desktop_queue(login)
-    await ctx.conn.execute(
-        "INSERT INTO desktops (user_login) VALUES ($1) ON CONFLICT DO NOTHING", login
-    )
-
-
 async def send(
     ctx: HandlerContext,
     login: str,
@@ -28,7 +19,8 @@ async def send(
     expiration_ms: int | None = None,
 ) -> None:
     kind = DESKTOP_KINDS[type(notice)]
-    await known_desktop(ctx, login)
+    # The queue must exist before the relay publishes: desktop messages are mandatory.
+    await ctx.publisher.ensure_desktop_queue(login)
     await ctx.emit(
         notice,
         exchange=DESKTOP,

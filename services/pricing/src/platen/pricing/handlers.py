@@ -2,67 +2,182 @@
 
 from __future__ import annotations
 
-from platen.events.jobs import JobCaptured, JobDenied, JobPriced
-from platen.events.printers import AddPrinter, PrinterView, ShowPrinter
+from datetime import datetime
+
+import asyncpg
+
+from platen.events.accounts import UserGroupsSet
+from platen.events.jobs import JobCaptured, JobDenied, JobPriced, SideGroup
+from platen.events.printers import (
+    AddPrinter,
+    CostModel,
+    PolicyView,
+    PrinterView,
+    Quote,
+    QuoteJob,
+    SetCostModel,
+    SetPolicy,
+    SetPrinterGroups,
+    ShowPrinter,
+)
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
-from platen.pricing.pricing import job_cost
+from platen.pricing import store
+from platen.pricing.pricing import Assessment, Job, assess
 
 SERVICE = "pricing"
 
 
+async def _assess(
+    conn: asyncpg.Connection, printer: str, at: datetime, job: Job, user: str | None
+) -> tuple[int, Assessment] | None:
+    """The one path for jobs and quotes: the schedule in effect at `at`, the policies of
+    the printer and its groups, the user's groups."""
+    schedule = await store.schedule_at(conn, printer, at)
+    if schedule is None:
+        return None
+    version, model = schedule
+    policies = [
+        (f"{p.scope} {p.target} policy", p.policy) for p in await store.policies_for(conn, printer)
+    ]
+    groups = await store.user_groups(conn, user)
+    return version, assess(model, policies, job, printer=printer, user_groups=groups)
+
+
+def _not_set_up(printer: str) -> str:
+    return f"printer {printer!r} is not set up for charging"
+
+
 async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
     job_id = str(event.job_id)
-    row = await ctx.conn.fetchrow(
-        "SELECT price_per_page FROM printers WHERE name = $1", event.printer
-    )
-    if row is None:
-        ctx.log.info("job denied: unknown printer", printer=event.printer)
+    log = ctx.log.bind(job_id=job_id)
+    # A job.captured without side groups (an integrator's, or an old analysis) counts
+    # each page as one grayscale side of unknown paper, as the version 1 upcaster does.
+    groups = event.side_groups or [SideGroup(paper="unknown", color=False, count=event.pages)]
+    job = Job.of(groups, event.copies, event.duplex)
+    result = await _assess(ctx.conn, event.printer, event.captured_at, job, event.user)
+    denied = _not_set_up(event.printer) if result is None else result[1].verdict.denied
+    if result is None or denied:
+        log.info("job denied", printer=event.printer, reason=denied)
         await ctx.emit(
             JobDenied(
                 job_id=event.job_id,
                 user=event.user,
                 printer=event.printer,
                 document_name=event.document_name,
-                reason=f"printer {event.printer!r} is not set up for charging",
+                reason=denied or _not_set_up(event.printer),
                 denied_by=SERVICE,
             ),
             correlation_id=job_id,
         )
         return
-    cost = job_cost(event.pages, event.copies, row["price_per_page"])
-    ctx.log.info("job priced", cost=str(cost), pages=event.pages, copies=event.copies)
+    version, assessment = result
+    priced, verdict = assessment.priced, assessment.verdict
+    log.info(
+        "job priced",
+        cost=str(priced.cost),
+        sides=priced.sides,
+        color_sides=priced.color_sides,
+        copies=event.copies,
+        schedule_version=version,
+        confirm=verdict.confirm,
+    )
     await ctx.emit(
         JobPriced(
             job_id=event.job_id,
             user=event.user,
             printer=event.printer,
             document_name=event.document_name,
-            pages=event.pages,
+            pages=priced.sides,
             copies=event.copies,
-            cost=cost,
+            cost=priced.cost,
+            color_pages=priced.color_sides,
+            grayscale_pages=priced.grayscale_sides,
+            duplex=event.duplex,
+            schedule_version=version,
+            breakdown=list(priced.breakdown),
+            confirm=verdict.confirm,
+            messages=list(verdict.messages),
         ),
         correlation_id=job_id,
     )
 
 
-async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
-    row = await ctx.conn.fetchrow(
-        """INSERT INTO printers (name, price_per_page) VALUES ($1, $2)
-           ON CONFLICT (name) DO UPDATE
-             SET price_per_page = EXCLUDED.price_per_page, updated_at = now()
-           RETURNING name, price_per_page""",
-        cmd.name,
-        cmd.price_per_page,
+async def on_quote(ctx: HandlerContext, query: QuoteJob) -> Quote | ErrorReply:
+    job = Job.of(query.side_groups, query.copies, query.duplex)
+    now = await ctx.conn.fetchval("SELECT clock_timestamp()")
+    result = await _assess(ctx.conn, query.printer, now, job, query.user)
+    if result is None:
+        return ErrorReply(error=_not_set_up(query.printer))
+    version, assessment = result
+    priced, verdict = assessment.priced, assessment.verdict
+    return Quote(
+        printer=query.printer,
+        cost=priced.cost,
+        schedule_version=version,
+        pages=priced.sides,
+        copies=query.copies,
+        color_pages=priced.color_sides,
+        grayscale_pages=priced.grayscale_sides,
+        duplex=query.duplex,
+        breakdown=list(priced.breakdown),
+        denied=verdict.denied,
+        confirm=verdict.confirm,
+        messages=list(verdict.messages),
     )
-    ctx.log.info("printer set", printer=cmd.name, price_per_page=str(cmd.price_per_page))
-    return PrinterView(name=row["name"], price_per_page=row["price_per_page"])
+
+
+async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
+    current = await store.latest_schedule(ctx.conn, cmd.name)
+    model = (
+        CostModel(page=cmd.price_per_page)
+        if current is None
+        else current[1].model_copy(update={"page": cmd.price_per_page})
+    )
+    version = await store.add_schedule(ctx.conn, cmd.name, model)
+    ctx.log.info(
+        "printer price set",
+        printer=cmd.name,
+        price_per_page=str(cmd.price_per_page),
+        version=version,
+    )
+    view = await store.printer_view(ctx.conn, cmd.name)
+    assert view is not None
+    return view
+
+
+async def on_set_cost_model(ctx: HandlerContext, cmd: SetCostModel) -> PrinterView:
+    version = await store.add_schedule(ctx.conn, cmd.name, cmd.model)
+    ctx.log.info("printer cost model set", printer=cmd.name, version=version)
+    view = await store.printer_view(ctx.conn, cmd.name)
+    assert view is not None
+    return view
+
+
+async def on_set_printer_groups(
+    ctx: HandlerContext, cmd: SetPrinterGroups
+) -> PrinterView | ErrorReply:
+    if not await store.set_printer_groups(ctx.conn, cmd.name, cmd.groups):
+        return ErrorReply(error=f"no printer named {cmd.name!r}")
+    ctx.log.info("printer groups set", printer=cmd.name, groups=cmd.groups)
+    view = await store.printer_view(ctx.conn, cmd.name)
+    assert view is not None
+    return view
+
+
+async def on_set_policy(ctx: HandlerContext, cmd: SetPolicy) -> PolicyView | ErrorReply:
+    if cmd.scope == "printer" and await store.latest_schedule(ctx.conn, cmd.target) is None:
+        return ErrorReply(error=f"no printer named {cmd.target!r}")
+    await store.set_policy(ctx.conn, cmd.scope, cmd.target, cmd.policy)
+    ctx.log.info("policy set", scope=cmd.scope, target=cmd.target)
+    return PolicyView(scope=cmd.scope, target=cmd.target, policy=cmd.policy)
 
 
 async def on_show_printer(ctx: HandlerContext, query: ShowPrinter) -> PrinterView | ErrorReply:
-    row = await ctx.conn.fetchrow(
-        "SELECT name, price_per_page FROM printers WHERE name = $1", query.name
-    )
-    if row is None:
-        return ErrorReply(error=f"no printer named {query.name!r}")
-    return PrinterView(name=row["name"], price_per_page=row["price_per_page"])
+    view = await store.printer_view(ctx.conn, query.name)
+    return view or ErrorReply(error=f"no printer named {query.name!r}")
+
+
+async def on_user_groups_set(ctx: HandlerContext, event: UserGroupsSet) -> None:
+    await store.set_user_groups(ctx.conn, event.login, event.groups)
+    ctx.log.info("user groups copied", login=event.login, groups=event.groups)

@@ -33,6 +33,7 @@ async def user_view(ctx: HandlerContext, login: str) -> UserView | None:
         default_account=user["default_account"],
         low_balance_threshold=user["low_balance_threshold"],
         groups=await store.user_groups(ctx.conn, login),
+        enabled=user["enabled"],
         holds=[
             HoldView(
                 job_id=h["job_id"],

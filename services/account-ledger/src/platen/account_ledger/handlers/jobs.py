@@ -118,6 +118,9 @@ async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     if user is None:
         await _deny(ctx, job, event.user, f"user {event.user!r} has no account")
         return
+    if not user["enabled"]:
+        await _deny(ctx, job, event.user, "your account is disabled: ask an administrator")
+        return
     if await ctx.conn.fetchval(
         "SELECT 1 FROM holds WHERE job_id = $1 UNION ALL SELECT 1 FROM pending_inputs "
         "WHERE job_id = $1",
@@ -201,6 +204,8 @@ async def on_answer(ctx: HandlerContext, cmd: AnswerJob) -> AnswerOutcome | Erro
         return _refused(ctx, cmd, "this job is not waiting for an answer")
     if job["user_login"] != cmd.user:
         return _refused(ctx, cmd, "this job belongs to someone else")
+    if not (await store.user(ctx.conn, cmd.user))["enabled"]:
+        return _refused(ctx, cmd, "your account is disabled")
     if job["state"] != "open":
         return _refused(ctx, cmd, "this job has been answered already")
     if datetime.now(UTC) >= job["expires_at"]:

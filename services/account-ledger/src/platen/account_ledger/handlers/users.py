@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from platen.account_ledger import rules, store
 from platen.account_ledger.handlers.common import balance_changed, user_view
-from platen.events.accounts import AddUser, SetUser, ShowUser, UserAdded, UserView
+from platen.events.accounts import (
+    AddUser,
+    SetUser,
+    ShowUser,
+    UserAdded,
+    UserDisabled,
+    UserEnabled,
+    UserGroupsSet,
+    UserView,
+)
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 
@@ -34,6 +43,7 @@ async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView:
             )
         ctx.log.info("user added", login=cmd.login, balance=str(cmd.initial_balance))
         await ctx.emit(UserAdded(login=cmd.login), correlation_id=account)
+        await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
         await balance_changed(ctx, account)
     view = await user_view(ctx, cmd.login)
     assert view is not None
@@ -78,8 +88,23 @@ async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorRepl
         )
     if cmd.groups is not None:
         await store.set_groups(ctx.conn, cmd.login, cmd.groups)
+        await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
+    if cmd.enabled is not None:
+        await _set_enabled(ctx, cmd.login, cmd.enabled)
     ctx.log.info("user changed", login=cmd.login)
     return await user_view(ctx, cmd.login)
+
+
+async def _set_enabled(ctx: HandlerContext, login: str, enabled: bool) -> None:
+    changed = await ctx.conn.fetchval(
+        "UPDATE users SET enabled = $2 WHERE login = $1 AND enabled <> $2 RETURNING true",
+        login,
+        enabled,
+    )
+    if changed:
+        # The notification service signs a disabled user out of their desktop.
+        event = UserEnabled(login=login) if enabled else UserDisabled(login=login)
+        await ctx.emit(event, correlation_id=rules.personal_account(login))
 
 
 async def on_show_user(ctx: HandlerContext, query: ShowUser) -> UserView | ErrorReply:

@@ -20,9 +20,3 @@ CREATE TABLE answers (
     answered_at timestamptz NOT NULL DEFAULT now(),
     outcome text
 );
-
--- Every desktop Platen knows of (the audience of a broadcast to all).
-CREATE TABLE desktops (
-    user_login text PRIMARY KEY,
-    since timestamptz NOT NULL DEFAULT now()
-);

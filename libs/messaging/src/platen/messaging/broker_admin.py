@@ -1,0 +1,140 @@
+"""Broker identities through RabbitMQ's management API: users, their permissions, their
+connections.
+
+Used by the notification service to keep one broker user per desktop user, and by the
+deployment scripts and tests to give each service its own identity. Passwords are sent to
+the broker, which keeps only a salted hash; nothing here logs or stores them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+
+from platen.messaging.permissions import Permissions
+
+
+class BrokerAdminError(RuntimeError):
+    pass
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`http://user:pw@host:15672` -> (`http://host:15672`, (user, pw))."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    auth = (parts.username, parts.password or "")
+    return urlunsplit(parts._replace(netloc=netloc)), auth
+
+
+class BrokerAdmin:
+    """The management API of one broker, acting on one vhost."""
+
+    def __init__(self, management_url: str, vhost: str, *, timeout: float = 15) -> None:
+        base, auth = split_credentials(management_url)
+        self.vhost = vhost
+        self.base_url = base
+        self.http = httpx.AsyncClient(base_url=base, auth=auth, timeout=timeout)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> BrokerAdmin:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _call(self, method: str, path: str, **kw) -> httpx.Response:
+        try:
+            r = await self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise BrokerAdminError(f"broker management API unreachable: {exc}") from exc
+        if r.status_code >= 400 and not (method == "DELETE" and r.status_code == 404):
+            # The body never holds a password: the API does not echo what it was sent.
+            raise BrokerAdminError(f"{method} {path}: {r.status_code} {r.text[:200]}")
+        return r
+
+    async def user_exists(self, name: str) -> bool:
+        r = await self.http.get(f"/api/users/{_q(name)}")
+        if r.status_code == 404:
+            return False
+        if r.status_code >= 400:
+            raise BrokerAdminError(f"GET user {name}: {r.status_code}")
+        return True
+
+    async def ensure_user(self, name: str, *, tags: str = "") -> bool:
+        """Create `name` with a password nobody knows unless it exists; True if created.
+
+        An existing user keeps its password: this runs again whenever an event is
+        redelivered, and must not sign anybody out.
+        """
+        if await self.user_exists(name):
+            return False
+        await self.set_password(name, new_password(), tags=tags)
+        return True
+
+    async def set_password(self, name: str, password: str, *, tags: str = "") -> None:
+        await self._call("PUT", f"/api/users/{_q(name)}", json={"password": password, "tags": tags})
+
+    async def delete_user(self, name: str) -> None:
+        await self._call("DELETE", f"/api/users/{_q(name)}")
+
+    async def grant(self, name: str, permissions: Permissions) -> None:
+        """Set exactly these permissions on the vhost (topic permissions replaced too)."""
+        v, u = _q(self.vhost), _q(name)
+        await self._call(
+            "PUT",
+            f"/api/permissions/{v}/{u}",
+            json={
+                "configure": permissions.configure,
+                "write": permissions.write,
+                "read": permissions.read,
+            },
+        )
+        await self._call("DELETE", f"/api/topic-permissions/{v}/{u}")
+        for topic in permissions.topics:
+            await self._call("PUT", f"/api/topic-permissions/{v}/{u}", json=asdict(topic))
+
+    async def revoke(self, name: str) -> None:
+        """Take away every permission on the vhost: the user can sign in to nothing here."""
+        v, u = _q(self.vhost), _q(name)
+        await self._call("DELETE", f"/api/permissions/{v}/{u}")
+        await self._call("DELETE", f"/api/topic-permissions/{v}/{u}")
+
+    async def permissions(self, name: str) -> dict | None:
+        r = await self.http.get(f"/api/permissions/{_q(self.vhost)}/{_q(name)}")
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        return r.json()
+
+    async def connections_of(self, name: str) -> list[str]:
+        # The per-user list comes from the broker's connection tracking, current at once;
+        # the per-vhost list is built from statistics that lag by seconds.
+        r = await self._call("GET", f"/api/connections/username/{_q(name)}")
+        return [c["name"] for c in r.json()]
+
+    async def disconnect(self, name: str, reason: str = "signed out by Platen") -> int:
+        """Close every connection `name` has open (on any vhost: a broker user is one
+        person); how many there were."""
+        count = len(await self.connections_of(name))
+        if count:
+            await self._call(
+                "DELETE", f"/api/connections/username/{_q(name)}", headers={"X-Reason": reason}
+            )
+        return count

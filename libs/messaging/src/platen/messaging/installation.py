@@ -1,0 +1,66 @@
+"""Installing Platen on a broker: the whole topology, and a broker user for each service,
+for `platenctl` and for print servers, each with only its own permissions.
+
+Run once per installation (and again after an upgrade; every step is idempotent) with the
+credentials of a broker administrator. It returns the URL each identity signs in with;
+`platenctl broker setup` writes them to owner-only environment files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from platen.messaging import permissions
+from platen.messaging.broker_admin import BrokerAdmin, new_password
+from platen.messaging.topology import SERVICES, declare_all
+
+ADMIN = "platen-admin"
+PRINT_SERVER = "platen-print-server"
+# The notification service's key to the management API: it creates and removes desktop
+# users. An administrator of the broker's HTTP API, with no AMQP permissions at all.
+IDENTITY_MANAGER = "platen-identity-manager"
+
+
+def service_user(service: str) -> str:
+    return f"platen-{service}"
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class Installed:
+    urls: dict[str, str]  # identity (a service name, "admin", "print-server") -> AMQP URL
+    identity_manager_url: str  # the management API, for the notification service
+
+
+async def install(amqp_url: str, management_url: str, *, disable_guest: bool) -> Installed:
+    """Declare the topology and (re)issue every Platen identity on the vhost of
+    `amqp_url`. Passwords are new each time: the returned URLs replace the old ones."""
+    await declare_all(amqp_url)
+    path = urlsplit(amqp_url).path
+    vhost = path[1:] if len(path) > 1 else "/"
+    identities = {s: (service_user(s), permissions.service(s)) for s in SERVICES}
+    identities["admin"] = (ADMIN, permissions.admin())
+    identities["print-server"] = (PRINT_SERVER, permissions.print_server())
+    urls = {}
+    async with BrokerAdmin(management_url, vhost) as admin:
+        for key, (user, perms) in identities.items():
+            password = new_password()
+            await admin.set_password(user, password)
+            await admin.grant(user, perms)
+            urls[key] = with_credentials(amqp_url, user, password)
+        password = new_password()
+        await admin.set_password(IDENTITY_MANAGER, password, tags="administrator")
+        manager = with_credentials(admin.base_url, IDENTITY_MANAGER, password)
+        if disable_guest:
+            # The broker's default user can do anything and its password is known to all.
+            await admin.delete_user("guest")
+    return Installed(urls, manager)

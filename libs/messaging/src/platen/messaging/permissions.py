@@ -1,0 +1,156 @@
+"""Who may do what at the broker: the permissions of every Platen identity, in one place.
+
+RabbitMQ grants three regular expressions per user and vhost (configure, write, read: over
+exchange and queue names) and, on topic exchanges, a write and a read expression over
+routing keys. Everything here is pure data, so that the rules can be read, tested and
+applied (by `platen.messaging.broker_admin`) from the same definitions.
+
+- A desktop user reads only its own queue, publishes only replies under its own routing
+  keys, and declares, binds and deletes nothing. RabbitMQ also checks the `user_id`
+  property of what it publishes against the login it authenticated with.
+- A service declares, binds and reads only its own queues (the installer declared the
+  whole topology), and publishes only the events and commands it is the source of.
+- The admin CLI sends commands and may watch events; the CUPS backend only submits jobs
+  and asks about them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from platen.events.routing import (
+    COMMANDS,
+    DEAD_LETTER,
+    DESKTOP,
+    DESKTOP_REPLIES,
+    EVENTS,
+    UNROUTED,
+    desktop_queue,
+)
+from platen.messaging.topology import consumer_queues
+
+NOTHING = "^$"
+DEFAULT_EXCHANGE = "amq.default"  # where replies to requests (direct reply-to) are published
+SERVER_NAMED = r"amq\.gen-.*"  # queues the broker names, e.g. for `platenctl watch`
+
+
+@dataclass(frozen=True)
+class TopicPermission:
+    exchange: str
+    write: str = NOTHING
+    read: str = ".*"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    configure: str = NOTHING
+    write: str = NOTHING
+    read: str = NOTHING
+    topics: tuple[TopicPermission, ...] = field(default_factory=tuple)
+
+    def topic(self, exchange: str) -> TopicPermission | None:
+        return next((t for t in self.topics if t.exchange == exchange), None)
+
+    def may(self, action: str, resource: str) -> bool:
+        """Whether RabbitMQ would let this identity `action` (configure/write/read) the
+        exchange or queue named `resource` (the same full-match RabbitMQ applies)."""
+        return re.search(getattr(self, action), resource) is not None
+
+    def may_publish(self, exchange: str, routing_key: str) -> bool:
+        if not self.may("write", exchange):
+            return False
+        topic = self.topic(exchange)
+        return topic is None or re.search(topic.write, routing_key) is not None
+
+
+def _any_of(*names: str) -> str:
+    return "^(" + "|".join(names) + ")$"
+
+
+def _exact(*names: str) -> str:
+    return _any_of(*(re.escape(n) for n in names))
+
+
+_EXCHANGES = (EVENTS, COMMANDS, DESKTOP, DESKTOP_REPLIES, DEAD_LETTER, UNROUTED)
+
+
+def desktop_user(login: str) -> Permissions:
+    """A desktop signed in as `login`."""
+    return Permissions(
+        configure=NOTHING,
+        write=_exact(DESKTOP_REPLIES),
+        read=_exact(desktop_queue(login)),
+        topics=(
+            TopicPermission(DESKTOP_REPLIES, write=rf"^user\.{re.escape(login)}\.[^.]+$"),
+            TopicPermission(EVENTS, write=NOTHING, read=NOTHING),
+            TopicPermission(COMMANDS, write=NOTHING, read=NOTHING),
+            TopicPermission(DESKTOP, write=NOTHING, read=NOTHING),
+        ),
+    )
+
+
+# The routing keys each service publishes on `platen.events` and `platen.commands`.
+# A key outside these is refused by the broker: a compromised pricing service cannot
+# announce a job as printed, nor credit an account.
+_SERVICE_EVENTS = {
+    "job-capture": r"^job\.(captured|released|printed|failed|cancelled|denied)$",
+    "pricing": r"^(job\.(priced|denied)|printer\..+|pricing\..+)$",
+    "account-ledger": (
+        r"^(job\.(authorized|denied|cancelled|charged|input_required|answered)"
+        r"|account\..+|user\..+)$"
+    ),
+    "notification": r"^(notification\..+|desktop\..+)$",
+}
+_SERVICE_COMMANDS = {
+    "job-capture": NOTHING,
+    "pricing": NOTHING,
+    "account-ledger": NOTHING,
+    "notification": r"^ledger\.job\.answer$",
+}
+
+
+def service(name: str) -> Permissions:
+    """A service declares, binds and reads its own queues only; the installer declared the
+    others. (Configure also means delete: pricing must not be able to drop the ledger's
+    queue.)"""
+    if name not in _SERVICE_EVENTS:
+        raise ValueError(f"unknown service {name!r}")
+    own = ["(" + "|".join(re.escape(q.name) for q in consumer_queues(name)) + r")(\.dlq)?"]
+    desktop_write = NOTHING
+    if name == "notification":
+        own.append(r"desktop\..+")  # it declares each user's desktop queue and fills it
+        desktop_write = r"^user\..+$"
+    exchanges = [re.escape(n) for n in _EXCHANGES]
+    return Permissions(
+        configure=_any_of(*exchanges, *own),
+        write=_any_of(*exchanges, re.escape(DEFAULT_EXCHANGE), *own),
+        read=_any_of(*exchanges, *own),
+        topics=(
+            TopicPermission(EVENTS, write=_SERVICE_EVENTS[name]),
+            TopicPermission(COMMANDS, write=_SERVICE_COMMANDS[name]),
+            TopicPermission(DESKTOP, write=desktop_write),
+            TopicPermission(DESKTOP_REPLIES, write=NOTHING),
+        ),
+    )
+
+
+def admin() -> Permissions:
+    """`platenctl`: sends any command, and may watch events on a queue of its own."""
+    return Permissions(
+        configure=_any_of(SERVER_NAMED),
+        write=_any_of(re.escape(COMMANDS), SERVER_NAMED),
+        read=_any_of(re.escape(EVENTS), SERVER_NAMED),
+        topics=(
+            TopicPermission(COMMANDS, write=".*"),
+            TopicPermission(EVENTS, write=NOTHING),
+        ),
+    )
+
+
+def print_server() -> Permissions:
+    """The Platen CUPS backend: submits jobs, asks their status, reports their outcome."""
+    return Permissions(
+        write=_exact(COMMANDS),
+        topics=(TopicPermission(COMMANDS, write=r"^capture\..+$"),),
+    )

@@ -1,0 +1,164 @@
+"""Broker identities applied to a real RabbitMQ: what a desktop user may and may not do."""
+
+import asyncio
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import pytest
+from aiormq.exceptions import (
+    AMQPConnectionError,
+    ChannelAccessRefused,
+    ChannelPreconditionFailed,
+    InvalidFrameError,
+    ProbableAuthenticationError,
+)
+
+from platen.messaging import permissions
+from platen.messaging.broker_admin import BrokerAdmin, BrokerAdminError
+from platen.messaging.topology import declare_desktop_queue, declare_topology
+
+
+def _as(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.hostname}:{parts.port}"))
+
+
+@pytest.fixture
+async def admin(infra, vhost):
+    user, password = urlsplit(infra.amqp_url).username, urlsplit(infra.amqp_url).password
+    mgmt = urlsplit(infra.management_url)
+    url = urlunsplit(mgmt._replace(netloc=f"{user}:{password}@{mgmt.hostname}:{mgmt.port}"))
+    async with BrokerAdmin(url, vhost[0]) as a:
+        yield a
+
+
+@pytest.fixture
+async def topology(amqp_url):
+    conn = await aio_pika.connect(amqp_url)
+    ch = await conn.channel()
+    await declare_topology(ch)
+    yield ch
+    await conn.close()
+
+
+@pytest.fixture
+async def desktop(admin, amqp_url, topology):
+    login = f"u{uuid.uuid4().hex[:8]}"
+    await admin.set_password(login, "secret-1")
+    await admin.grant(login, permissions.desktop_user(login))
+    await declare_desktop_queue(topology, login)
+    await declare_desktop_queue(topology, "someone-else")
+    yield login, _as(amqp_url, login, "secret-1")
+    await admin.delete_user(login)
+
+
+async def _channel(url):
+    conn = await aio_pika.connect(url)
+    return conn, await conn.channel(publisher_confirms=True)
+
+
+async def test_a_desktop_reads_its_queue_and_replies_as_itself(desktop, topology):
+    login, url = desktop
+    await topology.default_exchange.publish(
+        aio_pika.Message(b"prompt"), routing_key=f"desktop.{login}"
+    )
+    conn, ch = await _channel(url)
+    async with conn:
+        q = await ch.get_queue(f"desktop.{login}", ensure=False)
+        got = await q.get(timeout=5)
+        assert got.body == b"prompt"
+        replies = await ch.get_exchange("platen.desktop.replies", ensure=False)
+        await replies.publish(
+            aio_pika.Message(b"{}", user_id=login), routing_key=f"user.{login}.answer"
+        )
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        "read another user's queue",
+        "bind to platen.events",
+        "declare a queue",
+        "delete its queue",
+        "publish to platen.events",
+        "publish to platen.commands",
+        "reply with another user's key",
+        "publish to the default exchange",
+    ],
+)
+async def test_a_desktop_is_refused(desktop, attempt):
+    login, url = desktop
+    conn, ch = await _channel(url)
+    async with conn:
+        with pytest.raises(ChannelAccessRefused):
+            if attempt == "read another user's queue":
+                q = await ch.get_queue("desktop.someone-else", ensure=False)
+                await q.get(fail=False)
+            elif attempt == "bind to platen.events":
+                q = await ch.get_queue(f"desktop.{login}", ensure=False)
+                await q.bind("platen.events", "#")
+            elif attempt == "declare a queue":
+                await ch.declare_queue("sneaky", exclusive=True)
+            elif attempt == "delete its queue":
+                q = await ch.get_queue(f"desktop.{login}", ensure=False)
+                await q.delete(if_unused=False, if_empty=False)
+            elif attempt == "publish to platen.events":
+                ex = await ch.get_exchange("platen.events", ensure=False)
+                await ex.publish(aio_pika.Message(b"{}"), routing_key="job.printed")
+            elif attempt == "publish to platen.commands":
+                ex = await ch.get_exchange("platen.commands", ensure=False)
+                await ex.publish(aio_pika.Message(b"{}"), routing_key="ledger.topup")
+            elif attempt == "reply with another user's key":
+                ex = await ch.get_exchange("platen.desktop.replies", ensure=False)
+                await ex.publish(aio_pika.Message(b"{}"), routing_key="user.someone-else.answer")
+            else:
+                await ch.default_exchange.publish(
+                    aio_pika.Message(b"{}"), routing_key="desktop.someone-else"
+                )
+
+
+async def test_a_desktop_cannot_spoof_user_id(desktop):
+    login, url = desktop
+    conn, ch = await _channel(url)
+    async with conn:
+        ex = await ch.get_exchange("platen.desktop.replies", ensure=False)
+        with pytest.raises(ChannelPreconditionFailed, match="user_id"):
+            await ex.publish(
+                aio_pika.Message(b"{}", user_id="someone-else"), routing_key=f"user.{login}.answer"
+            )
+
+
+async def test_a_revoked_user_is_disconnected_and_cannot_sign_in_again(admin, desktop):
+    login, url = desktop
+    conn = await aio_pika.connect(url)
+    closed = 0
+    await admin.revoke(login)
+    for _ in range(50):  # the management API lists a new connection within a second or so
+        closed = await admin.disconnect(login)
+        if closed:
+            break
+        await asyncio.sleep(0.2)
+    assert closed == 1
+    with pytest.raises((ConnectionError, RuntimeError, AMQPConnectionError)):
+        for _ in range(50):  # the broker's close frame may still be on its way
+            await conn.channel()
+            await asyncio.sleep(0.1)
+    # RabbitMQ closes the connection at Connection.Open ("access to vhost refused"),
+    # which aiormq reports as an unexpected frame.
+    with pytest.raises((ProbableAuthenticationError, InvalidFrameError)):
+        await aio_pika.connect(url)
+    assert await admin.permissions(login) is None
+
+
+async def test_ensure_user_keeps_an_existing_password(admin, desktop, amqp_url):
+    login, url = desktop
+    assert await admin.ensure_user(login) is False
+    conn = await aio_pika.connect(url)
+    await conn.close()
+
+
+async def test_an_unreachable_management_api_is_a_clear_error(vhost):
+    async with BrokerAdmin("http://127.0.0.1:9", vhost[0]) as a:
+        with pytest.raises(BrokerAdminError, match="unreachable"):
+            await a.set_password("x", "y")

@@ -1,0 +1,81 @@
+"""Installing Platen on a real broker: the topology, and identities that can do their job
+and nothing else."""
+
+import stat
+import subprocess
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import pytest
+from aiormq.exceptions import ChannelAccessRefused
+
+from platen.messaging.installation import install
+from platen.messaging.topology import QUEUES
+
+
+def _admin_management_url(infra) -> str:
+    amqp, mgmt = urlsplit(infra.amqp_url), urlsplit(infra.management_url)
+    netloc = f"{amqp.username}:{amqp.password}@{mgmt.hostname}:{mgmt.port}"
+    return urlunsplit(mgmt._replace(netloc=netloc))
+
+
+async def _publish(url: str, exchange: str, key: str) -> None:
+    conn = await aio_pika.connect(url)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        ex = await ch.get_exchange(exchange, ensure=False)
+        await ex.publish(aio_pika.Message(b"{}"), routing_key=key)
+
+
+async def test_install_declares_everything_and_each_identity_keeps_to_its_part(infra, amqp_url):
+    installed = await install(amqp_url, _admin_management_url(infra), disable_guest=False)
+    conn = await aio_pika.connect(amqp_url)
+    async with conn:
+        ch = await conn.channel()
+        for name in QUEUES:  # passive: fails if the installer did not declare it
+            await ch.declare_queue(name, passive=True)
+    assert set(installed.urls) >= {"pricing", "account-ledger", "admin", "print-server"}
+    await _publish(installed.urls["pricing"], "platen.events", "job.priced")
+    with pytest.raises(ChannelAccessRefused):
+        await _publish(installed.urls["pricing"], "platen.events", "job.printed")
+    with pytest.raises(ChannelAccessRefused):
+        await _publish(installed.urls["print-server"], "platen.commands", "ledger.topup")
+    await _publish(installed.urls["admin"], "platen.commands", "ledger.topup")
+    # Installing again is harmless and renews every password.
+    again = await install(amqp_url, _admin_management_url(infra), disable_guest=False)
+    assert again.urls["pricing"] != installed.urls["pricing"]
+    await _publish(again.urls["pricing"], "platen.events", "job.priced")
+
+
+def test_platenctl_broker_setup_writes_owner_only_files(infra, amqp_url, tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "platen.ctl", "broker", "setup",
+            "--amqp-url", amqp_url,
+            "--management-url", _admin_management_url(infra),
+            "--out", str(tmp_path / "etc"),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    files = sorted(p.name for p in (tmp_path / "etc").iterdir())
+    assert "pricing.env" in files and "notification.env" in files and "admin.env" in files
+    for f in (tmp_path / "etc").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600
+        assert f.read_text().startswith("PLATEN_AMQP_URL=")
+    assert "PLATEN_BROKER_MANAGEMENT_URL=" in (tmp_path / "etc" / "notification.env").read_text()
+    assert "SECRET" not in out.stdout and "@" not in out.stdout  # no credentials echoed
+
+
+def test_platenctl_broker_setup_with_a_wrong_password_says_so(infra, amqp_url, tmp_path):
+    wrong = _admin_management_url(infra).replace(urlsplit(infra.amqp_url).password, "nope", 1)
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "platen.ctl", "broker", "setup",
+            "--amqp-url", amqp_url, "--management-url", wrong, "--out", str(tmp_path),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "broker setup failed" in out.stderr and "401" in out.stderr

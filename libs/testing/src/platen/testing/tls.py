@@ -1,0 +1,55 @@
+"""A private certificate authority and a server certificate for 127.0.0.1, made with the
+`openssl` command: enough to run RabbitMQ's AMQPS listener in tests and `make run`."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from platen.testing.local import InfraError
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    out = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise InfraError(f"openssl {args[0]} failed: {out.stderr.strip()}")
+
+
+def make_test_ca(folder: Path, days: int = 30) -> TlsFiles:
+    """A new CA and a certificate it signed for localhost / 127.0.0.1 (kept if present)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
+    if all(p.exists() for p in (files.ca_cert, files.server_cert, files.server_key)):
+        return files
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+        "-subj", "/CN=Platen test CA", "-keyout", "ca-key.pem", "-out", "ca.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=folder,
+    )  # fmt: skip
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "server-key.pem", "-out", "server.csr", cwd=folder,
+    )  # fmt: skip
+    (folder / "server.ext").write_text(
+        "subjectAltName = DNS:localhost, IP:127.0.0.1\n"
+        "extendedKeyUsage = serverAuth\n"
+        "basicConstraints = CA:FALSE\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+        "-CAcreateserial", "-days", str(days), "-extfile", "server.ext",
+        "-out", "server.pem", cwd=folder,
+    )  # fmt: skip
+    (folder / "ca-key.pem").chmod(0o600)
+    files.server_key.chmod(0o600)
+    return files

@@ -1,0 +1,146 @@
+"""Desktop identities on the real system: issued by platenctl, kept by the notification
+service, enforced by the broker, and taken away when a user is disabled."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import tomllib
+
+import aio_pika
+import pytest
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelPreconditionFailed,
+    InvalidFrameError,
+    ProbableAuthenticationError,
+)
+
+from platen.events.desktop import BalanceNotice
+from platen.events.registry import decode
+from platen.messaging.installation import with_credentials
+
+
+def issue(system, login: str) -> str:
+    """`platenctl user credential`: the URL from the config file it writes."""
+    out = system.ctl("user", "credential", login, "--output", f"{login}.toml")
+    path = system.tmp / f"{login}.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    config = tomllib.loads(path.read_text())
+    assert config["user"] == login
+    password = config["password"]
+    assert password not in out.stdout + out.stderr
+    assert password not in "".join(system.services.log(n) for n in system.services.procs)
+    return with_credentials(config["url"], login, password)
+
+
+async def take_balance(url: str, login: str) -> BalanceNotice:
+    conn = await aio_pika.connect(url)
+    async with conn:
+        ch = await conn.channel()
+        q = await ch.get_queue(f"desktop.{login}", ensure=False)
+        for _ in range(100):
+            raw = await q.get(fail=False)
+            if raw is not None:
+                await raw.ack()
+                msg = decode(raw.type, raw.headers["platen-schema-version"], raw.body)
+                if isinstance(msg, BalanceNotice):
+                    return msg
+            else:
+                await asyncio.sleep(0.1)
+    raise AssertionError("no balance notice")
+
+
+async def refused(url: str, action) -> Exception:
+    conn = await aio_pika.connect(url)
+    try:
+        ch = await conn.channel(publisher_confirms=True)
+        with pytest.raises((ChannelAccessRefused, ChannelPreconditionFailed)) as info:
+            await action(ch)
+        return info.value
+    finally:
+        await conn.close()
+
+
+async def test_a_user_signs_in_with_an_issued_credential_and_only_as_themselves(system):
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "add", "bob", "--balance", "1.00")
+    alice = issue(system, "alice")
+    assert (await take_balance(alice, "alice")).balance == 5
+
+    async def read_bob(ch):
+        q = await ch.get_queue("desktop.bob", ensure=False)
+        await q.get(fail=False)
+
+    async def publish_event(ch):
+        ex = await ch.get_exchange("platen.events", ensure=False)
+        await ex.publish(aio_pika.Message(b"{}", type="job.printed"), routing_key="job.printed")
+
+    async def publish_command(ch):
+        ex = await ch.get_exchange("platen.commands", ensure=False)
+        await ex.publish(aio_pika.Message(b"{}", type="ledger.topup"), routing_key="ledger.topup")
+
+    async def bind_to_events(ch):
+        q = await ch.get_queue("desktop.alice", ensure=False)
+        await q.bind("platen.events", "#")
+
+    async def bind_to_desktops(ch):
+        q = await ch.get_queue("desktop.alice", ensure=False)
+        await q.bind("platen.desktop", "user.bob.#")
+
+    async def reply_as_bob(ch):
+        ex = await ch.get_exchange("platen.desktop.replies", ensure=False)
+        await ex.publish(aio_pika.Message(b"{}"), routing_key="user.bob.answer")
+
+    async def spoof_user_id(ch):
+        ex = await ch.get_exchange("platen.desktop.replies", ensure=False)
+        await ex.publish(aio_pika.Message(b"{}", user_id="bob"), routing_key="user.alice.answer")
+
+    for action in (
+        read_bob,
+        publish_event,
+        publish_command,
+        bind_to_events,
+        bind_to_desktops,
+        reply_as_bob,
+        spoof_user_id,
+    ):
+        error = await refused(alice, action)
+        assert "refused" in str(error) or "user_id" in str(error), (action.__name__, error)
+    # A new credential replaces the old one.
+    renewed = issue(system, "alice")
+    with pytest.raises(ProbableAuthenticationError):
+        await aio_pika.connect(alice)
+    conn = await aio_pika.connect(renewed)
+    async with conn:
+        queue = await (await conn.channel()).get_queue("desktop.alice", ensure=False)
+        await queue.get(fail=False)  # reads its own queue with the new credential
+    assert "ledger OK" in system.ctl("ledger", "verify").stdout
+
+
+async def test_a_disabled_user_is_signed_out_within_seconds_and_cannot_sign_in(system):
+    system.ctl("user", "add", "carol", "--balance", "2.00")
+    url = issue(system, "carol")
+    conn = await aio_pika.connect(url)
+    lost = asyncio.Event()
+    conn.close_callbacks.add(lambda *_: lost.set())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    system.ctl("user", "set", "carol", "--disabled")
+    await asyncio.wait_for(lost.wait(), timeout=15)
+    print(f"disconnected {loop.time() - started:.1f} s after platenctl returned")
+    # RabbitMQ closes the connection at Connection.Open: no access to the vhost.
+    with pytest.raises((ProbableAuthenticationError, InvalidFrameError)):
+        await aio_pika.connect(url)
+    denied = system.ctl("user", "credential", "carol", check=False)
+    assert denied.returncode == 1 and "disabled" in denied.stderr
+    system.ctl("user", "set", "carol", "--enabled")
+    for _ in range(50):  # the notification service grants the permissions back
+        try:
+            back = await aio_pika.connect(url)
+            await back.close()
+            break
+        except (ProbableAuthenticationError, InvalidFrameError):
+            await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("carol could not sign in again after being enabled")
