@@ -8,7 +8,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
+import tomllib
 from pathlib import Path
+
+import pytest
+
+from platen.messaging.installation import with_credentials
 
 
 class ClientProcess:
@@ -85,3 +91,33 @@ class ClientProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+@pytest.fixture
+def desktops(system):
+    """Each user's own desktop sign-in: the client config file `platenctl user credential`
+    writes, issued once per test (a new credential replaces the previous one)."""
+    issued: dict[str, Path] = {}
+
+    def config(login: str) -> Path:
+        if login not in issued:
+            # The notification service makes the broker user when it sees `user.added`,
+            # which may still be on its way.
+            for _ in range(50):
+                out = system.ctl(
+                    "user", "credential", login, "--output", f"{login}.toml", check=False
+                )
+                if out.returncode == 0:
+                    break
+                time.sleep(0.2)
+            else:
+                raise AssertionError(f"no credential for {login}: {out.stderr}")
+            issued[login] = system.tmp / f"{login}.toml"
+        return issued[login]
+
+    return config
+
+
+def desktop_url(config: Path) -> str:
+    values = tomllib.loads(config.read_text())
+    return with_credentials(values["url"], values["user"], values["password"])

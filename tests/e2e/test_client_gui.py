@@ -15,19 +15,21 @@ from platen.client.recent import RecentAccounts
 from platen.client.tkview import TkView
 from platen.client.transport import Transport
 from platen.testing.documents import make_pdf
+from tests.e2e.clientproc import desktop_url
 from tests.e2e.helpers import ledger_problems, submit_jobs
 
 
 @pytest.fixture
-async def gui_client(system, display, tmp_path):
+async def gui_client(system, display, desktops, tmp_path):
     started = []
 
     async def start(login: str):
-        options = Options(login=login, url=system.amqp_url, disable_notifications=True)
+        url = desktop_url(desktops(login))  # signed in as the user's own broker identity
+        options = Options(login=login, url=url, disable_notifications=True)
         view = TkView(options)
         model = ClientModel(login, recent=RecentAccounts.load(tmp_path / "recent.json"))
         app = client_app.ClientApp(model, view)
-        transport = Transport(system.amqp_url, login, app.on_delivery, view.status)
+        transport = Transport(url, login, app.on_delivery, view.status)
         app.transport = transport
         task = asyncio.create_task(client_app.run(app, transport))
         started.append((view, task))

@@ -10,16 +10,18 @@ import pytest
 
 from platen.events.desktop import AnswerResult, BroadcastNotice, JobAnswer
 from platen.testing.documents import make_pdf
-from tests.e2e.clientproc import ClientProcess
+from tests.e2e.clientproc import ClientProcess, desktop_url
 from tests.e2e.helpers import EventRecorder, ledger_problems, submit_jobs
 
 
 @pytest.fixture
-def client_for(system, tmp_path):
+def client_for(desktops, tmp_path):
+    """A client signed in as the user's own broker identity, as on a real desktop."""
     started: list[ClientProcess] = []
 
     def start(login: str, *extra: str) -> ClientProcess:
-        c = ClientProcess(system.amqp_url, login, tmp_path / f"state-{len(started)}", *extra)
+        state = tmp_path / f"state-{len(started)}"
+        c = ClientProcess(None, None, state, "--config", str(desktops(login)), *extra)
         started.append(c)
         return c
 
@@ -108,7 +110,7 @@ async def test_unanswered_prompt_expires_and_a_late_client_does_not_see_it(syste
 
 
 @pytest.mark.service_env(PLATEN_JOB_DEADLINE_SECONDS="30", PLATEN_INPUT_DEADLINE_SECONDS="4")
-async def test_an_answer_after_the_deadline_does_not_print(system, client_for):
+async def test_an_answer_after_the_deadline_does_not_print(system, client_for, desktops):
     confirm_user(system, "bob")
     client = client_for("bob")
     [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
@@ -120,7 +122,10 @@ async def test_an_answer_after_the_deadline_does_not_print(system, client_for):
     [error] = await client.wait_for("client.error")
     assert "no such job" in error["error"]
     # ...and a script that answers anyway (a client that ignores deadlines) is refused.
-    await publish_reply(system.amqp_url, "bob", JobAnswer(job_id=job, user="bob", action="print"))
+    bob = desktop_url(desktops("bob"))
+    await publish_reply(
+        bob, "bob", JobAnswer(job_id=job, user="bob", action="print"), user_id="bob"
+    )
     [refused] = await client.wait_for("desktop.answer_result", job_id=job)
     assert refused["outcome"] == "refused" and "deadline" in refused["reason"]
     await asyncio.sleep(1)
@@ -128,7 +133,10 @@ async def test_an_answer_after_the_deadline_does_not_print(system, client_for):
     assert D(system.user_json("bob")["balance"]) == D("5.00")
 
 
-async def publish_reply(amqp_url: str, login: str, reply, routing_login: str | None = None):
+async def publish_reply(
+    amqp_url: str, login: str, reply, routing_login: str | None = None, user_id: str | None = None
+):
+    """Publish a reply as a hand-written desktop program would."""
     import uuid
     from datetime import UTC, datetime
 
@@ -141,7 +149,7 @@ async def publish_reply(amqp_url: str, login: str, reply, routing_login: str | N
     conn = await aio_pika.connect(amqp_url)
     async with conn:
         ch = await conn.channel(publisher_confirms=True)
-        ex = await ch.get_exchange(DESKTOP_REPLIES)
+        ex = await ch.get_exchange(DESKTOP_REPLIES, ensure=False)
         await ex.publish(
             aio_pika.Message(
                 encode(reply),
@@ -151,6 +159,7 @@ async def publish_reply(amqp_url: str, login: str, reply, routing_login: str | N
                 timestamp=datetime.now(UTC),
                 correlation_id=str(reply.job_id),
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=user_id,
             ),
             routing_key=desktop_key(routing_login or login, "answer"),
         )
@@ -205,18 +214,20 @@ async def test_one_answer_for_all_waiting_jobs(system, client_for):
     assert D(system.user_json("bob")["balance"]) == D("4.70")
 
 
-async def test_a_reply_under_another_users_key_is_ignored(system, client_for):
+async def test_a_reply_under_another_users_key_is_ignored(system, client_for, desktops):
     confirm_user(system, "bob")
     system.ctl("user", "add", "mallory", "--balance", "5.00")
     client = client_for("bob")
     [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
     await client.wait_for("desktop.job_prompt", job_id=job)
-    # Mallory claims to be bob, but can only publish under her own key.
+    # Mallory, signed in as herself, claims to be bob: the broker lets her publish only
+    # under her own key (and her own user_id), so the claim shows.
+    mallory = desktop_url(desktops("mallory"))
     spoof = JobAnswer(job_id=job, user="bob", action="print")
-    await publish_reply(system.amqp_url, "bob", spoof, routing_login="mallory")
+    await publish_reply(mallory, "bob", spoof, routing_login="mallory", user_id="mallory")
     # Mallory answers bob's job as herself: refused, and told so.
     mine = JobAnswer(job_id=job, user="mallory", action="print")
-    await publish_reply(system.amqp_url, "mallory", mine)
+    await publish_reply(mallory, "mallory", mine, user_id="mallory")
     got = await system.desktop_messages("mallory", timeout=20, until=is_answer_result)
     assert got[-1].outcome == "refused" and "someone else" in got[-1].reason
     assert job_states(system)[str(job)] not in ("authorized", "released", "printed")
@@ -309,13 +320,13 @@ async def test_a_client_started_late_or_again_shows_the_prompts_still_open(syste
     assert third.of_type("desktop.job_prompt") == []
 
 
-@pytest.mark.service_env(PLATEN_REQUIRE_REPLY_USER_ID="1")
-async def test_replies_without_user_id_are_ignored_when_identities_are_required(system):
+async def test_replies_without_user_id_are_ignored(system):
     confirm_user(system, "bob")
     async with EventRecorder(system.amqp_url) as events:
         [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
         await events.wait_for("job.input_required", 1)
-        # The shared test broker user cannot claim to be bob: no user_id, no answer.
+        # The test's own broker user (not bob) cannot claim to be bob: no user_id, no
+        # answer.
         await publish_reply(
             system.amqp_url, "bob", JobAnswer(job_id=job, user="bob", action="print")
         )
@@ -325,30 +336,16 @@ async def test_replies_without_user_id_are_ignored_when_identities_are_required(
     assert job_states(system)[str(job)] not in ("authorized", "released", "printed")
 
 
-@pytest.mark.service_env(PLATEN_REQUIRE_REPLY_USER_ID="1")
-async def test_client_signs_in_from_its_config_file_and_its_replies_carry_user_id(
-    system, client_for, tmp_path
-):
-    """The test broker has one user, `guest`, so here the desktop login is `guest` too: the
-    client signs in with the config file's user and password, and its answers carry the
-    `user_id` RabbitMQ checks, which notification requires."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(system.amqp_url)
-    config = tmp_path / "client.toml"
-    config.write_text(
-        f'url = "amqp://{parts.hostname}:{parts.port}{parts.path}"\n'
-        'user = "guest"\npassword = "guest"\n'
-    )
-    config.chmod(0o600)
-    confirm_user(system, "guest")
-    client = ClientProcess(None, None, tmp_path / "state", "--config", str(config))
-    try:
-        [job] = await submit_jobs(system.amqp_url, "guest", "lab-1", make_pdf(1), 1)
-        await client.wait_for("desktop.job_prompt", job_id=job)
-        client.send(job_id=job, action="print")
-        await client.wait_for("desktop.answer_result", job_id=job, outcome="authorized")
-        await wait_printed(system, job)
-    finally:
-        client.stop()
-    assert client.stderr == []  # and no password warning: the file is private
+async def test_the_issued_config_file_signs_the_client_in_as_its_user(system, client_for):
+    """`platenctl user credential` writes the config file every client here starts with:
+    the client signs in as bob's own broker user, and its answers carry the `user_id`
+    RabbitMQ checks (without it notification drops them, see above)."""
+    confirm_user(system, "bob")
+    client = client_for("bob")
+    await client.wait_for("client.status", state="connected")
+    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    await client.wait_for("desktop.job_prompt", job_id=job)
+    client.send(job_id=job, action="print")
+    await client.wait_for("desktop.answer_result", job_id=job, outcome="authorized")
+    await wait_printed(system, job)
+    assert client.stderr == []  # no warning either: the file is private

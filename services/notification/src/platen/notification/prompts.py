@@ -22,9 +22,10 @@ from platen.messaging.topology import NOTIFICATION_ANSWERS
 from platen.notification.prompting import Sender, prompt_problem, sender_problem, ttl_ms
 from platen.notification.sending import send
 
-# Set where every desktop signs in as its own broker user: a reply must then carry the
-# AMQP `user_id`, which RabbitMQ has checked against that user.
-REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "") not in ("", "0", "false")
+# Every desktop signs in as its own broker user, so a reply must carry the AMQP `user_id`,
+# which RabbitMQ has checked against that user. "0" accepts replies without one: only for
+# a broker without per-user identities (a development machine signed in as one user).
+REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0", "false", "no")
 
 
 async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> None:

@@ -1,0 +1,3 @@
+"""Fixtures shared by the end-to-end tests of the desktop client."""
+
+from tests.e2e.clientproc import desktops  # noqa: F401 - a fixture
