@@ -49,6 +49,7 @@ class ClientApp:
         # Ids of the messages shown lately: a message delivered again (after a reconnect,
         # an unacknowledged prompt comes back) is not shown twice.
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._lock = asyncio.Lock()
 
     def _first_time(self, message_id: str | None) -> bool:
         if not message_id:
@@ -61,6 +62,17 @@ class ClientApp:
         return True
 
     async def on_delivery(self, delivery: Delivery) -> None:
+        # One message at a time, in queue order: a balance must not be overtaken by an
+        # older one, nor two settlements race for the same prompt.
+        async with self._lock:
+            try:
+                await self._handle(delivery)
+            except Exception as exc:
+                # A message the client cannot show must not stop the ones after it.
+                self.view.status("warning", f"message not shown: {exc!r}")
+                await delivery.ack()
+
+    async def _handle(self, delivery: Delivery) -> None:
         message = delivery.message
         if not self._first_time(getattr(delivery, "message_id", None)):
             if isinstance(message, JobPrompt) and message.job_id in self.deliveries:
@@ -92,7 +104,9 @@ class ClientApp:
         """Acknowledge the prompts that are over: closed, expired or finally answered."""
         for job in list(self.deliveries):
             if job not in self.model.prompts and job not in self.model.answered:
-                await self.deliveries.pop(job).ack()
+                delivery = self.deliveries.pop(job, None)
+                if delivery is not None:
+                    await delivery.ack()
 
     def answer(self, job_id: uuid.UUID, choice: Choice, *, apply_to_all: bool = False) -> int:
         """Send the user's answer; returns how many jobs it answered. Raises UnknownPrompt."""
@@ -106,8 +120,9 @@ class ClientApp:
     async def tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self.apply(self.model.expire())
-            await self.settle()
+            async with self._lock:
+                self.apply(self.model.expire())
+                await self.settle()
 
 
 async def run(app: ClientApp, transport: Transport) -> None:

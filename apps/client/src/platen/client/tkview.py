@@ -117,6 +117,8 @@ class TkView:
         )
 
     def status(self, state: str, detail: str) -> None:
+        if state == "warning":
+            return  # not about the connection (e.g. a message it could not read)
         text = {"connected": "connected", "waiting": "waiting for the server…"}.get(
             state, "not connected - retrying"
         )

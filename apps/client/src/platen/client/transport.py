@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aio_pika
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from platen.events.base import HEADER_VERSION, Message
 from platen.events.desktop import REPLY_KINDS, JobAnswer
@@ -103,18 +103,26 @@ class Transport:
         """One connection's life: returns (or raises) when it is gone."""
         lost = asyncio.Event()
         connection.close_callbacks.add(lambda *_: lost.set())
-        await self._consume(connection)
+        channel = await self._consume(connection)
+        # A channel the broker closes (an error on it) ends the session as a lost
+        # connection does: the next one consumes again.
+        channel.close_callbacks.add(lambda *_: lost.set())
         self.connection = connection
         await self._status("connected", self.login)
         publisher = asyncio.create_task(self._publish_loop(connection))
+        waiting = asyncio.create_task(lost.wait())
         try:
-            await lost.wait()
+            # Also over when publishing fails (its channel closed): the answer that failed
+            # is still first in line, for the next session.
+            await asyncio.wait({publisher, waiting}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            publisher.cancel()
-            await asyncio.gather(publisher, return_exceptions=True)
-        await self._status("disconnected", "connection lost")
+            for task in (publisher, waiting):
+                task.cancel()
+            results = await asyncio.gather(publisher, waiting, return_exceptions=True)
+        problem = next((r for r in results if isinstance(r, Exception)), None)
+        await self._status("disconnected", f"connection lost{f': {problem!r}' if problem else ''}")
 
-    async def _consume(self, connection: AbstractConnection) -> None:
+    async def _consume(self, connection: AbstractConnection) -> AbstractChannel:
         """Start consuming the user's queue, waiting for the server to create it."""
         announced = False
         while True:
@@ -124,7 +132,7 @@ class Transport:
                 # Not declared: a desktop may only read its queue; the server creates it.
                 queue = await channel.get_queue(desktop_queue(self.login), ensure=False)
                 await queue.consume(self._deliver)
-                return
+                return channel
             except aio_pika.exceptions.ChannelClosed as exc:
                 if not announced:
                     await self._status("waiting", f"Platen does not know {self.login} yet: {exc}")
