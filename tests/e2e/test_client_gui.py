@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from decimal import Decimal as D
 
@@ -39,6 +40,10 @@ async def gui_client(system, display, desktops, tmp_path):
     for view, task in started:
         view.quit()
         await asyncio.wait_for(task, 10)
+    # Free the Tk objects now, in the main thread: Tcl aborts the process if the garbage
+    # collector frees them later in another thread (the services start from one).
+    started.clear()
+    gc.collect()
 
 
 async def until(predicate, timeout: float = 60):

@@ -1,3 +1,4 @@
+import gc
 import os
 from pathlib import Path
 
@@ -12,3 +13,13 @@ SHOTS = os.environ.get("PLATEN_SCREENSHOT_DIR")
 @pytest.fixture
 def shots(tmp_path) -> Path:
     return Path(SHOTS) if SHOTS else tmp_path / "shots"
+
+
+@pytest.fixture(autouse=True)
+def collect_tk_garbage():
+    """Free each test's Tk objects here, in the main thread. Left to the cyclic garbage
+    collector, a Tk variable may be freed in whatever thread runs at that moment (a later
+    test starts services from a thread), and Tcl aborts the process when called from a
+    thread other than its own."""
+    yield
+    gc.collect()
