@@ -4,6 +4,7 @@ service, enforced by the broker, and taken away when a user is disabled."""
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 import tomllib
 
@@ -19,6 +20,7 @@ from aiormq.exceptions import (
 from platen.events.desktop import BalanceNotice
 from platen.events.registry import decode
 from platen.messaging.installation import with_credentials
+from tests.e2e.clientproc import ClientProcess
 
 
 def issue(system, login: str) -> str:
@@ -144,3 +146,23 @@ async def test_a_disabled_user_is_signed_out_within_seconds_and_cannot_sign_in(s
             await asyncio.sleep(0.2)
     else:
         raise AssertionError("carol could not sign in again after being enabled")
+
+
+async def test_the_real_client_of_a_disabled_user_is_signed_out_and_shows_no_secret(
+    system, desktops, tmp_path
+):
+    system.ctl("user", "add", "dave", "--balance", "1.00")
+    config = desktops("dave")
+    password = tomllib.loads(config.read_text())["password"]
+    client = ClientProcess(None, None, tmp_path / "state", "--config", str(config), "--debug")
+    try:
+        await client.wait_for("client.status", state="connected")
+        system.ctl("user", "set", "dave", "--disabled")
+        # Signed out, it keeps trying (as after a network loss) and keeps being refused.
+        await client.wait_for("client.status", state="disconnected", timeout=15)
+        await asyncio.sleep(3)
+        assert client.of_type("client.status")[-1]["state"] != "connected"
+        everything = json.dumps(client.lines) + "".join(client.stderr)
+        assert password not in everything
+    finally:
+        client.stop()
