@@ -53,6 +53,17 @@ class System:
         """What the CUPS backend signs in with."""
         return self.ids.print_server
 
+    def broker_refusals(self, user: str) -> list[str]:
+        """The broker's log lines about what it refused `user` on this test's vhost."""
+        log = self.identities.infra.broker_log
+        if log is None:
+            raise AssertionError("this test broker does not expose its log")
+        return [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if "refused" in line and f"'{self.vhost}'" in line and f"user '{user}'" in line
+        ]
+
     def desktop_url(self, login: str, password: str) -> str:
         return self.identities.desktop_url(self.vhost, login, password)
 

@@ -109,6 +109,17 @@ async def test_a_user_signs_in_with_an_issued_credential_and_only_as_themselves(
     ):
         error = await refused(alice, action)
         assert "refused" in str(error) or "user_id" in str(error), (action.__name__, error)
+    # Each attempt is in the broker's log, with the user and what was refused.
+    for _ in range(50):
+        if len(system.broker_refusals("alice")) >= 6:
+            break
+        await asyncio.sleep(0.1)
+    logged = "\n".join(system.broker_refusals("alice"))
+    for what in ("queue 'desktop.bob'", "exchange 'platen.events'", "exchange 'platen.commands'"):
+        assert what in logged, what
+    assert "topic 'user.bob.answer'" in logged
+    log = system.identities.infra.broker_log.read_text(errors="replace")
+    assert "user_id property set to 'bob' but authenticated user was 'alice'" in log
     # A new credential replaces the old one.
     renewed = issue(system, "alice")
     with pytest.raises(ProbableAuthenticationError):

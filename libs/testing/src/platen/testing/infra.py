@@ -28,6 +28,8 @@ class Infra:
     source: str
     # The same broker over TLS (its CA file in the URL), when the source offers it.
     amqps_url: str | None = None
+    # The broker's own log, where it records what it refused, when the source exposes it.
+    broker_log: Path | None = None
 
 
 def _docker_answers() -> bool:
@@ -79,6 +81,7 @@ def _from_local() -> Iterator[Infra]:
             pg.admin_dsn,
             "local binaries",
             amqps_url=rabbit.amqps_url,
+            broker_log=rabbit.log_file,
         )
     finally:
         rabbit.stop()

@@ -87,6 +87,10 @@ class LocalRabbitMQ:
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}"
 
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "log" / f"{self.nodename}.log"
+
     def env(self) -> dict[str, str]:
         f = self.folder
         return {
