@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from platen.messaging import permissions
+from platen.messaging.installation import with_credentials
 from platen.messaging.permissions import Permissions
 from platen.messaging.topology import SERVICES
 from platen.testing.infra import Infra
@@ -26,14 +27,6 @@ PRINT_SERVER = "test-platen-print-server"
 
 def service_user(service: str) -> str:
     return f"test-platen-{service}"
-
-
-def _with_credentials(url: str, user: str, password: str) -> str:
-    parts = urlsplit(url)
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass
@@ -56,7 +49,7 @@ class Identities:
         """The management API with administrator credentials (for the notification
         service, which manages the desktop users)."""
         parts = urlsplit(self.infra.amqp_url)
-        return _with_credentials(
+        return with_credentials(
             self.infra.management_url, parts.username or "guest", parts.password or "guest"
         )
 
@@ -82,7 +75,7 @@ class Identities:
                 json={"exchange": topic.exchange, "write": topic.write, "read": topic.read},
             ).raise_for_status()
         base = self.infra.amqps_url or self.infra.amqp_url
-        return _with_credentials(with_vhost(base, vhost), name, password)
+        return with_credentials(with_vhost(base, vhost), name, password)
 
     def for_vhost(self, vhost: str) -> VhostIdentities:
         return VhostIdentities(
@@ -97,7 +90,7 @@ class Identities:
 
     def desktop_url(self, vhost: str, login: str, password: str) -> str:
         base = self.infra.amqps_url or self.infra.amqp_url
-        return _with_credentials(with_vhost(base, vhost), login, password)
+        return with_credentials(with_vhost(base, vhost), login, password)
 
 
 @dataclass(frozen=True)
