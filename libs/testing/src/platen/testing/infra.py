@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +30,9 @@ class Infra:
     amqps_url: str | None = None
     # The broker's own log, where it records what it refused, when the source exposes it.
     broker_log: Path | None = None
+    # Stops and starts the broker application (every connection drops, queues recover),
+    # when the source can: as a broker restart in production.
+    restart_broker: Callable[[], None] | None = None
 
 
 def _docker_answers() -> bool:
@@ -82,6 +85,7 @@ def _from_local() -> Iterator[Infra]:
             "local binaries",
             amqps_url=rabbit.amqps_url,
             broker_log=rabbit.log_file,
+            restart_broker=rabbit.restart,
         )
     finally:
         rabbit.stop()

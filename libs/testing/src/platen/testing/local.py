@@ -178,6 +178,13 @@ class LocalRabbitMQ:
             raise InfraError(f"rabbitmqctl {' '.join(args)} failed: {out.stderr.strip()}")
         return out.stdout
 
+    def restart(self) -> None:
+        """Stop and start the RabbitMQ application on its running node: every connection
+        drops and every queue restarts from disk, as in a broker restart."""
+        self.ctl("stop_app")
+        self.ctl("start_app")
+        self.ctl("await_startup")
+
     def stop(self) -> None:
         stop_process(self.proc)
         # The Erlang port mapper daemon outlives the node; it is shared and harmless.
