@@ -69,6 +69,7 @@ def main() -> None:
         services = ServiceProcesses(
             url, db, folder / "logs", extra_env={"PLATEN_LOG_LEVEL": "WARNING"}
         )
+        services.install_topology()
         services.start_all()
         config = folder / "backend.conf"
         config.write_text(f"[platen]\namqp_url = {url}\nserver_id = bench\n")

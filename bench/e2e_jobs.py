@@ -168,6 +168,7 @@ def main() -> None:
         services = ServiceProcesses(
             url, db, Path(tempfile.mkdtemp()) / "logs", extra_env={"PLATEN_LOG_LEVEL": "WARNING"}
         )
+        services.install_topology()
         services.start_all()
         try:
             ctl(url, "status", "--timeout", "60")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -23,6 +23,12 @@ class BrokerAdminError(RuntimeError):
 
 def new_password() -> str:
     return secrets.token_urlsafe(24)
+
+
+def vhost_of(amqp_url: str) -> str:
+    """The vhost an AMQP URL names ("/" when it names none)."""
+    path = urlsplit(amqp_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
 
 
 def _q(name: str) -> str:

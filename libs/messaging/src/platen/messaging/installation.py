@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from platen.messaging import permissions
-from platen.messaging.broker_admin import BrokerAdmin, new_password
+from platen.messaging.broker_admin import BrokerAdmin, new_password, vhost_of
 from platen.messaging.topology import SERVICES, declare_all
 
 ADMIN = "platen-admin"
@@ -41,25 +41,27 @@ class Installed:
     identity_manager_url: str  # the management API, for the notification service
 
 
-async def install(amqp_url: str, management_url: str, *, disable_guest: bool) -> Installed:
+async def install(
+    amqp_url: str, management_url: str, *, disable_guest: bool, user_prefix: str = ""
+) -> Installed:
     """Declare the topology and (re)issue every Platen identity on the vhost of
-    `amqp_url`. Passwords are new each time: the returned URLs replace the old ones."""
+    `amqp_url`. Passwords are new each time: the returned URLs replace the old ones.
+    `user_prefix` keeps several installations' broker users apart on one broker."""
     await declare_all(amqp_url)
-    path = urlsplit(amqp_url).path
-    vhost = path[1:] if len(path) > 1 else "/"
-    identities = {s: (service_user(s), permissions.service(s)) for s in SERVICES}
-    identities["admin"] = (ADMIN, permissions.admin())
-    identities["print-server"] = (PRINT_SERVER, permissions.print_server())
+    identities = {s: (user_prefix + service_user(s), permissions.service(s)) for s in SERVICES}
+    identities["admin"] = (user_prefix + ADMIN, permissions.admin())
+    identities["print-server"] = (user_prefix + PRINT_SERVER, permissions.print_server())
     urls = {}
-    async with BrokerAdmin(management_url, vhost) as admin:
+    async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:
         for key, (user, perms) in identities.items():
             password = new_password()
             await admin.set_password(user, password)
             await admin.grant(user, perms)
             urls[key] = with_credentials(amqp_url, user, password)
         password = new_password()
-        await admin.set_password(IDENTITY_MANAGER, password, tags="administrator")
-        manager = with_credentials(admin.base_url, IDENTITY_MANAGER, password)
+        manager_user = user_prefix + IDENTITY_MANAGER
+        await admin.set_password(manager_user, password, tags="administrator")
+        manager = with_credentials(admin.base_url, manager_user, password)
         if disable_guest:
             # The broker's default user can do anything and its password is known to all.
             await admin.delete_user("guest")

@@ -60,7 +60,8 @@ class ServiceProcesses:
             pool.submit(asyncio.run, declare_all(self.amqp_url)).result()
 
     def start_all(self) -> None:
-        self.install_topology()
+        """Start every service. The topology must be installed already (by
+        `install_topology`, or by `platen.messaging.installation.install`)."""
         for name in MODULES:
             self.start(name)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from urllib.parse import unquote, urlsplit
 
 import structlog
 
@@ -22,7 +21,7 @@ from platen.events.accounts import UserAdded, UserDisabled, UserEnabled
 from platen.events.identities import Credential, IssueCredential
 from platen.events.system import ErrorReply
 from platen.messaging import permissions
-from platen.messaging.broker_admin import BrokerAdmin, new_password
+from platen.messaging.broker_admin import BrokerAdmin, new_password, vhost_of
 from platen.messaging.handling import HandlerContext
 
 log = structlog.get_logger("notification.identities")
@@ -33,11 +32,6 @@ DISCONNECT_RETRIES = (0.5, 1, 2, 4, 8)
 
 _admin: BrokerAdmin | None = None
 _background: set[asyncio.Task] = set()
-
-
-def vhost_of(amqp_url: str) -> str:
-    path = urlsplit(amqp_url).path
-    return unquote(path[1:]) if len(path) > 1 else "/"
 
 
 def admin() -> BrokerAdmin | None:
