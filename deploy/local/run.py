@@ -199,7 +199,8 @@ def print_tour() -> None:
 Platen is running. Demo data: printer lab-1 at 0.10 a page; alice with 5.00; bob with 0.10.
 In a second shell, from this checkout:
 
-  .venv/bin/platen-client --user alice --console
+  .venv/bin/platenctl user credential alice --output run/alice.toml   # alice's sign-in
+  .venv/bin/platen-client --config run/alice.toml --console &         # alice's desktop
   .venv/bin/platenctl print run/demo/report.pdf --user alice --printer lab-1 --wait
   .venv/bin/platenctl user show alice
   .venv/bin/platenctl jobs
