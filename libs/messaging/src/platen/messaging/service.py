@@ -81,19 +81,29 @@ async def _declare_with_retry(url: str, service: str, timeout: float = 60.0) -> 
             await asyncio.sleep(1.0)
 
 
+def queue_handlers(spec: ServiceSpec, purpose: str) -> dict[type, Handler]:
+    """The handlers of one of the service's queues: its own, and on its commands queue the
+    `Ping` every service answers. (The AsyncAPI document is made from these too.)"""
+    handlers = dict(spec.handlers.get(purpose, {}))
+    if purpose == "commands":
+        handlers.setdefault(Ping, _ping_handler(spec.name))
+    return handlers
+
+
+def _ping_handler(service: str) -> Handler:
+    async def ping(ctx: HandlerContext, msg: Ping) -> Pong:
+        return Pong(service=service, version=_version())
+
+    return ping
+
+
 def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtime]:
     broker = RabbitBroker(settings.amqp_url, logger=None, app_id=spec.name, graceful_timeout=10)
     app = FastStream(broker, logger=None)
     rt = Runtime(spec, settings)
 
-    async def ping(ctx: HandlerContext, msg: Ping) -> Pong:
-        return Pong(service=spec.name, version=_version())
-
     for queue in consumer_queues(spec.name):
-        purpose = queue.name.split(".", 1)[1]
-        handlers = dict(spec.handlers.get(purpose, {}))
-        if purpose == "commands":
-            handlers.setdefault(Ping, ping)
+        handlers = queue_handlers(spec, queue.name.split(".", 1)[1])
         rt.dispatchers[queue.name] = handlers  # type: ignore[assignment]  # filled at start-up
         _subscribe(broker, rt, queue.name, settings.prefetch)
 
