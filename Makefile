@@ -1,5 +1,5 @@
 # Platen: the two commands are `make run` and `make test`.
-.PHONY: run test lint format install bench clean
+.PHONY: run test lint format install bench docs clean
 
 install:
 	@deploy/local/install-system-packages.sh
@@ -21,6 +21,10 @@ format: install
 
 bench: install
 	.venv/bin/python bench/run_all.py
+
+# The AsyncAPI document, made from the code; tests/test_asyncapi.py fails when it is stale.
+docs: install
+	.venv/bin/python docs/asyncapi.py
 
 clean:
 	rm -rf run .pytest_cache
