@@ -3,7 +3,9 @@
 A PDF's structure (page count, encryption, damage, paper) comes from pikepdf; what its
 pages print comes from rendering them once with Ghostscript's `ink_cov` device. A
 PostScript document is a program, so everything about it comes from running it in
-Ghostscript. Every reason in `UnreadableDocument` is shown to the user who sent the job.
+Ghostscript. PWG and Apple raster (what CUPS sends an IPP Everywhere printer that takes
+no PDF) are pages of pixels, read in `raster`. Every reason in `UnreadableDocument` is
+shown to the user who sent the job.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Literal
 
 import pikepdf
+
+from platen.job_capture.raster import RasterError, raster_format, read_raster
 
 MAX_PAGES = 10_000
 DEFAULT_TIMEOUT = 120.0
@@ -87,6 +91,10 @@ globaldict /platen-pages 0 put
 MAX_OUTPUT_LINE = 4096
 
 
+Format = Literal["pdf", "postscript", "pwg-raster", "urf"]
+FORMATS: tuple[Format, ...] = ("pdf", "postscript", "pwg-raster", "urf")
+
+
 class UnreadableDocument(ValueError):
     """The document cannot be analysed; it must not be printed (free or blind)."""
 
@@ -99,14 +107,14 @@ class Analysis:
     so two analyses of the same document compare equal.
     """
 
-    format: Literal["pdf", "postscript"]
+    format: Format
     pages: int
     color_pages: tuple[int, ...]
     page_sizes: tuple[str, ...]
     analysis_ms: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
-        if self.format not in ("pdf", "postscript"):
+        if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}")
         if self.pages < 1 or len(self.page_sizes) != self.pages:
             raise ValueError("an analysis needs one paper size for each of at least one page")
@@ -122,20 +130,27 @@ def analyse(document: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> Analysis:
     if not document:
         raise UnreadableDocument("the document is empty")
     head = document.lstrip()[:5]
-    if head.startswith(b"%PDF-"):
-        fmt: Literal["pdf", "postscript"] = "pdf"
+    raster = raster_format(document)
+    if raster is not None:
+        fmt: Format = raster
+        sizes, colour = _analyse_raster(document, deadline, timeout)
+    elif head.startswith(b"%PDF-"):
+        fmt = "pdf"
         sizes, inks = _analyse_pdf(document, deadline, timeout)
+        colour = [prints_in_colour(*ink) for ink in inks]
     elif head.startswith(b"%!"):
         fmt = "postscript"
         sizes, inks = _analyse_postscript(document, deadline, timeout)
+        colour = [prints_in_colour(*ink) for ink in inks]
     else:
         raise UnreadableDocument(
-            "unsupported document format (only PDF and PostScript are accepted)"
+            "unsupported document format (only PDF, PostScript, PWG raster and Apple raster"
+            " are accepted)"
         )
     return Analysis(
         format=fmt,
         pages=len(sizes),
-        color_pages=tuple(n for n, ink in enumerate(inks, start=1) if prints_in_colour(*ink)),
+        color_pages=tuple(n for n, in_colour in enumerate(colour, start=1) if in_colour),
         page_sizes=tuple(paper_name(w, h) for w, h in sizes),
         analysis_ms=round((time.monotonic() - started) * 1000),
     )
@@ -312,6 +327,25 @@ def _analyse_postscript(
             "the PostScript document cannot be analysed (it changes page handling)"
         )
     return run.sizes, run.inks
+
+
+# --------------------------------------------------------------------------- raster
+
+
+def _analyse_raster(
+    document: bytes, deadline: float, timeout: float
+) -> tuple[list[tuple[float, float]], list[bool]]:
+    try:
+        pages = read_raster(
+            document, tolerance=NEUTRAL_TOLERANCE, max_pages=MAX_PAGES, deadline=deadline
+        )
+    except RasterError as exc:
+        raise UnreadableDocument(str(exc)) from None
+    except TimeoutError:
+        raise UnreadableDocument(
+            f"the document takes too long to analyse (the limit is {timeout:g} seconds)"
+        ) from None
+    return [(page.width_pt, page.height_pt) for page in pages], [page.color for page in pages]
 
 
 # --------------------------------------------------------------------------- Ghostscript
