@@ -326,7 +326,49 @@ def _analyse_postscript(
         raise UnreadableDocument(
             "the PostScript document cannot be analysed (it changes page handling)"
         )
+    problem = dsc_truncation(document, len(run.sizes))
+    if problem:
+        raise UnreadableDocument(problem)
     return run.sizes, run.inks
+
+
+DSC_PAGES = re.compile(rb"^%%Pages:[ \t]*(\(atend\)|\d+)", re.MULTILINE)
+DSC_END_PADDING = b" \t\r\n\x04"  # drivers end a job with a newline or a ^D
+
+
+def dsc_truncation(document: bytes, rendered: int) -> str | None:
+    """Why a PostScript document that ran to its end is nevertheless cut short, if it is.
+
+    A cut PostScript program still runs: it prints the pages before the cut. Only a
+    document that follows the Document Structuring Conventions (it starts with
+    `%!PS-Adobe-`, as every driver and converter writes) says how it ends (`%%EOF`) and
+    how many pages it has (`%%Pages:`, in its header or, if "(atend)", in its trailer);
+    a plain `%!PS` program cut between two pages cannot be told from a shorter one.
+    `%%Pages: 0` is what some applications write for a page they do not count: unknown.
+    """
+    text = document.lstrip()
+    if not text.startswith(b"%!PS-Adobe-"):
+        return None
+    if not text.rstrip(DSC_END_PADDING).endswith(b"%%EOF"):
+        return "the PostScript document is truncated (its end is missing)"
+    header_end = text.find(b"%%EndComments")
+    header = DSC_PAGES.search(text if header_end < 0 else text[:header_end])
+    if header is None:
+        return None
+    declared = header.group(1)
+    if declared == b"(atend)":
+        trailer = text.rfind(b"%%Trailer")
+        found = DSC_PAGES.findall(text[trailer:]) if trailer >= 0 else []
+        counts = [value for value in found if value != b"(atend)"]
+        if not counts:
+            return "the PostScript document is truncated (its trailer is missing)"
+        declared = counts[-1]
+    if int(declared) not in (0, rendered):
+        return (
+            f"the PostScript document is truncated or damaged (it has {int(declared)} pages,"
+            f" but {rendered} print)"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- raster
