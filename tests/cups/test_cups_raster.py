@@ -59,6 +59,7 @@ async def test_raster_only_printers_are_priced_by_their_colour_pages_and_charged
         assert (priced.color_pages, priced.grayscale_pages) == (2, 3)
         assert priced.cost == D("1.30")  # 2 x 0.50 + 3 x 0.10
         charged += priced.cost
+        assert printer.proc is not None and printer.proc.poll() is None  # ours answered
         [received] = printer.received()
         assert received.read_bytes().startswith(magic)
     assert D(system.user_json("alice")["balance"]) == D("10.00") - charged
