@@ -358,9 +358,30 @@ def test_job_captured_version_1_is_upcast_to_one_grayscale_side_per_page():
         % str(JOB_ID).encode()
     )
     event = decode("job.captured", 1, v1)
-    assert JobCaptured.schema_version == 2
+    assert JobCaptured.schema_version == 3
     assert (event.sides, event.sheets, event.total_sides, event.color_pages) == (3, 3, 6, [])
     assert [(g.paper, g.color, g.count) for g in event.side_groups] == [("unknown", False, 3)]
+
+
+def test_job_captured_version_2_reads_as_version_3_and_3_takes_raster_formats():
+    v2 = JobCaptured(
+        job_id=JOB_ID,
+        user="alice",
+        printer="lab-1",
+        document_name="a.pdf",
+        pages=2,
+        copies=1,
+        size_bytes=10,
+        captured_at=datetime(2024, 5, 17, 9, 30, tzinfo=UTC),
+        format="postscript",
+        color_pages=[2],
+    )
+    assert decode("job.captured", 2, encode(v2)) == v2
+    for fmt in ("pwg-raster", "urf"):
+        assert JobCaptured.model_validate({**v2.model_dump(), "format": fmt}).format == fmt
+    body = encode(v2).replace(b'"postscript"', b'"docx"')
+    with pytest.raises(ContractError):
+        decode("job.captured", 3, body)
 
 
 def test_submit_job_version_1_is_upcast_to_an_api_job():

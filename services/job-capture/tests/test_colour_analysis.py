@@ -484,12 +484,59 @@ def test_postscript_forging_page_reports_past_the_limit_is_refused(monkeypatch):
         analyse(b"%!PS\n{ (platen-page: 1 1) = } loop\n", timeout=30)
 
 
-def test_truncated_postscript_counts_only_what_is_there():
-    # PostScript has no cross-reference table: a cut program is still a program, and the
-    # pages it still prints are what would print.
-    document = make_postscript([Page(marks=("black-text",))] * 3 + [Page(marks=("color-shape",))])
-    cut = document[: document.index(b"%%Page: 3 3")]
-    assert analyse(cut).pages == 2
+FOUR_PAGES = [Page(marks=("black-text",))] * 3 + [Page(marks=("color-shape",))]
+
+
+@pytest.mark.parametrize(
+    "cut_before",
+    [b"%%Page: 3 3", b"%%Page: 4 4", b"%%EOF", b"restore showpage\n%%EOF"],
+    ids=["between-pages", "before-the-last", "before-eof", "inside-the-last-page"],
+)
+def test_truncated_dsc_postscript_is_refused(cut_before):
+    document = make_postscript(FOUR_PAGES)
+    cut = document[: document.rindex(cut_before)]
+    with pytest.raises(UnreadableDocument, match="the PostScript document is truncated"):
+        analyse(cut)
+
+
+def test_every_truncation_of_dsc_postscript_is_refused():
+    document = make_postscript(FOUR_PAGES)
+    assert analyse(document).pages == 4
+    for length in range(len(document) - len(b"%%EOF\n") + 1, 0, -7):
+        with pytest.raises(UnreadableDocument):
+            analyse(document[:length])
+
+
+def test_dsc_postscript_whose_page_count_disagrees_is_refused():
+    document = make_postscript(FOUR_PAGES).replace(b"%%Pages: 4", b"%%Pages: 5")
+    with pytest.raises(UnreadableDocument, match=r"it has 5 pages, but 4 print"):
+        analyse(document)
+
+
+def test_dsc_postscript_with_its_page_count_at_the_end():
+    document = make_postscript(FOUR_PAGES).replace(b"%%Pages: 4", b"%%Pages: (atend)")
+    whole = document.replace(b"%%EOF", b"%%Trailer\n%%Pages: 4\n%%EOF")
+    assert (analyse(whole).pages, analyse(whole).color_pages) == (4, (4,))
+    with pytest.raises(UnreadableDocument, match="its trailer is missing"):
+        analyse(document)  # "(atend)" but no trailer
+    with pytest.raises(UnreadableDocument, match="it has 3 pages, but 4 print"):
+        analyse(whole.replace(b"%%Pages: 4", b"%%Pages: 3"))
+
+
+def test_dsc_end_padding_and_unknown_page_counts_are_accepted():
+    document = make_postscript(FOUR_PAGES)
+    assert analyse(document + b"\r\n\x04").pages == 4  # a driver's ^D after the job
+    assert analyse(document.replace(b"%%Pages: 4", b"%%Pages: 0")).pages == 4
+
+
+def test_plain_postscript_cut_between_pages_cannot_be_told_from_a_shorter_one():
+    # Without the Document Structuring Conventions nothing says how long the program
+    # was: a cut between two pages prints, and is priced as, the pages before the cut
+    # (docs/cups.md, "Known limits"). A cut inside a page is an error, and refused.
+    document = make_postscript(FOUR_PAGES).replace(b"%!PS-Adobe-3.0", b"%!PS")
+    assert analyse(document[: document.index(b"%%Page: 3 3")]).pages == 2
+    with pytest.raises(UnreadableDocument, match="stops with an error"):
+        analyse(document[: document.index(b"%%Page: 3 3") - len(b"restore showpage\n") + 3])
 
 
 def test_a_missing_ghostscript_is_an_installation_error_not_a_refusal(monkeypatch):

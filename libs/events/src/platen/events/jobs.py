@@ -59,6 +59,11 @@ class JobSubmitted(Message):
     job_id: uuid.UUID
 
 
+# What job-capture analyses: PDF, PostScript, and the rasters CUPS sends IPP Everywhere
+# printers that take no PDF (PWG raster and Apple raster, "URF").
+DocumentFormat = Literal["pdf", "postscript", "pwg-raster", "urf"]
+
+
 class SideGroup(BaseModel):
     """Printed sides of one copy that share a paper size and colour."""
 
@@ -72,14 +77,16 @@ class SideGroup(BaseModel):
 class JobCaptured(Message):
     """A job was captured and its document analysed.
 
-    Version 2 carries the analysis. `pages` and `color_pages` describe the document
+    Version 2 carries the analysis. Version 3 adds the raster formats an IPP Everywhere
+    printer is sent (`pwg-raster`, `urf`) to `format`; a version 2 event is a valid
+    version 3 one as it is. `pages` and `color_pages` describe the document
     (logical pages, numbered from 1); `sides` and `sheets` what the printer will produce
     after N-up and duplex, for one copy; `side_groups` the sides of one copy by paper
     size and colour, which is what pricing needs. Totals multiply by `copies`.
     """
 
     message_type: ClassVar[str] = "job.captured"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     job_id: uuid.UUID
     user: Login
     printer: PrinterName
@@ -88,7 +95,7 @@ class JobCaptured(Message):
     copies: int = Field(ge=1)
     size_bytes: int = Field(ge=0)
     captured_at: datetime
-    format: Literal["pdf", "postscript"] = "pdf"
+    format: DocumentFormat = "pdf"
     color_pages: list[int] = Field(default_factory=list)
     paper_sizes: dict[str, int] = Field(default_factory=dict)
     duplex: bool = False
@@ -127,6 +134,12 @@ def _captured_v1_to_v2(body: dict) -> dict:
     }
 
 
+@upcaster("job.captured", 2)
+def _captured_v2_to_v3(body: dict) -> dict:
+    # Version 3 only allows more formats: every version 2 body is already valid.
+    return body
+
+
 @register
 class AnalyseDocument(Message):
     """Query to job-capture (`capture.analyse`): analyse a document as it would be printed,
@@ -144,7 +157,7 @@ class DocumentAnalysis(Message):
     """Reply to `capture.analyse`: the same analysis a captured job carries."""
 
     message_type: ClassVar[str] = "capture.analyse.reply"
-    format: Literal["pdf", "postscript"]
+    format: DocumentFormat
     pages: int = Field(ge=1)
     color_pages: list[int]
     paper_sizes: dict[str, int]

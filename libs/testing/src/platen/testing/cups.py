@@ -92,7 +92,9 @@ class VirtualPrinter:
     def uri(self) -> str:
         return f"ipp://127.0.0.1:{self.port}/ipp/print"
 
-    def start(self) -> VirtualPrinter:
+    def start(self, *, formats: str = "application/pdf,image/pwg-raster") -> VirtualPrinter:
+        """`formats`: the document formats it takes (`-m everywhere` queues send it the
+        first of PDF, Apple raster and PWG raster that it lists)."""
         ensure_dns_sd()
         self.port = self.port or free_port()
         (self.folder / "received").mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,7 @@ class VirtualPrinter:
                 "-p",
                 str(self.port),
                 "-f",
-                "application/pdf,image/pwg-raster",
+                formats,
                 "-M",
                 "Platen",
                 "-m",

@@ -2,13 +2,15 @@
 
 `make_pdf` makes blank pages. `make_pdf_pages` and `make_postscript` make one page per
 `Page`, each with its own paper size and marks whose colour is known, so a test can say
-exactly which pages print in colour and on which paper.
+exactly which pages print in colour and on which paper. `make_raster` renders such a PDF
+to PWG or Apple raster with Ghostscript, as CUPS's filters do for IPP Everywhere printers.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -341,3 +343,37 @@ def make_postscript(pages: Sequence[Page]) -> bytes:
         ]
     lines += ["%%EOF", ""]
     return "\n".join(lines).encode()
+
+
+# cupsColorSpace numbers Ghostscript's raster devices take.
+RASTER_SPACES = {"srgb": 19, "sgray": 18, "black": 3, "cmyk": 6}
+
+
+def make_raster(
+    pdf: bytes,
+    *,
+    fmt: Literal["pwg", "urf"] = "pwg",
+    space: Literal["srgb", "sgray", "black", "cmyk"] = "srgb",
+    bits: int = 8,
+    dpi: int = 100,
+) -> bytes:
+    """`pdf` rendered by Ghostscript's `pwgraster` or `appleraster` device, page by page."""
+    device = "pwgraster" if fmt == "pwg" else "appleraster"
+    return subprocess.run(
+        [
+            "gs",
+            "-q",
+            "-dSAFER",
+            "-dBATCH",
+            "-dNOPAUSE",
+            f"-sDEVICE={device}",
+            f"-r{dpi}",
+            f"-dcupsColorSpace={RASTER_SPACES[space]}",
+            f"-dcupsBitsPerColor={bits}",
+            "-sOutputFile=%stdout",
+            "-",
+        ],
+        input=pdf,
+        capture_output=True,
+        check=True,
+    ).stdout

@@ -3,7 +3,9 @@
 A PDF's structure (page count, encryption, damage, paper) comes from pikepdf; what its
 pages print comes from rendering them once with Ghostscript's `ink_cov` device. A
 PostScript document is a program, so everything about it comes from running it in
-Ghostscript. Every reason in `UnreadableDocument` is shown to the user who sent the job.
+Ghostscript. PWG and Apple raster (what CUPS sends an IPP Everywhere printer that takes
+no PDF) are pages of pixels, read in `raster`. Every reason in `UnreadableDocument` is
+shown to the user who sent the job.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Literal
 
 import pikepdf
+
+from platen.job_capture.raster import RasterError, raster_format, read_raster
 
 MAX_PAGES = 10_000
 DEFAULT_TIMEOUT = 120.0
@@ -87,6 +91,10 @@ globaldict /platen-pages 0 put
 MAX_OUTPUT_LINE = 4096
 
 
+Format = Literal["pdf", "postscript", "pwg-raster", "urf"]
+FORMATS: tuple[Format, ...] = ("pdf", "postscript", "pwg-raster", "urf")
+
+
 class UnreadableDocument(ValueError):
     """The document cannot be analysed; it must not be printed (free or blind)."""
 
@@ -99,14 +107,14 @@ class Analysis:
     so two analyses of the same document compare equal.
     """
 
-    format: Literal["pdf", "postscript"]
+    format: Format
     pages: int
     color_pages: tuple[int, ...]
     page_sizes: tuple[str, ...]
     analysis_ms: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
-        if self.format not in ("pdf", "postscript"):
+        if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}")
         if self.pages < 1 or len(self.page_sizes) != self.pages:
             raise ValueError("an analysis needs one paper size for each of at least one page")
@@ -122,20 +130,27 @@ def analyse(document: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> Analysis:
     if not document:
         raise UnreadableDocument("the document is empty")
     head = document.lstrip()[:5]
-    if head.startswith(b"%PDF-"):
-        fmt: Literal["pdf", "postscript"] = "pdf"
+    raster = raster_format(document)
+    if raster is not None:
+        fmt: Format = raster
+        sizes, colour = _analyse_raster(document, deadline, timeout)
+    elif head.startswith(b"%PDF-"):
+        fmt = "pdf"
         sizes, inks = _analyse_pdf(document, deadline, timeout)
+        colour = [prints_in_colour(*ink) for ink in inks]
     elif head.startswith(b"%!"):
         fmt = "postscript"
         sizes, inks = _analyse_postscript(document, deadline, timeout)
+        colour = [prints_in_colour(*ink) for ink in inks]
     else:
         raise UnreadableDocument(
-            "unsupported document format (only PDF and PostScript are accepted)"
+            "unsupported document format (only PDF, PostScript, PWG raster and Apple raster"
+            " are accepted)"
         )
     return Analysis(
         format=fmt,
         pages=len(sizes),
-        color_pages=tuple(n for n, ink in enumerate(inks, start=1) if prints_in_colour(*ink)),
+        color_pages=tuple(n for n, in_colour in enumerate(colour, start=1) if in_colour),
         page_sizes=tuple(paper_name(w, h) for w, h in sizes),
         analysis_ms=round((time.monotonic() - started) * 1000),
     )
@@ -311,7 +326,68 @@ def _analyse_postscript(
         raise UnreadableDocument(
             "the PostScript document cannot be analysed (it changes page handling)"
         )
+    problem = dsc_truncation(document, len(run.sizes))
+    if problem:
+        raise UnreadableDocument(problem)
     return run.sizes, run.inks
+
+
+DSC_PAGES = re.compile(rb"^%%Pages:[ \t]*(\(atend\)|\d+)", re.MULTILINE)
+DSC_END_PADDING = b" \t\r\n\x04"  # drivers end a job with a newline or a ^D
+
+
+def dsc_truncation(document: bytes, rendered: int) -> str | None:
+    """Why a PostScript document that ran to its end is nevertheless cut short, if it is.
+
+    A cut PostScript program still runs: it prints the pages before the cut. Only a
+    document that follows the Document Structuring Conventions (it starts with
+    `%!PS-Adobe-`, as every driver and converter writes) says how it ends (`%%EOF`) and
+    how many pages it has (`%%Pages:`, in its header or, if "(atend)", in its trailer);
+    a plain `%!PS` program cut between two pages cannot be told from a shorter one.
+    `%%Pages: 0` is what some applications write for a page they do not count: unknown.
+    """
+    text = document.lstrip()
+    if not text.startswith(b"%!PS-Adobe-"):
+        return None
+    if not text.rstrip(DSC_END_PADDING).endswith(b"%%EOF"):
+        return "the PostScript document is truncated (its end is missing)"
+    header_end = text.find(b"%%EndComments")
+    header = DSC_PAGES.search(text if header_end < 0 else text[:header_end])
+    if header is None:
+        return None
+    declared = header.group(1)
+    if declared == b"(atend)":
+        trailer = text.rfind(b"%%Trailer")
+        found = DSC_PAGES.findall(text[trailer:]) if trailer >= 0 else []
+        counts = [value for value in found if value != b"(atend)"]
+        if not counts:
+            return "the PostScript document is truncated (its trailer is missing)"
+        declared = counts[-1]
+    if int(declared) not in (0, rendered):
+        return (
+            f"the PostScript document is truncated or damaged (it has {int(declared)} pages,"
+            f" but {rendered} print)"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- raster
+
+
+def _analyse_raster(
+    document: bytes, deadline: float, timeout: float
+) -> tuple[list[tuple[float, float]], list[bool]]:
+    try:
+        pages = read_raster(
+            document, tolerance=NEUTRAL_TOLERANCE, max_pages=MAX_PAGES, deadline=deadline
+        )
+    except RasterError as exc:
+        raise UnreadableDocument(str(exc)) from None
+    except TimeoutError:
+        raise UnreadableDocument(
+            f"the document takes too long to analyse (the limit is {timeout:g} seconds)"
+        ) from None
+    return [(page.width_pt, page.height_pt) for page in pages], [page.color for page in pages]
 
 
 # --------------------------------------------------------------------------- Ghostscript
