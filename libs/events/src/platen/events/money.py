@@ -3,7 +3,7 @@
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 
 def _no_float(value: Any) -> Any:
@@ -28,6 +28,11 @@ Money = Annotated[
     Decimal,
     BeforeValidator(_no_float),
     PlainSerializer(lambda d: str(d), return_type=str, when_used="json"),
+    # The schema describes what travels (integrators read it in docs/asyncapi.yaml), not
+    # every input the validator tolerates.
+    WithJsonSchema(
+        {"type": "string", "description": 'a decimal amount, e.g. "4.70"', "examples": ["4.70"]}
+    ),
 ]
 
 CENT = Decimal("0.01")
