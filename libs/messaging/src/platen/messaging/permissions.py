@@ -93,14 +93,15 @@ def desktop_user(login: str) -> Permissions:
 # The routing keys each service publishes on `platen.events` and `platen.commands`.
 # A key outside these is refused by the broker: a compromised pricing service cannot
 # announce a job as printed, nor credit an account.
+# Exactly the events each service announces (the AsyncAPI document lists them too):
+# nothing wider, so a compromised service cannot speak for another.
 _SERVICE_EVENTS = {
-    "job-capture": r"^job\.(captured|released|printed|failed|cancelled|denied)$",
-    "pricing": r"^(job\.(priced|denied)|printer\..+|pricing\..+)$",
+    "job-capture": r"^job\.(captured|printed|failed|cancelled|denied)$",
+    "pricing": r"^job\.(priced|denied)$",
     "account-ledger": (
-        r"^(job\.(authorized|denied|cancelled|charged|input_required|answered)"
-        r"|account\..+|user\..+)$"
+        r"^(job\.(authorized|denied|cancelled|charged|input_required)|account\..+|user\..+)$"
     ),
-    "notification": r"^(notification\..+|desktop\..+)$",
+    "notification": NOTHING,  # it speaks to desktops and to the ledger, never on platen.events
 }
 _SERVICE_COMMANDS = {
     "job-capture": NOTHING,
