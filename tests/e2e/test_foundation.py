@@ -276,6 +276,10 @@ async def test_killing_services_mid_flight_loses_no_job_and_charges_none_twice(s
         # priced (their authorisations now wait in the ledger's queue). Start both again.
         await events.wait_for("job.charged", 1, timeout=60)
         system.services.kill("account-ledger")
+        # What the dead ledger had committed: some jobs charged, not all (else nothing
+        # was in flight and the kill proved nothing).
+        charged_at_kill = len(await charges(system))
+        assert 0 < charged_at_kill < n
         priced = len(events.of_type("job.priced"))
         await events.wait_for("job.priced", min(n, priced + 5), timeout=60)
         system.services.kill("job-capture")
