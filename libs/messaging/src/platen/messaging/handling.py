@@ -9,7 +9,8 @@ The steps for every delivery:
    and only then ack.
 A handler that raises `Rejected` dead-letters the message the same way. Any other error is
 treated as transient (database or broker trouble): the message is returned to the queue,
-and the broker dead-letters it after the queue's delivery limit.
+until its last allowed delivery (the queue's delivery limit, counted by the broker in
+`x-delivery-count`), which fails into the dead-letter queue with the error in its headers.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_f
 from platen.messaging.logs import correlation_fields
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
+from platen.messaging.topology import DELIVERY_LIMIT
 
 log = structlog.get_logger(__name__)
 
@@ -146,7 +148,20 @@ class Dispatcher:
                     await self._give_back(raw, exc)
 
     async def _give_back(self, raw: AbstractIncomingMessage, exc: Exception) -> None:
-        """Return a delivery that failed for a reason other than its content."""
+        """Return a delivery that failed for a reason other than its content; on its last
+        allowed delivery, dead-letter it with the error instead."""
+        failures = (raw.headers or {}).get("x-delivery-count", 0)
+        if not is_outage(exc) and isinstance(failures, int) and failures >= DELIVERY_LIMIT:
+            # Returned once more, the broker would dead-letter it with only
+            # `x-death: delivery_limit`; done here, the reason goes with it.
+            log.exception("message handling failed on its last allowed delivery")
+            try:
+                await self._dead_letter(
+                    raw, f"failed on {failures + 1} deliveries; the last error: {exc!r}"
+                )
+                return
+            except Exception:
+                log.exception("dead-lettering failed; returning the message to the queue")
         if is_outage(exc):
             # The database is down or restarting. That is no fault of the message:
             # wait until it answers again, so the outage does not use up the
