@@ -276,6 +276,10 @@ async def test_killing_services_mid_flight_loses_no_job_and_charges_none_twice(s
         # priced (their authorisations now wait in the ledger's queue). Start both again.
         await events.wait_for("job.charged", 1, timeout=60)
         system.services.kill("account-ledger")
+        # What the dead ledger had committed: some jobs charged, not all (else nothing
+        # was in flight and the kill proved nothing).
+        charged_at_kill = len(await charges(system))
+        assert 0 < charged_at_kill < n
         priced = len(events.of_type("job.priced"))
         await events.wait_for("job.priced", min(n, priced + 5), timeout=60)
         system.services.kill("job-capture")
@@ -299,3 +303,60 @@ async def test_killing_services_mid_flight_loses_no_job_and_charges_none_twice(s
     )
     assert {r["state"]: r["n"] for r in holds} == {"posted": n}
     assert await ledger_problems(system.database_url) == []
+
+
+def json_lines(text: str) -> list[dict]:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+async def test_every_log_line_about_a_job_carries_its_id(system):
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "add", "bob", "--balance", "0.10")
+    report = write_pdf(system, "report.pdf", 3)
+    empty = system.tmp / "empty.pdf"
+    empty.write_bytes(b"")
+    runs = {
+        "printed": ("alice", report, 0),
+        "denied": ("bob", report, 2),
+        "refused": ("alice", empty, 2),
+    }
+    jobs = {}
+    for name, (user, doc, code) in runs.items():
+        out = system.ctl(
+            "print", str(doc), "--user", user, "--printer", "lab-1", "--wait", check=False
+        )
+        assert out.returncode == code, out.stdout + out.stderr
+        jobs[name] = out.stdout.splitlines()[0]
+    # The desktop notices are the last thing done for these jobs: once they are there,
+    # every line about them is in the logs.
+    await system.desktop_messages("alice", until=lambda m: isinstance(m, DeniedNotice))
+    await system.desktop_messages("bob", until=lambda m: isinstance(m, DeniedNotice))
+
+    seen: dict[str, set[str]] = {job: set() for job in jobs.values()}
+    for service in ("job-capture", "pricing", "account-ledger", "notification"):
+        for line in json_lines(system.services.log(service)):
+            assert line.get("job_id", "absent") is not None, (service, line)
+            text = json.dumps(line)
+            for job in jobs.values():
+                if job in text:
+                    assert line.get("job_id") == job, (service, line)
+                    seen[job].add(f"{service}: {line['event']}")
+    assert "job-capture: job captured" in seen[jobs["printed"]]
+    assert "job-capture: job printed" in seen[jobs["printed"]]
+    assert "job-capture: job captured" in seen[jobs["denied"]]
+    assert "job-capture: job refused at capture" in seen[jobs["refused"]]
+    # Each service that acted on a job said so, with the job's id.
+    everyone = {"job-capture", "pricing", "account-ledger", "notification"}
+    expected = {
+        "printed": everyone,
+        "denied": everyone,
+        "refused": {"job-capture", "notification"},  # never priced or held
+    }
+    for name, job in jobs.items():
+        services = {line.split(":")[0] for line in seen[job]}
+        assert expected[name] <= services, (name, seen[job])

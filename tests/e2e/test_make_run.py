@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,10 +25,39 @@ def tour_section() -> str:
 
 
 def tour_commands() -> list[str]:
-    """The platenctl lines of the README's tour, as written there."""
-    return [
-        line[2:] for line in tour_section().splitlines() if line.startswith("$ .venv/bin/platenctl")
-    ]
+    """The tour's command lines run from the venv (platenctl, platen-client), in order,
+    as written there."""
+    return [line[2:] for line in tour_section().splitlines() if line.startswith("$ .venv/bin/")]
+
+
+def expected_client_line() -> str:
+    """The line the README shows alice's desktop client printing."""
+    [line] = [line for line in tour_section().splitlines() if line.startswith("Printed ")]
+    return line.split("<-", 1)[0].strip()
+
+
+def in_background(command: str) -> str | None:
+    """The command without its trailing `&` (and comment), if the tour runs it in the
+    background; else None."""
+    code = command.split("#", 1)[0].strip()
+    return code.removesuffix("&").strip() if code.endswith("&") else None
+
+
+def read_until(proc: subprocess.Popen, wanted: str, timeout: float) -> list[str]:
+    """Lines `proc` writes until one equals `wanted` (or it ends, or `timeout` passes)."""
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.strip() == wanted:
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    done.wait(timeout)
+    return lines
 
 
 def test_make_run_starts_the_system_and_the_readme_tour_works():
@@ -53,6 +83,7 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
         start_new_session=True,
     )
     output = []
+    background: list[subprocess.Popen] = []
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -71,6 +102,20 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
         commands = tour_commands()
         assert len(commands) >= 5
         for command in commands:
+            if (code := in_background(command)) is not None:
+                background.append(
+                    subprocess.Popen(
+                        code,
+                        shell=True,
+                        cwd=tmp_path,
+                        env=shell_env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                        start_new_session=True,
+                    )
+                )
+                continue
             out = subprocess.run(
                 command,
                 shell=True,
@@ -84,19 +129,27 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
         outputs = {c: r.stdout for c, r in results.items()}
         status = results[".venv/bin/platenctl status"]
         assert status.returncode == 0 and status.stdout.count(" up ") == 4
-        alice_print = next(r for c, r in results.items() if "--user alice" in c)
-        assert alice_print.returncode == 0
+        alice_print = next(r for c, r in results.items() if "print" in c and "--user alice" in c)
         assert "printed: 3 pages x1, charged 0.30, balance 4.70" in alice_print.stdout
-        bob_print = next(r for c, r in results.items() if "--user bob" in c)
-        assert bob_print.returncode == 2
-        assert "insufficient credit" in bob_print.stdout
+        bob_command, bob_print = next(
+            (c, r) for c, r in results.items() if "print" in c and "--user bob" in c
+        )
+        assert bob_print.returncode == 2  # denied
+        assert "denied: insufficient credit" in bob_print.stdout
         assert (
             "balance 4.70, held 0.00, available 4.70"
             in outputs[".venv/bin/platenctl user show alice"]
         )
         assert re.search(r"alice .* printed", outputs[".venv/bin/platenctl jobs"])
         for command, result in results.items():
-            assert result.returncode in (0, 2), (command, result.stdout, result.stderr)
+            if command != bob_command:
+                assert result.returncode == 0, (command, result.stdout, result.stderr)
+
+        # alice's desktop client, started in the background before her job, showed it.
+        [client] = background
+        wanted = expected_client_line()
+        shown = read_until(client, wanted, timeout=30)
+        assert wanted in shown, shown
 
         # The tour's print-server lines, in one shell (the first one sets CUPS_SERVER).
         lp_lines = [
@@ -136,6 +189,9 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
             time.sleep(0.5)
         assert '"balance":"4.40"' in balance.stdout
     finally:
+        for proc in background:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
         os.killpg(server.pid, signal.SIGINT)
         rest, _ = server.communicate(timeout=90)
         output.append(rest)

@@ -118,7 +118,7 @@ async def test_a_user_signs_in_with_an_issued_credential_and_only_as_themselves(
     for what in ("queue 'desktop.bob'", "exchange 'platen.events'", "exchange 'platen.commands'"):
         assert what in logged, what
     assert "topic 'user.bob.answer'" in logged
-    log = system.identities.infra.broker_log.read_text(errors="replace")
+    log = system.identities.infra.broker_log()
     assert "user_id property set to 'bob' but authenticated user was 'alice'" in log
     # A new credential replaces the old one.
     renewed = issue(system, "alice")

@@ -65,6 +65,14 @@ def test_migration_files_must_be_numbered(tmp_path):
         load_migrations("x", tmp_path)
 
 
+def test_migrations_are_ordered_by_number_not_by_name(tmp_path):
+    for name in ("1000_d", "002_b", "999_c", "001_a"):
+        (tmp_path / f"{name}.sql").write_text("SELECT 1;")
+    loaded = load_migrations("x", tmp_path)
+    assert [m.number for m in loaded] == [1, 2, 999, 1000]
+    assert [m.name for m in loaded] == ["a", "b", "c", "d"]
+
+
 def test_two_migrations_may_not_share_a_number(tmp_path):
     (tmp_path / "001_a.sql").write_text("SELECT 1;")
     (tmp_path / "001_b.sql").write_text("SELECT 1;")

@@ -202,11 +202,14 @@ async def test_a_message_that_always_fails_stops_at_the_delivery_limit(channel, 
     await h.send(message(captured_body(), message_id="poison"))
     good = message(captured_body())
     await h.send(good)
-    # The broker dead-letters it after the limit; it never loops forever or blocks the queue.
+    # Dead-lettered on its last allowed delivery, with the error; it never loops forever
+    # or blocks the queue.
     [dead] = await h.dead_letters(1, timeout=60)
     assert dead.message_id == "poison"
-    death = dead.headers["x-death"][0]
-    assert death["reason"] == "delivery_limit"
-    assert death["queue"] == QUEUE
+    assert dead.headers[HEADER_QUEUE] == QUEUE
+    error = dead.headers[HEADER_ERROR]
+    error = error.decode() if isinstance(error, bytes) else error
+    assert f"failed on {DELIVERY_LIMIT + 1} deliveries" in error
+    assert "RuntimeError('bug')" in error
     assert await wait_for(lambda: _applied_is(h, [good.message_id]))
     assert len(calls) == DELIVERY_LIMIT + 1 + 1  # every delivery of the poison, then the good one

@@ -9,9 +9,7 @@ from platen.testing.tls import make_test_ca
 
 
 def _tls_url(infra, vhost_name: str) -> str:
-    if infra.amqps_url is None:
-        pytest.fail("the test broker offers no TLS listener (local binaries always do)")
-    base, query = infra.amqps_url.split("?", 1)
+    base, query = infra.tls_url().split("?", 1)
     return f"{base}{vhost_name}?{query}"
 
 

@@ -56,7 +56,9 @@ async def ask(config: BackendConfig, policy: PrinterPolicy, request, routing_key
     while True:
         try:
             async with connect(config.amqp_url) as client:
-                return await client.request(routing_key, request, timeout=15)
+                return await client.request(
+                    routing_key, request, timeout=15, correlation_id=str(request.job_id)
+                )
         except RequestFailed as exc:
             if (
                 "nothing handles" not in str(exc)

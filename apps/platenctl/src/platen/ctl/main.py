@@ -137,7 +137,7 @@ def print_(
     async def go() -> tuple[str, str]:
         async with rpc.connect(amqp_url()) as client:
             watcher = await watch_job(client.channel, str(job_id)) if wait else None
-            await client.request(cmd.message_type, cmd, timeout=30)
+            await client.request(cmd.message_type, cmd, timeout=30, correlation_id=str(job_id))
             typer.echo(str(job_id))
             if watcher is None:
                 return "submitted", ""

@@ -41,7 +41,8 @@ def load_migrations(component: str, folder: Path) -> list[Migration]:
     numbers = [m.number for m in found]
     if len(set(numbers)) != len(numbers):
         raise ValueError(f"{folder}: two migrations share a number")
-    return found
+    # By number, not by name: "1000_x" sorts before "999_y" as text.
+    return sorted(found, key=lambda m: m.number)
 
 
 def _lock_key(schema: str) -> int:

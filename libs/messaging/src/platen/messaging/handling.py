@@ -9,7 +9,8 @@ The steps for every delivery:
    and only then ack.
 A handler that raises `Rejected` dead-letters the message the same way. Any other error is
 treated as transient (database or broker trouble): the message is returned to the queue,
-and the broker dead-letters it after the queue's delivery limit.
+until its last allowed delivery (the queue's delivery limit, counted by the broker in
+`x-delivery-count`), which fails into the dead-letter queue with the error in its headers.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from platen.events.routing import DEAD_LETTER, EVENTS
 from platen.events.system import ErrorReply
 from platen.messaging import inbox, outbox
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
+from platen.messaging.logs import correlation_fields
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
+from platen.messaging.topology import DELIVERY_LIMIT
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +99,14 @@ class HandlerContext:
 Handler = Callable[[HandlerContext, Any], Awaitable[Message | None]]
 
 
+def _decode(raw: AbstractIncomingMessage) -> tuple[Envelope, Message] | ContractError:
+    """The delivery's envelope and body, or why it does not fit the contract."""
+    try:
+        return from_amqp(raw)
+    except ContractError as exc:
+        return exc
+
+
 class Dispatcher:
     """Handles the deliveries of one queue, choosing the handler by message type."""
 
@@ -118,28 +129,54 @@ class Dispatcher:
 
     async def __call__(self, raw: AbstractIncomingMessage) -> None:
         """Process one delivery and settle it (ack or nack). Never raises."""
-        job_id = raw.correlation_id
         with structlog.contextvars.bound_contextvars(
-            job_id=job_id, message_id=raw.message_id, message_type=raw.type, queue=self.queue
+            message_id=raw.message_id, message_type=raw.type, queue=self.queue
         ):
             try:
-                await self._process(raw)
+                decoded = _decode(raw)
             except Exception as exc:
-                if is_outage(exc):
-                    # The database is down or restarting. That is no fault of the message:
-                    # wait until it answers again, so the outage does not use up the
-                    # message's deliveries and send it to the dead-letter queue.
-                    log.warning("database unavailable; holding the message", error=repr(exc))
-                    await self._wait_for_database()
-                else:
-                    log.exception("message handling failed; returning it to the queue")
-                    await asyncio.sleep(0.5)
+                await self._give_back(raw, exc)
+                return
+            # Bound once the body is known: a job message names its job in its body, and
+            # its correlation id may be missing (or name an account, for balance events).
+            message = None if isinstance(decoded, ContractError) else decoded[1]
+            subject = correlation_fields(raw.correlation_id, raw.type, message)
+            with structlog.contextvars.bound_contextvars(**subject):
                 try:
-                    # reject, not nack: only reject counts towards the delivery limit on
-                    # every RabbitMQ version (4.3 stopped counting nacks).
-                    await raw.reject(requeue=True)
-                except Exception:
-                    log.exception("reject failed; the broker will redeliver on reconnect")
+                    await self._process(raw, decoded)
+                except Exception as exc:
+                    await self._give_back(raw, exc)
+
+    async def _give_back(self, raw: AbstractIncomingMessage, exc: Exception) -> None:
+        """Return a delivery that failed for a reason other than its content; on its last
+        allowed delivery, dead-letter it with the error instead."""
+        failures = (raw.headers or {}).get("x-delivery-count", 0)
+        if not is_outage(exc) and isinstance(failures, int) and failures >= DELIVERY_LIMIT:
+            # Returned once more, the broker would dead-letter it with only
+            # `x-death: delivery_limit`; done here, the reason goes with it.
+            log.exception("message handling failed on its last allowed delivery")
+            try:
+                await self._dead_letter(
+                    raw, f"failed on {failures + 1} deliveries; the last error: {exc!r}"
+                )
+                return
+            except Exception:
+                log.exception("dead-lettering failed; returning the message to the queue")
+        if is_outage(exc):
+            # The database is down or restarting. That is no fault of the message:
+            # wait until it answers again, so the outage does not use up the
+            # message's deliveries and send it to the dead-letter queue.
+            log.warning("database unavailable; holding the message", error=repr(exc))
+            await self._wait_for_database()
+        else:
+            log.exception("message handling failed; returning it to the queue")
+            await asyncio.sleep(0.5)
+        try:
+            # reject, not nack: only reject counts towards the delivery limit on
+            # every RabbitMQ version (4.3 stopped counting nacks).
+            await raw.reject(requeue=True)
+        except Exception:
+            log.exception("reject failed; the broker will redeliver on reconnect")
 
     async def _wait_for_database(self, limit: float = 3600.0) -> None:
         delay = 0.5
@@ -156,12 +193,13 @@ class Dispatcher:
                     return
             delay = min(delay * 2, 10.0)
 
-    async def _process(self, raw: AbstractIncomingMessage) -> None:
-        try:
-            envelope, message = from_amqp(raw)
-        except ContractError as exc:
-            await self._dead_letter(raw, str(exc))
+    async def _process(
+        self, raw: AbstractIncomingMessage, decoded: tuple[Envelope, Message] | ContractError
+    ) -> None:
+        if isinstance(decoded, ContractError):
+            await self._dead_letter(raw, str(decoded))
             return
+        envelope, message = decoded
         handler = self.handlers.get(envelope.message_type)
         if handler is None:
             await self._dead_letter(raw, f"{self.queue} has no handler for {envelope.message_type}")

@@ -17,6 +17,7 @@ import structlog
 from platen.events.base import Envelope, Message
 from platen.events.registry import encode
 from platen.messaging.codec import build
+from platen.messaging.logs import correlation_fields
 from platen.messaging.publisher import Publisher
 
 log = structlog.get_logger(__name__)
@@ -130,7 +131,7 @@ class OutboxRelay:
                     "outbox row not published",
                     message_type=row["message_type"],
                     message_id=row["message_id"],
-                    job_id=row["correlation_id"],
+                    **correlation_fields(row["correlation_id"], row["message_type"]),
                     attempts=row["attempts"] + 1,
                     error=repr(error),
                 )
@@ -155,5 +156,5 @@ class OutboxRelay:
             "published",
             message_type=row["message_type"],
             message_id=row["message_id"],
-            job_id=row["correlation_id"],
+            **correlation_fields(row["correlation_id"], row["message_type"]),
         )

@@ -67,8 +67,21 @@ class Client:
             if not channel.is_closed:
                 await channel.close()
 
-    async def request(self, routing_key: str, message: Message, timeout: float = 15.0) -> Message:
-        msg = amqp_message(message, reply_to=REPLY_TO, expiration=timeout)
+    async def request(
+        self,
+        routing_key: str,
+        message: Message,
+        timeout: float = 15.0,
+        *,
+        correlation_id: str | None = None,
+    ) -> Message:
+        """Send `message` and wait for its reply. `correlation_id` names what the request
+        concerns (a job's id, say) for the services' logs; the reply is matched by the
+        request's own message id, which the service sends back as the reply's
+        correlation id."""
+        msg = amqp_message(
+            message, reply_to=REPLY_TO, expiration=timeout, correlation_id=correlation_id
+        )
         future = asyncio.get_running_loop().create_future()
         self._waiting[msg.message_id] = future
         exchange = await self.channel.get_exchange(COMMANDS, ensure=False)

@@ -34,4 +34,6 @@ async def send(
         kind,
         job_id,
     )
-    ctx.log.info("desktop message queued", user=login, kind=kind, job_id=job_id and str(job_id))
+    # A notice about a job names it; any other keeps what the dispatcher bound (an account).
+    about = {"job_id": str(job_id)} if job_id else {}
+    ctx.log.info("desktop message queued", user=login, kind=kind, **about)
