@@ -111,6 +111,29 @@ async def test_history_is_append_only(ledger):
             await conn.execute("DELETE FROM transactions")
 
 
+async def test_an_entry_added_to_a_committed_transaction_is_refused(ledger):
+    await add_user(ledger, "alice", "5.00")
+    tx = await ledger.fetchval("SELECT id FROM transactions")
+    async with ledger.pool.acquire() as conn:
+        with pytest.raises(asyncpg.CheckViolationError, match=f"transaction {tx} is unbalanced"):
+            await conn.execute(
+                "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
+                "VALUES ($1, 'personal:alice', 100, 0)",
+                tx,
+            )
+    assert await balance(ledger, "alice") == D("5.00")
+    assert await ledger.fetchval("SELECT count(*) FROM entries") == 2
+
+
+@pytest.mark.parametrize("table", ["entries", "transactions CASCADE"])
+async def test_history_cannot_be_truncated(ledger, table):
+    await add_user(ledger, "alice", "5.00")
+    async with ledger.pool.acquire() as conn:
+        with pytest.raises(asyncpg.RaiseError, match="append-only \\(TRUNCATE"):
+            await conn.execute(f"TRUNCATE {table}")
+    assert await ledger.fetchval("SELECT count(*) FROM entries") == 2
+
+
 # ----------------------------------------------------------------- holds
 
 
