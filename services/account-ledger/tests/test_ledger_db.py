@@ -10,6 +10,7 @@ from decimal import Decimal as D
 import asyncpg
 import pytest
 
+from platen.account_ledger import store
 from platen.account_ledger.handlers import accounts, jobs, money, reports, users
 from platen.events.accounts import (
     AddAccount,
@@ -535,9 +536,112 @@ async def test_verify_reports_a_hold_that_outlived_its_job(ledger):
     async with ledger.pool.acquire() as conn:
         await conn.execute("UPDATE holds SET created_at = now() - interval '2 days'")
     report = await ledger.run(reports.on_verify, VerifyLedger())
-    assert any("still pending" in p for p in report.problems)
+    assert any("still pending since" in p for p in report.problems)
     async with ledger.pool.acquire() as conn:
         await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def test_the_age_a_hold_may_reach_is_configurable(ledger):
+    await add_user(ledger, "tia", "5.00")
+    await ledger.run(jobs.on_job_priced, priced("tia", "0.30"))
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE holds SET created_at = now() - interval '2 hours'")
+        assert await store.verify(conn) == []  # the default allows a day
+        [problem] = await store.verify(conn, max_hold_age=timedelta(hours=1))
+        assert "still pending since" in problem
+        await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def test_verify_reports_a_pending_hold_of_a_closed_job(ledger):
+    await add_user(ledger, "tia", "5.00")
+    job = priced("tia", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    async with ledger.pool.acquire() as conn:  # closed, as on_job_not_printed would, but
+        await conn.execute("INSERT INTO closed_jobs (job_id) VALUES ($1)", job.job_id)
+        report = await ledger.run(reports.on_verify, VerifyLedger())  # the hold stayed
+        assert report.problems == [
+            f"hold for job {job.job_id} is still pending but the job was closed"
+        ]
+        await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def test_verify_reports_a_pending_hold_of_a_charged_job(ledger):
+    await add_user(ledger, "tia", "5.00")
+    job = await charge(ledger, "tia", "0.30")
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE holds SET state = 'pending'")
+        report = await ledger.run(reports.on_verify, VerifyLedger())
+        assert report.problems == [
+            f"hold for job {job.job_id} is still pending but the job was charged"
+        ]
+        await conn.execute("UPDATE holds SET state = 'posted'")
+
+
+async def test_verify_reports_a_posted_hold_without_its_charge(ledger):
+    await add_user(ledger, "tia", "5.00")
+    job = priced("tia", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE holds SET state = 'posted'")
+        report = await ledger.run(reports.on_verify, VerifyLedger())
+        assert report.problems == [f"hold for job {job.job_id} is posted but no charge exists"]
+        await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def unguarded(conn, *statements) -> None:
+    """Run `statements` with the ledger's triggers off (a superuser replaying data as a
+    replica): the only way to build what the database otherwise refuses."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        for sql in statements:
+            await conn.execute(sql)
+
+
+async def test_verify_reports_an_unbalanced_transaction(ledger):
+    await add_user(ledger, "tia", "5.00")
+    tx = await ledger.fetchval("SELECT id FROM transactions")
+    async with ledger.pool.acquire() as conn:
+        await unguarded(
+            conn,
+            "INSERT INTO entries (id, transaction_id, account_id, amount, balance_after) "
+            f"VALUES (-1, {tx}, 'personal:tia', 1, 6)",
+        )
+        problems = await store.verify(conn)
+        assert f"transaction {tx} sums to 1.00, not 0" in problems
+        assert "account personal:tia has balance 5.00 but its entries sum to 6.00" in problems
+        assert "all entries sum to 1.00, not 0" in problems
+        await unguarded(conn, "DELETE FROM entries WHERE id = -1")
+
+
+async def test_verify_reports_a_job_refunded_more_than_it_was_charged(ledger):
+    await add_user(ledger, "tia", "5.00")
+    job = await charge(ledger, "tia", "1.00")
+    revenue = await ledger.fetchval(
+        "SELECT e.account_id FROM entries e JOIN transactions t ON t.id = e.transaction_id "
+        "WHERE t.kind = 'charge' AND e.account_id LIKE 'system:%'"
+    )
+    async with ledger.pool.acquire() as conn:  # balanced, so the database lets it in
+        async with conn.transaction():
+            tx = await conn.fetchval(
+                "INSERT INTO transactions (op_key, kind, job_id, description) "
+                "VALUES ('refund:too-much', 'refund', $1, 'x') RETURNING id",
+                job.job_id,
+            )
+            await conn.execute(
+                "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
+                "VALUES ($1, 'personal:tia', 1.50, 0), ($1, $2, -1.50, 0)",
+                tx,
+                revenue,
+            )
+        report = await ledger.run(reports.on_verify, VerifyLedger())
+        assert report.problems == [f"job {job.job_id} was refunded 1.50 but charged 1.00"]
+        await unguarded(
+            conn,
+            f"DELETE FROM entries WHERE transaction_id = {tx}",
+            f"DELETE FROM transactions WHERE id = {tx}",
+            "UPDATE accounts SET balance = balance - 1.50 WHERE id = 'personal:tia'",
+            f"UPDATE accounts SET balance = balance + 1.50 WHERE id = '{revenue}'",
+        )
 
 
 async def test_concurrent_top_ups_and_charges_keep_every_balance_exact(ledger):

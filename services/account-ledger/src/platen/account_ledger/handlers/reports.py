@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
+
 from platen.account_ledger import store
 from platen.events.accounts import (
     LedgerReport,
@@ -12,6 +15,11 @@ from platen.events.accounts import (
 )
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
+
+# A hold still pending after this long has outlived its job (it should have been posted,
+# or voided by the job's cancellation or expiry long before).
+_DEFAULT_AGE = str(int(store.MAX_HOLD_AGE.total_seconds()))
+MAX_HOLD_AGE = timedelta(seconds=int(os.environ.get("PLATEN_MAX_HOLD_AGE_SECONDS", _DEFAULT_AGE)))
 
 
 async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView | ErrorReply:
@@ -53,7 +61,7 @@ async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView |
 
 
 async def on_verify(ctx: HandlerContext, query: VerifyLedger) -> LedgerReport:
-    problems = await store.verify(ctx.conn)
+    problems = await store.verify(ctx.conn, MAX_HOLD_AGE)
     counts = await ctx.conn.fetchrow(
         """SELECT (SELECT count(*) FROM transactions) AS transactions,
                   (SELECT count(*) FROM accounts) AS accounts,
