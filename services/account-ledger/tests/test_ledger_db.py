@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -10,7 +11,7 @@ from decimal import Decimal as D
 import asyncpg
 import pytest
 
-from platen.account_ledger import store
+from platen.account_ledger import rules, store
 from platen.account_ledger.handlers import accounts, jobs, money, reports, users
 from platen.events.accounts import (
     AddAccount,
@@ -467,6 +468,29 @@ async def test_concurrent_refunds_cannot_return_more_than_charged(ledger):
     assert await balance(ledger, "ned") == D("5.00")
 
 
+async def test_charges_spread_over_revenue_accounts_and_refunds_take_from_the_same(ledger):
+    await add_user(ledger, "ned", "50.00")
+    batch = [await charge(ledger, "ned", "1.00") for _ in range(12)]
+    credited = await ledger.fetch(
+        "SELECT t.job_id, e.account_id FROM transactions t JOIN entries e "
+        "ON e.transaction_id = t.id WHERE t.kind = 'charge' AND e.account_id LIKE 'system:%'"
+    )
+    assert {r["job_id"]: r["account_id"] for r in credited} == {
+        j.job_id: rules.revenue_account(j.job_id) for j in batch
+    }
+    assert len({r["account_id"] for r in credited}) > 1
+    job = batch[0]
+    refund = await ledger.run(money.on_refund, Refund(key="r", job_id=job.job_id, reason="x"))
+    assert {(e.account, e.amount) for e in refund.entries} == {
+        ("personal:ned", D("1.00")),
+        (rules.revenue_account(job.job_id), D("-1.00")),
+    }
+    revenue = await ledger.fetchval(
+        "SELECT sum(balance) FROM accounts WHERE id LIKE 'system:revenue%'"
+    )
+    assert revenue == D("11.00") and await balance(ledger, "ned") == D("39.00")
+
+
 async def test_transfer_between_accounts(ledger):
     await add_user(ledger, "oli", "2.00")
     await add_user(ledger, "pat", "0")
@@ -481,6 +505,47 @@ async def test_transfer_between_accounts(ledger):
     )
     assert isinstance(refused, ErrorReply) and "cannot pay" in refused.error
     assert (await balance(ledger, "oli"), await balance(ledger, "pat")) == (D("0.50"), D("1.50"))
+
+
+async def test_crossing_transfers_refunds_and_charges_at_once_never_deadlock(ledger):
+    """A->B, B->A, B->lab and lab->A at the same time, with refunds and new charges on the
+    same accounts: locks taken in one order mean no deadlock, and nothing is lost."""
+    await add_user(ledger, "ann", "100.00")
+    await add_user(ledger, "ben", "100.00")
+    await shared(ledger, "lab")
+    await ledger.run(money.on_topup, TopUp(key="fund", account="lab", amount=D("10.00")))
+    charged = [await charge(ledger, login, "1.00") for login in ["ann", "ben"] * 10]
+
+    def transfer(key: str, source: str, target: str, amount: str):
+        return ledger.run(
+            money.on_transfer,
+            Transfer(key=key, from_account=source, to_account=target, amount=D(amount)),
+        )
+
+    work = [transfer(f"ab{i}", "ann", "ben", "0.50") for i in range(40)]
+    work += [transfer(f"ba{i}", "ben", "ann", "0.30") for i in range(40)]
+    work += [transfer(f"bl{i}", "ben", "lab", "0.20") for i in range(20)]
+    work += [transfer(f"la{i}", "lab", "ann", "0.10") for i in range(20)]
+    work += [
+        ledger.run(money.on_refund, Refund(key=f"r{i}", job_id=j.job_id, reason="x"))
+        for i, j in enumerate(charged)
+    ]
+    work += [charge(ledger, login, "0.25") for login in ["ann", "ben"] * 10]
+    random.shuffle(work)
+    replies = await asyncio.gather(*work)  # a deadlock would raise here
+    assert not [r for r in replies if isinstance(r, ErrorReply)]
+    assert await balance(ledger, "ann") == D("100") - 40 * D("0.50") + 40 * D("0.30") + 20 * D(
+        "0.10"
+    ) - 10 * D("0.25")
+    assert await balance(ledger, "ben") == D("100") + 40 * D("0.50") - 40 * D("0.30") - 20 * D(
+        "0.20"
+    ) - 10 * D("0.25")
+    lab = await ledger.run(accounts.on_show_account, ShowAccount(account="lab"))
+    assert lab.balance == D("10") + 20 * D("0.20") - 20 * D("0.10")
+    revenue = await ledger.fetchval(
+        "SELECT sum(balance) FROM accounts WHERE id LIKE 'system:revenue%'"
+    )
+    assert revenue == 20 * D("0.25")  # the first twenty charges were refunded in full
 
 
 # ----------------------------------------------------------------- low credit

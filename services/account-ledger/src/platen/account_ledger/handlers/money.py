@@ -145,18 +145,21 @@ async def on_refund(ctx: HandlerContext, cmd: Refund) -> TransactionView | Error
     op_key = f"refund:{cmd.key}"
     if (tx_id := await store.transaction_by_key(ctx.conn, op_key)) is not None:
         return await _view(ctx, tx_id)
+    # The refund reverses the charge: back to the account that paid, out of the revenue
+    # account the charge credited (before migration 004, `system:revenue`).
     charge = await ctx.conn.fetchrow(
-        """SELECT e.account_id, -e.amount AS amount FROM transactions t
-           JOIN entries e ON e.transaction_id = t.id AND e.account_id <> $2
+        """SELECT e.account_id, -e.amount AS amount, r.account_id AS revenue
+           FROM transactions t
+           JOIN entries e ON e.transaction_id = t.id AND e.account_id NOT LIKE 'system:%'
+           JOIN entries r ON r.transaction_id = t.id AND r.account_id LIKE 'system:%'
            WHERE t.op_key = $1""",
         f"job:{cmd.job_id}:charge",
-        rules.REVENUE,
     )
     if charge is None:
         return ErrorReply(error=f"job {cmd.job_id} was not charged; there is nothing to refund")
     # Refunds of one job are taken one at a time (the paying account's row lock), so two
     # refunds at once cannot together return more than was charged.
-    await store.lock_accounts(ctx.conn, [charge["account_id"], rules.REVENUE])
+    await store.lock_accounts(ctx.conn, [charge["account_id"], charge["revenue"]])
     refunded = await ctx.conn.fetchval(
         """SELECT coalesce(sum(e.amount), 0) FROM transactions t
            JOIN entries e ON e.transaction_id = t.id AND e.account_id = $2
@@ -173,7 +176,7 @@ async def on_refund(ctx: HandlerContext, cmd: Refund) -> TransactionView | Error
         op_key=op_key,
         kind="refund",
         description=cmd.reason,
-        entries={charge["account_id"]: amount, rules.REVENUE: -amount},
+        entries={charge["account_id"]: amount, charge["revenue"]: -amount},
         by=cmd.by,
         job_id=cmd.job_id,
     )
