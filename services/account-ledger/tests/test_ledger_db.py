@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from platen.account_ledger import rules, store
-from platen.account_ledger.handlers import accounts, jobs, money, reports, users
+from platen.account_ledger.handlers import accounts, common, jobs, money, reports, users
 from platen.events.accounts import (
     AddAccount,
     AddUser,
@@ -259,6 +259,21 @@ async def test_access_to_shared_accounts(ledger):
     assert "disabled" in denied.reason
 
 
+async def test_a_restricted_shared_account_stops_at_its_overdraft_limit(ledger):
+    await shared(ledger, "proj", restricted=True, overdraft_limit=D("1.00"))
+    await ledger.run(accounts.on_grant, GrantAccess(account="proj", users=["hal"]))
+    await add_user(ledger, "hal", "5.00", default_account="proj")
+    await charge(ledger, "hal", "0.60")
+    await charge(ledger, "hal", "0.40")  # exactly at the limit: allowed
+    view = await ledger.run(accounts.on_show_account, ShowAccount(account="proj"))
+    assert view.balance == D("-1.00")
+    job = priced("hal", "0.01")
+    await ledger.run(jobs.on_job_priced, job)
+    [denied] = await ledger.emitted("job.denied")
+    assert denied.job_id == job.job_id and "insufficient credit" in denied.reason
+    assert await balance(ledger, "hal") == D("5.00")  # his own money was never touched
+
+
 async def test_charge_rate_applies_when_the_shared_account_pays(ledger):
     await shared(ledger, "clients", charge_rate=D("1.5"))
     await shared(ledger, "acme", parent="clients")  # inherits 150 %
@@ -390,6 +405,39 @@ async def test_choose_account_lists_only_what_the_user_may_use(ledger):
     await ledger.run(jobs.on_job_printed, printed(job))
     [charged] = await ledger.emitted("job.charged")
     assert charged.account == "shared:math"
+
+
+async def test_an_answer_for_an_account_without_funds_is_denied(ledger):
+    await shared(ledger, "math", restricted=True)
+    await ledger.run(accounts.on_grant, GrantAccess(account="math", users=["jo"]))
+    await ledger.run(money.on_topup, TopUp(key="k", account="math", amount=D("0.20")))
+    await add_user(ledger, "jo", "5.00", account_selection="choose")
+    job = priced("jo", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    outcome = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="jo", action="print", account="math")
+    )
+    assert (outcome.outcome, outcome.account) == ("denied", "shared:math")
+    assert outcome.reason == (
+        "insufficient credit: this job costs 0.30, your available balance is 0.20"
+    )
+    [denied] = await ledger.emitted("job.denied")
+    assert denied.job_id == job.job_id
+    assert await ledger.emitted("job.authorized") == []
+    math = await ledger.run(accounts.on_show_account, ShowAccount(account="math"))
+    assert (math.balance, math.held) == (D("0.20"), D("0.00"))
+
+
+async def test_a_confirmed_job_without_funds_is_denied(ledger):
+    await add_user(ledger, "ivy", "0.10", account_selection="confirm")
+    job = priced("ivy", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    outcome = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="ivy", action="print")
+    )
+    assert (outcome.outcome, outcome.account) == ("denied", "personal:ivy")
+    assert "insufficient credit" in outcome.reason
+    assert (await ledger.run(users.on_show_user, ShowUser(login="ivy"))).held == D("0.00")
 
 
 async def test_pin_wrong_refused_and_repeated_failures_lock_out(ledger):
@@ -563,6 +611,19 @@ async def test_low_balance_is_announced_once_per_crossing(ledger):
     assert len(await ledger.emitted("account.balance_low")) == 2
 
 
+async def test_the_default_threshold_warns_a_user_without_their_own(ledger):
+    assert D("1.00") == common.DEFAULT_LOW_BALANCE  # PLATEN_LOW_BALANCE_THRESHOLD unset
+    await add_user(ledger, "quinn", "1.50")
+    assert (
+        await ledger.run(users.on_show_user, ShowUser(login="quinn"))
+    ).low_balance_threshold is None
+    await charge(ledger, "quinn", "0.50")  # 1.00: not below
+    assert await ledger.emitted("account.balance_low") == []
+    await charge(ledger, "quinn", "0.01")  # 0.99: below the default
+    [low] = await ledger.emitted("account.balance_low")
+    assert (low.available, low.threshold) == (D("0.99"), D("1.00"))
+
+
 # ----------------------------------------------------------------- reports
 
 
@@ -581,6 +642,21 @@ async def test_statement_has_running_balances(ledger):
         reports.on_statement, Statement(account="ray", since=datetime.now(UTC) + timedelta(hours=1))
     )
     assert later.lines == []
+
+
+async def test_a_statement_cut_short_says_so_and_closes_at_the_real_balance(ledger):
+    await add_user(ledger, "ray", "5.00")
+    for i in range(3):
+        await ledger.run(money.on_topup, TopUp(key=f"k{i}", account="ray", amount=D("1.00")))
+    cut = await ledger.run(reports.on_statement, Statement(account="ray", limit=2))
+    assert [line.balance_after for line in cut.lines] == [D("5.00"), D("6.00")]
+    assert (cut.truncated, cut.opening_balance, cut.closing_balance) == (
+        True,
+        D("0.00"),
+        D("8.00"),
+    )
+    whole = await ledger.run(reports.on_statement, Statement(account="ray", limit=4))
+    assert (whole.truncated, len(whole.lines), whole.closing_balance) == (False, 4, D("8.00"))
 
 
 async def test_verify_reports_a_tampered_balance(ledger):
@@ -793,3 +869,33 @@ async def test_amounts_with_more_than_cents_are_refused(ledger):
     reply = await ledger.run(money.on_topup, TopUp(key="k", account="zoe", amount=D("0.004")))
     assert isinstance(reply, ErrorReply) and "more than two decimals" in reply.error
     assert await balance(ledger, "zoe") == D("1.00")
+
+
+async def test_settings_with_more_than_cents_are_refused_not_rounded(ledger):
+    refused = await ledger.run(users.on_add_user, AddUser(login="zed", initial_balance=D("1.005")))
+    assert isinstance(refused, ErrorReply)
+    assert (
+        refused.error == "starting balance 1.005 has more than two decimals; amounts are in cents"
+    )
+    assert await ledger.fetchval("SELECT count(*) FROM users") == 0  # nothing created
+    await add_user(ledger, "zoe", "1.00")
+    for change, what in [
+        ({"overdraft_limit": D("0.505")}, "overdraft limit 0.505"),
+        ({"low_balance_threshold": D("2.001")}, "low-balance threshold 2.001"),
+    ]:
+        reply = await ledger.run(users.on_set_user, SetUser(login="zoe", **change))
+        assert isinstance(reply, ErrorReply) and reply.error.startswith(what)
+    view = await ledger.run(users.on_show_user, ShowUser(login="zoe"))
+    assert (view.overdraft_limit, view.low_balance_threshold) == (D("0.00"), None)
+    for command in [
+        AddAccount(name="lab", overdraft_limit=D("0.001")),
+        SetAccount(account="lab", overdraft_limit=D("0.001")),
+    ]:
+        handler = (
+            accounts.on_add_account
+            if isinstance(command, AddAccount)
+            else (accounts.on_set_account)
+        )
+        reply = await ledger.run(handler, command)
+        assert isinstance(reply, ErrorReply) and "overdraft limit 0.001 has more" in reply.error
+    assert await ledger.fetchval("SELECT count(*) FROM accounts WHERE kind = 'shared'") == 0
