@@ -878,6 +878,8 @@ async def test_settings_with_more_than_cents_are_refused_not_rounded(ledger):
         refused.error == "starting balance 1.005 has more than two decimals; amounts are in cents"
     )
     assert await ledger.fetchval("SELECT count(*) FROM users") == 0  # nothing created
+    plain = await ledger.run(users.on_add_user, AddUser(login="pat"))  # the default balance
+    assert not isinstance(plain, ErrorReply) and plain.balance == D("0.00")
     await add_user(ledger, "zoe", "1.00")
     for change, what in [
         ({"overdraft_limit": D("0.505")}, "overdraft limit 0.505"),

@@ -18,7 +18,9 @@ DEFAULT_LOW_BALANCE = Decimal(os.environ.get("PLATEN_LOW_BALANCE_THRESHOLD", "1.
 def not_cents(amount: Decimal | None, what: str = "amount") -> ErrorReply | None:
     """Balances are kept in cents (NUMERIC(14, 2), which would round silently): an amount
     with more decimals is refused, not rounded."""
-    if amount is not None and amount != amount.quantize(CENT):
+    # Decimal(): a message's default (e.g. AddUser's initial_balance 0) is not validated,
+    # so it may still be an int.
+    if amount is not None and Decimal(amount) != Decimal(amount).quantize(CENT):
         return ErrorReply(error=f"{what} {amount} has more than two decimals; amounts are in cents")
     return None
 
