@@ -6,10 +6,16 @@ the outbox row), one to post its charge when it has printed (lock both accounts 
 order, write a balanced transaction, mark the hold posted). Each "charge" below is both.
 
 Scenarios, each at several levels of concurrency (transactions in flight at once):
-- many: every job paid by a different personal account (no two jobs share a row lock);
+- many: every job paid by a different personal account. The posting also credits a
+  revenue account, one of 16 chosen by a hash of the job id, so two postings share a row
+  lock only when their jobs hash to the same revenue account;
 - hot:  every job paid by one shared account (all of them queue on its row lock).
 
-    .venv/bin/python bench/ledger_charges.py [--jobs 1000]
+`--compare` also runs both scenarios with every charge crediting one revenue account (the
+design before migration 004, set here by patching `rules.REVENUE_SHARDS`), in the same
+process and database, alternating the two designs for `--rounds` rounds.
+
+    .venv/bin/python bench/ledger_charges.py [--jobs 1000] [--compare [--rounds 2]]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import structlog
 
+from platen.account_ledger import rules
 from platen.account_ledger.handlers import accounts, jobs, money, users
 from platen.account_ledger.store import verify
 from platen.db import apply_migrations, create_pool, load_migrations
@@ -84,7 +91,7 @@ async def measure(pool, logins: list[str], concurrency: int) -> float:
     return len(logins) / (time.perf_counter() - start)
 
 
-async def main(n: int) -> None:
+async def main(n: int, compare: bool, rounds: int) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     with provide() as infra:
         _, dsn = await create_database(infra.database_url)
@@ -107,13 +114,18 @@ async def main(n: int) -> None:
             await run(pool, users.on_add_user, AddUser(login=login, groups=["g"]))
             await run(pool, users.on_set_user, SetUser(login=login, default_account="hot"))
         print(f"infrastructure: {infra.source}; {n} jobs per run; charge = authorise + post")
-        for concurrency in (1, 8, 32):
-            rate_many = await measure(pool, many, concurrency)
-            rate_hot = await measure(pool, [hot[i % len(hot)] for i in range(n)], concurrency)
-            print(
-                f"concurrency {concurrency:>2}: many accounts {rate_many:7.0f} charges/s; "
-                f"one hot shared account {rate_hot:7.0f} charges/s"
-            )
+        # Alternated, so neither design always runs on the warmer database.
+        designs = [rules.REVENUE_SHARDS, 1] * rounds if compare else [rules.REVENUE_SHARDS]
+        for shards in designs:
+            rules.REVENUE_SHARDS = shards
+            print(f"charges credit {shards} revenue account(s)")
+            for concurrency in (1, 8, 32):
+                rate_many = await measure(pool, many, concurrency)
+                rate_hot = await measure(pool, [hot[i % len(hot)] for i in range(n)], concurrency)
+                print(
+                    f"  concurrency {concurrency:>2}: many accounts {rate_many:7.0f} charges/s; "
+                    f"one hot shared account {rate_hot:7.0f} charges/s"
+                )
         async with pool.acquire() as conn:
             problems = await verify(conn)
         print(f"ledger verify: {problems or 'OK'}")
@@ -123,4 +135,7 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--jobs", type=int, default=1000)
-    asyncio.run(main(p.parse_args().jobs))
+    p.add_argument("--compare", action="store_true", help="Also run with one revenue account.")
+    p.add_argument("--rounds", type=int, default=2, help="With --compare: rounds of both.")
+    args = p.parse_args()
+    asyncio.run(main(args.jobs, args.compare, args.rounds))

@@ -151,5 +151,10 @@ def system(
     try:
         sys_.wait_ready()
         yield sys_
+        # Every test leaves a sound ledger (a test that stopped a service or the database
+        # has brought it back by now); not checked after a failure, which says enough.
+        out = sys_.ctl("ledger", "verify", check=False)
+        if out.returncode != 0:
+            pytest.fail(f"ledger verify after the test:\n{out.stdout}\n{out.stderr}")
     finally:
         services.stop_all()

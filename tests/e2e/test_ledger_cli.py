@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+
+import aio_pika
 
 from platen import rpc
 from platen.events.accounts import AnswerJob, AnswerOutcome
 from platen.events.desktop import LowBalanceNotice
+from platen.events.jobs import JobPriced
+from platen.events.routing import EVENTS
 from platen.testing.documents import make_pdf
-from tests.e2e.helpers import EventRecorder, submit_jobs
+from tests.e2e.helpers import EventRecorder, command, eventually, query, submit_jobs
 
 
 def pdf(system, pages: int = 3):
@@ -122,3 +128,72 @@ async def test_errors_are_clear(system):
     assert out.returncode == 1 and "was not charged" in out.stderr
     out = system.ctl("account", "add", "x", "--charge-rate", "0", check=False)
     assert out.returncode != 0
+
+
+async def test_verify_exits_1_and_names_a_balance_changed_behind_the_ledger(system):
+    system.ctl("user", "add", "eve", "--balance", "5.00")
+    verify(system)
+    tamper = "UPDATE ledger.accounts SET balance = balance + $1 WHERE id = 'personal:eve'"
+    await query(system.database_url, tamper, D("1.00"))
+    try:
+        out = system.ctl("ledger", "verify", check=False)
+        assert out.returncode == 1
+        assert (
+            "PROBLEM: account personal:eve has balance 6.00 but its entries sum to 5.00"
+            in out.stdout
+        )
+        assert out.stdout.splitlines()[-1] == "ledger has problems"
+    finally:
+        await query(system.database_url, tamper, D("-1.00"))
+    verify(system)
+
+
+async def test_user_show_lists_a_pending_hold(system):
+    system.ctl("user", "add", "hal", "--balance", "5.00")
+    # A job priced and authorised but not printed yet: published as pricing would, for a
+    # job that no printer will release, so its hold stays pending.
+    job = JobPriced(
+        job_id=uuid.uuid4(),
+        user="hal",
+        printer="lab-9",
+        document_name="thesis.pdf",
+        pages=3,
+        copies=1,
+        cost=D("0.30"),
+    )
+    conn = await aio_pika.connect(system.amqp_url)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        ex = await ch.get_exchange(EVENTS)
+        await ex.publish(command(job), routing_key=job.message_type, mandatory=True)
+
+    async def held():
+        return await asyncio.to_thread(lambda: system.user_json("hal")["holds"])
+
+    assert await eventually(held)
+    out = system.ctl("user", "show", "hal").stdout.splitlines()
+    assert out[0] == "hal (restricted): balance 5.00, held 0.30, available 4.70"
+    assert f"  held 0.30 for job {job.job_id} (thesis.pdf on lab-9)" in out
+
+
+async def test_statement_since_a_time_and_cut_short_by_its_limit(system):
+    system.ctl("user", "add", "sid", "--balance", "5.00")
+    # --since takes whole seconds: start from the next one, after the starting balance.
+    since = datetime.now(UTC).replace(microsecond=0, tzinfo=None) + timedelta(seconds=1)
+    await asyncio.sleep((since - datetime.now(UTC).replace(tzinfo=None)).total_seconds() + 0.1)
+    system.ctl("topup", "sid", "1.00", "--reason", "cash at the desk")
+    system.ctl("topup", "sid", "0.50", "--reason", "more cash")
+    out = system.ctl("statement", "sid", "--since", since.strftime("%Y-%m-%dT%H:%M:%S"))
+    lines = out.stdout.splitlines()
+    assert lines[0] == "personal:sid: opening 5.00"
+    assert [line.split()[2:5] for line in lines[1:3]] == [
+        ["top-up", "1.00", "6.00"],
+        ["top-up", "0.50", "6.50"],
+    ]
+    assert lines[3:] == ["closing 6.50"] and out.stderr == ""
+    cut = system.ctl("statement", "sid", "--limit", "2")
+    assert "statement cut short: only the first 2 lines are shown" in cut.stderr
+    assert cut.stdout.splitlines()[-2:] == [
+        "... more lines not shown (first 2 only)",
+        "closing 6.50",
+    ]

@@ -637,3 +637,12 @@ def test_a_broken_old_version_is_malformed_not_a_crash():
     # malformed (dead-lettered at once), not an error that would be retried.
     with pytest.raises(MalformedMessage, match="cannot be upcast"):
         decode("job.captured", 1, b'{"job_id": "nope"}')
+
+
+def test_a_version_1_statement_reply_reads_as_not_truncated():
+    from platen.events.accounts import StatementView
+
+    body = b'{"account": "personal:a", "opening_balance": "0", "closing_balance": "1", "lines": []}'
+    view = decode("ledger.statement.reply", 1, body)
+    assert isinstance(view, StatementView) and view.truncated is False
+    assert view.closing_balance == Decimal("1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -10,7 +11,8 @@ from decimal import Decimal as D
 import asyncpg
 import pytest
 
-from platen.account_ledger.handlers import accounts, jobs, money, reports, users
+from platen.account_ledger import rules, store
+from platen.account_ledger.handlers import accounts, common, jobs, money, reports, users
 from platen.events.accounts import (
     AddAccount,
     AddUser,
@@ -109,6 +111,29 @@ async def test_history_is_append_only(ledger):
             await conn.execute("UPDATE entries SET amount = amount * 2")
         with pytest.raises(asyncpg.RaiseError, match="append-only"):
             await conn.execute("DELETE FROM transactions")
+
+
+async def test_an_entry_added_to_a_committed_transaction_is_refused(ledger):
+    await add_user(ledger, "alice", "5.00")
+    tx = await ledger.fetchval("SELECT id FROM transactions")
+    async with ledger.pool.acquire() as conn:
+        with pytest.raises(asyncpg.CheckViolationError, match=f"transaction {tx} is unbalanced"):
+            await conn.execute(
+                "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
+                "VALUES ($1, 'personal:alice', 100, 0)",
+                tx,
+            )
+    assert await balance(ledger, "alice") == D("5.00")
+    assert await ledger.fetchval("SELECT count(*) FROM entries") == 2
+
+
+@pytest.mark.parametrize("table", ["entries", "transactions CASCADE"])
+async def test_history_cannot_be_truncated(ledger, table):
+    await add_user(ledger, "alice", "5.00")
+    async with ledger.pool.acquire() as conn:
+        with pytest.raises(asyncpg.RaiseError, match="append-only \\(TRUNCATE"):
+            await conn.execute(f"TRUNCATE {table}")
+    assert await ledger.fetchval("SELECT count(*) FROM entries") == 2
 
 
 # ----------------------------------------------------------------- holds
@@ -232,6 +257,21 @@ async def test_access_to_shared_accounts(ledger):
     await ledger.run(jobs.on_job_priced, job)
     [denied] = await ledger.emitted("job.denied")
     assert "disabled" in denied.reason
+
+
+async def test_a_restricted_shared_account_stops_at_its_overdraft_limit(ledger):
+    await shared(ledger, "proj", restricted=True, overdraft_limit=D("1.00"))
+    await ledger.run(accounts.on_grant, GrantAccess(account="proj", users=["hal"]))
+    await add_user(ledger, "hal", "5.00", default_account="proj")
+    await charge(ledger, "hal", "0.60")
+    await charge(ledger, "hal", "0.40")  # exactly at the limit: allowed
+    view = await ledger.run(accounts.on_show_account, ShowAccount(account="proj"))
+    assert view.balance == D("-1.00")
+    job = priced("hal", "0.01")
+    await ledger.run(jobs.on_job_priced, job)
+    [denied] = await ledger.emitted("job.denied")
+    assert denied.job_id == job.job_id and "insufficient credit" in denied.reason
+    assert await balance(ledger, "hal") == D("5.00")  # his own money was never touched
 
 
 async def test_charge_rate_applies_when_the_shared_account_pays(ledger):
@@ -367,6 +407,39 @@ async def test_choose_account_lists_only_what_the_user_may_use(ledger):
     assert charged.account == "shared:math"
 
 
+async def test_an_answer_for_an_account_without_funds_is_denied(ledger):
+    await shared(ledger, "math", restricted=True)
+    await ledger.run(accounts.on_grant, GrantAccess(account="math", users=["jo"]))
+    await ledger.run(money.on_topup, TopUp(key="k", account="math", amount=D("0.20")))
+    await add_user(ledger, "jo", "5.00", account_selection="choose")
+    job = priced("jo", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    outcome = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="jo", action="print", account="math")
+    )
+    assert (outcome.outcome, outcome.account) == ("denied", "shared:math")
+    assert outcome.reason == (
+        "insufficient credit: this job costs 0.30, your available balance is 0.20"
+    )
+    [denied] = await ledger.emitted("job.denied")
+    assert denied.job_id == job.job_id
+    assert await ledger.emitted("job.authorized") == []
+    math = await ledger.run(accounts.on_show_account, ShowAccount(account="math"))
+    assert (math.balance, math.held) == (D("0.20"), D("0.00"))
+
+
+async def test_a_confirmed_job_without_funds_is_denied(ledger):
+    await add_user(ledger, "ivy", "0.10", account_selection="confirm")
+    job = priced("ivy", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    outcome = await ledger.run(
+        jobs.on_answer, AnswerJob(job_id=job.job_id, user="ivy", action="print")
+    )
+    assert (outcome.outcome, outcome.account) == ("denied", "personal:ivy")
+    assert "insufficient credit" in outcome.reason
+    assert (await ledger.run(users.on_show_user, ShowUser(login="ivy"))).held == D("0.00")
+
+
 async def test_pin_wrong_refused_and_repeated_failures_lock_out(ledger):
     await shared(ledger, "secret", pin="4321")
     await add_user(ledger, "kim", "1.00", account_selection="choose")
@@ -443,6 +516,29 @@ async def test_concurrent_refunds_cannot_return_more_than_charged(ledger):
     assert await balance(ledger, "ned") == D("5.00")
 
 
+async def test_charges_spread_over_revenue_accounts_and_refunds_take_from_the_same(ledger):
+    await add_user(ledger, "ned", "50.00")
+    batch = [await charge(ledger, "ned", "1.00") for _ in range(12)]
+    credited = await ledger.fetch(
+        "SELECT t.job_id, e.account_id FROM transactions t JOIN entries e "
+        "ON e.transaction_id = t.id WHERE t.kind = 'charge' AND e.account_id LIKE 'system:%'"
+    )
+    assert {r["job_id"]: r["account_id"] for r in credited} == {
+        j.job_id: rules.revenue_account(j.job_id) for j in batch
+    }
+    assert len({r["account_id"] for r in credited}) > 1
+    job = batch[0]
+    refund = await ledger.run(money.on_refund, Refund(key="r", job_id=job.job_id, reason="x"))
+    assert {(e.account, e.amount) for e in refund.entries} == {
+        ("personal:ned", D("1.00")),
+        (rules.revenue_account(job.job_id), D("-1.00")),
+    }
+    revenue = await ledger.fetchval(
+        "SELECT sum(balance) FROM accounts WHERE id LIKE 'system:revenue%'"
+    )
+    assert revenue == D("11.00") and await balance(ledger, "ned") == D("39.00")
+
+
 async def test_transfer_between_accounts(ledger):
     await add_user(ledger, "oli", "2.00")
     await add_user(ledger, "pat", "0")
@@ -459,6 +555,47 @@ async def test_transfer_between_accounts(ledger):
     assert (await balance(ledger, "oli"), await balance(ledger, "pat")) == (D("0.50"), D("1.50"))
 
 
+async def test_crossing_transfers_refunds_and_charges_at_once_never_deadlock(ledger):
+    """A->B, B->A, B->lab and lab->A at the same time, with refunds and new charges on the
+    same accounts: locks taken in one order mean no deadlock, and nothing is lost."""
+    await add_user(ledger, "ann", "100.00")
+    await add_user(ledger, "ben", "100.00")
+    await shared(ledger, "lab")
+    await ledger.run(money.on_topup, TopUp(key="fund", account="lab", amount=D("10.00")))
+    charged = [await charge(ledger, login, "1.00") for login in ["ann", "ben"] * 10]
+
+    def transfer(key: str, source: str, target: str, amount: str):
+        return ledger.run(
+            money.on_transfer,
+            Transfer(key=key, from_account=source, to_account=target, amount=D(amount)),
+        )
+
+    work = [transfer(f"ab{i}", "ann", "ben", "0.50") for i in range(40)]
+    work += [transfer(f"ba{i}", "ben", "ann", "0.30") for i in range(40)]
+    work += [transfer(f"bl{i}", "ben", "lab", "0.20") for i in range(20)]
+    work += [transfer(f"la{i}", "lab", "ann", "0.10") for i in range(20)]
+    work += [
+        ledger.run(money.on_refund, Refund(key=f"r{i}", job_id=j.job_id, reason="x"))
+        for i, j in enumerate(charged)
+    ]
+    work += [charge(ledger, login, "0.25") for login in ["ann", "ben"] * 10]
+    random.shuffle(work)
+    replies = await asyncio.gather(*work)  # a deadlock would raise here
+    assert not [r for r in replies if isinstance(r, ErrorReply)]
+    assert await balance(ledger, "ann") == D("100") - 40 * D("0.50") + 40 * D("0.30") + 20 * D(
+        "0.10"
+    ) - 10 * D("0.25")
+    assert await balance(ledger, "ben") == D("100") + 40 * D("0.50") - 40 * D("0.30") - 20 * D(
+        "0.20"
+    ) - 10 * D("0.25")
+    lab = await ledger.run(accounts.on_show_account, ShowAccount(account="lab"))
+    assert lab.balance == D("10") + 20 * D("0.20") - 20 * D("0.10")
+    revenue = await ledger.fetchval(
+        "SELECT sum(balance) FROM accounts WHERE id LIKE 'system:revenue%'"
+    )
+    assert revenue == 20 * D("0.25")  # the first twenty charges were refunded in full
+
+
 # ----------------------------------------------------------------- low credit
 
 
@@ -472,6 +609,19 @@ async def test_low_balance_is_announced_once_per_crossing(ledger):
     await ledger.run(money.on_topup, TopUp(key="k", account="quinn", amount=D("5")))  # re-arms
     await charge(ledger, "quinn", "4.80")  # 0.80: crosses again
     assert len(await ledger.emitted("account.balance_low")) == 2
+
+
+async def test_the_default_threshold_warns_a_user_without_their_own(ledger):
+    assert D("1.00") == common.DEFAULT_LOW_BALANCE  # PLATEN_LOW_BALANCE_THRESHOLD unset
+    await add_user(ledger, "quinn", "1.50")
+    assert (
+        await ledger.run(users.on_show_user, ShowUser(login="quinn"))
+    ).low_balance_threshold is None
+    await charge(ledger, "quinn", "0.50")  # 1.00: not below
+    assert await ledger.emitted("account.balance_low") == []
+    await charge(ledger, "quinn", "0.01")  # 0.99: below the default
+    [low] = await ledger.emitted("account.balance_low")
+    assert (low.available, low.threshold) == (D("0.99"), D("1.00"))
 
 
 # ----------------------------------------------------------------- reports
@@ -494,6 +644,21 @@ async def test_statement_has_running_balances(ledger):
     assert later.lines == []
 
 
+async def test_a_statement_cut_short_says_so_and_closes_at_the_real_balance(ledger):
+    await add_user(ledger, "ray", "5.00")
+    for i in range(3):
+        await ledger.run(money.on_topup, TopUp(key=f"k{i}", account="ray", amount=D("1.00")))
+    cut = await ledger.run(reports.on_statement, Statement(account="ray", limit=2))
+    assert [line.balance_after for line in cut.lines] == [D("5.00"), D("6.00")]
+    assert (cut.truncated, cut.opening_balance, cut.closing_balance) == (
+        True,
+        D("0.00"),
+        D("8.00"),
+    )
+    whole = await ledger.run(reports.on_statement, Statement(account="ray", limit=4))
+    assert (whole.truncated, len(whole.lines), whole.closing_balance) == (False, 4, D("8.00"))
+
+
 async def test_verify_reports_a_tampered_balance(ledger):
     await add_user(ledger, "sam", "5.00")
     report = await ledger.run(reports.on_verify, VerifyLedger())
@@ -512,9 +677,112 @@ async def test_verify_reports_a_hold_that_outlived_its_job(ledger):
     async with ledger.pool.acquire() as conn:
         await conn.execute("UPDATE holds SET created_at = now() - interval '2 days'")
     report = await ledger.run(reports.on_verify, VerifyLedger())
-    assert any("still pending" in p for p in report.problems)
+    assert any("still pending since" in p for p in report.problems)
     async with ledger.pool.acquire() as conn:
         await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def test_the_age_a_hold_may_reach_is_configurable(ledger):
+    await add_user(ledger, "tia", "5.00")
+    await ledger.run(jobs.on_job_priced, priced("tia", "0.30"))
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE holds SET created_at = now() - interval '2 hours'")
+        assert await store.verify(conn) == []  # the default allows a day
+        [problem] = await store.verify(conn, max_hold_age=timedelta(hours=1))
+        assert "still pending since" in problem
+        await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def test_verify_reports_a_pending_hold_of_a_closed_job(ledger):
+    await add_user(ledger, "tia", "5.00")
+    job = priced("tia", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    async with ledger.pool.acquire() as conn:  # closed, as on_job_not_printed would, but
+        await conn.execute("INSERT INTO closed_jobs (job_id) VALUES ($1)", job.job_id)
+        report = await ledger.run(reports.on_verify, VerifyLedger())  # the hold stayed
+        assert report.problems == [
+            f"hold for job {job.job_id} is still pending but the job was closed"
+        ]
+        await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def test_verify_reports_a_pending_hold_of_a_charged_job(ledger):
+    await add_user(ledger, "tia", "5.00")
+    job = await charge(ledger, "tia", "0.30")
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE holds SET state = 'pending'")
+        report = await ledger.run(reports.on_verify, VerifyLedger())
+        assert report.problems == [
+            f"hold for job {job.job_id} is still pending but the job was charged"
+        ]
+        await conn.execute("UPDATE holds SET state = 'posted'")
+
+
+async def test_verify_reports_a_posted_hold_without_its_charge(ledger):
+    await add_user(ledger, "tia", "5.00")
+    job = priced("tia", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    async with ledger.pool.acquire() as conn:
+        await conn.execute("UPDATE holds SET state = 'posted'")
+        report = await ledger.run(reports.on_verify, VerifyLedger())
+        assert report.problems == [f"hold for job {job.job_id} is posted but no charge exists"]
+        await conn.execute("UPDATE holds SET state = 'voided'")
+
+
+async def unguarded(conn, *statements) -> None:
+    """Run `statements` with the ledger's triggers off (a superuser replaying data as a
+    replica): the only way to build what the database otherwise refuses."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        for sql in statements:
+            await conn.execute(sql)
+
+
+async def test_verify_reports_an_unbalanced_transaction(ledger):
+    await add_user(ledger, "tia", "5.00")
+    tx = await ledger.fetchval("SELECT id FROM transactions")
+    async with ledger.pool.acquire() as conn:
+        await unguarded(
+            conn,
+            "INSERT INTO entries (id, transaction_id, account_id, amount, balance_after) "
+            f"VALUES (-1, {tx}, 'personal:tia', 1, 6)",
+        )
+        problems = await store.verify(conn)
+        assert f"transaction {tx} sums to 1.00, not 0" in problems
+        assert "account personal:tia has balance 5.00 but its entries sum to 6.00" in problems
+        assert "all entries sum to 1.00, not 0" in problems
+        await unguarded(conn, "DELETE FROM entries WHERE id = -1")
+
+
+async def test_verify_reports_a_job_refunded_more_than_it_was_charged(ledger):
+    await add_user(ledger, "tia", "5.00")
+    job = await charge(ledger, "tia", "1.00")
+    revenue = await ledger.fetchval(
+        "SELECT e.account_id FROM entries e JOIN transactions t ON t.id = e.transaction_id "
+        "WHERE t.kind = 'charge' AND e.account_id LIKE 'system:%'"
+    )
+    async with ledger.pool.acquire() as conn:  # balanced, so the database lets it in
+        async with conn.transaction():
+            tx = await conn.fetchval(
+                "INSERT INTO transactions (op_key, kind, job_id, description) "
+                "VALUES ('refund:too-much', 'refund', $1, 'x') RETURNING id",
+                job.job_id,
+            )
+            await conn.execute(
+                "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
+                "VALUES ($1, 'personal:tia', 1.50, 0), ($1, $2, -1.50, 0)",
+                tx,
+                revenue,
+            )
+        report = await ledger.run(reports.on_verify, VerifyLedger())
+        assert report.problems == [f"job {job.job_id} was refunded 1.50 but charged 1.00"]
+        await unguarded(
+            conn,
+            f"DELETE FROM entries WHERE transaction_id = {tx}",
+            f"DELETE FROM transactions WHERE id = {tx}",
+            "UPDATE accounts SET balance = balance - 1.50 WHERE id = 'personal:tia'",
+            f"UPDATE accounts SET balance = balance + 1.50 WHERE id = '{revenue}'",
+        )
 
 
 async def test_concurrent_top_ups_and_charges_keep_every_balance_exact(ledger):
@@ -601,3 +869,35 @@ async def test_amounts_with_more_than_cents_are_refused(ledger):
     reply = await ledger.run(money.on_topup, TopUp(key="k", account="zoe", amount=D("0.004")))
     assert isinstance(reply, ErrorReply) and "more than two decimals" in reply.error
     assert await balance(ledger, "zoe") == D("1.00")
+
+
+async def test_settings_with_more_than_cents_are_refused_not_rounded(ledger):
+    refused = await ledger.run(users.on_add_user, AddUser(login="zed", initial_balance=D("1.005")))
+    assert isinstance(refused, ErrorReply)
+    assert (
+        refused.error == "starting balance 1.005 has more than two decimals; amounts are in cents"
+    )
+    assert await ledger.fetchval("SELECT count(*) FROM users") == 0  # nothing created
+    plain = await ledger.run(users.on_add_user, AddUser(login="pat"))  # the default balance
+    assert not isinstance(plain, ErrorReply) and plain.balance == D("0.00")
+    await add_user(ledger, "zoe", "1.00")
+    for change, what in [
+        ({"overdraft_limit": D("0.505")}, "overdraft limit 0.505"),
+        ({"low_balance_threshold": D("2.001")}, "low-balance threshold 2.001"),
+    ]:
+        reply = await ledger.run(users.on_set_user, SetUser(login="zoe", **change))
+        assert isinstance(reply, ErrorReply) and reply.error.startswith(what)
+    view = await ledger.run(users.on_show_user, ShowUser(login="zoe"))
+    assert (view.overdraft_limit, view.low_balance_threshold) == (D("0.00"), None)
+    for command in [
+        AddAccount(name="lab", overdraft_limit=D("0.001")),
+        SetAccount(account="lab", overdraft_limit=D("0.001")),
+    ]:
+        handler = (
+            accounts.on_add_account
+            if isinstance(command, AddAccount)
+            else (accounts.on_set_account)
+        )
+        reply = await ledger.run(handler, command)
+        assert isinstance(reply, ErrorReply) and "overdraft limit 0.001 has more" in reply.error
+    assert await ledger.fetchval("SELECT count(*) FROM accounts WHERE kind = 'shared'") == 0

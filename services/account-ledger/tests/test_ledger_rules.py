@@ -1,5 +1,7 @@
 """The ledger's authorisation rule: may this job's cost be reserved?"""
 
+import uuid
+from collections import Counter
 from decimal import Decimal
 
 import pytest
@@ -149,3 +151,13 @@ def test_a_negative_overdraft_limit_is_refused():
             restricted=True,
             overdraft_limit=Decimal(-1),
         )
+
+
+def test_a_job_always_credits_the_same_revenue_account_and_jobs_spread_over_all():
+    from platen.account_ledger.rules import REVENUE_SHARDS, revenue_account
+
+    job = uuid.UUID("0b5a4c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b")
+    assert revenue_account(job) == revenue_account(uuid.UUID(str(job)))
+    seen = Counter(revenue_account(uuid.UUID(int=i)) for i in range(1600))
+    assert set(seen) == {f"system:revenue:{i:02d}" for i in range(REVENUE_SHARDS)}
+    assert max(seen.values()) < 2 * min(seen.values())  # sequential ids spread too

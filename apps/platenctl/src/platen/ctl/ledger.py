@@ -265,10 +265,19 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
         account: str,
         since: Annotated[datetime | None, typer.Option(help="e.g. 2026-11-01")] = None,
         as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+        limit: Annotated[
+            int, typer.Option(min=1, max=100_000, help="At most this many lines.")
+        ] = 1000,
         as_json: Json = False,
     ) -> None:
         """An account's transactions with the balance after each."""
-        view: StatementView = call(Statement(account=account, since=since))
+        view: StatementView = call(Statement(account=account, since=since, limit=limit))
+        if view.truncated:  # on stderr, so that CSV and JSON stay whole
+            typer.echo(
+                f"statement cut short: only the first {len(view.lines)} lines are shown; "
+                "use --since or --limit for the rest",
+                err=True,
+            )
         if as_json:
             typer.echo(view.model_dump_json())
             return
@@ -294,6 +303,8 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
                 f"{line.at:%Y-%m-%d %H:%M:%S}  {line.kind:<10} {line.amount:>10} "
                 f"{line.balance_after:>10}  {line.description}"
             )
+        if view.truncated:
+            typer.echo(f"... more lines not shown (first {len(view.lines)} only)")
         typer.echo(f"closing {view.closing_balance}")
 
     @ledger_app.command("verify")

@@ -358,11 +358,24 @@ class StatementLine(Part):
 
 @register
 class StatementView(Message):
+    """An account's lines, and its balance before the first and at the end.
+
+    `closing_balance` is the account's balance now, even when the lines stop earlier.
+    """
+
     message_type: ClassVar[str] = "ledger.statement.reply"
+    schema_version: ClassVar[int] = 2
     account: str
     opening_balance: Money
     closing_balance: Money
     lines: list[StatementLine]
+    # Version 2: true when the query's `limit` cut the lines short of the closing balance.
+    truncated: bool = False
+
+
+@upcaster("ledger.statement.reply", 1)
+def _statement_view_v1_to_v2(body: dict) -> dict:
+    return body  # v2 only added `truncated`, false unless said
 
 
 @register

@@ -215,10 +215,15 @@ async def transaction(conn: asyncpg.Connection, tx_id: int):
 # ----------------------------------------------------------------- checks
 
 
-async def verify(
-    conn: asyncpg.Connection, max_hold_age: timedelta = timedelta(days=1)
-) -> list[str]:
-    """Every violation of the ledger's invariants, as sentences; empty when sound."""
+MAX_HOLD_AGE = timedelta(days=1)
+
+
+async def verify(conn: asyncpg.Connection, max_hold_age: timedelta = MAX_HOLD_AGE) -> list[str]:
+    """Every violation of the ledger's invariants, as sentences; empty when sound.
+
+    A hold has outlived its job when it is still pending after `max_hold_age`, after the
+    job was closed (cancelled or failed), or after the job was charged.
+    """
     problems = []
     for r in await conn.fetch(
         """SELECT transaction_id, sum(amount) AS total FROM entries
@@ -247,6 +252,17 @@ async def verify(
         max_hold_age,
     ):
         problems.append(f"hold for job {r['job_id']} is still pending since {r['created_at']}")
+    for r in await conn.fetch(
+        """SELECT h.job_id FROM holds h JOIN closed_jobs c ON c.job_id = h.job_id
+           WHERE h.state = 'pending'"""
+    ):
+        problems.append(f"hold for job {r['job_id']} is still pending but the job was closed")
+    for r in await conn.fetch(
+        """SELECT h.job_id FROM holds h
+           JOIN transactions t ON t.op_key = 'job:' || h.job_id || ':charge'
+           WHERE h.state = 'pending'"""
+    ):
+        problems.append(f"hold for job {r['job_id']} is still pending but the job was charged")
     for r in await conn.fetch(
         """SELECT h.job_id FROM holds h
            WHERE h.state = 'posted' AND h.amount > 0 AND NOT EXISTS (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from platen.account_ledger import rules, store
-from platen.account_ledger.handlers.common import account_view
+from platen.account_ledger.handlers.common import account_view, not_cents
 from platen.events.accounts import (
     AccountList,
     AccountView,
@@ -26,6 +26,8 @@ async def _shared(ctx: HandlerContext, ref: str) -> str:
 
 
 async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | ErrorReply:
+    if refusal := not_cents(cmd.overdraft_limit, "overdraft limit"):
+        return refusal
     path = cmd.name
     parent = None
     if cmd.parent:
@@ -55,6 +57,8 @@ async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | 
 
 
 async def on_set_account(ctx: HandlerContext, cmd: SetAccount) -> AccountView | ErrorReply:
+    if refusal := not_cents(cmd.overdraft_limit, "overdraft limit"):
+        return refusal
     try:
         account_id = await _shared(ctx, cmd.account)
     except store.NotFound as exc:

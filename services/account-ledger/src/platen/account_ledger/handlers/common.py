@@ -7,10 +7,22 @@ from decimal import Decimal
 
 from platen.account_ledger import rules, store
 from platen.events.accounts import AccountView, BalanceChanged, BalanceLow, HoldView, UserView
+from platen.events.money import CENT
+from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 
 SERVICE = "account-ledger"
 DEFAULT_LOW_BALANCE = Decimal(os.environ.get("PLATEN_LOW_BALANCE_THRESHOLD", "1.00"))
+
+
+def not_cents(amount: Decimal | None, what: str = "amount") -> ErrorReply | None:
+    """Balances are kept in cents (NUMERIC(14, 2), which would round silently): an amount
+    with more decimals is refused, not rounded."""
+    # Decimal(): a message's default (e.g. AddUser's initial_balance 0) is not validated,
+    # so it may still be an int.
+    if amount is not None and Decimal(amount) != Decimal(amount).quantize(CENT):
+        return ErrorReply(error=f"{what} {amount} has more than two decimals; amounts are in cents")
+    return None
 
 
 async def user_view(ctx: HandlerContext, login: str) -> UserView | None:

@@ -314,7 +314,7 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted) -> None:
             kind="charge",
             job_id=event.job_id,
             description=f"{event.document_name} on {event.printer}",
-            entries={hold["account_id"]: -amount, rules.REVENUE: amount},
+            entries={hold["account_id"]: -amount, rules.revenue_account(event.job_id): amount},
             created_by=hold["user_login"],
         )
     await ctx.conn.execute(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from platen.account_ledger import rules, store
-from platen.account_ledger.handlers.common import balance_changed
+from platen.account_ledger.handlers.common import balance_changed, not_cents
 from platen.events.accounts import (
     Adjust,
     EntryView,
@@ -19,7 +19,6 @@ from platen.events.accounts import (
     TransactionView,
     Transfer,
 )
-from platen.events.money import CENT
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 
@@ -69,18 +68,11 @@ async def _post(
     return await _view(ctx, tx_id)
 
 
-def _not_cents(amount: Decimal | None) -> ErrorReply | None:
-    """Balances are kept in cents: an amount with more decimals is refused, not rounded."""
-    if amount is not None and amount != amount.quantize(CENT):
-        return ErrorReply(error=f"{amount} has more than two decimals; amounts are in cents")
-    return None
-
-
 async def _from_outside(
     ctx: HandlerContext, cmd: TopUp | Adjust, op_key: str, kind: str
 ) -> TransactionView | ErrorReply:
     """Money entering (or, negative, leaving) the ledger through `system:funding`."""
-    if refusal := _not_cents(cmd.amount):
+    if refusal := not_cents(cmd.amount):
         return refusal
     try:
         account_id = await store.resolve(ctx.conn, cmd.account)
@@ -107,7 +99,7 @@ async def on_adjust(ctx: HandlerContext, cmd: Adjust) -> TransactionView | Error
 
 
 async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | ErrorReply:
-    if refusal := _not_cents(cmd.amount):
+    if refusal := not_cents(cmd.amount):
         return refusal
     try:
         source = await store.resolve(ctx.conn, cmd.from_account)
@@ -140,23 +132,26 @@ async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | E
 
 
 async def on_refund(ctx: HandlerContext, cmd: Refund) -> TransactionView | ErrorReply:
-    if refusal := _not_cents(cmd.amount):
+    if refusal := not_cents(cmd.amount):
         return refusal
     op_key = f"refund:{cmd.key}"
     if (tx_id := await store.transaction_by_key(ctx.conn, op_key)) is not None:
         return await _view(ctx, tx_id)
+    # The refund reverses the charge: back to the account that paid, out of the revenue
+    # account the charge credited (before migration 004, `system:revenue`).
     charge = await ctx.conn.fetchrow(
-        """SELECT e.account_id, -e.amount AS amount FROM transactions t
-           JOIN entries e ON e.transaction_id = t.id AND e.account_id <> $2
+        """SELECT e.account_id, -e.amount AS amount, r.account_id AS revenue
+           FROM transactions t
+           JOIN entries e ON e.transaction_id = t.id AND e.account_id NOT LIKE 'system:%'
+           JOIN entries r ON r.transaction_id = t.id AND r.account_id LIKE 'system:%'
            WHERE t.op_key = $1""",
         f"job:{cmd.job_id}:charge",
-        rules.REVENUE,
     )
     if charge is None:
         return ErrorReply(error=f"job {cmd.job_id} was not charged; there is nothing to refund")
     # Refunds of one job are taken one at a time (the paying account's row lock), so two
     # refunds at once cannot together return more than was charged.
-    await store.lock_accounts(ctx.conn, [charge["account_id"], rules.REVENUE])
+    await store.lock_accounts(ctx.conn, [charge["account_id"], charge["revenue"]])
     refunded = await ctx.conn.fetchval(
         """SELECT coalesce(sum(e.amount), 0) FROM transactions t
            JOIN entries e ON e.transaction_id = t.id AND e.account_id = $2
@@ -173,7 +168,7 @@ async def on_refund(ctx: HandlerContext, cmd: Refund) -> TransactionView | Error
         op_key=op_key,
         kind="refund",
         description=cmd.reason,
-        entries={charge["account_id"]: amount, rules.REVENUE: -amount},
+        entries={charge["account_id"]: amount, charge["revenue"]: -amount},
         by=cmd.by,
         job_id=cmd.job_id,
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
+
 from platen.account_ledger import store
 from platen.events.accounts import (
     LedgerReport,
@@ -13,6 +16,11 @@ from platen.events.accounts import (
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 
+# A hold still pending after this long has outlived its job (it should have been posted,
+# or voided by the job's cancellation or expiry long before).
+_DEFAULT_AGE = str(int(store.MAX_HOLD_AGE.total_seconds()))
+MAX_HOLD_AGE = timedelta(seconds=int(os.environ.get("PLATEN_MAX_HOLD_AGE_SECONDS", _DEFAULT_AGE)))
+
 
 async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView | ErrorReply:
     try:
@@ -21,14 +29,16 @@ async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView |
         return ErrorReply(error=str(exc))
     rows = await ctx.conn.fetch(
         """SELECT t.created_at, t.id, t.kind, t.description, t.job_id, e.amount,
-                  e.balance_after
+                  e.balance_after, (SELECT balance FROM accounts WHERE id = $1) AS closing
            FROM entries e JOIN transactions t ON t.id = e.transaction_id
            WHERE e.account_id = $1 AND ($2::timestamptz IS NULL OR t.created_at >= $2)
            ORDER BY e.id LIMIT $3""",
         account_id,
         query.since,
-        query.limit,
+        query.limit + 1,  # one more than asked: whether the limit cut the statement short
     )
+    truncated = len(rows) > query.limit
+    rows = rows[: query.limit]
     lines = [
         StatementLine(
             at=r["created_at"],
@@ -41,19 +51,21 @@ async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView |
         )
         for r in rows
     ]
-    closing = await store.balance(ctx.conn, account_id)
-    if lines:
-        opening = lines[0].balance_after - lines[0].amount
-        closing = lines[-1].balance_after
-    else:
-        opening = closing
+    # The balance now, not after the last line shown (the two differ when the statement
+    # was cut short), read in the same statement as the lines so that they agree.
+    closing = rows[0]["closing"] if rows else await store.balance(ctx.conn, account_id)
+    opening = lines[0].balance_after - lines[0].amount if lines else closing
     return StatementView(
-        account=account_id, opening_balance=opening, closing_balance=closing, lines=lines
+        account=account_id,
+        opening_balance=opening,
+        closing_balance=closing,
+        lines=lines,
+        truncated=truncated,
     )
 
 
 async def on_verify(ctx: HandlerContext, query: VerifyLedger) -> LedgerReport:
-    problems = await store.verify(ctx.conn)
+    problems = await store.verify(ctx.conn, MAX_HOLD_AGE)
     counts = await ctx.conn.fetchrow(
         """SELECT (SELECT count(*) FROM transactions) AS transactions,
                   (SELECT count(*) FROM accounts) AS accounts,

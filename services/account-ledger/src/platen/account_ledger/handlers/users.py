@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from platen.account_ledger import rules, store
-from platen.account_ledger.handlers.common import balance_changed, user_view
+from platen.account_ledger.handlers.common import balance_changed, not_cents, user_view
 from platen.events.accounts import (
     AddUser,
     SetUser,
@@ -18,7 +18,9 @@ from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 
 
-async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView:
+async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView | ErrorReply:
+    if refusal := not_cents(cmd.initial_balance, "starting balance"):
+        return refusal
     created = await ctx.conn.fetchval(
         "INSERT INTO users (login) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
         cmd.login,
@@ -53,6 +55,12 @@ async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView:
 async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorReply:
     if await store.user(ctx.conn, cmd.login) is None:
         return ErrorReply(error=f"no user named {cmd.login!r}")
+    for what, value in [
+        ("overdraft limit", cmd.overdraft_limit),
+        ("low-balance threshold", cmd.low_balance_threshold),
+    ]:
+        if refusal := not_cents(value, what):
+            return refusal
     account = rules.personal_account(cmd.login)
     if cmd.restricted is not None:
         await ctx.conn.execute(
