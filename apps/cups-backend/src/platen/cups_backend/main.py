@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
 from platen.cups_backend.devices import backend_dir, list_devices
-from platen.cups_backend.options import job_options
+from platen.cups_backend.options import as_printed, filter_work, job_options
 from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
 from platen.rpc import RequestFailed, connect
 
@@ -89,6 +89,15 @@ async def wait_for_decision(config, policy, job_id: uuid.UUID) -> JobStatus:
         delay = min(delay * 1.5, 1.0)
 
 
+def read_ppd() -> str | None:
+    """The queue's PPD, which says whether the filters make the copies (None if none)."""
+    path = os.environ.get("PPD")
+    try:
+        return Path(path).read_text(errors="replace") if path else None
+    except OSError:
+        return None
+
+
 def run_inner(inner_uri: str, args: list[str], document: Path) -> int:
     scheme = inner_uri.split(":", 1)[0]
     backend = backend_dir() / scheme
@@ -118,7 +127,16 @@ def handle_job(args: list[str]) -> int:
             document.write_bytes(Path(args[5]).read_bytes())
         else:
             document.write_bytes(sys.stdin.buffer.read())
-        opts = job_options(copies, options)
+        asked = job_options(copies, options)
+        # Charge the document as it will print: N-up or copies the filters already did
+        # are neither charged again nor (for copies) printed again.
+        work = filter_work(os.environ, read_ppd())
+        opts = as_printed(asked, work)
+        say(
+            "DEBUG",
+            f"Platen: copies {asked.copies}, number-up {asked.number_up} asked; "
+            f"filters imposed N-up: {work.imposed}, made copies: {work.copies_made}",
+        )
         job_id = uuid.uuid5(NAMESPACE, f"{config.server_id}/{cups_job}")
         try:
             submit = SubmitJob(
@@ -161,7 +179,10 @@ def handle_job(args: list[str]) -> int:
             return CANCEL
 
         say("INFO", "Released by Platen; printing")
-        code = run_inner(inner_uri, args, document)
+        # The real backend is told the copies left to make: none when the document holds
+        # them all already (it gets the document as a file, so it would repeat it).
+        inner_args = [*args[:3], str(opts.copies), args[4]]
+        code = run_inner(inner_uri, inner_args, document)
     if code in NOT_FINAL:
         return code
     outcome = ReportOutcome(
