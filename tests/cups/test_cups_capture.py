@@ -114,8 +114,13 @@ async def test_job_capture_killed_while_a_cups_job_waits(system, cups):
         [ask] = await events.wait_for("job.input_required", 1, timeout=60)
         system.services.kill("job-capture")
         await asyncio.sleep(2)  # the backend keeps asking, and gets no answer meanwhile
-        system.services.start("job-capture")
+        # alice answers while job-capture is still down: the ledger authorises the job,
+        # and job-capture hears of it only when it is back.
         await answer(system, ask.correlation_id, "alice")
+        await events.wait_for("job.authorized", 1, timeout=30)
+        await asyncio.sleep(2)
+        assert cups.printers["lab-color"].received() == []  # nothing prints meanwhile
+        system.services.start("job-capture")
         await job_state(cups, "lab-color", job, {COMPLETED}, timeout=90)
         await events.wait_for("job.charged", 1)
         await asyncio.sleep(1)

@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
@@ -48,28 +49,53 @@ class Offline(Exception):
     """Platen could not be reached for longer than the printer's policy allows."""
 
 
-async def ask(config: BackendConfig, policy: PrinterPolicy, request, routing_key: str):
-    """Send `request` until Platen answers; Offline when it stays unreachable too long."""
-    started = time.monotonic()
+# What an outage looks like from here: no broker, a connection or channel that drops while
+# a request is out (a broker restart), or a service that does not answer. Anything else
+# (Platen answering with an error) is not an outage.
+OUTAGE_ERRORS = (AMQPError, ChannelInvalidStateError, OSError, TimeoutError)
+OUTAGE_REPLIES = ("nothing handles", "no answer", "cannot reach")
+# Time to wait for an answer to a request that is not an outage: job-capture answers a
+# status query at once, but answers a submission only after analysing the document, which
+# may take up to its analysis timeout (120 s).
+QUERY_TIMEOUT = 15.0
+SUBMIT_TIMEOUT = 180.0
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, RequestFailed):
+        return any(text in str(exc) for text in OUTAGE_REPLIES)
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
+async def ask(
+    config: BackendConfig,
+    policy: PrinterPolicy,
+    request,
+    routing_key: str,
+    *,
+    timeout: float = QUERY_TIMEOUT,
+):
+    """Send `request` until Platen answers; Offline when it stays unreachable too long.
+
+    The printer's offline limit counts only time without an answer: from the first
+    failure (no broker, a dropped connection, no answer within `timeout`) until Platen
+    answers. Time spent waiting for an answer that comes is not an outage.
+    """
+    offline_since: float | None = None
     delay = 0.5
-    told = False
     while True:
         try:
             async with connect(config.amqp_url) as client:
-                return await client.request(routing_key, request, timeout=15)
-        except RequestFailed as exc:
-            if (
-                "nothing handles" not in str(exc)
-                and "no answer" not in str(exc)
-                and ("cannot reach" not in str(exc))
-            ):
+                return await client.request(routing_key, request, timeout=timeout)
+        except Exception as exc:
+            if not is_outage(exc):
                 raise  # Platen answered with an error: not an outage
-            offline_for = time.monotonic() - started
-            if not told:
+            if offline_since is None:
+                offline_since = time.monotonic()
                 say("INFO", "Platen is unreachable; holding the job and retrying")
-                told = True
+                say("DEBUG", f"Platen: {type(exc).__name__}: {exc}")
             limit = policy.offline_grace if policy.offline == "deny" else policy.offline_wait
-            if offline_for > limit:
+            if time.monotonic() - offline_since > limit:
                 raise Offline(policy.offline) from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -203,7 +229,13 @@ def handle_job(args: list[str]) -> int:
 async def capture_and_wait(
     config: BackendConfig, policy: PrinterPolicy, submit: SubmitJob
 ) -> JobStatus:
-    await ask(config, policy, submit, "capture.submit")
+    # A quick question first: it finds out within the offline limit whether Platen is
+    # there at all, before the long wait for the analysis; and a backend that CUPS runs
+    # again for the same job resumes it without sending the document again.
+    query = GetJobStatus(job_id=submit.job_id)
+    status = await ask(config, policy, query, "capture.job.status")
+    if status.state == "unknown":
+        await ask(config, policy, submit, "capture.submit", timeout=SUBMIT_TIMEOUT)
     return await wait_for_decision(config, policy, submit.job_id)
 
 
