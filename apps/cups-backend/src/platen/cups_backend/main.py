@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -149,10 +150,23 @@ def handle_job(args: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="platen-") as tmp:
         # The real backend needs the document as a file; CUPS may hand it over on stdin.
         document = Path(tmp) / "document"
-        if len(args) >= 6:
-            document.write_bytes(Path(args[5]).read_bytes())
-        else:
-            document.write_bytes(sys.stdin.buffer.read())
+        with document.open("wb") as out:
+            if len(args) >= 6:
+                with open(args[5], "rb") as source:
+                    shutil.copyfileobj(source, out)
+            else:
+                shutil.copyfileobj(sys.stdin.buffer, out)
+        size = document.stat().st_size
+        if size > config.max_document_bytes:
+            # The same refusal as job-capture's, before the broker refuses the message
+            # (which would look like Platen being down).
+            reason = (
+                f"the document is too large ({size} bytes; "
+                f"the limit is {config.max_document_bytes})"
+            )
+            say("INFO", f"Platen: {reason}")
+            say("ERROR", f"Platen did not accept the job: {reason}")
+            return CANCEL
         asked = job_options(copies, options)
         # Charge the document as it will print: N-up or copies the filters already did
         # are neither charged again nor (for copies) printed again.
