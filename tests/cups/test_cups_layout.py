@@ -14,7 +14,7 @@ import pikepdf
 from platen.events.registry import decode
 from platen.testing.documents import make_pdf
 from tests.cups.test_cups_capture import COMPLETED, job_state
-from tests.e2e.helpers import EventRecorder, ledger_problems
+from tests.e2e.helpers import EventRecorder, ledger_problems, query
 
 GET_JOBS = """{
     OPERATION Get-Jobs
@@ -77,6 +77,21 @@ async def test_number_up_2_and_two_copies_print_and_charge_once(system, cups):
     assert (captured.sides, captured.sheets) == (2, 2)
     # The printer got the imposed document once and was asked for 2 copies of it.
     assert pages_received(printer) == [2]
+    [received] = printer.received()
+    # The rest of the analysis job-capture published, for the document it was sent.
+    assert captured.format == "pdf" and captured.color_pages == []
+    assert captured.size_bytes == received.stat().st_size
+    assert captured.analysis_ms > 0
+    # The 2-up sheets are on the queue's own paper, not the document's A4.
+    ppd = (cups.cups.folder / "ppd" / "lab-color.ppd").read_text()
+    paper = re.search(r"^\*DefaultPageSize: (\w+)", ppd, re.MULTILINE).group(1)
+    assert captured.paper_sizes == {paper: 2}, paper
+    # No deadline configured for this printer: job-capture's default, 600 s.
+    [row] = await query(
+        system.database_url,
+        "SELECT extract(epoch FROM deadline_at - submitted_at) AS s FROM job_capture.jobs",
+    )
+    assert row["s"] == 600
     assert copies_at_printer(cups, printer) == [2]
     # 2 sides x 2 copies at 0.10 a side.
     assert D(system.user_json("alice")["balance"]) == D("4.60")

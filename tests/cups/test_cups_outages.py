@@ -5,15 +5,21 @@ policy allows an hour), the job prints once and is charged once."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from decimal import Decimal as D
 from urllib.parse import urlsplit
 
+import aio_pika
 import asyncpg
 
 from platen.cups_backend.config import BackendConfig, PrinterPolicy
-from platen.cups_backend.main import ask
-from platen.events.jobs import GetJobStatus, JobStatus
+from platen.cups_backend.main import QUERY_TIMEOUT, ask, capture_and_wait
+from platen.events.base import HEADER_VERSION
+from platen.events.jobs import GetJobStatus, JobStatus, JobSubmitted, SubmitJob
+from platen.events.registry import decode
+from platen.rpc import amqp_message
+from platen.testing.documents import make_pdf
 from tests.cups.test_cups_capture import COMPLETED, answer, document, job_state
 from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query
 
@@ -117,6 +123,46 @@ async def test_the_backends_connection_dropped_while_it_asks(system):
         )
         assert proxy.cut == 2  # two questions were cut off; the third was answered
     assert isinstance(status, JobStatus) and status.state == "unknown"
+
+
+async def test_a_slow_analysis_is_not_an_outage(system):
+    """A printer that denies jobs after 1 s without Platen: a submission answered only
+    after a long analysis is not taken for an outage. job-capture is replaced here by a
+    responder on its queue that takes longer than any status question may wait."""
+    system.services.kill("job-capture")
+    submitted: list[SubmitJob] = []
+    connection = await aio_pika.connect(system.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue("job-capture.commands", ensure=False)
+
+        async def respond(raw) -> None:
+            async with raw.process():
+                request = decode(raw.type, raw.headers[HEADER_VERSION], raw.body)
+                if isinstance(request, SubmitJob):
+                    await asyncio.sleep(QUERY_TIMEOUT + 3)  # analysing a long document
+                    submitted.append(request)
+                    reply = JobSubmitted(job_id=request.job_id)
+                else:
+                    state = "denied" if submitted else "unknown"
+                    reply = JobStatus(job_id=request.job_id, state=state, reason="test")
+                await channel.default_exchange.publish(
+                    amqp_message(reply, correlation_id=raw.message_id), routing_key=raw.reply_to
+                )
+
+        await queue.consume(respond)
+        submit = SubmitJob(
+            job_id=uuid.uuid4(),
+            user="alice",
+            printer="lab",
+            document_name="long.pdf",
+            document=base64.b64encode(make_pdf(1)),
+        )
+        config = BackendConfig(system.print_server_url, "test", {})
+        policy = PrinterPolicy(offline="deny", offline_grace=1)
+        status = await asyncio.wait_for(capture_and_wait(config, policy, submit), 90)
+    assert [s.job_id for s in submitted] == [submit.job_id]  # sent once, answered late
+    assert status.state == "denied" and status.reason == "test"
 
 
 async def test_broker_restarted_while_a_cups_job_waits(system, cups):

@@ -159,3 +159,11 @@ def test_max_document_bytes_defaults_to_job_captures_limit(tmp_path):
     config.write_text("[platen]\nmax_document_bytes = lots\n")
     with pytest.raises(ValueError, match="max_document_bytes must be a positive number"):
         load(str(config))
+
+
+def test_a_printer_with_no_policy_holds_its_jobs_for_an_hour(tmp_path):
+    config = tmp_path / "backend.conf"
+    config.write_text("[platen]\nserver_id = x\n\n[printer:lab-color]\noffline = deny\n")
+    policy = load(str(config)).policy("lab-mono")  # no section of its own, and no "*"
+    assert (policy.offline, policy.offline_wait, policy.deadline) == ("hold", 3600.0, None)
+    assert load(str(tmp_path / "missing.conf")).policy("any").offline == "hold"
