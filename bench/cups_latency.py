@@ -8,7 +8,7 @@ next job waits until CUPS has finished the previous one). The
 difference of the medians is what Platen adds: capture, analysis, pricing, authorisation,
 the backend's polling, and reporting.
 
-    .venv/bin/python bench/cups_latency.py [--jobs 20]
+    .venv/bin/python bench/cups_latency.py [--jobs 15]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def timed_print(cups: LocalCups, printer: VirtualPrinter, queue: str, doc: Path)
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--jobs", type=int, default=20)
+    p.add_argument("--jobs", type=int, default=15)
     args = p.parse_args()
     with provide() as infra:
         _, url = Vhosts(infra).create()

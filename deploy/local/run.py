@@ -39,6 +39,7 @@ AMQPS_PORT = int(os.environ.get("PLATEN_RUN_AMQPS_PORT", "5674"))
 INSTALLER = "platen-installer"
 # The virtual printers behind the demo's Platen queues: name -> price per page.
 DEMO_PRINTERS = {"lab-mono": "0.05", "lab-color": "0.10"}
+MONOCHROME = {"lab-mono"}  # a grayscale printer: it reports no colour support
 
 
 def ctl(*args: str, env: dict[str, str]) -> str:
@@ -175,7 +176,8 @@ def start_print_server(installed: Installed) -> tuple[LocalCups, list[VirtualPri
     cups = LocalCups(folder / "cupsd", config, port=CUPS_PORT).start()
     printers = []
     for name in DEMO_PRINTERS:
-        printer = VirtualPrinter(name, reachable_folder("printers") / name).start()
+        printer = VirtualPrinter(name, reachable_folder("printers") / name)
+        printer.start(color=name not in MONOCHROME)
         printers.append(printer)
         cups.add_queue(name, printer.uri)
     print(f"CUPS on port {CUPS_PORT} with Platen queues: {', '.join(DEMO_PRINTERS)}")

@@ -114,11 +114,37 @@ async def test_job_capture_killed_while_a_cups_job_waits(system, cups):
         [ask] = await events.wait_for("job.input_required", 1, timeout=60)
         system.services.kill("job-capture")
         await asyncio.sleep(2)  # the backend keeps asking, and gets no answer meanwhile
-        system.services.start("job-capture")
+        # alice answers while job-capture is still down: the ledger authorises the job,
+        # and job-capture hears of it only when it is back.
         await answer(system, ask.correlation_id, "alice")
+        await events.wait_for("job.authorized", 1, timeout=30)
+        await asyncio.sleep(2)
+        assert cups.printers["lab-color"].received() == []  # nothing prints meanwhile
+        system.services.start("job-capture")
         await job_state(cups, "lab-color", job, {COMPLETED}, timeout=90)
         await events.wait_for("job.charged", 1)
         await asyncio.sleep(1)
         assert len(events.of_type("job.charged")) == 1
     assert len(cups.printers["lab-color"].received()) == 1
     assert D(system.user_json("alice")["balance"]) == D("4.80")
+
+
+async def test_a_document_over_the_size_limit_is_cancelled_with_the_reason(system, cups):
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    path = document(system, 3)
+    size = path.stat().st_size
+    config = cups.cups.backend_config
+    config.write_text(
+        config.read_text().replace("[platen]\n", f"[platen]\nmax_document_bytes = {size - 1}\n")
+    )
+    # Printed raw, the document reaches the backend byte for byte: one byte over.
+    job = cups.cups.lp("lab-color", path, "alice", "raw")
+    info = await job_state(cups, "lab-color", job, {CANCELED, ABORTED}, timeout=60)
+    assert "the document is too large" in info["job-printer-state-message"]
+    assert f"the limit is {size - 1}" in info["job-printer-state-message"]
+    await asyncio.sleep(1)
+    assert cups.printers["lab-color"].received() == []
+    rows = await query(system.database_url, "SELECT job_id FROM job_capture.jobs")
+    assert rows == []  # never sent to Platen, so nothing to charge
+    assert D(system.user_json("alice")["balance"]) == D("5.00")

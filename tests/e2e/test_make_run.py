@@ -188,6 +188,26 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
                 break
             time.sleep(0.5)
         assert '"balance":"4.40"' in balance.stdout
+
+        # lab-mono is a grayscale printer: the virtual printer and its CUPS queue both
+        # report no colour (lab-color, for contrast, does).
+        for queue, color in (("lab-mono", "false"), ("lab-color", "true")):
+            uri = f"ipp://127.0.0.1:{env['PLATEN_RUN_CUPS_PORT']}/printers/{queue}"
+            attrs = subprocess.run(
+                ["ipptool", "-tv", uri, "get-printer-attributes.test"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+            assert f"color-supported (boolean) = {color}" in attrs, attrs
+        options = subprocess.run(
+            ["lpoptions", "-h", f"127.0.0.1:{env['PLATEN_RUN_CUPS_PORT']}", "-p", "lab-mono", "-l"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        color_model = next(line for line in options.splitlines() if line.startswith("ColorModel"))
+        assert "RGB" not in color_model and "Gray" in color_model, color_model
     finally:
         for proc in background:
             os.killpg(proc.pid, signal.SIGTERM)

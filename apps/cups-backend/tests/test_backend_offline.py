@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from platen.cups_backend.config import load
 from platen.testing.documents import make_pdf
 from platen.testing.local import free_port
 
@@ -109,3 +112,58 @@ def test_no_arguments_lists_devices(tmp_path):
     lines = out.stdout.splitlines()
     assert lines[0].startswith('network platen "Unknown"')
     assert 'network platen:/ipp://lab.local/ipp/print "Make" "Lab"' in lines
+
+
+def test_a_document_over_the_size_limit_is_cancelled_at_once_with_the_reason(tmp_path):
+    """No broker listens here either: the size is checked before Platen is asked, so the
+    job is refused at once with the reason, instead of looking like an outage."""
+    doc = tmp_path / "doc.pdf"
+    doc.write_bytes(make_pdf(3))
+    size = doc.stat().st_size
+    config = tmp_path / "backend.conf"
+    config.write_text(
+        f"[platen]\namqp_url = amqp://guest:guest@127.0.0.1:{free_port()}/\n"
+        f"server_id = test\nmax_document_bytes = {size - 1}\n\n[printer:lab]\noffline = hold\n"
+    )
+    marker = tmp_path / "printed"
+    argv = [sys.executable, "-m", "platen.cups_backend.main", "7", "alice", "t", "1", ""]
+    env = {
+        "DEVICE_URI": f"platen:/file://{marker}",
+        "PRINTER": "lab",
+        "PLATEN_BACKEND_CONFIG": str(config),
+        "CUPS_SERVERBIN": str(tmp_path),
+    }
+    # Once as a file argument, once on stdin (as CUPS hands over a filtered document).
+    for extra, stdin in (([str(doc)], None), ([], doc.read_bytes())):
+        started = time.monotonic()
+        out = subprocess.run([*argv, *extra], env=env, input=stdin, capture_output=True, timeout=60)
+        err = out.stderr.decode()
+        assert out.returncode == 5, err  # CUPS_BACKEND_CANCEL
+        reason = f"the document is too large ({size} bytes; the limit is {size - 1})"
+        assert f"INFO: Platen: {reason}" in err
+        assert "unreachable" not in err
+        assert time.monotonic() - started < 10  # refused at once, not held for an outage
+        assert not marker.exists()
+    # At the limit it is not refused for its size (it waits for Platen instead).
+    config.write_text(
+        config.read_text().replace(f"= {size - 1}", f"= {size}") + "offline_wait = 1\n"
+    )
+    out = subprocess.run([*argv, str(doc)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3 and "too large" not in out.stderr
+
+
+def test_max_document_bytes_defaults_to_job_captures_limit(tmp_path):
+    config = tmp_path / "backend.conf"
+    config.write_text("[platen]\nserver_id = x\n")
+    assert load(str(config)).max_document_bytes == 16 * 1024 * 1024
+    config.write_text("[platen]\nmax_document_bytes = lots\n")
+    with pytest.raises(ValueError, match="max_document_bytes must be a positive number"):
+        load(str(config))
+
+
+def test_a_printer_with_no_policy_holds_its_jobs_for_an_hour(tmp_path):
+    config = tmp_path / "backend.conf"
+    config.write_text("[platen]\nserver_id = x\n\n[printer:lab-color]\noffline = deny\n")
+    policy = load(str(config)).policy("lab-mono")  # no section of its own, and no "*"
+    assert (policy.offline, policy.offline_wait, policy.deadline) == ("hold", 3600.0, None)
+    assert load(str(tmp_path / "missing.conf")).policy("any").offline == "hold"

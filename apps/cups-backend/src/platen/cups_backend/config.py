@@ -6,6 +6,7 @@ which CUPS backends can read whatever user they run as if it is readable:
     [platen]
     amqp_url = amqp://platen-cups:secret@print-server:5672/
     server_id = print-server-1      ; makes job ids unique across print servers
+    max_document_bytes = 16777216   ; as job-capture's PLATEN_MAX_DOCUMENT_BYTES
 
     [printer:lab-color]
     offline = deny                  ; hold (default) or deny
@@ -21,6 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PATH = "/etc/platen/cups-backend.conf"
+# job-capture's default limit (PLATEN_MAX_DOCUMENT_BYTES). A larger document would not
+# fit in one broker message (its base64 is a third larger), so the backend refuses it
+# itself instead of taking the broker's refusal for an outage.
+DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class BackendConfig:
     amqp_url: str
     server_id: str
     printers: dict[str, PrinterPolicy]
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
 
     def policy(self, printer: str) -> PrinterPolicy:
         return self.printers.get(printer, self.printers.get("*", PrinterPolicy()))
@@ -70,4 +76,19 @@ def load(path: str | None = None) -> BackendConfig:
         or section.get("amqp_url", "amqp://guest:guest@127.0.0.1:5672/"),
         server_id=section.get("server_id", socket.gethostname()),
         printers=printers,
+        max_document_bytes=_positive(
+            file,
+            os.environ.get("PLATEN_MAX_DOCUMENT_BYTES")
+            or section.get("max_document_bytes", str(DEFAULT_MAX_DOCUMENT_BYTES)),
+        ),
     )
+
+
+def _positive(file: Path, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{file}: max_document_bytes must be a positive number, not {text!r}")
+    return value

@@ -27,7 +27,9 @@ def _discover(backend: Path) -> list[str]:
 
 
 def wrap(line: str) -> str | None:
-    """`direct usb://x "Make" "Info"` -> `direct platen:/usb://x "Make" "Info (Platen)"`."""
+    """`direct usb://x "Make" "Info"` -> `direct platen:/usb://x "Make" "Info"`: the same
+    device, its URI behind `platen:/` (which is what tells the two apart in CUPS's lists),
+    its make and description unchanged; None for a line that names no device."""
     parts = line.split(" ", 2)
     if len(parts) < 3 or ("://" not in parts[1] and ":/" not in parts[1]):
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,11 +21,12 @@ import time
 import uuid
 from pathlib import Path
 
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
 from platen.cups_backend.devices import backend_dir, list_devices
-from platen.cups_backend.options import job_options
+from platen.cups_backend.options import as_printed, filter_work, job_options
 from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
 from platen.rpc import RequestFailed, connect
 
@@ -48,30 +50,55 @@ class Offline(Exception):
     """Platen could not be reached for longer than the printer's policy allows."""
 
 
-async def ask(config: BackendConfig, policy: PrinterPolicy, request, routing_key: str):
-    """Send `request` until Platen answers; Offline when it stays unreachable too long."""
-    started = time.monotonic()
+# What an outage looks like from here: no broker, a connection or channel that drops while
+# a request is out (a broker restart), or a service that does not answer. Anything else
+# (Platen answering with an error) is not an outage.
+OUTAGE_ERRORS = (AMQPError, ChannelInvalidStateError, OSError, TimeoutError)
+OUTAGE_REPLIES = ("nothing handles", "no answer", "cannot reach")
+# Time to wait for an answer to a request that is not an outage: job-capture answers a
+# status query at once, but answers a submission only after analysing the document, which
+# may take up to its analysis timeout (120 s).
+QUERY_TIMEOUT = 15.0
+SUBMIT_TIMEOUT = 180.0
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, RequestFailed):
+        return any(text in str(exc) for text in OUTAGE_REPLIES)
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
+async def ask(
+    config: BackendConfig,
+    policy: PrinterPolicy,
+    request,
+    routing_key: str,
+    *,
+    timeout: float = QUERY_TIMEOUT,
+):
+    """Send `request` until Platen answers; Offline when it stays unreachable too long.
+
+    The printer's offline limit counts only time without an answer: from the first
+    failure (no broker, a dropped connection, no answer within `timeout`) until Platen
+    answers. Time spent waiting for an answer that comes is not an outage.
+    """
+    offline_since: float | None = None
     delay = 0.5
-    told = False
     while True:
         try:
             async with connect(config.amqp_url) as client:
                 return await client.request(
-                    routing_key, request, timeout=15, correlation_id=str(request.job_id)
+                    routing_key, request, timeout=timeout, correlation_id=str(request.job_id)
                 )
-        except RequestFailed as exc:
-            if (
-                "nothing handles" not in str(exc)
-                and "no answer" not in str(exc)
-                and ("cannot reach" not in str(exc))
-            ):
+        except Exception as exc:
+            if not is_outage(exc):
                 raise  # Platen answered with an error: not an outage
-            offline_for = time.monotonic() - started
-            if not told:
+            if offline_since is None:
+                offline_since = time.monotonic()
                 say("INFO", "Platen is unreachable; holding the job and retrying")
-                told = True
+                say("DEBUG", f"Platen: {type(exc).__name__}: {exc}")
             limit = policy.offline_grace if policy.offline == "deny" else policy.offline_wait
-            if offline_for > limit:
+            if time.monotonic() - offline_since > limit:
                 raise Offline(policy.offline) from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -89,6 +116,15 @@ async def wait_for_decision(config, policy, job_id: uuid.UUID) -> JobStatus:
             shown = status.state
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 1.0)
+
+
+def read_ppd() -> str | None:
+    """The queue's PPD, which says whether the filters make the copies (None if none)."""
+    path = os.environ.get("PPD")
+    try:
+        return Path(path).read_text(errors="replace") if path else None
+    except OSError:
+        return None
 
 
 def run_inner(inner_uri: str, args: list[str], document: Path) -> int:
@@ -116,11 +152,33 @@ def handle_job(args: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="platen-") as tmp:
         # The real backend needs the document as a file; CUPS may hand it over on stdin.
         document = Path(tmp) / "document"
-        if len(args) >= 6:
-            document.write_bytes(Path(args[5]).read_bytes())
-        else:
-            document.write_bytes(sys.stdin.buffer.read())
-        opts = job_options(copies, options)
+        with document.open("wb") as out:
+            if len(args) >= 6:
+                with open(args[5], "rb") as source:
+                    shutil.copyfileobj(source, out)
+            else:
+                shutil.copyfileobj(sys.stdin.buffer, out)
+        size = document.stat().st_size
+        if size > config.max_document_bytes:
+            # The same refusal as job-capture's, before the broker refuses the message
+            # (which would look like Platen being down).
+            reason = (
+                f"the document is too large ({size} bytes; "
+                f"the limit is {config.max_document_bytes})"
+            )
+            say("INFO", f"Platen: {reason}")
+            say("ERROR", f"Platen did not accept the job: {reason}")
+            return CANCEL
+        asked = job_options(copies, options)
+        # Charge the document as it will print: N-up or copies the filters already did
+        # are neither charged again nor (for copies) printed again.
+        work = filter_work(os.environ, read_ppd())
+        opts = as_printed(asked, work)
+        say(
+            "DEBUG",
+            f"Platen: copies {asked.copies}, number-up {asked.number_up} asked; "
+            f"filters imposed N-up: {work.imposed}, made copies: {work.copies_made}",
+        )
         job_id = uuid.uuid5(NAMESPACE, f"{config.server_id}/{cups_job}")
         try:
             submit = SubmitJob(
@@ -163,7 +221,10 @@ def handle_job(args: list[str]) -> int:
             return CANCEL
 
         say("INFO", "Released by Platen; printing")
-        code = run_inner(inner_uri, args, document)
+        # The real backend is told the copies left to make: none when the document holds
+        # them all already (it gets the document as a file, so it would repeat it).
+        inner_args = [*args[:3], str(opts.copies), args[4]]
+        code = run_inner(inner_uri, inner_args, document)
     if code in NOT_FINAL:
         return code
     outcome = ReportOutcome(
@@ -184,7 +245,13 @@ def handle_job(args: list[str]) -> int:
 async def capture_and_wait(
     config: BackendConfig, policy: PrinterPolicy, submit: SubmitJob
 ) -> JobStatus:
-    await ask(config, policy, submit, "capture.submit")
+    # A quick question first: it finds out within the offline limit whether Platen is
+    # there at all, before the long wait for the analysis; and a backend that CUPS runs
+    # again for the same job resumes it without sending the document again.
+    query = GetJobStatus(job_id=submit.job_id)
+    status = await ask(config, policy, query, "capture.job.status")
+    if status.state == "unknown":
+        await ask(config, policy, submit, "capture.submit", timeout=SUBMIT_TIMEOUT)
     return await wait_for_decision(config, policy, submit.job_id)
 
 

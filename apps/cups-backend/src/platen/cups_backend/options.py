@@ -1,9 +1,12 @@
-"""What a CUPS job asks for, from the backend's arguments. Pure logic."""
+"""What a CUPS job asks for, from the backend's arguments, and what CUPS's filters already
+did to the document the backend receives. Pure logic."""
 
 from __future__ import annotations
 
+import re
 import shlex
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 NUMBER_UP = (1, 2, 4, 6, 9, 16)
 
@@ -58,4 +61,53 @@ def job_options(copies: str, options: str) -> JobOptions:
         media=opts.get("media") or opts.get("PageSize"),
         origin_host=opts.get("job-originating-host-name"),
         document_name=opts.get("document-name-supplied"),
+    )
+
+
+RAW = "application/vnd.cups-raw"
+MANUAL_COPIES = re.compile(r"^\*cupsManualCopies:\s*\"?true", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class FilterWork:
+    """What CUPS's filter chain did before the backend got the document.
+
+    `imposed`: N-up is already applied (each page of the document is one printed side).
+    `copies_made`: the document already holds every copy.
+    """
+
+    imposed: bool
+    copies_made: bool
+
+
+def filter_work(env: Mapping[str, str], ppd: str | None) -> FilterWork:
+    """Read from the backend's environment and the queue's PPD text (None without one).
+
+    A job that went through CUPS's filters always went through pdftopdf (or pstops on
+    PostScript queues), which applies number-up: seen with cupsd 2.4 and cups-filters
+    1.28, a 4-page PDF printed with number-up=2 reaches the backend as 2 pages, while
+    number-up=2 is still in its options. A raw job (a raw queue, which sets no
+    FINAL_CONTENT_TYPE, or `lp -o raw`) is passed through untouched.
+
+    Copies: pdftopdf leaves them to the printer (copies stay in argv[4], the document
+    holds one) unless the PPD says `*cupsManualCopies: True`, or the printer takes raster,
+    whose filters always print every copy into the document (both seen: copies=3 with
+    manual copies gives a 12-page document for a 4-page one, argv[4] still 3).
+    """
+    final = env.get("FINAL_CONTENT_TYPE")
+    filtered = bool(final) and env.get("CONTENT_TYPE") != RAW
+    if not filtered:
+        return FilterWork(imposed=False, copies_made=False)
+    manual = bool(ppd and MANUAL_COPIES.search(ppd))
+    return FilterWork(imposed=True, copies_made=manual or (final or "").startswith("image/"))
+
+
+def as_printed(opts: JobOptions, work: FilterWork) -> JobOptions:
+    """The options that describe the document as the backend has it: what the filters
+    already did is not done (nor charged) again. The copies here are also what the real
+    backend is told to print."""
+    return replace(
+        opts,
+        number_up=1 if work.imposed else opts.number_up,
+        copies=1 if work.copies_made else opts.copies,
     )

@@ -92,9 +92,13 @@ class VirtualPrinter:
     def uri(self) -> str:
         return f"ipp://127.0.0.1:{self.port}/ipp/print"
 
-    def start(self, *, formats: str = "application/pdf,image/pwg-raster") -> VirtualPrinter:
+    def start(
+        self, *, formats: str = "application/pdf,image/pwg-raster", color: bool = True
+    ) -> VirtualPrinter:
         """`formats`: the document formats it takes (`-m everywhere` queues send it the
-        first of PDF, Apple raster and PWG raster that it lists)."""
+        first of PDF, Apple raster and PWG raster that it lists). `color=False`: a
+        monochrome printer (color-supported false; its only print-color-mode is
+        monochrome), as ippeveprinter makes one with no colour speed."""
         ensure_dns_sd()
         self.port = self.port or free_port()
         (self.folder / "received").mkdir(parents=True, exist_ok=True)
@@ -107,7 +111,7 @@ class VirtualPrinter:
                 # Pages per minute it pretends to print at: fast, so that tests and
                 # benchmarks time Platen and CUPS rather than a simulated print engine.
                 "-s",
-                "6000,6000",
+                "6000,6000" if color else "6000,0",
                 "-d",
                 str(self.folder / "received"),
                 "-p",
