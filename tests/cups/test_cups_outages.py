@@ -11,7 +11,6 @@ from decimal import Decimal as D
 from urllib.parse import urlsplit
 
 import aio_pika
-import asyncpg
 
 from platen.cups_backend.config import BackendConfig, PrinterPolicy
 from platen.cups_backend.main import QUERY_TIMEOUT, ask, capture_and_wait
@@ -21,7 +20,13 @@ from platen.events.registry import decode
 from platen.rpc import amqp_message
 from platen.testing.documents import make_pdf
 from tests.cups.test_cups_capture import COMPLETED, answer, document, job_state
-from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query
+from tests.e2e.helpers import (
+    EventRecorder,
+    eventually,
+    ledger_problems,
+    query,
+    terminate_database_connections,
+)
 
 
 def confirming_alice(system) -> None:
@@ -181,19 +186,7 @@ async def test_broker_restarted_while_a_cups_job_waits(system, cups):
 async def test_database_connections_cut_while_a_cups_job_waits(system, cups):
     confirming_alice(system)
     job, job_id = await wait_for_prompt(system, cups)
-    database = system.database_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(system.database_url)
-    try:
-        killed = 0
-        for _ in range(4):  # a few times over, as a restarting server would
-            killed += await admin.fetchval(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
-                "pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) t",
-                database,
-            )
-            await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
+    killed = await terminate_database_connections(system.database_url, rounds=4)
     assert killed >= 4  # every service had a connection, and they came back
     await answer(system, job_id, "alice")
     await assert_printed_and_charged_once(system, cups, job)

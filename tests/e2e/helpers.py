@@ -125,6 +125,25 @@ async def query(database_url: str, sql: str, *args):
         await conn.close()
 
 
+async def terminate_database_connections(database_url: str, rounds: int) -> int:
+    """Cut every connection to the test database, `rounds` times half a second apart (as a
+    restarting server would); how many were cut in all."""
+    database = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(database_url)
+    try:
+        killed = 0
+        for _ in range(rounds):
+            killed += await admin.fetchval(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                "pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) t",
+                database,
+            )
+            await asyncio.sleep(0.5)
+        return killed
+    finally:
+        await admin.close()
+
+
 async def ledger_problems(database_url: str) -> list[str]:
     """The ledger's own invariant check, run on its schema."""
     from platen.account_ledger.store import verify

@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-import asyncpg
-
 from platen.testing.documents import make_pdf
-from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query, submit_jobs
+from tests.e2e.helpers import (
+    EventRecorder,
+    eventually,
+    ledger_problems,
+    query,
+    submit_jobs,
+    terminate_database_connections,
+)
 
 
 async def assert_all_charged_once(system, ids, events, price=Decimal("0.30"), start=Decimal(100)):
@@ -72,21 +77,9 @@ async def test_broker_connections_dropped_mid_flight(system, vhosts, vhost):
 async def test_database_connections_terminated_mid_flight(system):
     system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
     system.ctl("user", "add", "alice", "--balance", "100.00")
-    database = system.database_url.rsplit("/", 1)[1]
     async with EventRecorder(system.amqp_url) as events:
         ids = await submit_jobs(system.amqp_url, "alice", "lab-1", make_pdf(3), 30)
         await events.wait_for("job.captured", 3, timeout=60)
-        admin = await asyncpg.connect(system.database_url)
-        try:
-            killed = 0
-            for _ in range(3):  # a few times over, as a restarting server would
-                killed += await admin.fetchval(
-                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
-                    "pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()) t",
-                    database,
-                )
-                await asyncio.sleep(0.5)
-        finally:
-            await admin.close()
+        killed = await terminate_database_connections(system.database_url, rounds=3)
         assert killed >= 4
         await assert_all_charged_once(system, ids, events)
