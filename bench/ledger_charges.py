@@ -35,22 +35,18 @@ from platen.account_ledger.handlers import accounts, jobs, money, users
 from platen.account_ledger.store import verify
 from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.accounts import AddAccount, AddUser, GrantAccess, SetUser, TopUp
-from platen.events.base import Envelope
 from platen.events.jobs import JobPriced, JobPrinted
-from platen.messaging.handling import HandlerContext
+from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.testing.infra import provide
 from platen.testing.isolation import create_database
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "services/account-ledger/src/platen/account_ledger/migrations"
-LOG = structlog.get_logger()
 
 
 async def run(pool, handler, message):
-    async with pool.acquire() as conn, conn.transaction():
-        ctx = HandlerContext(conn, Envelope(message.message_type, 1, "bench"), "bench", None, LOG)
-        return await handler(ctx, message)
+    return await apply_in_transaction(pool, "bench", handler, message)
 
 
 async def charge(pool, login: str) -> None:

@@ -19,10 +19,9 @@ from pathlib import Path
 import structlog
 
 from platen.db import apply_migrations, create_pool, load_migrations
-from platen.events.base import Envelope
 from platen.events.jobs import JobCaptured, SideGroup
 from platen.events.printers import CostModel, PaperRates, Policy
-from platen.messaging.handling import HandlerContext
+from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.pricing import handlers, store
 from platen.pricing.pricing import Job, Sides, assess
@@ -31,7 +30,6 @@ from platen.testing.isolation import create_database
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "services/pricing/src/platen/pricing/migrations"
-LOG = structlog.get_logger()
 D = Decimal
 MODEL = CostModel(
     page=D("0.035"),
@@ -75,9 +73,7 @@ def captured(i: int) -> JobCaptured:
 
 
 async def run(pool, handler, message):
-    async with pool.acquire() as conn, conn.transaction():
-        ctx = HandlerContext(conn, Envelope(message.message_type, 1, "bench"), "bench", None, LOG)
-        return await handler(ctx, message)
+    return await apply_in_transaction(pool, "bench", handler, message)
 
 
 async def service(n: int) -> None:

@@ -11,13 +11,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-import structlog
 
 from platen.account_ledger import store
 from platen.db import apply_migrations, create_pool, load_migrations
-from platen.events.base import Envelope
 from platen.events.registry import decode
-from platen.messaging.handling import HandlerContext
+from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 
 MIGRATIONS = Path(__file__).parents[1] / "src/platen/account_ledger/migrations"
@@ -28,10 +26,7 @@ class Ledger:
         self.pool = pool
 
     async def run(self, handler, message):
-        async with self.pool.acquire() as conn, conn.transaction():
-            env = Envelope(message.message_type, message.schema_version, "test")
-            ctx = HandlerContext(conn, env, "account-ledger", None, structlog.get_logger())
-            return await handler(ctx, message)
+        return await apply_in_transaction(self.pool, "account-ledger", handler, message)
 
     async def run_all(self, handler, messages):
         return await asyncio.gather(*(self.run(handler, m) for m in messages))

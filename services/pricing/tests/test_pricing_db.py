@@ -13,11 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import structlog
 
 from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.accounts import UserGroupsSet
-from platen.events.base import Envelope
 from platen.events.jobs import JobCaptured, JobDenied, JobPriced, SideGroup
 from platen.events.printers import (
     AddPrinter,
@@ -32,7 +30,7 @@ from platen.events.printers import (
 )
 from platen.events.registry import decode
 from platen.events.system import ErrorReply
-from platen.messaging.handling import HandlerContext
+from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.pricing import handlers, store
 
@@ -45,10 +43,7 @@ class Pricing:
         self.pool = pool
 
     async def run(self, handler, message):
-        async with self.pool.acquire() as conn, conn.transaction():
-            env = Envelope(message.message_type, message.schema_version, "test")
-            ctx = HandlerContext(conn, env, "pricing", None, structlog.get_logger())
-            return await handler(ctx, message)
+        return await apply_in_transaction(self.pool, "pricing", handler, message)
 
     async def emitted(self, message_type: str) -> list:
         async with self.pool.acquire() as conn:
