@@ -24,9 +24,11 @@ from pathlib import Path
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
+from platen.cups_backend.as_sent import prepare
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
 from platen.cups_backend.devices import backend_dir, list_devices
 from platen.cups_backend.options import as_printed, filter_work, job_options
+from platen.cups_backend.postscript import ConversionFailed
 from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
 from platen.rpc import RequestFailed, connect
 
@@ -179,6 +181,19 @@ def handle_job(args: list[str]) -> int:
             f"Platen: copies {asked.copies}, number-up {asked.number_up} asked; "
             f"filters imposed N-up: {work.imposed}, made copies: {work.copies_made}",
         )
+        # What the printer is sent is what is charged: a raw job's price-lowering options
+        # are dropped, and PostScript is run once, here (see as_sent).
+        try:
+            sent = prepare(
+                document, os.environ, read_ppd(), opts, options, max_bytes=config.max_document_bytes
+            )
+        except ConversionFailed as exc:
+            say("INFO", f"Platen: {exc}")
+            say("ERROR", f"Platen did not accept the job: {exc}")
+            return CANCEL
+        document, opts = sent.document, sent.options
+        if sent.content_type:
+            os.environ["FINAL_CONTENT_TYPE"] = sent.content_type  # read by the real backend
         job_id = uuid.uuid5(NAMESPACE, f"{config.server_id}/{cups_job}")
         try:
             submit = SubmitJob(
@@ -223,7 +238,7 @@ def handle_job(args: list[str]) -> int:
         say("INFO", "Released by Platen; printing")
         # The real backend is told the copies left to make: none when the document holds
         # them all already (it gets the document as a file, so it would repeat it).
-        inner_args = [*args[:3], str(opts.copies), args[4]]
+        inner_args = [*args[:3], str(opts.copies), sent.inner_options]
         code = run_inner(inner_uri, inner_args, document)
     if code in NOT_FINAL:
         return code

@@ -377,3 +377,19 @@ def make_raster(
         capture_output=True,
         check=True,
     ).stdout
+
+
+def make_device_detecting_postscript(*, analysed: int = 1, printed: int = 20) -> bytes:
+    """A hostile PostScript program: `analysed` pages when it runs on Ghostscript's ink
+    coverage device (how job-capture analyses PostScript), `printed` colour pages on any
+    other device (a printer, or a converter). It has no DSC page count, so that nothing
+    but running it tells how many pages it prints."""
+    return (
+        "%!PS\n"
+        "/platen-analysed? currentpagedevice /OutputDevice known\n"
+        "  { currentpagedevice /OutputDevice get /ink_cov eq } { false } ifelse def\n"
+        f"platen-analysed? {{ {analysed} }} {{ {printed} }} ifelse {{\n"
+        "  << /PageSize [595 842] >> setpagedevice\n"
+        "  1 0 0 setrgbcolor 100 100 200 200 rectfill showpage\n"
+        "} repeat\n"
+    ).encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -93,10 +94,13 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
         )
         return JobSubmitted(job_id=cmd.job_id)
     sheet = layout(analysis, duplex=cmd.duplex, number_up=cmd.number_up, color_mode=cmd.color_mode)
+    # Recorded so that the printed bytes can be checked against the analysed ones.
+    document_sha256 = hashlib.sha256(cmd.document).hexdigest()
     groups = [{"paper": p, "color": c, "count": n} for p, c, n in sheet.side_groups]
     await ctx.conn.execute(
         """UPDATE jobs SET pages = $2, format = $3, color_pages = $4, paper_sizes = $5,
-                           sides = $6, sheets = $7, side_groups = $8, analysis_ms = $9
+                           sides = $6, sheets = $7, side_groups = $8, analysis_ms = $9,
+                           document_sha256 = $10
            WHERE job_id = $1""",
         cmd.job_id,
         analysis.pages,
@@ -107,6 +111,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
         sheet.sheets,
         groups,
         analysis.analysis_ms,
+        document_sha256,
     )
     if cmd.source == "api":
         # A CUPS job's document stays with the CUPS backend; an API job's waits here.
@@ -122,6 +127,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
         size_bytes=size,
         analysis_ms=analysis.analysis_ms,
         source=cmd.source,
+        document_sha256=document_sha256,
     )
     await ctx.emit(
         JobCaptured(
