@@ -99,6 +99,7 @@ def convert(
         "-f",
         str(source),
     ]
+    destination.unlink(missing_ok=True)
     try:
         # stdout: the program may write there, as much as it likes; nothing is kept.
         done = subprocess.run(
