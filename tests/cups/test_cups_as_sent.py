@@ -1,0 +1,168 @@
+"""What is analysed is what is printed, through a real cupsd and virtual printers.
+
+A raw job (`lp -o raw`) skips CUPS's filters: its options never lower its price, and the
+printer is not told them. PostScript is run once, on the print server: what it drew is
+analysed, charged and printed, so a program that tests whether it is being analysed
+prints what it showed. For every format, filtered or raw, the file the virtual printer
+received has the SHA-256 job-capture recorded for the document it analysed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from decimal import Decimal as D
+
+import pikepdf
+import pytest
+
+from platen.events.registry import decode
+from platen.testing.cups import VirtualPrinter
+from platen.testing.documents import (
+    Page,
+    make_device_detecting_postscript,
+    make_pdf_pages,
+    make_postscript,
+    make_raster,
+)
+from tests.cups.test_cups_capture import COMPLETED, job_state
+from tests.e2e.helpers import EventRecorder, ledger_problems, query
+
+COLOUR_PAGE = Page(marks=("color-shape",))
+CHEAP = ("number-up=16", "print-color-mode=monochrome", "sides=two-sided-long-edge")
+PRINTER_JOB_OPTIONS = """{
+    OPERATION Get-Jobs
+    GROUP operation
+    ATTR charset attributes-charset utf-8
+    ATTR language attributes-natural-language en
+    ATTR uri printer-uri $uri
+    ATTR keyword which-jobs all
+    ATTR keyword requested-attributes job-id,number-up,print-color-mode,sides
+    STATUS successful-ok
+    DISPLAY job-id
+    DISPLAY number-up
+    DISPLAY print-color-mode
+    DISPLAY sides
+}
+"""
+
+
+def priced_printer(system, queue: str) -> None:
+    system.ctl("printer", "add", queue, "--price-per-page", "0.10")
+    system.ctl("printer", "set", queue, "--page", "0.10", "--color-page", "0.50")
+
+
+async def print_one(system, rig, queue: str, name: str, content: bytes, *options: str):
+    """Print `content` and wait until it is printed and charged: (captured, cost, the
+    file the virtual printer received, the SHA-256 job-capture recorded)."""
+    printer = rig.printers[queue]
+    before = set(printer.received())
+    path = system.tmp / name
+    path.write_bytes(content)
+    async with EventRecorder(system.amqp_url) as events:
+        job = rig.cups.lp(queue, path, "alice", *options)
+        [raw] = await events.wait_for("job.captured", 1, timeout=90)
+        await job_state(rig, queue, job, {COMPLETED}, timeout=120)
+        [priced] = await events.wait_for("job.priced", 1, timeout=30)
+        await events.wait_for("job.charged", 1, timeout=30)
+    captured = decode(raw.type, raw.headers["platen-schema-version"], raw.body)
+    priced = decode(priced.type, priced.headers["platen-schema-version"], priced.body)
+    [received] = sorted(set(printer.received()) - before)
+    [row] = await query(
+        system.database_url,
+        "SELECT document_sha256 FROM job_capture.jobs WHERE job_id = $1",
+        uuid.UUID(str(captured.job_id)),
+    )
+    return captured, priced.cost, received, row["document_sha256"]
+
+
+def pdf_pages(path) -> int:
+    return len(pikepdf.open(io.BytesIO(path.read_bytes())).pages)
+
+
+def options_at_printer(rig, printer) -> list[list[str]]:
+    """number-up, print-color-mode and sides of each job the virtual printer got."""
+    test = printer.folder / "job-options.test"
+    test.write_text(PRINTER_JOB_OPTIONS)
+    out = rig.cups.run("ipptool", "-c", printer.uri, str(test))
+    return [line.split(",")[1:] for line in out.stdout.splitlines()[1:] if line.strip()]
+
+
+async def test_raw_jobs_are_charged_as_the_printer_receives_them(system, cups):
+    """`lp -o raw -o number-up=16 -o print-color-mode=monochrome` with 16 colour pages,
+    as PDF and as PostScript: charged as 16 colour pages, which is what is printed."""
+    priced_printer(system, "lab-color")
+    system.ctl("user", "add", "alice", "--balance", "20.00")
+    printer = cups.printers["lab-color"]
+    documents = {
+        "sixteen.pdf": make_pdf_pages([COLOUR_PAGE] * 16),
+        "sixteen.ps": make_postscript([COLOUR_PAGE] * 16),
+    }
+    for name, content in documents.items():
+        captured, cost, received, sha = await print_one(
+            system, cups, "lab-color", name, content, "raw", *CHEAP
+        )
+        assert (captured.number_up, captured.color_mode, captured.duplex) == (1, "color", False)
+        assert (captured.pages, len(captured.color_pages)) == (16, 16), name
+        assert cost == 16 * D("0.50")
+        # The printer got 16 pages (PostScript as the PDF the print server made of it)...
+        assert received.read_bytes().startswith(b"%PDF-")
+        assert pdf_pages(received) == 16
+        # ...the very bytes analysed.
+        assert hashlib.sha256(received.read_bytes()).hexdigest() == sha
+        if name.endswith(".pdf"):
+            assert received.read_bytes() == content  # raw: untouched
+    # Nor was the printer told to print them 16-up, in monochrome or two-sided.
+    for job in options_at_printer(cups, printer):
+        assert "16" not in job and "monochrome" not in job
+        assert not any(value.startswith("two-sided") for value in job)
+    assert D(system.user_json("alice")["balance"]) == D("20.00") - 32 * D("0.50")
+    assert await ledger_problems(system.database_url) == []
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["filtered", "raw"])
+async def test_postscript_that_detects_analysis_is_charged_for_what_it_prints(system, cups, raw):
+    """A program that draws 1 page on job-capture's analysis device and 20 elsewhere."""
+    priced_printer(system, "lab-color")
+    system.ctl("user", "add", "alice", "--balance", "20.00")
+    hostile = make_device_detecting_postscript(analysed=1, printed=20)
+    options = ("raw",) if raw else ()
+    captured, cost, received, sha = await print_one(
+        system, cups, "lab-color", "hostile.ps", hostile, *options
+    )
+    assert pdf_pages(received) == 20
+    assert (captured.pages, len(captured.color_pages)) == (20, 20)
+    assert cost == 20 * D("0.50")
+    assert hashlib.sha256(received.read_bytes()).hexdigest() == sha
+    assert D(system.user_json("alice")["balance"]) == D("20.00") - cost
+    assert await ledger_problems(system.database_url) == []
+
+
+async def test_the_bytes_printed_are_the_bytes_analysed(system, cups):
+    """PDF and raster, filtered and raw, to a PDF printer and to a raster-only one."""
+    lab_pwg = VirtualPrinter("lab-pwg", cups.cups.folder.parent / "lab-pwg")
+    cups.printers["lab-pwg"] = lab_pwg  # the fixture stops it
+    lab_pwg.start(formats="image/pwg-raster")
+    cups.cups.add_queue("lab-pwg", lab_pwg.uri)
+    for queue in ("lab-color", "lab-pwg"):
+        priced_printer(system, queue)
+    system.ctl("user", "add", "alice", "--balance", "20.00")
+    pdf = make_pdf_pages([COLOUR_PAGE, Page(marks=("black-text",)), COLOUR_PAGE])
+    raster = make_raster(pdf, fmt="pwg", dpi=50)
+    jobs = [
+        ("lab-color", "filtered.pdf", pdf, (), "pdf"),
+        ("lab-pwg", "filtered-to-raster.pdf", pdf, (), "pwg-raster"),
+        ("lab-pwg", "raw.pwg", raster, ("raw", *CHEAP), "pwg-raster"),
+    ]
+    for queue, name, content, options, fmt in jobs:
+        captured, cost, received, sha = await print_one(
+            system, cups, queue, name, content, *options
+        )
+        assert captured.format == fmt, name
+        assert (captured.pages, len(captured.color_pages)) == (3, 2), name
+        assert hashlib.sha256(received.read_bytes()).hexdigest() == sha, name
+        if options:
+            assert received.read_bytes() == content
+            assert cost == 2 * D("0.50") + D("0.10")
+    assert await ledger_problems(system.database_url) == []
