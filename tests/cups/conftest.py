@@ -47,3 +47,30 @@ def cups(system):
         for p in rig.printers.values():
             p.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def format_queues(cups):
+    """Two more queues, for the tests of what is analysed and printed: `lab-raster`, whose
+    printer takes only PWG raster (CUPS's filters send it raster), and `lab-ps`, whose
+    printer takes only PostScript (its PPD, the everywhere one with PostScript as the only
+    format, has CUPS send it PostScript, through pstops or pdftops)."""
+    folder = cups.cups.folder.parent
+    raster = VirtualPrinter("lab-raster", folder / "lab-raster")
+    cups.printers["lab-raster"] = raster  # `cups` stops every printer in the rig
+    raster.start(formats="image/pwg-raster")
+    cups.cups.add_queue("lab-raster", raster.uri)
+    postscript = VirtualPrinter("lab-ps", folder / "lab-ps")
+    cups.printers["lab-ps"] = postscript
+    postscript.start(formats="application/postscript")
+    everywhere = (cups.cups.folder / "ppd" / "lab-color.ppd").read_text().splitlines()
+    ppd = folder / "lab-ps.ppd"
+    ppd.write_text(
+        "\n".join(line for line in everywhere if not line.startswith("*cupsFilter2:"))
+        + '\n*cupsFilter2: "application/vnd.cups-postscript application/postscript 0 -"\n'
+    )
+    cups.cups.run("lpadmin", "-p", "lab-ps", "-E", "-v", postscript.uri, "-P", str(ppd))
+    cups.cups.run("lpadmin", "-p", "lab-ps", "-v", f"platen:/{postscript.uri}")
+    cups.cups.run("cupsenable", "lab-ps")
+    cups.cups.run("cupsaccept", "lab-ps")
+    return cups

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
 import uuid
 from decimal import Decimal as D
 
@@ -18,7 +19,6 @@ import pikepdf
 import pytest
 
 from platen.events.registry import decode
-from platen.testing.cups import VirtualPrinter
 from platen.testing.documents import (
     Page,
     make_device_detecting_postscript,
@@ -81,6 +81,17 @@ def pdf_pages(path) -> int:
     return len(pikepdf.open(io.BytesIO(path.read_bytes())).pages)
 
 
+def analysis_device_pages(path) -> int:
+    """Pages a PostScript file draws on the device job-capture analyses PostScript with."""
+    out = subprocess.run(
+        ["gs", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-q", "-sDEVICE=ink_cov", "-o", "-", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sum(1 for line in out.stdout.splitlines() if "CMYK OK" in line)
+
+
 def options_at_printer(rig, printer) -> list[list[str]]:
     """number-up, print-color-mode and sides of each job the virtual printer got."""
     test = printer.folder / "job-options.test"
@@ -121,17 +132,32 @@ async def test_raw_jobs_are_charged_as_the_printer_receives_them(system, cups):
     assert await ledger_problems(system.database_url) == []
 
 
-@pytest.mark.parametrize("raw", [False, True], ids=["filtered", "raw"])
-async def test_postscript_that_detects_analysis_is_charged_for_what_it_prints(system, cups, raw):
-    """A program that draws 1 page on job-capture's analysis device and 20 elsewhere."""
-    priced_printer(system, "lab-color")
+@pytest.mark.parametrize(
+    ("queue", "raw"),
+    [("lab-color", False), ("lab-color", True), ("lab-ps", False), ("lab-ps", True)],
+    ids=["pdf-printer-filtered", "pdf-printer-raw", "ps-printer-filtered", "ps-printer-raw"],
+)
+async def test_postscript_that_detects_analysis_is_charged_for_what_it_prints(
+    system, format_queues, queue, raw
+):
+    """A program that draws 1 page on job-capture's analysis device and 20 elsewhere. A
+    PDF printer gets the PDF it drew; a PostScript printer gets PostScript regenerated
+    from what it drew, which draws 20 pages even on the analysis device."""
+    cups = format_queues
+    priced_printer(system, queue)
     system.ctl("user", "add", "alice", "--balance", "20.00")
     hostile = make_device_detecting_postscript(analysed=1, printed=20)
     options = ("raw",) if raw else ()
     captured, cost, received, sha = await print_one(
-        system, cups, "lab-color", "hostile.ps", hostile, *options
+        system, cups, queue, "hostile.ps", hostile, *options
     )
-    assert pdf_pages(received) == 20
+    if queue == "lab-ps":
+        assert received.read_bytes().startswith(b"%!PS")
+        assert captured.format == "postscript"
+        assert analysis_device_pages(received) == 20
+    else:
+        assert captured.format == "pdf"
+        assert pdf_pages(received) == 20
     assert (captured.pages, len(captured.color_pages)) == (20, 20)
     assert cost == 20 * D("0.50")
     assert hashlib.sha256(received.read_bytes()).hexdigest() == sha
@@ -139,21 +165,18 @@ async def test_postscript_that_detects_analysis_is_charged_for_what_it_prints(sy
     assert await ledger_problems(system.database_url) == []
 
 
-async def test_the_bytes_printed_are_the_bytes_analysed(system, cups):
+async def test_the_bytes_printed_are_the_bytes_analysed(system, format_queues):
     """PDF and raster, filtered and raw, to a PDF printer and to a raster-only one."""
-    lab_pwg = VirtualPrinter("lab-pwg", cups.cups.folder.parent / "lab-pwg")
-    cups.printers["lab-pwg"] = lab_pwg  # the fixture stops it
-    lab_pwg.start(formats="image/pwg-raster")
-    cups.cups.add_queue("lab-pwg", lab_pwg.uri)
-    for queue in ("lab-color", "lab-pwg"):
+    cups = format_queues
+    for queue in ("lab-color", "lab-raster"):
         priced_printer(system, queue)
     system.ctl("user", "add", "alice", "--balance", "20.00")
     pdf = make_pdf_pages([COLOUR_PAGE, Page(marks=("black-text",)), COLOUR_PAGE])
     raster = make_raster(pdf, fmt="pwg", dpi=50)
     jobs = [
         ("lab-color", "filtered.pdf", pdf, (), "pdf"),
-        ("lab-pwg", "filtered-to-raster.pdf", pdf, (), "pwg-raster"),
-        ("lab-pwg", "raw.pwg", raster, ("raw", *CHEAP), "pwg-raster"),
+        ("lab-raster", "filtered-to-raster.pdf", pdf, (), "pwg-raster"),
+        ("lab-raster", "raw.pwg", raster, ("raw", *CHEAP), "pwg-raster"),
     ]
     for queue, name, content, options, fmt in jobs:
         captured, cost, received, sha = await print_one(

@@ -1,0 +1,63 @@
+"""What job-capture records of the document it analysed, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from pathlib import Path
+
+import pytest
+
+from platen.db import apply_migrations, create_pool, load_migrations
+from platen.events.jobs import SubmitJob
+from platen.job_capture import handlers
+from platen.messaging.handling import apply_in_transaction
+from platen.messaging.service import MESSAGING_MIGRATIONS
+from platen.testing.documents import make_pdf
+
+MIGRATIONS = Path(__file__).parents[1] / "src/platen/job_capture/migrations"
+
+
+@pytest.fixture
+async def pool(database_url):
+    pool = await create_pool(database_url, "job_capture")
+    async with pool.acquire() as conn:
+        await apply_migrations(
+            conn,
+            "job_capture",
+            load_migrations("messaging", MESSAGING_MIGRATIONS)
+            + load_migrations("job-capture", MIGRATIONS),
+        )
+    yield pool
+    await pool.close()
+
+
+async def submit(pool, document: bytes) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    cmd = SubmitJob(
+        job_id=job_id,
+        user="alice",
+        printer="lab",
+        document_name="report.pdf",
+        document=base64.b64encode(document),
+        source="cups",
+    )
+    await apply_in_transaction(pool, handlers.SERVICE, handlers.on_submit, cmd)
+    return job_id
+
+
+async def test_the_sha256_of_the_analysed_document_is_recorded(pool):
+    document = make_pdf(2)
+    analysed = await submit(pool, document)
+    refused = await submit(pool, b"\x1b%-12345X@PJL ENTER LANGUAGE=PCL\n")
+    async with pool.acquire() as conn:
+        rows = {
+            r["job_id"]: r
+            for r in await conn.fetch("SELECT job_id, state, pages, document_sha256 FROM jobs")
+        }
+    assert rows[analysed]["pages"] == 2
+    assert rows[analysed]["document_sha256"] == hashlib.sha256(document).hexdigest()
+    # A document that was not analysed has no analysed bytes to vouch for.
+    assert rows[refused]["state"] == "denied"
+    assert rows[refused]["document_sha256"] is None
