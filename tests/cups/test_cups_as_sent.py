@@ -26,7 +26,7 @@ from platen.testing.documents import (
     make_postscript,
     make_raster,
 )
-from tests.cups.test_cups_capture import COMPLETED, job_state
+from tests.cups.test_cups_capture import ABORTED, CANCELED, COMPLETED, job_state
 from tests.e2e.helpers import EventRecorder, ledger_problems, query
 
 COLOUR_PAGE = Page(marks=("color-shape",))
@@ -189,3 +189,21 @@ async def test_the_bytes_printed_are_the_bytes_analysed(system, format_queues):
             assert received.read_bytes() == content
             assert cost == 2 * D("0.50") + D("0.10")
     assert await ledger_problems(system.database_url) == []
+
+
+async def test_a_raw_document_platen_cannot_analyse_is_refused_with_the_reason(system, cups):
+    """PCL (here behind a PJL header, as drivers write it) sent raw: never printed, never
+    charged; CUPS shows why, and job-capture announces the denial for the desktop."""
+    priced_printer(system, "lab-color")
+    system.ctl("user", "add", "alice", "--balance", "20.00")
+    path = system.tmp / "driver-output.prn"
+    path.write_bytes(b"\x1b%-12345X@PJL ENTER LANGUAGE=PCL\r\n\x1bE\x1b&l0O page\x0c\x1bE")
+    async with EventRecorder(system.amqp_url) as events:
+        job = cups.cups.lp("lab-color", path, "alice", "raw")
+        [raw] = await events.wait_for("job.denied", 1, timeout=90)
+        info = await job_state(cups, "lab-color", job, {CANCELED, ABORTED})
+    denied = decode(raw.type, raw.headers["platen-schema-version"], raw.body)
+    assert denied.user == "alice" and "unsupported document format" in denied.reason
+    assert "unsupported document format" in info["job-printer-state-message"]
+    assert cups.printers["lab-color"].received() == []
+    assert D(system.user_json("alice")["balance"]) == D("20.00")

@@ -54,10 +54,13 @@ async def test_the_sha256_of_the_analysed_document_is_recorded(pool):
     async with pool.acquire() as conn:
         rows = {
             r["job_id"]: r
-            for r in await conn.fetch("SELECT job_id, state, pages, document_sha256 FROM jobs")
+            for r in await conn.fetch(
+                "SELECT job_id, state, reason, pages, document_sha256 FROM jobs"
+            )
         }
     assert rows[analysed]["pages"] == 2
     assert rows[analysed]["document_sha256"] == hashlib.sha256(document).hexdigest()
     # A document that was not analysed has no analysed bytes to vouch for.
     assert rows[refused]["state"] == "denied"
+    assert "unsupported document format" in rows[refused]["reason"]
     assert rows[refused]["document_sha256"] is None
