@@ -1,0 +1,9 @@
+-- A released job whose fate is unknown at the release timeout is "unconfirmed" (charged).
+ALTER TABLE jobs DROP CONSTRAINT jobs_state_check;
+ALTER TABLE jobs ADD CONSTRAINT jobs_state_check CHECK (state IN
+    ('captured', 'priced', 'released', 'printed', 'denied', 'failed', 'cancelled',
+     'unconfirmed'));
+-- When the CUPS backend last said the printer was still being sent the job (heartbeat).
+ALTER TABLE jobs ADD COLUMN alive_at timestamptz;
+CREATE INDEX jobs_released ON jobs (updated_at) WHERE state = 'released';
+CREATE INDEX jobs_by_state ON jobs (state, submitted_at DESC);
