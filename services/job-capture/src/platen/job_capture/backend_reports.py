@@ -7,6 +7,8 @@ The rules (which report moves a job where) are in `jobs.py`; this module applies
 
 from __future__ import annotations
 
+import uuid
+
 from platen.events.jobs import CancelJob, JobCancelled, JobStatus, KeepJobAlive
 from platen.job_capture.jobs import cancelled_in_cups
 from platen.messaging.handling import HandlerContext
@@ -18,11 +20,35 @@ LATE_FAILURE = (
 )
 
 
+async def lock_job_id(ctx: HandlerContext, job_id: uuid.UUID) -> None:
+    """Serialise a job's submission and its cancellation, even before the job's row
+    exists: a cancel handled while the submission is analysed waits for it."""
+    await ctx.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 11))", str(job_id))
+
+
+async def cancelled_before_capture(ctx: HandlerContext, job_id: uuid.UUID) -> bool:
+    """Whether CUPS cancelled this job before its submission was handled (the caller holds
+    `lock_job_id`)."""
+    return bool(
+        await ctx.conn.fetchval("SELECT 1 FROM cancelled_before_capture WHERE job_id = $1", job_id)
+    )
+
+
 async def on_cancel(ctx: HandlerContext, cmd: CancelJob) -> JobStatus:
     """The backend was stopped (CUPS `cancel`) before it started the printer's backend:
     the printer has none of the job, so it is cancelled and its hold released."""
+    await lock_job_id(ctx, cmd.job_id)
     job = await ctx.conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE", cmd.job_id)
     if job is None:
+        # The submission has not been handled yet (or never will be): it will be dropped,
+        # or else the job would be released with no backend left to print it, and charged.
+        await ctx.conn.execute(
+            "INSERT INTO cancelled_before_capture (job_id, reason) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING",
+            cmd.job_id,
+            cmd.reason,
+        )
+        ctx.log.info("job cancelled in CUPS before its submission arrived")
         return JobStatus(job_id=cmd.job_id, state="unknown")
     if not cancelled_in_cups(job["state"], printing_started=job["alive_at"] is not None):
         # Printing had started (or the job was closed already): cancelling now would let

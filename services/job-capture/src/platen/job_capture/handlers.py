@@ -25,7 +25,12 @@ from platen.events.jobs import (
     SubmitJob,
 )
 from platen.job_capture.analysis import UnreadableDocument, analyse
-from platen.job_capture.backend_reports import INTERRUPTED, note_late_failure
+from platen.job_capture.backend_reports import (
+    INTERRUPTED,
+    cancelled_before_capture,
+    lock_job_id,
+    note_late_failure,
+)
 from platen.job_capture.jobs import after_outcome, can_move
 from platen.job_capture.layout import layout
 from platen.messaging.handling import HandlerContext
@@ -36,8 +41,12 @@ DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "60
 
 
 async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
+    await lock_job_id(ctx, cmd.job_id)
     exists = await ctx.conn.fetchval("SELECT 1 FROM jobs WHERE job_id = $1", cmd.job_id)
     if exists:
+        return JobSubmitted(job_id=cmd.job_id)
+    if await cancelled_before_capture(ctx, cmd.job_id):
+        ctx.log.info("submission of a job cancelled in CUPS dropped")
         return JobSubmitted(job_id=cmd.job_id)
     size = len(cmd.document)
     reason = None

@@ -305,19 +305,16 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed
     for a job charged as unconfirmed finds the hold posted and charges nothing more."""
     await store.lock_job(ctx.conn, event.job_id)
     hold = await ctx.conn.fetchrow("SELECT * FROM holds WHERE job_id = $1 FOR UPDATE", event.job_id)
-    if hold is None or hold["state"] == "posted":
+    if hold is None or hold["state"] != "pending":
+        # Posted: charged already (a late "printed" after "unconfirmed"). Voided: the job
+        # failed or was cancelled, which job-capture never follows with "printed" (its
+        # states are final), so a "printed" here is not believed and charges nothing.
         ctx.log.info(
-            "job already charged, or never held; nothing more charged",
+            "no pending hold for this job; nothing more charged",
             hold_state=hold and hold["state"],
-            event=event.message_type,
+            by=event.message_type,
         )
         return
-    if hold["state"] == "voided":
-        # job-capture, which alone announces what printed, says it printed after all:
-        # a released job is charged unless Platen knows the printer received none of it.
-        ctx.log.warning(
-            "job printed after its hold was released; charged", event=event.message_type
-        )
     amount = hold["amount"]
     if amount > 0:
         await store.post(
