@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from platen.testing.cups import LocalCups, VirtualPrinter
+from platen.testing.cups import LocalCups, SlowPrinter, VirtualPrinter
 
 
 @dataclass
 class CupsRig:
     cups: LocalCups
     printers: dict[str, VirtualPrinter]
+    slow: SlowPrinter | None = None
 
 
 @pytest.fixture
@@ -41,6 +42,9 @@ def cups(system):
         rig.cups.add_queue("lab-color", printer.uri)
         rig.cups.add_queue("lab-quick", printer.uri)
         rig.cups.add_queue("broken", "fail://nowhere", everywhere=False)
+        rig.slow = SlowPrinter(folder / "slow")
+        rig.slow.set()
+        rig.cups.add_queue("slow", rig.slow.uri, everywhere=False)
         yield rig
     finally:
         rig.cups.stop()

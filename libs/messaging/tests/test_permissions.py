@@ -62,6 +62,22 @@ def test_the_print_server_only_submits_and_reports_jobs():
     assert not cups.may("read", "desktop.alice")
 
 
+def test_the_print_server_sends_only_the_commands_of_a_job_it_holds():
+    cups = p.print_server()
+    for key in (
+        "capture.submit",
+        "capture.job.status",
+        "capture.job.cancel",
+        "capture.job.heartbeat",
+        "capture.job.outcome",
+    ):
+        assert cups.may_publish("platen.commands", key), key
+    # Not the job list (every user's jobs), not a quote's analysis, nothing made up.
+    for key in ("capture.jobs.list", "capture.analyse", "capture.job.outcome.x", "capture.x"):
+        assert not cups.may_publish("platen.commands", key), key
+    assert not cups.may_publish("platen.events", "job.printed")
+
+
 def test_every_service_reads_exactly_its_own_queues_of_the_topology():
     for service in SERVICES:
         own = {q.name for q in consumer_queues(service)}

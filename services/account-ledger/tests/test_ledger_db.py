@@ -30,7 +30,7 @@ from platen.events.accounts import (
     Transfer,
     VerifyLedger,
 )
-from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobPrinted
+from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobPrinted, JobUnconfirmed
 from platen.events.system import ErrorReply
 
 
@@ -168,6 +168,26 @@ async def test_failed_or_cancelled_job_is_never_charged(ledger, outcome):
     view = await ledger.run(users.on_show_user, ShowUser(login="alice"))
     assert (view.balance, view.held) == (D("5.00"), D("0.00"))
     assert await ledger.emitted("job.charged") == []
+
+
+async def test_an_unconfirmed_job_is_charged_and_its_late_printed_charges_nothing_more(ledger):
+    await add_user(ledger, "alice", "5.00")
+    job = priced("alice", "0.30")
+    await ledger.run(jobs.on_job_priced, job)
+    unconfirmed = JobUnconfirmed(
+        job_id=job.job_id, user="alice", printer="lab-1", document_name="doc.pdf", reason="x"
+    )
+    await ledger.run(jobs.on_job_printed, unconfirmed)
+    view = await ledger.run(users.on_show_user, ShowUser(login="alice"))
+    assert (view.balance, view.held) == (D("4.70"), D("0.00"))
+    await ledger.run(jobs.on_job_printed, printed(job))  # the outcome, late
+    await ledger.run(jobs.on_job_printed, unconfirmed)  # redelivered
+    view = await ledger.run(users.on_show_user, ShowUser(login="alice"))
+    assert (view.balance, view.held) == (D("4.70"), D("0.00"))
+    [charged] = await ledger.emitted("job.charged")
+    assert (charged.job_id, charged.amount) == (job.job_id, D("0.30"))
+    async with ledger.pool.acquire() as conn:
+        assert await store.verify(conn) == []
 
 
 async def test_two_jobs_that_each_fit_but_not_together(ledger):

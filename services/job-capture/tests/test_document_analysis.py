@@ -147,6 +147,7 @@ def test_the_states_are_the_contract_states():
         "denied",
         "failed",
         "cancelled",
+        "unconfirmed",
     }
     assert set(FINAL) <= set(STATES)
     for source, targets in ALLOWED.items():
@@ -175,6 +176,8 @@ def test_final_states():
         ("priced", "denied"),
         ("priced", "cancelled"),
         ("released", "failed"),
+        ("released", "unconfirmed"),
+        ("unconfirmed", "printed"),
     ],
 )
 def test_allowed_moves(current, target):
@@ -201,6 +204,9 @@ def test_allowed_moves(current, target):
         ("captured", "unknown"),
         ("unknown", "captured"),
         ("", "priced"),
+        ("unconfirmed", "failed"),  # charged: a late failure does not undo it
+        ("unconfirmed", "cancelled"),
+        ("priced", "unconfirmed"),  # only a released job's fate can be unknown
     ],
 )
 def test_refused_moves(current, target):

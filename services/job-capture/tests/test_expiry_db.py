@@ -73,14 +73,31 @@ async def test_jobs_past_their_deadline_are_cancelled_with_the_reason(pool):
     assert await expiry.expire_once(pool, "job-capture") == 0  # once
 
 
-async def test_a_released_cups_job_that_never_reports_fails(pool, monkeypatch):
+async def test_a_released_cups_job_that_never_reports_is_charged_as_unconfirmed(pool, monkeypatch):
     monkeypatch.setattr(expiry, "RELEASE_TIMEOUT", 60.0)
     silent = await add_job(pool, "released", updated="2 minutes")
     recent = await add_job(pool, "released", updated="1 s")
     api = await add_job(pool, "released", source="api", updated="2 minutes")
-    assert await expiry.fail_unreported(pool, "job-capture") == 1
+    # Released long ago, but its backend said a moment ago that it is still printing.
+    printing = await add_job(pool, "released", updated="2 minutes")
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE jobs SET alive_at = now() WHERE job_id = $1", printing)
+    assert await expiry.mark_unconfirmed(pool, "job-capture") == 1
     now = await states(pool)
-    assert now[silent] == ("failed", expiry.UNREPORTED)
+    assert now[silent] == ("unconfirmed", expiry.UNREPORTED)
     assert now[recent][0] == "released" and now[api][0] == "released"
+    assert now[printing][0] == "released"
     [event] = await emitted(pool)
-    assert (event.message_type, event.job_id) == ("job.failed", silent)
+    assert (event.message_type, event.job_id, event.reason) == (
+        "job.unconfirmed",
+        silent,
+        expiry.UNREPORTED,
+    )
+    assert await expiry.mark_unconfirmed(pool, "job-capture") == 0  # once
+    # Its heartbeats stop: past the timeout it is unconfirmed too.
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE jobs SET alive_at = now() - interval '2 minutes' WHERE job_id = $1", printing
+        )
+    assert await expiry.mark_unconfirmed(pool, "job-capture") == 1
+    assert (await states(pool))[printing][0] == "unconfirmed"

@@ -7,6 +7,8 @@ which CUPS backends can read whatever user they run as if it is readable:
     amqp_url = amqp://platen-cups:secret@print-server:5672/
     server_id = print-server-1      ; makes job ids unique across print servers
     max_document_bytes = 16777216   ; as job-capture's PLATEN_MAX_DOCUMENT_BYTES
+    heartbeat = 60                  ; seconds between "still printing" messages; keep it
+                                    ; well under job-capture's release timeout
 
     [printer:lab-color]
     offline = deny                  ; hold (default) or deny
@@ -26,6 +28,9 @@ DEFAULT_PATH = "/etc/platen/cups-backend.conf"
 # fit in one broker message (its base64 is a third larger), so the backend refuses it
 # itself instead of taking the broker's refusal for an outage.
 DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+# While the printer is sent a released job, the backend tells job-capture this often that
+# the job is still printing: far below job-capture's release timeout (default 3600 s).
+DEFAULT_HEARTBEAT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class BackendConfig:
     server_id: str
     printers: dict[str, PrinterPolicy]
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
 
     def policy(self, printer: str) -> PrinterPolicy:
         return self.printers.get(printer, self.printers.get("*", PrinterPolicy()))
@@ -81,7 +87,20 @@ def load(path: str | None = None) -> BackendConfig:
             os.environ.get("PLATEN_MAX_DOCUMENT_BYTES")
             or section.get("max_document_bytes", str(DEFAULT_MAX_DOCUMENT_BYTES)),
         ),
+        heartbeat_seconds=_heartbeat(file, section.get("heartbeat", "")),
     )
+
+
+def _heartbeat(file: Path, text: str) -> float:
+    if not text:
+        return DEFAULT_HEARTBEAT_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.1 <= value <= 3600:
+        raise ValueError(f"{file}: heartbeat must be between 0.1 and 3600 seconds, not {text!r}")
+    return value
 
 
 def _positive(file: Path, text: str) -> int:

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,10 +25,16 @@ from pydantic import ValidationError
 
 from platen.cups_backend.as_sent import prepare
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
-from platen.cups_backend.devices import backend_dir, list_devices
+from platen.cups_backend.devices import list_devices
 from platen.cups_backend.options import as_printed, filter_work, job_options
 from platen.cups_backend.postscript import ConversionFailed
-from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
+from platen.cups_backend.printing import run_with_heartbeat, send_heartbeat
+from platen.cups_backend.termination import (
+    AFTER_SIGTERM_SECONDS,
+    TERMINATION,
+    Terminated,
+)
+from platen.events.jobs import CancelJob, GetJobStatus, JobStatus, ReportOutcome, SubmitJob
 from platen.rpc import RequestFailed, connect
 
 OK, FAILED, HOLD, CANCEL = 0, 1, 3, 5
@@ -40,7 +45,10 @@ NOT_FINAL = {2, 3, 4, 6, 7}
 # Job ids are derived from the print server and CUPS's job id: a backend restarted by
 # CUPS for the same job resumes the same Platen job instead of capturing it twice.
 NAMESPACE = uuid.UUID("6f5d3c8e-8f2a-4b8e-9d61-5a7f0c2b9e10")
-FINAL = {"released", "printed", "denied", "cancelled", "failed"}
+FINAL = {"released", "printed", "denied", "cancelled", "failed", "unconfirmed"}
+# Released to the printer: "unconfirmed" is a released job charged already because its
+# outcome never came (say CUPS ran it again much later); it prints, and is charged once.
+PRINTABLE = {"released", "unconfirmed"}
 
 
 def say(kind: str, text: str) -> None:
@@ -129,20 +137,6 @@ def read_ppd() -> str | None:
         return None
 
 
-def run_inner(inner_uri: str, args: list[str], document: Path) -> int:
-    scheme = inner_uri.split(":", 1)[0]
-    backend = backend_dir() / scheme
-    if not backend.exists():
-        say("ERROR", f"Platen: no CUPS backend for {scheme!r}")
-        return FAILED
-    env = {**os.environ, "DEVICE_URI": inner_uri}
-    # stdout and stderr pass through: cupsd reads the real backend's messages as ours.
-    proc = subprocess.run(
-        [inner_uri, *args[:5], str(document)], executable=str(backend), env=env, check=False
-    )
-    return proc.returncode
-
-
 def handle_job(args: list[str]) -> int:
     cups_job, user, title, copies, options = args[:5]
     device_uri = os.environ.get("DEVICE_URI", "")
@@ -195,6 +189,7 @@ def handle_job(args: list[str]) -> int:
         if sent.content_type:
             os.environ["FINAL_CONTENT_TYPE"] = sent.content_type  # read by the real backend
         job_id = uuid.uuid5(NAMESPACE, f"{config.server_id}/{cups_job}")
+        TERMINATION.job_id = job_id  # a SIGTERM from here on cancels it at Platen too
         try:
             submit = SubmitJob(
                 job_id=job_id,
@@ -229,32 +224,76 @@ def handle_job(args: list[str]) -> int:
 
         if status.state == "printed":
             return OK  # printed and reported before this backend was restarted
-        if status.state != "released":
+        if status.state not in PRINTABLE:
             reason = status.reason or f"the job was {status.state}"
             say("INFO", f"Platen: {reason}")
             say("ERROR", f"Platen did not release the job: {reason}")
             return CANCEL
 
+        # From here a SIGTERM (CUPS `cancel`) stops the printer's backend and the job is
+        # reported as interrupted: charged, as the printer may have some of it.
+        TERMINATION.defer()
+        if TERMINATION.received:
+            return cancel_at_platen(config, job_id)  # cancelled before the printer started
         say("INFO", "Released by Platen; printing")
         # The real backend is told the copies left to make: none when the document holds
         # them all already (it gets the document as a file, so it would repeat it).
         inner_args = [*args[:3], str(opts.copies), sent.inner_options]
-        code = run_inner(inner_uri, inner_args, document)
-    if code in NOT_FINAL:
+        code = run_with_heartbeat(
+            inner_uri,
+            inner_args,
+            document,
+            termination=TERMINATION,
+            heartbeat=lambda: send_heartbeat(config.amqp_url, job_id, say),
+            interval=config.heartbeat_seconds,
+            say=say,
+        )
+    interrupted = TERMINATION.received
+    if code in NOT_FINAL and not interrupted:
         return code
     outcome = ReportOutcome(
         job_id=job_id,
-        printed=code == OK,
-        reason=None if code == OK else f"the printer's backend failed (status {code})",
+        printed=code == OK or interrupted,
+        reason=(
+            "cancelled in CUPS while the printer was being sent the job"
+            if interrupted
+            else None
+            if code == OK
+            else f"the printer's backend failed (status {code})"
+        ),
+        interrupted=interrupted,
     )
     # The printer has acted: whatever the printer's offline policy, keep trying to tell
-    # Platen, or the print goes uncharged (or a failed job stays held).
-    reporting = PrinterPolicy(offline="hold", offline_wait=max(policy.offline_wait, 3600.0))
+    # Platen, or the print goes uncharged (or a failed job stays held). After a SIGTERM,
+    # only until cupsd's SIGKILL: a job never reported is charged as unconfirmed anyway.
+    wait = AFTER_SIGTERM_SECONDS if interrupted else max(policy.offline_wait, 3600.0)
+    reporting = PrinterPolicy(offline="hold", offline_wait=wait)
     try:
         asyncio.run(ask(config, reporting, outcome, "capture.job.outcome"))
     except (Offline, RequestFailed) as exc:
         say("ERROR", f"Platen: the outcome could not be reported ({exc})")
+    if interrupted:
+        say("INFO", "Platen: cancelled while printing; charged as printed")
+        return OK
     return code
+
+
+def cancel_at_platen(config: BackendConfig, job_id: uuid.UUID | None) -> int:
+    """CUPS cancelled the job before the printer was sent any of it: tell Platen, which
+    cancels it and releases its hold (nothing is charged). A job Platen is not told about
+    (unreachable until cupsd's SIGKILL) is cancelled at its deadline, or charged as
+    unconfirmed if it was released meanwhile: an administrator may refund it."""
+    TERMINATION.defer()
+    if job_id is None:
+        return CANCEL  # Platen never saw it
+    policy = PrinterPolicy(offline="hold", offline_wait=AFTER_SIGTERM_SECONDS)
+    try:
+        status = asyncio.run(ask(config, policy, CancelJob(job_id=job_id), "capture.job.cancel"))
+    except (Offline, RequestFailed) as exc:
+        say("ERROR", f"Platen: the cancellation could not be reported ({exc})")
+        return CANCEL
+    say("INFO", f"Platen: cancelled before printing; the job is {status.state}")
+    return CANCEL
 
 
 async def capture_and_wait(
@@ -279,7 +318,12 @@ def run(argv: list[str] | None = None) -> None:
     if len(args) not in (5, 6):
         print("Usage: platen job-id user title copies options [file]", file=sys.stderr)
         sys.exit(FAILED)
-    sys.exit(handle_job(args))
+    TERMINATION.install()
+    try:
+        code = handle_job(args)
+    except Terminated:
+        code = cancel_at_platen(load(), TERMINATION.job_id)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import typing
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +18,7 @@ from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser
 from platen.events.discovery import amqp_url
-from platen.events.jobs import JobList, ListJobs, SubmitJob
+from platen.events.jobs import JobList, JobState, ListJobs, SubmitJob
 from platen.events.printers import AddPrinter, PrinterView
 from platen.events.system import Ping, Pong
 
@@ -161,9 +162,21 @@ def jobs(
     user: Annotated[str | None, typer.Option(help="Only this user's jobs.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="Only jobs in this state, e.g. unconfirmed: released jobs charged though "
+            "the print server never said whether they printed (refund with `platenctl refund`)."
+        ),
+    ] = None,
 ) -> None:
     """List recent jobs, newest first."""
-    result: JobList = call(ListJobs(user=user, limit=limit))
+    if state is not None and state not in typing.get_args(JobState):
+        raise typer.BadParameter(
+            f"{state!r} is not a job state: " + ", ".join(typing.get_args(JobState)),
+            param_hint="--state",
+        )
+    result: JobList = call(ListJobs(user=user, limit=limit, state=state))
     if as_json:
         typer.echo(json.dumps([json.loads(j.model_dump_json()) for j in result.jobs]))
         return
@@ -173,7 +186,7 @@ def jobs(
         typer.echo(
             f"{j.submitted_at:%Y-%m-%d %H:%M:%S}  {j.job_id}  {j.user:<12} "
             f"{j.printer:<10} {j.pages or '-':>4}p x{j.copies}  {cost:>8}  "
-            f"{j.state:<9} {j.document_name}{reason}"
+            f"{j.state:<11} {j.document_name}{reason}"
         )
 
 

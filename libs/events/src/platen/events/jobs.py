@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import Base64Bytes, BaseModel, ConfigDict, Field
+from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, model_validator
 
 from platen.events.base import Login, Message, Name, PrinterName
 from platen.events.money import Money
@@ -268,7 +268,26 @@ class JobFailed(Message):
     reason: str
 
 
-JobState = Literal["captured", "priced", "released", "printed", "denied", "failed", "cancelled"]
+@register
+class JobUnconfirmed(Message):
+    """A released job's fate is unknown: past the release timeout, the print server neither
+    reported an outcome nor said the printer was still being sent it. The printer may have
+    printed it, so it is charged like a printed job; an administrator lists these jobs
+    (`platenctl jobs --state unconfirmed`) and may refund one. A later outcome still
+    counts: "printed" closes the job without charging it again."""
+
+    message_type: ClassVar[str] = "job.unconfirmed"
+    job_id: uuid.UUID
+    user: Login
+    printer: str
+    document_name: str
+    reason: str
+
+
+# "unconfirmed": released, and the print server never said what the printer did (charged).
+JobState = Literal[
+    "captured", "priced", "released", "printed", "denied", "failed", "cancelled", "unconfirmed"
+]
 
 
 @register
@@ -276,8 +295,16 @@ class ListJobs(Message):
     """Query to job-capture (`capture.jobs.list`)."""
 
     message_type: ClassVar[str] = "capture.jobs.list"
+    schema_version: ClassVar[int] = 2
     user: Login | None = None
     limit: int = Field(default=100, ge=1, le=10_000)
+    # Version 2: only the jobs in this state (e.g. the unconfirmed ones an admin reviews).
+    state: JobState | None = None
+
+
+@upcaster("capture.jobs.list", 1)
+def _list_v1_to_v2(body: dict) -> dict:
+    return {**body, "state": None}
 
 
 class JobSummary(Message):
@@ -296,8 +323,16 @@ class JobSummary(Message):
 
 @register
 class JobList(Message):
+    """Version 2: a job's state may be "unconfirmed"; every version 1 body is valid."""
+
     message_type: ClassVar[str] = "capture.jobs.list.reply"
+    schema_version: ClassVar[int] = 2
     jobs: list[JobSummary]
+
+
+@upcaster("capture.jobs.list.reply", 1)
+def _job_list_v1_to_v2(body: dict) -> dict:
+    return body
 
 
 @register
@@ -326,18 +361,67 @@ class GetJobStatus(Message):
 
 @register
 class JobStatus(Message):
+    """Where a job is. "unknown" means there is no such job (the backend then submits it).
+
+    Version 2: a job may be "unconfirmed"; every version 1 body is valid."""
+
     message_type: ClassVar[str] = "capture.job.status.reply"
+    schema_version: ClassVar[int] = 2
     job_id: uuid.UUID
     state: JobState | Literal["unknown"]
     reason: str | None = None
 
 
+@upcaster("capture.job.status.reply", 1)
+def _status_v1_to_v2(body: dict) -> dict:
+    return body
+
+
 @register
 class ReportOutcome(Message):
     """Command to job-capture (`capture.job.outcome`): what the printer did with a released
-    job. Sent by the CUPS backend after the real backend has run."""
+    job. Sent by the CUPS backend after the real backend has run.
+
+    Version 2 adds `interrupted`: the job was cancelled in CUPS while the printer was being
+    sent it. The printer may hold part of it, so it counts as printed (`printed` is true).
+    """
 
     message_type: ClassVar[str] = "capture.job.outcome"
+    schema_version: ClassVar[int] = 2
     job_id: uuid.UUID
     printed: bool
     reason: str | None = None
+    interrupted: bool = False
+
+    @model_validator(mode="after")
+    def _interrupted_is_printed(self) -> ReportOutcome:
+        if self.interrupted and not self.printed:
+            raise ValueError("an interrupted job counts as printed")
+        return self
+
+
+@upcaster("capture.job.outcome", 1)
+def _outcome_v1_to_v2(body: dict) -> dict:
+    return {**body, "interrupted": False}
+
+
+@register
+class CancelJob(Message):
+    """Command to job-capture (`capture.job.cancel`) from the CUPS backend: the job was
+    cancelled in CUPS before the printer was sent any of it. A job still waiting for a
+    decision, or released but not yet started, is cancelled and never charged; a job
+    whose printing started is not (its backend reports it as interrupted instead)."""
+
+    message_type: ClassVar[str] = "capture.job.cancel"
+    job_id: uuid.UUID
+    reason: str = Field(default="cancelled in CUPS", max_length=500)
+
+
+@register
+class KeepJobAlive(Message):
+    """Command to job-capture (`capture.job.heartbeat`) from the CUPS backend, every few
+    seconds while the printer is being sent a released job: the job is still printing, so
+    a long print is not taken for a lost one. Replied to with the job's `JobStatus`."""
+
+    message_type: ClassVar[str] = "capture.job.heartbeat"
+    job_id: uuid.UUID

@@ -96,7 +96,7 @@ def desktop_user(login: str) -> Permissions:
 # Exactly the events each service announces (the AsyncAPI document lists them too):
 # nothing wider, so a compromised service cannot speak for another.
 _SERVICE_EVENTS = {
-    "job-capture": r"^job\.(captured|printed|failed|cancelled|denied)$",
+    "job-capture": r"^job\.(captured|printed|failed|cancelled|denied|unconfirmed)$",
     "pricing": r"^job\.(priced|denied)$",
     "account-ledger": (
         r"^(job\.(authorized|denied|cancelled|charged|input_required)|account\..+|user\..+)$"
@@ -149,9 +149,20 @@ def admin() -> Permissions:
     )
 
 
+# What the CUPS backend sends job-capture, and nothing more (not the job list, not
+# another service's commands): submit, ask, cancel before printing, heartbeat, outcome.
+PRINT_SERVER_COMMANDS = (
+    "capture.submit",
+    "capture.job.status",
+    "capture.job.cancel",
+    "capture.job.heartbeat",
+    "capture.job.outcome",
+)
+
+
 def print_server() -> Permissions:
     """The Platen CUPS backend: submits jobs, asks their status, reports their outcome."""
     return Permissions(
         write=_exact(COMMANDS),
-        topics=(TopicPermission(COMMANDS, write=r"^capture\..+$"),),
+        topics=(TopicPermission(COMMANDS, write=_exact(*PRINT_SERVER_COMMANDS)),),
     )

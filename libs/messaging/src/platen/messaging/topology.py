@@ -65,7 +65,14 @@ QUEUES: dict[str, ConsumerQueue] = {
         _commands("job-capture"),
         _events("pricing", "job.captured", "user.groups_set"),
         _commands("pricing"),
-        _events("account-ledger", "job.priced", "job.printed", "job.failed", "job.cancelled"),
+        _events(
+            "account-ledger",
+            "job.priced",
+            "job.printed",
+            "job.failed",
+            "job.cancelled",
+            "job.unconfirmed",
+        ),
         _commands("account-ledger"),
         _events(
             "notification",

@@ -44,6 +44,44 @@ echo "ERROR: the test printer is on fire" >&2
 exit 1
 """
 
+# A printer that takes its time, for what happens while a job is being sent (a cancel, a
+# print longer than Platen's release timeout). Its device URI `slow://<folder>` names a
+# folder where the test sets `delay` (seconds, default 0) and `status` (the exit status,
+# default 0), and finds `started-<job>` once it runs and `printed-<job>` once it is done.
+SLOW_BACKEND = """#!/bin/sh
+if [ $# -eq 0 ]; then exit 0; fi
+dir="${DEVICE_URI#slow://}"
+delay=$(cat "$dir/delay" 2>/dev/null || echo 0)
+status=$(cat "$dir/status" 2>/dev/null || echo 0)
+touch "$dir/started-$1"
+echo "INFO: the slow test printer is printing" >&2
+sleep "$delay"
+cat "${6:-/dev/stdin}" > "$dir/printed-$1"
+exit "$status"
+"""
+
+
+@dataclass
+class SlowPrinter:
+    """The folder behind a `slow://` queue (see SLOW_BACKEND)."""
+
+    folder: Path
+
+    @property
+    def uri(self) -> str:
+        return f"slow://{self.folder}"
+
+    def set(self, *, delay: float = 0, status: int = 0) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "delay").write_text(f"{delay}\n")
+        (self.folder / "status").write_text(f"{status}\n")
+
+    def started(self, job: int) -> bool:
+        return (self.folder / f"started-{job}").exists()
+
+    def printed(self, job: int) -> bool:
+        return (self.folder / f"printed-{job}").exists()
+
 
 def ensure_dns_sd() -> None:
     """ippeveprinter will not start without the system D-Bus and avahi."""
@@ -176,6 +214,9 @@ class LocalCups:
         failing = f / "serverbin/backend/fail"
         failing.write_text(FAILING_BACKEND)
         failing.chmod(0o755)
+        slow = f / "serverbin/backend/slow"
+        slow.write_text(SLOW_BACKEND)
+        slow.chmod(0o755)
         (f / "cupsd.conf").write_text(
             f"Listen 127.0.0.1:{self.port}\nLogLevel info\nWebInterface No\n"
             "DefaultAuthType None\nBrowsing Off\nJobRetryLimit 0\nPreserveJobHistory Yes\n"

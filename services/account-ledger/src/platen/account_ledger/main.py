@@ -21,7 +21,13 @@ from platen.events.accounts import (
     Transfer,
     VerifyLedger,
 )
-from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobPrinted
+from platen.events.jobs import (
+    JobCancelled,
+    JobFailed,
+    JobPriced,
+    JobPrinted,
+    JobUnconfirmed,
+)
 from platen.messaging.service import ServiceSpec, run_service
 
 SPEC = ServiceSpec(
@@ -32,6 +38,7 @@ SPEC = ServiceSpec(
         "events": {
             JobPriced: jobs.on_job_priced,
             JobPrinted: jobs.on_job_printed,
+            JobUnconfirmed: jobs.on_job_printed,
             JobFailed: jobs.on_job_not_printed,
             JobCancelled: jobs.on_job_not_printed,
         },

@@ -1,8 +1,10 @@
-"""Cancel jobs whose deadline passed while they waited for a decision.
+"""Close jobs whose time ran out: cancel those still waiting for a decision at their
+deadline, and charge as unconfirmed released jobs nobody reported on.
 
 Runs inside job-capture as a background task. Each round is one transaction: lock the
-overdue jobs (SKIP LOCKED, so two job-capture processes share the work), cancel them and
-record `job.cancelled` in the outbox. A job cancelled here frees its hold in the ledger.
+overdue jobs (SKIP LOCKED, so two job-capture processes share the work), move them and
+record `job.cancelled` (the ledger frees the hold) or `job.unconfirmed` (the ledger posts
+it) in the outbox.
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ import asyncpg
 import structlog
 
 from platen.events.base import Envelope
-from platen.events.jobs import JobCancelled, JobFailed
+from platen.events.jobs import JobCancelled, JobUnconfirmed
 from platen.messaging.handling import HandlerContext
 from platen.messaging.service import Runtime
 
 log = structlog.get_logger(__name__)
 
 INTERVAL = float(os.environ.get("PLATEN_EXPIRY_INTERVAL_SECONDS", "2"))
-# A released CUPS job whose backend never reports what the printer did (the backend was
-# killed, or the CUPS job cancelled meanwhile) fails after this long: never charged, and
-# its hold is released.
+# A released CUPS job whose backend neither reports what the printer did nor sends a
+# heartbeat for this long (the backend was killed, the print server lost) has an unknown
+# fate: it is charged as "unconfirmed", since the printer may have printed it, and an
+# administrator may refund it. The backend's heartbeat keeps a long print from this.
 RELEASE_TIMEOUT = float(os.environ.get("PLATEN_RELEASE_TIMEOUT_SECONDS", "3600"))
 REASON = "nobody answered for this job before its deadline"
-UNREPORTED = "the print server never reported whether the job printed"
+UNREPORTED = "the print server never reported whether the job printed: charged, as it may have"
 
 
 async def _close(
@@ -36,7 +39,7 @@ async def _close(
     *args: object,
     state: str,
     reason: str,
-    event: type[JobCancelled] | type[JobFailed],
+    event: type[JobCancelled] | type[JobUnconfirmed],
 ) -> int:
     """Lock the jobs `select_sql` finds, move them to `state` with `reason`, drop their
     spooled documents and record `event` for each, all in one transaction."""
@@ -83,19 +86,19 @@ async def expire_once(pool: asyncpg.Pool, producer: str) -> int:
     )
 
 
-async def fail_unreported(pool: asyncpg.Pool, producer: str) -> int:
-    """Fail released CUPS jobs whose outcome never came back."""
+async def mark_unconfirmed(pool: asyncpg.Pool, producer: str) -> int:
+    """Charge released CUPS jobs whose outcome never came back, as unconfirmed."""
     return await _close(
         pool,
         producer,
         """SELECT job_id, user_login, printer, document_name FROM jobs
            WHERE state = 'released' AND source = 'cups'
-             AND updated_at < now() - make_interval(secs => $1)
+             AND greatest(updated_at, alive_at) < now() - make_interval(secs => $1)
            LIMIT 500 FOR UPDATE SKIP LOCKED""",
         RELEASE_TIMEOUT,
-        state="failed",
+        state="unconfirmed",
         reason=UNREPORTED,
-        event=JobFailed,
+        event=JobUnconfirmed,
     )
 
 
@@ -103,7 +106,7 @@ async def run_expiry(rt: Runtime) -> None:
     while True:
         try:
             changed = await expire_once(rt.pool, rt.spec.name)
-            changed += await fail_unreported(rt.pool, rt.spec.name)
+            changed += await mark_unconfirmed(rt.pool, rt.spec.name)
             if changed:
                 rt.relay.wake()
         except asyncio.CancelledError:

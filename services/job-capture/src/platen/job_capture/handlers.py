@@ -26,7 +26,13 @@ from platen.events.jobs import (
     SubmitJob,
 )
 from platen.job_capture.analysis import UnreadableDocument, analyse
-from platen.job_capture.jobs import can_move
+from platen.job_capture.backend_reports import (
+    INTERRUPTED,
+    cancelled_before_capture,
+    lock_job_id,
+    note_late_failure,
+)
+from platen.job_capture.jobs import after_outcome, can_move
 from platen.job_capture.layout import layout
 from platen.messaging.handling import HandlerContext
 
@@ -36,8 +42,12 @@ DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "60
 
 
 async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
+    await lock_job_id(ctx, cmd.job_id)
     exists = await ctx.conn.fetchval("SELECT 1 FROM jobs WHERE job_id = $1", cmd.job_id)
     if exists:
+        return JobSubmitted(job_id=cmd.job_id)
+    if await cancelled_before_capture(ctx, cmd.job_id):
+        ctx.log.info("submission of a job cancelled in CUPS dropped")
         return JobSubmitted(job_id=cmd.job_id)
     size = len(cmd.document)
     reason = None
@@ -191,9 +201,18 @@ async def on_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
     await _printed(ctx, job)
 
 
-async def _printed(ctx: HandlerContext, job) -> None:
-    await _move(ctx, job["job_id"], "printed")
-    ctx.log.info("job printed", pages=job["pages"], copies=job["copies"])
+async def _printed(ctx: HandlerContext, job, *, interrupted: bool = False) -> None:
+    if interrupted:
+        await _move(ctx, job["job_id"], "printed", reason=INTERRUPTED)
+    else:
+        await _move(ctx, job["job_id"], "printed")
+    ctx.log.info(
+        "job printed",
+        pages=job["pages"],
+        copies=job["copies"],
+        interrupted=interrupted,
+        after_timeout=job["state"] == "unconfirmed",
+    )
     await ctx.emit(
         JobPrinted(
             job_id=job["job_id"],
@@ -212,9 +231,10 @@ async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus:
     job = await ctx.conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE", cmd.job_id)
     if job is None:
         return JobStatus(job_id=cmd.job_id, state="unknown")
-    if job["state"] == "released":
+    target = after_outcome(job["state"], cmd.printed)
+    if target is not None:
         if cmd.printed:
-            await _printed(ctx, job)
+            await _printed(ctx, job, interrupted=cmd.interrupted)
         else:
             reason = cmd.reason or "the printer did not print the job"
             await _move(ctx, cmd.job_id, "failed", reason=reason)
@@ -229,6 +249,8 @@ async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus:
                 ),
                 correlation_id=str(cmd.job_id),
             )
+    elif job["state"] == "unconfirmed":
+        await note_late_failure(ctx, job, cmd.reason)
     else:
         ctx.log.warning("outcome for a job that was not released ignored", state=job["state"])
     return await on_status(ctx, GetJobStatus(job_id=cmd.job_id))
@@ -256,9 +278,11 @@ async def on_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
 async def on_list(ctx: HandlerContext, query: ListJobs) -> JobList:
     rows = await ctx.conn.fetch(
         """SELECT * FROM jobs WHERE ($1::text IS NULL OR user_login = $1)
+             AND ($3::text IS NULL OR state = $3)
            ORDER BY submitted_at DESC LIMIT $2""",
         query.user,
         query.limit,
+        query.state,
     )
     return JobList(
         jobs=[

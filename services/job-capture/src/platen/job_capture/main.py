@@ -4,17 +4,20 @@ from pathlib import Path
 
 from platen.events.jobs import (
     AnalyseDocument,
+    CancelJob,
     GetJobStatus,
     JobAuthorized,
     JobCancelled,
     JobDenied,
     JobPriced,
+    KeepJobAlive,
     ListJobs,
     ReportOutcome,
     SubmitJob,
 )
 from platen.job_capture import handlers
 from platen.job_capture.analyse_only import on_analyse
+from platen.job_capture.backend_reports import on_cancel, on_heartbeat
 from platen.job_capture.expiry import start_expiry
 from platen.messaging.service import ServiceSpec, run_service
 
@@ -35,6 +38,8 @@ SPEC = ServiceSpec(
             GetJobStatus: handlers.on_status,
             ReportOutcome: handlers.on_outcome,
             AnalyseDocument: on_analyse,
+            CancelJob: on_cancel,
+            KeepJobAlive: on_heartbeat,
         },
     },
     on_ready=[start_expiry],

@@ -21,6 +21,7 @@ from platen.events.jobs import (
     JobFailed,
     JobPriced,
     JobPrinted,
+    JobUnconfirmed,
 )
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
@@ -298,12 +299,20 @@ async def _cancel(ctx: HandlerContext, job, reason: str) -> None:
     )
 
 
-async def on_job_printed(ctx: HandlerContext, event: JobPrinted) -> None:
+async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed) -> None:
+    """Post the job's hold: it printed, or its fate is unknown after the release timeout
+    (`job.unconfirmed`: the printer may have printed it). Once per job: a late "printed"
+    for a job charged as unconfirmed finds the hold posted and charges nothing more."""
     await store.lock_job(ctx.conn, event.job_id)
     hold = await ctx.conn.fetchrow("SELECT * FROM holds WHERE job_id = $1 FOR UPDATE", event.job_id)
     if hold is None or hold["state"] != "pending":
-        ctx.log.warning(
-            "printed job has no pending hold; nothing charged", hold_state=hold and hold["state"]
+        # Posted: charged already (a late "printed" after "unconfirmed"). Voided: the job
+        # failed or was cancelled, which job-capture never follows with "printed" (its
+        # states are final), so a "printed" here is not believed and charges nothing.
+        ctx.log.info(
+            "no pending hold for this job; nothing more charged",
+            hold_state=hold and hold["state"],
+            by=event.message_type,
         )
         return
     amount = hold["amount"]

@@ -1,0 +1,135 @@
+"""What the CUPS backend reports about a released job, against a real PostgreSQL: a cancel
+before printing, heartbeats, and outcomes that come after the release timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+
+from platen.events.jobs import CancelJob, KeepJobAlive, ReportOutcome, SubmitJob
+from platen.job_capture import handlers
+from platen.job_capture.backend_reports import INTERRUPTED, on_cancel, on_heartbeat
+from platen.messaging.handling import apply_in_transaction
+from platen.testing.documents import make_pdf
+
+# The pool, the job rows and the outbox, as the deadline tests use them.
+from .test_expiry_db import add_job, emitted, pool, states  # noqa: F401
+
+PRODUCER = "job-capture"
+
+
+async def apply(pool, handler, message):  # noqa: F811
+    return await apply_in_transaction(pool, PRODUCER, handler, message)
+
+
+async def add_priced_job(pool, state: str):  # noqa: F811
+    """A job as far as `state`, with the analysis a `job.printed` needs."""
+    job_id = await add_job(pool, state)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE jobs SET pages = 3 WHERE job_id = $1", job_id)
+    return job_id
+
+
+async def alive_at(pool, job_id):  # noqa: F811
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT alive_at FROM jobs WHERE job_id = $1", job_id)
+
+
+async def test_a_cancel_before_printing_cancels_uncharged(pool):  # noqa: F811
+    waiting = await add_job(pool, "priced")
+    released = await add_job(pool, "released")
+    for job_id in (waiting, released):
+        reply = await apply(pool, on_cancel, CancelJob(job_id=job_id))
+        assert reply.state == "cancelled"
+    now = await states(pool)
+    assert now[waiting] == now[released] == ("cancelled", "cancelled in CUPS")
+    assert sorted((e.message_type, e.job_id) for e in await emitted(pool)) == sorted(
+        [("job.cancelled", waiting), ("job.cancelled", released)]
+    )
+
+
+async def test_a_cancel_once_printing_started_changes_nothing(pool):  # noqa: F811
+    printing = await add_job(pool, "released")
+    assert (await apply(pool, on_heartbeat, KeepJobAlive(job_id=printing))).state == "released"
+    assert await alive_at(pool, printing) is not None
+    charged = await add_job(pool, "unconfirmed")
+    for job_id, state in ((printing, "released"), (charged, "unconfirmed")):
+        reply = await apply(pool, on_cancel, CancelJob(job_id=job_id))
+        assert reply.state == state
+    now = await states(pool)
+    assert (now[printing][0], now[charged][0]) == ("released", "unconfirmed")
+    assert await emitted(pool) == []
+
+
+async def test_a_heartbeat_keeps_only_a_released_job_alive(pool):  # noqa: F811
+    done = await add_job(pool, "printed")
+    assert (await apply(pool, on_heartbeat, KeepJobAlive(job_id=done))).state == "printed"
+    assert await alive_at(pool, done) is None
+    missing = uuid.uuid4()
+    assert (await apply(pool, on_heartbeat, KeepJobAlive(job_id=missing))).state == "unknown"
+
+
+def submission(job_id: uuid.UUID) -> SubmitJob:
+    return SubmitJob(
+        job_id=job_id,
+        user="alice",
+        printer="lab",
+        document_name="a.pdf",
+        document=base64.b64encode(make_pdf(1)),
+        source="cups",
+    )
+
+
+async def test_a_cancel_that_overtakes_its_submission_drops_the_submission(pool):  # noqa: F811
+    job_id = uuid.uuid4()
+    assert (await apply(pool, on_cancel, CancelJob(job_id=job_id))).state == "unknown"
+    await apply(pool, handlers.on_submit, submission(job_id))
+    assert job_id not in await states(pool)  # never captured, so never released or charged
+    assert await emitted(pool) == []
+
+
+async def test_a_cancel_during_the_analysis_waits_for_it_and_cancels_the_job(pool):  # noqa: F811
+    job_id = uuid.uuid4()
+    submit = asyncio.create_task(apply(pool, handlers.on_submit, submission(job_id)))
+    # Wait until the submission holds the job's lock (it keeps it while it analyses).
+    async with pool.acquire() as conn:
+        for _ in range(200):
+            if await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            ):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the submission never took the job's lock")
+    reply = await apply(pool, on_cancel, CancelJob(job_id=job_id))
+    await submit
+    assert reply.state == "cancelled"
+    assert (await states(pool))[job_id] == ("cancelled", "cancelled in CUPS")
+    assert [e.message_type for e in await emitted(pool)] == ["job.captured", "job.cancelled"]
+
+
+async def test_interrupted_and_late_outcomes(pool):  # noqa: F811
+    interrupted = await add_priced_job(pool, "released")
+    late_printed = await add_priced_job(pool, "unconfirmed")
+    late_failed = await add_priced_job(pool, "unconfirmed")
+    await apply(
+        pool, handlers.on_outcome, ReportOutcome(job_id=interrupted, printed=True, interrupted=True)
+    )
+    await apply(pool, handlers.on_outcome, ReportOutcome(job_id=late_printed, printed=True))
+    reply = await apply(
+        pool,
+        handlers.on_outcome,
+        ReportOutcome(job_id=late_failed, printed=False, reason="status 1"),
+    )
+    assert reply.state == "unconfirmed"
+    now = await states(pool)
+    assert now[interrupted] == ("printed", INTERRUPTED)
+    assert now[late_printed][0] == "printed"
+    assert now[late_failed][0] == "unconfirmed"
+    assert "after the release timeout" in now[late_failed][1] and "status 1" in now[late_failed][1]
+    # A job.printed for each printed one (the ledger charges once per job); nothing for
+    # the late failure, which stays charged for an administrator to judge.
+    assert sorted((e.message_type, e.job_id) for e in await emitted(pool)) == sorted(
+        [("job.printed", interrupted), ("job.printed", late_printed)]
+    )
