@@ -20,19 +20,23 @@ class CupsRig:
     printers: dict[str, VirtualPrinter]
 
 
+def print_server_config(system, folder: Path, name: str) -> Path:
+    """Print server `name`'s backend config, as an administrator makes it: its own broker
+    identity (`platenctl printserver add`), its job-id state in `folder`."""
+    config = folder / "cups-backend.conf"
+    system.ctl(
+        "printserver", "add", name, "--output", str(config), "--state-dir", str(folder / "state")
+    )
+    return config
+
+
 @pytest.fixture
 def cups(system):
     # cupsd's filters run as `lp`, which must be able to reach every folder here.
     folder = Path(tempfile.mkdtemp(prefix="platen-cups-"))
     folder.chmod(0o755)
-    config = folder / "cups-backend.conf"
-    config.write_text(
-        "[platen]\n"
-        f"amqp_url = {system.print_server_url}\n"
-        f"server_id = test-{uuid.uuid4().hex[:8]}\n"
-        "\n[printer:lab-quick]\ndeadline = 4\n"
-    )
-    config.chmod(0o600)
+    config = print_server_config(system, folder, f"test-{uuid.uuid4().hex[:8]}")
+    config.write_text(config.read_text() + "\n[printer:lab-quick]\ndeadline = 4\n")
     rig = CupsRig(LocalCups(folder / "cups", config), {})
     try:
         rig.cups.start()

@@ -24,6 +24,7 @@ from pathlib import Path
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
+from platen.cups_backend import job_ids
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
 from platen.cups_backend.devices import backend_dir, list_devices
 from platen.cups_backend.options import as_printed, filter_work, job_options
@@ -35,9 +36,6 @@ OK, FAILED, HOLD, CANCEL = 0, 1, 3, 5
 # not yet decided (the printer is busy or stopped; CUPS will run the job again, and the
 # job stays released so that the next run prints it).
 NOT_FINAL = {2, 3, 4, 6, 7}
-# Job ids are derived from the print server and CUPS's job id: a backend restarted by
-# CUPS for the same job resumes the same Platen job instead of capturing it twice.
-NAMESPACE = uuid.UUID("6f5d3c8e-8f2a-4b8e-9d61-5a7f0c2b9e10")
 FINAL = {"released", "printed", "denied", "cancelled", "failed"}
 
 
@@ -179,7 +177,9 @@ def handle_job(args: list[str]) -> int:
             f"Platen: copies {asked.copies}, number-up {asked.number_up} asked; "
             f"filters imposed N-up: {work.imposed}, made copies: {work.copies_made}",
         )
-        job_id = uuid.uuid5(NAMESPACE, f"{config.server_id}/{cups_job}")
+        # Random, and kept on the print server: a backend that CUPS runs again for the same
+        # job resumes the same Platen job instead of capturing it twice (job_ids).
+        job_id = job_ids.claim(config.state_dir, printer, cups_job, options)
         try:
             submit = SubmitJob(
                 job_id=job_id,
@@ -264,7 +264,7 @@ def run(argv: list[str] | None = None) -> None:
     if len(args) not in (5, 6):
         print("Usage: platen job-id user title copies options [file]", file=sys.stderr)
         sys.exit(FAILED)
-    sys.exit(handle_job(args))
+    sys.exit(job_ids.settle(handle_job(args), NOT_FINAL))
 
 
 if __name__ == "__main__":

@@ -149,9 +149,15 @@ def admin() -> Permissions:
     )
 
 
+# What a print server sends: a submission, and requests about one job (its status, its
+# outcome), each of which job-capture answers only for the print server that submitted
+# the job. Not the job list, nor any other service's commands.
+PRINT_SERVER_COMMANDS = r"^capture\.(submit|job\.[a-z_]+)$"
+
+
 def print_server() -> Permissions:
     """The Platen CUPS backend: submits jobs, asks their status, reports their outcome."""
     return Permissions(
         write=_exact(COMMANDS),
-        topics=(TopicPermission(COMMANDS, write=r"^capture\..+$"),),
+        topics=(TopicPermission(COMMANDS, write=PRINT_SERVER_COMMANDS),),
     )
