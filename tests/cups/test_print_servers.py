@@ -176,3 +176,37 @@ async def test_platenctl_printserver_add_list_remove(system):
     assert "lab-west" not in system.ctl("printserver", "list").stdout
     refused = system.ctl("printserver", "add", "bad name", check=False)
     assert refused.returncode == 1 and "not a print server name" in refused.stderr
+
+
+async def test_a_job_cups_runs_again_resumes_the_same_platen_job(system, cups):
+    """The backend hands a waiting job back to CUPS (Platen unreachable: held), and CUPS
+    runs it again once an administrator releases it: the id kept on the print server
+    brings it back to the same Platen job, captured once, charged once."""
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "set", "alice", "--selection", "confirm")
+    config = cups.cups.backend_config
+    config.write_text(config.read_text() + "\n[printer:lab-color]\noffline_wait = 2\n")
+    state = config.parent / "state"
+    async with EventRecorder(system.amqp_url) as events:
+        job = cups.cups.lp("lab-color", document(system, 2), "alice")
+        [ask] = await events.wait_for("job.input_required", 1, timeout=60)
+        system.services.kill("job-capture")
+        # Unanswered for 2 s, the backend exits "held" (3): CUPS keeps the job, and the
+        # print server keeps its id.
+        await job_state(cups, "lab-color", job, {"pending-held"}, timeout=60)
+        assert len(list(state.iterdir())) == 1
+        system.services.start("job-capture")
+        await answer(system, ask.correlation_id, "alice")
+        await events.wait_for("job.authorized", 1, timeout=30)
+        cups.cups.run("lp", "-i", f"lab-color-{job}", "-H", "resume")
+        await job_state(cups, "lab-color", job, {COMPLETED}, timeout=120)
+        await events.wait_for("job.charged", 1, timeout=60)
+        await asyncio.sleep(1)
+        assert len(events.of_type("job.captured")) == 1
+        assert len(events.of_type("job.charged")) == 1
+    rows = await query(system.database_url, "SELECT job_id, state FROM job_capture.jobs")
+    assert [(str(r["job_id"]), r["state"]) for r in rows] == [(ask.correlation_id, "printed")]
+    assert len(cups.printers["lab-color"].received()) == 1
+    assert await balance_is(system, "4.80")
+    assert list(state.iterdir()) == []  # CUPS is done with it: the id is forgotten
