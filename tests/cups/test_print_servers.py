@@ -150,6 +150,12 @@ async def test_platenctl_printserver_add_list_remove(system):
     assert password not in added.stdout + added.stderr  # never shown
     for service in system.services.procs:
         assert password not in system.services.log(service)  # never logged
+    # nor kept: the reply that carried it is not stored for redeliveries.
+    replies = await query(
+        system.database_url,
+        "SELECT reply_body FROM notification.inbox WHERE reply_body IS NOT NULL",
+    )
+    assert not any(password.encode() in bytes(r["reply_body"]) for r in replies)
     # It signs in as itself and is answered as a print server.
     async with rpc.connect(config.amqp_url) as client:
         status = await client.request("capture.job.status", GetJobStatus(job_id=uuid.uuid4()))
