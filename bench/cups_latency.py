@@ -24,6 +24,7 @@ from pathlib import Path
 
 from platen.testing.cups import LocalCups, VirtualPrinter
 from platen.testing.documents import make_pdf
+from platen.testing.identities import Identities
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts, create_database
 from platen.testing.services import ServiceProcesses
@@ -62,7 +63,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=15)
     args = p.parse_args()
     with provide() as infra:
-        _, url = Vhosts(infra).create()
+        vhost, url = Vhosts(infra).create()
         _, db = asyncio.run(create_database(infra.database_url))
         folder = Path(tempfile.mkdtemp(prefix="platen-bench-"))
         folder.chmod(0o755)
@@ -72,7 +73,12 @@ def main() -> None:
         services.install_topology()
         services.start_all()
         config = folder / "backend.conf"
-        config.write_text(f"[platen]\namqp_url = {url}\nserver_id = bench\n")
+        # The backend signs in as a print server of its own, as in production.
+        print_server = Identities(infra).print_server_url(vhost, "bench")
+        config.write_text(
+            f"[platen]\namqp_url = {print_server}\nserver_id = bench\n"
+            f"state_dir = {folder / 'state'}\n"
+        )
         cups = LocalCups(folder / "cups", config)
         printer = VirtualPrinter("bench", folder / "printer")
         try:

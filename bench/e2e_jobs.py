@@ -32,6 +32,7 @@ from platen.events.base import HEADER_VERSION
 from platen.events.jobs import SubmitJob
 from platen.events.registry import encode
 from platen.events.routing import COMMANDS, EVENTS
+from platen.rpc.client import signed_in_as
 from platen.testing.documents import make_pdf
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts, create_database
@@ -67,7 +68,7 @@ class Clock:
                 self.all_charged.set()
 
 
-async def submit(exchange, doc: bytes, clock: Clock) -> None:
+async def submit(exchange, doc: bytes, clock: Clock, sender: str | None) -> None:
     job_id = uuid.uuid4()
     msg = SubmitJob(
         job_id=job_id,
@@ -86,6 +87,7 @@ async def submit(exchange, doc: bytes, clock: Clock) -> None:
             app_id="bench",
             timestamp=datetime.now(UTC),
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            user_id=sender,  # job-capture answers only a sender it can name
         ),
         routing_key="capture.submit",
         mandatory=True,
@@ -112,6 +114,7 @@ def pct(values: list[float], p: float) -> float:
 
 async def bench(url: str, burst: int, rate: float, seconds: float) -> None:
     doc = make_pdf(3)
+    sender = signed_in_as(url)
     conn = await aio_pika.connect(url)
     async with conn:
         ch = await conn.channel(publisher_confirms=True, on_return_raises=True)
@@ -122,12 +125,12 @@ async def bench(url: str, burst: int, rate: float, seconds: float) -> None:
         await q.consume(clock.on_event, no_ack=True)
 
         # warm-up
-        await asyncio.gather(*(submit(ex, doc, clock) for _ in range(20)))
+        await asyncio.gather(*(submit(ex, doc, clock, sender) for _ in range(20)))
         await wait_all(clock, 60)
         clock.reset()
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(submit(ex, doc, clock) for _ in range(burst)))
+        await asyncio.gather(*(submit(ex, doc, clock, sender) for _ in range(burst)))
         ids = list(clock.sent)
         await wait_all(clock, 300)
         done = [clock.charged[i] for i in ids if i in clock.charged]
@@ -142,7 +145,7 @@ async def bench(url: str, burst: int, rate: float, seconds: float) -> None:
         start = time.perf_counter()
         n = 0
         while time.perf_counter() - start < seconds:
-            await submit(ex, doc, clock)
+            await submit(ex, doc, clock, sender)
             n += 1
             await asyncio.sleep(max(0, start + n * interval - time.perf_counter()))
         ids = list(clock.sent)

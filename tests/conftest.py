@@ -36,6 +36,7 @@ class System:
         self.ids = ids
         self.identities = identities
         self.vhost = vhost
+        self._print_servers: dict[str, str] = {}
 
     @property
     def amqp_url(self) -> str:
@@ -50,8 +51,14 @@ class System:
 
     @property
     def print_server_url(self) -> str:
-        """What the CUPS backend signs in with."""
-        return self.ids.print_server
+        """What a CUPS backend signs in with: print server `test`'s own identity."""
+        return self.print_server("test")
+
+    def print_server(self, name: str) -> str:
+        """The URL print server `name` signs in with (its identity made on first use)."""
+        if name not in self._print_servers:
+            self._print_servers[name] = self.identities.print_server_url(self.vhost, name)
+        return self._print_servers[name]
 
     def broker_refusals(self, user: str) -> list[str]:
         """The broker's log lines about what it refused `user` on this test's vhost."""

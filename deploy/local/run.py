@@ -21,7 +21,7 @@ import httpx
 
 from platen.ctl.identity import write_private
 from platen.messaging.broker_admin import new_password
-from platen.messaging.installation import Installed, install, with_credentials
+from platen.messaging.installation import install, with_credentials
 from platen.testing.cups import LocalCups, VirtualPrinter
 from platen.testing.documents import make_pdf
 from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ, traversable
@@ -37,6 +37,8 @@ DIST_PORT = int(os.environ.get("PLATEN_RUN_DIST_PORT", "25673"))
 CUPS_PORT = int(os.environ.get("PLATEN_RUN_CUPS_PORT", "6631"))
 AMQPS_PORT = int(os.environ.get("PLATEN_RUN_AMQPS_PORT", "5674"))
 INSTALLER = "platen-installer"
+# The one print server `make run` has: its cupsd, signed in as itself.
+PRINT_SERVER = "make-run"
 # The virtual printers behind the demo's Platen queues: name -> price per page.
 DEMO_PRINTERS = {"lab-mono": "0.05", "lab-color": "0.10"}
 MONOCHROME = {"lab-mono"}  # a grayscale printer: it reports no colour support
@@ -102,7 +104,7 @@ def main() -> None:
         services.start_all()
         env = {**os.environ, "PLATEN_AMQP_URL": installed.urls["admin"]}
         print(ctl("status", "--timeout", "60", env=env))
-        cups, printers = start_print_server(installed)
+        cups, printers = start_print_server(env)
         load_demo(env)
         print_tour()
         wait_for_interrupt(services)
@@ -162,17 +164,19 @@ def reachable_folder(name: str) -> Path:
     return fallback
 
 
-def start_print_server(installed: Installed) -> tuple[LocalCups, list[VirtualPrinter]]:
+def start_print_server(env: dict[str, str]) -> tuple[LocalCups, list[VirtualPrinter]]:
     """cupsd with one Platen queue per demo printer, each an ippeveprinter that keeps
-    what it receives under run/printers/<name>/received."""
+    what it receives under run/printers/<name>/received. The print server signs in as
+    itself: `platenctl printserver add` writes its backend's config (owner-only)."""
     folder = reachable_folder("cups")
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)
     config = folder / "cups-backend.conf"
-    config.write_text(
-        f"[platen]\namqp_url = {installed.urls['print-server']}\nserver_id = make-run\n"
-    )
-    config.chmod(0o600)
+    ctl(
+        "printserver", "add", PRINT_SERVER,
+        "--output", str(config), "--state-dir", str(folder / "state"),
+        env=env,
+    )  # fmt: skip
     cups = LocalCups(folder / "cupsd", config, port=CUPS_PORT).start()
     printers = []
     for name in DEMO_PRINTERS:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,20 +22,33 @@ class CupsRig:
     printers: dict[str, VirtualPrinter]
     slow: SlowPrinter | None = None
 
+    @property
+    def name(self) -> str:
+        """The print server's name, as its backend config says."""
+        for line in self.cups.backend_config.read_text().splitlines():
+            if line.startswith("server_id = "):
+                return line.removeprefix("server_id = ")
+        raise AssertionError("no server_id in the backend config")
 
-@pytest.fixture
-def cups(system):
+
+def print_server_config(system, folder: Path, name: str) -> Path:
+    """Print server `name`'s backend config, as an administrator makes it: its own broker
+    identity (`platenctl printserver add`), its job-id state in `folder`."""
+    config = folder / "cups-backend.conf"
+    system.ctl(
+        "printserver", "add", name, "--output", str(config), "--state-dir", str(folder / "state")
+    )
+    return config
+
+
+@contextmanager
+def print_server(system, name: str) -> Iterator[CupsRig]:
+    """A print server: its own cupsd (whose job numbers start at 1), signed in as `name`."""
     # cupsd's filters run as `lp`, which must be able to reach every folder here.
     folder = Path(tempfile.mkdtemp(prefix="platen-cups-"))
     folder.chmod(0o755)
-    config = folder / "cups-backend.conf"
-    config.write_text(
-        "[platen]\n"
-        f"amqp_url = {system.print_server_url}\n"
-        f"server_id = test-{uuid.uuid4().hex[:8]}\n"
-        "\n[printer:lab-quick]\ndeadline = 4\n"
-    )
-    config.chmod(0o600)
+    config = print_server_config(system, folder, name)
+    config.write_text(config.read_text() + "\n[printer:lab-quick]\ndeadline = 4\n")
     rig = CupsRig(LocalCups(folder / "cups", config), {})
     try:
         rig.cups.start()
@@ -51,6 +66,19 @@ def cups(system):
         for p in rig.printers.values():
             p.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def cups(system):
+    with print_server(system, f"test-{uuid.uuid4().hex[:8]}") as rig:
+        yield rig
+
+
+@pytest.fixture
+def cups_b(system):
+    """A second print server with the same queues, for what one may do to another's jobs."""
+    with print_server(system, f"test-b-{uuid.uuid4().hex[:8]}") as rig:
+        yield rig
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from platen.events.jobs import SubmitJob
 from platen.events.registry import encode
 from platen.events.routing import COMMANDS, EVENTS
 from platen.messaging.codec import HEADER_VERSION
+from platen.rpc.client import signed_in_as
 
 
 def command(msg, **kw) -> aio_pika.Message:
@@ -46,7 +47,10 @@ async def submit_jobs(amqp_url: str, user: str, printer: str, document: bytes, n
                             printer=printer,
                             document_name=f"doc-{i}.pdf",
                             document=base64.b64encode(document),
-                        )
+                        ),
+                        # job-capture answers only a sender it can name (the broker
+                        # checks the name against the signed-in user).
+                        user_id=signed_in_as(amqp_url),
                     ),
                     routing_key="capture.submit",
                     mandatory=True,

@@ -16,6 +16,7 @@ from platen.events.desktop import DeniedNotice
 from platen.events.jobs import JobPriced, SubmitJob
 from platen.events.registry import decode
 from platen.events.routing import COMMANDS
+from platen.rpc.client import signed_in_as
 from platen.testing.documents import Page, make_pdf, make_pdf_pages
 from tests.e2e.helpers import EventRecorder, command, eventually
 
@@ -47,7 +48,8 @@ async def submit(system, user: str, printer: str, document: bytes, *, duplex: bo
             document=base64.b64encode(document),
             duplex=duplex,
         )
-        await ex.publish(command(cmd), routing_key=cmd.message_type, mandatory=True)
+        sender = signed_in_as(system.amqp_url)
+        await ex.publish(command(cmd, user_id=sender), routing_key=cmd.message_type, mandatory=True)
     return str(job_id)
 
 

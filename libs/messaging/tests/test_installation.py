@@ -10,7 +10,9 @@ import aio_pika
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
-from platen.messaging.installation import install
+from platen.messaging import print_servers
+from platen.messaging.broker_admin import BrokerAdmin, vhost_of
+from platen.messaging.installation import LEGACY_PRINT_SERVER, install, with_credentials
 from platen.messaging.topology import QUEUES
 
 
@@ -29,18 +31,28 @@ async def _publish(url: str, exchange: str, key: str) -> None:
 
 
 async def test_install_declares_everything_and_each_identity_keeps_to_its_part(infra, amqp_url):
+    async with BrokerAdmin(_admin_management_url(infra), vhost_of(amqp_url)) as admin:
+        # An older installation's print server identity, shared by all print servers.
+        await admin.set_password(LEGACY_PRINT_SERVER, "known-to-every-print-server")
     installed = await install(amqp_url, _admin_management_url(infra), disable_guest=False)
     conn = await aio_pika.connect(amqp_url)
     async with conn:
         ch = await conn.channel()
         for name in QUEUES:  # passive: fails if the installer did not declare it
             await ch.declare_queue(name, passive=True)
-    assert set(installed.urls) >= {"pricing", "account-ledger", "admin", "print-server"}
+    assert set(installed.urls) >= {"pricing", "account-ledger", "admin"}
+    # No identity shared by all print servers: each gets its own (platenctl printserver add).
+    assert "print-server" not in installed.urls
+    async with BrokerAdmin(_admin_management_url(infra), vhost_of(amqp_url)) as admin:
+        assert not await admin.user_exists(LEGACY_PRINT_SERVER)
+        user, password = await print_servers.issue(admin, "install-test")
+    print_server = with_credentials(amqp_url, user, password)
     await _publish(installed.urls["pricing"], "platen.events", "job.priced")
     with pytest.raises(ChannelAccessRefused):
         await _publish(installed.urls["pricing"], "platen.events", "job.printed")
+    await _publish(print_server, "platen.commands", "capture.submit")
     with pytest.raises(ChannelAccessRefused):
-        await _publish(installed.urls["print-server"], "platen.commands", "ledger.topup")
+        await _publish(print_server, "platen.commands", "ledger.topup")
     await _publish(installed.urls["admin"], "platen.commands", "ledger.topup")
     # Installing again is harmless and renews every password.
     again = await install(amqp_url, _admin_management_url(infra), disable_guest=False)

@@ -58,7 +58,13 @@ def test_the_admin_sends_commands_and_publishes_no_events():
 def test_the_print_server_only_submits_and_reports_jobs():
     cups = p.print_server()
     assert cups.may_publish("platen.commands", "capture.submit")
+    assert cups.may_publish("platen.commands", "capture.job.status")
+    assert cups.may_publish("platen.commands", "capture.job.outcome")
     assert not cups.may_publish("platen.commands", "ledger.topup")
+    # Not the list of every job (users, documents), nor anything else of job-capture's.
+    assert not cups.may_publish("platen.commands", "capture.jobs.list")
+    assert not cups.may_publish("platen.commands", "capture.analyse")
+    assert not cups.may_publish("platen.commands", "capture.ping")
     assert not cups.may("read", "desktop.alice")
 
 

@@ -5,7 +5,8 @@ which CUPS backends can read whatever user they run as if it is readable:
 
     [platen]
     amqp_url = amqp://platen-cups:secret@print-server:5672/
-    server_id = print-server-1      ; makes job ids unique across print servers
+    server_id = print-server-1      ; its name (`platenctl printserver add NAME` writes this file)
+    state_dir = /var/lib/platen/cups-backend   ; the job ids of unfinished CUPS jobs (0700)
     max_document_bytes = 16777216   ; as job-capture's PLATEN_MAX_DOCUMENT_BYTES
     heartbeat = 60                  ; seconds between "still printing" messages; keep it
                                     ; well under job-capture's release timeout
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PATH = "/etc/platen/cups-backend.conf"
+DEFAULT_STATE_DIR = "/var/lib/platen/cups-backend"
 # job-capture's default limit (PLATEN_MAX_DOCUMENT_BYTES). A larger document would not
 # fit in one broker message (its base64 is a third larger), so the backend refuses it
 # itself instead of taking the broker's refusal for an outage.
@@ -52,6 +54,7 @@ class BackendConfig:
     printers: dict[str, PrinterPolicy]
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    state_dir: str = DEFAULT_STATE_DIR
 
     def policy(self, printer: str) -> PrinterPolicy:
         return self.printers.get(printer, self.printers.get("*", PrinterPolicy()))
@@ -88,6 +91,7 @@ def load(path: str | None = None) -> BackendConfig:
             or section.get("max_document_bytes", str(DEFAULT_MAX_DOCUMENT_BYTES)),
         ),
         heartbeat_seconds=_heartbeat(file, section.get("heartbeat", "")),
+        state_dir=section.get("state_dir", DEFAULT_STATE_DIR),
     )
 
 

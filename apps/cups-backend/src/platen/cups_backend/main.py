@@ -23,6 +23,7 @@ from pathlib import Path
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from pydantic import ValidationError
 
+from platen.cups_backend import job_ids
 from platen.cups_backend.as_sent import prepare
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
 from platen.cups_backend.devices import list_devices
@@ -42,9 +43,6 @@ OK, FAILED, HOLD, CANCEL = 0, 1, 3, 5
 # not yet decided (the printer is busy or stopped; CUPS will run the job again, and the
 # job stays released so that the next run prints it).
 NOT_FINAL = {2, 3, 4, 6, 7}
-# Job ids are derived from the print server and CUPS's job id: a backend restarted by
-# CUPS for the same job resumes the same Platen job instead of capturing it twice.
-NAMESPACE = uuid.UUID("6f5d3c8e-8f2a-4b8e-9d61-5a7f0c2b9e10")
 FINAL = {"released", "printed", "denied", "cancelled", "failed", "unconfirmed"}
 # Released to the printer: "unconfirmed" is a released job charged already because its
 # outcome never came (say CUPS ran it again much later); it prints, and is charged once.
@@ -188,7 +186,9 @@ def handle_job(args: list[str]) -> int:
         document, opts = sent.document, sent.options
         if sent.content_type:
             os.environ["FINAL_CONTENT_TYPE"] = sent.content_type  # read by the real backend
-        job_id = uuid.uuid5(NAMESPACE, f"{config.server_id}/{cups_job}")
+        # Random, and kept on the print server: a backend that CUPS runs again for the same
+        # job resumes the same Platen job instead of capturing it twice (job_ids).
+        job_id = job_ids.claim(config.state_dir, printer, cups_job, options)
         TERMINATION.job_id = job_id  # a SIGTERM from here on cancels it at Platen too
         try:
             submit = SubmitJob(
@@ -323,7 +323,7 @@ def run(argv: list[str] | None = None) -> None:
         code = handle_job(args)
     except Terminated:
         code = cancel_at_platen(load(), TERMINATION.job_id)
-    sys.exit(code)
+    sys.exit(job_ids.settle(code, NOT_FINAL))
 
 
 if __name__ == "__main__":

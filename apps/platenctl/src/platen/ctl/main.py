@@ -15,6 +15,7 @@ from platen import rpc
 from platen.ctl import broadcast, identity, ledger, pricing
 from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, fail, print_user, run
+from platen.ctl.printservers import printserver_app
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser
 from platen.events.discovery import amqp_url
@@ -28,6 +29,7 @@ printer_app = typer.Typer(help="Printers and their prices.", no_args_is_help=Tru
 app.add_typer(user_app, name="user")
 app.add_typer(printer_app, name="printer")
 app.add_typer(broker_app, name="broker")
+app.add_typer(printserver_app, name="printserver")
 
 SERVICES = {
     "job-capture": "capture",

@@ -249,7 +249,9 @@ class Dispatcher:
                 user_id=raw.user_id,
             )
             reply = await handler(ctx, message)
-            if reply is not None:
+            # A reply that holds a secret (a new password) is sent once and never stored:
+            # a redelivery then goes unanswered, and the requester asks again.
+            if reply is not None and not getattr(reply, "holds_secret", False):
                 await inbox.store_reply(
                     conn,
                     self.queue,

@@ -1,5 +1,6 @@
-"""Installing Platen on a broker: the whole topology, and a broker user for each service,
-for `platenctl` and for print servers, each with only its own permissions.
+"""Installing Platen on a broker: the whole topology, and a broker user for each service
+and for `platenctl`, each with only its own permissions. Print servers get one each
+later, by name (`platenctl printserver add`, `platen.messaging.print_servers`).
 
 Run once per installation (and again after an upgrade; every step is idempotent) with the
 credentials of a broker administrator. It returns the URL each identity signs in with;
@@ -16,7 +17,9 @@ from platen.messaging.broker_admin import BrokerAdmin, new_password, vhost_of
 from platen.messaging.topology import SERVICES, declare_all
 
 ADMIN = "platen-admin"
-PRINT_SERVER = "platen-print-server"
+# The broker user all print servers once shared: removed by the installer, since a print
+# server now signs in as itself and job-capture refuses CUPS jobs from anyone else.
+LEGACY_PRINT_SERVER = "platen-print-server"
 # The notification service's key to the management API: it creates and removes desktop
 # users. An administrator of the broker's HTTP API, with no AMQP permissions at all.
 IDENTITY_MANAGER = "platen-identity-manager"
@@ -37,7 +40,7 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 @dataclass(frozen=True)
 class Installed:
-    urls: dict[str, str]  # identity (a service name, "admin", "print-server") -> AMQP URL
+    urls: dict[str, str]  # identity (a service name, "admin") -> AMQP URL
     identity_manager_url: str  # the management API, for the notification service
 
 
@@ -50,7 +53,6 @@ async def install(
     await declare_all(amqp_url)
     identities = {s: (user_prefix + service_user(s), permissions.service(s)) for s in SERVICES}
     identities["admin"] = (user_prefix + ADMIN, permissions.admin())
-    identities["print-server"] = (user_prefix + PRINT_SERVER, permissions.print_server())
     urls = {}
     async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:
         for key, (user, perms) in identities.items():
@@ -62,6 +64,7 @@ async def install(
         manager_user = user_prefix + IDENTITY_MANAGER
         await admin.set_password(manager_user, password, tags="administrator")
         manager = with_credentials(admin.base_url, manager_user, password)
+        await admin.delete_user(user_prefix + LEGACY_PRINT_SERVER)
         if disable_guest:
             # The broker's default user can do anything and its password is known to all.
             await admin.delete_user("guest")

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -40,9 +41,14 @@ def amqp_message(message: Message, *, correlation_id: str | None = None, **kw) -
 
 
 class Client:
-    def __init__(self, channel: AbstractChannel, connection=None) -> None:
+    def __init__(
+        self, channel: AbstractChannel, connection=None, user_id: str | None = None
+    ) -> None:
         self.channel = channel
         self.connection = connection
+        # Who sends: the broker user this client signed in as. RabbitMQ refuses a message
+        # whose `user_id` is not the signed-in user, so services may trust it.
+        self.user_id = user_id
         self._waiting: dict[str, asyncio.Future] = {}
 
     async def start(self) -> None:
@@ -80,7 +86,11 @@ class Client:
         request's own message id, which the service sends back as the reply's
         correlation id."""
         msg = amqp_message(
-            message, reply_to=REPLY_TO, expiration=timeout, correlation_id=correlation_id
+            message,
+            reply_to=REPLY_TO,
+            expiration=timeout,
+            correlation_id=correlation_id,
+            user_id=self.user_id,
         )
         future = asyncio.get_running_loop().create_future()
         self._waiting[msg.message_id] = future
@@ -110,9 +120,19 @@ async def connect(url: str) -> AsyncIterator[Client]:
         raise RequestFailed(f"cannot reach the broker at {_safe(url)}: {exc}") from None
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        client = Client(channel, connection)
+        client = Client(channel, connection, signed_in_as(url))
         await client.start()
         yield client
+
+
+def signed_in_as(url: str) -> str | None:
+    """The broker user an AMQP URL signs in as: the one it names, the client library's
+    default (guest) when it names none, None with certificate sign-in (the broker takes
+    the name from the certificate, which the client does not know)."""
+    parts = urlsplit(url)
+    if parts.username:
+        return unquote(parts.username)
+    return None if "auth=external" in parts.query.lower() else "guest"
 
 
 def _safe(url: str) -> str:

@@ -1,4 +1,4 @@
-"""Broker identities for a test's Platen: each service, the admin CLI and the print server
+"""Broker identities for a test's Platen: each service, the admin CLI and each print server
 sign in as themselves, with only their own permissions, over TLS when the broker has it.
 
 Each test installs Platen on its vhost as `platenctl broker setup` would, with the broker
@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from platen.messaging import print_servers
+from platen.messaging.broker_admin import BrokerAdmin
 from platen.messaging.installation import install, with_credentials
 from platen.testing.infra import Infra
 from platen.testing.isolation import with_vhost
@@ -43,15 +45,24 @@ class Identities:
             disable_guest=False,
             user_prefix=USER_PREFIX,
         )
-        with ThreadPoolExecutor(1) as pool:  # the caller may be inside an event loop
-            installed = pool.submit(asyncio.run, setup).result()
+        installed = _run(setup)
         urls = dict(installed.urls)
         return VhostIdentities(
             admin=urls.pop("admin"),
-            print_server=urls.pop("print-server"),
             services=urls,
             management_url=installed.identity_manager_url,
         )
+
+    def print_server_url(self, vhost: str, name: str) -> str:
+        """Issue print server `name` its own identity on `vhost`, as `platenctl printserver
+        add` has the notification service do; the URL it signs in with."""
+
+        async def issue() -> tuple[str, str]:
+            async with BrokerAdmin(self._management_url(), vhost) as admin:
+                return await print_servers.issue(admin, name, USER_PREFIX)
+
+        user, password = _run(issue())
+        return with_credentials(with_vhost(self._base, vhost), user, password)
 
     def desktop_url(self, vhost: str, login: str, password: str) -> str:
         return with_credentials(with_vhost(self._base, vhost), login, password)
@@ -61,5 +72,9 @@ class Identities:
 class VhostIdentities:
     services: dict[str, str]  # service name -> its AMQP URL
     admin: str
-    print_server: str
     management_url: str  # the identity manager's, for the notification service
+
+
+def _run(coro):
+    with ThreadPoolExecutor(1) as pool:  # the caller may be inside an event loop
+        return pool.submit(asyncio.run, coro).result()

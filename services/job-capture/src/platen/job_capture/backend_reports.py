@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 
 from platen.events.jobs import CancelJob, JobCancelled, JobStatus, KeepJobAlive
+from platen.events.system import ErrorReply
+from platen.job_capture import ownership
 from platen.job_capture.jobs import cancelled_in_cups
 from platen.messaging.handling import HandlerContext
 
@@ -34,10 +36,12 @@ async def cancelled_before_capture(ctx: HandlerContext, job_id: uuid.UUID) -> bo
     )
 
 
-async def on_cancel(ctx: HandlerContext, cmd: CancelJob) -> JobStatus:
+async def on_cancel(ctx: HandlerContext, cmd: CancelJob) -> JobStatus | ErrorReply:
     """The backend was stopped (CUPS `cancel`) before it started the printer's backend:
     the printer has none of the job, so it is cancelled and its hold released."""
     await lock_job_id(ctx, cmd.job_id)
+    if (refused := await ownership.check_access(ctx, cmd.job_id)) is not None:
+        return refused  # another print server's job
     job = await ctx.conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE", cmd.job_id)
     if job is None:
         # The submission has not been handled yet (or never will be): it will be dropped,
@@ -76,8 +80,10 @@ async def on_cancel(ctx: HandlerContext, cmd: CancelJob) -> JobStatus:
     return JobStatus(job_id=cmd.job_id, state="cancelled", reason=reason)
 
 
-async def on_heartbeat(ctx: HandlerContext, cmd: KeepJobAlive) -> JobStatus:
+async def on_heartbeat(ctx: HandlerContext, cmd: KeepJobAlive) -> JobStatus | ErrorReply:
     """The printer is still being sent the job: push its release timeout back."""
+    if (refused := await ownership.check_access(ctx, cmd.job_id)) is not None:
+        return refused  # another print server's job: its timeout is not ours to push back
     row = await ctx.conn.fetchrow(
         """UPDATE jobs SET alive_at = now() WHERE job_id = $1 AND state = 'released'
            RETURNING state, reason""",

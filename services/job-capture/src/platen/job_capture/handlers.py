@@ -25,6 +25,8 @@ from platen.events.jobs import (
     ReportOutcome,
     SubmitJob,
 )
+from platen.events.system import ErrorReply
+from platen.job_capture import ownership
 from platen.job_capture.analysis import UnreadableDocument, analyse
 from platen.job_capture.backend_reports import (
     INTERRUPTED,
@@ -41,8 +43,11 @@ MAX_DOCUMENT_BYTES = int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 10
 DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "600"))
 
 
-async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
+async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | ErrorReply:
     await lock_job_id(ctx, cmd.job_id)
+    refused = await ownership.check_submission(ctx, cmd.job_id, cmd.source)
+    if refused is not None:
+        return refused
     exists = await ctx.conn.fetchval("SELECT 1 FROM jobs WHERE job_id = $1", cmd.job_id)
     if exists:
         return JobSubmitted(job_id=cmd.job_id)
@@ -89,6 +94,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
         cmd.number_up,
         cmd.color_mode,
     )
+    await ownership.record(ctx, cmd.job_id)
     if reason or analysis is None:
         ctx.log.info("job refused at capture", reason=reason, size_bytes=size)
         await ctx.emit(
@@ -227,7 +233,9 @@ async def _printed(ctx: HandlerContext, job, *, interrupted: bool = False) -> No
     )
 
 
-async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus:
+async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus | ErrorReply:
+    if (refused := await ownership.check_access(ctx, cmd.job_id)) is not None:
+        return refused
     job = await ctx.conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1 FOR UPDATE", cmd.job_id)
     if job is None:
         return JobStatus(job_id=cmd.job_id, state="unknown")
@@ -256,7 +264,9 @@ async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus:
     return await on_status(ctx, GetJobStatus(job_id=cmd.job_id))
 
 
-async def on_status(ctx: HandlerContext, query: GetJobStatus) -> JobStatus:
+async def on_status(ctx: HandlerContext, query: GetJobStatus) -> JobStatus | ErrorReply:
+    if (refused := await ownership.check_access(ctx, query.job_id)) is not None:
+        return refused
     row = await ctx.conn.fetchrow("SELECT state, reason FROM jobs WHERE job_id = $1", query.job_id)
     if row is None:
         return JobStatus(job_id=query.job_id, state="unknown")

@@ -13,11 +13,16 @@ from platen.events.accounts import (
     UserEnabled,
 )
 from platen.events.desktop import Broadcast, JobAnswer
-from platen.events.identities import IssueCredential
+from platen.events.identities import (
+    AddPrintServer,
+    IssueCredential,
+    ListPrintServers,
+    RemovePrintServer,
+)
 from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
 from platen.events.system import ErrorReply
 from platen.messaging.service import ServiceSpec, run_service
-from platen.notification import broadcasts, handlers, identities, prompts
+from platen.notification import broadcasts, handlers, identities, print_servers, prompts
 
 SPEC = ServiceSpec(
     name="notification",
@@ -39,11 +44,14 @@ SPEC = ServiceSpec(
         "commands": {
             IssueCredential: identities.on_issue_credential,
             Broadcast: broadcasts.on_broadcast,
+            AddPrintServer: print_servers.on_add,
+            RemovePrintServer: print_servers.on_remove,
+            ListPrintServers: print_servers.on_list,
         },
         "replies": {JobAnswer: prompts.on_answer},
         "answers": {AnswerOutcome: prompts.on_outcome, ErrorReply: prompts.on_refusal},
     },
-    on_ready=[identities.start],
+    on_ready=[identities.start, print_servers.start],
 )
 
 

@@ -1,0 +1,142 @@
+"""Platen job ids for CUPS jobs: random, kept on the print server until the job is final.
+
+A Platen job id must be neither predictable nor shared: not derived from the print server
+and CUPS's job number (anyone could work it out, and a CUPS job number comes round again
+when CUPS's job history is cleared, or on another print server with the same name). So
+the backend makes a random uuid4 the first time CUPS runs it for a job, and keeps it in a
+small state folder (mode 0700) under a key naming that CUPS job: its queue, its number,
+and the uuid and creation time CUPS gave it. CUPS running the backend again for the same
+job (the printer was busy, or the job was held and released) finds the id and resumes the
+same Platen job; a new job that CUPS gave an old number has another key, so another id.
+
+The id is on disk (written, synced, then linked into place) before the first request that
+carries it: a backend killed at any moment, even between making the id and submitting,
+resumes with the same id, so a job is never submitted twice under two ids. The entry is
+removed once CUPS is done with the job; entries older than MAX_AGE (a job an
+administrator deleted while its backend was not running) are removed by later runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from platen.cups_backend.options import parse_options
+
+# A CUPS job still unfinished after this long has long passed any Platen deadline.
+MAX_AGE = 30 * 24 * 3600.0
+# A temporary file left by a backend killed while writing.
+TEMP_AGE = 3600.0
+
+
+def cups_job_key(printer: str, cups_job: str, options: str) -> str:
+    """A file name for one CUPS job: CUPS puts the job's uuid and creation time in the
+    options it gives a backend, and keeps them for every run of the same job."""
+    opts = parse_options(options)
+    parts = (printer, cups_job, opts.get("job-uuid", ""), opts.get("time-at-creation", ""))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+class JobIds:
+    """The job ids of the CUPS jobs this print server has not finished, one file each."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _ready(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The ids are the print server's to know: other local users cannot list them.
+        os.chmod(self.folder, 0o700)
+
+    def _read(self, path: Path) -> uuid.UUID | None:
+        try:
+            return uuid.UUID(path.read_text().strip())
+        except FileNotFoundError:
+            return None
+
+    def job_id(self, key: str) -> uuid.UUID:
+        """The id kept for `key`, or a new random one, kept before it is returned."""
+        self._ready()
+        path = self.folder / key
+        if (kept := self._read(path)) is not None:
+            return kept
+        made = uuid.uuid4()
+        temp = self.folder / f".{key}.{os.getpid()}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, f"{made}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            # link, not rename: if another run got there first, its id stands.
+            os.link(temp, path)
+        except FileExistsError:
+            kept = self._read(path)
+            if kept is not None:
+                return kept
+            raise
+        finally:
+            temp.unlink(missing_ok=True)
+        self._sync_folder()
+        return made
+
+    def _sync_folder(self) -> None:
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def forget(self, key: str) -> None:
+        (self.folder / key).unlink(missing_ok=True)
+
+    def prune(self, now: float | None = None) -> int:
+        """Remove entries older than MAX_AGE (and stale temporary files); how many."""
+        now = time.time() if now is None else now
+        removed = 0
+        try:
+            entries = list(self.folder.iterdir())
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            limit = TEMP_AGE if entry.name.endswith(".tmp") else MAX_AGE
+            try:
+                if now - entry.stat().st_mtime > limit:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
+
+# The CUPS job this process runs for (a backend runs for one job).
+_claimed: list[tuple[JobIds, str]] = []
+
+
+def claim(state_dir: str, printer: str, cups_job: str, options: str) -> uuid.UUID:
+    """The Platen job id for this CUPS job (kept, or new and kept)."""
+    store = JobIds(Path(state_dir))
+    key = cups_job_key(printer, cups_job, options)
+    try:
+        store.prune()
+        job_id = store.job_id(key)
+    except OSError as exc:
+        # Without a kept id the job could be captured twice: print nothing.
+        print(f"ERROR: Platen: cannot keep job ids in {state_dir}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    _claimed.append((store, key))
+    return job_id
+
+
+def settle(exit_code: int, not_final: set[int]) -> int:
+    """Forget this run's job id unless CUPS will run the job again (`exit_code` in
+    `not_final`); returns `exit_code`."""
+    if exit_code not in not_final:
+        for store, key in _claimed:
+            store.forget(key)
+    return exit_code
