@@ -8,19 +8,31 @@ import base64
 import uuid
 
 from platen.events.jobs import CancelJob, KeepJobAlive, ReportOutcome, SubmitJob
+from platen.events.system import ErrorReply
 from platen.job_capture import handlers
 from platen.job_capture.backend_reports import INTERRUPTED, on_cancel, on_heartbeat
 from platen.messaging.handling import apply_in_transaction
 from platen.testing.documents import make_pdf
 
 # The pool, the job rows and the outbox, as the deadline tests use them.
-from .test_expiry_db import add_job, emitted, pool, states  # noqa: F401
+from .test_expiry_db import add_job as add_any_job
+from .test_expiry_db import emitted, pool, states  # noqa: F401
 
 PRODUCER = "job-capture"
+# The broker-checked sender of the CUPS backend's reports: a print server's own identity.
+PRINT_SERVER = "platen-print-server.test"
 
 
 async def apply(pool, handler, message):  # noqa: F811
-    return await apply_in_transaction(pool, PRODUCER, handler, message)
+    return await apply_in_transaction(pool, PRODUCER, handler, message, user_id=PRINT_SERVER)
+
+
+async def add_job(pool, state: str):  # noqa: F811
+    """A CUPS job of print server `test` (PRINT_SERVER), as far as `state`."""
+    job_id = await add_any_job(pool, state)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE jobs SET print_server = 'test' WHERE job_id = $1", job_id)
+    return job_id
 
 
 async def add_priced_job(pool, state: str):  # noqa: F811
@@ -133,3 +145,17 @@ async def test_interrupted_and_late_outcomes(pool):  # noqa: F811
     assert sorted((e.message_type, e.job_id) for e in await emitted(pool)) == sorted(
         [("job.printed", interrupted), ("job.printed", late_printed)]
     )
+
+
+async def test_another_print_servers_job_can_be_neither_cancelled_nor_kept_alive(pool):  # noqa: F811
+    theirs = await add_any_job(pool, "released")
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE jobs SET print_server = 'other' WHERE job_id = $1", theirs)
+    cancel = await apply(pool, on_cancel, CancelJob(job_id=theirs))
+    heartbeat = await apply(pool, on_heartbeat, KeepJobAlive(job_id=theirs))
+    for reply in (cancel, heartbeat):
+        assert isinstance(reply, ErrorReply)
+        assert reply.error == "this job was not submitted by this print server"
+    assert (await states(pool))[theirs][0] == "released"
+    assert await alive_at(pool, theirs) is None
+    assert await emitted(pool) == []

@@ -100,14 +100,21 @@ Handler = Callable[[HandlerContext, Any], Awaitable[Message | None]]
 
 
 async def apply_in_transaction(
-    pool: asyncpg.Pool, producer: str, handler: Handler, message: Message
+    pool: asyncpg.Pool,
+    producer: str,
+    handler: Handler,
+    message: Message,
+    *,
+    user_id: str | None = None,
 ) -> Message | None:
     """Run one handler as the Dispatcher would for one delivery, minus the broker and
     the inbox: in a transaction of its own, its emits left in the outbox table. For tests
-    and benchmarks of a service's handlers against its database."""
+    and benchmarks of a service's handlers against its database. `user_id`: the AMQP
+    user_id the delivery would carry (the broker-checked sender)."""
     async with pool.acquire() as conn, conn.transaction():
         env = Envelope(message.message_type, message.schema_version, producer)
         ctx = HandlerContext(conn, env, producer, None, structlog.get_logger(producer))  # type: ignore[arg-type]
+        ctx.user_id = user_id
         return await handler(ctx, message)
 
 
