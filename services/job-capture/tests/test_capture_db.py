@@ -43,7 +43,10 @@ async def submit(pool, document: bytes) -> uuid.UUID:
         document=base64.b64encode(document),
         source="cups",
     )
-    await apply_in_transaction(pool, handlers.SERVICE, handlers.on_submit, cmd)
+    # Sent as the CUPS backend sends it: signed by its print server's broker identity.
+    await apply_in_transaction(
+        pool, handlers.SERVICE, handlers.on_submit, cmd, user_id="platen-print-server.test"
+    )
     return job_id
 
 
