@@ -153,5 +153,7 @@ def print_server() -> Permissions:
     """The Platen CUPS backend: submits jobs, asks their status, reports their outcome."""
     return Permissions(
         write=_exact(COMMANDS),
-        topics=(TopicPermission(COMMANDS, write=r"^capture\..+$"),),
+        # Exactly what the backend sends: a queue's identity mode and any other
+        # command to job-capture are the admin's.
+        topics=(TopicPermission(COMMANDS, write=r"^capture\.(submit|job\.status|job\.outcome)$"),),
     )

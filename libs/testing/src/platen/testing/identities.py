@@ -51,6 +51,7 @@ class Identities:
             print_server=urls.pop("print-server"),
             services=urls,
             management_url=installed.identity_manager_url,
+            monitor_url=installed.presence_monitor_url,
         )
 
     def desktop_url(self, vhost: str, login: str, password: str) -> str:
@@ -63,3 +64,4 @@ class VhostIdentities:
     admin: str
     print_server: str
     management_url: str  # the identity manager's, for the notification service
+    monitor_url: str = ""  # the presence monitor's (read-only), for job-capture

@@ -27,6 +27,7 @@ from platen.events.jobs import (
 from platen.job_capture.analysis import UnreadableDocument, analyse
 from platen.job_capture.jobs import can_move
 from platen.job_capture.layout import layout
+from platen.job_capture.print_identity import identify
 from platen.messaging.handling import HandlerContext
 
 SERVICE = "job-capture"
@@ -38,6 +39,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
     exists = await ctx.conn.fetchval("SELECT 1 FROM jobs WHERE job_id = $1", cmd.job_id)
     if exists:
         return JobSubmitted(job_id=cmd.job_id)
+    identity = await identify(ctx, cmd)
     size = len(cmd.document)
     reason = None
     analysis = None
@@ -78,6 +80,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
         cmd.number_up,
         cmd.color_mode,
     )
+    await ctx.conn.execute("UPDATE jobs SET identity = $2 WHERE job_id = $1", cmd.job_id, identity)
     if reason or analysis is None:
         ctx.log.info("job refused at capture", reason=reason, size_bytes=size)
         await ctx.emit(
@@ -143,6 +146,8 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted:
             sheets=sheet.sheets,
             side_groups=groups,
             analysis_ms=analysis.analysis_ms,
+            identity=identity,
+            origin_host=cmd.origin_host,
         ),
         correlation_id=str(cmd.job_id),
     )
@@ -155,6 +160,8 @@ async def _move(ctx: HandlerContext, job_id: uuid.UUID, target: str, **changes: 
     if job is None:
         ctx.log.warning("event for an unknown job ignored", target=target)
         return None
+    if job["identity"] == "trusted":
+        ctx.log = ctx.log.bind(identity="trusted")  # every line about the job says so
     if not can_move(job["state"], target):
         ctx.log.info("state change ignored", state=job["state"], target=target)
         return None

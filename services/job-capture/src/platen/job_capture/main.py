@@ -13,7 +13,12 @@ from platen.events.jobs import (
     ReportOutcome,
     SubmitJob,
 )
-from platen.job_capture import handlers
+from platen.events.print_identity import (
+    GetPrinterIdentity,
+    ListPrinterIdentities,
+    SetPrinterIdentity,
+)
+from platen.job_capture import handlers, presence, print_identity
 from platen.job_capture.analyse_only import on_analyse
 from platen.job_capture.expiry import start_expiry
 from platen.messaging.service import ServiceSpec, run_service
@@ -35,9 +40,12 @@ SPEC = ServiceSpec(
             GetJobStatus: handlers.on_status,
             ReportOutcome: handlers.on_outcome,
             AnalyseDocument: on_analyse,
+            SetPrinterIdentity: print_identity.on_set,
+            GetPrinterIdentity: print_identity.on_get,
+            ListPrinterIdentities: print_identity.on_list,
         },
     },
-    on_ready=[start_expiry],
+    on_ready=[start_expiry, presence.start],
 )
 
 
