@@ -31,6 +31,7 @@ def cups(system):
         f"amqp_url = {system.print_server_url}\n"
         f"server_id = test-{uuid.uuid4().hex[:8]}\n"
         "\n[printer:lab-quick]\ndeadline = 4\n"
+        "\n[printer:desk-quick]\ndeadline = 6\n"
     )
     config.chmod(0o600)
     rig = CupsRig(LocalCups(folder / "cups", config), {})
@@ -41,6 +42,13 @@ def cups(system):
         rig.cups.add_queue("lab-color", printer.uri)
         rig.cups.add_queue("lab-quick", printer.uri)
         rig.cups.add_queue("broken", "fail://nowhere", everywhere=False)
+        # These tests print as whoever they name: their queues take the CUPS name as
+        # given, which must be said explicitly (a queue's default is `desktop`).
+        for queue in ("lab-color", "lab-quick", "broken"):
+            system.ctl("printer", "identity", queue, "trusted")
+        # Left at the default (`desktop`), for the identity tests: the same printer.
+        rig.cups.add_queue("desk", printer.uri)
+        rig.cups.add_queue("desk-quick", printer.uri)
         yield rig
     finally:
         rig.cups.stop()

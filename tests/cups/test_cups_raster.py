@@ -48,8 +48,8 @@ async def test_raster_only_printers_are_priced_by_their_colour_pages_and_charged
             [raw] = await events.wait_for("job.captured", 1, timeout=30)
             [priced] = await events.wait_for("job.priced", 1, timeout=30)
             await events.wait_for("job.charged", 1, timeout=30)
-        assert raw.headers["platen-schema-version"] == 3
-        captured = decode(raw.type, 3, raw.body)
+        assert raw.headers["platen-schema-version"] == 4
+        captured = decode(raw.type, 4, raw.body)
         assert (captured.format, captured.pages) == (fmt, 5)
         # CUPS reverses the pages for the virtual printer's face-up tray; of five pages,
         # 2 and 4 are still 4 and 2.
