@@ -3,14 +3,18 @@ test's own Platen system (services as processes, fresh vhost and database)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from platen import rpc
+from platen.events.print_identity import SetPrinterIdentity
 from platen.testing.cups import LocalCups, VirtualPrinter
 
 
@@ -18,6 +22,20 @@ from platen.testing.cups import LocalCups, VirtualPrinter
 class CupsRig:
     cups: LocalCups
     printers: dict[str, VirtualPrinter]
+
+
+def set_identity(system, modes: dict[str, str]) -> None:
+    """Set queues' identity modes as `platenctl printer identity` does (one connection)."""
+
+    async def send() -> None:
+        async with rpc.connect(system.admin_url) as client:
+            for printer, mode in modes.items():
+                await client.request(
+                    SetPrinterIdentity.message_type, SetPrinterIdentity(printer=printer, mode=mode)
+                )
+
+    with ThreadPoolExecutor(1) as pool:  # the caller may be inside an event loop
+        pool.submit(asyncio.run, send()).result()
 
 
 @pytest.fixture
@@ -44,11 +62,13 @@ def cups(system):
         rig.cups.add_queue("broken", "fail://nowhere", everywhere=False)
         # These tests print as whoever they name: their queues take the CUPS name as
         # given, which must be said explicitly (a queue's default is `desktop`).
-        for queue in ("lab-color", "lab-quick", "broken"):
-            system.ctl("printer", "identity", queue, "trusted")
+        set_identity(system, {"lab-color": "trusted", "lab-quick": "trusted", "broken": "trusted"})
         # Left at the default (`desktop`), for the identity tests: the same printer.
         rig.cups.add_queue("desk", printer.uri)
         rig.cups.add_queue("desk-quick", printer.uri)
+        # Users sign in to CUPS to print here; the tests that use it say `authenticated`.
+        rig.cups.add_queue("secure", printer.uri)
+        rig.cups.authenticate_queue("secure")
         yield rig
     finally:
         rig.cups.stop()
