@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from tkinter import ttk
 
-from platen.client.formatting import prompt_lines
+from platen.client.formatting import identity_question, prompt_lines
 from platen.client.model import Choice, ClientModel
 from platen.events.desktop import JobPrompt
 
@@ -46,7 +46,19 @@ class PromptDialog(tk.Toplevel):
             ttk.Label(facts, text=value, name=f"fact_{label.lower()}").grid(
                 row=row, column=1, sticky="w", padx=(8, 0)
             )
+        if question := identity_question(prompt):
+            # Nothing proved this job is the user's: the question comes before all else.
+            ttk.Label(
+                body,
+                text=f"{question}\nIf you did not, cancel it: someone printed in your name.",
+                foreground="#b00020",
+                font=("TkDefaultFont", 12, "bold"),
+                wraplength=360,
+                name="identity_question",
+            ).pack(anchor="w", **PAD)
         for i, note in enumerate(prompt.messages):
+            if note == question:
+                continue
             ttk.Label(body, text=note, foreground="#8a4b00", wraplength=360, name=f"note_{i}").pack(
                 anchor="w", **PAD
             )

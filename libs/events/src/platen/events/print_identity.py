@@ -32,6 +32,15 @@ DEFAULT_MODE: IdentityMode = "desktop"
 # api: submitted through the admin's command interface, vouched for by the admin.
 JobIdentity = Literal["authenticated", "present", "unverified", "trusted", "api"]
 
+# The question an `unverified` job's user is asked (first among the job's messages), in
+# the words pricing writes and the desktop client shows above everything else.
+IDENTITY_QUESTION = "Did you print '{document}' from {host} at {time}?"
+_QUESTION_START = IDENTITY_QUESTION.split("'", 1)[0]
+
+
+def is_identity_question(text: str) -> bool:
+    return text.startswith(_QUESTION_START)
+
 
 @register
 class SetPrinterIdentity(Message):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from platen.events.jobs import JobCaptured
+from platen.events.print_identity import IDENTITY_QUESTION
 
 
 def needs_question(event: JobCaptured) -> bool:
@@ -21,4 +22,4 @@ def question(document_name: str, origin_host: str | None, captured_at: datetime)
     """ "Did you print 'report.pdf' from HOST at 14:02?", at the server's local time."""
     host = origin_host or "an unknown computer"
     at = captured_at.astimezone().strftime("%H:%M")
-    return f"Did you print '{document_name}' from {host} at {at}?"
+    return IDENTITY_QUESTION.format(document=document_name, host=host, time=at)
