@@ -13,6 +13,7 @@ from tkinter import ttk
 from platen.client.formatting import identity_question, prompt_lines
 from platen.client.model import Choice, ClientModel
 from platen.events.desktop import JobPrompt
+from platen.events.print_identity import is_identity_question
 
 Answer = Callable[[uuid.UUID, Choice, bool], None]
 PAD = {"padx": 10, "pady": 4}
@@ -36,16 +37,6 @@ class PromptDialog(tk.Toplevel):
         ttk.Label(
             body, text=self.heading(), font=("TkDefaultFont", 11, "bold"), name="heading"
         ).pack(anchor="w", **PAD)
-        facts = ttk.Frame(body, name="facts")
-        facts.pack(fill="x", **PAD)
-        for row, line in enumerate(prompt_lines(prompt)):
-            label, _, value = line.partition(": ")
-            if label == "Note":
-                continue
-            ttk.Label(facts, text=f"{label}:").grid(row=row, column=0, sticky="w")
-            ttk.Label(facts, text=value, name=f"fact_{label.lower()}").grid(
-                row=row, column=1, sticky="w", padx=(8, 0)
-            )
         if question := identity_question(prompt):
             # Nothing proved this job is the user's: the question comes before all else.
             ttk.Label(
@@ -56,8 +47,18 @@ class PromptDialog(tk.Toplevel):
                 wraplength=360,
                 name="identity_question",
             ).pack(anchor="w", **PAD)
+        facts = ttk.Frame(body, name="facts")
+        facts.pack(fill="x", **PAD)
+        for row, line in enumerate(prompt_lines(prompt)):
+            label, _, value = line.partition(": ")
+            if label == "Note":
+                continue
+            ttk.Label(facts, text=f"{label}:").grid(row=row, column=0, sticky="w")
+            ttk.Label(facts, text=value, name=f"fact_{label.lower()}").grid(
+                row=row, column=1, sticky="w", padx=(8, 0)
+            )
         for i, note in enumerate(prompt.messages):
-            if note == question:
+            if is_identity_question(note):
                 continue
             ttk.Label(body, text=note, foreground="#8a4b00", wraplength=360, name=f"note_{i}").pack(
                 anchor="w", **PAD
