@@ -12,7 +12,6 @@ import pytest
 from platen.events.registry import decode
 from platen.testing.cups import host_account
 from platen.testing.local import InfraError
-from tests.cups.conftest import set_identity
 from tests.cups.test_cups_capture import COMPLETED, document, job_state
 from tests.e2e.helpers import EventRecorder, eventually, query
 
@@ -21,7 +20,8 @@ async def test_only_a_signed_in_user_prints_and_is_the_one_charged(system, cups)
     suffix = secrets.token_hex(3)
     alice, bob = f"pa-alice-{suffix}", f"pa-bob-{suffix}"  # host accounts, made and removed here
     password = secrets.token_urlsafe(12)
-    set_identity(system, {"secure": "authenticated"})
+    out = system.ctl("printer", "identity", "secure", "authenticated")
+    assert "secure: identity at print: authenticated" in out.stdout
     system.ctl("printer", "add", "secure", "--price-per-page", "0.10")
     system.ctl("user", "add", alice, "--balance", "5.00")
     system.ctl("user", "add", bob, "--balance", "5.00")

@@ -12,6 +12,7 @@ real aio-pika connection with his. Nothing here trusts what a client says about 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal as D
 from urllib.parse import urlsplit
 
@@ -155,3 +156,26 @@ async def _on_two_hosts(system, cups, printer, bob_url, target, alice_desktop) -
 
 async def _charged(events, job_id: str) -> bool:
     return any(r.correlation_id == job_id for r in events.of_type("job.charged"))
+
+
+async def test_a_trusted_queue_is_named_by_status_and_in_every_log_line_of_its_jobs(system, cups):
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    status = system.ctl("status").stdout
+    trusted = "TRUSTED queues (the CUPS user name is charged unproven): "
+    assert trusted + "broken, lab-color, lab-quick" in status
+    shown = system.ctl("printer", "identity", "desk").stdout
+    assert "desk: identity at print: desktop (the default)" in shown
+    async with EventRecorder(system.amqp_url) as events:
+        job = cups.cups.lp("lab-color", document(system), "alice")
+        await job_state(cups, "lab-color", job, {COMPLETED}, timeout=90)
+        [charged] = await events.wait_for("job.charged", 1, timeout=30)
+    job_id = charged.correlation_id
+    for service in ("job-capture", "pricing"):
+        lines = [
+            json.loads(line)
+            for line in system.services.log(service).splitlines()
+            if line.startswith("{") and job_id in line
+        ]
+        assert lines, service
+        assert all(line.get("identity") == "trusted" for line in lines), (service, lines)

@@ -41,6 +41,7 @@ async def test_raster_only_printers_are_priced_by_their_colour_pages_and_charged
         printer.start(formats=formats)
         cups.cups.add_queue(queue, printer.uri)
         system.ctl("printer", "add", queue, "--price-per-page", "0.10")
+        system.ctl("printer", "identity", queue, "trusted")  # as the fixture's queues
         system.ctl("printer", "set", queue, "--page", "0.10", "--color-page", "0.50")
         async with EventRecorder(system.amqp_url) as events:
             job = cups.cups.lp(queue, report, "alice", "media=iso_a4_210x297mm")

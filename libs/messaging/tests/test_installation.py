@@ -41,6 +41,10 @@ async def test_install_declares_everything_and_each_identity_keeps_to_its_part(i
         await _publish(installed.urls["pricing"], "platen.events", "job.printed")
     with pytest.raises(ChannelAccessRefused):
         await _publish(installed.urls["print-server"], "platen.commands", "ledger.topup")
+    with pytest.raises(ChannelAccessRefused):  # a print server cannot make a queue trusted
+        await _publish(
+            installed.urls["print-server"], "platen.commands", "capture.printer.identity.set"
+        )
     await _publish(installed.urls["admin"], "platen.commands", "ledger.topup")
     # Installing again is harmless and renews every password.
     again = await install(amqp_url, _admin_management_url(infra), disable_guest=False)
