@@ -84,6 +84,8 @@ def main() -> None:
         try:
             ctl(url, "status", "--timeout", "60")
             ctl(url, "printer", "add", "platen", "--price-per-page", "0.01")
+            # Timed as capture and charging: no desktop to prove the user, so `trusted`.
+            ctl(url, "printer", "identity", "platen", "trusted")
             ctl(url, "user", "add", "bench", "--balance", "100000")
             cups.start()
             printer.start()

@@ -69,6 +69,7 @@ def captured(i: int) -> JobCaptured:
         sides=21,
         sheets=21,
         side_groups=groups,
+        identity="present",
     )
 
 

@@ -148,7 +148,10 @@ def system(
     marker = request.node.get_closest_marker("service_env")
     vhost_name, amqp_url = vhost
     ids = identities.for_vhost(vhost_name)
-    extra = {"PLATEN_BROKER_MANAGEMENT_URL": ids.management_url}
+    extra = {
+        "PLATEN_BROKER_MANAGEMENT_URL": ids.management_url,
+        "PLATEN_BROKER_MONITOR_URL": ids.monitor_url,
+    }
     extra.update(marker.kwargs if marker else {})
     services = ServiceProcesses(
         amqp_url, database_url, tmp_path / "logs", extra_env=extra, service_urls=ids.services

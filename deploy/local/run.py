@@ -98,7 +98,10 @@ def main() -> None:
             installer,
             database_url,
             RUN / "logs",
-            extra_env={"PLATEN_BROKER_MANAGEMENT_URL": installed.identity_manager_url},
+            extra_env={
+                "PLATEN_BROKER_MANAGEMENT_URL": installed.identity_manager_url,
+                "PLATEN_BROKER_MONITOR_URL": installed.presence_monitor_url,
+            },
             service_urls=installed.urls,
         )
         services.start_all()
@@ -211,7 +214,10 @@ In a second shell, from this checkout:
   .venv/bin/platenctl user show alice
   .venv/bin/platenctl jobs
 
-Through the print server (a real cupsd; the document lands in run/printers/*/received):
+Through the print server (a real cupsd; the document lands in run/printers/*/received).
+Its queues are `desktop` queues: a job prints at once only when its user's own desktop
+(alice's client, above) is the one signed in from the job's host; otherwise that user's
+desktop is asked "Did you print ...?" first. No account of this host is used or changed.
 
   CUPS_SERVER=127.0.0.1:{CUPS_PORT} lp -d lab-color -U alice run/demo/report.pdf
 

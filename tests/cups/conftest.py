@@ -3,16 +3,20 @@ test's own Platen system (services as processes, fresh vhost and database)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from platen import rpc
+from platen.events.print_identity import SetPrinterIdentity
 from platen.testing.cups import LocalCups, SlowPrinter, VirtualPrinter
 
 
@@ -29,6 +33,20 @@ class CupsRig:
             if line.startswith("server_id = "):
                 return line.removeprefix("server_id = ")
         raise AssertionError("no server_id in the backend config")
+
+
+def set_identity(system, modes: dict[str, str]) -> None:
+    """Set queues' identity modes as `platenctl printer identity` does (one connection)."""
+
+    async def send() -> None:
+        async with rpc.connect(system.admin_url) as client:
+            for printer, mode in modes.items():
+                await client.request(
+                    SetPrinterIdentity.message_type, SetPrinterIdentity(printer=printer, mode=mode)
+                )
+
+    with ThreadPoolExecutor(1) as pool:  # the caller may be inside an event loop
+        pool.submit(asyncio.run, send()).result()
 
 
 def print_server_config(system, folder: Path, name: str) -> Path:
@@ -48,7 +66,11 @@ def print_server(system, name: str) -> Iterator[CupsRig]:
     folder = Path(tempfile.mkdtemp(prefix="platen-cups-"))
     folder.chmod(0o755)
     config = print_server_config(system, folder, name)
-    config.write_text(config.read_text() + "\n[printer:lab-quick]\ndeadline = 4\n")
+    config.write_text(
+        config.read_text()
+        + "\n[printer:lab-quick]\ndeadline = 4\n"
+        + "\n[printer:desk-quick]\ndeadline = 6\n"
+    )
     rig = CupsRig(LocalCups(folder / "cups", config), {})
     try:
         rig.cups.start()
@@ -60,6 +82,15 @@ def print_server(system, name: str) -> Iterator[CupsRig]:
         rig.slow = SlowPrinter(folder / "slow")
         rig.slow.set()
         rig.cups.add_queue("slow", rig.slow.uri, everywhere=False)
+        # These tests print as whoever they name: their queues take the CUPS name as
+        # given, which must be said explicitly (a queue's default is `desktop`).
+        set_identity(system, {q: "trusted" for q in ("lab-color", "lab-quick", "broken", "slow")})
+        # Left at the default (`desktop`), for the identity tests: the same printer.
+        rig.cups.add_queue("desk", printer.uri)
+        rig.cups.add_queue("desk-quick", printer.uri)
+        # Users sign in to CUPS to print here; the tests that use it say `authenticated`.
+        rig.cups.add_queue("secure", printer.uri)
+        rig.cups.authenticate_queue("secure")
         yield rig
     finally:
         rig.cups.stop()
@@ -82,7 +113,7 @@ def cups_b(system):
 
 
 @pytest.fixture
-def format_queues(cups):
+def format_queues(system, cups):
     """Two more queues, for the tests of what is analysed and printed: `lab-raster`, whose
     printer takes only PWG raster (CUPS's filters send it raster), and `lab-ps`, whose
     printer takes only PostScript (its PPD, the everywhere one with PostScript as the only
@@ -105,4 +136,6 @@ def format_queues(cups):
     cups.cups.run("lpadmin", "-p", "lab-ps", "-v", f"platen:/{postscript.uri}")
     cups.cups.run("cupsenable", "lab-ps")
     cups.cups.run("cupsaccept", "lab-ps")
+    # Like the shared queues, these print as whoever the job names (`trusted`, explicitly).
+    set_identity(system, {"lab-raster": "trusted", "lab-ps": "trusted"})
     return cups

@@ -49,8 +49,8 @@ async def test_a_job_reaches_the_printer_only_after_authorisation(system, cups):
         await asyncio.sleep(1)
         assert printer.received() == []  # held while Platen waits for alice
         [raw] = events.of_type("job.captured")
-        assert raw.headers["platen-schema-version"] == 3
-        captured = decode(raw.type, 3, raw.body)
+        assert raw.headers["platen-schema-version"] == 4
+        captured = decode(raw.type, 4, raw.body)
         # CUPS's pdftopdf may pad a duplex job to an even page count before the backend
         # sees it; what is charged is what job-capture found in the document it received.
         assert captured.duplex is True and captured.pages in (3, 4)

@@ -109,6 +109,7 @@ async def test_copies_made_by_the_filters_are_not_made_again(system, cups):
     cups.cups.run("cupsenable", "lab-manual")
     cups.cups.run("cupsaccept", "lab-manual")
     system.ctl("printer", "add", "lab-manual", "--price-per-page", "0.10")
+    system.ctl("printer", "identity", "lab-manual", "trusted")  # as the fixture's queues
     system.ctl("user", "add", "alice", "--balance", "5.00")
     captured = await print_and_capture(system, cups, "lab-manual", 3, pages=2)
     # The document holds all three copies: charged as one copy of 6 pages...

@@ -41,6 +41,7 @@ async def test_raster_only_printers_are_priced_by_their_colour_pages_and_charged
         printer.start(formats=formats)
         cups.cups.add_queue(queue, printer.uri)
         system.ctl("printer", "add", queue, "--price-per-page", "0.10")
+        system.ctl("printer", "identity", queue, "trusted")  # as the fixture's queues
         system.ctl("printer", "set", queue, "--page", "0.10", "--color-page", "0.50")
         async with EventRecorder(system.amqp_url) as events:
             job = cups.cups.lp(queue, report, "alice", "media=iso_a4_210x297mm")
@@ -48,8 +49,8 @@ async def test_raster_only_printers_are_priced_by_their_colour_pages_and_charged
             [raw] = await events.wait_for("job.captured", 1, timeout=30)
             [priced] = await events.wait_for("job.priced", 1, timeout=30)
             await events.wait_for("job.charged", 1, timeout=30)
-        assert raw.headers["platen-schema-version"] == 3
-        captured = decode(raw.type, 3, raw.body)
+        assert raw.headers["platen-schema-version"] == 4
+        captured = decode(raw.type, 4, raw.body)
         assert (captured.format, captured.pages) == (fmt, 5)
         # CUPS reverses the pages for the virtual printer's face-up tray; of five pages,
         # 2 and 4 are still 4 and 2.

@@ -153,11 +153,11 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
 
         # The tour's print-server lines, in one shell (the first one sets CUPS_SERVER).
         lp_lines = [
-            line[2:]
+            line[2:].split("#", 1)[0].strip()
             for line in tour_section().splitlines()
             if line.startswith(("$ export", "$ lp "))
         ]
-        assert len(lp_lines) == 2
+        assert len(lp_lines) == 3  # CUPS_SERVER, alice's job, bob's
         out = subprocess.run(
             " && ".join(lp_lines),
             shell=True,
@@ -167,12 +167,13 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
             text=True,
             timeout=60,
         )
-        assert out.returncode == 0 and "request id is lab-color-" in out.stdout, out.stderr
+        assert out.returncode == 0 and out.stdout.count("request id is lab-color-") == 2, out.stderr
         received = tmp_path / "run" / "printers" / "lab-color" / "received"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not list(received.glob("*")):
             time.sleep(0.5)
-        assert len(list(received.glob("*"))) == 1  # alice is on "auto": printed at once
+        # alice is on "auto" and her desktop is the one on this host: printed at once.
+        assert len(list(received.glob("*"))) == 1
         # The printer has the document; the charge follows once the backend reports it.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -188,6 +189,23 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
                 break
             time.sleep(0.5)
         assert '"balance":"4.40"' in balance.stdout
+        # bob's job (no desktop of his here) waits for his answer: not printed, not charged.
+        jobs_line = next(c for c in tour_commands() if c.startswith(".venv/bin/platenctl jobs --"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            waiting = subprocess.run(
+                jobs_line.split("#", 1)[0],
+                shell=True,
+                cwd=tmp_path,
+                env=shell_env,
+                capture_output=True,
+                text=True,
+            ).stdout
+            if re.search(r"bob .* priced ", waiting):
+                break
+            time.sleep(0.5)
+        assert re.search(r"bob .* priced +report.pdf", waiting), waiting
+        assert len(list(received.glob("*"))) == 1
 
         # lab-mono is a grayscale printer: the virtual printer and its CUPS queue both
         # report no colour (lab-color, for contrast, does).

@@ -381,3 +381,22 @@ async def test_hidden_balance_window(display):
         assert view.root.state() == "withdrawn"
     finally:
         view.root.destroy()
+
+
+async def test_the_identity_question_heads_the_dialog_in_red(gui, display, shots):
+    view, app = gui
+    question = "Did you print 'Quarterly report.pdf' from 10.0.0.7 at 14:02?"
+    p = prompt(messages=[question, "Colour pages cost 0.20 more on this printer."])
+    await deliver(app, p)
+    dialog = view.dialogs[p.job_id]
+    label = find(dialog, "identity_question")
+    assert label is not None and str(label.cget("text")).startswith(question)
+    assert str(label.cget("foreground")) == "#b00020"
+    shown = texts(dialog)
+    assert sum(question in t for t in shown) == 1  # not repeated as a note
+    assert "Colour pages cost 0.20 more on this printer." in shown
+    assert_picture(screenshot(display, dialog, shots / "identity-question-dialog.png"))
+    find(dialog, "cancel").invoke()
+    await pump(view)
+    [reply] = app.transport.replies
+    assert (reply.job_id, reply.action) == (p.job_id, "cancel")

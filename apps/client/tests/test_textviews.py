@@ -86,3 +86,16 @@ async def test_json_view_prints_every_message_and_explains_bad_lines():
     assert lines[1]["type"] == "client.error" and "job_id" in lines[1]["error"]
     assert lines[2] == {"type": "client.answer_sent", "job_id": str(p.job_id), "action": "cancel"}
     assert [r.action for r in app.transport.replies] == ["cancel"]
+
+
+async def test_console_puts_the_identity_question_above_the_job():
+    out = io.StringIO()
+    view = ConsoleView(out=out)
+    app = ClientApp(ClientModel("bob"), view, Sent())
+    question = "Did you print 'thesis.pdf' from 10.0.0.7 at 14:02?"
+    await app.on_delivery(Delivery(prompt(kind="confirm", messages=[question, "Recycle"])))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"[1] !!! {question}"
+    assert "cancel 1" in lines[1] and "someone used your name" in lines[1]
+    assert lines[2] == "[1] Job waiting for you to confirm:"
+    assert "    Note: Recycle" in lines and not any(question in ln for ln in lines[2:])

@@ -358,7 +358,7 @@ def test_job_captured_version_1_is_upcast_to_one_grayscale_side_per_page():
         % str(JOB_ID).encode()
     )
     event = decode("job.captured", 1, v1)
-    assert JobCaptured.schema_version == 3
+    assert JobCaptured.schema_version == 4
     assert (event.sides, event.sheets, event.total_sides, event.color_pages) == (3, 3, 6, [])
     assert [(g.paper, g.color, g.count) for g in event.side_groups] == [("unknown", False, 3)]
 
@@ -382,6 +382,19 @@ def test_job_captured_version_2_reads_as_version_3_and_3_takes_raster_formats():
     body = encode(v2).replace(b'"postscript"', b'"docx"')
     with pytest.raises(ContractError):
         decode("job.captured", 3, body)
+
+
+def test_job_captured_version_3_is_upcast_to_an_unverified_job():
+    # Before version 4 nothing proved who sent a job: the user must be asked.
+    v3 = (
+        b'{"job_id": "%s", "user": "alice", "printer": "lab-1", "document_name": "a.pdf", '
+        b'"pages": 1, "copies": 1, "size_bytes": 10, "captured_at": "2024-05-17T09:30:00Z"}'
+        % str(JOB_ID).encode()
+    )
+    event = decode("job.captured", 3, v3)
+    assert (event.identity, event.origin_host) == ("unverified", None)
+    with pytest.raises(ContractError):
+        decode("job.captured", 4, v3.replace(b'"copies"', b'"identity": "root", "copies"'))
 
 
 def test_submit_job_version_1_is_upcast_to_an_api_job():

@@ -53,6 +53,8 @@ async def test_install_declares_everything_and_each_identity_keeps_to_its_part(i
     await _publish(print_server, "platen.commands", "capture.submit")
     with pytest.raises(ChannelAccessRefused):
         await _publish(print_server, "platen.commands", "ledger.topup")
+    with pytest.raises(ChannelAccessRefused):  # a print server cannot make a queue trusted
+        await _publish(print_server, "platen.commands", "capture.printer.identity.set")
     await _publish(installed.urls["admin"], "platen.commands", "ledger.topup")
     # Installing again is harmless and renews every password.
     again = await install(amqp_url, _admin_management_url(infra), disable_guest=False)
@@ -77,6 +79,7 @@ def test_platenctl_broker_setup_writes_owner_only_files(infra, amqp_url, tmp_pat
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
         assert f.read_text().startswith("PLATEN_AMQP_URL=")
     assert "PLATEN_BROKER_MANAGEMENT_URL=" in (tmp_path / "etc" / "notification.env").read_text()
+    assert "PLATEN_BROKER_MONITOR_URL=" in (tmp_path / "etc" / "job-capture.env").read_text()
     assert "SECRET" not in out.stdout and "@" not in out.stdout  # no credentials echoed
 
 
@@ -91,3 +94,36 @@ def test_platenctl_broker_setup_with_a_wrong_password_says_so(infra, amqp_url, t
     )  # fmt: skip
     assert out.returncode == 1
     assert "broker setup failed" in out.stderr and "401" in out.stderr
+
+
+async def test_the_presence_monitor_sees_who_is_connected_from_where_and_changes_nothing(
+    infra, amqp_url
+):
+    import asyncio
+
+    import httpx
+
+    from platen.messaging.broker_admin import BrokerAdmin, split_credentials, vhost_of
+
+    installed = await install(amqp_url, _admin_management_url(infra), disable_guest=False)
+    monitor = installed.presence_monitor_url
+    conn = await aio_pika.connect(installed.urls["admin"])
+    async with conn, BrokerAdmin(monitor, vhost_of(amqp_url)) as admin:
+        admin_user = urlsplit(installed.urls["admin"]).username
+        for _ in range(100):  # the management API's connection list lags by seconds
+            peers = await admin.peers()
+            if any(user == admin_user for user, _ in peers):
+                break
+            await asyncio.sleep(0.2)
+        assert (admin_user, "127.0.0.1") in peers
+        base, auth = split_credentials(monitor)
+        async with httpx.AsyncClient(base_url=base, auth=auth) as http:
+            r = await http.put("/api/users/mallory", json={"password": "x", "tags": ""})
+            assert r.status_code in (401, 403)
+    monitor_amqp = installed.urls["admin"].replace(
+        urlsplit(installed.urls["admin"]).netloc.split("@")[0],
+        f"{auth[0]}:{auth[1]}",
+        1,
+    )
+    with pytest.raises(ChannelAccessRefused):
+        await _publish(monitor_amqp, "platen.commands", "capture.printer.identity.set")

@@ -66,6 +66,11 @@ def test_the_print_server_only_submits_and_reports_jobs():
     assert not cups.may_publish("platen.commands", "capture.analyse")
     assert not cups.may_publish("platen.commands", "capture.ping")
     assert not cups.may("read", "desktop.alice")
+    for key in ("capture.job.status", "capture.job.outcome"):
+        assert cups.may_publish("platen.commands", key)
+    # A print server must not make its own queues `trusted`, nor read everyone's jobs.
+    for key in ("capture.printer.identity.set", "capture.jobs.list", "capture.submitx"):
+        assert not cups.may_publish("platen.commands", key), key
 
 
 def test_the_print_server_sends_only_the_commands_of_a_job_it_holds():

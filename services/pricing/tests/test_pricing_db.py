@@ -70,7 +70,18 @@ async def pricing(database_url):
     await pool.close()
 
 
-def captured(printer: str, at: datetime, groups, *, user="alice", copies=1, duplex=False):
+def captured(
+    printer: str,
+    at: datetime,
+    groups,
+    *,
+    user="alice",
+    copies=1,
+    duplex=False,
+    identity="present",
+    origin_host=None,
+):
+    """A captured job; by default one whose user was proven (her desktop at its host)."""
     sides = sum(g[2] for g in groups)
     return JobCaptured(
         job_id=uuid.uuid4(),
@@ -85,6 +96,8 @@ def captured(printer: str, at: datetime, groups, *, user="alice", copies=1, dupl
         sides=sides,
         sheets=sides,
         side_groups=[SideGroup(paper=p, color=c, count=n) for p, c, n in groups],
+        identity=identity,
+        origin_host=origin_host,
     )
 
 
@@ -255,3 +268,28 @@ async def test_a_job_without_side_groups_is_priced_by_its_pages(pricing):
     await pricing.run(handlers.on_job_captured, bare)
     [priced] = await pricing.emitted("job.priced")
     assert (priced.pages, priced.grayscale_pages, priced.cost) == (4, 4, D("0.80"))
+
+
+async def test_an_unverified_job_is_confirmed_by_its_user_asked_first_whether_they_sent_it(
+    pricing,
+):
+    await pricing.run(handlers.on_add_printer, AddPrinter(name="lab", price_per_page=D("0.10")))
+    await pricing.run(
+        handlers.on_set_policy,
+        SetPolicy(scope="printer", target="lab", policy=Policy(message="Recycle paper")),
+    )
+    at = datetime.now(UTC)
+    jobs = {
+        identity: captured("lab", at, [("A4", False, 1)], identity=identity, origin_host="pc7")
+        for identity in ("unverified", "present", "trusted", "authenticated", "api")
+    }
+    for job in jobs.values():
+        await pricing.run(handlers.on_job_captured, job)
+    priced = {p.job_id: p for p in await pricing.emitted("job.priced")}
+    asked = priced[jobs["unverified"].job_id]
+    local = at.astimezone().strftime("%H:%M")
+    assert asked.confirm is True
+    assert asked.messages == [f"Did you print 'doc.pdf' from pc7 at {local}?", "Recycle paper"]
+    for identity in ("present", "trusted", "authenticated", "api"):
+        proven = priced[jobs[identity].job_id]
+        assert (proven.confirm, proven.messages) == (False, ["Recycle paper"]), identity

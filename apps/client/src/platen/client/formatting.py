@@ -15,6 +15,7 @@ from platen.events.desktop import (
     PrintedNotice,
     PromptClosed,
 )
+from platen.events.print_identity import is_identity_question
 
 
 def pages(n: int) -> str:
@@ -29,8 +30,16 @@ def page_split(prompt: JobPrompt) -> str:
     return f"{pages(prompt.pages)} (grayscale)"
 
 
+def identity_question(prompt: JobPrompt) -> str | None:
+    """ "Did you print 'x' from HOST at 14:02?" when nothing proved the job is the user's:
+    shown above everything else, since answering "print" makes them pay for it."""
+    first = prompt.messages[0] if prompt.messages else ""
+    return first if is_identity_question(first) else None
+
+
 def prompt_lines(prompt: JobPrompt) -> list[str]:
-    """What a prompt says, one fact per line (shared by the console and the dialogs)."""
+    """What a prompt says, one fact per line (shared by the console and the dialogs); the
+    identity question is not among them (see `identity_question`)."""
     lines = [
         f"Document: {prompt.document_name}",
         f"Printer: {prompt.printer}",
@@ -39,7 +48,7 @@ def prompt_lines(prompt: JobPrompt) -> list[str]:
         f"Duplex: {'yes' if prompt.duplex else 'no'}",
         f"Cost: {prompt.cost}",
     ]
-    return lines + [f"Note: {m}" for m in prompt.messages]
+    return lines + [f"Note: {m}" for m in prompt.messages if not is_identity_question(m)]
 
 
 def console_line(message: Message) -> str:

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from platen.client.answers import Answer, BadAnswer, parse_console, parse_json
 from platen.client.app import ClientApp
-from platen.client.formatting import console_line, json_line, prompt_lines
+from platen.client.formatting import console_line, identity_question, json_line, prompt_lines
 from platen.client.model import Notify, ShowBalance, UnknownPrompt
 from platen.events.base import Message
 from platen.events.desktop import JobPrompt
@@ -121,6 +121,9 @@ class ConsoleView(_StdinView):
             number, self._next = self._next, self._next + 1
             self.numbers[number] = prompt.job_id
         ask = "confirm" if prompt.kind == "confirm" else "choose the account that pays"
+        if question := identity_question(prompt):
+            self.emit(f"[{number}] !!! {question}")
+            self.emit(f"    If you did not, answer: cancel {number} (someone used your name).")
         self.emit(f"[{number}] Job waiting for you to {ask}:")
         for line in prompt_lines(prompt):
             self.emit(f"    {line}")

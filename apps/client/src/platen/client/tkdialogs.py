@@ -10,9 +10,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from tkinter import ttk
 
-from platen.client.formatting import prompt_lines
+from platen.client.formatting import identity_question, prompt_lines
 from platen.client.model import Choice, ClientModel
 from platen.events.desktop import JobPrompt
+from platen.events.print_identity import is_identity_question
 
 Answer = Callable[[uuid.UUID, Choice, bool], None]
 PAD = {"padx": 10, "pady": 4}
@@ -36,6 +37,16 @@ class PromptDialog(tk.Toplevel):
         ttk.Label(
             body, text=self.heading(), font=("TkDefaultFont", 11, "bold"), name="heading"
         ).pack(anchor="w", **PAD)
+        if question := identity_question(prompt):
+            # Nothing proved this job is the user's: the question comes before all else.
+            ttk.Label(
+                body,
+                text=f"{question}\nIf you did not, cancel it: someone printed in your name.",
+                foreground="#b00020",
+                font=("TkDefaultFont", 12, "bold"),
+                wraplength=360,
+                name="identity_question",
+            ).pack(anchor="w", **PAD)
         facts = ttk.Frame(body, name="facts")
         facts.pack(fill="x", **PAD)
         for row, line in enumerate(prompt_lines(prompt)):
@@ -47,6 +58,8 @@ class PromptDialog(tk.Toplevel):
                 row=row, column=1, sticky="w", padx=(8, 0)
             )
         for i, note in enumerate(prompt.messages):
+            if is_identity_question(note):
+                continue
             ttk.Label(body, text=note, foreground="#8a4b00", wraplength=360, name=f"note_{i}").pack(
                 anchor="w", **PAD
             )

@@ -42,5 +42,7 @@ def setup(
         text = f"PLATEN_AMQP_URL={url}\n"
         if identity == "notification":
             text += f"PLATEN_BROKER_MANAGEMENT_URL={installed.identity_manager_url}\n"
+        if identity == "job-capture":
+            text += f"PLATEN_BROKER_MONITOR_URL={installed.presence_monitor_url}\n"
         write_private(out / f"{identity}.env", text)
     typer.echo(f"topology declared; {len(installed.urls)} identities written to {out}/")

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from platen import rpc
-from platen.ctl import broadcast, identity, ledger, pricing
+from platen.ctl import broadcast, identity, ledger, pricing, print_identity
 from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.printservers import printserver_app
@@ -79,6 +79,8 @@ def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.
         typer.echo(f"{name:<16} {'up ' + pong.version if pong else 'NOT ANSWERING'}")
     if len(answered) < len(SERVICES):
         raise typer.Exit(1)
+    for line in print_identity.status_lines():
+        typer.echo(line)
 
 
 @user_app.command("add")
@@ -195,4 +197,5 @@ def jobs(
 ledger.register(app, user_app)
 identity.register(user_app)
 pricing.register(app, printer_app)
+print_identity.register(printer_app)
 broadcast.register(app)

@@ -11,8 +11,10 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import ValidationError
 
+from platen.ctl import print_identity
 from platen.ctl.common import call, fail
 from platen.events.jobs import AnalyseDocument, DocumentAnalysis
+from platen.events.print_identity import GetPrinterIdentity
 from platen.events.printers import (
     PAPER_SIZES,
     CostModel,
@@ -144,8 +146,12 @@ def register(app: typer.Typer, printer_app: typer.Typer) -> None:
 
     @printer_app.command("show")
     def printer_show(name: str, as_json: Json = False) -> None:
-        """Show a printer's cost model, schedule version, groups and policies."""
+        """Show a printer's cost model, schedule version, groups and policies, and (from
+        job-capture) how its jobs prove whose they are."""
         print_printer(call(valid(lambda: ShowPrinter(name=name))), as_json)
+        if not as_json:
+            view = call(valid(lambda: GetPrinterIdentity(printer=name)))
+            typer.echo(f"  {print_identity.describe(view)}")
 
     @printer_app.command("groups")
     def printer_groups(

@@ -1,6 +1,6 @@
 """Platen's event contract: every message other systems may send or receive."""
 
-from platen.events import accounts, desktop, identities, jobs, printers, system
+from platen.events import accounts, desktop, identities, jobs, print_identity, printers, system
 from platen.events.base import Envelope, Message, is_valid_login
 from platen.events.registry import ContractError, decode, encode
 
@@ -15,6 +15,7 @@ __all__ = [
     "identities",
     "is_valid_login",
     "jobs",
+    "print_identity",
     "printers",
     "system",
 ]

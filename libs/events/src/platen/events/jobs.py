@@ -13,6 +13,7 @@ from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, model_validator
 
 from platen.events.base import Login, Message, Name, PrinterName
 from platen.events.money import Money
+from platen.events.print_identity import JobIdentity
 from platen.events.registry import register, upcaster
 
 NumberUp = Literal[1, 2, 4, 6, 9, 16]
@@ -83,10 +84,13 @@ class JobCaptured(Message):
     (logical pages, numbered from 1); `sides` and `sheets` what the printer will produce
     after N-up and duplex, for one copy; `side_groups` the sides of one copy by paper
     size and colour, which is what pricing needs. Totals multiply by `copies`.
+    Version 4 says how the user was identified (`identity`, see
+    `platen.events.print_identity`) and from which host the job came (`origin_host`): an
+    `unverified` job must be confirmed by its user before it prints.
     """
 
     message_type: ClassVar[str] = "job.captured"
-    schema_version: ClassVar[int] = 3
+    schema_version: ClassVar[int] = 4
     job_id: uuid.UUID
     user: Login
     printer: PrinterName
@@ -105,6 +109,9 @@ class JobCaptured(Message):
     sheets: int = Field(default=0, ge=0)
     side_groups: list[SideGroup] = Field(default_factory=list)
     analysis_ms: int = Field(default=0, ge=0)
+    # Unproven unless said otherwise: a job nobody vouched for is asked about.
+    identity: JobIdentity = "unverified"
+    origin_host: str | None = Field(default=None, max_length=255)
 
     @property
     def total_sides(self) -> int:
@@ -138,6 +145,14 @@ def _captured_v1_to_v2(body: dict) -> dict:
 def _captured_v2_to_v3(body: dict) -> dict:
     # Version 3 only allows more formats: every version 2 body is already valid.
     return body
+
+
+@upcaster("job.captured", 3)
+def _captured_v3_to_v4(body: dict) -> dict:
+    # Before version 4 nothing checked who sent a job: an old event proves nobody, so its
+    # user is asked before it prints (the safe reading; a `trusted` queue would have
+    # said nothing more).
+    return {**body, "identity": "unverified", "origin_host": None}
 
 
 @register

@@ -135,6 +135,21 @@ class BrokerAdmin:
         r = await self._call("GET", f"/api/connections/username/{_q(name)}")
         return [c["name"] for c in r.json()]
 
+    async def peers(self) -> list[tuple[str, str]]:
+        """(broker user, peer address) of every connection on this vhost: what the broker
+        authenticated and the socket's far end, nothing the client said about itself.
+        (Needs only the `monitoring` tag.)"""
+        r = await self._call(
+            "GET",
+            f"/api/vhosts/{_q(self.vhost)}/connections",
+            params={"columns": "user,peer_host,vhost"},
+        )
+        return [
+            (c["user"], c["peer_host"])
+            for c in r.json()
+            if c.get("vhost") == self.vhost and c.get("user") and c.get("peer_host")
+        ]
+
     async def disconnect(self, name: str, reason: str = "signed out by Platen") -> int:
         """Close every connection `name` has open (on any vhost: a broker user is one
         person); how many there were."""

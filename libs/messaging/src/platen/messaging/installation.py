@@ -23,6 +23,10 @@ LEGACY_PRINT_SERVER = "platen-print-server"
 # The notification service's key to the management API: it creates and removes desktop
 # users. An administrator of the broker's HTTP API, with no AMQP permissions at all.
 IDENTITY_MANAGER = "platen-identity-manager"
+# job-capture's key to the management API: it reads which desktops are connected from
+# where (identity at print). A `monitoring` user: it sees connections, changes nothing,
+# and may neither publish nor read nor declare anything.
+PRESENCE_MONITOR = "platen-presence-monitor"
 
 
 def service_user(service: str) -> str:
@@ -42,6 +46,7 @@ def with_credentials(url: str, user: str, password: str) -> str:
 class Installed:
     urls: dict[str, str]  # identity (a service name, "admin") -> AMQP URL
     identity_manager_url: str  # the management API, for the notification service
+    presence_monitor_url: str = ""  # the management API, read-only, for job-capture
 
 
 async def install(
@@ -65,7 +70,13 @@ async def install(
         await admin.set_password(manager_user, password, tags="administrator")
         manager = with_credentials(admin.base_url, manager_user, password)
         await admin.delete_user(user_prefix + LEGACY_PRINT_SERVER)
+        password = new_password()
+        monitor_user = user_prefix + PRESENCE_MONITOR
+        await admin.set_password(monitor_user, password, tags="monitoring")
+        # Access to the vhost (to see its connections) with no right on anything in it.
+        await admin.grant(monitor_user, permissions.Permissions())
+        monitor = with_credentials(admin.base_url, monitor_user, password)
         if disable_guest:
             # The broker's default user can do anything and its password is known to all.
             await admin.delete_user("guest")
-    return Installed(urls, manager)
+    return Installed(urls, manager, monitor)

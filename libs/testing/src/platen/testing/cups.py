@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,28 @@ GET_JOB = """{
     DISPLAY job-printer-state-message
 }
 """
+
+# Print one document as whoever the URI's credentials name (ipps://user:password@...),
+# asking to be `$requesting`: what an `authenticated` queue must see through.
+PRINT_JOB = """{
+    OPERATION Print-Job
+    GROUP operation-attributes-tag
+    ATTR charset attributes-charset utf-8
+    ATTR naturalLanguage attributes-natural-language en
+    ATTR uri printer-uri $uri
+    ATTR name requesting-user-name $requesting
+    ATTR name job-name $title
+    ATTR mimeMediaType document-format application/pdf
+    FILE $filename
+    STATUS successful-ok
+    DISPLAY job-id
+}
+"""
+
+# The operation policy of an `authenticated` queue: submitting a job needs a user name and
+# password (Basic, checked by PAM against the host's accounts) over TLS; the rest is open.
+AUTHENTICATED_POLICY = "platen-authenticated"
+SUBMIT_OPERATIONS = "Create-Job Print-Job Print-URI Validate-Job Send-Document Send-URI"
 
 # A backend that always fails, to test what Platen does when the printer does not print.
 FAILING_BACKEND = """#!/bin/sh
@@ -219,18 +243,28 @@ class LocalCups:
         slow.chmod(0o755)
         (f / "cupsd.conf").write_text(
             f"Listen 127.0.0.1:{self.port}\nLogLevel info\nWebInterface No\n"
-            "DefaultAuthType None\nBrowsing Off\nJobRetryLimit 0\nPreserveJobHistory Yes\n"
+            # Basic is what a policy that requires a user asks for; nothing else does.
+            "DefaultAuthType Basic\nBrowsing Off\nJobRetryLimit 0\nPreserveJobHistory Yes\n"
             "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
             "<Location /admin>\n  Order allow,deny\n  Allow all\n</Location>\n"
             "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n"
+            f"<Policy {AUTHENTICATED_POLICY}>\n"
+            f"  <Limit {SUBMIT_OPERATIONS}>\n"
+            "    AuthType Basic\n    Require valid-user\n    Encryption Required\n"
+            "    Order deny,allow\n  </Limit>\n"
+            "  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n"
         )
         (f / "cups-files.conf").write_text(
             f"ServerRoot {f}\nServerBin {f}/serverbin\nCacheDir {f}/cache\n"
             f"StateDir {f}/state\nRequestRoot {f}/spool\nTempDir {f}/spool/tmp\n"
             f"AccessLog {f}/log/access_log\nErrorLog {f}/log/error_log\n"
             f"PageLog {f}/log/page_log\nUser lp\nGroup lp\nSystemGroup root\n"
+            # cupsd makes itself a certificate here for TLS (Encryption Required).
+            f"ServerKeychain {f}/ssl\n"
         )
+        (f / "ssl").mkdir(exist_ok=True)
         (f / "get-job.test").write_text(GET_JOB)
+        (f / "print-job.test").write_text(PRINT_JOB)
 
     def start(self) -> LocalCups:
         if not shutil.which("cupsd"):
@@ -278,6 +312,43 @@ class LocalCups:
         # "request id is lab-color-3 (1 file(s))"
         return int(out.stdout.split("request id is ", 1)[1].split()[0].rsplit("-", 1)[1])
 
+    def authenticate_queue(self, name: str) -> None:
+        """Make `name` an `authenticated` queue: cupsd then takes jobs only from users who
+        sign in (over TLS), and names the signed-in user as the job's user."""
+        self.run("lpadmin", "-p", name, "-o", f"printer-op-policy={AUTHENTICATED_POLICY}")
+
+    def print_signed_in(
+        self,
+        queue: str,
+        file: Path,
+        *,
+        login: str | None,
+        password: str | None,
+        requesting: str,
+        title: str | None = None,
+    ) -> int:
+        """Submit `file` over IPPS as `login` (no credentials when None), asking to be
+        `requesting`; the CUPS job id. InfraError with CUPS's answer when refused."""
+        userinfo = f"{login}:{password}@" if login is not None else ""
+        out = self.run(
+            "ipptool",
+            "-t",
+            "-d",
+            f"requesting={requesting}",
+            "-d",
+            f"title={title or file.name}",
+            "-f",
+            str(file),
+            f"ipps://{userinfo}{self.server}/printers/{queue}",
+            str(self.folder / "print-job.test"),
+            check=False,
+        )
+        for line in out.stdout.splitlines():
+            if line.strip().startswith("job-id (integer) = ") and out.returncode == 0:
+                return int(line.rsplit("=", 1)[1])
+        status = [ln.strip() for ln in out.stdout.splitlines() if "status-code" in ln]
+        raise InfraError(f"CUPS refused the job: {status or out.stdout[-500:]}")
+
     def job(self, queue: str, job_id: int) -> dict[str, str]:
         """job-state (pending, processing, canceled, aborted, completed...) and its message."""
         out = self.run(
@@ -298,3 +369,17 @@ class LocalCups:
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=10)
+
+
+@contextmanager
+def host_account(login: str, password: str) -> Iterator[str]:
+    """A throwaway account on this host (no home, no shell) that PAM will sign in, for
+    `authenticated` queues; removed afterwards. Needs root."""
+    if os.geteuid() != 0:
+        raise InfraError("creating host accounts needs root")
+    subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", login], check=True)
+    try:
+        subprocess.run(["chpasswd"], input=f"{login}:{password}\n", text=True, check=True)
+        yield login
+    finally:
+        subprocess.run(["userdel", login], check=False, capture_output=True)

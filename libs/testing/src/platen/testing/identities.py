@@ -51,6 +51,7 @@ class Identities:
             admin=urls.pop("admin"),
             services=urls,
             management_url=installed.identity_manager_url,
+            monitor_url=installed.presence_monitor_url,
         )
 
     def print_server_url(self, vhost: str, name: str) -> str:
@@ -73,6 +74,7 @@ class VhostIdentities:
     services: dict[str, str]  # service name -> its AMQP URL
     admin: str
     management_url: str  # the identity manager's, for the notification service
+    monitor_url: str = ""  # the presence monitor's (read-only), for job-capture
 
 
 def _run(coro):

@@ -36,6 +36,7 @@ from platen.job_capture.backend_reports import (
 )
 from platen.job_capture.jobs import after_outcome, can_move
 from platen.job_capture.layout import layout
+from platen.job_capture.print_identity import identify
 from platen.messaging.handling import HandlerContext
 
 SERVICE = "job-capture"
@@ -54,6 +55,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | Error
     if await cancelled_before_capture(ctx, cmd.job_id):
         ctx.log.info("submission of a job cancelled in CUPS dropped")
         return JobSubmitted(job_id=cmd.job_id)
+    identity = await identify(ctx, cmd)
     size = len(cmd.document)
     reason = None
     analysis = None
@@ -95,6 +97,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | Error
         cmd.color_mode,
     )
     await ownership.record(ctx, cmd.job_id)
+    await ctx.conn.execute("UPDATE jobs SET identity = $2 WHERE job_id = $1", cmd.job_id, identity)
     if reason or analysis is None:
         ctx.log.info("job refused at capture", reason=reason, size_bytes=size)
         await ctx.emit(
@@ -165,6 +168,8 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | Error
             sheets=sheet.sheets,
             side_groups=groups,
             analysis_ms=analysis.analysis_ms,
+            identity=identity,
+            origin_host=cmd.origin_host,
         ),
         correlation_id=str(cmd.job_id),
     )
@@ -177,6 +182,8 @@ async def _move(ctx: HandlerContext, job_id: uuid.UUID, target: str, **changes: 
     if job is None:
         ctx.log.warning("event for an unknown job ignored", target=target)
         return None
+    if job["identity"] == "trusted":
+        ctx.log = ctx.log.bind(identity="trusted")  # every line about the job says so
     if not can_move(job["state"], target):
         ctx.log.info("state change ignored", state=job["state"], target=target)
         return None

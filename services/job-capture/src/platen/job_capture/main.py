@@ -15,7 +15,12 @@ from platen.events.jobs import (
     ReportOutcome,
     SubmitJob,
 )
-from platen.job_capture import handlers
+from platen.events.print_identity import (
+    GetPrinterIdentity,
+    ListPrinterIdentities,
+    SetPrinterIdentity,
+)
+from platen.job_capture import handlers, presence, print_identity
 from platen.job_capture.analyse_only import on_analyse
 from platen.job_capture.backend_reports import on_cancel, on_heartbeat
 from platen.job_capture.expiry import start_expiry
@@ -40,9 +45,12 @@ SPEC = ServiceSpec(
             AnalyseDocument: on_analyse,
             CancelJob: on_cancel,
             KeepJobAlive: on_heartbeat,
+            SetPrinterIdentity: print_identity.on_set,
+            GetPrinterIdentity: print_identity.on_get,
+            ListPrinterIdentities: print_identity.on_list,
         },
     },
-    on_ready=[start_expiry],
+    on_ready=[start_expiry, presence.start],
 )
 
 

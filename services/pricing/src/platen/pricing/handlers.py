@@ -23,6 +23,7 @@ from platen.events.printers import (
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.pricing import store
+from platen.pricing.identity_question import needs_question, question
 from platen.pricing.pricing import Assessment, Job, assess
 
 SERVICE = "pricing"
@@ -51,6 +52,8 @@ def _not_set_up(printer: str) -> str:
 async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
     job_id = str(event.job_id)
     log = ctx.log.bind(job_id=job_id)
+    if event.identity == "trusted":
+        log = log.bind(identity="trusted")
     # A job.captured without side groups (an integrator's, or an old analysis) counts
     # each page as one grayscale side of unknown paper, as the version 1 upcaster does.
     groups = event.side_groups or [SideGroup(paper="unknown", color=False, count=event.pages)]
@@ -73,6 +76,11 @@ async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
         return
     version, assessment = result
     priced, verdict = assessment.priced, assessment.verdict
+    confirm, messages = verdict.confirm, list(verdict.messages)
+    if needs_question(event):
+        # Nothing proved the user sent it: they confirm it, or it never prints.
+        confirm = True
+        messages.insert(0, question(event.document_name, event.origin_host, event.captured_at))
     log.info(
         "job priced",
         cost=str(priced.cost),
@@ -80,7 +88,8 @@ async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
         color_sides=priced.color_sides,
         copies=event.copies,
         schedule_version=version,
-        confirm=verdict.confirm,
+        confirm=confirm,
+        identity=event.identity,
     )
     await ctx.emit(
         JobPriced(
@@ -96,8 +105,8 @@ async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
             duplex=event.duplex,
             schedule_version=version,
             breakdown=list(priced.breakdown),
-            confirm=verdict.confirm,
-            messages=list(verdict.messages),
+            confirm=confirm,
+            messages=messages,
         ),
         correlation_id=job_id,
     )

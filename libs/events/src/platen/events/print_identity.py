@@ -1,0 +1,84 @@
+"""Identity at print: how job-capture decides whose a job from a CUPS queue is.
+
+Each queue (printer) has an identity mode, owned by job-capture:
+
+- `authenticated`: cupsd makes the submitter sign in (Basic over TLS against the print
+  server's accounts, or Kerberos); the user CUPS names is the one who signed in.
+- `desktop`: the named user must be present at the job's host: their own signed-in
+  desktop connected to the broker from that host, and no other user's. Otherwise the
+  user's desktop is asked whether they printed it.
+- `trusted`: the name CUPS gives is taken as it is. Only ever set explicitly.
+
+A queue never set is `desktop`: a new queue is never `trusted`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from platen.events.base import Message, PrinterName
+from platen.events.registry import register
+
+IdentityMode = Literal["authenticated", "desktop", "trusted"]
+DEFAULT_MODE: IdentityMode = "desktop"
+
+# What job-capture found out about who sent a job (carried by `job.captured`):
+# authenticated: CUPS authenticated the user on an `authenticated` queue;
+# present: the user's own desktop, and no other user's, is connected from the job's host;
+# unverified: nothing proves it; the user is asked before the job prints;
+# trusted: a `trusted` queue, the name taken as given;
+# api: submitted through the admin's command interface, vouched for by the admin.
+JobIdentity = Literal["authenticated", "present", "unverified", "trusted", "api"]
+
+# The question an `unverified` job's user is asked (first among the job's messages), in
+# the words pricing writes and the desktop client shows above everything else.
+IDENTITY_QUESTION = "Did you print '{document}' from {host} at {time}?"
+_QUESTION_START = IDENTITY_QUESTION.split("'", 1)[0]
+
+
+def is_identity_question(text: str) -> bool:
+    return text.startswith(_QUESTION_START)
+
+
+@register
+class SetPrinterIdentity(Message):
+    """Command to job-capture (`capture.printer.identity.set`, admin only): how jobs on
+    this queue prove whose they are."""
+
+    message_type: ClassVar[str] = "capture.printer.identity.set"
+    printer: PrinterName
+    mode: IdentityMode
+
+
+@register
+class GetPrinterIdentity(Message):
+    """Query to job-capture (`capture.printer.identity.get`)."""
+
+    message_type: ClassVar[str] = "capture.printer.identity.get"
+    printer: PrinterName
+
+
+@register
+class PrinterIdentity(Message):
+    """A queue's identity mode; `explicit` is false for a queue never set (the default)."""
+
+    message_type: ClassVar[str] = "capture.printer.identity.reply"
+    printer: PrinterName
+    mode: IdentityMode
+    explicit: bool
+
+
+@register
+class ListPrinterIdentities(Message):
+    """Query to job-capture (`capture.printer.identity.list`): every queue set explicitly."""
+
+    message_type: ClassVar[str] = "capture.printer.identity.list"
+    mode: IdentityMode | None = None
+
+
+@register
+class PrinterIdentities(Message):
+    message_type: ClassVar[str] = "capture.printer.identity.list.reply"
+    printers: list[PrinterIdentity] = Field(default_factory=list)
