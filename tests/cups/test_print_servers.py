@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import io
 import stat
 import uuid
 from decimal import Decimal as D
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
+import pikepdf
 import pytest
 
 from platen import rpc
@@ -187,7 +190,9 @@ async def test_platenctl_printserver_add_list_remove(system):
 async def test_a_job_cups_runs_again_resumes_the_same_platen_job(system, cups):
     """The backend hands a waiting job back to CUPS (Platen unreachable: held), and CUPS
     runs it again once an administrator releases it: the id kept on the print server
-    brings it back to the same Platen job, captured once, charged once."""
+    brings it back to the same Platen job, captured once, charged once. And the second
+    run prints the document the first one prepared and Platen analysed, even when what
+    CUPS hands it differs (as PostScript run again may draw something else)."""
     system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
     system.ctl("user", "add", "alice", "--balance", "5.00")
     system.ctl("user", "set", "alice", "--selection", "confirm")
@@ -201,7 +206,10 @@ async def test_a_job_cups_runs_again_resumes_the_same_platen_job(system, cups):
         # Unanswered for 2 s, the backend exits "held" (3): CUPS keeps the job, and the
         # print server keeps its id.
         await job_state(cups, "lab-color", job, {"pending-held"}, timeout=60)
-        assert len(list(state.iterdir())) == 1
+        # Kept on the print server: the job's id and the document it analysed.
+        assert sorted(p.suffix for p in state.iterdir()) == ["", ".document"]
+        spooled = cups.cups.folder / "spool" / f"d{job:05d}-001"
+        spooled.write_bytes(make_pdf(5))  # what CUPS hands the second run: 5 pages
         system.services.start("job-capture")
         await answer(system, ask.correlation_id, "alice")
         await events.wait_for("job.authorized", 1, timeout=30)
@@ -213,6 +221,9 @@ async def test_a_job_cups_runs_again_resumes_the_same_platen_job(system, cups):
         assert len(events.of_type("job.charged")) == 1
     rows = await query(system.database_url, "SELECT job_id, state FROM job_capture.jobs")
     assert [(str(r["job_id"]), r["state"]) for r in rows] == [(ask.correlation_id, "printed")]
-    assert len(cups.printers["lab-color"].received()) == 1
+    [received] = cups.printers["lab-color"].received()
+    sha = await query(system.database_url, "SELECT document_sha256 FROM job_capture.jobs")
+    assert hashlib.sha256(received.read_bytes()).hexdigest() == sha[0]["document_sha256"]
+    assert len(pikepdf.open(io.BytesIO(received.read_bytes())).pages) == 2
     assert await balance_is(system, "4.80")
-    assert list(state.iterdir()) == []  # CUPS is done with it: the id is forgotten
+    assert list(state.iterdir()) == []  # CUPS is done with it: id and document forgotten

@@ -116,3 +116,20 @@ def test_without_a_usable_state_folder_the_backend_prints_nothing(tmp_path, caps
         job_ids.claim(str(blocker / "state"), "lab-color", "1", OPTIONS)
     assert exit_.value.code == 1
     assert "cannot keep job ids" in capsys.readouterr().err
+
+
+def test_every_run_of_a_cups_job_prints_the_document_its_first_run_prepared(tmp_path):
+    store = JobIds(tmp_path / "state")
+    key = cups_job_key("lab-color", "7", OPTIONS)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_bytes(b"%PDF- what the first run prepared and Platen analysed")
+    second.write_bytes(b"%PDF- what a second run of the same program drew")
+    kept = store.document(key, first)
+    assert kept.read_bytes() == first.read_bytes()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert store.document(key, second).read_bytes() == first.read_bytes()
+    # Another CUPS job keeps its own.
+    other = cups_job_key("lab-color", "8", OPTIONS)
+    assert store.document(other, second).read_bytes() == second.read_bytes()
+    store.forget(key)
+    assert sorted(p.name for p in store.folder.iterdir()) == [f"{other}.document"]

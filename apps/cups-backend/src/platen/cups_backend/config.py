@@ -6,7 +6,7 @@ which CUPS backends can read whatever user they run as if it is readable:
     [platen]
     amqp_url = amqp://platen-cups:secret@print-server:5672/
     server_id = print-server-1      ; its name (`platenctl printserver add NAME` writes this file)
-    state_dir = /var/lib/platen/cups-backend   ; the job ids of unfinished CUPS jobs (0700)
+    state_dir = /var/lib/platen/cups-backend   ; ids and documents of unfinished CUPS jobs (0700)
     max_document_bytes = 16777216   ; as job-capture's PLATEN_MAX_DOCUMENT_BYTES
     heartbeat = 60                  ; seconds between "still printing" messages; keep it
                                     ; well under job-capture's release timeout

@@ -92,8 +92,39 @@ class JobIds:
         finally:
             os.close(fd)
 
+    def document(self, key: str, prepared: Path) -> Path:
+        """The document this CUPS job prints: `prepared` on the job's first run, kept
+        beside its id; on a later run, the copy kept then.
+
+        A later run gets the document from CUPS again and prepares it again, and PostScript
+        run a second time need not draw what it drew the first time (it may read the clock,
+        or count its runs in a file it can reach): what was analysed and charged is the
+        first run's, so that is what every run prints."""
+        self._ready()
+        path = self.folder / f"{key}.document"
+        if path.exists():
+            return path
+        temp = self.folder / f".{key}.document.{os.getpid()}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with open(prepared, "rb") as source:
+                while chunk := source.read(1 << 20):
+                    os.write(fd, chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temp, path)  # another run's copy, if it got there first, stands
+        except FileExistsError:
+            pass
+        finally:
+            temp.unlink(missing_ok=True)
+        self._sync_folder()
+        return path
+
     def forget(self, key: str) -> None:
         (self.folder / key).unlink(missing_ok=True)
+        (self.folder / f"{key}.document").unlink(missing_ok=True)
 
     def prune(self, now: float | None = None) -> int:
         """Remove entries older than MAX_AGE (and stale temporary files); how many."""
@@ -131,6 +162,19 @@ def claim(state_dir: str, printer: str, cups_job: str, options: str) -> uuid.UUI
         raise SystemExit(1) from None
     _claimed.append((store, key))
     return job_id
+
+
+def kept_document(prepared: Path) -> Path:
+    """The document the claimed CUPS job prints (see `JobIds.document`)."""
+    store, key = _claimed[-1]
+    try:
+        return store.document(key, prepared)
+    except OSError as exc:
+        print(
+            f"ERROR: Platen: cannot keep the job's document in {store.folder}: {exc}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 def settle(exit_code: int, not_final: set[int]) -> int:

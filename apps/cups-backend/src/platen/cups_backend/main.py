@@ -190,6 +190,9 @@ def handle_job(args: list[str]) -> int:
         # job resumes the same Platen job instead of capturing it twice (job_ids).
         job_id = job_ids.claim(config.state_dir, printer, cups_job, options)
         TERMINATION.job_id = job_id  # a SIGTERM from here on cancels it at Platen too
+        # Every run of this CUPS job prints (and submits) the document its first run
+        # prepared, which is the one Platen analysed.
+        document = job_ids.kept_document(document)
         try:
             submit = SubmitJob(
                 job_id=job_id,
