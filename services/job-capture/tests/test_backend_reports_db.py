@@ -14,20 +14,20 @@ from platen.job_capture.backend_reports import INTERRUPTED, on_cancel, on_heartb
 from platen.messaging.handling import apply_in_transaction
 from platen.testing.documents import make_pdf
 
-# The pool, the job rows and the outbox, as the deadline tests use them.
+# The job rows and the outbox, as the deadline tests use them (the pool: conftest.py).
 from .test_expiry_db import add_job as add_any_job
-from .test_expiry_db import emitted, pool, states  # noqa: F401
+from .test_expiry_db import emitted, states
 
 PRODUCER = "job-capture"
 # The broker-checked sender of the CUPS backend's reports: a print server's own identity.
 PRINT_SERVER = "platen-print-server.test"
 
 
-async def apply(pool, handler, message):  # noqa: F811
+async def apply(pool, handler, message):
     return await apply_in_transaction(pool, PRODUCER, handler, message, user_id=PRINT_SERVER)
 
 
-async def add_job(pool, state: str):  # noqa: F811
+async def add_job(pool, state: str):
     """A CUPS job of print server `test` (PRINT_SERVER), as far as `state`."""
     job_id = await add_any_job(pool, state)
     async with pool.acquire() as conn:
@@ -35,7 +35,7 @@ async def add_job(pool, state: str):  # noqa: F811
     return job_id
 
 
-async def add_priced_job(pool, state: str):  # noqa: F811
+async def add_priced_job(pool, state: str):
     """A job as far as `state`, with the analysis a `job.printed` needs."""
     job_id = await add_job(pool, state)
     async with pool.acquire() as conn:
@@ -43,12 +43,12 @@ async def add_priced_job(pool, state: str):  # noqa: F811
     return job_id
 
 
-async def alive_at(pool, job_id):  # noqa: F811
+async def alive_at(pool, job_id):
     async with pool.acquire() as conn:
         return await conn.fetchval("SELECT alive_at FROM jobs WHERE job_id = $1", job_id)
 
 
-async def test_a_cancel_before_printing_cancels_uncharged(pool):  # noqa: F811
+async def test_a_cancel_before_printing_cancels_uncharged(pool):
     waiting = await add_job(pool, "priced")
     released = await add_job(pool, "released")
     for job_id in (waiting, released):
@@ -61,7 +61,7 @@ async def test_a_cancel_before_printing_cancels_uncharged(pool):  # noqa: F811
     )
 
 
-async def test_a_cancel_once_printing_started_changes_nothing(pool):  # noqa: F811
+async def test_a_cancel_once_printing_started_changes_nothing(pool):
     printing = await add_job(pool, "released")
     assert (await apply(pool, on_heartbeat, KeepJobAlive(job_id=printing))).state == "released"
     assert await alive_at(pool, printing) is not None
@@ -74,7 +74,7 @@ async def test_a_cancel_once_printing_started_changes_nothing(pool):  # noqa: F8
     assert await emitted(pool) == []
 
 
-async def test_a_heartbeat_keeps_only_a_released_job_alive(pool):  # noqa: F811
+async def test_a_heartbeat_keeps_only_a_released_job_alive(pool):
     done = await add_job(pool, "printed")
     assert (await apply(pool, on_heartbeat, KeepJobAlive(job_id=done))).state == "printed"
     assert await alive_at(pool, done) is None
@@ -93,7 +93,7 @@ def submission(job_id: uuid.UUID) -> SubmitJob:
     )
 
 
-async def test_a_cancel_that_overtakes_its_submission_drops_the_submission(pool):  # noqa: F811
+async def test_a_cancel_that_overtakes_its_submission_drops_the_submission(pool):
     job_id = uuid.uuid4()
     assert (await apply(pool, on_cancel, CancelJob(job_id=job_id))).state == "unknown"
     await apply(pool, handlers.on_submit, submission(job_id))
@@ -101,7 +101,7 @@ async def test_a_cancel_that_overtakes_its_submission_drops_the_submission(pool)
     assert await emitted(pool) == []
 
 
-async def test_a_cancel_during_the_analysis_waits_for_it_and_cancels_the_job(pool):  # noqa: F811
+async def test_a_cancel_during_the_analysis_waits_for_it_and_cancels_the_job(pool):
     job_id = uuid.uuid4()
     submit = asyncio.create_task(apply(pool, handlers.on_submit, submission(job_id)))
     # Wait until the submission holds the job's lock (it keeps it while it analyses).
@@ -121,7 +121,7 @@ async def test_a_cancel_during_the_analysis_waits_for_it_and_cancels_the_job(poo
     assert [e.message_type for e in await emitted(pool)] == ["job.captured", "job.cancelled"]
 
 
-async def test_interrupted_and_late_outcomes(pool):  # noqa: F811
+async def test_interrupted_and_late_outcomes(pool):
     interrupted = await add_priced_job(pool, "released")
     late_printed = await add_priced_job(pool, "unconfirmed")
     late_failed = await add_priced_job(pool, "unconfirmed")
@@ -147,7 +147,7 @@ async def test_interrupted_and_late_outcomes(pool):  # noqa: F811
     )
 
 
-async def test_another_print_servers_job_can_be_neither_cancelled_nor_kept_alive(pool):  # noqa: F811
+async def test_another_print_servers_job_can_be_neither_cancelled_nor_kept_alive(pool):
     theirs = await add_any_job(pool, "released")
     async with pool.acquire() as conn:
         await conn.execute("UPDATE jobs SET print_server = 'other' WHERE job_id = $1", theirs)

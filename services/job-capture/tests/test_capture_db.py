@@ -5,32 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from pathlib import Path
 
-import pytest
-
-from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.jobs import SubmitJob
 from platen.job_capture import handlers
 from platen.messaging.handling import apply_in_transaction
-from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.testing.documents import make_pdf
-
-MIGRATIONS = Path(__file__).parents[1] / "src/platen/job_capture/migrations"
-
-
-@pytest.fixture
-async def pool(database_url):
-    pool = await create_pool(database_url, "job_capture")
-    async with pool.acquire() as conn:
-        await apply_migrations(
-            conn,
-            "job_capture",
-            load_migrations("messaging", MESSAGING_MIGRATIONS)
-            + load_migrations("job-capture", MIGRATIONS),
-        )
-    yield pool
-    await pool.close()
 
 
 async def submit(pool, document: bytes) -> uuid.UUID:

@@ -3,30 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
-import pytest
-
-from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.registry import decode
 from platen.job_capture import expiry
-from platen.messaging.service import MESSAGING_MIGRATIONS
-
-MIGRATIONS = Path(__file__).parents[1] / "src/platen/job_capture/migrations"
-
-
-@pytest.fixture
-async def pool(database_url):
-    pool = await create_pool(database_url, "job_capture")
-    async with pool.acquire() as conn:
-        await apply_migrations(
-            conn,
-            "job_capture",
-            load_migrations("messaging", MESSAGING_MIGRATIONS)
-            + load_migrations("job-capture", MIGRATIONS),
-        )
-    yield pool
-    await pool.close()
 
 
 async def add_job(pool, state: str, *, source="cups", deadline="1 hour", updated="0 s"):
