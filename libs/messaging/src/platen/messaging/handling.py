@@ -69,6 +69,10 @@ class HandlerContext:
     # Where the delivery came from: what a consumer of user replies checks the sender by.
     routing_key: str = ""
     user_id: str | None = None
+    # The service's store (its repository adapter) over this delivery's transaction, made
+    # by the `store` factory the service gives its ServiceSpec. The transaction is the unit
+    # of work: everything a handler saves or emits commits together, or not at all.
+    store: Any = None
 
     async def emit(
         self,
@@ -97,6 +101,8 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[Message | None]]
+# Makes a service's store over one open transaction.
+StoreFactory = Callable[[asyncpg.Connection], Any]
 
 
 async def apply_in_transaction(
@@ -106,6 +112,7 @@ async def apply_in_transaction(
     message: Message,
     *,
     user_id: str | None = None,
+    store: StoreFactory | None = None,
 ) -> Message | None:
     """Run one handler as the Dispatcher would for one delivery, minus the broker and
     the inbox: in a transaction of its own, its emits left in the outbox table. For tests
@@ -115,6 +122,7 @@ async def apply_in_transaction(
         env = Envelope(message.message_type, message.schema_version, producer)
         ctx = HandlerContext(conn, env, producer, None, structlog.get_logger(producer))  # type: ignore[arg-type]
         ctx.user_id = user_id
+        ctx.store = store(conn) if store else None
         return await handler(ctx, message)
 
 
@@ -138,8 +146,10 @@ class Dispatcher:
         publisher: Publisher,
         relay: OutboxRelay,
         handlers: dict[type[Message], Handler],
+        store: StoreFactory | None = None,
     ) -> None:
         self.queue = queue
+        self.store = store
         self.producer = producer
         self.pool = pool
         self.publisher = publisher
@@ -254,6 +264,7 @@ class Dispatcher:
                 log,
                 routing_key=raw.routing_key or "",
                 user_id=raw.user_id,
+                store=self.store(conn) if self.store else None,
             )
             reply = await handler(ctx, message)
             # A reply that holds a secret (a new password) is sent once and never stored:

@@ -25,7 +25,7 @@ from faststream.rabbit.schemas import Channel
 
 from platen.db import apply_migrations, connect_with_retry, load_migrations
 from platen.events.system import Ping, Pong
-from platen.messaging.handling import Dispatcher, Handler, HandlerContext
+from platen.messaging.handling import Dispatcher, Handler, HandlerContext, StoreFactory
 from platen.messaging.logs import configure_logging
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
@@ -46,6 +46,9 @@ class ServiceSpec:
     handlers: dict[str, dict[type, Handler]]
     # Called once the pool is ready, e.g. to start a background task of the service.
     on_ready: list[Callable[[Runtime], object]] = field(default_factory=list)
+    # Makes the service's store over a delivery's transaction: handlers reach it as
+    # `ctx.store`, and service-layer tests hand them a fake one instead.
+    store: StoreFactory | None = None
 
 
 @dataclass
@@ -130,6 +133,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 publisher=rt.publisher,
                 relay=rt.relay,
                 handlers=handlers,  # type: ignore[arg-type]
+                store=spec.store,
             )
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
         for hook in spec.on_ready:

@@ -1,0 +1,70 @@
+"""A handler context with no broker and no database, for service-layer tests.
+
+A handler reaches its world only through its context: `ctx.store` (the service's store
+over the delivery's transaction) and `ctx.emit` (the outbox). `FakeContext` takes a fake
+store and records what the handler emits, so a test can run a handler as the dispatcher
+would and assert on the state it left and the messages it sent, in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from platen.events.base import Envelope, Message
+from platen.events.routing import EVENTS
+
+
+@dataclass
+class Emitted:
+    """One message a handler emitted, with where it would have gone."""
+
+    message: Message
+    correlation_id: str | None
+    exchange: str
+    routing_key: str
+    expiration_ms: int | None
+    reply_to: str | None
+
+
+@dataclass
+class FakeContext:
+    """Stands in for `HandlerContext` (same attributes a handler reads)."""
+
+    store: Any = None
+    producer: str = "test"
+    user_id: str | None = None
+    routing_key: str = ""
+    envelope: Envelope = field(default_factory=lambda: Envelope("test", 1, "test"))
+    emitted: list[Emitted] = field(default_factory=list)
+    log: Any = field(default_factory=lambda: structlog.get_logger("test"))
+    conn: Any = None
+    publisher: Any = None
+
+    async def emit(
+        self,
+        message: Message,
+        *,
+        correlation_id: str | None = None,
+        exchange: str = EVENTS,
+        routing_key: str | None = None,
+        expiration_ms: int | None = None,
+        reply_to: str | None = None,
+    ) -> str:
+        self.emitted.append(
+            Emitted(
+                message,
+                correlation_id,
+                exchange,
+                routing_key or message.message_type,
+                expiration_ms,
+                reply_to,
+            )
+        )
+        return f"fake-{len(self.emitted)}"
+
+    def messages(self, kind: type[Message] | None = None) -> list[Message]:
+        """The emitted messages, optionally only those of one type."""
+        return [e.message for e in self.emitted if kind is None or isinstance(e.message, kind)]
