@@ -12,6 +12,7 @@ from platen.events.registry import ContractError, decode, encode
 
 HEADER_ERROR = "platen-error"
 HEADER_QUEUE = "platen-queue"
+HEADER_MARKS = "platen-marks"  # see platen.messaging.marks
 
 
 def to_amqp(
@@ -40,7 +41,11 @@ def build(
     occurred_at: datetime,
     expiration_ms: int | None = None,
     reply_to: str | None = None,
+    marks: str | None = None,
 ) -> aio_pika.Message:
+    headers: dict[str, object] = {HEADER_VERSION: schema_version}
+    if marks:
+        headers[HEADER_MARKS] = marks
     return aio_pika.Message(
         body,
         content_type="application/json",
@@ -50,7 +55,7 @@ def build(
         app_id=producer,
         correlation_id=correlation_id,
         timestamp=occurred_at,
-        headers={HEADER_VERSION: schema_version},
+        headers=headers,
         expiration=expiration_ms / 1000 if expiration_ms is not None else None,
         reply_to=reply_to,
     )

@@ -15,6 +15,7 @@ import structlog
 
 from platen.events.base import Envelope, Message
 from platen.events.routing import EVENTS
+from platen.messaging.marks import allowed
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Emitted:
     routing_key: str
     expiration_ms: int | None
     reply_to: str | None
+    marks: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,6 +44,13 @@ class FakeContext:
     log: Any = field(default_factory=lambda: structlog.get_logger("test"))
     conn: Any = None
     publisher: Any = None
+    marks: dict[str, str] = field(default_factory=dict)
+
+    def mark(self, **fields: str) -> None:
+        accepted = allowed(fields)
+        if accepted != fields:
+            raise ValueError(f"unknown marks: {sorted(set(fields) - set(accepted))}")
+        self.marks.update(accepted)
 
     async def emit(
         self,
@@ -61,6 +70,7 @@ class FakeContext:
                 routing_key or message.message_type,
                 expiration_ms,
                 reply_to,
+                dict(self.marks),
             )
         )
         return f"fake-{len(self.emitted)}"

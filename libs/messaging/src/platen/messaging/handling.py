@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -32,6 +32,9 @@ from platen.events.system import ErrorReply
 from platen.messaging import inbox, outbox
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
 from platen.messaging.logs import correlation_fields
+from platen.messaging.marks import KNOWN as MARK_KEYS
+from platen.messaging.marks import allowed, of_delivery
+from platen.messaging.marks import encode as encode_marks
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
 from platen.messaging.topology import DELIVERY_LIMIT
@@ -73,6 +76,18 @@ class HandlerContext:
     # by the `store` factory the service gives its ServiceSpec. The transaction is the unit
     # of work: everything a handler saves or emits commits together, or not at all.
     store: Any = None
+    # Log fields that follow the job to the next service (platen.messaging.marks): those
+    # the delivery carried, plus any the handler adds with `mark`.
+    marks: dict[str, str] = field(default_factory=dict)
+
+    def mark(self, **fields: str) -> None:
+        """Mark the job this message is about: the fields go on this handler's log lines
+        and on every message it emits from now on. Unknown marks are refused."""
+        accepted = allowed(fields)
+        if accepted != fields:
+            raise ValueError(f"unknown marks: {sorted(set(fields) - set(accepted))}")
+        self.marks.update(accepted)
+        structlog.contextvars.bind_contextvars(**accepted)
 
     async def emit(
         self,
@@ -96,6 +111,7 @@ class HandlerContext:
             routing_key=routing_key or message.message_type,
             expiration_ms=expiration_ms,
             reply_to=reply_to,
+            marks=encode_marks(self.marks),
         )
         return env.message_id
 
@@ -170,11 +186,16 @@ class Dispatcher:
             # its correlation id may be missing (or name an account, for balance events).
             message = None if isinstance(decoded, ContractError) else decoded[1]
             subject = correlation_fields(raw.correlation_id, raw.type, message)
-            with structlog.contextvars.bound_contextvars(**subject):
-                try:
-                    await self._process(raw, decoded)
-                except Exception as exc:
-                    await self._give_back(raw, exc)
+            marks = of_delivery(raw)
+            try:
+                with structlog.contextvars.bound_contextvars(**subject, **marks):
+                    try:
+                        await self._process(raw, decoded, marks)
+                    except Exception as exc:
+                        await self._give_back(raw, exc)
+            finally:
+                # A handler's own marks (ctx.mark) end with its delivery.
+                structlog.contextvars.unbind_contextvars(*MARK_KEYS)
 
     async def _give_back(self, raw: AbstractIncomingMessage, exc: Exception) -> None:
         """Return a delivery that failed for a reason other than its content; on its last
@@ -223,7 +244,10 @@ class Dispatcher:
             delay = min(delay * 2, 10.0)
 
     async def _process(
-        self, raw: AbstractIncomingMessage, decoded: tuple[Envelope, Message] | ContractError
+        self,
+        raw: AbstractIncomingMessage,
+        decoded: tuple[Envelope, Message] | ContractError,
+        marks: dict[str, str],
     ) -> None:
         if isinstance(decoded, ContractError):
             await self._dead_letter(raw, str(decoded))
@@ -235,7 +259,7 @@ class Dispatcher:
             return
 
         try:
-            reply = await self._apply(raw, envelope, message, handler)
+            reply = await self._apply(raw, envelope, message, handler, marks)
         except Rejected as exc:
             await self._dead_letter(raw, str(exc))
             return
@@ -250,6 +274,7 @@ class Dispatcher:
         envelope: Envelope,
         message: Message,
         handler: Handler,
+        marks: dict[str, str],
     ) -> Message | None:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await inbox.claim(conn, self.queue, envelope.message_id):
@@ -265,6 +290,7 @@ class Dispatcher:
                 routing_key=raw.routing_key or "",
                 user_id=raw.user_id,
                 store=self.store(conn) if self.store else None,
+                marks=dict(marks),
             )
             reply = await handler(ctx, message)
             # A reply that holds a secret (a new password) is sent once and never stored:

@@ -39,11 +39,13 @@ async def add(
     routing_key: str,
     expiration_ms: int | None = None,
     reply_to: str | None = None,
+    marks: str | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO outbox (message_id, exchange, routing_key, message_type,
-               schema_version, correlation_id, body, expiration_ms, created_at, reply_to)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+               schema_version, correlation_id, body, expiration_ms, created_at, reply_to,
+               marks)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
         envelope.message_id,
         exchange,
         routing_key,
@@ -54,6 +56,7 @@ async def add(
         expiration_ms,
         envelope.occurred_at,
         reply_to,
+        marks,
     )
 
 
@@ -104,7 +107,7 @@ class OutboxRelay:
             rows = await conn.fetch(
                 """SELECT id, message_id, exchange, routing_key, message_type, schema_version,
                           correlation_id, body, expiration_ms, created_at, attempts,
-                          reply_to
+                          reply_to, marks
                    FROM outbox WHERE attempts < $2
                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
@@ -150,6 +153,7 @@ class OutboxRelay:
             occurred_at=row["created_at"],
             expiration_ms=row["expiration_ms"],
             reply_to=row["reply_to"],
+            marks=row["marks"],
         )
         await self._publisher.publish(row["exchange"], row["routing_key"], message)
         log.debug(
