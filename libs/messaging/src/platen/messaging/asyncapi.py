@@ -29,7 +29,7 @@ from faststream.specification.asyncapi.v3_0_0.schema import Reference
 
 from platen.events.base import HEADER_VERSION, Message
 from platen.events.routing import DEAD_LETTER, UNROUTED
-from platen.messaging.codec import HEADER_ERROR
+from platen.messaging.codec import HEADER_ERROR, HEADER_MARKS
 from platen.messaging.contract_map import (
     COMMAND,
     DEFAULT_EXCHANGE,
@@ -264,7 +264,15 @@ def _describe_message(message: Any, model: type[Message]) -> None:
                 "type": "integer",
                 "const": model.schema_version,
                 "description": "The version of the message type's schema.",
-            }
+            },
+            HEADER_MARKS: {
+                "type": "string",
+                "description": (
+                    "Optional. Log fields that follow a job from service to service, as a "
+                    'JSON object, e.g. {"identity": "trusted"}; never an input to a '
+                    "decision. Read only from messages services send."
+                ),
+            },
         },
         "required": [HEADER_VERSION],
     }
