@@ -1,6 +1,9 @@
 """The outbox relay and the inbox, against a real RabbitMQ and PostgreSQL."""
 
+import asyncio
+import contextlib
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import pytest
@@ -10,7 +13,8 @@ from platen.events.registry import decode
 from platen.events.routing import COMMANDS, EVENTS
 from platen.messaging import inbox, outbox
 from platen.messaging.codec import HEADER_VERSION, envelope_for
-from platen.messaging.outbox import OutboxRelay, PublishFailed
+from platen.messaging.outbox import MAX_ATTEMPTS, OutboxRelay, PublishFailed, backlog
+from platen.messaging.publisher import Publisher
 
 
 def cancelled() -> JobCancelled:
@@ -85,3 +89,92 @@ async def test_inbox_claims_a_message_id_once_per_consumer(pool):
         assert await inbox.claim(conn, "q1", "m1") is True
         assert await inbox.claim(conn, "q1", "m1") is False
         assert await inbox.claim(conn, "q2", "m1") is True
+
+
+class Cuttable:
+    """A TCP relay to the broker that a test can cut and restore on the same port: to the
+    publisher behind it, the broker goes away and comes back."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, "127.0.0.1", self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader, writer) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src, dst):
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_a_broker_outage_costs_no_attempts_however_long(pool, channel, amqp_url):
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    parts = urlsplit(amqp_url)
+    relay_to_broker = Cuttable(parts.hostname, parts.port)
+    await relay_to_broker.start()
+    url = urlunsplit(
+        parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{relay_to_broker.port}")
+    )
+    publisher = Publisher(url, "test")
+    await publisher.connect()
+    events = [cancelled() for _ in range(3)]
+    async with pool.acquire() as conn:
+        for e in events:
+            await outbox.add(
+                conn, e, envelope_for(e, "test"), exchange=EVENTS, routing_key="job.cancelled"
+            )
+    relay = OutboxRelay(pool, publisher, "test")
+    try:
+        await relay_to_broker.cut()
+        # More failed rounds than the old limit of attempts, which abandoned the rows.
+        for _ in range(MAX_ATTEMPTS + 5):
+            with pytest.raises(PublishFailed):
+                await relay.flush_once()
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT max(attempts) FROM svc.outbox") == 0
+            waiting, oldest, refused = await backlog(conn)
+        assert (waiting, refused) == (3, 0) and oldest is not None and oldest >= 0
+
+        await relay_to_broker.start()  # the broker is back, on the same address
+        sent = 0
+        deadline = asyncio.get_running_loop().time() + 30
+        while sent < 3 and asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(PublishFailed):
+                sent += await relay.flush_once()
+            await asyncio.sleep(0.2)
+        assert sent == 3
+        received = [decode("job.cancelled", 1, (await q.get(timeout=5)).body) for _ in events]
+        assert [e.job_id for e in received] == [e.job_id for e in events]
+        async with pool.acquire() as conn:
+            assert await backlog(conn) == (0, None, 0)
+    finally:
+        await publisher.close()
+        with contextlib.suppress(Exception):
+            await relay_to_broker.cut()

@@ -47,6 +47,24 @@ async def _ping(client: rpc.Client, service: str) -> Pong | None:
     return await client.request(f"{SERVICES[service]}.ping", Ping(), 2)
 
 
+def service_line(name: str, pong: Pong | None) -> str:
+    """One line of `platenctl status`: whether the service answers, and its outbox when
+    something in it waits (an unpublished event is a job not yet charged, or not yet
+    released: the broker has been away, or refused it)."""
+    if pong is None:
+        return f"{name:<16} NOT ANSWERING"
+    line = f"{name:<16} up {pong.version}"
+    if pong.outbox_waiting:
+        age = pong.outbox_oldest_seconds or 0
+        line += f"; outbox: {pong.outbox_waiting} waiting, the oldest for {age:.0f} s"
+    if pong.outbox_refused:
+        line += (
+            f"; outbox: {pong.outbox_refused} refused by the broker"
+            f" (see the {name} outbox table's last_error)"
+        )
+    return line
+
+
 @app.command()
 def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.")] = 30) -> None:
     """Wait until all four services answer, and list them."""
@@ -75,8 +93,7 @@ def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.
 
     answered = asyncio.run(ask())
     for name in SERVICES:
-        pong = answered.get(name)
-        typer.echo(f"{name:<16} {'up ' + pong.version if pong else 'NOT ANSWERING'}")
+        typer.echo(service_line(name, answered.get(name)))
     if len(answered) < len(SERVICES):
         raise typer.Exit(1)
     for line in print_identity.status_lines():

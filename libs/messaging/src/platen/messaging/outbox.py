@@ -4,6 +4,13 @@
 batches (many confirms awaited at once) and deletes them in the same transaction that
 locked them. A crash between publishing and deleting publishes a row again on restart:
 consumers de-duplicate on the message id, so that is harmless.
+
+A row is published however long the broker is away: a publish that fails because the
+broker is unreachable, blocked (a memory or disk alarm), frozen or busy (a nack) costs the
+row nothing, and the relay retries with backoff for ever. Only a *refusal* (the broker
+returned the message as unroutable, or refused the exchange or the right to publish) is
+counted; after MAX_ATTEMPTS refusals the row is left for an administrator, who sees it,
+with the age of the oldest unpublished row, in `platenctl status` (see `backlog`).
 """
 
 from __future__ import annotations
@@ -13,6 +20,12 @@ import contextlib
 
 import asyncpg
 import structlog
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+    PublishError,
+)
 
 from platen.events.base import Envelope, Message
 from platen.events.registry import encode
@@ -24,6 +37,31 @@ log = structlog.get_logger(__name__)
 
 # After this many refusals a row is left in the table for an administrator to look at.
 MAX_ATTEMPTS = 50
+
+# What the broker answers when it will not take a message however often it is asked,
+# until an administrator changes something: returned as unroutable (`mandatory`), no
+# such exchange, no right to publish there, or a precondition failed.
+_REFUSALS = (PublishError, ChannelAccessRefused, ChannelNotFoundEntity, ChannelPreconditionFailed)
+
+
+def is_refusal(error: BaseException) -> bool:
+    """Whether a failed publish was refused, rather than failed for a while (the broker
+    away, blocked or busy), which must never count against the row."""
+    return isinstance(error, _REFUSALS)
+
+
+async def backlog(conn: asyncpg.Connection) -> tuple[int, float | None, int]:
+    """(rows waiting, age in seconds of the oldest one or None, rows given up after
+    MAX_ATTEMPTS refusals): what `platenctl status` shows for each service."""
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE attempts < $1) AS waiting,
+                  extract(epoch FROM now() - min(created_at)) AS oldest,
+                  count(*) FILTER (WHERE attempts >= $1) AS refused
+           FROM outbox""",
+        MAX_ATTEMPTS,
+    )
+    oldest = row["oldest"]
+    return row["waiting"], (float(oldest) if oldest is not None else None), row["refused"]
 
 
 class PublishFailed(RuntimeError):
@@ -124,6 +162,8 @@ class OutboxRelay:
             for row, error in failed:
                 if isinstance(error, asyncio.CancelledError):
                     raise error
+                if not is_refusal(error):
+                    continue  # kept as it is, and said once for the batch below
                 await conn.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
                     row["id"],
@@ -139,7 +179,9 @@ class OutboxRelay:
                     error=repr(error),
                 )
         if failed and not sent:
-            raise PublishFailed(f"{len(failed)} outbox rows were refused by the broker")
+            raise PublishFailed(
+                f"none of {len(failed)} outbox rows was published: {failed[0][1]!r}"
+            )
         return len(sent)
 
     async def _publish(self, row: asyncpg.Record) -> None:

@@ -28,6 +28,7 @@ from platen.events.system import Ping, Pong
 from platen.messaging.handling import Dispatcher, Handler, HandlerContext, StoreFactory
 from platen.messaging.logs import configure_logging
 from platen.messaging.outbox import OutboxRelay
+from platen.messaging.outbox import backlog as outbox_backlog
 from platen.messaging.publisher import Publisher
 from platen.messaging.settings import Settings
 from platen.messaging.topology import consumer_queues, declare_topology
@@ -95,7 +96,14 @@ def queue_handlers(spec: ServiceSpec, purpose: str) -> dict[type, Handler]:
 
 def _ping_handler(service: str) -> Handler:
     async def ping(ctx: HandlerContext, msg: Ping) -> Pong:
-        return Pong(service=service, version=_version())
+        waiting, oldest, refused = await outbox_backlog(ctx.conn)
+        return Pong(
+            service=service,
+            version=_version(),
+            outbox_waiting=waiting,
+            outbox_oldest_seconds=oldest,
+            outbox_refused=refused,
+        )
 
     return ping
 

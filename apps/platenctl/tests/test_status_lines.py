@@ -1,0 +1,28 @@
+"""What `platenctl status` says of each service: pure formatting, no broker."""
+
+from platen.ctl.main import service_line
+from platen.events.system import Pong
+
+
+def test_a_service_that_does_not_answer_is_named():
+    assert service_line("pricing", None) == "pricing          NOT ANSWERING"
+
+
+def test_an_empty_outbox_says_nothing_more():
+    assert service_line("pricing", Pong(service="pricing", version="1.0")) == (
+        "pricing          up 1.0"
+    )
+
+
+def test_a_waiting_outbox_shows_its_size_and_its_oldest_rows_age():
+    pong = Pong(service="job-capture", version="1.0", outbox_waiting=3, outbox_oldest_seconds=125.4)
+    line = service_line("job-capture", pong)
+    assert line.startswith("job-capture      up 1.0")
+    assert "outbox: 3 waiting, the oldest for 125 s" in line
+
+
+def test_refused_rows_are_shown_for_an_administrator():
+    pong = Pong(service="pricing", version="1.0", outbox_refused=2, outbox_oldest_seconds=9000)
+    line = service_line("pricing", pong)
+    assert "2 refused by the broker" in line
+    assert "waiting" not in line
