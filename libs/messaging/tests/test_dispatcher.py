@@ -213,3 +213,27 @@ async def test_a_message_that_always_fails_stops_at_the_delivery_limit(channel, 
     assert "RuntimeError('bug')" in error
     assert await wait_for(lambda: _applied_is(h, [good.message_id]))
     assert len(calls) == DELIVERY_LIMIT + 1 + 1  # every delivery of the poison, then the good one
+
+
+async def test_a_database_outage_longer_than_the_delivery_limit_dead_letters_nothing(
+    channel, pool, publisher
+):
+    # Each failure stands for the database being unreachable once: more of them than the
+    # queue's delivery limit. The message is held, never returned to the queue, so the
+    # outage costs it no delivery, and it is applied once the database answers.
+    outages = DELIVERY_LIMIT + 2
+    attempts = []
+
+    async def database_down(ctx, event):
+        attempts.append(1)
+        if len(attempts) <= outages:
+            raise ConnectionRefusedError("database is down")
+        await record(ctx, event)
+
+    h = Harness(channel, pool, publisher, database_down)
+    await h.start()
+    msg = message(captured_body())
+    await h.send(msg)
+    assert await wait_for(lambda: _applied_is(h, [msg.message_id]), timeout=120)
+    assert len(attempts) == outages + 1
+    assert await h.dead_letters(1, timeout=0.5) == []

@@ -142,6 +142,11 @@ async def apply_in_transaction(
         return await handler(ctx, message)
 
 
+def _channel_closed(raw: AbstractIncomingMessage) -> bool:
+    channel = getattr(raw, "channel", None)
+    return bool(getattr(channel, "is_closed", False))
+
+
 def _decode(raw: AbstractIncomingMessage) -> tuple[Envelope, Message] | ContractError:
     """The delivery's envelope and body, or why it does not fit the contract."""
     try:
@@ -189,19 +194,41 @@ class Dispatcher:
             marks = of_delivery(raw)
             try:
                 with structlog.contextvars.bound_contextvars(**subject, **marks):
-                    try:
-                        await self._process(raw, decoded, marks)
-                    except Exception as exc:
-                        await self._give_back(raw, exc)
+                    await self._process_until_done(raw, decoded, marks)
             finally:
                 # A handler's own marks (ctx.mark) end with its delivery.
                 structlog.contextvars.unbind_contextvars(*MARK_KEYS)
+
+    async def _process_until_done(
+        self,
+        raw: AbstractIncomingMessage,
+        decoded: tuple[Envelope, Message] | ContractError,
+        marks: dict[str, str],
+    ) -> None:
+        """Process the delivery; while the database is unreachable, keep it and try again
+        once the database answers, however long that takes. The delivery never goes back
+        to the queue for an outage: a returned message counts one delivery against its
+        limit, so outages would dead-letter good messages."""
+        while True:
+            try:
+                await self._process(raw, decoded, marks)
+                return
+            except Exception as exc:
+                if not is_outage(exc):
+                    await self._give_back(raw, exc)
+                    return
+                log.warning("database unavailable; holding the message", error=repr(exc))
+                await self._wait_for_database()
+                if _channel_closed(raw):
+                    # The broker went too (or the error was the broker's): this delivery
+                    # can no longer be settled, and the broker delivers it again.
+                    return
 
     async def _give_back(self, raw: AbstractIncomingMessage, exc: Exception) -> None:
         """Return a delivery that failed for a reason other than its content; on its last
         allowed delivery, dead-letter it with the error instead."""
         failures = (raw.headers or {}).get("x-delivery-count", 0)
-        if not is_outage(exc) and isinstance(failures, int) and failures >= DELIVERY_LIMIT:
+        if isinstance(failures, int) and failures >= DELIVERY_LIMIT:
             # Returned once more, the broker would dead-letter it with only
             # `x-death: delivery_limit`; done here, the reason goes with it.
             log.exception("message handling failed on its last allowed delivery")
@@ -212,15 +239,8 @@ class Dispatcher:
                 return
             except Exception:
                 log.exception("dead-lettering failed; returning the message to the queue")
-        if is_outage(exc):
-            # The database is down or restarting. That is no fault of the message:
-            # wait until it answers again, so the outage does not use up the
-            # message's deliveries and send it to the dead-letter queue.
-            log.warning("database unavailable; holding the message", error=repr(exc))
-            await self._wait_for_database()
-        else:
-            log.exception("message handling failed; returning it to the queue")
-            await asyncio.sleep(0.5)
+        log.exception("message handling failed; returning it to the queue")
+        await asyncio.sleep(0.5)
         try:
             # reject, not nack: only reject counts towards the delivery limit on
             # every RabbitMQ version (4.3 stopped counting nacks).
@@ -228,10 +248,11 @@ class Dispatcher:
         except Exception:
             log.exception("reject failed; the broker will redeliver on reconnect")
 
-    async def _wait_for_database(self, limit: float = 3600.0) -> None:
+    async def _wait_for_database(self) -> None:
+        """Until the database answers again (or fails for a reason other than an outage)."""
         delay = 0.5
         waited = 0.0
-        while waited < limit:
+        while True:
             await asyncio.sleep(delay)
             waited += delay
             try:
@@ -241,6 +262,8 @@ class Dispatcher:
             except Exception as exc:
                 if not is_outage(exc):
                     return
+                if waited // 60 != (waited - delay) // 60:
+                    log.warning("database still unavailable", seconds=round(waited))
             delay = min(delay * 2, 10.0)
 
     async def _process(
