@@ -15,6 +15,7 @@ from platen import rpc
 from platen.ctl import broadcast, identity, ledger, pricing, print_identity
 from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, fail, print_user, run
+from platen.ctl.dead_letters import dlq_app
 from platen.ctl.printservers import printserver_app
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser
@@ -30,6 +31,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(printer_app, name="printer")
 app.add_typer(broker_app, name="broker")
 app.add_typer(printserver_app, name="printserver")
+app.add_typer(dlq_app, name="dlq")
 
 SERVICES = {
     "job-capture": "capture",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from platen.events.base import Message
 from platen.events.registry import register, upcaster
@@ -47,3 +47,46 @@ class ErrorReply(Message):
 
     message_type: ClassVar[str] = "error"
     error: str
+
+
+class DeadLetter(BaseModel):
+    """A message a service could not handle, as it waits in one of its dead-letter queues."""
+
+    queue: str  # the queue it was dead-lettered from
+    message_id: str
+    message_type: str
+    reason: str  # the `platen-error` header, or the broker's `x-death` reason
+    correlation_id: str | None = None  # the job (or account) it concerns, if it says
+    size: int = Field(ge=0)  # of its body, in bytes
+
+
+@register
+class ListDeadLetters(Message):
+    """Query to any service (`<prefix>.dead_letters.list`): the messages in its dead-letter
+    queues, oldest first, up to `limit` (they stay where they are)."""
+
+    message_type: ClassVar[str] = "service.dead_letters.list"
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+@register
+class DeadLettersListed(Message):
+    message_type: ClassVar[str] = "service.dead_letters.list.reply"
+    letters: list[DeadLetter]
+    more: bool = False  # there were more than `limit`
+
+
+@register
+class ReplayDeadLetters(Message):
+    """Command to any service (`<prefix>.dead_letters.replay`): put dead-lettered messages
+    back on the queue they came from, to be handled again (once: the inbox still skips any
+    that had been applied). `message_ids` empty: all of them."""
+
+    message_type: ClassVar[str] = "service.dead_letters.replay"
+    message_ids: list[str] = Field(default_factory=list, max_length=1000)
+
+
+@register
+class DeadLettersReplayed(Message):
+    message_type: ClassVar[str] = "service.dead_letters.replay.reply"
+    replayed: list[str]  # the message ids put back

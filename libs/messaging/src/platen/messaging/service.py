@@ -24,7 +24,15 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 
 from platen.db import apply_migrations, connect_with_retry, load_migrations
-from platen.events.system import Ping, Pong
+from platen.events.system import (
+    DeadLettersListed,
+    DeadLettersReplayed,
+    ListDeadLetters,
+    Ping,
+    Pong,
+    ReplayDeadLetters,
+)
+from platen.messaging import dead_letters
 from platen.messaging.handling import Dispatcher, Handler, HandlerContext, StoreFactory
 from platen.messaging.logs import configure_logging
 from platen.messaging.outbox import OutboxRelay
@@ -91,6 +99,9 @@ def queue_handlers(spec: ServiceSpec, purpose: str) -> dict[type, Handler]:
     handlers = dict(spec.handlers.get(purpose, {}))
     if purpose == "commands":
         handlers.setdefault(Ping, _ping_handler(spec.name))
+        list_letters, replay_letters = _dead_letter_handlers(spec.name)
+        handlers.setdefault(ListDeadLetters, list_letters)
+        handlers.setdefault(ReplayDeadLetters, replay_letters)
     return handlers
 
 
@@ -106,6 +117,23 @@ def _ping_handler(service: str) -> Handler:
         )
 
     return ping
+
+
+def _dead_letter_handlers(service: str) -> tuple[Handler, Handler]:
+    """What every service answers about its own dead-letter queues (`platenctl dlq`)."""
+
+    async def list_letters(ctx: HandlerContext, msg: ListDeadLetters) -> DeadLettersListed:
+        letters, more = await dead_letters.peek(ctx.publisher.channel, service, msg.limit)
+        return DeadLettersListed(letters=letters, more=more)
+
+    async def replay_letters(ctx: HandlerContext, cmd: ReplayDeadLetters) -> DeadLettersReplayed:
+        replayed = await dead_letters.replay(
+            ctx.publisher.channel, ctx.publisher, service, set(cmd.message_ids)
+        )
+        ctx.log.info("dead letters replayed", count=len(replayed), message_ids=replayed)
+        return DeadLettersReplayed(replayed=replayed)
+
+    return list_letters, replay_letters
 
 
 def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtime]:

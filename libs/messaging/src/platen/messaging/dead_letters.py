@@ -1,0 +1,115 @@
+"""Looking into a service's dead-letter queues, and putting messages back to be handled.
+
+A message is dead-lettered when it cannot be handled (see handling.py); after the cause is
+fixed (a bug, a printer that was not set up, a broker policy), an administrator replays it
+with `platenctl dlq replay`. Each service does this for its own queues: only it may read
+them and write to them.
+
+A replayed message is the same message (type, version, id, correlation id, marks) sent
+again to the queue it came from through the default exchange; the dead-lettering headers
+are left behind. Its AMQP `user_id` cannot travel (the broker allows only the sender's
+own): a message whose handler checks who sent it (a print server's command, a desktop's
+answer) is refused again, by design.
+"""
+
+from __future__ import annotations
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from platen.events.system import DeadLetter
+from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE
+from platen.messaging.publisher import Publisher
+from platen.messaging.topology import consumer_queues
+
+# Headers the dead-lettering added (the broker's and ours): not replayed.
+_DEAD_LETTER_HEADERS = (HEADER_ERROR, HEADER_QUEUE, "x-death", "x-delivery-count")
+
+
+def _reason(raw: AbstractIncomingMessage) -> str:
+    headers = raw.headers or {}
+    error = headers.get(HEADER_ERROR)
+    if isinstance(error, bytes):
+        error = error.decode(errors="replace")
+    if isinstance(error, str) and error:
+        return error[:500]
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        reason = deaths[0].get("reason")
+        return reason.decode() if isinstance(reason, bytes) else str(reason)
+    return "unknown"
+
+
+def describe(queue: str, raw: AbstractIncomingMessage) -> DeadLetter:
+    return DeadLetter(
+        queue=queue,
+        message_id=raw.message_id or "",
+        message_type=(raw.type or "")[:200],
+        reason=_reason(raw),
+        correlation_id=(raw.correlation_id or None) and raw.correlation_id[:200],
+        size=len(raw.body),
+    )
+
+
+async def _drain(channel: AbstractChannel, dlq: str, limit: int) -> list[AbstractIncomingMessage]:
+    """Up to `limit` messages of `dlq`, taken but not yet settled."""
+    queue = await channel.get_queue(dlq, ensure=False)
+    taken: list[AbstractIncomingMessage] = []
+    while len(taken) < limit:
+        raw = await queue.get(no_ack=False, fail=False)
+        if raw is None:
+            break
+        taken.append(raw)
+    return taken
+
+
+async def peek(channel: AbstractChannel, service: str, limit: int) -> tuple[list[DeadLetter], bool]:
+    """The dead letters of `service`, up to `limit`, and whether there are more. Each is
+    given back to its queue untouched (its dead-letter queue has no delivery limit)."""
+    letters: list[DeadLetter] = []
+    for q in consumer_queues(service):
+        taken = await _drain(channel, q.dead_letter_queue, limit + 1 - len(letters))
+        letters += [describe(q.name, raw) for raw in taken]
+        for raw in taken:
+            await raw.reject(requeue=True)
+        if len(letters) > limit:
+            break
+    return letters[:limit], len(letters) > limit
+
+
+async def replay(
+    channel: AbstractChannel, publisher: Publisher, service: str, ids: set[str]
+) -> list[str]:
+    """Send the chosen dead letters of `service` (all when `ids` is empty) back to the
+    queues they came from; returns their message ids. Each is removed from its dead-letter
+    queue only once the broker confirmed the copy."""
+    replayed: list[str] = []
+    for q in consumer_queues(service):
+        taken = await _drain(channel, q.dead_letter_queue, 10_000)
+        try:
+            for raw in taken:
+                if ids and raw.message_id not in ids:
+                    continue
+                headers = {
+                    k: v for k, v in (raw.headers or {}).items() if k not in _DEAD_LETTER_HEADERS
+                }
+                copy = aio_pika.Message(
+                    raw.body,
+                    headers=headers,
+                    content_type=raw.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=raw.message_id,
+                    correlation_id=raw.correlation_id,
+                    type=raw.type,
+                    app_id=raw.app_id,
+                    timestamp=raw.timestamp,
+                    reply_to=raw.reply_to,
+                )
+                await publisher.publish("", q.name, copy)
+                await raw.ack()
+                replayed.append(raw.message_id or "")
+        finally:
+            for raw in taken:
+                if not raw.processed:
+                    await raw.reject(requeue=True)
+    return replayed
