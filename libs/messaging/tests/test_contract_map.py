@@ -14,7 +14,16 @@ from platen.events.accounts import UserGroupsSet
 from platen.events.base import Message
 from platen.events.jobs import JobCaptured, JobPrinted
 from platen.events.printers import AddPrinter, PrinterView
-from platen.events.system import ErrorReply, Ping, Pong
+from platen.events.system import (
+    DeadLettersListed,
+    DeadLettersReplayed,
+    ErrorReply,
+    ListDeadLetters,
+    Ping,
+    Pong,
+    ReplayDeadLetters,
+)
+
 from platen.messaging.contract_map import (
     COMMAND,
     EVENT,
@@ -25,9 +34,12 @@ from platen.messaging.contract_map import (
 )
 from platen.messaging.service import ServiceSpec
 
+# What every service answers on its commands queue, whatever its own handlers.
+BUILT_IN = (Ping, Pong, ListDeadLetters, DeadLettersListed, ReplayDeadLetters, DeadLettersReplayed)
+
 
 def _models(*models: type[Message]) -> dict[str, type[Message]]:
-    return {m.message_type: m for m in (Ping, Pong, *models)}
+    return {m.message_type: m for m in (*BUILT_IN, *models)}
 
 
 def _pricing(handlers: dict) -> ServiceSpec:
