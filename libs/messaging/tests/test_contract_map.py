@@ -23,7 +23,6 @@ from platen.events.system import (
     Pong,
     ReplayDeadLetters,
 )
-
 from platen.messaging.contract_map import (
     COMMAND,
     EVENT,
