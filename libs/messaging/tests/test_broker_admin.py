@@ -1,10 +1,12 @@
 """Broker identities applied to a real RabbitMQ: what a desktop user may and may not do."""
 
 import asyncio
+import json
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
+import httpx
 import pytest
 from aiormq.exceptions import (
     AMQPConnectionError,
@@ -162,3 +164,66 @@ async def test_an_unreachable_management_api_is_a_clear_error(vhost):
     async with BrokerAdmin("http://127.0.0.1:9", vhost[0]) as a:
         with pytest.raises(BrokerAdminError, match="unreachable"):
             await a.set_password("x", "y")
+
+
+async def test_a_regrant_leaves_exactly_the_new_topic_permissions(admin, desktop):
+    login, _ = desktop
+    narrower = permissions.Permissions(
+        configure=permissions.NOTHING,
+        write=permissions.NOTHING,
+        read=permissions.NOTHING,
+        topics=permissions.desktop_user(login).topics[:1],
+    )
+    await admin.grant(login, narrower)
+    assert await admin._topic_exchanges(login) == {narrower.topics[0].exchange}
+    assert (await admin.permissions(login))["write"] == permissions.NOTHING
+    await admin.grant(login, permissions.desktop_user(login))
+    assert await admin._topic_exchanges(login) == {
+        t.exchange for t in permissions.desktop_user(login).topics
+    }
+
+
+class _RecordingBroker:
+    """The permission state a management API would hold, checked after every call: the
+    user must never hold vhost rights while an exchange that is limited before and after
+    the grant (or after it, for a user that had no rights) has no topic permission:
+    RabbitMQ would allow every routing key there."""
+
+    def __init__(self, vhost_rights: bool, topics: set[str], final: set[str]) -> None:
+        self.vhost_rights, self.topics = vhost_rights, set(topics)
+        self.protected = final & topics if vhost_rights else final
+        self.open_moments = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        if path.startswith("/api/topic-permissions/"):
+            if method == "GET":
+                return httpx.Response(200, json=[{"exchange": e} for e in sorted(self.topics)])
+            if method == "DELETE":
+                self.topics.clear()
+            else:
+                self.topics.add(json.loads(request.content)["exchange"])
+        elif path.startswith("/api/permissions/"):
+            self.vhost_rights = method == "PUT"
+        if self.vhost_rights and not self.protected <= self.topics:
+            self.open_moments += 1
+        return httpx.Response(204)
+
+
+@pytest.mark.parametrize(
+    ("had_rights", "had_topics"),
+    [(False, set()), (True, {"platen.desktop.replies"}), (True, {"old.exchange"})],
+    ids=["new user", "regrant", "a topic permission to drop"],
+)
+async def test_a_grant_never_passes_through_allow_all(had_rights, had_topics):
+    wanted = permissions.desktop_user("alice")
+    final = {t.exchange for t in wanted.topics}
+    broker = _RecordingBroker(had_rights, had_topics, final)
+    admin = BrokerAdmin("http://broker.invalid:15672", "/")
+    admin.http = httpx.AsyncClient(
+        base_url="http://broker.invalid:15672", transport=httpx.MockTransport(broker.handle)
+    )
+    async with admin:
+        await admin.grant("alice", wanted)
+    assert broker.topics == final and broker.vhost_rights
+    assert broker.open_moments == 0

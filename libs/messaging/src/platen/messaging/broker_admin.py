@@ -101,8 +101,21 @@ class BrokerAdmin:
         await self._call("DELETE", f"/api/users/{_q(name)}")
 
     async def grant(self, name: str, permissions: Permissions) -> None:
-        """Set exactly these permissions on the vhost (topic permissions replaced too)."""
+        """Set exactly these permissions on the vhost (topic permissions replaced too).
+
+        RabbitMQ reads "no topic permission on an exchange" as "every routing key allowed",
+        so the order matters: the user must never hold the right to write to an exchange
+        without the limits on what it may write there. Topic permissions are set first, then
+        the vhost's; and when one must go (RabbitMQ drops them only all at once), the vhost
+        rights are taken away first, so that meanwhile the user may do nothing at all.
+        """
         v, u = _q(self.vhost), _q(name)
+        wanted = {topic.exchange for topic in permissions.topics}
+        if await self._topic_exchanges(name) - wanted:
+            await self._call("DELETE", f"/api/permissions/{v}/{u}")
+            await self._call("DELETE", f"/api/topic-permissions/{v}/{u}")
+        for topic in permissions.topics:  # each PUT replaces that exchange's limits at once
+            await self._call("PUT", f"/api/topic-permissions/{v}/{u}", json=asdict(topic))
         await self._call(
             "PUT",
             f"/api/permissions/{v}/{u}",
@@ -112,9 +125,15 @@ class BrokerAdmin:
                 "read": permissions.read,
             },
         )
-        await self._call("DELETE", f"/api/topic-permissions/{v}/{u}")
-        for topic in permissions.topics:
-            await self._call("PUT", f"/api/topic-permissions/{v}/{u}", json=asdict(topic))
+
+    async def _topic_exchanges(self, name: str) -> set[str]:
+        """The exchanges on which `name` has topic permissions in this vhost."""
+        r = await self.http.get(f"/api/topic-permissions/{_q(self.vhost)}/{_q(name)}")
+        if r.status_code == 404:
+            return set()
+        if r.status_code >= 400:
+            raise BrokerAdminError(f"GET topic permissions of {name}: {r.status_code}")
+        return {entry["exchange"] for entry in r.json()}
 
     async def revoke(self, name: str) -> None:
         """Take away every permission on the vhost: the user can sign in to nothing here."""
