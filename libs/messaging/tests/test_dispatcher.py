@@ -5,6 +5,7 @@ delivery limit and dead-letter queue) and a real database.
 """
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ import pytest
 
 from platen.events.jobs import JobCaptured
 from platen.events.registry import encode
+from platen.events.routing import COMMANDS, DESKTOP_REPLIES
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, HEADER_VERSION
 from platen.messaging.handling import Dispatcher, Rejected
 from platen.messaging.outbox import OutboxRelay
@@ -237,3 +239,55 @@ async def test_a_database_outage_longer_than_the_delivery_limit_dead_letters_not
     assert await wait_for(lambda: _applied_is(h, [msg.message_id]), timeout=120)
     assert len(attempts) == outages + 1
     assert await h.dead_letters(1, timeout=0.5) == []
+
+
+async def test_what_a_desktop_sends_is_never_answered_at_its_reply_to(channel, pool, publisher):
+    # A desktop's malformed answer, with reply_to naming another user's desktop queue:
+    # it is dead-lettered, and nothing is written into that queue.
+    victim = await channel.declare_queue(exclusive=True)
+    dispatcher = Dispatcher(
+        queue="notification.replies",
+        producer="notification",
+        pool=pool,
+        publisher=publisher,
+        relay=OutboxRelay(pool, publisher, "notification"),
+        handlers={},
+    )
+    q = await channel.get_queue("notification.replies")
+    await q.consume(dispatcher)
+    replies = await channel.get_exchange(DESKTOP_REPLIES)
+    await replies.publish(
+        message(b"\x00 a notice of my own", type_="desktop.job_answer", reply_to=victim.name),
+        routing_key="user.mallory.answer",
+    )
+    dlq = await channel.get_queue("notification.replies.dlq")
+    dead = None
+    for _ in range(300):
+        dead = await dlq.get(fail=False)
+        if dead is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert dead is not None and "not JSON" in dead.headers[HEADER_ERROR]
+    await asyncio.sleep(0.5)
+    assert await victim.get(fail=False) is None
+
+
+async def test_a_malformed_request_is_answered_with_the_reason(channel, pool, publisher):
+    asker = await channel.declare_queue(exclusive=True)
+    h = Harness(channel, pool, publisher, record)
+    h.dispatcher.queue = "pricing.commands"
+    q = await channel.get_queue("pricing.commands")
+    await q.consume(h.dispatcher)
+    commands = await channel.get_exchange(COMMANDS)
+    await commands.publish(
+        message(b"{broken", type_="pricing.printer.add", reply_to=asker.name),
+        routing_key="pricing.printer.add",
+    )
+    raw = None
+    for _ in range(300):
+        raw = await asker.get(fail=False)
+        if raw is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert raw is not None and raw.type == "error"
+    assert "not JSON" in json.loads(raw.body)["error"]

@@ -27,7 +27,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError, decode, encode
-from platen.events.routing import DEAD_LETTER, EVENTS
+from platen.events.routing import COMMANDS, DEAD_LETTER, EVENTS
 from platen.events.system import ErrorReply
 from platen.messaging import inbox, outbox
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
@@ -140,6 +140,14 @@ async def apply_in_transaction(
         ctx.user_id = user_id
         ctx.store = store(conn) if store else None
         return await handler(ctx, message)
+
+
+def _may_reply(raw: AbstractIncomingMessage) -> bool:
+    """Whether to answer a delivery at its `reply_to`. Only requests (commands and queries,
+    sent through `platen.commands`) are answered. A reply goes through the default
+    exchange, which reaches any queue by name: answering what a desktop sent would let it
+    choose a queue (another user's desktop) for the server to write into."""
+    return bool(raw.reply_to) and raw.exchange == COMMANDS
 
 
 def _channel_closed(raw: AbstractIncomingMessage) -> bool:
@@ -287,7 +295,7 @@ class Dispatcher:
             await self._dead_letter(raw, str(exc))
             return
         self.relay.wake()
-        if raw.reply_to and reply is not None:
+        if reply is not None and _may_reply(raw):
             await self._send_reply(raw, reply)
         await raw.ack()
 
@@ -365,6 +373,6 @@ class Dispatcher:
             timestamp=raw.timestamp,
         )
         await self.publisher.publish(DEAD_LETTER, self.queue, copy)
-        if raw.reply_to:
+        if _may_reply(raw):
             await self._send_reply(raw, ErrorReply(error=reason))
         await raw.ack()
