@@ -1,19 +1,22 @@
 """Installing Platen on a real broker: the topology, and identities that can do their job
 and nothing else."""
 
+import asyncio
 import stat
 import subprocess
 import sys
-from urllib.parse import urlsplit, urlunsplit
+import uuid
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 import pytest
-from aiormq.exceptions import ChannelAccessRefused
+from aiormq.exceptions import AMQPConnectionError, ChannelAccessRefused, InvalidFrameError
 
-from platen.messaging import print_servers
+from platen.events.routing import DESKTOP, desktop_key, desktop_queue
+from platen.messaging import permissions, print_servers
 from platen.messaging.broker_admin import BrokerAdmin, vhost_of
 from platen.messaging.installation import LEGACY_PRINT_SERVER, install, with_credentials
-from platen.messaging.topology import QUEUES
+from platen.messaging.topology import QUEUES, declare_desktop_queue
 
 
 def _admin_management_url(infra) -> str:
@@ -127,3 +130,64 @@ async def test_the_presence_monitor_sees_who_is_connected_from_where_and_changes
     )
     with pytest.raises(ChannelAccessRefused):
         await _publish(monitor_amqp, "platen.commands", "capture.printer.identity.set")
+
+
+async def test_desktop_and_dead_letter_queues_are_bounded(infra, amqp_url):
+    await install(amqp_url, _admin_management_url(infra), disable_guest=False)
+    login = f"bounded{uuid.uuid4().hex[:6]}"
+    conn = await aio_pika.connect(amqp_url)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        await declare_desktop_queue(ch, login)
+        desktop = await ch.get_exchange(DESKTOP, ensure=False)
+        # A desktop that never reads: its queue keeps only the newest messages.
+        for i in range(1010):
+            await desktop.publish(
+                aio_pika.Message(str(i).encode()), routing_key=desktop_key(login, "notice")
+            )
+        queue = await ch.declare_queue(desktop_queue(login), passive=True)
+        assert queue.declaration_result.message_count == 1000
+        newest = await queue.get()
+        assert newest.body == b"10"  # 0 to 9 were dropped, oldest first
+        await queue.purge()
+    async with BrokerAdmin(_admin_management_url(infra), vhost_of(amqp_url)) as admin:
+        for dlq in ("pricing.events.dlq", "platen.unrouted"):
+            r = await admin.http.get(f"/api/queues/{quote(vhost_of(amqp_url), safe='')}/{dlq}")
+            applied = await _eventually_policy(admin, r.request.url.path)
+            assert applied["max-length"] == 10000 and applied["message-ttl"] == 30 * 86400000
+
+
+async def _eventually_policy(admin, path, timeout=30.0):
+    # The management API reports a queue's effective policy with its statistics, which
+    # it refreshes every few seconds.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        r = await admin.http.get(path)
+        applied = r.json().get("effective_policy_definition") or {}
+        if applied or loop.time() > deadline:
+            return applied
+        await asyncio.sleep(0.5)
+
+
+async def test_a_desktop_user_cannot_open_connections_without_end(infra, amqp_url):
+    login = f"many{uuid.uuid4().hex[:6]}"
+    async with BrokerAdmin(_admin_management_url(infra), vhost_of(amqp_url)) as admin:
+        await admin.set_password(login, "pw-many-1")
+        await admin.grant(login, permissions.desktop_user(login))
+        assert await admin.limits(login) == {
+            "max-connections": permissions.DESKTOP_MAX_CONNECTIONS,
+            "max-channels": permissions.DESKTOP_MAX_CHANNELS,
+        }
+    url = with_credentials(amqp_url, login, "pw-many-1")
+    opened = []
+    try:
+        for _ in range(permissions.DESKTOP_MAX_CONNECTIONS):
+            opened.append(await aio_pika.connect(url))
+        with pytest.raises((AMQPConnectionError, ConnectionError, InvalidFrameError)):
+            opened.append(await aio_pika.connect(url))
+    finally:
+        for conn in opened:
+            await conn.close()
+        async with BrokerAdmin(_admin_management_url(infra), vhost_of(amqp_url)) as admin:
+            await admin.delete_user(login)

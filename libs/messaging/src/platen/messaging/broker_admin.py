@@ -110,6 +110,7 @@ class BrokerAdmin:
         rights are taken away first, so that meanwhile the user may do nothing at all.
         """
         v, u = _q(self.vhost), _q(name)
+        await self._set_limits(name, permissions)
         wanted = {topic.exchange for topic in permissions.topics}
         if await self._topic_exchanges(name) - wanted:
             await self._call("DELETE", f"/api/permissions/{v}/{u}")
@@ -123,6 +124,36 @@ class BrokerAdmin:
                 "configure": permissions.configure,
                 "write": permissions.write,
                 "read": permissions.read,
+            },
+        )
+
+    async def _set_limits(self, name: str, permissions: Permissions) -> None:
+        """The user's connection and channel limits (set before any right is granted)."""
+        for limit, value in (
+            ("max-connections", permissions.max_connections),
+            ("max-channels", permissions.max_channels),
+        ):
+            path = f"/api/user-limits/{_q(name)}/{limit}"
+            if value is None:
+                await self._call("DELETE", path)
+            else:
+                await self._call("PUT", path, json={"value": value})
+
+    async def limits(self, name: str) -> dict[str, int]:
+        r = await self._call("GET", f"/api/user-limits/{_q(name)}")
+        found = r.json()
+        return dict(found[0]["value"]) if found else {}
+
+    async def set_policy(self, name: str, pattern: str, definition: dict, *, priority: int) -> None:
+        """A queue policy on this vhost (replaced if it exists)."""
+        await self._call(
+            "PUT",
+            f"/api/policies/{_q(self.vhost)}/{_q(name)}",
+            json={
+                "pattern": pattern,
+                "definition": definition,
+                "priority": priority,
+                "apply-to": "queues",
             },
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from platen.messaging import permissions
+from platen.messaging import broker_limits, permissions
 from platen.messaging.broker_admin import BrokerAdmin, new_password, vhost_of
 from platen.messaging.topology import SERVICES, declare_all
 
@@ -60,6 +60,7 @@ async def install(
     identities["admin"] = (user_prefix + ADMIN, permissions.admin())
     urls = {}
     async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:
+        await broker_limits.apply(admin)
         for key, (user, perms) in identities.items():
             password = new_password()
             await admin.set_password(user, password)

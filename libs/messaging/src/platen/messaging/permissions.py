@@ -48,6 +48,10 @@ class Permissions:
     write: str = NOTHING
     read: str = NOTHING
     topics: tuple[TopicPermission, ...] = field(default_factory=tuple)
+    # Broker-wide limits on the user (None: the broker's own, unlimited): so that one
+    # identity cannot exhaust the broker's connections or channels for everyone.
+    max_connections: int | None = None
+    max_channels: int | None = None
 
     def topic(self, exchange: str) -> TopicPermission | None:
         return next((t for t in self.topics if t.exchange == exchange), None)
@@ -75,9 +79,17 @@ def _exact(*names: str) -> str:
 _EXCHANGES = (EVENTS, COMMANDS, DESKTOP, DESKTOP_REPLIES, DEAD_LETTER, UNROUTED)
 
 
+# A user may sign in from a few desktops at once (the client uses one connection with two
+# channels); far more is a program loading the broker.
+DESKTOP_MAX_CONNECTIONS = 20
+DESKTOP_MAX_CHANNELS = 60
+
+
 def desktop_user(login: str) -> Permissions:
     """A desktop signed in as `login`."""
     return Permissions(
+        max_connections=DESKTOP_MAX_CONNECTIONS,
+        max_channels=DESKTOP_MAX_CHANNELS,
         configure=NOTHING,
         write=_exact(DESKTOP_REPLIES),
         read=_exact(desktop_queue(login)),

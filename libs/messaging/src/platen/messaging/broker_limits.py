@@ -1,0 +1,49 @@
+"""The bounds the broker keeps on Platen's queues, applied as policies by the installer.
+
+Without them one desktop, or one flood of bad messages, could fill the broker's memory and
+disk for everyone: a desktop that never reads its queue, or messages dead-lettered by the
+thousand and kept for ever. The work queues of the services are not bounded: what waits
+there is work Platen owes, and the services drain them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from platen.messaging.broker_admin import BrokerAdmin
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    name: str
+    pattern: str  # the queues it applies to (a regular expression on the name)
+    definition: dict
+    why: str
+
+
+POLICIES = (
+    QueuePolicy(
+        "platen-desktop-queues",
+        r"^desktop\.",
+        # Everything sent to a desktop is a notice or a question with its own deadline:
+        # the newest 1,000 are plenty for a desktop that was away, and none outlives a week.
+        {"max-length": 1000, "max-length-bytes": 4 * 1024 * 1024, "message-ttl": 7 * DAY_MS},
+        "a user's desktop queue: the newest 1,000 messages (4 MiB), none older than 7 days",
+    ),
+    QueuePolicy(
+        "platen-dead-letters",
+        r"(\.dlq|^platen\.unrouted)$",
+        # Kept for an administrator to look at and replay (`platenctl dlq`): a month and
+        # 10,000 messages (64 MiB) each, the oldest dropped first beyond that.
+        {"max-length": 10000, "max-length-bytes": 64 * 1024 * 1024, "message-ttl": 30 * DAY_MS},
+        "each dead-letter queue and the unrouted queue: 10,000 messages (64 MiB), 30 days",
+    ),
+)
+
+
+async def apply(admin: BrokerAdmin) -> None:
+    """Set every policy on the admin's vhost (idempotent: a policy is replaced)."""
+    for policy in POLICIES:
+        await admin.set_policy(policy.name, policy.pattern, policy.definition, priority=10)
