@@ -32,7 +32,7 @@ from platen.events.system import (
     Pong,
     ReplayDeadLetters,
 )
-from platen.messaging import dead_letters
+from platen.messaging import dead_letters, retention
 from platen.messaging.handling import Dispatcher, Handler, HandlerContext, StoreFactory
 from platen.messaging.logs import configure_logging
 from platen.messaging.outbox import OutboxRelay
@@ -172,6 +172,11 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 store=spec.store,
             )
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
+        rt.tasks.append(
+            asyncio.create_task(
+                retention.run(rt.pool, settings.inbox_retention), name="inbox-retention"
+            )
+        )
         for hook in spec.on_ready:
             result = hook(rt)
             if asyncio.iscoroutine(result):

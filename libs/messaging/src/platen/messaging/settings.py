@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/platen"
@@ -15,6 +16,7 @@ class Settings:
     database_url: str
     log_level: str = "INFO"
     prefetch: int = 32
+    inbox_retention: timedelta = timedelta(days=14)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -23,4 +25,7 @@ class Settings:
             database_url=os.environ.get("PLATEN_DATABASE_URL", DEFAULT_DATABASE_URL),
             log_level=os.environ.get("PLATEN_LOG_LEVEL", "INFO"),
             prefetch=int(os.environ.get("PLATEN_PREFETCH", "32")),
+            inbox_retention=timedelta(
+                days=float(os.environ.get("PLATEN_INBOX_RETENTION_DAYS", "14"))
+            ),
         )
