@@ -291,3 +291,32 @@ async def test_a_malformed_request_is_answered_with_the_reason(channel, pool, pu
         await asyncio.sleep(0.05)
     assert raw is not None and raw.type == "error"
     assert "not JSON" in json.loads(raw.body)["error"]
+
+
+async def test_a_dead_lettered_answer_keeps_no_pin(channel, pool, publisher):
+    dispatcher = Dispatcher(
+        queue="notification.replies",
+        producer="notification",
+        pool=pool,
+        publisher=publisher,
+        relay=OutboxRelay(pool, publisher, "notification"),
+        handlers={},
+    )
+    q = await channel.get_queue("notification.replies")
+    await q.consume(dispatcher)
+    replies = await channel.get_exchange(DESKTOP_REPLIES)
+    answer = {"job_id": str(uuid.uuid4()), "user": "bob", "action": "print", "pin": "48213"}
+    await replies.publish(
+        message(json.dumps({**answer, "free": True}).encode(), type_="desktop.job_answer"),
+        routing_key="user.bob.answer",
+    )
+    dlq = await channel.get_queue("notification.replies.dlq")
+    dead = None
+    for _ in range(300):
+        dead = await dlq.get(fail=False)
+        if dead is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert dead is not None and "free" in dead.headers[HEADER_ERROR]
+    assert b"48213" not in dead.body
+    assert json.loads(dead.body)["user"] == "bob"  # the rest is there to read

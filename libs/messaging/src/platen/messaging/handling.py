@@ -29,7 +29,7 @@ from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError, decode, encode
 from platen.events.routing import COMMANDS, DEAD_LETTER, EVENTS
 from platen.events.system import ErrorReply
-from platen.messaging import inbox, outbox
+from platen.messaging import inbox, outbox, redaction
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
 from platen.messaging.logs import correlation_fields
 from platen.messaging.marks import KNOWN as MARK_KEYS
@@ -362,7 +362,7 @@ class Dispatcher:
         headers[HEADER_ERROR] = reason[:1000]
         headers[HEADER_QUEUE] = self.queue
         copy = aio_pika.Message(
-            raw.body,
+            redaction.for_dead_letter(raw.body, raw.exchange),
             headers=headers,
             content_type=raw.content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
