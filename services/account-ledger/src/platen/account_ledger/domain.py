@@ -226,7 +226,7 @@ class Account:
     low_balance_armed: bool = True
     held: Decimal = Decimal(0)
     parents: list[Account] = field(default_factory=list)
-    # (principal kind, principal) granted on this account or on one of its parents.
+    # (principal kind, principal) granted on this account: "user" or "group", and who.
     grants: set[tuple[str, str]] = field(default_factory=set)
 
     @property
@@ -253,7 +253,10 @@ class Account:
             return True
         if self.kind != "shared":
             return False
-        return ("user", login) in self.grants or any(("group", g) in self.grants for g in groups)
+        wanted = {("user", login)} | {("group", g) for g in groups}
+        # A grant on a parent reaches its children (the parents of a shared account are
+        # shared accounts).
+        return any(wanted & acc.grants for acc in [self, *self.parents])
 
     def opened_by(self, pin: str) -> bool:
         """Whether `pin` is this shared account's PIN."""

@@ -52,7 +52,7 @@ def _hold(r: asyncpg.Record) -> Hold:
     )
 
 
-def _account(r: asyncpg.Record) -> Account:
+def _account(r: asyncpg.Record, grants: set[tuple[str, str]]) -> Account:
     return Account(
         id=r["id"],
         kind=r["kind"],
@@ -66,6 +66,7 @@ def _account(r: asyncpg.Record) -> Account:
         parent=r["parent_id"],
         pin_hash=r["pin_hash"],
         low_balance_armed=r["low_balance_armed"],
+        grants=grants,
     )
 
 
@@ -161,7 +162,8 @@ class Store:
     # ------------------------------------------------------------- accounts
 
     async def account(self, account_id: str) -> Account | None:
-        """The account with its held funds, its parents and the grants on them."""
+        """The account with its held funds, its parents (nearest first) and the grants on
+        each."""
         chain = await self.conn.fetch(
             """WITH RECURSIVE chain AS (
                    SELECT a.*, 0 AS depth FROM accounts a WHERE id = $1
@@ -172,17 +174,16 @@ class Store:
         )
         if not chain:
             return None
-        acc = _account(chain[0])
-        acc.parents = [_account(r) for r in chain[1:]]
+        grants: dict[str, set[tuple[str, str]]] = {r["id"]: set() for r in chain}
+        for r in await self.conn.fetch(
+            "SELECT account_id, principal_kind, principal FROM account_access "
+            "WHERE account_id = ANY($1::text[])",
+            list(grants),
+        ):
+            grants[r["account_id"]].add((r["principal_kind"], r["principal"]))
+        acc, *parents = [_account(r, grants[r["id"]]) for r in chain]
+        acc.parents = parents
         acc.held = await self.held(account_id)
-        shared = [r["id"] for r in chain if r["kind"] == "shared"]
-        if shared:
-            rows = await self.conn.fetch(
-                "SELECT principal_kind, principal FROM account_access "
-                "WHERE account_id = ANY($1::text[])",
-                shared,
-            )
-            acc.grants = {(r["principal_kind"], r["principal"]) for r in rows}
         return acc
 
     async def resolve(self, ref: str) -> str:
@@ -249,15 +250,6 @@ class Store:
         await self.conn.execute(
             "UPDATE accounts SET low_balance_armed = $2 WHERE id = $1", account_id, armed
         )
-
-    async def access(self, account_id: str) -> list[tuple[str, str]]:
-        """(principal kind, principal) granted on this account itself, by principal."""
-        rows = await self.conn.fetch(
-            "SELECT principal_kind, principal FROM account_access WHERE account_id = $1 "
-            "ORDER BY principal",
-            account_id,
-        )
-        return [(r["principal_kind"], r["principal"]) for r in rows]
 
     async def grant(self, account_id: str, principals: list[tuple[str, str]]) -> None:
         await self.conn.executemany(

@@ -63,7 +63,7 @@ async def account_view(ctx: HandlerContext, account_id: str) -> AccountView:
     acc = await ctx.store.account(account_id)
     if acc is None:
         raise NotFound(f"no account {account_id!r}")
-    access = await ctx.store.access(account_id)
+    access = sorted(acc.grants, key=lambda grant: grant[1])
     return AccountView(
         id=acc.id,
         kind=acc.kind,
