@@ -30,32 +30,10 @@ from platen.events.accounts import (
     Transfer,
     VerifyLedger,
 )
-from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobPrinted, JobUnconfirmed
+from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobUnconfirmed
 from platen.events.system import ErrorReply
 
-
-def priced(user: str, cost: str, job_id: uuid.UUID | None = None) -> JobPriced:
-    return JobPriced(
-        job_id=job_id or uuid.uuid4(),
-        user=user,
-        printer="lab-1",
-        document_name="doc.pdf",
-        pages=3,
-        copies=1,
-        cost=D(cost),
-    )
-
-
-def printed(event: JobPriced) -> JobPrinted:
-    return JobPrinted(
-        job_id=event.job_id,
-        user=event.user,
-        printer=event.printer,
-        document_name=event.document_name,
-        pages=event.pages,
-        copies=event.copies,
-        printed_at=datetime.now(UTC),
-    )
+from ..builders import priced, printed
 
 
 async def add_user(ledger, login: str, balance: str = "0", **settings):

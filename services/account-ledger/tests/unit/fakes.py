@@ -142,31 +142,10 @@ class FakeStore:
         shared = [a for a in self.accounts.values() if a.kind == "shared"]
         return [a.id for a in sorted(shared, key=lambda a: a.name)]
 
-    async def add_shared_account(
-        self,
-        account_id: str,
-        *,
-        path: str,
-        parent: str | None,
-        restricted: bool,
-        overdraft_limit: Decimal,
-        charge_rate: Decimal | None,
-        pin_hash: str | None,
-        enabled: bool,
-    ) -> bool:
-        if account_id in self.accounts:
+    async def add_shared_account(self, account: Account) -> bool:
+        if account.id in self.accounts:
             return False
-        self.accounts[account_id] = Account(
-            id=account_id,
-            kind="shared",
-            name=path,
-            parent=parent,
-            restricted=restricted,
-            overdraft_limit=overdraft_limit,
-            charge_rate=charge_rate,
-            pin_hash=pin_hash,
-            enabled=enabled,
-        )
+        self.accounts[account.id] = copy.deepcopy(account)
         return True
 
     async def update_account(self, account_id: str, **settings) -> None:

@@ -31,12 +31,12 @@ from platen.events.jobs import (
     JobDenied,
     JobFailed,
     JobPriced,
-    JobPrinted,
     JobUnconfirmed,
 )
 from platen.events.system import ErrorReply
 from platen.messaging.fakes import FakeContext
 
+from ..builders import priced, printed
 from .fakes import FakeStore
 
 
@@ -54,31 +54,6 @@ async def add_user(ctx, login: str, balance: str = "0", **settings) -> None:
     # What setting up said and locked is not what the tests are about.
     ctx.emitted.clear()
     ctx.store.locks.clear()
-
-
-def priced(user: str = "alice", cost: str = "0.30", **kw) -> JobPriced:
-    return JobPriced(
-        job_id=uuid.uuid4(),
-        user=user,
-        printer="lab-1",
-        document_name="doc.pdf",
-        pages=3,
-        copies=1,
-        cost=D(cost),
-        **kw,
-    )
-
-
-def printed(job: JobPriced) -> JobPrinted:
-    return JobPrinted(
-        job_id=job.job_id,
-        user=job.user,
-        printer=job.printer,
-        document_name=job.document_name,
-        pages=job.pages,
-        copies=job.copies,
-        printed_at=datetime.now(UTC),
-    )
 
 
 def ended(kind, job: JobPriced):

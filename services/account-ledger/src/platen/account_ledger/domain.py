@@ -294,6 +294,20 @@ class Job:
     messages: list[str] = field(default_factory=list)
     confirm: bool = False  # a printer policy wants this job confirmed
 
+    def question(self, kind: str, expires_at: datetime) -> Question:
+        """Ask its user (`confirm` or `choose_account`), until `expires_at`."""
+        return Question(
+            job_id=self.job_id,
+            user=self.user,
+            kind=kind,
+            printer=self.printer,
+            document_name=self.document_name,
+            pages=self.pages,
+            copies=self.copies,
+            cost=self.cost,
+            expires_at=expires_at,
+        )
+
 
 class HoldState(StrEnum):
     PENDING = "pending"

@@ -209,18 +209,7 @@ class Store:
         rows = await self.conn.fetch("SELECT id FROM accounts WHERE kind = 'shared' ORDER BY name")
         return [r["id"] for r in rows]
 
-    async def add_shared_account(
-        self,
-        account_id: str,
-        *,
-        path: str,
-        parent: str | None,
-        restricted: bool,
-        overdraft_limit: Decimal,
-        charge_rate: Decimal | None,
-        pin_hash: str | None,
-        enabled: bool,
-    ) -> bool:
+    async def add_shared_account(self, account: Account) -> bool:
         """False when it exists already."""
         return bool(
             await self.conn.fetchval(
@@ -228,14 +217,14 @@ class Store:
                                          charge_rate, pin_hash, enabled)
                    VALUES ($1, 'shared', $2, $3, $4, $5, $6, $7, $8)
                    ON CONFLICT (id) DO NOTHING RETURNING true""",
-                account_id,
-                path,
-                parent,
-                restricted,
-                overdraft_limit,
-                charge_rate,
-                pin_hash,
-                enabled,
+                account.id,
+                account.name,
+                account.parent,
+                account.restricted,
+                account.overdraft_limit,
+                account.charge_rate,
+                account.pin_hash,
+                account.enabled,
             )
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from platen.account_ledger import domain
-from platen.account_ledger.domain import NotFound
+from platen.account_ledger.domain import Account, NotFound
 from platen.account_ledger.handlers.common import account_view, not_cents
 from platen.events.accounts import (
     AccountList,
@@ -39,14 +39,17 @@ async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | 
         path = f"{parent.removeprefix('shared:')}/{cmd.name}"
     account_id = domain.shared_account(path)
     created = await ctx.store.add_shared_account(
-        account_id,
-        path=path,
-        parent=parent,
-        restricted=cmd.restricted,
-        overdraft_limit=cmd.overdraft_limit,
-        charge_rate=cmd.charge_rate,
-        pin_hash=domain.hash_pin(cmd.pin) if cmd.pin else None,
-        enabled=cmd.enabled,
+        Account(
+            id=account_id,
+            kind="shared",
+            name=path,
+            parent=parent,
+            restricted=cmd.restricted,
+            overdraft_limit=cmd.overdraft_limit,
+            charge_rate=cmd.charge_rate,
+            pin_hash=domain.hash_pin(cmd.pin) if cmd.pin else None,
+            enabled=cmd.enabled,
+        )
     )
     if created:
         ctx.log.info("shared account added", account=account_id)

@@ -6,6 +6,7 @@ the SQL in `store.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -80,20 +81,8 @@ async def _hold(
 
 
 def _job(event: JobPriced) -> Job:
-    return Job(
-        job_id=event.job_id,
-        user=event.user,
-        printer=event.printer,
-        document_name=event.document_name,
-        pages=event.pages,
-        copies=event.copies,
-        cost=event.cost,
-        color_pages=event.color_pages,
-        grayscale_pages=event.grayscale_pages,
-        duplex=event.duplex,
-        messages=event.messages,
-        confirm=event.confirm,
-    )
+    # Job's fields are named as the event's.
+    return Job(**{f.name: getattr(event, f.name) for f in dataclasses.fields(Job)})
 
 
 async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
@@ -130,28 +119,18 @@ async def _ask(ctx: HandlerContext, job: Job, step: Ask) -> None:
         options.append(
             AccountOption(account=account_id, path=acc.name, charge_rate=acc.effective_charge_rate)
         )
-    question = Question(
-        job_id=job.job_id,
-        user=login,
-        kind=step.kind,
-        printer=job.printer,
-        document_name=job.document_name,
-        pages=job.pages,
-        copies=job.copies,
-        cost=job.cost,
-        expires_at=datetime.now(UTC) + INPUT_DEADLINE,
-    )
+    question = job.question(step.kind, datetime.now(UTC) + INPUT_DEADLINE)
     await ctx.store.add_question(question)
     ctx.log.info("job waits for its user", kind=step.kind, choices=len(options))
     await ctx.emit(
         JobInputRequired(
-            job_id=job.job_id,
-            user=login,
-            printer=job.printer,
-            document_name=job.document_name,
-            pages=job.pages,
-            copies=job.copies,
-            cost=job.cost,
+            job_id=question.job_id,
+            user=question.user,
+            printer=question.printer,
+            document_name=question.document_name,
+            pages=question.pages,
+            copies=question.copies,
+            cost=question.cost,
             kind=step.kind,
             accounts=options,
             allow_pin=step.kind == "choose_account" and await ctx.store.any_pin_accounts(),
