@@ -12,7 +12,7 @@ Scenarios, each at several levels of concurrency (transactions in flight at once
 - hot:  every job paid by one shared account (all of them queue on its row lock).
 
 `--compare` also runs both scenarios with every charge crediting one revenue account (the
-design before migration 004, set here by patching `rules.REVENUE_SHARDS`), in the same
+design before migration 004, set here by patching `domain.REVENUE_SHARDS`), in the same
 process and database, alternating the two designs for `--rounds` rounds.
 
     .venv/bin/python bench/ledger_charges.py [--jobs 1000] [--compare [--rounds 2]]
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import structlog
 
-from platen.account_ledger import rules
+from platen.account_ledger import domain
 from platen.account_ledger.handlers import accounts, jobs, money, users
-from platen.account_ledger.store import verify
+from platen.account_ledger.store import Store, verify
 from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.accounts import AddAccount, AddUser, GrantAccess, SetUser, TopUp
 from platen.events.jobs import JobPriced, JobPrinted
@@ -46,7 +46,7 @@ MIGRATIONS = ROOT / "services/account-ledger/src/platen/account_ledger/migration
 
 
 async def run(pool, handler, message):
-    return await apply_in_transaction(pool, "bench", handler, message)
+    return await apply_in_transaction(pool, "bench", handler, message, store=Store)
 
 
 async def charge(pool, login: str) -> None:
@@ -111,9 +111,9 @@ async def main(n: int, compare: bool, rounds: int) -> None:
             await run(pool, users.on_set_user, SetUser(login=login, default_account="hot"))
         print(f"infrastructure: {infra.source}; {n} jobs per run; charge = authorise + post")
         # Alternated, so neither design always runs on the warmer database.
-        designs = [rules.REVENUE_SHARDS, 1] * rounds if compare else [rules.REVENUE_SHARDS]
+        designs = [domain.REVENUE_SHARDS, 1] * rounds if compare else [domain.REVENUE_SHARDS]
         for shards in designs:
-            rules.REVENUE_SHARDS = shards
+            domain.REVENUE_SHARDS = shards
             print(f"charges credit {shards} revenue account(s)")
             for concurrency in (1, 8, 32):
                 rate_many = await measure(pool, many, concurrency)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from platen.account_ledger.handlers import accounts, jobs, money, reports, users
+from platen.account_ledger.store import Store
 from platen.events.accounts import (
     AddAccount,
     AddUser,
@@ -34,6 +35,7 @@ SPEC = ServiceSpec(
     name="account-ledger",
     schema="ledger",
     migrations=Path(__file__).parent / "migrations",
+    store=Store,
     handlers={
         "events": {
             JobPriced: jobs.on_job_priced,

@@ -1,286 +1,551 @@
-"""The ledger's database operations. Callers run them inside one transaction."""
+"""The ledger's database adapter: every SQL statement of the service.
+
+`Store(conn)` works inside the caller's transaction (a delivery's, made by the
+dispatcher): it takes and returns domain objects, or plain rows for views and reports.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 
-from platen.account_ledger import rules
+from platen.account_ledger.domain import (
+    MAX_HOLD_AGE,
+    Account,
+    Hold,
+    HoldState,
+    InputState,
+    NotFound,
+    Posting,
+    Question,
+    User,
+    personal_account,
+    shared_account,
+)
+
+# The columns a command may change, so that a column name never comes from a message.
+_USER_SETTINGS = {"account_selection", "default_account", "low_balance_threshold"}
+_ACCOUNT_SETTINGS = {"restricted", "overdraft_limit", "charge_rate", "enabled", "pin_hash"}
+
+__all__ = ["MAX_HOLD_AGE", "NotFound", "Store", "verify"]
 
 
-class NotFound(LookupError):
-    """A user or account named in a command does not exist."""
-
-
-# ----------------------------------------------------------------- users and accounts
-
-
-async def user(conn: asyncpg.Connection, login: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM users WHERE login = $1", login)
-
-
-async def user_groups(conn: asyncpg.Connection, login: str) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT group_name FROM group_members WHERE login = $1 ORDER BY group_name", login
+def _hold(r: asyncpg.Record) -> Hold:
+    return Hold(
+        job_id=r["job_id"],
+        account_id=r["account_id"],
+        user=r["user_login"],
+        base_cost=r["base_cost"],
+        charge_rate=r["charge_rate"],
+        amount=r["amount"],
+        printer=r["printer"],
+        document_name=r["document_name"],
+        pages=r["pages"],
+        copies=r["copies"],
+        comment=r["comment"],
+        state=HoldState(r["state"]),
+        created_at=r["created_at"],
     )
-    return [r["group_name"] for r in rows]
 
 
-async def set_groups(conn: asyncpg.Connection, login: str, groups: list[str]) -> None:
-    await conn.execute("DELETE FROM group_members WHERE login = $1", login)
-    if groups:
-        await conn.executemany(
-            "INSERT INTO groups (name) VALUES ($1) ON CONFLICT DO NOTHING", [(g,) for g in groups]
+def _account(r: asyncpg.Record, grants: set[tuple[str, str]]) -> Account:
+    return Account(
+        id=r["id"],
+        kind=r["kind"],
+        name=r["name"],
+        balance=r["balance"],
+        restricted=r["restricted"],
+        overdraft_limit=r["overdraft_limit"],
+        charge_rate=r["charge_rate"],
+        enabled=r["enabled"],
+        owner=r["owner_login"],
+        parent=r["parent_id"],
+        pin_hash=r["pin_hash"],
+        low_balance_armed=r["low_balance_armed"],
+        grants=grants,
+    )
+
+
+class Store:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    # ------------------------------------------------------------- locks
+
+    async def lock_job(self, job_id: uuid.UUID) -> None:
+        """Take a job's events one at a time (until this transaction ends): a price and a
+        cancellation handled at once must not both see "no hold yet"."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(job_id)
         )
-        await conn.executemany(
-            "INSERT INTO group_members (group_name, login) VALUES ($1, $2)",
-            [(g, login) for g in sorted(set(groups))],
+
+    async def lock_accounts(self, account_ids: Iterable[str]) -> None:
+        """Lock rows in one fixed order (by id): two transactions touching the same
+        accounts queue up instead of deadlocking."""
+        await self.conn.execute(
+            "SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+            sorted(set(account_ids)),
         )
 
+    async def lock_user(self, login: str) -> None:
+        await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR UPDATE", login)
 
-async def account(
-    conn: asyncpg.Connection, account_id: str, *, lock: bool = False
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"SELECT * FROM accounts WHERE id = $1 {'FOR UPDATE' if lock else ''}", account_id
-    )
+    # ------------------------------------------------------------- users
 
+    async def user(self, login: str) -> User | None:
+        r = await self.conn.fetchrow("SELECT * FROM users WHERE login = $1", login)
+        if r is None:
+            return None
+        return User(
+            login=r["login"],
+            account_selection=r["account_selection"],
+            default_account=r["default_account"],
+            low_balance_threshold=r["low_balance_threshold"],
+            enabled=r["enabled"],
+            groups=await self.user_groups(login),
+        )
 
-async def resolve(conn: asyncpg.Connection, ref: str) -> str:
-    """The id of the account `ref` names: an id, a login (their personal account) or a
-    shared account's path."""
-    if ref.startswith(("personal:", "shared:", "system:")):
-        candidates = [ref]
-    else:
-        candidates = [rules.personal_account(ref), rules.shared_account(ref)]
-    for candidate in candidates:
-        if await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", candidate):
-            return candidate
-    raise NotFound(f"no account or user named {ref!r}")
+    async def user_groups(self, login: str) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT group_name FROM group_members WHERE login = $1 ORDER BY group_name", login
+        )
+        return [r["group_name"] for r in rows]
 
+    async def add_user(self, login: str, *, restricted: bool) -> bool:
+        """The user and their personal account; False when the user exists already."""
+        created = await self.conn.fetchval(
+            "INSERT INTO users (login) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", login
+        )
+        if created:
+            await self.conn.execute(
+                "INSERT INTO accounts (id, kind, name, owner_login, restricted) "
+                "VALUES ($1, 'personal', $2, $2, $3)",
+                personal_account(login),
+                login,
+                restricted,
+            )
+        return bool(created)
 
-async def ancestors(conn: asyncpg.Connection, account_id: str) -> list[asyncpg.Record]:
-    """The account and its parents, nearest first."""
-    return await conn.fetch(
-        """WITH RECURSIVE chain AS (
-               SELECT a.*, 0 AS depth FROM accounts a WHERE id = $1
-               UNION ALL
-               SELECT p.*, c.depth + 1 FROM accounts p JOIN chain c ON p.id = c.parent_id)
-           SELECT * FROM chain ORDER BY depth""",
-        account_id,
-    )
+    async def set_groups(self, login: str, groups: list[str]) -> None:
+        await self.conn.execute("DELETE FROM group_members WHERE login = $1", login)
+        if groups:
+            await self.conn.executemany(
+                "INSERT INTO groups (name) VALUES ($1) ON CONFLICT DO NOTHING",
+                [(g,) for g in groups],
+            )
+            await self.conn.executemany(
+                "INSERT INTO group_members (group_name, login) VALUES ($1, $2)",
+                [(g, login) for g in sorted(set(groups))],
+            )
 
+    async def update_user(self, login: str, **settings) -> None:
+        for column, value in settings.items():
+            assert column in _USER_SETTINGS, column
+            await self.conn.execute(
+                f"UPDATE users SET {column} = $2 WHERE login = $1", login, value
+            )
 
-async def effective_charge_rate(conn: asyncpg.Connection, account_id: str) -> Decimal:
-    for acc in await ancestors(conn, account_id):
-        if acc["charge_rate"] is not None:
-            return acc["charge_rate"]
-    return Decimal(1)
+    async def set_enabled(self, login: str, enabled: bool) -> bool:
+        """True when this changed it."""
+        return bool(
+            await self.conn.fetchval(
+                "UPDATE users SET enabled = $2 WHERE login = $1 AND enabled <> $2 RETURNING true",
+                login,
+                enabled,
+            )
+        )
 
+    # ------------------------------------------------------------- accounts
 
-async def usable(conn: asyncpg.Connection, account_id: str) -> bool:
-    """Enabled, and so are all its parents."""
-    return all(a["enabled"] for a in await ancestors(conn, account_id))
+    async def account(self, account_id: str) -> Account | None:
+        """The account with its held funds, its parents (nearest first) and the grants on
+        each."""
+        chain = await self.conn.fetch(
+            """WITH RECURSIVE chain AS (
+                   SELECT a.*, 0 AS depth FROM accounts a WHERE id = $1
+                   UNION ALL
+                   SELECT p.*, c.depth + 1 FROM accounts p JOIN chain c ON p.id = c.parent_id)
+               SELECT * FROM chain ORDER BY depth""",
+            account_id,
+        )
+        if not chain:
+            return None
+        grants: dict[str, set[tuple[str, str]]] = {r["id"]: set() for r in chain}
+        for r in await self.conn.fetch(
+            "SELECT account_id, principal_kind, principal FROM account_access "
+            "WHERE account_id = ANY($1::text[])",
+            list(grants),
+        ):
+            grants[r["account_id"]].add((r["principal_kind"], r["principal"]))
+        acc, *parents = [_account(r, grants[r["id"]]) for r in chain]
+        acc.parents = parents
+        acc.held = await self.held(account_id)
+        return acc
 
+    async def resolve(self, ref: str) -> str:
+        """The id of the account `ref` names: an id, a login (their personal account) or a
+        shared account's path."""
+        if ref.startswith(("personal:", "shared:", "system:")):
+            candidates = [ref]
+        else:
+            candidates = [personal_account(ref), shared_account(ref)]
+        for candidate in candidates:
+            if await self.conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", candidate):
+                return candidate
+        raise NotFound(f"no account or user named {ref!r}")
 
-async def may_use(conn: asyncpg.Connection, login: str, account_id: str) -> bool:
-    """Whether `login` may charge `account_id` by choosing it from a list: their own
-    personal account, or a shared account granted to them or one of their groups (on it
-    or on a parent)."""
-    if account_id == rules.personal_account(login):
-        return True
-    chain = [a["id"] for a in await ancestors(conn, account_id) if a["kind"] == "shared"]
-    if not chain:
-        return False
-    return bool(
-        await conn.fetchval(
-            """SELECT 1 FROM account_access
-               WHERE account_id = ANY($1::text[]) AND (
-                   (principal_kind = 'user' AND principal = $2) OR
-                   (principal_kind = 'group' AND principal IN
-                       (SELECT group_name FROM group_members WHERE login = $2)))
-               LIMIT 1""",
-            chain,
+    async def account_ids(self, kind: str | None = None) -> list[str]:
+        rows = await self.conn.fetch(
+            "SELECT id FROM accounts WHERE $1::text IS NULL OR kind = $1 ORDER BY kind, name",
+            kind,
+        )
+        return [r["id"] for r in rows]
+
+    async def shared_account_ids(self) -> list[str]:
+        rows = await self.conn.fetch("SELECT id FROM accounts WHERE kind = 'shared' ORDER BY name")
+        return [r["id"] for r in rows]
+
+    async def add_shared_account(self, account: Account) -> bool:
+        """False when it exists already."""
+        return bool(
+            await self.conn.fetchval(
+                """INSERT INTO accounts (id, kind, name, parent_id, restricted, overdraft_limit,
+                                         charge_rate, pin_hash, enabled)
+                   VALUES ($1, 'shared', $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (id) DO NOTHING RETURNING true""",
+                account.id,
+                account.name,
+                account.parent,
+                account.restricted,
+                account.overdraft_limit,
+                account.charge_rate,
+                account.pin_hash,
+                account.enabled,
+            )
+        )
+
+    async def update_account(self, account_id: str, **settings) -> None:
+        for column, value in settings.items():
+            assert column in _ACCOUNT_SETTINGS, column
+            await self.conn.execute(
+                f"UPDATE accounts SET {column} = $2 WHERE id = $1", account_id, value
+            )
+
+    async def set_low_balance_armed(self, account_id: str, armed: bool) -> None:
+        await self.conn.execute(
+            "UPDATE accounts SET low_balance_armed = $2 WHERE id = $1", account_id, armed
+        )
+
+    async def grant(self, account_id: str, principals: list[tuple[str, str]]) -> None:
+        await self.conn.executemany(
+            "INSERT INTO account_access VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [(account_id, kind, who) for kind, who in principals],
+        )
+
+    async def revoke(self, account_id: str, principals: list[tuple[str, str]]) -> None:
+        await self.conn.executemany(
+            "DELETE FROM account_access WHERE account_id = $1 AND principal_kind = $2 "
+            "AND principal = $3",
+            [(account_id, kind, who) for kind, who in principals],
+        )
+
+    async def any_pin_accounts(self) -> bool:
+        return bool(
+            await self.conn.fetchval(
+                "SELECT 1 FROM accounts WHERE kind = 'shared' AND pin_hash IS NOT NULL "
+                "AND enabled LIMIT 1"
+            )
+        )
+
+    async def held(self, account_id: str) -> Decimal:
+        return await self.conn.fetchval(
+            "SELECT coalesce(sum(amount), 0)::numeric(14, 2) FROM holds "
+            "WHERE account_id = $1 AND state = 'pending'",
+            account_id,
+        )
+
+    async def balance(self, account_id: str) -> Decimal:
+        return await self.conn.fetchval("SELECT balance FROM accounts WHERE id = $1", account_id)
+
+    # ------------------------------------------------------------- jobs: holds, questions
+
+    async def job_closed(self, job_id: uuid.UUID) -> bool:
+        return bool(await self.conn.fetchval("SELECT 1 FROM closed_jobs WHERE job_id = $1", job_id))
+
+    async def close_job(self, job_id: uuid.UUID) -> None:
+        await self.conn.execute(
+            "INSERT INTO closed_jobs (job_id) VALUES ($1) ON CONFLICT DO NOTHING", job_id
+        )
+
+    async def job_seen(self, job_id: uuid.UUID) -> bool:
+        """Whether the job was held or asked about already."""
+        return bool(
+            await self.conn.fetchval(
+                "SELECT 1 FROM holds WHERE job_id = $1 UNION ALL SELECT 1 FROM pending_inputs "
+                "WHERE job_id = $1",
+                job_id,
+            )
+        )
+
+    async def hold(self, job_id: uuid.UUID, *, lock: bool = False) -> Hold | None:
+        r = await self.conn.fetchrow(
+            f"SELECT * FROM holds WHERE job_id = $1 {'FOR UPDATE' if lock else ''}", job_id
+        )
+        return _hold(r) if r else None
+
+    async def pending_holds(self, account_id: str) -> list[Hold]:
+        rows = await self.conn.fetch(
+            "SELECT * FROM holds WHERE account_id = $1 AND state = 'pending' ORDER BY created_at",
+            account_id,
+        )
+        return [_hold(r) for r in rows]
+
+    async def add_hold(self, hold: Hold) -> None:
+        await self.conn.execute(
+            """INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate,
+                                  amount, state, printer, document_name, pages, copies,
+                                  comment)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+            hold.job_id,
+            hold.account_id,
+            hold.user,
+            hold.base_cost,
+            hold.charge_rate,
+            hold.amount,
+            hold.state.value,
+            hold.printer,
+            hold.document_name,
+            hold.pages,
+            hold.copies,
+            hold.comment,
+        )
+
+    async def save_hold(self, hold: Hold) -> None:
+        """Record the hold's new state (posted or voided), and when it was resolved."""
+        await self.conn.execute(
+            "UPDATE holds SET state = $2, resolved_at = now() WHERE job_id = $1",
+            hold.job_id,
+            hold.state.value,
+        )
+
+    async def question(self, job_id: uuid.UUID, *, lock: bool = False) -> Question | None:
+        r = await self.conn.fetchrow(
+            f"SELECT * FROM pending_inputs WHERE job_id = $1 {'FOR UPDATE' if lock else ''}",
+            job_id,
+        )
+        if r is None:
+            return None
+        return Question(
+            job_id=r["job_id"],
+            user=r["user_login"],
+            kind=r["kind"],
+            printer=r["printer"],
+            document_name=r["document_name"],
+            pages=r["pages"],
+            copies=r["copies"],
+            cost=r["cost"],
+            expires_at=r["expires_at"],
+            state=InputState(r["state"]),
+        )
+
+    async def add_question(self, question: Question) -> None:
+        await self.conn.execute(
+            """INSERT INTO pending_inputs (job_id, user_login, kind, printer, document_name,
+                                           pages, copies, cost, expires_at, state)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+            question.job_id,
+            question.user,
+            question.kind,
+            question.printer,
+            question.document_name,
+            question.pages,
+            question.copies,
+            question.cost,
+            question.expires_at,
+            question.state.value,
+        )
+
+    async def save_question(self, question: Question) -> None:
+        await self.conn.execute(
+            "UPDATE pending_inputs SET state = $2 WHERE job_id = $1",
+            question.job_id,
+            question.state.value,
+        )
+
+    async def pin_failures(self, login: str, since: datetime) -> list[datetime]:
+        rows = await self.conn.fetch(
+            "SELECT failed_at FROM pin_failures WHERE user_login = $1 AND failed_at > $2",
             login,
+            since,
         )
-    )
+        return [r["failed_at"] for r in rows]
 
-
-async def shared_accounts_for(conn: asyncpg.Connection, login: str) -> list[str]:
-    """The shared accounts `login` may choose from a list, by path."""
-    rows = await conn.fetch("SELECT id FROM accounts WHERE kind = 'shared' ORDER BY name")
-    usable_ids = []
-    for r in rows:
-        if await may_use(conn, login, r["id"]) and await usable(conn, r["id"]):
-            usable_ids.append(r["id"])
-    return usable_ids
-
-
-async def any_pin_accounts(conn: asyncpg.Connection) -> bool:
-    return bool(
-        await conn.fetchval(
-            "SELECT 1 FROM accounts WHERE kind = 'shared' AND pin_hash IS NOT NULL "
-            "AND enabled LIMIT 1"
+    async def add_pin_failure(self, login: str, account_id: str, at: datetime) -> None:
+        await self.conn.execute(
+            "INSERT INTO pin_failures (user_login, account_id, failed_at) VALUES ($1, $2, $3)",
+            login,
+            account_id,
+            at,
         )
-    )
 
+    # ------------------------------------------------------------- transactions
 
-async def lock_accounts(conn: asyncpg.Connection, account_ids: list[str]) -> None:
-    """Lock rows in one fixed order (by id): two transactions touching the same accounts
-    queue up instead of deadlocking."""
-    await conn.execute(
-        "SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-        sorted(set(account_ids)),
-    )
+    async def post(self, posting: Posting) -> int | None:
+        """Post a balanced transaction; None when its op_key was posted before."""
+        tx_id = await self.conn.fetchval(
+            """INSERT INTO transactions (op_key, kind, job_id, description, created_by)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (op_key) DO NOTHING RETURNING id""",
+            posting.op_key,
+            posting.kind,
+            posting.job_id,
+            posting.description,
+            posting.created_by,
+        )
+        if tx_id is None:
+            return None
+        entries = posting.entries
+        accounts = sorted(entries)
+        await self.lock_accounts(accounts)
+        await self.conn.executemany(
+            "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
+            "VALUES ($1, $2, $3, 0)",
+            [(tx_id, acc, entries[acc]) for acc in accounts if entries[acc] != 0],
+        )
+        return tx_id
 
+    async def transaction_by_key(self, op_key: str) -> int | None:
+        return await self.conn.fetchval("SELECT id FROM transactions WHERE op_key = $1", op_key)
 
-async def lock_job(conn: asyncpg.Connection, job_id: uuid.UUID) -> None:
-    """Take a job's events one at a time (until this transaction ends): a price and a
-    cancellation handled at once must not both see "no hold yet"."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(job_id))
+    async def transaction(self, tx_id: int) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
+        tx = await self.conn.fetchrow("SELECT * FROM transactions WHERE id = $1", tx_id)
+        entries = await self.conn.fetch(
+            "SELECT account_id, amount, balance_after FROM entries WHERE transaction_id = $1 "
+            "ORDER BY id",
+            tx_id,
+        )
+        return tx, entries
 
+    async def job_charge(self, job_id: uuid.UUID) -> asyncpg.Record | None:
+        """The account a job's charge took from, the amount, and the revenue account it
+        credited (before migration 004, `system:revenue`)."""
+        return await self.conn.fetchrow(
+            """SELECT e.account_id, -e.amount AS amount, r.account_id AS revenue
+               FROM transactions t
+               JOIN entries e ON e.transaction_id = t.id AND e.account_id NOT LIKE 'system:%'
+               JOIN entries r ON r.transaction_id = t.id AND r.account_id LIKE 'system:%'
+               WHERE t.op_key = $1""",
+            f"job:{job_id}:charge",
+        )
 
-# ----------------------------------------------------------------- balances and holds
+    async def refunded(self, job_id: uuid.UUID, account_id: str) -> Decimal:
+        return await self.conn.fetchval(
+            """SELECT coalesce(sum(e.amount), 0) FROM transactions t
+               JOIN entries e ON e.transaction_id = t.id AND e.account_id = $2
+               WHERE t.kind = 'refund' AND t.job_id = $1""",
+            job_id,
+            account_id,
+        )
 
+    # ------------------------------------------------------------- reports
 
-async def held(conn: asyncpg.Connection, account_id: str) -> Decimal:
-    return await conn.fetchval(
-        "SELECT coalesce(sum(amount), 0)::numeric(14, 2) FROM holds "
-        "WHERE account_id = $1 AND state = 'pending'",
-        account_id,
-    )
+    async def statement(
+        self, account_id: str, since: datetime | None, limit: int
+    ) -> list[asyncpg.Record]:
+        """At most `limit` lines from `since`, each with the account's balance now
+        (`closing`), read in the same statement as the lines so that they agree."""
+        return await self.conn.fetch(
+            """SELECT t.created_at, t.id, t.kind, t.description, t.job_id, e.amount,
+                      e.balance_after, (SELECT balance FROM accounts WHERE id = $1) AS closing
+               FROM entries e JOIN transactions t ON t.id = e.transaction_id
+               WHERE e.account_id = $1 AND ($2::timestamptz IS NULL OR t.created_at >= $2)
+               ORDER BY e.id LIMIT $3""",
+            account_id,
+            since,
+            limit,
+        )
 
+    async def counts(self) -> asyncpg.Record:
+        return await self.conn.fetchrow(
+            """SELECT (SELECT count(*) FROM transactions) AS transactions,
+                      (SELECT count(*) FROM accounts) AS accounts,
+                      (SELECT count(*) FROM holds WHERE state = 'pending') AS pending_holds"""
+        )
 
-async def balance(conn: asyncpg.Connection, account_id: str) -> Decimal:
-    return await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", account_id)
+    async def verify(self, max_hold_age: timedelta = MAX_HOLD_AGE) -> list[str]:
+        """Every violation of the ledger's invariants, as sentences; empty when sound.
 
-
-async def pending_holds(conn: asyncpg.Connection, account_ids: list[str]) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM holds WHERE account_id = ANY($1::text[]) AND state = 'pending' "
-        "ORDER BY created_at",
-        account_ids,
-    )
-
-
-async def post(
-    conn: asyncpg.Connection,
-    *,
-    op_key: str,
-    kind: str,
-    description: str,
-    entries: dict[str, Decimal],
-    job_id: uuid.UUID | None = None,
-    created_by: str = "system",
-) -> int | None:
-    """Post a balanced transaction; None when `op_key` was posted before."""
-    tx_id = await conn.fetchval(
-        """INSERT INTO transactions (op_key, kind, job_id, description, created_by)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (op_key) DO NOTHING RETURNING id""",
-        op_key,
-        kind,
-        job_id,
-        description,
-        created_by,
-    )
-    if tx_id is None:
-        return None
-    accounts = sorted(entries)
-    await lock_accounts(conn, accounts)
-    await conn.executemany(
-        "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
-        "VALUES ($1, $2, $3, 0)",
-        [(tx_id, acc, entries[acc]) for acc in accounts if entries[acc] != 0],
-    )
-    return tx_id
-
-
-async def transaction_by_key(conn: asyncpg.Connection, op_key: str) -> int | None:
-    return await conn.fetchval("SELECT id FROM transactions WHERE op_key = $1", op_key)
-
-
-async def transaction(conn: asyncpg.Connection, tx_id: int):
-    tx = await conn.fetchrow("SELECT * FROM transactions WHERE id = $1", tx_id)
-    entries = await conn.fetch(
-        "SELECT account_id, amount, balance_after FROM entries WHERE transaction_id = $1 "
-        "ORDER BY id",
-        tx_id,
-    )
-    return tx, entries
-
-
-# ----------------------------------------------------------------- checks
-
-
-MAX_HOLD_AGE = timedelta(days=1)
+        A hold has outlived its job when it is still pending after `max_hold_age`, after
+        the job was closed (cancelled or failed), or after the job was charged.
+        """
+        conn = self.conn
+        problems = []
+        for r in await conn.fetch(
+            """SELECT transaction_id, sum(amount) AS total FROM entries
+               GROUP BY transaction_id HAVING sum(amount) <> 0"""
+        ):
+            problems.append(f"transaction {r['transaction_id']} sums to {r['total']}, not 0")
+        for r in await conn.fetch(
+            """SELECT t.id FROM transactions t LEFT JOIN entries e ON e.transaction_id = t.id
+               GROUP BY t.id HAVING count(e.id) < 2"""
+        ):
+            problems.append(f"transaction {r['id']} has fewer than two entries")
+        for r in await conn.fetch(
+            """SELECT a.id, a.balance, coalesce(sum(e.amount), 0) AS total
+               FROM accounts a LEFT JOIN entries e ON e.account_id = a.id
+               GROUP BY a.id, a.balance HAVING a.balance <> coalesce(sum(e.amount), 0)"""
+        ):
+            problems.append(
+                f"account {r['id']} has balance {r['balance']} but its entries sum to {r['total']}"
+            )
+        total = await conn.fetchval("SELECT coalesce(sum(amount), 0) FROM entries")
+        if total != 0:
+            problems.append(f"all entries sum to {total}, not 0")
+        for r in await conn.fetch(
+            "SELECT job_id, created_at FROM holds WHERE state = 'pending' "
+            "AND created_at < now() - $1::interval",
+            max_hold_age,
+        ):
+            problems.append(f"hold for job {r['job_id']} is still pending since {r['created_at']}")
+        for r in await conn.fetch(
+            """SELECT h.job_id FROM holds h JOIN closed_jobs c ON c.job_id = h.job_id
+               WHERE h.state = 'pending'"""
+        ):
+            problems.append(f"hold for job {r['job_id']} is still pending but the job was closed")
+        for r in await conn.fetch(
+            """SELECT h.job_id FROM holds h
+               JOIN transactions t ON t.op_key = 'job:' || h.job_id || ':charge'
+               WHERE h.state = 'pending'"""
+        ):
+            problems.append(f"hold for job {r['job_id']} is still pending but the job was charged")
+        for r in await conn.fetch(
+            """SELECT h.job_id FROM holds h
+               WHERE h.state = 'posted' AND h.amount > 0 AND NOT EXISTS (
+                   SELECT 1 FROM transactions t
+                   WHERE t.op_key = 'job:' || h.job_id || ':charge')"""
+        ):
+            problems.append(f"hold for job {r['job_id']} is posted but no charge exists")
+        for r in await conn.fetch(
+            """SELECT t.job_id, sum(e.amount) AS refunded,
+                      (SELECT -sum(e2.amount) FROM transactions t2
+                         JOIN entries e2 ON e2.transaction_id = t2.id
+                         JOIN accounts a2 ON a2.id = e2.account_id AND a2.kind <> 'system'
+                        WHERE t2.op_key = 'job:' || t.job_id || ':charge') AS charged
+               FROM transactions t JOIN entries e ON e.transaction_id = t.id
+               JOIN accounts a ON a.id = e.account_id AND a.kind <> 'system'
+               WHERE t.kind = 'refund' GROUP BY t.job_id"""
+        ):
+            if r["charged"] is None or r["refunded"] > r["charged"]:
+                problems.append(
+                    f"job {r['job_id']} was refunded {r['refunded']} but charged {r['charged']}"
+                )
+        return problems
 
 
 async def verify(conn: asyncpg.Connection, max_hold_age: timedelta = MAX_HOLD_AGE) -> list[str]:
-    """Every violation of the ledger's invariants, as sentences; empty when sound.
-
-    A hold has outlived its job when it is still pending after `max_hold_age`, after the
-    job was closed (cancelled or failed), or after the job was charged.
-    """
-    problems = []
-    for r in await conn.fetch(
-        """SELECT transaction_id, sum(amount) AS total FROM entries
-           GROUP BY transaction_id HAVING sum(amount) <> 0"""
-    ):
-        problems.append(f"transaction {r['transaction_id']} sums to {r['total']}, not 0")
-    for r in await conn.fetch(
-        """SELECT t.id FROM transactions t LEFT JOIN entries e ON e.transaction_id = t.id
-           GROUP BY t.id HAVING count(e.id) < 2"""
-    ):
-        problems.append(f"transaction {r['id']} has fewer than two entries")
-    for r in await conn.fetch(
-        """SELECT a.id, a.balance, coalesce(sum(e.amount), 0) AS total
-           FROM accounts a LEFT JOIN entries e ON e.account_id = a.id
-           GROUP BY a.id, a.balance HAVING a.balance <> coalesce(sum(e.amount), 0)"""
-    ):
-        problems.append(
-            f"account {r['id']} has balance {r['balance']} but its entries sum to {r['total']}"
-        )
-    total = await conn.fetchval("SELECT coalesce(sum(amount), 0) FROM entries")
-    if total != 0:
-        problems.append(f"all entries sum to {total}, not 0")
-    for r in await conn.fetch(
-        "SELECT job_id, created_at FROM holds WHERE state = 'pending' "
-        "AND created_at < now() - $1::interval",
-        max_hold_age,
-    ):
-        problems.append(f"hold for job {r['job_id']} is still pending since {r['created_at']}")
-    for r in await conn.fetch(
-        """SELECT h.job_id FROM holds h JOIN closed_jobs c ON c.job_id = h.job_id
-           WHERE h.state = 'pending'"""
-    ):
-        problems.append(f"hold for job {r['job_id']} is still pending but the job was closed")
-    for r in await conn.fetch(
-        """SELECT h.job_id FROM holds h
-           JOIN transactions t ON t.op_key = 'job:' || h.job_id || ':charge'
-           WHERE h.state = 'pending'"""
-    ):
-        problems.append(f"hold for job {r['job_id']} is still pending but the job was charged")
-    for r in await conn.fetch(
-        """SELECT h.job_id FROM holds h
-           WHERE h.state = 'posted' AND h.amount > 0 AND NOT EXISTS (
-               SELECT 1 FROM transactions t WHERE t.op_key = 'job:' || h.job_id || ':charge')"""
-    ):
-        problems.append(f"hold for job {r['job_id']} is posted but no charge exists")
-    for r in await conn.fetch(
-        """SELECT t.job_id, sum(e.amount) AS refunded,
-                  (SELECT -sum(e2.amount) FROM transactions t2
-                     JOIN entries e2 ON e2.transaction_id = t2.id
-                     JOIN accounts a2 ON a2.id = e2.account_id AND a2.kind <> 'system'
-                    WHERE t2.op_key = 'job:' || t.job_id || ':charge') AS charged
-           FROM transactions t JOIN entries e ON e.transaction_id = t.id
-           JOIN accounts a ON a.id = e.account_id AND a.kind <> 'system'
-           WHERE t.kind = 'refund' GROUP BY t.job_id"""
-    ):
-        if r["charged"] is None or r["refunded"] > r["charged"]:
-            problems.append(
-                f"job {r['job_id']} was refunded {r['refunded']} but charged {r['charged']}"
-            )
-    return problems
+    """The ledger's invariant check on one connection, for tools outside the service
+    (the end-to-end tests, the benchmark)."""
+    return await Store(conn).verify(max_hold_age)

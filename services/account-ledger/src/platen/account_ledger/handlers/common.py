@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
-from platen.account_ledger import rules, store
+from platen.account_ledger import domain
+from platen.account_ledger.domain import NotFound
 from platen.events.accounts import AccountView, BalanceChanged, BalanceLow, HoldView, UserView
 from platen.events.money import CENT
 from platen.events.system import ErrorReply
@@ -26,34 +27,32 @@ def not_cents(amount: Decimal | None, what: str = "amount") -> ErrorReply | None
 
 
 async def user_view(ctx: HandlerContext, login: str) -> UserView | None:
-    user = await store.user(ctx.conn, login)
+    user = await ctx.store.user(login)
     if user is None:
         return None
-    account_id = rules.personal_account(login)
-    acc = await store.account(ctx.conn, account_id)
-    on_hold = await store.held(ctx.conn, account_id)
-    holds = await store.pending_holds(ctx.conn, [account_id])
+    acc = await ctx.store.account(user.personal_account)
+    holds = await ctx.store.pending_holds(acc.id)
     return UserView(
         login=login,
-        restricted=acc["restricted"],
-        overdraft_limit=acc["overdraft_limit"],
-        account=account_id,
-        balance=acc["balance"],
-        held=on_hold,
-        available=acc["balance"] - on_hold,
-        account_selection=user["account_selection"],
-        default_account=user["default_account"],
-        low_balance_threshold=user["low_balance_threshold"],
-        groups=await store.user_groups(ctx.conn, login),
-        enabled=user["enabled"],
+        restricted=acc.restricted,
+        overdraft_limit=acc.overdraft_limit,
+        account=acc.id,
+        balance=acc.balance,
+        held=acc.held,
+        available=acc.available,
+        account_selection=user.account_selection,
+        default_account=user.default_account,
+        low_balance_threshold=user.low_balance_threshold,
+        groups=user.groups,
+        enabled=user.enabled,
         holds=[
             HoldView(
-                job_id=h["job_id"],
-                account=h["account_id"],
-                amount=h["amount"],
-                printer=h["printer"],
-                document_name=h["document_name"],
-                created_at=h["created_at"],
+                job_id=h.job_id,
+                account=h.account_id,
+                amount=h.amount,
+                printer=h.printer,
+                document_name=h.document_name,
+                created_at=h.created_at,
             )
             for h in holds
         ],
@@ -61,67 +60,59 @@ async def user_view(ctx: HandlerContext, login: str) -> UserView | None:
 
 
 async def account_view(ctx: HandlerContext, account_id: str) -> AccountView:
-    acc = await store.account(ctx.conn, account_id)
+    acc = await ctx.store.account(account_id)
     if acc is None:
-        raise store.NotFound(f"no account {account_id!r}")
-    on_hold = await store.held(ctx.conn, account_id)
-    access = await ctx.conn.fetch(
-        "SELECT principal_kind, principal FROM account_access WHERE account_id = $1 "
-        "ORDER BY principal",
-        account_id,
-    )
+        raise NotFound(f"no account {account_id!r}")
+    access = sorted(acc.grants, key=lambda grant: grant[1])
     return AccountView(
-        id=acc["id"],
-        kind=acc["kind"],
-        path=acc["name"],
-        owner=acc["owner_login"],
-        parent=acc["parent_id"],
-        balance=acc["balance"],
-        held=on_hold,
-        available=acc["balance"] - on_hold,
-        restricted=acc["restricted"],
-        overdraft_limit=acc["overdraft_limit"],
-        charge_rate=acc["charge_rate"],
-        effective_charge_rate=await store.effective_charge_rate(ctx.conn, account_id),
-        has_pin=acc["pin_hash"] is not None,
-        enabled=acc["enabled"],
-        users=[a["principal"] for a in access if a["principal_kind"] == "user"],
-        groups=[a["principal"] for a in access if a["principal_kind"] == "group"],
+        id=acc.id,
+        kind=acc.kind,
+        path=acc.name,
+        owner=acc.owner,
+        parent=acc.parent,
+        balance=acc.balance,
+        held=acc.held,
+        available=acc.available,
+        restricted=acc.restricted,
+        overdraft_limit=acc.overdraft_limit,
+        charge_rate=acc.charge_rate,
+        effective_charge_rate=acc.effective_charge_rate,
+        has_pin=acc.pin_hash is not None,
+        enabled=acc.enabled,
+        users=[who for kind, who in access if kind == "user"],
+        groups=[who for kind, who in access if kind == "group"],
     )
 
 
 async def balance_changed(ctx: HandlerContext, account_id: str) -> None:
     """Publish the new balance; for a personal account, warn once when it runs low."""
-    acc = await store.account(ctx.conn, account_id)
-    available = acc["balance"] - await store.held(ctx.conn, account_id)
-    owner = acc["owner_login"]
+    acc = await ctx.store.account(account_id)
+    owner = acc.owner
     await ctx.emit(
         BalanceChanged(
-            account=account_id, owner=owner, balance=acc["balance"], available=available
+            account=account_id, owner=owner, balance=acc.balance, available=acc.available
         ),
         correlation_id=account_id,
     )
     if owner is None:
         return
-    user = await store.user(ctx.conn, owner)
-    threshold = user["low_balance_threshold"]
+    user = await ctx.store.user(owner)
+    threshold = user.low_balance_threshold
     if threshold is None:
         threshold = DEFAULT_LOW_BALANCE
-    warn, armed = rules.low_balance_transition(
-        armed=acc["low_balance_armed"], available=available, threshold=threshold
+    warn, armed = domain.low_balance_transition(
+        armed=acc.low_balance_armed, available=acc.available, threshold=threshold
     )
-    if armed != acc["low_balance_armed"]:
-        await ctx.conn.execute(
-            "UPDATE accounts SET low_balance_armed = $2 WHERE id = $1", account_id, armed
-        )
+    if armed != acc.low_balance_armed:
+        await ctx.store.set_low_balance_armed(account_id, armed)
     if warn:
-        ctx.log.info("balance low", account=account_id, available=str(available))
+        ctx.log.info("balance low", account=account_id, available=str(acc.available))
         await ctx.emit(
             BalanceLow(
                 account=account_id,
                 owner=owner,
-                balance=acc["balance"],
-                available=available,
+                balance=acc.balance,
+                available=acc.available,
                 threshold=threshold,
             ),
             correlation_id=account_id,

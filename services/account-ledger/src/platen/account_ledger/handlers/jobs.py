@@ -1,11 +1,17 @@
-"""Jobs: deciding who pays, asking the user when needed, holding, charging, releasing."""
+"""Jobs: deciding who pays, asking the user when needed, holding, charging, releasing.
+
+Orchestration only: the rules are in `domain.py` (read it for "when is a job charged?"),
+the SQL in `store.py`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
 
-from platen.account_ledger import rules, store
+from platen.account_ledger import domain
+from platen.account_ledger.domain import Ask, ChargeTo, Deny, Hold, Job, NotFound, Question
 from platen.account_ledger.handlers.common import SERVICE, balance_changed
 from platen.events.accounts import (
     AccountOption,
@@ -29,166 +35,124 @@ from platen.messaging.handling import HandlerContext
 INPUT_DEADLINE = timedelta(seconds=int(os.environ.get("PLATEN_INPUT_DEADLINE_SECONDS", "600")))
 
 
-async def _deny(ctx: HandlerContext, job, user: str, reason: str) -> None:
+async def _deny(ctx: HandlerContext, job: Job | Question, user: str, reason: str) -> None:
     ctx.log.info("job denied", reason=reason)
     await ctx.emit(
         JobDenied(
-            job_id=job["job_id"],
+            job_id=job.job_id,
             user=user,
-            printer=job["printer"],
-            document_name=job["document_name"],
+            printer=job.printer,
+            document_name=job.document_name,
             reason=reason,
             denied_by=SERVICE,
         ),
-        correlation_id=str(job["job_id"]),
+        correlation_id=str(job.job_id),
     )
 
 
 async def _hold(
-    ctx: HandlerContext, job, user: str, account_id: str, comment=None, *, by_pin: bool = False
-) -> str | None:
-    """Reserve the job's cost on `account_id` and authorise it; the denial reason if not.
-
-    Access is checked here, at every job, not only when a default account is set: a grant
-    taken away must stop the next job. A PIN stands in for access (`by_pin`).
-    """
-    await store.lock_accounts(ctx.conn, [account_id])
-    acc = await store.account(ctx.conn, account_id)
-    if not await store.usable(ctx.conn, account_id):
-        return f"account {acc['name']} is disabled"
-    if not by_pin and not await store.may_use(ctx.conn, user, account_id):
-        return f"you may no longer charge account {acc['name']}"
-    rate = await store.effective_charge_rate(ctx.conn, account_id)
-    amount = rules.charge_amount(job["cost"], rate)
-    decision = rules.authorize(
-        balance=acc["balance"],
-        held=await store.held(ctx.conn, account_id),
-        cost=amount,
-        restricted=acc["restricted"],
-        overdraft_limit=acc["overdraft_limit"],
+    ctx: HandlerContext,
+    job: Job | Question,
+    login: str,
+    account_id: str,
+    comment: str | None = None,
+    *,
+    by_pin: bool = False,
+) -> Hold | Deny:
+    """Reserve the job's cost on `account_id` and authorise the job, or why not."""
+    # Locked before it is read: two jobs on one account are decided one after the other,
+    # each seeing what the other held.
+    await ctx.store.lock_accounts([account_id])
+    account = await ctx.store.account(account_id)
+    groups = await ctx.store.user_groups(login)
+    hold = domain.hold_for(job, login, account, groups=groups, by_pin=by_pin, comment=comment)
+    if isinstance(hold, Deny):
+        return hold
+    await ctx.store.add_hold(hold)
+    ctx.log.info(
+        "job authorized", amount=str(hold.amount), account=account_id, rate=str(hold.charge_rate)
     )
-    if not decision.authorized:
-        return decision.reason
-    await ctx.conn.execute(
-        """INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate, amount,
-                              state, printer, document_name, pages, copies, comment)
-           VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)""",
-        job["job_id"],
-        account_id,
-        user,
-        job["cost"],
-        rate,
-        amount,
-        job["printer"],
-        job["document_name"],
-        job["pages"],
-        job["copies"],
-        comment,
-    )
-    ctx.log.info("job authorized", amount=str(amount), account=account_id, rate=str(rate))
     await ctx.emit(
-        JobAuthorized(job_id=job["job_id"], user=user, account=account_id, amount=amount),
-        correlation_id=str(job["job_id"]),
+        JobAuthorized(job_id=job.job_id, user=login, account=account_id, amount=hold.amount),
+        correlation_id=str(job.job_id),
     )
     await balance_changed(ctx, account_id)
-    return None
+    return hold
 
 
-def _job(event: JobPriced) -> dict:
-    return {
-        "job_id": event.job_id,
-        "printer": event.printer,
-        "document_name": event.document_name,
-        "pages": event.pages,
-        "copies": event.copies,
-        "cost": event.cost,
-        "color_pages": event.color_pages,
-        "grayscale_pages": event.grayscale_pages,
-        "duplex": event.duplex,
-        "messages": event.messages,
-    }
+def _job(event: JobPriced) -> Job:
+    # Job's fields are named as the event's.
+    return Job(**{f.name: getattr(event, f.name) for f in dataclasses.fields(Job)})
 
 
 async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     job = _job(event)
-    await store.lock_job(ctx.conn, event.job_id)
-    if await ctx.conn.fetchval("SELECT 1 FROM closed_jobs WHERE job_id = $1", event.job_id):
+    await ctx.store.lock_job(event.job_id)
+    if await ctx.store.job_closed(event.job_id):
         ctx.log.info("price for a job that was already cancelled ignored")
         return
-    user = await store.user(ctx.conn, event.user)
-    if user is None:
-        await _deny(ctx, job, event.user, f"user {event.user!r} has no account")
+    user = await ctx.store.user(event.user)
+    step = domain.route(job, user)
+    if isinstance(step, Deny):
+        await _deny(ctx, job, event.user, step.reason)
         return
-    if not user["enabled"]:
-        await _deny(ctx, job, event.user, "your account is disabled: ask an administrator")
-        return
-    if await ctx.conn.fetchval(
-        "SELECT 1 FROM holds WHERE job_id = $1 UNION ALL SELECT 1 FROM pending_inputs "
-        "WHERE job_id = $1",
-        event.job_id,
-    ):
+    if await ctx.store.job_seen(event.job_id):
         return  # seen already (the same job priced twice)
-    default = user["default_account"] or rules.personal_account(event.user)
-    selection = user["account_selection"]
-    if selection == "auto" and event.confirm:
-        selection = "confirm"  # a printer policy wants this job confirmed
-    if selection == "auto":
-        if reason := await _hold(ctx, job, event.user, default):
-            await _deny(ctx, job, event.user, reason)
+    if isinstance(step, ChargeTo):
+        held = await _hold(ctx, job, event.user, step.account_id)
+        if isinstance(held, Deny):
+            await _deny(ctx, job, event.user, held.reason)
         return
-    await _ask(ctx, job, event.user, selection, default)
+    await _ask(ctx, job, step)
 
 
-async def _ask(ctx: HandlerContext, job, login: str, selection: str, default: str) -> None:
-    kind = "confirm" if selection == "confirm" else "choose_account"
-    if kind == "confirm":
-        choices = [default]
+async def _ask(ctx: HandlerContext, job: Job, step: Ask) -> None:
+    login = job.user
+    if step.kind == "confirm":
+        choices = [step.default]
     else:
-        personal = rules.personal_account(login)
-        choices = [personal] + [
-            a for a in await store.shared_accounts_for(ctx.conn, login) if a != personal
-        ]
+        personal = domain.personal_account(login)
+        choices = [personal] + [a for a in await _shared_choices(ctx, login) if a != personal]
     options = []
     for account_id in choices:
-        acc = await store.account(ctx.conn, account_id)
-        rate = await store.effective_charge_rate(ctx.conn, account_id)
-        options.append(AccountOption(account=account_id, path=acc["name"], charge_rate=rate))
-    expires_at = datetime.now(UTC) + INPUT_DEADLINE
-    await ctx.conn.execute(
-        """INSERT INTO pending_inputs (job_id, user_login, kind, printer, document_name,
-                                       pages, copies, cost, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-        job["job_id"],
-        login,
-        kind,
-        job["printer"],
-        job["document_name"],
-        job["pages"],
-        job["copies"],
-        job["cost"],
-        expires_at,
-    )
-    ctx.log.info("job waits for its user", kind=kind, choices=len(options))
+        acc = await ctx.store.account(account_id)
+        options.append(
+            AccountOption(account=account_id, path=acc.name, charge_rate=acc.effective_charge_rate)
+        )
+    question = job.question(step.kind, datetime.now(UTC) + INPUT_DEADLINE)
+    await ctx.store.add_question(question)
+    ctx.log.info("job waits for its user", kind=step.kind, choices=len(options))
     await ctx.emit(
         JobInputRequired(
-            job_id=job["job_id"],
-            user=login,
-            printer=job["printer"],
-            document_name=job["document_name"],
-            pages=job["pages"],
-            copies=job["copies"],
-            cost=job["cost"],
-            kind=kind,
+            job_id=question.job_id,
+            user=question.user,
+            printer=question.printer,
+            document_name=question.document_name,
+            pages=question.pages,
+            copies=question.copies,
+            cost=question.cost,
+            kind=step.kind,
             accounts=options,
-            allow_pin=kind == "choose_account" and await store.any_pin_accounts(ctx.conn),
-            expires_at=expires_at,
-            color_pages=job["color_pages"],
-            grayscale_pages=job["grayscale_pages"],
-            duplex=job["duplex"],
-            messages=job["messages"],
+            allow_pin=step.kind == "choose_account" and await ctx.store.any_pin_accounts(),
+            expires_at=question.expires_at,
+            color_pages=job.color_pages,
+            grayscale_pages=job.grayscale_pages,
+            duplex=job.duplex,
+            messages=job.messages,
         ),
-        correlation_id=str(job["job_id"]),
+        correlation_id=str(job.job_id),
     )
+
+
+async def _shared_choices(ctx: HandlerContext, login: str) -> list[str]:
+    """The shared accounts `login` may choose from a list, by path."""
+    groups = await ctx.store.user_groups(login)
+    choices = []
+    for account_id in await ctx.store.shared_account_ids():
+        acc = await ctx.store.account(account_id)
+        if acc.may_be_charged_by(login, groups) and acc.usable:
+            choices.append(account_id)
+    return choices
 
 
 def _refused(ctx: HandlerContext, cmd: AnswerJob, reason: str) -> ErrorReply:
@@ -197,52 +161,51 @@ def _refused(ctx: HandlerContext, cmd: AnswerJob, reason: str) -> ErrorReply:
 
 
 async def on_answer(ctx: HandlerContext, cmd: AnswerJob) -> AnswerOutcome | ErrorReply:
-    await store.lock_job(ctx.conn, cmd.job_id)
-    job = await ctx.conn.fetchrow(
-        "SELECT * FROM pending_inputs WHERE job_id = $1 FOR UPDATE", cmd.job_id
-    )
-    if job is None:
+    await ctx.store.lock_job(cmd.job_id)
+    question = await ctx.store.question(cmd.job_id, lock=True)
+    if question is None:
         return _refused(ctx, cmd, "this job is not waiting for an answer")
-    if job["user_login"] != cmd.user:
-        return _refused(ctx, cmd, "this job belongs to someone else")
-    if not (await store.user(ctx.conn, cmd.user))["enabled"]:
-        return _refused(ctx, cmd, "your account is disabled")
-    if job["state"] != "open":
-        return _refused(ctx, cmd, "this job has been answered already")
-    if datetime.now(UTC) >= job["expires_at"]:
-        await _cancel(ctx, job, "no answer before the job's deadline")
+    user = await ctx.store.user(cmd.user)
+    if refusal := question.refusal(cmd.user, enabled=user is not None and user.enabled):
+        return _refused(ctx, cmd, refusal)
+    if question.expired(datetime.now(UTC)):
+        await _cancel(ctx, question, "no answer before the job's deadline")
         return _refused(ctx, cmd, "too late: the job's deadline has passed and it was cancelled")
     if cmd.action == "cancel":
-        await _cancel(ctx, job, f"cancelled by {cmd.user}")
+        await _cancel(ctx, question, f"cancelled by {cmd.user}")
         return AnswerOutcome(job_id=cmd.job_id, outcome="cancelled", reason="cancelled")
 
-    account_id, problem = await _chosen_account(ctx, job, cmd)
+    account_id, problem = await _chosen_account(ctx, question, cmd, user)
     if problem:
         return _refused(ctx, cmd, problem)
-    await ctx.conn.execute(
-        "UPDATE pending_inputs SET state = 'answered' WHERE job_id = $1", cmd.job_id
+    question.answer()
+    await ctx.store.save_question(question)
+    by_pin = question.by_pin(cmd.account, cmd.pin)
+    held = await _hold(ctx, question, cmd.user, account_id, cmd.comment, by_pin=by_pin)
+    if isinstance(held, Deny):
+        await _deny(ctx, question, cmd.user, held.reason)
+        return AnswerOutcome(
+            job_id=cmd.job_id, outcome="denied", account=account_id, reason=held.reason
+        )
+    return AnswerOutcome(
+        job_id=cmd.job_id, outcome="authorized", account=account_id, amount=held.amount
     )
-    by_pin = cmd.pin is not None and job["kind"] == "choose_account" and cmd.account is not None
-    if reason := await _hold(ctx, job, cmd.user, account_id, cmd.comment, by_pin=by_pin):
-        await _deny(ctx, job, cmd.user, reason)
-        return AnswerOutcome(job_id=cmd.job_id, outcome="denied", account=account_id, reason=reason)
-    amount = await ctx.conn.fetchval("SELECT amount FROM holds WHERE job_id = $1", cmd.job_id)
-    return AnswerOutcome(job_id=cmd.job_id, outcome="authorized", account=account_id, amount=amount)
 
 
-async def _chosen_account(ctx: HandlerContext, job, cmd: AnswerJob) -> tuple[str, str | None]:
+async def _chosen_account(
+    ctx: HandlerContext, question: Question, cmd: AnswerJob, user: domain.User
+) -> tuple[str, str | None]:
     """The account the answer picks, or a reason to refuse the answer."""
-    user = await store.user(ctx.conn, cmd.user)
-    default = user["default_account"] or rules.personal_account(cmd.user)
-    if job["kind"] == "confirm" or cmd.account is None:
-        return default, None
+    if question.kind == "confirm" or cmd.account is None:
+        return user.pays_with, None
     try:
-        account_id = await store.resolve(ctx.conn, cmd.account)
-    except store.NotFound:
+        account_id = await ctx.store.resolve(cmd.account)
+    except NotFound:
         return "", "no such account"
     if cmd.pin is not None:
         return account_id, await _check_pin(ctx, cmd.user, account_id, cmd.pin)
-    if not await store.may_use(ctx.conn, cmd.user, account_id):
+    account = await ctx.store.account(account_id)
+    if not account.may_be_charged_by(cmd.user, user.groups):
         return "", f"you may not charge {account_id}"
     return account_id, None
 
@@ -250,119 +213,83 @@ async def _chosen_account(ctx: HandlerContext, job, cmd: AnswerJob) -> tuple[str
 async def _check_pin(ctx: HandlerContext, login: str, account_id: str, pin: str) -> str | None:
     # One PIN check per user at a time: answers to several waiting jobs sent at once must
     # not each see the failure count below the limit.
-    await ctx.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR UPDATE", login)
+    await ctx.store.lock_user(login)
     now = datetime.now(UTC)
-    failures = [
-        r["failed_at"]
-        for r in await ctx.conn.fetch(
-            "SELECT failed_at FROM pin_failures WHERE user_login = $1 AND failed_at > $2",
-            login,
-            now - rules.PIN_WINDOW,
-        )
-    ]
-    locked = rules.pin_locked_until(failures, now)
-    if locked is not None:
-        minutes = max(1, int((locked - now).total_seconds() // 60) + 1)
-        return f"too many wrong PINs: try again in {minutes} minutes"
-    acc = await store.account(ctx.conn, account_id)
-    if (
-        acc["kind"] != "shared"
-        or acc["pin_hash"] is None
-        or not rules.pin_matches(pin, acc["pin_hash"])
-    ):
+    failures = await ctx.store.pin_failures(login, since=now - domain.PIN_WINDOW)
+    if lockout := domain.pin_lockout(failures, now):
+        return lockout
+    account = await ctx.store.account(account_id)
+    if not account.opened_by(pin):
         # Recorded even though the answer is refused: the refusal commits, so the count
         # of wrong guesses survives the reply.
-        await ctx.conn.execute(
-            "INSERT INTO pin_failures (user_login, account_id, failed_at) VALUES ($1, $2, $3)",
-            login,
-            account_id,
-            now,
-        )
+        await ctx.store.add_pin_failure(login, account_id, now)
         return "wrong PIN"
     return None
 
 
-async def _cancel(ctx: HandlerContext, job, reason: str) -> None:
-    await ctx.conn.execute(
-        "UPDATE pending_inputs SET state = 'cancelled' WHERE job_id = $1", job["job_id"]
-    )
+async def _cancel(ctx: HandlerContext, question: Question, reason: str) -> None:
+    question.cancel()
+    await ctx.store.save_question(question)
     ctx.log.info("job cancelled", reason=reason)
     await ctx.emit(
         JobCancelled(
-            job_id=job["job_id"],
-            user=job["user_login"],
-            printer=job["printer"],
-            document_name=job["document_name"],
+            job_id=question.job_id,
+            user=question.user,
+            printer=question.printer,
+            document_name=question.document_name,
             reason=reason,
         ),
-        correlation_id=str(job["job_id"]),
+        correlation_id=str(question.job_id),
     )
 
 
 async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed) -> None:
     """Post the job's hold: it printed, or its fate is unknown after the release timeout
-    (`job.unconfirmed`: the printer may have printed it). Once per job: a late "printed"
-    for a job charged as unconfirmed finds the hold posted and charges nothing more."""
-    await store.lock_job(ctx.conn, event.job_id)
-    hold = await ctx.conn.fetchrow("SELECT * FROM holds WHERE job_id = $1 FOR UPDATE", event.job_id)
-    if hold is None or hold["state"] != "pending":
-        # Posted: charged already (a late "printed" after "unconfirmed"). Voided: the job
-        # failed or was cancelled, which job-capture never follows with "printed" (its
-        # states are final), so a "printed" here is not believed and charges nothing.
+    (`job.unconfirmed`: the printer may have printed it). Once per job (`domain.settle`)."""
+    await ctx.store.lock_job(event.job_id)
+    hold = await ctx.store.hold(event.job_id, lock=True)
+    settled = domain.settle(hold, f"{event.document_name} on {event.printer}")
+    if settled is None:
         ctx.log.info(
             "no pending hold for this job; nothing more charged",
-            hold_state=hold and hold["state"],
+            hold_state=hold and hold.state.value,
             by=event.message_type,
         )
         return
-    amount = hold["amount"]
-    if amount > 0:
-        await store.post(
-            ctx.conn,
-            op_key=f"job:{event.job_id}:charge",
-            kind="charge",
-            job_id=event.job_id,
-            description=f"{event.document_name} on {event.printer}",
-            entries={hold["account_id"]: -amount, rules.revenue_account(event.job_id): amount},
-            created_by=hold["user_login"],
-        )
-    await ctx.conn.execute(
-        "UPDATE holds SET state = 'posted', resolved_at = now() WHERE job_id = $1", event.job_id
-    )
-    new_balance = await store.balance(ctx.conn, hold["account_id"])
-    ctx.log.info("job charged", amount=str(amount), balance=str(new_balance))
+    hold = settled.hold
+    if settled.posting is not None:
+        await ctx.store.post(settled.posting)
+    await ctx.store.save_hold(hold)
+    new_balance = await ctx.store.balance(hold.account_id)
+    ctx.log.info("job charged", amount=str(hold.amount), balance=str(new_balance))
     await ctx.emit(
         JobCharged(
             job_id=event.job_id,
-            user=hold["user_login"],
-            account=hold["account_id"],
-            printer=hold["printer"],
-            document_name=hold["document_name"],
-            pages=hold["pages"],
-            copies=hold["copies"],
-            amount=amount,
+            user=hold.user,
+            account=hold.account_id,
+            printer=hold.printer,
+            document_name=hold.document_name,
+            pages=hold.pages,
+            copies=hold.copies,
+            amount=hold.amount,
             balance=new_balance,
         ),
         correlation_id=str(event.job_id),
     )
-    await balance_changed(ctx, hold["account_id"])
+    await balance_changed(ctx, hold.account_id)
 
 
 async def on_job_not_printed(ctx: HandlerContext, event: JobFailed | JobCancelled) -> None:
-    """A failed or cancelled job is never charged: release what was held for it."""
-    await store.lock_job(ctx.conn, event.job_id)
-    await ctx.conn.execute(
-        "INSERT INTO closed_jobs (job_id) VALUES ($1) ON CONFLICT DO NOTHING", event.job_id
-    )
-    await ctx.conn.execute(
-        "UPDATE pending_inputs SET state = 'cancelled' WHERE job_id = $1 AND state = 'open'",
-        event.job_id,
-    )
-    hold = await ctx.conn.fetchrow(
-        """UPDATE holds SET state = 'voided', resolved_at = now()
-           WHERE job_id = $1 AND state = 'pending' RETURNING account_id""",
-        event.job_id,
-    )
-    if hold is not None:
+    """A failed or cancelled job is never charged: release what was held for it
+    (`domain.release`)."""
+    await ctx.store.lock_job(event.job_id)
+    await ctx.store.close_job(event.job_id)
+    question = await ctx.store.question(event.job_id, lock=True)
+    hold = await ctx.store.hold(event.job_id, lock=True)
+    released = domain.release(hold, question)
+    if released.question:
+        await ctx.store.save_question(question)
+    if released.hold:
+        await ctx.store.save_hold(hold)
         ctx.log.info("hold released", reason=event.reason)
-        await balance_changed(ctx, hold["account_id"])
+        await balance_changed(ctx, hold.account_id)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from platen.account_ledger import rules, store
+from platen.account_ledger import domain
+from platen.account_ledger.domain import NotFound, Posting
 from platen.account_ledger.handlers.common import balance_changed, not_cents
 from platen.events.accounts import (
     Adjust,
@@ -24,7 +25,7 @@ from platen.messaging.handling import HandlerContext
 
 
 async def _view(ctx: HandlerContext, tx_id: int) -> TransactionView:
-    tx, entries = await store.transaction(ctx.conn, tx_id)
+    tx, entries = await ctx.store.transaction(tx_id)
     return TransactionView(
         id=tx["id"],
         op_key=tx["op_key"],
@@ -50,17 +51,18 @@ async def _post(
     by: str,
     job_id=None,
 ) -> TransactionView:
-    tx_id = await store.post(
-        ctx.conn,
-        op_key=op_key,
-        kind=kind,
-        description=description,
-        entries=entries,
-        created_by=by,
-        job_id=job_id,
+    tx_id = await ctx.store.post(
+        Posting(
+            op_key=op_key,
+            kind=kind,
+            description=description,
+            entries=entries,
+            created_by=by,
+            job_id=job_id,
+        )
     )
     if tx_id is None:  # the same key again: answer with what it did the first time
-        return await _view(ctx, await store.transaction_by_key(ctx.conn, op_key))
+        return await _view(ctx, await ctx.store.transaction_by_key(op_key))
     ctx.log.info("money moved", kind=kind, op_key=op_key, by=by)
     for account_id in entries:
         if not account_id.startswith("system:"):
@@ -75,15 +77,15 @@ async def _from_outside(
     if refusal := not_cents(cmd.amount):
         return refusal
     try:
-        account_id = await store.resolve(ctx.conn, cmd.account)
-    except store.NotFound as exc:
+        account_id = await ctx.store.resolve(cmd.account)
+    except NotFound as exc:
         return ErrorReply(error=str(exc))
     return await _post(
         ctx,
         op_key=op_key,
         kind=kind,
         description=cmd.reason,
-        entries={account_id: cmd.amount, rules.FUNDING: -cmd.amount},
+        entries={account_id: cmd.amount, domain.FUNDING: -cmd.amount},
         by=cmd.by,
     )
 
@@ -102,23 +104,16 @@ async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | E
     if refusal := not_cents(cmd.amount):
         return refusal
     try:
-        source = await store.resolve(ctx.conn, cmd.from_account)
-        target = await store.resolve(ctx.conn, cmd.to_account)
-    except store.NotFound as exc:
+        source = await ctx.store.resolve(cmd.from_account)
+        target = await ctx.store.resolve(cmd.to_account)
+    except NotFound as exc:
         return ErrorReply(error=str(exc))
     if source == target:
         return ErrorReply(error="a transfer needs two different accounts")
     op_key = f"transfer:{cmd.key}"
-    if await store.transaction_by_key(ctx.conn, op_key) is None:
-        await store.lock_accounts(ctx.conn, [source, target])
-        acc = await store.account(ctx.conn, source)
-        decision = rules.authorize(
-            balance=acc["balance"],
-            held=await store.held(ctx.conn, source),
-            cost=cmd.amount,
-            restricted=acc["restricted"],
-            overdraft_limit=acc["overdraft_limit"],
-        )
+    if await ctx.store.transaction_by_key(op_key) is None:
+        await ctx.store.lock_accounts([source, target])
+        decision = (await ctx.store.account(source)).can_pay(cmd.amount)
         if not decision.authorized:
             return ErrorReply(error=f"{source} cannot pay {cmd.amount}: {decision.reason}")
     return await _post(
@@ -135,32 +130,19 @@ async def on_refund(ctx: HandlerContext, cmd: Refund) -> TransactionView | Error
     if refusal := not_cents(cmd.amount):
         return refusal
     op_key = f"refund:{cmd.key}"
-    if (tx_id := await store.transaction_by_key(ctx.conn, op_key)) is not None:
+    if (tx_id := await ctx.store.transaction_by_key(op_key)) is not None:
         return await _view(ctx, tx_id)
     # The refund reverses the charge: back to the account that paid, out of the revenue
     # account the charge credited (before migration 004, `system:revenue`).
-    charge = await ctx.conn.fetchrow(
-        """SELECT e.account_id, -e.amount AS amount, r.account_id AS revenue
-           FROM transactions t
-           JOIN entries e ON e.transaction_id = t.id AND e.account_id NOT LIKE 'system:%'
-           JOIN entries r ON r.transaction_id = t.id AND r.account_id LIKE 'system:%'
-           WHERE t.op_key = $1""",
-        f"job:{cmd.job_id}:charge",
-    )
+    charge = await ctx.store.job_charge(cmd.job_id)
     if charge is None:
         return ErrorReply(error=f"job {cmd.job_id} was not charged; there is nothing to refund")
     # Refunds of one job are taken one at a time (the paying account's row lock), so two
     # refunds at once cannot together return more than was charged.
-    await store.lock_accounts(ctx.conn, [charge["account_id"], charge["revenue"]])
-    refunded = await ctx.conn.fetchval(
-        """SELECT coalesce(sum(e.amount), 0) FROM transactions t
-           JOIN entries e ON e.transaction_id = t.id AND e.account_id = $2
-           WHERE t.kind = 'refund' AND t.job_id = $1""",
-        cmd.job_id,
-        charge["account_id"],
-    )
+    await ctx.store.lock_accounts([charge["account_id"], charge["revenue"]])
+    refunded = await ctx.store.refunded(cmd.job_id, charge["account_id"])
     try:
-        amount = rules.refundable(charge["amount"], refunded, cmd.amount)
+        amount = domain.refundable(charge["amount"], refunded, cmd.amount)
     except ValueError as exc:
         return ErrorReply(error=str(exc))
     return await _post(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from platen.account_ledger import store
+from platen.account_ledger import domain
+from platen.account_ledger.domain import NotFound
 from platen.events.accounts import (
     LedgerReport,
     Statement,
@@ -18,25 +19,17 @@ from platen.messaging.handling import HandlerContext
 
 # A hold still pending after this long has outlived its job (it should have been posted,
 # or voided by the job's cancellation or expiry long before).
-_DEFAULT_AGE = str(int(store.MAX_HOLD_AGE.total_seconds()))
+_DEFAULT_AGE = str(int(domain.MAX_HOLD_AGE.total_seconds()))
 MAX_HOLD_AGE = timedelta(seconds=int(os.environ.get("PLATEN_MAX_HOLD_AGE_SECONDS", _DEFAULT_AGE)))
 
 
 async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView | ErrorReply:
     try:
-        account_id = await store.resolve(ctx.conn, query.account)
-    except store.NotFound as exc:
+        account_id = await ctx.store.resolve(query.account)
+    except NotFound as exc:
         return ErrorReply(error=str(exc))
-    rows = await ctx.conn.fetch(
-        """SELECT t.created_at, t.id, t.kind, t.description, t.job_id, e.amount,
-                  e.balance_after, (SELECT balance FROM accounts WHERE id = $1) AS closing
-           FROM entries e JOIN transactions t ON t.id = e.transaction_id
-           WHERE e.account_id = $1 AND ($2::timestamptz IS NULL OR t.created_at >= $2)
-           ORDER BY e.id LIMIT $3""",
-        account_id,
-        query.since,
-        query.limit + 1,  # one more than asked: whether the limit cut the statement short
-    )
+    # One more than asked: whether the limit cut the statement short.
+    rows = await ctx.store.statement(account_id, query.since, query.limit + 1)
     truncated = len(rows) > query.limit
     rows = rows[: query.limit]
     lines = [
@@ -53,7 +46,7 @@ async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView |
     ]
     # The balance now, not after the last line shown (the two differ when the statement
     # was cut short), read in the same statement as the lines so that they agree.
-    closing = rows[0]["closing"] if rows else await store.balance(ctx.conn, account_id)
+    closing = rows[0]["closing"] if rows else await ctx.store.balance(account_id)
     opening = lines[0].balance_after - lines[0].amount if lines else closing
     return StatementView(
         account=account_id,
@@ -65,12 +58,8 @@ async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView |
 
 
 async def on_verify(ctx: HandlerContext, query: VerifyLedger) -> LedgerReport:
-    problems = await store.verify(ctx.conn, MAX_HOLD_AGE)
-    counts = await ctx.conn.fetchrow(
-        """SELECT (SELECT count(*) FROM transactions) AS transactions,
-                  (SELECT count(*) FROM accounts) AS accounts,
-                  (SELECT count(*) FROM holds WHERE state = 'pending') AS pending_holds"""
-    )
+    problems = await ctx.store.verify(MAX_HOLD_AGE)
+    counts = await ctx.store.counts()
     if problems:
         ctx.log.error("ledger verification failed", problems=problems)
     return LedgerReport(

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 import asyncpg
 import pytest
 
-from platen.account_ledger import rules, store
+from platen.account_ledger import domain, store
 from platen.account_ledger.handlers import accounts, common, jobs, money, reports, users
 from platen.events.accounts import (
     AddAccount,
@@ -30,32 +30,10 @@ from platen.events.accounts import (
     Transfer,
     VerifyLedger,
 )
-from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobPrinted, JobUnconfirmed
+from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobUnconfirmed
 from platen.events.system import ErrorReply
 
-
-def priced(user: str, cost: str, job_id: uuid.UUID | None = None) -> JobPriced:
-    return JobPriced(
-        job_id=job_id or uuid.uuid4(),
-        user=user,
-        printer="lab-1",
-        document_name="doc.pdf",
-        pages=3,
-        copies=1,
-        cost=D(cost),
-    )
-
-
-def printed(event: JobPriced) -> JobPrinted:
-    return JobPrinted(
-        job_id=event.job_id,
-        user=event.user,
-        printer=event.printer,
-        document_name=event.document_name,
-        pages=event.pages,
-        copies=event.copies,
-        printed_at=datetime.now(UTC),
-    )
+from ..builders import priced, printed
 
 
 async def add_user(ledger, login: str, balance: str = "0", **settings):
@@ -544,14 +522,14 @@ async def test_charges_spread_over_revenue_accounts_and_refunds_take_from_the_sa
         "ON e.transaction_id = t.id WHERE t.kind = 'charge' AND e.account_id LIKE 'system:%'"
     )
     assert {r["job_id"]: r["account_id"] for r in credited} == {
-        j.job_id: rules.revenue_account(j.job_id) for j in batch
+        j.job_id: domain.revenue_account(j.job_id) for j in batch
     }
     assert len({r["account_id"] for r in credited}) > 1
     job = batch[0]
     refund = await ledger.run(money.on_refund, Refund(key="r", job_id=job.job_id, reason="x"))
     assert {(e.account, e.amount) for e in refund.entries} == {
         ("personal:ned", D("1.00")),
-        (rules.revenue_account(job.job_id), D("-1.00")),
+        (domain.revenue_account(job.job_id), D("-1.00")),
     }
     revenue = await ledger.fetchval(
         "SELECT sum(balance) FROM accounts WHERE id LIKE 'system:revenue%'"

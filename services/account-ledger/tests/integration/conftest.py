@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from platen.account_ledger import store
+from platen.account_ledger.store import Store
 from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.registry import decode
 from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 
-MIGRATIONS = Path(__file__).parents[1] / "src/platen/account_ledger/migrations"
+MIGRATIONS = Path(__file__).parents[2] / "src/platen/account_ledger/migrations"
 
 
 class Ledger:
@@ -26,7 +27,9 @@ class Ledger:
         self.pool = pool
 
     async def run(self, handler, message):
-        return await apply_in_transaction(self.pool, "account-ledger", handler, message)
+        return await apply_in_transaction(
+            self.pool, "account-ledger", handler, message, store=Store
+        )
 
     async def run_all(self, handler, messages):
         return await asyncio.gather(*(self.run(handler, m) for m in messages))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from platen.account_ledger.rules import Decision, authorize, personal_account
+from platen.account_ledger.domain import Decision, authorize, personal_account
 
 D = Decimal
 
@@ -154,7 +154,7 @@ def test_a_negative_overdraft_limit_is_refused():
 
 
 def test_a_job_always_credits_the_same_revenue_account_and_jobs_spread_over_all():
-    from platen.account_ledger.rules import REVENUE_SHARDS, revenue_account
+    from platen.account_ledger.domain import REVENUE_SHARDS, revenue_account
 
     job = uuid.UUID("0b5a4c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b")
     assert revenue_account(job) == revenue_account(uuid.UUID(str(job)))

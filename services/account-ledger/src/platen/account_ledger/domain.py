@@ -1,0 +1,537 @@
+"""The ledger's domain: when a job is charged, and what an account allows. Pure Python:
+no database, no broker, no I/O.
+
+When is a job charged? Read this file from top to bottom:
+
+1. A priced job is routed (`route`): a user with no account or a disabled one is denied;
+   a user whose selection is `auto` (and whose printer policy does not ask for a
+   confirmation) is charged to their default account without a question; anyone else is
+   asked (`Question`): to confirm, or to choose the account that pays.
+2. The paying account is asked to reserve the job's cost (`hold_for`): it must be usable
+   (enabled, and so are its parents), the user must be allowed to charge it (their own,
+   granted to them or one of their groups, or opened by its PIN), and its available
+   balance (funds already held count as spent) must cover the cost at the account's
+   charge rate, down to its overdraft limit if it is restricted. If so, a `Hold` is made
+   (pending) and the job is authorised; if not, the job is denied with the reason.
+3. When the printer reports the job printed, or its fate stays unknown after the release
+   timeout (unconfirmed: it may have printed), the pending hold is posted (`settle`): the
+   only moment money leaves the account, once per job, whatever is redelivered.
+4. A failed or cancelled job is never charged (`release`): its pending hold is voided, its
+   open question cancelled, and a price arriving later holds nothing.
+
+A hold moves pending -> posted or pending -> voided, once; the hold refuses anything else
+(`IllegalTransition`), and re-applying the move it already made changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from platen.events.money import CENT
+
+REVENUE = "system:revenue"
+FUNDING = "system:funding"
+# Charges credit one of these revenue accounts (migration 004 creates them), so that two
+# charges paid by different accounts rarely wait for the same row lock.
+REVENUE_SHARDS = 16
+
+# Repeated wrong PINs lock a user out of PIN entry for a while.
+PIN_ATTEMPTS = 5
+PIN_WINDOW = timedelta(minutes=15)
+
+# A hold still pending after this long has outlived its job (the ledger's self-check
+# reports it; PLATEN_MAX_HOLD_AGE_SECONDS changes it for the service).
+MAX_HOLD_AGE = timedelta(days=1)
+
+
+class NotFound(LookupError):
+    """A user or account named in a command does not exist."""
+
+
+class IllegalTransition(Exception):
+    """A move the object's lifecycle does not allow (posting a voided hold, say)."""
+
+
+# ----------------------------------------------------------------- account names
+
+
+def personal_account(login: str) -> str:
+    return f"personal:{login}"
+
+
+def shared_account(path: str) -> str:
+    return f"shared:{path}"
+
+
+def revenue_account(job_id: uuid.UUID) -> str:
+    """The revenue account a job's charge credits: fixed by the job id, so a retried
+    charge and the job's refunds always name the same one."""
+    digest = hashlib.blake2b(job_id.bytes, digest_size=4).digest()
+    return f"{REVENUE}:{int.from_bytes(digest) % REVENUE_SHARDS:02d}"
+
+
+# ----------------------------------------------------------------- money rules
+
+
+@dataclass(frozen=True)
+class Decision:
+    authorized: bool
+    reason: str | None = None
+
+
+def authorize(
+    *,
+    balance: Decimal,
+    held: Decimal,
+    cost: Decimal,
+    restricted: bool,
+    overdraft_limit: Decimal = Decimal(0),
+) -> Decision:
+    """May a job costing `cost` be reserved against this account?
+
+    Funds already held for jobs still printing count as spent, so two jobs that each fit
+    but together do not cannot both be authorised.
+    """
+    if cost < 0:
+        raise ValueError("a job cannot cost less than nothing")
+    if overdraft_limit < 0:
+        raise ValueError("an overdraft limit is zero or more")
+    if not restricted:
+        return Decision(True)
+    available = balance - held
+    if available - cost >= -overdraft_limit:
+        return Decision(True)
+    return Decision(
+        False,
+        f"insufficient credit: this job costs {cost}, your available balance is {available}",
+    )
+
+
+def charge_amount(cost: Decimal, charge_rate: Decimal) -> Decimal:
+    """What an account pays for a job priced `cost`: its charge rate applied, then rounded
+    once to the cent, half up."""
+    if charge_rate <= 0:
+        raise ValueError("a charge rate is more than zero")
+    return (cost * charge_rate).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def refundable(charged: Decimal, refunded: Decimal, asked: Decimal | None) -> Decimal:
+    """How much a refund may return; raises ValueError when it may return nothing or less
+    than asked. `asked` None means all that is left."""
+    left = charged - refunded
+    if left <= 0:
+        raise ValueError("this job has been refunded in full already")
+    if asked is None:
+        return left
+    if asked > left:
+        raise ValueError(f"at most {left} of this job can still be refunded")
+    return asked
+
+
+def low_balance_transition(
+    *, armed: bool, available: Decimal, threshold: Decimal
+) -> tuple[bool, bool]:
+    """(warn now, armed afterwards). One warning per downward crossing; recovering to the
+    threshold or above re-arms it."""
+    if available < threshold:
+        return armed, False
+    return False, True
+
+
+# ----------------------------------------------------------------- PINs
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> str:
+    """scrypt with a random salt, stored as `scrypt$<salt hex>$<hash hex>`."""
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def pin_matches(pin: str, stored: str) -> bool:
+    try:
+        scheme, salt_hex, digest_hex = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    candidate = hash_pin(pin, bytes.fromhex(salt_hex)).split("$")[2]
+    # Constant time: how much of a guess matched must not show in how long it took.
+    return hmac.compare_digest(candidate, digest_hex)
+
+
+def pin_locked_until(failures: list[datetime], now: datetime) -> datetime | None:
+    """When PIN entry opens again, or None if it is open now."""
+    recent = sorted(f for f in failures if now - f < PIN_WINDOW)
+    if len(recent) < PIN_ATTEMPTS:
+        return None
+    return recent[-PIN_ATTEMPTS] + PIN_WINDOW
+
+
+def pin_lockout(failures: list[datetime], now: datetime) -> str | None:
+    """Why PIN entry is refused now (too many recent wrong PINs), or None."""
+    locked = pin_locked_until(failures, now)
+    if locked is None:
+        return None
+    minutes = max(1, int((locked - now).total_seconds() // 60) + 1)
+    return f"too many wrong PINs: try again in {minutes} minutes"
+
+
+# ----------------------------------------------------------------- users and accounts
+
+
+@dataclass
+class User:
+    login: str
+    # auto: charged with no question; confirm: confirms each job; choose: picks the account.
+    account_selection: str = "auto"
+    default_account: str | None = None
+    low_balance_threshold: Decimal | None = None
+    enabled: bool = True
+    groups: list[str] = field(default_factory=list)
+
+    @property
+    def personal_account(self) -> str:
+        return personal_account(self.login)
+
+    @property
+    def pays_with(self) -> str:
+        """The account charged unless the user picks another: their default, or their own."""
+        return self.default_account or self.personal_account
+
+
+@dataclass
+class Account:
+    """An account with what its rules need: the funds held on it, its parents (nearest
+    first) and the grants on it and on its parents."""
+
+    id: str
+    kind: str  # personal, shared or system
+    name: str
+    balance: Decimal = Decimal(0)
+    restricted: bool = True
+    overdraft_limit: Decimal = Decimal(0)
+    charge_rate: Decimal | None = None  # its own; None inherits its parent's
+    enabled: bool = True
+    owner: str | None = None
+    parent: str | None = None
+    pin_hash: str | None = None
+    low_balance_armed: bool = True
+    held: Decimal = Decimal(0)
+    parents: list[Account] = field(default_factory=list)
+    # (principal kind, principal) granted on this account: "user" or "group", and who.
+    grants: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+    @property
+    def usable(self) -> bool:
+        """Enabled, and so are all its parents."""
+        return self.enabled and all(p.enabled for p in self.parents)
+
+    @property
+    def effective_charge_rate(self) -> Decimal:
+        for acc in [self, *self.parents]:
+            if acc.charge_rate is not None:
+                return acc.charge_rate
+        return Decimal(1)
+
+    def may_be_charged_by(self, login: str, groups: list[str]) -> bool:
+        """Whether `login` may charge this account by choosing it: their own personal
+        account, or a shared account granted to them or one of their groups (on it or on
+        a parent)."""
+        if self.id == personal_account(login):
+            return True
+        if self.kind != "shared":
+            return False
+        wanted = {("user", login)} | {("group", g) for g in groups}
+        # A grant on a parent reaches its children (the parents of a shared account are
+        # shared accounts).
+        return any(wanted & acc.grants for acc in [self, *self.parents])
+
+    def opened_by(self, pin: str) -> bool:
+        """Whether `pin` is this shared account's PIN."""
+        return (
+            self.kind == "shared" and self.pin_hash is not None and pin_matches(pin, self.pin_hash)
+        )
+
+    def can_pay(self, amount: Decimal) -> Decision:
+        return authorize(
+            balance=self.balance,
+            held=self.held,
+            cost=amount,
+            restricted=self.restricted,
+            overdraft_limit=self.overdraft_limit,
+        )
+
+
+# ----------------------------------------------------------------- jobs and holds
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the ledger knows of a priced job."""
+
+    job_id: uuid.UUID
+    user: str
+    printer: str
+    document_name: str
+    pages: int
+    copies: int
+    cost: Decimal
+    color_pages: int | None = None
+    grayscale_pages: int | None = None
+    duplex: bool | None = None
+    messages: list[str] = field(default_factory=list)
+    confirm: bool = False  # a printer policy wants this job confirmed
+
+    def question(self, kind: str, expires_at: datetime) -> Question:
+        """Ask its user (`confirm` or `choose_account`), until `expires_at`."""
+        return Question(
+            job_id=self.job_id,
+            user=self.user,
+            kind=kind,
+            printer=self.printer,
+            document_name=self.document_name,
+            pages=self.pages,
+            copies=self.copies,
+            cost=self.cost,
+            expires_at=expires_at,
+        )
+
+
+class HoldState(StrEnum):
+    PENDING = "pending"
+    POSTED = "posted"
+    VOIDED = "voided"
+
+
+@dataclass
+class Hold:
+    """Funds reserved for one job, between authorisation and the printer's answer."""
+
+    job_id: uuid.UUID
+    account_id: str
+    user: str
+    base_cost: Decimal
+    charge_rate: Decimal
+    amount: Decimal
+    printer: str
+    document_name: str
+    pages: int
+    copies: int
+    comment: str | None = None
+    state: HoldState = HoldState.PENDING
+    created_at: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.state is HoldState.PENDING
+
+    def post(self) -> bool:
+        """Charge it; False when it was posted already (nothing more to do)."""
+        return self._move(HoldState.POSTED)
+
+    def void(self) -> bool:
+        """Release it; False when it was voided already (nothing more to do)."""
+        return self._move(HoldState.VOIDED)
+
+    def _move(self, to: HoldState) -> bool:
+        if self.state is to:
+            return False
+        if not self.pending:
+            raise IllegalTransition(f"hold for job {self.job_id} is {self.state}, not {to}")
+        self.state = to
+        return True
+
+
+@dataclass(frozen=True)
+class Posting:
+    """A balanced ledger transaction to post, under a key that makes its retry a no-op."""
+
+    op_key: str
+    kind: str
+    description: str
+    entries: dict[str, Decimal]
+    job_id: uuid.UUID | None = None
+    created_by: str = "system"
+
+
+class InputState(StrEnum):
+    OPEN = "open"
+    ANSWERED = "answered"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class Question:
+    """A job waiting for its user: to confirm it, or to choose the account that pays."""
+
+    job_id: uuid.UUID
+    user: str
+    kind: str  # confirm or choose_account
+    printer: str
+    document_name: str
+    pages: int
+    copies: int
+    cost: Decimal
+    expires_at: datetime
+    state: InputState = InputState.OPEN
+
+    def refusal(self, login: str, *, enabled: bool) -> str | None:
+        """Why `login` may not answer it now, or None (its deadline is checked apart: a
+        late answer cancels the job)."""
+        if self.user != login:
+            return "this job belongs to someone else"
+        if not enabled:
+            return "your account is disabled"
+        if self.state is not InputState.OPEN:
+            return "this job has been answered already"
+        return None
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def answer(self) -> None:
+        if self.state is not InputState.OPEN:
+            raise IllegalTransition(f"job {self.job_id} is {self.state}, it cannot be answered")
+        self.state = InputState.ANSWERED
+
+    def cancel(self) -> bool:
+        """Cancel it while it waits; False when it was answered or cancelled already."""
+        if self.state is not InputState.OPEN:
+            return False
+        self.state = InputState.CANCELLED
+        return True
+
+    def by_pin(self, account: str | None, pin: str | None) -> bool:
+        """Whether an answer picks a shared account by its PIN (the PIN stands in for a
+        grant)."""
+        return pin is not None and self.kind == "choose_account" and account is not None
+
+
+# ----------------------------------------------------------------- when is a job charged?
+
+
+@dataclass(frozen=True)
+class Deny:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChargeTo:
+    """Hold the job's cost on this account now, with no question."""
+
+    account_id: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Ask the user first: `confirm` (paid by `default`) or `choose_account`."""
+
+    kind: str
+    default: str
+
+
+def route(job: Job, user: User | None) -> Deny | ChargeTo | Ask:
+    """Step 1: what happens to a priced job."""
+    if user is None:
+        return Deny(f"user {job.user!r} has no account")
+    if not user.enabled:
+        return Deny("your account is disabled: ask an administrator")
+    selection = user.account_selection
+    if selection == "auto" and job.confirm:
+        selection = "confirm"  # a printer policy wants this job confirmed
+    if selection == "auto":
+        return ChargeTo(user.pays_with)
+    return Ask("confirm" if selection == "confirm" else "choose_account", user.pays_with)
+
+
+def hold_for(
+    job: Job | Question,
+    login: str,
+    account: Account,
+    *,
+    groups: list[str],
+    by_pin: bool = False,
+    comment: str | None = None,
+) -> Hold | Deny:
+    """Step 2: reserve the job's cost on `account`, or why not.
+
+    Access is checked here, at every job, not only when a default account is set: a grant
+    taken away must stop the next job. A PIN stands in for access (`by_pin`).
+    """
+    if not account.usable:
+        return Deny(f"account {account.name} is disabled")
+    if not by_pin and not account.may_be_charged_by(login, groups):
+        return Deny(f"you may no longer charge account {account.name}")
+    rate = account.effective_charge_rate
+    amount = charge_amount(job.cost, rate)
+    decision = account.can_pay(amount)
+    if not decision.authorized:
+        return Deny(decision.reason or "")
+    return Hold(
+        job_id=job.job_id,
+        account_id=account.id,
+        user=login,
+        base_cost=job.cost,
+        charge_rate=rate,
+        amount=amount,
+        printer=job.printer,
+        document_name=job.document_name,
+        pages=job.pages,
+        copies=job.copies,
+        comment=comment,
+    )
+
+
+@dataclass(frozen=True)
+class Settled:
+    hold: Hold
+    posting: Posting | None  # None for a free job: nothing moves, the job still counts
+
+
+def settle(hold: Hold | None, description: str) -> Settled | None:
+    """Step 3: the job printed (or may have). Posts a pending hold, with the charge to
+    record. None, and nothing changed, when there is no pending hold: posted means charged
+    already (a late "printed" after "unconfirmed", or a redelivery); voided means the job
+    failed or was cancelled, which job-capture never follows with "printed" (its states
+    are final), so a "printed" then is not believed and charges nothing."""
+    if hold is None or not hold.pending:
+        return None
+    hold.post()
+    posting = None
+    if hold.amount > 0:
+        posting = Posting(
+            op_key=f"job:{hold.job_id}:charge",
+            kind="charge",
+            description=description,
+            entries={hold.account_id: -hold.amount, revenue_account(hold.job_id): hold.amount},
+            job_id=hold.job_id,
+            created_by=hold.user,
+        )
+    return Settled(hold, posting)
+
+
+@dataclass(frozen=True)
+class Released:
+    hold: bool  # a pending hold was voided: its funds are available again
+    question: bool  # a question still open was cancelled
+
+
+def release(hold: Hold | None, question: Question | None) -> Released:
+    """Step 4: the job failed or was cancelled. Voids a pending hold and cancels a
+    question still open. A posted hold stays posted: job-capture's states are final, so a
+    charged job does not fail afterwards, and money goes back only by a refund."""
+    cancelled = question.cancel() if question is not None else False
+    voided = hold.void() if hold is not None and hold.pending else False
+    return Released(hold=voided, question=cancelled)

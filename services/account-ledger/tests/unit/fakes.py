@@ -1,0 +1,326 @@
+"""An in-memory stand-in for the ledger's `Store`: the same methods, over dicts.
+
+It hands out copies, so a handler that changes a hold or a question and forgets to save
+it leaves the store as it was, as the real one would. `locks` records the locks taken, in
+order, so a test can check a handler takes them before it reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from platen.account_ledger.domain import (
+    FUNDING,
+    MAX_HOLD_AGE,
+    REVENUE,
+    REVENUE_SHARDS,
+    Account,
+    Hold,
+    HoldState,
+    NotFound,
+    Posting,
+    Question,
+    User,
+    personal_account,
+    shared_account,
+)
+
+
+@dataclass
+class FakeTransaction:
+    id: int
+    op_key: str
+    kind: str
+    description: str
+    job_id: uuid.UUID | None
+    created_by: str
+    created_at: datetime
+    # (account, amount, balance after), in account order as the real store writes them.
+    entries: list[tuple[str, Decimal, Decimal]] = field(default_factory=list)
+
+    def __getitem__(self, key: str):  # read like the row the real store returns
+        return getattr(self, key)
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.accounts: dict[str, Account] = {}
+        self.access_rows: set[tuple[str, str, str]] = set()  # (account, kind, principal)
+        self.holds: dict[uuid.UUID, Hold] = {}
+        self.questions: dict[uuid.UUID, Question] = {}
+        self.closed: set[uuid.UUID] = set()
+        self.failures: list[tuple[str, str, datetime]] = []
+        self.transactions: list[FakeTransaction] = []
+        self.locks: list[tuple[str, object]] = []
+        for account_id in [REVENUE, FUNDING] + [
+            f"{REVENUE}:{i:02d}" for i in range(REVENUE_SHARDS)
+        ]:
+            self.accounts[account_id] = Account(
+                id=account_id, kind="system", name=account_id.split(":", 1)[1], restricted=False
+            )
+
+    # ------------------------------------------------------------- locks
+
+    async def lock_job(self, job_id: uuid.UUID) -> None:
+        self.locks.append(("job", job_id))
+
+    async def lock_accounts(self, account_ids) -> None:
+        for account_id in sorted(set(account_ids)):
+            self.locks.append(("account", account_id))
+
+    async def lock_user(self, login: str) -> None:
+        self.locks.append(("user", login))
+
+    # ------------------------------------------------------------- users
+
+    async def user(self, login: str) -> User | None:
+        return copy.deepcopy(self.users.get(login))
+
+    async def user_groups(self, login: str) -> list[str]:
+        return list(self.users[login].groups) if login in self.users else []
+
+    async def add_user(self, login: str, *, restricted: bool) -> bool:
+        if login in self.users:
+            return False
+        self.users[login] = User(login=login)
+        account_id = personal_account(login)
+        self.accounts[account_id] = Account(
+            id=account_id, kind="personal", name=login, owner=login, restricted=restricted
+        )
+        return True
+
+    async def set_groups(self, login: str, groups: list[str]) -> None:
+        self.users[login].groups = sorted(set(groups))
+
+    async def update_user(self, login: str, **settings) -> None:
+        for column, value in settings.items():
+            setattr(self.users[login], column, value)
+
+    async def set_enabled(self, login: str, enabled: bool) -> bool:
+        user = self.users.get(login)
+        if user is None or user.enabled == enabled:
+            return False
+        user.enabled = enabled
+        return True
+
+    # ------------------------------------------------------------- accounts
+
+    async def account(self, account_id: str) -> Account | None:
+        stored = self.accounts.get(account_id)
+        if stored is None:
+            return None
+        chain = [copy.deepcopy(stored)]
+        while chain[-1].parent is not None:
+            chain.append(copy.deepcopy(self.accounts[chain[-1].parent]))
+        for acc in chain:
+            acc.grants = {(kind, who) for on, kind, who in self.access_rows if on == acc.id}
+        acc, *parents = chain
+        acc.parents = parents
+        acc.held = await self.held(account_id)
+        return acc
+
+    async def resolve(self, ref: str) -> str:
+        if ref.startswith(("personal:", "shared:", "system:")):
+            candidates = [ref]
+        else:
+            candidates = [personal_account(ref), shared_account(ref)]
+        for candidate in candidates:
+            if candidate in self.accounts:
+                return candidate
+        raise NotFound(f"no account or user named {ref!r}")
+
+    async def account_ids(self, kind: str | None = None) -> list[str]:
+        found = [a for a in self.accounts.values() if kind is None or a.kind == kind]
+        return [a.id for a in sorted(found, key=lambda a: (a.kind, a.name))]
+
+    async def shared_account_ids(self) -> list[str]:
+        shared = [a for a in self.accounts.values() if a.kind == "shared"]
+        return [a.id for a in sorted(shared, key=lambda a: a.name)]
+
+    async def add_shared_account(self, account: Account) -> bool:
+        if account.id in self.accounts:
+            return False
+        self.accounts[account.id] = copy.deepcopy(account)
+        return True
+
+    async def update_account(self, account_id: str, **settings) -> None:
+        for column, value in settings.items():
+            setattr(self.accounts[account_id], column, value)
+
+    async def set_low_balance_armed(self, account_id: str, armed: bool) -> None:
+        self.accounts[account_id].low_balance_armed = armed
+
+    async def grant(self, account_id: str, principals: list[tuple[str, str]]) -> None:
+        self.access_rows |= {(account_id, kind, who) for kind, who in principals}
+
+    async def revoke(self, account_id: str, principals: list[tuple[str, str]]) -> None:
+        self.access_rows -= {(account_id, kind, who) for kind, who in principals}
+
+    async def any_pin_accounts(self) -> bool:
+        return any(
+            a.kind == "shared" and a.pin_hash is not None and a.enabled
+            for a in self.accounts.values()
+        )
+
+    async def held(self, account_id: str) -> Decimal:
+        return sum(
+            (h.amount for h in self.holds.values() if h.account_id == account_id and h.pending),
+            Decimal("0.00"),
+        )
+
+    async def balance(self, account_id: str) -> Decimal:
+        return self.accounts[account_id].balance
+
+    # ------------------------------------------------------------- jobs: holds, questions
+
+    async def job_closed(self, job_id: uuid.UUID) -> bool:
+        return job_id in self.closed
+
+    async def close_job(self, job_id: uuid.UUID) -> None:
+        self.closed.add(job_id)
+
+    async def job_seen(self, job_id: uuid.UUID) -> bool:
+        return job_id in self.holds or job_id in self.questions
+
+    async def hold(self, job_id: uuid.UUID, *, lock: bool = False) -> Hold | None:
+        if lock:
+            self.locks.append(("hold", job_id))
+        return copy.deepcopy(self.holds.get(job_id))
+
+    async def pending_holds(self, account_id: str) -> list[Hold]:
+        return [
+            copy.deepcopy(h)
+            for h in self.holds.values()
+            if h.account_id == account_id and h.pending
+        ]
+
+    async def add_hold(self, hold: Hold) -> None:
+        assert hold.job_id not in self.holds, "holds.job_id is the primary key"
+        self.holds[hold.job_id] = copy.deepcopy(hold)
+        self.holds[hold.job_id].created_at = datetime.now(UTC)
+
+    async def save_hold(self, hold: Hold) -> None:
+        self.holds[hold.job_id].state = hold.state
+
+    async def question(self, job_id: uuid.UUID, *, lock: bool = False) -> Question | None:
+        if lock:
+            self.locks.append(("question", job_id))
+        return copy.deepcopy(self.questions.get(job_id))
+
+    async def add_question(self, question: Question) -> None:
+        assert question.job_id not in self.questions, "pending_inputs.job_id is the primary key"
+        self.questions[question.job_id] = copy.deepcopy(question)
+
+    async def save_question(self, question: Question) -> None:
+        self.questions[question.job_id].state = question.state
+
+    async def pin_failures(self, login: str, since: datetime) -> list[datetime]:
+        return [at for who, _, at in self.failures if who == login and at > since]
+
+    async def add_pin_failure(self, login: str, account_id: str, at: datetime) -> None:
+        self.failures.append((login, account_id, at))
+
+    # ------------------------------------------------------------- transactions
+
+    async def post(self, posting: Posting) -> int | None:
+        if await self.transaction_by_key(posting.op_key) is not None:
+            return None
+        assert sum(posting.entries.values()) == 0, "unbalanced"
+        tx = FakeTransaction(
+            id=len(self.transactions) + 1,
+            op_key=posting.op_key,
+            kind=posting.kind,
+            description=posting.description,
+            job_id=posting.job_id,
+            created_by=posting.created_by,
+            created_at=datetime.now(UTC),
+        )
+        await self.lock_accounts(posting.entries)
+        for account_id in sorted(posting.entries):
+            amount = posting.entries[account_id]
+            if amount != 0:
+                self.accounts[account_id].balance += amount
+                tx.entries.append((account_id, amount, self.accounts[account_id].balance))
+        self.transactions.append(tx)
+        return tx.id
+
+    async def transaction_by_key(self, op_key: str) -> int | None:
+        return next((t.id for t in self.transactions if t.op_key == op_key), None)
+
+    async def transaction(self, tx_id: int):
+        tx = self.transactions[tx_id - 1]
+        entries = [
+            {"account_id": a, "amount": amount, "balance_after": after}
+            for a, amount, after in tx.entries
+        ]
+        return tx, entries
+
+    async def job_charge(self, job_id: uuid.UUID):
+        tx_id = await self.transaction_by_key(f"job:{job_id}:charge")
+        if tx_id is None:
+            return None
+        entries = self.transactions[tx_id - 1].entries
+        paid = next((a, amount) for a, amount, _ in entries if not a.startswith("system:"))
+        revenue = next(a for a, _, _ in entries if a.startswith("system:"))
+        return {"account_id": paid[0], "amount": -paid[1], "revenue": revenue}
+
+    async def refunded(self, job_id: uuid.UUID, account_id: str) -> Decimal:
+        return sum(
+            (
+                amount
+                for t in self.transactions
+                if t.kind == "refund" and t.job_id == job_id
+                for a, amount, _ in t.entries
+                if a == account_id
+            ),
+            Decimal(0),
+        )
+
+    # ------------------------------------------------------------- reports
+
+    async def statement(self, account_id: str, since: datetime | None, limit: int) -> list[dict]:
+        lines = [
+            {
+                "created_at": t.created_at,
+                "id": t.id,
+                "kind": t.kind,
+                "description": t.description,
+                "job_id": t.job_id,
+                "amount": amount,
+                "balance_after": after,
+                "closing": self.accounts[account_id].balance,
+            }
+            for t in self.transactions
+            if since is None or t.created_at >= since
+            for a, amount, after in t.entries
+            if a == account_id
+        ]
+        return lines[:limit]
+
+    async def counts(self) -> dict:
+        return {
+            "transactions": len(self.transactions),
+            "accounts": len(self.accounts),
+            "pending_holds": sum(h.pending for h in self.holds.values()),
+        }
+
+    async def verify(self, max_hold_age: timedelta = MAX_HOLD_AGE) -> list[str]:
+        """The checks that can fail in memory: a hold that outlived its job."""
+        problems = []
+        now = datetime.now(UTC)
+        for h in self.holds.values():
+            if h.pending and h.created_at < now - max_hold_age:
+                problems.append(f"hold for job {h.job_id} is still pending since {h.created_at}")
+            if h.pending and h.job_id in self.closed:
+                problems.append(f"hold for job {h.job_id} is still pending but the job was closed")
+            charged = await self.transaction_by_key(f"job:{h.job_id}:charge") is not None
+            if h.pending and charged:
+                problems.append(f"hold for job {h.job_id} is still pending but the job was charged")
+            if h.state is HoldState.POSTED and h.amount > 0 and not charged:
+                problems.append(f"hold for job {h.job_id} is posted but no charge exists")
+        return problems
