@@ -8,6 +8,7 @@ would and assert on the state it left and the messages it sent, in milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,16 @@ class FakeContext:
     log: Any = field(default_factory=lambda: structlog.get_logger("test"))
     conn: Any = None
     publisher: Any = None
+    effects: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+
+    def after_commit(self, effect: Callable[[], Awaitable[object]]) -> None:
+        self.effects.append(effect)
+
+    async def commit(self) -> None:
+        """Run what the handler left for after the commit, as the dispatcher would."""
+        effects, self.effects = self.effects, []
+        for effect in effects:
+            await effect()
 
     async def emit(
         self,
