@@ -202,3 +202,28 @@ async def test_start_up_repairs_everything_the_database_records(store, admin, qu
     }
     assert ("delete_user", "platen-print-server.old") in admin.calls
     assert set(store.servers) == {"ps1"}
+
+
+async def test_connections_listed_late_are_closed_after_a_disable(ctx, store, admin, queues):
+    broker = BrokerIdentities(disconnect_retries=(0, 0), retry_delays=(0,))
+    broker.configure(admin, queues.declare, store.session)
+    handlers = IdentityHandlers(broker)
+    await handlers.on_user_added(ctx, added())
+    await handlers.on_user_disabled(ctx, UserDisabled(login="bob"))
+    await ctx.commit()
+    # A connection the management API had not listed when the user was revoked.
+    admin.connections["bob"] = 1
+    for _ in range(100):
+        if not admin.connections:
+            break
+        await asyncio.sleep(0.01)
+    assert admin.connections == {}
+
+
+async def test_start_up_looks_for_no_late_connections(store, admin, queues):
+    broker = BrokerIdentities(disconnect_retries=(0,), retry_delays=(0,))
+    broker.configure(admin, queues.declare, store.session)
+    store.desktops["bob"] = False
+    await broker.sync_all()
+    await asyncio.sleep(0.05)
+    assert admin.calls.count(("disconnect", "bob")) == 1

@@ -141,8 +141,7 @@ class BrokerIdentities:
         if kind == "desktop":
             async with self._lock(key):
                 enabled = await self._desktop_enabled(name)
-                if enabled is not None:
-                    await self._apply_desktop(name, enabled)
+                await self._apply_desktop(name, enabled, stragglers=True)
         else:
             await self._sync_print_server(name)
 
@@ -152,7 +151,11 @@ class BrokerIdentities:
             identity = await store.desktop_identity(login)
         return None if identity is None else identity.enabled
 
-    async def _apply_desktop(self, login: str, enabled: bool | None) -> None:
+    async def _apply_desktop(
+        self, login: str, enabled: bool | None, *, stragglers: bool = False
+    ) -> None:
+        """`stragglers`: the user has just been disabled; look again for connections the
+        management API lists late."""
         assert self._declare_queue is not None
         if enabled is None:
             return
@@ -169,7 +172,8 @@ class BrokerIdentities:
             await self.admin.revoke(login)
             await self.admin.disconnect(login, "your Platen account is disabled")
             log.info("desktop identity revoked", user=login)
-            self._spawn(self._disconnect_stragglers(login))
+            if stragglers:
+                self._spawn(self._disconnect_stragglers(login))
 
     async def _sync_print_server(self, name: str) -> None:
         if self.admin is None:
