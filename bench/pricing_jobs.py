@@ -23,8 +23,9 @@ from platen.events.jobs import JobCaptured, SideGroup
 from platen.events.printers import CostModel, PaperRates, Policy
 from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
-from platen.pricing import handlers, store
-from platen.pricing.pricing import Job, Sides, assess
+from platen.pricing import handlers
+from platen.pricing.domain import Job, Sides, assess
+from platen.pricing.store import Store
 from platen.testing.infra import provide
 from platen.testing.isolation import create_database
 
@@ -74,7 +75,7 @@ def captured(i: int) -> JobCaptured:
 
 
 async def run(pool, handler, message):
-    return await apply_in_transaction(pool, "bench", handler, message)
+    return await apply_in_transaction(pool, "bench", handler, message, store=Store)
 
 
 async def service(n: int) -> None:
@@ -90,13 +91,13 @@ async def service(n: int) -> None:
             )
             # 20 schedule versions, so the lookup by capture time has something to skip.
             for i in range(20):
-                await store.add_schedule(conn, "lab", MODEL.model_copy(update={"page": D(i)}))
-            await store.add_schedule(conn, "lab", MODEL)
-            await store.set_printer_groups(conn, "lab", ["floor"])
-            await store.set_policy(conn, "printer", "lab", POLICIES[0][1])
-            await store.set_policy(conn, "group", "floor", POLICIES[1][1])
+                await Store(conn).add_schedule("lab", MODEL.model_copy(update={"page": D(i)}))
+            await Store(conn).add_schedule("lab", MODEL)
+            await Store(conn).set_printer_groups("lab", ["floor"])
+            await Store(conn).set_policy("printer", "lab", POLICIES[0][1])
+            await Store(conn).set_policy("group", "floor", POLICIES[1][1])
             for i in range(50):
-                await store.set_user_groups(conn, f"u{i}", ["staff"])
+                await Store(conn).set_user_groups(f"u{i}", ["staff"])
         print(f"infrastructure: {infra.source}; {n} jobs per run")
         for concurrency in (1, 8):
             jobs = [captured(i) for i in range(n)]

@@ -179,6 +179,27 @@ async def test_transient_failure_is_retried_then_applied_once(channel, pool, pub
     assert await h.dead_letters(1, timeout=0.5) == []
 
 
+async def test_effects_run_after_the_commit_and_only_once(channel, pool, publisher):
+    seen = []
+
+    async def with_effect(ctx, event):
+        await record(ctx, event)
+
+        async def effect():
+            seen.append(await _applied_is(h, [ctx.envelope.message_id]))
+
+        ctx.after_commit(effect)
+
+    h = Harness(channel, pool, publisher, with_effect)
+    await h.start()
+    msg = message(captured_body())
+    await h.send(msg)
+    await h.send(message(msg.body, message_id=msg.message_id))  # a redelivery: no effect
+    assert await wait_for(lambda: _applied_is(h, [msg.message_id]))
+    await asyncio.sleep(0.3)
+    assert seen == [True]
+
+
 async def test_rejected_by_the_handler_is_dead_lettered(channel, pool, publisher):
     async def refuse(ctx, event):
         raise Rejected("printer is on fire")

@@ -8,9 +8,10 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import pytest
 
+from platen.events.desktop import BalanceNotice
 from platen.events.jobs import JobCancelled
 from platen.events.registry import decode
-from platen.events.routing import COMMANDS, EVENTS
+from platen.events.routing import COMMANDS, DESKTOP, EVENTS, desktop_key, desktop_queue
 from platen.messaging import inbox, outbox
 from platen.messaging.codec import HEADER_VERSION, envelope_for
 from platen.messaging.outbox import MAX_ATTEMPTS, OutboxRelay, PublishFailed, backlog
@@ -68,6 +69,26 @@ async def test_relay_keeps_rows_it_could_not_route_and_sends_the_rest(pool, chan
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT attempts, last_error FROM svc.outbox")
     assert row["attempts"] == 2 and "NO_ROUTE" in row["last_error"]
+
+
+async def test_relay_makes_the_desktop_queue_a_desktop_message_goes_to(pool, channel, publisher):
+    # The handler that recorded the message declared nothing on the broker: the queue is
+    # declared here, after the commit, so that the mandatory publish is routed.
+    login = f"u{uuid.uuid4().hex[:8]}"
+    notice = BalanceNotice(balance="1.00", available="1.00")
+    async with pool.acquire() as conn:
+        await outbox.add(
+            conn,
+            notice,
+            envelope_for(notice, "test"),
+            exchange=DESKTOP,
+            routing_key=desktop_key(login, "balance"),
+        )
+    assert await OutboxRelay(pool, publisher, "test").flush_once() == 1
+    q = await channel.get_queue(desktop_queue(login))
+    raw = await q.get(timeout=5)
+    assert decode(raw.type, raw.headers[HEADER_VERSION], raw.body) == notice
+    await q.delete()
 
 
 async def test_relay_keeps_publication_order(pool, channel, publisher):

@@ -4,6 +4,8 @@ FakeContext runs the same handler with no database or broker."""
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from platen.events.jobs import JobCaptured
 from platen.messaging.fakes import FakeContext
 from platen.messaging.handling import apply_in_transaction
@@ -67,3 +69,49 @@ async def test_a_fake_context_runs_the_handler_with_no_database():
     assert ctx.messages(JobCaptured) == [event]
     assert ctx.emitted[0].routing_key == "job.captured"
     assert ctx.emitted[0].correlation_id == str(event.job_id)
+
+
+async def test_an_effect_left_for_after_the_commit_sees_the_committed_state(pool):
+    event = captured()
+    seen = []
+
+    async def effect():
+        # On a connection of its own: only a committed row is visible here.
+        async with pool.acquire() as conn:
+            seen.append(await conn.fetchval("SELECT note FROM svc.applied"))
+
+    async def handler_with_effect(ctx, event):
+        await ctx.store.note(str(event.job_id), event.user)
+        ctx.after_commit(effect)
+
+    await apply_in_transaction(pool, "svc", handler_with_effect, event, store=NoteStore)
+    assert seen == ["alice"]
+
+
+async def test_no_effect_runs_for_a_transaction_that_rolls_back(pool):
+    ran = []
+
+    async def effect():
+        ran.append(1)
+
+    async def failing(ctx, event):
+        ctx.after_commit(effect)
+        raise RuntimeError("handler failed")
+
+    with pytest.raises(RuntimeError):
+        await apply_in_transaction(pool, "svc", failing, captured(), store=NoteStore)
+    assert ran == []
+
+
+async def test_a_fake_context_runs_the_effects_when_told_the_transaction_committed():
+    ran = []
+
+    async def effect():
+        ran.append(1)
+
+    ctx = FakeContext()
+    ctx.after_commit(effect)
+    assert ran == []
+    await ctx.commit()
+    await ctx.commit()
+    assert ran == [1]

@@ -8,6 +8,7 @@ would and assert on the state it left and the messages it sent, in milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,17 @@ class FakeContext:
         if accepted != fields:
             raise ValueError(f"unknown marks: {sorted(set(fields) - set(accepted))}")
         self.marks.update(accepted)
+
+    effects: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+
+    def after_commit(self, effect: Callable[[], Awaitable[object]]) -> None:
+        self.effects.append(effect)
+
+    async def commit(self) -> None:
+        """Run what the handler left for after the commit, as the dispatcher would."""
+        effects, self.effects = self.effects, []
+        for effect in effects:
+            await effect()
 
     async def emit(
         self,

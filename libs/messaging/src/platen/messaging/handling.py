@@ -5,8 +5,8 @@ The steps for every delivery:
    it goes to the queue's dead-letter queue with the reason in its headers, and is acked.
 2. In one database transaction: claim its id in the inbox (a redelivery stops here), run
    the handler, which changes state and adds outgoing messages to the outbox.
-3. After the commit: wake the outbox relay, send the reply if the sender asked for one,
-   and only then ack.
+3. After the commit: run the effects the handler left for then (`ctx.after_commit`), wake
+   the outbox relay, send the reply if the sender asked for one, and only then ack.
 A handler that raises `Rejected` dead-letters the message the same way. Any other error is
 treated as transient (database or broker trouble): the message is returned to the queue,
 until its last allowed delivery (the queue's delivery limit, counted by the broker in
@@ -89,6 +89,16 @@ class HandlerContext:
         self.marks.update(accepted)
         structlog.contextvars.bind_contextvars(**accepted)
 
+    effects: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+
+    def after_commit(self, effect: Callable[[], Awaitable[object]]) -> None:
+        """Run `effect` once this delivery's transaction has committed, before its reply is
+        sent: for an effect outside the database (the broker's management API) that must not
+        happen for a transaction that rolls back. If it raises, the delivery is given back,
+        and its redelivery is skipped by the inbox: an effect that must not be lost keeps
+        its own retry."""
+        self.effects.append(effect)
+
     async def emit(
         self,
         message: Message,
@@ -139,7 +149,10 @@ async def apply_in_transaction(
         ctx = HandlerContext(conn, env, producer, None, structlog.get_logger(producer))  # type: ignore[arg-type]
         ctx.user_id = user_id
         ctx.store = store(conn) if store else None
-        return await handler(ctx, message)
+        reply = await handler(ctx, message)
+    for effect in ctx.effects:
+        await effect()
+    return reply
 
 
 def _may_reply(raw: AbstractIncomingMessage) -> bool:
@@ -290,10 +303,12 @@ class Dispatcher:
             return
 
         try:
-            reply = await self._apply(raw, envelope, message, handler, marks)
+            reply, effects = await self._apply(raw, envelope, message, handler, marks)
         except Rejected as exc:
             await self._dead_letter(raw, str(exc))
             return
+        for effect in effects:
+            await effect()
         self.relay.wake()
         if reply is not None and _may_reply(raw):
             await self._send_reply(raw, reply)
@@ -306,12 +321,12 @@ class Dispatcher:
         message: Message,
         handler: Handler,
         marks: dict[str, str],
-    ) -> Message | None:
+    ) -> tuple[Message | None, list[Callable[[], Awaitable[object]]]]:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await inbox.claim(conn, self.queue, envelope.message_id):
                 log.info("duplicate delivery skipped")
                 stored = await inbox.stored_reply(conn, self.queue, envelope.message_id)
-                return decode(stored[0], stored[1], stored[2]) if stored else None
+                return (decode(stored[0], stored[1], stored[2]) if stored else None), []
             ctx = HandlerContext(
                 conn,
                 envelope,
@@ -335,7 +350,7 @@ class Dispatcher:
                     reply.schema_version,
                     encode(reply),
                 )
-            return reply
+            return reply, ctx.effects
 
     async def _send_reply(self, raw: AbstractIncomingMessage, reply: Message) -> None:
         env = envelope_for(reply, self.producer, raw.message_id)

@@ -29,6 +29,7 @@ from aiormq.exceptions import (
 
 from platen.events.base import Envelope, Message
 from platen.events.registry import encode
+from platen.events.routing import DESKTOP, login_of_key
 from platen.messaging.codec import build
 from platen.messaging.logs import correlation_fields
 from platen.messaging.publisher import Publisher
@@ -197,6 +198,10 @@ class OutboxRelay:
             reply_to=row["reply_to"],
             marks=row["marks"],
         )
+        if row["exchange"] == DESKTOP and (login := login_of_key(row["routing_key"])):
+            # A desktop message is mandatory: its user's queue must exist first. Declared
+            # here, after the commit that recorded the message, and with its retries.
+            await self._publisher.ensure_desktop_queue(login)
         await self._publisher.publish(row["exchange"], row["routing_key"], message)
         log.debug(
             "published",

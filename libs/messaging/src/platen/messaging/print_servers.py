@@ -40,12 +40,15 @@ def name_of(user_id: str | None) -> str | None:
     return name if valid_name(name) else None
 
 
-async def issue(admin: BrokerAdmin, name: str, user_prefix: str = "") -> tuple[str, str]:
+async def issue(
+    admin: BrokerAdmin, name: str, user_prefix: str = "", *, password: str | None = None
+) -> tuple[str, str]:
     """Create or renew print server `name`'s broker user with only a print server's
     permissions; returns (user, new password). The previous password stops working, and
-    connections made with it are closed."""
+    connections made with it are closed. `password`: one made already (by a handler that
+    replies with it once this runs after its commit)."""
     user = broker_user(name, user_prefix)
-    password = new_password()
+    password = password or new_password()
     await admin.set_password(user, password)
     await admin.grant(user, permissions.print_server())
     await admin.disconnect(user, "the print server's credential was renewed")

@@ -12,8 +12,7 @@ async def on_broadcast(ctx: HandlerContext, cmd: Broadcast) -> BroadcastSent:
         audience = sorted(set(cmd.users))
     else:
         # Every user the ledger announced (identities keeps them), but the disabled.
-        rows = await ctx.conn.fetch("SELECT login FROM desktop_users WHERE enabled ORDER BY login")
-        audience = [r["login"] for r in rows]
+        audience = await ctx.store.enabled_logins()
     notice = BroadcastNotice(text=cmd.text, sender=cmd.sender)
     ttl = cmd.expires_in_minutes * 60_000 if cmd.expires_in_minutes else None
     for login in audience:

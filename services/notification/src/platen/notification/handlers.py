@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from platen.events.accounts import BalanceChanged, BalanceLow, JobCharged, UserAdded
+from platen.events.accounts import BalanceChanged, BalanceLow, JobCharged
 from platen.events.desktop import (
     BalanceNotice,
     DeniedNotice,
@@ -11,14 +11,8 @@ from platen.events.desktop import (
 )
 from platen.events.jobs import JobDenied
 from platen.messaging.handling import HandlerContext
-from platen.notification import identities
 from platen.notification.prompts import close_denied
 from platen.notification.sending import send
-
-
-async def on_user_added(ctx: HandlerContext, event: UserAdded) -> None:
-    await ctx.publisher.ensure_desktop_queue(event.login)
-    await identities.on_user_added(ctx, event)
 
 
 async def on_job_charged(ctx: HandlerContext, event: JobCharged) -> None:

@@ -22,7 +22,17 @@ from platen.events.identities import (
 from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
 from platen.events.system import ErrorReply
 from platen.messaging.service import ServiceSpec, run_service
-from platen.notification import broadcasts, handlers, identities, print_servers, prompts
+from platen.notification import broadcasts, handlers, prompts
+from platen.notification.broker_identities import BrokerIdentities
+from platen.notification.identities import IdentityHandlers
+from platen.notification.print_servers import PrintServerHandlers, on_list
+from platen.notification.store import Store
+
+# The broker's side of identities: one object, configured by its start hook once the
+# service is up, that the identity handlers hand their broker effects to.
+BROKER = BrokerIdentities()
+IDENTITIES = IdentityHandlers(BROKER)
+PRINT_SERVERS = PrintServerHandlers(BROKER)
 
 SPEC = ServiceSpec(
     name="notification",
@@ -34,24 +44,25 @@ SPEC = ServiceSpec(
             JobDenied: handlers.on_job_denied,
             BalanceChanged: handlers.on_balance_changed,
             BalanceLow: handlers.on_balance_low,
-            UserAdded: handlers.on_user_added,
-            UserDisabled: identities.on_user_disabled,
-            UserEnabled: identities.on_user_enabled,
+            UserAdded: IDENTITIES.on_user_added,
+            UserDisabled: IDENTITIES.on_user_disabled,
+            UserEnabled: IDENTITIES.on_user_enabled,
             JobInputRequired: prompts.on_input_required,
             JobAuthorized: prompts.on_job_authorized,
             JobCancelled: prompts.on_job_cancelled,
         },
         "commands": {
-            IssueCredential: identities.on_issue_credential,
+            IssueCredential: IDENTITIES.on_issue_credential,
             Broadcast: broadcasts.on_broadcast,
-            AddPrintServer: print_servers.on_add,
-            RemovePrintServer: print_servers.on_remove,
-            ListPrintServers: print_servers.on_list,
+            AddPrintServer: PRINT_SERVERS.on_add,
+            RemovePrintServer: PRINT_SERVERS.on_remove,
+            ListPrintServers: on_list,
         },
         "replies": {JobAnswer: prompts.on_answer},
         "answers": {AnswerOutcome: prompts.on_outcome, ErrorReply: prompts.on_refusal},
     },
-    on_ready=[identities.start, print_servers.start],
+    on_ready=[BROKER.start],
+    store=Store,
 )
 
 

@@ -3,12 +3,11 @@
 Each print server signs in as a broker user of its own (`platen.messaging.print_servers`),
 so that job-capture knows, from the broker-checked `user_id` of a request, which print
 server sends it. The notification service manages them because it holds the key to the
-broker's management API (it manages desktop identities the same way).
+broker's management API (it manages desktop identities the same way): these handlers
+record what the identity must be, and `BrokerIdentities` applies it after the commit.
 """
 
 from __future__ import annotations
-
-import structlog
 
 from platen.events.identities import (
     AddPrintServer,
@@ -19,11 +18,11 @@ from platen.events.identities import (
     RemovePrintServer,
 )
 from platen.events.system import ErrorReply
-from platen.messaging import permissions, print_servers
+from platen.messaging import print_servers
+from platen.messaging.broker_admin import new_password
 from platen.messaging.handling import HandlerContext
-from platen.notification import identities
-
-log = structlog.get_logger("notification.print_servers")
+from platen.notification.broker_identities import BrokerIdentities
+from platen.notification.domain import PrintServerIdentity, Refused
 
 NOT_MANAGED = (
     "this Platen does not manage broker identities "
@@ -31,48 +30,45 @@ NOT_MANAGED = (
 )
 
 
-async def start(rt) -> None:
-    """on_ready hook (after identities.start): give every known print server exactly a
-    print server's permissions again, so that an upgrade that narrows them applies."""
-    admin = identities.admin()
-    if admin is None:
-        return
-    async with rt.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT username FROM print_servers ORDER BY name")
-    for row in rows:
-        await admin.grant(row["username"], permissions.print_server())
-    log.info("print server identities reconciled", print_servers=len(rows))
+class PrintServerHandlers:
+    def __init__(self, broker: BrokerIdentities) -> None:
+        self.broker = broker
 
+    async def on_add(
+        self, ctx: HandlerContext, cmd: AddPrintServer
+    ) -> PrintServerCredential | ErrorReply:
+        if not self.broker.managed:
+            return ErrorReply(error=NOT_MANAGED)
+        username = print_servers.broker_user(cmd.name)
+        server = await ctx.store.print_server(cmd.name)
+        if server is None:
+            server = PrintServerIdentity(cmd.name, username)
+        server.reissue(username)
+        await ctx.store.save_print_server(server)
+        password = new_password()
+        # Set on the broker after the commit and before this reply leaves (see identities).
+        ctx.after_commit(lambda: self.broker.issue_print_server(cmd.name, password))
+        ctx.log.info("print server identity issued", print_server=cmd.name)  # never the password
+        return PrintServerCredential(name=cmd.name, username=username, password=password)
 
-async def on_add(ctx: HandlerContext, cmd: AddPrintServer) -> PrintServerCredential | ErrorReply:
-    admin = identities.admin()
-    if admin is None:
-        return ErrorReply(error=NOT_MANAGED)
-    username, password = await print_servers.issue(admin, cmd.name)
-    await ctx.conn.execute(
-        """INSERT INTO print_servers (name, username) VALUES ($1, $2)
-           ON CONFLICT (name) DO UPDATE SET username = $2""",
-        cmd.name,
-        username,
-    )
-    ctx.log.info("print server identity issued", print_server=cmd.name)  # never the password
-    return PrintServerCredential(name=cmd.name, username=username, password=password)
-
-
-async def on_remove(ctx: HandlerContext, cmd: RemovePrintServer) -> PrintServerList | ErrorReply:
-    admin = identities.admin()
-    if admin is None:
-        return ErrorReply(error=NOT_MANAGED)
-    username = await ctx.conn.fetchval(
-        "DELETE FROM print_servers WHERE name = $1 RETURNING username", cmd.name
-    )
-    if username is None:
-        return ErrorReply(error=f"no print server named {cmd.name!r}")
-    await print_servers.withdraw(admin, username)
-    ctx.log.info("print server identity removed", print_server=cmd.name)
-    return await on_list(ctx, ListPrintServers())
+    async def on_remove(
+        self, ctx: HandlerContext, cmd: RemovePrintServer
+    ) -> PrintServerList | ErrorReply:
+        if not self.broker.managed:
+            return ErrorReply(error=NOT_MANAGED)
+        server = await ctx.store.print_server(cmd.name)
+        try:
+            if server is None:
+                raise Refused(f"no print server named {cmd.name!r}")
+            server.remove()
+        except Refused as exc:
+            return ErrorReply(error=str(exc))
+        await ctx.store.save_print_server(server)
+        ctx.after_commit(lambda: self.broker.sync_print_server(cmd.name))
+        ctx.log.info("print server identity removed", print_server=cmd.name)
+        return await on_list(ctx, ListPrintServers())
 
 
 async def on_list(ctx: HandlerContext, query: ListPrintServers) -> PrintServerList:
-    rows = await ctx.conn.fetch("SELECT name, username, added_at FROM print_servers ORDER BY name")
+    rows = await ctx.store.print_server_list()
     return PrintServerList(print_servers=[PrintServerSummary(**dict(r)) for r in rows])

@@ -19,7 +19,7 @@ from platen.events.routing import COMMANDS
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.messaging.topology import NOTIFICATION_ANSWERS
-from platen.notification.prompting import Sender, prompt_problem, sender_problem, ttl_ms
+from platen.notification.domain import Answer, Prompt, Sender, prompt_problem, sender_problem
 from platen.notification.sending import send
 
 # Every desktop signs in as its own broker user, so a reply must carry the AMQP `user_id`,
@@ -29,21 +29,14 @@ REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0
 
 
 async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> None:
-    inserted = await ctx.conn.fetchval(
-        """INSERT INTO prompts (job_id, user_login, document_name, expires_at)
-           VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING RETURNING 1""",
-        event.job_id,
-        event.user,
-        event.document_name,
-        event.expires_at,
-    )
-    if not inserted:
+    prompt = Prompt(event.job_id, event.user, event.document_name, event.expires_at)
+    if not await ctx.store.add_prompt(prompt):
         return  # asked already
-    ttl = ttl_ms(event.expires_at, datetime.now(UTC))
+    ttl = prompt.ttl_ms(datetime.now(UTC))
     if ttl is None:
         ctx.log.info("prompt not sent: its deadline has passed", user=event.user)
         return
-    prompt = JobPrompt(
+    message = JobPrompt(
         job_id=event.job_id,
         kind=event.kind,
         document_name=event.document_name,
@@ -62,7 +55,7 @@ async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> Non
         expires_at=event.expires_at,
         messages=event.messages,
     )
-    await send(ctx, event.user, prompt, event.job_id, expiration_ms=ttl)
+    await send(ctx, event.user, message, event.job_id, expiration_ms=ttl)
 
 
 async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
@@ -76,12 +69,10 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
         ctx.log.warning("reply refused", reason=problem, routing_key=ctx.routing_key)
         return
     log = ctx.log.bind(job_id=str(reply.job_id), user=reply.user)
-    prompt = await ctx.conn.fetchrow(
-        "SELECT * FROM prompts WHERE job_id = $1 FOR UPDATE", reply.job_id
-    )
+    prompt = await ctx.store.prompt(reply.job_id)
     if problem := prompt_problem(prompt, reply.user, datetime.now(UTC)):
         log.warning("answer refused", reason=problem)
-        if not await ctx.conn.fetchval("SELECT 1 FROM desktop_users WHERE login = $1", reply.user):
+        if await ctx.store.desktop_identity(reply.user) is None:
             return  # no such user: nobody to tell, and no queue to make for them
         await send(
             ctx,
@@ -104,71 +95,54 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
         correlation_id=str(reply.job_id),
         reply_to=NOTIFICATION_ANSWERS,
     )
-    await ctx.conn.execute(
-        "INSERT INTO answers (command_id, job_id, user_login, action) VALUES ($1, $2, $3, $4)",
-        command_id,
-        reply.job_id,
-        reply.user,
-        reply.action,
-    )
+    await ctx.store.add_answer(Answer(command_id, reply.job_id, reply.user, reply.action))
     log.info("answer passed to the ledger", action=reply.action, by_pin=reply.pin is not None)
 
 
 async def _answer_for(ctx: HandlerContext):
     """The answer the ledger's reply is about (replies are correlated by command id)."""
-    row = await ctx.conn.fetchrow(
-        "SELECT * FROM answers WHERE command_id = $1 AND outcome IS NULL FOR UPDATE",
-        ctx.envelope.correlation_id,
-    )
-    if row is None:
+    answer = await ctx.store.waiting_answer(ctx.envelope.correlation_id)
+    if answer is None:
         ctx.log.info("reply for no waiting answer ignored", command_id=ctx.envelope.correlation_id)
-    return row
+    return answer
 
 
 async def on_outcome(ctx: HandlerContext, outcome: AnswerOutcome) -> None:
     answer = await _answer_for(ctx)
     if answer is None:
         return
-    await ctx.conn.execute(
-        "UPDATE answers SET outcome = $2 WHERE command_id = $1",
-        answer["command_id"],
-        outcome.outcome,
-    )
+    answer.settle(outcome.outcome)
+    await ctx.store.save_answer(answer)
     result = AnswerResult(
-        job_id=answer["job_id"],
+        job_id=answer.job_id,
         outcome=outcome.outcome,
         reason=outcome.reason,
         account=outcome.account,
         amount=outcome.amount,
     )
-    await send(ctx, answer["user_login"], result, answer["job_id"])
+    await send(ctx, answer.user, result, answer.job_id)
 
 
 async def on_refusal(ctx: HandlerContext, error: ErrorReply) -> None:
     answer = await _answer_for(ctx)
     if answer is None:
         return
-    await ctx.conn.execute(
-        "UPDATE answers SET outcome = 'refused' WHERE command_id = $1", answer["command_id"]
-    )
-    ctx.log.warning(
-        "answer refused by the ledger", job_id=str(answer["job_id"]), reason=error.error
-    )
-    result = AnswerResult(job_id=answer["job_id"], outcome="refused", reason=error.error)
-    await send(ctx, answer["user_login"], result, answer["job_id"])
+    answer.settle("refused")
+    await ctx.store.save_answer(answer)
+    ctx.log.warning("answer refused by the ledger", job_id=str(answer.job_id), reason=error.error)
+    result = AnswerResult(job_id=answer.job_id, outcome="refused", reason=error.error)
+    await send(ctx, answer.user, result, answer.job_id)
 
 
 async def _close(ctx: HandlerContext, job_id, outcome: str, reason: str) -> None:
-    prompt = await ctx.conn.fetchrow(
-        "UPDATE prompts SET state = 'closed' WHERE job_id = $1 AND state = 'open' RETURNING *",
-        job_id,
-    )
-    if prompt is None:
+    prompt = await ctx.store.prompt(job_id)
+    if prompt is None or not prompt.close():
         return  # not a prompted job, or closed already
+    await ctx.store.save_prompt(prompt)
     closed = PromptClosed(
-        job_id=job_id, document_name=prompt["document_name"], outcome=outcome, reason=reason
+        job_id=job_id, document_name=prompt.document_name, outcome=outcome, reason=reason
     )
-    await send(ctx, prompt["user_login"], closed, job_id)
+    await send(ctx, prompt.user, closed, job_id)
 
 
 async def on_job_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:

@@ -19,8 +19,8 @@ async def send(
     expiration_ms: int | None = None,
 ) -> None:
     kind = DESKTOP_KINDS[type(notice)]
-    # The queue must exist before the relay publishes: desktop messages are mandatory.
-    await ctx.publisher.ensure_desktop_queue(login)
+    # Desktop messages are mandatory: the outbox relay declares the user's queue before it
+    # publishes, after this transaction commits.
     await ctx.emit(
         notice,
         exchange=DESKTOP,
@@ -28,12 +28,7 @@ async def send(
         correlation_id=str(job_id) if job_id else None,
         expiration_ms=expiration_ms,
     )
-    await ctx.conn.execute(
-        "INSERT INTO deliveries (user_login, kind, job_id) VALUES ($1, $2, $3)",
-        login,
-        kind,
-        job_id,
-    )
+    await ctx.store.record_delivery(login, kind, job_id)
     # A notice about a job names it; any other keeps what the dispatcher bound (an account).
     about = {"job_id": str(job_id)} if job_id else {}
     ctx.log.info("desktop message queued", user=login, kind=kind, **about)

@@ -1,10 +1,8 @@
-"""Pricing's message handlers: the adapter between the broker, the database and `pricing`."""
+"""Pricing's message handlers: load through `ctx.store`, ask the domain, emit. No SQL."""
 
 from __future__ import annotations
 
 from datetime import datetime
-
-import asyncpg
 
 from platen.events.accounts import UserGroupsSet
 from platen.events.jobs import JobCaptured, JobDenied, JobPriced, SideGroup
@@ -22,26 +20,25 @@ from platen.events.printers import (
 )
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
-from platen.pricing import store
-from platen.pricing.identity_question import needs_question, question
-from platen.pricing.pricing import Assessment, Job, assess
+from platen.pricing.domain import Assessment, Job, assess, needs_question, question
+from platen.pricing.store import Store
 
 SERVICE = "pricing"
 
 
 async def _assess(
-    conn: asyncpg.Connection, printer: str, at: datetime, job: Job, user: str | None
+    store: Store, printer: str, at: datetime, job: Job, user: str | None
 ) -> tuple[int, Assessment] | None:
     """The one path for jobs and quotes: the schedule in effect at `at`, the policies of
     the printer and its groups, the user's groups."""
-    schedule = await store.schedule_at(conn, printer, at)
+    schedule = await store.schedule_at(printer, at)
     if schedule is None:
         return None
     version, model = schedule
     policies = [
-        (f"{p.scope} {p.target} policy", p.policy) for p in await store.policies_for(conn, printer)
+        (f"{p.scope} {p.target} policy", p.policy) for p in await store.policies_for(printer)
     ]
-    groups = await store.user_groups(conn, user)
+    groups = await store.user_groups(user)
     return version, assess(model, policies, job, printer=printer, user_groups=groups)
 
 
@@ -58,7 +55,7 @@ async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
     # each page as one grayscale side of unknown paper, as the version 1 upcaster does.
     groups = event.side_groups or [SideGroup(paper="unknown", color=False, count=event.pages)]
     job = Job.of(groups, event.copies, event.duplex)
-    result = await _assess(ctx.conn, event.printer, event.captured_at, job, event.user)
+    result = await _assess(ctx.store, event.printer, event.captured_at, job, event.user)
     denied = _not_set_up(event.printer) if result is None else result[1].verdict.denied
     if result is None or denied:
         log.info("job denied", printer=event.printer, reason=denied)
@@ -114,8 +111,8 @@ async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
 
 async def on_quote(ctx: HandlerContext, query: QuoteJob) -> Quote | ErrorReply:
     job = Job.of(query.side_groups, query.copies, query.duplex)
-    now = await ctx.conn.fetchval("SELECT clock_timestamp()")
-    result = await _assess(ctx.conn, query.printer, now, job, query.user)
+    now = await ctx.store.now()
+    result = await _assess(ctx.store, query.printer, now, job, query.user)
     if result is None:
         return ErrorReply(error=_not_set_up(query.printer))
     version, assessment = result
@@ -137,28 +134,28 @@ async def on_quote(ctx: HandlerContext, query: QuoteJob) -> Quote | ErrorReply:
 
 
 async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
-    current = await store.latest_schedule(ctx.conn, cmd.name)
+    current = await ctx.store.latest_schedule(cmd.name)
     model = (
         CostModel(page=cmd.price_per_page)
         if current is None
         else current[1].model_copy(update={"page": cmd.price_per_page})
     )
-    version = await store.add_schedule(ctx.conn, cmd.name, model)
+    version = await ctx.store.add_schedule(cmd.name, model)
     ctx.log.info(
         "printer price set",
         printer=cmd.name,
         price_per_page=str(cmd.price_per_page),
         version=version,
     )
-    view = await store.printer_view(ctx.conn, cmd.name)
+    view = await ctx.store.printer_view(cmd.name)
     assert view is not None
     return view
 
 
 async def on_set_cost_model(ctx: HandlerContext, cmd: SetCostModel) -> PrinterView:
-    version = await store.add_schedule(ctx.conn, cmd.name, cmd.model)
+    version = await ctx.store.add_schedule(cmd.name, cmd.model)
     ctx.log.info("printer cost model set", printer=cmd.name, version=version)
-    view = await store.printer_view(ctx.conn, cmd.name)
+    view = await ctx.store.printer_view(cmd.name)
     assert view is not None
     return view
 
@@ -166,27 +163,27 @@ async def on_set_cost_model(ctx: HandlerContext, cmd: SetCostModel) -> PrinterVi
 async def on_set_printer_groups(
     ctx: HandlerContext, cmd: SetPrinterGroups
 ) -> PrinterView | ErrorReply:
-    if not await store.set_printer_groups(ctx.conn, cmd.name, cmd.groups):
+    if not await ctx.store.set_printer_groups(cmd.name, cmd.groups):
         return ErrorReply(error=f"no printer named {cmd.name!r}")
     ctx.log.info("printer groups set", printer=cmd.name, groups=cmd.groups)
-    view = await store.printer_view(ctx.conn, cmd.name)
+    view = await ctx.store.printer_view(cmd.name)
     assert view is not None
     return view
 
 
 async def on_set_policy(ctx: HandlerContext, cmd: SetPolicy) -> PolicyView | ErrorReply:
-    if cmd.scope == "printer" and await store.latest_schedule(ctx.conn, cmd.target) is None:
+    if cmd.scope == "printer" and await ctx.store.latest_schedule(cmd.target) is None:
         return ErrorReply(error=f"no printer named {cmd.target!r}")
-    await store.set_policy(ctx.conn, cmd.scope, cmd.target, cmd.policy)
+    await ctx.store.set_policy(cmd.scope, cmd.target, cmd.policy)
     ctx.log.info("policy set", scope=cmd.scope, target=cmd.target)
     return PolicyView(scope=cmd.scope, target=cmd.target, policy=cmd.policy)
 
 
 async def on_show_printer(ctx: HandlerContext, query: ShowPrinter) -> PrinterView | ErrorReply:
-    view = await store.printer_view(ctx.conn, query.name)
+    view = await ctx.store.printer_view(query.name)
     return view or ErrorReply(error=f"no printer named {query.name!r}")
 
 
 async def on_user_groups_set(ctx: HandlerContext, event: UserGroupsSet) -> None:
-    await store.set_user_groups(ctx.conn, event.login, event.groups)
+    await ctx.store.set_user_groups(event.login, event.groups)
     ctx.log.info("user groups copied", login=event.login, groups=event.groups)

@@ -14,6 +14,7 @@ from platen.events.printers import (
 )
 from platen.messaging.service import ServiceSpec, run_service
 from platen.pricing import handlers
+from platen.pricing.store import Store
 
 SPEC = ServiceSpec(
     name="pricing",
@@ -33,6 +34,7 @@ SPEC = ServiceSpec(
             QuoteJob: handlers.on_quote,
         },
     },
+    store=Store,
 )
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from platen.pricing.pricing import job_cost
+from platen.pricing.domain import job_cost
 
 
 @pytest.mark.parametrize(

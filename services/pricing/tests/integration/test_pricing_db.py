@@ -32,10 +32,11 @@ from platen.events.registry import decode
 from platen.events.system import ErrorReply
 from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
-from platen.pricing import handlers, store
+from platen.pricing import handlers
+from platen.pricing.store import Store
 
 D = Decimal
-MIGRATIONS = Path(__file__).parents[1] / "src/platen/pricing/migrations"
+MIGRATIONS = Path(__file__).parents[2] / "src/platen/pricing/migrations"
 
 
 class Pricing:
@@ -43,7 +44,7 @@ class Pricing:
         self.pool = pool
 
     async def run(self, handler, message):
-        return await apply_in_transaction(self.pool, "pricing", handler, message)
+        return await apply_in_transaction(self.pool, "pricing", handler, message, store=Store)
 
     async def emitted(self, message_type: str) -> list:
         async with self.pool.acquire() as conn:
@@ -113,8 +114,8 @@ async def test_old_flat_prices_become_version_1_of_the_simple_model(database_url
                 "VALUES ('old', 0.035, now() - interval '1 day')"
             )
             await apply_migrations(conn, "pricing", migrations)
-            view = await store.printer_view(conn, "old")
-            at = await store.schedule_at(conn, "old", datetime.now(UTC) - timedelta(hours=1))
+            view = await Store(conn).printer_view("old")
+            at = await Store(conn).schedule_at("old", datetime.now(UTC) - timedelta(hours=1))
     finally:
         await pool.close()
     assert view is not None

@@ -1,6 +1,8 @@
 """How a job is priced, and what the printer's policies say about it. Pure logic: no
 database, no broker. Real jobs and quotes both go through `assess`.
 
+A job nobody proved was its user's (`identity_question` at the end) is asked about.
+
 What is charged: the printed sides of one copy (job-capture's side groups, after N-up),
 times the copies. A blank side that only pads a double-sided job to whole sheets (CUPS
 pdftopdf adds one to an odd side count) is not in the side groups, so it is not charged:
@@ -16,10 +18,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from platen.events.jobs import PriceLine
+from platen.events.jobs import JobCaptured, PriceLine
 from platen.events.money import CENT
+from platen.events.print_identity import IDENTITY_QUESTION
 from platen.events.printers import CostModel, PaperRates, Policy
 
 HUNDRED = Decimal(100)
@@ -263,3 +267,21 @@ def assess(
     priced = price(model, job)
     verdict = judge(policies, model, job, priced, printer=printer, user_groups=user_groups)
     return Assessment(priced, verdict)
+
+
+# ------------------------------------------------------------------- identity_question
+# job-capture marks a job `unverified` when nothing proves its named user sent it (no
+# authenticated queue, and their own desktop is not the only one at the job's host). Such a
+# job is confirmed by its user or never printed: pricing, which decides what the user is
+# asked, makes it a `confirm` job with this question first among its messages.
+
+
+def needs_question(event: JobCaptured) -> bool:
+    return event.identity == "unverified"
+
+
+def question(document_name: str, origin_host: str | None, captured_at: datetime) -> str:
+    """ "Did you print 'report.pdf' from HOST at 14:02?", at the server's local time."""
+    host = origin_host or "an unknown computer"
+    at = captured_at.astimezone().strftime("%H:%M")
+    return IDENTITY_QUESTION.format(document=document_name, host=host, time=at)

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from platen.events.printers import CostModel, Policy
-from platen.pricing.pricing import Job, Sides, assess
+from platen.pricing.domain import Job, Sides, assess
 
 D = Decimal
 MODEL = CostModel(page=D("0.10"), color_page=D("0.50"), duplex_discount=D("20"))

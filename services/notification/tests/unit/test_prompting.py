@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from platen.notification.prompting import Sender, prompt_problem, sender_problem, ttl_ms
+from platen.notification.domain import Prompt, Sender, prompt_problem, sender_problem, ttl_ms
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -45,8 +46,8 @@ def test_user_id_can_be_required():
     assert sender_problem(Sender("user.bob.answer", "bob"), "bob", require_user_id=True) is None
 
 
-def row(**kw):
-    return {"user_login": "bob", "state": "open", "expires_at": NOW + timedelta(minutes=1), **kw}
+def row(user_login="bob", state="open", expires_at=NOW + timedelta(minutes=1)):
+    return Prompt(uuid.uuid4(), user_login, "a.pdf", expires_at, state)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from platen.pricing.identity_question import question
+from platen.pricing.domain import question
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from platen.events.printers import CostModel, PaperRates
-from platen.pricing.pricing import Job, Sides, price
+from platen.pricing.domain import Job, Sides, price
 
 D = Decimal
 

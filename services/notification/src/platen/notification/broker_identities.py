@@ -1,0 +1,231 @@
+"""The broker side of identities: makes the broker match what the database records.
+
+A handler records the desired state (a desktop user enabled or disabled, a print server
+issued or removed) in its transaction, and leaves for after the commit a call to `sync_*`
+here, which declares the user's desktop queue and, through the broker's management API,
+creates the broker user, grants or revokes its permissions and closes its connections.
+Every step is idempotent: a sync that fails is retried in the background until it
+succeeds, and `start` syncs everything at start-up, so a crash between a commit and its
+sync is repaired on the next start.
+
+The management API is reached at PLATEN_BROKER_MANAGEMENT_URL (with the credentials of a
+broker administrator). Without it, identities are not managed: desktops then sign in
+however the broker is set up, which is only fit for a development machine; desktop queues
+are still declared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import structlog
+
+from platen.messaging import permissions, print_servers
+from platen.messaging.broker_admin import BrokerAdmin, vhost_of
+from platen.notification.store import Store
+
+log = structlog.get_logger("notification.identities")
+
+# Connections opened just before a user was disabled may reach the management API's list
+# a few seconds late: look for them again after these delays.
+DISCONNECT_RETRIES = (0.5, 1, 2, 4, 8)
+# Between attempts at a sync the broker refused (the management API down, say).
+RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30)
+
+Stores = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+class BrokerIdentities:
+    """Created unconfigured by main.py (its handlers need it) and configured by `start`
+    (the service's on_ready hook), or by `configure` in a test."""
+
+    def __init__(
+        self,
+        *,
+        disconnect_retries: tuple[float, ...] = DISCONNECT_RETRIES,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> None:
+        self.admin: Any = None  # a BrokerAdmin, or None when identities are not managed
+        self._declare_queue: Callable[[str], Awaitable[None]] | None = None
+        self._stores: Stores | None = None
+        self._disconnect_retries = disconnect_retries
+        self._retry_delays = retry_delays
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._pending: set[tuple[str, str]] = set()
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def managed(self) -> bool:
+        return self.admin is not None
+
+    def configure(
+        self, admin: Any, declare_queue: Callable[[str], Awaitable[None]], stores: Stores
+    ) -> None:
+        self.admin = admin
+        self._declare_queue = declare_queue
+        self._stores = stores
+
+    async def start(self, rt) -> None:
+        """on_ready hook: connect to the management API, sync every known identity, then
+        keep retrying the syncs that fail."""
+        url = os.environ.get("PLATEN_BROKER_MANAGEMENT_URL")
+        if not url:
+            log.warning("desktop identities are not managed: PLATEN_BROKER_MANAGEMENT_URL unset")
+        admin = BrokerAdmin(url, vhost_of(rt.settings.amqp_url)) if url else None
+
+        @asynccontextmanager
+        async def stores() -> AsyncIterator[Store]:
+            async with rt.pool.acquire() as conn:
+                yield Store(conn)
+
+        self.configure(admin, rt.publisher.ensure_desktop_queue, stores)
+        await self.sync_all()
+        rt.tasks.append(asyncio.create_task(self.run(), name="identity-retries"))
+
+    async def sync_all(self) -> None:
+        """Make the broker match every identity the database records (raises on failure:
+        at start-up, a broker that cannot be set right stops the service)."""
+        assert self._stores is not None
+        async with self._stores() as store:
+            desktops = await store.desktop_identities()
+            servers = await store.print_servers() if self.managed else []
+        for desktop in desktops:
+            await self._apply_desktop(desktop.login, desktop.enabled)
+        for server in servers:
+            await self._sync_print_server(server.name)
+        log.info("identities reconciled", users=len(desktops), print_servers=len(servers))
+
+    # ------------------------------------------------------------- after a commit
+
+    async def sync_desktop(self, login: str) -> None:
+        """Make the broker match desktop user `login` as the database has it now."""
+        await self._sync(("desktop", login))
+
+    async def sync_print_server(self, name: str) -> None:
+        await self._sync(("print_server", name))
+
+    async def issue_desktop_credential(self, login: str, password: str) -> None:
+        """Set the password of `login`'s broker user, before the reply carrying it is sent
+        (raises if it could not be set: then no reply goes, and the requester asks again)."""
+        async with self._lock(("desktop", login)):
+            await self.admin.set_password(login, password)
+            await self._apply_desktop(login, await self._desktop_enabled(login))
+
+    async def issue_print_server(self, name: str, password: str) -> None:
+        """Create or renew print server `name`'s broker user with this password (raises, as
+        `issue_desktop_credential` does)."""
+        async with self._lock(("print_server", name)):
+            await print_servers.issue(self.admin, name, password=password)
+
+    # ------------------------------------------------------------------ the syncs
+
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    async def _sync(self, key: tuple[str, str]) -> None:
+        """Sync one identity now; if the broker refuses, retry it in the background."""
+        try:
+            await self._sync_one(key)
+        except Exception as exc:
+            log.warning("identity not synced yet, will retry", identity=key[1], error=repr(exc))
+            self._pending.add(key)
+            self._wakeup.set()
+
+    async def _sync_one(self, key: tuple[str, str]) -> None:
+        kind, name = key
+        if kind == "desktop":
+            async with self._lock(key):
+                enabled = await self._desktop_enabled(name)
+                await self._apply_desktop(name, enabled, stragglers=True)
+        else:
+            await self._sync_print_server(name)
+
+    async def _desktop_enabled(self, login: str) -> bool | None:
+        assert self._stores is not None
+        async with self._stores() as store:
+            identity = await store.desktop_identity(login)
+        return None if identity is None else identity.enabled
+
+    async def _apply_desktop(
+        self, login: str, enabled: bool | None, *, stragglers: bool = False
+    ) -> None:
+        """`stragglers`: the user has just been disabled; look again for connections the
+        management API lists late."""
+        assert self._declare_queue is not None
+        if enabled is None:
+            return
+        # Declared for every user, enabled or not: a message may be sent to a disabled
+        # user (their last balance), and a queue lets nothing be read by itself.
+        await self._declare_queue(login)
+        if self.admin is None:
+            return
+        if enabled:
+            await self.admin.ensure_user(login)
+            await self.admin.grant(login, permissions.desktop_user(login))
+            log.info("desktop identity ready", user=login)
+        else:
+            await self.admin.revoke(login)
+            await self.admin.disconnect(login, "your Platen account is disabled")
+            log.info("desktop identity revoked", user=login)
+            if stragglers:
+                self._spawn(self._disconnect_stragglers(login))
+
+    async def _sync_print_server(self, name: str) -> None:
+        if self.admin is None:
+            return
+        assert self._stores is not None
+        async with self._lock(("print_server", name)):
+            async with self._stores() as store:
+                server = await store.print_server(name)
+            if server is None:
+                return
+            if server.removed:
+                await print_servers.withdraw(self.admin, server.username)
+                async with self._stores() as store:
+                    await store.forget_print_server(name)
+                log.info("print server identity removed", print_server=name)
+            else:
+                # Exactly a print server's permissions again, so an upgrade that narrows
+                # them applies.
+                await self.admin.grant(server.username, permissions.print_server())
+
+    async def _disconnect_stragglers(self, login: str) -> None:
+        for delay in self._disconnect_retries:
+            await asyncio.sleep(delay)
+            try:
+                if await self._desktop_enabled(login):
+                    return  # enabled again meanwhile
+                if await self.admin.disconnect(login):
+                    log.info("late desktop connection closed", user=login)
+            except Exception as exc:  # a best effort on top of the revoked permissions
+                log.warning("could not look for late connections", user=login, error=str(exc))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self) -> None:
+        """Retry the syncs that failed, with growing pauses, until each succeeds."""
+        attempt = 0
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            pending, self._pending = self._pending, set()
+            for key in sorted(pending):
+                try:
+                    await self._sync_one(key)
+                except Exception as exc:
+                    log.warning("identity sync failed again", identity=key[1], error=repr(exc))
+                    self._pending.add(key)
+            if self._pending:
+                await asyncio.sleep(self._retry_delays[min(attempt, len(self._retry_delays) - 1)])
+                attempt += 1
+                self._wakeup.set()
+            else:
+                attempt = 0

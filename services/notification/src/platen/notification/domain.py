@@ -1,0 +1,166 @@
+"""What a desktop may see and answer, and who may sign in: the notification service's rules.
+
+Pure Python: no database, no broker, no clock of its own (the time is passed in).
+
+- A `Prompt` is a question put to one user's desktop about one of their jobs. It is open
+  until the job moves on (authorised, cancelled, denied); only the job's user may answer
+  it, from their own broker identity, before its deadline. Each answer accepted is
+  forwarded to the ledger, which alone decides, as an `Answer`; the ledger's outcome (or
+  its refusal) settles that answer once.
+- A `DesktopIdentity` is a user's broker identity: issued when the ledger announces the
+  user, revoked when the user is disabled, restored when enabled again. A credential is
+  issued only to an enabled user.
+- A `PrintServerIdentity` is a print server's broker identity: issued (or renewed) by an
+  administrator, and removed; a removed one is withdrawn from the broker after the commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from platen.events.routing import login_of_key
+
+# A prompt with less time left than this is not worth showing: nobody can answer it.
+MIN_TTL_MS = 1000
+
+
+class Refused(Exception):
+    """The request is refused; the message says why, in words for the person who asked."""
+
+
+def ttl_ms(expires_at: datetime, now: datetime) -> int | None:
+    """The per-message TTL that makes a prompt vanish from the queue at its deadline, or
+    None when the deadline is (as good as) past."""
+    left = int((expires_at - now).total_seconds() * 1000)
+    return left if left >= MIN_TTL_MS else None
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who a reply says it is from, by each of the ways the broker tells us."""
+
+    routing_key: str
+    user_id: str | None
+
+
+def sender_problem(
+    sender: Sender, claimed_user: str, *, require_user_id: bool = False
+) -> str | None:
+    """Why a reply claiming to be from `claimed_user` cannot be trusted, or None.
+
+    The routing key must be `user.<claimed_user>.<kind>` (topic permissions let a desktop
+    publish only its own keys). When the reply carries the AMQP `user_id`, which RabbitMQ
+    validates against the connection's user, it must name the same user; with
+    `require_user_id` (every desktop signs in as its own broker user) it must be there.
+    """
+    login = login_of_key(sender.routing_key)
+    if login is None:
+        return f"routing key {sender.routing_key!r} is not user.<login>.<kind>"
+    if login != claimed_user:
+        return f"reply for {claimed_user} sent under {login}'s routing key"
+    if require_user_id and sender.user_id is None:
+        return f"reply for {claimed_user} carries no user_id"
+    if sender.user_id is not None and sender.user_id != claimed_user:
+        return f"reply for {claimed_user} sent by broker user {sender.user_id}"
+    return None
+
+
+@dataclass
+class Answer:
+    """A user's answer to a prompt, forwarded to the ledger as the command `command_id`;
+    its outcome is what the ledger replied (None while it has not)."""
+
+    command_id: str
+    job_id: uuid.UUID
+    user: str
+    action: str
+    outcome: str | None = None
+
+    def settle(self, outcome: str) -> None:
+        """Record the ledger's outcome (`refused` when it refused the command)."""
+        if self.outcome is not None:
+            raise Refused(f"the answer to job {self.job_id} was settled already")
+        self.outcome = outcome
+
+
+@dataclass
+class Prompt:
+    """A question put to `user`'s desktop about their job `job_id`."""
+
+    job_id: uuid.UUID
+    user: str
+    document_name: str
+    expires_at: datetime
+    state: str = "open"  # open | closed
+
+    def ttl_ms(self, now: datetime) -> int | None:
+        """How long the question may wait in the user's queue, or None if not at all."""
+        return ttl_ms(self.expires_at, now)
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def answer_problem(self, user: str, now: datetime) -> str | None:
+        """Why an answer from `user` is refused before reaching the ledger, or None."""
+        if self.user != user:
+            return "this job belongs to someone else"
+        if self.state != "open":
+            return "this job is no longer waiting for an answer"
+        if self.expired(now):
+            return "too late: the job's deadline has passed"
+        return None
+
+    def close(self) -> bool:
+        """The job has moved on: no answer is taken any more. False if it was closed."""
+        if self.state != "open":
+            return False
+        self.state = "closed"
+        return True
+
+
+def prompt_problem(prompt: Prompt | None, user: str, now: datetime) -> str | None:
+    """Why an answer to `prompt` (None: the job asked nothing) is refused, or None."""
+    if prompt is None:
+        return "this job is not waiting for an answer"
+    return prompt.answer_problem(user, now)
+
+
+@dataclass
+class DesktopIdentity:
+    """The broker identity a user's desktop signs in as; `enabled` is what the broker must
+    be made to match (permissions granted, or revoked and signed out)."""
+
+    login: str
+    enabled: bool = True
+
+    def revoke(self) -> None:
+        self.enabled = False
+
+    def restore(self) -> None:
+        self.enabled = True
+
+    def issue_credential(self) -> None:
+        """Whether a new password may be issued: only to an enabled user."""
+        if not self.enabled:
+            raise Refused(f"{self.login} is disabled")
+
+
+@dataclass
+class PrintServerIdentity:
+    """A print server's broker identity (`username` signs in for print server `name`)."""
+
+    name: str
+    username: str
+    removed: bool = False
+
+    def reissue(self, username: str) -> None:
+        """Issued again (a new password): it is a print server again if it was removed."""
+        self.username = username
+        self.removed = False
+
+    def remove(self) -> None:
+        if self.removed:
+            raise Refused(f"no print server named {self.name!r}")
+        self.removed = True

@@ -1,0 +1,172 @@
+"""Every SQL statement of the notification service: the domain objects in and out of its
+tables, over one connection (a delivery's transaction, or one of the reconciler's)."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from platen.notification.domain import Answer, DesktopIdentity, PrintServerIdentity, Prompt
+
+
+def _prompt(row: asyncpg.Record) -> Prompt:
+    return Prompt(
+        job_id=row["job_id"],
+        user=row["user_login"],
+        document_name=row["document_name"],
+        expires_at=row["expires_at"],
+        state=row["state"],
+    )
+
+
+def _answer(row: asyncpg.Record) -> Answer:
+    return Answer(
+        command_id=row["command_id"],
+        job_id=row["job_id"],
+        user=row["user_login"],
+        action=row["action"],
+        outcome=row["outcome"],
+    )
+
+
+class Store:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    # ------------------------------------------------------------------- deliveries
+
+    async def record_delivery(self, login: str, kind: str, job_id: uuid.UUID | None) -> None:
+        await self.conn.execute(
+            "INSERT INTO deliveries (user_login, kind, job_id) VALUES ($1, $2, $3)",
+            login,
+            kind,
+            job_id,
+        )
+
+    # ------------------------------------------------------------ desktop identities
+
+    async def add_desktop_identity(self, login: str) -> DesktopIdentity:
+        """The identity of a user the ledger announced: a new one is enabled; one known
+        already keeps its state (the announcement may be a redelivery)."""
+        await self.conn.execute(
+            "INSERT INTO desktop_users (login) VALUES ($1) ON CONFLICT DO NOTHING", login
+        )
+        identity = await self.desktop_identity(login)
+        assert identity is not None
+        return identity
+
+    async def desktop_identity(self, login: str) -> DesktopIdentity | None:
+        enabled = await self.conn.fetchval(
+            "SELECT enabled FROM desktop_users WHERE login = $1", login
+        )
+        return None if enabled is None else DesktopIdentity(login, enabled)
+
+    async def save_desktop_identity(self, identity: DesktopIdentity) -> None:
+        await self.conn.execute(
+            """INSERT INTO desktop_users (login, enabled) VALUES ($1, $2)
+               ON CONFLICT (login) DO UPDATE SET enabled = $2, changed_at = now()""",
+            identity.login,
+            identity.enabled,
+        )
+
+    async def desktop_identities(self) -> list[DesktopIdentity]:
+        rows = await self.conn.fetch("SELECT login, enabled FROM desktop_users ORDER BY login")
+        return [DesktopIdentity(r["login"], r["enabled"]) for r in rows]
+
+    async def enabled_logins(self) -> list[str]:
+        rows = await self.conn.fetch("SELECT login FROM desktop_users WHERE enabled ORDER BY login")
+        return [r["login"] for r in rows]
+
+    # ------------------------------------------------------------------------ prompts
+
+    async def add_prompt(self, prompt: Prompt) -> bool:
+        """Record a prompt; False if this job was asked already."""
+        inserted = await self.conn.fetchval(
+            """INSERT INTO prompts (job_id, user_login, document_name, expires_at)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING RETURNING 1""",
+            prompt.job_id,
+            prompt.user,
+            prompt.document_name,
+            prompt.expires_at,
+        )
+        return bool(inserted)
+
+    async def prompt(self, job_id: uuid.UUID) -> Prompt | None:
+        """The prompt about `job_id`, locked until the transaction ends."""
+        row = await self.conn.fetchrow("SELECT * FROM prompts WHERE job_id = $1 FOR UPDATE", job_id)
+        return None if row is None else _prompt(row)
+
+    async def save_prompt(self, prompt: Prompt) -> None:
+        await self.conn.execute(
+            "UPDATE prompts SET state = $2 WHERE job_id = $1", prompt.job_id, prompt.state
+        )
+
+    async def add_answer(self, answer: Answer) -> None:
+        await self.conn.execute(
+            """INSERT INTO answers (command_id, job_id, user_login, action)
+               VALUES ($1, $2, $3, $4)""",
+            answer.command_id,
+            answer.job_id,
+            answer.user,
+            answer.action,
+        )
+
+    async def waiting_answer(self, command_id: str | None) -> Answer | None:
+        """The answer forwarded as `command_id` that the ledger has not replied to, locked."""
+        row = await self.conn.fetchrow(
+            "SELECT * FROM answers WHERE command_id = $1 AND outcome IS NULL FOR UPDATE",
+            command_id,
+        )
+        return None if row is None else _answer(row)
+
+    async def save_answer(self, answer: Answer) -> None:
+        await self.conn.execute(
+            "UPDATE answers SET outcome = $2 WHERE command_id = $1",
+            answer.command_id,
+            answer.outcome,
+        )
+
+    # ------------------------------------------------------------------ print servers
+
+    async def print_server(self, name: str) -> PrintServerIdentity | None:
+        """Print server `name` (a removed one too, until it is withdrawn), locked."""
+        row = await self.conn.fetchrow(
+            "SELECT name, username, removed_at FROM print_servers WHERE name = $1 FOR UPDATE",
+            name,
+        )
+        if row is None:
+            return None
+        return PrintServerIdentity(row["name"], row["username"], row["removed_at"] is not None)
+
+    async def save_print_server(self, server: PrintServerIdentity) -> None:
+        await self.conn.execute(
+            """INSERT INTO print_servers (name, username) VALUES ($1, $2)
+               ON CONFLICT (name) DO UPDATE SET username = $2,
+                   removed_at = CASE WHEN $3 THEN coalesce(print_servers.removed_at, now()) END""",
+            server.name,
+            server.username,
+            server.removed,
+        )
+
+    async def forget_print_server(self, name: str) -> None:
+        """Delete a removed print server once the broker no longer knows it."""
+        await self.conn.execute(
+            "DELETE FROM print_servers WHERE name = $1 AND removed_at IS NOT NULL", name
+        )
+
+    async def print_servers(self) -> list[PrintServerIdentity]:
+        """Every print server the broker must be made to match, the removed ones too."""
+        rows = await self.conn.fetch(
+            "SELECT name, username, removed_at FROM print_servers ORDER BY name"
+        )
+        return [
+            PrintServerIdentity(r["name"], r["username"], r["removed_at"] is not None) for r in rows
+        ]
+
+    async def print_server_list(self) -> list[asyncpg.Record]:
+        """The print servers that have an identity (for `platenctl printserver list`)."""
+        return await self.conn.fetch(
+            """SELECT name, username, added_at FROM print_servers
+               WHERE removed_at IS NULL ORDER BY name"""
+        )

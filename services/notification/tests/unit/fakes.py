@@ -1,0 +1,146 @@
+"""In-memory stand-ins for the notification service's adapters: `FakeStore` has the
+methods of `platen.notification.store.Store`, `FakeAdmin` those of the broker's management
+API that `BrokerIdentities` calls."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from platen.notification.domain import Answer, DesktopIdentity, PrintServerIdentity, Prompt
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[str, str, uuid.UUID | None]] = []
+        self.desktops: dict[str, bool] = {}
+        self.prompts: dict[uuid.UUID, Prompt] = {}
+        self.answers: dict[str, Answer] = {}
+        self.servers: dict[str, PrintServerIdentity] = {}
+        self.added_at: dict[str, datetime] = {}
+
+    async def record_delivery(self, login, kind, job_id) -> None:
+        self.deliveries.append((login, kind, job_id))
+
+    async def add_desktop_identity(self, login) -> DesktopIdentity:
+        self.desktops.setdefault(login, True)
+        return DesktopIdentity(login, self.desktops[login])
+
+    async def desktop_identity(self, login) -> DesktopIdentity | None:
+        return DesktopIdentity(login, self.desktops[login]) if login in self.desktops else None
+
+    async def save_desktop_identity(self, identity) -> None:
+        self.desktops[identity.login] = identity.enabled
+
+    async def desktop_identities(self) -> list[DesktopIdentity]:
+        return [DesktopIdentity(login, on) for login, on in sorted(self.desktops.items())]
+
+    async def enabled_logins(self) -> list[str]:
+        return sorted(login for login, on in self.desktops.items() if on)
+
+    async def add_prompt(self, prompt) -> bool:
+        if prompt.job_id in self.prompts:
+            return False
+        self.prompts[prompt.job_id] = copy.copy(prompt)
+        return True
+
+    async def prompt(self, job_id) -> Prompt | None:
+        found = self.prompts.get(job_id)
+        return copy.copy(found) if found else None
+
+    async def save_prompt(self, prompt) -> None:
+        self.prompts[prompt.job_id] = copy.copy(prompt)
+
+    async def add_answer(self, answer) -> None:
+        assert answer.command_id not in self.answers
+        self.answers[answer.command_id] = copy.copy(answer)
+
+    async def waiting_answer(self, command_id) -> Answer | None:
+        found = self.answers.get(command_id)
+        return copy.copy(found) if found and found.outcome is None else None
+
+    async def save_answer(self, answer) -> None:
+        self.answers[answer.command_id] = copy.copy(answer)
+
+    async def print_server(self, name) -> PrintServerIdentity | None:
+        found = self.servers.get(name)
+        return copy.copy(found) if found else None
+
+    async def save_print_server(self, server) -> None:
+        self.added_at.setdefault(server.name, datetime.now(UTC))
+        self.servers[server.name] = copy.copy(server)
+
+    async def forget_print_server(self, name) -> None:
+        if name in self.servers and self.servers[name].removed:
+            del self.servers[name]
+
+    async def print_servers(self) -> list[PrintServerIdentity]:
+        return [copy.copy(s) for _, s in sorted(self.servers.items())]
+
+    async def print_server_list(self) -> list[dict]:
+        return [
+            {"name": s.name, "username": s.username, "added_at": self.added_at[s.name]}
+            for _, s in sorted(self.servers.items())
+            if not s.removed
+        ]
+
+    @asynccontextmanager
+    async def session(self):
+        """What `BrokerIdentities` opens to read the desired state (a pool's connection)."""
+        yield self
+
+
+class FakeAdmin:
+    """Records the management API calls; `fail` makes the next calls raise."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.passwords: dict[str, str] = {}
+        self.granted: dict[str, object] = {}
+        self.connections: dict[str, int] = {}
+        self.fail = 0
+
+    def _call(self, *call) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("management API unreachable")
+        self.calls.append(call)
+
+    async def ensure_user(self, name: str) -> bool:
+        self._call("ensure_user", name)
+        if name in self.passwords:
+            return False
+        self.passwords[name] = "unknown to anybody"
+        return True
+
+    async def set_password(self, name: str, password: str) -> None:
+        self._call("set_password", name)
+        self.passwords[name] = password
+
+    async def grant(self, name: str, permissions) -> None:
+        self._call("grant", name)
+        self.granted[name] = permissions
+
+    async def revoke(self, name: str) -> None:
+        self._call("revoke", name)
+        self.granted.pop(name, None)
+
+    async def disconnect(self, name: str, reason: str = "") -> int:
+        self._call("disconnect", name)
+        return self.connections.pop(name, 0)
+
+    async def delete_user(self, name: str) -> None:
+        self._call("delete_user", name)
+        self.passwords.pop(name, None)
+
+
+class FakeQueues:
+    """The desktop queues declared on the broker."""
+
+    def __init__(self) -> None:
+        self.declared: set[str] = set()
+
+    async def declare(self, login: str) -> None:
+        self.declared.add(login)

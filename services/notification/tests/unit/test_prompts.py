@@ -1,0 +1,197 @@
+"""The prompt flow, run as the dispatcher runs it, with a fake store and no broker."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from platen.events.accounts import AccountOption, AnswerJob, AnswerOutcome, JobInputRequired
+from platen.events.base import Envelope
+from platen.events.desktop import AnswerResult, JobAnswer, JobPrompt, PromptClosed
+from platen.events.jobs import JobAuthorized, JobCancelled
+from platen.events.routing import COMMANDS, DESKTOP
+from platen.events.system import ErrorReply
+from platen.messaging.fakes import FakeContext
+from platen.messaging.topology import NOTIFICATION_ANSWERS
+from platen.notification import prompts
+
+
+def input_required(user="bob", expires_in=timedelta(minutes=10), **kw) -> JobInputRequired:
+    return JobInputRequired(
+        job_id=uuid.uuid4(),
+        user=user,
+        printer="lab-1",
+        document_name="thesis.pdf",
+        pages=3,
+        copies=1,
+        cost=Decimal("0.30"),
+        kind="choose_account",
+        accounts=[AccountOption(account="personal:bob", path="personal", charge_rate="1")],
+        allow_pin=False,
+        expires_at=datetime.now(UTC) + expires_in,
+        **kw,
+    )
+
+
+def answer(job_id, user="bob", action="print") -> JobAnswer:
+    return JobAnswer(job_id=job_id, user=user, action=action, account="personal:bob")
+
+
+def from_desktop(ctx: FakeContext, login: str) -> FakeContext:
+    """The same store, as a delivery `login`'s desktop sent under its own identity."""
+    return FakeContext(store=ctx.store, routing_key=f"user.{login}.answer", user_id=login)
+
+
+async def asked(ctx, **kw) -> JobInputRequired:
+    event = input_required(**kw)
+    await ctx.store.add_desktop_identity(event.user)
+    await prompts.on_input_required(ctx, event)
+    return event
+
+
+async def test_a_prompt_goes_to_the_users_desktop_and_vanishes_at_its_deadline(ctx, store):
+    event = await asked(ctx)
+    [sent] = ctx.emitted
+    assert isinstance(sent.message, JobPrompt)
+    assert sent.message.job_id == event.job_id
+    assert sent.message.cost == Decimal("0.30")
+    assert sent.exchange == DESKTOP
+    assert sent.routing_key == "user.bob.job_prompt"
+    assert 595_000 < sent.expiration_ms <= 600_000
+    assert store.prompts[event.job_id].state == "open"
+    assert store.deliveries == [("bob", "job_prompt", event.job_id)]
+
+
+async def test_a_job_is_asked_once_however_often_the_event_comes(ctx):
+    event = await asked(ctx)
+    await prompts.on_input_required(ctx, event)
+    assert len(ctx.messages(JobPrompt)) == 1
+
+
+async def test_a_prompt_past_its_deadline_is_recorded_but_not_sent(ctx, store):
+    event = await asked(ctx, expires_in=timedelta(milliseconds=500))
+    assert ctx.emitted == []
+    assert event.job_id in store.prompts
+
+
+async def test_the_users_answer_goes_to_the_ledger_as_a_command(ctx, store):
+    event = await asked(ctx)
+    reply_ctx = from_desktop(ctx, "bob")
+    await prompts.on_answer(reply_ctx, answer(event.job_id))
+    [sent] = reply_ctx.emitted
+    assert isinstance(sent.message, AnswerJob)
+    assert sent.message.user == "bob" and sent.message.action == "print"
+    assert sent.exchange == COMMANDS
+    assert sent.reply_to == NOTIFICATION_ANSWERS
+    [recorded] = store.answers.values()
+    assert recorded.command_id == "fake-1" and recorded.outcome is None
+
+
+async def test_someone_elses_answer_is_refused_and_told_to_them_only(ctx, store):
+    event = await asked(ctx)
+    await store.add_desktop_identity("eve")
+    eve = from_desktop(ctx, "eve")
+    await prompts.on_answer(eve, answer(event.job_id, user="eve"))
+    [sent] = eve.emitted
+    assert isinstance(sent.message, AnswerResult)
+    assert sent.message.outcome == "refused"
+    assert "someone else" in sent.message.reason
+    assert sent.routing_key == "user.eve.answer_result"
+    assert store.answers == {}
+
+
+async def test_a_reply_under_another_users_identity_is_dropped(ctx, store):
+    event = await asked(ctx)
+    # Mallory's desktop claims to speak for bob: nobody is told, nothing is forwarded.
+    forged = FakeContext(store=store, routing_key="user.bob.answer", user_id="mallory")
+    await prompts.on_answer(forged, answer(event.job_id))
+    assert forged.emitted == []
+    assert store.answers == {}
+
+
+async def test_an_answer_from_an_unknown_user_is_refused_silently(ctx, store):
+    nobody = from_desktop(ctx, "ghost")
+    await prompts.on_answer(nobody, answer(uuid.uuid4(), user="ghost"))
+    assert nobody.emitted == []
+
+
+async def test_an_answer_to_a_closed_prompt_is_refused(ctx, store):
+    event = await asked(ctx)
+    await prompts.on_job_cancelled(ctx, cancelled(event))
+    bob = from_desktop(ctx, "bob")
+    await prompts.on_answer(bob, answer(event.job_id))
+    [result] = bob.messages(AnswerResult)
+    assert "no longer waiting" in result.reason
+    assert bob.messages(AnswerJob) == []
+
+
+def ledger_reply(ctx, command_id: str) -> FakeContext:
+    env = Envelope("ledger.job.answer.reply", 1, "account-ledger", correlation_id=command_id)
+    return FakeContext(store=ctx.store, envelope=env)
+
+
+async def test_the_ledgers_outcome_goes_back_to_the_desktop_once(ctx, store):
+    event = await asked(ctx)
+    await prompts.on_answer(from_desktop(ctx, "bob"), answer(event.job_id))
+    outcome = AnswerOutcome(
+        job_id=event.job_id, outcome="authorized", account="personal:bob", amount="0.30"
+    )
+    first = ledger_reply(ctx, "fake-1")
+    await prompts.on_outcome(first, outcome)
+    [result] = first.messages(AnswerResult)
+    assert result.outcome == "authorized" and result.amount == Decimal("0.30")
+    assert first.emitted[0].routing_key == "user.bob.answer_result"
+    assert store.answers["fake-1"].outcome == "authorized"
+
+    again = ledger_reply(ctx, "fake-1")
+    await prompts.on_outcome(again, outcome)
+    assert again.emitted == []
+
+
+async def test_the_ledgers_refusal_is_told_to_the_desktop(ctx, store):
+    event = await asked(ctx)
+    await prompts.on_answer(from_desktop(ctx, "bob"), answer(event.job_id))
+    reply = ledger_reply(ctx, "fake-1")
+    await prompts.on_refusal(reply, ErrorReply(error="wrong PIN"))
+    [result] = reply.messages(AnswerResult)
+    assert result.outcome == "refused" and result.reason == "wrong PIN"
+    assert store.answers["fake-1"].outcome == "refused"
+
+
+async def test_a_reply_for_no_waiting_answer_is_ignored(ctx):
+    reply = ledger_reply(ctx, "unknown")
+    await prompts.on_refusal(reply, ErrorReply(error="x"))
+    assert reply.emitted == []
+
+
+def cancelled(event) -> JobCancelled:
+    return JobCancelled(
+        job_id=event.job_id,
+        user=event.user,
+        printer=event.printer,
+        document_name=event.document_name,
+        reason="nobody answered",
+    )
+
+
+async def test_the_popup_closes_once_when_the_job_moves_on(ctx, store):
+    event = await asked(ctx)
+    closing = FakeContext(store=store)
+    authorized = JobAuthorized(
+        job_id=event.job_id, user="bob", account="personal:bob", amount="0.30"
+    )
+    await prompts.on_job_authorized(closing, authorized)
+    [closed] = closing.messages(PromptClosed)
+    assert closed.outcome == "authorized" and closed.reason == "charged to personal:bob"
+    assert closing.emitted[0].routing_key == "user.bob.prompt_closed"
+    assert store.prompts[event.job_id].state == "closed"
+
+    later = FakeContext(store=store)
+    await prompts.on_job_cancelled(later, cancelled(event))
+    assert later.emitted == []
+
+
+async def test_a_job_that_asked_nothing_closes_no_popup(ctx):
+    await prompts.on_job_cancelled(ctx, cancelled(input_required()))
+    assert ctx.emitted == []
