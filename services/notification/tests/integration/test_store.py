@@ -129,3 +129,13 @@ async def test_the_prompt_flow_through_the_store(pool):
     assert result.outcome == "authorized"
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT outcome FROM answers") == "authorized"
+
+
+async def test_a_prompt_keeps_the_marks_of_its_job(pool):
+    marked = Prompt(
+        uuid.uuid4(), "bob", "a.pdf", NOW + timedelta(minutes=5), marks={"identity": "trusted"}
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        store = Store(conn)
+        await store.add_prompt(marked)
+        assert (await store.prompt(marked.job_id)).marks == {"identity": "trusted"}

@@ -195,3 +195,28 @@ async def test_the_popup_closes_once_when_the_job_moves_on(ctx, store):
 async def test_a_job_that_asked_nothing_closes_no_popup(ctx):
     await prompts.on_job_cancelled(ctx, cancelled(input_required()))
     assert ctx.emitted == []
+
+
+async def test_the_answer_to_a_marked_job_carries_its_marks_to_the_ledger(ctx, store):
+    # The job came from a trusted queue: its job.input_required carried the mark. The
+    # desktop's answer carries none; the prompt kept it, and the answer is marked again.
+    ctx.mark(identity="trusted")
+    event = await asked(ctx)
+    desk = from_desktop(ctx, "bob")
+    await prompts.on_answer(desk, answer(event.job_id))
+    [command] = [e for e in desk.emitted if isinstance(e.message, AnswerJob)]
+    assert command.marks == {"identity": "trusted"}
+    assert desk.marks == {"identity": "trusted"}
+
+    # The ledger's reply comes back through the default exchange, with no marks.
+    reply = ledger_reply(ctx, "fake-1")
+    await prompts.on_outcome(reply, AnswerOutcome(job_id=event.job_id, outcome="authorized"))
+    assert reply.marks == {"identity": "trusted"}
+
+
+async def test_an_unmarked_job_stays_unmarked(ctx):
+    event = await asked(ctx)
+    desk = from_desktop(ctx, "bob")
+    await prompts.on_answer(desk, answer(event.job_id))
+    [command] = [e for e in desk.emitted if isinstance(e.message, AnswerJob)]
+    assert command.marks == {} and desk.marks == {}

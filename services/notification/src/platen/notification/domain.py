@@ -17,7 +17,7 @@ Pure Python: no database, no broker, no clock of its own (the time is passed in)
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from platen.events.routing import login_of_key
@@ -94,6 +94,9 @@ class Prompt:
     document_name: str
     expires_at: datetime
     state: str = "open"  # open | closed
+    # The marks (platen.messaging.marks) the job carried when the question was put: its
+    # answer, which comes from a desktop and carries none, is marked with them again.
+    marks: dict[str, str] = field(default_factory=dict)
 
     def ttl_ms(self, now: datetime) -> int | None:
         """How long the question may wait in the user's queue, or None if not at all."""

@@ -29,7 +29,9 @@ REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0
 
 
 async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> None:
-    prompt = Prompt(event.job_id, event.user, event.document_name, event.expires_at)
+    prompt = Prompt(
+        event.job_id, event.user, event.document_name, event.expires_at, marks=dict(ctx.marks)
+    )
     if not await ctx.store.add_prompt(prompt):
         return  # asked already
     ttl = prompt.ttl_ms(datetime.now(UTC))
@@ -70,6 +72,8 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
         return
     log = ctx.log.bind(job_id=str(reply.job_id), user=reply.user)
     prompt = await ctx.store.prompt(reply.job_id)
+    if prompt is not None:
+        ctx.mark(**prompt.marks)
     if problem := prompt_problem(prompt, reply.user, datetime.now(UTC)):
         log.warning("answer refused", reason=problem)
         if await ctx.store.desktop_identity(reply.user) is None:
@@ -104,6 +108,12 @@ async def _answer_for(ctx: HandlerContext):
     answer = await ctx.store.waiting_answer(ctx.envelope.correlation_id)
     if answer is None:
         ctx.log.info("reply for no waiting answer ignored", command_id=ctx.envelope.correlation_id)
+        return None
+    # The ledger's reply comes straight back (no marks travel that way): the job's marks
+    # are the ones its prompt kept.
+    prompt = await ctx.store.prompt(answer.job_id)
+    if prompt is not None:
+        ctx.mark(**prompt.marks)
     return answer
 
 

@@ -3,6 +3,7 @@ tables, over one connection (a delivery's transaction, or one of the reconciler'
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import asyncpg
@@ -17,6 +18,7 @@ def _prompt(row: asyncpg.Record) -> Prompt:
         document_name=row["document_name"],
         expires_at=row["expires_at"],
         state=row["state"],
+        marks=json.loads(row["marks"]) if row["marks"] else {},
     )
 
 
@@ -83,12 +85,13 @@ class Store:
     async def add_prompt(self, prompt: Prompt) -> bool:
         """Record a prompt; False if this job was asked already."""
         inserted = await self.conn.fetchval(
-            """INSERT INTO prompts (job_id, user_login, document_name, expires_at)
-               VALUES ($1, $2, $3, $4) ON CONFLICT (job_id) DO NOTHING RETURNING 1""",
+            """INSERT INTO prompts (job_id, user_login, document_name, expires_at, marks)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING RETURNING 1""",
             prompt.job_id,
             prompt.user,
             prompt.document_name,
             prompt.expires_at,
+            json.dumps(prompt.marks) if prompt.marks else None,
         )
         return bool(inserted)
 
