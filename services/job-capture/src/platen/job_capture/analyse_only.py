@@ -11,17 +11,15 @@ import asyncio
 from platen.events.jobs import AnalyseDocument, DocumentAnalysis
 from platen.events.system import ErrorReply
 from platen.job_capture.analysis import UnreadableDocument, analyse
+from platen.job_capture.domain import too_large
 from platen.job_capture.handlers import MAX_DOCUMENT_BYTES
 from platen.job_capture.layout import layout
 from platen.messaging.handling import HandlerContext
 
 
 async def on_analyse(ctx: HandlerContext, query: AnalyseDocument) -> DocumentAnalysis | ErrorReply:
-    size = len(query.document)
-    if size > MAX_DOCUMENT_BYTES:
-        return ErrorReply(
-            error=f"the document is too large ({size} bytes; the limit is {MAX_DOCUMENT_BYTES})"
-        )
+    if (refused := too_large(len(query.document), MAX_DOCUMENT_BYTES)) is not None:
+        return ErrorReply(error=refused)
     try:
         analysis = await asyncio.to_thread(analyse, query.document)
     except UnreadableDocument as exc:
