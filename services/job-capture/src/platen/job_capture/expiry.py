@@ -34,46 +34,51 @@ INTERVAL = float(os.environ.get("PLATEN_EXPIRY_INTERVAL_SECONDS", "2"))
 RELEASE_TIMEOUT = float(os.environ.get("PLATEN_RELEASE_TIMEOUT_SECONDS", "3600"))
 # The reasons the closed jobs carry (named here as the tests and operators know them).
 REASON = EXPIRED
-__all__ = ["REASON", "UNREPORTED", "expire_once", "mark_unconfirmed", "start_expiry"]
+__all__ = ["REASON", "UNREPORTED", "close", "expire_once", "mark_unconfirmed", "start_expiry"]
 
 
-async def _close(
+async def close(ctx: HandlerContext, jobs: list[Job], transition: Callable[[Job], None]) -> int:
+    """Move each of `jobs` with `transition`, save the moves through `ctx.store` and emit
+    what they queued; the number of jobs closed."""
+    closed = []
+    for job in jobs:
+        try:
+            transition(job)
+        except IllegalTransition as exc:  # the store's query and the domain disagree: a bug
+            log.error("job not closed", job_id=str(job.job_id), error=str(exc))
+            continue
+        closed.append(job)
+    if not closed:
+        return 0
+    await ctx.store.move(*closed)
+    for job in closed:
+        await publish(ctx, job)
+        log.info("job closed by its deadline", job_id=str(job.job_id), state=job.state)
+    return len(closed)
+
+
+async def _round(
     pool: asyncpg.Pool,
     producer: str,
     find: Callable[[Store], Awaitable[list[Job]]],
-    close: Callable[[Job], None],
+    transition: Callable[[Job], None],
 ) -> int:
-    """Lock the jobs `find` returns, `close` each (its transition), save them and record
-    what they emit, all in one transaction."""
+    """One round in one transaction: lock the jobs `find` returns and close them."""
     async with pool.acquire() as conn, conn.transaction():
         store = Store(conn)
-        closed = []
-        for job in await find(store):
-            try:
-                close(job)
-            except IllegalTransition as exc:  # the query and the domain disagree: a bug
-                log.error("job not closed", job_id=str(job.job_id), error=str(exc))
-                continue
-            closed.append(job)
-        if not closed:
-            return 0
-        await store.move(*closed)
         envelope = Envelope("expiry", 1, producer)
-        ctx = HandlerContext(conn, envelope, producer, None, log, store=store)
-        for job in closed:
-            await publish(ctx, job)
-            log.info("job closed by its deadline", job_id=str(job.job_id), state=job.state)
-    return len(closed)
+        ctx = HandlerContext(conn, envelope, producer, None, log, store=store)  # type: ignore[arg-type]
+        return await close(ctx, await find(store), transition)
 
 
 async def expire_once(pool: asyncpg.Pool, producer: str) -> int:
     """Cancel jobs still waiting for a decision at their deadline."""
-    return await _close(pool, producer, lambda store: store.overdue(), Job.expire)
+    return await _round(pool, producer, lambda store: store.overdue(), Job.expire)
 
 
 async def mark_unconfirmed(pool: asyncpg.Pool, producer: str) -> int:
     """Charge released CUPS jobs whose outcome never came back, as unconfirmed."""
-    return await _close(
+    return await _round(
         pool, producer, lambda store: store.unreported(RELEASE_TIMEOUT), Job.mark_unconfirmed
     )
 
