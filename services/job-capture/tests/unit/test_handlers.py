@@ -11,22 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from platen.events.jobs import (
-    CancelJob,
-    GetJobStatus,
-    JobAuthorized,
-    JobCancelled,
-    JobCaptured,
-    JobDenied,
-    JobFailed,
-    JobPriced,
-    JobPrinted,
-    JobUnconfirmed,
-    KeepJobAlive,
-    ListJobs,
-    ReportOutcome,
-    SubmitJob,
-)
+import platen.events.jobs as ev
 from platen.events.print_identity import (
     GetPrinterIdentity,
     ListPrinterIdentities,
@@ -41,6 +26,8 @@ from platen.messaging.fakes import FakeContext
 
 from .fakes import FakeStore
 
+# What every event about the tests' jobs says of them.
+ABOUT = {"user": "alice", "printer": "lab", "document_name": "a.pdf"}
 PRINT_SERVER = "platen-print-server.test"  # print server `test`'s broker identity
 ADMIN = "platen-admin"
 DOCUMENT = b"%PDF-1.7 three pages"
@@ -64,25 +51,19 @@ def context(store: FakeStore, sender: str | None = PRINT_SERVER) -> FakeContext:
     return FakeContext(store=store, user_id=sender, producer="job-capture")
 
 
-def submission(job_id: uuid.UUID | None = None, *, source: str = "cups", **fields) -> SubmitJob:
-    return SubmitJob(
-        job_id=job_id or uuid.uuid4(),
-        user="alice",
-        printer="lab",
-        document_name="a.pdf",
-        document=base64.b64encode(DOCUMENT),
-        source=source,
-        **fields,
-    )
+def submission(job_id: uuid.UUID | None = None, *, source: str = "cups", **fields) -> ev.SubmitJob:
+    document = base64.b64encode(DOCUMENT)
+    job_id = job_id or uuid.uuid4()
+    return ev.SubmitJob(job_id=job_id, **ABOUT, document=document, source=source, **fields)
 
 
 def a_job(store: FakeStore, state: str, *, source="cups", server="test", **fields) -> Job:
     job = Job(
-        job_id=uuid.uuid4(),
-        user="alice",
-        printer="lab",
-        document_name="a.pdf",
-        state=state,
+        uuid.uuid4(),
+        "alice",
+        "lab",
+        "a.pdf",
+        state,
         source=source,
         pages=3,
         print_server=server if source == "cups" else None,
@@ -92,20 +73,12 @@ def a_job(store: FakeStore, state: str, *, source="cups", server="test", **field
     return store.put(job)
 
 
-def priced(job_id: uuid.UUID, cost: str) -> JobPriced:
-    return JobPriced(
-        job_id=job_id,
-        user="alice",
-        printer="lab",
-        document_name="a.pdf",
-        pages=3,
-        copies=1,
-        cost=Decimal(cost),
-    )
+def priced(job_id: uuid.UUID, cost: str) -> ev.JobPriced:
+    return ev.JobPriced(job_id=job_id, **ABOUT, pages=3, copies=1, cost=Decimal(cost))
 
 
-def authorized(job_id: uuid.UUID) -> JobAuthorized:
-    return JobAuthorized(job_id=job_id, user="alice", account="alice", amount=Decimal("0.30"))
+def authorized(job_id: uuid.UUID) -> ev.JobAuthorized:
+    return ev.JobAuthorized(job_id=job_id, user="alice", account="alice", amount=Decimal("0.30"))
 
 
 # --------------------------------------------------------------------- submitting
@@ -120,7 +93,7 @@ async def test_a_print_servers_job_is_captured_once_and_announced():
     assert (saved.state, saved.print_server, saved.identity) == ("captured", "test", "unverified")
     assert store.spooled == {}  # the CUPS backend keeps a CUPS job's document
     [event] = ctx.messages()
-    assert isinstance(event, JobCaptured)
+    assert isinstance(event, ev.JobCaptured)
     assert (event.pages, event.color_pages, event.identity) == (3, [2], "unverified")
     assert ctx.emitted[0].correlation_id == str(cmd.job_id)
     # The same submission again (a redelivery): the same answer, nothing new.
@@ -140,7 +113,7 @@ async def test_a_programs_job_waits_with_its_document_until_released_and_printed
     await handlers.on_authorized(ctx, authorized(cmd.job_id))
     assert store.jobs[cmd.job_id].state == "printed"
     assert store.spooled == {}
-    assert [type(m) for m in ctx.messages()] == [JobCaptured, JobPrinted]
+    assert [type(m) for m in ctx.messages()] == [ev.JobCaptured, ev.JobPrinted]
 
 
 async def test_a_trusted_queues_jobs_say_so():
@@ -181,7 +154,7 @@ async def test_a_document_too_large_or_unreadable_is_denied_at_capture(monkeypat
     }
     for job_id, reason in reasons.items():
         assert (store.jobs[job_id].state, store.jobs[job_id].reason) == ("denied", reason)
-    assert {(m.job_id, m.reason, m.denied_by) for m in ctx.messages(JobDenied)} == {
+    assert {(m.job_id, m.reason, m.denied_by) for m in ctx.messages(ev.JobDenied)} == {
         (job_id, reason, "job-capture") for job_id, reason in reasons.items()
     }
     assert len(ctx.emitted) == 3
@@ -207,7 +180,7 @@ async def test_a_cancel_that_overtakes_its_submission_drops_it():
     store = FakeStore()
     ctx = context(store)
     job_id = uuid.uuid4()
-    assert (await on_cancel(ctx, CancelJob(job_id=job_id))).state == "unknown"
+    assert (await on_cancel(ctx, ev.CancelJob(job_id=job_id))).state == "unknown"
     await handlers.on_submit(ctx, submission(job_id))
     assert store.jobs == {} and ctx.emitted == []
     assert store.locked == [job_id, job_id]  # both under the job id's lock
@@ -235,25 +208,12 @@ async def test_decisions_move_only_waiting_jobs_and_are_not_published_again():
     done = a_job(store, "printed")
     await handlers.on_denied(
         ctx,
-        JobDenied(
-            job_id=waiting.job_id,
-            user="alice",
-            printer="lab",
-            document_name="a.pdf",
-            reason="no colour",
-            denied_by="pricing",
-        ),
+        ev.JobDenied(job_id=waiting.job_id, **ABOUT, reason="no colour", denied_by="pricing"),
     )
     for job in (other, at_printer):
         await handlers.on_cancelled(
             ctx,
-            JobCancelled(
-                job_id=job.job_id,
-                user="alice",
-                printer="lab",
-                document_name="a.pdf",
-                reason="the user said no",
-            ),
+            ev.JobCancelled(job_id=job.job_id, **ABOUT, reason="the user said no"),
         )
     await handlers.on_priced(ctx, priced(done.job_id, "9"))
     await handlers.on_priced(ctx, priced(uuid.uuid4(), "9"))
@@ -278,18 +238,18 @@ async def test_outcomes_as_the_backend_reports_them():
     late = a_job(store, "unconfirmed", reason=UNREPORTED)
     waiting = a_job(store, "priced")
     replies = [
-        await handlers.on_outcome(ctx, ReportOutcome(job_id=printed.job_id, printed=True)),
+        await handlers.on_outcome(ctx, ev.ReportOutcome(job_id=printed.job_id, printed=True)),
         await handlers.on_outcome(
-            ctx, ReportOutcome(job_id=interrupted.job_id, printed=True, interrupted=True)
+            ctx, ev.ReportOutcome(job_id=interrupted.job_id, printed=True, interrupted=True)
         ),
         await handlers.on_outcome(
-            ctx, ReportOutcome(job_id=failed.job_id, printed=False, reason="status 1")
+            ctx, ev.ReportOutcome(job_id=failed.job_id, printed=False, reason="status 1")
         ),
         await handlers.on_outcome(
-            ctx, ReportOutcome(job_id=late.job_id, printed=False, reason="status 1")
+            ctx, ev.ReportOutcome(job_id=late.job_id, printed=False, reason="status 1")
         ),
-        await handlers.on_outcome(ctx, ReportOutcome(job_id=waiting.job_id, printed=True)),
-        await handlers.on_outcome(ctx, ReportOutcome(job_id=uuid.uuid4(), printed=True)),
+        await handlers.on_outcome(ctx, ev.ReportOutcome(job_id=waiting.job_id, printed=True)),
+        await handlers.on_outcome(ctx, ev.ReportOutcome(job_id=uuid.uuid4(), printed=True)),
     ]
     assert [r.state for r in replies] == [
         "printed",
@@ -304,23 +264,21 @@ async def test_outcomes_as_the_backend_reports_them():
     assert "after the release timeout" in store.jobs[late.job_id].reason
     assert replies[3].reason == store.jobs[late.job_id].reason
     assert [(type(m), m.job_id) for m in ctx.messages()] == [
-        (JobPrinted, printed.job_id),
-        (JobPrinted, interrupted.job_id),
-        (JobFailed, failed.job_id),
+        (ev.JobPrinted, printed.job_id),
+        (ev.JobPrinted, interrupted.job_id),
+        (ev.JobFailed, failed.job_id),
     ]
 
 
 async def test_a_cancel_in_cups_is_free_only_until_printing_starts():
     store = FakeStore()
     ctx = context(store)
-    waiting = a_job(store, "priced")
-    released = a_job(store, "released")
-    printing = a_job(store, "released")
-    charged = a_job(store, "unconfirmed")
-    assert (await on_heartbeat(ctx, KeepJobAlive(job_id=printing.job_id))).state == "released"
+    states = ("priced", "released", "released", "unconfirmed")
+    waiting, released, printing, charged = (a_job(store, state) for state in states)
+    assert (await on_heartbeat(ctx, ev.KeepJobAlive(job_id=printing.job_id))).state == "released"
     assert store.jobs[printing.job_id].printing_started
     replies = {
-        j.job_id: await on_cancel(ctx, CancelJob(job_id=j.job_id))
+        j.job_id: await on_cancel(ctx, ev.CancelJob(job_id=j.job_id))
         for j in (waiting, released, printing, charged)
     }
     assert {j: r.state for j, r in replies.items()} == {
@@ -330,7 +288,7 @@ async def test_a_cancel_in_cups_is_free_only_until_printing_starts():
         charged.job_id: "unconfirmed",
     }
     assert store.jobs[released.job_id].reason == "cancelled in CUPS"
-    assert sorted((m.job_id, m.reason) for m in ctx.messages(JobCancelled)) == sorted(
+    assert sorted((m.job_id, m.reason) for m in ctx.messages(ev.JobCancelled)) == sorted(
         [(waiting.job_id, "cancelled in CUPS"), (released.job_id, "cancelled in CUPS")]
     )
     assert len(ctx.emitted) == 2
@@ -340,9 +298,9 @@ async def test_heartbeats_keep_only_released_jobs_alive():
     store = FakeStore()
     ctx = context(store)
     done = a_job(store, "printed")
-    assert (await on_heartbeat(ctx, KeepJobAlive(job_id=done.job_id))).state == "printed"
+    assert (await on_heartbeat(ctx, ev.KeepJobAlive(job_id=done.job_id))).state == "printed"
     assert not store.jobs[done.job_id].printing_started
-    assert (await on_heartbeat(ctx, KeepJobAlive(job_id=uuid.uuid4()))).state == "unknown"
+    assert (await on_heartbeat(ctx, ev.KeepJobAlive(job_id=uuid.uuid4()))).state == "unknown"
 
 
 async def test_another_print_servers_job_is_out_of_reach():
@@ -350,10 +308,10 @@ async def test_another_print_servers_job_is_out_of_reach():
     ctx = context(store)
     theirs = a_job(store, "released", server="other")
     for reply in (
-        await on_cancel(ctx, CancelJob(job_id=theirs.job_id)),
-        await on_heartbeat(ctx, KeepJobAlive(job_id=theirs.job_id)),
-        await handlers.on_outcome(ctx, ReportOutcome(job_id=theirs.job_id, printed=False)),
-        await handlers.on_status(ctx, GetJobStatus(job_id=theirs.job_id)),
+        await on_cancel(ctx, ev.CancelJob(job_id=theirs.job_id)),
+        await on_heartbeat(ctx, ev.KeepJobAlive(job_id=theirs.job_id)),
+        await handlers.on_outcome(ctx, ev.ReportOutcome(job_id=theirs.job_id, printed=False)),
+        await handlers.on_status(ctx, ev.GetJobStatus(job_id=theirs.job_id)),
     ):
         assert isinstance(reply, ErrorReply)
         assert reply.error == "this job was not submitted by this print server"
@@ -361,7 +319,7 @@ async def test_another_print_servers_job_is_out_of_reach():
     assert not store.jobs[theirs.job_id].printing_started
     assert ctx.emitted == []
     # The administrator may ask about it.
-    status = await handlers.on_status(context(store, ADMIN), GetJobStatus(job_id=theirs.job_id))
+    status = await handlers.on_status(context(store, ADMIN), ev.GetJobStatus(job_id=theirs.job_id))
     assert status.state == "released"
 
 
@@ -386,8 +344,8 @@ async def test_deadlines_close_jobs_through_the_store():
     assert store.jobs[waiting.job_id].state == "captured"
     assert store.jobs[silent.job_id].state == "unconfirmed"
     assert [(type(m), m.job_id, m.reason) for m in ctx.messages()] == [
-        (JobCancelled, late.job_id, EXPIRED),
-        (JobUnconfirmed, silent.job_id, UNREPORTED),
+        (ev.JobCancelled, late.job_id, EXPIRED),
+        (ev.JobUnconfirmed, silent.job_id, UNREPORTED),
     ]
     # Once: nothing is overdue any more.
     assert await expiry.close(ctx, await store.overdue(), Job.expire) == 0
@@ -408,6 +366,6 @@ async def test_queue_identity_modes_and_job_listing():
     assert [(p.printer, p.mode) for p in listed.printers] == [("hall", "trusted")]
     first = a_job(store, "unconfirmed")
     a_job(store, "printed")
-    jobs = (await handlers.on_list(ctx, ListJobs(state="unconfirmed"))).jobs
+    jobs = (await handlers.on_list(ctx, ev.ListJobs(state="unconfirmed"))).jobs
     assert [j.job_id for j in jobs] == [first.job_id]
-    assert len((await handlers.on_list(ctx, ListJobs(user="alice"))).jobs) == 2
+    assert len((await handlers.on_list(ctx, ev.ListJobs(user="alice"))).jobs) == 2

@@ -211,19 +211,18 @@ def submission(**fields) -> SubmitJob:
 ANALYSIS = Analysis(format="pdf", pages=3, color_pages=(2,), page_sizes=("A4",) * 3)
 
 
+def capture(cmd: SubmitJob, **given) -> Job:
+    """`Job.capture` at NOW with a one-minute deadline."""
+    given = {"identity": "api", "print_server": None, "analysis": ANALYSIS, **given}
+    return Job.capture(cmd, now=NOW, deadline_seconds=60, **given)
+
+
 def test_a_captured_job_carries_its_analysis_and_says_so():
     cmd = submission(source="cups", duplex=True, copies=2, origin_host="10.0.0.7")
-    j = Job.capture(
-        cmd,
-        now=NOW,
-        deadline_seconds=60,
-        identity="unverified",
-        print_server="lab",
-        analysis=ANALYSIS,
-    )
+    j = capture(cmd, identity="unverified", print_server="lab")
     assert (j.state, j.reason, j.pages, j.size_bytes) == ("captured", None, 3, len(cmd.document))
     assert j.deadline_at == NOW + timedelta(seconds=60)
-    assert j.document.sha256 == hashlib.sha256(cmd.document).hexdigest()
+    assert j.document_sha256 == hashlib.sha256(cmd.document).hexdigest()
     assert (j.document.sides, j.document.sheets) == (3, 2)  # duplex
     assert not j.spooled  # a CUPS job's document stays with the CUPS backend
     [event] = j.events
@@ -237,14 +236,7 @@ def test_a_captured_job_carries_its_analysis_and_says_so():
 
 
 def test_a_programs_job_waits_for_release_with_its_document():
-    j = Job.capture(
-        submission(),
-        now=NOW,
-        deadline_seconds=60,
-        identity="api",
-        print_server=None,
-        analysis=ANALYSIS,
-    )
+    j = capture(submission())
     assert j.spooled
     j.price(Decimal("1"))
     assert j.spooled
@@ -259,15 +251,7 @@ def test_a_refused_or_unanalysed_document_makes_a_denied_job():
         (ANALYSIS, refused, refused),
         (None, None, NOT_ANALYSED),
     ):
-        j = Job.capture(
-            submission(),
-            now=NOW,
-            deadline_seconds=60,
-            identity="api",
-            print_server=None,
-            analysis=analysis,
-            refused=why,
-        )
+        j = capture(submission(), analysis=analysis, refused=why)
         assert (j.state, j.reason, j.document, j.spooled) == ("denied", expected, None, False)
         [event] = j.events
         assert isinstance(event, JobDenied)

@@ -23,6 +23,7 @@ layout on paper a pure helper (`layout`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -147,8 +148,34 @@ class Document:
     sheets: int
     side_groups: list[dict]
     analysis_ms: int
-    # SHA-256 (hex) of the analysed bytes: the printed bytes can be checked against it.
-    sha256: str
+
+    @classmethod
+    def laid_out(
+        cls, analysis: Analysis, *, duplex: bool, number_up: int, color_mode: str
+    ) -> Document:
+        sheet = layout(analysis, duplex=duplex, number_up=number_up, color_mode=color_mode)
+        return cls(
+            pages=analysis.pages,
+            format=analysis.format,
+            color_pages=list(analysis.color_pages),
+            paper_sizes=dict(sheet.paper_sizes),
+            sides=sheet.sides,
+            sheets=sheet.sheets,
+            side_groups=[{"paper": p, "color": c, "count": n} for p, c, n in sheet.side_groups],
+            analysis_ms=analysis.analysis_ms,
+        )
+
+
+# What job.captured says of the job besides its header and its document.
+_ANNOUNCED_AT_CAPTURE = (
+    "copies",
+    "size_bytes",
+    "duplex",
+    "number_up",
+    "color_mode",
+    "identity",
+    "origin_host",
+)
 
 
 @dataclass(eq=False)
@@ -181,6 +208,8 @@ class Job:
     number_up: int = 1
     color_mode: str = "color"
     document: Document | None = None
+    # SHA-256 (hex) of the analysed bytes: the printed bytes can be checked against it.
+    document_sha256: str | None = None
     events: list[Message] = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------------ capture
@@ -223,56 +252,35 @@ class Job:
             job.reason = refused or NOT_ANALYSED
             job.events.append(
                 JobDenied(
-                    job_id=job.job_id,
-                    user=job.user,
-                    printer=job.printer,
-                    document_name=job.document_name,
+                    **job._about(),
                     reason=job.reason,
                     denied_by=SERVICE,
                 )
             )
             return job
-        sheet = layout(
-            analysis, duplex=cmd.duplex, number_up=cmd.number_up, color_mode=cmd.color_mode
-        )
         job.pages = analysis.pages
-        job.document = Document(
-            pages=analysis.pages,
-            format=analysis.format,
-            color_pages=list(analysis.color_pages),
-            paper_sizes=dict(sheet.paper_sizes),
-            sides=sheet.sides,
-            sheets=sheet.sheets,
-            side_groups=[{"paper": p, "color": c, "count": n} for p, c, n in sheet.side_groups],
-            analysis_ms=analysis.analysis_ms,
-            sha256=hashlib.sha256(cmd.document).hexdigest(),
+        job.document = Document.laid_out(
+            analysis, duplex=job.duplex, number_up=job.number_up, color_mode=job.color_mode
         )
-        doc = job.document
+        job.document_sha256 = hashlib.sha256(cmd.document).hexdigest()
         job.events.append(
             JobCaptured(
-                job_id=job.job_id,
-                user=job.user,
-                printer=job.printer,
-                document_name=job.document_name,
-                pages=doc.pages,
-                copies=job.copies,
-                size_bytes=job.size_bytes,
+                **job._about(),
+                **dataclasses.asdict(job.document),
+                **{name: getattr(job, name) for name in _ANNOUNCED_AT_CAPTURE},
                 captured_at=now,
-                format=doc.format,
-                color_pages=doc.color_pages,
-                paper_sizes=doc.paper_sizes,
-                duplex=job.duplex,
-                number_up=job.number_up,
-                color_mode=job.color_mode,
-                sides=doc.sides,
-                sheets=doc.sheets,
-                side_groups=doc.side_groups,
-                analysis_ms=doc.analysis_ms,
-                identity=identity,
-                origin_host=job.origin_host,
             )
         )
         return job
+
+    def _about(self) -> dict:
+        """The fields every event about the job starts with."""
+        return {
+            "job_id": self.job_id,
+            "user": self.user,
+            "printer": self.printer,
+            "document_name": self.document_name,
+        }
 
     @property
     def spooled(self) -> bool:
@@ -318,10 +326,7 @@ class Job:
         if by != "event":  # a job.cancelled on the bus is already known to all
             self.events.append(
                 JobCancelled(
-                    job_id=self.job_id,
-                    user=self.user,
-                    printer=self.printer,
-                    document_name=self.document_name,
+                    **self._about(),
                     reason=reason,
                 )
             )
@@ -332,10 +337,7 @@ class Job:
         self._move("printed", reason=INTERRUPTED if interrupted else None)
         self.events.append(
             JobPrinted(
-                job_id=self.job_id,
-                user=self.user,
-                printer=self.printer,
-                document_name=self.document_name,
+                **self._about(),
                 pages=self.pages,
                 copies=self.copies,
                 printed_at=now,
@@ -347,10 +349,7 @@ class Job:
         self._move("failed", reason=reason or NOT_PRINTED)
         self.events.append(
             JobFailed(
-                job_id=self.job_id,
-                user=self.user,
-                printer=self.printer,
-                document_name=self.document_name,
+                **self._about(),
                 reason=self.reason,
             )
         )
@@ -393,10 +392,7 @@ class Job:
         self._move("unconfirmed", reason=UNREPORTED)
         self.events.append(
             JobUnconfirmed(
-                job_id=self.job_id,
-                user=self.user,
-                printer=self.printer,
-                document_name=self.document_name,
+                **self._about(),
                 reason=UNREPORTED,
             )
         )

@@ -102,7 +102,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | Error
             size_bytes=job.size_bytes,
             analysis_ms=job.document.analysis_ms,
             source=job.source,
-            document_sha256=job.document.sha256,
+            document_sha256=job.document_sha256,
         )
     await publish(ctx, job)
     return JobSubmitted(job_id=cmd.job_id)

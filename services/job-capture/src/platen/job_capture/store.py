@@ -26,31 +26,38 @@ _UNREPORTED = """SELECT * FROM jobs
                  LIMIT $2 FOR UPDATE SKIP LOCKED"""
 
 
+# The fields of a Job stored in a column of the same name.
+_SAME_NAME = (
+    "job_id",
+    "printer",
+    "document_name",
+    "state",
+    "source",
+    "copies",
+    "size_bytes",
+    "pages",
+    "cost",
+    "reason",
+    "identity",
+    "print_server",
+    "submitted_at",
+    "deadline_at",
+    "cups_job_id",
+    "origin_host",
+    "duplex",
+    "number_up",
+    "color_mode",
+    "document_sha256",
+)
+
+
 def _job(row: asyncpg.Record) -> Job:
     # The analysed document is written once, at capture, and never read back: no
     # transition needs it.
     return Job(
-        job_id=row["job_id"],
         user=row["user_login"],
-        printer=row["printer"],
-        document_name=row["document_name"],
-        state=row["state"],
-        source=row["source"],
-        copies=row["copies"],
-        size_bytes=row["size_bytes"],
-        pages=row["pages"],
-        cost=row["cost"],
-        reason=row["reason"],
-        identity=row["identity"],
-        print_server=row["print_server"],
         printing_started=row["alive_at"] is not None,
-        submitted_at=row["submitted_at"],
-        deadline_at=row["deadline_at"],
-        cups_job_id=row["cups_job_id"],
-        origin_host=row["origin_host"],
-        duplex=row["duplex"],
-        number_up=row["number_up"],
-        color_mode=row["color_mode"],
+        **{name: row[name] for name in _SAME_NAME},
     )
 
 
@@ -112,7 +119,7 @@ class Store:
             doc and doc.sheets,
             doc and doc.side_groups,
             doc and doc.analysis_ms,
-            doc and doc.sha256,
+            job.document_sha256,
         )
 
     async def move(self, *jobs: Job) -> None:
