@@ -34,7 +34,15 @@ INTERVAL = float(os.environ.get("PLATEN_EXPIRY_INTERVAL_SECONDS", "2"))
 RELEASE_TIMEOUT = float(os.environ.get("PLATEN_RELEASE_TIMEOUT_SECONDS", "3600"))
 # The reasons the closed jobs carry (named here as the tests and operators know them).
 REASON = EXPIRED
-__all__ = ["REASON", "UNREPORTED", "close", "expire_once", "mark_unconfirmed", "start_expiry"]
+__all__ = [
+    "REASON",
+    "UNREPORTED",
+    "close",
+    "expire_once",
+    "mark_unconfirmed",
+    "run_expiry",
+    "start_expiry",
+]
 
 
 async def close(ctx: HandlerContext, jobs: list[Job], transition: Callable[[Job], None]) -> int:

@@ -29,12 +29,11 @@ from platen.events.jobs import (
 from platen.events.system import ErrorReply
 from platen.job_capture import ownership
 from platen.job_capture.analysis import UnreadableDocument, analyse
-from platen.job_capture.domain import NOT_ANALYSED, SERVICE, IllegalTransition, Job, too_large
+from platen.job_capture.domain import NOT_ANALYSED, IllegalTransition, Job, too_large
+from platen.job_capture.domain import SERVICE as SERVICE  # the producer name tests run as
 from platen.job_capture.print_identity import identify
 from platen.job_capture.senders import Sender
 from platen.messaging.handling import HandlerContext
-
-__all__ = ["SERVICE"]
 
 MAX_DOCUMENT_BYTES = int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 1024 * 1024)))
 DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "600"))
