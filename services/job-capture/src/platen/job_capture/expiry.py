@@ -1,22 +1,26 @@
 """Close jobs whose time ran out: cancel those still waiting for a decision at their
 deadline, and charge as unconfirmed released jobs nobody reported on.
 
-Runs inside job-capture as a background task. Each round is one transaction: lock the
-overdue jobs (SKIP LOCKED, so two job-capture processes share the work), move them and
-record `job.cancelled` (the ledger frees the hold) or `job.unconfirmed` (the ledger posts
-it) in the outbox.
+Runs inside job-capture as a background task. Each round is one transaction: the store
+locks the overdue jobs (SKIP LOCKED, so two job-capture processes share the work), each
+job moves itself (`Job.expire`, `Job.mark_unconfirmed`), and the store saves the moves
+and the `job.cancelled` (the ledger frees the hold) or `job.unconfirmed` (the ledger posts
+it) they queued, in the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
 
 from platen.events.base import Envelope
-from platen.events.jobs import JobCancelled, JobUnconfirmed
+from platen.job_capture.domain import EXPIRED, UNREPORTED, IllegalTransition, Job
+from platen.job_capture.handlers import publish
+from platen.job_capture.store import Store
 from platen.messaging.handling import HandlerContext
 from platen.messaging.service import Runtime
 
@@ -28,77 +32,62 @@ INTERVAL = float(os.environ.get("PLATEN_EXPIRY_INTERVAL_SECONDS", "2"))
 # fate: it is charged as "unconfirmed", since the printer may have printed it, and an
 # administrator may refund it. The backend's heartbeat keeps a long print from this.
 RELEASE_TIMEOUT = float(os.environ.get("PLATEN_RELEASE_TIMEOUT_SECONDS", "3600"))
-REASON = "nobody answered for this job before its deadline"
-UNREPORTED = "the print server never reported whether the job printed: charged, as it may have"
+# The reasons the closed jobs carry (named here as the tests and operators know them).
+REASON = EXPIRED
+__all__ = [
+    "REASON",
+    "UNREPORTED",
+    "close",
+    "expire_once",
+    "mark_unconfirmed",
+    "run_expiry",
+    "start_expiry",
+]
 
 
-async def _close(
+async def close(ctx: HandlerContext, jobs: list[Job], transition: Callable[[Job], None]) -> int:
+    """Move each of `jobs` with `transition`, save the moves through `ctx.store` and emit
+    what they queued; the number of jobs closed."""
+    closed = []
+    for job in jobs:
+        try:
+            transition(job)
+        except IllegalTransition as exc:  # the store's query and the domain disagree: a bug
+            log.error("job not closed", job_id=str(job.job_id), error=str(exc))
+            continue
+        closed.append(job)
+    if not closed:
+        return 0
+    await ctx.store.move(*closed)
+    for job in closed:
+        await publish(ctx, job)
+        log.info("job closed by its deadline", job_id=str(job.job_id), state=job.state)
+    return len(closed)
+
+
+async def _round(
     pool: asyncpg.Pool,
     producer: str,
-    select_sql: str,
-    *args: object,
-    state: str,
-    reason: str,
-    event: type[JobCancelled] | type[JobUnconfirmed],
+    find: Callable[[Store], Awaitable[list[Job]]],
+    transition: Callable[[Job], None],
 ) -> int:
-    """Lock the jobs `select_sql` finds, move them to `state` with `reason`, drop their
-    spooled documents and record `event` for each, all in one transaction."""
+    """One round in one transaction: lock the jobs `find` returns and close them."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(select_sql, *args)
-        if not rows:
-            return 0
-        ids = [r["job_id"] for r in rows]
-        await conn.execute(
-            "UPDATE jobs SET state = $2, reason = $3, updated_at = now() "
-            "WHERE job_id = ANY($1::uuid[])",
-            ids,
-            state,
-            reason,
-        )
-        await conn.execute("DELETE FROM spool WHERE job_id = ANY($1::uuid[])", ids)
-        ctx = HandlerContext(conn, Envelope("expiry", 1, producer), producer, None, log)
-        for r in rows:
-            await ctx.emit(
-                event(
-                    job_id=r["job_id"],
-                    user=r["user_login"],
-                    printer=r["printer"],
-                    document_name=r["document_name"],
-                    reason=reason,
-                ),
-                correlation_id=str(r["job_id"]),
-            )
-            log.info("job closed by its deadline", job_id=str(r["job_id"]), state=state)
-    return len(rows)
+        store = Store(conn)
+        envelope = Envelope("expiry", 1, producer)
+        ctx = HandlerContext(conn, envelope, producer, None, log, store=store)  # type: ignore[arg-type]
+        return await close(ctx, await find(store), transition)
 
 
 async def expire_once(pool: asyncpg.Pool, producer: str) -> int:
     """Cancel jobs still waiting for a decision at their deadline."""
-    return await _close(
-        pool,
-        producer,
-        """SELECT job_id, user_login, printer, document_name FROM jobs
-           WHERE state IN ('captured', 'priced') AND deadline_at < now()
-           ORDER BY deadline_at LIMIT 500 FOR UPDATE SKIP LOCKED""",
-        state="cancelled",
-        reason=REASON,
-        event=JobCancelled,
-    )
+    return await _round(pool, producer, lambda store: store.overdue(), Job.expire)
 
 
 async def mark_unconfirmed(pool: asyncpg.Pool, producer: str) -> int:
     """Charge released CUPS jobs whose outcome never came back, as unconfirmed."""
-    return await _close(
-        pool,
-        producer,
-        """SELECT job_id, user_login, printer, document_name FROM jobs
-           WHERE state = 'released' AND source = 'cups'
-             AND greatest(updated_at, alive_at) < now() - make_interval(secs => $1)
-           LIMIT 500 FOR UPDATE SKIP LOCKED""",
-        RELEASE_TIMEOUT,
-        state="unconfirmed",
-        reason=UNREPORTED,
-        event=JobUnconfirmed,
+    return await _round(
+        pool, producer, lambda store: store.unreported(RELEASE_TIMEOUT), Job.mark_unconfirmed
     )
 
 

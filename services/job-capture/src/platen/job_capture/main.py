@@ -24,6 +24,7 @@ from platen.job_capture import handlers, presence, print_identity
 from platen.job_capture.analyse_only import on_analyse
 from platen.job_capture.backend_reports import on_cancel, on_heartbeat
 from platen.job_capture.expiry import start_expiry
+from platen.job_capture.store import Store
 from platen.messaging.service import ServiceSpec, run_service
 
 SPEC = ServiceSpec(
@@ -51,6 +52,7 @@ SPEC = ServiceSpec(
         },
     },
     on_ready=[start_expiry, presence.start],
+    store=Store,
 )
 
 

@@ -1,5 +1,5 @@
-"""Which print server a job belongs to, in job-capture's tables: recorded at submission
-and checked on every request about the job (rules in `senders`)."""
+"""Which print server a job belongs to: recorded at submission (`Job.print_server`) and
+checked on every request about the job (rules in `senders`)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ async def check_access(ctx: HandlerContext, job_id: uuid.UUID) -> ErrorReply | N
     """An error reply when the sender may not ask about or report on `job_id` (a job
     that does not exist is anybody's to ask about: it is "unknown")."""
     sender = Sender(ctx.user_id)
-    row = await ctx.conn.fetchrow("SELECT print_server FROM jobs WHERE job_id = $1", job_id)
-    reason = refuse_access(sender, row["print_server"] if row else sender.print_server)
+    known, owner = await ctx.store.owner(job_id)
+    reason = refuse_access(sender, owner if known else sender.print_server)
     return None if reason is None else _refused(ctx, sender, reason)
 
 
@@ -35,10 +35,3 @@ async def check_submission(
     if reason is not None:
         return _refused(ctx, sender, reason)
     return await check_access(ctx, job_id)
-
-
-async def record(ctx: HandlerContext, job_id: uuid.UUID) -> None:
-    """Remember which print server submitted `job_id` (none for an API job)."""
-    owner = Sender(ctx.user_id).print_server
-    if owner is not None:
-        await ctx.conn.execute("UPDATE jobs SET print_server = $2 WHERE job_id = $1", job_id, owner)

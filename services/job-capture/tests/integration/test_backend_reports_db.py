@@ -11,6 +11,7 @@ from platen.events.jobs import CancelJob, KeepJobAlive, ReportOutcome, SubmitJob
 from platen.events.system import ErrorReply
 from platen.job_capture import handlers
 from platen.job_capture.backend_reports import INTERRUPTED, on_cancel, on_heartbeat
+from platen.job_capture.store import Store
 from platen.messaging.handling import apply_in_transaction
 from platen.testing.documents import make_pdf
 
@@ -24,7 +25,9 @@ PRINT_SERVER = "platen-print-server.test"
 
 
 async def apply(pool, handler, message):
-    return await apply_in_transaction(pool, PRODUCER, handler, message, user_id=PRINT_SERVER)
+    return await apply_in_transaction(
+        pool, PRODUCER, handler, message, user_id=PRINT_SERVER, store=Store
+    )
 
 
 async def add_job(pool, state: str):

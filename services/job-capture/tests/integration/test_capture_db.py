@@ -8,6 +8,7 @@ import uuid
 
 from platen.events.jobs import SubmitJob
 from platen.job_capture import handlers
+from platen.job_capture.store import Store
 from platen.messaging.handling import apply_in_transaction
 from platen.testing.documents import make_pdf
 
@@ -24,7 +25,12 @@ async def submit(pool, document: bytes) -> uuid.UUID:
     )
     # Sent as the CUPS backend sends it: signed by its print server's broker identity.
     await apply_in_transaction(
-        pool, handlers.SERVICE, handlers.on_submit, cmd, user_id="platen-print-server.test"
+        pool,
+        handlers.SERVICE,
+        handlers.on_submit,
+        cmd,
+        user_id="platen-print-server.test",
+        store=Store,
     )
     return job_id
 

@@ -8,7 +8,7 @@ import typing
 import pytest
 
 from platen.events.jobs import JobState
-from platen.job_capture.jobs import (
+from platen.job_capture.domain import (
     FINAL,
     PRINTABLE,
     WAITING,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from platen.events.jobs import JobState
 from platen.job_capture.analysis import Analysis, UnreadableDocument, analyse
-from platen.job_capture.jobs import ALLOWED, FINAL, can_move
+from platen.job_capture.domain import ALLOWED, FINAL, can_move
 from platen.testing.documents import make_pdf
 
 # --------------------------------------------------------------------------- analysis
