@@ -171,7 +171,8 @@ async def test_a_trusted_queue_is_named_by_status_and_in_every_log_line_of_its_j
         await job_state(cups, "lab-color", job, {COMPLETED}, timeout=90)
         [charged] = await events.wait_for("job.charged", 1, timeout=30)
     job_id = charged.correlation_id
-    for service in ("job-capture", "pricing"):
+    # Every service's lines: the mark travels with the job's messages (platen-marks).
+    for service in ("job-capture", "pricing", "account-ledger", "notification"):
         lines = [
             json.loads(line)
             for line in system.services.log(service).splitlines()

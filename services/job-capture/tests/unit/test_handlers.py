@@ -121,8 +121,25 @@ async def test_a_trusted_queues_jobs_say_so():
     admin = context(store, ADMIN)
     await print_identity.on_set(admin, SetPrinterIdentity(printer="lab", mode="trusted"))
     cmd = submission()
-    await handlers.on_submit(context(store), cmd)
+    capture = context(store)
+    await handlers.on_submit(capture, cmd)
     assert store.jobs[cmd.job_id].identity == "trusted"
+    # Marked: the mark travels on job.captured to pricing, and on to every service.
+    [captured] = capture.emitted
+    assert captured.marks == {"identity": "trusted"}
+    # A later delivery about the job marks it again from the stored job.
+    later = context(store)
+    await handlers.on_priced(later, priced(cmd.job_id, "0.30"))
+    assert later.marks == {"identity": "trusted"}
+
+
+async def test_a_desktop_queues_jobs_carry_no_mark():
+    store = FakeStore()
+    cmd = submission()
+    ctx = context(store)
+    await handlers.on_submit(ctx, cmd)
+    assert store.jobs[cmd.job_id].identity != "trusted"
+    assert ctx.marks == {} and all(e.marks == {} for e in ctx.emitted)
 
 
 async def test_a_document_too_large_or_unreadable_is_denied_at_capture(monkeypatch, analyser):
@@ -347,6 +364,7 @@ async def test_deadlines_close_jobs_through_the_store():
         (ev.JobCancelled, late.job_id, EXPIRED),
         (ev.JobUnconfirmed, silent.job_id, UNREPORTED),
     ]
+    assert all(e.marks == {} for e in ctx.emitted)
     # Once: nothing is overdue any more.
     assert await expiry.close(ctx, await store.overdue(), Job.expire) == 0
 
@@ -369,3 +387,15 @@ async def test_queue_identity_modes_and_job_listing():
     jobs = (await handlers.on_list(ctx, ev.ListJobs(state="unconfirmed"))).jobs
     assert [j.job_id for j in jobs] == [first.job_id]
     assert len((await handlers.on_list(ctx, ev.ListJobs(user="alice"))).jobs) == 2
+
+
+async def test_each_job_closed_by_its_deadline_carries_only_its_own_marks():
+    store = FakeStore()
+    ctx = context(store, None)
+    overdue = datetime.now(UTC) - timedelta(seconds=1)
+    trusted = a_job(store, "priced", deadline_at=overdue, identity="trusted")
+    plain = a_job(store, "priced", deadline_at=overdue, identity="present")
+    assert await expiry.close(ctx, await store.overdue(), Job.expire) == 2
+    marks = {e.message.job_id: e.marks for e in ctx.emitted}
+    assert marks == {trusted.job_id: {"identity": "trusted"}, plain.job_id: {}}
+    assert ctx.marks == {}

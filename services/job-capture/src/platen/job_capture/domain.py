@@ -121,6 +121,12 @@ def too_large(size: int, limit: int) -> str | None:
     return None
 
 
+def marks_of(identity: str | None) -> dict[str, str]:
+    """What marks a job (platen.messaging.marks): a job from a `trusted` queue, whose payer
+    was taken on the print server's word, says so on every log line about it, everywhere."""
+    return {"identity": "trusted"} if identity == "trusted" else {}
+
+
 def identity_mode(stored: IdentityMode | None) -> tuple[IdentityMode, bool]:
     """A queue's identity mode and whether an administrator set it: a queue nobody set is
     `desktop`, never `trusted`."""
@@ -281,6 +287,11 @@ class Job:
             "printer": self.printer,
             "document_name": self.document_name,
         }
+
+    @property
+    def marks(self) -> dict[str, str]:
+        """The log fields that follow this job through every service (see `marks_of`)."""
+        return marks_of(self.identity)
 
     @property
     def spooled(self) -> bool:

@@ -60,8 +60,11 @@ async def close(ctx: HandlerContext, jobs: list[Job], transition: Callable[[Job]
         return 0
     await ctx.store.move(*closed)
     for job in closed:
+        # One context serves the whole round: each job's events carry its own marks only.
+        ctx.marks = dict(job.marks)
         await publish(ctx, job)
-        log.info("job closed by its deadline", job_id=str(job.job_id), state=job.state)
+        log.info("job closed by its deadline", job_id=str(job.job_id), state=job.state, **job.marks)
+    ctx.marks = {}
     return len(closed)
 
 

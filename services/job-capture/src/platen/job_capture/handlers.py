@@ -40,10 +40,11 @@ DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "60
 
 
 async def load(ctx: HandlerContext, job_id: uuid.UUID) -> Job | None:
-    """The job, locked for this delivery; every later log line says so if it is trusted."""
+    """The job, locked for this delivery, and marked: every later log line about it, here
+    and in the services that handle what this delivery emits, says so if it is trusted."""
     job = await ctx.store.get(job_id)
-    if job is not None and job.identity == "trusted":
-        ctx.log = ctx.log.bind(identity="trusted")
+    if job is not None:
+        ctx.mark(**job.marks)
     return job
 
 

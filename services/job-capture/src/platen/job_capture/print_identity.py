@@ -13,7 +13,7 @@ from platen.events.print_identity import (
     SetPrinterIdentity,
 )
 from platen.job_capture import presence
-from platen.job_capture.domain import identity_mode
+from platen.job_capture.domain import identity_mode, marks_of
 from platen.job_capture.identity import decide
 from platen.messaging.handling import HandlerContext
 
@@ -36,8 +36,7 @@ async def identify(ctx: HandlerContext, cmd: SubmitJob) -> JobIdentity:
         )
     else:
         identity = decide(mode, source=cmd.source, user=cmd.user, origin=None, desktops=None)
-    if identity == "trusted":
-        ctx.log = ctx.log.bind(identity="trusted")
+    ctx.mark(**marks_of(identity))
     return identity
 
 
