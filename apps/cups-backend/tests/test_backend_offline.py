@@ -13,6 +13,9 @@ from platen.cups_backend.config import load
 from platen.testing.documents import make_pdf
 from platen.testing.local import free_port
 
+# The real backend program, trying the network for real (platen.testing.tiers).
+pytestmark = pytest.mark.integration
+
 
 def run_backend(tmp_path, policy: str, **settings) -> tuple[int, str, float]:
     dead = free_port()  # nothing listens here
