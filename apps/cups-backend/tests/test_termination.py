@@ -12,8 +12,8 @@ import time
 import pytest
 
 from platen.cups_backend.termination import Terminated, Termination
+from platen.localstack.servers import free_port
 from platen.testing.documents import make_pdf
-from platen.testing.local import free_port
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ
-from platen.testing.tls import make_test_ca
+from platen.localstack.servers import InfraError, LocalPostgres, LocalRabbitMQ
+from platen.localstack.tls import make_test_ca
 
 AMQPS_VAR = "PLATEN_TEST_AMQPS_URL"
 LOG_VAR = "PLATEN_TEST_BROKER_LOG"
