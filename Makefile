@@ -10,8 +10,10 @@ run: install
 
 # Every test, on parallel workers: each worker has its own broker, database and cupsd, and
 # most of a test's time is spent waiting on servers and processes (docs/development.md).
-# PLATEN_TEST_WORKERS overrides the count (e.g. 0: one process, no workers).
-WORKERS ?= $(or $(PLATEN_TEST_WORKERS),4)
+# PLATEN_TEST_WORKERS overrides the count (e.g. 0: one process, no workers). A broker from
+# the environment (PLATEN_TEST_AMQP_URL) is shared by every worker, and the broker-restart
+# test would cut the others' connections: there the default is one process.
+WORKERS ?= $(or $(PLATEN_TEST_WORKERS),$(if $(PLATEN_TEST_AMQP_URL),0,4))
 
 test: install
 	.venv/bin/python -m pytest -n $(WORKERS) --dist worksteal
