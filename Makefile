@@ -1,5 +1,5 @@
 # Platen: the two commands are `make run` and `make test`.
-.PHONY: run test lint format install bench docs clean
+.PHONY: run test test-unit test-integration test-e2e lint format install bench docs clean
 
 install:
 	@deploy/local/install-system-packages.sh
@@ -8,8 +8,25 @@ install:
 run: install
 	.venv/bin/python deploy/local/run.py
 
+# Every test, on parallel workers: each worker has its own broker, database and cupsd, and
+# most of a test's time is spent waiting on servers and processes (docs/development.md).
+# PLATEN_TEST_WORKERS overrides the count (e.g. 0: one process, no workers). A broker from
+# the environment (PLATEN_TEST_AMQP_URL) is shared by every worker, and the broker-restart
+# test would cut the others' connections: there the default is one process.
+WORKERS ?= $(or $(PLATEN_TEST_WORKERS),$(if $(PLATEN_TEST_AMQP_URL),0,4))
+
 test: install
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n $(WORKERS) --dist worksteal
+
+# The tiers (platen.testing.tiers decides each test's tier): unit starts no server.
+test-unit: install
+	.venv/bin/python -m pytest -m unit -n 2 --dist worksteal
+
+test-integration: install
+	.venv/bin/python -m pytest -m integration -n $(WORKERS) --dist worksteal
+
+test-e2e: install
+	.venv/bin/python -m pytest -m e2e -n $(WORKERS) --dist worksteal
 
 lint: install
 	.venv/bin/ruff check .

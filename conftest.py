@@ -1,1 +1,1 @@
-pytest_plugins = ["platen.testing.fixtures"]
+pytest_plugins = ["platen.testing.fixtures", "platen.testing.tiers"]

@@ -22,12 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from platen.testing.cups import LocalCups, VirtualPrinter
+from platen.localstack.cups import LocalCups, VirtualPrinter
+from platen.localstack.services import ServiceProcesses
 from platen.testing.documents import make_pdf
 from platen.testing.identities import Identities
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts, create_database
-from platen.testing.services import ServiceProcesses
 
 
 def ctl(url: str, *args: str) -> None:

@@ -32,11 +32,11 @@ from platen.events.base import HEADER_VERSION
 from platen.events.jobs import SubmitJob
 from platen.events.registry import encode
 from platen.events.routing import COMMANDS, EVENTS
+from platen.localstack.services import ServiceProcesses
 from platen.rpc.client import signed_in_as
 from platen.testing.documents import make_pdf
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts, create_database
-from platen.testing.services import ServiceProcesses
 
 
 def ctl(url: str, *args: str) -> None:

@@ -15,8 +15,8 @@ import pytest
 
 from platen.events.registry import decode
 from platen.events.routing import desktop_queue
+from platen.localstack.services import ServiceProcesses
 from platen.testing.identities import Identities, VhostIdentities
-from platen.testing.services import ServiceProcesses
 
 CTL = [sys.executable, "-m", "platen.ctl"]
 

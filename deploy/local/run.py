@@ -20,13 +20,13 @@ import asyncpg
 import httpx
 
 from platen.ctl.identity import write_private
+from platen.localstack.cups import LocalCups, VirtualPrinter
+from platen.localstack.demo import make_pdf
+from platen.localstack.servers import InfraError, LocalPostgres, LocalRabbitMQ, traversable
+from platen.localstack.services import ServiceProcesses
+from platen.localstack.tls import make_test_ca
 from platen.messaging.broker_admin import new_password
 from platen.messaging.installation import install, with_credentials
-from platen.testing.cups import LocalCups, VirtualPrinter
-from platen.testing.documents import make_pdf
-from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ, traversable
-from platen.testing.services import ServiceProcesses
-from platen.testing.tls import make_test_ca
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = Path(os.environ.get("PLATEN_RUN_DIR", ROOT / "run"))

@@ -17,7 +17,7 @@ import pytest
 
 from platen import rpc
 from platen.events.print_identity import SetPrinterIdentity
-from platen.testing.cups import LocalCups, SlowPrinter, VirtualPrinter
+from platen.localstack.cups import LocalCups, SlowPrinter, VirtualPrinter
 
 
 @dataclass

@@ -10,8 +10,8 @@ from decimal import Decimal as D
 import pytest
 
 from platen.events.registry import decode
-from platen.testing.cups import host_account
-from platen.testing.local import InfraError
+from platen.localstack.cups import host_account
+from platen.localstack.servers import InfraError
 from tests.cups.test_cups_capture import COMPLETED, document, job_state
 from tests.e2e.helpers import EventRecorder, eventually, query
 

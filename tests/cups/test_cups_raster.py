@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from platen.events.registry import decode
-from platen.testing.cups import VirtualPrinter
+from platen.localstack.cups import VirtualPrinter
 from platen.testing.documents import Page, make_pdf_pages
 from tests.cups.test_cups_capture import COMPLETED, job_state
 from tests.e2e.helpers import EventRecorder, ledger_problems

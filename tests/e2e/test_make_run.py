@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from platen.testing.local import free_port
+from platen.localstack.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -10,8 +10,11 @@ import time
 import pytest
 
 from platen.cups_backend.config import load
+from platen.localstack.servers import free_port
 from platen.testing.documents import make_pdf
-from platen.testing.local import free_port
+
+# The real backend program, trying the network for real (platen.testing.tiers).
+pytestmark = pytest.mark.integration
 
 
 def run_backend(tmp_path, policy: str, **settings) -> tuple[int, str, float]:

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from platen.cups_backend.termination import Terminated, Termination
+from platen.localstack.servers import free_port
 from platen.testing.documents import make_pdf
-from platen.testing.local import free_port
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ def test_a_sigterm_just_before_the_printers_backend_starts_stops_it_at_once(term
         assert printer.wait(timeout=5) == -signal.SIGTERM
 
 
+@pytest.mark.integration  # the real backend program, trying the network for real
 def test_the_backend_cancelled_while_platen_is_unreachable_never_prints(tmp_path):
     """SIGTERM while the backend waits for an unreachable Platen: it stops waiting, tries
     to report the cancellation (until cupsd would SIGKILL it) and exits as cancelled."""

@@ -5,7 +5,7 @@ import aio_pika
 import pytest
 from aiormq.exceptions import AMQPConnectionError
 
-from platen.testing.tls import make_test_ca
+from platen.localstack.tls import make_test_ca
 
 
 def _tls_url(infra, vhost_name: str) -> str:

@@ -18,6 +18,9 @@ from typing import Literal, get_args
 import pikepdf
 from pikepdf import Array, Dictionary, Name
 
+# The blank-page document is the demo's too (`make run`), so it lives with the stack.
+from platen.localstack.demo import make_pdf as make_pdf
+
 # Paper sizes in points (portrait).
 A3 = (842.0, 1191.0)
 A4 = (595.0, 842.0)
@@ -82,16 +85,6 @@ class Page:
     @property
     def color(self) -> bool:
         return any(mark in COLOR_MARKS for mark in self.marks)
-
-
-def make_pdf(pages: int, size: tuple[float, float] = (595, 842)) -> bytes:
-    """A valid PDF of `pages` blank pages (A4 by default)."""
-    pdf = pikepdf.new()
-    for _ in range(pages):
-        pdf.add_blank_page(page_size=size)
-    out = io.BytesIO()
-    pdf.save(out)
-    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- drawing

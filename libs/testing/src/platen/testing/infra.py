@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from platen.testing.local import InfraError, LocalPostgres, LocalRabbitMQ
-from platen.testing.tls import make_test_ca
+from platen.localstack.servers import InfraError, LocalPostgres, LocalRabbitMQ
+from platen.localstack.tls import make_test_ca
 
 AMQPS_VAR = "PLATEN_TEST_AMQPS_URL"
 LOG_VAR = "PLATEN_TEST_BROKER_LOG"
@@ -163,6 +164,14 @@ def _wait_for_rabbitmq(container, timeout: float = 120) -> None:
 
 
 @contextlib.contextmanager
+def _removed_after(folder: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def _from_containers() -> Iterator[Infra]:
     # The plain container classes: testcontainers' RabbitMqContainer needs pika and
     # exposes neither the management nor the TLS port.
@@ -184,7 +193,11 @@ def _from_containers() -> Iterator[Infra]:
         .with_volume_mapping(str(base / "tls"), "/tls", "ro")
         .with_volume_mapping(str(config), "/etc/rabbitmq/conf.d/20-platen.conf", "ro")
     )
-    with rabbit as rmq, PostgresContainer(POSTGRES_IMAGE, driver=None) as pg:
+    with (
+        _removed_after(base),
+        rabbit as rmq,
+        PostgresContainer(POSTGRES_IMAGE, driver=None) as pg,
+    ):
         _wait_for_rabbitmq(rmq)
         host = rmq.get_container_host_ip()
         amqp = f"amqp://guest:guest@{host}:{rmq.get_exposed_port(5672)}/"
@@ -231,6 +244,8 @@ def _from_local() -> Iterator[Infra]:
     finally:
         rabbit.stop()
         pg.stop()
+        # The servers' data (a few hundred MB after a run) goes with them.
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def choose_tier(env: dict[str, str], docker_answers: Callable[[], bool]):

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platen.testing.local import InfraError, free_port, stop_process, wait_for_port
+from platen.localstack.servers import InfraError, free_port, stop_process, wait_for_port
 
 SYSTEM_SERVERBIN = Path("/usr/lib/cups")
 

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from platen.testing.local import InfraError
+from platen.localstack.servers import InfraError
 
 
 @dataclass(frozen=True)
