@@ -73,7 +73,13 @@ def test_other_messages_fall_back_to_type_and_json():
     line = console_line(Pong(service="pricing", version="0.1.0"))
     prefix = "service.pong: "
     assert line.startswith(prefix)
-    assert json.loads(line[len(prefix) :]) == {"service": "pricing", "version": "0.1.0"}
+    assert json.loads(line[len(prefix) :]) == {
+        "service": "pricing",
+        "version": "0.1.0",
+        "outbox_waiting": 0,
+        "outbox_oldest_seconds": None,
+        "outbox_refused": 0,
+    }
 
 
 def test_json_line_for_a_printed_notice():
