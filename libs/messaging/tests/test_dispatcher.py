@@ -262,10 +262,9 @@ async def test_a_database_outage_longer_than_the_delivery_limit_dead_letters_not
     assert await h.dead_letters(1, timeout=0.5) == []
 
 
-async def test_what_a_desktop_sends_is_never_answered_at_its_reply_to(channel, pool, publisher):
-    # A desktop's malformed answer, with reply_to naming another user's desktop queue:
-    # it is dead-lettered, and nothing is written into that queue.
-    victim = await channel.declare_queue(exclusive=True)
+async def consume_desktop_replies(channel, pool, publisher):
+    """notification.replies handled by a Dispatcher with no handlers (every message there
+    fails, the way a desktop's bad answer does); the exchange desktops publish on."""
     dispatcher = Dispatcher(
         queue="notification.replies",
         producer="notification",
@@ -274,20 +273,30 @@ async def test_what_a_desktop_sends_is_never_answered_at_its_reply_to(channel, p
         relay=OutboxRelay(pool, publisher, "notification"),
         handlers={},
     )
-    q = await channel.get_queue("notification.replies")
-    await q.consume(dispatcher)
-    replies = await channel.get_exchange(DESKTOP_REPLIES)
+    await (await channel.get_queue("notification.replies")).consume(dispatcher)
+    return await channel.get_exchange(DESKTOP_REPLIES)
+
+
+async def first_message(queue, timeout: float = 15.0):
+    """The first message to arrive on `queue` (taken off it), or None."""
+    for _ in range(int(timeout / 0.05)):
+        raw = await queue.get(fail=False)
+        if raw is not None:
+            return raw
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def test_what_a_desktop_sends_is_never_answered_at_its_reply_to(channel, pool, publisher):
+    # A desktop's malformed answer, with reply_to naming another user's desktop queue:
+    # it is dead-lettered, and nothing is written into that queue.
+    victim = await channel.declare_queue(exclusive=True)
+    replies = await consume_desktop_replies(channel, pool, publisher)
     await replies.publish(
         message(b"\x00 a notice of my own", type_="desktop.job_answer", reply_to=victim.name),
         routing_key="user.mallory.answer",
     )
-    dlq = await channel.get_queue("notification.replies.dlq")
-    dead = None
-    for _ in range(300):
-        dead = await dlq.get(fail=False)
-        if dead is not None:
-            break
-        await asyncio.sleep(0.05)
+    dead = await first_message(await channel.get_queue("notification.replies.dlq"))
     assert dead is not None and "not JSON" in dead.headers[HEADER_ERROR]
     await asyncio.sleep(0.5)
     assert await victim.get(fail=False) is None
@@ -304,40 +313,19 @@ async def test_a_malformed_request_is_answered_with_the_reason(channel, pool, pu
         message(b"{broken", type_="pricing.printer.add", reply_to=asker.name),
         routing_key="pricing.printer.add",
     )
-    raw = None
-    for _ in range(300):
-        raw = await asker.get(fail=False)
-        if raw is not None:
-            break
-        await asyncio.sleep(0.05)
+    raw = await first_message(asker)
     assert raw is not None and raw.type == "error"
     assert "not JSON" in json.loads(raw.body)["error"]
 
 
 async def test_a_dead_lettered_answer_keeps_no_pin(channel, pool, publisher):
-    dispatcher = Dispatcher(
-        queue="notification.replies",
-        producer="notification",
-        pool=pool,
-        publisher=publisher,
-        relay=OutboxRelay(pool, publisher, "notification"),
-        handlers={},
-    )
-    q = await channel.get_queue("notification.replies")
-    await q.consume(dispatcher)
-    replies = await channel.get_exchange(DESKTOP_REPLIES)
+    replies = await consume_desktop_replies(channel, pool, publisher)
     answer = {"job_id": str(uuid.uuid4()), "user": "bob", "action": "print", "pin": "48213"}
     await replies.publish(
         message(json.dumps({**answer, "free": True}).encode(), type_="desktop.job_answer"),
         routing_key="user.bob.answer",
     )
-    dlq = await channel.get_queue("notification.replies.dlq")
-    dead = None
-    for _ in range(300):
-        dead = await dlq.get(fail=False)
-        if dead is not None:
-            break
-        await asyncio.sleep(0.05)
+    dead = await first_message(await channel.get_queue("notification.replies.dlq"))
     assert dead is not None and "free" in dead.headers[HEADER_ERROR]
     assert b"48213" not in dead.body
     assert json.loads(dead.body)["user"] == "bob"  # the rest is there to read

@@ -6,21 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from platen.db import apply_migrations, create_pool, load_migrations
-from platen.messaging.service import MESSAGING_MIGRATIONS
+from platen.testing.databases import service_pool
 
 MIGRATIONS = Path(__file__).parents[1] / "src/platen/job_capture/migrations"
 
 
 @pytest.fixture
 async def pool(database_url):
-    pool = await create_pool(database_url, "job_capture")
-    async with pool.acquire() as conn:
-        await apply_migrations(
-            conn,
-            "job_capture",
-            load_migrations("messaging", MESSAGING_MIGRATIONS)
-            + load_migrations("job-capture", MIGRATIONS),
-        )
-    yield pool
-    await pool.close()
+    async with service_pool(database_url, "job-capture", "job_capture", MIGRATIONS) as pool:
+        yield pool

@@ -14,10 +14,9 @@ import pytest
 
 from platen.account_ledger import store
 from platen.account_ledger.store import Store
-from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.registry import decode
 from platen.messaging.handling import apply_in_transaction
-from platen.messaging.service import MESSAGING_MIGRATIONS
+from platen.testing.databases import service_pool
 
 MIGRATIONS = Path(__file__).parents[2] / "src/platen/account_ledger/migrations"
 
@@ -54,15 +53,9 @@ class Ledger:
 
 @pytest.fixture
 async def ledger(database_url):
-    pool = await create_pool(database_url, "ledger", min_size=2, max_size=60)
-    async with pool.acquire() as conn:
-        await apply_migrations(
-            conn,
-            "ledger",
-            load_migrations("messaging", MESSAGING_MIGRATIONS)
-            + load_migrations("account-ledger", MIGRATIONS),
-        )
-    yield Ledger(pool)
-    async with pool.acquire() as conn:
-        assert await store.verify(conn) == []
-    await pool.close()
+    async with service_pool(
+        database_url, "account-ledger", "ledger", MIGRATIONS, min_size=2, max_size=60
+    ) as pool:
+        yield Ledger(pool)
+        async with pool.acquire() as conn:
+            assert await store.verify(conn) == []
