@@ -114,7 +114,7 @@ async def test_old_flat_prices_become_version_1_of_the_simple_model(database_url
                 "VALUES ('old', 0.035, now() - interval '1 day')"
             )
             await apply_migrations(conn, "pricing", migrations)
-            view = await Store(conn).printer_view("old")
+            view = await handlers.printer_view(Store(conn), "old")
             at = await Store(conn).schedule_at("old", datetime.now(UTC) - timedelta(hours=1))
     finally:
         await pool.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from platen.events.printers import CostModel, Policy, PrinterView, ScopedPolicy
+from platen.events.printers import CostModel, Policy, ScopedPolicy
 
 
 class FakeStore:
@@ -65,17 +65,3 @@ class FakeStore:
 
     async def set_user_groups(self, login: str, groups: list[str]) -> None:
         self.users[login] = sorted(set(groups))
-
-    async def printer_view(self, printer: str) -> PrinterView | None:
-        latest = await self.latest_schedule(printer)
-        if latest is None:
-            return None
-        version, model = latest
-        return PrinterView(
-            name=printer,
-            price_per_page=model.page,
-            schedule_version=version,
-            cost_model=model,
-            groups=await self.printer_groups(printer),
-            policies=await self.policies_for(printer),
-        )

@@ -23,6 +23,7 @@ from platen.events.discovery import amqp_url
 from platen.events.jobs import JobList, JobState, ListJobs, SubmitJob
 from platen.events.printers import AddPrinter, PrinterView
 from platen.events.system import Ping, Pong
+from platen.messaging.topology import COMMAND_PREFIX
 
 app = typer.Typer(help="Administer Platen print charging.", no_args_is_help=True)
 user_app = typer.Typer(help="Users and their balances.", no_args_is_help=True)
@@ -33,12 +34,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(printserver_app, name="printserver")
 app.add_typer(dlq_app, name="dlq")
 
-SERVICES = {
-    "job-capture": "capture",
-    "pricing": "pricing",
-    "account-ledger": "ledger",
-    "notification": "notification",
-}
+SERVICES = COMMAND_PREFIX  # service -> the prefix of its commands (its ping: `<prefix>.ping`)
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 

@@ -16,7 +16,7 @@ import structlog
 
 from platen.events.base import Envelope, Message
 from platen.events.routing import EVENTS
-from platen.messaging.marks import allowed
+from platen.messaging.marks import checked
 
 
 @dataclass
@@ -48,10 +48,7 @@ class FakeContext:
     marks: dict[str, str] = field(default_factory=dict)
 
     def mark(self, **fields: str) -> None:
-        accepted = allowed(fields)
-        if accepted != fields:
-            raise ValueError(f"unknown marks: {sorted(set(fields) - set(accepted))}")
-        self.marks.update(accepted)
+        self.marks.update(checked(fields))
 
     effects: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 

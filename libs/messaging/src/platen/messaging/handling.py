@@ -33,8 +33,9 @@ from platen.messaging import inbox, outbox, redaction
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
 from platen.messaging.logs import correlation_fields
 from platen.messaging.marks import KNOWN as MARK_KEYS
-from platen.messaging.marks import allowed, of_delivery
+from platen.messaging.marks import checked as checked_marks
 from platen.messaging.marks import encode as encode_marks
+from platen.messaging.marks import of_delivery
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
 from platen.messaging.topology import DELIVERY_LIMIT
@@ -83,9 +84,7 @@ class HandlerContext:
     def mark(self, **fields: str) -> None:
         """Mark the job this message is about: the fields go on this handler's log lines
         and on every message it emits from now on. Unknown marks are refused."""
-        accepted = allowed(fields)
-        if accepted != fields:
-            raise ValueError(f"unknown marks: {sorted(set(fields) - set(accepted))}")
+        accepted = checked_marks(fields)
         self.marks.update(accepted)
         structlog.contextvars.bind_contextvars(**accepted)
 

@@ -38,6 +38,14 @@ def allowed(marks: dict[str, object]) -> dict[str, str]:
     }
 
 
+def checked(fields: dict[str, str]) -> dict[str, str]:
+    """`fields` as marks a handler may set; ValueError naming any that are not."""
+    accepted = allowed(fields)
+    if accepted != fields:
+        raise ValueError(f"unknown marks: {sorted(set(fields) - set(accepted))}")
+    return accepted
+
+
 def of_delivery(raw: AbstractIncomingMessage) -> dict[str, str]:
     """The marks a delivery carries, if its sender may mark (a service)."""
     from_service = raw.exchange == EVENTS or (

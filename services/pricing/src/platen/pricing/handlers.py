@@ -147,7 +147,7 @@ async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
         price_per_page=str(cmd.price_per_page),
         version=version,
     )
-    view = await ctx.store.printer_view(cmd.name)
+    view = await printer_view(ctx.store, cmd.name)
     assert view is not None
     return view
 
@@ -155,7 +155,7 @@ async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
 async def on_set_cost_model(ctx: HandlerContext, cmd: SetCostModel) -> PrinterView:
     version = await ctx.store.add_schedule(cmd.name, cmd.model)
     ctx.log.info("printer cost model set", printer=cmd.name, version=version)
-    view = await ctx.store.printer_view(cmd.name)
+    view = await printer_view(ctx.store, cmd.name)
     assert view is not None
     return view
 
@@ -166,7 +166,7 @@ async def on_set_printer_groups(
     if not await ctx.store.set_printer_groups(cmd.name, cmd.groups):
         return ErrorReply(error=f"no printer named {cmd.name!r}")
     ctx.log.info("printer groups set", printer=cmd.name, groups=cmd.groups)
-    view = await ctx.store.printer_view(cmd.name)
+    view = await printer_view(ctx.store, cmd.name)
     assert view is not None
     return view
 
@@ -179,8 +179,25 @@ async def on_set_policy(ctx: HandlerContext, cmd: SetPolicy) -> PolicyView | Err
     return PolicyView(scope=cmd.scope, target=cmd.target, policy=cmd.policy)
 
 
+async def printer_view(store, printer: str) -> PrinterView | None:
+    """A printer as `platenctl printer show` shows it: its current schedule, groups and
+    policies (None: no such printer)."""
+    schedule = await store.latest_schedule(printer)
+    if schedule is None:
+        return None
+    version, model = schedule
+    return PrinterView(
+        name=printer,
+        price_per_page=model.page,
+        schedule_version=version,
+        cost_model=model,
+        groups=await store.printer_groups(printer),
+        policies=await store.policies_for(printer),
+    )
+
+
 async def on_show_printer(ctx: HandlerContext, query: ShowPrinter) -> PrinterView | ErrorReply:
-    view = await ctx.store.printer_view(query.name)
+    view = await printer_view(ctx.store, query.name)
     return view or ErrorReply(error=f"no printer named {query.name!r}")
 
 

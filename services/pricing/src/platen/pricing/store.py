@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from platen.events.printers import CostModel, Policy, PrinterView, ScopedPolicy
+from platen.events.printers import CostModel, Policy, ScopedPolicy
 
 
 class Store:
@@ -112,18 +112,4 @@ class Store:
                ON CONFLICT (login) DO UPDATE SET groups = EXCLUDED.groups, updated_at = now()""",
             login,
             sorted(set(groups)),
-        )
-
-    async def printer_view(self, printer: str) -> PrinterView | None:
-        schedule = await self.latest_schedule(printer)
-        if schedule is None:
-            return None
-        version, model = schedule
-        return PrinterView(
-            name=printer,
-            price_per_page=model.page,
-            schedule_version=version,
-            cost_model=model,
-            groups=await self.printer_groups(printer),
-            policies=await self.policies_for(printer),
         )
