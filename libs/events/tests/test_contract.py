@@ -725,3 +725,16 @@ def test_a_version_1_statement_reply_reads_as_not_truncated():
     view = decode("ledger.statement.reply", 1, body)
     assert isinstance(view, StatementView) and view.truncated is False
     assert view.closing_balance == Decimal("1")
+
+
+def test_every_job_event_names_its_job_with_the_same_fields_and_types():
+    from platen.events.base import JobEvent
+
+    shared = JobEvent.model_fields
+    for name, model in registry.known_types().items():
+        if not (issubclass(model, Event) and "job_id" in model.model_fields):
+            continue
+        for field, info in model.model_fields.items():
+            if field in shared:
+                assert info.annotation == shared[field].annotation, (name, field)
+                assert info.metadata == shared[field].metadata, (name, field)

@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
-from platen.events.base import Command, Event, Login, Part, Query, Reply, upcasts
+from platen.events.base import Command, Event, JobEvent, Login, Part, Query, Reply, upcasts
 from platen.events.money import Money
 from platen.events.registry import register
 
@@ -138,15 +138,11 @@ class UserEnabled(Event):
 
 
 @register
-class JobCharged(Event):
+class JobCharged(JobEvent):
     """The ledger posted the charge for a printed job."""
 
     message_type: ClassVar[str] = "job.charged"
-    job_id: uuid.UUID
-    user: Login
     account: str
-    printer: str
-    document_name: str
     pages: int
     copies: int
     amount: Money
@@ -393,15 +389,11 @@ class AccountOption(Part):
 
 
 @register
-class JobInputRequired(Event):
+class JobInputRequired(JobEvent):
     """The ledger needs the user's answer before the job may print."""
 
     message_type: ClassVar[str] = "job.input_required"
     schema_version: ClassVar[int] = 2
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     pages: int
     copies: int
     cost: Money

@@ -99,6 +99,16 @@ class Event(Message):
     message_kind: ClassVar[str] = "event"
 
 
+class JobEvent(Event):
+    """An event about one print job. Every one names the job the same way, with the same
+    types: its id (also the AMQP correlation id), its user, its printer, its document."""
+
+    job_id: uuid.UUID
+    user: Login
+    printer: PrinterName
+    document_name: Name
+
+
 class Command(Message):
     """A request to change something, sent on `platen.commands` to the service that owns
     it (routing key: the service's prefix, then the command). Answered with a `Reply`."""

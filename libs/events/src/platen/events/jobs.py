@@ -11,7 +11,18 @@ from typing import ClassVar, Literal
 
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, model_validator
 
-from platen.events.base import Command, Event, Login, Name, Part, PrinterName, Query, Reply, upcasts
+from platen.events.base import (
+    Command,
+    Event,
+    JobEvent,
+    Login,
+    Name,
+    Part,
+    PrinterName,
+    Query,
+    Reply,
+    upcasts,
+)
 from platen.events.money import Money
 from platen.events.print_identity import JobIdentity
 from platen.events.registry import register
@@ -74,7 +85,7 @@ class SideGroup(BaseModel):
 
 
 @register
-class JobCaptured(Event):
+class JobCaptured(JobEvent):
     """A job was captured and its document analysed.
 
     Version 2 carries the analysis. Version 3 adds the raster formats an IPP Everywhere
@@ -90,10 +101,6 @@ class JobCaptured(Event):
 
     message_type: ClassVar[str] = "job.captured"
     schema_version: ClassVar[int] = 4
-    job_id: uuid.UUID
-    user: Login
-    printer: PrinterName
-    document_name: Name
     pages: int = Field(ge=1)
     copies: int = Field(ge=1)
     size_bytes: int = Field(ge=0)
@@ -189,7 +196,7 @@ class PriceLine(BaseModel):
 
 
 @register
-class JobPriced(Event):
+class JobPriced(JobEvent):
     """A job has its price, and whatever the printer's policies say about it.
 
     Version 2 explains the price: the schedule version it came from and an itemised
@@ -201,10 +208,6 @@ class JobPriced(Event):
 
     message_type: ClassVar[str] = "job.priced"
     schema_version: ClassVar[int] = 2
-    job_id: uuid.UUID
-    user: Login
-    printer: PrinterName
-    document_name: Name
     pages: int = Field(ge=1)
     copies: int = Field(ge=1)
     cost: Money = Field(ge=0)
@@ -242,44 +245,32 @@ class JobAuthorized(Event):
 
 
 @register
-class JobDenied(Event):
+class JobDenied(JobEvent):
     """A job will not print. `reason` is written for the user who sent it."""
 
     message_type: ClassVar[str] = "job.denied"
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     reason: str
     denied_by: str
 
 
 @register
-class JobPrinted(Event):
+class JobPrinted(JobEvent):
     message_type: ClassVar[str] = "job.printed"
-    job_id: uuid.UUID
-    user: Login
-    printer: PrinterName
-    document_name: Name
     pages: int = Field(ge=1)
     copies: int = Field(ge=1)
     printed_at: datetime
 
 
 @register
-class JobFailed(Event):
+class JobFailed(JobEvent):
     """The printer did not print the job. A failed job is never charged."""
 
     message_type: ClassVar[str] = "job.failed"
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     reason: str
 
 
 @register
-class JobUnconfirmed(Event):
+class JobUnconfirmed(JobEvent):
     """A released job's fate is unknown: past the release timeout, the print server neither
     reported an outcome nor said the printer was still being sent it. The printer may have
     printed it, so it is charged like a printed job; an administrator lists these jobs
@@ -287,10 +278,6 @@ class JobUnconfirmed(Event):
     counts: "printed" closes the job without charging it again."""
 
     message_type: ClassVar[str] = "job.unconfirmed"
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     reason: str
 
 
@@ -345,14 +332,10 @@ class JobList(Reply):
 
 
 @register
-class JobCancelled(Event):
+class JobCancelled(JobEvent):
     """A job was cancelled before printing (by the user, an admin or its deadline)."""
 
     message_type: ClassVar[str] = "job.cancelled"
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     reason: str
 
 
