@@ -18,7 +18,19 @@ from pydantic import ValidationError
 
 from platen.events import registry
 from platen.events.accounts import AddUser, JobCharged, ShowUser, UserAdded
-from platen.events.base import LOGIN_PATTERN, Message, is_valid_login
+from platen.events.base import (
+    KINDS,
+    LOGIN_PATTERN,
+    Command,
+    DesktopMessage,
+    DesktopReply,
+    Event,
+    Message,
+    Query,
+    Reply,
+    is_valid_login,
+    upcasts,
+)
 from platen.events.desktop import BalanceNotice
 from platen.events.jobs import JobCaptured, JobPriced, ListJobs, SubmitJob
 from platen.events.money import Money
@@ -31,7 +43,6 @@ from platen.events.registry import (
     decode,
     encode,
     register,
-    upcaster,
 )
 from platen.events.system import Ping
 
@@ -447,9 +458,8 @@ def test_every_registered_type_is_keyed_by_its_own_message_type():
 
 @pytest.fixture
 def isolated_registry(monkeypatch):
-    """Types and upcasters registered by a test disappear after it."""
+    """Types registered by a test disappear after it."""
     monkeypatch.setattr(registry, "_models", dict(registry._models))
-    monkeypatch.setattr(registry, "_upcasters", dict(registry._upcasters))
 
 
 def fresh_type() -> str:
@@ -460,24 +470,24 @@ def test_v1_body_is_upcast_step_by_step_to_v3(isolated_registry):
     mt = fresh_type()
 
     # Version history: v1 {name, cents}; v2 {full_name, cents}; v3 {full_name, amount}.
+    calls = []
+
     @register
-    class Charge(Message):
+    class Charge(Event):
         message_type: ClassVar[str] = mt
         schema_version: ClassVar[int] = 3
         full_name: str
         amount: Money
 
-    calls = []
+        @upcasts(1)
+        def one_to_two(data):
+            calls.append(1)
+            return {"full_name": data["name"], "cents": data["cents"]}
 
-    @upcaster(mt, 1)
-    def one_to_two(data):
-        calls.append(1)
-        return {"full_name": data["name"], "cents": data["cents"]}
-
-    @upcaster(mt, 2)
-    def two_to_three(data):
-        calls.append(2)
-        return {"full_name": data["full_name"], "amount": str(Decimal(data["cents"]) / 100)}
+        @upcasts(2)
+        def two_to_three(data):
+            calls.append(2)
+            return {"full_name": data["full_name"], "amount": str(Decimal(data["cents"]) / 100)}
 
     v1 = json.dumps({"name": "Ada", "cents": 1234}).encode()
     msg = decode(mt, 1, v1)
@@ -504,7 +514,7 @@ def test_v1_body_without_upcasters_is_not_validated_as_v3(isolated_registry):
     mt = fresh_type()
 
     @register
-    class Note(Message):
+    class Note(Event):
         message_type: ClassVar[str] = mt
         schema_version: ClassVar[int] = 3
         text: str
@@ -517,14 +527,14 @@ def test_missing_upcaster_step(isolated_registry):
     mt = fresh_type()
 
     @register
-    class Note(Message):
+    class Note(Event):
         message_type: ClassVar[str] = mt
         schema_version: ClassVar[int] = 3
         text: str
 
-    @upcaster(mt, 2)
-    def two_to_three(data):
-        return {"text": data["body"]}
+        @upcasts(2)
+        def two_to_three(data):
+            return {"text": data["body"]}
 
     # 2 -> 3 exists, 1 -> 2 does not.
     assert decode(mt, 2, b'{"body": "hi"}') == Note(text="hi")
@@ -536,26 +546,82 @@ def test_upcast_result_is_still_validated(isolated_registry):
     mt = fresh_type()
 
     @register
-    class Note(Message):
+    class Note(Event):
         message_type: ClassVar[str] = mt
         schema_version: ClassVar[int] = 2
         text: str
 
-    @upcaster(mt, 1)
-    def one_to_two(data):
-        return {"text": data["body"], "leftover": True}
+        @upcasts(1)
+        def one_to_two(data):
+            return {"text": data["body"], "leftover": True}
 
     with pytest.raises(MalformedMessage, match="leftover"):
         decode(mt, 1, b'{"body": "hi"}')
 
 
+def test_a_message_without_a_kind_cannot_be_registered(isolated_registry):
+    class Vague(Message):
+        message_type: ClassVar[str] = fresh_type()
+
+    with pytest.raises(TypeError, match="must subclass one of the kinds"):
+        register(Vague)
+
+
+def test_two_upcasters_from_one_version_are_refused():
+    with pytest.raises(TypeError, match="two upcasters from v1"):
+
+        class Twice(Event):
+            message_type: ClassVar[str] = fresh_type()
+            schema_version: ClassVar[int] = 2
+
+            @upcasts(1)
+            def a(body):
+                return body
+
+            @upcasts(1)
+            def b(body):
+                return body
+
+
+def test_every_registered_message_can_be_read_from_every_version():
+    """Each message that has changed has an upcaster from each older version."""
+    for name, model in registry.known_types().items():
+        missing = set(range(1, model.schema_version)) - set(model.upcasters)
+        assert not missing, f"{name} has no upcaster from version(s) {sorted(missing)}"
+        assert max(model.upcasters, default=0) < model.schema_version, name
+
+
+def test_every_registered_message_says_what_kind_it_is():
+    for name, model in registry.known_types().items():
+        kinds = [k for k in KINDS if issubclass(model, k)]
+        assert len(kinds) == 1, name
+        assert model.message_kind == kinds[0].message_kind
+
+
+def test_the_kind_follows_the_address():
+    """Requests are addressed under the prefix of a service (or `service.` for those every
+    service answers); events under their aggregate; desktop messages under `desktop.`.
+    A reply has no address of its own (it goes to its request's `reply_to`): its name is
+    free, and nothing reads its kind from it."""
+    for name, model in registry.known_types().items():
+        if issubclass(model, Reply):
+            continue
+        if issubclass(model, Command | Query):
+            assert name.split(".")[0] in ("capture", "pricing", "ledger", "notification", "service")
+        elif issubclass(model, DesktopMessage | DesktopReply):
+            assert name.startswith("desktop.") and model.desktop_kind, name
+        else:
+            assert issubclass(model, Event)
+            assert name.split(".")[0] in ("job", "user", "account"), name
+
+
 def test_registering_two_classes_under_one_type_fails(isolated_registry):
     mt = fresh_type()
 
-    class First(Message):
+    class First(Event):
         message_type: ClassVar[str] = mt
 
-    class Second(Message):
+    class Second(Event):
         message_type: ClassVar[str] = mt
 
     assert register(First) is First
@@ -566,7 +632,7 @@ def test_registering_two_classes_under_one_type_fails(isolated_registry):
 
 
 def test_a_real_type_cannot_be_hijacked(isolated_registry):
-    class Impostor(Message):
+    class Impostor(Event):
         message_type: ClassVar[str] = "job.priced"
 
     with pytest.raises(RuntimeError):
@@ -659,3 +725,16 @@ def test_a_version_1_statement_reply_reads_as_not_truncated():
     view = decode("ledger.statement.reply", 1, body)
     assert isinstance(view, StatementView) and view.truncated is False
     assert view.closing_balance == Decimal("1")
+
+
+def test_every_job_event_names_its_job_with_the_same_fields_and_types():
+    from platen.events.base import JobEvent
+
+    shared = JobEvent.model_fields
+    for name, model in registry.known_types().items():
+        if not (issubclass(model, Event) and "job_id" in model.model_fields):
+            continue
+        for field, info in model.model_fields.items():
+            if field in shared:
+                assert info.annotation == shared[field].annotation, (name, field)
+                assert info.metadata == shared[field].metadata, (name, field)

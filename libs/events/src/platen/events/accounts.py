@@ -7,11 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from platen.events.base import Login, Message
+from platen.events.base import Command, Event, JobEvent, Login, Part, Query, Reply, upcasts
 from platen.events.money import Money
-from platen.events.registry import register, upcaster
+from platen.events.registry import register
 
 # An account is named by its id ("personal:alice", "shared:physics/lab") or, in commands,
 # by a login or a shared account's path; the ledger resolves which.
@@ -26,14 +26,8 @@ Rate = Annotated[Decimal, Field(gt=0, le=100)]
 AccountSelection = Literal["auto", "confirm", "choose"]
 
 
-class Part(BaseModel):
-    """A value nested in a message (not a message itself)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 @register
-class AddUser(Message):
+class AddUser(Command):
     """Command to the ledger (`ledger.user.add`): create a user and their personal account.
 
     Adding a user who exists already changes nothing and answers with their current state.
@@ -47,7 +41,7 @@ class AddUser(Message):
 
 
 @register
-class SetUser(Message):
+class SetUser(Command):
     """Command to the ledger (`ledger.user.set`): change a user's settings.
 
     Fields left out (None) are not changed; `groups` replaces the user's groups.
@@ -65,14 +59,13 @@ class SetUser(Message):
     # Version 2: a disabled user prints nothing and is signed out of their desktop.
     enabled: bool | None = None
 
-
-@upcaster("ledger.user.set", 1)
-def _set_user_v1_to_v2(body: dict) -> dict:
-    return body  # v2 only added the optional `enabled`
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body  # v2 only added the optional `enabled`
 
 
 @register
-class ShowUser(Message):
+class ShowUser(Query):
     """Query to the ledger (`ledger.user.show`)."""
 
     message_type: ClassVar[str] = "ledger.user.show"
@@ -80,7 +73,7 @@ class ShowUser(Message):
 
 
 @register
-class UserView(Message):
+class UserView(Reply):
     """Reply to `ledger.user.add` and `ledger.user.show`."""
 
     message_type: ClassVar[str] = "ledger.user"
@@ -99,10 +92,9 @@ class UserView(Message):
     holds: list[HoldView] = Field(default_factory=list)
     enabled: bool = True  # version 2
 
-
-@upcaster("ledger.user", 1)
-def _user_view_v1_to_v2(body: dict) -> dict:
-    return {**body, "enabled": True}
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return {**body, "enabled": True}
 
 
 class HoldView(Part):
@@ -115,13 +107,13 @@ class HoldView(Part):
 
 
 @register
-class UserAdded(Message):
+class UserAdded(Event):
     message_type: ClassVar[str] = "user.added"
     login: Login
 
 
 @register
-class UserGroupsSet(Message):
+class UserGroupsSet(Event):
     """A user's groups are now `groups` (sent when the user is added and whenever an admin
     sets them), so services that decide by group, like pricing's colour policy, can keep
     their own copy instead of asking the ledger."""
@@ -132,7 +124,7 @@ class UserGroupsSet(Message):
 
 
 @register
-class UserDisabled(Message):
+class UserDisabled(Event):
     """The user may no longer print or sign in; their desktop is signed out."""
 
     message_type: ClassVar[str] = "user.disabled"
@@ -140,21 +132,17 @@ class UserDisabled(Message):
 
 
 @register
-class UserEnabled(Message):
+class UserEnabled(Event):
     message_type: ClassVar[str] = "user.enabled"
     login: Login
 
 
 @register
-class JobCharged(Message):
+class JobCharged(JobEvent):
     """The ledger posted the charge for a printed job."""
 
     message_type: ClassVar[str] = "job.charged"
-    job_id: uuid.UUID
-    user: Login
     account: str
-    printer: str
-    document_name: str
     pages: int
     copies: int
     amount: Money
@@ -162,7 +150,7 @@ class JobCharged(Message):
 
 
 @register
-class BalanceChanged(Message):
+class BalanceChanged(Event):
     message_type: ClassVar[str] = "account.balance_changed"
     account: str
     owner: Login | None
@@ -171,7 +159,7 @@ class BalanceChanged(Message):
 
 
 @register
-class BalanceLow(Message):
+class BalanceLow(Event):
     """A personal account's available balance fell below its threshold (once per crossing)."""
 
     message_type: ClassVar[str] = "account.balance_low"
@@ -186,7 +174,7 @@ class BalanceLow(Message):
 
 
 @register
-class AddAccount(Message):
+class AddAccount(Command):
     """Command (`ledger.account.add`): create a shared account, under `parent` if given."""
 
     message_type: ClassVar[str] = "ledger.account.add"
@@ -200,7 +188,7 @@ class AddAccount(Message):
 
 
 @register
-class SetAccount(Message):
+class SetAccount(Command):
     """Command (`ledger.account.set`): change a shared account. None leaves a field alone."""
 
     message_type: ClassVar[str] = "ledger.account.set"
@@ -214,7 +202,7 @@ class SetAccount(Message):
 
 
 @register
-class GrantAccess(Message):
+class GrantAccess(Command):
     """Command (`ledger.account.grant` / `ledger.account.revoke`): who may charge an account."""
 
     message_type: ClassVar[str] = "ledger.account.grant"
@@ -224,7 +212,7 @@ class GrantAccess(Message):
 
 
 @register
-class RevokeAccess(Message):
+class RevokeAccess(Command):
     message_type: ClassVar[str] = "ledger.account.revoke"
     account: AccountRef
     users: list[Login] = Field(default_factory=list)
@@ -232,13 +220,13 @@ class RevokeAccess(Message):
 
 
 @register
-class ShowAccount(Message):
+class ShowAccount(Query):
     message_type: ClassVar[str] = "ledger.account.show"
     account: AccountRef
 
 
 @register
-class AccountView(Message):
+class AccountView(Reply):
     message_type: ClassVar[str] = "ledger.account"
     id: str
     kind: Literal["personal", "shared", "system"]
@@ -259,13 +247,13 @@ class AccountView(Message):
 
 
 @register
-class ListAccounts(Message):
+class ListAccounts(Query):
     message_type: ClassVar[str] = "ledger.account.list"
     kind: Literal["personal", "shared", "system"] | None = None
 
 
 @register
-class AccountList(Message):
+class AccountList(Reply):
     message_type: ClassVar[str] = "ledger.account.list.reply"
     accounts: list[AccountView]
 
@@ -275,7 +263,7 @@ class AccountList(Message):
 
 
 @register
-class TopUp(Message):
+class TopUp(Command):
     message_type: ClassVar[str] = "ledger.topup"
     key: IdempotencyKey
     account: AccountRef
@@ -285,7 +273,7 @@ class TopUp(Message):
 
 
 @register
-class Adjust(Message):
+class Adjust(Command):
     message_type: ClassVar[str] = "ledger.adjust"
     key: IdempotencyKey
     account: AccountRef
@@ -295,7 +283,7 @@ class Adjust(Message):
 
 
 @register
-class Refund(Message):
+class Refund(Command):
     """Refund a printed job, whole (amount None) or in part, to the account that paid."""
 
     message_type: ClassVar[str] = "ledger.refund"
@@ -307,7 +295,7 @@ class Refund(Message):
 
 
 @register
-class Transfer(Message):
+class Transfer(Command):
     message_type: ClassVar[str] = "ledger.transfer"
     key: IdempotencyKey
     from_account: AccountRef
@@ -324,7 +312,7 @@ class EntryView(Part):
 
 
 @register
-class TransactionView(Message):
+class TransactionView(Reply):
     message_type: ClassVar[str] = "ledger.transaction"
     id: int
     op_key: str
@@ -337,7 +325,7 @@ class TransactionView(Message):
 
 
 @register
-class Statement(Message):
+class Statement(Query):
     """Query (`ledger.statement`): an account's entries, oldest first."""
 
     message_type: ClassVar[str] = "ledger.statement"
@@ -357,7 +345,7 @@ class StatementLine(Part):
 
 
 @register
-class StatementView(Message):
+class StatementView(Reply):
     """An account's lines, and its balance before the first and at the end.
 
     `closing_balance` is the account's balance now, even when the lines stop earlier.
@@ -372,19 +360,18 @@ class StatementView(Message):
     # Version 2: true when the query's `limit` cut the lines short of the closing balance.
     truncated: bool = False
 
-
-@upcaster("ledger.statement.reply", 1)
-def _statement_view_v1_to_v2(body: dict) -> dict:
-    return body  # v2 only added `truncated`, false unless said
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body  # v2 only added `truncated`, false unless said
 
 
 @register
-class VerifyLedger(Message):
+class VerifyLedger(Query):
     message_type: ClassVar[str] = "ledger.verify"
 
 
 @register
-class LedgerReport(Message):
+class LedgerReport(Reply):
     message_type: ClassVar[str] = "ledger.verify.reply"
     transactions: int
     accounts: int
@@ -402,15 +389,11 @@ class AccountOption(Part):
 
 
 @register
-class JobInputRequired(Message):
+class JobInputRequired(JobEvent):
     """The ledger needs the user's answer before the job may print."""
 
     message_type: ClassVar[str] = "job.input_required"
     schema_version: ClassVar[int] = 2
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     pages: int
     copies: int
     cost: Money
@@ -425,20 +408,19 @@ class JobInputRequired(Message):
     duplex: bool = False
     messages: list[str] = Field(default_factory=list)
 
-
-@upcaster("job.input_required", 1)
-def _input_required_v1_to_v2(body: dict) -> dict:
-    return {
-        **body,
-        "color_pages": 0,
-        "grayscale_pages": body["pages"],
-        "duplex": False,
-        "messages": [],
-    }
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return {
+            **body,
+            "color_pages": 0,
+            "grayscale_pages": body["pages"],
+            "duplex": False,
+            "messages": [],
+        }
 
 
 @register
-class AnswerJob(Message):
+class AnswerJob(Command):
     """Command (`ledger.job.answer`): a user's answer to `job.input_required`.
 
     Sent by the notification service once it has checked who answered; the ledger checks
@@ -455,7 +437,7 @@ class AnswerJob(Message):
 
 
 @register
-class AnswerOutcome(Message):
+class AnswerOutcome(Reply):
     message_type: ClassVar[str] = "ledger.job.answer.reply"
     job_id: uuid.UUID
     outcome: Literal["authorized", "denied", "cancelled"]

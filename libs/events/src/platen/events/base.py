@@ -1,17 +1,31 @@
-"""The base of every message in the contract and the envelope that carries it.
+"""The base of every message in the contract, its kinds, and the envelope that carries it.
 
 A message body is a pydantic model. Its metadata (id, type, schema version, producer,
 time, correlation) travels beside it as AMQP properties, so that any AMQP client can
 route, de-duplicate and trace messages without parsing bodies.
+
+Every message is one of six kinds, each a base class of its own, so that what a message
+is can be read from its class (and checked) rather than guessed from its name:
+
+- `Event`: something that happened, published on `platen.events` under its type;
+- `Command`: a request to change something, sent to the one service that owns it;
+- `Query`: a request that changes nothing (list, show, status);
+- `Reply`: the answer to a command or a query, sent to the requester's `reply_to`;
+- `DesktopMessage`: sent to one user's desktop (`platen.desktop`, `user.<login>.<kind>`);
+- `DesktopReply`: sent by a desktop (`platen.desktop.replies`), trusted for nothing.
+
+A message changed incompatibly gets a new `schema_version` and an upcaster on its class
+(`@upcasts(from_version)`) that turns a body of the old version into one of the next.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -32,13 +46,108 @@ def is_valid_login(login: str) -> bool:
     return re.fullmatch(LOGIN_PATTERN, login) is not None
 
 
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def upcasts(from_version: int) -> Callable[[Upcaster], staticmethod]:
+    """Decorator, in a message class: this function turns a body of `from_version` into
+    one of `from_version + 1`. Decoding applies the steps in turn up to the current version."""
+
+    def mark(fn: Upcaster) -> staticmethod:
+        fn.upcasts_from = from_version  # type: ignore[attr-defined]
+        return staticmethod(fn)
+
+    return mark
+
+
+class Part(BaseModel):
+    """A structure inside a message body (a line of a breakdown, an account option)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
 class Message(BaseModel):
-    """A versioned message body. Subclasses set `message_type` and `schema_version`."""
+    """A versioned message body. Subclass one of the kinds below, never this class: a
+    concrete message sets `message_type`, and `schema_version` once it has changed."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     message_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
+    # What the message is: set by the kind's base class, never by a message.
+    message_kind: ClassVar[str] = ""
+    # version -> the step from that version to the next (see `upcasts`).
+    upcasters: ClassVar[dict[int, Upcaster]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        steps = {}
+        for attribute in vars(cls).values():
+            fn = getattr(attribute, "__func__", None)
+            if fn is not None and hasattr(fn, "upcasts_from"):
+                if fn.upcasts_from in steps:
+                    raise TypeError(f"{cls.__name__}: two upcasters from v{fn.upcasts_from}")
+                steps[fn.upcasts_from] = fn
+        cls.upcasters = steps
+
+
+class Event(Message):
+    """Something that happened. Published on `platen.events` with its type as routing key;
+    any service may bind to it. Past tense: `job.printed`, `user.added`."""
+
+    message_kind: ClassVar[str] = "event"
+
+
+class JobEvent(Event):
+    """An event about one print job. Every one names the job the same way, with the same
+    types: its id (also the AMQP correlation id), its user, its printer, its document."""
+
+    job_id: uuid.UUID
+    user: Login
+    printer: PrinterName
+    document_name: Name
+
+
+class Command(Message):
+    """A request to change something, sent on `platen.commands` to the service that owns
+    it (routing key: the service's prefix, then the command). Answered with a `Reply`."""
+
+    message_kind: ClassVar[str] = "command"
+
+
+class Query(Message):
+    """A request for information that changes nothing, sent like a command and answered
+    with a `Reply`. Safe to ask again."""
+
+    message_kind: ClassVar[str] = "query"
+
+
+class Reply(Message):
+    """The answer to a command or a query, published to the requester's `reply_to` with
+    the request's message id as correlation id."""
+
+    message_kind: ClassVar[str] = "reply"
+
+
+class DesktopMessage(Message):
+    """Sent to one user's desktop: on `platen.desktop` with the key `user.<login>.<kind>`,
+    where `<kind>` is the class's `desktop_kind`."""
+
+    message_kind: ClassVar[str] = "desktop message"
+    desktop_kind: ClassVar[str]
+
+
+class DesktopReply(Message):
+    """Sent by a user's desktop on `platen.desktop.replies` with the key
+    `user.<login>.<kind>` (`desktop_kind`). The server trusts none of its content: the
+    broker-checked `user_id` and routing key say who sent it."""
+
+    message_kind: ClassVar[str] = "desktop reply"
+    desktop_kind: ClassVar[str]
+
+
+KINDS: tuple[type[Message], ...] = (Event, Command, Query, Reply, DesktopMessage, DesktopReply)
 
 
 def now() -> datetime:

@@ -9,14 +9,15 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from platen.events.base import Login, Message
+from platen.events.base import Command, DesktopMessage, DesktopReply, Login, Reply
 from platen.events.money import Money
 from platen.events.registry import register
 
 
 @register
-class PrintedNotice(Message):
+class PrintedNotice(DesktopMessage):
     message_type: ClassVar[str] = "desktop.job_printed"
+    desktop_kind: ClassVar[str] = "job_printed"
     job_id: uuid.UUID
     document_name: str
     printer: str
@@ -27,8 +28,9 @@ class PrintedNotice(Message):
 
 
 @register
-class DeniedNotice(Message):
+class DeniedNotice(DesktopMessage):
     message_type: ClassVar[str] = "desktop.job_denied"
+    desktop_kind: ClassVar[str] = "job_denied"
     job_id: uuid.UUID
     document_name: str
     printer: str
@@ -36,15 +38,17 @@ class DeniedNotice(Message):
 
 
 @register
-class BalanceNotice(Message):
+class BalanceNotice(DesktopMessage):
     message_type: ClassVar[str] = "desktop.balance"
+    desktop_kind: ClassVar[str] = "balance"
     balance: Money
     available: Money
 
 
 @register
-class LowBalanceNotice(Message):
+class LowBalanceNotice(DesktopMessage):
     message_type: ClassVar[str] = "desktop.low_balance"
+    desktop_kind: ClassVar[str] = "low_balance"
     balance: Money
     available: Money
     threshold: Money
@@ -60,7 +64,7 @@ class PromptAccount(BaseModel):
 
 
 @register
-class JobPrompt(Message):
+class JobPrompt(DesktopMessage):
     """A job waits for its user: confirm it, or choose the account that pays.
 
     Sent with a per-message TTL equal to the time left before `expires_at`, so a client
@@ -68,6 +72,7 @@ class JobPrompt(Message):
     """
 
     message_type: ClassVar[str] = "desktop.job_prompt"
+    desktop_kind: ClassVar[str] = "job_prompt"
     job_id: uuid.UUID
     kind: Literal["confirm", "choose_account"]
     document_name: str
@@ -85,10 +90,11 @@ class JobPrompt(Message):
 
 
 @register
-class PromptClosed(Message):
+class PromptClosed(DesktopMessage):
     """A prompt can no longer be answered (answered, cancelled, expired): close its popup."""
 
     message_type: ClassVar[str] = "desktop.prompt_closed"
+    desktop_kind: ClassVar[str] = "prompt_closed"
     job_id: uuid.UUID
     document_name: str
     outcome: Literal["authorized", "cancelled", "denied"]
@@ -96,10 +102,11 @@ class PromptClosed(Message):
 
 
 @register
-class AnswerResult(Message):
+class AnswerResult(DesktopMessage):
     """What became of one answer the user sent: accepted, or refused and why."""
 
     message_type: ClassVar[str] = "desktop.answer_result"
+    desktop_kind: ClassVar[str] = "answer_result"
     job_id: uuid.UUID
     outcome: Literal["authorized", "denied", "cancelled", "refused"]
     reason: str | None = None
@@ -108,23 +115,28 @@ class AnswerResult(Message):
 
 
 @register
-class BroadcastNotice(Message):
+class BroadcastNotice(DesktopMessage):
     """A message from an administrator to every desktop (or a few)."""
 
     message_type: ClassVar[str] = "desktop.broadcast"
+    desktop_kind: ClassVar[str] = "broadcast"
     text: str
     sender: str
 
 
+# Each message a desktop is sent, by the kind in its routing key (`user.<login>.<kind>`).
 DESKTOP_KINDS = {
-    LowBalanceNotice: "low_balance",
-    PrintedNotice: "job_printed",
-    DeniedNotice: "job_denied",
-    BalanceNotice: "balance",
-    JobPrompt: "job_prompt",
-    PromptClosed: "prompt_closed",
-    AnswerResult: "answer_result",
-    BroadcastNotice: "broadcast",
+    m: m.desktop_kind
+    for m in (
+        LowBalanceNotice,
+        PrintedNotice,
+        DeniedNotice,
+        BalanceNotice,
+        JobPrompt,
+        PromptClosed,
+        AnswerResult,
+        BroadcastNotice,
+    )
 }
 
 
@@ -136,13 +148,14 @@ BroadcastText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
 
 @register
-class JobAnswer(Message):
+class JobAnswer(DesktopReply):
     """A user's answer to a `JobPrompt`, published on `platen.desktop.replies` with the
     routing key `user.<login>.answer`. The server trusts none of it: the routing key (and,
     with per-user broker identities, the AMQP `user_id`) must name `user`, and the ledger
     checks ownership, deadline, access and PIN again."""
 
     message_type: ClassVar[str] = "desktop.job_answer"
+    desktop_kind: ClassVar[str] = "answer"
     job_id: uuid.UUID
     user: Login
     action: Literal["print", "cancel"]
@@ -152,11 +165,11 @@ class JobAnswer(Message):
 
 
 # The kind in the routing key of each message a desktop sends.
-REPLY_KINDS = {JobAnswer: "answer"}
+REPLY_KINDS = {JobAnswer: JobAnswer.desktop_kind}
 
 
 @register
-class Broadcast(Message):
+class Broadcast(Command):
     """Command (`notification.broadcast`): send `text` to these users' desktops, or to
     every known desktop when `users` is empty."""
 
@@ -168,6 +181,6 @@ class Broadcast(Message):
 
 
 @register
-class BroadcastSent(Message):
+class BroadcastSent(Reply):
     message_type: ClassVar[str] = "notification.broadcast.reply"
     desktops: int

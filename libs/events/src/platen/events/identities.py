@@ -8,12 +8,12 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from platen.events.base import Login, Message
+from platen.events.base import Command, Login, Query, Reply
 from platen.events.registry import register
 
 
 @register
-class IssueCredential(Message):
+class IssueCredential(Command):
     """Command to notification (`notification.credential.issue`): give `login` a new
     broker password for their desktop client. The previous one stops working."""
 
@@ -22,7 +22,7 @@ class IssueCredential(Message):
 
 
 @register
-class Credential(Message):
+class Credential(Reply):
     """Reply to `notification.credential.issue`. The password exists only in this reply
     (the broker keeps a salted hash of it): send it over TLS, never log it."""
 
@@ -41,7 +41,7 @@ PrintServerName = Annotated[str, StringConstraints(pattern=PRINT_SERVER_NAME_PAT
 
 
 @register
-class AddPrintServer(Message):
+class AddPrintServer(Command):
     """Command to notification (`notification.printserver.add`): give print server `name`
     a broker identity of its own, with only a print server's permissions. A print server
     that has one gets a new password; the previous one stops working."""
@@ -51,7 +51,7 @@ class AddPrintServer(Message):
 
 
 @register
-class PrintServerCredential(Message):
+class PrintServerCredential(Reply):
     """Reply to `notification.printserver.add`: what the print server's CUPS backend signs
     in with. The password exists only in this reply (never stored by Platen; the broker
     keeps a salted hash of it): send it over TLS, never log it."""
@@ -65,7 +65,7 @@ class PrintServerCredential(Message):
 
 
 @register
-class RemovePrintServer(Message):
+class RemovePrintServer(Command):
     """Command to notification (`notification.printserver.remove`): delete print server
     `name`'s broker identity and close its connections."""
 
@@ -74,7 +74,7 @@ class RemovePrintServer(Message):
 
 
 @register
-class ListPrintServers(Message):
+class ListPrintServers(Query):
     """Query to notification (`notification.printserver.list`): the print servers that
     have an identity."""
 
@@ -88,7 +88,7 @@ class PrintServerSummary(BaseModel):
 
 
 @register
-class PrintServerList(Message):
+class PrintServerList(Reply):
     """Reply to `notification.printserver.list` and `notification.printserver.remove`
     (the print servers left)."""
 

@@ -11,16 +11,27 @@ from typing import ClassVar, Literal
 
 from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, model_validator
 
-from platen.events.base import Login, Message, Name, PrinterName
+from platen.events.base import (
+    Command,
+    Event,
+    JobEvent,
+    Login,
+    Name,
+    Part,
+    PrinterName,
+    Query,
+    Reply,
+    upcasts,
+)
 from platen.events.money import Money
 from platen.events.print_identity import JobIdentity
-from platen.events.registry import register, upcaster
+from platen.events.registry import register
 
 NumberUp = Literal[1, 2, 4, 6, 9, 16]
 
 
 @register
-class SubmitJob(Message):
+class SubmitJob(Command):
     """Command to job-capture: capture this document as a job (`capture.submit`).
 
     `job_id` is chosen by the submitter, so resubmitting the same command is harmless.
@@ -46,14 +57,13 @@ class SubmitJob(Message):
     cups_job_id: int | None = None
     deadline_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
 
-
-@upcaster("capture.submit", 1)
-def _submit_v1_to_v2(body: dict) -> dict:
-    return {**body, "source": "api"}
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return {**body, "source": "api"}
 
 
 @register
-class JobSubmitted(Message):
+class JobSubmitted(Reply):
     """Reply to `capture.submit`: the job was accepted (it may still be denied later)."""
 
     message_type: ClassVar[str] = "capture.submit.reply"
@@ -75,7 +85,7 @@ class SideGroup(BaseModel):
 
 
 @register
-class JobCaptured(Message):
+class JobCaptured(JobEvent):
     """A job was captured and its document analysed.
 
     Version 2 carries the analysis. Version 3 adds the raster formats an IPP Everywhere
@@ -91,10 +101,6 @@ class JobCaptured(Message):
 
     message_type: ClassVar[str] = "job.captured"
     schema_version: ClassVar[int] = 4
-    job_id: uuid.UUID
-    user: Login
-    printer: PrinterName
-    document_name: Name
     pages: int = Field(ge=1)
     copies: int = Field(ge=1)
     size_bytes: int = Field(ge=0)
@@ -121,42 +127,39 @@ class JobCaptured(Message):
     def total_sheets(self) -> int:
         return self.sheets * self.copies
 
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        # Version 1 knew only the page count: every page one grayscale side of unknown paper.
+        pages = body["pages"]
+        return {
+            **body,
+            "format": "pdf",
+            "color_pages": [],
+            "paper_sizes": {"unknown": pages},
+            "duplex": False,
+            "number_up": 1,
+            "color_mode": "color",
+            "sides": pages,
+            "sheets": pages,
+            "side_groups": [{"paper": "unknown", "color": False, "count": pages}],
+            "analysis_ms": 0,
+        }
 
-@upcaster("job.captured", 1)
-def _captured_v1_to_v2(body: dict) -> dict:
-    # Version 1 knew only the page count: every page one grayscale side of unknown paper.
-    pages = body["pages"]
-    return {
-        **body,
-        "format": "pdf",
-        "color_pages": [],
-        "paper_sizes": {"unknown": pages},
-        "duplex": False,
-        "number_up": 1,
-        "color_mode": "color",
-        "sides": pages,
-        "sheets": pages,
-        "side_groups": [{"paper": "unknown", "color": False, "count": pages}],
-        "analysis_ms": 0,
-    }
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        # Version 3 only allows more formats: every version 2 body is already valid.
+        return body
 
-
-@upcaster("job.captured", 2)
-def _captured_v2_to_v3(body: dict) -> dict:
-    # Version 3 only allows more formats: every version 2 body is already valid.
-    return body
-
-
-@upcaster("job.captured", 3)
-def _captured_v3_to_v4(body: dict) -> dict:
-    # Before version 4 nothing checked who sent a job: an old event proves nobody, so its
-    # user is asked before it prints (the safe reading; a `trusted` queue would have
-    # said nothing more).
-    return {**body, "identity": "unverified", "origin_host": None}
+    @upcasts(3)
+    def _v3_to_v4(body: dict) -> dict:
+        # Before version 4 nothing checked who sent a job: an old event proves nobody, so its
+        # user is asked before it prints (the safe reading; a `trusted` queue would have
+        # said nothing more).
+        return {**body, "identity": "unverified", "origin_host": None}
 
 
 @register
-class AnalyseDocument(Message):
+class AnalyseDocument(Query):
     """Query to job-capture (`capture.analyse`): analyse a document as it would be printed,
     without making a job. For quotes: the reply's side groups go to `pricing.quote`."""
 
@@ -168,7 +171,7 @@ class AnalyseDocument(Message):
 
 
 @register
-class DocumentAnalysis(Message):
+class DocumentAnalysis(Reply):
     """Reply to `capture.analyse`: the same analysis a captured job carries."""
 
     message_type: ClassVar[str] = "capture.analyse.reply"
@@ -193,7 +196,7 @@ class PriceLine(BaseModel):
 
 
 @register
-class JobPriced(Message):
+class JobPriced(JobEvent):
     """A job has its price, and whatever the printer's policies say about it.
 
     Version 2 explains the price: the schedule version it came from and an itemised
@@ -205,10 +208,6 @@ class JobPriced(Message):
 
     message_type: ClassVar[str] = "job.priced"
     schema_version: ClassVar[int] = 2
-    job_id: uuid.UUID
-    user: Login
-    printer: PrinterName
-    document_name: Name
     pages: int = Field(ge=1)
     copies: int = Field(ge=1)
     cost: Money = Field(ge=0)
@@ -220,25 +219,24 @@ class JobPriced(Message):
     confirm: bool = False
     messages: list[str] = Field(default_factory=list)
 
-
-@upcaster("job.priced", 1)
-def _priced_v1_to_v2(body: dict) -> dict:
-    # Version 1 had one flat price per page and no record of how it was reached:
-    # every page counts as grayscale, the breakdown is unknown, no policy spoke.
-    return {
-        **body,
-        "color_pages": 0,
-        "grayscale_pages": body["pages"],
-        "duplex": False,
-        "schedule_version": 0,
-        "breakdown": [],
-        "confirm": False,
-        "messages": [],
-    }
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        # Version 1 had one flat price per page and no record of how it was reached:
+        # every page counts as grayscale, the breakdown is unknown, no policy spoke.
+        return {
+            **body,
+            "color_pages": 0,
+            "grayscale_pages": body["pages"],
+            "duplex": False,
+            "schedule_version": 0,
+            "breakdown": [],
+            "confirm": False,
+            "messages": [],
+        }
 
 
 @register
-class JobAuthorized(Message):
+class JobAuthorized(Event):
     message_type: ClassVar[str] = "job.authorized"
     job_id: uuid.UUID
     user: Login
@@ -247,44 +245,32 @@ class JobAuthorized(Message):
 
 
 @register
-class JobDenied(Message):
+class JobDenied(JobEvent):
     """A job will not print. `reason` is written for the user who sent it."""
 
     message_type: ClassVar[str] = "job.denied"
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     reason: str
     denied_by: str
 
 
 @register
-class JobPrinted(Message):
+class JobPrinted(JobEvent):
     message_type: ClassVar[str] = "job.printed"
-    job_id: uuid.UUID
-    user: Login
-    printer: PrinterName
-    document_name: Name
     pages: int = Field(ge=1)
     copies: int = Field(ge=1)
     printed_at: datetime
 
 
 @register
-class JobFailed(Message):
+class JobFailed(JobEvent):
     """The printer did not print the job. A failed job is never charged."""
 
     message_type: ClassVar[str] = "job.failed"
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     reason: str
 
 
 @register
-class JobUnconfirmed(Message):
+class JobUnconfirmed(JobEvent):
     """A released job's fate is unknown: past the release timeout, the print server neither
     reported an outcome nor said the printer was still being sent it. The printer may have
     printed it, so it is charged like a printed job; an administrator lists these jobs
@@ -292,10 +278,6 @@ class JobUnconfirmed(Message):
     counts: "printed" closes the job without charging it again."""
 
     message_type: ClassVar[str] = "job.unconfirmed"
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     reason: str
 
 
@@ -306,7 +288,7 @@ JobState = Literal[
 
 
 @register
-class ListJobs(Message):
+class ListJobs(Query):
     """Query to job-capture (`capture.jobs.list`)."""
 
     message_type: ClassVar[str] = "capture.jobs.list"
@@ -316,14 +298,14 @@ class ListJobs(Message):
     # Version 2: only the jobs in this state (e.g. the unconfirmed ones an admin reviews).
     state: JobState | None = None
 
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return {**body, "state": None}
 
-@upcaster("capture.jobs.list", 1)
-def _list_v1_to_v2(body: dict) -> dict:
-    return {**body, "state": None}
 
+class JobSummary(Part):
+    """One job in a `JobList`."""
 
-class JobSummary(Message):
-    message_type: ClassVar[str] = "capture.job"
     job_id: uuid.UUID
     user: str
     printer: str
@@ -337,33 +319,28 @@ class JobSummary(Message):
 
 
 @register
-class JobList(Message):
+class JobList(Reply):
     """Version 2: a job's state may be "unconfirmed"; every version 1 body is valid."""
 
     message_type: ClassVar[str] = "capture.jobs.list.reply"
     schema_version: ClassVar[int] = 2
     jobs: list[JobSummary]
 
-
-@upcaster("capture.jobs.list.reply", 1)
-def _job_list_v1_to_v2(body: dict) -> dict:
-    return body
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body
 
 
 @register
-class JobCancelled(Message):
+class JobCancelled(JobEvent):
     """A job was cancelled before printing (by the user, an admin or its deadline)."""
 
     message_type: ClassVar[str] = "job.cancelled"
-    job_id: uuid.UUID
-    user: Login
-    printer: str
-    document_name: str
     reason: str
 
 
 @register
-class GetJobStatus(Message):
+class GetJobStatus(Query):
     """Query to job-capture (`capture.job.status`): where is this job?
 
     The CUPS backend asks this while it holds a job, so it survives restarts of anything:
@@ -375,7 +352,7 @@ class GetJobStatus(Message):
 
 
 @register
-class JobStatus(Message):
+class JobStatus(Reply):
     """Where a job is. "unknown" means there is no such job (the backend then submits it).
 
     Version 2: a job may be "unconfirmed"; every version 1 body is valid."""
@@ -386,14 +363,13 @@ class JobStatus(Message):
     state: JobState | Literal["unknown"]
     reason: str | None = None
 
-
-@upcaster("capture.job.status.reply", 1)
-def _status_v1_to_v2(body: dict) -> dict:
-    return body
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body
 
 
 @register
-class ReportOutcome(Message):
+class ReportOutcome(Command):
     """Command to job-capture (`capture.job.outcome`): what the printer did with a released
     job. Sent by the CUPS backend after the real backend has run.
 
@@ -414,14 +390,13 @@ class ReportOutcome(Message):
             raise ValueError("an interrupted job counts as printed")
         return self
 
-
-@upcaster("capture.job.outcome", 1)
-def _outcome_v1_to_v2(body: dict) -> dict:
-    return {**body, "interrupted": False}
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return {**body, "interrupted": False}
 
 
 @register
-class CancelJob(Message):
+class CancelJob(Command):
     """Command to job-capture (`capture.job.cancel`) from the CUPS backend: the job was
     cancelled in CUPS before the printer was sent any of it. A job still waiting for a
     decision, or released but not yet started, is cancelled and never charged; a job
@@ -433,7 +408,7 @@ class CancelJob(Message):
 
 
 @register
-class KeepJobAlive(Message):
+class KeepJobAlive(Command):
     """Command to job-capture (`capture.job.heartbeat`) from the CUPS backend, every few
     seconds while the printer is being sent a released job: the job is still printing, so
     a long print is not taken for a lost one. Replied to with the job's `JobStatus`."""

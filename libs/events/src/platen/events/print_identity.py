@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from platen.events.base import Message, PrinterName
+from platen.events.base import Command, PrinterName, Query, Reply
 from platen.events.registry import register
 
 IdentityMode = Literal["authenticated", "desktop", "trusted"]
@@ -43,7 +43,7 @@ def is_identity_question(text: str) -> bool:
 
 
 @register
-class SetPrinterIdentity(Message):
+class SetPrinterIdentity(Command):
     """Command to job-capture (`capture.printer.identity.set`, admin only): how jobs on
     this queue prove whose they are."""
 
@@ -53,7 +53,7 @@ class SetPrinterIdentity(Message):
 
 
 @register
-class GetPrinterIdentity(Message):
+class GetPrinterIdentity(Query):
     """Query to job-capture (`capture.printer.identity.get`)."""
 
     message_type: ClassVar[str] = "capture.printer.identity.get"
@@ -61,7 +61,7 @@ class GetPrinterIdentity(Message):
 
 
 @register
-class PrinterIdentity(Message):
+class PrinterIdentity(Reply):
     """A queue's identity mode; `explicit` is false for a queue never set (the default)."""
 
     message_type: ClassVar[str] = "capture.printer.identity.reply"
@@ -71,7 +71,7 @@ class PrinterIdentity(Message):
 
 
 @register
-class ListPrinterIdentities(Message):
+class ListPrinterIdentities(Query):
     """Query to job-capture (`capture.printer.identity.list`): every queue set explicitly."""
 
     message_type: ClassVar[str] = "capture.printer.identity.list"
@@ -79,6 +79,6 @@ class ListPrinterIdentities(Message):
 
 
 @register
-class PrinterIdentities(Message):
+class PrinterIdentities(Reply):
     message_type: ClassVar[str] = "capture.printer.identity.list.reply"
     printers: list[PrinterIdentity] = Field(default_factory=list)

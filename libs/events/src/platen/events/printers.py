@@ -11,13 +11,13 @@ import uuid
 from decimal import Decimal
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from platen.events.accounts import GroupName
-from platen.events.base import Login, Message, PrinterName
+from platen.events.base import Command, Login, Part, PrinterName, Query, Reply, upcasts
 from platen.events.jobs import PriceLine, SideGroup
 from platen.events.money import Money
-from platen.events.registry import register, upcaster
+from platen.events.registry import register
 
 # The paper sizes job-capture names (see its analysis). A page of any other size is named
 # "<short>x<long>mm" and is priced at the model's default rates.
@@ -35,11 +35,7 @@ def _price(value: Decimal | None, what: str) -> Decimal | None:
     return value
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PaperRates(_Part):
+class PaperRates(Part):
     """Prices of one side on one paper size. A price left out falls back: colour to
     grayscale, duplex to the same colour's simplex price."""
 
@@ -63,7 +59,7 @@ class PaperRates(_Part):
         return self
 
 
-class CostModel(_Part):
+class CostModel(Part):
     """How a printer charges. See docs/pricing.md for a worked example of each part.
 
     - `page`: the price of a printed side (the simple model);
@@ -97,7 +93,7 @@ class CostModel(_Part):
         return self
 
 
-class Policy(_Part):
+class Policy(Part):
     """Print policy for a printer or a printer group. Every field left out says nothing.
 
     - `max_pages`: deny a job that prints more sides than this (all copies together);
@@ -124,7 +120,7 @@ class Policy(_Part):
 
 
 @register
-class AddPrinter(Message):
+class AddPrinter(Command):
     """Command to pricing (`pricing.printer.add`): create a printer with the simple model,
     or change the price of a page of an existing one (its other prices stay)."""
 
@@ -134,7 +130,7 @@ class AddPrinter(Message):
 
 
 @register
-class SetCostModel(Message):
+class SetCostModel(Command):
     """Command to pricing (`pricing.printer.cost.set`): a new version of the printer's
     price schedule (the printer is created if it is new). Jobs captured from now on are
     priced with it; jobs captured before keep the version they were captured under."""
@@ -145,7 +141,7 @@ class SetCostModel(Message):
 
 
 @register
-class SetPrinterGroups(Message):
+class SetPrinterGroups(Command):
     """Command to pricing (`pricing.printer.groups.set`): the printer groups a printer is
     in (replaces the list), whose policies apply to it."""
 
@@ -155,7 +151,7 @@ class SetPrinterGroups(Message):
 
 
 @register
-class SetPolicy(Message):
+class SetPolicy(Command):
     """Command to pricing (`pricing.policy.set`): the policy of one printer or one printer
     group (replaces what was there; an empty Policy removes it)."""
 
@@ -166,7 +162,7 @@ class SetPolicy(Message):
 
 
 @register
-class PolicyView(Message):
+class PolicyView(Reply):
     """Reply to `pricing.policy.set`: the policy now in place (empty: none)."""
 
     message_type: ClassVar[str] = "pricing.policy"
@@ -176,19 +172,19 @@ class PolicyView(Message):
 
 
 @register
-class ShowPrinter(Message):
+class ShowPrinter(Query):
     message_type: ClassVar[str] = "pricing.printer.show"
     name: PrinterName
 
 
-class ScopedPolicy(_Part):
+class ScopedPolicy(Part):
     scope: Literal["printer", "group"]
     target: str
     policy: Policy
 
 
 @register
-class PrinterView(Message):
+class PrinterView(Reply):
     """A printer as pricing sees it. Version 2 added the cost model, its version and the
     policies that apply; `price_per_page` is the model's `page` price."""
 
@@ -201,21 +197,20 @@ class PrinterView(Message):
     groups: list[str] = Field(default_factory=list)
     policies: list[ScopedPolicy] = Field(default_factory=list)
 
-
-@upcaster("pricing.printer", 1)
-def _printer_view_v1_to_v2(body: dict) -> dict:
-    # Version 1 knew only one price per page: that is the simple model, version unknown.
-    return {
-        **body,
-        "schedule_version": 0,
-        "cost_model": {"page": body["price_per_page"]},
-        "groups": [],
-        "policies": [],
-    }
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        # Version 1 knew only one price per page: that is the simple model, version unknown.
+        return {
+            **body,
+            "schedule_version": 0,
+            "cost_model": {"page": body["price_per_page"]},
+            "groups": [],
+            "policies": [],
+        }
 
 
 @register
-class QuoteJob(Message):
+class QuoteJob(Query):
     """Query to pricing (`pricing.quote`): what would this job cost, and what would the
     policies say? The side groups come from job-capture's analysis (`capture.analyse`), so
     a quote is priced by the same code, with the same schedule rules, as a real job."""
@@ -229,7 +224,7 @@ class QuoteJob(Message):
 
 
 @register
-class Quote(Message):
+class Quote(Reply):
     """Reply to `pricing.quote`. `denied` holds the reason a policy would deny the job."""
 
     message_type: ClassVar[str] = "pricing.quote.reply"

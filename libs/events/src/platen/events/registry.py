@@ -1,21 +1,20 @@
 """Decode message bodies by type and version, upcasting old versions.
 
-Changing an event means a new version plus an upcaster from the old one, never an edit
-in place: a consumer built today still reads what a producer wrote last year.
+Changing an event means a new version plus an upcaster from the old one (on the class,
+`platen.events.base.upcasts`), never an edit in place: a consumer built today still reads
+what a producer wrote last year.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
-from platen.events.base import Message
+from platen.events.base import KINDS, Message
 
 M = TypeVar("M", bound=type[Message])
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class ContractError(ValueError):
@@ -35,26 +34,18 @@ class MalformedMessage(ContractError):
 
 
 _models: dict[str, type[Message]] = {}
-_upcasters: dict[tuple[str, int], Upcaster] = {}
 
 
 def register(model: M) -> M:
     """Class decorator: make a model decodable by its message type."""
+    if not issubclass(model, KINDS):
+        kinds = ", ".join(k.__name__ for k in KINDS)
+        raise TypeError(f"{model.__name__} must subclass one of the kinds ({kinds})")
     existing = _models.get(model.message_type)
     if existing is not None and existing is not model:
         raise RuntimeError(f"message type {model.message_type} registered twice")
     _models[model.message_type] = model
     return model
-
-
-def upcaster(message_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-    """Decorator: turn a body of `from_version` into one of `from_version + 1`."""
-
-    def deco(fn: Upcaster) -> Upcaster:
-        _upcasters[(message_type, from_version)] = fn
-        return fn
-
-    return deco
 
 
 def model_for(message_type: str) -> type[Message]:
@@ -89,7 +80,7 @@ def decode(message_type: str | None, schema_version: int | None, body: bytes) ->
     version = schema_version
     while version < model.schema_version:
         try:
-            step = _upcasters[(message_type, version)]
+            step = model.upcasters[version]
         except KeyError:
             raise UnsupportedVersion(
                 f"{message_type}: no upcaster from version {version}"

@@ -6,19 +6,19 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from platen.events.base import Message
-from platen.events.registry import register, upcaster
+from platen.events.base import Command, Query, Reply, upcasts
+from platen.events.registry import register
 
 
 @register
-class Ping(Message):
+class Ping(Query):
     """Query to any service (`<service>.ping`)."""
 
     message_type: ClassVar[str] = "service.ping"
 
 
 @register
-class Pong(Message):
+class Pong(Reply):
     """A service's answer to `Ping`: who it is, and how its outbox stands.
 
     Version 2 adds the outbox: messages committed but not yet published (`outbox_waiting`),
@@ -34,15 +34,14 @@ class Pong(Message):
     outbox_oldest_seconds: float | None = Field(default=None, ge=0)
     outbox_refused: int = Field(default=0, ge=0)
 
-
-@upcaster("service.pong", 1)
-def _pong_v1_to_v2(body: dict) -> dict:
-    # Version 1 said nothing of the outbox: read as an empty one.
-    return body
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        # Version 1 said nothing of the outbox: read as an empty one.
+        return body
 
 
 @register
-class ErrorReply(Message):
+class ErrorReply(Reply):
     """The answer to a request that could not be carried out, with the reason."""
 
     message_type: ClassVar[str] = "error"
@@ -61,7 +60,7 @@ class DeadLetter(BaseModel):
 
 
 @register
-class ListDeadLetters(Message):
+class ListDeadLetters(Query):
     """Query to any service (`<prefix>.dead_letters.list`): the messages in its dead-letter
     queues, oldest first, up to `limit` (they stay where they are)."""
 
@@ -70,14 +69,14 @@ class ListDeadLetters(Message):
 
 
 @register
-class DeadLettersListed(Message):
+class DeadLettersListed(Reply):
     message_type: ClassVar[str] = "service.dead_letters.list.reply"
     letters: list[DeadLetter]
     more: bool = False  # there were more than `limit`
 
 
 @register
-class ReplayDeadLetters(Message):
+class ReplayDeadLetters(Command):
     """Command to any service (`<prefix>.dead_letters.replay`): put dead-lettered messages
     back on the queue they came from, to be handled again (once: the inbox still skips any
     that had been applied). `message_ids` empty: all of them."""
@@ -87,6 +86,6 @@ class ReplayDeadLetters(Message):
 
 
 @register
-class DeadLettersReplayed(Message):
+class DeadLettersReplayed(Reply):
     message_type: ClassVar[str] = "service.dead_letters.replay.reply"
     replayed: list[str]  # the message ids put back
