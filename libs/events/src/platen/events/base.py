@@ -83,7 +83,7 @@ class Message(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         steps = {}
-        for attribute in vars(cls).values():
+        for attribute in list(vars(cls).values()):
             fn = getattr(attribute, "__func__", None)
             if fn is not None and hasattr(fn, "upcasts_from"):
                 if fn.upcasts_from in steps:
