@@ -55,7 +55,7 @@ async def charge(pool, login: str) -> None:
         user=login,
         printer="p",
         document_name="d",
-        pages=1,
+        sides=1,
         copies=1,
         cost=Decimal("0.10"),
     )

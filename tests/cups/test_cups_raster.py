@@ -57,7 +57,7 @@ async def test_raster_only_printers_are_priced_by_their_colour_pages_and_charged
         assert captured.color_pages == [2, 4]
         assert captured.paper_sizes == {"A4": 5}
         priced = decode(priced.type, priced.headers["platen-schema-version"], priced.body)
-        assert (priced.color_pages, priced.grayscale_pages) == (2, 3)
+        assert (priced.color_sides, priced.grayscale_sides) == (2, 3)
         assert priced.cost == D("1.30")  # 2 x 0.50 + 3 x 0.10
         charged += priced.cost
         assert printer.proc is not None and printer.proc.poll() is None  # ours answered

@@ -54,7 +54,7 @@ async def test_confirmed_from_the_client_prints_and_is_charged(system, client_fo
     await client.wait_for("client.status", state="connected")
     [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(3), 1)
     [prompt] = await client.wait_for("desktop.job_prompt", job_id=job)
-    assert prompt["kind"] == "confirm" and prompt["cost"] == "0.30" and prompt["pages"] == 3
+    assert prompt["kind"] == "confirm" and prompt["cost"] == "0.30" and prompt["sides"] == 3
     assert prompt["printer"] == "lab-1" and prompt["document_name"] == "doc-0.pdf"
     # The job waits for the answer: nothing is held or printed yet.
     await asyncio.sleep(1)

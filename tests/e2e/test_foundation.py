@@ -68,7 +68,7 @@ async def test_alice_prints_and_is_charged_bob_is_denied(system):
 
     notices = await system.desktop_messages("alice", until=lambda m: isinstance(m, PrintedNotice))
     printed = notices[-1]
-    assert (printed.document_name, printed.printer, printed.pages) == ("report.pdf", "lab-1", 3)
+    assert (printed.document_name, printed.printer, printed.sides) == ("report.pdf", "lab-1", 3)
     assert (printed.cost, printed.balance) == (D("0.30"), D("4.70"))
 
     denied = system.ctl(

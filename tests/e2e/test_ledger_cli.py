@@ -157,7 +157,7 @@ async def test_user_show_lists_a_pending_hold(system):
         user="hal",
         printer="lab-9",
         document_name="thesis.pdf",
-        pages=3,
+        sides=3,
         copies=1,
         cost=D("0.30"),
     )

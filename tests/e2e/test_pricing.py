@@ -79,7 +79,7 @@ async def test_page_colour_duplex_discount_and_schedule_versions(system):
         system.ctl("quote", str(path), "--printer", "lab-c", "--duplex", "--json").stdout
     )
     assert (quote["cost"], quote["schedule_version"]) == ("2.00", 1)
-    assert (quote["color_pages"], quote["grayscale_pages"]) == (1, 20)
+    assert (quote["color_sides"], quote["grayscale_sides"]) == (1, 20)
     text = system.ctl("quote", str(path), "--printer", "lab-c").stdout
     assert "report.pdf on lab-c: 2.50 (schedule version 1)" in text
     assert D(system.user_json("alice")["balance"]) == D("20.00")
@@ -89,7 +89,7 @@ async def test_page_colour_duplex_discount_and_schedule_versions(system):
         simplex = await submit(system, "alice", "lab-c", document, duplex=False)
         assert (await charged(events, simplex)).amount == D("2.50")
         priced = priced_event(events, simplex)
-        assert (priced.pages, priced.color_pages, priced.grayscale_pages) == (21, 1, 20)
+        assert (priced.sides, priced.color_sides, priced.grayscale_sides) == (21, 1, 20)
         assert priced.schedule_version == 1
         assert [(ln.quantity, ln.unit_price, ln.amount) for ln in priced.breakdown] == [
             (20, D("0.10"), D("2.00")),

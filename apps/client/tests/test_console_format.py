@@ -18,7 +18,7 @@ def printed(**overrides) -> PrintedNotice:
         "job_id": JOB_ID,
         "document_name": "report.pdf",
         "printer": "lab-1",
-        "pages": 3,
+        "sides": 3,
         "copies": 1,
         "cost": "0.30",
         "balance": "4.70",
@@ -32,12 +32,12 @@ def test_printed_line():
 
 
 def test_printed_line_with_one_page_is_singular():
-    line = console_line(printed(pages=1, cost="0.10", balance="4.90"))
+    line = console_line(printed(sides=1, cost="0.10", balance="4.90"))
     assert line == 'Printed "report.pdf" on lab-1: 1 page, 0.10. Balance 4.90'
 
 
 def test_printed_line_shows_copies():
-    line = console_line(printed(pages=3, copies=2, cost="0.60", balance="4.40"))
+    line = console_line(printed(sides=3, copies=2, cost="0.60", balance="4.40"))
     assert line == 'Printed "report.pdf" on lab-1: 3 pages x 2 copies, 0.60. Balance 4.40'
 
 
@@ -89,7 +89,7 @@ def test_json_line_for_a_printed_notice():
         "job_id": "0f0e0d0c-0b0a-0908-0706-050403020100",
         "document_name": "report.pdf",
         "printer": "lab-1",
-        "pages": 3,
+        "sides": 3,
         "copies": 1,
         "cost": "0.30",
         "balance": "4.70",

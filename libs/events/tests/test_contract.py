@@ -312,13 +312,13 @@ def test_decode_wrong_field_type():
             "user": "alice",
             "printer": "lab-1",
             "document_name": "a.pdf",
-            "pages": "three",
+            "sides": "three",
             "copies": 1,
             "cost": "0.30",
         }
     ).encode()
-    with pytest.raises(MalformedMessage, match="pages"):
-        decode("job.priced", 1, body)
+    with pytest.raises(MalformedMessage, match="sides"):
+        decode("job.priced", JobPriced.schema_version, body)
 
 
 def test_decode_returns_the_registered_model():
@@ -334,7 +334,7 @@ def test_full_message_round_trips():
         account="personal:alice",
         printer="lab-1",
         document_name="report.pdf",
-        pages=3,
+        sides=3,
         copies=2,
         amount="0.60",
         balance="4.40",
@@ -342,7 +342,7 @@ def test_full_message_round_trips():
     data = json.loads(encode(original))
     assert data["job_id"] == "12345678-1234-5678-1234-567812345678"
     assert data["amount"] == "0.60"
-    assert decode("job.charged", 1, encode(original)) == original
+    assert decode("job.charged", JobCharged.schema_version, encode(original)) == original
 
 
 def test_datetime_round_trips():
@@ -423,7 +423,8 @@ def test_job_priced_version_1_is_upcast_to_grayscale_pages_and_no_policy():
         b'"pages": 3, "copies": 2, "cost": "0.60"}' % str(JOB_ID).encode()
     )
     event = decode("job.priced", 1, v1)
-    assert (event.color_pages, event.grayscale_pages, event.schedule_version) == (0, 3, 0)
+    assert (event.sides, event.color_sides, event.grayscale_sides) == (3, 0, 3)
+    assert event.schedule_version == 0
     assert (event.confirm, event.messages, event.breakdown) == (False, [], [])
     assert event.cost == Decimal("0.60")
 
@@ -435,7 +436,35 @@ def test_job_input_required_version_1_is_upcast_with_no_messages():
         b'"allow_pin": false, "expires_at": "2026-05-17T09:30:00Z"}' % str(JOB_ID).encode()
     )
     event = decode("job.input_required", 1, v1)
-    assert (event.grayscale_pages, event.color_pages, event.messages) == (3, 0, [])
+    assert (event.sides, event.grayscale_sides, event.color_sides, event.messages) == (3, 3, 0, [])
+
+
+@pytest.mark.parametrize(
+    ("message_type", "version", "extra"),
+    [
+        ("job.priced", 2, {"color_pages": 1, "grayscale_pages": 2}),
+        ("job.input_required", 2, {"color_pages": 1, "grayscale_pages": 2}),
+        ("job.charged", 1, {}),
+        ("desktop.job_prompt", 1, {"color_pages": 1, "grayscale_pages": 2}),
+        ("desktop.job_printed", 1, {}),
+        ("pricing.quote.reply", 1, {"color_pages": 1, "grayscale_pages": 2}),
+    ],
+)
+def test_a_message_that_said_pages_for_printed_sides_now_says_sides(message_type, version, extra):
+    """`pages` counts a document's pages (job.captured, job.printed); printed sides are
+    `sides`. A body from before the rename reads with the same counts under the new names."""
+    model = registry.model_for(message_type)
+    current = {
+        name: info.annotation
+        for name, info in model.model_fields.items()
+        if name.endswith("pages") or name.endswith("sides")
+    }
+    assert "pages" not in current and "sides" in current
+    renamed = model.upcasters[version]({"pages": 3, "copies": 1, "kind": "confirm", **extra})
+    assert renamed["sides"] == 3 and "pages" not in renamed
+    if extra:
+        assert (renamed["color_sides"], renamed["grayscale_sides"]) == (1, 2)
+        assert "color_pages" not in renamed and "grayscale_pages" not in renamed
 
 
 def test_messages_are_frozen():

@@ -17,7 +17,7 @@ def priced(
         user=user,
         printer="lab-1",
         document_name="doc.pdf",
-        pages=3,
+        sides=3,
         copies=1,
         cost=D(cost),
         **kw,
@@ -30,7 +30,7 @@ def printed(event: JobPriced) -> JobPrinted:
         user=event.user,
         printer=event.printer,
         document_name=event.document_name,
-        pages=event.pages,
+        pages=event.sides,
         copies=event.copies,
         printed_at=datetime.now(UTC),
     )

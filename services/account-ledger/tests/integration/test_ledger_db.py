@@ -306,11 +306,11 @@ async def test_confirm_then_print(ledger):
 async def test_a_policy_asks_an_auto_user_to_confirm_with_its_messages(ledger):
     await add_user(ledger, "ivy", "5.00")
     job = priced("ivy", "0.30").model_copy(
-        update={"confirm": True, "messages": ["costly"], "color_pages": 1, "grayscale_pages": 2}
+        update={"confirm": True, "messages": ["costly"], "color_sides": 1, "grayscale_sides": 2}
     )
     await ledger.run(jobs.on_job_priced, job)
     [ask] = await ledger.emitted("job.input_required")
-    assert (ask.kind, ask.messages, ask.color_pages, ask.grayscale_pages) == (
+    assert (ask.kind, ask.messages, ask.color_sides, ask.grayscale_sides) == (
         "confirm",
         ["costly"],
         1,

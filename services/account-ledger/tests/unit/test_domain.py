@@ -32,7 +32,7 @@ def job(cost: str = "0.30", **kw) -> Job:
         "user": "alice",
         "printer": "lab-1",
         "document_name": "doc.pdf",
-        "pages": 3,
+        "sides": 3,
         "copies": 1,
         "cost": D(cost),
     }
@@ -49,7 +49,7 @@ def hold(amount: str = "0.30", **kw) -> Hold:
         "amount": D(amount),
         "printer": "lab-1",
         "document_name": "doc.pdf",
-        "pages": 3,
+        "sides": 3,
         "copies": 1,
     }
     return Hold(**(fields | kw))
@@ -62,7 +62,7 @@ def question(**kw) -> Question:
         "kind": "confirm",
         "printer": "lab-1",
         "document_name": "doc.pdf",
-        "pages": 3,
+        "sides": 3,
         "copies": 1,
         "cost": D("0.30"),
         "expires_at": NOW + timedelta(minutes=10),

@@ -176,10 +176,10 @@ async def test_a_confirming_user_is_asked_and_nothing_is_held_until_they_answer(
 
 async def test_a_policy_asks_an_auto_user_to_confirm_with_its_messages(ctx):
     await add_user(ctx, "ivy", "5.00")
-    job = priced("ivy", confirm=True, messages=["costly"], color_pages=1, grayscale_pages=2)
+    job = priced("ivy", confirm=True, messages=["costly"], color_sides=1, grayscale_sides=2)
     await jobs.on_job_priced(ctx, job)
     [ask] = ctx.messages(JobInputRequired)
-    assert (ask.kind, ask.messages, ask.color_pages, ask.grayscale_pages) == (
+    assert (ask.kind, ask.messages, ask.color_sides, ask.grayscale_sides) == (
         "confirm",
         ["costly"],
         1,

@@ -74,7 +74,7 @@ def a_job(store: FakeStore, state: str, *, source="cups", server="test", **field
 
 
 def priced(job_id: uuid.UUID, cost: str) -> ev.JobPriced:
-    return ev.JobPriced(job_id=job_id, **ABOUT, pages=3, copies=1, cost=Decimal(cost))
+    return ev.JobPriced(job_id=job_id, **ABOUT, sides=3, copies=1, cost=Decimal(cost))
 
 
 def authorized(job_id: uuid.UUID) -> ev.JobAuthorized:

@@ -95,7 +95,7 @@ async def test_the_prompt_flow_through_the_store(pool):
         user="bob",
         printer="lab-1",
         document_name="a.pdf",
-        pages=1,
+        sides=1,
         copies=1,
         cost="0.10",
         kind="confirm",

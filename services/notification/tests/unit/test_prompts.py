@@ -23,7 +23,7 @@ def input_required(user="bob", expires_in=timedelta(minutes=10), **kw) -> JobInp
         user=user,
         printer="lab-1",
         document_name="thesis.pdf",
-        pages=3,
+        sides=3,
         copies=1,
         cost=Decimal("0.30"),
         kind="choose_account",

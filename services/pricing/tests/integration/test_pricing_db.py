@@ -268,7 +268,7 @@ async def test_a_job_without_side_groups_is_priced_by_its_pages(pricing):
     bare = event.model_copy(update={"side_groups": []})
     await pricing.run(handlers.on_job_captured, bare)
     [priced] = await pricing.emitted("job.priced")
-    assert (priced.pages, priced.grayscale_pages, priced.cost) == (4, 4, D("0.80"))
+    assert (priced.sides, priced.grayscale_sides, priced.cost) == (4, 4, D("0.80"))
 
 
 async def test_an_unverified_job_is_confirmed_by_its_user_asked_first_whether_they_sent_it(

@@ -65,7 +65,7 @@ async def test_a_captured_job_is_priced_by_the_schedule_in_effect(ctx):
     priced = sent.message
     assert isinstance(priced, JobPriced)
     assert priced.cost == D("0.60")
-    assert (priced.pages, priced.color_pages, priced.grayscale_pages) == (3, 1, 2)
+    assert (priced.sides, priced.color_sides, priced.grayscale_sides) == (3, 1, 2)
     assert priced.schedule_version == 1
     assert priced.confirm is False
     assert sent.routing_key == "job.priced"
@@ -160,7 +160,7 @@ async def test_a_quote_prices_as_a_job_would_and_emits_nothing(ctx):
         QuoteJob(printer="lab", side_groups=[SideGroup(paper="A4", color=False, count=3)]),
     )
     assert isinstance(quote, Quote)
-    assert (quote.cost, quote.schedule_version, quote.pages) == (D("0.30"), 1, 3)
+    assert (quote.cost, quote.schedule_version, quote.sides) == (D("0.30"), 1, 3)
     assert quote.denied  # more sides than the policy allows
     missing = await handlers.on_quote(
         ctx, QuoteJob(printer="x", side_groups=[SideGroup(paper="A4", color=False, count=1)])

@@ -24,10 +24,10 @@ def pages(n: int) -> str:
 
 def page_split(prompt: JobPrompt) -> str:
     """'3 pages (1 colour, 2 grayscale)' — the breakdown only when there is colour."""
-    if prompt.color_pages:
-        split = f"{prompt.color_pages} colour, {prompt.grayscale_pages} grayscale"
-        return f"{pages(prompt.pages)} ({split})"
-    return f"{pages(prompt.pages)} (grayscale)"
+    if prompt.color_sides:
+        split = f"{prompt.color_sides} colour, {prompt.grayscale_sides} grayscale"
+        return f"{pages(prompt.sides)} ({split})"
+    return f"{pages(prompt.sides)} (grayscale)"
 
 
 def identity_question(prompt: JobPrompt) -> str | None:
@@ -56,7 +56,7 @@ def console_line(message: Message) -> str:
         copies = f" x {message.copies} copies" if message.copies > 1 else ""
         return (
             f'Printed "{message.document_name}" on {message.printer}: '
-            f"{pages(message.pages)}{copies}, {message.cost}. Balance {message.balance}"
+            f"{pages(message.sides)}{copies}, {message.cost}. Balance {message.balance}"
         )
     if isinstance(message, DeniedNotice):
         return f'Denied "{message.document_name}" on {message.printer}: {message.reason}'

@@ -242,8 +242,8 @@ def register(app: typer.Typer, printer_app: typer.Typer) -> None:
             f"{file.name} on {printer}: {result.cost} (schedule version {result.schedule_version})"
         )
         typer.echo(
-            f"  {result.pages} pages a copy ({result.color_pages} colour, "
-            f"{result.grayscale_pages} grayscale) x {result.copies}"
+            f"  {result.sides} pages a copy ({result.color_sides} colour, "
+            f"{result.grayscale_sides} grayscale) x {result.copies}"
             f"{', double-sided' if result.duplex else ''}"
         )
         for line in result.breakdown:

@@ -44,7 +44,7 @@ class JobWatcher:
             except TimeoutError:
                 return "printed", f"{event.pages} pages"
             return "printed", (
-                f"{charge.pages} pages x{charge.copies}, charged {charge.amount}, "
+                f"{charge.sides} pages x{charge.copies}, charged {charge.amount}, "
                 f"balance {charge.balance}"
             )
         if isinstance(event, JobDenied | JobFailed | JobCancelled):

@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, StringConstraints
 
 from platen.events.base import Command, Event, JobEvent, Login, Part, Query, Reply, upcasts
+from platen.events.jobs import sides_for_pages
 from platen.events.money import Money
 from platen.events.registry import register
 
@@ -139,14 +140,22 @@ class UserEnabled(Event):
 
 @register
 class JobCharged(JobEvent):
-    """The ledger posted the charge for a printed job."""
+    """The ledger posted the charge for a printed job.
+
+    Version 2: `pages` became `sides` (printed sides of one copy, as counted for the price).
+    """
 
     message_type: ClassVar[str] = "job.charged"
+    schema_version: ClassVar[int] = 2
     account: str
-    pages: int
+    sides: int
     copies: int
     amount: Money
     balance: Money
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return sides_for_pages(body)
 
 
 @register
@@ -390,11 +399,16 @@ class AccountOption(Part):
 
 @register
 class JobInputRequired(JobEvent):
-    """The ledger needs the user's answer before the job may print."""
+    """The ledger needs the user's answer before the job may print.
+
+    Version 3: `pages` became `sides` (printed sides of one copy, as counted
+    for the price); `color_pages` and `grayscale_pages` became `color_sides` and
+    `grayscale_sides`.
+    """
 
     message_type: ClassVar[str] = "job.input_required"
-    schema_version: ClassVar[int] = 2
-    pages: int
+    schema_version: ClassVar[int] = 3
+    sides: int
     copies: int
     cost: Money
     kind: Literal["confirm", "choose_account"]
@@ -403,8 +417,8 @@ class JobInputRequired(JobEvent):
     expires_at: datetime
     # Version 2: what the confirmation popup shows besides the cost, and what the
     # printer's policies had to say (pricing's `job.priced` messages).
-    color_pages: int = 0
-    grayscale_pages: int = 0
+    color_sides: int = 0
+    grayscale_sides: int = 0
     duplex: bool = False
     messages: list[str] = Field(default_factory=list)
 
@@ -417,6 +431,10 @@ class JobInputRequired(JobEvent):
             "duplex": False,
             "messages": [],
         }
+
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        return sides_for_pages(body)
 
 
 @register

@@ -9,22 +9,30 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from platen.events.base import Command, DesktopMessage, DesktopReply, Login, Reply
+from platen.events.base import Command, DesktopMessage, DesktopReply, Login, Reply, upcasts
+from platen.events.jobs import sides_for_pages
 from platen.events.money import Money
 from platen.events.registry import register
 
 
 @register
 class PrintedNotice(DesktopMessage):
+    """Version 2: `pages` became `sides` (printed sides of one copy, as counted for the price)."""
+
     message_type: ClassVar[str] = "desktop.job_printed"
+    schema_version: ClassVar[int] = 2
     desktop_kind: ClassVar[str] = "job_printed"
     job_id: uuid.UUID
     document_name: str
     printer: str
-    pages: int
+    sides: int
     copies: int
     cost: Money
     balance: Money
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return sides_for_pages(body)
 
 
 @register
@@ -69,17 +77,22 @@ class JobPrompt(DesktopMessage):
 
     Sent with a per-message TTL equal to the time left before `expires_at`, so a client
     that starts late sees it only while it can still be answered.
+
+    Version 2: `pages` became `sides` (printed sides of one copy, as counted
+    for the price); `color_pages` and `grayscale_pages` became `color_sides` and
+    `grayscale_sides`.
     """
 
     message_type: ClassVar[str] = "desktop.job_prompt"
+    schema_version: ClassVar[int] = 2
     desktop_kind: ClassVar[str] = "job_prompt"
     job_id: uuid.UUID
     kind: Literal["confirm", "choose_account"]
     document_name: str
     printer: str
-    pages: int
-    color_pages: int
-    grayscale_pages: int
+    sides: int
+    color_sides: int
+    grayscale_sides: int
     copies: int
     duplex: bool
     cost: Money
@@ -87,6 +100,10 @@ class JobPrompt(DesktopMessage):
     allow_pin: bool
     expires_at: datetime
     messages: list[str] = Field(default_factory=list)
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return sides_for_pages(body)
 
 
 @register

@@ -195,24 +195,32 @@ class PriceLine(BaseModel):
     amount: Money
 
 
+def sides_for_pages(body: dict) -> dict:
+    """The step of every message that once said `pages` for printed sides: the same counts
+    under the names `sides`, `color_sides` and `grayscale_sides`."""
+    renamed = {"pages": "sides", "color_pages": "color_sides", "grayscale_pages": "grayscale_sides"}
+    return {renamed.get(k, k): v for k, v in body.items()}
+
+
 @register
 class JobPriced(JobEvent):
     """A job has its price, and whatever the printer's policies say about it.
 
     Version 2 explains the price: the schedule version it came from and an itemised
-    breakdown whose amounts add up to `cost`. `pages` counts the printed sides of one
-    copy, `color_pages` + `grayscale_pages` = `pages`. A policy may ask that the user
+    breakdown whose amounts add up to `cost`. Version 3 names what it counts for what it
+    is: `sides`, the printed sides of one copy (version 2 called them `pages`), of which
+    `color_sides` + `grayscale_sides` = `sides`. A policy may ask that the user
     confirm the job before it prints (`confirm`) and add `messages` to show them (for
     example "print double-sided to save 20 %").
     """
 
     message_type: ClassVar[str] = "job.priced"
-    schema_version: ClassVar[int] = 2
-    pages: int = Field(ge=1)
+    schema_version: ClassVar[int] = 3
+    sides: int = Field(ge=1)
     copies: int = Field(ge=1)
     cost: Money = Field(ge=0)
-    color_pages: int = Field(default=0, ge=0)
-    grayscale_pages: int = Field(default=0, ge=0)
+    color_sides: int = Field(default=0, ge=0)
+    grayscale_sides: int = Field(default=0, ge=0)
     duplex: bool = False
     schedule_version: int = Field(default=0, ge=0)
     breakdown: list[PriceLine] = Field(default_factory=list)
@@ -233,6 +241,10 @@ class JobPriced(JobEvent):
             "confirm": False,
             "messages": [],
         }
+
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        return sides_for_pages(body)
 
 
 @register

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from platen.events.accounts import GroupName
 from platen.events.base import Command, Login, Part, PrinterName, Query, Reply, upcasts
-from platen.events.jobs import PriceLine, SideGroup
+from platen.events.jobs import PriceLine, SideGroup, sides_for_pages
 from platen.events.money import Money
 from platen.events.registry import register
 
@@ -225,19 +225,29 @@ class QuoteJob(Query):
 
 @register
 class Quote(Reply):
-    """Reply to `pricing.quote`. `denied` holds the reason a policy would deny the job."""
+    """Reply to `pricing.quote`. `denied` holds the reason a policy would deny the job.
+
+    Version 2: `pages` became `sides` (printed sides of one copy, as counted
+    for the price); `color_pages` and `grayscale_pages` became `color_sides` and
+    `grayscale_sides`.
+    """
 
     message_type: ClassVar[str] = "pricing.quote.reply"
+    schema_version: ClassVar[int] = 2
     quote_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     printer: str
     cost: Money
     schedule_version: int
-    pages: int
+    sides: int
     copies: int
-    color_pages: int
-    grayscale_pages: int
+    color_sides: int
+    grayscale_sides: int
     duplex: bool
     breakdown: list[PriceLine]
     denied: str | None = None
     confirm: bool = False
     messages: list[str] = Field(default_factory=list)
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return sides_for_pages(body)

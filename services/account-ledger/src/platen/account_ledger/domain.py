@@ -285,11 +285,11 @@ class Job:
     user: str
     printer: str
     document_name: str
-    pages: int
+    sides: int
     copies: int
     cost: Decimal
-    color_pages: int | None = None
-    grayscale_pages: int | None = None
+    color_sides: int | None = None
+    grayscale_sides: int | None = None
     duplex: bool | None = None
     messages: list[str] = field(default_factory=list)
     confirm: bool = False  # a printer policy wants this job confirmed
@@ -302,7 +302,7 @@ class Job:
             kind=kind,
             printer=self.printer,
             document_name=self.document_name,
-            pages=self.pages,
+            sides=self.sides,
             copies=self.copies,
             cost=self.cost,
             expires_at=expires_at,
@@ -327,7 +327,7 @@ class Hold:
     amount: Decimal
     printer: str
     document_name: str
-    pages: int
+    sides: int
     copies: int
     comment: str | None = None
     state: HoldState = HoldState.PENDING
@@ -381,7 +381,7 @@ class Question:
     kind: str  # confirm or choose_account
     printer: str
     document_name: str
-    pages: int
+    sides: int
     copies: int
     cost: Decimal
     expires_at: datetime
@@ -488,7 +488,7 @@ def hold_for(
         amount=amount,
         printer=job.printer,
         document_name=job.document_name,
-        pages=job.pages,
+        sides=job.sides,
         copies=job.copies,
         comment=comment,
     )

@@ -20,7 +20,7 @@ async def on_job_charged(ctx: HandlerContext, event: JobCharged) -> None:
         job_id=event.job_id,
         document_name=event.document_name,
         printer=event.printer,
-        pages=event.pages,
+        sides=event.sides,
         copies=event.copies,
         cost=event.amount,
         balance=event.balance,
