@@ -38,6 +38,7 @@ from platen.messaging.marks import encode as encode_marks
 from platen.messaging.marks import of_delivery
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
+from platen.messaging.subscriptions import Subscriptions
 from platen.messaging.topology import DELIVERY_LIMIT
 
 log = structlog.get_logger(__name__)
@@ -80,6 +81,8 @@ class HandlerContext:
     # Log fields that follow the job to the next service (platen.messaging.marks): those
     # the delivery carried, plus any the handler adds with `mark`.
     marks: dict[str, str] = field(default_factory=dict)
+    # What the service declares it publishes: `emit` refuses anything else.
+    subscriptions: Subscriptions | None = None
 
     def mark(self, **fields: str) -> None:
         """Mark the job this message is about: the fields go on this handler's log lines
@@ -111,6 +114,8 @@ class HandlerContext:
         """Publish `message` once this transaction commits; returns its message id.
         `reply_to` names the queue a command's reply goes to (through the default
         exchange); the reply carries the command's message id as its correlation id."""
+        if self.subscriptions is not None:
+            self.subscriptions.check_emit(message, exchange)
         env = envelope_for(message, self.producer, correlation_id)
         await outbox.add(
             self.conn,
@@ -188,9 +193,11 @@ class Dispatcher:
         relay: OutboxRelay,
         handlers: dict[type[Message], Handler],
         store: StoreFactory | None = None,
+        subscriptions: Subscriptions | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
+        self.subscriptions = subscriptions
         self.producer = producer
         self.pool = pool
         self.publisher = publisher
@@ -336,6 +343,7 @@ class Dispatcher:
                 user_id=raw.user_id,
                 store=self.store(conn) if self.store else None,
                 marks=dict(marks),
+                subscriptions=self.subscriptions,
             )
             reply = await handler(ctx, message)
             # A reply that holds a secret (a new password) is sent once and never stored:
