@@ -176,6 +176,8 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 handlers=handlers,  # type: ignore[arg-type]
                 store=spec.store,
                 subscriptions=spec.subscriptions,
+                queries=spec.subscriptions.queries | {Ping},
+                without_database=(ListDeadLetters, ReplayDeadLetters),
             )
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
         rt.tasks.append(

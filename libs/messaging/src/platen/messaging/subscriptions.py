@@ -58,6 +58,7 @@ class Subscriptions:
             DESKTOP: frozenset(to_desktops),
         }
         self._handlers: dict[str, dict[type[Message], Callable[..., Any]]] = {}
+        self.queries: set[type[Message]] = set()
 
     def _on(self, purpose: str, models: tuple[type[Message], ...]) -> Callable[[H], H]:
         def declare(handler: H) -> H:
@@ -88,6 +89,13 @@ class Subscriptions:
                     f"not {model.message_type}"
                 )
         return self._on(COMMAND_QUEUE, models)
+
+    def query(self, *models: type[Message]) -> Callable[[H], H]:
+        """A command that only asks (show, list, status): it changes nothing, so it is
+        answered in a read-only transaction and leaves no inbox row."""
+        declare = self.command(*models)
+        self.queries.update(models)
+        return declare
 
     def desktop_reply(self, *models: type[Message]) -> Callable[[H], H]:
         """The handler of what users answer from their desktops (`user.<login>.<kind>`)."""

@@ -18,7 +18,7 @@ from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext
 
 
-@subscribe.command(AnalyseDocument)
+@subscribe.query(AnalyseDocument)
 async def on_analyse(ctx: HandlerContext, query: AnalyseDocument) -> DocumentAnalysis | ErrorReply:
     if (refused := too_large(len(query.document), MAX_DOCUMENT_BYTES)) is not None:
         return ErrorReply(error=refused)

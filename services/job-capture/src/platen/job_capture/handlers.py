@@ -181,7 +181,7 @@ async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus | Err
     return JobStatus(job_id=cmd.job_id, state=job.state, reason=job.reason)
 
 
-@subscribe.command(GetJobStatus)
+@subscribe.query(GetJobStatus)
 async def on_status(ctx: HandlerContext, query: GetJobStatus) -> JobStatus | ErrorReply:
     if (refused := await ownership.check_access(ctx, query.job_id)) is not None:
         return refused
@@ -207,7 +207,7 @@ async def on_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
         ctx.log.info("job cancelled", reason=event.reason)
 
 
-@subscribe.command(ListJobs)
+@subscribe.query(ListJobs)
 async def on_list(ctx: HandlerContext, query: ListJobs) -> JobList:
     rows = await ctx.store.recent(user=query.user, state=query.state, limit=query.limit)
     return JobList(

@@ -51,13 +51,13 @@ async def on_set(ctx: HandlerContext, cmd: SetPrinterIdentity) -> PrinterIdentit
     return PrinterIdentity(printer=cmd.printer, mode=cmd.mode, explicit=True)
 
 
-@subscribe.command(GetPrinterIdentity)
+@subscribe.query(GetPrinterIdentity)
 async def on_get(ctx: HandlerContext, query: GetPrinterIdentity) -> PrinterIdentity:
     mode, explicit = identity_mode(await ctx.store.identity_mode(query.printer))
     return PrinterIdentity(printer=query.printer, mode=mode, explicit=explicit)
 
 
-@subscribe.command(ListPrinterIdentities)
+@subscribe.query(ListPrinterIdentities)
 async def on_list(ctx: HandlerContext, query: ListPrinterIdentities) -> PrinterIdentities:
     rows = await ctx.store.identity_modes(query.mode)
     return PrinterIdentities(

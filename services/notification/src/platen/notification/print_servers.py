@@ -72,7 +72,7 @@ class PrintServerHandlers:
         return await on_list(ctx, ListPrintServers())
 
 
-@subscribe.command(ListPrintServers)
+@subscribe.query(ListPrintServers)
 async def on_list(ctx: HandlerContext, query: ListPrintServers) -> PrintServerList:
     rows = await ctx.store.print_server_list()
     return PrintServerList(print_servers=[PrintServerSummary(**dict(r)) for r in rows])

@@ -111,7 +111,7 @@ async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
     )
 
 
-@subscribe.command(QuoteJob)
+@subscribe.query(QuoteJob)
 async def on_quote(ctx: HandlerContext, query: QuoteJob) -> Quote | ErrorReply:
     job = Job.of(query.side_groups, query.copies, query.duplex)
     now = await ctx.store.now()
@@ -203,7 +203,7 @@ async def printer_view(store, printer: str) -> PrinterView | None:
     )
 
 
-@subscribe.command(ShowPrinter)
+@subscribe.query(ShowPrinter)
 async def on_show_printer(ctx: HandlerContext, query: ShowPrinter) -> PrinterView | ErrorReply:
     view = await printer_view(ctx.store, query.name)
     return view or ErrorReply(error=f"no printer named {query.name!r}")

@@ -96,6 +96,6 @@ async def _set_enabled(ctx: HandlerContext, login: str, enabled: bool) -> None:
         await ctx.emit(event, correlation_id=domain.personal_account(login))
 
 
-@subscribe.command(ShowUser)
+@subscribe.query(ShowUser)
 async def on_show_user(ctx: HandlerContext, query: ShowUser) -> UserView | ErrorReply:
     return await user_view(ctx, query.login) or ErrorReply(error=f"no user named {query.login!r}")
