@@ -4,13 +4,14 @@ AsyncAPI document all follow from it. No broker, no database."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import structlog
 import yaml
 
 from platen.events.accounts import JobCharged
-from platen.events.base import Envelope
+from platen.events.base import Envelope, Message
 from platen.events.jobs import JobCaptured, JobPrinted
 from platen.events.printers import AddPrinter
 from platen.events.routing import COMMANDS, EVENTS
@@ -127,3 +128,20 @@ def test_a_handler_method_must_be_bound_to_its_instance():
     handlers = Handlers()
     subscribe.bind(handlers)
     assert subscribe.handlers("events")[JobPrinted].__self__ is handlers
+
+
+def test_a_query_is_known_by_its_declaration_or_by_its_kind_in_the_contract():
+    class AskAudit(Message):
+        message_type: ClassVar[str] = "audit.ask"
+        message_kind: ClassVar[str] = "query"
+
+    class TellAudit(Message):
+        message_type: ClassVar[str] = "audit.tell"
+        message_kind: ClassVar[str] = "command"
+
+    subscribe = Subscriptions("audit", command_prefix="audit")
+    subscribe.command(AskAudit)(lambda ctx, q: None)
+    subscribe.command(TellAudit)(lambda ctx, c: None)
+    assert subscribe.queries == {AskAudit}
+    with pytest.raises(ValueError, match="TellAudit is a command, not a query"):
+        subscribe.query(TellAudit)

@@ -88,11 +88,17 @@ class Subscriptions:
                     f"{self.service} answers commands `{self.command_prefix}.…`, "
                     f"not {model.message_type}"
                 )
+        # Where the contract says a message's kind (`message_kind`), a query is known as
+        # one without being declared again.
+        self.queries.update(m for m in models if getattr(m, "message_kind", "") == "query")
         return self._on(COMMAND_QUEUE, models)
 
     def query(self, *models: type[Message]) -> Callable[[H], H]:
         """A command that only asks (show, list, status): it changes nothing, so it is
         answered in a read-only transaction and leaves no inbox row."""
+        for model in models:
+            if getattr(model, "message_kind", "query") != "query":
+                raise ValueError(f"{model.__name__} is a {model.message_kind}, not a query")
         declare = self.command(*models)
         self.queries.update(models)
         return declare
