@@ -1,8 +1,7 @@
 """Writes docs/asyncapi.yaml, the AsyncAPI document of the whole system: `make docs`.
 
-Why this lives here: the document describes all four services at once, so whatever makes
-it must import each service's `ServiceSpec`. Libs never import services and no service
-imports another, so this composition sits outside both, beside the document it writes;
+Why this lives here: the document describes all four services at once, each found by its
+`platen.services` entry point (`platen.messaging.discovery`), and is written beside it;
 the machinery it calls (`platen.messaging.contract_map`, `platen.messaging.asyncapi`)
 stays in libs and takes the specs as arguments. tests/test_asyncapi.py regenerates the
 document in memory and fails when it differs from the checked-in file.
@@ -16,15 +15,12 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-from platen.account_ledger.main import SPEC as ACCOUNT_LEDGER
-from platen.job_capture.main import SPEC as JOB_CAPTURE
+from platen.messaging import discovery
 from platen.messaging.asyncapi import asyncapi_app
 from platen.messaging.contract_map import contract_map
-from platen.notification.main import SPEC as NOTIFICATION
-from platen.pricing.main import SPEC as PRICING
 
 DOCUMENT = Path(__file__).with_name("asyncapi.yaml")
-SPECS = (JOB_CAPTURE, PRICING, ACCOUNT_LEDGER, NOTIFICATION)
+SPECS = tuple(discovery.specs().values())  # every installed service (its entry point)
 
 app = asyncapi_app(
     contract_map(SPECS),

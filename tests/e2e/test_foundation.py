@@ -15,7 +15,7 @@ import pytest
 
 from platen.events.desktop import DeniedNotice, LowBalanceNotice, PrintedNotice
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE
-from platen.messaging.topology import QUEUES
+from platen.messaging.topology import all_queues
 from platen.testing.documents import make_pdf
 from tests.e2e.helpers import (
     EventRecorder,
@@ -167,14 +167,14 @@ async def test_malformed_message_on_every_queue_is_dead_lettered_and_work_goes_o
     conn = await aio_pika.connect(system.amqp_url)
     async with conn:
         ch = await conn.channel(publisher_confirms=True)
-        for queue in QUEUES:
+        for queue in all_queues():
             await ch.default_exchange.publish(
                 aio_pika.Message(
                     b"\x00garbage", type="job.priced", headers={"platen-schema-version": 1}
                 ),
                 routing_key=queue,
             )
-        for queue in QUEUES:
+        for queue in all_queues():
             dlq = await ch.get_queue(f"{queue}.dlq")
             raw = await eventually(lambda dlq=dlq: dlq.get(fail=False), timeout=30)
             assert raw is not None, f"nothing dead-lettered from {queue}"

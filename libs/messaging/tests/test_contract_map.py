@@ -12,7 +12,7 @@ import pytest
 
 from platen.events.accounts import UserGroupsSet
 from platen.events.base import Message
-from platen.events.jobs import JobCaptured, JobPrinted
+from platen.events.jobs import JobCaptured
 from platen.events.printers import AddPrinter, PrinterView
 from platen.events.system import (
     DeadLettersListed,
@@ -32,6 +32,7 @@ from platen.messaging.contract_map import (
     topic_matches,
 )
 from platen.messaging.service import ServiceSpec
+from platen.messaging.subscriptions import Subscriptions
 
 # What every service answers on its commands queue, whatever its own handlers.
 BUILT_IN = (Ping, Pong, ListDeadLetters, DeadLettersListed, ReplayDeadLetters, DeadLettersReplayed)
@@ -42,7 +43,14 @@ def _models(*models: type[Message]) -> dict[str, type[Message]]:
 
 
 def _pricing(handlers: dict) -> ServiceSpec:
-    return ServiceSpec(name="pricing", schema="pricing", migrations=Path("."), handlers=handlers)
+    subscribe = Subscriptions("pricing", command_prefix="pricing")
+    declare = {"events": subscribe.event, "commands": subscribe.command}
+    for purpose, by_model in handlers.items():
+        for model, handler in by_model.items():
+            declare[purpose](model)(handler)
+    return ServiceSpec(
+        name="pricing", schema="pricing", migrations=Path("."), subscriptions=subscribe
+    )
 
 
 async def on_event(ctx, msg) -> None:
@@ -109,25 +117,3 @@ def test_a_command_handler_must_name_its_replies():
 
     with pytest.raises(ContractMapError, match="annotate its return type"):
         contract_map([spec], _models(AddPrinter))
-
-
-def test_a_handler_for_a_message_its_queue_is_not_bound_to_is_an_error():
-    spec = _pricing({"events": {JobCaptured: on_event, UserGroupsSet: on_event}})
-    spec.handlers["events"][JobPrinted] = on_event
-
-    with pytest.raises(ContractMapError, match=r"pricing handles job\.printed on pricing\.events"):
-        contract_map([spec], _models(JobCaptured, UserGroupsSet, JobPrinted))
-
-
-def test_a_binding_nobody_handles_is_an_error():
-    spec = _pricing({"events": {JobCaptured: on_event}})
-
-    with pytest.raises(ContractMapError, match=r"bound to user\.groups_set"):
-        contract_map([spec], _models(JobCaptured, UserGroupsSet))
-
-
-def test_handlers_for_a_queue_the_service_has_not_are_an_error():
-    spec = _pricing({"event": {JobCaptured: on_event}})
-
-    with pytest.raises(ContractMapError, match="queues it has not"):
-        contract_map([spec], _models(JobCaptured))

@@ -9,10 +9,16 @@ import structlog
 from platen.events.system import DeadLettersListed, ListDeadLetters, ReplayDeadLetters
 from platen.messaging.handling import HandlerContext, Rejected
 from platen.messaging.service import ServiceSpec, queue_handlers
+from platen.messaging.subscriptions import Subscriptions
 
 from .test_dispatcher import Harness, captured_body, message, record, wait_for
 
-SPEC = ServiceSpec(name="pricing", schema="svc", migrations=None, handlers={})  # type: ignore[arg-type]
+SPEC = ServiceSpec(
+    name="pricing",
+    schema="svc",
+    migrations=None,  # type: ignore[arg-type]
+    subscriptions=Subscriptions("pricing", command_prefix="pricing"),
+)
 
 
 async def builtin(publisher, model, msg):

@@ -16,7 +16,7 @@ from platen.events.routing import DESKTOP, desktop_key, desktop_queue
 from platen.messaging import permissions, print_servers
 from platen.messaging.broker_admin import BrokerAdmin, vhost_of
 from platen.messaging.installation import LEGACY_PRINT_SERVER, install, with_credentials
-from platen.messaging.topology import QUEUES, declare_desktop_queue
+from platen.messaging.topology import all_queues, declare_desktop_queue
 
 
 def _admin_management_url(infra) -> str:
@@ -41,7 +41,7 @@ async def test_install_declares_everything_and_each_identity_keeps_to_its_part(i
     conn = await aio_pika.connect(amqp_url)
     async with conn:
         ch = await conn.channel()
-        for name in QUEUES:  # passive: fails if the installer did not declare it
+        for name in all_queues():  # passive: fails if the installer did not declare it
             await ch.declare_queue(name, passive=True)
     assert set(installed.urls) >= {"pricing", "account-ledger", "admin"}
     # No identity shared by all print servers: each gets its own (platenctl printserver add).

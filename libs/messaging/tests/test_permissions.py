@@ -2,8 +2,9 @@
 
 import pytest
 
+from platen.messaging import discovery
 from platen.messaging import permissions as p
-from platen.messaging.topology import QUEUES, SERVICES, consumer_queues
+from platen.messaging.topology import all_queues, consumer_queues
 
 
 def test_a_desktop_reads_only_its_own_queue_and_replies_only_as_itself():
@@ -90,10 +91,10 @@ def test_the_print_server_sends_only_the_commands_of_a_job_it_holds():
 
 
 def test_every_service_reads_exactly_its_own_queues_of_the_topology():
-    for service in SERVICES:
+    for service in discovery.specs():
         own = {q.name for q in consumer_queues(service)}
         perms = p.service(service)
-        for queue in QUEUES:
+        for queue in all_queues():
             assert perms.may("read", queue) == (queue in own), (service, queue)
             assert perms.may("read", f"{queue}.dlq") == (queue in own), (service, queue)
             # Configure is also delete: nobody may drop another service's queue.

@@ -5,9 +5,8 @@ import re
 import pytest
 
 from platen.events.base import LOGIN_PATTERN
-from platen.messaging import print_servers
+from platen.messaging import discovery, print_servers
 from platen.messaging.installation import ADMIN, IDENTITY_MANAGER, service_user
-from platen.messaging.topology import SERVICES
 from platen.rpc.client import signed_in_as
 
 
@@ -38,7 +37,7 @@ def test_no_desktop_user_can_be_taken_for_a_print_server():
     for login in ("alice", "platen-print-server", "platen-print-server-x", "a@b"):
         assert re.fullmatch(LOGIN_PATTERN, login)
         assert print_servers.name_of(login) is None
-    for user in (ADMIN, IDENTITY_MANAGER, *(service_user(s) for s in SERVICES)):
+    for user in (ADMIN, IDENTITY_MANAGER, *(service_user(s) for s in discovery.specs())):
         assert print_servers.name_of(user) is None
 
 

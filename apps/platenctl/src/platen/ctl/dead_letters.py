@@ -19,14 +19,14 @@ from platen.events.system import (
     ListDeadLetters,
     ReplayDeadLetters,
 )
-from platen.messaging.topology import COMMAND_PREFIX
+from platen.messaging.discovery import command_prefixes
 
 dlq_app = typer.Typer(help="Messages the services could not handle.", no_args_is_help=True)
 
 
 def _service(name: str) -> str:
-    if name not in COMMAND_PREFIX:
-        raise fail(f"unknown service {name!r}; one of: {', '.join(COMMAND_PREFIX)}")
+    if name not in command_prefixes():
+        raise fail(f"unknown service {name!r}; one of: {', '.join(command_prefixes())}")
     return name
 
 
@@ -50,9 +50,9 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List dead-lettered messages: service, queue, message id, type, job, reason."""
-    names = [_service(s) for s in service] or list(COMMAND_PREFIX)
+    names = [_service(s) for s in service] or list(command_prefixes())
     found = {
-        name: call(ListDeadLetters(limit=limit), f"{COMMAND_PREFIX[name]}.dead_letters.list")
+        name: call(ListDeadLetters(limit=limit), f"{command_prefixes()[name]}.dead_letters.list")
         for name in names
     }
     if as_json:
@@ -75,7 +75,7 @@ def dlq_replay(
         raise fail("name the messages to replay, or say --all")
     replayed: DeadLettersReplayed = call(
         ReplayDeadLetters(message_ids=message_id),
-        f"{COMMAND_PREFIX[service]}.dead_letters.replay",
+        f"{command_prefixes()[service]}.dead_letters.replay",
     )
     typer.echo(f"replayed {len(replayed.replayed)}")
     for mid in replayed.replayed:

@@ -23,7 +23,7 @@ from platen.events.discovery import amqp_url
 from platen.events.jobs import JobList, JobState, ListJobs, SubmitJob
 from platen.events.printers import AddPrinter, PrinterView
 from platen.events.system import Ping, Pong
-from platen.messaging.topology import COMMAND_PREFIX
+from platen.messaging.discovery import command_prefixes
 
 app = typer.Typer(help="Administer Platen print charging.", no_args_is_help=True)
 user_app = typer.Typer(help="Users and their balances.", no_args_is_help=True)
@@ -34,7 +34,6 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(printserver_app, name="printserver")
 app.add_typer(dlq_app, name="dlq")
 
-SERVICES = COMMAND_PREFIX  # service -> the prefix of its commands (its ping: `<prefix>.ping`)
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 
@@ -42,7 +41,7 @@ async def _ping(client: rpc.Client, service: str) -> Pong | None:
     if not await client.consumers(f"{service}.commands"):
         await asyncio.sleep(1)  # not started yet: look again in a moment
         return None
-    return await client.request(f"{SERVICES[service]}.ping", Ping(), 2)
+    return await client.request(f"{command_prefixes()[service]}.ping", Ping(), 2)
 
 
 def service_line(name: str, pong: Pong | None) -> str:
@@ -67,12 +66,16 @@ def service_line(name: str, pong: Pong | None) -> str:
 def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.")] = 30) -> None:
     """Wait until all four services answer, and list them."""
 
+    # Every installed service (its `platen.services` entry point), by the prefix of its
+    # commands: its ping is `<prefix>.ping`.
+    services = command_prefixes()
+
     async def ask() -> dict[str, Pong]:
         answered: dict[str, Pong] = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while len(answered) < len(SERVICES) and loop.time() < deadline:
-            missing = [s for s in SERVICES if s not in answered]
+        while len(answered) < len(services) and loop.time() < deadline:
+            missing = [s for s in services if s not in answered]
             # A fresh connection each round: before the services have declared the
             # exchanges, a request closes its channel.
             try:
@@ -85,14 +88,14 @@ def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.
             for name, reply in zip(missing, replies, strict=True):
                 if isinstance(reply, Pong):
                     answered[name] = reply
-            if len(answered) < len(SERVICES):
+            if len(answered) < len(services):
                 await asyncio.sleep(0.5)
         return answered
 
     answered = asyncio.run(ask())
-    for name in SERVICES:
+    for name in services:
         typer.echo(service_line(name, answered.get(name)))
-    if len(answered) < len(SERVICES):
+    if len(answered) < len(services):
         raise typer.Exit(1)
     for line in print_identity.status_lines():
         typer.echo(line)

@@ -12,7 +12,9 @@ from platen.events.jobs import JobCancelled, JobDenied, JobFailed, JobPrinted
 from platen.events.registry import ContractError, decode
 from platen.events.routing import EVENTS
 
-KEYS = ("job.printed", "job.denied", "job.failed", "job.cancelled", "job.charged")
+# The events that end a job (and its charge), by their models: the keys follow the contract.
+FINAL = (JobPrinted, JobDenied, JobFailed, JobCancelled, JobCharged)
+KEYS = tuple(model.message_type for model in FINAL)
 
 
 class JobWatcher:

@@ -33,12 +33,13 @@ from platen.messaging.codec import HEADER_ERROR, HEADER_MARKS
 from platen.messaging.contract_map import (
     COMMAND,
     DEFAULT_EXCHANGE,
+    DESKTOP_READER,
     REPLY,
     ContractMap,
     Route,
     Subscription,
 )
-from platen.messaging.topology import DELIVERY_LIMIT, QUEUES
+from platen.messaging.topology import DELIVERY_LIMIT
 
 SERVER_URL = "amqp://localhost:5672/"
 
@@ -142,7 +143,8 @@ def _subscribe(broker: RabbitBroker, sub: Subscription) -> _Entry:
         keys = ", ".join(f"`{b}`" for b in sub.bindings)
         how = f"bound to {_exchange_name(queue.exchange)} with {keys}"
     lines = [f"{sub.consumer} receives {_name(model)} on the queue `{queue.name}`, {how}."]
-    if queue.name in QUEUES:
+    quorum = sub.consumer != DESKTOP_READER  # a service's queue; a desktop's is classic
+    if quorum:
         lines.append(
             f"A quorum queue: after {DELIVERY_LIMIT} failed deliveries, or at once when the "
             f"message cannot be handled, it goes to `{queue.dead_letter_queue}`."
@@ -152,7 +154,7 @@ def _subscribe(broker: RabbitBroker, sub: Subscription) -> _Entry:
             queue.name,
             routing_key=sub.bindings[0] if sub.bindings else "",
             durable=True,
-            queue_type=QueueType.QUORUM if queue.name in QUEUES else QueueType.CLASSIC,
+            queue_type=QueueType.QUORUM if quorum else QueueType.CLASSIC,
             declare=False,
         ),
         _exchange(queue.exchange),

@@ -1,15 +1,14 @@
 """Who sends each message of the contract, where to, and who receives it.
 
-Worked out from the code that does the sending and receiving, never from a list kept by
-hand: the services' handler maps (`ServiceSpec`, with the `Ping` every service answers),
-the return types of command handlers (their replies), the broker permissions (who may
-publish which routing key), the topology (which queue is bound to which key) and the
-desktop kinds of the contract. The AsyncAPI document (`platen.messaging.asyncapi`) is
-drawn from this map.
+Drawn from the services' declarations (`platen.messaging.subscriptions`: what each handler
+receives, what each service publishes, with the `Ping` every service answers), the return
+types of command handlers (their replies), the permissions of the identities that are not
+services, and the desktop kinds of the contract. The AsyncAPI document
+(`platen.messaging.asyncapi`) is drawn from this map.
 
-It takes the services' specs as an argument: libs never import services. Anything the
-map cannot place, or that contradicts itself (a handler for a message that cannot reach
-its queue, a binding nobody handles), is an error rather than a gap in the document.
+It takes the services' specs as an argument: libs never import services. A message it
+cannot place (in the contract, but nobody may send it; a command handler that does not
+name its replies; a model not in the registry) is an error, not a gap in the document.
 """
 
 from __future__ import annotations
@@ -30,10 +29,10 @@ from platen.events.routing import (
     desktop_key,
     desktop_queue,
 )
-from platen.messaging import permissions
+from platen.messaging import discovery, permissions
 from platen.messaging.permissions import Permissions
 from platen.messaging.service import ServiceSpec, queue_handlers
-from platen.messaging.topology import COMMAND_PREFIX, SERVICES, ConsumerQueue, consumer_queues
+from platen.messaging.topology import ConsumerQueue, consumer_queues
 
 # Placeholders for the parts of an address that differ per user or per request.
 LOGIN = "{login}"
@@ -121,7 +120,7 @@ def topic_matches(pattern: str, key: str) -> bool:
 
 @dataclass(frozen=True)
 class _Handled:
-    service: str
+    spec: ServiceSpec
     queue: ConsumerQueue
     model: type[Message]
     replies: tuple[type[Message], ...]
@@ -134,7 +133,9 @@ def contract_map(
     models = dict(known_types() if models is None else models)
     specs = sorted(specs, key=lambda s: s.name)
     handled = [h for spec in specs for h in _handled(spec, models)]
-    senders = {name: permissions.service(name) for name in SERVICES} | _OTHER_IDENTITIES
+    # Who may send: every installed service, or the spec given in its place.
+    services = discovery.specs() | {spec.name: spec for spec in specs}
+    senders = {name: permissions.service(s) for name, s in services.items()} | _OTHER_IDENTITIES
 
     routes: list[Route] = []
     placed: set[type[Message]] = set()
@@ -165,7 +166,7 @@ def contract_map(
         key = _command_key(h)
         add(Route(h.model, COMMAND, COMMANDS, key, may_send(COMMANDS, key), h.replies))
         for reply in h.replies:
-            answered.setdefault(reply, []).append((h.service, key))
+            answered.setdefault(reply, []).append((h.spec.name, key))
     for model, commands in answered.items():
         services = tuple(sorted({service for service, _ in commands}))
         keys = tuple(sorted(key for _, key in commands))
@@ -185,24 +186,20 @@ def contract_map(
 
     subscriptions = [_subscription(h, routes) for h in handled]
     subscriptions += [_desktop_subscription(r) for r in routes if r.kind == DESKTOP_MESSAGE]
-    _check_bindings_handled(handled)
     routes.sort(key=lambda r: (KINDS.index(r.kind), r.model.message_type, r.routing_key))
     subscriptions.sort(key=lambda s: (s.queue.name, s.model.message_type))
     return ContractMap(tuple(routes), tuple(subscriptions))
 
 
 def _handled(spec: ServiceSpec, models: Mapping[str, type[Message]]) -> list[_Handled]:
-    queues = {q.name.split(".", 1)[1]: q for q in consumer_queues(spec.name)}
-    unknown = set(spec.handlers) - set(queues)
-    if unknown:
-        raise ContractMapError(f"{spec.name} has handlers for queues it has not: {unknown}")
+    queues = {q.name.split(".", 1)[1]: q for q in consumer_queues(spec)}
     out = []
     for purpose, queue in sorted(queues.items()):
         for model, handler in queue_handlers(spec, purpose).items():
             if models.get(model.message_type) is not model:
                 raise ContractMapError(f"{spec.name} handles {model.__name__}, not registered")
             replies = _replies(handler, models) if queue.exchange == COMMANDS else ()
-            out.append(_Handled(spec.name, queue, model, replies))
+            out.append(_Handled(spec, queue, model, replies))
     return out
 
 
@@ -231,12 +228,7 @@ def _command_key(h: _Handled) -> str:
     is addressed to each service under that service's prefix (`ledger.ping`)."""
     key = h.model.message_type
     if key.startswith("service."):
-        key = f"{COMMAND_PREFIX[h.service]}.{key.split('.', 1)[1]}"
-    if not any(topic_matches(b, key) for b in h.queue.routing_keys):
-        raise ContractMapError(
-            f"{h.service} handles {h.model.message_type} on {h.queue.name}, but its routing "
-            f"key {key} does not match the queue's bindings {h.queue.routing_keys}"
-        )
+        key = f"{h.spec.subscriptions.command_prefix}.{key.split('.', 1)[1]}"
     return key
 
 
@@ -245,12 +237,12 @@ def _subscription(h: _Handled, routes: list[Route]) -> Subscription:
         if route.model is not h.model or route.exchange != h.queue.exchange:
             continue
         if route.exchange == DEFAULT_EXCHANGE:  # addressed to the queue by name
-            return Subscription(h.model, h.service, h.queue, ())
+            return Subscription(h.model, h.spec.name, h.queue, ())
         bindings = tuple(b for b in h.queue.routing_keys if topic_matches(b, route.routing_key))
         if bindings:
-            return Subscription(h.model, h.service, h.queue, bindings)
+            return Subscription(h.model, h.spec.name, h.queue, bindings)
     raise ContractMapError(
-        f"{h.service} handles {h.model.message_type} on {h.queue.name}, "
+        f"{h.spec.name} handles {h.model.message_type} on {h.queue.name}, "
         "but nothing sends it where that queue receives"
     )
 
@@ -259,15 +251,6 @@ def _desktop_subscription(route: Route) -> Subscription:
     """Each user's desktop reads everything sent to its own queue."""
     queue = ConsumerQueue(desktop_queue(LOGIN), DESKTOP, (desktop_key(LOGIN, "#"),))
     return Subscription(route.model, DESKTOP_READER, queue, queue.routing_keys)
-
-
-def _check_bindings_handled(handled: list[_Handled]) -> None:
-    """An event queue bound to a key its service has no handler for dead-letters them all."""
-    for queue in {h.queue for h in handled if h.queue.exchange == EVENTS}:
-        types_ = {h.model.message_type for h in handled if h.queue == queue}
-        for key in queue.routing_keys:
-            if not any(topic_matches(key, t) for t in types_):
-                raise ContractMapError(f"{queue.name} is bound to {key}, which nothing handles")
 
 
 def _by_type(models: Iterable[type[Message]]) -> list[type[Message]]:

@@ -17,6 +17,7 @@ import structlog
 from platen.events.base import Envelope, Message
 from platen.events.routing import EVENTS
 from platen.messaging.marks import checked
+from platen.messaging.subscriptions import Subscriptions
 
 
 @dataclass
@@ -46,6 +47,8 @@ class FakeContext:
     conn: Any = None
     publisher: Any = None
     marks: dict[str, str] = field(default_factory=dict)
+    # Given, `emit` refuses what the service does not declare it publishes, as the real one.
+    subscriptions: Subscriptions | None = None
 
     def mark(self, **fields: str) -> None:
         self.marks.update(checked(fields))
@@ -71,6 +74,8 @@ class FakeContext:
         expiration_ms: int | None = None,
         reply_to: str | None = None,
     ) -> str:
+        if self.subscriptions is not None:
+            self.subscriptions.check_emit(message, exchange)
         self.emitted.append(
             Emitted(
                 message,

@@ -16,7 +16,7 @@ until its last allowed delivery (the queue's delivery limit, counted by the brok
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from platen.messaging.marks import encode as encode_marks
 from platen.messaging.marks import of_delivery
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
+from platen.messaging.subscriptions import Subscriptions
 from platen.messaging.topology import DELIVERY_LIMIT
 
 log = structlog.get_logger(__name__)
@@ -80,6 +81,8 @@ class HandlerContext:
     # Log fields that follow the job to the next service (platen.messaging.marks): those
     # the delivery carried, plus any the handler adds with `mark`.
     marks: dict[str, str] = field(default_factory=dict)
+    # What the service declares it publishes: `emit` refuses anything else.
+    subscriptions: Subscriptions | None = None
 
     def mark(self, **fields: str) -> None:
         """Mark the job this message is about: the fields go on this handler's log lines
@@ -111,6 +114,8 @@ class HandlerContext:
         """Publish `message` once this transaction commits; returns its message id.
         `reply_to` names the queue a command's reply goes to (through the default
         exchange); the reply carries the command's message id as its correlation id."""
+        if self.subscriptions is not None:
+            self.subscriptions.check_emit(message, exchange)
         env = envelope_for(message, self.producer, correlation_id)
         await outbox.add(
             self.conn,
@@ -188,9 +193,19 @@ class Dispatcher:
         relay: OutboxRelay,
         handlers: dict[type[Message], Handler],
         store: StoreFactory | None = None,
+        subscriptions: Subscriptions | None = None,
+        queries: Iterable[type[Message]] = (),
+        without_database: Iterable[type[Message]] = (),
     ) -> None:
         self.queue = queue
+        # Questions that change nothing: answered in a read-only transaction and never
+        # recorded in the inbox (a redelivery is simply answered again).
+        self.queries = {m.message_type for m in queries}
+        # Handlers that only speak to the broker (a service's dead letters): no database
+        # connection or transaction is held open across their broker I/O.
+        self.without_database = {m.message_type for m in without_database}
         self.store = store
+        self.subscriptions = subscriptions
         self.producer = producer
         self.pool = pool
         self.publisher = publisher
@@ -321,35 +336,58 @@ class Dispatcher:
         handler: Handler,
         marks: dict[str, str],
     ) -> tuple[Message | None, list[Callable[[], Awaitable[object]]]]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await inbox.claim(conn, self.queue, envelope.message_id):
-                log.info("duplicate delivery skipped")
-                stored = await inbox.stored_reply(conn, self.queue, envelope.message_id)
-                return (decode(stored[0], stored[1], stored[2]) if stored else None), []
-            ctx = HandlerContext(
-                conn,
+        def context(conn: asyncpg.Connection | None) -> HandlerContext:
+            return HandlerContext(
+                conn,  # type: ignore[arg-type]
                 envelope,
                 self.producer,
                 self.publisher,
                 log,
                 routing_key=raw.routing_key or "",
                 user_id=raw.user_id,
-                store=self.store(conn) if self.store else None,
+                store=self.store(conn) if self.store and conn else None,
                 marks=dict(marks),
+                subscriptions=self.subscriptions,
             )
-            reply = await handler(ctx, message)
-            # A reply that holds a secret (a new password) is sent once and never stored:
-            # a redelivery then goes unanswered, and the requester asks again.
-            if reply is not None and not getattr(reply, "holds_secret", False):
-                await inbox.store_reply(
-                    conn,
-                    self.queue,
-                    envelope.message_id,
-                    reply.message_type,
-                    reply.schema_version,
-                    encode(reply),
-                )
-            return reply, ctx.effects
+
+        if envelope.message_type in self.without_database:
+            ctx = context(None)
+            return await handler(ctx, message), ctx.effects
+        async with self.pool.acquire() as conn:
+            if envelope.message_type in self.queries:
+                async with conn.transaction(readonly=True):
+                    ctx = context(conn)
+                    return await handler(ctx, message), ctx.effects
+            async with conn.transaction():
+                return await self._apply_once(conn, context(conn), envelope, message, handler)
+
+    async def _apply_once(
+        self,
+        conn: asyncpg.Connection,
+        ctx: HandlerContext,
+        envelope: Envelope,
+        message: Message,
+        handler: Handler,
+    ) -> tuple[Message | None, list[Callable[[], Awaitable[object]]]]:
+        """Apply a delivery once: its id claimed in the inbox in the effect's transaction,
+        its reply stored there for a redelivery."""
+        if not await inbox.claim(conn, self.queue, envelope.message_id):
+            log.info("duplicate delivery skipped")
+            stored = await inbox.stored_reply(conn, self.queue, envelope.message_id)
+            return (decode(stored[0], stored[1], stored[2]) if stored else None), []
+        reply = await handler(ctx, message)
+        # A reply that holds a secret (a new password) is sent once and never stored:
+        # a redelivery then goes unanswered, and the requester asks again.
+        if reply is not None and not getattr(reply, "holds_secret", False):
+            await inbox.store_reply(
+                conn,
+                self.queue,
+                envelope.message_id,
+                reply.message_type,
+                reply.schema_version,
+                encode(reply),
+            )
+        return reply, ctx.effects
 
     async def _send_reply(self, raw: AbstractIncomingMessage, reply: Message) -> None:
         env = envelope_for(reply, self.producer, raw.message_id)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from platen.messaging import broker_limits, permissions
+from platen.messaging import broker_limits, discovery, permissions
 from platen.messaging.broker_admin import BrokerAdmin, new_password, vhost_of
-from platen.messaging.topology import SERVICES, declare_all
+from platen.messaging.topology import declare_all
 
 ADMIN = "platen-admin"
 # The broker user all print servers once shared: removed by the installer, since a print
@@ -56,7 +56,9 @@ async def install(
     `amqp_url`. Passwords are new each time: the returned URLs replace the old ones.
     `user_prefix` keeps several installations' broker users apart on one broker."""
     await declare_all(amqp_url)
-    identities = {s: (user_prefix + service_user(s), permissions.service(s)) for s in SERVICES}
+    identities = {
+        s: (user_prefix + service_user(s), permissions.service(s)) for s in discovery.specs()
+    }
     identities["admin"] = (user_prefix + ADMIN, permissions.admin())
     urls = {}
     async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:

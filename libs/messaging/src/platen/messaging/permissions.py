@@ -9,7 +9,8 @@ applied (by `platen.messaging.broker_admin`) from the same definitions.
   keys, and declares, binds and deletes nothing. RabbitMQ also checks the `user_id`
   property of what it publishes against the login it authenticated with.
 - A service declares, binds and reads only its own queues (the installer declared the
-  whole topology), and publishes only the events and commands it is the source of.
+  whole topology), and publishes only the events and commands it declares
+  (`platen.messaging.subscriptions`).
 - The admin CLI sends commands and may watch events; the CUPS backend only submits jobs
   and asks about them.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from platen.events.routing import (
     COMMANDS,
@@ -28,7 +30,11 @@ from platen.events.routing import (
     UNROUTED,
     desktop_queue,
 )
+from platen.messaging import discovery
 from platen.messaging.topology import consumer_queues
+
+if TYPE_CHECKING:
+    from platen.messaging.service import ServiceSpec
 
 NOTHING = "^$"
 DEFAULT_EXCHANGE = "amq.default"  # where replies to requests (direct reply-to) are published
@@ -102,36 +108,20 @@ def desktop_user(login: str) -> Permissions:
     )
 
 
-# The routing keys each service publishes on `platen.events` and `platen.commands`.
-# A key outside these is refused by the broker: a compromised pricing service cannot
-# announce a job as printed, nor credit an account.
-# Exactly the events each service announces (the AsyncAPI document lists them too):
-# nothing wider, so a compromised service cannot speak for another.
-_SERVICE_EVENTS = {
-    "job-capture": r"^job\.(captured|printed|failed|cancelled|denied|unconfirmed)$",
-    "pricing": r"^job\.(priced|denied)$",
-    "account-ledger": (
-        r"^(job\.(authorized|denied|cancelled|charged|input_required)|account\..+|user\..+)$"
-    ),
-    "notification": NOTHING,  # it speaks to desktops and to the ledger, never on platen.events
-}
-_SERVICE_COMMANDS = {
-    "job-capture": NOTHING,
-    "pricing": NOTHING,
-    "account-ledger": NOTHING,
-    "notification": r"^ledger\.job\.answer$",
-}
+def _keys(models) -> str:
+    return _exact(*sorted(m.message_type for m in models)) if models else NOTHING
 
 
-def service(name: str) -> Permissions:
+def service(name: str | ServiceSpec) -> Permissions:
     """A service declares, binds and reads its own queues only; the installer declared the
     others. (Configure also means delete: pricing must not be able to drop the ledger's
-    queue.)"""
-    if name not in _SERVICE_EVENTS:
-        raise ValueError(f"unknown service {name!r}")
-    own = ["(" + "|".join(re.escape(q.name) for q in consumer_queues(name)) + r")(\.dlq)?"]
+    queue.) It publishes exactly the events and commands its `Subscriptions` declare:
+    nothing wider, so a compromised pricing service cannot announce a job as printed."""
+    spec = discovery.spec(name) if isinstance(name, str) else name
+    published = spec.subscriptions.published
+    own = ["(" + "|".join(re.escape(q.name) for q in consumer_queues(spec)) + r")(\.dlq)?"]
     desktop_write = NOTHING
-    if name == "notification":
+    if published[DESKTOP]:
         own.append(r"desktop\..+")  # it declares each user's desktop queue and fills it
         desktop_write = r"^user\..+$"
     exchanges = [re.escape(n) for n in _EXCHANGES]
@@ -140,8 +130,8 @@ def service(name: str) -> Permissions:
         write=_any_of(*exchanges, re.escape(DEFAULT_EXCHANGE), *own),
         read=_any_of(*exchanges, *own),
         topics=(
-            TopicPermission(EVENTS, write=_SERVICE_EVENTS[name]),
-            TopicPermission(COMMANDS, write=_SERVICE_COMMANDS[name]),
+            TopicPermission(EVENTS, write=_keys(published[EVENTS])),
+            TopicPermission(COMMANDS, write=_keys(published[COMMANDS])),
             TopicPermission(DESKTOP, write=desktop_write),
             TopicPermission(DESKTOP_REPLIES, write=NOTHING),
         ),

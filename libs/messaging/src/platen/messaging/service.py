@@ -1,9 +1,9 @@
 """The composition root shared by the four services: one FastStream app per service.
 
-A service describes itself with a `ServiceSpec` (name, schema, migrations, handlers per
-queue); `build_app` wires the database pool, migrations, topology, outbox relay and one
-subscriber per queue, each on its own channel so that a publishing error can never close
-the channel its deliveries are acknowledged on.
+A service describes itself with a `ServiceSpec` (name, schema, migrations, and the
+`Subscriptions` its handlers declare themselves in); `build_app` wires the database pool,
+migrations, topology, outbox relay and one subscriber per queue, each on its own channel
+so that a publishing error can never close the channel its deliveries are acknowledged on.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from platen.messaging.outbox import OutboxRelay
 from platen.messaging.outbox import backlog as outbox_backlog
 from platen.messaging.publisher import Publisher
 from platen.messaging.settings import Settings
+from platen.messaging.subscriptions import COMMAND_QUEUE, Subscriptions
 from platen.messaging.topology import consumer_queues, declare_topology
 
 log = structlog.get_logger(__name__)
@@ -51,13 +52,17 @@ class ServiceSpec:
     name: str
     schema: str
     migrations: Path
-    # queue purpose ("events", "commands") -> message model -> handler
-    handlers: dict[str, dict[type, Handler]]
+    # What the service receives (declared on its handlers) and publishes.
+    subscriptions: Subscriptions
     # Called once the pool is ready, e.g. to start a background task of the service.
     on_ready: list[Callable[[Runtime], object]] = field(default_factory=list)
     # Makes the service's store over a delivery's transaction: handlers reach it as
     # `ctx.store`, and service-layer tests hand them a fake one instead.
     store: StoreFactory | None = None
+
+    def __post_init__(self) -> None:
+        if self.subscriptions.service != self.name:
+            raise ValueError(f"{self.name}'s spec has {self.subscriptions.service}'s subscriptions")
 
 
 @dataclass
@@ -78,7 +83,7 @@ def _version() -> str:
         return "dev"
 
 
-async def _declare_with_retry(url: str, service: str, timeout: float = 60.0) -> None:
+async def _declare_with_retry(url: str, service: ServiceSpec, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -96,8 +101,8 @@ async def _declare_with_retry(url: str, service: str, timeout: float = 60.0) -> 
 def queue_handlers(spec: ServiceSpec, purpose: str) -> dict[type, Handler]:
     """The handlers of one of the service's queues: its own, and on its commands queue the
     `Ping` every service answers. (The AsyncAPI document is made from these too.)"""
-    handlers = dict(spec.handlers.get(purpose, {}))
-    if purpose == "commands":
+    handlers = spec.subscriptions.handlers(purpose)
+    if purpose == COMMAND_QUEUE:
         handlers.setdefault(Ping, _ping_handler(spec.name))
         list_letters, replay_letters = _dead_letter_handlers(spec.name)
         handlers.setdefault(ListDeadLetters, list_letters)
@@ -141,7 +146,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
     app = FastStream(broker, logger=None)
     rt = Runtime(spec, settings)
 
-    for queue in consumer_queues(spec.name):
+    for queue in consumer_queues(spec):
         handlers = queue_handlers(spec, queue.name.split(".", 1)[1])
         rt.dispatchers[queue.name] = handlers  # type: ignore[assignment]  # filled at start-up
         _subscribe(broker, rt, queue.name, settings.prefetch)
@@ -149,7 +154,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
     @app.on_startup
     async def startup() -> None:
         configure_logging(spec.name, settings.log_level)
-        await _declare_with_retry(settings.amqp_url, spec.name)
+        await _declare_with_retry(settings.amqp_url, spec)
         rt.pool = await connect_with_retry(settings.database_url, spec.schema, max_size=10)
         async with rt.pool.acquire() as conn:
             await apply_migrations(
@@ -170,6 +175,9 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 relay=rt.relay,
                 handlers=handlers,  # type: ignore[arg-type]
                 store=spec.store,
+                subscriptions=spec.subscriptions,
+                queries=spec.subscriptions.queries | {Ping},
+                without_database=(ListDeadLetters, ReplayDeadLetters),
             )
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
         rt.tasks.append(

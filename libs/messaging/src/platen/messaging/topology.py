@@ -1,4 +1,4 @@
-"""The whole broker topology, declared in one place.
+"""The whole broker topology, derived from the services' declared subscriptions.
 
 The installer declares all of it once (`declare_all`); each service declares the exchanges
 and its own queues again at start-up (declarations are idempotent). Events nobody consumes
@@ -7,7 +7,9 @@ go to the alternate exchange `platen.unrouted` instead of being dropped.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, ExchangeType
@@ -22,6 +24,16 @@ from platen.events.routing import (
     desktop_key,
     desktop_queue,
 )
+from platen.messaging import discovery
+from platen.messaging.subscriptions import (
+    ANSWER_QUEUE,
+    DESKTOP_REPLY_QUEUE,
+    EVENT_QUEUE,
+    Subscriptions,
+)
+
+if TYPE_CHECKING:
+    from platen.messaging.service import ServiceSpec
 
 # After this many deliveries a message that keeps failing is dead-lettered by the broker.
 DELIVERY_LIMIT = 5
@@ -38,67 +50,41 @@ class ConsumerQueue:
         return f"{self.name}.dlq"
 
 
-# service name -> the prefix of the commands it owns (routing key `<prefix>.<...>`)
-COMMAND_PREFIX = {
-    "job-capture": "capture",
-    "pricing": "pricing",
-    "account-ledger": "ledger",
-    "notification": "notification",
-}
-SERVICES = tuple(COMMAND_PREFIX)
-
 NOTIFICATION_ANSWERS = "notification.answers"
 
 
-def _events(service: str, *keys: str) -> ConsumerQueue:
-    return ConsumerQueue(f"{service}.events", EVENTS, keys)
+def service_queues(subscriptions: Subscriptions) -> list[ConsumerQueue]:
+    """A service's queues and their bindings, from what its handlers declare."""
+    service = subscriptions.service
+    queues = [
+        # Always there: every service answers `<prefix>.ping` and its dead-letter queries.
+        ConsumerQueue(f"{service}.commands", COMMANDS, (f"{subscriptions.command_prefix}.#",))
+    ]
+    if events := subscriptions.received(EVENT_QUEUE):
+        keys = tuple(m.message_type for m in events)
+        queues.append(ConsumerQueue(f"{service}.events", EVENTS, keys))
+    if subscriptions.received(DESKTOP_REPLY_QUEUE):
+        # Every kind a desktop may send (`user.<login>.<kind>`): one it should not send is
+        # dead-lettered with a reason rather than dropped unrouted.
+        queues.append(
+            ConsumerQueue(f"{service}.replies", DESKTOP_REPLIES, (desktop_key("*", "*"),))
+        )
+    if subscriptions.received(ANSWER_QUEUE):
+        # No binding: replies come through the default exchange, addressed by `reply_to`.
+        queues.append(ConsumerQueue(f"{service}.answers", "", ()))
+    return sorted(queues, key=lambda q: q.name)
 
 
-def _commands(service: str) -> ConsumerQueue:
-    return ConsumerQueue(f"{service}.commands", COMMANDS, (f"{COMMAND_PREFIX[service]}.#",))
+def consumer_queues(service: str | ServiceSpec) -> list[ConsumerQueue]:
+    """One service's queues (a name: found among the installed services)."""
+    spec = discovery.spec(service) if isinstance(service, str) else service
+    return service_queues(spec.subscriptions)
 
 
-QUEUES: dict[str, ConsumerQueue] = {
-    q.name: q
-    for q in (
-        _events("job-capture", "job.priced", "job.authorized", "job.denied", "job.cancelled"),
-        _commands("job-capture"),
-        _events("pricing", "job.captured", "user.groups_set"),
-        _commands("pricing"),
-        _events(
-            "account-ledger",
-            "job.priced",
-            "job.printed",
-            "job.failed",
-            "job.cancelled",
-            "job.unconfirmed",
-        ),
-        _commands("account-ledger"),
-        _events(
-            "notification",
-            "job.charged",
-            "job.denied",
-            "account.balance_changed",
-            "account.balance_low",
-            "user.added",
-            "user.disabled",
-            "user.enabled",
-            "job.input_required",
-            "job.authorized",
-            "job.cancelled",
-        ),
-        _commands("notification"),
-        # What users answer from their desktops (`user.<login>.<kind>`).
-        ConsumerQueue("notification.replies", DESKTOP_REPLIES, (desktop_key("*", "*"),)),
-        # The ledger's replies to the answers notification forwards (no binding: replies
-        # come through the default exchange, addressed by `reply_to`).
-        ConsumerQueue(NOTIFICATION_ANSWERS, "", ()),
-    )
-}
-
-
-def consumer_queues(service: str) -> list[ConsumerQueue]:
-    return [q for q in QUEUES.values() if q.name.startswith(f"{service}.")]
+def all_queues(specs: Iterable[ServiceSpec] | None = None) -> dict[str, ConsumerQueue]:
+    """Every service's queues by name (default: every installed service)."""
+    specs = discovery.specs().values() if specs is None else specs
+    return {q.name: q for spec in specs for q in consumer_queues(spec)}
 
 
 def queue_arguments(queue: ConsumerQueue) -> dict:
@@ -110,7 +96,9 @@ def queue_arguments(queue: ConsumerQueue) -> dict:
     }
 
 
-async def declare_topology(channel: AbstractChannel, service: str | None = None) -> None:
+async def declare_topology(
+    channel: AbstractChannel, service: str | ServiceSpec | None = None
+) -> None:
     """Declare the exchanges and the consumer queues: all of them, or `service`'s own.
 
     A service declares only its own queues: declaring a queue that dead-letters needs
@@ -129,7 +117,7 @@ async def declare_topology(channel: AbstractChannel, service: str | None = None)
     for name in (COMMANDS, DESKTOP, DESKTOP_REPLIES):
         await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
     dlx = await channel.declare_exchange(DEAD_LETTER, ExchangeType.DIRECT, durable=True)
-    for queue in QUEUES.values() if service is None else consumer_queues(service):
+    for queue in all_queues().values() if service is None else consumer_queues(service):
         dlq = await channel.declare_queue(
             queue.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
         )

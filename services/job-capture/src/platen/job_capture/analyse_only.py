@@ -14,9 +14,11 @@ from platen.events.system import ErrorReply
 from platen.job_capture.analysis import UnreadableDocument, analyse
 from platen.job_capture.domain import Document, too_large
 from platen.job_capture.handlers import MAX_DOCUMENT_BYTES
+from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext
 
 
+@subscribe.query(AnalyseDocument)
 async def on_analyse(ctx: HandlerContext, query: AnalyseDocument) -> DocumentAnalysis | ErrorReply:
     if (refused := too_large(len(query.document), MAX_DOCUMENT_BYTES)) is not None:
         return ErrorReply(error=refused)

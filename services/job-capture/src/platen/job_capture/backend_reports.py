@@ -12,12 +12,14 @@ from platen.events.system import ErrorReply
 from platen.job_capture import ownership
 from platen.job_capture.domain import INTERRUPTED, IllegalTransition
 from platen.job_capture.handlers import load, publish
+from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext
 
 # The reason an interrupted job carries, where the backend's reports are handled.
 __all__ = ["INTERRUPTED", "on_cancel", "on_heartbeat"]
 
 
+@subscribe.command(CancelJob)
 async def on_cancel(ctx: HandlerContext, cmd: CancelJob) -> JobStatus | ErrorReply:
     """The backend was stopped (CUPS `cancel`) before it started the printer's backend:
     the printer has none of the job, so it is cancelled and its hold released."""
@@ -45,6 +47,7 @@ async def on_cancel(ctx: HandlerContext, cmd: CancelJob) -> JobStatus | ErrorRep
     return JobStatus(job_id=cmd.job_id, state=job.state, reason=job.reason)
 
 
+@subscribe.command(KeepJobAlive)
 async def on_heartbeat(ctx: HandlerContext, cmd: KeepJobAlive) -> JobStatus | ErrorReply:
     """The printer is still being sent the job: push its release timeout back."""
     if (refused := await ownership.check_access(ctx, cmd.job_id)) is not None:

@@ -33,6 +33,7 @@ from platen.job_capture.domain import NOT_ANALYSED, IllegalTransition, Job, too_
 from platen.job_capture.domain import SERVICE as SERVICE  # the producer name tests run as
 from platen.job_capture.print_identity import identify
 from platen.job_capture.senders import Sender
+from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext
 
 MAX_DOCUMENT_BYTES = int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 1024 * 1024)))
@@ -54,6 +55,7 @@ async def publish(ctx: HandlerContext, job: Job) -> None:
         await ctx.emit(job.events.pop(0), correlation_id=str(job.job_id))
 
 
+@subscribe.command(SubmitJob)
 async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | ErrorReply:
     await ctx.store.lock_job_id(cmd.job_id)
     refused = await ownership.check_submission(ctx, cmd.job_id, cmd.source)
@@ -136,10 +138,12 @@ def _log_printed(ctx: HandlerContext, job: Job, *, was: str, interrupted: bool =
     )
 
 
+@subscribe.event(JobPriced)
 async def on_priced(ctx: HandlerContext, event: JobPriced) -> None:
     await _transition(ctx, event.job_id, "priced", lambda job: job.price(event.cost))
 
 
+@subscribe.event(JobAuthorized)
 async def on_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
     now = datetime.now(UTC)
     job = await _transition(ctx, event.job_id, "released", lambda job: job.release(now))
@@ -151,6 +155,7 @@ async def on_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
     await publish(ctx, job)
 
 
+@subscribe.command(ReportOutcome)
 async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus | ErrorReply:
     if (refused := await ownership.check_access(ctx, cmd.job_id)) is not None:
         return refused
@@ -176,6 +181,7 @@ async def on_outcome(ctx: HandlerContext, cmd: ReportOutcome) -> JobStatus | Err
     return JobStatus(job_id=cmd.job_id, state=job.state, reason=job.reason)
 
 
+@subscribe.query(GetJobStatus)
 async def on_status(ctx: HandlerContext, query: GetJobStatus) -> JobStatus | ErrorReply:
     if (refused := await ownership.check_access(ctx, query.job_id)) is not None:
         return refused
@@ -185,12 +191,14 @@ async def on_status(ctx: HandlerContext, query: GetJobStatus) -> JobStatus | Err
     return JobStatus(job_id=query.job_id, state=status[0], reason=status[1])
 
 
+@subscribe.event(JobDenied)
 async def on_denied(ctx: HandlerContext, event: JobDenied) -> None:
     deny = await _transition(ctx, event.job_id, "denied", lambda job: job.deny(event.reason))
     if deny is not None:
         ctx.log.info("job denied", reason=event.reason, denied_by=event.denied_by)
 
 
+@subscribe.event(JobCancelled)
 async def on_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
     job = await _transition(
         ctx, event.job_id, "cancelled", lambda job: job.cancel(event.reason, by="event")
@@ -199,6 +207,7 @@ async def on_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
         ctx.log.info("job cancelled", reason=event.reason)
 
 
+@subscribe.query(ListJobs)
 async def on_list(ctx: HandlerContext, query: ListJobs) -> JobList:
     rows = await ctx.store.recent(user=query.user, state=query.state, limit=query.limit)
     return JobList(

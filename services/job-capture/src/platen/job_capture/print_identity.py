@@ -15,6 +15,7 @@ from platen.events.print_identity import (
 from platen.job_capture import presence
 from platen.job_capture.domain import identity_mode, marks_of
 from platen.job_capture.identity import decide
+from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext
 
 
@@ -40,6 +41,7 @@ async def identify(ctx: HandlerContext, cmd: SubmitJob) -> JobIdentity:
     return identity
 
 
+@subscribe.command(SetPrinterIdentity)
 async def on_set(ctx: HandlerContext, cmd: SetPrinterIdentity) -> PrinterIdentity:
     await ctx.store.set_identity_mode(cmd.printer, cmd.mode)
     log = ctx.log.bind(identity="trusted") if cmd.mode == "trusted" else ctx.log
@@ -49,11 +51,13 @@ async def on_set(ctx: HandlerContext, cmd: SetPrinterIdentity) -> PrinterIdentit
     return PrinterIdentity(printer=cmd.printer, mode=cmd.mode, explicit=True)
 
 
+@subscribe.query(GetPrinterIdentity)
 async def on_get(ctx: HandlerContext, query: GetPrinterIdentity) -> PrinterIdentity:
     mode, explicit = identity_mode(await ctx.store.identity_mode(query.printer))
     return PrinterIdentity(printer=query.printer, mode=mode, explicit=explicit)
 
 
+@subscribe.query(ListPrinterIdentities)
 async def on_list(ctx: HandlerContext, query: ListPrinterIdentities) -> PrinterIdentities:
     rows = await ctx.store.identity_modes(query.mode)
     return PrinterIdentities(

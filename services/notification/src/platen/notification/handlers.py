@@ -13,8 +13,10 @@ from platen.events.jobs import JobDenied
 from platen.messaging.handling import HandlerContext
 from platen.notification.prompts import close_denied
 from platen.notification.sending import send
+from platen.notification.subscriptions import subscribe
 
 
+@subscribe.event(JobCharged)
 async def on_job_charged(ctx: HandlerContext, event: JobCharged) -> None:
     notice = PrintedNotice(
         job_id=event.job_id,
@@ -28,6 +30,7 @@ async def on_job_charged(ctx: HandlerContext, event: JobCharged) -> None:
     await send(ctx, event.user, notice, event.job_id)
 
 
+@subscribe.event(JobDenied)
 async def on_job_denied(ctx: HandlerContext, event: JobDenied) -> None:
     notice = DeniedNotice(
         job_id=event.job_id,
@@ -39,6 +42,7 @@ async def on_job_denied(ctx: HandlerContext, event: JobDenied) -> None:
     await close_denied(ctx, event)
 
 
+@subscribe.event(BalanceLow)
 async def on_balance_low(ctx: HandlerContext, event: BalanceLow) -> None:
     await send(
         ctx,
@@ -49,6 +53,7 @@ async def on_balance_low(ctx: HandlerContext, event: BalanceLow) -> None:
     )
 
 
+@subscribe.event(BalanceChanged)
 async def on_balance_changed(ctx: HandlerContext, event: BalanceChanged) -> None:
     if event.owner is None:
         return  # shared and system accounts have no single desktop to tell

@@ -18,6 +18,7 @@ from platen.messaging.broker_admin import new_password
 from platen.messaging.handling import HandlerContext
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.domain import Refused
+from platen.notification.subscriptions import subscribe
 
 NOT_MANAGED = (
     "this Platen does not manage desktop sign-in "
@@ -29,22 +30,26 @@ class IdentityHandlers:
     def __init__(self, broker: BrokerIdentities) -> None:
         self.broker = broker
 
+    @subscribe.event(UserAdded)
     async def on_user_added(self, ctx: HandlerContext, event: UserAdded) -> None:
         await ctx.store.add_desktop_identity(event.login)
         ctx.after_commit(lambda: self.broker.sync_desktop(event.login))
 
+    @subscribe.event(UserDisabled)
     async def on_user_disabled(self, ctx: HandlerContext, event: UserDisabled) -> None:
         identity = await ctx.store.add_desktop_identity(event.login)
         identity.revoke()
         await ctx.store.save_desktop_identity(identity)
         ctx.after_commit(lambda: self.broker.sync_desktop(event.login))
 
+    @subscribe.event(UserEnabled)
     async def on_user_enabled(self, ctx: HandlerContext, event: UserEnabled) -> None:
         identity = await ctx.store.add_desktop_identity(event.login)
         identity.restore()
         await ctx.store.save_desktop_identity(identity)
         ctx.after_commit(lambda: self.broker.sync_desktop(event.login))
 
+    @subscribe.command(IssueCredential)
     async def on_issue_credential(
         self, ctx: HandlerContext, cmd: IssueCredential
     ) -> Credential | ErrorReply:

@@ -23,6 +23,7 @@ from platen.messaging.broker_admin import new_password
 from platen.messaging.handling import HandlerContext
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.domain import PrintServerIdentity, Refused
+from platen.notification.subscriptions import subscribe
 
 NOT_MANAGED = (
     "this Platen does not manage broker identities "
@@ -34,6 +35,7 @@ class PrintServerHandlers:
     def __init__(self, broker: BrokerIdentities) -> None:
         self.broker = broker
 
+    @subscribe.command(AddPrintServer)
     async def on_add(
         self, ctx: HandlerContext, cmd: AddPrintServer
     ) -> PrintServerCredential | ErrorReply:
@@ -51,6 +53,7 @@ class PrintServerHandlers:
         ctx.log.info("print server identity issued", print_server=cmd.name)  # never the password
         return PrintServerCredential(name=cmd.name, username=username, password=password)
 
+    @subscribe.command(RemovePrintServer)
     async def on_remove(
         self, ctx: HandlerContext, cmd: RemovePrintServer
     ) -> PrintServerList | ErrorReply:
@@ -69,6 +72,7 @@ class PrintServerHandlers:
         return await on_list(ctx, ListPrintServers())
 
 
+@subscribe.query(ListPrintServers)
 async def on_list(ctx: HandlerContext, query: ListPrintServers) -> PrintServerList:
     rows = await ctx.store.print_server_list()
     return PrintServerList(print_servers=[PrintServerSummary(**dict(r)) for r in rows])

@@ -21,6 +21,7 @@ from platen.messaging.handling import HandlerContext
 from platen.messaging.topology import NOTIFICATION_ANSWERS
 from platen.notification.domain import Answer, Prompt, Sender, prompt_problem, sender_problem
 from platen.notification.sending import send
+from platen.notification.subscriptions import subscribe
 
 # Every desktop signs in as its own broker user, so a reply must carry the AMQP `user_id`,
 # which RabbitMQ has checked against that user. "0" accepts replies without one: only for
@@ -28,6 +29,7 @@ from platen.notification.sending import send
 REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0", "false", "no")
 
 
+@subscribe.event(JobInputRequired)
 async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> None:
     prompt = Prompt(
         event.job_id, event.user, event.document_name, event.expires_at, marks=dict(ctx.marks)
@@ -60,6 +62,7 @@ async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> Non
     await send(ctx, event.user, message, event.job_id, expiration_ms=ttl)
 
 
+@subscribe.desktop_reply(JobAnswer)
 async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
     """A user's answer from their desktop. Checked here first (who sent it, for which open
     prompt), then again by the ledger, which alone decides."""
@@ -117,6 +120,7 @@ async def _answer_for(ctx: HandlerContext):
     return answer
 
 
+@subscribe.answer(AnswerOutcome)
 async def on_outcome(ctx: HandlerContext, outcome: AnswerOutcome) -> None:
     answer = await _answer_for(ctx)
     if answer is None:
@@ -133,6 +137,7 @@ async def on_outcome(ctx: HandlerContext, outcome: AnswerOutcome) -> None:
     await send(ctx, answer.user, result, answer.job_id)
 
 
+@subscribe.answer(ErrorReply)
 async def on_refusal(ctx: HandlerContext, error: ErrorReply) -> None:
     answer = await _answer_for(ctx)
     if answer is None:
@@ -155,10 +160,12 @@ async def _close(ctx: HandlerContext, job_id, outcome: str, reason: str) -> None
     await send(ctx, prompt.user, closed, job_id)
 
 
+@subscribe.event(JobAuthorized)
 async def on_job_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
     await _close(ctx, event.job_id, "authorized", f"charged to {event.account}")
 
 
+@subscribe.event(JobCancelled)
 async def on_job_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
     await _close(ctx, event.job_id, "cancelled", event.reason)
 

@@ -22,6 +22,7 @@ from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.pricing.domain import Assessment, Job, assess, needs_question, question
 from platen.pricing.store import Store
+from platen.pricing.subscriptions import subscribe
 
 SERVICE = "pricing"
 
@@ -46,6 +47,7 @@ def _not_set_up(printer: str) -> str:
     return f"printer {printer!r} is not set up for charging"
 
 
+@subscribe.event(JobCaptured)
 async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
     job_id = str(event.job_id)
     log = ctx.log.bind(job_id=job_id)
@@ -109,6 +111,7 @@ async def on_job_captured(ctx: HandlerContext, event: JobCaptured) -> None:
     )
 
 
+@subscribe.query(QuoteJob)
 async def on_quote(ctx: HandlerContext, query: QuoteJob) -> Quote | ErrorReply:
     job = Job.of(query.side_groups, query.copies, query.duplex)
     now = await ctx.store.now()
@@ -133,6 +136,7 @@ async def on_quote(ctx: HandlerContext, query: QuoteJob) -> Quote | ErrorReply:
     )
 
 
+@subscribe.command(AddPrinter)
 async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
     current = await ctx.store.latest_schedule(cmd.name)
     model = (
@@ -152,6 +156,7 @@ async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
     return view
 
 
+@subscribe.command(SetCostModel)
 async def on_set_cost_model(ctx: HandlerContext, cmd: SetCostModel) -> PrinterView:
     version = await ctx.store.add_schedule(cmd.name, cmd.model)
     ctx.log.info("printer cost model set", printer=cmd.name, version=version)
@@ -160,6 +165,7 @@ async def on_set_cost_model(ctx: HandlerContext, cmd: SetCostModel) -> PrinterVi
     return view
 
 
+@subscribe.command(SetPrinterGroups)
 async def on_set_printer_groups(
     ctx: HandlerContext, cmd: SetPrinterGroups
 ) -> PrinterView | ErrorReply:
@@ -171,6 +177,7 @@ async def on_set_printer_groups(
     return view
 
 
+@subscribe.command(SetPolicy)
 async def on_set_policy(ctx: HandlerContext, cmd: SetPolicy) -> PolicyView | ErrorReply:
     if cmd.scope == "printer" and await ctx.store.latest_schedule(cmd.target) is None:
         return ErrorReply(error=f"no printer named {cmd.target!r}")
@@ -196,11 +203,13 @@ async def printer_view(store, printer: str) -> PrinterView | None:
     )
 
 
+@subscribe.query(ShowPrinter)
 async def on_show_printer(ctx: HandlerContext, query: ShowPrinter) -> PrinterView | ErrorReply:
     view = await printer_view(ctx.store, query.name)
     return view or ErrorReply(error=f"no printer named {query.name!r}")
 
 
+@subscribe.event(UserGroupsSet)
 async def on_user_groups_set(ctx: HandlerContext, event: UserGroupsSet) -> None:
     await ctx.store.set_user_groups(event.login, event.groups)
     ctx.log.info("user groups copied", login=event.login, groups=event.groups)

@@ -2,38 +2,16 @@
 
 from pathlib import Path
 
-from platen.events.accounts import UserGroupsSet
-from platen.events.jobs import JobCaptured
-from platen.events.printers import (
-    AddPrinter,
-    QuoteJob,
-    SetCostModel,
-    SetPolicy,
-    SetPrinterGroups,
-    ShowPrinter,
-)
 from platen.messaging.service import ServiceSpec, run_service
-from platen.pricing import handlers
+from platen.pricing import handlers  # noqa: F401  # its handlers declare their subscriptions
 from platen.pricing.store import Store
+from platen.pricing.subscriptions import subscribe
 
 SPEC = ServiceSpec(
     name="pricing",
     schema="pricing",
     migrations=Path(__file__).parent / "migrations",
-    handlers={
-        "events": {
-            JobCaptured: handlers.on_job_captured,
-            UserGroupsSet: handlers.on_user_groups_set,
-        },
-        "commands": {
-            AddPrinter: handlers.on_add_printer,
-            SetCostModel: handlers.on_set_cost_model,
-            SetPrinterGroups: handlers.on_set_printer_groups,
-            SetPolicy: handlers.on_set_policy,
-            ShowPrinter: handlers.on_show_printer,
-            QuoteJob: handlers.on_quote,
-        },
-    },
+    subscriptions=subscribe,
     store=Store,
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from platen.account_ledger import domain
 from platen.account_ledger.domain import Account, NotFound
 from platen.account_ledger.handlers.common import account_view, not_cents
+from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     AccountList,
     AccountView,
@@ -26,6 +27,7 @@ async def _shared(ctx: HandlerContext, ref: str) -> str:
     return account_id
 
 
+@subscribe.command(AddAccount)
 async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | ErrorReply:
     if refusal := not_cents(cmd.overdraft_limit, "overdraft limit"):
         return refusal
@@ -56,6 +58,7 @@ async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | 
     return await account_view(ctx, account_id)
 
 
+@subscribe.command(SetAccount)
 async def on_set_account(ctx: HandlerContext, cmd: SetAccount) -> AccountView | ErrorReply:
     if refusal := not_cents(cmd.overdraft_limit, "overdraft limit"):
         return refusal
@@ -90,14 +93,17 @@ async def _change_access(
     return await account_view(ctx, account_id)
 
 
+@subscribe.command(GrantAccess)
 async def on_grant(ctx: HandlerContext, cmd: GrantAccess) -> AccountView | ErrorReply:
     return await _change_access(ctx, cmd, grant=True)
 
 
+@subscribe.command(RevokeAccess)
 async def on_revoke(ctx: HandlerContext, cmd: RevokeAccess) -> AccountView | ErrorReply:
     return await _change_access(ctx, cmd, grant=False)
 
 
+@subscribe.query(ShowAccount)
 async def on_show_account(ctx: HandlerContext, query: ShowAccount) -> AccountView | ErrorReply:
     try:
         return await account_view(ctx, await ctx.store.resolve(query.account))
@@ -105,6 +111,7 @@ async def on_show_account(ctx: HandlerContext, query: ShowAccount) -> AccountVie
         return ErrorReply(error=str(exc))
 
 
+@subscribe.query(ListAccounts)
 async def on_list_accounts(ctx: HandlerContext, query: ListAccounts) -> AccountList:
     ids = await ctx.store.account_ids(query.kind)
     return AccountList(accounts=[await account_view(ctx, account_id) for account_id in ids])

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from platen.account_ledger import domain
 from platen.account_ledger.domain import Ask, ChargeTo, Deny, Hold, Job, NotFound, Question
 from platen.account_ledger.handlers.common import SERVICE, balance_changed
+from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     AccountOption,
     AnswerJob,
@@ -85,6 +86,7 @@ def _job(event: JobPriced) -> Job:
     return Job(**{f.name: getattr(event, f.name) for f in dataclasses.fields(Job)})
 
 
+@subscribe.event(JobPriced)
 async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     job = _job(event)
     await ctx.store.lock_job(event.job_id)
@@ -160,6 +162,7 @@ def _refused(ctx: HandlerContext, cmd: AnswerJob, reason: str) -> ErrorReply:
     return ErrorReply(error=reason)
 
 
+@subscribe.command(AnswerJob)
 async def on_answer(ctx: HandlerContext, cmd: AnswerJob) -> AnswerOutcome | ErrorReply:
     await ctx.store.lock_job(cmd.job_id)
     question = await ctx.store.question(cmd.job_id, lock=True)
@@ -243,6 +246,7 @@ async def _cancel(ctx: HandlerContext, question: Question, reason: str) -> None:
     )
 
 
+@subscribe.event(JobPrinted, JobUnconfirmed)
 async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed) -> None:
     """Post the job's hold: it printed, or its fate is unknown after the release timeout
     (`job.unconfirmed`: the printer may have printed it). Once per job (`domain.settle`)."""
@@ -279,6 +283,7 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed
     await balance_changed(ctx, hold.account_id)
 
 
+@subscribe.event(JobFailed, JobCancelled)
 async def on_job_not_printed(ctx: HandlerContext, event: JobFailed | JobCancelled) -> None:
     """A failed or cancelled job is never charged: release what was held for it
     (`domain.release`)."""

@@ -12,6 +12,7 @@ from decimal import Decimal
 from platen.account_ledger import domain
 from platen.account_ledger.domain import NotFound, Posting
 from platen.account_ledger.handlers.common import balance_changed, not_cents
+from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     Adjust,
     EntryView,
@@ -90,16 +91,19 @@ async def _from_outside(
     )
 
 
+@subscribe.command(TopUp)
 async def on_topup(ctx: HandlerContext, cmd: TopUp) -> TransactionView | ErrorReply:
     return await _from_outside(ctx, cmd, f"topup:{cmd.key}", "top-up")
 
 
+@subscribe.command(Adjust)
 async def on_adjust(ctx: HandlerContext, cmd: Adjust) -> TransactionView | ErrorReply:
     if cmd.amount == 0:
         return ErrorReply(error="an adjustment of 0 changes nothing")
     return await _from_outside(ctx, cmd, f"adjust:{cmd.key}", "adjustment")
 
 
+@subscribe.command(Transfer)
 async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | ErrorReply:
     if refusal := not_cents(cmd.amount):
         return refusal
@@ -126,6 +130,7 @@ async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | E
     )
 
 
+@subscribe.command(Refund)
 async def on_refund(ctx: HandlerContext, cmd: Refund) -> TransactionView | ErrorReply:
     if refusal := not_cents(cmd.amount):
         return refusal

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from platen.account_ledger import domain
 from platen.account_ledger.domain import NotFound
+from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     LedgerReport,
     Statement,
@@ -23,6 +24,7 @@ _DEFAULT_AGE = str(int(domain.MAX_HOLD_AGE.total_seconds()))
 MAX_HOLD_AGE = timedelta(seconds=int(os.environ.get("PLATEN_MAX_HOLD_AGE_SECONDS", _DEFAULT_AGE)))
 
 
+@subscribe.query(Statement)
 async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView | ErrorReply:
     try:
         account_id = await ctx.store.resolve(query.account)
@@ -57,6 +59,7 @@ async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView |
     )
 
 
+@subscribe.query(VerifyLedger)
 async def on_verify(ctx: HandlerContext, query: VerifyLedger) -> LedgerReport:
     problems = await ctx.store.verify(MAX_HOLD_AGE)
     counts = await ctx.store.counts()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from platen.account_ledger import domain
 from platen.account_ledger.domain import NotFound, Posting
 from platen.account_ledger.handlers.common import balance_changed, not_cents, user_view
+from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     AddUser,
     SetUser,
@@ -19,6 +20,7 @@ from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 
 
+@subscribe.command(AddUser)
 async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView | ErrorReply:
     if refusal := not_cents(cmd.initial_balance, "starting balance"):
         return refusal
@@ -44,6 +46,7 @@ async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView | ErrorRepl
     return view
 
 
+@subscribe.command(SetUser)
 async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorReply:
     if await ctx.store.user(cmd.login) is None:
         return ErrorReply(error=f"no user named {cmd.login!r}")
@@ -93,5 +96,6 @@ async def _set_enabled(ctx: HandlerContext, login: str, enabled: bool) -> None:
         await ctx.emit(event, correlation_id=domain.personal_account(login))
 
 
+@subscribe.query(ShowUser)
 async def on_show_user(ctx: HandlerContext, query: ShowUser) -> UserView | ErrorReply:
     return await user_view(ctx, query.login) or ErrorReply(error=f"no user named {query.login!r}")
