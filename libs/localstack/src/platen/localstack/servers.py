@@ -73,6 +73,9 @@ class LocalRabbitMQ:
     # (CA certificate, server certificate, server key): also listen for AMQP over TLS.
     tls: tuple[Path, Path, Path] | None = None
     amqps_port: int = 0
+    # A plain AMQP listener on loopback, beside the TLS one (the tests use it); off, the
+    # broker speaks AMQP over TLS only (`make run`).
+    plaintext: bool = True
 
     @property
     def amqp_url(self) -> str:
@@ -132,7 +135,9 @@ class LocalRabbitMQ:
             "\n".join(
                 [
                     *tls_lines,
-                    f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
+                    f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}"
+                    if self.plaintext
+                    else "listeners.tcp = none",
                     f"management.tcp.port = {self.management_port}",
                     "management.tcp.ip = 127.0.0.1",
                     "loopback_users = none",
@@ -157,7 +162,8 @@ class LocalRabbitMQ:
             start_new_session=True,
         )
         try:
-            wait_for_port(self.amqp_port, timeout, self.proc)
+            if self.plaintext:
+                wait_for_port(self.amqp_port, timeout, self.proc)
             wait_for_port(self.management_port, timeout, self.proc)
             if self.tls is not None:
                 wait_for_port(self.amqps_port, timeout, self.proc)
