@@ -11,9 +11,9 @@ import pytest
 
 from platen.account_ledger.handlers import jobs, money, users
 from platen.events.accounts import Adjust, SetUser, ShowUser
-from platen.events.jobs import JobCancelled
 from platen.events.system import ErrorReply
 
+from ..builders import cancelled as cancellation
 from ..builders import priced, printed
 from .test_ledger_db import add_user, balance
 
@@ -207,16 +207,7 @@ async def test_a_hold_moves_once_pending_to_posted_or_voided_and_never_back(ledg
         with pytest.raises(asyncpg.CheckViolationError, match="void it"):
             await conn.execute("DELETE FROM holds WHERE job_id = $1", charged.job_id)
     await ledger.run(jobs.on_job_printed, printed(charged))
-    await ledger.run(
-        jobs.on_job_not_printed,
-        JobCancelled(
-            job_id=cancelled.job_id,
-            user="fay",
-            printer="lab-1",
-            document_name="doc.pdf",
-            reason="by the user",
-        ),
-    )
+    await ledger.run(jobs.on_job_not_printed, cancellation(cancelled))
     async with ledger.pool.acquire() as conn:
         for job, state in (
             (charged, "voided"),

@@ -4,16 +4,22 @@
 -- `pg_trigger_depth()` is 1 in this trigger for a statement a client sent, and more when
 -- the update comes from apply_entry; no role of a service may create a trigger of its own
 -- (it owns no table), so it cannot reach this one from a trigger that is not apply_entry.
+-- Refuses the statement with `message` (check_violation, as the other ledger rules do).
+CREATE FUNCTION refuse(message text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '%', message USING ERRCODE = 'check_violation';
+END $$;
+
 CREATE FUNCTION guard_balance() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         IF NEW.balance <> 0 THEN
-            RAISE EXCEPTION 'account % must start at 0: money enters by a posting', NEW.id
-                USING ERRCODE = 'check_violation';
+            PERFORM refuse(format('account %s must start at 0: money enters by a posting',
+                                  NEW.id));
         END IF;
     ELSIF NEW.balance IS DISTINCT FROM OLD.balance AND pg_trigger_depth() < 2 THEN
-        RAISE EXCEPTION 'the balance of account % changes only by posting an entry', OLD.id
-            USING ERRCODE = 'check_violation';
+        PERFORM refuse(format('the balance of account %s changes only by posting an entry',
+                              OLD.id));
     END IF;
     RETURN NEW;
 END $$;

@@ -9,15 +9,15 @@ CREATE FUNCTION guard_hold() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         IF NEW.state <> 'pending' THEN
-            RAISE EXCEPTION 'hold for job % must be made pending, not %', NEW.job_id, NEW.state
-                USING ERRCODE = 'check_violation';
+            PERFORM refuse(format('hold for job %s must be made pending, not %s',
+                                  NEW.job_id, NEW.state));
         END IF;
         RETURN NEW;
     END IF;
     IF TG_OP = 'DELETE' THEN
         IF OLD.state = 'pending' THEN
-            RAISE EXCEPTION 'hold for job % is pending: void it, do not delete it', OLD.job_id
-                USING ERRCODE = 'check_violation';
+            PERFORM refuse(format('hold for job %s is pending: void it, do not delete it',
+                                  OLD.job_id));
         END IF;
         RETURN OLD;
     END IF;
@@ -25,18 +25,15 @@ BEGIN
        IS DISTINCT FROM
        (OLD.job_id, OLD.account_id, OLD.user_login, OLD.base_cost, OLD.charge_rate, OLD.amount)
     THEN
-        RAISE EXCEPTION 'hold for job %: what it holds never changes', OLD.job_id
-            USING ERRCODE = 'check_violation';
+        PERFORM refuse(format('hold for job %s: what it holds never changes', OLD.job_id));
     END IF;
     IF OLD.state <> 'pending' THEN
-        RAISE EXCEPTION 'hold for job % is % already, for good', OLD.job_id, OLD.state
-            USING ERRCODE = 'check_violation';
+        PERFORM refuse(format('hold for job %s is %s already, for good', OLD.job_id, OLD.state));
     END IF;
     IF NEW.state = 'posted' AND NEW.amount > 0 AND NOT EXISTS (
         SELECT 1 FROM transactions WHERE op_key = 'job:' || NEW.job_id || ':charge'
     ) THEN
-        RAISE EXCEPTION 'hold for job % cannot be posted without its charge', NEW.job_id
-            USING ERRCODE = 'check_violation';
+        PERFORM refuse(format('hold for job %s cannot be posted without its charge', NEW.job_id));
     END IF;
     RETURN NEW;
 END $$;
@@ -62,8 +59,8 @@ BEGIN
       FROM accounts WHERE id = NEW.account_id FOR UPDATE;
     IF acc.restricted AND available_after(NEW.account_id, -NEW.amount, acc.balance)
                           < -acc.overdraft_limit THEN
-        RAISE EXCEPTION 'account % cannot hold %: below its floor of %',
-            NEW.account_id, NEW.amount, -acc.overdraft_limit USING ERRCODE = 'check_violation';
+        PERFORM refuse(format('account %s cannot hold %s: below its floor of %s',
+                              NEW.account_id, NEW.amount, -acc.overdraft_limit));
     END IF;
     RETURN NEW;
 END $$;
@@ -92,8 +89,8 @@ BEGIN
         RETURN NEW;
     END IF;
     IF available_after(NEW.account_id, 0, NEW.balance_after) < -acc.overdraft_limit THEN
-        RAISE EXCEPTION 'account % cannot pay %: below its floor of %',
-            NEW.account_id, -NEW.amount, -acc.overdraft_limit USING ERRCODE = 'check_violation';
+        PERFORM refuse(format('account %s cannot pay %s: below its floor of %s',
+                              NEW.account_id, -NEW.amount, -acc.overdraft_limit));
     END IF;
     RETURN NEW;
 END $$;
