@@ -156,6 +156,7 @@ def system(
     services = ServiceProcesses(
         amqp_url, database_url, tmp_path / "logs", extra_env=extra, service_urls=ids.services
     )
+    services.provision()  # each service signs in as its own database role
     services.start_all()
     sys_ = System(services, tmp_path, ids, identities, vhost_name)
     try:

@@ -68,6 +68,7 @@ def main() -> None:
     tls = make_test_ca(RUN / "tls", days=3650)
     rabbit = LocalRabbitMQ(
         RUN / "rabbitmq",
+        plaintext=False,  # AMQP over TLS only, even on loopback
         amqp_port=AMQP_PORT,
         management_port=MANAGEMENT_PORT,
         dist_port=DIST_PORT,
@@ -80,7 +81,7 @@ def main() -> None:
     cups: LocalCups | None = None
     printers: list[VirtualPrinter] = []
     try:
-        print(f"Starting RabbitMQ on port {AMQP_PORT} and PostgreSQL on port {PG_PORT}...")
+        print(f"Starting RabbitMQ on port {AMQPS_PORT} and PostgreSQL on port {PG_PORT}...")
         rabbit.start()
         pg.start()
         asyncio.run(ensure_database(pg.admin_dsn, "platen"))
@@ -89,11 +90,11 @@ def main() -> None:
         installed = asyncio.run(
             install(installer, management_url(rabbit, installer), disable_guest=True)
         )
-        (RUN / "platen.env").write_text(
-            f"PLATEN_AMQP_URL={installed.urls['admin']}\nPLATEN_DATABASE_URL={database_url}\n"
-            f"CUPS_SERVER=127.0.0.1:{CUPS_PORT}\n"
+        # platenctl's identity; no database credential (platenctl uses the broker only).
+        write_private(
+            RUN / "platen.env",
+            f"PLATEN_AMQP_URL={installed.urls['admin']}\nCUPS_SERVER=127.0.0.1:{CUPS_PORT}\n",
         )
-        (RUN / "platen.env").chmod(0o600)
         services = ServiceProcesses(
             installer,
             database_url,
@@ -104,6 +105,9 @@ def main() -> None:
             },
             service_urls=installed.urls,
         )
+        # Migrations as each schema's owner; each service signs in as its own role, with a
+        # password made for this run (platen.db.roles).
+        services.provision()
         services.start_all()
         env = {**os.environ, "PLATEN_AMQP_URL": installed.urls["admin"]}
         print(ctl("status", "--timeout", "60", env=env))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 from decimal import Decimal as D
 
@@ -148,3 +149,34 @@ async def test_a_document_over_the_size_limit_is_cancelled_with_the_reason(syste
     rows = await query(system.database_url, "SELECT job_id FROM job_capture.jobs")
     assert rows == []  # never sent to Platen, so nothing to charge
     assert D(system.user_json("alice")["balance"]) == D("5.00")
+
+
+def test_cups_administration_is_for_root_by_its_private_socket_only(cups):
+    """Every user of the host reaches cupsd's TCP port (to print): nobody administers it
+    there. Root does, by a socket in a folder only it can enter (peer credentials)."""
+    add = ["lpadmin", "-p", "rogue", "-E", "-v", "ipp://127.0.0.1:9/rogue"]
+    over_tcp = subprocess.run(
+        add,
+        env=cups.cups.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # no terminal to ask a password on
+    )
+    assert over_tcp.returncode != 0
+    disable = subprocess.run(
+        ["cupsdisable", "lab-color"],
+        env=cups.cups.env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )
+    assert disable.returncode != 0
+    queues = cups.cups.run("lpstat", "-p").stdout
+    assert "rogue" not in queues and "lab-color is idle" in queues
+    assert cups.cups.admin_socket.parent.stat().st_mode & 0o077 == 0
+    cups.cups.run(*add)  # the same, as root by the socket
+    assert "rogue" in cups.cups.run("lpstat", "-p").stdout

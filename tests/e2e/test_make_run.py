@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from getpass import getuser
 from pathlib import Path
+
+import asyncpg
+import pytest
 
 from platen.localstack.servers import free_port
 
@@ -226,6 +232,8 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
         ).stdout
         color_model = next(line for line in options.splitlines() if line.startswith("ColorModel"))
         assert "RGB" not in color_model and "Gray" in color_model, color_model
+
+        safe_on_a_shared_host(tmp_path / "run", env)
     finally:
         for proc in background:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -235,3 +243,59 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
         output.append(rest)
     assert "Stopped." in "".join(output)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def safe_on_a_shared_host(run: Path, env: dict[str, str]) -> None:
+    """What another user of this host finds of `make run`: PostgreSQL asks everyone for a
+    password, the services sign in as their own roles (no superuser), the broker speaks
+    AMQP over TLS only, and CUPS takes no administration over TCP."""
+    secret = run / "postgres" / "superuser.secret"
+    assert secret.stat().st_mode & 0o077 == 0
+    pg = f"127.0.0.1:{env['PLATEN_RUN_PG_PORT']}"
+
+    async def database() -> list:
+        for url in (f"postgresql://postgres@{pg}/platen", f"postgresql://{getuser()}@{pg}/platen"):
+            with pytest.raises(asyncpg.InvalidPasswordError):
+                await asyncpg.connect(url)
+        conn = await asyncpg.connect(
+            f"postgresql://postgres:{secret.read_text().strip()}@{pg}/platen"
+        )
+        try:
+            return await conn.fetch(
+                "SELECT DISTINCT a.usename, r.rolsuper FROM pg_stat_activity a "
+                "JOIN pg_roles r ON r.rolname = a.usename "
+                "WHERE a.datname = 'platen' AND a.application_name LIKE 'platen-%'"
+            )
+        finally:
+            await conn.close()
+
+    roles = asyncio.run(database())
+    assert sorted(r["usename"] for r in roles) == [
+        "platen_job_capture",
+        "platen_ledger",
+        "platen_notification",
+        "platen_pricing",
+    ]
+    assert not any(r["rolsuper"] for r in roles)
+    with (
+        pytest.raises(OSError),
+        socket.create_connection(("127.0.0.1", int(env["PLATEN_RUN_AMQP_PORT"])), timeout=5),
+    ):
+        pass
+    rogue = subprocess.run(
+        ["lpadmin", "-p", "rogue", "-E", "-v", "ipp://127.0.0.1:9/rogue"],
+        env={**os.environ, "CUPS_SERVER": f"127.0.0.1:{env['PLATEN_RUN_CUPS_PORT']}"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,  # no terminal to ask a password on
+    )
+    assert rogue.returncode != 0, rogue.stdout
+    queues = subprocess.run(
+        ["lpstat", "-h", f"127.0.0.1:{env['PLATEN_RUN_CUPS_PORT']}", "-p"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert "lab-color" in queues and "rogue" not in queues

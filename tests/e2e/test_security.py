@@ -7,8 +7,10 @@ import asyncio
 import json
 import stat
 import tomllib
+from urllib.parse import urlsplit
 
 import aio_pika
+import asyncpg
 import pytest
 from aiormq.exceptions import (
     ChannelAccessRefused,
@@ -181,3 +183,51 @@ async def test_the_real_client_of_a_disabled_user_is_signed_out_and_shows_no_sec
         assert password not in everything
     finally:
         client.stop()
+
+
+SCHEMAS = {
+    "job-capture": "job_capture",
+    "pricing": "pricing",
+    "account-ledger": "ledger",
+    "notification": "notification",
+}
+
+
+async def test_each_service_is_its_own_database_role_and_none_can_turn_off_the_ledger(system):
+    urls = system.services.database_urls
+    assert sorted(urls) == sorted(SCHEMAS)
+    logs = "".join(system.services.log(n) for n in system.services.procs)
+    roles = set()
+    for name, url in urls.items():
+        assert urlsplit(url).password not in logs
+        conn = await asyncpg.connect(url)
+        try:
+            me = await conn.fetchrow(
+                "SELECT rolname, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+            )
+            assert not me["rolsuper"] and not me["rolcreaterole"]
+            roles.add(me["rolname"])
+            for statement in (
+                "ALTER TABLE ledger.entries DISABLE TRIGGER ALL",
+                "ALTER TABLE ledger.accounts DISABLE TRIGGER accounts_balance_by_postings",
+                "DROP TRIGGER holds_state_machine ON ledger.holds",
+                "SET session_replication_role = replica",
+            ):
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(statement)
+            await conn.fetchval(f"SELECT count(*) FROM {SCHEMAS[name]}.schema_migrations")
+            for other in set(SCHEMAS.values()) - {SCHEMAS[name]}:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.fetchval(f"SELECT count(*) FROM {other}.schema_migrations")
+        finally:
+            await conn.close()
+    # The running services are signed in as those roles, and as nothing else.
+    admin = await asyncpg.connect(system.database_url)
+    try:
+        signed_in = await admin.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE 'platen-%'"
+        )
+    finally:
+        await admin.close()
+    assert {r["usename"] for r in signed_in} == roles

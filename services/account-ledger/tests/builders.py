@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
-from platen.events.jobs import JobPriced, JobPrinted
+from platen.events.jobs import JobCancelled, JobPriced, JobPrinted
 
 
 def priced(
@@ -33,4 +33,14 @@ def printed(event: JobPriced) -> JobPrinted:
         pages=event.sides,
         copies=event.copies,
         printed_at=datetime.now(UTC),
+    )
+
+
+def cancelled(event: JobPriced, reason: str = "by the user") -> JobCancelled:
+    return JobCancelled(
+        job_id=event.job_id,
+        user=event.user,
+        printer=event.printer,
+        document_name=event.document_name,
+        reason=reason,
     )

@@ -8,8 +8,10 @@ After every test, the ledger's own invariant check must find nothing wrong.
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from platen.account_ledger import store
@@ -22,8 +24,27 @@ MIGRATIONS = Path(__file__).parents[2] / "src/platen/account_ledger/migrations"
 
 
 class Ledger:
-    def __init__(self, pool) -> None:
+    def __init__(self, pool, admin_url: str) -> None:
         self.pool = pool
+        self.admin_url = admin_url
+
+    @asynccontextmanager
+    async def as_superuser(self):
+        conn = await asyncpg.connect(self.admin_url, server_settings={"search_path": "ledger"})
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
+    async def as_owner(self):
+        """A connection acting as the ledger tables' owner (what migrations run as)."""
+        async with self.as_superuser() as conn:
+            owner = await conn.fetchval(
+                "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'ledger'"
+            )
+            await conn.execute(f"SET ROLE {owner}")
+            yield conn
 
     async def run(self, handler, message):
         return await apply_in_transaction(
@@ -54,8 +75,8 @@ class Ledger:
 @pytest.fixture
 async def ledger(database_url):
     async with service_pool(
-        database_url, "account-ledger", "ledger", MIGRATIONS, min_size=2, max_size=60
+        database_url, "account-ledger", "ledger", MIGRATIONS, own_role=True, min_size=2, max_size=60
     ) as pool:
-        yield Ledger(pool)
+        yield Ledger(pool, database_url)
         async with pool.acquire() as conn:
             assert await store.verify(conn) == []

@@ -108,7 +108,12 @@ async def test_an_entry_added_to_a_committed_transaction_is_refused(ledger):
 @pytest.mark.parametrize("table", ["entries", "transactions CASCADE"])
 async def test_history_cannot_be_truncated(ledger, table):
     await add_user(ledger, "alice", "5.00")
+    # The service's own role has no right to truncate at all; its tables' owner, which
+    # has, is stopped by the trigger.
     async with ledger.pool.acquire() as conn:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(f"TRUNCATE {table}")
+    async with ledger.as_owner() as conn:
         with pytest.raises(asyncpg.RaiseError, match="append-only \\(TRUNCATE"):
             await conn.execute(f"TRUNCATE {table}")
     assert await ledger.fetchval("SELECT count(*) FROM entries") == 2
@@ -661,12 +666,18 @@ async def test_verify_reports_a_tampered_balance(ledger):
     await add_user(ledger, "sam", "5.00")
     report = await ledger.run(reports.on_verify, VerifyLedger())
     assert report.problems == [] and report.transactions == 1
-    async with ledger.pool.acquire() as conn:
-        await conn.execute("UPDATE accounts SET balance = 99 WHERE id = 'personal:sam'")
+    # The database refuses this to every role but a superuser who turns triggers off
+    # (test_ledger_guards_db.py); verify still finds what such a superuser did.
+    tamper = (
+        "SET session_replication_role = replica; "
+        "UPDATE accounts SET balance = {} WHERE id = 'personal:sam'"
+    )
+    async with ledger.as_superuser() as conn:
+        await conn.execute(tamper.format(99))
     report = await ledger.run(reports.on_verify, VerifyLedger())
     assert any("personal:sam has balance 99.00" in p for p in report.problems)
-    async with ledger.pool.acquire() as conn:  # put it back for the fixture's final check
-        await conn.execute("UPDATE accounts SET balance = 5 WHERE id = 'personal:sam'")
+    async with ledger.as_superuser() as conn:  # put it back for the fixture's final check
+        await conn.execute(tamper.format(5))
 
 
 async def test_verify_reports_a_hold_that_outlived_its_job(ledger):
@@ -707,29 +718,30 @@ async def test_verify_reports_a_pending_hold_of_a_closed_job(ledger):
 async def test_verify_reports_a_pending_hold_of_a_charged_job(ledger):
     await add_user(ledger, "tia", "5.00")
     job = await charge(ledger, "tia", "0.30")
-    async with ledger.pool.acquire() as conn:
-        await conn.execute("UPDATE holds SET state = 'pending'")
+    async with ledger.as_superuser() as conn:  # the database refuses it to the service
+        await unguarded(conn, "UPDATE holds SET state = 'pending'")
         report = await ledger.run(reports.on_verify, VerifyLedger())
         assert report.problems == [
             f"hold for job {job.job_id} is still pending but the job was charged"
         ]
-        await conn.execute("UPDATE holds SET state = 'posted'")
+        await unguarded(conn, "UPDATE holds SET state = 'posted'")
 
 
 async def test_verify_reports_a_posted_hold_without_its_charge(ledger):
     await add_user(ledger, "tia", "5.00")
     job = priced("tia", "0.30")
     await ledger.run(jobs.on_job_priced, job)
-    async with ledger.pool.acquire() as conn:
-        await conn.execute("UPDATE holds SET state = 'posted'")
+    async with ledger.as_superuser() as conn:  # the database refuses it to the service
+        await unguarded(conn, "UPDATE holds SET state = 'posted'")
         report = await ledger.run(reports.on_verify, VerifyLedger())
         assert report.problems == [f"hold for job {job.job_id} is posted but no charge exists"]
-        await conn.execute("UPDATE holds SET state = 'voided'")
+        await unguarded(conn, "UPDATE holds SET state = 'voided'")
 
 
 async def unguarded(conn, *statements) -> None:
     """Run `statements` with the ledger's triggers off (a superuser replaying data as a
-    replica): the only way to build what the database otherwise refuses."""
+    replica, `ledger.as_superuser()`): the only way to build what the database otherwise
+    refuses; the service's own role may not."""
     async with conn.transaction():
         await conn.execute("SET LOCAL session_replication_role = replica")
         for sql in statements:
@@ -739,7 +751,7 @@ async def unguarded(conn, *statements) -> None:
 async def test_verify_reports_an_unbalanced_transaction(ledger):
     await add_user(ledger, "tia", "5.00")
     tx = await ledger.fetchval("SELECT id FROM transactions")
-    async with ledger.pool.acquire() as conn:
+    async with ledger.as_superuser() as conn:
         await unguarded(
             conn,
             "INSERT INTO entries (id, transaction_id, account_id, amount, balance_after) "
@@ -774,6 +786,7 @@ async def test_verify_reports_a_job_refunded_more_than_it_was_charged(ledger):
             )
         report = await ledger.run(reports.on_verify, VerifyLedger())
         assert report.problems == [f"job {job.job_id} was refunded 1.50 but charged 1.00"]
+    async with ledger.as_superuser() as conn:
         await unguarded(
             conn,
             f"DELETE FROM entries WHERE transaction_id = {tx}",

@@ -21,6 +21,10 @@ log = structlog.get_logger(__name__)
 _NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 
 
+class MigrationsPending(RuntimeError):
+    """The schema needs migrations that the signed-in role has no right to apply."""
+
+
 @dataclass(frozen=True)
 class Migration:
     component: str
@@ -56,6 +60,35 @@ def _quote(identifier: str) -> str:
     return f'"{identifier}"'
 
 
+async def _applied(conn: asyncpg.Connection, schema: str) -> set[tuple[str, int]]:
+    if not await conn.fetchval(
+        "SELECT to_regclass($1) IS NOT NULL", f"{_quote(schema)}.schema_migrations"
+    ):
+        return set()
+    rows = await conn.fetch(f"SELECT component, number FROM {_quote(schema)}.schema_migrations")
+    return {(r["component"], r["number"]) for r in rows}
+
+
+async def _create_schema(conn: asyncpg.Connection, schema: str) -> None:
+    q = _quote(schema)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {q}")
+        await conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {q}.schema_migrations (
+                component text NOT NULL,
+                number integer NOT NULL,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (component, number))"""
+        )
+    except asyncpg.InsufficientPrivilegeError as exc:
+        raise MigrationsPending(
+            f"schema {schema} has migrations to apply, which this role may not: run them "
+            "as the schema's owner first (python -m <service module> migrate)"
+        ) from exc
+
+
 async def apply_migrations(
     conn: asyncpg.Connection, schema: str, migrations: list[Migration]
 ) -> list[Migration]:
@@ -65,20 +98,13 @@ async def apply_migrations(
     await conn.execute("SELECT pg_advisory_lock($1)", key)
     try:
         q = _quote(schema)
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
-        await conn.execute(
-            f"""CREATE TABLE IF NOT EXISTS {q}.schema_migrations (
-                component text NOT NULL,
-                number integer NOT NULL,
-                name text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (component, number))"""
-        )
-        rows = await conn.fetch(f"SELECT component, number FROM {q}.schema_migrations")
-        done = {(r["component"], r["number"]) for r in rows}
-        for mig in migrations:
-            if (mig.component, mig.number) in done:
-                continue
+        done = await _applied(conn, schema)
+        pending = [m for m in migrations if (m.component, m.number) not in done]
+        if pending:
+            # Only now the rights to create: a service signed in as its own role (which may
+            # not create anything, platen.db.roles) starts on a schema migrated before.
+            await _create_schema(conn, schema)
+        for mig in pending:
             async with conn.transaction():
                 await conn.execute(f"SET LOCAL search_path TO {q}")
                 await conn.execute(mig.sql)

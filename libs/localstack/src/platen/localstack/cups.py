@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,20 @@ PRINT_JOB = """{
 # password (Basic, checked by PAM against the host's accounts) over TLS; the rest is open.
 AUTHENTICATED_POLICY = "platen-authenticated"
 SUBMIT_OPERATIONS = "Create-Job Print-Job Print-URI Validate-Job Send-Document Send-URI"
+# What only an administrator may do: add, change or remove queues and classes, and stop,
+# start, accept or reject jobs on them. Allowed to @SYSTEM (root) only, who signs in by
+# the private socket's peer credentials (LocalCups.admin_socket); over TCP nobody can.
+ADMIN_OPERATIONS = (
+    "CUPS-Add-Modify-Printer CUPS-Delete-Printer CUPS-Add-Modify-Class CUPS-Delete-Class "
+    "CUPS-Set-Default CUPS-Get-Devices CUPS-Accept-Jobs CUPS-Reject-Jobs Pause-Printer "
+    "Resume-Printer Enable-Printer Disable-Printer Pause-Printer-After-Current-Job "
+    "Hold-New-Jobs Release-Held-New-Jobs Deactivate-Printer Activate-Printer Restart-Printer "
+    "Shutdown-Printer Startup-Printer Cancel-Jobs CUPS-Move-Job"
+)
+_ADMIN_LIMIT = (
+    f"  <Limit {ADMIN_OPERATIONS}>\n"
+    "    AuthType Default\n    Require user @SYSTEM\n    Order deny,allow\n  </Limit>\n"
+)
 
 # A backend that always fails, to test what Platen does when the printer does not print.
 FAILING_BACKEND = """#!/bin/sh
@@ -206,13 +221,24 @@ class LocalCups:
     backend_config: Path
     port: int = 0
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    # A folder only this user can enter, holding cupsd's administration socket (short: a
+    # socket's path has at most 107 bytes).
+    admin_folder: Path | None = None
 
     @property
     def server(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def admin_socket(self) -> Path:
+        assert self.admin_folder is not None
+        return self.admin_folder / "cupsd.sock"
+
     def env(self) -> dict[str, str]:
         return {**os.environ, "CUPS_SERVER": self.server}
+
+    def admin_env(self) -> dict[str, str]:
+        return {**os.environ, "CUPS_SERVER": str(self.admin_socket)}
 
     def _write_config(self) -> None:
         f = self.folder
@@ -242,13 +268,16 @@ class LocalCups:
         slow.write_text(SLOW_BACKEND)
         slow.chmod(0o755)
         (f / "cupsd.conf").write_text(
-            f"Listen 127.0.0.1:{self.port}\nLogLevel info\nWebInterface No\n"
+            f"Listen 127.0.0.1:{self.port}\nListen {self.admin_socket}\nPeerCred On\n"
+            "LogLevel info\nWebInterface No\n"
             # Basic is what a policy that requires a user asks for; nothing else does.
             "DefaultAuthType Basic\nBrowsing Off\nJobRetryLimit 0\nPreserveJobHistory Yes\n"
             "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
-            "<Location /admin>\n  Order allow,deny\n  Allow all\n</Location>\n"
-            "<Policy default>\n  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n"
-            f"<Policy {AUTHENTICATED_POLICY}>\n"
+            "<Location /admin>\n  AuthType Default\n  Require user @SYSTEM\n"
+            "  Order allow,deny\n  Allow all\n</Location>\n"
+            f"<Policy default>\n{_ADMIN_LIMIT}"
+            "  <Limit All>\n    Order deny,allow\n  </Limit>\n</Policy>\n"
+            f"<Policy {AUTHENTICATED_POLICY}>\n{_ADMIN_LIMIT}"
             f"  <Limit {SUBMIT_OPERATIONS}>\n"
             "    AuthType Basic\n    Require valid-user\n    Encryption Required\n"
             "    Order deny,allow\n  </Limit>\n"
@@ -270,6 +299,8 @@ class LocalCups:
         if not shutil.which("cupsd"):
             raise InfraError("cupsd is not installed (apt-get install cups cups-ipp-utils)")
         self.port = self.port or free_port()
+        if self.admin_folder is None:
+            self.admin_folder = Path(tempfile.mkdtemp(prefix="platen-cups-"))  # mode 0700
         self._write_config()
         log = open(self.folder / "cupsd.out", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -289,7 +320,15 @@ class LocalCups:
         return self
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
-        out = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=60)
+        """A CUPS command as this host's administrator, by the private socket."""
+        out = subprocess.run(
+            argv,
+            env=self.admin_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if check and out.returncode != 0:
             raise InfraError(f"{' '.join(argv)} failed: {out.stderr.strip()}")
         return out
@@ -369,6 +408,9 @@ class LocalCups:
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=10)
+        if self.admin_folder is not None:
+            shutil.rmtree(self.admin_folder, ignore_errors=True)
+            self.admin_folder = None
 
 
 @contextmanager

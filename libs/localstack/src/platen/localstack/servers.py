@@ -9,6 +9,7 @@ system's own instances.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -72,6 +73,9 @@ class LocalRabbitMQ:
     # (CA certificate, server certificate, server key): also listen for AMQP over TLS.
     tls: tuple[Path, Path, Path] | None = None
     amqps_port: int = 0
+    # A plain AMQP listener on loopback, beside the TLS one (the tests use it); off, the
+    # broker speaks AMQP over TLS only (`make run`).
+    plaintext: bool = True
 
     @property
     def amqp_url(self) -> str:
@@ -131,7 +135,9 @@ class LocalRabbitMQ:
             "\n".join(
                 [
                     *tls_lines,
-                    f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}",
+                    f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}"
+                    if self.plaintext
+                    else "listeners.tcp = none",
                     f"management.tcp.port = {self.management_port}",
                     "management.tcp.ip = 127.0.0.1",
                     "loopback_users = none",
@@ -156,7 +162,8 @@ class LocalRabbitMQ:
             start_new_session=True,
         )
         try:
-            wait_for_port(self.amqp_port, timeout, self.proc)
+            if self.plaintext:
+                wait_for_port(self.amqp_port, timeout, self.proc)
             wait_for_port(self.management_port, timeout, self.proc)
             if self.tls is not None:
                 wait_for_port(self.amqps_port, timeout, self.proc)
@@ -204,8 +211,24 @@ class LocalPostgres:
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
+    def password_file(self) -> Path:
+        """The superuser's password, made with the cluster, readable by its owner only."""
+        return self.folder / "superuser.secret"
+
+    @property
     def admin_dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        password = self.password_file.read_text().strip()
+        return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/postgres"
+
+    def _make_password_file(self) -> None:
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, (secrets.token_urlsafe(24) + "\n").encode())
+        finally:
+            os.close(fd)
+        if os.geteuid() == 0:  # initdb, run as postgres, reads it
+            shutil.chown(self.password_file, "postgres", "postgres")
 
     def _as_owner(self, argv: list[str]) -> list[str]:
         # initdb and postgres refuse to run as root.
@@ -228,6 +251,9 @@ class LocalPostgres:
                     f"{self.folder}: every parent folder must be searchable by the postgres user"
                 )
         if not (data / "PG_VERSION").exists():
+            # Every user of a shared host can reach the port and the socket: everyone,
+            # the superuser included, signs in with a password (SCRAM), never on trust.
+            self._make_password_file()
             out = subprocess.run(
                 self._as_owner(
                     [
@@ -236,7 +262,8 @@ class LocalPostgres:
                         str(data),
                         "-U",
                         "postgres",
-                        "--auth=trust",
+                        "--auth=scram-sha-256",
+                        f"--pwfile={self.password_file}",
                         "--encoding=UTF8",
                         "--no-sync",
                     ]
@@ -246,6 +273,11 @@ class LocalPostgres:
             )
             if out.returncode != 0:
                 raise InfraError(f"initdb failed: {out.stderr}")
+        elif not self.password_file.exists():
+            raise InfraError(
+                f"{data} was made when PostgreSQL trusted every local user; remove "
+                f"{self.folder} to make it again with password authentication"
+            )
         log = open(self.folder / "server.out", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
             self._as_owner(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from platen.db.roles import with_login
 from platen.messaging.topology import declare_all
 
 MODULES = {
@@ -29,13 +31,16 @@ class ServiceProcesses:
     extra_env: dict[str, str] = field(default_factory=dict)
     # service name -> the URL it signs in with (its own broker identity); else amqp_url
     service_urls: dict[str, str] = field(default_factory=dict)
+    # service name -> the database URL it signs in with (its own role, `provision`); else
+    # database_url
+    database_urls: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def env(self, name: str | None = None) -> dict[str, str]:
         return {
             **os.environ,
             "PLATEN_AMQP_URL": self.service_urls.get(name or "", self.amqp_url),
-            "PLATEN_DATABASE_URL": self.database_url,
+            "PLATEN_DATABASE_URL": self.database_urls.get(name or "", self.database_url),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
@@ -52,6 +57,29 @@ class ServiceProcesses:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def provision(self) -> None:
+        """As the installer, with `database_url` a superuser's: each service's migrations
+        run as its schema's owner, and the service then signs in as its own role
+        (platen.db.roles) with a password made now, handed to it in its environment only."""
+        with ThreadPoolExecutor(len(MODULES)) as pool:
+            urls = pool.map(self._provision_one, MODULES)
+            self.database_urls.update(zip(MODULES, urls, strict=True))
+
+    def _provision_one(self, name: str) -> str:
+        password = secrets.token_urlsafe(24)
+        out = subprocess.run(
+            [sys.executable, "-m", MODULES[name], "migrate"],
+            env={**os.environ, "PLATEN_DATABASE_URL": self.database_url},
+            input=password,  # not in its arguments, which every user can list
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"{name}: migrate failed:\n{out.stderr[-3000:]}")
+        role = out.stdout.strip().splitlines()[-1]
+        return with_login(self.database_url, role, password)
 
     def install_topology(self) -> None:
         """Declare every exchange and queue, as an installer with broker-admin rights

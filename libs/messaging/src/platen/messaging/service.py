@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 
 from platen.db import apply_migrations, connect_with_retry, load_migrations
+from platen.db.roles import provision
 from platen.events.system import (
     DeadLettersListed,
     DeadLettersReplayed,
@@ -205,6 +208,19 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
     return app, rt
 
 
+async def migrate(spec: ServiceSpec, admin_dsn: str, password: str) -> str:
+    """Apply the service's migrations as its schema's owner and give its own role (with
+    `password`) its rows; returns that role's name."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        migrations = load_migrations("messaging", MESSAGING_MIGRATIONS) + load_migrations(
+            spec.name, spec.migrations
+        )
+        return (await provision(conn, spec.schema, migrations, password.strip())).runtime
+    finally:
+        await conn.close()
+
+
 def _subscribe(broker: RabbitBroker, rt: Runtime, queue: str, prefetch: int) -> None:
     @broker.subscriber(
         RabbitQueue(queue, declare=False, queue_type=QueueType.QUORUM),
@@ -218,6 +234,9 @@ def _subscribe(broker: RabbitBroker, rt: Runtime, queue: str, prefetch: int) -> 
 
 
 def run_service(spec: ServiceSpec) -> None:
+    if sys.argv[1:] == ["migrate"]:  # the installer's step, as a superuser (platen.db.roles)
+        print(asyncio.run(migrate(spec, os.environ["PLATEN_DATABASE_URL"], sys.stdin.read())))
+        return
     settings = Settings.from_env()
     app, _ = build_app(spec, settings)
     asyncio.run(app.run())

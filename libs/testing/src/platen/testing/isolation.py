@@ -73,5 +73,12 @@ async def drop_database(admin_dsn: str, name: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # The services' roles made for it (platen.db.roles names them after it) are the
+        # server's, not the database's: they go too.
+        roles = await conn.fetch(
+            "SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", f"{name}_"
+        )
+        for role in roles:
+            await conn.execute(f'DROP ROLE IF EXISTS "{role["rolname"]}"')
     finally:
         await conn.close()

@@ -81,6 +81,13 @@ async def _from_outside(
         account_id = await ctx.store.resolve(cmd.account)
     except NotFound as exc:
         return ErrorReply(error=str(exc))
+    if cmd.amount < 0 and await ctx.store.transaction_by_key(op_key) is None:
+        # Money taken out stops at a restricted account's floor, as a transfer does (the
+        # database refuses it too; this says why instead of failing the delivery).
+        await ctx.store.lock_accounts([account_id])
+        decision = (await ctx.store.account(account_id)).can_pay(-cmd.amount)
+        if not decision.authorized:
+            return ErrorReply(error=f"{account_id} cannot pay {-cmd.amount}: {decision.reason}")
     return await _post(
         ctx,
         op_key=op_key,
