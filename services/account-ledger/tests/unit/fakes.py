@@ -222,6 +222,12 @@ class FakeStore:
     async def pin_failures(self, login: str, since: datetime) -> list[datetime]:
         return [at for who, _, at in self.failures if who == login and at > since]
 
+    async def account_pin_failures(self, account_id: str, since: datetime) -> list[datetime]:
+        return [at for _, acc, at in self.failures if acc == account_id and at > since]
+
+    async def lock_pin_entry(self, account_id: str) -> None:
+        self.locks.append(("pin", account_id))
+
     async def add_pin_failure(self, login: str, account_id: str, at: datetime) -> None:
         self.failures.append((login, account_id, at))
 

@@ -384,6 +384,21 @@ class Store:
         )
         return [r["failed_at"] for r in rows]
 
+    async def account_pin_failures(self, account_id: str, since: datetime) -> list[datetime]:
+        rows = await self.conn.fetch(
+            "SELECT failed_at FROM pin_failures WHERE account_id = $1 AND failed_at > $2",
+            account_id,
+            since,
+        )
+        return [r["failed_at"] for r in rows]
+
+    async def lock_pin_entry(self, account_id: str) -> None:
+        # An advisory lock, not the account's row: holds lock account rows in id order,
+        # and this must not take one out of that order.
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('pin:' || $1, 0))", account_id
+        )
+
     async def add_pin_failure(self, login: str, account_id: str, at: datetime) -> None:
         await self.conn.execute(
             "INSERT INTO pin_failures (user_login, account_id, failed_at) VALUES ($1, $2, $3)",
