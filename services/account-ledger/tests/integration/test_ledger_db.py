@@ -32,6 +32,7 @@ from platen.events.accounts import (
 )
 from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobUnconfirmed
 from platen.events.system import ErrorReply
+from platen.messaging import retention
 
 from ..builders import priced, printed
 
@@ -931,3 +932,46 @@ async def test_settings_with_more_than_cents_are_refused_not_rounded(ledger):
         reply = await ledger.run(handler, command)
         assert isinstance(reply, ErrorReply) and "overdraft limit 0.001 has more" in reply.error
     assert await ledger.fetchval("SELECT count(*) FROM accounts WHERE kind = 'shared'") == 0
+
+
+# ----------------------------------------------------------------- retention
+
+
+async def test_pruning_with_no_retention_keeps_what_is_still_needed_and_never_the_journal(ledger):
+    await shared(ledger, "secret", pin="482913")
+    await add_user(ledger, "ada", "5.00", account_selection="confirm")
+
+    async def counts():
+        tables = ["pending_inputs", "closed_jobs", "pin_failures", "holds", "transactions"]
+        return {t: await ledger.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+
+    before = await counts()
+    answered, waiting, other = (priced("ada", "0.30") for _ in range(3))
+    for job in (answered, waiting, other):
+        await ledger.run(jobs.on_job_priced, job)
+    await ledger.run(jobs.on_answer, AnswerJob(job_id=answered.job_id, user="ada", action="print"))
+    await ledger.run(jobs.on_job_printed, printed(answered))
+    never_priced = JobCancelled(
+        job_id=uuid.uuid4(), user="ada", printer="lab-1", document_name="d.pdf", reason="x"
+    )
+    await ledger.run(jobs.on_job_not_printed, never_priced)
+    async with ledger.pool.acquire() as conn:
+        for age in ("1 minute", "16 minutes"):
+            await conn.execute(
+                "INSERT INTO pin_failures (user_login, account_id, failed_at) "
+                f"VALUES ('ada', 'shared:secret', now() - interval '{age}')"
+            )
+        await conn.execute("UPDATE pending_inputs SET created_at = created_at - interval '1 s'")
+        await conn.execute("UPDATE closed_jobs SET closed_at = closed_at - interval '1 s'")
+        pruned = await retention.prune_history(conn, store.Store, timedelta(0))
+    assert pruned == {"pending_inputs": 1, "closed_jobs": 1, "pin_failures": 1}
+    after = await counts()
+    # Left: the two questions still open, the wrong PIN still inside the lock-out window,
+    # and every hold and posting (the journal is never pruned).
+    assert after["pending_inputs"] == before["pending_inputs"] + 2
+    assert after["closed_jobs"] == before["closed_jobs"]
+    assert after["pin_failures"] == before["pin_failures"] + 1
+    assert after["holds"] == before["holds"] + 1
+    assert after["transactions"] > before["transactions"]
+    left = await ledger.fetch("SELECT job_id FROM pending_inputs WHERE state = 'open'")
+    assert {r["job_id"] for r in left} == {waiting.job_id, other.job_id}

@@ -15,6 +15,7 @@ import asyncpg
 
 from platen.account_ledger.domain import (
     MAX_HOLD_AGE,
+    PIN_WINDOW,
     Account,
     Hold,
     HoldState,
@@ -558,6 +559,29 @@ class Store:
                     f"job {r['job_id']} was refunded {r['refunded']} but charged {r['charged']}"
                 )
         return problems
+
+    # ------------------------------------------------------------- retention
+
+    async def prune(self, older_than: datetime) -> dict[str, int]:
+        """Delete what nothing waits on any more from before `older_than` (see
+        platen.messaging.retention): questions answered or cancelled, the marks of jobs
+        closed before any hold, and wrong PINs (never one still inside the lock-out
+        window, whatever the retention). Open questions, holds of any state and the journal
+        (transactions, entries: postings are never pruned) are kept."""
+        pins_before = min(older_than, datetime.now(older_than.tzinfo) - PIN_WINDOW)
+        statements = {
+            "pending_inputs": (
+                "DELETE FROM pending_inputs WHERE state <> 'open' AND created_at < $1"
+            ),
+            "closed_jobs": "DELETE FROM closed_jobs WHERE closed_at < $1",
+        }
+        pruned = {
+            table: int((await self.conn.execute(sql, older_than)).split()[-1])
+            for table, sql in statements.items()
+        }
+        gone = await self.conn.execute("DELETE FROM pin_failures WHERE failed_at < $1", pins_before)
+        pruned["pin_failures"] = int(gone.split()[-1])
+        return pruned
 
 
 async def verify(conn: asyncpg.Connection, max_hold_age: timedelta = MAX_HOLD_AGE) -> list[str]:
