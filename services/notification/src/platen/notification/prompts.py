@@ -10,6 +10,7 @@ job.authorized / job.cancelled / job.denied of a prompted job -> desktop `prompt
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 
 from platen.events.accounts import AnswerJob, AnswerOutcome, JobInputRequired
@@ -19,13 +20,31 @@ from platen.events.routing import COMMANDS
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.messaging.topology import NOTIFICATION_ANSWERS
-from platen.notification.domain import Answer, Prompt, Sender, prompt_problem, sender_problem
+from platen.notification.domain import (
+    Answer,
+    AnswerRates,
+    Prompt,
+    Sender,
+    Take,
+    prompt_problem,
+    sender_problem,
+)
 from platen.notification.sending import send
 
 # Every desktop signs in as its own broker user, so a reply must carry the AMQP `user_id`,
 # which RabbitMQ has checked against that user. "0" accepts replies without one: only for
 # a broker without per-user identities (a development machine signed in as one user).
 REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0", "false", "no")
+
+# How fast one user's desktops may answer: PLATEN_ANSWER_BURST answers at once (a user
+# answering every waiting job together), then PLATEN_ANSWER_RATE a second; the excess is
+# dropped before any work is done for it. Counted per notification process.
+ANSWER_RATES = AnswerRates(
+    rate=float(os.environ.get("PLATEN_ANSWER_RATE", "2")),
+    burst=int(os.environ.get("PLATEN_ANSWER_BURST", "30")),
+)
+CLOCK = time.monotonic
+TOO_MANY = "too many answers at once: some were dropped; wait a few seconds and answer again"
 
 
 async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> None:
@@ -71,6 +90,14 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
         ctx.log.warning("reply refused", reason=problem, routing_key=ctx.routing_key)
         return
     log = ctx.log.bind(job_id=str(reply.job_id), user=reply.user)
+    taken = ANSWER_RATES.take(reply.user, CLOCK())
+    if taken is not Take.ALLOWED:
+        log.warning("answer dropped", outcome="dropped", reason="too many answers")
+        # Told once per flood, not once per answer: telling is work too.
+        if taken is Take.FIRST_DROPPED and await ctx.store.desktop_identity(reply.user):
+            result = AnswerResult(job_id=reply.job_id, outcome="refused", reason=TOO_MANY)
+            await send(ctx, reply.user, result, reply.job_id)
+        return
     prompt = await ctx.store.prompt(reply.job_id)
     if prompt is not None:
         ctx.mark(**prompt.marks)
