@@ -91,6 +91,7 @@ def test_answers_beyond_the_burst_are_dropped_until_the_bucket_refills():
     assert rates.take("mal", 0.5) is Take.DROPPED  # the same flood: not told again
     assert rates.take("bob", 0.5) is Take.ALLOWED  # every login has its own bucket
     assert [rates.take("mal", 10.0) for _ in range(4)][-1] is Take.FIRST_DROPPED  # a new flood
+    assert rates.tell("mal") and not rates.tell("mal") and not rates.tell("bob")
 
 
 def test_buckets_that_refilled_are_forgotten_when_there_are_many():

@@ -216,6 +216,7 @@ class AnswerRates:
     def __init__(self, rate: float, burst: int, keep: int = 10_000) -> None:
         self.rate, self.burst, self.keep = rate, burst, keep
         self.buckets: dict[str, TokenBucket] = {}
+        self.to_tell: set[str] = set()  # logins whose flood began and who are not told yet
 
     def take(self, login: str, now: float) -> Take:
         bucket = self.buckets.get(login)
@@ -223,7 +224,17 @@ class AnswerRates:
             if len(self.buckets) >= self.keep:
                 self._forget_full(now)
             bucket = self.buckets[login] = TokenBucket(self.burst, self.rate, self.burst, now)
-        return bucket.take(now)
+        taken = bucket.take(now)
+        if taken is Take.FIRST_DROPPED:
+            self.to_tell.add(login)
+        return taken
+
+    def tell(self, login: str) -> bool:
+        """Whether `login` is to be told now that answers were dropped (once a flood)."""
+        if login in self.to_tell:
+            self.to_tell.discard(login)
+            return True
+        return False
 
     def _forget_full(self, now: float) -> None:
         for login, bucket in list(self.buckets.items()):

@@ -13,10 +13,12 @@ import os
 import time
 from datetime import UTC, datetime
 
+import structlog
+
 from platen.events.accounts import AnswerJob, AnswerOutcome, JobInputRequired
 from platen.events.desktop import AnswerResult, JobAnswer, JobPrompt, PromptAccount, PromptClosed
 from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
-from platen.events.routing import COMMANDS
+from platen.events.routing import COMMANDS, login_of_key
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.messaging.topology import NOTIFICATION_ANSWERS
@@ -30,6 +32,8 @@ from platen.notification.domain import (
     sender_problem,
 )
 from platen.notification.sending import send
+
+log = structlog.get_logger(__name__)
 
 # Every desktop signs in as its own broker user, so a reply must carry the AMQP `user_id`,
 # which RabbitMQ has checked against that user. "0" accepts replies without one: only for
@@ -90,11 +94,11 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
         ctx.log.warning("reply refused", reason=problem, routing_key=ctx.routing_key)
         return
     log = ctx.log.bind(job_id=str(reply.job_id), user=reply.user)
-    taken = ANSWER_RATES.take(reply.user, CLOCK())
-    if taken is not Take.ALLOWED:
+    if ANSWER_RATES.tell(reply.user):
+        # The first answer over the limit (`admit_answer` let it through for this): told,
+        # once per flood, not once per answer: telling is work too.
         log.warning("answer dropped", outcome="dropped", reason="too many answers")
-        # Told once per flood, not once per answer: telling is work too.
-        if taken is Take.FIRST_DROPPED and await ctx.store.desktop_identity(reply.user):
+        if await ctx.store.desktop_identity(reply.user):
             result = AnswerResult(job_id=reply.job_id, outcome="refused", reason=TOO_MANY)
             await send(ctx, reply.user, result, reply.job_id)
         return
@@ -128,6 +132,29 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
     )
     await ctx.store.add_answer(Answer(command_id, reply.job_id, reply.user, reply.action))
     log.info("answer passed to the ledger", action=reply.action, by_pin=reply.pin is not None)
+
+
+def admit_answer(routing_key: str | None, reply: JobAnswer) -> bool:
+    """Run by the dispatcher before any work is done for a desktop's answer: whether it is
+    within its user's rate. The login is the routing key's, which the broker lets a
+    desktop publish under only as itself. An answer over the limit is dropped here, with
+    no transaction and nothing stored; the first of a flood goes on to `on_answer`, which
+    tells the desktop."""
+    login = login_of_key(routing_key or "") or reply.user
+    taken = ANSWER_RATES.take(login, CLOCK())
+    if taken is Take.DROPPED:
+        log.warning(
+            "answer dropped",
+            outcome="dropped",
+            reason="too many answers",
+            user=login,
+            job_id=str(reply.job_id),
+        )
+        return False
+    return True
+
+
+on_answer.admit = admit_answer  # type: ignore[attr-defined]
 
 
 async def _answer_for(ctx: HandlerContext):
