@@ -228,7 +228,7 @@ async def main(total: int, per_round: int, concurrency: int) -> None:
                 f"{done // per_round:>5} {done:>6} {pruned:>12} {sum(left.values()):>5} "
                 f"{took:>8.2f} {await disk(admin) / 2**20:>18.1f} {journal:>13}"
             )
-        print(f"left after the last pass (pin failures inside the lock-out window): {left}")
+        print(f"rows left in the pruned tables after the last pass: {left}")
         await admin.close()
         for pool in pools.values():
             await pool.close()
