@@ -101,30 +101,14 @@ async def ledger_rows(pool: asyncpg.Pool, job: Job, asked: bool) -> None:
         return apply_in_transaction(pool, "bench", handler, message, store=LedgerStore)
 
     login = "asked" if asked else "auto"
-    priced = JobPriced(
-        job_id=job.job_id,
-        user=login,
-        printer="lab",
-        document_name="report.pdf",
-        pages=2,
-        copies=1,
-        cost=Decimal("0.20"),
-    )
-    await run(ledger_jobs.on_job_priced, priced)
+    about = {"job_id": job.job_id, "user": login, "printer": "lab", "document_name": "r.pdf"}
+    size = {"pages": 2, "copies": 1}
+    await run(ledger_jobs.on_job_priced, JobPriced(**about, **size, cost=Decimal("0.20")))
     if asked:
         await run(ledger_jobs.on_answer, AnswerJob(job_id=job.job_id, user=login, action="print"))
         async with pool.acquire() as conn:
             await LedgerStore(conn).add_pin_failure(login, "shared:none", NOW - timedelta(hours=1))
-    done = JobPrinted(
-        job_id=job.job_id,
-        user=login,
-        printer="lab",
-        document_name="report.pdf",
-        pages=2,
-        copies=1,
-        printed_at=NOW,
-    )
-    await run(ledger_jobs.on_job_printed, done)
+    await run(ledger_jobs.on_job_printed, JobPrinted(**about, **size, printed_at=NOW))
 
 
 async def notification_rows(pool: asyncpg.Pool, job: Job, asked: bool) -> None:

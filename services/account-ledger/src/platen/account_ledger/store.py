@@ -378,17 +378,16 @@ class Store:
         )
 
     async def pin_failures(self, login: str, since: datetime) -> list[datetime]:
-        rows = await self.conn.fetch(
-            "SELECT failed_at FROM pin_failures WHERE user_login = $1 AND failed_at > $2",
-            login,
-            since,
-        )
-        return [r["failed_at"] for r in rows]
+        return await self._pin_failure_times("user_login", login, since)
 
     async def account_pin_failures(self, account_id: str, since: datetime) -> list[datetime]:
+        return await self._pin_failure_times("account_id", account_id, since)
+
+    async def _pin_failure_times(self, column: str, key: str, since: datetime) -> list[datetime]:
+        # `column` is one of the two above, never a message's value.
         rows = await self.conn.fetch(
-            "SELECT failed_at FROM pin_failures WHERE account_id = $1 AND failed_at > $2",
-            account_id,
+            f"SELECT failed_at FROM pin_failures WHERE {column} = $1 AND failed_at > $2",
+            key,
             since,
         )
         return [r["failed_at"] for r in rows]
