@@ -87,7 +87,7 @@ async def test_rogue_answers_are_refused_logged_and_nothing_prints_free(system, 
     for login in ("alice", "mallory"):
         system.ctl("user", "add", login, "--balance", "5.00")
         system.ctl("user", "set", login, "--selection", "choose")
-    system.ctl("account", "add", "physics", "--pin", "4321")
+    system.ctl("account", "add", "physics", "--pin", "482913")
     system.ctl("topup", "shared:physics", "10")
     system.ctl("account", "grant", "physics", "--user", "alice")
     alice, mallory = desktop_url(desktops("alice")), desktop_url(desktops("mallory"))
@@ -108,10 +108,10 @@ async def test_rogue_answers_are_refused_logged_and_nothing_prints_free(system, 
     assert refused.outcome == "refused" and "may not charge" in refused.reason
 
     # Guess its PIN: five wrong guesses lock PIN entry, and then even the right one fails.
-    for guess in ("0000", "1111", "1234", "9999", "4320"):
+    for guess in ("000000", "111111", "123456", "999999", "482910"):
         await answer(mallory, "mallory", job_m, action="print", account="physics", pin=guess)
         assert "wrong PIN" in (await next_result(system, "mallory", job_m)).reason
-    await answer(mallory, "mallory", job_m, action="print", account="physics", pin="4321")
+    await answer(mallory, "mallory", job_m, action="print", account="physics", pin="482913")
     assert "too many wrong PINs" in (await next_result(system, "mallory", job_m)).reason
 
     # Claim a price of her own, send garbage, an unknown kind of reply, a huge one: none is
@@ -137,7 +137,7 @@ async def test_rogue_answers_are_refused_logged_and_nothing_prints_free(system, 
     # Answer her own job twice: the second is refused.
     await answer(alice, "alice", job_a, action="print")
     assert (await next_result(system, "alice", job_a)).outcome == "authorized"
-    await answer(alice, "alice", job_a, action="print", account="physics", pin="4321")
+    await answer(alice, "alice", job_a, action="print", account="physics", pin="482913")
     again = await next_result(system, "alice", job_a)
     assert again.outcome == "refused" and "no longer waiting" in again.reason
 

@@ -329,3 +329,34 @@ async def test_a_dead_lettered_answer_keeps_no_pin(channel, pool, publisher):
     assert dead is not None and "free" in dead.headers[HEADER_ERROR]
     assert b"48213" not in dead.body
     assert json.loads(dead.body)["user"] == "bob"  # the rest is there to read
+
+
+async def test_a_delivery_its_handler_does_not_admit_is_acked_with_no_work_done(
+    channel, pool, publisher
+):
+    async def handler(ctx, event):
+        await record(ctx, event)
+
+    turned_away = []
+
+    def admit(routing_key, event):
+        turned_away.append(event.job_id)
+        return len(turned_away) > 1  # the first is turned away, the rest let in
+
+    handler.admit = admit
+    h = Harness(channel, pool, publisher, handler)
+    await h.start()
+    first, second = message(captured_body()), message(captured_body())
+    await h.send(first)
+    await h.send(second)
+    assert await wait_for(lambda: _applied(h, second.message_id))
+    assert await h.applied() == [second.message_id]
+    async with pool.acquire() as conn:  # no inbox row: nothing was stored for it
+        claimed = await conn.fetch("SELECT message_id FROM svc.inbox")
+    assert [r["message_id"] for r in claimed] == [second.message_id]
+    # Settled, not returned: given back, it would have been let in and applied by now.
+    assert len(turned_away) == 2
+
+
+async def _applied(h, message_id) -> bool:
+    return message_id in await h.applied()

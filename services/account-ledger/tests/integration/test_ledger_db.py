@@ -32,6 +32,7 @@ from platen.events.accounts import (
 )
 from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobUnconfirmed
 from platen.events.system import ErrorReply
+from platen.messaging import retention
 
 from ..builders import priced, printed
 
@@ -386,7 +387,7 @@ async def test_answers_from_the_wrong_user_or_too_late_are_refused(ledger):
 async def test_choose_account_lists_only_what_the_user_may_use(ledger):
     await shared(ledger, "math")
     await shared(ledger, "art")
-    await shared(ledger, "secret", pin="4321")
+    await shared(ledger, "secret", pin="482913")
     await ledger.run(accounts.on_grant, GrantAccess(account="math", groups=["maths"]))
     await add_user(ledger, "jo", "1.00", groups=["maths"], account_selection="choose")
     job = priced("jo", "0.30")
@@ -444,7 +445,7 @@ async def test_a_confirmed_job_without_funds_is_denied(ledger):
 
 
 async def test_pin_wrong_refused_and_repeated_failures_lock_out(ledger):
-    await shared(ledger, "secret", pin="4321")
+    await shared(ledger, "secret", pin="482913")
     await add_user(ledger, "kim", "1.00", account_selection="choose")
     job = priced("kim", "0.30")
     await ledger.run(jobs.on_job_priced, job)
@@ -455,15 +456,15 @@ async def test_pin_wrong_refused_and_repeated_failures_lock_out(ledger):
     for guess in ["0000", "1111", "2222", "3333", "4444"]:
         reply = await ledger.run(jobs.on_answer, answer(guess))
         assert isinstance(reply, ErrorReply) and reply.error == "wrong PIN"
-    locked = await ledger.run(jobs.on_answer, answer("4321"))  # right, but locked out
+    locked = await ledger.run(jobs.on_answer, answer("482913"))  # right, but locked out
     assert isinstance(locked, ErrorReply) and "too many wrong PINs" in locked.error
     assert await ledger.emitted("job.authorized") == []
     async with ledger.pool.acquire() as conn:  # the lock-out passes with time
         await conn.execute("UPDATE pin_failures SET failed_at = failed_at - interval '16 min'")
-    ok = await ledger.run(jobs.on_answer, answer("4321"))
+    ok = await ledger.run(jobs.on_answer, answer("482913"))
     assert (ok.outcome, ok.account) == ("authorized", "shared:secret")
     stored = await ledger.fetchval("SELECT pin_hash FROM accounts WHERE id = 'shared:secret'")
-    assert "4321" not in stored and stored.startswith("scrypt$")
+    assert "482913" not in stored and stored.startswith("scrypt$")
 
 
 # ----------------------------------------------------------------- money in and out
@@ -858,7 +859,7 @@ async def test_a_revoked_grant_stops_the_next_job(ledger):
 
 
 async def test_wrong_pins_sent_at_once_for_many_jobs_still_lock_out(ledger):
-    await shared(ledger, "secret", pin="4321")
+    await shared(ledger, "secret", pin="482913")
     await add_user(ledger, "yan", "5.00", account_selection="choose")
     batch = [priced("yan", "0.10") for _ in range(12)]
     for j in batch:
@@ -873,6 +874,38 @@ async def test_wrong_pins_sent_at_once_for_many_jobs_still_lock_out(ledger):
     wrong = [r for r in replies if isinstance(r, ErrorReply) and r.error == "wrong PIN"]
     assert len(wrong) == 5  # the sixth and later guesses meet the lock-out
     assert await ledger.fetchval("SELECT count(*) FROM pin_failures") == 5
+
+
+async def test_users_guessing_one_accounts_pin_in_parallel_are_stopped_together(ledger):
+    await shared(ledger, "secret", pin="482913")
+    guessers = [f"g{n}" for n in range(4)]
+    batch = []
+    for login in guessers:
+        await add_user(ledger, login, "5.00", account_selection="choose")
+        for _ in range(4):  # four each: below each user's own limit of five
+            batch.append(priced(login, "0.10"))
+    for j in batch:
+        await ledger.run(jobs.on_job_priced, j)
+    replies = await ledger.run_all(
+        jobs.on_answer,
+        [
+            AnswerJob(
+                job_id=j.job_id, user=j.user, action="print", account="secret", pin=f"1{i:05d}"
+            )
+            for i, j in enumerate(batch)
+        ],
+    )
+    wrong = [r for r in replies if isinstance(r, ErrorReply) and r.error == "wrong PIN"]
+    assert len(wrong) == 10  # 16 guesses at once: the eleventh and later meet the lock-out
+    assert await ledger.fetchval("SELECT count(*) FROM pin_failures") == 10
+    [locked] = await ledger.emitted("account.pin_locked")
+    assert (locked.account, locked.scope, locked.failures) == ("shared:secret", "account", 10)
+
+
+async def test_a_weak_pin_is_refused_and_the_account_not_made(ledger):
+    refused = await ledger.run(accounts.on_add_account, AddAccount(name="lab", pin="123456"))
+    assert isinstance(refused, ErrorReply) and "a run" in refused.error
+    assert await ledger.fetchval("SELECT count(*) FROM accounts WHERE id = 'shared:lab'") == 0
 
 
 async def test_amounts_with_more_than_cents_are_refused(ledger):
@@ -912,3 +945,46 @@ async def test_settings_with_more_than_cents_are_refused_not_rounded(ledger):
         reply = await ledger.run(handler, command)
         assert isinstance(reply, ErrorReply) and "overdraft limit 0.001 has more" in reply.error
     assert await ledger.fetchval("SELECT count(*) FROM accounts WHERE kind = 'shared'") == 0
+
+
+# ----------------------------------------------------------------- retention
+
+
+async def test_pruning_with_no_retention_keeps_what_is_still_needed_and_never_the_journal(ledger):
+    await shared(ledger, "secret", pin="482913")
+    await add_user(ledger, "ada", "5.00", account_selection="confirm")
+
+    async def counts():
+        tables = ["pending_inputs", "closed_jobs", "pin_failures", "holds", "transactions"]
+        return {t: await ledger.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+
+    before = await counts()
+    answered, waiting, other = (priced("ada", "0.30") for _ in range(3))
+    for job in (answered, waiting, other):
+        await ledger.run(jobs.on_job_priced, job)
+    await ledger.run(jobs.on_answer, AnswerJob(job_id=answered.job_id, user="ada", action="print"))
+    await ledger.run(jobs.on_job_printed, printed(answered))
+    never_priced = JobCancelled(
+        job_id=uuid.uuid4(), user="ada", printer="lab-1", document_name="d.pdf", reason="x"
+    )
+    await ledger.run(jobs.on_job_not_printed, never_priced)
+    async with ledger.pool.acquire() as conn:
+        for age in ("1 minute", "16 minutes"):
+            await conn.execute(
+                "INSERT INTO pin_failures (user_login, account_id, failed_at) "
+                f"VALUES ('ada', 'shared:secret', now() - interval '{age}')"
+            )
+        await conn.execute("UPDATE pending_inputs SET created_at = created_at - interval '1 s'")
+        await conn.execute("UPDATE closed_jobs SET closed_at = closed_at - interval '1 s'")
+        pruned = await retention.prune_history(conn, store.Store, timedelta(0))
+    assert pruned == {"pending_inputs": 1, "closed_jobs": 1, "pin_failures": 1}
+    after = await counts()
+    # Left: the two questions still open, the wrong PIN still inside the lock-out window,
+    # and every hold and posting (the journal is never pruned).
+    assert after["pending_inputs"] == before["pending_inputs"] + 2
+    assert after["closed_jobs"] == before["closed_jobs"]
+    assert after["pin_failures"] == before["pin_failures"] + 1
+    assert after["holds"] == before["holds"] + 1
+    assert after["transactions"] > before["transactions"]
+    left = await ledger.fetch("SELECT job_id FROM pending_inputs WHERE state = 'open'")
+    assert {r["job_id"] for r in left} == {waiting.job_id, other.job_id}

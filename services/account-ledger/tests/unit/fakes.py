@@ -16,11 +16,13 @@ from decimal import Decimal
 from platen.account_ledger.domain import (
     FUNDING,
     MAX_HOLD_AGE,
+    PIN_WINDOW,
     REVENUE,
     REVENUE_SHARDS,
     Account,
     Hold,
     HoldState,
+    InputState,
     NotFound,
     Posting,
     Question,
@@ -221,6 +223,28 @@ class FakeStore:
 
     async def pin_failures(self, login: str, since: datetime) -> list[datetime]:
         return [at for who, _, at in self.failures if who == login and at > since]
+
+    async def account_pin_failures(self, account_id: str, since: datetime) -> list[datetime]:
+        return [at for _, acc, at in self.failures if acc == account_id and at > since]
+
+    async def lock_pin_entry(self, account_id: str) -> None:
+        self.locks.append(("pin", account_id))
+
+    async def prune(self, older_than: datetime) -> dict[str, int]:
+        # Only wrong PINs have times here; other finished rows all count as old.
+        done = [j for j, q in self.questions.items() if q.state is not InputState.OPEN]
+        for job_id in done:
+            del self.questions[job_id]
+        before = min(older_than, datetime.now(UTC) - PIN_WINDOW)
+        kept = [f for f in self.failures if f[2] >= before]
+        pruned = {
+            "pending_inputs": len(done),
+            "closed_jobs": len(self.closed),
+            "pin_failures": len(self.failures) - len(kept),
+        }
+        self.closed.clear()
+        self.failures = kept
+        return pruned
 
     async def add_pin_failure(self, login: str, account_id: str, at: datetime) -> None:
         self.failures.append((login, account_id, at))

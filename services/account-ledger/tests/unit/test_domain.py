@@ -350,6 +350,40 @@ def test_five_wrong_pins_in_the_window_lock_pin_entry_for_the_rest_of_it():
     assert domain.pin_lockout(failures, NOW + timedelta(minutes=6)) is None
 
 
+def test_wrong_pins_on_one_account_by_several_users_lock_it_for_everyone():
+    on_account = [NOW - timedelta(minutes=m) for m in range(9, 0, -1)]  # 9 by many users
+    assert domain.pin_lock([], on_account, NOW) is None
+    on_account.append(NOW)
+    lock = domain.pin_lock([], on_account, NOW)
+    assert lock.scope == "account" and lock.until == NOW - timedelta(minutes=9) + domain.PIN_WINDOW
+    assert domain.pin_lockout([], NOW, on_account) == (
+        "too many wrong PINs for this account: try again in 7 minutes"
+    )
+    # The user's own lock and the account's: the later one is the one that counts.
+    mine = [NOW - timedelta(minutes=1)] * domain.PIN_ATTEMPTS
+    assert domain.pin_lock(mine, on_account, NOW).scope == "user"
+
+
+@pytest.mark.parametrize(
+    ("pin", "why"),
+    [
+        ("4321", "at least 6"),
+        ("12345", "at least 6"),
+        ("000000", "one character repeated"),
+        ("123456", "a run"),
+        ("987654", "a run"),
+        ("abcdefg", "a run"),
+    ],
+)
+def test_a_weak_pin_may_not_be_set(pin, why):
+    assert why in domain.pin_weakness(pin)
+
+
+@pytest.mark.parametrize("pin", ["482913", "135790", "a7k2m9", "1234567890x"])
+def test_a_pin_of_six_mixed_characters_may_be_set(pin):
+    assert domain.pin_weakness(pin) is None
+
+
 def test_low_balance_warns_once_per_crossing_and_rearms_on_recovery():
     threshold = D("1.00")
     assert domain.low_balance_transition(armed=True, available=D("1.00"), threshold=threshold) == (

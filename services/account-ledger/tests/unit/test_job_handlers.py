@@ -23,6 +23,8 @@ from platen.events.accounts import (
     GrantAccess,
     JobCharged,
     JobInputRequired,
+    PinLocked,
+    SetAccount,
     SetUser,
 )
 from platen.events.jobs import (
@@ -190,7 +192,7 @@ async def test_a_policy_asks_an_auto_user_to_confirm_with_its_messages(ctx):
 async def test_choosing_lists_the_usable_granted_accounts_and_pays_with_the_chosen(ctx):
     for name, kw in [("math", {}), ("art", {}), ("old", {"enabled": False})]:
         await accounts.on_add_account(ctx, AddAccount(name=name, restricted=False, **kw))
-    await accounts.on_add_account(ctx, AddAccount(name="secret", pin="4321"))
+    await accounts.on_add_account(ctx, AddAccount(name="secret", pin="482913"))
     for name in ["math", "old"]:
         await accounts.on_grant(ctx, GrantAccess(account=name, groups=["maths"]))
     await add_user(ctx, "jo", "1.00", groups=["maths"], account_selection="choose")
@@ -213,7 +215,7 @@ async def test_choosing_lists_the_usable_granted_accounts_and_pays_with_the_chos
 
 
 async def test_wrong_pins_are_counted_and_lock_pin_entry(ctx):
-    await accounts.on_add_account(ctx, AddAccount(name="secret", pin="4321", restricted=False))
+    await accounts.on_add_account(ctx, AddAccount(name="secret", pin="482913", restricted=False))
     await add_user(ctx, "kim", "1.00", account_selection="choose")
     job = priced("kim")
     await jobs.on_job_priced(ctx, job)
@@ -225,12 +227,54 @@ async def test_wrong_pins_are_counted_and_lock_pin_entry(ctx):
     ctx.store.failures = [("kim", "shared:secret", datetime.now(UTC) - timedelta(minutes=1))] * 4
     assert (await jobs.on_answer(ctx, answer("4444"))).error == "wrong PIN"
     assert len(ctx.store.failures) == 5
-    locked = await jobs.on_answer(ctx, answer("4321"))
+    locked = await jobs.on_answer(ctx, answer("482913"))
     assert "too many wrong PINs" in locked.error
     assert ("user", "kim") in ctx.store.locks  # one PIN check per user at a time
     ctx.store.failures = [(w, a, at - timedelta(minutes=16)) for w, a, at in ctx.store.failures]
-    ok = await jobs.on_answer(ctx, answer("4321"))
+    ok = await jobs.on_answer(ctx, answer("482913"))
     assert (ok.outcome, ok.account) == ("authorized", "shared:secret")  # no grant needed
+
+
+async def test_users_guessing_one_accounts_pin_together_lock_it_and_an_admin_is_told(ctx):
+    await accounts.on_add_account(ctx, AddAccount(name="secret", pin="482913", restricted=False))
+    logins = ["u1", "u2", "u3"]
+    waiting = {}
+    for login in [*logins, "kim"]:
+        await add_user(ctx, login, "1.00", account_selection="choose")
+        waiting[login] = priced(login)
+        await jobs.on_job_priced(ctx, waiting[login])
+
+    def answer(login: str, pin: str) -> AnswerJob:
+        job_id = waiting[login].job_id
+        return AnswerJob(job_id=job_id, user=login, action="print", account="secret", pin=pin)
+
+    # Nine wrong guesses a minute ago, three per user: no user reached their own limit.
+    earlier = datetime.now(UTC) - timedelta(minutes=1)
+    ctx.store.failures = [(u, "shared:secret", earlier) for u in logins for _ in range(3)]
+    assert (await jobs.on_answer(ctx, answer("u1", "111000"))).error == "wrong PIN"  # tenth
+    assert ("pin", "shared:secret") in ctx.store.locks  # one check per account at a time
+    [locked] = ctx.messages(PinLocked)
+    assert (locked.account, locked.user, locked.scope, locked.failures) == (
+        "shared:secret",
+        "u1",
+        "account",
+        10,
+    )
+    # Now nobody gets in by PIN, not even with the right one and no failure of their own.
+    refused = await jobs.on_answer(ctx, answer("kim", "482913"))
+    assert refused.error.startswith("too many wrong PINs for this account")
+    assert len(ctx.store.failures) == 10 and len(ctx.messages(PinLocked)) == 1
+
+
+async def test_a_weak_pin_is_refused_when_set_and_nothing_changes(ctx):
+    refused = await accounts.on_add_account(ctx, AddAccount(name="lab", pin="1234"))
+    assert refused.error == "a PIN needs at least 6 characters"
+    assert "shared:lab" not in ctx.store.accounts
+    await accounts.on_add_account(ctx, AddAccount(name="lab", pin="482913"))
+    before = ctx.store.accounts["shared:lab"].pin_hash
+    weak = await accounts.on_set_account(ctx, SetAccount(account="lab", pin="222222"))
+    assert weak.error == "a PIN may not be one character repeated"
+    assert ctx.store.accounts["shared:lab"].pin_hash == before
 
 
 async def test_answers_from_someone_else_or_too_late_are_refused(ctx):

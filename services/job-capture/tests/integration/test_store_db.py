@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from platen.events.jobs import SubmitJob
@@ -87,3 +87,33 @@ async def test_heartbeats_reasons_and_queues_modes(pool):
         await store.cancel_before_capture(job.job_id, "twice")  # harmless
         assert await store.cancelled_before_capture(job.job_id)
         assert not await store.cancelled_before_capture(uuid.uuid4())
+
+
+async def test_pruning_deletes_ended_jobs_and_keeps_every_job_not_ended(pool):
+    ended, waiting, released = captured(), captured(), captured("cups")
+    async with pool.acquire() as conn, conn.transaction():
+        store = Store(conn)
+        for job in (ended, waiting, released):
+            await store.add(job)
+            await store.spool(job.job_id, b"%PDF-1.7")
+        for job in (ended, released):
+            job.price(Decimal("0.60"))
+            job.release(NOW)  # the program's job prints at once; the CUPS job waits
+            await store.move(job)
+        await store.cancel_before_capture(uuid.uuid4(), "cancelled in CUPS")
+    async with pool.acquire() as conn:
+        assert await Store(conn).status(ended.job_id) == ("printed", None)
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        assert await Store(conn).prune(later) == {
+            "jobs": 1,
+            "spool": 0,  # dropped when it printed
+            "cancelled_before_capture": 1,
+        }
+        left = {r["job_id"]: r["state"] for r in await conn.fetch("SELECT * FROM jobs")}
+        assert left == {waiting.job_id: "captured", released.job_id: "released"}
+        assert await conn.fetchval("SELECT count(*) FROM spool") == 2  # theirs still there
+        assert await Store(conn).prune(later) == {
+            "jobs": 0,
+            "spool": 0,
+            "cancelled_before_capture": 0,
+        }

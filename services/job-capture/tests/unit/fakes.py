@@ -8,7 +8,7 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from platen.job_capture.domain import WAITING, Job
+from platen.job_capture.domain import FINAL, WAITING, Job
 
 
 def _copy(job: Job) -> Job:
@@ -36,6 +36,19 @@ class FakeStore:
         return job
 
     # ------------------------------------------------------------------- jobs
+
+    async def prune(self, older_than: datetime) -> dict[str, int]:
+        ended = [
+            j
+            for j, job in self.jobs.items()
+            if job.state in FINAL and self.updated_at[j] < older_than
+        ]
+        spooled = [j for j in ended if self.spooled.pop(j, None) is not None]
+        for job_id in ended:
+            del self.jobs[job_id]
+        early = len(self.cancelled_early)  # no times kept: all count as old
+        self.cancelled_early.clear()
+        return {"jobs": len(ended), "spool": len(spooled), "cancelled_before_capture": early}
 
     async def lock_job_id(self, job_id: uuid.UUID) -> None:
         self.locked.append(job_id)

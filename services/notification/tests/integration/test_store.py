@@ -139,3 +139,23 @@ async def test_a_prompt_keeps_the_marks_of_its_job(pool):
         store = Store(conn)
         await store.add_prompt(marked)
         assert (await store.prompt(marked.job_id)).marks == {"identity": "trusted"}
+
+
+async def test_pruning_keeps_answerable_prompts_and_answers_still_waiting(pool):
+    soon, long_ago = NOW + timedelta(minutes=5), NOW - timedelta(days=200)
+    open_, closed, expired = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        store = Store(conn)
+        await store.add_prompt(Prompt(open_, "bob", "a.pdf", soon))
+        await store.add_prompt(Prompt(closed, "bob", "b.pdf", soon))
+        await store.save_prompt(Prompt(closed, "bob", "b.pdf", soon, state="closed"))
+        await store.add_prompt(Prompt(expired, "bob", "c.pdf", long_ago))  # never closed
+        await store.add_answer(Answer("waiting", open_, "bob", "print"))
+        await store.add_answer(Answer("replied", closed, "bob", "print"))
+        await store.save_answer(Answer("replied", closed, "bob", "print", outcome="authorized"))
+        await store.record_delivery("bob", "job_prompt", open_)
+    async with pool.acquire() as conn:
+        pruned = await Store(conn).prune(datetime.now(UTC) + timedelta(seconds=1))
+        assert pruned == {"deliveries": 1, "answers": 1, "prompts": 2}
+        assert [r["job_id"] for r in await conn.fetch("SELECT job_id FROM prompts")] == [open_]
+        assert await conn.fetchval("SELECT command_id FROM answers") == "waiting"

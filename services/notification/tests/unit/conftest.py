@@ -5,9 +5,30 @@ from __future__ import annotations
 import pytest
 
 from platen.messaging.fakes import FakeContext
+from platen.notification import prompts
 from platen.notification.broker_identities import BrokerIdentities
+from platen.notification.domain import AnswerRates
 
 from .fakes import FakeAdmin, FakeQueues, FakeStore
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch) -> Clock:
+    """Each test starts with full answer buckets (at the defaults) and a clock of its own."""
+    monkeypatch.setattr(prompts, "ANSWER_RATES", AnswerRates(rate=2, burst=30))
+    clock = Clock()
+    monkeypatch.setattr(prompts, "CLOCK", clock)
+    return clock
 
 
 @pytest.fixture

@@ -24,6 +24,20 @@ class FakeStore:
     async def record_delivery(self, login, kind, job_id) -> None:
         self.deliveries.append((login, kind, job_id))
 
+    async def prune(self, older_than) -> dict[str, int]:
+        # No times kept here: everything finished counts as old.
+        gone = {
+            "deliveries": len(self.deliveries),
+            "answers": [k for k, a in self.answers.items() if a.outcome is not None],
+            "prompts": [k for k, p in self.prompts.items() if p.state == "closed"],
+        }
+        self.deliveries.clear()
+        for key in gone["answers"]:
+            del self.answers[key]
+        for key in gone["prompts"]:
+            del self.prompts[key]
+        return {t: v if isinstance(v, int) else len(v) for t, v in gone.items()}
+
     async def add_desktop_identity(self, login) -> DesktopIdentity:
         self.desktops.setdefault(login, True)
         return DesktopIdentity(login, self.desktops[login])

@@ -9,10 +9,12 @@ import pytest
 
 from platen.notification.domain import (
     Answer,
+    AnswerRates,
     DesktopIdentity,
     PrintServerIdentity,
     Prompt,
     Refused,
+    Take,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -74,3 +76,27 @@ def test_a_print_server_is_removed_once_and_reissued_after():
         server.remove()
     server.reissue("platen-print-server.ps1")
     assert server.removed is False
+
+
+def test_answers_beyond_the_burst_are_dropped_until_the_bucket_refills():
+    rates = AnswerRates(rate=2, burst=3)
+    assert [rates.take("mal", 0.0) for _ in range(5)] == [
+        Take.ALLOWED,
+        Take.ALLOWED,
+        Take.ALLOWED,
+        Take.FIRST_DROPPED,  # the user is told this once
+        Take.DROPPED,
+    ]
+    assert rates.take("mal", 0.5) is Take.ALLOWED  # one token a half second
+    assert rates.take("mal", 0.5) is Take.DROPPED  # the same flood: not told again
+    assert rates.take("bob", 0.5) is Take.ALLOWED  # every login has its own bucket
+    assert [rates.take("mal", 10.0) for _ in range(4)][-1] is Take.FIRST_DROPPED  # a new flood
+    assert rates.tell("mal") and not rates.tell("mal") and not rates.tell("bob")
+
+
+def test_buckets_that_refilled_are_forgotten_when_there_are_many():
+    rates = AnswerRates(rate=1, burst=2, keep=2)
+    rates.take("a", 0.0)
+    rates.take("b", 5.0)
+    rates.take("c", 5.0)  # a's bucket is full again by now: forgotten; b's is not
+    assert set(rates.buckets) == {"b", "c"}

@@ -220,3 +220,37 @@ async def test_an_unmarked_job_stays_unmarked(ctx):
     await prompts.on_answer(desk, answer(event.job_id))
     [command] = [e for e in desk.emitted if isinstance(e.message, AnswerJob)]
     assert command.marks == {} and desk.marks == {}
+
+
+async def deliver(ctx: FakeContext, reply: JobAnswer) -> None:
+    """As the dispatcher delivers an answer: its `admit` first, then (if let in) the handler."""
+    if prompts.on_answer.admit(ctx.routing_key, reply):
+        await prompts.on_answer(ctx, reply)
+
+
+async def test_a_flood_of_answers_is_cut_to_the_rate_and_another_users_answer_passes(ctx, clock):
+    events = [await asked(ctx, user="mal") for _ in range(3)]
+    bob = await asked(ctx)
+    ctx.emitted.clear()
+    mal = from_desktop(ctx, "mal")
+    for i in range(100):  # 100 answers within one second
+        clock.now += 0.01
+        await deliver(mal, answer(events[i % 3].job_id, user="mal"))
+    passed = [e for e in mal.emitted if isinstance(e.message, AnswerJob)]
+    told = [e.message for e in mal.emitted if isinstance(e.message, AnswerResult)]
+    assert 30 <= len(passed) <= 32  # the burst, and two a second after it
+    # Told once that answers were dropped, not once per answer dropped.
+    assert [(t.outcome, t.reason) for t in told] == [("refused", prompts.TOO_MANY)]
+
+    # Bob, answering at the same moment, is not limited by mal's flood.
+    ctx.store.answers.clear()  # (each fake context numbers its command ids from 1)
+    bob_desktop = from_desktop(ctx, "bob")
+    await deliver(bob_desktop, answer(bob.job_id))
+    [forwarded] = [e.message for e in bob_desktop.emitted if isinstance(e.message, AnswerJob)]
+    assert forwarded.user == "bob"
+
+    # Mal's bucket refills with time: one answer passes again a second later.
+    clock.now += 1.0
+    sent_before = len(mal.emitted)
+    await deliver(mal, answer(events[0].job_id, user="mal"))
+    assert [type(e.message) for e in mal.emitted[sent_before:]] == [AnswerJob]

@@ -179,6 +179,21 @@ class BalanceLow(Event):
     threshold: Money
 
 
+@register
+class PinLocked(Message):
+    """PIN entry was locked after too many wrong PINs (`account.pin_locked`), for
+    administrators: someone may be guessing a shared account's PIN. `scope` "user" locks
+    the guesser (`user`, who made the failure that locked it) out of PIN entry everywhere;
+    "account" locks everyone out of this account's PIN. Both until `until`."""
+
+    message_type: ClassVar[str] = "account.pin_locked"
+    account: str
+    user: Login
+    scope: Literal["user", "account"]
+    failures: int
+    until: datetime
+
+
 # ----------------------------------------------------------------- shared accounts
 
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from platen.messaging.broker_limits import MAX_MESSAGE_BYTES
+
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -141,6 +143,7 @@ class LocalRabbitMQ:
                     f"management.tcp.port = {self.management_port}",
                     "management.tcp.ip = 127.0.0.1",
                     "loopback_users = none",
+                    f"max_message_size = {MAX_MESSAGE_BYTES}",
                     # Fresher management data (connection lists) for tests.
                     "collect_statistics_interval = 1000",
                     # Quorum queues keep their Raft log here; small segments keep the

@@ -14,6 +14,14 @@ from platen.messaging.broker_admin import BrokerAdmin
 
 DAY_MS = 24 * 3600 * 1000
 
+# The largest message the broker accepts (rabbitmq.conf `max_message_size`; RabbitMQ's own
+# default is 128 MiB), so that no identity can make it hold 50 MB messages. The largest
+# legitimate message is a `capture.submit`: its document base64-encoded (4/3 of
+# job-capture's PLATEN_MAX_DOCUMENT_BYTES, 16 MiB by default: 21.3 MiB) plus JSON and
+# headers. 24 MiB leaves room for those (job-capture's tests check the two agree); raise
+# both together.
+MAX_MESSAGE_BYTES = 24 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class QueuePolicy:

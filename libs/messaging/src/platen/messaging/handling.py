@@ -315,6 +315,13 @@ class Dispatcher:
         if handler is None:
             await self._dead_letter(raw, f"{self.queue} has no handler for {envelope.message_type}")
             return
+        # A handler may turn a delivery away before any work is done for it (a desktop
+        # flooding answers): no transaction, no inbox row, only the ack. Its `admit` says
+        # so, and logs why; everything else about the delivery is the handler's to decide.
+        admit = getattr(handler, "admit", None)
+        if admit is not None and not admit(raw.routing_key, message):
+            await raw.ack()
+            return
 
         try:
             reply, effects = await self._apply(raw, envelope, message, handler, marks)

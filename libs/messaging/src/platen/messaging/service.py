@@ -185,7 +185,14 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
         rt.tasks.append(
             asyncio.create_task(
-                retention.run(rt.pool, settings.inbox_retention), name="inbox-retention"
+                retention.run(
+                    rt.pool,
+                    spec.store,
+                    inbox=settings.inbox_retention,
+                    history=settings.history_retention,
+                    interval=settings.prune_interval,
+                ),
+                name="retention",
             )
         )
         for hook in spec.on_ready:

@@ -17,6 +17,8 @@ class Settings:
     log_level: str = "INFO"
     prefetch: int = 32
     inbox_retention: timedelta = timedelta(days=14)
+    history_retention: timedelta = timedelta(days=90)
+    prune_interval: float = 3600.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -28,4 +30,8 @@ class Settings:
             inbox_retention=timedelta(
                 days=float(os.environ.get("PLATEN_INBOX_RETENTION_DAYS", "14"))
             ),
+            history_retention=timedelta(
+                days=float(os.environ.get("PLATEN_HISTORY_RETENTION_DAYS", "90"))
+            ),
+            prune_interval=float(os.environ.get("PLATEN_PRUNE_INTERVAL_SECONDS", "3600")),
         )

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from platen.localstack.servers import InfraError, LocalPostgres, LocalRabbitMQ
 from platen.localstack.tls import make_test_ca
+from platen.messaging.broker_limits import MAX_MESSAGE_BYTES
 
 AMQPS_VAR = "PLATEN_TEST_AMQPS_URL"
 LOG_VAR = "PLATEN_TEST_BROKER_LOG"
@@ -137,6 +138,7 @@ def _rabbitmq_tls_config() -> str:
             "ssl_options.verify = verify_none",
             "ssl_options.fail_if_no_peer_cert = false",
             "loopback_users = none",
+            f"max_message_size = {MAX_MESSAGE_BYTES}",
             "collect_statistics_interval = 1000",
             "",
         ]

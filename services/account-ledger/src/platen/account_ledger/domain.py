@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -42,9 +43,15 @@ FUNDING = "system:funding"
 # charges paid by different accounts rarely wait for the same row lock.
 REVENUE_SHARDS = 16
 
-# Repeated wrong PINs lock a user out of PIN entry for a while.
+# Repeated wrong PINs lock PIN entry for a while: for the user who made them, and for the
+# account they were made against, whoever made them (several users guessing one shared
+# account's PIN in parallel are stopped together, not each after five).
 PIN_ATTEMPTS = 5
+PIN_ACCOUNT_ATTEMPTS = 10
 PIN_WINDOW = timedelta(minutes=15)
+# A PIN set on a shared account must be at least this long, and neither one character
+# repeated nor a run (123456, 987654, abcdef): those are the first guesses.
+PIN_MIN_LENGTH = 6
 
 # A hold still pending after this long has outlived its job (the ledger's self-check
 # reports it; PLATEN_MAX_HOLD_AGE_SECONDS changes it for the service).
@@ -167,21 +174,64 @@ def pin_matches(pin: str, stored: str) -> bool:
     return hmac.compare_digest(candidate, digest_hex)
 
 
-def pin_locked_until(failures: list[datetime], now: datetime) -> datetime | None:
-    """When PIN entry opens again, or None if it is open now."""
+def pin_locked_until(
+    failures: list[datetime], now: datetime, limit: int = PIN_ATTEMPTS
+) -> datetime | None:
+    """When PIN entry opens again after `limit` failures in the window, or None if open."""
     recent = sorted(f for f in failures if now - f < PIN_WINDOW)
-    if len(recent) < PIN_ATTEMPTS:
+    if len(recent) < limit:
         return None
-    return recent[-PIN_ATTEMPTS] + PIN_WINDOW
+    return recent[-limit] + PIN_WINDOW
 
 
-def pin_lockout(failures: list[datetime], now: datetime) -> str | None:
+@dataclass(frozen=True)
+class PinLock:
+    """PIN entry is closed until `until`, for the user who guessed (`scope` "user") or for
+    everyone on the account guessed at (`scope` "account")."""
+
+    scope: str
+    until: datetime
+
+    def reason(self, now: datetime) -> str:
+        minutes = max(1, int((self.until - now).total_seconds() // 60) + 1)
+        whose = "" if self.scope == "user" else " for this account"
+        return f"too many wrong PINs{whose}: try again in {minutes} minutes"
+
+
+def pin_lock(
+    user_failures: list[datetime], account_failures: list[datetime], now: datetime
+) -> PinLock | None:
+    """Whether PIN entry is closed now, by the user's own recent failures or by the
+    account's (all users'); the later of the two if both."""
+    locks = [
+        PinLock(scope, until)
+        for scope, failures, limit in (
+            ("user", user_failures, PIN_ATTEMPTS),
+            ("account", account_failures, PIN_ACCOUNT_ATTEMPTS),
+        )
+        if (until := pin_locked_until(failures, now, limit)) is not None
+    ]
+    return max(locks, key=lambda lock: lock.until, default=None)
+
+
+def pin_lockout(
+    user_failures: list[datetime], now: datetime, account_failures: list[datetime] = ()
+) -> str | None:
     """Why PIN entry is refused now (too many recent wrong PINs), or None."""
-    locked = pin_locked_until(failures, now)
-    if locked is None:
-        return None
-    minutes = max(1, int((locked - now).total_seconds() // 60) + 1)
-    return f"too many wrong PINs: try again in {minutes} minutes"
+    lock = pin_lock(user_failures, list(account_failures), now)
+    return lock.reason(now) if lock else None
+
+
+def pin_weakness(pin: str) -> str | None:
+    """Why `pin` may not be set on an account, or None if it is strong enough."""
+    if len(pin) < PIN_MIN_LENGTH:
+        return f"a PIN needs at least {PIN_MIN_LENGTH} characters"
+    if len(set(pin)) == 1:
+        return "a PIN may not be one character repeated"
+    steps = {ord(b) - ord(a) for a, b in itertools.pairwise(pin)}
+    if steps in ({1}, {-1}):
+        return "a PIN may not be a run such as 123456 or 654321"
+    return None
 
 
 # ----------------------------------------------------------------- users and accounts

@@ -15,6 +15,7 @@ import asyncpg
 
 from platen.account_ledger.domain import (
     MAX_HOLD_AGE,
+    PIN_WINDOW,
     Account,
     Hold,
     HoldState,
@@ -377,12 +378,26 @@ class Store:
         )
 
     async def pin_failures(self, login: str, since: datetime) -> list[datetime]:
+        return await self._pin_failure_times("user_login", login, since)
+
+    async def account_pin_failures(self, account_id: str, since: datetime) -> list[datetime]:
+        return await self._pin_failure_times("account_id", account_id, since)
+
+    async def _pin_failure_times(self, column: str, key: str, since: datetime) -> list[datetime]:
+        # `column` is one of the two above, never a message's value.
         rows = await self.conn.fetch(
-            "SELECT failed_at FROM pin_failures WHERE user_login = $1 AND failed_at > $2",
-            login,
+            f"SELECT failed_at FROM pin_failures WHERE {column} = $1 AND failed_at > $2",
+            key,
             since,
         )
         return [r["failed_at"] for r in rows]
+
+    async def lock_pin_entry(self, account_id: str) -> None:
+        # An advisory lock, not the account's row: holds lock account rows in id order,
+        # and this must not take one out of that order.
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('pin:' || $1, 0))", account_id
+        )
 
     async def add_pin_failure(self, login: str, account_id: str, at: datetime) -> None:
         await self.conn.execute(
@@ -543,6 +558,29 @@ class Store:
                     f"job {r['job_id']} was refunded {r['refunded']} but charged {r['charged']}"
                 )
         return problems
+
+    # ------------------------------------------------------------- retention
+
+    async def prune(self, older_than: datetime) -> dict[str, int]:
+        """Delete what nothing waits on any more from before `older_than` (see
+        platen.messaging.retention): questions answered or cancelled, the marks of jobs
+        closed before any hold, and wrong PINs (never one still inside the lock-out
+        window, whatever the retention). Open questions, holds of any state and the journal
+        (transactions, entries: postings are never pruned) are kept."""
+        pins_before = min(older_than, datetime.now(older_than.tzinfo) - PIN_WINDOW)
+        statements = {
+            "pending_inputs": (
+                "DELETE FROM pending_inputs WHERE state <> 'open' AND created_at < $1"
+            ),
+            "closed_jobs": "DELETE FROM closed_jobs WHERE closed_at < $1",
+        }
+        pruned = {
+            table: int((await self.conn.execute(sql, older_than)).split()[-1])
+            for table, sql in statements.items()
+        }
+        gone = await self.conn.execute("DELETE FROM pin_failures WHERE failed_at < $1", pins_before)
+        pruned["pin_failures"] = int(gone.split()[-1])
+        return pruned
 
 
 async def verify(conn: asyncpg.Connection, max_hold_age: timedelta = MAX_HOLD_AGE) -> list[str]:

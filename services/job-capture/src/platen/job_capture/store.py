@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
 from platen.events.print_identity import IdentityMode
-from platen.job_capture.domain import Job
+from platen.job_capture.domain import FINAL, Job
 
 # Job rows locked for a change; SKIP LOCKED lets several job-capture processes share the
 # expiry work.
@@ -233,3 +234,28 @@ class Store:
             mode,
         )
         return [(r["printer"], r["mode"]) for r in rows]
+
+    # ------------------------------------------------------------------- retention
+
+    async def prune(self, older_than: datetime) -> dict[str, int]:
+        """Delete what nothing waits on any more from before `older_than` (see
+        platen.messaging.retention): jobs that ended (printed, denied, failed, cancelled)
+        with any spooled document they still had, and the notes of jobs cancelled before
+        they were captured. A job that has not ended (waiting, released, unconfirmed) is
+        kept however old."""
+        ended = await self.conn.fetch(
+            "SELECT job_id FROM jobs WHERE state = ANY($1::text[]) AND updated_at < $2",
+            sorted(FINAL),
+            older_than,
+        )
+        ids = [r["job_id"] for r in ended]
+        spool = await self.conn.execute("DELETE FROM spool WHERE job_id = ANY($1::uuid[])", ids)
+        jobs = await self.conn.execute("DELETE FROM jobs WHERE job_id = ANY($1::uuid[])", ids)
+        early = await self.conn.execute(
+            "DELETE FROM cancelled_before_capture WHERE cancelled_at < $1", older_than
+        )
+        return {
+            "jobs": int(jobs.split()[-1]),
+            "spool": int(spool.split()[-1]),
+            "cancelled_before_capture": int(early.split()[-1]),
+        }

@@ -12,6 +12,9 @@ Pure Python: no database, no broker, no clock of its own (the time is passed in)
   issued only to an enabled user.
 - A `PrintServerIdentity` is a print server's broker identity: issued (or renewed) by an
   administrator, and removed; a removed one is withdrawn from the broker after the commit.
+- `AnswerRates` limits how fast one user's desktops may answer (a token bucket per
+  login): a desktop flooding answers has the excess dropped before any work is done for
+  it, so it cannot slow anyone else's prompts.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 
 from platen.events.routing import login_of_key
 
@@ -167,3 +171,73 @@ class PrintServerIdentity:
         if self.removed:
             raise Refused(f"no print server named {self.name!r}")
         self.removed = True
+
+
+# ----------------------------------------------------------------- answer rates
+
+
+class Take(Enum):
+    ALLOWED = "allowed"
+    DROPPED = "dropped"  # over the limit, and the user was told already
+    FIRST_DROPPED = "first dropped"  # over the limit now: tell the user, once
+
+
+@dataclass
+class TokenBucket:
+    """`capacity` answers at once, refilled at `rate` per second. Times are seconds on a
+    monotonic clock, passed in."""
+
+    capacity: float
+    rate: float
+    tokens: float
+    at: float
+    limited: bool = False  # has dropped since the bucket was last full: the flood goes on
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = max(self.at, now)
+        if self.tokens >= self.capacity:
+            self.limited = False
+
+    def take(self, now: float) -> Take:
+        self.refill(now)
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return Take.ALLOWED
+        first, self.limited = not self.limited, True
+        return Take.FIRST_DROPPED if first else Take.DROPPED
+
+
+class AnswerRates:
+    """One token bucket per login. Only logins the broker vouched for reach it (the sender
+    is checked first), and a bucket that has refilled is forgotten when there are many,
+    so its memory follows the users answering now."""
+
+    def __init__(self, rate: float, burst: int, keep: int = 10_000) -> None:
+        self.rate, self.burst, self.keep = rate, burst, keep
+        self.buckets: dict[str, TokenBucket] = {}
+        self.to_tell: set[str] = set()  # logins whose flood began and who are not told yet
+
+    def take(self, login: str, now: float) -> Take:
+        bucket = self.buckets.get(login)
+        if bucket is None:
+            if len(self.buckets) >= self.keep:
+                self._forget_full(now)
+            bucket = self.buckets[login] = TokenBucket(self.burst, self.rate, self.burst, now)
+        taken = bucket.take(now)
+        if taken is Take.FIRST_DROPPED:
+            self.to_tell.add(login)
+        return taken
+
+    def tell(self, login: str) -> bool:
+        """Whether `login` is to be told now that answers were dropped (once a flood)."""
+        if login in self.to_tell:
+            self.to_tell.discard(login)
+            return True
+        return False
+
+    def _forget_full(self, now: float) -> None:
+        for login, bucket in list(self.buckets.items()):
+            bucket.refill(now)
+            if bucket.tokens >= bucket.capacity:
+                del self.buckets[login]

@@ -10,23 +10,46 @@ job.authorized / job.cancelled / job.denied of a prompted job -> desktop `prompt
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
+
+import structlog
 
 from platen.events.accounts import AnswerJob, AnswerOutcome, JobInputRequired
 from platen.events.desktop import AnswerResult, JobAnswer, JobPrompt, PromptAccount, PromptClosed
 from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
-from platen.events.routing import COMMANDS
+from platen.events.routing import COMMANDS, login_of_key
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.messaging.topology import NOTIFICATION_ANSWERS
-from platen.notification.domain import Answer, Prompt, Sender, prompt_problem, sender_problem
+from platen.notification.domain import (
+    Answer,
+    AnswerRates,
+    Prompt,
+    Sender,
+    Take,
+    prompt_problem,
+    sender_problem,
+)
 from platen.notification.sending import send
 from platen.notification.subscriptions import subscribe
+
+log = structlog.get_logger(__name__)
 
 # Every desktop signs in as its own broker user, so a reply must carry the AMQP `user_id`,
 # which RabbitMQ has checked against that user. "0" accepts replies without one: only for
 # a broker without per-user identities (a development machine signed in as one user).
 REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0", "false", "no")
+
+# How fast one user's desktops may answer: PLATEN_ANSWER_BURST answers at once (a user
+# answering every waiting job together), then PLATEN_ANSWER_RATE a second; the excess is
+# dropped before any work is done for it. Counted per notification process.
+ANSWER_RATES = AnswerRates(
+    rate=float(os.environ.get("PLATEN_ANSWER_RATE", "2")),
+    burst=int(os.environ.get("PLATEN_ANSWER_BURST", "30")),
+)
+CLOCK = time.monotonic
+TOO_MANY = "too many answers at once: some were dropped; wait a few seconds and answer again"
 
 
 @subscribe.event(JobInputRequired)
@@ -74,6 +97,14 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
         ctx.log.warning("reply refused", reason=problem, routing_key=ctx.routing_key)
         return
     log = ctx.log.bind(job_id=str(reply.job_id), user=reply.user)
+    if ANSWER_RATES.tell(reply.user):
+        # The first answer over the limit (`admit_answer` let it through for this): told,
+        # once per flood, not once per answer: telling is work too.
+        log.warning("answer dropped", outcome="dropped", reason="too many answers")
+        if await ctx.store.desktop_identity(reply.user):
+            result = AnswerResult(job_id=reply.job_id, outcome="refused", reason=TOO_MANY)
+            await send(ctx, reply.user, result, reply.job_id)
+        return
     prompt = await ctx.store.prompt(reply.job_id)
     if prompt is not None:
         ctx.mark(**prompt.marks)
@@ -104,6 +135,29 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
     )
     await ctx.store.add_answer(Answer(command_id, reply.job_id, reply.user, reply.action))
     log.info("answer passed to the ledger", action=reply.action, by_pin=reply.pin is not None)
+
+
+def admit_answer(routing_key: str | None, reply: JobAnswer) -> bool:
+    """Run by the dispatcher before any work is done for a desktop's answer: whether it is
+    within its user's rate. The login is the routing key's, which the broker lets a
+    desktop publish under only as itself. An answer over the limit is dropped here, with
+    no transaction and nothing stored; the first of a flood goes on to `on_answer`, which
+    tells the desktop."""
+    login = login_of_key(routing_key or "") or reply.user
+    taken = ANSWER_RATES.take(login, CLOCK())
+    if taken is Take.DROPPED:
+        log.warning(
+            "answer dropped",
+            outcome="dropped",
+            reason="too many answers",
+            user=login,
+            job_id=str(reply.job_id),
+        )
+        return False
+    return True
+
+
+on_answer.admit = admit_answer  # type: ignore[attr-defined]
 
 
 async def _answer_for(ctx: HandlerContext):

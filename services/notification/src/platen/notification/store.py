@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 import asyncpg
 
@@ -173,3 +174,22 @@ class Store:
             """SELECT name, username, added_at FROM print_servers
                WHERE removed_at IS NULL ORDER BY name"""
         )
+
+    # ------------------------------------------------------------------- retention
+
+    async def prune(self, older_than: datetime) -> dict[str, int]:
+        """Delete what nothing waits on any more from before `older_than` (see
+        platen.messaging.retention): deliveries (support history), answers the ledger has
+        replied to, and prompts that are closed or whose deadline passed that long ago (no
+        answer is taken after the deadline). An open, answerable prompt and an answer still
+        waiting for the ledger's reply are kept."""
+        statements = {
+            "deliveries": "DELETE FROM deliveries WHERE sent_at < $1",
+            "answers": "DELETE FROM answers WHERE outcome IS NOT NULL AND answered_at < $1",
+            "prompts": """DELETE FROM prompts
+                          WHERE (state = 'closed' AND created_at < $1) OR expires_at < $1""",
+        }
+        return {
+            table: int((await self.conn.execute(sql, older_than)).split()[-1])
+            for table, sql in statements.items()
+        }

@@ -31,6 +31,8 @@ async def _shared(ctx: HandlerContext, ref: str) -> str:
 async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | ErrorReply:
     if refusal := not_cents(cmd.overdraft_limit, "overdraft limit"):
         return refusal
+    if cmd.pin and (weakness := domain.pin_weakness(cmd.pin)):
+        return ErrorReply(error=weakness)
     path = cmd.name
     parent = None
     if cmd.parent:
@@ -62,6 +64,8 @@ async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | 
 async def on_set_account(ctx: HandlerContext, cmd: SetAccount) -> AccountView | ErrorReply:
     if refusal := not_cents(cmd.overdraft_limit, "overdraft limit"):
         return refusal
+    if cmd.pin and (weakness := domain.pin_weakness(cmd.pin)):
+        return ErrorReply(error=weakness)
     try:
         account_id = await _shared(ctx, cmd.account)
     except NotFound as exc:

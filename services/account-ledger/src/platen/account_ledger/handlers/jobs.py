@@ -20,6 +20,7 @@ from platen.events.accounts import (
     AnswerOutcome,
     JobCharged,
     JobInputRequired,
+    PinLocked,
 )
 from platen.events.jobs import (
     JobAuthorized,
@@ -214,18 +215,38 @@ async def _chosen_account(
 
 
 async def _check_pin(ctx: HandlerContext, login: str, account_id: str, pin: str) -> str | None:
-    # One PIN check per user at a time: answers to several waiting jobs sent at once must
-    # not each see the failure count below the limit.
+    # One PIN check per user, and per account, at a time: answers sent at once, by one
+    # user for several waiting jobs or by several users guessing one account, must not
+    # each see the failure count below the limit. (Always user first, then account.)
     await ctx.store.lock_user(login)
+    await ctx.store.lock_pin_entry(account_id)
     now = datetime.now(UTC)
-    failures = await ctx.store.pin_failures(login, since=now - domain.PIN_WINDOW)
-    if lockout := domain.pin_lockout(failures, now):
-        return lockout
+    since = now - domain.PIN_WINDOW
+    by_user = await ctx.store.pin_failures(login, since=since)
+    on_account = await ctx.store.account_pin_failures(account_id, since=since)
+    if lock := domain.pin_lock(by_user, on_account, now):
+        return lock.reason(now)
     account = await ctx.store.account(account_id)
     if not account.opened_by(pin):
         # Recorded even though the answer is refused: the refusal commits, so the count
         # of wrong guesses survives the reply.
         await ctx.store.add_pin_failure(login, account_id, now)
+        if lock := domain.pin_lock([*by_user, now], [*on_account, now], now):
+            failures = len(by_user) + 1 if lock.scope == "user" else len(on_account) + 1
+            # Someone may be guessing: this one goes to administrators, not only the log.
+            ctx.log.warning(
+                "PIN entry locked", account=account_id, scope=lock.scope, until=str(lock.until)
+            )
+            await ctx.emit(
+                PinLocked(
+                    account=account_id,
+                    user=login,
+                    scope=lock.scope,
+                    failures=failures,
+                    until=lock.until,
+                ),
+                correlation_id=account_id,
+            )
         return "wrong PIN"
     return None
 
