@@ -180,7 +180,7 @@ class BalanceLow(Event):
 
 
 @register
-class PinLocked(Message):
+class PinLocked(Event):
     """PIN entry was locked after too many wrong PINs (`account.pin_locked`), for
     administrators: someone may be guessing a shared account's PIN. `scope` "user" locks
     the guesser (`user`, who made the failure that locked it) out of PIN entry everywhere;
