@@ -46,6 +46,7 @@ class FakeContext:
     conn: Any = None
     publisher: Any = None
     marks: dict[str, str] = field(default_factory=dict)
+    prepared: Any = None
 
     def mark(self, **fields: str) -> None:
         self.marks.update(checked(fields))
