@@ -145,6 +145,8 @@ def outside_transaction(handler: Handler, step: Preparation) -> None:
 async def prepare(handler: Handler, message: Message) -> Any:
     step = getattr(handler, "before_transaction", None)
     return None if step is None else await step(message)
+
+
 # Makes a service's store over one open transaction.
 StoreFactory = Callable[[asyncpg.Connection], Any]
 

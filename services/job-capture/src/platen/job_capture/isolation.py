@@ -23,6 +23,7 @@ text the user is shown (job.denied).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -163,10 +164,8 @@ async def _exchange(process: asyncio.subprocess.Process, document: bytes) -> tup
 def _kill_group(pid: int) -> None:
     """Kill the worker and whatever it started (Ghostscript): the group outlives neither
     a deadline nor a worker that has answered."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _answer(returncode: int | None, out: bytes, err: bytes, limits: Limits) -> Analysis:
