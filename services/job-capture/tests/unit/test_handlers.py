@@ -39,7 +39,7 @@ def analyser(monkeypatch):
     colour. `analysed` lists the documents it was given."""
     analysed: list[bytes] = []
 
-    async def analyse(document: bytes) -> Analysis:
+    async def analyse(document: bytes, owner: str = "") -> Analysis:
         analysed.append(document)
         return Analysis(format="pdf", pages=3, color_pages=(2,), page_sizes=("A4",) * 3)
 
@@ -151,14 +151,14 @@ async def test_a_document_too_large_or_unreadable_is_denied_at_capture(monkeypat
     assert analyser == []  # never analysed
     monkeypatch.setattr(handlers, "MAX_DOCUMENT_BYTES", 1000)
 
-    async def unreadable(document: bytes) -> Analysis:
+    async def unreadable(document: bytes, owner: str = "") -> Analysis:
         raise UnreadableDocument("unsupported document format")
 
     monkeypatch.setattr(handlers, "analyse", unreadable)
     refused = submission()
     await handlers.on_submit(ctx, refused)
 
-    async def crash(document: bytes) -> Analysis:
+    async def crash(document: bytes, owner: str = "") -> Analysis:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(handlers, "analyse", crash)

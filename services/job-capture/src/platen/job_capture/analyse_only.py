@@ -16,13 +16,17 @@ from platen.job_capture.analysis import Analysis, UnreadableDocument
 from platen.job_capture.domain import Document, too_large
 from platen.messaging.handling import HandlerContext, outside_transaction
 
+QUOTES = "capture.analyse"
+
 
 async def analyse_for_quote(query: AnalyseDocument) -> Analysis | str:
     """What the document is, or why it cannot be quoted."""
     if (refused := too_large(len(query.document), handlers.MAX_DOCUMENT_BYTES)) is not None:
         return refused
     try:
-        return await handlers.analyse(query.document)
+        # Quotes come from no user: all share one owner's worker, so a flood of them
+        # cannot hold up captures.
+        return await handlers.analyse(query.document, QUOTES)
     except UnreadableDocument as exc:
         return str(exc)
 

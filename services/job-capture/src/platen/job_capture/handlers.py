@@ -65,7 +65,7 @@ async def analyse_submission(cmd: SubmitJob) -> Analysis | str:
     if reason is not None:
         return reason
     try:
-        return await analyse(cmd.document)
+        return await analyse(cmd.document, cmd.user)
     except UnreadableDocument as exc:
         return str(exc)
     except Exception:

@@ -13,11 +13,14 @@ the service. `IsolatedAnalyser.analyse` starts `analysis_worker` with:
   the document; Ghostscript inherits them), and one wall-clock deadline over every stage,
   pikepdf included, that this side enforces by killing the worker's whole process group.
 
-At most `workers` documents are analysed at once, and at most `queued_bytes` of
-documents are admitted (running or waiting for a worker); a document beyond that is
-refused as "busy" at once rather than held, so a flood of large documents costs its
-senders, not the memory of the service. Every refusal is an `UnreadableDocument` whose
-text the user is shown (job.denied).
+At most `workers` documents are analysed at once, and at most `workers_per_owner` of one
+owner's (the user a job is for; all quotes share one owner), so a user sending hostile
+documents holds one worker and waits for it, while other users' documents take the
+others. At most `queued_bytes` of documents are admitted (running or waiting for a
+worker), `queued_bytes_per_owner` of one owner's; a document beyond either is refused
+as "busy" at once rather than held, so a flood costs its sender, not the memory of the
+service. Every refusal is an `UnreadableDocument` whose text the user is shown
+(job.denied).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ BUSY = (
     "Platen is analysing too many documents at once; the document was not printed,"
     " print it again in a moment"
 )
+BUSY_OWNER = (
+    "too many of your documents are being analysed at once; the document was not printed,"
+    " print it again in a moment"
+)
 # What the worker may write to stdout: one line, under 50 bytes a page.
 MAX_ANSWER = 2 * 1024 * 1024
 MAX_ERROR_OUTPUT = 4096
@@ -61,8 +68,10 @@ class Limits:
     timeout: float = DEFAULT_TIMEOUT
     memory_bytes: int = 1024 * 2**20
     file_bytes: int = 256 * 2**20
-    workers: int = 2
+    workers: int = 4
+    workers_per_owner: int = 1
     queued_bytes: int = 128 * 2**20
+    queued_bytes_per_owner: int = 40 * 2**20
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -70,8 +79,11 @@ class Limits:
             timeout=_env_number("PLATEN_ANALYSIS_TIMEOUT_SECONDS", DEFAULT_TIMEOUT),
             memory_bytes=int(_env_number("PLATEN_ANALYSIS_MEMORY_MB", 1024)) * 2**20,
             file_bytes=int(_env_number("PLATEN_ANALYSIS_FILE_MB", 256)) * 2**20,
-            workers=int(_env_number("PLATEN_ANALYSIS_WORKERS", 2)),
+            workers=int(_env_number("PLATEN_ANALYSIS_WORKERS", 4)),
+            workers_per_owner=int(_env_number("PLATEN_ANALYSIS_WORKERS_PER_USER", 1)),
             queued_bytes=int(_env_number("PLATEN_ANALYSIS_QUEUE_MB", 128)) * 2**20,
+            queued_bytes_per_owner=int(_env_number("PLATEN_ANALYSIS_QUEUE_MB_PER_USER", 40))
+            * 2**20,
         )
 
     @property
@@ -91,23 +103,41 @@ def scrubbed_environment(tmp: str) -> dict[str, str]:
 
 
 class IsolatedAnalyser:
+    # What the worker's Python runs (after `-I`); a test may put a stand-in here.
+    worker: tuple[str, ...] = ("-m", "platen.job_capture.analysis_worker")
+
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits.from_environment()
         self._slots = asyncio.Semaphore(self.limits.workers)
         self.queued = 0  # bytes of documents admitted and not yet analysed
+        # Per owner with documents admitted: bytes admitted, and the owner's own slots.
+        self._owners: dict[str, tuple[int, asyncio.Semaphore]] = {}
 
-    async def analyse(self, document: bytes) -> Analysis:
+    async def analyse(self, document: bytes, owner: str = "") -> Analysis:
         """What `document` is; `UnreadableDocument` with the reason the user sees if it
         cannot be analysed or goes over any limit."""
-        if self.queued and self.queued + len(document) > self.limits.queued_bytes:
-            log.warning("analysis queue full", queued_bytes=self.queued, size=len(document))
+        size = len(document)
+        owned, slots = self._owners.get(owner, (0, None))
+        # A document alone is always admitted (its size is capped before it gets here).
+        if owned and owned + size > self.limits.queued_bytes_per_owner:
+            log.warning("analysis queue full for one owner", queued_bytes=owned, size=size)
+            raise UnreadableDocument(BUSY_OWNER)
+        if self.queued and self.queued + size > self.limits.queued_bytes:
+            log.warning("analysis queue full", queued_bytes=self.queued, size=size)
             raise UnreadableDocument(BUSY)
-        self.queued += len(document)
+        slots = slots or asyncio.Semaphore(self.limits.workers_per_owner)
+        self._owners[owner] = (owned + size, slots)
+        self.queued += size
         try:
-            async with self._slots:
+            async with slots, self._slots:
                 return await self._run(document)
         finally:
-            self.queued -= len(document)
+            self.queued -= size
+            left = self._owners[owner][0] - size
+            if left:
+                self._owners[owner] = (left, slots)
+            else:
+                del self._owners[owner]
 
     async def _run(self, document: bytes) -> Analysis:
         limits = self.limits
@@ -116,8 +146,7 @@ class IsolatedAnalyser:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-I",
-                "-m",
-                "platen.job_capture.analysis_worker",
+                *self.worker,
                 f"--memory-bytes={limits.memory_bytes}",
                 f"--cpu-seconds={limits.cpu_seconds}",
                 f"--file-bytes={limits.file_bytes}",
@@ -202,9 +231,9 @@ def _answer(returncode: int | None, out: bytes, err: bytes, limits: Limits) -> A
 _default: IsolatedAnalyser | None = None
 
 
-async def analyse(document: bytes) -> Analysis:
+async def analyse(document: bytes, owner: str = "") -> Analysis:
     """Analyse with the service's one `IsolatedAnalyser` (limits from the environment)."""
     global _default
     if _default is None:
         _default = IsolatedAnalyser()
-    return await _default.analyse(document)
+    return await _default.analyse(document, owner)
