@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -41,34 +42,23 @@ def own_tmp(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-# A stand-in worker: it answers with what it was given (environment, folder, arguments).
-REPORTER = (
-    "-c",
-    "import json, os, sys; sys.stdin.buffer.read();"
-    " print(json.dumps({'refused': json.dumps({'env': dict(os.environ), 'cwd': os.getcwd(),"
-    " 'argv': sys.argv[1:]})}))",
-)
-
-
-async def test_a_worker_gets_only_path_lang_and_its_own_temporary_folder(monkeypatch):
+async def test_workers_get_only_path_lang_and_tmpdir_and_each_document_its_own_folder(
+    monkeypatch,
+):
     monkeypatch.setenv("PLATEN_DATABASE_URL", "postgresql://capture:secret@db/platen")
     monkeypatch.setenv("PLATEN_AMQP_URL", "amqps://capture:secret@broker/")
     monkeypatch.setenv("GS_OPTIONS", "-dNOSAFER")
     analyser = IsolatedAnalyser(LIMITS)
-    analyser.worker = REPORTER
-    with pytest.raises(UnreadableDocument) as seen:
-        await analyser.analyse(b"%PDF-1.7")
-    given = json.loads(str(seen.value))
-    assert sorted(given["env"]) == ["LANG", "PATH", "TMPDIR"]
-    assert given["env"]["TMPDIR"] == given["cwd"]
-    assert given["cwd"].startswith(tempfile.gettempdir())
-    assert given["argv"] == [
-        f"--memory-bytes={LIMITS.memory_bytes}",
-        f"--cpu-seconds={LIMITS.cpu_seconds}",
-        f"--file-bytes={LIMITS.file_bytes}",
-        f"--timeout={DEADLINE - 0.5}",
-    ]
-    # (the fixture checks that the folder is gone)
+    assert (await analyser.analyse(make_pdf(1))).pages == 1
+    parent = analyser._server.process.pid
+    with open(f"/proc/{parent}/environ", "rb") as environ:
+        given = dict(item.split(b"=", 1) for item in environ.read().split(b"\0") if item)
+    assert given == {
+        b"PATH": os.environ["PATH"].encode(),
+        b"LANG": b"C.UTF-8",
+        b"TMPDIR": tempfile.gettempdir().encode(),
+    }
+    # (the fixture checks that the document's folder is gone)
 
 
 def test_the_worker_sets_its_limits_hard_before_anything_else():
@@ -115,13 +105,36 @@ async def test_ghostscript_is_stopped_by_the_memory_limit_long_before_the_deadli
     assert str(seen.value) == OUT_OF_MEMORY
 
 
-async def test_a_worker_that_dies_is_a_crash_and_the_next_document_gets_a_fresh_one():
-    analyser = IsolatedAnalyser(LIMITS)
-    analyser.worker = ("-c", f"import os; os.kill(os.getpid(), {int(signal.SIGSEGV)})")
-    with pytest.raises(RuntimeError, match="exit status"):
-        await analyser.analyse(b"%PDF-1.7")
-    analyser.worker = IsolatedAnalyser.worker
+async def started_child(analyser: IsolatedAnalyser) -> int:
+    """The pid of the one child running, once its parent has reported it."""
+    # Polled: the parent's report is read by the analyser's own task, which has no event.
+    while not analyser._server or not analyser._server._pids:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    (child,) = analyser._server._pids.values()
+    return child
+
+
+async def test_a_child_that_dies_is_a_crash_and_a_dead_parent_is_replaced():
+    analyser = IsolatedAnalyser(Limits(timeout=60))
+    endless = asyncio.create_task(analyser.analyse(hostile.INFINITE_LOOP_PS))
+    child = await started_child(analyser)
+    os.kill(child, signal.SIGSEGV)
+    with pytest.raises(RuntimeError, match="exit status -11"):
+        await endless
+
+    endless = asyncio.create_task(analyser.analyse(hostile.INFINITE_LOOP_PS))
+    child = await started_child(analyser)
+    first = analyser._server
+    first.process.kill()
+    with pytest.raises(RuntimeError, match="parent ended"):
+        await endless
+    # Its orphaned child was killed with it, and the next document gets a new parent.
+    with pytest.raises(ProcessLookupError):
+        for _ in range(500):
+            os.kill(child, 0)
+            await asyncio.sleep(0.01)
     assert (await analyser.analyse(make_pdf(2))).pages == 2
+    assert analyser._server is not first
 
 
 async def test_a_hostile_owner_holds_one_worker_while_another_owner_is_served():

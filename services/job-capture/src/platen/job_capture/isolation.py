@@ -35,6 +35,7 @@ import signal
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -54,7 +55,6 @@ BUSY_OWNER = (
 )
 # What the worker may write to stdout: one line, under 50 bytes a page.
 MAX_ANSWER = 2 * 1024 * 1024
-MAX_ERROR_OUTPUT = 4096
 
 
 def _env_number(name: str, default: float) -> float:
@@ -103,7 +103,7 @@ def scrubbed_environment(tmp: str) -> dict[str, str]:
 
 
 class IsolatedAnalyser:
-    # What the worker's Python runs (after `-I`); a test may put a stand-in here.
+    # What the workers' parent runs (after `python -I`).
     worker: tuple[str, ...] = ("-m", "platen.job_capture.analysis_worker")
 
     def __init__(self, limits: Limits | None = None) -> None:
@@ -112,6 +112,7 @@ class IsolatedAnalyser:
         self.queued = 0  # bytes of documents admitted and not yet analysed
         # Per owner with documents admitted: bytes admitted, and the owner's own slots.
         self._owners: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        self._server: _WorkerParent | None = None
 
     async def analyse(self, document: bytes, owner: str = "") -> Analysis:
         """What `document` is; `UnreadableDocument` with the reason the user sees if it
@@ -142,77 +143,144 @@ class IsolatedAnalyser:
     async def _run(self, document: bytes) -> Analysis:
         limits = self.limits
         tmp = tempfile.mkdtemp(prefix="platen-analysis-")
+        server: _WorkerParent | None = None
+        request_id = 0
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-I",
-                *self.worker,
-                f"--memory-bytes={limits.memory_bytes}",
-                f"--cpu-seconds={limits.cpu_seconds}",
-                f"--file-bytes={limits.file_bytes}",
-                # The worker stops Ghostscript itself a little before the deadline, so a
-                # document that is merely slow gets the same reason either way.
-                f"--timeout={max(0.1, limits.timeout - 0.5)}",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=scrubbed_environment(tmp),
-                cwd=tmp,
-                start_new_session=True,  # its own process group: one kill takes Ghostscript too
+            await asyncio.to_thread(Path(tmp, "document").write_bytes, document)
+            server = await self._worker_parent()
+            request_id = server.send(
+                {
+                    "dir": tmp,
+                    "memory_bytes": limits.memory_bytes,
+                    "cpu_seconds": limits.cpu_seconds,
+                    "file_bytes": limits.file_bytes,
+                    # The child stops Ghostscript itself a little before the deadline, so
+                    # a document that is merely slow gets the same reason either way.
+                    "timeout": max(0.1, limits.timeout - 0.5),
+                }
             )
             try:
-                out, err = await asyncio.wait_for(
-                    _exchange(process, document), timeout=limits.timeout
-                )
+                async with asyncio.timeout(limits.timeout):
+                    exit_code = await server.ended(request_id)
             except TimeoutError:
                 raise UnreadableDocument(TOO_LONG.format(limits.timeout)) from None
-            finally:
-                _kill_group(process.pid)
-                await process.wait()
-            return _answer(process.returncode, out, err, limits)
+            return _answer(exit_code, tmp, limits)
         finally:
+            if server is not None and request_id:
+                server.forget(request_id)  # kills what is left of the child, if anything
             shutil.rmtree(tmp, ignore_errors=True)
 
+    async def _worker_parent(self) -> _WorkerParent:
+        """The running workers' parent; a new one if there is none or it died."""
+        if self._server is None or not self._server.alive:
+            self._server = await _WorkerParent.start(self.worker)
+        return self._server
 
-async def _exchange(process: asyncio.subprocess.Process, document: bytes) -> tuple[bytes, bytes]:
-    """Send the document, read the answer (bounded) and wait for the worker to end."""
-    assert process.stdin and process.stdout and process.stderr
-    try:
-        process.stdin.write(document)
-        await process.stdin.drain()
-        process.stdin.close()
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # it died early; its exit status says why
-    out, err = await asyncio.gather(
-        process.stdout.read(MAX_ANSWER), process.stderr.read(MAX_ERROR_OUTPUT)
-    )
-    await process.wait()
-    return out, err
+
+class _WorkerParent:
+    """The long-lived `analysis_worker` process: it forks a child per document."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.alive = True
+        self._next = 0
+        self._pids: dict[int, int] = {}
+        self._ends: dict[int, asyncio.Future[int]] = {}
+        self._kill_when_started: set[int] = set()  # forgotten before their pid came
+        self.peak_kb = 0  # the largest child's peak memory, Ghostscript included
+        self._reader = asyncio.create_task(self._read(), name="analysis-worker-parent")
+
+    @classmethod
+    async def start(cls, worker: tuple[str, ...]) -> _WorkerParent:
+        home = tempfile.gettempdir()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            *worker,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=scrubbed_environment(home),
+            cwd=home,
+            start_new_session=True,
+        )
+        log.info("analysis worker parent started", pid=process.pid)
+        return cls(process)
+
+    def send(self, request: dict) -> int:
+        self._next += 1
+        self._ends[self._next] = asyncio.get_running_loop().create_future()
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps({"id": self._next, **request}) + "\n").encode())
+        return self._next
+
+    async def ended(self, request_id: int) -> int:
+        """The child's exit status (negative: the signal that ended it)."""
+        return await asyncio.shield(self._ends[request_id])
+
+    def forget(self, request_id: int) -> None:
+        """Done with a request: its child, and whatever that started, are killed if they
+        still run (a deadline, a cancelled delivery)."""
+        end = self._ends.pop(request_id, None)
+        pid = self._pids.pop(request_id, None)
+        if end is not None and not end.done():
+            if pid is None:
+                self._kill_when_started.add(request_id)
+            else:
+                _kill_group(pid)
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        cancelled = False
+        try:
+            while line := await self.process.stdout.readline():
+                message = json.loads(line)
+                request_id = message["id"]
+                if request_id in self._kill_when_started and "pid" in message:
+                    self._kill_when_started.discard(request_id)
+                    _kill_group(message["pid"])
+                if request_id not in self._ends:
+                    continue  # forgotten already
+                if "pid" in message:
+                    self._pids[request_id] = message["pid"]
+                elif not self._ends[request_id].done():
+                    self._ends[request_id].set_result(message["exit"])
+                    if message.get("peak_kb"):
+                        self.peak_kb = max(self.peak_kb, message["peak_kb"])
+        except asyncio.CancelledError:
+            cancelled = True  # the service is stopping
+            raise
+        finally:
+            # It died (or was killed): its children's fate is unknown; a new one serves
+            # the next document.
+            self.alive = False
+            if not cancelled:
+                log.error("analysis worker parent ended", returncode=self.process.returncode)
+            for request_id, end in self._ends.items():
+                if not end.done():
+                    end.set_exception(RuntimeError("the analysis worker parent ended"))
+                if (pid := self._pids.get(request_id)) is not None:
+                    _kill_group(pid)
 
 
 def _kill_group(pid: int) -> None:
-    """Kill the worker and whatever it started (Ghostscript): the group outlives neither
-    a deadline nor a worker that has answered."""
+    """Kill a child and whatever it started (Ghostscript: the child leads its own group)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
 
 
-def _answer(returncode: int | None, out: bytes, err: bytes, limits: Limits) -> Analysis:
-    if returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+def _answer(exit_code: int, folder: str, limits: Limits) -> Analysis:
+    if exit_code in (-signal.SIGXCPU, -signal.SIGKILL):
         # SIGKILL here is the kernel's, at the hard CPU limit (ours comes only after the
         # deadline, handled by the caller).
         raise UnreadableDocument(TOO_MUCH_CPU)
-    try:
-        answer = json.loads(out)
-    except ValueError:
-        answer = None
-    if returncode != 0 or not isinstance(answer, dict):
-        log.error(
-            "analysis worker failed",
-            returncode=returncode,
-            error=err.decode("utf-8", "replace")[-1000:],
-        )
-        raise RuntimeError(f"the analysis worker failed (exit status {returncode})")
+    answer = None
+    path = os.path.join(folder, "answer.json")
+    if exit_code == 0 and os.path.exists(path) and os.path.getsize(path) <= MAX_ANSWER:
+        with open(path, "rb") as out, contextlib.suppress(ValueError):
+            answer = json.load(out)
+    if not isinstance(answer, dict):
+        log.error("analysis worker failed", exit_code=exit_code)
+        raise RuntimeError(f"the analysis worker failed (exit status {exit_code})")
     if "refused" in answer:
         reason = str(answer["refused"])
         if reason.startswith(TOO_LONG.split("(")[0]):
