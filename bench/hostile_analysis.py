@@ -22,24 +22,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
+import dataclasses
 import importlib.util
 import os
 import resource
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import structlog
 
 from platen.db import apply_migrations, create_pool, load_migrations
-from platen.events.jobs import SubmitJob
-from platen.job_capture import analysis, handlers, isolation
+from platen.job_capture import analysis, isolation
 from platen.job_capture.isolation import IsolatedAnalyser, Limits
-from platen.job_capture.store import Store
-from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.testing.documents import make_pdf
 from platen.testing.infra import provide
@@ -50,31 +46,30 @@ CAPTURE = ROOT / "services/job-capture"
 MIGRATIONS = CAPTURE / "src/platen/job_capture/migrations"
 
 
-def load_corpus():
-    spec = importlib.util.spec_from_file_location("hostile", CAPTURE / "tests/hostile.py")
+def load(name: str, path: str):
+    """A module of job-capture's tests (the corpus, the submission as CUPS sends it)."""
+    spec = importlib.util.spec_from_file_location(name, CAPTURE / "tests" / path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {name: make() for name, make in module.CASES.items()}
+    return module
+
+
+hostile = load("hostile", "hostile.py")
+capture_db = load("capture_db", "integration/test_capture_db.py")
+
+
+def load_corpus() -> dict[str, bytes]:
+    return {name: make() for name, make in hostile.CASES.items()}
 
 
 async def submit(pool, user: str, document: bytes) -> tuple[float, str]:
     """Seconds from submit to the job recorded, and its state."""
-    cmd = SubmitJob(
-        job_id=uuid.uuid4(),
-        user=user,
-        printer="lab",
-        document_name="doc",
-        document=base64.b64encode(document),
-        source="cups",
-    )
     start = time.perf_counter()
-    await apply_in_transaction(
-        pool, "bench", handlers.on_submit, cmd, user_id="platen-print-server.bench", store=Store
-    )
+    job_id = await capture_db.submit(pool, document, user=user)
+    elapsed = time.perf_counter() - start
     async with pool.acquire() as conn:
-        state = await conn.fetchval("SELECT state FROM jobs WHERE job_id = $1", cmd.job_id)
-    return time.perf_counter() - start, state
+        return elapsed, await conn.fetchval("SELECT state FROM jobs WHERE job_id = $1", job_id)
 
 
 async def normal_stream(pool, rate: float, seconds: float) -> list[float]:
@@ -128,16 +123,7 @@ def figures(name: str, samples: list[float]) -> str:
 
 
 async def run(deadline: float, rate: float, seconds: float) -> None:
-    limits = Limits.from_environment()
-    limits = Limits(
-        timeout=deadline,
-        memory_bytes=limits.memory_bytes,
-        file_bytes=limits.file_bytes,
-        workers=limits.workers,
-        workers_per_owner=limits.workers_per_owner,
-        queued_bytes=limits.queued_bytes,
-        queued_bytes_per_owner=limits.queued_bytes_per_owner,
-    )
+    limits = dataclasses.replace(Limits.from_environment(), timeout=deadline)
     isolation._default = IsolatedAnalyser(limits)
     print(
         f"limits: deadline {deadline:g} s, memory {limits.memory_bytes // 2**20} MB,"
@@ -218,10 +204,9 @@ async def run(deadline: float, rate: float, seconds: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--deadline", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=4.0)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for name, default in (("deadline", 10.0), ("rate", 4.0), ("seconds", 20.0)):
+        parser.add_argument(f"--{name}", type=float, default=default)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     asyncio.run(run(args.deadline, args.rate, args.seconds))

@@ -6,22 +6,19 @@ analysis holds neither a connection nor a transaction."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import uuid
 
 import pytest
 
-from platen.events.jobs import SubmitJob
-from platen.job_capture import handlers, isolation
+from platen.job_capture import isolation
 from platen.job_capture.isolation import TOO_LONG, IsolatedAnalyser, Limits
-from platen.job_capture.store import Store
-from platen.messaging.handling import apply_in_transaction
 from platen.testing.databases import service_pool
 from platen.testing.documents import make_pdf
 
 from .. import hostile
 from ..conftest import MIGRATIONS
+from .test_capture_db import submit as submit_as_cups
 
 DEADLINE = 10.0
 
@@ -41,23 +38,7 @@ def analyser(monkeypatch):
 
 
 async def submit(pool, user: str, document: bytes) -> uuid.UUID:
-    cmd = SubmitJob(
-        job_id=uuid.uuid4(),
-        user=user,
-        printer="lab",
-        document_name="doc",
-        document=base64.b64encode(document),
-        source="cups",
-    )
-    await apply_in_transaction(
-        pool,
-        handlers.SERVICE,
-        handlers.on_submit,
-        cmd,
-        user_id="platen-print-server.test",
-        store=Store,
-    )
-    return cmd.job_id
+    return await submit_as_cups(pool, document, user=user)
 
 
 async def test_normal_jobs_during_an_attack_are_captured_and_the_attack_denied(one_connection):

@@ -177,3 +177,16 @@ async def test_bytes_beyond_the_queue_limits_are_refused_at_once_as_busy():
         task.cancel()
     await asyncio.gather(first, *queued, return_exceptions=True)
     assert analyser.queued == 0 and analyser._owners == {}
+
+
+async def test_an_analysis_still_running_after_a_while_gets_the_lowest_cpu_priority():
+    analyser = IsolatedAnalyser(Limits(timeout=60, yield_after=0.2))
+    endless = asyncio.create_task(analyser.analyse(hostile.INFINITE_LOOP_PS))
+    child = await started_child(analyser)
+    for _ in range(500):  # polled: nothing tells when the priority was lowered
+        if os.getpriority(os.PRIO_PROCESS, child) == 19:
+            break
+        await asyncio.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, child) == 19
+    endless.cancel()
+    await asyncio.gather(endless, return_exceptions=True)

@@ -19,6 +19,7 @@ the signal; peak_kb: the largest child's peak memory so far).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,7 +48,9 @@ def set_limits(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
 def child(request: dict) -> None:
     """In the forked child: analyse the document in `request["dir"]`; never returns."""
     try:
-        os.setsid()  # its own process group: one kill takes Ghostscript too
+        # Its own process group (one kill takes Ghostscript too); the parent sets it as
+        # well, so it is in place before the service hears the pid, whichever runs first.
+        os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         # Not the control channel: nothing the child (or Ghostscript) does reaches it.
@@ -117,6 +120,8 @@ def serve() -> None:
                     pid = os.fork()
                     if pid == 0:
                         child(request)
+                    with contextlib.suppress(OSError):  # the child may have done it, or ended
+                        os.setpgid(pid, pid)
                     running[pid] = request["id"]
                     say({"id": request["id"], "pid": pid})
 

@@ -72,6 +72,7 @@ class Limits:
     workers_per_owner: int = 1
     queued_bytes: int = 128 * 2**20
     queued_bytes_per_owner: int = 40 * 2**20
+    yield_after: float = 1.0
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -84,6 +85,7 @@ class Limits:
             queued_bytes=int(_env_number("PLATEN_ANALYSIS_QUEUE_MB", 128)) * 2**20,
             queued_bytes_per_owner=int(_env_number("PLATEN_ANALYSIS_QUEUE_MB_PER_USER", 40))
             * 2**20,
+            yield_after=_env_number("PLATEN_ANALYSIS_YIELD_AFTER_SECONDS", 1.0),
         )
 
     @property
@@ -161,7 +163,7 @@ class IsolatedAnalyser:
             )
             try:
                 async with asyncio.timeout(limits.timeout):
-                    exit_code = await server.ended(request_id)
+                    exit_code = await self._ended_yielding(server, request_id)
             except TimeoutError:
                 raise UnreadableDocument(TOO_LONG.format(limits.timeout)) from None
             return _answer(exit_code, tmp, limits)
@@ -169,6 +171,17 @@ class IsolatedAnalyser:
             if server is not None and request_id:
                 server.forget(request_id)  # kills what is left of the child, if anything
             shutil.rmtree(tmp, ignore_errors=True)
+
+    async def _ended_yielding(self, server: _WorkerParent, request_id: int) -> int:
+        """The child's exit status; a child still running after `yield_after` seconds
+        gets the lowest CPU priority, so that short analyses (other users' normal
+        documents) are not slowed down by long, likely hostile, ones."""
+        ended = server.ended(request_id)
+        try:
+            return await asyncio.wait_for(asyncio.shield(ended), self.limits.yield_after)
+        except TimeoutError:
+            server.lower_priority(request_id)
+        return await asyncio.shield(ended)
 
     async def _worker_parent(self) -> _WorkerParent:
         """The running workers' parent; a new one if there is none or it died."""
@@ -187,6 +200,7 @@ class _WorkerParent:
         self._pids: dict[int, int] = {}
         self._ends: dict[int, asyncio.Future[int]] = {}
         self._kill_when_started: set[int] = set()  # forgotten before their pid came
+        self._lower_when_started: set[int] = set()  # yielding before their pid came
         self.peak_kb = 0  # the largest child's peak memory, Ghostscript included
         self._reader = asyncio.create_task(self._read(), name="analysis-worker-parent")
 
@@ -213,9 +227,16 @@ class _WorkerParent:
         self.process.stdin.write((json.dumps({"id": self._next, **request}) + "\n").encode())
         return self._next
 
-    async def ended(self, request_id: int) -> int:
-        """The child's exit status (negative: the signal that ended it)."""
-        return await asyncio.shield(self._ends[request_id])
+    def ended(self, request_id: int) -> asyncio.Future[int]:
+        """The child's exit status, once it has ended (negative: the signal)."""
+        return self._ends[request_id]
+
+    def lower_priority(self, request_id: int) -> None:
+        pid = self._pids.get(request_id)
+        if pid is None:
+            self._lower_when_started.add(request_id)
+        else:
+            _lower_priority(pid)
 
     def forget(self, request_id: int) -> None:
         """Done with a request: its child, and whatever that started, are killed if they
@@ -242,6 +263,9 @@ class _WorkerParent:
                     continue  # forgotten already
                 if "pid" in message:
                     self._pids[request_id] = message["pid"]
+                    if request_id in self._lower_when_started:
+                        self._lower_when_started.discard(request_id)
+                        _lower_priority(message["pid"])
                 elif not self._ends[request_id].done():
                     self._ends[request_id].set_result(message["exit"])
                     if message.get("peak_kb"):
@@ -260,6 +284,12 @@ class _WorkerParent:
                     end.set_exception(RuntimeError("the analysis worker parent ended"))
                 if (pid := self._pids.get(request_id)) is not None:
                     _kill_group(pid)
+
+
+def _lower_priority(pid: int) -> None:
+    """The lowest CPU priority for a child and what it started (its process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.setpriority(os.PRIO_PGRP, pid, 19)
 
 
 def _kill_group(pid: int) -> None:
