@@ -59,7 +59,7 @@ def child(request: dict) -> None:
             os.dup2(devnull, fd)
         folder = request["dir"]
         os.chdir(folder)
-        os.environ["TMPDIR"] = folder
+        os.environ.update(TMPDIR=folder)  # for Ghostscript, which the child starts
         tempfile.tempdir = folder
         set_limits(request["memory_bytes"], request["cpu_seconds"], request["file_bytes"])
         with open("document", "rb") as source:
