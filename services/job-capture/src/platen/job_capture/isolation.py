@@ -115,6 +115,7 @@ class IsolatedAnalyser:
         # Per owner with documents admitted: bytes admitted, and the owner's own slots.
         self._owners: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._server: _WorkerParent | None = None
+        self._starting = asyncio.Lock()  # one parent, however many documents come at once
 
     async def analyse(self, document: bytes, owner: str = "") -> Analysis:
         """What `document` is; `UnreadableDocument` with the reason the user sees if it
@@ -185,9 +186,10 @@ class IsolatedAnalyser:
 
     async def _worker_parent(self) -> _WorkerParent:
         """The running workers' parent; a new one if there is none or it died."""
-        if self._server is None or not self._server.alive:
-            self._server = await _WorkerParent.start(self.worker)
-        return self._server
+        async with self._starting:
+            if self._server is None or not self._server.alive:
+                self._server = await _WorkerParent.start(self.worker)
+            return self._server
 
 
 class _WorkerParent:
