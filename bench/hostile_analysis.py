@@ -15,7 +15,7 @@ run takes a minute rather than the production default's several):
 4. the fixed cost of isolation: a 1-page PDF analysed in the service process (as before)
    and in a worker child, median of 20, and the CPU both spend per document.
 
-    .venv/bin/python bench/hostile_analysis.py [--deadline 10] [--rate 4] [--seconds 20]
+    .venv/bin/python bench/hostile_analysis.py [--deadline 10] [--rate 1] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from pathlib import Path
 
 import structlog
 
-from platen.db import apply_migrations, create_pool, load_migrations
 from platen.job_capture import analysis, isolation
 from platen.job_capture.isolation import IsolatedAnalyser, Limits
-from platen.messaging.service import MESSAGING_MIGRATIONS
+from platen.testing.databases import service_pool
 from platen.testing.documents import make_pdf
 from platen.testing.infra import provide
 from platen.testing.isolation import create_database
@@ -161,38 +160,8 @@ async def run(deadline: float, rate: float, seconds: float) -> None:
 
     with provide() as infra:
         _, dsn = await create_database(infra.database_url)
-        pool = await create_pool(dsn, "job_capture", min_size=2, max_size=10)
-        async with pool.acquire() as conn:
-            await apply_migrations(
-                conn,
-                "job_capture",
-                load_migrations("messaging", MESSAGING_MIGRATIONS)
-                + load_migrations("job-capture", MIGRATIONS),
-            )
-        print(f"infrastructure: {infra.source}")
-
-        print("time to deny, one at a time:")
-        for name, document in corpus.items():
-            elapsed, state = await submit(pool, "mallory", document)
-            async with pool.acquire() as conn:
-                reason = await conn.fetchval(
-                    "SELECT reason FROM jobs ORDER BY submitted_at DESC LIMIT 1"
-                )
-            print(f"  {name} ({len(document)} bytes): {state} in {elapsed:.2f} s: {reason}")
-
-        before = await normal_stream(pool, rate, seconds)
-        print(figures(f"normal jobs at {rate:g}/s, no attack", before))
-        stop = asyncio.Event()
-        attacks = [
-            asyncio.create_task(attacker(pool, user, corpus, stop)) for user in ("eve", "mallory")
-        ]
-        await asyncio.sleep(1)
-        during = await normal_stream(pool, rate, seconds)
-        stop.set()
-        denied = sum(await asyncio.gather(*attacks))
-        print(figures(f"normal jobs at {rate:g}/s, during the attack", during))
-        print(f"hostile documents denied during the run: {denied}")
-        await pool.close()
+        async with service_pool(dsn, "job-capture", "job_capture", MIGRATIONS) as pool:
+            await attack(pool, infra.source, corpus, rate, seconds)
 
     this = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     server = isolation._default._server
@@ -203,9 +172,34 @@ async def run(deadline: float, rate: float, seconds: float) -> None:
     )
 
 
+async def attack(pool, source: str, corpus: dict[str, bytes], rate: float, seconds: float):
+    print(f"infrastructure: {source}")
+    print("time to deny, one at a time:")
+    for name, document in corpus.items():
+        elapsed, state = await submit(pool, "mallory", document)
+        async with pool.acquire() as conn:
+            reason = await conn.fetchval(
+                "SELECT reason FROM jobs ORDER BY submitted_at DESC LIMIT 1"
+            )
+        print(f"  {name} ({len(document)} bytes): {state} in {elapsed:.2f} s: {reason}")
+
+    before = await normal_stream(pool, rate, seconds)
+    print(figures(f"normal jobs at {rate:g}/s, no attack", before))
+    stop = asyncio.Event()
+    attacks = [
+        asyncio.create_task(attacker(pool, user, corpus, stop)) for user in ("eve", "mallory")
+    ]
+    await asyncio.sleep(1)
+    during = await normal_stream(pool, rate, seconds)
+    stop.set()
+    denied = sum(await asyncio.gather(*attacks))
+    print(figures(f"normal jobs at {rate:g}/s, during the attack", during))
+    print(f"hostile documents denied during the run: {denied}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for name, default in (("deadline", 10.0), ("rate", 4.0), ("seconds", 20.0)):
+    for name, default in (("deadline", 10.0), ("rate", 1.0), ("seconds", 20.0)):
         parser.add_argument(f"--{name}", type=float, default=default)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
