@@ -16,7 +16,7 @@ from platen.events.jobs import JobCaptured
 from platen.events.registry import encode
 from platen.events.routing import COMMANDS, DESKTOP_REPLIES
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, HEADER_VERSION
-from platen.messaging.handling import Dispatcher, Rejected
+from platen.messaging.handling import Dispatcher, Rejected, outside_transaction
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.topology import DELIVERY_LIMIT
 
@@ -198,6 +198,43 @@ async def test_effects_run_after_the_commit_and_only_once(channel, pool, publish
     assert await wait_for(lambda: _applied_is(h, [msg.message_id]))
     await asyncio.sleep(0.3)
     assert seen == [True]
+
+
+async def test_a_step_outside_the_transaction_holds_no_connection_and_hands_its_result_on(
+    channel, pool, publisher
+):
+    """Slow work (job-capture's document analysis) is done before the delivery's
+    transaction opens: while it runs, no connection of the pool is taken."""
+    in_use_during_step = []
+    in_use_in_handler = []
+    handed_on = []
+    done = asyncio.Event()
+
+    async def step(event):
+        in_use_during_step.append(pool.get_size() - pool.get_idle_size())
+        return f"analysed {event.job_id}"
+
+    async def handler(ctx, event):
+        handed_on.append(ctx.prepared)
+        in_use_in_handler.append(pool.get_size() - pool.get_idle_size())
+        await record(ctx, event)
+
+        async def committed():
+            done.set()
+
+        ctx.after_commit(committed)
+
+    outside_transaction(handler, step)
+    h = Harness(channel, pool, publisher, handler)
+    await h.start()
+    msg = message(captured_body())
+    await h.send(msg)
+    await asyncio.wait_for(done.wait(), 15)  # not polling the database meanwhile
+    assert await h.applied() == [msg.message_id]
+    job_id = json.loads(msg.body)["job_id"]
+    assert in_use_during_step == [0]
+    assert in_use_in_handler == [1]
+    assert handed_on == [f"analysed {job_id}"]
 
 
 async def test_rejected_by_the_handler_is_dead_lettered(channel, pool, publisher):

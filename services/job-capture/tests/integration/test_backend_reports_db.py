@@ -10,6 +10,7 @@ import uuid
 from platen.events.jobs import CancelJob, KeepJobAlive, ReportOutcome, SubmitJob
 from platen.events.system import ErrorReply
 from platen.job_capture import handlers
+from platen.job_capture.analysis import Analysis
 from platen.job_capture.backend_reports import INTERRUPTED, on_cancel, on_heartbeat
 from platen.job_capture.store import Store
 from platen.messaging.handling import apply_in_transaction
@@ -104,24 +105,60 @@ async def test_a_cancel_that_overtakes_its_submission_drops_the_submission(pool)
     assert await emitted(pool) == []
 
 
-async def test_a_cancel_during_the_analysis_waits_for_it_and_cancels_the_job(pool):
+async def test_a_cancel_while_the_submission_is_recorded_waits_for_it_and_cancels_the_job(
+    pool, monkeypatch
+):
+    recording, go_on = asyncio.Event(), asyncio.Event()
+    identify = handlers.identify
+
+    async def held_in_its_transaction(ctx, cmd):
+        recording.set()
+        await go_on.wait()
+        return await identify(ctx, cmd)
+
+    monkeypatch.setattr(handlers, "identify", held_in_its_transaction)
     job_id = uuid.uuid4()
     submit = asyncio.create_task(apply(pool, handlers.on_submit, submission(job_id)))
-    # Wait until the submission holds the job's lock (it keeps it while it analyses).
+    await recording.wait()  # the submission's transaction holds the job's lock
+    cancel = asyncio.create_task(apply(pool, on_cancel, CancelJob(job_id=job_id)))
     async with pool.acquire() as conn:
-        for _ in range(200):
+        for _ in range(500):  # until the cancel waits for that lock
             if await conn.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
             ):
                 break
             await asyncio.sleep(0.01)
         else:
-            raise AssertionError("the submission never took the job's lock")
-    reply = await apply(pool, on_cancel, CancelJob(job_id=job_id))
+            raise AssertionError("the cancel never waited for the job's lock")
+    go_on.set()
+    reply = await cancel
     await submit
     assert reply.state == "cancelled"
     assert (await states(pool))[job_id] == ("cancelled", "cancelled in CUPS")
     assert [e.message_type for e in await emitted(pool)] == ["job.captured", "job.cancelled"]
+
+
+async def test_a_cancel_during_the_analysis_waits_for_nothing_and_drops_the_submission(
+    pool, monkeypatch
+):
+    """The analysis runs before the submission's transaction and holds no lock: a cancel
+    meanwhile is answered at once, and the submission, once analysed, is dropped."""
+    analysing, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow(document: bytes, owner: str = "") -> Analysis:
+        analysing.set()
+        await go_on.wait()
+        return Analysis(format="pdf", pages=1, color_pages=(), page_sizes=("A4",))
+
+    monkeypatch.setattr(handlers, "analyse", slow)
+    job_id = uuid.uuid4()
+    submit = asyncio.create_task(apply(pool, handlers.on_submit, submission(job_id)))
+    await analysing.wait()
+    assert (await apply(pool, on_cancel, CancelJob(job_id=job_id))).state == "unknown"
+    go_on.set()
+    await submit
+    assert job_id not in await states(pool)  # never captured, so never released or charged
+    assert await emitted(pool) == []
 
 
 async def test_interrupted_and_late_outcomes(pool):

@@ -13,11 +13,11 @@ from platen.messaging.handling import apply_in_transaction
 from platen.testing.documents import make_pdf
 
 
-async def submit(pool, document: bytes) -> uuid.UUID:
+async def submit(pool, document: bytes, *, user: str = "alice") -> uuid.UUID:
     job_id = uuid.uuid4()
     cmd = SubmitJob(
         job_id=job_id,
-        user="alice",
+        user=user,
         printer="lab",
         document_name="report.pdf",
         document=base64.b64encode(document),

@@ -18,10 +18,11 @@ from platen.events.print_identity import (
     SetPrinterIdentity,
 )
 from platen.events.system import ErrorReply
-from platen.job_capture import expiry, handlers, print_identity
+from platen.job_capture import analyse_only, expiry, handlers, print_identity
 from platen.job_capture.analysis import Analysis, UnreadableDocument
 from platen.job_capture.backend_reports import INTERRUPTED, on_cancel, on_heartbeat
 from platen.job_capture.domain import EXPIRED, UNREPORTED, Job
+from platen.job_capture.main import SPEC
 from platen.messaging.fakes import FakeContext
 
 from .fakes import FakeStore
@@ -39,7 +40,7 @@ def analyser(monkeypatch):
     colour. `analysed` lists the documents it was given."""
     analysed: list[bytes] = []
 
-    def analyse(document: bytes) -> Analysis:
+    async def analyse(document: bytes, owner: str = "") -> Analysis:
         analysed.append(document)
         return Analysis(format="pdf", pages=3, color_pages=(2,), page_sizes=("A4",) * 3)
 
@@ -151,14 +152,14 @@ async def test_a_document_too_large_or_unreadable_is_denied_at_capture(monkeypat
     assert analyser == []  # never analysed
     monkeypatch.setattr(handlers, "MAX_DOCUMENT_BYTES", 1000)
 
-    def unreadable(document: bytes) -> Analysis:
+    async def unreadable(document: bytes, owner: str = "") -> Analysis:
         raise UnreadableDocument("unsupported document format")
 
     monkeypatch.setattr(handlers, "analyse", unreadable)
     refused = submission()
     await handlers.on_submit(ctx, refused)
 
-    def crash(document: bytes) -> Analysis:
+    async def crash(document: bytes, owner: str = "") -> Analysis:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(handlers, "analyse", crash)
@@ -399,3 +400,11 @@ async def test_each_job_closed_by_its_deadline_carries_only_its_own_marks():
     marks = {e.message.job_id: e.marks for e in ctx.emitted}
     assert marks == {trusted.job_id: {"identity": "trusted"}, plain.job_id: {}}
     assert ctx.marks == {}
+
+
+def test_documents_are_analysed_before_the_transaction_of_their_delivery():
+    """What the dispatcher runs for a submission and a quote: the analysis first, outside
+    the transaction (`outside_transaction`), the handler then records the outcome."""
+    commands = SPEC.subscriptions.handlers("commands")
+    assert commands[ev.SubmitJob].before_transaction is handlers.analyse_submission
+    assert commands[ev.AnalyseDocument].before_transaction is analyse_only.analyse_for_quote

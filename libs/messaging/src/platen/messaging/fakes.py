@@ -49,6 +49,7 @@ class FakeContext:
     marks: dict[str, str] = field(default_factory=dict)
     # Given, `emit` refuses what the service does not declare it publishes, as the real one.
     subscriptions: Subscriptions | None = None
+    prepared: Any = None
 
     def mark(self, **fields: str) -> None:
         self.marks.update(checked(fields))

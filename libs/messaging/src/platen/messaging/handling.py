@@ -4,7 +4,9 @@ The steps for every delivery:
 1. Decode it against the contract. A message that does not fit can never succeed:
    it goes to the queue's dead-letter queue with the reason in its headers, and is acked.
 2. In one database transaction: claim its id in the inbox (a redelivery stops here), run
-   the handler, which changes state and adds outgoing messages to the outbox.
+   the handler, which changes state and adds outgoing messages to the outbox. A handler
+   with slow work that needs no database (analysing a document) has it done first, outside
+   any transaction (`outside_transaction`), and finds the result in `ctx.prepared`.
 3. After the commit: run the effects the handler left for then (`ctx.after_commit`), wake
    the outbox relay, send the reply if the sender asked for one, and only then ack.
 A handler that raises `Rejected` dead-letters the message the same way. Any other error is
@@ -92,6 +94,9 @@ class HandlerContext:
         structlog.contextvars.bind_contextvars(**accepted)
 
     effects: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    # What the handler's `outside_transaction` step returned for this message (None: it
+    # has none).
+    prepared: Any = None
 
     def after_commit(self, effect: Callable[[], Awaitable[object]]) -> None:
         """Run `effect` once this delivery's transaction has committed, before its reply is
@@ -131,6 +136,22 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[Message | None]]
+Preparation = Callable[[Any], Awaitable[Any]]
+
+
+def outside_transaction(handler: Handler, step: Preparation) -> None:
+    """Have `step(message)` run before `handler`'s transaction opens, holding no database
+    connection, its result in `ctx.prepared`. For slow work that must not keep a pool
+    connection and a transaction open. It runs again for a redelivered message (the inbox
+    is checked only inside the transaction), so it must change nothing."""
+    handler.before_transaction = step  # type: ignore[attr-defined]
+
+
+async def prepare(handler: Handler, message: Message) -> Any:
+    step = getattr(handler, "before_transaction", None)
+    return None if step is None else await step(message)
+
+
 # Makes a service's store over one open transaction.
 StoreFactory = Callable[[asyncpg.Connection], Any]
 
@@ -148,11 +169,13 @@ async def apply_in_transaction(
     the inbox: in a transaction of its own, its emits left in the outbox table. For tests
     and benchmarks of a service's handlers against its database. `user_id`: the AMQP
     user_id the delivery would carry (the broker-checked sender)."""
+    prepared = await prepare(handler, message)
     async with pool.acquire() as conn, conn.transaction():
         env = Envelope(message.message_type, message.schema_version, producer)
         ctx = HandlerContext(conn, env, producer, None, structlog.get_logger(producer))  # type: ignore[arg-type]
         ctx.user_id = user_id
         ctx.store = store(conn) if store else None
+        ctx.prepared = prepared
         reply = await handler(ctx, message)
     for effect in ctx.effects:
         await effect()
@@ -323,8 +346,9 @@ class Dispatcher:
             await raw.ack()
             return
 
+        prepared = await prepare(handler, message)
         try:
-            reply, effects = await self._apply(raw, envelope, message, handler, marks)
+            reply, effects = await self._apply(raw, envelope, message, handler, marks, prepared)
         except Rejected as exc:
             await self._dead_letter(raw, str(exc))
             return
@@ -342,6 +366,7 @@ class Dispatcher:
         message: Message,
         handler: Handler,
         marks: dict[str, str],
+        prepared: Any = None,
     ) -> tuple[Message | None, list[Callable[[], Awaitable[object]]]]:
         def context(conn: asyncpg.Connection | None) -> HandlerContext:
             return HandlerContext(
@@ -355,6 +380,7 @@ class Dispatcher:
                 store=self.store(conn) if self.store and conn else None,
                 marks=dict(marks),
                 subscriptions=self.subscriptions,
+                prepared=prepared,
             )
 
         if envelope.message_type in self.without_database:

@@ -6,11 +6,12 @@ it through `ctx.store`, publish what the move queued. The rules are in `domain`.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+import structlog
 
 from platen.events.jobs import (
     GetJobStatus,
@@ -28,13 +29,14 @@ from platen.events.jobs import (
 )
 from platen.events.system import ErrorReply
 from platen.job_capture import ownership
-from platen.job_capture.analysis import UnreadableDocument, analyse
+from platen.job_capture.analysis import Analysis, UnreadableDocument
 from platen.job_capture.domain import NOT_ANALYSED, IllegalTransition, Job, too_large
 from platen.job_capture.domain import SERVICE as SERVICE  # the producer name tests run as
+from platen.job_capture.isolation import analyse
 from platen.job_capture.print_identity import identify
 from platen.job_capture.senders import Sender
 from platen.job_capture.subscriptions import subscribe
-from platen.messaging.handling import HandlerContext
+from platen.messaging.handling import HandlerContext, outside_transaction
 
 MAX_DOCUMENT_BYTES = int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 1024 * 1024)))
 DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "600"))
@@ -55,6 +57,27 @@ async def publish(ctx: HandlerContext, job: Job) -> None:
         await ctx.emit(job.events.pop(0), correlation_id=str(job.job_id))
 
 
+async def analyse_submission(cmd: SubmitJob) -> Analysis | str:
+    """What the submitted document is, or why it is refused (shown to the user). Runs
+    before on_submit's transaction (`outside_transaction`), in a worker process of its own
+    (`isolation`): a hostile document costs neither a pool connection nor an open
+    transaction, nor anything of the service's own."""
+    reason = too_large(len(cmd.document), MAX_DOCUMENT_BYTES)
+    if reason is not None:
+        return reason
+    try:
+        return await analyse(cmd.document, cmd.user)
+    except UnreadableDocument as exc:
+        return str(exc)
+    except Exception:
+        # An analyser crash must not send the command round the queue until it is
+        # dead-lettered: the job is recorded and denied, and the user told.
+        structlog.get_logger(__name__).exception(
+            "document analysis crashed", job_id=str(cmd.job_id)
+        )
+        return NOT_ANALYSED
+
+
 @subscribe.command(SubmitJob)
 async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | ErrorReply:
     await ctx.store.lock_job_id(cmd.job_id)
@@ -67,19 +90,11 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | Error
         ctx.log.info("submission of a job cancelled in CUPS dropped")
         return JobSubmitted(job_id=cmd.job_id)
     identity = await identify(ctx, cmd)
-    reason = too_large(len(cmd.document), MAX_DOCUMENT_BYTES)
-    analysis = None
-    if reason is None:
-        try:
-            # Ghostscript may take seconds: keep the event loop free for other deliveries.
-            analysis = await asyncio.to_thread(analyse, cmd.document)
-        except UnreadableDocument as exc:
-            reason = str(exc)
-        except Exception:
-            # An analyser crash must not send the command round the queue until it is
-            # dead-lettered: the job is recorded and denied, and the user told.
-            ctx.log.exception("document analysis crashed")
-            reason = NOT_ANALYSED
+    # Analysed before this transaction opened; only a caller that skips the dispatcher
+    # (a unit test's fake context) gets here without it.
+    outcome = ctx.prepared if ctx.prepared is not None else await analyse_submission(cmd)
+    analysis = outcome if isinstance(outcome, Analysis) else None
+    reason = None if analysis is not None else str(outcome)
     job = Job.capture(
         cmd,
         now=datetime.now(UTC),
@@ -108,6 +123,9 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | Error
         )
     await publish(ctx, job)
     return JobSubmitted(job_id=cmd.job_id)
+
+
+outside_transaction(on_submit, analyse_submission)
 
 
 async def _transition(

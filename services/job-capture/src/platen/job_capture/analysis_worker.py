@@ -1,0 +1,130 @@
+"""`python -I -m platen.job_capture.analysis_worker`: the analysis workers' parent.
+
+One long-lived process per job-capture process (`isolation.IsolatedAnalyser` starts it
+with a scrubbed environment). It imports the parsers once and never reads a document
+itself: for each request it forks a child, which limits itself, reads the document and
+writes what it is, so a document costs a fork, not a Python start, and every child is
+new: one that misbehaved is gone with its document.
+
+The protocol, one JSON object per line. On stdin, a request:
+    {"id": 7, "dir": "/tmp/platen-analysis-x", "memory_bytes": ..., "cpu_seconds": ...,
+     "file_bytes": ..., "timeout": 9.5}
+`dir` is the document's own folder (made and removed by the service) holding `document`;
+the child makes it its working directory and TMPDIR (Ghostscript's gs_* files go there)
+and writes `answer.json` in it: {"analysis": {...}} or {"refused": "reason"}. On stdout:
+{"id": 7, "pid": 1234} once the child runs (the service kills its process group at the
+deadline), then {"id": 7, "exit": 0, "peak_kb": ...} when it has ended (a negative exit:
+the signal; peak_kb: the largest child's peak memory so far).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import resource
+import selectors
+import signal
+import sys
+import tempfile
+
+from platen.job_capture.analysis import UnreadableDocument, analyse
+
+# Said when the analysis runs out of its address space inside Python (pikepdf, the raster
+# reader). Ghostscript out of memory fails as a document that cannot be rendered.
+TOO_MUCH_MEMORY = "the document needs too much memory to analyse (the limit is {} MB)"
+
+
+def set_limits(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
+    """Soft and hard limits alike: the document cannot raise them again (Ghostscript's
+    PostScript has no way to, but a bug in a parser should not have one either)."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no copy of the document
+
+
+def child(request: dict) -> None:
+    """In the forked child: analyse the document in `request["dir"]`; never returns."""
+    try:
+        # Its own process group (one kill takes Ghostscript too); the parent sets it as
+        # well, so it is in place before the service hears the pid, whichever runs first.
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # Not the control channel: nothing the child (or Ghostscript) does reaches it.
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        folder = request["dir"]
+        os.chdir(folder)
+        os.environ.update(TMPDIR=folder)  # for Ghostscript, which the child starts
+        tempfile.tempdir = folder
+        set_limits(request["memory_bytes"], request["cpu_seconds"], request["file_bytes"])
+        with open("document", "rb") as source:
+            document = source.read()
+        try:
+            result = analyse(document, timeout=request["timeout"])
+            answer: dict[str, object] = {"analysis": dataclasses.asdict(result)}
+        except UnreadableDocument as exc:
+            answer = {"refused": str(exc)}
+        except MemoryError:
+            answer = {"refused": TOO_MUCH_MEMORY.format(request["memory_bytes"] // 2**20)}
+        with open("answer.part", "w") as out:
+            json.dump(answer, out)
+        os.rename("answer.part", "answer.json")
+        os._exit(0)
+    except BaseException:
+        os._exit(70)  # the service reports a crash (no answer.json)
+
+
+def serve() -> None:
+    """Fork a child per request; report each child's pid and, once reaped, its exit."""
+    running: dict[int, int] = {}  # pid -> request id
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    control = sys.stdin.buffer.raw
+    out = sys.stdout
+
+    def say(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    pending = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(control, selectors.EVENT_READ, "control")
+        selector.register(wake_read, selectors.EVENT_READ, "child")
+        while True:
+            for key, _ in selector.select():
+                if key.data == "child":
+                    os.read(wake_read, 4096)
+                    while running:
+                        pid, status = os.waitpid(-1, os.WNOHANG)
+                        if pid == 0:
+                            break
+                        if pid in running:
+                            exit_code = os.waitstatus_to_exitcode(status)
+                            # The largest child so far (grandchildren included), in KiB.
+                            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                            say({"id": running.pop(pid), "exit": exit_code, "peak_kb": peak})
+                    continue
+                chunk = os.read(control.fileno(), 65536)
+                if not chunk:  # the service is gone: so are we (children die at its kill)
+                    return
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    request = json.loads(line)
+                    pid = os.fork()
+                    if pid == 0:
+                        child(request)
+                    with contextlib.suppress(OSError):  # the child may have done it, or ended
+                        os.setpgid(pid, pid)
+                    running[pid] = request["id"]
+                    say({"id": request["id"], "pid": pid})
+
+
+if __name__ == "__main__":
+    serve()
