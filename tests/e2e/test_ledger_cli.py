@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import aio_pika
+import asyncpg
 
 from platen import rpc
 from platen.events.accounts import AnswerJob, AnswerOutcome
@@ -18,7 +19,7 @@ from platen.events.desktop import LowBalanceNotice
 from platen.events.jobs import JobPriced
 from platen.events.routing import EVENTS
 from platen.testing.documents import make_pdf
-from tests.e2e.helpers import EventRecorder, command, eventually, query, submit_jobs
+from tests.e2e.helpers import EventRecorder, command, eventually, submit_jobs
 
 
 def pdf(system, pages: int = 3):
@@ -130,11 +131,24 @@ async def test_errors_are_clear(system):
     assert out.returncode != 0
 
 
+async def tamper_as_superuser(database_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 async def test_verify_exits_1_and_names_a_balance_changed_behind_the_ledger(system):
     system.ctl("user", "add", "eve", "--balance", "5.00")
     verify(system)
-    tamper = "UPDATE ledger.accounts SET balance = balance + $1 WHERE id = 'personal:eve'"
-    await query(system.database_url, tamper, D("1.00"))
+    # Behind the ledger's back: the database refuses a balance changed without a posting,
+    # so only a superuser turning its triggers off can do this. `verify` still finds it.
+    tamper = (
+        "SET session_replication_role = replica; "
+        "UPDATE ledger.accounts SET balance = balance + {} WHERE id = 'personal:eve'"
+    )
+    await tamper_as_superuser(system.database_url, tamper.format("1.00"))
     try:
         out = system.ctl("ledger", "verify", check=False)
         assert out.returncode == 1
@@ -144,7 +158,7 @@ async def test_verify_exits_1_and_names_a_balance_changed_behind_the_ledger(syst
         )
         assert out.stdout.splitlines()[-1] == "ledger has problems"
     finally:
-        await query(system.database_url, tamper, D("-1.00"))
+        await tamper_as_superuser(system.database_url, tamper.format("-1.00"))
     verify(system)
 
 

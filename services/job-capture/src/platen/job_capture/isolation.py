@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import math
 import os
@@ -188,7 +189,12 @@ class IsolatedAnalyser:
         """The running workers' parent; a new one if there is none or it died."""
         async with self._starting:
             if self._server is None or not self._server.alive:
-                self._server = await _WorkerParent.start(self.worker)
+                # In a context of its own: the parent (and its reader task) serves every
+                # later document, so its lines must not carry the fields of the job whose
+                # delivery happened to start it.
+                self._server = await asyncio.create_task(
+                    _WorkerParent.start(self.worker), context=contextvars.Context()
+                )
             return self._server
 
 
