@@ -33,7 +33,9 @@ def document(system, pages: int = 3):
 
 
 async def answer(system, job_id: str, user: str, action: str = "print"):
-    async with rpc.connect(system.amqp_url) as client:
+    # As the notification service forwards a desktop's answer: the ledger takes answers
+    # from no one else.
+    async with rpc.connect(system.ids.services["notification"]) as client:
         return await client.request(
             "ledger.job.answer", AnswerJob(job_id=uuid.UUID(job_id), user=user, action=action)
         )

@@ -83,7 +83,9 @@ async def test_confirmation_answered_through_the_ledger(system):
         asks = await events.wait_for("job.input_required", 2)
         assert {a.correlation_id for a in asks} == {str(keep), str(drop)}
         assert events.of_type("job.authorized") == []
-        async with rpc.connect(system.amqp_url) as client:
+        # As the notification service forwards desktops' answers: the only sender the
+        # ledger takes them from.
+        async with rpc.connect(system.ids.services["notification"]) as client:
             ok = await client.request(
                 "ledger.job.answer", AnswerJob(job_id=keep, user="bob", action="print")
             )

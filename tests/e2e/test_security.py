@@ -7,6 +7,7 @@ import asyncio
 import json
 import stat
 import tomllib
+from decimal import Decimal as D
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -19,10 +20,13 @@ from aiormq.exceptions import (
     ProbableAuthenticationError,
 )
 
+from platen.events.accounts import TopUp
 from platen.events.desktop import BalanceNotice
+from platen.events.discovery import signed_in_as
 from platen.events.registry import decode
 from platen.messaging.installation import with_credentials
 from tests.e2e.clientproc import ClientProcess
+from tests.e2e.helpers import command, eventually
 
 
 def issue(system, login: str) -> str:
@@ -231,3 +235,29 @@ async def test_each_service_is_its_own_database_role_and_none_can_turn_off_the_l
     finally:
         await admin.close()
     assert {r["usename"] for r in signed_in} == roles
+
+
+async def test_a_service_cannot_have_the_ledger_move_money_by_any_route(system):
+    """Pricing's identity may not publish `ledger.topup` on `platen.commands` (the broker
+    refuses it); straight into the ledger's queue through the default exchange, the
+    ledger refuses it by its broker-checked user_id, dead-letters it with the reason and
+    moves no money. The same command from platenctl's identity goes through."""
+    system.ctl("user", "add", "ivy", "--balance", "1.00")
+    pricing = system.ids.services["pricing"]
+    conn = await aio_pika.connect(pricing)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        forged = command(
+            TopUp(account="ivy", amount=D("100.00"), key="forged-1"),
+            user_id=signed_in_as(pricing),
+        )
+        await ch.default_exchange.publish(forged, routing_key="account-ledger.commands")
+
+    async def refused() -> bool:
+        out = system.ctl("dlq", "list", "--json", check=False)
+        return forged.message_id in out.stdout and "accepted only from admin" in out.stdout
+
+    assert await eventually(refused, timeout=30)
+    assert D(system.user_json("ivy")["balance"]) == D("1.00")
+    system.ctl("topup", "ivy", "2.00")
+    assert D(system.user_json("ivy")["balance"]) == D("3.00")

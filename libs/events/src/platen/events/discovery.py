@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 ENV_FILE = Path("run") / "platen.env"
@@ -39,3 +40,13 @@ def amqp_url() -> str:
     if env_file and (url := read_env_file(env_file).get("PLATEN_AMQP_URL")):
         return url
     return DEFAULT_URL
+
+
+def signed_in_as(url: str) -> str | None:
+    """The broker user an AMQP URL signs in as: the one it names, the client library's
+    default (guest) when it names none, None with certificate sign-in (the broker takes
+    the name from the certificate, which the client does not know)."""
+    parts = urlsplit(url)
+    if parts.username:
+        return unquote(parts.username)
+    return None if "auth=external" in parts.query.lower() else "guest"

@@ -42,6 +42,7 @@ def build(
     expiration_ms: int | None = None,
     reply_to: str | None = None,
     marks: str | None = None,
+    user_id: str | None = None,
 ) -> aio_pika.Message:
     headers: dict[str, object] = {HEADER_VERSION: schema_version}
     if marks:
@@ -58,6 +59,7 @@ def build(
         headers=headers,
         expiration=expiration_ms / 1000 if expiration_ms is not None else None,
         reply_to=reply_to,
+        user_id=user_id,
     )
 
 

@@ -40,6 +40,7 @@ from platen.messaging.marks import encode as encode_marks
 from platen.messaging.marks import of_delivery
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
+from platen.messaging.senders import SenderCheck
 from platen.messaging.subscriptions import Subscriptions
 from platen.messaging.topology import DELIVERY_LIMIT
 
@@ -219,8 +220,11 @@ class Dispatcher:
         subscriptions: Subscriptions | None = None,
         queries: Iterable[type[Message]] = (),
         without_database: Iterable[type[Message]] = (),
+        senders: SenderCheck | None = None,
     ) -> None:
         self.queue = queue
+        # Who each restricted command is accepted from (`senders`), by its AMQP user_id.
+        self.senders = senders
         # Questions that change nothing: answered in a read-only transaction and never
         # recorded in the inbox (a redelivery is simply answered again).
         self.queries = {m.message_type for m in queries}
@@ -338,6 +342,11 @@ class Dispatcher:
         if handler is None:
             await self._dead_letter(raw, f"{self.queue} has no handler for {envelope.message_type}")
             return
+        refused = self._refused_sender(raw, message)
+        if refused is not None:
+            log.warning("command refused: not from a sender allowed to send it", reason=refused)
+            await self._dead_letter(raw, refused)
+            return
         # A handler may turn a delivery away before any work is done for it (a desktop
         # flooding answers): no transaction, no inbox row, only the ack. Its `admit` says
         # so, and logs why; everything else about the delivery is the handler's to decide.
@@ -358,6 +367,13 @@ class Dispatcher:
         if reply is not None and _may_reply(raw):
             await self._send_reply(raw, reply)
         await raw.ack()
+
+    def _refused_sender(self, raw: AbstractIncomingMessage, message: Message) -> str | None:
+        """Why this command may not come from whoever sent it (None: it may)."""
+        if self.senders is None or self.subscriptions is None:
+            return None
+        allowed = self.subscriptions.senders.get(type(message))
+        return self.senders.refusal(message.message_type, allowed, raw.user_id)
 
     async def _apply(
         self,

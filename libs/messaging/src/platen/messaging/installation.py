@@ -33,6 +33,21 @@ def service_user(service: str) -> str:
     return f"platen-{service}"
 
 
+def identity_user(identity: str, user_prefix: str = "") -> str:
+    """The broker user an identity signs in as: a service (by its name), or "admin"."""
+    return user_prefix + (ADMIN if identity == "admin" else service_user(identity))
+
+
+def prefix_of(user: str | None, service: str) -> str | None:
+    """The user prefix of the installation whose `service` signs in as broker user `user`;
+    None when `user` is not an identity the installer made for that service (every part
+    signed in as one shared user, as some benchmarks do)."""
+    own = service_user(service)
+    if user is None or not user.endswith(own):
+        return None
+    return user[: -len(own)]
+
+
 def with_credentials(url: str, user: str, password: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "localhost"

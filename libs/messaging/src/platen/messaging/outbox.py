@@ -108,8 +108,12 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_interval: float = 1.0,
+        user_id: str | None = None,
     ) -> None:
         self._pool = pool
+        # Set on every message as its AMQP user_id: the broker checks it is the user this
+        # connection signed in as, so consumers may trust it to name the sender.
+        self._user_id = user_id
         self._publisher = publisher
         self._producer = producer
         self._batch_size = batch_size
@@ -197,6 +201,7 @@ class OutboxRelay:
             expiration_ms=row["expiration_ms"],
             reply_to=row["reply_to"],
             marks=row["marks"],
+            user_id=self._user_id,
         )
         if row["exchange"] == DESKTOP and (login := login_of_key(row["routing_key"])):
             # A desktop message is mandatory: its user's queue must exist first. Declared

@@ -27,6 +27,7 @@ from faststream.rabbit.schemas import Channel
 
 from platen.db import apply_migrations, connect_with_retry, load_migrations
 from platen.db.roles import provision
+from platen.events.discovery import signed_in_as
 from platen.events.system import (
     DeadLettersListed,
     DeadLettersReplayed,
@@ -41,6 +42,7 @@ from platen.messaging.logs import configure_logging
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.outbox import backlog as outbox_backlog
 from platen.messaging.publisher import Publisher
+from platen.messaging.senders import SenderCheck
 from platen.messaging.settings import Settings
 from platen.messaging.subscriptions import COMMAND_QUEUE, Subscriptions
 from platen.messaging.topology import consumer_queues, declare_topology
@@ -168,7 +170,17 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
             )
         rt.publisher = Publisher(settings.amqp_url, spec.name)
         await rt.publisher.connect()
-        rt.relay = OutboxRelay(rt.pool, rt.publisher, spec.name)
+        own_user = signed_in_as(settings.amqp_url)
+        # What this service sends carries its broker user as `user_id` (which the broker
+        # checks), so that a consumer can tell it from anyone else's.
+        rt.relay = OutboxRelay(rt.pool, rt.publisher, spec.name, user_id=own_user)
+        senders = SenderCheck(spec.name, own_user)
+        if not senders.active:
+            log.warning(
+                "not signed in as this service's own broker identity: commands are not "
+                "checked by sender (every part shares one identity)",
+                user=own_user,
+            )
         for name, handlers in list(rt.dispatchers.items()):
             rt.dispatchers[name] = Dispatcher(
                 queue=name,
@@ -181,6 +193,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 subscriptions=spec.subscriptions,
                 queries=spec.subscriptions.queries | {Ping},
                 without_database=(ListDeadLetters, ReplayDeadLetters),
+                senders=senders,
             )
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
         rt.tasks.append(

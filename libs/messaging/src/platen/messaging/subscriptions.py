@@ -59,6 +59,10 @@ class Subscriptions:
         }
         self._handlers: dict[str, dict[type[Message], Callable[..., Any]]] = {}
         self.queries: set[type[Message]] = set()
+        # command -> the identities it is accepted from ("admin", a service's name), by
+        # the broker-checked AMQP user_id (`platen.messaging.senders`); absent: anyone the
+        # broker lets publish it.
+        self.senders: dict[type[Message], frozenset[str]] = {}
 
     def _on(self, purpose: str, models: tuple[type[Message], ...]) -> Callable[[H], H]:
         def declare(handler: H) -> H:
@@ -78,9 +82,14 @@ class Subscriptions:
         """The handler of these events: each is bound to the service's events queue."""
         return self._on(EVENT_QUEUE, models)
 
-    def command(self, *models: type[Message]) -> Callable[[H], H]:
+    def command(
+        self, *models: type[Message], senders: Iterable[str] | None = None
+    ) -> Callable[[H], H]:
         """The handler of these commands or queries (`<command_prefix>.…`): its return
-        annotation names the replies it sends."""
+        annotation names the replies it sends. `senders`: the only identities they are
+        accepted from ("admin" for platenctl, or a service's name)."""
+        if senders is not None:
+            self.senders.update({m: frozenset(senders) for m in models})
         for model in models:
             # Its queue is bound to `<command_prefix>.#`: any other key never reaches it.
             if not model.message_type.startswith(f"{self.command_prefix}."):
@@ -93,13 +102,15 @@ class Subscriptions:
         self.queries.update(m for m in models if getattr(m, "message_kind", "") == "query")
         return self._on(COMMAND_QUEUE, models)
 
-    def query(self, *models: type[Message]) -> Callable[[H], H]:
+    def query(
+        self, *models: type[Message], senders: Iterable[str] | None = None
+    ) -> Callable[[H], H]:
         """A command that only asks (show, list, status): it changes nothing, so it is
         answered in a read-only transaction and leaves no inbox row."""
         for model in models:
             if getattr(model, "message_kind", "query") != "query":
                 raise ValueError(f"{model.__name__} is a {model.message_kind}, not a query")
-        declare = self.command(*models)
+        declare = self.command(*models, senders=senders)
         self.queries.update(models)
         return declare
 

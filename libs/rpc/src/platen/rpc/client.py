@@ -7,12 +7,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from platen.events.base import HEADER_VERSION, Message
+from platen.events.discovery import signed_in_as
 from platen.events.registry import decode, encode
 from platen.events.routing import COMMANDS
 from platen.events.system import ErrorReply
@@ -123,16 +123,6 @@ async def connect(url: str) -> AsyncIterator[Client]:
         client = Client(channel, connection, signed_in_as(url))
         await client.start()
         yield client
-
-
-def signed_in_as(url: str) -> str | None:
-    """The broker user an AMQP URL signs in as: the one it names, the client library's
-    default (guest) when it names none, None with certificate sign-in (the broker takes
-    the name from the certificate, which the client does not know)."""
-    parts = urlsplit(url)
-    if parts.username:
-        return unquote(parts.username)
-    return None if "auth=external" in parts.query.lower() else "guest"
 
 
 def _safe(url: str) -> str:

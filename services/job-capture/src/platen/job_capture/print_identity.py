@@ -17,6 +17,7 @@ from platen.job_capture.domain import identity_mode, marks_of
 from platen.job_capture.identity import decide
 from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 
 
 async def identify(ctx: HandlerContext, cmd: SubmitJob) -> JobIdentity:
@@ -41,7 +42,7 @@ async def identify(ctx: HandlerContext, cmd: SubmitJob) -> JobIdentity:
     return identity
 
 
-@subscribe.command(SetPrinterIdentity)
+@subscribe.command(SetPrinterIdentity, senders=ADMIN)
 async def on_set(ctx: HandlerContext, cmd: SetPrinterIdentity) -> PrinterIdentity:
     await ctx.store.set_identity_mode(cmd.printer, cmd.mode)
     log = ctx.log.bind(identity="trusted") if cmd.mode == "trusted" else ctx.log

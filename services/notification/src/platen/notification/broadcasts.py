@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from platen.events.desktop import Broadcast, BroadcastNotice, BroadcastSent
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 from platen.notification.sending import send
 from platen.notification.subscriptions import subscribe
 
 
-@subscribe.command(Broadcast)
+@subscribe.command(Broadcast, senders=ADMIN)
 async def on_broadcast(ctx: HandlerContext, cmd: Broadcast) -> BroadcastSent:
     if cmd.users:
         audience = sorted(set(cmd.users))

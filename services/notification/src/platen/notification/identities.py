@@ -16,6 +16,7 @@ from platen.events.identities import Credential, IssueCredential
 from platen.events.system import ErrorReply
 from platen.messaging.broker_admin import new_password
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.domain import Refused
 from platen.notification.subscriptions import subscribe
@@ -49,7 +50,7 @@ class IdentityHandlers:
         await ctx.store.save_desktop_identity(identity)
         ctx.after_commit(lambda: self.broker.sync_desktop(event.login))
 
-    @subscribe.command(IssueCredential)
+    @subscribe.command(IssueCredential, senders=ADMIN)
     async def on_issue_credential(
         self, ctx: HandlerContext, cmd: IssueCredential
     ) -> Credential | ErrorReply:

@@ -21,6 +21,7 @@ from platen.events.system import ErrorReply
 from platen.messaging import print_servers
 from platen.messaging.broker_admin import new_password
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.domain import PrintServerIdentity, Refused
 from platen.notification.subscriptions import subscribe
@@ -35,7 +36,7 @@ class PrintServerHandlers:
     def __init__(self, broker: BrokerIdentities) -> None:
         self.broker = broker
 
-    @subscribe.command(AddPrintServer)
+    @subscribe.command(AddPrintServer, senders=ADMIN)
     async def on_add(
         self, ctx: HandlerContext, cmd: AddPrintServer
     ) -> PrintServerCredential | ErrorReply:
@@ -53,7 +54,7 @@ class PrintServerHandlers:
         ctx.log.info("print server identity issued", print_server=cmd.name)  # never the password
         return PrintServerCredential(name=cmd.name, username=username, password=password)
 
-    @subscribe.command(RemovePrintServer)
+    @subscribe.command(RemovePrintServer, senders=ADMIN)
     async def on_remove(
         self, ctx: HandlerContext, cmd: RemovePrintServer
     ) -> PrintServerList | ErrorReply:

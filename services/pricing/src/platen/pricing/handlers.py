@@ -20,6 +20,7 @@ from platen.events.printers import (
 )
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 from platen.pricing.domain import Assessment, Job, assess, needs_question, question
 from platen.pricing.store import Store
 from platen.pricing.subscriptions import subscribe
@@ -136,7 +137,7 @@ async def on_quote(ctx: HandlerContext, query: QuoteJob) -> Quote | ErrorReply:
     )
 
 
-@subscribe.command(AddPrinter)
+@subscribe.command(AddPrinter, senders=ADMIN)
 async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
     current = await ctx.store.latest_schedule(cmd.name)
     model = (
@@ -156,7 +157,7 @@ async def on_add_printer(ctx: HandlerContext, cmd: AddPrinter) -> PrinterView:
     return view
 
 
-@subscribe.command(SetCostModel)
+@subscribe.command(SetCostModel, senders=ADMIN)
 async def on_set_cost_model(ctx: HandlerContext, cmd: SetCostModel) -> PrinterView:
     version = await ctx.store.add_schedule(cmd.name, cmd.model)
     ctx.log.info("printer cost model set", printer=cmd.name, version=version)
@@ -165,7 +166,7 @@ async def on_set_cost_model(ctx: HandlerContext, cmd: SetCostModel) -> PrinterVi
     return view
 
 
-@subscribe.command(SetPrinterGroups)
+@subscribe.command(SetPrinterGroups, senders=ADMIN)
 async def on_set_printer_groups(
     ctx: HandlerContext, cmd: SetPrinterGroups
 ) -> PrinterView | ErrorReply:
@@ -177,7 +178,7 @@ async def on_set_printer_groups(
     return view
 
 
-@subscribe.command(SetPolicy)
+@subscribe.command(SetPolicy, senders=ADMIN)
 async def on_set_policy(ctx: HandlerContext, cmd: SetPolicy) -> PolicyView | ErrorReply:
     if cmd.scope == "printer" and await ctx.store.latest_schedule(cmd.target) is None:
         return ErrorReply(error=f"no printer named {cmd.target!r}")

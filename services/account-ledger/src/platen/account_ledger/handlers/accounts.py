@@ -18,6 +18,7 @@ from platen.events.accounts import (
 )
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 
 
 async def _shared(ctx: HandlerContext, ref: str) -> str:
@@ -27,7 +28,7 @@ async def _shared(ctx: HandlerContext, ref: str) -> str:
     return account_id
 
 
-@subscribe.command(AddAccount)
+@subscribe.command(AddAccount, senders=ADMIN)
 async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | ErrorReply:
     if refusal := not_cents(cmd.overdraft_limit, "overdraft limit"):
         return refusal
@@ -60,7 +61,7 @@ async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | 
     return await account_view(ctx, account_id)
 
 
-@subscribe.command(SetAccount)
+@subscribe.command(SetAccount, senders=ADMIN)
 async def on_set_account(ctx: HandlerContext, cmd: SetAccount) -> AccountView | ErrorReply:
     if refusal := not_cents(cmd.overdraft_limit, "overdraft limit"):
         return refusal
@@ -97,12 +98,12 @@ async def _change_access(
     return await account_view(ctx, account_id)
 
 
-@subscribe.command(GrantAccess)
+@subscribe.command(GrantAccess, senders=ADMIN)
 async def on_grant(ctx: HandlerContext, cmd: GrantAccess) -> AccountView | ErrorReply:
     return await _change_access(ctx, cmd, grant=True)
 
 
-@subscribe.command(RevokeAccess)
+@subscribe.command(RevokeAccess, senders=ADMIN)
 async def on_revoke(ctx: HandlerContext, cmd: RevokeAccess) -> AccountView | ErrorReply:
     return await _change_access(ctx, cmd, grant=False)
 

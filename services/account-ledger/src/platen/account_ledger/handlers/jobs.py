@@ -163,7 +163,7 @@ def _refused(ctx: HandlerContext, cmd: AnswerJob, reason: str) -> ErrorReply:
     return ErrorReply(error=reason)
 
 
-@subscribe.command(AnswerJob)
+@subscribe.command(AnswerJob, senders=("notification",))
 async def on_answer(ctx: HandlerContext, cmd: AnswerJob) -> AnswerOutcome | ErrorReply:
     await ctx.store.lock_job(cmd.job_id)
     question = await ctx.store.question(cmd.job_id, lock=True)

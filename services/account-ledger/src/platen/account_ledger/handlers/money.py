@@ -23,6 +23,7 @@ from platen.events.accounts import (
 )
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 
 
 async def _view(ctx: HandlerContext, tx_id: int) -> TransactionView:
@@ -98,19 +99,19 @@ async def _from_outside(
     )
 
 
-@subscribe.command(TopUp)
+@subscribe.command(TopUp, senders=ADMIN)
 async def on_topup(ctx: HandlerContext, cmd: TopUp) -> TransactionView | ErrorReply:
     return await _from_outside(ctx, cmd, f"topup:{cmd.key}", "top-up")
 
 
-@subscribe.command(Adjust)
+@subscribe.command(Adjust, senders=ADMIN)
 async def on_adjust(ctx: HandlerContext, cmd: Adjust) -> TransactionView | ErrorReply:
     if cmd.amount == 0:
         return ErrorReply(error="an adjustment of 0 changes nothing")
     return await _from_outside(ctx, cmd, f"adjust:{cmd.key}", "adjustment")
 
 
-@subscribe.command(Transfer)
+@subscribe.command(Transfer, senders=ADMIN)
 async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | ErrorReply:
     if refusal := not_cents(cmd.amount):
         return refusal
@@ -137,7 +138,7 @@ async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | E
     )
 
 
-@subscribe.command(Refund)
+@subscribe.command(Refund, senders=ADMIN)
 async def on_refund(ctx: HandlerContext, cmd: Refund) -> TransactionView | ErrorReply:
     if refusal := not_cents(cmd.amount):
         return refusal

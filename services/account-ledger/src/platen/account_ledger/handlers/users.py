@@ -18,9 +18,10 @@ from platen.events.accounts import (
 )
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 
 
-@subscribe.command(AddUser)
+@subscribe.command(AddUser, senders=ADMIN)
 async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView | ErrorReply:
     if refusal := not_cents(cmd.initial_balance, "starting balance"):
         return refusal
@@ -46,7 +47,7 @@ async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView | ErrorRepl
     return view
 
 
-@subscribe.command(SetUser)
+@subscribe.command(SetUser, senders=ADMIN)
 async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorReply:
     if await ctx.store.user(cmd.login) is None:
         return ErrorReply(error=f"no user named {cmd.login!r}")
