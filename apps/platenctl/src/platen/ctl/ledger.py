@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from platen.ctl.common import amount, call, print_user
+from platen.ctl.common import amount, call, cut_short, print_user, user_flags
 from platen.events.accounts import (
     AccountList,
     AccountView,
@@ -130,12 +130,8 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
     ) -> None:
         """List users by login: balance, held, available, restricted, groups, disabled."""
         result: UserList = call(ListUsers(group=group, limit=limit))
-        if result.truncated:  # on stderr, so that CSV and JSON stay whole
-            typer.echo(
-                f"list cut short: only the first {len(result.users)} users are shown; "
-                "use --limit or --group for the rest",
-                err=True,
-            )
+        if result.truncated:
+            cut_short("user list", f"{len(result.users)} users", "--limit or --group for the rest")
         if as_json:
             typer.echo(json.dumps([json.loads(u.model_dump_json()) for u in result.users]))
             return
@@ -167,12 +163,9 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
                 )
             return
         for u in result.users:
-            flags = "restricted" if u.restricted else "unrestricted"
-            if not u.enabled:
-                flags += ", DISABLED"
             typer.echo(
                 f"{u.login:<20} {u.balance:>10} held {u.held:>8} available {u.available:>10}"
-                f"  {flags}  {','.join(u.groups) or '-'}"
+                f"  {user_flags(u.restricted, u.enabled)}  {','.join(u.groups) or '-'}"
             )
 
     @account_app.command("add")
@@ -341,12 +334,8 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
     ) -> None:
         """An account's transactions with the balance after each."""
         view: StatementView = call(Statement(account=account, since=since, limit=limit))
-        if view.truncated:  # on stderr, so that CSV and JSON stay whole
-            typer.echo(
-                f"statement cut short: only the first {len(view.lines)} lines are shown; "
-                "use --since or --limit for the rest",
-                err=True,
-            )
+        if view.truncated:
+            cut_short("statement", f"{len(view.lines)} lines", "--since or --limit for the rest")
         if as_json:
             typer.echo(view.model_dump_json())
             return

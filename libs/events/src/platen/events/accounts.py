@@ -104,8 +104,8 @@ class ListUsers(Query):
     of them, only the members of `group` when given."""
 
     message_type: ClassVar[str] = "ledger.user.list"
+    limit: Annotated[int, Field(ge=1, le=100_000)] = 1000
     group: GroupName | None = None
-    limit: int = Field(default=1000, ge=1, le=100_000)
 
 
 class UserSummary(Part):

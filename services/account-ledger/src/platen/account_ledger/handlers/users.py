@@ -110,17 +110,7 @@ async def on_list_users(ctx: HandlerContext, query: ListUsers) -> UserList:
     rows = await ctx.store.user_summaries(query.group, query.limit + 1)
     return UserList(
         users=[
-            UserSummary(
-                login=r["login"],
-                restricted=r["restricted"],
-                overdraft_limit=r["overdraft_limit"],
-                balance=r["balance"],
-                held=r["held"],
-                available=r["balance"] - r["held"],
-                groups=list(r["groups"]),
-                enabled=r["enabled"],
-            )
-            for r in rows[: query.limit]
+            UserSummary(**dict(r), available=r["balance"] - r["held"]) for r in rows[: query.limit]
         ],
         truncated=len(rows) > query.limit,
     )
