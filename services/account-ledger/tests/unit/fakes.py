@@ -110,6 +110,26 @@ class FakeStore:
         user.enabled = enabled
         return True
 
+    async def user_summaries(self, group: str | None, limit: int) -> list[dict]:
+        rows = []
+        for login in sorted(self.users):
+            user = self.users[login]
+            if group is not None and group not in user.groups:
+                continue
+            acc = self.accounts[personal_account(login)]
+            rows.append(
+                {
+                    "login": login,
+                    "enabled": user.enabled,
+                    "restricted": acc.restricted,
+                    "overdraft_limit": acc.overdraft_limit,
+                    "balance": acc.balance,
+                    "held": await self.held(acc.id),
+                    "groups": sorted(user.groups),
+                }
+            )
+        return rows[:limit]
+
     # ------------------------------------------------------------- accounts
 
     async def account(self, account_id: str) -> Account | None:

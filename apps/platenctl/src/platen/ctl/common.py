@@ -45,13 +45,20 @@ def amount(text: str, *, signed: bool = False) -> Decimal:
     return value
 
 
+def user_flags(restricted: bool, enabled: bool) -> str:
+    return ("restricted" if restricted else "unrestricted") + ("" if enabled else ", disabled")
+
+
+def cut_short(what: str, shown: str, hint: str) -> None:
+    """Say on stderr that a list was cut at its limit, so that CSV and JSON stay whole."""
+    typer.echo(f"{what} cut short: only the first {shown} are shown; use {hint}", err=True)
+
+
 def print_user(view: UserView, as_json: bool) -> None:
     if as_json:
         typer.echo(view.model_dump_json())
         return
-    kind = "restricted" if view.restricted else "unrestricted"
-    if not view.enabled:
-        kind += ", disabled"
+    kind = user_flags(view.restricted, view.enabled)
     typer.echo(
         f"{view.login} ({kind}): balance {view.balance}, held {view.held}, "
         f"available {view.available}"

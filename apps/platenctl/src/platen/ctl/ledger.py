@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from platen.ctl.common import amount, call, print_user
+from platen.ctl.common import amount, call, cut_short, print_user, user_flags
 from platen.events.accounts import (
     AccountList,
     AccountView,
@@ -20,6 +20,7 @@ from platen.events.accounts import (
     GrantAccess,
     LedgerReport,
     ListAccounts,
+    ListUsers,
     Refund,
     RevokeAccess,
     SetAccount,
@@ -29,6 +30,7 @@ from platen.events.accounts import (
     TopUp,
     TransactionView,
     Transfer,
+    UserList,
     VerifyLedger,
 )
 
@@ -105,6 +107,66 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
             enabled=enabled,
         )
         print_user(call(cmd), as_json)
+
+    @user_app.command("disable")
+    def user_disable(login: str, as_json: Json = False) -> None:
+        """Disable a user: their jobs are denied and their desktop signed out (`user set
+        --disabled`); their accounts and history stay."""
+        print_user(call(SetUser(login=login, enabled=False)), as_json)
+
+    @user_app.command("enable")
+    def user_enable(login: str, as_json: Json = False) -> None:
+        """Let a disabled user print again (`user set --enabled`)."""
+        print_user(call(SetUser(login=login, enabled=True)), as_json)
+
+    @user_app.command("list")
+    def user_list(
+        group: Annotated[str | None, typer.Option(help="Only the members of this group.")] = None,
+        limit: Annotated[
+            int, typer.Option(min=1, max=100_000, help="At most this many users.")
+        ] = 1000,
+        as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+        as_json: Json = False,
+    ) -> None:
+        """List users by login: balance, held, available, restricted, groups, disabled."""
+        result: UserList = call(ListUsers(group=group, limit=limit))
+        if result.truncated:
+            cut_short("user list", f"{len(result.users)} users", "--limit or --group for the rest")
+        if as_json:
+            typer.echo(json.dumps([json.loads(u.model_dump_json()) for u in result.users]))
+            return
+        columns = [
+            "login",
+            "balance",
+            "held",
+            "available",
+            "restricted",
+            "overdraft",
+            "groups",
+            "enabled",
+        ]
+        if as_csv:
+            out = csv.writer(sys.stdout)
+            out.writerow(columns)
+            for u in result.users:
+                out.writerow(
+                    [
+                        u.login,
+                        u.balance,
+                        u.held,
+                        u.available,
+                        str(u.restricted).lower(),
+                        u.overdraft_limit,
+                        " ".join(u.groups),
+                        str(u.enabled).lower(),
+                    ]
+                )
+            return
+        for u in result.users:
+            typer.echo(
+                f"{u.login:<20} {u.balance:>10} held {u.held:>8} available {u.available:>10}"
+                f"  {user_flags(u.restricted, u.enabled)}  {','.join(u.groups) or '-'}"
+            )
 
     @account_app.command("add")
     def account_add(
@@ -272,12 +334,8 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
     ) -> None:
         """An account's transactions with the balance after each."""
         view: StatementView = call(Statement(account=account, since=since, limit=limit))
-        if view.truncated:  # on stderr, so that CSV and JSON stay whole
-            typer.echo(
-                f"statement cut short: only the first {len(view.lines)} lines are shown; "
-                "use --since or --limit for the rest",
-                err=True,
-            )
+        if view.truncated:
+            cut_short("statement", f"{len(view.lines)} lines", "--since or --limit for the rest")
         if as_json:
             typer.echo(view.model_dump_json())
             return

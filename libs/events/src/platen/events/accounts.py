@@ -98,6 +98,38 @@ class UserView(Reply):
         return {**body, "enabled": True}
 
 
+@register
+class ListUsers(Query):
+    """Query to the ledger (`ledger.user.list`): users ordered by login, at most `limit`
+    of them, only the members of `group` when given."""
+
+    message_type: ClassVar[str] = "ledger.user.list"
+    limit: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    group: GroupName | None = None
+
+
+class UserSummary(Part):
+    """One line of `ledger.user.list`: a user and their personal account."""
+
+    login: str
+    restricted: bool
+    overdraft_limit: Money
+    balance: Money
+    held: Money
+    available: Money
+    groups: list[str] = Field(default_factory=list)
+    enabled: bool
+
+
+@register
+class UserList(Reply):
+    """Reply to `ledger.user.list`. `truncated`: more users matched than `limit`."""
+
+    message_type: ClassVar[str] = "ledger.user.list.reply"
+    users: list[UserSummary]
+    truncated: bool = False
+
+
 class HoldView(Part):
     job_id: uuid.UUID
     account: str

@@ -420,6 +420,19 @@ class CancelJob(Command):
 
 
 @register
+class AdminCancelJob(Command):
+    """Command to job-capture (`capture.job.admin_cancel`) from an administrator
+    (`platenctl job cancel`): cancel a job still waiting for a decision, e.g. held for its
+    user's confirmation. It is never charged: `job.cancelled` follows, so the ledger voids
+    its hold and the user's desktop is told `reason`. A job already released to its
+    printer, or closed, is refused with the reason; the reply is the job's `JobStatus`."""
+
+    message_type: ClassVar[str] = "capture.job.admin_cancel"
+    job_id: uuid.UUID
+    reason: str | None = Field(default=None, min_length=1, max_length=400)
+
+
+@register
 class KeepJobAlive(Command):
     """Command to job-capture (`capture.job.heartbeat`) from the CUPS backend, every few
     seconds while the printer is being sent a released job: the job is still printing, so

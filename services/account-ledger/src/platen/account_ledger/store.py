@@ -160,6 +160,25 @@ class Store:
             )
         )
 
+    async def user_summaries(self, group: str | None, limit: int) -> list[asyncpg.Record]:
+        """Users ordered by login (members of `group` only, when given), at most `limit`,
+        each with their personal account's balance, funds held and groups, in one query."""
+        return await self.conn.fetch(
+            """SELECT u.login, u.enabled, a.restricted, a.overdraft_limit, a.balance,
+                      (SELECT coalesce(sum(h.amount), 0)::numeric(14, 2) FROM holds h
+                        WHERE h.account_id = a.id AND h.state = 'pending') AS held,
+                      ARRAY(SELECT m.group_name FROM group_members m
+                             WHERE m.login = u.login ORDER BY m.group_name) AS groups
+                 FROM users u
+                 JOIN accounts a ON a.kind = 'personal' AND a.owner_login = u.login
+                WHERE $1::text IS NULL OR EXISTS (
+                      SELECT 1 FROM group_members g WHERE g.login = u.login AND g.group_name = $1)
+                ORDER BY u.login
+                LIMIT $2""",
+            group,
+            limit,
+        )
+
     # ------------------------------------------------------------- accounts
 
     async def account(self, account_id: str) -> Account | None:

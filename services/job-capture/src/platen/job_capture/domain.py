@@ -13,7 +13,7 @@ none of it. Only two reports say so: the printer's backend failed before the rel
 timeout ("failed"), or the job was cancelled before its backend started ("cancelled").
 
 A job is cancelled in one place, `Job.cancel`, whoever asks: an event on the bus (the
-ledger, the user, an administrator), the CUPS backend, or the job's deadline. Who asks
+ledger, the user), an administrator's command, the CUPS backend, or the job's deadline. Who asks
 decides only what the job may be cancelled from and whether the cancel is news to publish.
 
 Whose a job is (`identity`) and who may send job-capture a request (`senders`) are pure
@@ -77,8 +77,10 @@ NOT_PRINTED = "the printer did not print the job"
 NOT_ANALYSED = "the document could not be analysed"
 
 # Who cancels a job: a `job.cancelled` on the bus (already public), the CUPS backend
-# (`capture.job.cancel`), or the job's deadline (expiry). The last two are news.
-CancelledBy = Literal["event", "cups", "deadline"]
+# (`capture.job.cancel`), the job's deadline (expiry), or an administrator
+# (`capture.job.admin_cancel`). The last three are news.
+CancelledBy = Literal["event", "cups", "deadline", "admin"]
+BY_AN_ADMINISTRATOR = "cancelled by an administrator"
 # What a print server's report of the printer's outcome did to a job.
 Outcome = Literal["printed", "failed", "late failure", "ignored"]
 
@@ -112,6 +114,25 @@ def cancelled_in_cups(current: str, printing_started: bool) -> bool:
     while the printer has none of it (still waiting for a decision, or released but its
     printer's backend not started: no heartbeat yet)."""
     return can_move(current, "cancelled", printer_has_none=not printing_started)
+
+
+def cancelled_by_admin(reason: str | None) -> str:
+    """The reason a job cancelled by an administrator carries: the user sees who did it."""
+    return f"{BY_AN_ADMINISTRATOR}: {reason}" if reason else BY_AN_ADMINISTRATOR
+
+
+def admin_may_not_cancel(state: str) -> str | None:
+    """Why an administrator may not cancel a job in `state` (None: they may). Only a job
+    still waiting for a decision: one sent to its printer may have printed, so cancelling
+    it would let a printed job go free; it is refunded once charged instead."""
+    if state in WAITING:
+        return None
+    if state in PRINTABLE:
+        return (
+            f"the job is {state}: it was sent to its printer and is charged if it printed; "
+            "refund it once charged (platenctl refund)"
+        )
+    return f"the job is already {state}"
 
 
 def too_large(size: int, limit: int) -> str | None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import structlog
 
 from platen.events.jobs import (
+    AdminCancelJob,
     GetJobStatus,
     JobAuthorized,
     JobCancelled,
@@ -30,11 +31,18 @@ from platen.events.jobs import (
 from platen.events.system import ErrorReply
 from platen.job_capture import ownership
 from platen.job_capture.analysis import Analysis, UnreadableDocument
-from platen.job_capture.domain import NOT_ANALYSED, IllegalTransition, Job, too_large
+from platen.job_capture.domain import (
+    NOT_ANALYSED,
+    IllegalTransition,
+    Job,
+    admin_may_not_cancel,
+    cancelled_by_admin,
+    too_large,
+)
 from platen.job_capture.domain import SERVICE as SERVICE  # the producer name tests run as
 from platen.job_capture.isolation import analyse
 from platen.job_capture.print_identity import identify
-from platen.job_capture.senders import Sender
+from platen.job_capture.senders import Sender, refuse_admin_request
 from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext, outside_transaction
 
@@ -223,6 +231,27 @@ async def on_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
     )
     if job is not None:
         ctx.log.info("job cancelled", reason=event.reason)
+
+
+@subscribe.command(AdminCancelJob)
+async def on_admin_cancel(ctx: HandlerContext, cmd: AdminCancelJob) -> JobStatus | ErrorReply:
+    """An administrator cancels a job still waiting for a decision: uncharged, and its
+    `job.cancelled` voids the ledger's hold and tells the user's desktop why."""
+    if (reason := refuse_admin_request(Sender(ctx.user_id))) is not None:
+        ctx.log.warning("request refused", reason=reason, sender=ctx.user_id)
+        return ErrorReply(error=reason)
+    job = await load(ctx, cmd.job_id)
+    if job is None:
+        return ErrorReply(error=f"no job {cmd.job_id}")
+    if (refusal := admin_may_not_cancel(job.state)) is not None:
+        ctx.log.info("cancel by an administrator refused", state=job.state)
+        return ErrorReply(error=refusal)
+    was = job.state
+    job.cancel(cancelled_by_admin(cmd.reason), by="admin")
+    await ctx.store.move(job)
+    ctx.log.info("job cancelled by an administrator", was=was, reason=job.reason)
+    await publish(ctx, job)
+    return JobStatus(job_id=job.job_id, state=job.state, reason=job.reason)
 
 
 @subscribe.query(ListJobs)

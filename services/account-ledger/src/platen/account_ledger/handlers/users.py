@@ -8,12 +8,15 @@ from platen.account_ledger.handlers.common import balance_changed, not_cents, us
 from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     AddUser,
+    ListUsers,
     SetUser,
     ShowUser,
     UserAdded,
     UserDisabled,
     UserEnabled,
     UserGroupsSet,
+    UserList,
+    UserSummary,
     UserView,
 )
 from platen.events.system import ErrorReply
@@ -100,3 +103,15 @@ async def _set_enabled(ctx: HandlerContext, login: str, enabled: bool) -> None:
 @subscribe.query(ShowUser)
 async def on_show_user(ctx: HandlerContext, query: ShowUser) -> UserView | ErrorReply:
     return await user_view(ctx, query.login) or ErrorReply(error=f"no user named {query.login!r}")
+
+
+@subscribe.query(ListUsers)
+async def on_list_users(ctx: HandlerContext, query: ListUsers) -> UserList:
+    # One row past the limit tells the caller the list was cut, without counting them all.
+    rows = await ctx.store.user_summaries(query.group, query.limit + 1)
+    return UserList(
+        users=[
+            UserSummary(**dict(r), available=r["balance"] - r["held"]) for r in rows[: query.limit]
+        ],
+        truncated=len(rows) > query.limit,
+    )
