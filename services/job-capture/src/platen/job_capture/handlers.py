@@ -45,6 +45,7 @@ from platen.job_capture.print_identity import identify
 from platen.job_capture.senders import Sender, refuse_admin_request
 from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext, outside_transaction
+from platen.messaging.senders import ADMIN
 
 MAX_DOCUMENT_BYTES = int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 1024 * 1024)))
 DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "600"))
@@ -233,7 +234,7 @@ async def on_cancelled(ctx: HandlerContext, event: JobCancelled) -> None:
         ctx.log.info("job cancelled", reason=event.reason)
 
 
-@subscribe.command(AdminCancelJob)
+@subscribe.command(AdminCancelJob, senders=ADMIN)
 async def on_admin_cancel(ctx: HandlerContext, cmd: AdminCancelJob) -> JobStatus | ErrorReply:
     """An administrator cancels a job still waiting for a decision: uncharged, and its
     `job.cancelled` voids the ledger's hold and tells the user's desktop why."""
