@@ -15,7 +15,11 @@ from platen.notification import prompts
 from platen.notification.domain import Answer, DesktopIdentity, PrintServerIdentity, Prompt
 from platen.notification.store import Store
 
-NOW = datetime.now(UTC)
+
+def now() -> datetime:
+    # Read when a test runs, not at import: a long run would otherwise start a test with
+    # its prompts' deadlines already past.
+    return datetime.now(UTC)
 
 
 async def test_desktop_identities_round_trip(pool):
@@ -36,7 +40,7 @@ async def test_desktop_identities_round_trip(pool):
 
 async def test_prompts_and_answers_round_trip(pool):
     job_id = uuid.uuid4()
-    prompt = Prompt(job_id, "bob", "a.pdf", NOW + timedelta(minutes=5))
+    prompt = Prompt(job_id, "bob", "a.pdf", now() + timedelta(minutes=5))
     async with pool.acquire() as conn, conn.transaction():
         store = Store(conn)
         assert await store.add_prompt(prompt) is True
@@ -101,7 +105,7 @@ async def test_the_prompt_flow_through_the_store(pool):
         kind="confirm",
         accounts=[],
         allow_pin=False,
-        expires_at=NOW + timedelta(minutes=5),
+        expires_at=now() + timedelta(minutes=5),
     )
     await apply_in_transaction(pool, "notification", prompts.on_input_required, event, store=Store)
     [(row, prompt)] = await outbox(pool, "desktop.job_prompt")
@@ -133,7 +137,7 @@ async def test_the_prompt_flow_through_the_store(pool):
 
 async def test_a_prompt_keeps_the_marks_of_its_job(pool):
     marked = Prompt(
-        uuid.uuid4(), "bob", "a.pdf", NOW + timedelta(minutes=5), marks={"identity": "trusted"}
+        uuid.uuid4(), "bob", "a.pdf", now() + timedelta(minutes=5), marks={"identity": "trusted"}
     )
     async with pool.acquire() as conn, conn.transaction():
         store = Store(conn)
@@ -142,7 +146,7 @@ async def test_a_prompt_keeps_the_marks_of_its_job(pool):
 
 
 async def test_pruning_keeps_answerable_prompts_and_answers_still_waiting(pool):
-    soon, long_ago = NOW + timedelta(minutes=5), NOW - timedelta(days=200)
+    soon, long_ago = now() + timedelta(minutes=5), now() - timedelta(days=200)
     open_, closed, expired = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
         store = Store(conn)
