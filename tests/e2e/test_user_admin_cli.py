@@ -87,7 +87,8 @@ async def test_an_administrator_cancels_a_job_held_for_confirmation(system):
             "cancelled by an administrator: wrong printer",
         )
         # The ledger closed its question: a late "print" from the user charges nothing.
-        async with rpc.connect(system.amqp_url) as client:
+        # As the notification service forwards a desktop's answer (the ledger's only sender).
+        async with rpc.connect(system.ids.services["notification"]) as client:
             try:
                 await client.request(
                     "ledger.job.answer",
