@@ -444,8 +444,12 @@ class Question:
             return "this job belongs to someone else"
         if not enabled:
             return "your account is disabled"
-        if self.state is not InputState.OPEN:
+        if self.state is InputState.ANSWERED:
             return "this job has been answered already"
+        if self.state is InputState.CANCELLED:
+            # Cancelled by an administrator, at CUPS, or at its deadline: say so, rather
+            # than let the user think someone else answered for them.
+            return "this job was cancelled and will not print"
         return None
 
     def expired(self, now: datetime) -> bool:
