@@ -26,6 +26,7 @@ from platen.account_ledger.domain import (
     NotFound,
     Posting,
     Question,
+    Quota,
     User,
     personal_account,
     shared_account,
@@ -59,6 +60,8 @@ class FakeStore:
         self.failures: list[tuple[str, str, datetime]] = []
         self.transactions: list[FakeTransaction] = []
         self.locks: list[tuple[str, object]] = []
+        self.quota_rows: dict[str, Quota] = {}
+        self.quota_runs: dict[tuple[str, str], dict] = {}
         for account_id in [REVENUE, FUNDING] + [
             f"{REVENUE}:{i:02d}" for i in range(REVENUE_SHARDS)
         ]:
@@ -249,6 +252,49 @@ class FakeStore:
 
     async def lock_pin_entry(self, account_id: str) -> None:
         self.locks.append(("pin", account_id))
+
+    # ------------------------------------------------------------- quotas
+
+    async def set_quota(self, quota: Quota) -> None:
+        self.quota_rows[quota.group] = quota
+
+    async def remove_quota(self, group: str) -> bool:
+        return self.quota_rows.pop(group, None) is not None
+
+    async def quotas(self, group: str | None = None) -> list[tuple[Quota, dict | None]]:
+        found = []
+        for name in sorted(self.quota_rows):
+            if group is not None and name != group:
+                continue
+            runs = [r for r in self.quota_runs.values() if r["group_name"] == name]
+            last = max(runs, key=lambda r: r["ran_at"], default=None)
+            found.append(
+                (
+                    self.quota_rows[name],
+                    {"last_period": last["period"], "last_run_at": last["ran_at"]}
+                    if last
+                    else None,
+                )
+            )
+        return found
+
+    async def claim_quota_period(self, group: str, period: str) -> bool:
+        if (group, period) in self.quota_runs:
+            return False
+        self.quota_runs[(group, period)] = {
+            "group_name": group,
+            "period": period,
+            "users": 0,
+            "total": Decimal(0),
+            "ran_at": datetime.now(UTC),
+        }
+        return True
+
+    async def record_quota_run(self, group: str, period: str, users: int, total: Decimal) -> None:
+        self.quota_runs[(group, period)].update(users=users, total=total)
+
+    async def enabled_members(self, group: str) -> list[str]:
+        return [u.login for _, u in sorted(self.users.items()) if group in u.groups and u.enabled]
 
     async def prune(self, older_than: datetime) -> dict[str, int]:
         # Only wrong PINs have times here; other finished rows all count as old.

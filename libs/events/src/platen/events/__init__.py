@@ -1,6 +1,15 @@
 """Platen's event contract: every message other systems may send or receive."""
 
-from platen.events import accounts, desktop, identities, jobs, print_identity, printers, system
+from platen.events import (
+    accounts,
+    desktop,
+    identities,
+    jobs,
+    print_identity,
+    printers,
+    quotas,
+    system,
+)
 from platen.events.base import Envelope, Message, is_valid_login
 from platen.events.registry import ContractError, decode, encode
 
@@ -17,5 +26,6 @@ __all__ = [
     "jobs",
     "print_identity",
     "printers",
+    "quotas",
     "system",
 ]

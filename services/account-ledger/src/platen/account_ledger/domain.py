@@ -31,7 +31,7 @@ import itertools
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -589,3 +589,62 @@ def release(hold: Hold | None, question: Question | None) -> Released:
     cancelled = question.cancel() if question is not None else False
     voided = hold.void() if hold is not None and hold.pending else False
     return Released(hold=voided, question=cancelled)
+
+
+# ----------------------------------------------------------------- periodic quotas
+
+
+class Period(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    TERM = "term"
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What a group's members are given each period, into their personal accounts.
+
+    A period is named by a key ("2026-12-01", "2026-W49", "2026-12", "term from
+    2026-09-01"): a group's period is given once (the store claims it; `op_key` keeps
+    each member's posting single too), however often a run is triggered.
+    """
+
+    group: str
+    amount: Decimal
+    period: Period
+    cap: Decimal | None = None  # add no more than brings the balance to this
+    reset: bool = False  # set the balance to `amount` instead of adding it
+    terms: tuple[date, ...] = ()  # when each term starts (a `term` period only)
+
+    def period_of(self, day: date) -> str | None:
+        """The key of the period `day` falls in; None before the first term starts."""
+        match self.period:
+            case Period.DAY:
+                return day.isoformat()
+            case Period.WEEK:
+                year, week, _ = day.isocalendar()
+                return f"{year}-W{week:02d}"
+            case Period.MONTH:
+                return f"{day.year}-{day.month:02d}"
+            case Period.TERM:
+                started = [t for t in self.terms if t <= day]
+                return f"term from {max(started).isoformat()}" if started else None
+
+    def credit(self, account: Account) -> Decimal:
+        """What this quota moves into `account` now (negative: a reset takes unspent
+        credit back; never so much that the account could not cover its holds)."""
+        if self.reset:
+            change = self.amount - account.balance
+            if change < 0 and not account.can_pay(-change).authorized:
+                return Decimal(0)
+            return change
+        if self.cap is not None:
+            return max(Decimal(0), min(self.amount, self.cap - account.balance))
+        return self.amount
+
+    def op_key(self, period: str, login: str) -> str:
+        return f"quota:{self.group}:{period}:{login}"
+
+    def description(self, period: str) -> str:
+        return f"quota for {period} (group {self.group})"
