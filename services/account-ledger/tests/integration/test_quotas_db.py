@@ -65,9 +65,7 @@ async def test_three_runs_together_give_a_weekly_capped_quota_once(ledger):
 async def test_the_schedule_gives_each_group_its_period_by_itself(ledger):
     await staff(ledger, "dee")
     await ledger.run(users.on_add_user, AddUser(login="eli", groups=["lab"]))
-    await ledger.run(
-        quotas.on_set_quota, SetQuota(group="staff", amount=D("1.50"), period="day")
-    )
+    await ledger.run(quotas.on_set_quota, SetQuota(group="staff", amount=D("1.50"), period="day"))
     await ledger.run(quotas.on_set_quota, SetQuota(group="lab", amount=D("2.00"), period="month"))
     assert await quota_schedule.run_once(ledger.pool, "account-ledger", DAY) == 2
     assert await quota_schedule.run_once(ledger.pool, "account-ledger", DAY) == 0

@@ -153,14 +153,15 @@ async def test_quotas_are_listed_replaced_and_removed(ctx):
             terms=[date(2027, 1, 11), date(2026, 9, 1)],
         ),
     )
-    assert set_.terms == [date(2026, 9, 1), date(2027, 1, 11)] and set_.last_period is None
+    assert set_.quota.terms == [date(2026, 9, 1), date(2027, 1, 11)]
+    assert set_.quota.last_period is None
     await quotas.on_run_quotas(ctx, RunQuotas(group="year-1", day=DAY))
     [listed] = (await quotas.on_list_quotas(ctx, ListQuotas())).quotas
     assert (listed.group, listed.last_period) == ("year-1", "term from 2026-09-01")
     replaced = await quotas.on_set_quota(
         ctx, SetQuota(group="year-1", amount=D("3.00"), period="week")
     )
-    assert (replaced.amount, replaced.period) == (D("3.00"), "week")
+    assert (replaced.quota.amount, replaced.quota.period) == (D("3.00"), "week")
     removed = await quotas.on_remove_quota(ctx, RemoveQuota(group="year-1"))
     assert removed.quotas == []
     again = await quotas.on_remove_quota(ctx, RemoveQuota(group="year-1"))

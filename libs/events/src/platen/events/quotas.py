@@ -67,6 +67,14 @@ class QuotaView(Part):
 
 
 @register
+class QuotaSaved(Reply):
+    """Reply to `ledger.quota.set`: the group's quota as saved."""
+
+    message_type: ClassVar[str] = "ledger.quota.set.reply"
+    quota: QuotaView
+
+
+@register
 class ListQuotas(Query):
     """Query to the ledger (`ledger.quota.list`): every group's quota."""
 

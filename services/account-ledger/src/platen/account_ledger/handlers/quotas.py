@@ -19,6 +19,7 @@ from platen.events.quotas import (
     ListQuotas,
     QuotaList,
     QuotaRunView,
+    QuotaSaved,
     QuotasRun,
     QuotaView,
     RemoveQuota,
@@ -64,7 +65,7 @@ async def give(ctx: HandlerContext, quota: Quota, day: date) -> QuotaRunView | N
 
 
 @subscribe.command(SetQuota, senders=ADMIN)
-async def on_set_quota(ctx: HandlerContext, cmd: SetQuota) -> QuotaView | ErrorReply:
+async def on_set_quota(ctx: HandlerContext, cmd: SetQuota) -> QuotaSaved | ErrorReply:
     for what, value in [("amount", cmd.amount), ("cap", cmd.cap)]:
         if refusal := not_cents(value, what):
             return refusal
@@ -79,7 +80,7 @@ async def on_set_quota(ctx: HandlerContext, cmd: SetQuota) -> QuotaView | ErrorR
     await ctx.store.set_quota(quota)
     ctx.log.info("quota set", group=quota.group, amount=str(quota.amount), period=quota.period)
     [(saved, last)] = await ctx.store.quotas(quota.group)
-    return _view(saved, last)
+    return QuotaSaved(quota=_view(saved, last))
 
 
 @subscribe.command(RemoveQuota, senders=ADMIN)
