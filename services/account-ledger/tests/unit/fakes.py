@@ -20,9 +20,12 @@ from platen.account_ledger.domain import (
     REVENUE,
     REVENUE_SHARDS,
     Account,
+    DirectoryUser,
     Hold,
     HoldState,
     InputState,
+    Known,
+    NewUserRule,
     NotFound,
     Posting,
     Question,
@@ -61,6 +64,8 @@ class FakeStore:
         self.transactions: list[FakeTransaction] = []
         self.locks: list[tuple[str, object]] = []
         self.quota_rows: dict[str, Quota] = {}
+        self.rule_rows: dict[str, NewUserRule] = {}
+        self.profiles: dict[str, DirectoryUser] = {}  # from_directory users
         self.quota_runs: dict[tuple[str, str], dict] = {}
         for account_id in [REVENUE, FUNDING] + [
             f"{REVENUE}:{i:02d}" for i in range(REVENUE_SHARDS)
@@ -252,6 +257,35 @@ class FakeStore:
 
     async def lock_pin_entry(self, account_id: str) -> None:
         self.locks.append(("pin", account_id))
+
+    # ------------------------------------------------------------- the directory
+
+    async def rules(self) -> list[NewUserRule]:
+        return sorted(self.rule_rows.values(), key=lambda r: (r.position, r.match))
+
+    async def set_rule(self, rule: NewUserRule) -> None:
+        self.rule_rows[rule.match] = rule
+
+    async def remove_rule(self, match: str) -> bool:
+        return self.rule_rows.pop(match, None) is not None
+
+    async def known_users(self) -> list[Known]:
+        return [
+            Known(
+                login=u.login,
+                enabled=u.enabled,
+                from_directory=u.login in self.profiles,
+                groups=tuple(sorted(u.groups)),
+                **{
+                    k: getattr(self.profiles.get(u.login), k, None)
+                    for k in ("full_name", "email", "card_id")
+                },
+            )
+            for _, u in sorted(self.users.items())
+        ]
+
+    async def set_profile(self, user: DirectoryUser) -> None:
+        self.profiles[user.login] = user
 
     # ------------------------------------------------------------- quotas
 

@@ -3,6 +3,7 @@
 from platen.events import (
     accounts,
     desktop,
+    directory,
     identities,
     jobs,
     print_identity,
@@ -20,6 +21,7 @@ __all__ = [
     "accounts",
     "decode",
     "desktop",
+    "directory",
     "encode",
     "identities",
     "is_valid_login",

@@ -648,3 +648,100 @@ class Quota:
 
     def description(self, period: str) -> str:
         return f"quota for {period} (group {self.group})"
+
+
+# ----------------------------------------------------------------- the directory
+
+ANYONE = "*"  # a new-user rule that matches anyone the directory knows
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A user as the site's directory (LDAP, the host's users) knows them."""
+
+    login: str
+    full_name: str | None = None
+    email: str | None = None
+    card_id: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewUserRule:
+    """What a user the directory knows gets when Platen first meets them (on their first
+    job, or at a sync): the first rule, by position, that matches one of their groups
+    (or `ANYONE`)."""
+
+    match: str
+    position: int
+    initial_balance: Decimal = Decimal(0)
+    restricted: bool = True
+    overdraft_limit: Decimal = Decimal(0)
+
+
+def rule_for(groups: tuple[str, ...] | list[str], rules: list[NewUserRule]) -> NewUserRule | None:
+    for rule in sorted(rules, key=lambda r: r.position):
+        if rule.match == ANYONE or rule.match in groups:
+            return rule
+    return None
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the ledger holds of a user, as a sync compares it with the directory."""
+
+    login: str
+    enabled: bool
+    from_directory: bool
+    groups: tuple[str, ...]
+    full_name: str | None = None
+    email: str | None = None
+    card_id: str | None = None
+
+
+@dataclass
+class SyncPlan:
+    add: list[tuple[DirectoryUser, NewUserRule]] = field(default_factory=list)
+    change: list[DirectoryUser] = field(default_factory=list)
+    disable: list[str] = field(default_factory=list)
+    # In the directory, but no new-user rule matches them: not added (and denied if they
+    # print), until a rule does.
+    no_rule: list[str] = field(default_factory=list)
+
+
+class DirectoryEmpty(Exception):
+    """The directory listed nobody: a wrong base or filter, or an outage, far more likely
+    than a site with no users. A sync then changes nothing rather than disable everyone."""
+
+
+def plan_sync(
+    listed: list[DirectoryUser], known: list[Known], rules: list[NewUserRule]
+) -> SyncPlan:
+    """What a sync does: add the directory's users a rule matches; bring the groups, name,
+    email and card of users the directory knows up to date; disable the users it once
+    listed and lists no more (never delete: their history stays). Users made by hand and
+    never in the directory are left alone."""
+    if not listed:
+        raise DirectoryEmpty("the directory listed no users; nothing was changed")
+    by_login = {k.login: k for k in known}
+    plan = SyncPlan()
+    for d in sorted(listed, key=lambda u: u.login):
+        k = by_login.get(d.login)
+        if k is None:
+            rule = rule_for(d.groups, rules)
+            if rule is None:
+                plan.no_rule.append(d.login)
+            else:
+                plan.add.append((d, rule))
+        elif not k.from_directory or (
+            tuple(sorted(k.groups)),
+            k.full_name,
+            k.email,
+            k.card_id,
+        ) != (tuple(sorted(d.groups)), d.full_name, d.email, d.card_id):
+            plan.change.append(d)
+    present = {d.login for d in listed}
+    plan.disable = sorted(
+        k.login for k in known if k.from_directory and k.enabled and k.login not in present
+    )
+    return plan

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 # The modules whose handlers declare their subscriptions.
+from platen.account_ledger import directory
 from platen.account_ledger.handlers import (  # noqa: F401
     accounts,
     jobs,
@@ -11,9 +12,13 @@ from platen.account_ledger.handlers import (  # noqa: F401
     reports,
     users,
 )
+from platen.account_ledger.handlers import (
+    directory as directory_handlers,
+)
 from platen.account_ledger.quota_schedule import start_quota_schedule
 from platen.account_ledger.store import Store
 from platen.account_ledger.subscriptions import subscribe
+from platen.messaging.handling import outside_transaction
 from platen.messaging.service import ServiceSpec, run_service
 
 SPEC = ServiceSpec(
@@ -27,6 +32,10 @@ SPEC = ServiceSpec(
 
 
 def run() -> None:
+    # The site's directory, read before the transactions of the handlers that need it.
+    site = directory.from_env()
+    outside_transaction(directory_handlers.on_sync, directory_handlers.list_all(site))
+    outside_transaction(jobs.on_job_priced, directory_handlers.look_up(site))
     run_service(SPEC)
 
 

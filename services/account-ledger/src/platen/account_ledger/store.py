@@ -17,9 +17,12 @@ from platen.account_ledger.domain import (
     MAX_HOLD_AGE,
     PIN_WINDOW,
     Account,
+    DirectoryUser,
     Hold,
     HoldState,
     InputState,
+    Known,
+    NewUserRule,
     NotFound,
     Period,
     Posting,
@@ -581,6 +584,50 @@ class Store:
         return problems
 
     # ------------------------------------------------------------- retention
+
+    # ------------------------------------------------------------- the directory
+
+    async def rules(self) -> list[NewUserRule]:
+        rows = await self.conn.fetch("SELECT * FROM new_user_rules ORDER BY position, match")
+        return [NewUserRule(**dict(r)) for r in rows]
+
+    async def set_rule(self, rule: NewUserRule) -> None:
+        await self.conn.execute(
+            """INSERT INTO new_user_rules
+                   (match, position, initial_balance, restricted, overdraft_limit)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (match) DO UPDATE SET position = $2, initial_balance = $3,
+                   restricted = $4, overdraft_limit = $5""",
+            rule.match,
+            rule.position,
+            rule.initial_balance,
+            rule.restricted,
+            rule.overdraft_limit,
+        )
+
+    async def remove_rule(self, match: str) -> bool:
+        gone = await self.conn.execute("DELETE FROM new_user_rules WHERE match = $1", match)
+        return gone != "DELETE 0"
+
+    async def known_users(self) -> list[Known]:
+        rows = await self.conn.fetch(
+            """SELECT u.login, u.enabled, u.from_directory, u.full_name, u.email, u.card_id,
+                      ARRAY(SELECT m.group_name FROM group_members m
+                            WHERE m.login = u.login ORDER BY m.group_name) AS groups
+               FROM users u ORDER BY u.login"""
+        )
+        return [Known(**{**dict(r), "groups": tuple(r["groups"])}) for r in rows]
+
+    async def set_profile(self, user: DirectoryUser) -> None:
+        """What the directory says of `user`; from now on a sync keeps them up to date."""
+        await self.conn.execute(
+            """UPDATE users SET full_name = $2, email = $3, card_id = $4, from_directory = true
+               WHERE login = $1""",
+            user.login,
+            user.full_name,
+            user.email,
+            user.card_id,
+        )
 
     # ------------------------------------------------------------- quotas
 
