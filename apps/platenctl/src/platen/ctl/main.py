@@ -14,6 +14,7 @@ import typer
 from platen import rpc
 from platen.ctl import (
     broadcast,
+    directory,
     identity,
     job_control,
     ledger,
@@ -227,3 +228,4 @@ print_identity.register(printer_app)
 broadcast.register(app)
 job_control.register(app)
 quotas.register(app)
+directory.register(app)
