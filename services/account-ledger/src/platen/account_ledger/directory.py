@@ -109,7 +109,7 @@ class LdapSettings:
     group_filter: str = "(objectClass=posixGroup)"
     login_attribute: str = "uid"
     member_attribute: str = "memberUid"  # or "member" (DNs)
-    timeout: float = 10.0
+    timeout: int = 10  # seconds (ldap3 wants a whole number)
 
     @classmethod
     def from_env(cls, env=os.environ) -> LdapSettings:
@@ -140,9 +140,7 @@ class LdapDirectory:
         import ldap3  # only a site with LDAP pays for its import
 
         s = self.settings
-        tls = ldap3.Tls(
-            validate=ssl.CERT_REQUIRED, ca_certs_file=s.ca_file, version=ssl.PROTOCOL_TLS_CLIENT
-        )
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=s.ca_file)
         server = ldap3.Server(
             s.url, use_ssl=s.url.startswith("ldaps://"), tls=tls, connect_timeout=s.timeout
         )

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import structlog
+
 # The modules whose handlers declare their subscriptions.
 from platen.account_ledger import directory
 from platen.account_ledger.handlers import (  # noqa: F401
@@ -21,6 +23,8 @@ from platen.account_ledger.subscriptions import subscribe
 from platen.messaging.handling import outside_transaction
 from platen.messaging.service import ServiceSpec, run_service
 
+log = structlog.get_logger(__name__)
+
 SPEC = ServiceSpec(
     name="account-ledger",
     schema="ledger",
@@ -34,6 +38,7 @@ SPEC = ServiceSpec(
 def run() -> None:
     # The site's directory, read before the transactions of the handlers that need it.
     site = directory.from_env()
+    log.info("directory", source=site.source if site else None)
     outside_transaction(directory_handlers.on_sync, directory_handlers.list_all(site))
     outside_transaction(jobs.on_job_priced, directory_handlers.look_up(site))
     run_service(SPEC)
