@@ -143,7 +143,8 @@ def system(
     """The four services on this test's vhost and database, each signed in as its own
     broker identity (over TLS when the test broker offers it), as in production.
 
-    `@pytest.mark.service_env(NAME="value")` adds environment variables for the services.
+    `@pytest.mark.service_env(NAME="value")` adds environment variables for the services,
+    and so does a fixture `extra_service_env` the test asks for (a dict), before `system`.
     """
     marker = request.node.get_closest_marker("service_env")
     vhost_name, amqp_url = vhost
@@ -153,6 +154,10 @@ def system(
         "PLATEN_BROKER_MONITOR_URL": ids.monitor_url,
     }
     extra.update(marker.kwargs if marker else {})
+    # Settings known only once a fixture has run (a server it started): a test module
+    # defines `extra_service_env` to give them.
+    if "extra_service_env" in request.fixturenames:
+        extra.update(request.getfixturevalue("extra_service_env"))
     services = ServiceProcesses(
         amqp_url, database_url, tmp_path / "logs", extra_env=extra, service_urls=ids.services
     )

@@ -13,6 +13,9 @@ command -v avahi-daemon >/dev/null 2>&1 || need+=(avahi-daemon)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 # The desktop client's GUI tests open real Tk windows on a private X display.
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+# The directory tests read users from a real OpenLDAP server, run from a private folder.
+[ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -26,6 +29,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts the packaged servers; Platen runs its own from a private folder.
-for svc in rabbitmq-server postgresql cups; do
+for svc in rabbitmq-server postgresql cups slapd; do
   service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -97,7 +97,7 @@ async def test_an_administrator_cancels_a_job_held_for_confirmation(system):
                 raise AssertionError("an answer for a cancelled job was accepted")
             except rpc.RequestFailed as exc:
                 late = str(exc)
-        assert "answered already" in late  # the question was closed with the job
+        assert "was cancelled and will not print" in late  # closed with the job
         assert events.of_type("job.authorized") == [] and events.of_type("job.charged") == []
 
     [job] = [j for j in json.loads(system.ctl("jobs", "--json").stdout) if j["job_id"] == job_id]

@@ -20,12 +20,16 @@ from platen.account_ledger.domain import (
     REVENUE,
     REVENUE_SHARDS,
     Account,
+    DirectoryUser,
     Hold,
     HoldState,
     InputState,
+    Known,
+    NewUserRule,
     NotFound,
     Posting,
     Question,
+    Quota,
     User,
     personal_account,
     shared_account,
@@ -59,6 +63,10 @@ class FakeStore:
         self.failures: list[tuple[str, str, datetime]] = []
         self.transactions: list[FakeTransaction] = []
         self.locks: list[tuple[str, object]] = []
+        self.quota_rows: dict[str, Quota] = {}
+        self.rule_rows: dict[str, NewUserRule] = {}
+        self.profiles: dict[str, DirectoryUser] = {}  # from_directory users
+        self.quota_runs: dict[tuple[str, str], dict] = {}
         for account_id in [REVENUE, FUNDING] + [
             f"{REVENUE}:{i:02d}" for i in range(REVENUE_SHARDS)
         ]:
@@ -249,6 +257,78 @@ class FakeStore:
 
     async def lock_pin_entry(self, account_id: str) -> None:
         self.locks.append(("pin", account_id))
+
+    # ------------------------------------------------------------- the directory
+
+    async def rules(self) -> list[NewUserRule]:
+        return sorted(self.rule_rows.values(), key=lambda r: (r.position, r.match))
+
+    async def set_rule(self, rule: NewUserRule) -> None:
+        self.rule_rows[rule.match] = rule
+
+    async def remove_rule(self, match: str) -> bool:
+        return self.rule_rows.pop(match, None) is not None
+
+    async def known_users(self) -> list[Known]:
+        return [
+            Known(
+                login=u.login,
+                enabled=u.enabled,
+                from_directory=u.login in self.profiles,
+                groups=tuple(sorted(u.groups)),
+                **{
+                    k: getattr(self.profiles.get(u.login), k, None)
+                    for k in ("full_name", "email", "card_id")
+                },
+            )
+            for _, u in sorted(self.users.items())
+        ]
+
+    async def set_profile(self, user: DirectoryUser) -> None:
+        self.profiles[user.login] = user
+
+    # ------------------------------------------------------------- quotas
+
+    async def set_quota(self, quota: Quota) -> None:
+        self.quota_rows[quota.group] = quota
+
+    async def remove_quota(self, group: str) -> bool:
+        return self.quota_rows.pop(group, None) is not None
+
+    async def quotas(self, group: str | None = None) -> list[tuple[Quota, dict | None]]:
+        found = []
+        for name in sorted(self.quota_rows):
+            if group is not None and name != group:
+                continue
+            runs = [r for r in self.quota_runs.values() if r["group_name"] == name]
+            last = max(runs, key=lambda r: r["ran_at"], default=None)
+            found.append(
+                (
+                    self.quota_rows[name],
+                    {"last_period": last["period"], "last_run_at": last["ran_at"]}
+                    if last
+                    else None,
+                )
+            )
+        return found
+
+    async def claim_quota_period(self, group: str, period: str) -> bool:
+        if (group, period) in self.quota_runs:
+            return False
+        self.quota_runs[(group, period)] = {
+            "group_name": group,
+            "period": period,
+            "users": 0,
+            "total": Decimal(0),
+            "ran_at": datetime.now(UTC),
+        }
+        return True
+
+    async def record_quota_run(self, group: str, period: str, users: int, total: Decimal) -> None:
+        self.quota_runs[(group, period)].update(users=users, total=total)
+
+    async def enabled_members(self, group: str) -> list[str]:
+        return [u.login for _, u in sorted(self.users.items()) if group in u.groups and u.enabled]
 
     async def prune(self, older_than: datetime) -> dict[str, int]:
         # Only wrong PINs have times here; other finished rows all count as old.

@@ -325,6 +325,13 @@ def test_only_its_user_answers_a_question_while_it_is_open_and_they_are_enabled(
     assert q.cancel() is False  # answered: it stays answered
 
 
+def test_a_cancelled_question_says_it_was_cancelled_not_answered():
+    q = question()
+    assert q.cancel() is True
+    assert q.refusal("alice", enabled=True) == "this job was cancelled and will not print"
+    assert q.refusal("mal", enabled=True) == "this job belongs to someone else"
+
+
 def test_a_question_expires_at_its_deadline():
     q = question()
     assert not q.expired(q.expires_at - timedelta(microseconds=1))

@@ -406,7 +406,7 @@ async def test_a_cancelled_job_that_waited_for_its_user_cannot_be_answered(ctx):
     await jobs.on_job_not_printed(ctx, ended(JobCancelled, job))
     assert ctx.store.questions[job.job_id].state is InputState.CANCELLED
     answer = await jobs.on_answer(ctx, AnswerJob(job_id=job.job_id, user="ivy", action="print"))
-    assert answer.error == "this job has been answered already"
+    assert answer.error == "this job was cancelled and will not print"
     assert ctx.store.holds == {}
 
 

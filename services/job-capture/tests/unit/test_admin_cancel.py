@@ -8,6 +8,8 @@ import uuid
 import platen.events.jobs as ev
 from platen.events.system import ErrorReply
 from platen.job_capture import handlers
+from platen.job_capture.subscriptions import subscribe
+from platen.messaging.senders import SenderCheck
 
 from .fakes import FakeStore
 from .test_handlers import ADMIN, PRINT_SERVER, a_job, context
@@ -60,11 +62,14 @@ async def test_an_unknown_job_or_a_print_server_sender_is_refused():
         context(store, ADMIN), ev.AdminCancelJob(job_id=missing)
     )
     assert unknown.error == f"no job {missing}"
-    server = context(store, PRINT_SERVER)  # even the print server that submitted it
-    refused = await handlers.on_admin_cancel(server, ev.AdminCancelJob(job_id=job.job_id))
-    assert isinstance(refused, ErrorReply) and "print server" in refused.error
-    anonymous = await handlers.on_admin_cancel(
-        context(store, None), ev.AdminCancelJob(job_id=job.job_id)
-    )
-    assert isinstance(anonymous, ErrorReply) and "user_id" in anonymous.error
-    assert store.jobs[job.job_id].state == "priced" and server.emitted == []
+    # Who may send it is the declaration's to say, checked by the dispatcher before the
+    # handler runs: platenctl only; not even the print server that submitted the job.
+    check = SenderCheck("job-capture", "platen-job-capture")
+    allowed = subscribe.senders[ev.AdminCancelJob]
+    kind = ev.AdminCancelJob.message_type
+    assert check.refusal(kind, allowed, ADMIN) is None
+    refused = check.refusal(kind, allowed, PRINT_SERVER)
+    assert refused is not None and PRINT_SERVER in refused
+    anonymous = check.refusal(kind, allowed, None)
+    assert anonymous is not None and "no AMQP user_id" in anonymous
+    assert store.jobs[job.job_id].state == "priced"

@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 
 from platen import rpc
-from platen.ctl import broadcast, identity, job_control, ledger, pricing, print_identity
+from platen.ctl import (
+    broadcast,
+    directory,
+    identity,
+    job_control,
+    ledger,
+    pricing,
+    print_identity,
+    quotas,
+)
 from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, fail, print_user, run
 from platen.ctl.dead_letters import dlq_app
@@ -218,3 +227,5 @@ pricing.register(app, printer_app)
 print_identity.register(printer_app)
 broadcast.register(app)
 job_control.register(app)
+quotas.register(app)
+directory.register(app)

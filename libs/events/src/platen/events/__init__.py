@@ -1,6 +1,16 @@
 """Platen's event contract: every message other systems may send or receive."""
 
-from platen.events import accounts, desktop, identities, jobs, print_identity, printers, system
+from platen.events import (
+    accounts,
+    desktop,
+    directory,
+    identities,
+    jobs,
+    print_identity,
+    printers,
+    quotas,
+    system,
+)
 from platen.events.base import Envelope, Message, is_valid_login
 from platen.events.registry import ContractError, decode, encode
 
@@ -11,11 +21,13 @@ __all__ = [
     "accounts",
     "decode",
     "desktop",
+    "directory",
     "encode",
     "identities",
     "is_valid_login",
     "jobs",
     "print_identity",
     "printers",
+    "quotas",
     "system",
 ]

@@ -31,7 +31,7 @@ import itertools
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -444,8 +444,12 @@ class Question:
             return "this job belongs to someone else"
         if not enabled:
             return "your account is disabled"
-        if self.state is not InputState.OPEN:
+        if self.state is InputState.ANSWERED:
             return "this job has been answered already"
+        if self.state is InputState.CANCELLED:
+            # Cancelled by an administrator, at CUPS, or at its deadline: say so, rather
+            # than let the user think someone else answered for them.
+            return "this job was cancelled and will not print"
         return None
 
     def expired(self, now: datetime) -> bool:
@@ -585,3 +589,159 @@ def release(hold: Hold | None, question: Question | None) -> Released:
     cancelled = question.cancel() if question is not None else False
     voided = hold.void() if hold is not None and hold.pending else False
     return Released(hold=voided, question=cancelled)
+
+
+# ----------------------------------------------------------------- periodic quotas
+
+
+class Period(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    TERM = "term"
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What a group's members are given each period, into their personal accounts.
+
+    A period is named by a key ("2026-12-01", "2026-W49", "2026-12", "term from
+    2026-09-01"): a group's period is given once (the store claims it; `op_key` keeps
+    each member's posting single too), however often a run is triggered.
+    """
+
+    group: str
+    amount: Decimal
+    period: Period
+    cap: Decimal | None = None  # add no more than brings the balance to this
+    reset: bool = False  # set the balance to `amount` instead of adding it
+    terms: tuple[date, ...] = ()  # when each term starts (a `term` period only)
+
+    def period_of(self, day: date) -> str | None:
+        """The key of the period `day` falls in; None before the first term starts."""
+        match self.period:
+            case Period.DAY:
+                return day.isoformat()
+            case Period.WEEK:
+                year, week, _ = day.isocalendar()
+                return f"{year}-W{week:02d}"
+            case Period.MONTH:
+                return f"{day.year}-{day.month:02d}"
+            case Period.TERM:
+                started = [t for t in self.terms if t <= day]
+                return f"term from {max(started).isoformat()}" if started else None
+
+    def credit(self, account: Account) -> Decimal:
+        """What this quota moves into `account` now (negative: a reset takes unspent
+        credit back; never so much that the account could not cover its holds)."""
+        if self.reset:
+            change = self.amount - account.balance
+            if change < 0 and not account.can_pay(-change).authorized:
+                return Decimal(0)
+            return change
+        if self.cap is not None:
+            return max(Decimal(0), min(self.amount, self.cap - account.balance))
+        return self.amount
+
+    def op_key(self, period: str, login: str) -> str:
+        return f"quota:{self.group}:{period}:{login}"
+
+    def description(self, period: str) -> str:
+        return f"quota for {period} (group {self.group})"
+
+
+# ----------------------------------------------------------------- the directory
+
+ANYONE = "*"  # a new-user rule that matches anyone the directory knows
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A user as the site's directory (LDAP, the host's users) knows them."""
+
+    login: str
+    full_name: str | None = None
+    email: str | None = None
+    card_id: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewUserRule:
+    """What a user the directory knows gets when Platen first meets them (on their first
+    job, or at a sync): the first rule, by position, that matches one of their groups
+    (or `ANYONE`)."""
+
+    match: str
+    position: int
+    initial_balance: Decimal = Decimal(0)
+    restricted: bool = True
+    overdraft_limit: Decimal = Decimal(0)
+
+
+def rule_for(groups: tuple[str, ...] | list[str], rules: list[NewUserRule]) -> NewUserRule | None:
+    for rule in sorted(rules, key=lambda r: r.position):
+        if rule.match == ANYONE or rule.match in groups:
+            return rule
+    return None
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the ledger holds of a user, as a sync compares it with the directory."""
+
+    login: str
+    enabled: bool
+    from_directory: bool
+    groups: tuple[str, ...]
+    full_name: str | None = None
+    email: str | None = None
+    card_id: str | None = None
+
+
+@dataclass
+class SyncPlan:
+    add: list[tuple[DirectoryUser, NewUserRule]] = field(default_factory=list)
+    change: list[DirectoryUser] = field(default_factory=list)
+    disable: list[str] = field(default_factory=list)
+    # In the directory, but no new-user rule matches them: not added (and denied if they
+    # print), until a rule does.
+    no_rule: list[str] = field(default_factory=list)
+
+
+class DirectoryEmpty(Exception):
+    """The directory listed nobody: a wrong base or filter, or an outage, far more likely
+    than a site with no users. A sync then changes nothing rather than disable everyone."""
+
+
+def plan_sync(
+    listed: list[DirectoryUser], known: list[Known], rules: list[NewUserRule]
+) -> SyncPlan:
+    """What a sync does: add the directory's users a rule matches; bring the groups, name,
+    email and card of users the directory knows up to date; disable the users it once
+    listed and lists no more (never delete: their history stays). Users made by hand and
+    never in the directory are left alone."""
+    if not listed:
+        raise DirectoryEmpty("the directory listed no users; nothing was changed")
+    by_login = {k.login: k for k in known}
+    plan = SyncPlan()
+    for d in sorted(listed, key=lambda u: u.login):
+        k = by_login.get(d.login)
+        if k is None:
+            rule = rule_for(d.groups, rules)
+            if rule is None:
+                plan.no_rule.append(d.login)
+            else:
+                plan.add.append((d, rule))
+        elif not k.from_directory or (
+            tuple(sorted(k.groups)),
+            k.full_name,
+            k.email,
+            k.card_id,
+        ) != (tuple(sorted(d.groups)), d.full_name, d.email, d.card_id):
+            plan.change.append(d)
+    present = {d.login for d in listed}
+    plan.disable = sorted(
+        k.login for k in known if k.from_directory and k.enabled and k.login not in present
+    )
+    return plan

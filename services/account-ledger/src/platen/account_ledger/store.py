@@ -17,12 +17,17 @@ from platen.account_ledger.domain import (
     MAX_HOLD_AGE,
     PIN_WINDOW,
     Account,
+    DirectoryUser,
     Hold,
     HoldState,
     InputState,
+    Known,
+    NewUserRule,
     NotFound,
+    Period,
     Posting,
     Question,
+    Quota,
     User,
     personal_account,
     shared_account,
@@ -579,6 +584,131 @@ class Store:
         return problems
 
     # ------------------------------------------------------------- retention
+
+    # ------------------------------------------------------------- the directory
+
+    async def rules(self) -> list[NewUserRule]:
+        rows = await self.conn.fetch("SELECT * FROM new_user_rules ORDER BY position, match")
+        return [NewUserRule(**dict(r)) for r in rows]
+
+    async def set_rule(self, rule: NewUserRule) -> None:
+        await self.conn.execute(
+            """INSERT INTO new_user_rules
+                   (match, position, initial_balance, restricted, overdraft_limit)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (match) DO UPDATE SET position = $2, initial_balance = $3,
+                   restricted = $4, overdraft_limit = $5""",
+            rule.match,
+            rule.position,
+            rule.initial_balance,
+            rule.restricted,
+            rule.overdraft_limit,
+        )
+
+    async def remove_rule(self, match: str) -> bool:
+        gone = await self.conn.execute("DELETE FROM new_user_rules WHERE match = $1", match)
+        return gone != "DELETE 0"
+
+    async def known_users(self) -> list[Known]:
+        rows = await self.conn.fetch(
+            """SELECT u.login, u.enabled, u.from_directory, u.full_name, u.email, u.card_id,
+                      ARRAY(SELECT m.group_name FROM group_members m
+                            WHERE m.login = u.login ORDER BY m.group_name) AS groups
+               FROM users u ORDER BY u.login"""
+        )
+        return [Known(**{**dict(r), "groups": tuple(r["groups"])}) for r in rows]
+
+    async def set_profile(self, user: DirectoryUser) -> None:
+        """What the directory says of `user`; from now on a sync keeps them up to date."""
+        await self.conn.execute(
+            """UPDATE users SET full_name = $2, email = $3, card_id = $4, from_directory = true
+               WHERE login = $1""",
+            user.login,
+            user.full_name,
+            user.email,
+            user.card_id,
+        )
+
+    # ------------------------------------------------------------- quotas
+
+    async def set_quota(self, quota: Quota) -> None:
+        await self.conn.execute(
+            "INSERT INTO groups (name) VALUES ($1) ON CONFLICT DO NOTHING", quota.group
+        )
+        await self.conn.execute(
+            """INSERT INTO quotas (group_name, amount, period, cap, reset, terms)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (group_name) DO UPDATE SET amount = $2, period = $3, cap = $4,
+                   reset = $5, terms = $6""",
+            quota.group,
+            quota.amount,
+            str(quota.period),
+            quota.cap,
+            quota.reset,
+            list(quota.terms),
+        )
+
+    async def remove_quota(self, group: str) -> bool:
+        gone = await self.conn.execute("DELETE FROM quotas WHERE group_name = $1", group)
+        return gone != "DELETE 0"
+
+    async def quotas(self, group: str | None = None) -> list[tuple[Quota, asyncpg.Record | None]]:
+        """Each quota (or `group`'s) by group, with its last run (None: never run)."""
+        rows = await self.conn.fetch(
+            """SELECT q.*, r.period AS last_period, r.ran_at AS last_run_at
+               FROM quotas q
+               LEFT JOIN LATERAL (SELECT period, ran_at FROM quota_runs r
+                                  WHERE r.group_name = q.group_name
+                                  ORDER BY ran_at DESC LIMIT 1) r ON true
+               WHERE $1::text IS NULL OR q.group_name = $1
+               ORDER BY q.group_name""",
+            group,
+        )
+        return [
+            (
+                Quota(
+                    group=r["group_name"],
+                    amount=r["amount"],
+                    period=Period(r["period"]),
+                    cap=r["cap"],
+                    reset=r["reset"],
+                    terms=tuple(r["terms"]),
+                ),
+                r if r["last_period"] is not None else None,
+            )
+            for r in rows
+        ]
+
+    async def claim_quota_period(self, group: str, period: str) -> bool:
+        """Take `group`'s `period` to give it; False when it was given already. A second
+        run at the same moment waits here for the first to commit, then gets False."""
+        return bool(
+            await self.conn.fetchval(
+                "INSERT INTO quota_runs (group_name, period) VALUES ($1, $2) "
+                "ON CONFLICT DO NOTHING RETURNING true",
+                group,
+                period,
+            )
+        )
+
+    async def record_quota_run(self, group: str, period: str, users: int, total: Decimal) -> None:
+        await self.conn.execute(
+            "UPDATE quota_runs SET users = $3, total = $4 WHERE group_name = $1 AND period = $2",
+            group,
+            period,
+            users,
+            total,
+        )
+
+    async def enabled_members(self, group: str) -> list[str]:
+        return [
+            r["login"]
+            for r in await self.conn.fetch(
+                """SELECT u.login FROM group_members m JOIN users u ON u.login = m.login
+                   WHERE m.group_name = $1 AND u.enabled ORDER BY u.login""",
+                group,
+            )
+        ]
 
     async def prune(self, older_than: datetime) -> dict[str, int]:
         """Delete what nothing waits on any more from before `older_than` (see

@@ -46,14 +46,3 @@ def refuse_access(sender: Sender, owner: str | None) -> str | None:
     if sender.print_server is not None and sender.print_server != owner:
         return "this job was not submitted by this print server"
     return None
-
-
-def refuse_admin_request(sender: Sender) -> str | None:
-    """Why `sender` may not make an administrator's request, such as cancelling any job
-    (None: it may). A print server reports on its own jobs only; the broker keeps
-    desktops from sending commands at all."""
-    if sender.user_id is None:
-        return NO_SENDER
-    if sender.print_server is not None:
-        return "a print server may not cancel jobs this way (it reports CUPS cancels)"
-    return None

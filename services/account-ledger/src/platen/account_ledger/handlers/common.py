@@ -7,7 +7,15 @@ from decimal import Decimal
 
 from platen.account_ledger import domain
 from platen.account_ledger.domain import NotFound
-from platen.events.accounts import AccountView, BalanceChanged, BalanceLow, HoldView, UserView
+from platen.events.accounts import (
+    AccountView,
+    BalanceChanged,
+    BalanceLow,
+    HoldView,
+    UserAdded,
+    UserGroupsSet,
+    UserView,
+)
 from platen.events.money import CENT
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
@@ -117,3 +125,37 @@ async def balance_changed(ctx: HandlerContext, account_id: str) -> None:
             ),
             correlation_id=account_id,
         )
+
+
+async def create_user(
+    ctx: HandlerContext,
+    login: str,
+    *,
+    initial_balance: Decimal,
+    restricted: bool,
+    groups: list[str],
+    overdraft_limit: Decimal = Decimal(0),
+) -> bool:
+    """Make a user and their personal account, with a starting balance from
+    `system:funding`, and announce them (the notification service gives them a desktop
+    identity); False, changing nothing, when they exist already."""
+    if not await ctx.store.add_user(login, restricted=restricted):
+        return False
+    account = domain.personal_account(login)
+    await ctx.store.set_groups(login, groups)
+    if overdraft_limit:
+        await ctx.store.update_account(account, overdraft_limit=overdraft_limit)
+    if initial_balance > 0:
+        await ctx.store.post(
+            domain.Posting(
+                op_key=f"user:{login}:initial-balance",
+                kind="top-up",
+                description="initial balance",
+                entries={account: initial_balance, domain.FUNDING: -initial_balance},
+            )
+        )
+    ctx.log.info("user added", login=login, balance=str(initial_balance))
+    await ctx.emit(UserAdded(login=login), correlation_id=account)
+    await ctx.emit(UserGroupsSet(login=login, groups=groups), correlation_id=account)
+    await balance_changed(ctx, account)
+    return True

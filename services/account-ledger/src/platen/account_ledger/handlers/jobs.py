@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from platen.account_ledger import domain
 from platen.account_ledger.domain import Ask, ChargeTo, Deny, Hold, Job, NotFound, Question
 from platen.account_ledger.handlers.common import SERVICE, balance_changed
+from platen.account_ledger.handlers.directory import first_job
 from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     AccountOption,
@@ -95,6 +96,14 @@ async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
         ctx.log.info("price for a job that was already cancelled ignored")
         return
     user = await ctx.store.user(event.user)
+    if user is None and ctx.prepared is not None:
+        # A user the directory knows, printing for the first time: made by the first
+        # new-user rule that matches them, and the job goes on; or denied with the reason.
+        made = await first_job(ctx, event.user, ctx.prepared)
+        if isinstance(made, str):
+            await _deny(ctx, job, event.user, made)
+            return
+        user = made
     step = domain.route(job, user)
     if isinstance(step, Deny):
         await _deny(ctx, job, event.user, step.reason)

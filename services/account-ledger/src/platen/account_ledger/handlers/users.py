@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from platen.account_ledger import domain
-from platen.account_ledger.domain import NotFound, Posting
-from platen.account_ledger.handlers.common import balance_changed, not_cents, user_view
+from platen.account_ledger.domain import NotFound
+from platen.account_ledger.handlers.common import create_user, not_cents, user_view
 from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     AddUser,
     ListUsers,
     SetUser,
     ShowUser,
-    UserAdded,
     UserDisabled,
     UserEnabled,
     UserGroupsSet,
@@ -28,23 +27,13 @@ from platen.messaging.senders import ADMIN
 async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView | ErrorReply:
     if refusal := not_cents(cmd.initial_balance, "starting balance"):
         return refusal
-    created = await ctx.store.add_user(cmd.login, restricted=cmd.restricted)
-    if created:
-        account = domain.personal_account(cmd.login)
-        await ctx.store.set_groups(cmd.login, cmd.groups)
-        if cmd.initial_balance > 0:
-            await ctx.store.post(
-                Posting(
-                    op_key=f"user:{cmd.login}:initial-balance",
-                    kind="top-up",
-                    description="initial balance",
-                    entries={account: cmd.initial_balance, domain.FUNDING: -cmd.initial_balance},
-                )
-            )
-        ctx.log.info("user added", login=cmd.login, balance=str(cmd.initial_balance))
-        await ctx.emit(UserAdded(login=cmd.login), correlation_id=account)
-        await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
-        await balance_changed(ctx, account)
+    await create_user(
+        ctx,
+        cmd.login,
+        initial_balance=cmd.initial_balance,
+        restricted=cmd.restricted,
+        groups=cmd.groups,
+    )
     view = await user_view(ctx, cmd.login)
     assert view is not None
     return view

@@ -1,0 +1,84 @@
+"""The LDAP directory adapter against a real OpenLDAP `slapd` (TLS required): users,
+their names, emails, cards and groups; one user at a time; and each way it can fail,
+said clearly and never as "nobody is there"."""
+
+from __future__ import annotations
+
+import pytest
+
+from platen.account_ledger.directory import Directory, LdapDirectory, LdapSettings, from_env
+from platen.account_ledger.domain import DirectoryUser
+from platen.testing.ldap import Person, Slapd
+
+pytestmark = pytest.mark.integration  # a real server, started by the test itself
+
+
+@pytest.fixture
+def slapd(tmp_path):
+    server = Slapd(tmp_path / "slapd").start()
+    try:
+        server.add_group("staff", 5000)
+        server.add_group("lab", 5001)
+        server.add_person(Person("ann", "Ann Able", 10001, "ann@example.org", "C-1"), ["staff"])
+        server.add_person(Person("bob", "Bob Baker", 10002), ["staff", "lab"])
+        server.add_person(Person("cat", "Cat Cole", 10003))
+        yield server
+    finally:
+        server.stop()
+
+
+def directory(slapd: Slapd, tmp_path, **changes) -> Directory:
+    env = {**slapd.ledger_env(tmp_path / "reader-password"), **changes}
+    return from_env(env)
+
+
+async def test_users_and_their_groups_are_read_over_starttls(slapd, tmp_path):
+    users = await directory(slapd, tmp_path).users()
+    assert users == [
+        DirectoryUser("ann", "Ann Able", "ann@example.org", "C-1", ("staff",)),
+        DirectoryUser("bob", "Bob Baker", None, None, ("lab", "staff")),
+        DirectoryUser("cat", "Cat Cole", None, None, ()),
+    ]
+
+
+async def test_one_user_is_looked_up_and_cached_for_a_while(slapd, tmp_path):
+    site = directory(slapd, tmp_path)
+    found = await site.lookup("bob")
+    assert found.user is not None and found.user.groups == ("lab", "staff")
+    missing = await site.lookup("dan")
+    assert (missing.user, missing.unavailable) == (None, None)
+    slapd.stop()  # answered from the cache while the directory is away
+    assert (await site.lookup("bob")).user == found.user
+
+
+async def test_a_filter_character_in_a_login_cannot_widen_the_search(slapd, tmp_path):
+    site = directory(slapd, tmp_path)
+    assert (await site.lookup("*")).user is None  # not a login: never sent
+    adapter = site.adapter
+    assert isinstance(adapter, LdapDirectory)
+    assert await adapter.user("a*") == None  # noqa: E711 - escaped, so matches nobody
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (
+            {"PLATEN_LDAP_CA_FILE": "/etc/ssl/certs/ca-certificates.crt"},
+            "CERTIFICATE_VERIFY_FAILED",
+        ),
+        ({"PLATEN_LDAP_BIND_DN": "cn=nobody,dc=platen,dc=test"}, "invalidCredentials"),
+        ({"PLATEN_LDAP_URL": "ldap://127.0.0.1:9"}, "LDAPSocketOpenError"),
+    ],
+)
+async def test_a_directory_that_cannot_be_asked_says_why(slapd, tmp_path, change, why):
+    site = directory(slapd, tmp_path, **change)
+    lookup = await site.lookup("ann")
+    assert lookup.user is None and why in (lookup.unavailable or "")
+    with pytest.raises(Exception, match=why):
+        await site.users()
+
+
+async def test_the_password_is_read_from_its_file_and_never_kept_in_the_settings(slapd, tmp_path):
+    settings = LdapSettings.from_env(slapd.ledger_env(tmp_path / "pw"))
+    assert slapd.reader_password not in repr(settings)
+    assert (await LdapDirectory(settings).users())[0].login == "ann"
