@@ -148,13 +148,19 @@ def system(
     marker = request.node.get_closest_marker("service_env")
     vhost_name, amqp_url = vhost
     ids = identities.for_vhost(vhost_name)
-    extra = {
-        "PLATEN_BROKER_MANAGEMENT_URL": ids.management_url,
-        "PLATEN_BROKER_MONITOR_URL": ids.monitor_url,
+    extra = dict(marker.kwargs) if marker else {}
+    # Each management-API key to its one service only, as `make run` hands them out.
+    own = {
+        "notification": {"PLATEN_BROKER_MANAGEMENT_URL": ids.management_url},
+        "job-capture": {"PLATEN_BROKER_MONITOR_URL": ids.monitor_url},
     }
-    extra.update(marker.kwargs if marker else {})
     services = ServiceProcesses(
-        amqp_url, database_url, tmp_path / "logs", extra_env=extra, service_urls=ids.services
+        amqp_url,
+        database_url,
+        tmp_path / "logs",
+        extra_env=extra,
+        own_env=own,
+        service_urls=ids.services,
     )
     services.provision()  # each service signs in as its own database role
     services.start_all()
