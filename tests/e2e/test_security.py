@@ -303,21 +303,31 @@ async def test_no_platen_identity_may_publish_to_the_default_exchange(system):
     system.services.kill("account-ledger")  # so that what reaches its queue stays there
     pricing = system.ids.services["pricing"]
     printed = command(
-        JobPrinted(job_id=uuid.uuid4(), pages=1, copies=1, printed_at=datetime.now(UTC)),
+        JobPrinted(
+            job_id=uuid.uuid4(),
+            user="dora",
+            printer="lab",
+            document_name="forged.pdf",
+            pages=1,
+            copies=1,
+            printed_at=datetime.now(UTC),
+        ),
         user_id=signed_in_as(pricing),
     )
 
     async def into_the_ledger(ch):
         await ch.default_exchange.publish(printed, routing_key="account-ledger.events")
 
-    assert "ACCESS_REFUSED" in str(await refused(pricing, into_the_ledger))
-    conn = await aio_pika.connect(system.amqp_url)
-    async with conn:
-        ch = await conn.channel()
-        queue = await ch.declare_queue("account-ledger.events", passive=True)
-        assert queue.declaration_result.message_count == 0
-    system.services.start("account-ledger")
-    system.wait_ready()
+    try:
+        assert "ACCESS_REFUSED" in str(await refused(pricing, into_the_ledger))
+        conn = await aio_pika.connect(system.amqp_url)
+        async with conn:
+            ch = await conn.channel()
+            queue = await ch.declare_queue("account-ledger.events", passive=True)
+            assert queue.declaration_result.message_count == 0
+    finally:
+        system.services.start("account-ledger")
+        system.wait_ready()
 
 
 async def test_a_reply_reaches_only_the_identity_that_asked(system):
