@@ -137,7 +137,9 @@ def service(name: str | ServiceSpec, user: str | None = None) -> Permissions:
     spec = discovery.spec(name) if isinstance(name, str) else name
     published = spec.subscriptions.published
     queues = [q.name for q in consumer_queues(spec)]
-    own = ["(" + "|".join(re.escape(q) for q in queues) + r")(\.dlq)?"]
+    # Its own queues, and broker-named ones: exclusive to the connection that made them,
+    # for the replies to requests it makes itself (`platen.rpc`).
+    own = ["(" + "|".join(re.escape(q) for q in queues) + r")(\.dlq)?", SERVER_NAMED]
     desktop_write = NOTHING
     if published[DESKTOP]:
         own.append(r"desktop\..+")  # it declares each user's desktop queue and fills it
