@@ -302,16 +302,9 @@ async def test_no_platen_identity_may_publish_to_the_default_exchange(system):
 
     system.services.kill("account-ledger")  # so that what reaches its queue stays there
     pricing = system.ids.services["pricing"]
+    job = {"user": "dora", "printer": "lab", "document_name": "forged.pdf", "pages": 1}
     printed = command(
-        JobPrinted(
-            job_id=uuid.uuid4(),
-            user="dora",
-            printer="lab",
-            document_name="forged.pdf",
-            pages=1,
-            copies=1,
-            printed_at=datetime.now(UTC),
-        ),
+        JobPrinted(job_id=uuid.uuid4(), copies=1, printed_at=datetime.now(UTC), **job),
         user_id=signed_in_as(pricing),
     )
 
