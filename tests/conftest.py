@@ -149,17 +149,23 @@ def system(
     marker = request.node.get_closest_marker("service_env")
     vhost_name, amqp_url = vhost
     ids = identities.for_vhost(vhost_name)
-    extra = {
-        "PLATEN_BROKER_MANAGEMENT_URL": ids.management_url,
-        "PLATEN_BROKER_MONITOR_URL": ids.monitor_url,
+    extra = dict(marker.kwargs) if marker else {}
+    # Each management-API key to its one service only, as `make run` hands them out.
+    own = {
+        "notification": {"PLATEN_BROKER_MANAGEMENT_URL": ids.management_url},
+        "job-capture": {"PLATEN_BROKER_MONITOR_URL": ids.monitor_url},
     }
-    extra.update(marker.kwargs if marker else {})
     # Settings known only once a fixture has run (a server it started): a test module
     # defines `extra_service_env` to give them.
     if "extra_service_env" in request.fixturenames:
         extra.update(request.getfixturevalue("extra_service_env"))
     services = ServiceProcesses(
-        amqp_url, database_url, tmp_path / "logs", extra_env=extra, service_urls=ids.services
+        amqp_url,
+        database_url,
+        tmp_path / "logs",
+        extra_env=extra,
+        own_env=own,
+        service_urls=ids.services,
     )
     services.provision()  # each service signs in as its own database role
     services.start_all()

@@ -99,9 +99,10 @@ def main() -> None:
             installer,
             database_url,
             RUN / "logs",
-            extra_env={
-                "PLATEN_BROKER_MANAGEMENT_URL": installed.identity_manager_url,
-                "PLATEN_BROKER_MONITOR_URL": installed.presence_monitor_url,
+            # Each management-API key to its one service only.
+            own_env={
+                "notification": {"PLATEN_BROKER_MANAGEMENT_URL": installed.identity_manager_url},
+                "job-capture": {"PLATEN_BROKER_MONITOR_URL": installed.presence_monitor_url},
             },
             service_urls=installed.urls,
         )

@@ -17,6 +17,7 @@ from platen.cups_backend.main import QUERY_TIMEOUT, ask, capture_and_wait
 from platen.events.base import HEADER_VERSION
 from platen.events.jobs import GetJobStatus, JobStatus, JobSubmitted, SubmitJob
 from platen.events.registry import decode
+from platen.events.routing import REPLIES
 from platen.rpc import amqp_message
 from platen.testing.documents import make_pdf
 from tests.cups.test_cups_capture import COMPLETED, answer, document, job_state
@@ -140,6 +141,7 @@ async def test_a_slow_analysis_is_not_an_outage(system):
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue("job-capture.commands", ensure=False)
+        replies = await channel.get_exchange(REPLIES, ensure=False)
 
         async def respond(raw) -> None:
             async with raw.process():
@@ -151,7 +153,7 @@ async def test_a_slow_analysis_is_not_an_outage(system):
                 else:
                     state = "denied" if submitted else "unknown"
                     reply = JobStatus(job_id=request.job_id, state=state, reason="test")
-                await channel.default_exchange.publish(
+                await replies.publish(
                     amqp_message(reply, correlation_id=raw.message_id), routing_key=raw.reply_to
                 )
 

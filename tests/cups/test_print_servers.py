@@ -99,15 +99,19 @@ async def test_a_print_server_cannot_ask_about_report_on_or_resubmit_anothers_jo
         # Nor may a print server submit API jobs (which print on release, unseen).
         with pytest.raises(RequestFailed, match="CUPS jobs only"):
             await intruder.request("capture.submit", cups_submission(uuid.uuid4(), source="api"))
-        # Leaving out who sends does not pass for an administrator.
+        # Leaving out who sends does not pass for an administrator: refused (job-capture
+        # logs why, below), and not answered either: a reply goes only to a key of the
+        # request's own, broker-checked user.
         intruder.user_id = None
-        with pytest.raises(RequestFailed, match="does not say who sends it"):
-            await intruder.request("capture.job.status", GetJobStatus(job_id=job_id))
+        with pytest.raises(RequestFailed, match="no answer"):
+            await intruder.request("capture.job.status", GetJobStatus(job_id=job_id), timeout=5)
 
     after = await query(system.database_url, "SELECT * FROM job_capture.jobs")
     assert after == before and after[0]["print_server"] == cups.name
     refusals = system.services.log("job-capture")
     assert refusals.count("request refused") >= 5 and f"{NOT_YOURS}" in refusals
+    assert "does not say who sends it" in refusals
+    assert "request not answered: its reply_to is not its sender's" in refusals
 
     # The job's own print server is still answered: the job prints and is charged once.
     await answer(system, ask.correlation_id, "alice")

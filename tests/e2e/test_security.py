@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import stat
 import tomllib
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal as D
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -20,10 +24,14 @@ from aiormq.exceptions import (
     ProbableAuthenticationError,
 )
 
+from platen import rpc
 from platen.events.accounts import TopUp
 from platen.events.desktop import BalanceNotice
 from platen.events.discovery import signed_in_as
+from platen.events.jobs import GetJobStatus, JobPrinted, JobStatus
 from platen.events.registry import decode
+from platen.events.routing import REPLIES, reply_prefix
+from platen.messaging.broker_admin import BrokerAdmin
 from platen.messaging.installation import with_credentials
 from tests.e2e.clientproc import ClientProcess
 from tests.e2e.helpers import command, eventually
@@ -238,26 +246,131 @@ async def test_each_service_is_its_own_database_role_and_none_can_turn_off_the_l
 
 
 async def test_a_service_cannot_have_the_ledger_move_money_by_any_route(system):
-    """Pricing's identity may not publish `ledger.topup` on `platen.commands` (the broker
-    refuses it); straight into the ledger's queue through the default exchange, the
-    ledger refuses it by its broker-checked user_id, dead-letters it with the reason and
-    moves no money. The same command from platenctl's identity goes through."""
+    """Pricing's identity may publish `ledger.topup` neither on `platen.commands` nor
+    straight into the ledger's queue through the default exchange: the broker refuses
+    both. What reaches the ledger's queue anyway (here from the broker's administrator,
+    who alone may still use the default exchange) the ledger refuses by its
+    broker-checked user_id, dead-letters with the reason, and moves no money. The same
+    command from platenctl's identity goes through."""
     system.ctl("user", "add", "ivy", "--balance", "1.00")
     pricing = system.ids.services["pricing"]
-    conn = await aio_pika.connect(pricing)
+
+    def forged(url: str) -> aio_pika.Message:
+        topup = TopUp(account="ivy", amount=D("100.00"), key=f"forged-{uuid.uuid4()}")
+        return command(topup, user_id=signed_in_as(url))
+
+    async def on_commands(ch):
+        ex = await ch.get_exchange("platen.commands", ensure=False)
+        await ex.publish(forged(pricing), routing_key="ledger.topup")
+
+    async def by_queue_name(ch):
+        await ch.default_exchange.publish(forged(pricing), routing_key="account-ledger.commands")
+
+    for route in (on_commands, by_queue_name):
+        assert "ACCESS_REFUSED" in str(await refused(pricing, route))
+    conn = await aio_pika.connect(system.amqp_url)
     async with conn:
         ch = await conn.channel(publisher_confirms=True)
-        forged = command(
-            TopUp(account="ivy", amount=D("100.00"), key="forged-1"),
-            user_id=signed_in_as(pricing),
-        )
-        await ch.default_exchange.publish(forged, routing_key="account-ledger.commands")
+        stray = forged(system.amqp_url)
+        await ch.default_exchange.publish(stray, routing_key="account-ledger.commands")
 
-    async def refused() -> bool:
+    async def refused_by_the_ledger() -> bool:
         out = system.ctl("dlq", "list", "--json", check=False)
-        return forged.message_id in out.stdout and "accepted only from admin" in out.stdout
+        return stray.message_id in out.stdout and "accepted only from admin" in out.stdout
 
-    assert await eventually(refused, timeout=30)
+    assert await eventually(refused_by_the_ledger, timeout=30)
     assert D(system.user_json("ivy")["balance"]) == D("1.00")
     system.ctl("topup", "ivy", "2.00")
     assert D(system.user_json("ivy")["balance"]) == D("3.00")
+
+
+async def test_no_platen_identity_may_publish_to_the_default_exchange(system):
+    """Every user with rights on the vhost but the broker administrator who installed
+    it (the services, platenctl, a print server, a desktop) is denied `amq.default`, by
+    the broker's own permission list; and pricing's identity putting a `job.printed` into
+    the ledger's queue by name is refused, the queue left empty."""
+    system.ctl("user", "add", "dora", "--balance", "1.00")
+    issue(system, "dora")
+    print_server = signed_in_as(system.print_server("lab"))
+    async with BrokerAdmin(system.ids.management_url, system.vhost) as admin:
+        rights = await admin.vhost_permissions()
+    rights.pop(signed_in_as(system.amqp_url))
+    platen = {signed_in_as(u) for u in (*system.ids.services.values(), system.admin_url)}
+    assert platen | {print_server, "dora"} <= set(rights)
+    writers = {user for user, r in rights.items() if re.search(r["write"], "amq.default")}
+    assert writers == set()
+
+    system.services.kill("account-ledger")  # so that what reaches its queue stays there
+    pricing = system.ids.services["pricing"]
+    job = {"user": "dora", "printer": "lab", "document_name": "forged.pdf", "pages": 1}
+    printed = command(
+        JobPrinted(job_id=uuid.uuid4(), copies=1, printed_at=datetime.now(UTC), **job),
+        user_id=signed_in_as(pricing),
+    )
+
+    async def into_the_ledger(ch):
+        await ch.default_exchange.publish(printed, routing_key="account-ledger.events")
+
+    try:
+        assert "ACCESS_REFUSED" in str(await refused(pricing, into_the_ledger))
+        conn = await aio_pika.connect(system.amqp_url)
+        async with conn:
+            ch = await conn.channel()
+            queue = await ch.declare_queue("account-ledger.events", passive=True)
+            assert queue.declaration_result.message_count == 0
+    finally:
+        system.services.start("account-ledger")
+        system.wait_ready()
+
+
+async def test_a_reply_reaches_only_the_identity_that_asked(system):
+    """Replies go through `platen.replies`, each identity binding only under its own
+    `reply.<user>.`: a print server cannot bind under another's (not even print server
+    `lab`'s under `lab.2`'s, whose name its own is a prefix of), nor a service under
+    platenctl's, where the reply carrying a new desktop password goes. A print server
+    with a dot in its name is answered."""
+    lab, lab2 = system.print_server("lab"), system.print_server("lab.2")
+    lab_user, lab2_user = signed_in_as(lab), signed_in_as(lab2)
+
+    def bind_under(key: str):
+        async def bind(ch):
+            queue = await ch.declare_queue(exclusive=True)
+            await queue.bind(REPLIES, routing_key=key)
+
+        return bind
+
+    for url, key in [
+        (lab, reply_prefix(lab2_user) + "#"),
+        (lab, f"reply.{lab_user}.2.#"),  # lab.2's prefix, were user names not encoded
+        (lab, "#"),
+        (system.ids.services["pricing"], reply_prefix(signed_in_as(system.admin_url)) + "#"),
+    ]:
+        assert "ACCESS_REFUSED" in str(await refused(url, bind_under(key)))
+    # Its own key it may bind; and a request from lab.2 is answered.
+    conn = await aio_pika.connect(lab)
+    async with conn:
+        await bind_under(reply_prefix(lab_user) + "mine")(await conn.channel())
+    async with rpc.connect(lab2) as client:
+        status = await client.request(
+            "capture.job.status", GetJobStatus(job_id=uuid.uuid4()), timeout=30
+        )
+    assert isinstance(status, JobStatus) and status.state == "unknown"
+
+
+def test_the_management_credential_reaches_the_notification_service_only(system):
+    """The broker administrator's key (desktop identities) is in notification's
+    environment and no other service's; job-capture holds its read-only monitoring key."""
+    manager_password = urlsplit(system.ids.management_url).password
+    assert manager_password
+    environs = {}
+    for name, proc in system.services.procs.items():
+        raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
+        environs[name] = dict(
+            item.split("=", 1) for item in raw.decode().split("\0") if "=" in item
+        )
+    holding = {n for n, env in environs.items() if "PLATEN_BROKER_MANAGEMENT_URL" in env}
+    assert holding == {"notification"}
+    leaked = {n for n, env in environs.items() if manager_password in "".join(env.values())}
+    assert leaked == {"notification"}
+    monitors = {n for n, env in environs.items() if "PLATEN_BROKER_MONITOR_URL" in env}
+    assert monitors == {"job-capture"}

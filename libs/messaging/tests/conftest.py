@@ -2,6 +2,7 @@ import aio_pika
 import pytest
 
 from platen.db import apply_migrations, create_pool, load_migrations
+from platen.events.discovery import signed_in_as
 from platen.messaging.publisher import Publisher
 from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.messaging.topology import declare_topology
@@ -32,3 +33,9 @@ async def publisher(amqp_url, channel):
     await pub.connect()
     yield pub
     await pub.close()
+
+
+@pytest.fixture
+def me(amqp_url) -> str:
+    """The broker user these tests sign in as (the broker checks a `user_id` against it)."""
+    return signed_in_as(amqp_url)

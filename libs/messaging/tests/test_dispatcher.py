@@ -14,7 +14,7 @@ import pytest
 
 from platen.events.jobs import JobCaptured
 from platen.events.registry import encode
-from platen.events.routing import COMMANDS, DESKTOP_REPLIES
+from platen.events.routing import COMMANDS, DESKTOP_REPLIES, REPLIES, reply_key
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, HEADER_VERSION
 from platen.messaging.handling import Dispatcher, Rejected, outside_transaction
 from platen.messaging.outbox import OutboxRelay
@@ -314,6 +314,15 @@ async def consume_desktop_replies(channel, pool, publisher):
     return await channel.get_exchange(DESKTOP_REPLIES)
 
 
+async def reply_queue(channel, user: str):
+    """A requester's reply queue, bound to `platen.replies` under `user`'s key for it, and
+    that key (what a request of `user`'s names as its `reply_to`)."""
+    queue = await channel.declare_queue(exclusive=True)
+    key = reply_key(user, queue.name)
+    await queue.bind(REPLIES, routing_key=key)
+    return queue, key
+
+
 async def first_message(queue, timeout: float = 15.0):
     """The first message to arrive on `queue` (taken off it), or None."""
     for _ in range(int(timeout / 0.05)):
@@ -339,20 +348,45 @@ async def test_what_a_desktop_sends_is_never_answered_at_its_reply_to(channel, p
     assert await victim.get(fail=False) is None
 
 
-async def test_a_malformed_request_is_answered_with_the_reason(channel, pool, publisher):
-    asker = await channel.declare_queue(exclusive=True)
+async def test_a_malformed_request_is_answered_with_the_reason(channel, pool, publisher, me):
+    asker, reply_to = await reply_queue(channel, me)
     h = Harness(channel, pool, publisher, record)
     h.dispatcher.queue = "pricing.commands"
     q = await channel.get_queue("pricing.commands")
     await q.consume(h.dispatcher)
     commands = await channel.get_exchange(COMMANDS)
     await commands.publish(
-        message(b"{broken", type_="pricing.printer.add", reply_to=asker.name),
+        message(b"{broken", type_="pricing.printer.add", reply_to=reply_to, user_id=me),
         routing_key="pricing.printer.add",
     )
     raw = await first_message(asker)
     assert raw is not None and raw.type == "error"
     assert "not JSON" in json.loads(raw.body)["error"]
+
+
+@pytest.mark.parametrize("case", ["another user's key", "no user_id", "a longer user's key"])
+async def test_a_request_is_answered_only_at_a_key_of_its_own_senders(
+    channel, pool, publisher, me, case
+):
+    # The key of another identity; of anybody, when the request does not say who sent it;
+    # of a user whose name the sender's is a prefix of, dot and all (encoded, the sender's
+    # `reply.<me>.` is no prefix of `reply.<me>%2Ex.`).
+    reply_user = {"another user's key": "platen-admin"}.get(case, f"{me}.x")
+    user_id = None if case == "no user_id" else me
+    other, reply_to = await reply_queue(channel, reply_user)
+    h = Harness(channel, pool, publisher, record)
+    h.dispatcher.queue = "pricing.commands"
+    await (await channel.get_queue("pricing.commands")).consume(h.dispatcher)
+    commands = await channel.get_exchange(COMMANDS)
+    await commands.publish(
+        message(b"{broken", type_="pricing.printer.add", reply_to=reply_to, user_id=user_id),
+        routing_key="pricing.printer.add",
+    )
+    # Handled (dead-lettered with its reason), and nothing sent to the other key.
+    dead = await first_message(await channel.get_queue("pricing.commands.dlq"))
+    assert dead is not None and "not JSON" in dead.headers[HEADER_ERROR]
+    await asyncio.sleep(0.5)
+    assert await other.get(fail=False) is None
 
 
 async def test_a_dead_lettered_answer_keeps_no_pin(channel, pool, publisher):

@@ -1,7 +1,10 @@
 """The permission sets, read as RabbitMQ would read them (pure logic)."""
 
+import re
+
 import pytest
 
+from platen.events.routing import REPLAY, REPLIES, reply_key, reply_prefix, reply_user
 from platen.messaging import discovery
 from platen.messaging import permissions as p
 from platen.messaging.topology import all_queues, consumer_queues
@@ -100,3 +103,61 @@ def test_every_service_reads_exactly_its_own_queues_of_the_topology():
             # Configure is also delete: nobody may drop another service's queue.
             assert perms.may("configure", queue) == (queue in own), (service, queue)
             assert perms.may("write", queue) == (queue in own), (service, queue)
+
+
+def _identities() -> dict[str, p.Permissions]:
+    found = {s: p.service(s, f"platen-{s}") for s in discovery.specs()}
+    found["admin"] = p.admin("platen-admin")
+    found["print server"] = p.print_server("platen-print-server.lab")
+    found["desktop"] = p.desktop_user("alice")
+    return found
+
+
+def test_no_identity_may_publish_to_the_default_exchange():
+    # RabbitMQ checks a publish to "" as a write to `amq.default`.
+    writers = [name for name, perms in _identities().items() if perms.may("write", "amq.default")]
+    assert writers == []
+
+
+def _may_bind(perms: p.Permissions, exchange: str, key: str) -> bool:
+    """RabbitMQ on queue.bind to a topic exchange: read on it, and its topic read."""
+    topic = perms.topic(exchange)
+    read = topic.read if topic else ".*"
+    return perms.may("read", exchange) and re.search(read, key) is not None
+
+
+def test_each_requester_binds_replies_only_under_its_own_user():
+    lab, lab2 = "platen-print-server.lab", "platen-print-server.lab.2"
+    server = p.print_server(lab)
+    assert _may_bind(server, REPLIES, reply_key(lab, "amq.gen-abc"))
+    assert not _may_bind(server, REPLIES, reply_key(lab2, "amq.gen-abc"))
+    # `lab.2`'s key, had the users been written as themselves: not `lab`'s either.
+    assert not _may_bind(server, REPLIES, f"reply.{lab}.2.amq.gen-abc")
+    assert not _may_bind(server, REPLIES, "#")
+    assert not _may_bind(p.service("pricing", "platen-pricing"), REPLIES, "reply.platen-admin.q")
+    assert not _may_bind(p.print_server(None), REPLIES, reply_key("", "q"))
+    assert not _may_bind(p.desktop_user("alice"), REPLIES, reply_key("alice", "q"))
+    admin = p.admin("platen-admin")
+    assert _may_bind(admin, REPLIES, reply_key("platen-admin", "amq.gen-x"))
+    assert not admin.may_publish(REPLIES, reply_key("platen-admin", "amq.gen-x"))
+
+
+@pytest.mark.parametrize(
+    "user", ["a", "a.b", "a%2Eb", "platen-print-server.x.y", "t-1_x", "é.*#", "a b"]
+)
+def test_a_user_is_one_word_of_a_reply_key_and_no_other_users_prefix(user):
+    word = reply_user(user)
+    assert re.fullmatch(r"[A-Za-z0-9_%-]+", word)
+    others = {"a", "a.b", "a%2Eb", "a.", "platen-print-server.x", "é", "a b."} - {user}
+    for other in others:
+        assert reply_user(other) != word
+        assert not reply_key(other, "q").startswith(reply_prefix(user))
+
+
+def test_a_service_replays_only_into_its_own_queues():
+    pricing = p.service("pricing", "platen-pricing")
+    own = {q.name for q in consumer_queues("pricing")}
+    for queue in all_queues():
+        assert pricing.may_publish(REPLAY, queue) == (queue in own), queue
+        assert _may_bind(pricing, REPLAY, queue) == (queue in own), queue
+    assert pricing.may_publish(REPLIES, reply_key("platen-admin", "q"))

@@ -13,7 +13,7 @@ from platen.messaging.codec import HEADER_ERROR
 from platen.messaging.handling import Dispatcher
 from platen.messaging.outbox import OutboxRelay
 
-from .test_dispatcher import first_message, message
+from .test_dispatcher import first_message, message, reply_queue
 
 QUEUE = "pricing.commands"
 
@@ -33,7 +33,7 @@ async def _serve(channel, pool, publisher, handlers, **kinds):
 
 
 async def test_a_query_is_answered_each_time_it_is_asked_and_claims_no_inbox_row(
-    channel, pool, publisher
+    channel, pool, publisher, me
 ):
     asked = []
 
@@ -42,12 +42,16 @@ async def test_a_query_is_answered_each_time_it_is_asked_and_claims_no_inbox_row
         return ErrorReply(error=f"answer {len(asked)}")
 
     commands = await _serve(channel, pool, publisher, {ShowPrinter: show}, queries=[ShowPrinter])
-    asker = await channel.declare_queue(exclusive=True)
+    asker, reply_to = await reply_queue(channel, me)
     body, message_id = encode(ShowPrinter(name="lab-1")), str(uuid.uuid4())
     for _ in range(2):  # the same message twice, as a redelivery would be
         await commands.publish(
             message(
-                body, type_=ShowPrinter.message_type, message_id=message_id, reply_to=asker.name
+                body,
+                type_=ShowPrinter.message_type,
+                message_id=message_id,
+                reply_to=reply_to,
+                user_id=me,
             ),
             routing_key=ShowPrinter.message_type,
         )
@@ -75,7 +79,9 @@ async def test_a_query_that_writes_is_refused_and_dead_lettered_with_the_reason(
         assert await conn.fetchval("SELECT count(*) FROM svc.applied") == 0
 
 
-async def test_a_handler_that_only_speaks_to_the_broker_gets_no_database(channel, pool, publisher):
+async def test_a_handler_that_only_speaks_to_the_broker_gets_no_database(
+    channel, pool, publisher, me
+):
     seen = []
 
     async def letters(ctx, query):
@@ -85,9 +91,14 @@ async def test_a_handler_that_only_speaks_to_the_broker_gets_no_database(channel
     commands = await _serve(
         channel, pool, publisher, {ListDeadLetters: letters}, without_database=[ListDeadLetters]
     )
-    asker = await channel.declare_queue(exclusive=True)
+    asker, reply_to = await reply_queue(channel, me)
     await commands.publish(
-        message(encode(ListDeadLetters()), type_=ListDeadLetters.message_type, reply_to=asker.name),
+        message(
+            encode(ListDeadLetters()),
+            type_=ListDeadLetters.message_type,
+            reply_to=reply_to,
+            user_id=me,
+        ),
         routing_key="pricing.dead_letters.list",
     )
     raw = await first_message(asker)

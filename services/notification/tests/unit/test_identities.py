@@ -156,7 +156,7 @@ async def test_a_print_server_is_issued_after_the_commit(ctx, store, admin, serv
     assert admin.calls == []
     await ctx.commit()
     assert admin.passwords[PS_USER] == reply.password
-    assert admin.granted[PS_USER] == permissions.print_server()
+    assert admin.granted[PS_USER] == permissions.print_server(PS_USER)
     assert ("disconnect", PS_USER) in admin.calls  # the old credential's connections
 
 
@@ -198,7 +198,7 @@ async def test_start_up_repairs_everything_the_database_records(store, admin, qu
     assert queues.declared == {"alice", "bob"}
     assert admin.granted == {
         "alice": permissions.desktop_user("alice"),
-        PS_USER: permissions.print_server(),
+        PS_USER: permissions.print_server(PS_USER),
     }
     assert ("delete_user", "platen-print-server.old") in admin.calls
     assert set(store.servers) == {"ps1"}

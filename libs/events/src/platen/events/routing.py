@@ -22,3 +22,35 @@ def login_of_key(routing_key: str) -> str | None:
     if len(parts) != 3 or parts[0] != "user" or not parts[1]:
         return None
     return parts[1]
+
+
+# Replies to requests: a topic exchange, never the default one (which reaches every queue
+# by name). A requester binds its reply queue under `reply.<its broker user>.<queue>` and
+# names that key as the request's `reply_to`; the broker lets each identity bind only
+# under its own user (a topic read permission), and a service answers only to a key under
+# the request's broker-checked `user_id`.
+REPLIES = "platen.replies"
+# Dead letters put back: a topic exchange where each service queue is bound under its own
+# name, and each service may publish only its own queues' names.
+REPLAY = "platen.replay"
+
+# What may stand in a reply key as itself; every other byte is written %XX. A broker user
+# may hold dots (`platen-print-server.NAME`): written as itself, user `a`'s key
+# `reply.a.b.q` would be user `a.b`'s too. Encoded, the user is one word, and the prefix
+# `reply.<user>.` belongs to one user only.
+_KEY_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def reply_user(user: str) -> str:
+    """A broker user as one word of a reply key (no dot, no `*` or `#`), one to one."""
+    return "".join(chr(b) if b in _KEY_SAFE else f"%{b:02X}" for b in user.encode())
+
+
+def reply_prefix(user: str) -> str:
+    """What every reply key of broker user `user` starts with."""
+    return f"reply.{reply_user(user)}."
+
+
+def reply_key(user: str, queue: str) -> str:
+    """The key `user`'s queue `queue` receives replies under (the request's `reply_to`)."""
+    return reply_prefix(user) + queue

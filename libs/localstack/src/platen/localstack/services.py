@@ -29,6 +29,9 @@ class ServiceProcesses:
     database_url: str
     log_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    # service name -> variables for that service alone: a credential only one service
+    # needs (the broker's management API, for notification) reaches no other.
+    own_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # service name -> the URL it signs in with (its own broker identity); else amqp_url
     service_urls: dict[str, str] = field(default_factory=dict)
     # service name -> the database URL it signs in with (its own role, `provision`); else
@@ -43,6 +46,7 @@ class ServiceProcesses:
             "PLATEN_DATABASE_URL": self.database_urls.get(name or "", self.database_url),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
+            **self.own_env.get(name or "", {}),
         }
 
     def start(self, name: str) -> None:

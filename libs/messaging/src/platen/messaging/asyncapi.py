@@ -28,13 +28,13 @@ from faststream.specification.asyncapi.utils import ref
 from faststream.specification.asyncapi.v3_0_0.schema import Reference
 
 from platen.events.base import HEADER_VERSION, Message
-from platen.events.routing import DEAD_LETTER, UNROUTED
+from platen.events.routing import DEAD_LETTER, REPLIES, UNROUTED
 from platen.messaging.codec import HEADER_ERROR, HEADER_MARKS
 from platen.messaging.contract_map import (
     COMMAND,
-    DEFAULT_EXCHANGE,
     DESKTOP_READER,
     REPLY,
+    REPLY_EXCHANGE,
     ContractMap,
     Route,
     Subscription,
@@ -58,9 +58,13 @@ knows; older ones are upcast.
 
 Events nobody is bound to go to `{UNROUTED}`. A message a service cannot handle is
 dead-lettered through `{DEAD_LETTER}` to `<queue>.dlq` with the reason in the
-`{HEADER_ERROR}` header. Placeholders in an address: `{{login}}` is a user's login,
-`{{reply_to}}` the queue a request named in its `reply_to` property. docs/integration.md
-explains how to consume and send these messages.
+`{HEADER_ERROR}` header. Replies to requests go through `{REPLIES}`, never the default
+exchange (no identity may publish there): a requester binds a queue of its own under
+`reply.<its broker user, %-encoded>.<queue>` and names that key as the request's
+`reply_to`; a service answers only a `reply_to` under the request's own AMQP `user_id`.
+Placeholders in an address: `{{login}}` is a user's login, `{{reply_to}}` the reply key a
+request named in its `reply_to` property. docs/integration.md explains how to consume and
+send these messages.
 """
 # One line per paragraph: the YAML reads better, and Markdown joins the lines anyway.
 OVERVIEW = "\n\n".join(" ".join(p.split()) for p in _OVERVIEW.split("\n\n"))
@@ -68,8 +72,9 @@ OVERVIEW = "\n\n".join(" ".join(p.split()) for p in _OVERVIEW.split("\n\n"))
 _PARAMETERS = {
     "login": {"description": "A user's login.", "examples": ["alice"]},
     "reply_to": {
-        "description": "The queue the request named in its `reply_to` property, e.g. "
-        "RabbitMQ's direct reply-to `amq.rabbitmq.reply-to`.",
+        "description": "The reply key the request named in its `reply_to` property: "
+        "`reply.<the requester's broker user, %-encoded>.<its reply queue>`.",
+        "examples": ["reply.platen-admin.amq.gen-JzTY20BRgKO-HjmUJj0wLg"],
     },
 }
 
@@ -119,14 +124,14 @@ def _publish(broker: RabbitBroker, contract: ContractMap, route: Route) -> _Entr
     if route.kind == COMMAND:
         replies = " or ".join(_name(r) for r in route.replies) or "none"
         lines.append(
-            f"Reply: {replies}, sent to the queue named in `reply_to`, with this "
-            "message's `message_id` as its `correlation_id`."
+            f"Reply: {replies}, sent to `{REPLIES}` under the key named in `reply_to` "
+            "(one of the sender's own), with this message's `message_id` as its "
+            "`correlation_id`."
         )
     broker.publisher(
         routing_key=route.routing_key,
         exchange=_exchange(route.exchange),
-        # Replies are not mandatory: RabbitMQ returns what it delivers to direct reply-to.
-        mandatory=route.kind != REPLY,
+        mandatory=True,
         persist=True,
         title=_route_id(route),
         description="\n\n".join(lines),
@@ -137,8 +142,11 @@ def _publish(broker: RabbitBroker, contract: ContractMap, route: Route) -> _Entr
 
 def _subscribe(broker: RabbitBroker, sub: Subscription) -> _Entry:
     model, queue = sub.model, sub.queue
-    if queue.exchange == DEFAULT_EXCHANGE:
-        how = "addressed to it by name through the default exchange (as a `reply_to`)"
+    if queue.exchange == REPLY_EXCHANGE:
+        how = (
+            f"bound to `{REPLIES}` by {sub.consumer} under its own reply key "
+            f"(`reply.<its broker user>.{queue.name}`, sent as its requests' `reply_to`)"
+        )
     else:
         keys = ", ".join(f"`{b}`" for b in sub.bindings)
         how = f"bound to {_exchange_name(queue.exchange)} with {keys}"
@@ -176,8 +184,6 @@ def _handler_of(model: type[Message]):
 
 
 def _exchange(name: str) -> RabbitExchange | None:
-    if name == DEFAULT_EXCHANGE:
-        return None
     return RabbitExchange(name, type=ExchangeType.TOPIC, durable=True, declare=False)
 
 

@@ -179,6 +179,20 @@ class BrokerAdmin:
         r.raise_for_status()
         return r.json()
 
+    async def vhost_permissions(self) -> dict[str, dict[str, str]]:
+        """Every user's (configure, write, read) expressions on this vhost, by user."""
+        r = await self._call("GET", f"/api/vhosts/{_q(self.vhost)}/permissions")
+        return {p["user"]: {k: p[k] for k in ("configure", "write", "read")} for p in r.json()}
+
+    async def topic_permissions(self, name: str) -> dict[str, dict[str, str]]:
+        """`name`'s topic permissions on this vhost: exchange -> its write and read."""
+        r = await self.http.get(f"/api/topic-permissions/{_q(self.vhost)}/{_q(name)}")
+        if r.status_code == 404:
+            return {}
+        if r.status_code >= 400:
+            raise BrokerAdminError(f"GET topic permissions of {name}: {r.status_code}")
+        return {t["exchange"]: {"write": t["write"], "read": t["read"]} for t in r.json()}
+
     async def connections_of(self, name: str) -> list[str]:
         # The per-user list comes from the broker's connection tracking, current at once;
         # the per-vhost list is built from statistics that lag by seconds.

@@ -26,6 +26,7 @@ from platen.events.routing import (
     DESKTOP,
     DESKTOP_REPLIES,
     EVENTS,
+    REPLIES,
     desktop_key,
     desktop_queue,
 )
@@ -37,7 +38,7 @@ from platen.messaging.topology import ConsumerQueue, consumer_queues
 # Placeholders for the parts of an address that differ per user or per request.
 LOGIN = "{login}"
 REPLY_TO = "{reply_to}"
-DEFAULT_EXCHANGE = ""  # replies go through it, addressed by the request's reply_to
+REPLY_EXCHANGE = REPLIES  # replies go through it, under the request's reply_to
 
 DESKTOP_READER = "the desktop client (platen-client)"
 # The identities that may publish, as the installer grants them (installation.py), and
@@ -99,7 +100,7 @@ class ContractMap:
             if s.model is route.model
             and s.queue.exchange == route.exchange
             and (
-                route.exchange == DEFAULT_EXCHANGE
+                route.exchange == REPLY_EXCHANGE
                 or any(topic_matches(b, route.routing_key) for b in s.bindings)
             )
         ]
@@ -170,7 +171,7 @@ def contract_map(
     for model, commands in answered.items():
         services = tuple(sorted({service for service, _ in commands}))
         keys = tuple(sorted(key for _, key in commands))
-        add(Route(model, REPLY, DEFAULT_EXCHANGE, REPLY_TO, services, answers=keys))
+        add(Route(model, REPLY, REPLY_EXCHANGE, REPLY_TO, services, answers=keys))
 
     for model in _by_type(models.values()):
         if model in placed:
@@ -236,7 +237,7 @@ def _subscription(h: _Handled, routes: list[Route]) -> Subscription:
     for route in routes:
         if route.model is not h.model or route.exchange != h.queue.exchange:
             continue
-        if route.exchange == DEFAULT_EXCHANGE:  # addressed to the queue by name
+        if route.exchange == REPLY_EXCHANGE:  # bound by its requester under its own key
             return Subscription(h.model, h.spec.name, h.queue, ())
         bindings = tuple(b for b in h.queue.routing_keys if topic_matches(b, route.routing_key))
         if bindings:

@@ -6,10 +6,11 @@ with `platenctl dlq replay`. Each service does this for its own queues: only it 
 them and write to them.
 
 A replayed message is the same message (type, version, id, correlation id, marks) sent
-again to the queue it came from through the default exchange; the dead-lettering headers
-are left behind. Its AMQP `user_id` cannot travel (the broker allows only the sender's
-own): a message whose handler checks who sent it (a print server's command, a desktop's
-answer) is refused again, by design.
+again to the queue it came from through `platen.replay`, where every service queue is
+bound under its own name and a service may publish only its own queues' names (nobody may
+use the default exchange); the dead-lettering headers are left behind. Its AMQP `user_id`
+cannot travel (the broker allows only the sender's own): a message whose handler checks
+who sent it (a print server's command, a desktop's answer) is refused again, by design.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from platen.events.routing import REPLAY
 from platen.events.system import DeadLetter
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE
 from platen.messaging.publisher import Publisher
@@ -105,7 +107,7 @@ async def replay(
                     timestamp=raw.timestamp,
                     reply_to=raw.reply_to,
                 )
-                await publisher.publish("", q.name, copy)
+                await publisher.publish(REPLAY, q.name, copy)
                 await raw.ack()
                 replayed.append(raw.message_id or "")
         finally:

@@ -29,7 +29,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError, decode, encode
-from platen.events.routing import COMMANDS, DEAD_LETTER, EVENTS
+from platen.events.routing import COMMANDS, DEAD_LETTER, EVENTS, REPLIES, reply_prefix
 from platen.events.system import ErrorReply
 from platen.messaging import inbox, outbox, redaction
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
@@ -118,8 +118,9 @@ class HandlerContext:
         reply_to: str | None = None,
     ) -> str:
         """Publish `message` once this transaction commits; returns its message id.
-        `reply_to` names the queue a command's reply goes to (through the default
-        exchange); the reply carries the command's message id as its correlation id."""
+        `reply_to` names this service's queue a command's reply goes to (the outbox relay
+        sends it as the service's reply key, `platen.events.routing.reply_key`); the reply
+        carries the command's message id as its correlation id."""
         if self.subscriptions is not None:
             self.subscriptions.check_emit(message, exchange)
         env = envelope_for(message, self.producer, correlation_id)
@@ -185,10 +186,20 @@ async def apply_in_transaction(
 
 def _may_reply(raw: AbstractIncomingMessage) -> bool:
     """Whether to answer a delivery at its `reply_to`. Only requests (commands and queries,
-    sent through `platen.commands`) are answered. A reply goes through the default
-    exchange, which reaches any queue by name: answering what a desktop sent would let it
-    choose a queue (another user's desktop) for the server to write into."""
-    return bool(raw.reply_to) and raw.exchange == COMMANDS
+    sent through `platen.commands`) are answered, and only at a key of their own sender's:
+    `reply.<the request's user_id>.`, the user the broker checked. So no request (nor
+    anything a desktop sends) chooses another identity's queue for the server to write
+    into, and a reply that holds a secret reaches only who asked for it."""
+    if not raw.reply_to or raw.exchange != COMMANDS:
+        return False
+    if raw.user_id and raw.reply_to.startswith(reply_prefix(raw.user_id)):
+        return True
+    log.warning(
+        "request not answered: its reply_to is not its sender's",
+        reply_to=raw.reply_to[:300],
+        user_id=raw.user_id,
+    )
+    return False
 
 
 def _channel_closed(raw: AbstractIncomingMessage) -> bool:
@@ -450,9 +461,9 @@ class Dispatcher:
             occurred_at=env.occurred_at,
         )
         try:
-            # Not `mandatory`: RabbitMQ returns every message sent to a direct reply-to
-            # address as unroutable, though it delivers it.
-            await self.publisher.publish("", raw.reply_to or "", msg, mandatory=False)
+            # Mandatory: a reply no queue is bound for (its requester has gone) is returned
+            # and said here, not dropped unseen.
+            await self.publisher.publish(REPLIES, raw.reply_to or "", msg)
         except Exception as exc:
             # The requester has gone; the effect is committed and a retry gets this reply.
             log.warning("reply not delivered", error=repr(exc))

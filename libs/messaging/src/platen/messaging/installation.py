@@ -72,9 +72,10 @@ async def install(
     `user_prefix` keeps several installations' broker users apart on one broker."""
     await declare_all(amqp_url)
     identities = {
-        s: (user_prefix + service_user(s), permissions.service(s)) for s in discovery.specs()
+        s: (user_prefix + service_user(s), permissions.service(s, user_prefix + service_user(s)))
+        for s in discovery.specs()
     }
-    identities["admin"] = (user_prefix + ADMIN, permissions.admin())
+    identities["admin"] = (user_prefix + ADMIN, permissions.admin(user_prefix + ADMIN))
     urls = {}
     async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:
         await broker_limits.apply(admin)

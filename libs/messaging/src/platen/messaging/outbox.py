@@ -29,7 +29,7 @@ from aiormq.exceptions import (
 
 from platen.events.base import Envelope, Message
 from platen.events.registry import encode
-from platen.events.routing import DESKTOP, login_of_key
+from platen.events.routing import DESKTOP, login_of_key, reply_key
 from platen.messaging.codec import build
 from platen.messaging.logs import correlation_fields
 from platen.messaging.publisher import Publisher
@@ -199,7 +199,7 @@ class OutboxRelay:
             correlation_id=row["correlation_id"],
             occurred_at=row["created_at"],
             expiration_ms=row["expiration_ms"],
-            reply_to=row["reply_to"],
+            reply_to=_reply_to(row["reply_to"], self._user_id),
             marks=row["marks"],
             user_id=self._user_id,
         )
@@ -214,3 +214,9 @@ class OutboxRelay:
             message_id=row["message_id"],
             **correlation_fields(row["correlation_id"], row["message_type"]),
         )
+
+
+def _reply_to(queue: str | None, user: str | None) -> str | None:
+    """The reply key of this service's `queue` (replies come through `platen.replies`,
+    under the sender's own user only). Without a known user nobody can answer it."""
+    return reply_key(user, queue) if queue and user else queue

@@ -13,6 +13,11 @@ applied (by `platen.messaging.broker_admin`) from the same definitions.
   (`platen.messaging.subscriptions`).
 - The admin CLI sends commands and may watch events; the CUPS backend only submits jobs
   and asks about them.
+- Nobody may publish to the default exchange, which reaches every queue by name. Replies
+  to requests go through `platen.replies`: a requester binds (topic read) only under its
+  own `reply.<user>.`, a service publishes there (and answers only a request's own
+  sender, `handling._may_reply`). Replayed dead letters go through `platen.replay`, where
+  a service may publish only its own queues' names.
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ from platen.events.routing import (
     DESKTOP,
     DESKTOP_REPLIES,
     EVENTS,
+    REPLAY,
+    REPLIES,
     UNROUTED,
     desktop_queue,
+    reply_prefix,
 )
 from platen.messaging import discovery
 from platen.messaging.topology import consumer_queues
@@ -37,7 +45,7 @@ if TYPE_CHECKING:
     from platen.messaging.service import ServiceSpec
 
 NOTHING = "^$"
-DEFAULT_EXCHANGE = "amq.default"  # where replies to requests (direct reply-to) are published
+DEFAULT_EXCHANGE = "amq.default"  # no identity may publish here (see above)
 SERVER_NAMED = r"amq\.gen-.*"  # queues the broker names, e.g. for `platenctl watch`
 
 
@@ -82,7 +90,15 @@ def _exact(*names: str) -> str:
     return _any_of(*(re.escape(n) for n in names))
 
 
-_EXCHANGES = (EVENTS, COMMANDS, DESKTOP, DESKTOP_REPLIES, DEAD_LETTER, UNROUTED)
+_EXCHANGES = (EVENTS, COMMANDS, DESKTOP, DESKTOP_REPLIES, DEAD_LETTER, UNROUTED, REPLIES, REPLAY)
+
+
+def replies_of(user: str | None) -> TopicPermission:
+    """On `platen.replies`: bind only under `user`'s own reply keys, publish nothing. (No
+    user known: bind nothing.) The user is encoded as one dot-free word, so the prefix of
+    user `a` is no prefix of user `a.b`'s keys."""
+    read = "^" + re.escape(reply_prefix(user)) if user else NOTHING
+    return TopicPermission(REPLIES, write=NOTHING, read=read)
 
 
 # A user may sign in from a few desktops at once (the client uses one connection with two
@@ -112,14 +128,18 @@ def _keys(models) -> str:
     return _exact(*sorted(m.message_type for m in models)) if models else NOTHING
 
 
-def service(name: str | ServiceSpec) -> Permissions:
+def service(name: str | ServiceSpec, user: str | None = None) -> Permissions:
     """A service declares, binds and reads its own queues only; the installer declared the
     others. (Configure also means delete: pricing must not be able to drop the ledger's
     queue.) It publishes exactly the events and commands its `Subscriptions` declare:
-    nothing wider, so a compromised pricing service cannot announce a job as printed."""
+    nothing wider, so a compromised pricing service cannot announce a job as printed.
+    `user`: the broker user it signs in as, under whose reply keys alone it may bind."""
     spec = discovery.spec(name) if isinstance(name, str) else name
     published = spec.subscriptions.published
-    own = ["(" + "|".join(re.escape(q.name) for q in consumer_queues(spec)) + r")(\.dlq)?"]
+    queues = [q.name for q in consumer_queues(spec)]
+    # Its own queues, and broker-named ones: exclusive to the connection that made them,
+    # for the replies to requests it makes itself (`platen.rpc`).
+    own = ["(" + "|".join(re.escape(q) for q in queues) + r")(\.dlq)?", SERVER_NAMED]
     desktop_write = NOTHING
     if published[DESKTOP]:
         own.append(r"desktop\..+")  # it declares each user's desktop queue and fills it
@@ -127,26 +147,32 @@ def service(name: str | ServiceSpec) -> Permissions:
     exchanges = [re.escape(n) for n in _EXCHANGES]
     return Permissions(
         configure=_any_of(*exchanges, *own),
-        write=_any_of(*exchanges, re.escape(DEFAULT_EXCHANGE), *own),
+        write=_any_of(*exchanges, *own),
         read=_any_of(*exchanges, *own),
         topics=(
             TopicPermission(EVENTS, write=_keys(published[EVENTS])),
             TopicPermission(COMMANDS, write=_keys(published[COMMANDS])),
             TopicPermission(DESKTOP, write=desktop_write),
             TopicPermission(DESKTOP_REPLIES, write=NOTHING),
+            # Any requester's reply key (the dispatcher answers only the request's sender).
+            TopicPermission(REPLIES, write=r"^reply\.", read=replies_of(user).read),
+            # Its own queues only, each bound there under its own name.
+            TopicPermission(REPLAY, write=_exact(*queues), read=_exact(*queues)),
         ),
     )
 
 
-def admin() -> Permissions:
-    """`platenctl`: sends any command, and may watch events on a queue of its own."""
+def admin(user: str | None = None) -> Permissions:
+    """`platenctl` (signed in as broker user `user`): sends any command, and may watch
+    events and receive replies on queues of its own."""
     return Permissions(
         configure=_any_of(SERVER_NAMED),
         write=_any_of(re.escape(COMMANDS), SERVER_NAMED),
-        read=_any_of(re.escape(EVENTS), SERVER_NAMED),
+        read=_any_of(re.escape(EVENTS), re.escape(REPLIES), SERVER_NAMED),
         topics=(
             TopicPermission(COMMANDS, write=".*"),
             TopicPermission(EVENTS, write=NOTHING),
+            replies_of(user),
         ),
     )
 
@@ -162,9 +188,12 @@ PRINT_SERVER_COMMANDS = (
 )
 
 
-def print_server() -> Permissions:
-    """The Platen CUPS backend: submits jobs, asks their status, reports their outcome."""
+def print_server(user: str | None = None) -> Permissions:
+    """The Platen CUPS backend (signed in as broker user `user`): submits jobs, asks their
+    status, reports their outcome, and receives the replies on a queue of its own."""
     return Permissions(
-        write=_exact(COMMANDS),
-        topics=(TopicPermission(COMMANDS, write=_exact(*PRINT_SERVER_COMMANDS)),),
+        configure=_any_of(SERVER_NAMED),
+        write=_any_of(re.escape(COMMANDS), SERVER_NAMED),
+        read=_any_of(re.escape(REPLIES), SERVER_NAMED),
+        topics=(TopicPermission(COMMANDS, write=_exact(*PRINT_SERVER_COMMANDS)), replies_of(user)),
     )

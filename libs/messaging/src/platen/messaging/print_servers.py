@@ -50,7 +50,7 @@ async def issue(
     user = broker_user(name, user_prefix)
     password = password or new_password()
     await admin.set_password(user, password)
-    await admin.grant(user, permissions.print_server())
+    await admin.grant(user, permissions.print_server(user))
     await admin.disconnect(user, "the print server's credential was renewed")
     return user, password
 

@@ -94,7 +94,7 @@ async def _declare_with_retry(url: str, service: ServiceSpec, timeout: float = 6
         try:
             connection = await aio_pika.connect(url)
             async with connection:
-                await declare_topology(await connection.channel(), service)
+                await declare_topology(await connection.channel(), service, signed_in_as(url))
             return
         except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
             if time.monotonic() > deadline:

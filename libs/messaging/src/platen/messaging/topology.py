@@ -20,9 +20,12 @@ from platen.events.routing import (
     DESKTOP,
     DESKTOP_REPLIES,
     EVENTS,
+    REPLAY,
+    REPLIES,
     UNROUTED,
     desktop_key,
     desktop_queue,
+    reply_key,
 )
 from platen.messaging import discovery
 from platen.messaging.subscriptions import (
@@ -70,8 +73,9 @@ def service_queues(subscriptions: Subscriptions) -> list[ConsumerQueue]:
             ConsumerQueue(f"{service}.replies", DESKTOP_REPLIES, (desktop_key("*", "*"),))
         )
     if subscriptions.received(ANSWER_QUEUE):
-        # No binding: replies come through the default exchange, addressed by `reply_to`.
-        queues.append(ConsumerQueue(f"{service}.answers", "", ()))
+        # Bound by the service itself, under its own broker user's reply key (the key its
+        # requests name as `reply_to`), which only it knows and may bind under.
+        queues.append(ConsumerQueue(f"{service}.answers", REPLIES, ()))
     return sorted(queues, key=lambda q: q.name)
 
 
@@ -97,9 +101,11 @@ def queue_arguments(queue: ConsumerQueue) -> dict:
 
 
 async def declare_topology(
-    channel: AbstractChannel, service: str | ServiceSpec | None = None
+    channel: AbstractChannel, service: str | ServiceSpec | None = None, user: str | None = None
 ) -> None:
     """Declare the exchanges and the consumer queues: all of them, or `service`'s own.
+    Each queue is bound to `platen.replay` under its own name (where its dead letters are
+    put back); a queue of replies, by `service` signed in as `user`, under `user`'s key.
 
     A service declares only its own queues: declaring a queue that dead-letters needs
     the right to read it, and a service may read no queue but its own. The whole set is
@@ -114,7 +120,7 @@ async def declare_topology(
     await channel.declare_exchange(
         EVENTS, ExchangeType.TOPIC, durable=True, arguments={"alternate-exchange": UNROUTED}
     )
-    for name in (COMMANDS, DESKTOP, DESKTOP_REPLIES):
+    for name in (COMMANDS, DESKTOP, DESKTOP_REPLIES, REPLIES, REPLAY):
         await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
     dlx = await channel.declare_exchange(DEAD_LETTER, ExchangeType.DIRECT, durable=True)
     for queue in all_queues().values() if service is None else consumer_queues(service):
@@ -125,6 +131,9 @@ async def declare_topology(
         q = await channel.declare_queue(queue.name, durable=True, arguments=queue_arguments(queue))
         for key in queue.routing_keys:
             await q.bind(queue.exchange, routing_key=key)
+        await q.bind(REPLAY, routing_key=queue.name)
+        if queue.exchange == REPLIES and user is not None and service is not None:
+            await q.bind(REPLIES, routing_key=reply_key(user, queue.name))
 
 
 async def declare_desktop_queue(channel: AbstractChannel, login: str) -> None:

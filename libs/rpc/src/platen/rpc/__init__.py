@@ -1,5 +1,6 @@
 """Request and reply over the broker, for programs that are not services (platenctl, the
-CUPS backend): a command or query to `platen.commands`, answered through direct reply-to."""
+CUPS backend): a command or query to `platen.commands`, answered through
+`platen.replies` on a reply queue of the client's own."""
 
 from platen.rpc.client import Client, RequestFailed, amqp_message, connect
 

@@ -1,4 +1,11 @@
-"""Requests to the services over the broker, answered through direct reply-to."""
+"""Requests to the services over the broker, answered through `platen.replies`.
+
+A client has a reply queue of its own (server-named, exclusive, gone with its connection)
+bound to `platen.replies` under `reply.<its broker user>.<queue>`, the key it sends as every
+request's `reply_to`. The broker lets it bind under its own user only, and a service
+answers only to a `reply_to` under the request's broker-checked `user_id`: a reply (which
+may carry a new password) reaches no one but who asked.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +21,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from platen.events.base import HEADER_VERSION, Message
 from platen.events.discovery import signed_in_as
 from platen.events.registry import decode, encode
-from platen.events.routing import COMMANDS
+from platen.events.routing import COMMANDS, REPLIES, reply_key
 from platen.events.system import ErrorReply
 
-REPLY_TO = "amq.rabbitmq.reply-to"
 PRODUCER = "platen-rpc"
 
 
@@ -50,9 +56,16 @@ class Client:
         # whose `user_id` is not the signed-in user, so services may trust it.
         self.user_id = user_id
         self._waiting: dict[str, asyncio.Future] = {}
+        self.reply_to = ""
 
     async def start(self) -> None:
-        queue = await self.channel.get_queue(REPLY_TO, ensure=False)
+        if self.user_id is None:
+            # Signed in by certificate: the broker knows the user, this client does not,
+            # and cannot name the reply key the broker would let it bind.
+            raise RequestFailed("requests need the broker user in the AMQP URL")
+        queue = await self.channel.declare_queue(exclusive=True, auto_delete=True)
+        self.reply_to = reply_key(self.user_id, queue.name)
+        await queue.bind(REPLIES, routing_key=self.reply_to)
         await queue.consume(self._on_reply, no_ack=True)
 
     async def _on_reply(self, raw: AbstractIncomingMessage) -> None:
@@ -87,7 +100,7 @@ class Client:
         correlation id."""
         msg = amqp_message(
             message,
-            reply_to=REPLY_TO,
+            reply_to=self.reply_to,
             expiration=timeout,
             correlation_id=correlation_id,
             user_id=self.user_id,

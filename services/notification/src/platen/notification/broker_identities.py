@@ -192,7 +192,7 @@ class BrokerIdentities:
             else:
                 # Exactly a print server's permissions again, so an upgrade that narrows
                 # them applies.
-                await self.admin.grant(server.username, permissions.print_server())
+                await self.admin.grant(server.username, permissions.print_server(server.username))
 
     async def _disconnect_stragglers(self, login: str) -> None:
         for delay in self._disconnect_retries:
