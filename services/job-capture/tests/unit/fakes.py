@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from platen.job_capture.domain import FINAL, WAITING, Job
 
@@ -24,6 +25,7 @@ class FakeStore:
         self.cancelled_early: dict[uuid.UUID, str] = {}
         self.modes: dict[str, str] = {}
         self.locked: list[uuid.UUID] = []
+        self.log: dict[uuid.UUID, dict] = {}  # the job log's columns, by job
         for job in jobs:
             self.put(job)
 
@@ -92,13 +94,31 @@ class FakeStore:
         job = self.jobs.get(job_id)
         return (False, None) if job is None else (True, job.print_server)
 
-    async def recent(self, *, user: str | None, state: str | None, limit: int) -> list:
-        jobs = [
-            j
-            for j in self.jobs.values()
-            if (user is None or j.user == user) and (state is None or j.state == state)
-        ]
+    async def recent(
+        self,
+        *,
+        user: str | None,
+        state: str | None,
+        limit: int,
+        printer: str | None = None,
+        account: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list:
+        def wanted(j) -> bool:
+            log = self.log.get(j.job_id, {})
+            return (
+                (user is None or j.user == user)
+                and (state is None or j.state == state)
+                and (printer is None or j.printer == printer)
+                and (account is None or log.get("charged_account") == account)
+                and (since is None or (j.submitted_at is not None and j.submitted_at >= since))
+                and (until is None or (j.submitted_at is not None and j.submitted_at < until))
+            )
+
+        jobs = [j for j in self.jobs.values() if wanted(j)]
         jobs.sort(key=lambda j: j.submitted_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        empty = {"color_sides": None, "grayscale_sides": None, "charged_account": None}
         return [
             {
                 "job_id": j.job_id,
@@ -111,9 +131,32 @@ class FakeStore:
                 "state": j.state,
                 "reason": j.reason,
                 "submitted_at": j.submitted_at,
+                "sides": j.document.sides if j.document else None,
+                "duplex": j.duplex,
+                "paper_sizes": j.document.paper_sizes if j.document else None,
+                "source": j.source,
+                "print_server": j.print_server,
+                "origin_host": j.origin_host,
+                "updated_at": j.submitted_at,
+                "charged_amount": None,
+                "comment": None,
+                **empty,
+                **self.log.get(j.job_id, {}),
             }
             for j in jobs[:limit]
         ]
+
+    async def note_price(self, job_id: uuid.UUID, color_sides: int, grayscale_sides: int) -> None:
+        self.log.setdefault(job_id, {}).update(
+            color_sides=color_sides, grayscale_sides=grayscale_sides
+        )
+
+    async def note_charge(
+        self, job_id: uuid.UUID, account: str, amount: Decimal, comment: str | None
+    ) -> None:
+        self.log.setdefault(job_id, {}).update(
+            charged_account=account, charged_amount=amount, comment=comment
+        )
 
     # -------------------------------------------------- cancels before capture
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
+import sys
 import typing
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +26,7 @@ from platen.ctl import (
     quotas,
 )
 from platen.ctl.broker import broker_app
-from platen.ctl.common import amount, call, fail, print_user, run
+from platen.ctl.common import amount, call, cut_short, fail, print_user, run
 from platen.ctl.dead_letters import dlq_app
 from platen.ctl.printservers import printserver_app
 from platen.ctl.watch import watch_job
@@ -147,6 +150,7 @@ def print_(
     user: Annotated[str, typer.Option(help="Whose job it is.")],
     printer: Annotated[str, typer.Option(help="Which printer.")],
     copies: Annotated[int, typer.Option(min=1, max=999)] = 1,
+    duplex: Annotated[bool, typer.Option("--duplex", help="Print on both sides.")] = False,
     wait: Annotated[bool, typer.Option(help="Wait for the outcome.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait.")] = 60,
 ) -> None:
@@ -164,6 +168,7 @@ def print_(
         document_name=file.name,
         document=_b64(file.read_bytes()),
         copies=copies,
+        duplex=duplex,
     )
 
     async def go() -> tuple[str, str]:
@@ -188,11 +193,36 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _when(text: str | None, option: str) -> datetime | None:
+    """A date (midnight, local time) or a date and time, as the server compares them."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not YYYY-MM-DD[THH:MM]", param_hint=option) from None
+    return when if when.tzinfo else when.astimezone()
+
+
+JOB_COLUMNS = [
+    "submitted_at", "job_id", "user", "printer", "document_name", "state", "reason", "pages",
+    "sides", "color_sides", "grayscale_sides", "duplex", "paper_sizes", "copies", "cost",
+    "account", "amount", "comment", "source", "print_server", "origin_host", "updated_at",
+]  # fmt: skip
+
+
 @app.command()
 def jobs(
     user: Annotated[str | None, typer.Option(help="Only this user's jobs.")] = None,
+    printer: Annotated[str | None, typer.Option(help="Only jobs on this printer.")] = None,
+    account: Annotated[
+        str | None, typer.Option(help="Only jobs charged to this account (e.g. shared:lab).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Submitted at or after (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Submitted before (YYYY-MM-DD).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     state: Annotated[
         str | None,
         typer.Option(
@@ -201,23 +231,45 @@ def jobs(
         ),
     ] = None,
 ) -> None:
-    """List recent jobs, newest first."""
+    """The job log, newest first: pages, colour and grayscale sides, duplex, paper, copies,
+    cost, the account charged and the user's comment, where it came from, its outcome."""
     if state is not None and state not in typing.get_args(JobState):
         raise typer.BadParameter(
             f"{state!r} is not a job state: " + ", ".join(typing.get_args(JobState)),
             param_hint="--state",
         )
-    result: JobList = call(ListJobs(user=user, limit=limit, state=state))
+    query = ListJobs(
+        user=user,
+        limit=limit,
+        state=state,
+        printer=printer,
+        account=account,
+        since=_when(since, "--since"),
+        until=_when(until, "--until"),
+    )
+    result: JobList = call(query)
+    if result.truncated:
+        cut_short("job list", f"{len(result.jobs)} jobs", "--limit, --since or a filter")
     if as_json:
         typer.echo(json.dumps([json.loads(j.model_dump_json()) for j in result.jobs]))
+        return
+    if as_csv:
+        out = csv.writer(sys.stdout)
+        out.writerow(JOB_COLUMNS)
+        for j in result.jobs:
+            row = json.loads(j.model_dump_json())
+            row["paper_sizes"] = " ".join(f"{k}:{v}" for k, v in sorted(j.paper_sizes.items()))
+            out.writerow(["" if row[c] is None else row[c] for c in JOB_COLUMNS])
         return
     for j in result.jobs:
         cost = "-" if j.cost is None else str(j.cost)
         reason = f"  ({j.reason})" if j.reason else ""
+        colour = f" {j.color_sides}c/{j.grayscale_sides}g" if j.color_sides is not None else ""
+        paid = f"  {j.account}" if j.account else ""
         typer.echo(
             f"{j.submitted_at:%Y-%m-%d %H:%M:%S}  {j.job_id}  {j.user:<12} "
-            f"{j.printer:<10} {j.pages or '-':>4}p x{j.copies}  {cost:>8}  "
-            f"{j.state:<11} {j.document_name}{reason}"
+            f"{j.printer:<10} {j.pages or '-':>4}p{colour}{' duplex' if j.duplex else ''} "
+            f"x{j.copies}  {cost:>8}{paid}  {j.state:<11} {j.document_name}{reason}"
         )
 
 

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Base64Bytes, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    Base64Bytes,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from platen.events.base import (
     Command,
@@ -249,11 +256,20 @@ class JobPriced(JobEvent):
 
 @register
 class JobAuthorized(Event):
+    """Version 2 adds the comment the user gave when they confirmed or chose the account
+    (None when they were not asked, or gave none); every version 1 body is valid."""
+
     message_type: ClassVar[str] = "job.authorized"
+    schema_version: ClassVar[int] = 2
     job_id: uuid.UUID
     user: Login
     account: str
     amount: Money = Field(ge=0)
+    comment: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body
 
 
 @register
@@ -304,19 +320,31 @@ class ListJobs(Query):
     """Query to job-capture (`capture.jobs.list`)."""
 
     message_type: ClassVar[str] = "capture.jobs.list"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     user: Login | None = None
     limit: int = Field(default=100, ge=1, le=10_000)
     # Version 2: only the jobs in this state (e.g. the unconfirmed ones an admin reviews).
     state: JobState | None = None
+    # Version 3: by printer, by the account charged, and submitted in [since, until).
+    printer: PrinterName | None = None
+    account: Annotated[str, StringConstraints(max_length=300)] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
     @upcasts(1)
     def _v1_to_v2(body: dict) -> dict:
         return {**body, "state": None}
 
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        return body  # version 3 only adds filters, each None by default
+
 
 class JobSummary(Part):
-    """One job in a `JobList`."""
+    """One job in a `JobList`. Version 3 of the list adds what the job log shows: the
+    printed sides (colour and grayscale, of one copy), duplex, paper sizes, the account
+    charged and the amount held or charged on it, the user's comment, the print server and
+    host it came from, and when it last changed."""
 
     job_id: uuid.UUID
     user: str
@@ -328,6 +356,18 @@ class JobSummary(Part):
     state: JobState
     reason: str | None
     submitted_at: datetime
+    sides: int | None = None
+    color_sides: int | None = None
+    grayscale_sides: int | None = None
+    duplex: bool = False
+    paper_sizes: dict[str, int] = Field(default_factory=dict)
+    account: str | None = None
+    amount: Money | None = None
+    comment: str | None = None
+    source: str | None = None  # "cups" or "api"
+    print_server: str | None = None
+    origin_host: str | None = None
+    updated_at: datetime | None = None
 
 
 @register
@@ -335,12 +375,17 @@ class JobList(Reply):
     """Version 2: a job's state may be "unconfirmed"; every version 1 body is valid."""
 
     message_type: ClassVar[str] = "capture.jobs.list.reply"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     jobs: list[JobSummary]
+    truncated: bool = False  # more jobs matched than the limit
 
     @upcasts(1)
     def _v1_to_v2(body: dict) -> dict:
         return body
+
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        return body  # version 3 only adds fields, each with a default
 
 
 @register

@@ -167,7 +167,9 @@ def _log_printed(ctx: HandlerContext, job: Job, *, was: str, interrupted: bool =
 
 @subscribe.event(JobPriced)
 async def on_priced(ctx: HandlerContext, event: JobPriced) -> None:
-    await _transition(ctx, event.job_id, "priced", lambda job: job.price(event.cost))
+    job = await _transition(ctx, event.job_id, "priced", lambda job: job.price(event.cost))
+    if job is not None:
+        await ctx.store.note_price(event.job_id, event.color_sides, event.grayscale_sides)
 
 
 @subscribe.event(JobAuthorized)
@@ -176,6 +178,7 @@ async def on_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
     job = await _transition(ctx, event.job_id, "released", lambda job: job.release(now))
     if job is None:
         return
+    await ctx.store.note_charge(event.job_id, event.account, event.amount, event.comment)
     ctx.log.info("job released", source=job.source)
     if job.state == "printed":  # a program's job: released is printed
         _log_printed(ctx, job, was="released")
@@ -255,21 +258,44 @@ async def on_admin_cancel(ctx: HandlerContext, cmd: AdminCancelJob) -> JobStatus
 
 @subscribe.query(ListJobs)
 async def on_list(ctx: HandlerContext, query: ListJobs) -> JobList:
-    rows = await ctx.store.recent(user=query.user, state=query.state, limit=query.limit)
+    # One row past the limit tells the caller the list was cut, without counting them all.
+    rows = await ctx.store.recent(
+        user=query.user,
+        state=query.state,
+        limit=query.limit + 1,
+        printer=query.printer,
+        account=query.account,
+        since=query.since,
+        until=query.until,
+    )
     return JobList(
-        jobs=[
-            JobSummary(
-                job_id=r["job_id"],
-                user=r["user_login"],
-                printer=r["printer"],
-                document_name=r["document_name"],
-                pages=r["pages"],
-                copies=r["copies"],
-                cost=r["cost"],
-                state=r["state"],
-                reason=r["reason"],
-                submitted_at=r["submitted_at"],
-            )
-            for r in rows
-        ]
+        jobs=[_summary(r) for r in rows[: query.limit]], truncated=len(rows) > query.limit
+    )
+
+
+def _summary(r) -> JobSummary:
+    priced = r["color_sides"] is not None
+    return JobSummary(
+        job_id=r["job_id"],
+        user=r["user_login"],
+        printer=r["printer"],
+        document_name=r["document_name"],
+        pages=r["pages"],
+        copies=r["copies"],
+        cost=r["cost"],
+        state=r["state"],
+        reason=r["reason"],
+        submitted_at=r["submitted_at"],
+        sides=r["color_sides"] + r["grayscale_sides"] if priced else r["sides"],
+        color_sides=r["color_sides"],
+        grayscale_sides=r["grayscale_sides"],
+        duplex=r["duplex"],
+        paper_sizes=dict(r["paper_sizes"] or {}),
+        account=r["charged_account"],
+        amount=r["charged_amount"],
+        comment=r["comment"],
+        source=r["source"],
+        print_server=r["print_server"],
+        origin_host=r["origin_host"],
+        updated_at=r["updated_at"],
     )

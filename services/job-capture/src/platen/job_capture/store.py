@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import asyncpg
 
@@ -169,15 +170,55 @@ class Store:
         row = await self.conn.fetchrow("SELECT print_server FROM jobs WHERE job_id = $1", job_id)
         return (False, None) if row is None else (True, row["print_server"])
 
-    async def recent(self, *, user: str | None, state: str | None, limit: int) -> list:
-        """The newest jobs first, as rows (a read model)."""
+    async def recent(
+        self,
+        *,
+        user: str | None,
+        state: str | None,
+        limit: int,
+        printer: str | None = None,
+        account: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list:
+        """The newest jobs first, as rows (a read model), submitted in [since, until)."""
         return await self.conn.fetch(
             """SELECT * FROM jobs WHERE ($1::text IS NULL OR user_login = $1)
                  AND ($3::text IS NULL OR state = $3)
+                 AND ($4::text IS NULL OR printer = $4)
+                 AND ($5::text IS NULL OR charged_account = $5)
+                 AND ($6::timestamptz IS NULL OR submitted_at >= $6)
+                 AND ($7::timestamptz IS NULL OR submitted_at < $7)
                ORDER BY submitted_at DESC LIMIT $2""",
             user,
             limit,
             state,
+            printer,
+            account,
+            since,
+            until,
+        )
+
+    async def note_price(self, job_id: uuid.UUID, color_sides: int, grayscale_sides: int) -> None:
+        """For the job log: the sides the job was priced for."""
+        await self.conn.execute(
+            "UPDATE jobs SET color_sides = $2, grayscale_sides = $3 WHERE job_id = $1",
+            job_id,
+            color_sides,
+            grayscale_sides,
+        )
+
+    async def note_charge(
+        self, job_id: uuid.UUID, account: str, amount: Decimal, comment: str | None
+    ) -> None:
+        """For the job log: the account the ledger holds (then charges) the job on."""
+        await self.conn.execute(
+            "UPDATE jobs SET charged_account = $2, charged_amount = $3, comment = $4 "
+            "WHERE job_id = $1",
+            job_id,
+            account,
+            amount,
+            comment,
         )
 
     # -------------------------------------------------- cancels before capture

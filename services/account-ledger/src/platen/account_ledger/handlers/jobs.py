@@ -76,7 +76,13 @@ async def _hold(
         "job authorized", amount=str(hold.amount), account=account_id, rate=str(hold.charge_rate)
     )
     await ctx.emit(
-        JobAuthorized(job_id=job.job_id, user=login, account=account_id, amount=hold.amount),
+        JobAuthorized(
+            job_id=job.job_id,
+            user=login,
+            account=account_id,
+            amount=hold.amount,
+            comment=comment,
+        ),
         correlation_id=str(job.job_id),
     )
     await balance_changed(ctx, account_id)
