@@ -141,25 +141,27 @@ class LdapDirectory:
 
         s = self.settings
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=s.ca_file)
+        ldaps = s.url.startswith("ldaps://")
+        # No server information read at open: nothing may be outstanding when StartTLS is
+        # asked for (slapd refuses it then), and the schema is not needed.
         server = ldap3.Server(
-            s.url, use_ssl=s.url.startswith("ldaps://"), tls=tls, connect_timeout=s.timeout
+            s.url, use_ssl=ldaps, tls=tls, connect_timeout=s.timeout, get_info=ldap3.NONE
         )
         password = None
         if s.password_file:
             with open(s.password_file, encoding="utf-8") as f:
                 password = f.read().strip()
-        conn = ldap3.Connection(
-            server,
-            user=s.bind_dn,
-            password=password,
-            receive_timeout=s.timeout,
-            raise_exceptions=True,
-        )
         try:
-            conn.open()
-            if not s.url.startswith("ldaps://"):
-                conn.start_tls()
-            conn.bind()
+            conn = ldap3.Connection(
+                server,
+                user=s.bind_dn,
+                password=password,
+                receive_timeout=s.timeout,
+                raise_exceptions=True,
+                read_only=True,
+                # StartTLS before the bind on ldap://, so the password never goes in clear.
+                auto_bind=ldap3.AUTO_BIND_NO_TLS if ldaps else ldap3.AUTO_BIND_TLS_BEFORE_BIND,
+            )
         except Exception as exc:
             raise DirectoryUnavailable(f"{s.url}: {type(exc).__name__}: {exc}") from None
         return conn
