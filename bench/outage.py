@@ -7,7 +7,8 @@ hit anyone else's servers) and the four services with their production settings,
 each scenario in turn:
 1. a steady stream of jobs (`--rate` a second, through `capture.submit` as the tests'
    integrator does) and, just before the outage, a burst (`--burst`), so that jobs are in
-   flight (captured, not yet charged) when it starts;
+   flight (captured, not yet charged) when it starts; and a few jobs of a user who never
+   confirms them, whose deadline (`--deadline`) falls inside the outage;
 2. the outage, for its full length, the stream still trying: a submit the broker does not
    confirm is sent again, with the same message id, as a print server holding its job would;
 3. recovery, then the stream stops and the system drains.
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -69,9 +71,12 @@ class Stream:
     """Submits one job after another at `rate` a second; a job the broker does not confirm
     is sent again (same message) until it is, and the next waits for it."""
 
-    def __init__(self, amqp_url: str, user: str, rate: float) -> None:
+    def __init__(
+        self, amqp_url: str, user: str, rate: float, deadline_seconds: int | None = None
+    ) -> None:
         self.url = amqp_url
         self.user = user
+        self.deadline_seconds = deadline_seconds
         self.interval = 1 / rate
         self.submitted: list[str] = []
         self.resends = 0
@@ -102,6 +107,7 @@ class Stream:
             printer="lab-1",
             document_name="bench.pdf",
             document=base64.b64encode(DOCUMENT),
+            deadline_seconds=self.deadline_seconds,
         )
         msg = build(
             body=encode(job),
@@ -221,11 +227,19 @@ async def scenario(
     amqp_url = with_vhost(stack.rabbit.amqp_url, platen.vhost)
     database_url = platen.services.database_url
     stream = Stream(amqp_url, user, args.rate)
+    # A user who must confirm each job and never does: job-capture cancels those jobs at
+    # their deadline, inside the outage, by itself; so events are committed while the
+    # broker is away and wait in the outbox for the rest of it.
+    waiter = f"waiter{index}"
+    ctl(platen, "user", "add", waiter, "--balance", "100.00")
+    ctl(platen, "user", "set", waiter, "--selection", "confirm")
+    unanswered = Stream(amqp_url, waiter, args.rate, deadline_seconds=args.deadline)
     stop, start = SCENARIOS[name]
     failures_before = relay_failures(platen)
     with Watch(database_url) as watch:
         runner = asyncio.create_task(stream.run())
         await asyncio.sleep(args.warmup)
+        await unanswered.burst(args.unanswered)
         await stream.burst(args.burst)
         conn = await asyncpg.connect(database_url)
         in_flight = len(stream.submitted) - len(await charges(conn, stream.submitted))
@@ -255,7 +269,13 @@ async def scenario(
     await asyncio.sleep(5)  # a second charge, were there one, would be in by now
     conn = await asyncpg.connect(database_url)
     charged = await charges(conn, ids)
+    cancelled = await conn.fetchval(
+        "SELECT count(*) FROM job_capture.jobs WHERE state = 'cancelled' "
+        "AND job_id::text = ANY($1::text[])",
+        unanswered.submitted,
+    )
     await conn.close()
+    shown = json.loads(ctl(platen, "user", "show", waiter, "--json").stdout)
     verify = ctl(platen, "ledger", "verify")
     return {
         "scenario": name,
@@ -270,6 +290,8 @@ async def scenario(
         "charged once": sum(1 for n in charged.values() if n == 1),
         "charged twice+": sum(1 for n in charged.values() if n > 1),
         "never charged": len(ids) - len(charged),
+        "unanswered jobs cancelled at their deadline": f"{cancelled} of {args.unanswered}",
+        "their user's balance / held after": f"{shown['balance']} / {shown['held']}",
         "dead letters": platen.dead_letters(),
         "ledger verify": "ok" if verify.returncode == 0 else verify.stdout + verify.stderr,
     }
@@ -314,6 +336,8 @@ if __name__ == "__main__":
     p.add_argument("--database-down", type=float, default=120)
     p.add_argument("--rate", type=float, default=5, help="jobs a second, steady")
     p.add_argument("--burst", type=int, default=100, help="jobs just before the outage")
+    p.add_argument("--unanswered", type=int, default=5, help="jobs nobody confirms")
+    p.add_argument("--deadline", type=int, default=30, help="their deadline, seconds")
     p.add_argument("--warmup", type=float, default=15, help="seconds of stream before")
     p.add_argument("--after", type=float, default=15, help="seconds of stream after")
     p.add_argument("--drain-timeout", type=float, default=900)
