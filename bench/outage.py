@@ -299,8 +299,8 @@ async def scenario(
 
 async def main(args) -> None:
     lengths = {
-        "broker stopped": args.broker_down,
         "broker frozen (SIGSTOP)": args.broker_frozen,
+        "broker stopped": args.broker_down,
         "database stopped (pg_ctl stop -m fast)": args.database_down,
     }
     folder = Path(tempfile.mkdtemp(prefix="platen-outage-bench-"))

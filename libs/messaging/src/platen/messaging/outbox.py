@@ -135,7 +135,16 @@ class OutboxRelay:
                 sent = await self.flush_once()
                 delay = min(0.1, self._max_backoff)
             except asyncio.CancelledError:
-                raise
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # the service is stopping
+                # Cancelled by the client library, not by us (a connection closed under
+                # a publish): a failed try like any other. Re-raised, it would end the
+                # relay for good and leave every later row unpublished.
+                log.warning("outbox relay interrupted, will retry", delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+                continue
             except Exception as exc:  # broker or database trouble: keep the rows, retry
                 log.warning("outbox relay failed, will retry", error=repr(exc), delay=delay)
                 await asyncio.sleep(delay)
@@ -167,8 +176,9 @@ class OutboxRelay:
             failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
             for row, error in failed:
-                if isinstance(error, asyncio.CancelledError):
-                    raise error
+                # A CancelledError among the results is a publish the client library gave
+                # up on (its connection closed while a confirm was awaited): the relay's
+                # own cancellation raises out of `gather` instead. Not a refusal: kept.
                 if not is_refusal(error):
                     continue  # kept as it is, and said once for the batch below
                 await conn.execute(
