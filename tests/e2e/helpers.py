@@ -30,7 +30,14 @@ def command(msg, **kw) -> aio_pika.Message:
     )
 
 
-async def submit_jobs(amqp_url: str, user: str, printer: str, document: bytes, n: int) -> list:
+async def submit_jobs(
+    amqp_url: str,
+    user: str,
+    printer: str,
+    document: bytes,
+    n: int,
+    deadline_seconds: int | None = None,
+) -> list:
     """Publish `n` capture.submit commands (with confirms); returns the job ids."""
     ids = [uuid.uuid4() for _ in range(n)]
     conn = await aio_pika.connect(amqp_url)
@@ -47,6 +54,7 @@ async def submit_jobs(amqp_url: str, user: str, printer: str, document: bytes, n
                             printer=printer,
                             document_name=f"doc-{i}.pdf",
                             document=base64.b64encode(document),
+                            deadline_seconds=deadline_seconds,
                         ),
                         # job-capture answers only a sender it can name (the broker
                         # checks the name against the signed-in user).

@@ -1,6 +1,6 @@
 """What `platenctl status` says of each service: pure formatting, no broker."""
 
-from platen.ctl.main import service_line
+from platen.ctl.main import service_line, status_json
 from platen.events.system import Pong
 
 
@@ -26,3 +26,12 @@ def test_refused_rows_are_shown_for_an_administrator():
     line = service_line("pricing", pong)
     assert "2 refused by the broker" in line
     assert "waiting" not in line
+
+
+def test_json_carries_each_outbox_and_names_who_did_not_answer():
+    pong = Pong(service="job-capture", version="1.0", outbox_waiting=3, outbox_oldest_seconds=125.4)
+    out = status_json(["job-capture", "pricing"], {"job-capture": pong})
+    assert out["pricing"] is None
+    assert out["job-capture"]["outbox_waiting"] == 3
+    assert out["job-capture"]["outbox_oldest_seconds"] == 125.4
+    assert out["job-capture"]["outbox_refused"] == 0

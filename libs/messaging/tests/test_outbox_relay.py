@@ -199,3 +199,50 @@ async def test_a_broker_outage_costs_no_attempts_however_long(pool, channel, amq
         await publisher.close()
         with contextlib.suppress(Exception):
             await relay_to_broker.cut()
+
+
+class _CancelledOnce:
+    """A publisher whose first publish is cancelled by its client library, as aiormq does
+    to a publish whose connection closes while its confirm is awaited (a frozen broker)."""
+
+    def __init__(self, real: Publisher) -> None:
+        self.real = real
+        self.cancelled = 0
+
+    async def ensure_desktop_queue(self, login: str) -> None:
+        await self.real.ensure_desktop_queue(login)
+
+    async def publish(self, exchange, routing_key, message, *, mandatory=True) -> None:
+        if not self.cancelled:
+            self.cancelled += 1
+            raise asyncio.CancelledError
+        await self.real.publish(exchange, routing_key, message, mandatory=mandatory)
+
+
+async def test_a_publish_cancelled_under_the_relay_neither_ends_it_nor_loses_the_row(
+    pool, channel, publisher
+):
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    event = cancelled()
+    async with pool.acquire() as conn:
+        await outbox.add(
+            conn, event, envelope_for(event, "test"), exchange=EVENTS, routing_key="job.cancelled"
+        )
+    flaky = _CancelledOnce(publisher)
+    relay = OutboxRelay(pool, flaky, "test", max_backoff=0.05)  # type: ignore[arg-type]
+    task = asyncio.create_task(relay.run())
+    try:
+        raw = await q.get(timeout=10, fail=False)
+        while raw is None and not task.done():
+            await asyncio.sleep(0.1)
+            raw = await q.get(fail=False)
+        assert flaky.cancelled == 1
+        assert not task.done()  # the relay is still running
+        assert raw is not None and decode(raw.type, 1, raw.body) == event
+        async with pool.acquire() as conn:
+            assert await backlog(conn) == (0, None, 0)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

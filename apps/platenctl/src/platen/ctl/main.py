@@ -74,8 +74,23 @@ def service_line(name: str, pong: Pong | None) -> str:
     return line
 
 
+def status_json(services: typing.Iterable[str], answered: dict[str, Pong]) -> dict:
+    """`platenctl status --json`: each service's answer (its outbox's waiting rows, the
+    oldest one's age in seconds, the rows refused for good), or null when it did not
+    answer, for a monitor to read."""
+    return {
+        name: answered[name].model_dump(mode="json", exclude={"service"})
+        if name in answered
+        else None
+        for name in services
+    }
+
+
 @app.command()
-def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.")] = 30) -> None:
+def status(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for all.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Wait until all four services answer, and list them."""
 
     # Every installed service (its `platen.services` entry point), by the prefix of its
@@ -105,10 +120,15 @@ def status(timeout: Annotated[float, typer.Option(help="Seconds to wait for all.
         return answered
 
     answered = asyncio.run(ask())
-    for name in services:
-        typer.echo(service_line(name, answered.get(name)))
+    if as_json:
+        typer.echo(json.dumps(status_json(services, answered), indent=2))
+    else:
+        for name in services:
+            typer.echo(service_line(name, answered.get(name)))
     if len(answered) < len(services):
         raise typer.Exit(1)
+    if as_json:
+        return
     for line in print_identity.status_lines():
         typer.echo(line)
 

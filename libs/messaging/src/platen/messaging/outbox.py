@@ -109,8 +109,10 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         user_id: str | None = None,
+        max_backoff: float = 5.0,
     ) -> None:
         self._pool = pool
+        self._max_backoff = max_backoff
         # Set on every message as its AMQP user_id: the broker checks it is the user this
         # connection signed in as, so consumers may trust it to name the sender.
         self._user_id = user_id
@@ -125,19 +127,28 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def run(self) -> None:
-        delay = 0.1
+        delay = min(0.1, self._max_backoff)
         while True:
             # Cleared before reading the table, so a wake-up during the flush is not lost.
             self._wakeup.clear()
             try:
                 sent = await self.flush_once()
-                delay = 0.1
+                delay = min(0.1, self._max_backoff)
             except asyncio.CancelledError:
-                raise
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # the service is stopping
+                # Cancelled by the client library, not by us (a connection closed under
+                # a publish): a failed try like any other. Re-raised, it would end the
+                # relay for good and leave every later row unpublished.
+                log.warning("outbox relay interrupted, will retry", delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+                continue
             except Exception as exc:  # broker or database trouble: keep the rows, retry
                 log.warning("outbox relay failed, will retry", error=repr(exc), delay=delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, self._max_backoff)
                 continue
             if sent < self._batch_size:
                 with contextlib.suppress(TimeoutError):
@@ -165,8 +176,9 @@ class OutboxRelay:
             failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
             for row, error in failed:
-                if isinstance(error, asyncio.CancelledError):
-                    raise error
+                # A CancelledError among the results is a publish the client library gave
+                # up on (its connection closed while a confirm was awaited): the relay's
+                # own cancellation raises out of `gather` instead. Not a refusal: kept.
                 if not is_refusal(error):
                     continue  # kept as it is, and said once for the batch below
                 await conn.execute(

@@ -173,7 +173,13 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
         own_user = signed_in_as(settings.amqp_url)
         # What this service sends carries its broker user as `user_id` (which the broker
         # checks), so that a consumer can tell it from anyone else's.
-        rt.relay = OutboxRelay(rt.pool, rt.publisher, spec.name, user_id=own_user)
+        rt.relay = OutboxRelay(
+            rt.pool,
+            rt.publisher,
+            spec.name,
+            user_id=own_user,
+            max_backoff=settings.outbox_max_backoff,
+        )
         senders = SenderCheck(spec.name, own_user)
         if not senders.active:
             log.warning(

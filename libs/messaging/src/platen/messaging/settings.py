@@ -19,6 +19,10 @@ class Settings:
     inbox_retention: timedelta = timedelta(days=14)
     history_retention: timedelta = timedelta(days=90)
     prune_interval: float = 3600.0
+    # The outbox relay's longest pause between retries while the broker is away. The
+    # outage tests make it small, so that a short outage makes as many failed publishes
+    # as a long one would.
+    outbox_max_backoff: float = 5.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -34,4 +38,5 @@ class Settings:
                 days=float(os.environ.get("PLATEN_HISTORY_RETENTION_DAYS", "90"))
             ),
             prune_interval=float(os.environ.get("PLATEN_PRUNE_INTERVAL_SECONDS", "3600")),
+            outbox_max_backoff=float(os.environ.get("PLATEN_OUTBOX_MAX_BACKOFF_SECONDS", "5")),
         )
