@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aio_pika
@@ -17,6 +17,9 @@ from platen.events.registry import decode
 from platen.events.routing import desktop_queue
 from platen.localstack.services import ServiceProcesses
 from platen.testing.identities import Identities, VhostIdentities
+from platen.testing.isolation import drop_database
+from platen.testing.system_template import SystemTemplate
+from platen.testing.system_template import system_template as migrated_template
 
 CTL = [sys.executable, "-m", "platen.ctl"]
 
@@ -136,9 +139,28 @@ def identities(infra) -> Identities:
     return Identities(infra)
 
 
+@pytest.fixture(scope="session")
+async def system_template(infra) -> AsyncIterator[SystemTemplate]:
+    """Every service's schema migrated once per worker, as an installer does; each system
+    gets a copy (platen.testing.system_template)."""
+    async with migrated_template(infra.database_url) as template:
+        yield template
+
+
+@pytest.fixture
+async def system_database(
+    infra, system_template: SystemTemplate
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """This test's own copy of the migrated template: the superuser's URL on it, and the
+    URL each service signs in with (its own role)."""
+    name, url, services = await system_template.copy()
+    yield url, services
+    await drop_database(infra.database_url, name)
+
+
 @pytest.fixture
 def system(
-    request, vhost, identities: Identities, database_url: str, tmp_path: Path
+    request, vhost, identities: Identities, system_database, tmp_path: Path
 ) -> Iterator[System]:
     """The four services on this test's vhost and database, each signed in as its own
     broker identity (over TLS when the test broker offers it), as in production.
@@ -159,6 +181,7 @@ def system(
     # defines `extra_service_env` to give them.
     if "extra_service_env" in request.fixturenames:
         extra.update(request.getfixturevalue("extra_service_env"))
+    database_url, database_urls = system_database  # each service signs in as its own role
     services = ServiceProcesses(
         amqp_url,
         database_url,
@@ -166,8 +189,8 @@ def system(
         extra_env=extra,
         own_env=own,
         service_urls=ids.services,
+        database_urls=database_urls,
     )
-    services.provision()  # each service signs in as its own database role
     services.start_all()
     sys_ = System(services, tmp_path, ids, identities, vhost_name)
     try:

@@ -51,8 +51,7 @@ MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 async def _ping(client: rpc.Client, service: str) -> Pong | None:
     if not await client.consumers(f"{service}.commands"):
-        await asyncio.sleep(1)  # not started yet: look again in a moment
-        return None
+        return None  # not started yet: `status` looks again in a moment
     return await client.request(f"{command_prefixes()[service]}.ping", Ping(), 2)
 
 
@@ -116,6 +115,8 @@ def status(
                 if isinstance(reply, Pong):
                     answered[name] = reply
             if len(answered) < len(services):
+                # Half a second: soon enough for a script (and every end-to-end test)
+                # waiting on it, and few enough connections while the services start.
                 await asyncio.sleep(0.5)
         return answered
 

@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,31 @@ MODULES = {
     "account-ledger": "platen.account_ledger.main",
     "notification": "platen.notification.main",
 }
+
+
+def provision(database_url: str) -> dict[str, str]:
+    """Run every service's migrations on `database_url` (a superuser's) as its schema's
+    owner, `python -m <service> migrate` as an installer does; the URL each service then
+    signs in with, as its own role with a password made now."""
+    with ThreadPoolExecutor(len(MODULES)) as pool:
+        urls = pool.map(lambda name: _provision_one(database_url, name), MODULES)
+        return dict(zip(MODULES, urls, strict=True))
+
+
+def _provision_one(database_url: str, name: str) -> str:
+    password = secrets.token_urlsafe(24)
+    out = subprocess.run(
+        [sys.executable, "-m", MODULES[name], "migrate"],
+        env={**os.environ, "PLATEN_DATABASE_URL": database_url},
+        input=password,  # not in its arguments, which every user can list
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{name}: migrate failed:\n{out.stderr[-3000:]}")
+    role = out.stdout.strip().splitlines()[-1]
+    return with_login(database_url, role, password)
 
 
 @dataclass
@@ -66,24 +92,7 @@ class ServiceProcesses:
         """As the installer, with `database_url` a superuser's: each service's migrations
         run as its schema's owner, and the service then signs in as its own role
         (platen.db.roles) with a password made now, handed to it in its environment only."""
-        with ThreadPoolExecutor(len(MODULES)) as pool:
-            urls = pool.map(self._provision_one, MODULES)
-            self.database_urls.update(zip(MODULES, urls, strict=True))
-
-    def _provision_one(self, name: str) -> str:
-        password = secrets.token_urlsafe(24)
-        out = subprocess.run(
-            [sys.executable, "-m", MODULES[name], "migrate"],
-            env={**os.environ, "PLATEN_DATABASE_URL": self.database_url},
-            input=password,  # not in its arguments, which every user can list
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"{name}: migrate failed:\n{out.stderr[-3000:]}")
-        role = out.stdout.strip().splitlines()[-1]
-        return with_login(self.database_url, role, password)
+        self.database_urls.update(provision(self.database_url))
 
     def install_topology(self) -> None:
         """Declare every exchange and queue, as an installer with broker-admin rights
@@ -114,9 +123,19 @@ class ServiceProcesses:
             proc.kill()
             proc.wait(5)
 
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
+    def stop_all(self, timeout: float = 15) -> None:
+        """SIGTERM every service at once, then wait for them: one after another, each
+        waited out its own clean shutdown (about a second a service, every test)."""
+        running = [p for p in self.procs.values() if p.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in running:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
 
     def log(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
