@@ -26,18 +26,22 @@ mirror="${mirror:-http://deb.debian.org/debian}"
 if [ -n "${PLATEN_REBUILD:-}" ] || ! podman image exists "$base"; then
   echo "Building $base from $mirror (debootstrap)..."
   tree="$(mktemp -d /var/tmp/platen-debian.XXXXXX)"
-  trap 'rm -rf "$tree"' EXIT
+  # debootstrap mounts /proc (and may leave it mounted): never archive or delete through it.
+  unmount() { grep -o " $tree/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l || true; }
+  trap 'unmount; rm -rf --one-file-system "$tree"' EXIT
   debootstrap --variant=minbase bookworm "$tree" "$mirror" >/dev/null
+  unmount
   # Trust what this host trusts: package indexes may be reached through a TLS proxy
   # whose CA only the host's bundle has. Kept apart from /etc/ssl/certs, which Debian's
   # ca-certificates package rewrites when an image installs it.
+  mkdir -p "$tree/etc/ssl"
   cp /etc/ssl/certs/ca-certificates.crt "$tree/etc/ssl/platen-host-ca.crt"
   rm -rf "$tree"/var/cache/apt/archives/*.deb "$tree"/var/lib/apt/lists/*
-  tar -C "$tree" -c . | podman import \
+  tar -C "$tree" --one-file-system -c . | podman import \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/platen-host-ca.crt' \
     --change 'ENV PIP_CERT=/etc/ssl/platen-host-ca.crt' \
     --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
-  rm -rf "$tree"
+  rm -rf --one-file-system "$tree"
   trap - EXIT
 fi
 

@@ -2,6 +2,7 @@
 
     python init.py secrets   # before the servers start: TLS, the installer, the superuser
     python init.py install   # once they answer: topology, identities, roles, migrations
+    python init.py print-server   # once notification answers: the print server's identity
 
 Each secret lands in the volume of the one container that needs it, as a file (mounted at
 /run/platen there), never in the compose file or a container's configuration:
@@ -134,21 +135,25 @@ def install_platen() -> None:
         folder = SECRETS / identity
         shutil.copy(INIT / "tls" / "ca.pem", folder / "ca.pem")
         give(folder / "platen.env", env_file(values), RUNTIME_USER)
-    shutil.copy(INIT / "tls" / "ca.pem", SECRETS / "print-server" / "ca.pem")
-    # The print server signs in as itself: platenctl writes its backend's configuration.
-    admin = {**os.environ, "PLATEN_AMQP_URL": installed.urls["admin"]}
+    print(f"installed: {', '.join(MODULES)} and admin", flush=True)
+
+
+def add_print_server() -> None:
+    """The print server's own identity, which the notification service issues (so this
+    runs once it is up): platenctl, signed in as the admin identity, writes the backend's
+    configuration into the print server's volume."""
     config = SECRETS / "print-server" / "cups-backend.conf"
     subprocess.run(
-        [sys.executable, "-m", "platen.ctl", "printserver", "add", PRINT_SERVER,
+        ["platenctl", "printserver", "add", PRINT_SERVER,
          "--output", str(config), "--state-dir", "/var/lib/platen-backend"],
-        env=admin, check=True, stdout=subprocess.DEVNULL,
+        check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    config.write_text(config.read_text().replace(str(INIT / "tls" / "ca.pem"), str(ca)))
-    print(f"installed: {', '.join(MODULES)}, admin and print server {PRINT_SERVER}", flush=True)
+    shutil.copy(MOUNTED / "ca.pem", SECRETS / "print-server" / "ca.pem")
+    print(f"print server {PRINT_SERVER} added", flush=True)
 
 
 if __name__ == "__main__":
-    steps = {"secrets": make_secrets, "install": install_platen}
+    steps = {"secrets": make_secrets, "install": install_platen, "print-server": add_print_server}
     if len(sys.argv) != 2 or sys.argv[1] not in steps:
         raise SystemExit(f"usage: init.py {' | '.join(steps)}")
     steps[sys.argv[1]]()
