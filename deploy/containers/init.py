@@ -33,6 +33,7 @@ from platen.db.roles import ensure_database, with_login
 from platen.localstack.services import MODULES, ServiceProcesses
 from platen.localstack.tls import make_test_ca
 from platen.messaging.installation import Installed, install, with_credentials
+from platen.messaging.topology import consumer_queues
 
 SECRETS = Path(os.environ.get("PLATEN_SECRETS_ROOT", "/secrets"))
 INIT = SECRETS / "init"
@@ -104,6 +105,7 @@ def settings(identity: str, installed: Installed, database_urls: dict[str, str])
         # Read-only management access: the health check looks for the service's
         # consumers (platen.messaging.health); job-capture also reads desktops' presence.
         values["PLATEN_BROKER_MONITOR_URL"] = installed.presence_monitor_url
+        values["PLATEN_HEALTH_QUEUES"] = ",".join(q.name for q in consumer_queues(identity))
     if identity == "notification":
         values["PLATEN_BROKER_MANAGEMENT_URL"] = installed.identity_manager_url
     return values

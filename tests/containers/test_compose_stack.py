@@ -144,7 +144,12 @@ def stack(images, docker_host, tmp_path_factory) -> Iterator[Stack]:
     )
     try:
         started = time.monotonic()
-        s.compose("up", "-d", timeout=900)
+        try:
+            s.compose("up", "-d", timeout=900)
+        except AssertionError as exc:
+            states = {c["Names"][0]: c["State"] for c in s.containers()}
+            logs = s.compose("logs", "--no-color", "--tail", "30")
+            raise AssertionError(f"{exc}\n{states}\n{s.health()}\n{logs}") from None
         deadline = time.monotonic() + 300
         while (health := s.health()) != dict.fromkeys(SERVICES, "healthy"):
             if time.monotonic() > deadline:

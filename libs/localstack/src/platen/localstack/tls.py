@@ -24,12 +24,12 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise InfraError(f"openssl {args[0]} failed: {out.stderr.strip()}")
 
 
-def _is_ip(name: str) -> bool:
+def _alt_name(name: str) -> str:
+    """A subjectAltName entry: an IP address, else a DNS name."""
     try:
-        ipaddress.ip_address(name)
+        return f"IP:{ipaddress.ip_address(name)}"
     except ValueError:
-        return False
-    return True
+        return f"DNS:{name}"
 
 
 def make_test_ca(
@@ -52,7 +52,7 @@ def make_test_ca(
         "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
         "-keyout", "server-key.pem", "-out", "server.csr", cwd=folder,
     )  # fmt: skip
-    alt = ", ".join(f"IP:{n}" if _is_ip(n) else f"DNS:{n}" for n in names)
+    alt = ", ".join(_alt_name(n) for n in names)
     (folder / "server.ext").write_text(
         f"subjectAltName = {alt}\nextendedKeyUsage = serverAuth\nbasicConstraints = CA:FALSE\n"
     )

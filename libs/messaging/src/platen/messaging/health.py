@@ -10,20 +10,23 @@ It asks the broker's management API as the read-only monitoring identity
 own broker user may not send its own status query, and no wider one is handed to it.
 Exit status 0 when healthy, 1 (with what is missing) when not.
 
+It runs every few seconds in every container, so it starts light: the standard library
+only, and the service's queues from `PLATEN_HEALTH_QUEUES` (written by the installer from
+`platen.messaging.topology.consumer_queues`), not by importing every service's code.
+
 Prometheus metrics and a served readiness endpoint are a later step (issue 13).
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import socket
 import sys
+import urllib.request
 from collections.abc import Iterable
 from urllib.parse import quote, unquote, urlsplit
-
-import httpx
-
-from platen.messaging.broker_admin import vhost_of
-from platen.messaging.topology import consumer_queues
 
 
 def missing_consumers(
@@ -51,35 +54,41 @@ def own_addresses() -> set[str]:
     return found
 
 
-def check(service: str, amqp_url: str, monitor_url: str, timeout: float = 5) -> list[str]:
-    """What is missing for `service` to be healthy (empty: healthy)."""
+def check(amqp_url: str, monitor_url: str, queues: list[str], timeout: float = 20) -> list[str]:
+    """What is missing for the service signed in with `amqp_url`, consuming `queues`, to
+    be healthy (empty: healthy)."""
     parts = urlsplit(monitor_url)
-    auth = (unquote(parts.username or ""), unquote(parts.password or ""))
-    base = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
-    vhost = quote(vhost_of(amqp_url), safe="")
-    user = unquote(urlsplit(amqp_url).username or "")
+    auth = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    base = parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else ""))
+    amqp = urlsplit(amqp_url)
+    vhost = quote(unquote(amqp.path[1:]) or "/", safe="")
+    request = urllib.request.Request(
+        f"{base.geturl()}/api/consumers/{vhost}",
+        headers={"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()},
+    )
     try:
-        r = httpx.get(f"{base.geturl()}/api/consumers/{vhost}", auth=auth, timeout=timeout)
-        r.raise_for_status()
-    except httpx.HTTPError as exc:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            consumers = json.load(answer)
+    except (OSError, ValueError) as exc:
         return [f"the broker's management API did not answer: {exc}"]
-    queues = [q.name for q in consumer_queues(service)]
-    missing = missing_consumers(r.json(), queues, user, own_addresses())
+    missing = missing_consumers(consumers, queues, unquote(amqp.username or ""), own_addresses())
     return [f"no consumer on {q}" for q in missing]
 
 
 def main(argv: list[str]) -> int:
-    import os
-
     if len(argv) != 1:
         print("usage: python -m platen.messaging.health SERVICE", file=sys.stderr)
         return 2
     amqp_url = os.environ.get("PLATEN_AMQP_URL", "")
     monitor_url = os.environ.get("PLATEN_BROKER_MONITOR_URL", "")
-    if not amqp_url or not monitor_url:
-        print("PLATEN_AMQP_URL and PLATEN_BROKER_MONITOR_URL must be set", file=sys.stderr)
+    queues = [q for q in os.environ.get("PLATEN_HEALTH_QUEUES", "").split(",") if q]
+    if not amqp_url or not monitor_url or not queues:
+        print(
+            "PLATEN_AMQP_URL, PLATEN_BROKER_MONITOR_URL and PLATEN_HEALTH_QUEUES must be set",
+            file=sys.stderr,
+        )
         return 2
-    problems = check(argv[0], amqp_url, monitor_url)
+    problems = check(amqp_url, monitor_url, queues)
     for problem in problems:
         print(f"{argv[0]}: {problem}")
     if not problems:
