@@ -168,12 +168,13 @@ def test_the_stack_is_healthy_runs_the_tour_and_exposes_nothing_else(stack, tmp_
     # Every long-running service's health check is green (the fixture waited for it).
     assert stack.health() == dict.fromkeys(SERVICES, "healthy")
 
-    # A service's health check speaks for its own container only: pricing's consumers are
-    # not job-capture's, so run there it fails.
+    # A service's health check speaks for its own container and identity only: asked
+    # about pricing's queues in job-capture's container, it fails.
     wrong = subprocess.run(
         ["podman", "exec", stack.container("job-capture"), "/app/deploy/entry.sh",
+         "env", "PLATEN_HEALTH_QUEUES=pricing.commands,pricing.events",
          "python", "-m", "platen.messaging.health", "pricing"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert wrong.returncode == 1 and "no consumer on pricing.commands" in wrong.stdout, wrong
 
