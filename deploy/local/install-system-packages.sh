@@ -16,7 +16,18 @@ command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 # The directory tests read users from a real OpenLDAP server, run from a private folder.
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)
+# The container images and the compose stack (deploy/containers, tests/containers):
+# podman with runc (crun cannot run containers under this kind of machine's cgroups),
+# debootstrap for the Debian base image no registry serves here, docker-compose for the
+# compose file (against podman's Docker API).
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# Containers find each other by name (rabbitmq, postgres) on podman's CNI networks.
+[ -x /usr/lib/cni/dnsname ] || need+=(golang-github-containernetworking-plugin-dnsname)
 if [ ${#need[@]} -eq 0 ]; then
+  "$(dirname "$0")/../containers/configure-podman.sh"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -32,3 +43,4 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 for svc in rabbitmq-server postgresql cups slapd; do
   service "$svc" stop >/dev/null 2>&1 || true
 done
+"$(dirname "$0")/../containers/configure-podman.sh"

@@ -16,10 +16,10 @@ import zlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 
 from platen.ctl.identity import write_private
+from platen.db.roles import ensure_database
 from platen.localstack.cups import LocalCups, VirtualPrinter
 from platen.localstack.demo import make_pdf
 from platen.localstack.servers import InfraError, LocalPostgres, LocalRabbitMQ, traversable
@@ -51,15 +51,6 @@ def ctl(*args: str, env: dict[str, str]) -> str:
     if out.returncode != 0:
         raise SystemExit(f"platenctl {' '.join(args)} failed:\n{out.stdout}{out.stderr}")
     return out.stdout.strip()
-
-
-async def ensure_database(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 def main() -> None:

@@ -1,14 +1,16 @@
-"""docker-compose.yml and the Dockerfile give each service what its code needs.
+"""deploy/containers (compose.yaml, the images, the init job) gives each service what its
+code needs, and publishes nothing else.
 
-Docker may not run where the tests do, so these read the files and the services' code
-instead: every environment variable a service must be given is set for it in the compose
-file, and every program the code runs is installed in the image. A new `os.environ.get`
-or `shutil.which` in a service fails here until the deployment provides it.
+These read the files and the services' code (tests/containers runs the stack itself):
+every environment variable a service must be given is set for it by the init job or the
+compose file, and every program the code runs is installed in the image. A new
+`os.environ.get` or `shutil.which` in a service fails here until the deployment provides it.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import shlex
 import tomllib
 from pathlib import Path
@@ -18,10 +20,13 @@ import pytest
 import yaml
 
 from platen.localstack.services import MODULES
+from platen.messaging.broker_limits import MAX_MESSAGE_BYTES
+from platen.messaging.installation import Installed
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "deploy/docker/Dockerfile"
+COMPOSE = ROOT / "deploy/containers/compose.yaml"
+DOCKERFILE = ROOT / "deploy/containers/platen/Containerfile"
+INIT = ROOT / "deploy/containers/init.py"
 # The Debian package of each program the services run: a program missing here fails
 # test_every_program_the_services_run_is_in_the_image until it is added (and installed).
 PACKAGES = {"gs": "ghostscript"}
@@ -150,15 +155,28 @@ def depends_on(services: dict, name: str) -> set[str]:
     return seen
 
 
-def console_script(name: str) -> str:
-    """The command that starts the service (its package's console script)."""
-    project = tomllib.loads((service_dir(name) / "pyproject.toml").read_text())
-    [script] = [
-        cmd
-        for cmd, target in project["project"]["scripts"].items()
-        if target.split(":")[0] == MODULES[name]
-    ]
-    return script
+def init_job():
+    """deploy/containers/init.py, the compose stack's installer, as a module."""
+    spec = importlib.util.spec_from_file_location("platen_containers_init", INIT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def given(name: str) -> dict[str, str]:
+    """Every variable the service's container gets: from the init job's file for it, and
+    from the compose file."""
+    installed = Installed(
+        urls={n: f"amqps://u:p@{init_job().BROKER_HOST}:5671/" for n in (*MODULES, "admin")},
+        identity_manager_url=f"http://m:p@{init_job().BROKER_HOST}:15672",
+        presence_monitor_url=f"http://r:p@{init_job().BROKER_HOST}:15672",
+    )
+    database = {n: f"postgresql://u:p@{init_job().DB_HOST}:5432/platen" for n in MODULES}
+    return {
+        **init_job().settings(name, installed, database),
+        **compose()["services"][name].get("environment", {}),
+    }
 
 
 def test_the_scans_find_what_is_known_to_be_there():
@@ -171,28 +189,58 @@ def test_the_scans_find_what_is_known_to_be_there():
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_service_runs_from_the_image_with_its_command(name):
     service = compose()["services"][name]
-    assert service["build"]["dockerfile"] == str(DOCKERFILE.relative_to(ROOT))
-    assert service["command"] == console_script(name)
+    assert service["image"] == "localhost/platen"
+    assert service["command"] == ["python", "-m", MODULES[name]]
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_variable_a_service_needs_is_set_for_it(name):
-    environment = compose()["services"][name].get("environment", {})
-    missing = required_env(name) - set(environment)
-    assert not missing, f"docker-compose.yml does not set {sorted(missing)} for {name}"
+    missing = required_env(name) - set(given(name))
+    assert not missing, f"the init job does not set {sorted(missing)} for {name}"
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_server_a_service_is_pointed_at_is_in_the_compose_file(name):
     services = compose()["services"]
-    for key, value in services[name].get("environment", {}).items():
+    for key, value in given(name).items():
         host = urlsplit(str(value)).hostname if "://" in str(value) else None
         if host is None:
             continue
         assert host in services, f"{name}: {key} names {host}, not a compose service"
         assert host in depends_on(services, name), f"{name} starts before {host}"
-        if key == "PLATEN_BROKER_MANAGEMENT_URL":
-            assert "management" in services[host]["image"], "the broker has no management API"
+
+
+def test_only_amqps_and_ipp_are_published():
+    published = {
+        name: service["ports"]
+        for name, service in compose()["services"].items()
+        if "ports" in service
+    }
+    assert published == {
+        "rabbitmq": ["${PLATEN_AMQPS_PORT:-5671}:5671"],
+        "print-server": ["${PLATEN_IPP_PORT:-631}:631"],
+    }
+    conf = (ROOT / "deploy/containers/rabbitmq/rabbitmq.conf").read_text()
+    assert "listeners.tcp = none" in conf.splitlines()
+
+
+def test_every_long_running_service_has_a_health_check_and_a_restart_policy():
+    for name, service in compose()["services"].items():
+        if service.get("restart") == "no" or "profiles" in service:
+            continue  # the init steps run once; ctl is run by hand
+        assert service.get("restart") == "unless-stopped", name
+        assert service.get("healthcheck", {}).get("test"), name
+
+
+def test_no_secret_is_written_in_the_compose_file():
+    for name, service in compose()["services"].items():
+        for key in service.get("environment", {}):
+            assert not any(w in key for w in ("PASSWORD", "URL", "SECRET")), (name, key)
+
+
+def test_the_broker_takes_the_messages_platen_allows():
+    conf = (ROOT / "deploy/containers/rabbitmq/rabbitmq.conf").read_text()
+    assert f"max_message_size = {MAX_MESSAGE_BYTES}" in conf.splitlines()
 
 
 def test_every_program_the_services_run_is_in_the_image():
@@ -200,4 +248,4 @@ def test_every_program_the_services_run_is_in_the_image():
     unknown = needed - set(PACKAGES)
     assert not unknown, f"add the Debian packages of {sorted(unknown)} to PACKAGES"
     missing = {PACKAGES[p] for p in needed} - installed_packages()
-    assert not missing, f"deploy/docker/Dockerfile does not install {sorted(missing)}"
+    assert not missing, f"{DOCKERFILE.relative_to(ROOT)} does not install {sorted(missing)}"

@@ -161,6 +161,17 @@ async def provision(
     return roles
 
 
+async def ensure_database(admin_dsn: str, name: str) -> None:
+    """Create the database `name` on `admin_dsn`'s server (a superuser's) unless it exists:
+    the installer's first step (`make run`, the containers' init job)."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f"CREATE DATABASE {_ident_any(name)}")
+    finally:
+        await conn.close()
+
+
 def _literal(text: str) -> str:
     # A SCRAM verifier holds base64 and "$:" only; refuse anything a quote could break.
     if "'" in text or "\\" in text:

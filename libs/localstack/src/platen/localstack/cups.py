@@ -224,6 +224,9 @@ class LocalCups:
     # A folder only this user can enter, holding cupsd's administration socket (short: a
     # socket's path has at most 107 bytes).
     admin_folder: Path | None = None
+    # Where print clients reach it: loopback here; all addresses in the print-server
+    # container (deploy/containers), whose IPP port is published.
+    listen_host: str = "127.0.0.1"
 
     @property
     def server(self) -> str:
@@ -268,7 +271,7 @@ class LocalCups:
         slow.write_text(SLOW_BACKEND)
         slow.chmod(0o755)
         (f / "cupsd.conf").write_text(
-            f"Listen 127.0.0.1:{self.port}\nListen {self.admin_socket}\nPeerCred On\n"
+            f"Listen {self.listen_host}:{self.port}\nListen {self.admin_socket}\nPeerCred On\n"
             "LogLevel info\nWebInterface No\n"
             # Basic is what a policy that requires a user asks for; nothing else does.
             "DefaultAuthType Basic\nBrowsing Off\nJobRetryLimit 0\nPreserveJobHistory Yes\n"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,19 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise InfraError(f"openssl {args[0]} failed: {out.stderr.strip()}")
 
 
-def make_test_ca(folder: Path, days: int = 30) -> TlsFiles:
-    """A new CA and a certificate it signed for localhost / 127.0.0.1 (kept if present)."""
+def _alt_name(name: str) -> str:
+    """A subjectAltName entry: an IP address, else a DNS name."""
+    try:
+        return f"IP:{ipaddress.ip_address(name)}"
+    except ValueError:
+        return f"DNS:{name}"
+
+
+def make_test_ca(
+    folder: Path, days: int = 30, names: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> TlsFiles:
+    """A new CA and a certificate it signed for `names`, host names or IP addresses (kept
+    if present). The containers' broker is reached by its compose name too."""
     folder.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
     if all(p.exists() for p in (files.ca_cert, files.server_cert, files.server_key)):
@@ -40,10 +52,9 @@ def make_test_ca(folder: Path, days: int = 30) -> TlsFiles:
         "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
         "-keyout", "server-key.pem", "-out", "server.csr", cwd=folder,
     )  # fmt: skip
+    alt = ", ".join(_alt_name(n) for n in names)
     (folder / "server.ext").write_text(
-        "subjectAltName = DNS:localhost, IP:127.0.0.1\n"
-        "extendedKeyUsage = serverAuth\n"
-        "basicConstraints = CA:FALSE\n"
+        f"subjectAltName = {alt}\nextendedKeyUsage = serverAuth\nbasicConstraints = CA:FALSE\n"
     )
     _openssl(
         "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",

@@ -1,0 +1,100 @@
+"""Is this service up? Its container's health check: `python -m platen.messaging.health NAME`.
+
+A service is healthy when each of its queues has a consumer that it holds: signed in as
+the service's broker user, from this host's own address (so one replica's consumers do
+not vouch for another's). A service whose broker or database is away stops consuming
+(it holds its delivery, or its subscribers close), so this answers for all three.
+
+It asks the broker's management API as the read-only monitoring identity
+(`PLATEN_BROKER_MONITOR_URL`, made by the installer), and sends no message: the service's
+own broker user may not send its own status query, and no wider one is handed to it.
+Exit status 0 when healthy, 1 (with what is missing) when not.
+
+It runs every few seconds in every container, so it starts light: the standard library
+only, and the service's queues from `PLATEN_HEALTH_QUEUES` (written by the installer from
+`platen.messaging.topology.consumer_queues`), not by importing every service's code.
+
+Prometheus metrics and a served readiness endpoint are a later step (issue 13).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import sys
+import urllib.request
+from collections.abc import Iterable
+from urllib.parse import quote, unquote, urlsplit
+
+
+def missing_consumers(
+    consumers: Iterable[dict], queues: Iterable[str], user: str, hosts: set[str]
+) -> list[str]:
+    """The queues among `queues` with no consumer of `user` from one of `hosts`, given
+    the management API's consumer list."""
+    held = {
+        c["queue"]["name"]
+        for c in consumers
+        if c.get("channel_details", {}).get("user") == user
+        and c.get("channel_details", {}).get("peer_host") in hosts
+    }
+    return [q for q in queues if q not in held]
+
+
+def own_addresses() -> set[str]:
+    """This host's addresses, as the broker sees its peers."""
+    found = {"127.0.0.1", "::1"}
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(str(info[4][0]))
+    except OSError:
+        pass
+    return found
+
+
+def check(amqp_url: str, monitor_url: str, queues: list[str], timeout: float = 20) -> list[str]:
+    """What is missing for the service signed in with `amqp_url`, consuming `queues`, to
+    be healthy (empty: healthy)."""
+    parts = urlsplit(monitor_url)
+    auth = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    base = parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else ""))
+    amqp = urlsplit(amqp_url)
+    vhost = quote(unquote(amqp.path[1:]) or "/", safe="")
+    request = urllib.request.Request(
+        f"{base.geturl()}/api/consumers/{vhost}",
+        headers={"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            consumers = json.load(answer)
+    except (OSError, ValueError) as exc:
+        return [f"the broker's management API did not answer: {exc}"]
+    missing = missing_consumers(consumers, queues, unquote(amqp.username or ""), own_addresses())
+    return [f"no consumer on {q}" for q in missing]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m platen.messaging.health SERVICE", file=sys.stderr)
+        return 2
+    amqp_url = os.environ.get("PLATEN_AMQP_URL", "")
+    monitor_url = os.environ.get("PLATEN_BROKER_MONITOR_URL", "")
+    queues = [q for q in os.environ.get("PLATEN_HEALTH_QUEUES", "").split(",") if q]
+    if not amqp_url or not monitor_url or not queues:
+        print(
+            "PLATEN_AMQP_URL, PLATEN_BROKER_MONITOR_URL and PLATEN_HEALTH_QUEUES must be set",
+            file=sys.stderr,
+        )
+        return 2
+    problems = check(amqp_url, monitor_url, queues)
+    for problem in problems:
+        print(f"{argv[0]}: {problem}")
+    if not problems:
+        print(f"{argv[0]}: healthy")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

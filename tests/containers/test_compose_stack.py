@@ -1,0 +1,245 @@
+"""The compose stack (deploy/containers) as an administrator runs it: images built from the
+local Debian base, the stack up with every health check green, the README tour's core
+against it, what the running stack must never have (guest, a superuser service, a
+plaintext AMQP port), then down with nothing left.
+
+It drives podman's Docker API (a private `podman system service` socket of its own) with
+docker-compose, as the README says. deploy/local/install-system-packages.sh installs both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from platen.localstack.demo import make_pdf
+from platen.localstack.servers import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "deploy/containers/compose.yaml"
+# The long-running services with a health check; init and secrets run once and exit.
+SERVICES = (
+    "rabbitmq", "postgres", "job-capture", "pricing", "account-ledger", "notification",
+    "print-server",
+)  # fmt: skip
+PUBLISHED = {"5671/tcp", "631/tcp"}  # AMQPS for desktops, IPP for print clients
+
+
+def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(argv)} failed ({out.returncode}):\n{out.stdout}{out.stderr}"
+        )
+    return out.stdout
+
+
+def podman(*args: str, timeout: float = 120) -> str:
+    return run("podman", *args, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def images() -> None:
+    """Built once per run; the base image once per machine (build.sh skips it if present)."""
+    started = time.monotonic()
+    run(str(ROOT / "deploy/containers/build.sh"), timeout=1800)
+    print(f"images built in {time.monotonic() - started:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def docker_host(tmp_path_factory) -> Iterator[str]:
+    """podman's Docker API on a socket of this test's own, stopped afterwards."""
+    socket = tmp_path_factory.mktemp("podman") / "podman.sock"
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not socket.exists():
+            assert service.poll() is None, "podman system service exited"
+            assert time.monotonic() < deadline, "podman system service did not start"
+            time.sleep(0.2)
+        yield f"unix://{socket}"
+    finally:
+        service.terminate()
+        service.wait(30)
+
+
+class Stack:
+    def __init__(self, project: str, env: dict[str, str]) -> None:
+        self.project = project
+        self.env = env
+
+    def compose(self, *args: str, timeout: float = 600) -> str:
+        base = ["docker-compose", "-f", str(COMPOSE), "-p", self.project]
+        return run(*base, *args, env=self.env, timeout=timeout)
+
+    def ctl(self, *args: str, mount: Path | None = None) -> str:
+        volume = ["-v", f"{mount}:{mount}:ro"] if mount else []
+        return self.compose("run", "--rm", "-T", *volume, "ctl", *args, timeout=180)
+
+    def containers(self) -> list[dict]:
+        found = podman(
+            "ps",
+            "-a",
+            "--format",
+            "json",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+        )
+        return json.loads(found or "[]")
+
+    def container(self, service: str) -> str:
+        [name] = [
+            c["Names"][0]
+            for c in self.containers()
+            if c["Labels"].get("com.docker.compose.service") == service
+        ]
+        return name
+
+    def health(self) -> dict[str, str]:
+        status = {}
+        for c in self.containers():
+            service = c["Labels"].get("com.docker.compose.service")
+            if service in SERVICES:
+                state = podman("inspect", "--format", "{{.State.Health.Status}}", c["Names"][0])
+                status[service] = state.strip()
+        return status
+
+    def down(self) -> None:
+        # Everything goes: containers, the network and the named volumes (secrets too).
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20")
+
+    def exec(self, service: str, *argv: str) -> str:
+        return podman("exec", self.container(service), *argv)
+
+
+@pytest.fixture(scope="module")
+def stack(images, docker_host, tmp_path_factory) -> Iterator[Stack]:
+    project = f"platentest{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_host,
+        "PLATEN_AMQPS_PORT": str(free_port()),
+        "PLATEN_IPP_PORT": str(free_port()),
+    }
+    s = Stack(project, env)
+    # No systemd here, so podman runs no health check by itself (see the script).
+    checks = subprocess.Popen(
+        [str(ROOT / "deploy/containers/podman-healthchecks.sh"), project, "3"],
+        start_new_session=True,
+    )
+    try:
+        started = time.monotonic()
+        try:
+            s.compose("up", "-d", timeout=900)
+        except AssertionError as exc:
+            states = {c["Names"][0]: c["State"] for c in s.containers()}
+            logs = s.compose("logs", "--no-color", "--tail", "30")
+            raise AssertionError(f"{exc}\n{states}\n{s.health()}\n{logs}") from None
+        deadline = time.monotonic() + 300
+        while (health := s.health()) != dict.fromkeys(SERVICES, "healthy"):
+            if time.monotonic() > deadline:
+                logs = s.compose("logs", "--no-color", "--tail", "40")
+                raise AssertionError(f"not healthy: {health}\n{logs}")
+            time.sleep(3)
+        print(f"stack up and healthy in {time.monotonic() - started:.0f} s")
+        yield s
+    finally:
+        s.down()  # again, if the test stopped before its own
+        os.killpg(checks.pid, signal.SIGTERM)
+        checks.wait(10)
+
+
+def test_the_stack_is_healthy_runs_the_tour_and_exposes_nothing_else(stack, tmp_path):
+    # Every long-running service's health check is green (the fixture waited for it).
+    assert stack.health() == dict.fromkeys(SERVICES, "healthy")
+
+    # A service's health check speaks for its own container and identity only: asked
+    # about pricing's queues in job-capture's container, it fails.
+    wrong = subprocess.run(
+        ["podman", "exec", stack.container("job-capture"), "/app/deploy/entry.sh",
+         "env", "PLATEN_HEALTH_QUEUES=pricing.commands,pricing.events",
+         "python", "-m", "platen.messaging.health", "pricing"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "no consumer on pricing.commands" in wrong.stdout, wrong
+
+    # The README tour's core, through platenctl signed in as the admin identity.
+    stack.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    stack.ctl("user", "add", "alice", "--balance", "5.00")
+    document = tmp_path / "report.pdf"
+    document.write_bytes(make_pdf(3))
+    document.chmod(0o644)
+    tmp_path.chmod(0o755)  # platenctl runs as the image's unprivileged user
+    printed = stack.ctl(
+        "print", str(document), "--user", "alice", "--printer", "lab-1", "--wait", mount=tmp_path
+    )
+    assert "printed" in printed, printed
+    alice = json.loads(stack.ctl("user", "show", "alice", "--json"))
+    assert Decimal(alice["balance"]) == Decimal("4.70")  # 3 pages at 0.10
+
+    # No `guest` on the broker: it never made one (its default user is the installer's).
+    users = stack.exec(
+        "rabbitmq", "runuser", "-u", "rabbitmq", "--", "rabbitmqctl", "list_users", "-q", "-s"
+    )
+    names = {line.split()[0] for line in users.splitlines() if line.strip()}
+    assert "guest" not in names and "platen-job-capture" in names, names
+
+    # No plaintext AMQP listener at all, so none can be published.
+    listeners = stack.exec(
+        "rabbitmq", "runuser", "-u", "rabbitmq", "--", "rabbitmq-diagnostics", "-q", "listeners"
+    )
+    protocols = {
+        line.split("protocol: ")[1].split(",")[0]
+        for line in listeners.splitlines()
+        if "protocol: " in line
+    }
+    assert "amqp/ssl" in protocols and "amqp" not in protocols, listeners
+
+    # Only AMQPS and IPP are published, by the broker and the print server.
+    published = {
+        (c["Labels"]["com.docker.compose.service"], f"{p['container_port']}/{p['protocol']}")
+        for c in stack.containers()
+        for p in c.get("Ports") or []
+    }
+    assert published == {("rabbitmq", "5671/tcp"), ("print-server", "631/tcp")}, published
+
+    # Every service signs in to PostgreSQL as its own role, none a superuser.
+    sessions = stack.exec(
+        "postgres", "sh", "-c",
+        "PGPASSWORD=$(cat /run/platen/superuser.password) psql -h /tmp -U postgres -d platen "
+        "-AtF, -c \"SELECT DISTINCT a.usename, r.rolsuper FROM pg_stat_activity a "
+        "JOIN pg_roles r ON r.rolname = a.usename "
+        "WHERE a.datname = 'platen' AND a.pid <> pg_backend_pid()\"",
+    )  # fmt: skip
+    roles = dict(line.split(",") for line in sessions.splitlines() if line)
+    # (platen.db.roles: <database>_<schema>)
+    assert set(roles) == {
+        "platen_job_capture",
+        "platen_pricing",
+        "platen_ledger",
+        "platen_notification",
+    }, roles
+    assert set(roles.values()) == {"f"}, roles
+
+    # Down, volumes too: no container, volume or network of the stack remains.
+    stack.down()
+    assert stack.containers() == []
+    volumes = podman("volume", "ls", "--format", "{{.Name}}").split()
+    assert [v for v in volumes if v.startswith(stack.project)] == []
+    networks = podman("network", "ls", "--format", "{{.Name}}").split()
+    assert [n for n in networks if n.startswith(stack.project)] == []
