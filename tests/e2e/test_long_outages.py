@@ -27,6 +27,10 @@ from platen.testing.outages import PrivateStack, private_stack
 from tests.conftest import System
 from tests.e2e.helpers import eventually, ledger_problems, query, submit_jobs
 
+# Each test waits out an outage and the drain after it, and the first also starts the
+# private stack: more than the suite's 300 s a test on a loaded machine.
+pytestmark = pytest.mark.timeout(900)
+
 OUTAGE_SECONDS = 30
 JOBS = 80
 PRICE = Decimal("0.30")  # 3 pages at 0.10
