@@ -30,7 +30,15 @@ from platen.events.desktop import BalanceNotice
 from platen.events.discovery import signed_in_as
 from platen.events.jobs import GetJobStatus, JobPrinted, JobStatus
 from platen.events.registry import decode
-from platen.events.routing import REPLIES, reply_prefix
+from platen.events.routing import (
+    COMMANDS,
+    DEAD_LETTER,
+    DEAD_LETTERS,
+    DESKTOP_REPLIES,
+    EVENTS,
+    REPLIES,
+    reply_prefix,
+)
 from platen.messaging.broker_admin import BrokerAdmin
 from platen.messaging.installation import with_credentials
 from tests.e2e.clientproc import ClientProcess
@@ -321,6 +329,54 @@ async def test_no_platen_identity_may_publish_to_the_default_exchange(system):
     finally:
         system.services.start("account-ledger")
         system.wait_ready()
+
+
+async def test_a_service_cannot_read_fill_or_drop_what_is_not_its_own(system):
+    """Pricing's identity, standing for any compromised service, is refused by the broker
+    when it: binds a queue of its own to another service's commands (a desktop's answer
+    carries a PIN) or to what desktops answer; puts a message into another service's
+    dead-letter queue (through the broker's direct `platen.dlx`, or under another queue's
+    name on `platen.dead-letters`); deletes an exchange. Its own dead letters still go."""
+    pricing = system.ids.services["pricing"]
+
+    def bind(exchange: str, key: str):
+        async def action(ch):
+            queue = await ch.declare_queue(exclusive=True)
+            await queue.bind(exchange, routing_key=key)
+
+        return action
+
+    def publish(exchange: str, key: str):
+        async def action(ch):
+            target = await ch.get_exchange(exchange, ensure=False)
+            await target.publish(aio_pika.Message(b"{}"), routing_key=key, mandatory=False)
+
+        return action
+
+    async def drop_events(ch):
+        await ch.exchange_delete(EVENTS)
+
+    for action in [
+        bind(COMMANDS, "ledger.#"),
+        bind(COMMANDS, "#"),
+        bind(DESKTOP_REPLIES, "user.*.*"),
+        publish(DEAD_LETTER, "account-ledger.events"),
+        publish(DEAD_LETTERS, "account-ledger.events"),
+        drop_events,
+    ]:
+        assert "ACCESS_REFUSED" in str(await refused(pricing, action))
+
+    # What it may do: bind under its own prefix, dead-letter into its own queue.
+    conn = await aio_pika.connect(pricing)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        queue = await ch.declare_queue(exclusive=True)
+        await queue.bind(COMMANDS, routing_key="pricing.nothing")
+        own = await ch.get_exchange(DEAD_LETTERS, ensure=False)
+        await own.publish(aio_pika.Message(b"{}"), routing_key="pricing.commands")
+        dlq = await ch.declare_queue("pricing.commands.dlq", passive=True)
+        assert dlq.declaration_result.message_count == 1
+        (await dlq.get(timeout=5)).ack()
 
 
 async def test_a_reply_reaches_only_the_identity_that_asked(system):

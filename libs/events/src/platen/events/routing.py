@@ -33,6 +33,11 @@ REPLIES = "platen.replies"
 # Dead letters put back: a topic exchange where each service queue is bound under its own
 # name, and each service may publish only its own queues' names.
 REPLAY = "platen.replay"
+# What a service dead-letters itself (with the reason, secrets taken out): a topic
+# exchange where each `<queue>.dlq` is bound under its queue's name, and each service may
+# publish only its own queues' names. (`platen.dlx` is the broker's own, for what it
+# dead-letters by the queues' arguments; no Platen identity writes to it.)
+DEAD_LETTERS = "platen.dead-letters"
 
 # What may stand in a reply key as itself; every other byte is written %XX. A broker user
 # may hold dots (`platen-print-server.NAME`): written as itself, user `a`'s key

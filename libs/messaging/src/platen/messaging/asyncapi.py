@@ -28,7 +28,7 @@ from faststream.specification.asyncapi.utils import ref
 from faststream.specification.asyncapi.v3_0_0.schema import Reference
 
 from platen.events.base import HEADER_VERSION, Message
-from platen.events.routing import DEAD_LETTER, REPLIES, UNROUTED
+from platen.events.routing import DEAD_LETTERS, REPLIES, UNROUTED
 from platen.messaging.codec import HEADER_ERROR, HEADER_MARKS
 from platen.messaging.contract_map import (
     COMMAND,
@@ -57,7 +57,7 @@ request's `message_id`) and `delivery_mode` 2. Money is sent as a decimal string
 knows; older ones are upcast.
 
 Events nobody is bound to go to `{UNROUTED}`. A message a service cannot handle is
-dead-lettered through `{DEAD_LETTER}` to `<queue>.dlq` with the reason in the
+dead-lettered through `{DEAD_LETTERS}` to `<queue>.dlq` with the reason in the
 `{HEADER_ERROR}` header. Replies to requests go through `{REPLIES}`, never the default
 exchange (no identity may publish there): a requester binds a queue of its own under
 `reply.<its broker user, %-encoded>.<queue>` and names that key as the request's

@@ -29,7 +29,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError, decode, encode
-from platen.events.routing import COMMANDS, DEAD_LETTER, EVENTS, REPLIES, reply_prefix
+from platen.events.routing import COMMANDS, DEAD_LETTERS, EVENTS, REPLIES, reply_prefix
 from platen.events.system import ErrorReply
 from platen.messaging import inbox, outbox, redaction
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
@@ -484,7 +484,7 @@ class Dispatcher:
             app_id=raw.app_id,
             timestamp=raw.timestamp,
         )
-        await self.publisher.publish(DEAD_LETTER, self.queue, copy)
+        await self.publisher.publish(DEAD_LETTERS, self.queue, copy)
         if _may_reply(raw):
             await self._send_reply(raw, ErrorReply(error=reason))
         await raw.ack()

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from platen.events.routing import (
     COMMANDS,
     DEAD_LETTER,
+    DEAD_LETTERS,
     DESKTOP,
     DESKTOP_REPLIES,
     EVENTS,
@@ -39,6 +40,7 @@ from platen.events.routing import (
     reply_prefix,
 )
 from platen.messaging import discovery
+from platen.messaging.subscriptions import DESKTOP_REPLY_QUEUE
 from platen.messaging.topology import consumer_queues
 
 if TYPE_CHECKING:
@@ -90,7 +92,20 @@ def _exact(*names: str) -> str:
     return _any_of(*(re.escape(n) for n in names))
 
 
-_EXCHANGES = (EVENTS, COMMANDS, DESKTOP, DESKTOP_REPLIES, DEAD_LETTER, UNROUTED, REPLIES, REPLAY)
+_EXCHANGES = (
+    EVENTS,
+    COMMANDS,
+    DESKTOP,
+    DESKTOP_REPLIES,
+    DEAD_LETTER,
+    DEAD_LETTERS,
+    UNROUTED,
+    REPLIES,
+    REPLAY,
+)
+# What a service publishes to (the rest it may only read, to bind its queues): never
+# `platen.dlx`, a direct exchange that would take any queue's name as a key.
+_PUBLISHED_TO = (EVENTS, COMMANDS, DESKTOP, REPLIES, REPLAY, DEAD_LETTERS)
 
 
 def replies_of(user: str | None) -> TopicPermission:
@@ -145,19 +160,34 @@ def service(name: str | ServiceSpec, user: str | None = None) -> Permissions:
         own.append(r"desktop\..+")  # it declares each user's desktop queue and fills it
         desktop_write = r"^user\..+$"
     exchanges = [re.escape(n) for n in _EXCHANGES]
+    published_to = [re.escape(n) for n in _PUBLISHED_TO]
+    prefix = spec.subscriptions.command_prefix
+    reads_desktop_replies = bool(spec.subscriptions.received(DESKTOP_REPLY_QUEUE))
     return Permissions(
-        configure=_any_of(*exchanges, *own),
-        write=_any_of(*exchanges, *own),
+        # Its own queues only: no exchange (configure also means delete).
+        configure=_any_of(*own),
+        write=_any_of(*published_to, *own),
         read=_any_of(*exchanges, *own),
         topics=(
             TopicPermission(EVENTS, write=_keys(published[EVENTS])),
-            TopicPermission(COMMANDS, write=_keys(published[COMMANDS])),
-            TopicPermission(DESKTOP, write=desktop_write),
-            TopicPermission(DESKTOP_REPLIES, write=NOTHING),
+            # It binds its commands queue under its own prefix, and nothing else: another
+            # service's commands (an answer carrying a PIN) are not for it to read.
+            TopicPermission(
+                COMMANDS, write=_keys(published[COMMANDS]), read="^" + re.escape(prefix) + r"\."
+            ),
+            TopicPermission(
+                DESKTOP, write=desktop_write, read=".*" if published[DESKTOP] else NOTHING
+            ),
+            # What desktops answer (PINs, comments) is read only by the service that
+            # handles it.
+            TopicPermission(
+                DESKTOP_REPLIES, write=NOTHING, read=".*" if reads_desktop_replies else NOTHING
+            ),
             # Any requester's reply key (the dispatcher answers only the request's sender).
             TopicPermission(REPLIES, write=r"^reply\.", read=replies_of(user).read),
             # Its own queues only, each bound there under its own name.
             TopicPermission(REPLAY, write=_exact(*queues), read=_exact(*queues)),
+            TopicPermission(DEAD_LETTERS, write=_exact(*queues), read=_exact(*queues)),
         ),
     )
 

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractChannel, ExchangeType
 from platen.events.routing import (
     COMMANDS,
     DEAD_LETTER,
+    DEAD_LETTERS,
     DESKTOP,
     DESKTOP_REPLIES,
     EVENTS,
@@ -112,22 +113,28 @@ async def declare_topology(
     declared once by whoever installs Platen (`declare_all`), with broker-admin rights,
     so that an event finds its consumers' queues before those consumers first start.
     """
-    unrouted = await channel.declare_exchange(UNROUTED, ExchangeType.FANOUT, durable=True)
-    unrouted_q = await channel.declare_queue(
-        UNROUTED, durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await unrouted_q.bind(unrouted)
-    await channel.declare_exchange(
-        EVENTS, ExchangeType.TOPIC, durable=True, arguments={"alternate-exchange": UNROUTED}
-    )
-    for name in (COMMANDS, DESKTOP, DESKTOP_REPLIES, REPLIES, REPLAY):
-        await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
-    dlx = await channel.declare_exchange(DEAD_LETTER, ExchangeType.DIRECT, durable=True)
+    if service is None:  # the installer: every exchange
+        unrouted = await channel.declare_exchange(UNROUTED, ExchangeType.FANOUT, durable=True)
+        unrouted_q = await channel.declare_queue(
+            UNROUTED, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await unrouted_q.bind(unrouted)
+        await channel.declare_exchange(
+            EVENTS, ExchangeType.TOPIC, durable=True, arguments={"alternate-exchange": UNROUTED}
+        )
+        for name in (COMMANDS, DESKTOP, DESKTOP_REPLIES, REPLIES, REPLAY, DEAD_LETTERS):
+            await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
+        dlx = await channel.declare_exchange(DEAD_LETTER, ExchangeType.DIRECT, durable=True)
+    else:
+        # A service may not configure exchanges (configure also means delete): it finds
+        # them as the installer declared them.
+        dlx = await channel.get_exchange(DEAD_LETTER, ensure=True)
     for queue in all_queues().values() if service is None else consumer_queues(service):
         dlq = await channel.declare_queue(
             queue.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
         )
         await dlq.bind(dlx, routing_key=queue.name)
+        await dlq.bind(DEAD_LETTERS, routing_key=queue.name)
         q = await channel.declare_queue(queue.name, durable=True, arguments=queue_arguments(queue))
         for key in queue.routing_keys:
             await q.bind(queue.exchange, routing_key=key)
