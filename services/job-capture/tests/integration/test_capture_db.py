@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from decimal import Decimal
 
-from platen.events.jobs import SubmitJob
+from platen.events.jobs import JobAuthorized, JobPriced, SubmitJob
 from platen.job_capture import handlers
 from platen.job_capture.store import Store
 from platen.messaging.handling import apply_in_transaction
@@ -52,3 +53,28 @@ async def test_the_sha256_of_the_analysed_document_is_recorded(pool):
     assert rows[refused]["state"] == "denied"
     assert "unsupported document format" in rows[refused]["reason"]
     assert rows[refused]["document_sha256"] is None
+
+
+async def test_a_price_handled_after_the_ledgers_decision_is_still_logged(pool):
+    # One queue's deliveries are handled concurrently: the ledger's `job.authorized` can
+    # be applied before the `job.priced` it followed. The job stays released and its log
+    # row still gets its cost and sides.
+    job_id = await submit(pool, make_pdf(3))
+    about = {"job_id": job_id, "user": "alice", "printer": "lab", "document_name": "report.pdf"}
+    authorized = JobAuthorized(job_id=job_id, user="alice", account="alice", amount=Decimal("0.30"))
+    priced = JobPriced(
+        **about, sides=3, copies=1, cost=Decimal("0.30"), color_sides=0, grayscale_sides=3
+    )
+    for handler, event in ((handlers.on_authorized, authorized), (handlers.on_priced, priced)):
+        await apply_in_transaction(pool, handlers.SERVICE, handler, event, store=Store)
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT state, cost, charged_amount, grayscale_sides FROM jobs WHERE job_id = $1",
+            job_id,
+        )
+    assert dict(row) == {
+        "state": "released",
+        "cost": Decimal("0.30"),
+        "charged_amount": Decimal("0.30"),
+        "grayscale_sides": 3,
+    }

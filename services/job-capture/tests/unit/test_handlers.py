@@ -240,7 +240,9 @@ async def test_decisions_move_only_waiting_jobs_and_are_not_published_again():
     assert store.spooled == {}
     assert states[other.job_id] == ("cancelled", "the user said no")
     assert states[at_printer.job_id] == ("released", None)  # only its backend cancels it
-    assert states[done.job_id] == ("printed", None) and store.jobs[done.job_id].cost is None
+    # Its price came after the ledger's decision: kept, with no move and nothing published.
+    assert states[done.job_id] == ("printed", None)
+    assert store.jobs[done.job_id].cost == Decimal("9")
     assert ctx.emitted == []
 
 

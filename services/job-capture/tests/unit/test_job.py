@@ -68,7 +68,9 @@ TRANSITIONS: dict[str, Callable[[Job], None]] = {
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("target", sorted(TRANSITIONS))
 def test_a_job_moves_only_where_the_machine_allows_and_is_unchanged_otherwise(state, target):
-    j = job(state, reason="before")
+    # A job already priced: a price that comes after the ledger's decision is recorded
+    # without a move (see the test below), so the refusal is tested on a priced job.
+    j = job(state, reason="before", **({"cost": Decimal("0.10")} if target == "priced" else {}))
     if can_move(state, target):
         TRANSITIONS[target](j)
         assert j.state == target
@@ -76,7 +78,21 @@ def test_a_job_moves_only_where_the_machine_allows_and_is_unchanged_otherwise(st
         with pytest.raises(IllegalTransition) as refused:
             TRANSITIONS[target](j)
         assert (refused.value.state, refused.value.target) == (state, target)
-        assert (j.state, j.reason, j.cost, j.events) == (state, "before", None, [])
+        assert (j.state, j.reason, j.events) == (state, "before", [])
+        assert j.cost == (Decimal("0.10") if target == "priced" else None)
+
+
+@pytest.mark.parametrize("state", sorted(set(STATES) - {"captured", "priced"}))
+def test_a_price_that_comes_after_the_ledgers_decision_is_kept_without_a_move(state):
+    # The ledger's `job.authorized` or `job.denied` may be handled before the `job.priced`
+    # it followed (one queue's deliveries run concurrently): the job keeps its state and
+    # its log still shows what it cost; a second price changes nothing.
+    j = job(state, reason="before")
+    j.price(Decimal("0.30"))
+    assert (j.state, j.reason, j.cost, j.events) == (state, "before", Decimal("0.30"), [])
+    with pytest.raises(IllegalTransition):
+        j.price(Decimal("9"))
+    assert j.cost == Decimal("0.30")
 
 
 def test_what_each_move_publishes():

@@ -330,6 +330,13 @@ class Job:
             self.reason = reason
 
     def price(self, cost: Decimal) -> None:
+        """Priced. One queue's deliveries are handled concurrently, so the ledger's
+        decision on the job (`job.authorized`, `job.denied`), sent after the price, may
+        be applied first: a job already past pricing keeps its state and still gains its
+        price, which its log shows. A job priced already refuses a second price."""
+        if self.cost is None and self.state not in ("captured", "priced"):
+            self.cost = cost
+            return
         self._move("priced")
         self.cost = cost
 
