@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import pikepdf
 
@@ -124,7 +124,11 @@ class Analysis:
             raise ValueError("colour pages must be distinct page numbers, in order")
 
 
-def analyse(document: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> Analysis:
+def analyse(
+    document: bytes, *, timeout: float = DEFAULT_TIMEOUT, renderer: Renderer | None = None
+) -> Analysis:
+    """What `document` is. `renderer` runs Ghostscript (`resident_ghostscript`, in an
+    analysis worker); without one, Ghostscript is started as a program for this document."""
     started = time.monotonic()
     deadline = started + timeout
     if not document:
@@ -136,11 +140,11 @@ def analyse(document: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> Analysis:
         sizes, colour = _analyse_raster(document, deadline, timeout)
     elif head.startswith(b"%PDF-"):
         fmt = "pdf"
-        sizes, inks = _analyse_pdf(document, deadline, timeout)
+        sizes, inks = _analyse_pdf(document, deadline, timeout, renderer)
         colour = [prints_in_colour(*ink) for ink in inks]
     elif head.startswith(b"%!"):
         fmt = "postscript"
-        sizes, inks = _analyse_postscript(document, deadline, timeout)
+        sizes, inks = _analyse_postscript(document, deadline, timeout, renderer)
         colour = [prints_in_colour(*ink) for ink in inks]
     else:
         raise UnreadableDocument(
@@ -218,7 +222,7 @@ def render_resolution(sizes: Iterable[tuple[float, float]]) -> int:
 
 
 def _analyse_pdf(
-    document: bytes, deadline: float, timeout: float
+    document: bytes, deadline: float, timeout: float, renderer: Renderer | None = None
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float, float, float]]]:
     sizes: list[tuple[float, float] | None] = []
     rewritten = None
@@ -249,7 +253,12 @@ def _analyse_pdf(
         raise UnreadableDocument("the PDF has a page without a valid size")
     page_sizes = [size for size in sizes if size is not None]
     run = _ghostscript(
-        rewritten or document, render_resolution(page_sizes), deadline, timeout, hook=False
+        rewritten or document,
+        render_resolution(page_sizes),
+        deadline,
+        timeout,
+        hook=False,
+        renderer=renderer,
     )
     if run.returncode != 0 or len(run.inks) != pages:
         raise UnreadableDocument("the PDF cannot be printed (its pages cannot be rendered)")
@@ -308,9 +317,9 @@ def _drop_ink_controls(pdf: pikepdf.Pdf) -> bool:
 
 
 def _analyse_postscript(
-    document: bytes, deadline: float, timeout: float
+    document: bytes, deadline: float, timeout: float, renderer: Renderer | None = None
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float, float, float]]]:
-    run = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True)
+    run = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True, renderer=renderer)
     if len(run.sizes) > MAX_PAGES:
         raise UnreadableDocument(
             f"the PostScript document has too many pages (the limit is {MAX_PAGES})"
@@ -400,44 +409,91 @@ class _Run:
     sizes: list[tuple[float, float]]
 
 
-def _ghostscript(document: bytes, dpi: int, deadline: float, timeout: float, *, hook: bool) -> _Run:
-    """Render `document` once with the `ink_cov` device, within `deadline`."""
-    executable = shutil.which(GHOSTSCRIPT)
-    if executable is None:  # not the user's fault: an installation problem, not a refusal
-        raise RuntimeError(f"Ghostscript ({GHOSTSCRIPT}) is not installed")
+class Renderer(Protocol):
+    """Runs Ghostscript on a document with `ghostscript_options` and this `setup`, in the
+    current working directory, leaving the `ink_cov` report in INK_REPORT there."""
+
+    def render(
+        self, document: bytes, dpi: int, setup: str, markers: PageMarkers
+    ) -> int:  # pragma: no cover - a protocol
+        """Ghostscript's exit status (0: the document ran to its end)."""
+        ...
+
+
+INK_REPORT = "ink.txt"
+
+
+def ghostscript_options(output: str) -> list[str]:
+    """What every analysis runs Ghostscript with, started or resident (but the resolution)."""
+    return [
+        "-dSAFER",
+        "-dBATCH",
+        "-dNOPAUSE",
+        "-q",
+        "-sDEVICE=ink_cov",
+        "-dUseFastColor",  # the non-ICC conversion, in which neutrals can map to black
+        # PostScript has no ICC colour spaces: converters (poppler's pdftops, as CUPS
+        # runs it) write ICC-based RGB and gray as CIEBasedABC and CIEBasedA, which
+        # would go through ICC conversion and turn gray into coloured ink. Their
+        # values are the ICC-based RGB or gray values, so read them as such.
+        "-dNOCIE",
+        "-dNOINTERPOLATE",
+        "-dPrinted",  # annotations and optional content as printed, not as on screen
+        "-dUseCropBox",
+        "-sDEFAULTPAPERSIZE=a4",  # PostScript that sets no page size
+        f"-sOutputFile={output}",  # not stdout, where a document can write too
+    ]
+
+
+def ghostscript_setup(hook: bool) -> str:
     setup = NEUTRALS_TO_BLACK
     if hook:
         setup += POSTSCRIPT_PAGE_HOOK.replace("MARKER", PAGE_MARKER).replace(
             "LIMIT", str(MAX_PAGES)
         )
+    return setup
+
+
+def _ghostscript(
+    document: bytes,
+    dpi: int,
+    deadline: float,
+    timeout: float,
+    *,
+    hook: bool,
+    renderer: Renderer | None = None,
+) -> _Run:
+    """Render `document` once with the `ink_cov` device, within `deadline`."""
+    too_long = UnreadableDocument(
+        f"the document takes too long to analyse (the limit is {timeout:g} seconds)"
+    )
+    if renderer is not None:
+        # In an analysis worker's child, whose parent kills it at the deadline: checked
+        # here too, so that a document that is merely slow gets the same answer either way.
+        if time.monotonic() > deadline:
+            raise too_long
+        markers = PageMarkers()
+        returncode = renderer.render(document, dpi, ghostscript_setup(hook), markers)
+        if time.monotonic() > deadline:
+            raise too_long
+        returncode, inks = _ink_report(Path(INK_REPORT), returncode)
+        return _Run(returncode=returncode, inks=inks, sizes=markers.sizes)
+    executable = shutil.which(GHOSTSCRIPT)
+    if executable is None:  # not the user's fault: an installation problem, not a refusal
+        raise RuntimeError(f"Ghostscript ({GHOSTSCRIPT}) is not installed")
     # GS_OPTIONS in the environment would be read as extra command-line options.
     env = {
         key: value for key, value in os.environ.items() if key not in ("GS_OPTIONS", "GS_DEVICE")
     }
     with tempfile.TemporaryDirectory(prefix="platen-analysis-") as tmp:
-        source, ink = Path(tmp, "document"), Path(tmp, "ink.txt")
+        source, ink = Path(tmp, "document"), Path(tmp, INK_REPORT)
         source.write_bytes(document)
         args = [
             executable,
-            "-dSAFER",
-            "-dBATCH",
-            "-dNOPAUSE",
-            "-q",
-            "-sDEVICE=ink_cov",
+            *ghostscript_options(str(ink)),
             f"-r{dpi}",
-            "-dUseFastColor",  # the non-ICC conversion, in which neutrals can map to black
-            # PostScript has no ICC colour spaces: converters (poppler's pdftops, as CUPS
-            # runs it) write ICC-based RGB and gray as CIEBasedABC and CIEBasedA, which
-            # would go through ICC conversion and turn gray into coloured ink. Their
-            # values are the ICC-based RGB or gray values, so read them as such.
-            "-dNOCIE",
-            "-dNOINTERPOLATE",
-            "-dPrinted",  # annotations and optional content as printed, not as on screen
-            "-dUseCropBox",
-            "-sDEFAULTPAPERSIZE=a4",  # PostScript that sets no page size
-            f"-sOutputFile={ink}",  # not stdout, where a document can write too
             "-c",
-            setup,
+            ghostscript_setup(hook),
             "-f",
             str(source),
         ]
@@ -452,55 +508,73 @@ def _ghostscript(document: bytes, dpi: int, deadline: float, timeout: float, *, 
             sizes = _read_page_markers(process, deadline)
             returncode = process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            raise UnreadableDocument(
-                f"the document takes too long to analyse (the limit is {timeout:g} seconds)"
-            ) from None
+            raise too_long from None
         finally:
             if process.poll() is None:
                 process.kill()
             process.wait()
             assert process.stdout is not None
             process.stdout.close()
-        try:
-            # ink_cov writes under 50 bytes a page; anything much bigger was not its doing.
-            if ink.exists() and ink.stat().st_size > (MAX_PAGES + 1) * 64:
-                raise ValueError("ink coverage output too large")
-            inks = parse_ink_coverage(ink.read_text("ascii")) if ink.exists() else []
-        except (ValueError, UnicodeDecodeError):
-            returncode = returncode or -1
-            inks = []
+        returncode, inks = _ink_report(ink, returncode)
     return _Run(returncode=returncode, inks=inks, sizes=sizes)
+
+
+def _ink_report(ink: Path, returncode: int) -> tuple[int, list[tuple[float, float, float, float]]]:
+    """The pages' inks from the `ink_cov` report, and the exit status (-1 if the report is
+    not one ink_cov wrote)."""
+    try:
+        # ink_cov writes under 50 bytes a page; anything much bigger was not its doing.
+        if ink.exists() and ink.stat().st_size > (MAX_PAGES + 1) * 64:
+            raise ValueError("ink coverage output too large")
+        return returncode, parse_ink_coverage(ink.read_text("ascii")) if ink.exists() else []
+    except (ValueError, UnicodeDecodeError):
+        return returncode or -1, []
+
+
+class PageMarkers:
+    """The page hook's reports among what Ghostscript writes on stdout, fed as it comes.
+
+    The document writes to stdout too, as much as it likes: nothing else is kept, and
+    once more pages were reported than the limit allows, `full` says to stop reading."""
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[float, float]] = []
+        self._pending = b""
+
+    @property
+    def full(self) -> bool:
+        return len(self.sizes) > MAX_PAGES
+
+    def feed(self, chunk: bytes) -> None:
+        if self.full:
+            return
+        *lines, pending = (self._pending + chunk).split(b"\n")
+        self._pending = pending[-MAX_OUTPUT_LINE:]
+        for line in lines:
+            size = _page_marker(line)
+            if size is not None:
+                self.sizes.append(size)
 
 
 def _read_page_markers(
     process: subprocess.Popen[bytes], deadline: float
 ) -> list[tuple[float, float]]:
-    """Read Ghostscript's stdout to its end, keeping only the page hook's lines.
-
-    The document writes to stdout too, as much as it likes: nothing else is kept, and
-    reading stops once more pages were reported than the limit allows.
-    """
+    """Read Ghostscript's stdout to its end, keeping only the page hook's lines."""
     assert process.stdout is not None
-    sizes: list[tuple[float, float]] = []
-    pending = b""
+    markers = PageMarkers()
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
-        while len(sizes) <= MAX_PAGES:
+        while not markers.full:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not selector.select(remaining):
                 raise subprocess.TimeoutExpired(GHOSTSCRIPT, remaining)
             chunk = os.read(process.stdout.fileno(), 65536)
             if not chunk:
                 break
-            *lines, pending = (pending + chunk).split(b"\n")
-            pending = pending[-MAX_OUTPUT_LINE:]
-            for line in lines:
-                size = _page_marker(line)
-                if size is not None:
-                    sizes.append(size)
-    if len(sizes) > MAX_PAGES:  # enough: the document is refused whatever else it does
+            markers.feed(chunk)
+    if markers.full:  # enough: the document is refused whatever else it does
         process.kill()
-    return sizes
+    return markers.sizes
 
 
 def _page_marker(line: bytes) -> tuple[float, float] | None:

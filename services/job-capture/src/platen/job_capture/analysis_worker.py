@@ -4,9 +4,12 @@ One long-lived process per job-capture process (`isolation.IsolatedAnalyser` sta
 with a scrubbed environment). It imports the parsers once and never reads a document
 itself: for each request it forks a child, which limits itself, reads the document and
 writes what it is, so a document costs a fork, not a Python start, and every child is
-new: one that misbehaved is gone with its document.
+new: one that misbehaved is gone with its document. It loads Ghostscript once too
+(`resident_ghostscript`), so a child runs the document in an interpreter that is ready
+instead of starting `gs` (unless started with --no-resident, or libgs is missing).
 
-The protocol, one JSON object per line. On stdin, a request:
+The protocol, one JSON object per line. First, on stdout, how Ghostscript runs:
+{"ghostscript": "libgs"} or {"ghostscript": "gs", "why": "..."}. On stdin, a request:
     {"id": 7, "dir": "/tmp/platen-analysis-x", "memory_bytes": ..., "cpu_seconds": ...,
      "file_bytes": ..., "timeout": 9.5}
 `dir` is the document's own folder (made and removed by the service) holding `document`;
@@ -29,7 +32,8 @@ import signal
 import sys
 import tempfile
 
-from platen.job_capture.analysis import UnreadableDocument, analyse
+from platen.job_capture.analysis import Renderer, UnreadableDocument, analyse
+from platen.job_capture.resident_ghostscript import ResidentGhostscript
 
 # Said when the analysis runs out of its address space inside Python (pikepdf, the raster
 # reader). Ghostscript out of memory fails as a document that cannot be rendered.
@@ -45,7 +49,7 @@ def set_limits(memory_bytes: int, cpu_seconds: int, file_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no copy of the document
 
 
-def child(request: dict) -> None:
+def child(request: dict, renderer: Renderer | None, inherited: tuple[int, ...]) -> None:
     """In the forked child: analyse the document in `request["dir"]`; never returns."""
     try:
         # Its own process group (one kill takes Ghostscript too); the parent sets it as
@@ -57,6 +61,8 @@ def child(request: dict) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
+        for fd in inherited:  # the parent's own (its wake-up pipe, its selector)
+            os.close(fd)
         folder = request["dir"]
         os.chdir(folder)
         os.environ.update(TMPDIR=folder)  # for Ghostscript, which the child starts
@@ -65,7 +71,7 @@ def child(request: dict) -> None:
         with open("document", "rb") as source:
             document = source.read()
         try:
-            result = analyse(document, timeout=request["timeout"])
+            result = analyse(document, timeout=request["timeout"], renderer=renderer)
             answer: dict[str, object] = {"analysis": dataclasses.asdict(result)}
         except UnreadableDocument as exc:
             answer = {"refused": str(exc)}
@@ -79,7 +85,7 @@ def child(request: dict) -> None:
         os._exit(70)  # the service reports a crash (no answer.json)
 
 
-def serve() -> None:
+def serve(resident: bool = True) -> None:
     """Fork a child per request; report each child's pid and, once reaped, its exit."""
     running: dict[int, int] = {}  # pid -> request id
     wake_read, wake_write = os.pipe()
@@ -93,6 +99,8 @@ def serve() -> None:
         out.write(json.dumps(message) + "\n")
         out.flush()
 
+    renderer, how = ResidentGhostscript.load() if resident else (None, "--no-resident")
+    say({"ghostscript": "libgs"} if renderer else {"ghostscript": "gs", "why": how})
     pending = b""
     with selectors.DefaultSelector() as selector:
         selector.register(control, selectors.EVENT_READ, "control")
@@ -119,7 +127,7 @@ def serve() -> None:
                     request = json.loads(line)
                     pid = os.fork()
                     if pid == 0:
-                        child(request)
+                        child(request, renderer, (wake_read, wake_write, selector.fileno()))
                     with contextlib.suppress(OSError):  # the child may have done it, or ended
                         os.setpgid(pid, pid)
                     running[pid] = request["id"]
@@ -127,4 +135,4 @@ def serve() -> None:
 
 
 if __name__ == "__main__":
-    serve()
+    serve(resident="--no-resident" not in sys.argv[1:])

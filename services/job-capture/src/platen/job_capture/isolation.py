@@ -74,6 +74,9 @@ class Limits:
     queued_bytes: int = 128 * 2**20
     queued_bytes_per_owner: int = 40 * 2**20
     yield_after: float = 1.0
+    # Ghostscript loaded once in the workers' parent (`resident_ghostscript`); off: `gs`
+    # is started for every document, as before (to compare, or if libgs misbehaves).
+    resident_ghostscript: bool = True
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -87,6 +90,7 @@ class Limits:
             queued_bytes_per_owner=int(_env_number("PLATEN_ANALYSIS_QUEUE_MB_PER_USER", 40))
             * 2**20,
             yield_after=_env_number("PLATEN_ANALYSIS_YIELD_AFTER_SECONDS", 1.0),
+            resident_ghostscript=os.environ.get("PLATEN_ANALYSIS_RESIDENT_GHOSTSCRIPT", "1") != "0",
         )
 
     @property
@@ -192,8 +196,11 @@ class IsolatedAnalyser:
                 # In a context of its own: the parent (and its reader task) serves every
                 # later document, so its lines must not carry the fields of the job whose
                 # delivery happened to start it.
+                worker = self.worker
+                if not self.limits.resident_ghostscript:
+                    worker = (*worker, "--no-resident")
                 self._server = await asyncio.create_task(
-                    _WorkerParent.start(self.worker), context=contextvars.Context()
+                    _WorkerParent.start(worker), context=contextvars.Context()
                 )
             return self._server
 
@@ -210,6 +217,7 @@ class _WorkerParent:
         self._kill_when_started: set[int] = set()  # forgotten before their pid came
         self._lower_when_started: set[int] = set()  # yielding before their pid came
         self.peak_kb = 0  # the largest child's peak memory, Ghostscript included
+        self.ghostscript = ""  # "libgs" (loaded once, in the parent) or "gs" (per document)
         self._reader = asyncio.create_task(self._read(), name="analysis-worker-parent")
 
     @classmethod
@@ -263,6 +271,10 @@ class _WorkerParent:
         try:
             while line := await self.process.stdout.readline():
                 message = json.loads(line)
+                if "ghostscript" in message:
+                    self.ghostscript = message["ghostscript"]
+                    log.info("analysis worker parent ready", **message)
+                    continue
                 request_id = message["id"]
                 if request_id in self._kill_when_started and "pid" in message:
                     self._kill_when_started.discard(request_id)

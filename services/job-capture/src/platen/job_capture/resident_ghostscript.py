@@ -1,0 +1,116 @@
+"""Ghostscript loaded once per analysis worker parent, not started once per document.
+
+Starting Ghostscript (`gs`) costs about 50 to 75 ms of CPU before it reads a byte of the
+document: loading the library, building the PostScript interpreter, its resources and
+fonts. `analysis_worker`'s parent does that once, through libgs's C API (ctypes; the
+binding on PyPI lacks the two calls this needs, `gsapi_add_control_path` and stdio
+callbacks with a handle), and every document's child, forked from it, inherits an
+interpreter that is ready: it only permits reading its own document and runs it.
+
+Isolation is the child's, as before: one document per forked child, which ends with it,
+so nothing a document does (PostScript can redefine a great deal) reaches the next one;
+the parent never runs a document at all. Ghostscript runs with -dSAFER as the program
+did, and its file permissions are the program's: its own resources, the document, and
+the ink report in the child's working directory.
+
+Where libgs cannot be loaded or initialised, `load` says why and the worker starts `gs`
+per document as before (`analysis._ghostscript`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+from platen.job_capture.analysis import (
+    INK_REPORT,
+    MAX_DPI,
+    PageMarkers,
+    ghostscript_options,
+)
+
+LIBRARY = "libgs.so.10"
+# iapi.h / ierrors.h.
+ARG_ENCODING_UTF8 = 1
+PERMIT_FILE_READING = 0
+ERROR_QUIT = -101  # `quit` in the document: its exit code is the status
+# glibc's mallopt: keep freed memory instead of handing it back. Each page's raster (4 MB
+# for A4 at 100 dpi) is freed and allocated again at every page size change; given back
+# each time, every page would fault it in anew (a fifth of the CPU of a long document).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+KEEP_FREED_BYTES = 512 * 2**20
+
+_Write = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+
+
+class ResidentGhostscript:
+    """One initialised Ghostscript instance; `render` runs one document in it, once."""
+
+    def __init__(self, lib: ctypes.CDLL, instance: ctypes.c_void_p) -> None:
+        self._lib = lib
+        self._instance = instance
+        self._markers: PageMarkers | None = None
+        self.used = False
+        # Kept referenced: libgs calls them for as long as the instance lives.
+        self._stdin = _Write(lambda _handle, _buf, _len: 0)  # the document reads EOF
+        self._stdout = _Write(self._write_stdout)
+        self._stderr = _Write(lambda _handle, _buf, length: length)  # dropped, as before
+
+    @classmethod
+    def load(cls) -> tuple[ResidentGhostscript | None, str]:
+        """An initialised instance, or None and why not (then `gs` runs per document)."""
+        try:
+            lib = ctypes.CDLL(LIBRARY)
+        except OSError as exc:
+            return None, f"libgs cannot be loaded ({exc})"
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, KEEP_FREED_BYTES)
+        libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED_BYTES)
+        instance = ctypes.c_void_p()
+        if lib.gsapi_new_instance(ctypes.byref(instance), None) < 0:
+            return None, "libgs refused a new instance"
+        resident = cls(lib, instance)
+        lib.gsapi_set_stdio_with_handle(
+            instance, resident._stdin, resident._stdout, resident._stderr, None
+        )
+        lib.gsapi_set_arg_encoding(instance, ARG_ENCODING_UTF8)
+        # The report is written relative to the working directory: each child's own.
+        args = ["gs", *ghostscript_options(INK_REPORT), f"-r{MAX_DPI}"]
+        argv = (ctypes.c_char_p * len(args))(*(arg.encode() for arg in args))
+        code = lib.gsapi_init_with_args(instance, len(args), argv)
+        if code < 0:
+            lib.gsapi_delete_instance(instance)
+            return None, f"libgs failed to initialise (code {code})"
+        return resident, "libgs"
+
+    def _write_stdout(self, _handle: object, buffer: int, length: int) -> int:
+        if self._markers is not None and length > 0:
+            self._markers.feed(ctypes.string_at(buffer, length))
+        return length
+
+    def render(self, document: bytes, dpi: int, setup: str, markers: PageMarkers) -> int:
+        """Run `document` (in the forked child that called) at `dpi`, after `setup`."""
+        if self.used:  # what one document did to the interpreter is not for another
+            raise RuntimeError("a resident Ghostscript runs one document")
+        self.used = True
+        self._markers = markers
+        source = Path("source").absolute()
+        source.write_bytes(document)
+        lib, instance, exit_code = self._lib, self._instance, ctypes.c_int(0)
+        lib.gsapi_add_control_path(instance, PERMIT_FILE_READING, str(source).encode())
+        prologue = f"<< /HWResolution [{dpi} {dpi}] >> setpagedevice {setup}".encode()
+        code = lib.gsapi_run_string_with_length(
+            instance, prologue, len(prologue), 0, ctypes.byref(exit_code)
+        )
+        if code >= 0:
+            code = lib.gsapi_run_file(instance, str(source).encode(), 0, ctypes.byref(exit_code))
+        # The ink report is written through C stdio and its file stays open until the
+        # device closes: flushed, it is whole, without the cost of closing the instance.
+        ctypes.CDLL(None).fflush(None)
+        self._markers = None
+        if code == 0:
+            return 0
+        if code == ERROR_QUIT:
+            return exit_code.value
+        return exit_code.value or 1
