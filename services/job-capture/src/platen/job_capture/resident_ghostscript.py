@@ -24,7 +24,6 @@ from pathlib import Path
 
 from platen.job_capture.analysis import (
     INK_REPORT,
-    MAX_DPI,
     PageMarkers,
     ghostscript_options,
 )
@@ -75,8 +74,10 @@ class ResidentGhostscript:
             instance, resident._stdin, resident._stdout, resident._stderr, None
         )
         lib.gsapi_set_arg_encoding(instance, ARG_ENCODING_UTF8)
-        # The report is written relative to the working directory: each child's own.
-        args = ["gs", *ghostscript_options(INK_REPORT), f"-r{MAX_DPI}"]
+        # The report is written relative to the working directory: each child's own. No
+        # -r: a resolution given at start-up is fixed, and later HWResolution requests
+        # (each document's, see `render`) would be ignored without a word.
+        args = ["gs", *ghostscript_options(INK_REPORT)]
         argv = (ctypes.c_char_p * len(args))(*(arg.encode() for arg in args))
         code = lib.gsapi_init_with_args(instance, len(args), argv)
         if code < 0:

@@ -1,0 +1,133 @@
+"""Document analysis as job-capture runs it: fixed cost per document, and pages per second.
+
+Both ways of running Ghostscript through the isolated analysis (`isolation.IsolatedAnalyser`:
+a worker parent that forks a child per document, with its limits), in the same run, on
+the same documents, one after the other on each document so that the machine's load
+falls on both alike:
+
+- `gs per document` (before): the child starts the `gs` program for its document;
+- `resident libgs` (now): the parent loads Ghostscript once, the child runs the document
+  in the interpreter it inherits (`resident_ghostscript`).
+
+The whole process tree is pinned to one core (`--cpu`, default 0), so "pages/s" is on one
+core. CPU is every process's: this one (the service side), the worker parent, the
+children and any `gs` (read from /proc: the parent's own and its reaped children's time,
+in clock ticks, hence many documents per figure).
+
+- fixed cost per document: T(1 page) - (T(10 pages) - T(1 page)) / 9, for a page of the
+  text corpus (60 lines, one blue), in CPU and in wall time (the median of each);
+- pages/s: the 100-page mixed and text corpora of `analysis_speed.py` (and its PostScript),
+  pages / CPU seconds and pages / wall seconds, one document at a time.
+
+    .venv/bin/python bench/analysis.py [--runs 10] [--cpu 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pikepdf
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from analysis_speed import PAGES, mixed_pages, text_pdf
+
+from platen.job_capture.isolation import IsolatedAnalyser, Limits
+from platen.testing.documents import make_pdf_pages, make_postscript
+
+TICK = os.sysconf("SC_CLK_TCK")
+WAYS = {"gs per document": False, "resident libgs": True}
+
+
+def tree_cpu(parent: int) -> float:
+    """CPU seconds of this process, and of the worker parent and its reaped children."""
+    with open(f"/proc/{parent}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime, stime, cutime, cstime: fields 14 to 17 of proc(5), 12 to 15 after the name.
+    worker = sum(int(value) for value in fields[11:15]) / TICK
+    return time.process_time() + worker
+
+
+async def measure(analyser: IsolatedAnalyser, document: bytes, runs: int) -> tuple[float, float]:
+    """Median CPU and wall seconds of one analysis, over `runs` (after one to warm up)."""
+    await analyser.analyse(document)
+    assert analyser._server is not None
+    parent = analyser._server.process.pid
+    cpu, wall = [], []
+    for _ in range(runs):
+        cpu0, wall0 = tree_cpu(parent), time.perf_counter()
+        await analyser.analyse(document)
+        # The child is reaped before its answer is read, so its time is counted.
+        wall.append(time.perf_counter() - wall0)
+        cpu.append(tree_cpu(parent) - cpu0)
+    return statistics.mean(cpu), statistics.median(wall)
+
+
+def text_pages(text: bytes, count: int) -> bytes:
+    """The text corpus's pages from its first with a blue line (every fifth has one)."""
+    with pikepdf.open(io.BytesIO(text)) as pdf, pikepdf.new() as out:
+        for page in list(pdf.pages)[5 : 5 + count]:
+            out.pages.append(page)
+        buffer = io.BytesIO()
+        out.save(buffer)
+        return buffer.getvalue()
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--cpu", type=int, default=0)
+    args = p.parse_args()
+    os.sched_setaffinity(0, {args.cpu})  # the worker parent and every child inherit it
+    text = text_pdf()
+    one_text, ten_text = text_pages(text, 1), text_pages(text, 10)
+    pages = mixed_pages()
+    corpora = {
+        "mixed PDF": make_pdf_pages(pages),
+        "text PDF": text,
+        "PostScript": make_postscript(pages),
+    }
+    analysers = {name: IsolatedAnalyser(Limits(resident_ghostscript=r)) for name, r in WAYS.items()}
+    print(
+        f"one core (cpu {args.cpu}), {os.cpu_count()} on the machine, load average"
+        f" {os.getloadavg()[0]:.1f} at the start; {args.runs} runs a figure (CPU: mean,"
+        " wall: median), the two ways one after the other on each document"
+    )
+    fixed: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in WAYS}
+    for label, document in (("1 page", one_text), ("10 pages", ten_text)):
+        for name, analyser in analysers.items():
+            fixed[name][label] = await measure(analyser, document, args.runs)
+    print("\nfixed cost per document (a text page: T1 - (T10 - T1) / 9)")
+    print(f"{'':<17} {'1 page':>17} {'10 pages':>17} {'per page':>17} {'fixed':>17}")
+    for name, figures in fixed.items():
+        (c1, w1), (c10, w10) = figures["1 page"], figures["10 pages"]
+        per_cpu, per_wall = (c10 - c1) / 9, (w10 - w1) / 9
+        cells = [
+            f"{c * 1000:5.1f} / {w * 1000:5.1f} ms"
+            for c, w in ((c1, w1), (c10, w10), (per_cpu, per_wall), (c1 - per_cpu, w1 - per_wall))
+        ]
+        print(f"{name:<17} " + " ".join(f"{cell:>17}" for cell in cells) + "  (CPU / wall)")
+    print(
+        f"\npages/s, {PAGES}-page documents, one at a time (pages per CPU second / per wall second)"
+    )
+    for corpus, document in corpora.items():
+        row = []
+        for name, analyser in analysers.items():
+            cpu, wall = await measure(analyser, document, max(3, args.runs // 3))
+            row.append(f"{name}: {PAGES / cpu:4.0f} / {PAGES / wall:4.0f}")
+        print(f"{corpus:<11} " + "    ".join(row))
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+    for analyser in analysers.values():
+        if analyser._server is not None:
+            analyser._server.process.kill()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
