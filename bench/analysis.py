@@ -15,7 +15,9 @@ children and any `gs` (read from /proc: the parent's own and its reaped children
 in clock ticks, hence many documents per figure).
 
 - fixed cost per document: T(1 page) - (T(10 pages) - T(1 page)) / 9, for a page of the
-  text corpus (60 lines, one blue), in CPU and in wall time (the median of each);
+  text corpus (60 lines, one blue, in Helvetica, which is not embedded: Ghostscript loads
+  a substitute for each document) and for a page of shapes and an image (no font), in
+  CPU and in wall time;
 - pages/s: the 100-page mixed and text corpora of `analysis_speed.py` (and its PostScript),
   pages / CPU seconds and pages / wall seconds, one document at a time.
 
@@ -40,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from analysis_speed import PAGES, mixed_pages, text_pdf
 
 from platen.job_capture.isolation import IsolatedAnalyser, Limits
-from platen.testing.documents import make_pdf_pages, make_postscript
+from platen.testing.documents import Page, make_pdf_pages, make_postscript
 
 TICK = os.sysconf("SC_CLK_TCK")
 WAYS = {"gs per document": False, "resident libgs": True}
@@ -100,20 +102,28 @@ async def main() -> None:
         f" {os.getloadavg()[0]:.1f} at the start; {args.runs} runs a figure (CPU: mean,"
         " wall: median), the two ways one after the other on each document"
     )
-    fixed: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in WAYS}
-    for label, document in (("1 page", one_text), ("10 pages", ten_text)):
+    shapes = [Page(marks=("black-shape", "color-shape", "gray-shape", "gray-image"))]
+    kinds = {
+        "text page": (one_text, ten_text),
+        "shapes page": (make_pdf_pages(shapes), make_pdf_pages(shapes * 10)),
+    }
+    for kind, (one, ten) in kinds.items():
+        print(f"\nfixed cost per document, a {kind}: T1 - (T10 - T1) / 9 (CPU / wall)")
+        print(f"{'':<17} {'1 page':>17} {'10 pages':>17} {'per page':>17} {'fixed':>17}")
         for name, analyser in analysers.items():
-            fixed[name][label] = await measure(analyser, document, args.runs)
-    print("\nfixed cost per document (a text page: T1 - (T10 - T1) / 9)")
-    print(f"{'':<17} {'1 page':>17} {'10 pages':>17} {'per page':>17} {'fixed':>17}")
-    for name, figures in fixed.items():
-        (c1, w1), (c10, w10) = figures["1 page"], figures["10 pages"]
-        per_cpu, per_wall = (c10 - c1) / 9, (w10 - w1) / 9
-        cells = [
-            f"{c * 1000:5.1f} / {w * 1000:5.1f} ms"
-            for c, w in ((c1, w1), (c10, w10), (per_cpu, per_wall), (c1 - per_cpu, w1 - per_wall))
-        ]
-        print(f"{name:<17} " + " ".join(f"{cell:>17}" for cell in cells) + "  (CPU / wall)")
+            c1, w1 = await measure(analyser, one, args.runs)
+            c10, w10 = await measure(analyser, ten, args.runs)
+            per_cpu, per_wall = (c10 - c1) / 9, (w10 - w1) / 9
+            cells = [
+                f"{c * 1000:5.1f} / {w * 1000:5.1f} ms"
+                for c, w in (
+                    (c1, w1),
+                    (c10, w10),
+                    (per_cpu, per_wall),
+                    (c1 - per_cpu, w1 - per_wall),
+                )
+            ]
+            print(f"{name:<17} " + " ".join(f"{cell:>17}" for cell in cells))
     print(
         f"\npages/s, {PAGES}-page documents, one at a time (pages per CPU second / per wall second)"
     )

@@ -9,6 +9,9 @@ command -v cupsd >/dev/null 2>&1 || need+=(cups)
 [ -x /usr/lib/cups/filter/pdftopdf ] || need+=(cups-filters)
 command -v ippeveprinter >/dev/null 2>&1 || need+=(cups-ipp-utils)
 command -v gs >/dev/null 2>&1 || need+=(ghostscript)
+# The analysis workers load Ghostscript's library once (resident_ghostscript.py); the
+# ghostscript package depends on it, but a host may have gs from elsewhere.
+/sbin/ldconfig -p 2>/dev/null | grep 'libgs\.so\.10 ' >/dev/null || need+=(libgs10)
 command -v avahi-daemon >/dev/null 2>&1 || need+=(avahi-daemon)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 # The desktop client's GUI tests open real Tk windows on a private X display.
