@@ -273,7 +273,11 @@ class _WorkerParent:
                 message = json.loads(line)
                 if "ghostscript" in message:
                     self.ghostscript = message["ghostscript"]
-                    log.info("analysis worker parent ready", **message)
+                    # Asked for and not had: every document costs a `gs` start again.
+                    unexpected = message.get("why", "--no-resident") != "--no-resident"
+                    (log.warning if unexpected else log.info)(
+                        "analysis worker parent ready", **message
+                    )
                     continue
                 request_id = message["id"]
                 if request_id in self._kill_when_started and "pid" in message:
