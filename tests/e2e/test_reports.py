@@ -27,8 +27,8 @@ def print_job(system, user: str, printer: str, pages: int) -> str:
     path = system.tmp / f"{user}-{printer}-{pages}.pdf"
     path.write_bytes(make_pdf(pages))
     out = system.ctl("print", str(path), "--user", user, "--printer", printer, "--wait")
-    job_id, outcome = out.stdout.split()[:2]
-    assert outcome == "printed", out.stdout
+    job_id, outcome = out.stdout.split("\n", 1)
+    assert outcome.startswith("printed:"), out.stdout
     return job_id
 
 
@@ -73,7 +73,7 @@ async def test_reports_and_an_invoice_match_the_ledger_and_a_user_is_deleted_whe
         )
         return rows[0]["n"] == 4
 
-    # `--wait` returns when the job printed; the ledger charges it just after.
+    # Each charge is committed before `--wait` returns; this says so from the tables.
     assert await eventually(charged, timeout=60)
     system.ctl("refund", refunded, "--amount", "0.10", "--reason", "smudged")
 

@@ -129,7 +129,8 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
             out = csv.writer(sys.stdout)
             out.writerow(INVOICE_COLUMNS)
             out.writerows(rows)
-            out.writerow(["TOTAL", "", "", "", "", "", "", "", inv.total, ""])
+            # In the kind column, so that a sheet summing by kind finds it apart.
+            out.writerow(["", "", "TOTAL", "", "", "", "", "", inv.total, ""])
             return
         span = f"{since:%Y-%m-%d}" if since else "the start"
         span += f" to {until:%Y-%m-%d %H:%M}" if until else " to now"
