@@ -768,32 +768,12 @@ REPORT_KEYS = ("user", "group", "printer", "account")
 NO_GROUP = "(no group)"
 
 
-@dataclass(frozen=True)
-class Usage:
-    """What was charged and refunded in a period for one user, printer, paying account
-    and set of groups (the user's when the job was held): the store's pre-summed rows.
+@dataclass(kw_only=True)
+class Tally:
+    """Jobs, their printed sides (every copy) and money, summed. `charged` and `refunded`
+    come from the ledger's postings (the paying account's entries), not from the holds:
+    what a report shows is what the ledger moved."""
 
-    `charged` and `refunded` come from the ledger's postings (the paying account's
-    entries), not from the holds: what a report shows is what the ledger moved. `jobs`
-    and the sides count the jobs charged in the period (a free job too); a refund counts
-    in the period it was made, against the job it refunds.
-    """
-
-    user: str
-    printer: str
-    account: str
-    groups: tuple[str, ...]
-    jobs: int = 0
-    sides: int = 0
-    color_sides: int = 0
-    grayscale_sides: int = 0
-    charged: Decimal = Decimal(0)
-    refunded: Decimal = Decimal(0)
-
-
-@dataclass
-class ReportLine:
-    key: str
     jobs: int = 0
     sides: int = 0
     color_sides: int = 0
@@ -806,13 +786,31 @@ class ReportLine:
         """Charged, net of refunds."""
         return self.charged - self.refunded
 
-    def add(self, usage: Usage) -> None:
-        self.jobs += usage.jobs
-        self.sides += usage.sides
-        self.color_sides += usage.color_sides
-        self.grayscale_sides += usage.grayscale_sides
-        self.charged += usage.charged
-        self.refunded += usage.refunded
+    def add(self, other: Tally) -> None:
+        self.jobs += other.jobs
+        self.sides += other.sides
+        self.color_sides += other.color_sides
+        self.grayscale_sides += other.grayscale_sides
+        self.charged += other.charged
+        self.refunded += other.refunded
+
+
+@dataclass(kw_only=True)
+class Usage(Tally):
+    """What was charged and refunded in a period for one user, printer, paying account
+    and set of groups (the user's when the job was held): the store's pre-summed rows.
+    The jobs charged in the period count (a free job too); a refund counts in the period
+    it was made, against the job it refunds."""
+
+    user: str
+    printer: str
+    account: str
+    groups: tuple[str, ...]
+
+
+@dataclass(kw_only=True)
+class ReportLine(Tally):
+    key: str
 
 
 def report(usage: list[Usage], by: str) -> tuple[list[ReportLine], ReportLine]:
