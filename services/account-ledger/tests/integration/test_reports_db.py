@@ -135,3 +135,28 @@ async def test_a_user_deleted_while_their_job_is_priced_is_either_kept_or_denies
             assert hold is None
             denied = [m for m in await ledger.emitted("job.denied") if m.job_id == job.job_id]
             assert ["deleted" in m.reason for m in denied] == [True]
+
+
+async def test_a_hold_from_before_the_colour_split_counts_its_sides_and_todays_groups(ledger):
+    """Holds made before migration 011 know no colour split and no groups: their sides
+    count without one, and their user's groups are read as they are now."""
+    await add_user(ledger, "old", "5.00", ["staff"])
+    job = priced("old", "0.30")
+    async with ledger.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate,
+                                  amount, state, printer, document_name, pages, copies)
+               VALUES ($1, 'personal:old', 'old', 0.30, 1, 0.30, 'pending', 'lab-1',
+                       'doc.pdf', 3, 2)""",
+            job.job_id,
+        )
+    await ledger.run(jobs.on_job_printed, printed(job))
+    [line] = (await ledger.run(reports.on_report, UsageReportQuery(by="group"))).lines
+    assert (line.key, line.jobs, line.sides, line.color_sides, line.grayscale_sides) == (
+        "staff",
+        1,
+        6,
+        0,
+        0,
+    )
+    assert line.amount == D("0.30")
