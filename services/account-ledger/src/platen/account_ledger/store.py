@@ -107,8 +107,10 @@ class Store:
 
     async def share_user(self, login: str) -> None:
         """Keep the user from being deleted until this transaction ends (a job being held
-        for them), without making their jobs wait for each other."""
-        await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR SHARE", login)
+        for them). KEY SHARE: it waits only for a delete (`lock_user`, FOR UPDATE), so
+        neither their other jobs nor a change of their settings (which updates the row
+        after locking their account, the other order) wait for it or deadlock with it."""
+        await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR KEY SHARE", login)
 
     # ------------------------------------------------------------- users
 
