@@ -24,12 +24,14 @@ from platen.account_ledger.domain import (
     Hold,
     HoldState,
     InputState,
+    InvoiceTotals,
     Known,
     NewUserRule,
     NotFound,
     Posting,
     Question,
     Quota,
+    Usage,
     User,
     personal_account,
     shared_account,
@@ -67,6 +69,8 @@ class FakeStore:
         self.rule_rows: dict[str, NewUserRule] = {}
         self.profiles: dict[str, DirectoryUser] = {}  # from_directory users
         self.quota_runs: dict[tuple[str, str], dict] = {}
+        self.resolved_at: dict[uuid.UUID, datetime] = {}
+        self.deleted: dict[str, datetime] = {}
         for account_id in [REVENUE, FUNDING] + [
             f"{REVENUE}:{i:02d}" for i in range(REVENUE_SHARDS)
         ]:
@@ -85,6 +89,9 @@ class FakeStore:
 
     async def lock_user(self, login: str) -> None:
         self.locks.append(("user", login))
+
+    async def share_user(self, login: str) -> None:
+        self.locks.append(("user shared", login))
 
     # ------------------------------------------------------------- users
 
@@ -111,6 +118,20 @@ class FakeStore:
         for column, value in settings.items():
             setattr(self.users[login], column, value)
 
+    async def open_jobs(self, login: str) -> int:
+        held = sum(h.pending and h.user == login for h in self.holds.values())
+        waiting = sum(
+            q.state is InputState.OPEN and q.user == login for q in self.questions.values()
+        )
+        return held + waiting
+
+    async def delete_user(self, login: str) -> datetime | None:
+        self.deleted.setdefault(login, datetime.now(UTC))
+        self.users[login].deleted = True
+        self.users[login].enabled = False
+        self.accounts[personal_account(login)].enabled = False
+        return self.deleted[login]
+
     async def set_enabled(self, login: str, enabled: bool) -> bool:
         user = self.users.get(login)
         if user is None or user.enabled == enabled:
@@ -122,7 +143,7 @@ class FakeStore:
         rows = []
         for login in sorted(self.users):
             user = self.users[login]
-            if group is not None and group not in user.groups:
+            if user.deleted or (group is not None and group not in user.groups):
                 continue
             acc = self.accounts[personal_account(login)]
             rows.append(
@@ -236,6 +257,7 @@ class FakeStore:
 
     async def save_hold(self, hold: Hold) -> None:
         self.holds[hold.job_id].state = hold.state
+        self.resolved_at[hold.job_id] = datetime.now(UTC)
 
     async def question(self, job_id: uuid.UUID, *, lock: bool = False) -> Question | None:
         if lock:
@@ -425,6 +447,91 @@ class FakeStore:
             if a == account_id
         ]
         return lines[:limit]
+
+    def _entry(self, tx: FakeTransaction, account_id: str) -> Decimal:
+        return sum((amount for a, amount, _ in tx.entries if a == account_id), Decimal(0))
+
+    async def usage(self, since: datetime | None, until: datetime | None) -> list[Usage]:
+        def inside(at: datetime) -> bool:
+            return (since is None or at >= since) and (until is None or at < until)
+
+        sums: dict[tuple, dict] = {}
+
+        def row(h: Hold) -> dict:
+            groups = h.groups if h.groups is not None else tuple(self.users[h.user].groups)
+            key = (h.user, h.printer, h.account_id, groups)
+            return sums.setdefault(key, {"jobs": 0, "sides": 0, "color_sides": 0,
+                                         "grayscale_sides": 0, "charged": Decimal(0),
+                                         "refunded": Decimal(0)})  # fmt: skip
+
+        for h in self.holds.values():
+            if h.state is HoldState.POSTED and inside(self.resolved_at[h.job_id]):
+                r = row(h)
+                r["jobs"] += 1
+                r["sides"] += h.sides * h.copies
+                r["color_sides"] += (h.color_sides or 0) * h.copies
+                r["grayscale_sides"] += (h.grayscale_sides or 0) * h.copies
+                tx_id = await self.transaction_by_key(f"job:{h.job_id}:charge")
+                if tx_id is not None:
+                    r["charged"] -= self._entry(self.transactions[tx_id - 1], h.account_id)
+        for t in self.transactions:
+            if t.kind == "refund" and inside(t.created_at) and t.job_id in self.holds:
+                h = self.holds[t.job_id]
+                row(h)["refunded"] += self._entry(t, h.account_id)
+        return [
+            Usage(user=k[0], printer=k[1], account=k[2], groups=k[3], **v)
+            for k, v in sorted(sums.items())
+        ]
+
+    def _period(self, account_id: str, since, until):
+        for t in self.transactions:
+            if any(a == account_id for a, _, _ in t.entries):
+                before = since is not None and t.created_at < since
+                after = until is not None and t.created_at >= until
+                yield t, before, not before and not after
+
+    async def invoice_lines(
+        self, account_id: str, since: datetime | None, until: datetime | None, limit: int
+    ) -> list[dict]:
+        lines = []
+        for t, _, inside in self._period(account_id, since, until):
+            if inside and t.kind in ("charge", "refund"):
+                h = self.holds.get(t.job_id)
+                lines.append(
+                    {
+                        "created_at": t.created_at,
+                        "id": t.id,
+                        "kind": t.kind,
+                        "job_id": t.job_id,
+                        "description": t.description,
+                        "created_by": t.created_by,
+                        "amount": -self._entry(t, account_id),
+                        "user_login": h and h.user,
+                        "document_name": h and h.document_name,
+                        "printer": h and h.printer,
+                        "sides": h and h.sides * h.copies,
+                        "comment": h and h.comment,
+                    }
+                )
+        return lines[:limit]
+
+    async def invoice_totals(
+        self, account_id: str, since: datetime | None, until: datetime | None
+    ) -> InvoiceTotals:
+        sums = {"opening": Decimal(0), "charge": Decimal(0), "refund": Decimal(0),
+                "other": Decimal(0)}  # fmt: skip
+        for t, before, inside in self._period(account_id, since, until):
+            amount = self._entry(t, account_id)
+            if before:
+                sums["opening"] += amount
+            elif inside:
+                sums[t.kind if t.kind in ("charge", "refund") else "other"] += amount
+        return InvoiceTotals(
+            opening=sums["opening"],
+            charged=-sums["charge"],
+            refunded=sums["refund"],
+            other=sums["other"],
+        )
 
     async def counts(self) -> dict:
         return {

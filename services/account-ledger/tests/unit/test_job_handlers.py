@@ -100,9 +100,13 @@ async def test_an_auto_user_with_funds_is_held_and_authorised_at_once(ctx):
     )
     [changed] = ctx.messages(BalanceChanged)
     assert (changed.balance, changed.available) == (D("5.00"), D("4.70"))
-    # The job's events are taken one at a time, and the account is locked before its
-    # funds are read.
-    assert ctx.store.locks[:2] == [("job", job.job_id), ("account", "personal:alice")]
+    # The job's events are taken one at a time, its user is kept from being deleted
+    # meanwhile, and the account is locked before its funds are read.
+    assert ctx.store.locks[:3] == [
+        ("job", job.job_id),
+        ("user shared", "alice"),
+        ("account", "personal:alice"),
+    ]
     assert ctx.emitted[0].correlation_id == str(job.job_id)
 
 

@@ -24,6 +24,7 @@ from platen.ctl import (
     pricing,
     print_identity,
     quotas,
+    reports,
 )
 from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, cut_short, fail, print_user, run
@@ -302,3 +303,4 @@ broadcast.register(app)
 job_control.register(app)
 quotas.register(app)
 directory.register(app)
+reports.register(app, user_app)

@@ -9,6 +9,7 @@ from platen.events import (
     print_identity,
     printers,
     quotas,
+    reports,
     system,
 )
 from platen.events.base import Envelope, Message, is_valid_login
@@ -29,5 +30,6 @@ __all__ = [
     "print_identity",
     "printers",
     "quotas",
+    "reports",
     "system",
 ]

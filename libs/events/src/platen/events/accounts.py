@@ -171,6 +171,27 @@ class UserEnabled(Event):
 
 
 @register
+class DeleteUser(Command):
+    """Command to the ledger (`ledger.user.delete`): the user prints and signs in no more
+    and is listed no more; their transactions and jobs stay, under their name. Refused
+    while their balance is not zero or a job of theirs is held or waiting."""
+
+    message_type: ClassVar[str] = "ledger.user.delete"
+    login: Login
+
+
+@register
+class UserDeleted(Reply):
+    """Reply to `ledger.user.delete`; `already`: they had been deleted before, at
+    `deleted_at`, and nothing changed."""
+
+    message_type: ClassVar[str] = "ledger.user.delete.reply"
+    login: str
+    deleted_at: datetime
+    already: bool = False
+
+
+@register
 class JobCharged(JobEvent):
     """The ledger posted the charge for a printed job.
 

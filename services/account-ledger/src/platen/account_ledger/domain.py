@@ -246,6 +246,7 @@ class User:
     low_balance_threshold: Decimal | None = None
     enabled: bool = True
     groups: list[str] = field(default_factory=list)
+    deleted: bool = False
 
     @property
     def personal_account(self) -> str:
@@ -356,6 +357,8 @@ class Job:
             copies=self.copies,
             cost=self.cost,
             expires_at=expires_at,
+            color_sides=self.color_sides,
+            grayscale_sides=self.grayscale_sides,
         )
 
 
@@ -382,6 +385,11 @@ class Hold:
     comment: str | None = None
     state: HoldState = HoldState.PENDING
     created_at: datetime | None = None
+    # What reports group its charge by: the colour split of one copy (None: not known,
+    # held before the ledger kept it) and its user's groups when it was held.
+    color_sides: int | None = None
+    grayscale_sides: int | None = None
+    groups: tuple[str, ...] | None = None
 
     @property
     def pending(self) -> bool:
@@ -436,6 +444,8 @@ class Question:
     cost: Decimal
     expires_at: datetime
     state: InputState = InputState.OPEN
+    color_sides: int | None = None
+    grayscale_sides: int | None = None
 
     def refusal(self, login: str, *, enabled: bool) -> str | None:
         """Why `login` may not answer it now, or None (its deadline is checked apart: a
@@ -500,6 +510,8 @@ def route(job: Job, user: User | None) -> Deny | ChargeTo | Ask:
     """Step 1: what happens to a priced job."""
     if user is None:
         return Deny(f"user {job.user!r} has no account")
+    if user.deleted:
+        return Deny("your account was deleted: ask an administrator")
     if not user.enabled:
         return Deny("your account is disabled: ask an administrator")
     selection = user.account_selection
@@ -545,6 +557,9 @@ def hold_for(
         sides=job.sides,
         copies=job.copies,
         comment=comment,
+        color_sides=job.color_sides,
+        grayscale_sides=job.grayscale_sides,
+        groups=tuple(sorted(groups)),
     )
 
 
@@ -745,3 +760,112 @@ def plan_sync(
         k.login for k in known if k.from_directory and k.enabled and k.login not in present
     )
     return plan
+
+
+# ----------------------------------------------------------------- reports
+
+REPORT_KEYS = ("user", "group", "printer", "account")
+NO_GROUP = "(no group)"
+
+
+@dataclass(kw_only=True)
+class Tally:
+    """Jobs, their printed sides (every copy) and money, summed. `charged` and `refunded`
+    come from the ledger's postings (the paying account's entries), not from the holds:
+    what a report shows is what the ledger moved."""
+
+    jobs: int = 0
+    sides: int = 0
+    color_sides: int = 0
+    grayscale_sides: int = 0
+    charged: Decimal = Decimal(0)
+    refunded: Decimal = Decimal(0)
+
+    @property
+    def amount(self) -> Decimal:
+        """Charged, net of refunds."""
+        return self.charged - self.refunded
+
+    def add(self, other: Tally) -> None:
+        self.jobs += other.jobs
+        self.sides += other.sides
+        self.color_sides += other.color_sides
+        self.grayscale_sides += other.grayscale_sides
+        self.charged += other.charged
+        self.refunded += other.refunded
+
+
+@dataclass(kw_only=True)
+class Usage(Tally):
+    """What was charged and refunded in a period for one user, printer, paying account
+    and set of groups (the user's when the job was held): the store's pre-summed rows.
+    The jobs charged in the period count (a free job too); a refund counts in the period
+    it was made, against the job it refunds."""
+
+    user: str
+    printer: str
+    account: str
+    groups: tuple[str, ...]
+
+
+@dataclass(kw_only=True)
+class ReportLine(Tally):
+    key: str
+
+
+def report(usage: list[Usage], by: str) -> tuple[list[ReportLine], ReportLine]:
+    """The lines of a report grouped `by` user, group, printer or account, ordered by key,
+    and the total. The total counts each job and each cent once; by group, a job of a user
+    in two groups is in both lines, so the lines may add up to more than the total (a
+    user in no group is in `NO_GROUP`)."""
+    if by not in REPORT_KEYS:
+        raise ValueError(f"a report is by {', '.join(REPORT_KEYS)}, not {by!r}")
+    lines: dict[str, ReportLine] = {}
+    total = ReportLine(key="total")
+    for u in usage:
+        total.add(u)
+        keys = (sorted(set(u.groups)) or [NO_GROUP]) if by == "group" else [getattr(u, by)]
+        for key in keys:
+            lines.setdefault(key, ReportLine(key=key)).add(u)
+    return [lines[k] for k in sorted(lines)], total
+
+
+@dataclass(frozen=True)
+class InvoiceTotals:
+    """An account's movements over a period, in sums: the invoice's total is `charged` −
+    `refunded`; `opening` − that total + `other` (top-ups, transfers, adjustments, quotas)
+    is `closing`, as its statement for the period shows."""
+
+    opening: Decimal
+    charged: Decimal
+    refunded: Decimal
+    other: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.charged - self.refunded
+
+    @property
+    def closing(self) -> Decimal:
+        return self.opening - self.total + self.other
+
+
+# ----------------------------------------------------------------- deleting a user
+
+
+def deletion_refusal(login: str, balance: Decimal, open_jobs: int) -> str | None:
+    """Why `login` may not be deleted now, or None. Money left on their account would be
+    lost with them, and a job held or waiting would be charged (or asked about) after
+    they are gone: both are settled first."""
+    if balance != 0:
+        sign = "-" if balance > 0 else ""
+        return (
+            f"{login} still has a balance of {balance}: bring it to 0.00 first "
+            f"(platenctl adjust {login} {sign}{abs(balance)} --reason ...)"
+        )
+    if open_jobs:
+        return (
+            f"{login} has {open_jobs} job(s) held or waiting for an answer: let them finish "
+            "or cancel them first (platenctl jobs --user, platenctl job cancel)"
+        )
+    return None

@@ -21,6 +21,7 @@ from platen.account_ledger.domain import (
     Hold,
     HoldState,
     InputState,
+    InvoiceTotals,
     Known,
     NewUserRule,
     NotFound,
@@ -28,6 +29,7 @@ from platen.account_ledger.domain import (
     Posting,
     Question,
     Quota,
+    Usage,
     User,
     personal_account,
     shared_account,
@@ -55,6 +57,9 @@ def _hold(r: asyncpg.Record) -> Hold:
         comment=r["comment"],
         state=HoldState(r["state"]),
         created_at=r["created_at"],
+        color_sides=r["color_sides"],
+        grayscale_sides=r["grayscale_sides"],
+        groups=tuple(r["user_groups"]) if r["user_groups"] is not None else None,
     )
 
 
@@ -100,6 +105,13 @@ class Store:
     async def lock_user(self, login: str) -> None:
         await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR UPDATE", login)
 
+    async def share_user(self, login: str) -> None:
+        """Keep the user from being deleted until this transaction ends (a job being held
+        for them). KEY SHARE: it waits only for a delete (`lock_user`, FOR UPDATE), so
+        neither their other jobs nor a change of their settings (which updates the row
+        after locking their account, the other order) wait for it or deadlock with it."""
+        await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR KEY SHARE", login)
+
     # ------------------------------------------------------------- users
 
     async def user(self, login: str) -> User | None:
@@ -113,6 +125,7 @@ class Store:
             low_balance_threshold=r["low_balance_threshold"],
             enabled=r["enabled"],
             groups=await self.user_groups(login),
+            deleted=r["deleted_at"] is not None,
         )
 
     async def user_groups(self, login: str) -> list[str]:
@@ -155,6 +168,30 @@ class Store:
                 f"UPDATE users SET {column} = $2 WHERE login = $1", login, value
             )
 
+    async def open_jobs(self, login: str) -> int:
+        """The user's jobs still held (on any account) or waiting for their answer."""
+        return await self.conn.fetchval(
+            """SELECT (SELECT count(*) FROM holds WHERE user_login = $1 AND state = 'pending')
+                    + (SELECT count(*) FROM pending_inputs
+                        WHERE user_login = $1 AND state = 'open')""",
+            login,
+        )
+
+    async def delete_user(self, login: str) -> datetime | None:
+        """Mark the user deleted and disabled, with their personal account disabled;
+        returns when they were deleted (the first time, if they were already). Their
+        groups stay, as history."""
+        await self.conn.execute(
+            "UPDATE users SET deleted_at = coalesce(deleted_at, now()), enabled = false "
+            "WHERE login = $1",
+            login,
+        )
+        await self.conn.execute(
+            "UPDATE accounts SET enabled = false WHERE kind = 'personal' AND owner_login = $1",
+            login,
+        )
+        return await self.conn.fetchval("SELECT deleted_at FROM users WHERE login = $1", login)
+
     async def set_enabled(self, login: str, enabled: bool) -> bool:
         """True when this changed it."""
         return bool(
@@ -176,8 +213,8 @@ class Store:
                              WHERE m.login = u.login ORDER BY m.group_name) AS groups
                  FROM users u
                  JOIN accounts a ON a.kind = 'personal' AND a.owner_login = u.login
-                WHERE $1::text IS NULL OR EXISTS (
-                      SELECT 1 FROM group_members g WHERE g.login = u.login AND g.group_name = $1)
+                WHERE u.deleted_at IS NULL AND ($1::text IS NULL OR EXISTS (
+                      SELECT 1 FROM group_members g WHERE g.login = u.login AND g.group_name = $1))
                 ORDER BY u.login
                 LIMIT $2""",
             group,
@@ -333,8 +370,8 @@ class Store:
         await self.conn.execute(
             """INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate,
                                   amount, state, printer, document_name, pages, copies,
-                                  comment)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+                                  comment, color_sides, grayscale_sides, user_groups)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
             hold.job_id,
             hold.account_id,
             hold.user,
@@ -347,6 +384,9 @@ class Store:
             hold.sides,
             hold.copies,
             hold.comment,
+            hold.color_sides,
+            hold.grayscale_sides,
+            list(hold.groups) if hold.groups is not None else None,
         )
 
     async def save_hold(self, hold: Hold) -> None:
@@ -375,13 +415,16 @@ class Store:
             cost=r["cost"],
             expires_at=r["expires_at"],
             state=InputState(r["state"]),
+            color_sides=r["color_sides"],
+            grayscale_sides=r["grayscale_sides"],
         )
 
     async def add_question(self, question: Question) -> None:
         await self.conn.execute(
             """INSERT INTO pending_inputs (job_id, user_login, kind, printer, document_name,
-                                           pages, copies, cost, expires_at, state)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+                                           pages, copies, cost, expires_at, state,
+                                           color_sides, grayscale_sides)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
             question.job_id,
             question.user,
             question.kind,
@@ -392,6 +435,8 @@ class Store:
             question.cost,
             question.expires_at,
             question.state.value,
+            question.color_sides,
+            question.grayscale_sides,
         )
 
     async def save_question(self, question: Question) -> None:
@@ -506,6 +551,109 @@ class Store:
             since,
             limit,
         )
+
+    async def usage(self, since: datetime | None, until: datetime | None) -> list[Usage]:
+        """What was charged in [since, until) (jobs by when their hold was posted, with
+        the charge's entry on the paying account) and refunded in it (by when the refund
+        was made), summed by user, printer, paying account and the user's groups of the
+        time (today's for a hold made before the ledger kept them)."""
+        rows = await self.conn.fetch(
+            """WITH facts AS (
+                   SELECT h.job_id, 1 AS jobs, h.pages * h.copies AS sides,
+                          coalesce(h.color_sides, 0) * h.copies AS color_sides,
+                          coalesce(h.grayscale_sides, 0) * h.copies AS grayscale_sides,
+                          coalesce(-e.amount, 0) AS charged, 0 AS refunded
+                     FROM holds h
+                     LEFT JOIN transactions t ON t.op_key = 'job:' || h.job_id || ':charge'
+                     LEFT JOIN entries e ON e.transaction_id = t.id
+                                        AND e.account_id = h.account_id
+                    WHERE h.state = 'posted'
+                      AND ($1::timestamptz IS NULL OR h.resolved_at >= $1)
+                      AND ($2::timestamptz IS NULL OR h.resolved_at < $2)
+                   UNION ALL
+                   SELECT t.job_id, 0, 0, 0, 0, 0, e.amount
+                     FROM transactions t
+                     JOIN holds h ON h.job_id = t.job_id
+                     JOIN entries e ON e.transaction_id = t.id AND e.account_id = h.account_id
+                    WHERE t.kind = 'refund'
+                      AND ($1::timestamptz IS NULL OR t.created_at >= $1)
+                      AND ($2::timestamptz IS NULL OR t.created_at < $2))
+               SELECT h.user_login, h.printer, h.account_id,
+                      coalesce(h.user_groups, ARRAY(SELECT m.group_name FROM group_members m
+                                                     WHERE m.login = h.user_login
+                                                     ORDER BY m.group_name)) AS groups,
+                      sum(f.jobs)::int AS jobs, sum(f.sides)::int AS sides,
+                      sum(f.color_sides)::int AS color_sides,
+                      sum(f.grayscale_sides)::int AS grayscale_sides,
+                      sum(f.charged)::numeric(14, 2) AS charged,
+                      sum(f.refunded)::numeric(14, 2) AS refunded
+                 FROM facts f JOIN holds h ON h.job_id = f.job_id
+                GROUP BY 1, 2, 3, 4
+                ORDER BY 1, 2, 3, 4""",
+            since,
+            until,
+        )
+        return [
+            Usage(
+                user=r["user_login"],
+                printer=r["printer"],
+                account=r["account_id"],
+                groups=tuple(r["groups"]),
+                jobs=r["jobs"],
+                sides=r["sides"],
+                color_sides=r["color_sides"],
+                grayscale_sides=r["grayscale_sides"],
+                charged=r["charged"],
+                refunded=r["refunded"],
+            )
+            for r in rows
+        ]
+
+    async def invoice_lines(
+        self, account_id: str, since: datetime | None, until: datetime | None, limit: int
+    ) -> list[asyncpg.Record]:
+        """The charges to `account_id` and its refunds in [since, until), oldest first, at
+        most `limit`, each with its job's user, document, sides and the user's comment."""
+        return await self.conn.fetch(
+            """SELECT t.created_at, t.id, t.kind, t.job_id, t.description, t.created_by,
+                      -e.amount AS amount, h.user_login, h.document_name, h.printer,
+                      h.pages * h.copies AS sides, h.comment
+                 FROM entries e JOIN transactions t ON t.id = e.transaction_id
+                 LEFT JOIN holds h ON h.job_id = t.job_id
+                WHERE e.account_id = $1 AND t.kind IN ('charge', 'refund')
+                  AND ($2::timestamptz IS NULL OR t.created_at >= $2)
+                  AND ($3::timestamptz IS NULL OR t.created_at < $3)
+                ORDER BY e.id LIMIT $4""",
+            account_id,
+            since,
+            until,
+            limit,
+        )
+
+    async def invoice_totals(
+        self, account_id: str, since: datetime | None, until: datetime | None
+    ) -> InvoiceTotals:
+        """The account's sums over [since, until): before it, charges, refunds, the rest.
+        Sums of entries, not balances after a line, so a long period needs no lines."""
+        r = await self.conn.fetchrow(
+            """SELECT
+                 coalesce(sum(e.amount) FILTER (
+                     WHERE $2::timestamptz IS NOT NULL AND t.created_at < $2), 0) AS opening,
+                 coalesce(-sum(e.amount) FILTER (WHERE inside AND t.kind = 'charge'), 0)
+                     AS charged,
+                 coalesce(sum(e.amount) FILTER (WHERE inside AND t.kind = 'refund'), 0)
+                     AS refunded,
+                 coalesce(sum(e.amount) FILTER (
+                     WHERE inside AND t.kind NOT IN ('charge', 'refund')), 0) AS other
+               FROM entries e JOIN transactions t ON t.id = e.transaction_id,
+                    LATERAL (SELECT ($2::timestamptz IS NULL OR t.created_at >= $2)
+                                AND ($3::timestamptz IS NULL OR t.created_at < $3) AS inside) w
+               WHERE e.account_id = $1""",
+            account_id,
+            since,
+            until,
+        )
+        return InvoiceTotals(**dict(r))
 
     async def counts(self) -> asyncpg.Record:
         return await self.conn.fetchrow(

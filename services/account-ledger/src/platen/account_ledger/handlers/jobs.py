@@ -101,6 +101,7 @@ async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     if await ctx.store.job_closed(event.job_id):
         ctx.log.info("price for a job that was already cancelled ignored")
         return
+    await ctx.store.share_user(event.user)  # not deleted while this job is held
     user = await ctx.store.user(event.user)
     if user is None and ctx.prepared is not None:
         # A user the directory knows, printing for the first time: made by the first

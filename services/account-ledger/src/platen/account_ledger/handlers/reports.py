@@ -1,4 +1,4 @@
-"""Statements and the ledger's self-check."""
+"""Statements, reports, invoices and the ledger's self-check."""
 
 from __future__ import annotations
 
@@ -15,8 +15,17 @@ from platen.events.accounts import (
     StatementView,
     VerifyLedger,
 )
+from platen.events.reports import (
+    Invoice,
+    InvoiceLine,
+    InvoiceQuery,
+    ReportRow,
+    UsageReport,
+    UsageReportQuery,
+)
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
+from platen.messaging.senders import ADMIN
 
 # A hold still pending after this long has outlived its job (it should have been posted,
 # or voided by the job's cancellation or expiry long before).
@@ -70,4 +79,69 @@ async def on_verify(ctx: HandlerContext, query: VerifyLedger) -> LedgerReport:
         accounts=counts["accounts"],
         pending_holds=counts["pending_holds"],
         problems=problems,
+    )
+
+
+def _row(line: domain.ReportLine) -> ReportRow:
+    return ReportRow(
+        key=line.key,
+        jobs=line.jobs,
+        sides=line.sides,
+        color_sides=line.color_sides,
+        grayscale_sides=line.grayscale_sides,
+        charged=line.charged,
+        refunded=line.refunded,
+        amount=line.amount,
+    )
+
+
+# Who printed what, and who paid: administrators' business, not a desktop's or a print
+# server's (the broker keeps them from sending it; this refuses it if it arrives anyway).
+@subscribe.query(UsageReportQuery, senders=ADMIN)
+async def on_report(ctx: HandlerContext, query: UsageReportQuery) -> UsageReport:
+    lines, total = domain.report(await ctx.store.usage(query.since, query.until), query.by)
+    return UsageReport(
+        by=query.by,
+        since=query.since,
+        until=query.until,
+        lines=[_row(line) for line in lines],
+        total=_row(total),
+    )
+
+
+@subscribe.query(InvoiceQuery, senders=ADMIN)
+async def on_invoice(ctx: HandlerContext, query: InvoiceQuery) -> Invoice | ErrorReply:
+    try:
+        account_id = await ctx.store.resolve(query.account)
+    except NotFound as exc:
+        return ErrorReply(error=str(exc))
+    rows = await ctx.store.invoice_lines(account_id, query.since, query.until, query.limit + 1)
+    totals = await ctx.store.invoice_totals(account_id, query.since, query.until)
+    return Invoice(
+        account=account_id,
+        since=query.since,
+        until=query.until,
+        opening_balance=totals.opening,
+        charged=totals.charged,
+        refunded=totals.refunded,
+        total=totals.total,
+        other=totals.other,
+        closing_balance=totals.closing,
+        lines=[
+            InvoiceLine(
+                at=r["created_at"],
+                transaction_id=r["id"],
+                kind=r["kind"],
+                job_id=r["job_id"],
+                user=r["user_login"],
+                document_name=r["document_name"],
+                printer=r["printer"],
+                sides=r["sides"],
+                amount=r["amount"],
+                # A charge's comment is the user's, from the popup; a refund's its reason.
+                comment=r["comment"] if r["kind"] == "charge" else r["description"],
+            )
+            for r in rows[: query.limit]
+        ],
+        truncated=len(rows) > query.limit,
     )

@@ -8,9 +8,11 @@ from platen.account_ledger.handlers.common import create_user, not_cents, user_v
 from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     AddUser,
+    DeleteUser,
     ListUsers,
     SetUser,
     ShowUser,
+    UserDeleted,
     UserDisabled,
     UserEnabled,
     UserGroupsSet,
@@ -41,8 +43,11 @@ async def on_add_user(ctx: HandlerContext, cmd: AddUser) -> UserView | ErrorRepl
 
 @subscribe.command(SetUser, senders=ADMIN)
 async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorReply:
-    if await ctx.store.user(cmd.login) is None:
+    user = await ctx.store.user(cmd.login)
+    if user is None:
         return ErrorReply(error=f"no user named {cmd.login!r}")
+    if user.deleted:
+        return ErrorReply(error=f"{cmd.login} was deleted; a deleted user cannot be changed")
     for what, value in [
         ("overdraft limit", cmd.overdraft_limit),
         ("low-balance threshold", cmd.low_balance_threshold),
@@ -104,3 +109,29 @@ async def on_list_users(ctx: HandlerContext, query: ListUsers) -> UserList:
         ],
         truncated=len(rows) > query.limit,
     )
+
+
+@subscribe.command(DeleteUser, senders=ADMIN)
+async def on_delete_user(ctx: HandlerContext, cmd: DeleteUser) -> UserDeleted | ErrorReply:
+    # Locked first: a job being held for them (which shares this lock) is either held
+    # before, and counted below, or finds them deleted and is denied.
+    await ctx.store.lock_user(cmd.login)
+    user = await ctx.store.user(cmd.login)
+    if user is None:
+        return ErrorReply(error=f"no user named {cmd.login!r}")
+    account = domain.personal_account(cmd.login)
+    if user.deleted:
+        deleted_at = await ctx.store.delete_user(cmd.login)  # changes nothing: as it was
+        return UserDeleted(login=cmd.login, deleted_at=deleted_at, already=True)
+    await ctx.store.lock_accounts([account])
+    refusal = domain.deletion_refusal(
+        cmd.login, await ctx.store.balance(account), await ctx.store.open_jobs(cmd.login)
+    )
+    if refusal:
+        return ErrorReply(error=refusal)
+    deleted_at = await ctx.store.delete_user(cmd.login)
+    ctx.log.info("user deleted", login=cmd.login)
+    # The notification service signs them out of their desktop and takes their broker
+    # identity's permissions away, as for a disabled user.
+    await ctx.emit(UserDisabled(login=cmd.login), correlation_id=account)
+    return UserDeleted(login=cmd.login, deleted_at=deleted_at)
