@@ -28,6 +28,7 @@ from platen.events.base import (
     Message,
     Query,
     Reply,
+    canonical_login,
     is_valid_login,
     upcasts,
 )
@@ -232,7 +233,7 @@ INVALID_LOGINS = [
 @pytest.mark.parametrize("login", VALID_LOGINS)
 def test_valid_logins(login):
     assert is_valid_login(login)
-    assert ShowUser(login=login).login == login
+    assert ShowUser(login=login).login == login.lower()
 
 
 @pytest.mark.parametrize("login", INVALID_LOGINS)
@@ -812,3 +813,32 @@ def test_every_job_event_names_its_job_with_the_same_fields_and_types():
             if field in shared:
                 assert info.annotation == shared[field].annotation, (name, field)
                 assert info.metadata == shared[field].metadata, (name, field)
+
+
+@pytest.mark.parametrize(
+    ("name", "domains", "login"),
+    [
+        ("alice", (), "alice"),
+        ("Alice", (), "alice"),  # logins match without regard to case
+        ("First.Last", (), "first.last"),
+        ("CORP\\Alice", ("corp",), "alice"),
+        ("corp\\alice", ("CORP",), "alice"),
+        ("CORP\\alice", ("*",), "alice"),
+        ("CORP\\alice", (), None),  # an unlisted domain: no login holds a backslash
+        ("OTHER\\alice", ("CORP",), None),
+        ("alice@CORP.EXAMPLE.ORG", ("corp.example.org",), "alice"),
+        ("ann@example", (), "ann@example"),  # an unlisted realm stays part of the login
+        ("ann@example", ("corp",), "ann@example"),
+        ("CORP\\platen-admin", ("CORP",), None),  # reserved however it is spelled
+        ("Guest", (), None),
+        ("CORP\\", ("CORP",), None),
+        ("bad*name", (), None),
+    ],
+)
+def test_a_user_name_maps_to_its_login_by_the_sites_domains(name, domains, login):
+    assert canonical_login(name, domains) == login
+
+
+def test_every_message_keeps_logins_in_lower_case():
+    assert ShowUser(login="First.Last").login == "first.last"
+    assert UserAdded(login="ALICE").login == "alice"
