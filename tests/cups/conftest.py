@@ -54,7 +54,16 @@ def print_server_config(system, folder: Path, name: str) -> Path:
     identity (`platenctl printserver add`), its job-id state in `folder`."""
     config = folder / "cups-backend.conf"
     system.ctl(
-        "printserver", "add", name, "--output", str(config), "--state-dir", str(folder / "state")
+        "printserver",
+        "add",
+        name,
+        "--output",
+        str(config),
+        "--state-dir",
+        str(folder / "state"),
+        # As a site whose print server sees Active Directory names (`CORP\alice`).
+        "--login-domains",
+        "CORP, corp.example.org",
     )
     return config
 

@@ -77,6 +77,26 @@ async def test_a_denied_job_never_arrives_and_cups_shows_why(system, cups):
     assert D(system.user_json("bob")["balance"]) == D("0.10")
 
 
+async def test_a_domain_user_with_a_dotted_login_prints_as_their_platen_login(system, cups):
+    # The print server sees Active Directory names; its backend maps the site's domains
+    # off (`--login-domains CORP, corp.example.org`), and logins match without regard to
+    # case. A domain the site did not list is no login: cancelled, saying so.
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "First.Last", "--balance", "5.00")
+    mapped = cups.cups.lp("lab-color", document(system, 1), "CORP\\First.Last")
+    await job_state(cups, "lab-color", mapped, {COMPLETED})
+    realm = cups.cups.lp("lab-color", document(system, 2), "first.last@CORP.EXAMPLE.ORG")
+    await job_state(cups, "lab-color", realm, {COMPLETED})
+    other = cups.cups.lp("lab-color", document(system, 1), "EVIL\\first.last")
+    info = await job_state(cups, "lab-color", other, {CANCELED, ABORTED})
+    assert "not a login Platen knows" in info["job-printer-state-message"]
+    assert len(cups.printers["lab-color"].received()) == 2
+    user = system.user_json("first.last")
+    assert (user["login"], D(user["balance"])) == ("first.last", D("4.70"))
+    rows = await query(system.database_url, "SELECT DISTINCT user_login FROM job_capture.jobs")
+    assert [r["user_login"] for r in rows] == ["first.last"]
+
+
 async def test_a_job_the_printer_fails_is_reported_and_not_charged(system, cups):
     system.ctl("printer", "add", "broken", "--price-per-page", "0.10")
     system.ctl("user", "add", "alice", "--balance", "5.00")

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal as D
 
 import pytest
+from aiormq.exceptions import ChannelAccessRefused
 
 from platen.events.desktop import AnswerResult, BroadcastNotice, JobAnswer
 from platen.testing.documents import make_pdf
@@ -136,7 +137,12 @@ async def test_an_answer_after_the_deadline_does_not_print(system, client_for, d
 
 
 async def publish_reply(
-    amqp_url: str, login: str, reply, routing_login: str | None = None, user_id: str | None = None
+    amqp_url: str,
+    login: str,
+    reply,
+    routing_login: str | None = None,
+    user_id: str | None = None,
+    routing_key: str | None = None,
 ):
     """Publish a reply as a hand-written desktop program would."""
     import uuid
@@ -163,7 +169,7 @@ async def publish_reply(
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 user_id=user_id,
             ),
-            routing_key=desktop_key(routing_login or login, "answer"),
+            routing_key=routing_key or desktop_key(routing_login or login, "answer"),
         )
 
 
@@ -217,28 +223,36 @@ async def test_one_answer_for_all_waiting_jobs(system, client_for):
 
 
 async def test_a_reply_under_another_users_key_is_ignored(system, client_for, desktops):
-    confirm_user(system, "bob")
-    system.ctl("user", "add", "mallory", "--balance", "5.00")
-    client = client_for("bob")
-    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    # The victim's login holds a dot, as Active Directory logins often do (`first.last`),
+    # and the attacker's is its first word: the broker must keep `first`'s keys from
+    # covering `first.last`'s, and `first.last` must print and answer like anyone.
+    confirm_user(system, "first.last")
+    system.ctl("user", "add", "first", "--balance", "5.00")
+    client = client_for("first.last")
+    [job] = await submit_jobs(system.amqp_url, "first.last", "lab-1", make_pdf(1), 1)
     await client.wait_for("desktop.job_prompt", job_id=job)
-    # Mallory, signed in as herself, claims to be bob: the broker lets her publish only
-    # under her own key (and her own user_id), so the claim shows.
-    mallory = desktop_url(desktops("mallory"))
-    spoof = JobAnswer(job_id=job, user="bob", action="print")
-    await publish_reply(mallory, "bob", spoof, routing_login="mallory", user_id="mallory")
-    # Mallory answers bob's job as herself: refused, and told so.
-    mine = JobAnswer(job_id=job, user="mallory", action="print")
-    await publish_reply(mallory, "mallory", mine, user_id="mallory")
-    got = await system.desktop_messages("mallory", timeout=20, until=is_answer_result)
+    mallory = desktop_url(desktops("first"))
+    spoof = JobAnswer(job_id=job, user="first.last", action="print")
+    # Her key with the victim's dot written as itself: outside her topic permission.
+    with pytest.raises(ChannelAccessRefused):
+        await publish_reply(mallory, "first.last", spoof, routing_key="user.first.last.answer")
+    # Signed in as herself, claiming to be first.last under her own key: the claim shows.
+    await publish_reply(mallory, "first.last", spoof, routing_login="first", user_id="first")
+    # She answers first.last's job as herself: refused, and told so.
+    mine = JobAnswer(job_id=job, user="first", action="print")
+    await publish_reply(mallory, "first", mine, user_id="first")
+    got = await system.desktop_messages("first", timeout=20, until=is_answer_result)
     assert got[-1].outcome == "refused" and "someone else" in got[-1].reason
     assert job_states(system)[str(job)] not in ("authorized", "released", "printed")
     assert client.of_type("desktop.answer_result") == []
-    assert "sent under mallory's routing key" in system.services.log("notification")
-    # The job still waits for bob.
+    assert "sent under first's routing key" in system.services.log("notification")
+    # The job still waits for first.last, who prints it and is charged.
     client.send(job_id=job, action="print")
     [r] = await client.wait_for("desktop.answer_result", job_id=job)
     assert r["outcome"] == "authorized"
+    [printed] = await client.wait_for("desktop.job_printed", job_id=job)
+    assert printed["cost"] == "0.10" and printed["balance"] == "4.90"
+    assert D(system.user_json("first")["balance"]) == D("5.00")
 
 
 async def test_bad_answers_get_a_clear_error_and_change_nothing(system, client_for):

@@ -26,6 +26,8 @@ def test_command_line_options():
         ["--user", "bob", "--amqp-url", "amqp://h/", "--window-position", "10, 20"]
     ).window_position == (10, 20)
     assert load(["--user", "bob", "--amqp-url", "amqp://h/", "--json"]).mode == "json"
+    # A dotted login, in any case: kept as Platen keeps logins (lower case).
+    assert load(["--user", "First.Last", "--amqp-url", "amqp://h/"]).login == "first.last"
 
 
 def test_config_file_gives_the_connection_and_options(tmp_path):
@@ -62,7 +64,8 @@ def test_a_readable_password_file_is_warned_about(tmp_path, capsys):
         ('url = "http://h/"\n', "must start with amqp://"),
         ('window_position = "middle"\n', "is not one of top-left"),
         ('default_selection = "nobody"\n', "default selection 'nobody'"),
-        ('user = "a.b"\n', "not a valid login"),
+        ('user = "a*b"\n', "not a valid login"),
+        ('user = "platen-admin"\n', "not a valid login"),
     ],
 )
 def test_bad_config_is_refused_with_a_reason(tmp_path, content, error):

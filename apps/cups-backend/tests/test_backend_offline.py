@@ -58,10 +58,11 @@ def run_backend(tmp_path, policy: str, **settings) -> tuple[int, str, float]:
 
 
 def test_deny_policy_cancels_the_job_after_the_grace_period(tmp_path):
-    code, err, took = run_backend(tmp_path, "deny", offline_grace=1)
+    code, err, _ = run_backend(tmp_path, "deny", offline_grace=1)
     assert code == 5  # CUPS_BACKEND_CANCEL
+    # Not a timed check (the machine is noisy): a backend that held the job instead would
+    # wait `offline_wait` (an hour) and outlive the run's 60 s timeout.
     assert "Platen is unreachable" in err and "cancels jobs" in err
-    assert took < 30
 
 
 def test_hold_policy_hands_the_job_back_to_cups_held(tmp_path):
@@ -137,15 +138,15 @@ def test_a_document_over_the_size_limit_is_cancelled_at_once_with_the_reason(tmp
         "CUPS_SERVERBIN": str(tmp_path),
     }
     # Once as a file argument, once on stdin (as CUPS hands over a filtered document).
+    # Held for an outage, it would wait an hour (`offline_wait`'s default) and not return
+    # within the run's timeout; refused, it is cancelled (5), never held (3).
     for extra, stdin in (([str(doc)], None), ([], doc.read_bytes())):
-        started = time.monotonic()
         out = subprocess.run([*argv, *extra], env=env, input=stdin, capture_output=True, timeout=60)
         err = out.stderr.decode()
         assert out.returncode == 5, err  # CUPS_BACKEND_CANCEL
         reason = f"the document is too large ({size} bytes; the limit is {size - 1})"
         assert f"INFO: Platen: {reason}" in err
         assert "unreachable" not in err
-        assert time.monotonic() - started < 10  # refused at once, not held for an outage
         assert not marker.exists()
     # At the limit it is not refused for its size (it waits for Platen instead).
     config.write_text(

@@ -28,6 +28,7 @@ from platen.events.base import (
     Message,
     Query,
     Reply,
+    canonical_login,
     is_valid_login,
     upcasts,
 )
@@ -44,6 +45,7 @@ from platen.events.registry import (
     encode,
     register,
 )
+from platen.events.routing import desktop_key, login_of_key
 from platen.events.system import Ping
 
 JOB_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -167,9 +169,53 @@ def test_money_json_is_always_a_string_parsing_back_to_the_same_amount(amount):
 
 # --------------------------------------------------------------------------- logins
 
-VALID_LOGINS = ["a", "alice", "Bob_2", "_svc", "9lives", "ann@example", "j-doe", "a" * 64]
+
+@pytest.mark.parametrize("login", ["alice", "first.last", "a.b.c", "ann@example", "j-doe"])
+def test_a_login_is_one_word_of_its_desktop_keys_and_reads_back(login):
+    key = desktop_key(login, "answer")
+    assert key.count(".") == 2 and key.startswith("user.") and key.endswith(".answer")
+    assert login_of_key(key) == login
+
+
+def test_no_login_can_pass_for_another_in_a_routing_key():
+    # `first`'s permission (`^user\.first\.[^.]+$`) never covers `first.last`'s keys, and a
+    # key that writes a dot any other way than login_word does names no login.
+    assert desktop_key("first.last", "answer") == "user.first%2Elast.answer"
+    assert login_of_key("user.first.last.answer") is None
+    for key in ("user.first%2elast.answer", "user.first%25last.answer", "user.a%.answer"):
+        assert login_of_key(key) is None
+    assert login_of_key("user.alice") is None and login_of_key("desktop.alice.x") is None
+
+
+VALID_LOGINS = [
+    "a",
+    "alice",
+    "Bob_2",
+    "_svc",
+    "9lives",
+    "ann@example",
+    "j-doe",
+    "a" * 64,
+    "first.last",  # routing keys carry it as one word (routing.login_word)
+    "j.r.r.tolkien",
+    "replatten-fan",  # "platen-" only after a separator or at the start is kept
+    "guestlecturer",
+]
+RESERVED_LOGINS = [
+    "guest",  # the broker's own
+    "GUEST",
+    "platen-admin",
+    "platen-job-capture",
+    "Platen-Ledger",
+    "platen-print-server",
+    "platen-print-server.lab1",
+    "site1-platen-admin",  # an installation's prefix before it
+    "x.platen-notification",
+]
 INVALID_LOGINS = [
-    "a.b",  # topic word separator
+    *RESERVED_LOGINS,
+    ".ab",  # must start with a letter, digit or underscore
+    "a%2Eb",  # % is the routing keys' escape
     "a*",  # topic wildcard
     "a#",  # topic wildcard
     "",
@@ -187,7 +233,7 @@ INVALID_LOGINS = [
 @pytest.mark.parametrize("login", VALID_LOGINS)
 def test_valid_logins(login):
     assert is_valid_login(login)
-    assert ShowUser(login=login).login == login
+    assert ShowUser(login=login).login == login.lower()
 
 
 @pytest.mark.parametrize("login", INVALID_LOGINS)
@@ -220,7 +266,7 @@ def test_models_with_login_fields_refuse_invalid_logins(build, login):
         build(login)
 
 
-@pytest.mark.parametrize("login", ["a.b", "a*", "a#", "", "a" * 65])
+@pytest.mark.parametrize("login", ["platen-admin", "guest", "a*", "a#", "", "a" * 65])
 def test_decode_refuses_invalid_login(login):
     body = json.dumps({"login": login}).encode()
     with pytest.raises(MalformedMessage, match="login"):
@@ -767,3 +813,32 @@ def test_every_job_event_names_its_job_with_the_same_fields_and_types():
             if field in shared:
                 assert info.annotation == shared[field].annotation, (name, field)
                 assert info.metadata == shared[field].metadata, (name, field)
+
+
+@pytest.mark.parametrize(
+    ("name", "domains", "login"),
+    [
+        ("alice", (), "alice"),
+        ("Alice", (), "alice"),  # logins match without regard to case
+        ("First.Last", (), "first.last"),
+        ("CORP\\Alice", ("corp",), "alice"),
+        ("corp\\alice", ("CORP",), "alice"),
+        ("CORP\\alice", ("*",), "alice"),
+        ("CORP\\alice", (), None),  # an unlisted domain: no login holds a backslash
+        ("OTHER\\alice", ("CORP",), None),
+        ("alice@CORP.EXAMPLE.ORG", ("corp.example.org",), "alice"),
+        ("ann@example", (), "ann@example"),  # an unlisted realm stays part of the login
+        ("ann@example", ("corp",), "ann@example"),
+        ("CORP\\platen-admin", ("CORP",), None),  # reserved however it is spelled
+        ("Guest", (), None),
+        ("CORP\\", ("CORP",), None),
+        ("bad*name", (), None),
+    ],
+)
+def test_a_user_name_maps_to_its_login_by_the_sites_domains(name, domains, login):
+    assert canonical_login(name, domains) == login
+
+
+def test_every_message_keeps_logins_in_lower_case():
+    assert ShowUser(login="First.Last").login == "first.last"
+    assert UserAdded(login="ALICE").login == "alice"

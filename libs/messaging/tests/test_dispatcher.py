@@ -74,8 +74,10 @@ class Harness:
         q = await self.channel.get_queue(f"{QUEUE}.dlq")
         got = []
         deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < count and asyncio.get_running_loop().time() < deadline:
-            raw = await q.get(fail=False)
+        while len(got) < count and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            # The whole wait may go to one answer: a loaded machine can take longer than
+            # aio-pika's 5 s default to answer a basic.get.
+            raw = await q.get(fail=False, timeout=max(left, 1.0))
             if raw is None:
                 await asyncio.sleep(0.05)
                 continue

@@ -1,12 +1,17 @@
 """Print servers' broker user names, and how a service reads the sender of a request."""
 
-import re
-
 import pytest
+from pydantic import ValidationError
 
-from platen.events.base import LOGIN_PATTERN
+from platen.events.accounts import UserAdded
+from platen.events.base import is_valid_login
 from platen.messaging import discovery, print_servers
-from platen.messaging.installation import ADMIN, IDENTITY_MANAGER, service_user
+from platen.messaging.installation import (
+    ADMIN,
+    IDENTITY_MANAGER,
+    PRESENCE_MONITOR,
+    service_user,
+)
 from platen.rpc.client import signed_in_as
 
 
@@ -31,14 +36,25 @@ def test_the_print_server_name_is_read_back_from_user_id():
 
 
 def test_no_desktop_user_can_be_taken_for_a_print_server():
-    """Desktop broker users are named after logins, and no login holds a dot: whatever
-    login an administrator adds, its broker user is never a print server's."""
-    assert not re.fullmatch(LOGIN_PATTERN, "platen-print-server.x")
-    for login in ("alice", "platen-print-server", "platen-print-server-x", "a@b"):
-        assert re.fullmatch(LOGIN_PATTERN, login)
+    """Desktop broker users are named after logins, and no login may be (or pass for) one
+    of Platen's own identities: whatever login an administrator adds or a directory
+    lists, its broker user is never a print server's, a service's or the admin's."""
+    own = [
+        ADMIN,
+        IDENTITY_MANAGER,
+        PRESENCE_MONITOR,
+        *(service_user(s) for s in discovery.specs()),
+        print_servers.broker_user("x"),
+        print_servers.broker_user("lab.1", "site1-"),
+        "guest",
+    ]
+    for user in own:
+        assert not is_valid_login(user), user
+        with pytest.raises(ValidationError, match="kept for Platen"):
+            UserAdded(login=user)
+    for login in ("alice", "first.last", "a@b", "replatten-fan"):
+        assert is_valid_login(login)
         assert print_servers.name_of(login) is None
-    for user in (ADMIN, IDENTITY_MANAGER, *(service_user(s) for s in discovery.specs())):
-        assert print_servers.name_of(user) is None
 
 
 def test_the_rpc_client_says_who_it_signs_in_as():

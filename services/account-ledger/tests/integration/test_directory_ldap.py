@@ -22,6 +22,9 @@ def slapd(tmp_path):
         server.add_person(Person("ann", "Ann Able", 10001, "ann@example.org", "C-1"), ["staff"])
         server.add_person(Person("bob", "Bob Baker", 10002), ["staff", "lab"])
         server.add_person(Person("cat", "Cat Cole", 10003))
+        # As Active Directory sites name people: a dot, and capitals (logins match
+        # without regard to case, and are kept in lower case).
+        server.add_person(Person("Dee.Dot", "Dee Dot", 10004), ["lab"])
         yield server
     finally:
         server.stop()
@@ -38,6 +41,7 @@ async def test_users_and_their_groups_are_read_over_starttls(slapd, tmp_path):
         DirectoryUser("ann", "Ann Able", "ann@example.org", "C-1", ("staff",)),
         DirectoryUser("bob", "Bob Baker", None, None, ("lab", "staff")),
         DirectoryUser("cat", "Cat Cole", None, None, ()),
+        DirectoryUser("dee.dot", "Dee Dot", None, None, ("lab",)),
     ]
 
 
@@ -45,6 +49,8 @@ async def test_one_user_is_looked_up_and_cached_for_a_while(slapd, tmp_path):
     site = directory(slapd, tmp_path)
     found = await site.lookup("bob")
     assert found.user is not None and found.user.groups == ("lab", "staff")
+    dotted = await site.lookup("dee.dot")
+    assert dotted.user is not None and dotted.user.groups == ("lab",)
     missing = await site.lookup("dan")
     assert (missing.user, missing.unavailable) == (None, None)
     slapd.stop()  # answered from the cache while the directory is away

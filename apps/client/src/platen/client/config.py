@@ -165,10 +165,12 @@ def load(argv: list[str] | None = None) -> Options:
     login = args.user or file.get("user") or getpass.getuser()
     if not is_valid_login(login):
         raise ConfigError(f"{login!r} is not a valid login")
+    login = login.lower()  # as Platen keeps every login (they match without regard to case)
     if args.amqp_url:
         url = args.amqp_url
     elif "url" in file:
-        url = with_credentials(str(file["url"]), file.get("user"), file.get("password"))
+        user = file.get("user")
+        url = with_credentials(str(file["url"]), user and user.lower(), file.get("password"))
     else:
         url = discovered_amqp_url()
     if not url.startswith(("amqp://", "amqps://")):

@@ -10,6 +10,8 @@ which CUPS backends can read whatever user they run as if it is readable:
     max_document_bytes = 16777216   ; as job-capture's PLATEN_MAX_DOCUMENT_BYTES
     heartbeat = 60                  ; seconds between "still printing" messages; keep it
                                     ; well under job-capture's release timeout
+    login_domains = CORP, corp.example.org  ; CORP\alice and alice@corp.example.org
+                                    ; print as alice (* for every domain)
 
     [printer:lab-color]
     offline = deny                  ; hold (default) or deny
@@ -55,6 +57,9 @@ class BackendConfig:
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
     state_dir: str = DEFAULT_STATE_DIR
+    # Domains (and Kerberos realms) taken off the user names CUPS gives (`CORP\alice`):
+    # the login is what is left, in lower case (`platen.events.base.canonical_login`).
+    login_domains: tuple[str, ...] = ()
 
     def policy(self, printer: str) -> PrinterPolicy:
         return self.printers.get(printer, self.printers.get("*", PrinterPolicy()))
@@ -92,6 +97,9 @@ def load(path: str | None = None) -> BackendConfig:
         ),
         heartbeat_seconds=_heartbeat(file, section.get("heartbeat", "")),
         state_dir=section.get("state_dir", DEFAULT_STATE_DIR),
+        login_domains=tuple(
+            d.strip() for d in section.get("login_domains", "").split(",") if d.strip()
+        ),
     )
 
 

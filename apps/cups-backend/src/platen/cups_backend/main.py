@@ -35,6 +35,7 @@ from platen.cups_backend.termination import (
     TERMINATION,
     Terminated,
 )
+from platen.events.base import canonical_login
 from platen.events.jobs import CancelJob, GetJobStatus, JobStatus, ReportOutcome, SubmitJob
 from platen.rpc import RequestFailed, connect
 
@@ -142,6 +143,11 @@ def handle_job(args: list[str]) -> int:
     printer = os.environ.get("PRINTER", "unknown")
     config = load()
     policy = config.policy(printer)
+    login = canonical_login(user, config.login_domains)
+    if login is None:
+        # Nobody could be charged for it: cancelled before anything is read or sent.
+        say("ERROR", f"Platen cannot charge this job: {user!r} is not a login Platen knows")
+        return CANCEL
 
     with tempfile.TemporaryDirectory(prefix="platen-") as tmp:
         # The real backend needs the document as a file; CUPS may hand it over on stdin.
@@ -196,7 +202,7 @@ def handle_job(args: list[str]) -> int:
         try:
             submit = SubmitJob(
                 job_id=job_id,
-                user=user,
+                user=login,
                 printer=printer,
                 document_name=(title or opts.document_name or "untitled")[:200],
                 document=base64.b64encode(document.read_bytes()),

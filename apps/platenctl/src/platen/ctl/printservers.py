@@ -34,8 +34,11 @@ printserver_app = typer.Typer(
 DEFAULT_STATE_DIR = "/var/lib/platen/cups-backend"
 
 
-def backend_config(credential: PrintServerCredential, url: str, state_dir: str) -> str:
+def backend_config(
+    credential: PrintServerCredential, url: str, state_dir: str, login_domains: str = ""
+) -> str:
     """The CUPS backend's INI file (platen.cups_backend.config) for this print server."""
+    domains = f"login_domains = {login_domains}\n" if login_domains else ""
     signed_in = with_credentials(url, credential.username, credential.password)
     # configparser reads `%` as the start of an interpolation: a URL's escapes are doubled.
     return (
@@ -46,6 +49,7 @@ def backend_config(credential: PrintServerCredential, url: str, state_dir: str) 
         f"amqp_url = {signed_in.replace('%', '%%')}\n"
         f"server_id = {credential.name}\n"
         f"state_dir = {state_dir.replace('%', '%%')}\n"
+        f"{domains}"
     )
 
 
@@ -63,6 +67,13 @@ def add(
     state_dir: Annotated[
         str, typer.Option(help="Where the backend keeps its job ids on the print server.")
     ] = DEFAULT_STATE_DIR,
+    login_domains: Annotated[
+        str,
+        typer.Option(
+            help="Domains and realms taken off CUPS user names, comma-separated "
+            "(CORP: CORP\\alice prints as alice; * for every domain)."
+        ),
+    ] = "",
 ) -> None:
     """Give print server NAME a broker identity of its own and write its CUPS backend
     config file (install it as /etc/platen/cups-backend.conf on that print server).
@@ -70,9 +81,11 @@ def add(
     The file holds the password: it is created readable by its owner only. Adding a print
     server again issues a new password; the previous one stops working.
     """
+    if re.search(r"[^A-Za-z0-9_.*, -]", login_domains):
+        raise fail(f"--login-domains {login_domains!r}: domain names, comma-separated")
     reply = call(AddPrintServer(name=_checked(name)))
     path = output or Path(f"platen-printserver-{name}.conf")
-    write_private(path, backend_config(reply, url or amqp_url(), state_dir))
+    write_private(path, backend_config(reply, url or amqp_url(), state_dir, login_domains))
     typer.echo(f"wrote {path} for print server {name} as {reply.username} (owner-only)")
 
 

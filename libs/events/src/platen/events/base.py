@@ -22,17 +22,42 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 # Logins appear in routing keys and queue names (`user.<login>.*`, `desktop.<login>`),
-# so the characters AMQP topic matching gives meaning to (. * #) are not allowed.
-LOGIN_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_@-]{0,63}$"
-Login = Annotated[str, StringConstraints(pattern=LOGIN_PATTERN)]
+# so the characters AMQP topic matching gives meaning to (* #) are not allowed. A dot is
+# (`first.last`, common in Active Directory): a routing key carries the login as one word,
+# its dots written %2E (`routing.login_word`), and a login holds no %.
+LOGIN_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$"
+# A user's desktop signs in as a broker user named after their login, so a login may not
+# be the name of one of Platen's own broker identities (`platen-admin`, a service's
+# `platen-job-capture`, a print server's `platen-print-server.NAME`, each perhaps behind an
+# installation's prefix) or the broker's `guest`: making that user would hand a desktop's
+# permissions to, and take the place of, the identity.
+_RESERVED = re.compile(r"(^|[-_.@])platen-|^guest$", re.IGNORECASE)
+
+
+def is_reserved_login(name: str) -> bool:
+    """Whether `name` is, or could be, one of the broker identities no user may take."""
+    return _RESERVED.search(name) is not None
+
+
+def _not_reserved(login: str) -> str:
+    if is_reserved_login(login):
+        raise ValueError(f"{login!r} is kept for Platen's own broker identities")
+    return login
+
+
+# Logins match without regard to case (as in Active Directory, and as PaperCut does):
+# every login is kept, routed and compared in lower case, whatever case it came in.
+Login = Annotated[
+    str, StringConstraints(pattern=LOGIN_PATTERN, to_lower=True), AfterValidator(_not_reserved)
+]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 PrinterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 
@@ -43,7 +68,26 @@ HEADER_VERSION = "platen-schema-version"
 
 
 def is_valid_login(login: str) -> bool:
-    return re.fullmatch(LOGIN_PATTERN, login) is not None
+    """Whether `login` is one (in any case: the `Login` type keeps it in lower case)."""
+    return re.fullmatch(LOGIN_PATTERN, login) is not None and not is_reserved_login(login)
+
+
+def canonical_login(name: str, domains: Iterable[str] = ()) -> str | None:
+    """The Platen login of a user name as a print server or a directory gives it, or None
+    when it maps to no valid login. `DOMAIN\\name` and `name@REALM` lose a domain or realm
+    that is one of the site's `domains` (any case; `*` for every domain); a name keeps an
+    unlisted `@realm` as part of the login, and an unlisted `DOMAIN\\` makes it invalid
+    (no login holds a backslash). Lower case, as every login is kept."""
+    wanted = {d.lower() for d in domains}
+    if "\\" in name:
+        domain, _, rest = name.partition("\\")
+        if "*" in wanted or domain.lower() in wanted:
+            name = rest
+    elif "@" in name:
+        rest, _, realm = name.rpartition("@")
+        if "*" in wanted or realm.lower() in wanted:
+            name = rest
+    return name.lower() if is_valid_login(name) else None
 
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -35,7 +35,7 @@ class Credential(Reply):
 
 
 # A print server's name: a host name or any short name (it appears in broker user names,
-# after a dot that no login may hold, so it never collides with a desktop user).
+# `platen-print-server.NAME`, which no login may take: see `base.is_reserved_login`).
 PRINT_SERVER_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 PrintServerName = Annotated[str, StringConstraints(pattern=PRINT_SERVER_NAME_PATTERN)]
 

@@ -12,16 +12,28 @@ def desktop_queue(login: str) -> str:
     return f"desktop.{login}"
 
 
+def login_word(login: str) -> str:
+    """A login as one word of a routing key: its dots written %2E. Written as itself,
+    `first.last`'s key `user.first.last.answer` would have four words and match no
+    binding, and a permission for `first`'s keys could be read as covering it. A login
+    holds no %, so the encoding is one to one."""
+    return login.replace(".", "%2E")
+
+
 def desktop_key(login: str, kind: str) -> str:
-    return f"user.{login}.{kind}"
+    return f"user.{login_word(login)}.{kind}"
 
 
 def login_of_key(routing_key: str) -> str | None:
-    """The login in a `user.<login>.<kind>` routing key, or None if it has another shape."""
+    """The login in a `user.<login word>.<kind>` routing key, or None if it has another
+    shape (or its login word is not one `login_word` writes)."""
     parts = routing_key.split(".")
     if len(parts) != 3 or parts[0] != "user" or not parts[1]:
         return None
-    return parts[1]
+    login = parts[1].replace("%2E", ".")
+    if "%" in login or login_word(login) != parts[1]:
+        return None
+    return login
 
 
 # Replies to requests: a topic exchange, never the default one (which reaches every queue

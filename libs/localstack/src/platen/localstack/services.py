@@ -76,11 +76,22 @@ class ServiceProcesses:
         }
 
     def start(self, name: str) -> None:
-        if name in self.procs and self.procs[name].poll() is None:
-            raise RuntimeError(f"{name} is already running")
+        self._spawn(name, name)
+
+    def start_replica(self, name: str, replica: int) -> str:
+        """One more process of service `name` (replica 2, 3, ...), as a site runs several:
+        it consumes the same queues, shares the database, and runs every background task
+        the first one does. Returns its key in `procs` (and its log's name)."""
+        key = f"{name}#{replica}"
+        self._spawn(key, name)
+        return key
+
+    def _spawn(self, key: str, name: str) -> None:
+        if key in self.procs and self.procs[key].poll() is None:
+            raise RuntimeError(f"{key} is already running")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the process keeps it
-        self.procs[name] = subprocess.Popen(
+        log = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - the process keeps it
+        self.procs[key] = subprocess.Popen(
             [sys.executable, "-m", MODULES[name]],
             env=self.env(name),
             stdout=log,

@@ -37,6 +37,7 @@ from platen.events.routing import (
     REPLIES,
     UNROUTED,
     desktop_queue,
+    login_word,
     reply_prefix,
 )
 from platen.messaging import discovery
@@ -131,7 +132,9 @@ def desktop_user(login: str) -> Permissions:
         write=_exact(DESKTOP_REPLIES),
         read=_exact(desktop_queue(login)),
         topics=(
-            TopicPermission(DESKTOP_REPLIES, write=rf"^user\.{re.escape(login)}\.[^.]+$"),
+            TopicPermission(
+                DESKTOP_REPLIES, write=rf"^user\.{re.escape(login_word(login))}\.[^.]+$"
+            ),
             TopicPermission(EVENTS, write=NOTHING, read=NOTHING),
             TopicPermission(COMMANDS, write=NOTHING, read=NOTHING),
             TopicPermission(DESKTOP, write=NOTHING, read=NOTHING),

@@ -2,8 +2,9 @@
 service tells from a message's `user_id` which print server sent it.
 
 A print server named NAME signs in as `platen-print-server.NAME` (with an installation's
-user prefix before it, if any). The dot keeps it apart from every desktop user: desktop
-broker users are named after logins, and a login may not hold a dot (`LOGIN_PATTERN`).
+user prefix before it, if any). That keeps it apart from every desktop user: desktop
+broker users are named after logins, and no login may hold `platen-` at its start or after
+a separator (`is_reserved_login`).
 RabbitMQ checks a message's `user_id` against the user that signed in, so the name read
 back from `user_id` is proven, never claimed.
 """

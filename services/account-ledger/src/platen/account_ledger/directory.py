@@ -69,7 +69,9 @@ class NssDirectory:
             if p.pw_gid in gid_names:
                 groups.add(gid_names[p.pw_gid])  # the primary group
             full_name = p.pw_gecos.split(",", 1)[0] or None
-            users.append(DirectoryUser(p.pw_name, full_name, None, None, tuple(sorted(groups))))
+            # Logins are kept in lower case (they match without regard to case).
+            login = p.pw_name.lower()
+            users.append(DirectoryUser(login, full_name, None, None, tuple(sorted(groups))))
         return users
 
     async def users(self) -> list[DirectoryUser]:
@@ -202,6 +204,7 @@ class LdapDirectory:
             login_value = _one(a.get(s.login_attribute))
             if not login_value or not is_valid_login(login_value):
                 continue
+            login_value = login_value.lower()  # logins match without regard to case
             users[login_value] = {
                 "full_name": _one(a.get("displayName")) or _one(a.get("cn")),
                 "email": _one(a.get("mail")),
@@ -212,7 +215,8 @@ class LdapDirectory:
         for g in groups:
             name = _one(g["attributes"].get("cn"))
             for member in g["attributes"].get(s.member_attribute) or []:
-                who = by_dn.get(member.lower()) if s.member_attribute == "member" else member
+                key = member.lower()
+                who = by_dn.get(key) if s.member_attribute == "member" else key
                 if name and who in users:
                     users[who]["groups"].add(name)
         return [

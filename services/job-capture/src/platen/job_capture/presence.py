@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 
 import structlog
 
+from platen.events.base import is_reserved_login
 from platen.job_capture.identity import Desktop, Origin, origin_of, parse_address
 from platen.messaging.broker_admin import BrokerAdmin, BrokerAdminError, vhost_of
 
@@ -26,14 +26,13 @@ log = structlog.get_logger("job-capture.presence")
 
 # The management API's read-only key for job-capture (a `monitoring` broker user).
 MONITOR_URL_ENV = "PLATEN_BROKER_MONITOR_URL"
-_PLATEN_IDENTITY = re.compile(r"(^|[-_.@])platen-")
 LOOKUP_TIMEOUT = 5.0
 
 _monitor: BrokerAdmin | None = None
 
 
 def is_desktop_user(name: str) -> bool:
-    return name != "guest" and _PLATEN_IDENTITY.search(name) is None
+    return not is_reserved_login(name)
 
 
 async def start(rt) -> None:
