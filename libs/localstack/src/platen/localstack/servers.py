@@ -191,9 +191,11 @@ class LocalRabbitMQ:
     def restart(self) -> None:
         """Stop and start the RabbitMQ application on its running node: every connection
         drops and every queue restarts from disk, as in a broker restart."""
-        self.ctl("stop_app")
-        self.ctl("start_app")
-        self.ctl("await_startup")
+        # Generous: on a loaded machine the app (and its quorum queues) can take minutes
+        # to come back, and a restart that is slow is not a failure of what is tested.
+        self.ctl("stop_app", timeout=300)
+        self.ctl("start_app", timeout=300)
+        self.ctl("await_startup", timeout=300)
 
     def stop(self) -> None:
         stop_process(self.proc)
