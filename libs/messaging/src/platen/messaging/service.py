@@ -143,10 +143,16 @@ def _ping_handler(service: str, rt: Runtime | None = None) -> Handler:
             outbox_refused=refused,
             instance=rt.instance if rt else "",
             metrics_url=server.url if server else None,
-            unready=await run_checks(server.checks) if server else {},
+            # Answered inside a transaction, so the database answers: the other checks
+            # only (not a second pool connection, which a busy service may lack).
+            unready=await run_checks(_without(server.checks, "database")) if server else {},
         )
 
     return ping
+
+
+def _without(checks: dict[str, Check], name: str) -> dict[str, Check]:
+    return {k: v for k, v in checks.items() if k != name}
 
 
 def _dead_letter_handlers(service: str) -> tuple[Handler, Handler]:
