@@ -64,37 +64,39 @@ class Metrics:
         self.service = service
         self.registry = CollectorRegistry()
         r = self.registry
-        by_message = ["queue", "type"]
-        self.handled = Counter(
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels, registry=r)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        by_message = ("queue", "type")
+        self.handled = counter(
             "platen_messages_handled",
             "Deliveries handled and acknowledged (duplicates skipped by the inbox included).",
             by_message,
-            registry=r,
         )
-        self.failed = Counter(
+        self.failed = counter(
             "platen_messages_failed",
             "Deliveries that failed with an error and were returned to the queue (or, on "
             "their last allowed delivery, dead-lettered).",
             by_message,
-            registry=r,
         )
-        self.dead_lettered = Counter(
+        self.dead_lettered = counter(
             "platen_messages_dead_lettered",
             "Deliveries this service put into its dead-letter queues, with the reason.",
             by_message,
-            registry=r,
         )
-        self.dropped = Counter(
+        self.dropped = counter(
             "platen_messages_dropped",
             "Deliveries turned away before any work (a desktop over its answer rate).",
             by_message,
-            registry=r,
         )
-        self.held = Gauge(
+        self.held = gauge(
             "platen_messages_held",
             "Deliveries held while the database is unreachable (never returned for an outage).",
-            ["queue"],
-            registry=r,
+            ("queue",),
         )
         self.latency = Histogram(
             "platen_handler_seconds",
@@ -103,31 +105,26 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.published = Counter(
+        self.published = counter(
             "platen_outbox_published",
             "Outbox rows published by this process's relay (with a broker confirm).",
-            registry=r,
         )
-        self.refusals = Counter(
+        self.refusals = counter(
             "platen_outbox_refusals",
             "Publishes of outbox rows the broker refused (unroutable, no such exchange, no "
             "right); each counts one attempt of its row.",
-            registry=r,
         )
-        self.outbox_waiting = Gauge(
+        self.outbox_waiting = gauge(
             "platen_outbox_waiting",
             "Outbox rows committed and not yet published (the service's whole table).",
-            registry=r,
         )
-        self.outbox_oldest = Gauge(
+        self.outbox_oldest = gauge(
             "platen_outbox_oldest_seconds",
             "Age in seconds of the oldest unpublished outbox row (0 when none).",
-            registry=r,
         )
-        self.outbox_refused = Gauge(
+        self.outbox_refused = gauge(
             "platen_outbox_refused",
             "Outbox rows refused by the broker too often: left for an administrator.",
-            registry=r,
         )
         self._samplers: list[Callable[[], Awaitable[object]]] = []
         # The oldest row's age when last read, and when that was (monotonic): while the
