@@ -36,6 +36,7 @@ MANAGEMENT_PORT = int(os.environ.get("PLATEN_RUN_MANAGEMENT_PORT", "15673"))
 DIST_PORT = int(os.environ.get("PLATEN_RUN_DIST_PORT", "25673"))
 CUPS_PORT = int(os.environ.get("PLATEN_RUN_CUPS_PORT", "6631"))
 AMQPS_PORT = int(os.environ.get("PLATEN_RUN_AMQPS_PORT", "5674"))
+PROMETHEUS_PORT = int(os.environ.get("PLATEN_RUN_PROMETHEUS_PORT", "15692"))
 INSTALLER = "platen-installer"
 # The one print server `make run` has: its cupsd, signed in as itself.
 PRINT_SERVER = "make-run"
@@ -66,6 +67,7 @@ def main() -> None:
         nodename="platen@localhost",
         tls=(tls.ca_cert, tls.server_cert, tls.server_key),
         amqps_port=AMQPS_PORT,
+        prometheus_port=PROMETHEUS_PORT,
     )
     pg = LocalPostgres(reachable_folder("postgres"), port=PG_PORT)
     services: ServiceProcesses | None = None
@@ -102,7 +104,9 @@ def main() -> None:
         services.provision()
         services.start_all()
         env = {**os.environ, "PLATEN_AMQP_URL": installed.urls["admin"]}
+        # Each service's line names its metrics and health address.
         print(ctl("status", "--timeout", "60", env=env))
+        print(f"RabbitMQ's metrics: http://127.0.0.1:{PROMETHEUS_PORT}/metrics")
         cups, printers = start_print_server(env)
         load_demo(env)
         print_tour()

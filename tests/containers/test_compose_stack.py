@@ -36,6 +36,34 @@ SERVICES = (
 PUBLISHED = {"5671/tcp", "631/tcp"}  # AMQPS for desktops, IPP for print clients
 
 
+# Run in a service's container: every service's readiness, pricing's count of handled
+# job.captured, and whether the broker's Prometheus endpoint answers.
+SCRAPE = """
+import json, time, urllib.error, urllib.request
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+names = ("job-capture", "pricing", "account-ledger", "notification")
+deadline = time.monotonic() + 120
+while True:  # a delivery is counted once acknowledged: wait for it, not a moment
+    ready = {n: get(f"http://{n}:9464/health/ready")[0] for n in names}
+    _, text = get("http://pricing:9464/metrics")
+    captured = sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+        if line.startswith("platen_messages_handled_total{") and 'type="job.captured"' in line
+    )
+    if (captured and set(ready.values()) == {200}) or time.monotonic() > deadline:
+        break
+    time.sleep(1)
+_, broker = get("http://rabbitmq:15692/metrics")
+print(json.dumps({"ready": ready, "captured_at_pricing": captured,
+                  "broker_metrics": "rabbitmq_build_info" in broker}))
+"""
+
+
 def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 600) -> str:
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
@@ -191,6 +219,13 @@ def test_the_stack_is_healthy_runs_the_tour_and_exposes_nothing_else(stack, tmp_
     assert "printed" in printed, printed
     alice = json.loads(stack.ctl("user", "show", "alice", "--json"))
     assert Decimal(alice["balance"]) == Decimal("4.70")  # 3 pages at 0.10
+
+    # Each service serves its health and metrics on the compose network: ready, and
+    # pricing counted alice's job.captured. The broker serves its own metrics too.
+    scraped = json.loads(stack.exec("job-capture", "python", "-c", SCRAPE))
+    assert set(scraped["ready"].values()) == {200}, scraped
+    assert scraped["captured_at_pricing"] >= 1, scraped
+    assert scraped["broker_metrics"], scraped
 
     # No `guest` on the broker: it never made one (its default user is the installer's).
     users = stack.exec(

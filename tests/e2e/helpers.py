@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import urllib.error
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 
 import aio_pika
 import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
 
 from platen.events.jobs import SubmitJob
 from platen.events.registry import encode
@@ -175,3 +179,42 @@ async def eventually(predicate, timeout: float = 30, interval: float = 0.2):
         if result or loop.time() > deadline:
             return result
         await asyncio.sleep(interval)
+
+
+def metrics_addresses(system) -> dict[str, str]:
+    """Each service's metrics and health address, as `platenctl status --json` gives it."""
+    status = json.loads(system.ctl("status", "--json", "--timeout", "60").stdout)
+    return {name: s["metrics_url"] for name, s in status.items()}
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+async def http_get(url: str) -> tuple[int, bytes]:
+    """GET `url`: its status and body (an error status too), off the test's loop."""
+    return await asyncio.to_thread(_get, url)
+
+
+async def scrape(address: str) -> dict[tuple[str, frozenset], float]:
+    """A service's /metrics, by series name and labels."""
+    status, body = await http_get(f"{address}/metrics")
+    assert status == 200, body[:300]
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def handled(series: dict[tuple[str, frozenset], float], message_type: str) -> float:
+    """Deliveries of `message_type` handled, over all of the service's queues."""
+    return sum(
+        value
+        for (name, labels), value in series.items()
+        if name == "platen_messages_handled_total" and ("type", message_type) in labels
+    )

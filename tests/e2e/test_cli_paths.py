@@ -10,11 +10,15 @@ with a job cancelled by its deadline.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
 
+from platen.localstack.services import MODULES
 from platen.testing.documents import make_pdf
+from tests.e2e.helpers import eventually, http_get
 
 D = Decimal
 
@@ -65,6 +69,37 @@ async def test_status_with_a_service_stopped_exits_non_zero_and_names_it(system)
     )
     system.services.start("pricing")
     assert system.ctl("status", "--timeout", "60").stdout.count(" up ") == 4
+
+    # A second pricing replica: `status` lists each, with its own metrics address.
+    with open(system.tmp / "pricing-2.log", "ab") as log:
+        replica = subprocess.Popen(
+            [sys.executable, "-m", MODULES["pricing"]],
+            env=system.services.env("pricing"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        async def both_replicas() -> list[dict]:
+            status = json.loads(system.ctl("status", "--json", "--timeout", "60").stdout)
+            return status["pricing"]["replicas"] if len(status["pricing"]["replicas"]) == 2 else []
+
+        replicas = await eventually(both_replicas, timeout=120, interval=1)
+        assert len({r["instance"] for r in replicas}) == 2
+        assert len({r["metrics_url"] for r in replicas}) == 2
+        assert all(r["ready"] for r in replicas)
+        for r in replicas:
+            status, _ = await http_get(f"{r['metrics_url']}/health/ready")
+            assert status == 200
+
+        async def a_line_each() -> bool:
+            lines = system.ctl("status").stdout.splitlines()
+            return len([line for line in lines if line.startswith("pricing ")]) == 2
+
+        assert await eventually(a_line_each, timeout=120, interval=1)
+    finally:
+        replica.terminate()
+        replica.wait(30)
 
 
 @pytest.mark.service_env(PLATEN_JOB_DEADLINE_SECONDS="4", PLATEN_INPUT_DEADLINE_SECONDS="4")

@@ -20,9 +20,13 @@ from platen.testing.documents import make_pdf
 from tests.e2e.helpers import (
     EventRecorder,
     eventually,
+    handled,
+    http_get,
     ledger_problems,
+    metrics_addresses,
     query,
     republish,
+    scrape,
     submit_jobs,
 )
 
@@ -57,10 +61,39 @@ async def test_alice_prints_and_is_charged_bob_is_denied(system):
     system.ctl("user", "add", "alice", "--balance", "5.00")
     system.ctl("user", "add", "bob", "--balance", "0.10")
     report = write_pdf(system, "report.pdf", 3)
+    # Each service serves its metrics and health; what it counted before alice's job.
+    addresses = metrics_addresses(system)
+    assert set(addresses) == set(system.services.procs)
+    for address in addresses.values():
+        status, body = await http_get(f"{address}/health/ready")
+        assert (status, json.loads(body)) == (200, {"ready": True, "failed": {}})
+    before = {name: await scrape(address) for name, address in addresses.items()}
 
     out = system.ctl("print", str(report), "--user", "alice", "--printer", "lab-1", "--wait")
     job_id = out.stdout.splitlines()[0]
     assert "printed" in out.stdout and "charged 0.30, balance 4.70" in out.stdout
+    # One job: each message about it handled once, by the service it is for.
+    one_each = {
+        "job-capture": ("capture.submit", "job.authorized"),
+        "pricing": ("job.captured",),
+        "account-ledger": ("job.priced", "job.printed"),
+        "notification": ("job.charged",),
+    }
+
+    async def counted_once() -> bool:
+        # A delivery is counted once acknowledged, which may be after the reply came.
+        for name, types in one_each.items():
+            now = await scrape(addresses[name])
+            if any(handled(now, t) != handled(before[name], t) + 1 for t in types):
+                return False
+        return True
+
+    assert await eventually(counted_once, timeout=60)
+    capture = await scrape(addresses["job-capture"])
+    analysed = ("platen_analysis_seconds_count", frozenset({("outcome", "analysed")}))
+    assert capture[analysed] == before["job-capture"][analysed] + 1
+    assert ("platen_jobs", frozenset({("state", "captured")})) in capture
+    assert capture[("platen_outbox_refused", frozenset())] == 0
     assert D(system.user_json("alice")["balance"]) == D("4.70")
     [charge] = await charges(system, job_id)
     assert charge["total"] == 0 and charge["n"] == 2

@@ -25,7 +25,15 @@ from platen.messaging.outbox import MAX_ATTEMPTS
 from platen.testing.documents import make_pdf
 from platen.testing.outages import PrivateStack, private_stack
 from tests.conftest import System
-from tests.e2e.helpers import eventually, ledger_problems, query, submit_jobs
+from tests.e2e.helpers import (
+    eventually,
+    http_get,
+    ledger_problems,
+    metrics_addresses,
+    query,
+    scrape,
+    submit_jobs,
+)
 
 # Each test waits out an outage and the drain after it, and the first also starts the
 # private stack: more than the suite's 300 s a test on a loaded machine.
@@ -201,15 +209,37 @@ async def test_the_broker_frozen_loses_nothing(stack: PrivateStack, outage_syste
 async def test_the_database_stopped_dead_letters_nothing(
     stack: PrivateStack, outage_system: System
 ):
+    # Asked while the services are idle: a status query waiting behind a busy queue
+    # expires there (and is dead-lettered).
+    addresses = metrics_addresses(outage_system)
     everything = await jobs_in_flight(outage_system)
     stack.stop_database()
     try:
         # Jobs submitted meanwhile reach job-capture, which must hold them: the broker is
         # up, only the database is away.
         more = await submit_jobs(outage_system.amqp_url, "alice", "lab-1", make_pdf(3), 10)
+        # Every service says it is not ready, and why; its metrics are still served, with
+        # the deliveries it holds.
+        for name, address in addresses.items():
+            status, body = await http_get(f"{address}/health/ready")
+            assert status == 503, (name, body)
+            assert "database" in json.loads(body)["failed"], (name, body)
+            assert (await http_get(f"{address}/health/live"))[0] == 200
+        held = ("platen_messages_held", frozenset({("queue", "job-capture.commands")}))
+
+        async def holding_jobs() -> bool:
+            return (await scrape(addresses["job-capture"])).get(held, 0) > 0
+
+        assert await eventually(holding_jobs, timeout=OUTAGE_SECONDS)
         await during(OUTAGE_SECONDS, None)
     finally:
         stack.start_database()
     holding = "database unavailable; holding the message"
     assert holding in outage_system.services.log("job-capture")
+
+    async def all_ready() -> bool:
+        answers = [await http_get(f"{a}/health/ready") for a in addresses.values()]
+        return all(status == 200 for status, _ in answers)
+
+    assert await eventually(all_ready, timeout=120)
     await assert_recovered(outage_system, everything | {str(i) for i in more})

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from getpass import getuser
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
         "PLATEN_RUN_MANAGEMENT_PORT": str(free_port()),
         "PLATEN_RUN_DIST_PORT": str(free_port()),
         "PLATEN_RUN_CUPS_PORT": str(free_port()),
+        "PLATEN_RUN_PROMETHEUS_PORT": str(free_port()),
     }
     env.pop("PLATEN_AMQP_URL", None)
     server = subprocess.Popen(
@@ -100,6 +102,13 @@ def test_make_run_starts_the_system_and_the_readme_tour_works():
             if "Press Ctrl-C to stop" in line:
                 break
         assert any("Platen is running" in line for line in output), "".join(output)
+        # It printed each service's metrics address, and the broker's, which answers.
+        served = [line for line in output if "; metrics http://127.0.0.1:" in line]
+        assert len(served) == 4, "".join(output)
+        broker = f"http://127.0.0.1:{env['PLATEN_RUN_PROMETHEUS_PORT']}/metrics"
+        assert any(broker in line for line in output), "".join(output)
+        with urllib.request.urlopen(broker, timeout=60) as answer:
+            assert b"rabbitmq_build_info" in answer.read()
 
         # The second shell: the checkout's folder (holding run/), no settings at all.
         (tmp_path / ".venv").symlink_to(VENV_BIN.parent)

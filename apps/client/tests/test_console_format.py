@@ -79,6 +79,9 @@ def test_other_messages_fall_back_to_type_and_json():
         "outbox_waiting": 0,
         "outbox_oldest_seconds": None,
         "outbox_refused": 0,
+        "instance": "",
+        "metrics_url": None,
+        "unready": {},
     }
 
 

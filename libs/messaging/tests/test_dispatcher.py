@@ -163,6 +163,44 @@ async def test_a_message_is_applied_once_however_often_it_is_delivered(harness):
     assert await harness.applied() == [msg_id, later.message_id]
 
 
+def counted(harness, name, type_="job.captured"):
+    return harness.dispatcher.metrics.registry.get_sample_value(
+        name, {"queue": QUEUE, "type": type_}
+    )
+
+
+async def test_what_became_of_each_delivery_is_counted_by_queue_and_type(channel, pool, publisher):
+    async def record_or_fail(ctx, event):
+        if event.document_name == "bug.pdf":
+            raise ValueError("a bug, not an outage")
+        await record(ctx, event)
+
+    h = Harness(channel, pool, publisher, record_or_fail)
+    await h.start()
+    body = captured_body()
+    first = message(body)
+    await h.send(first)
+    await h.send(message(body, message_id=first.message_id))  # a duplicate: handled, skipped
+    await h.send(message(b"not json"))
+    await h.send(message(b"{}", type_="job.made-up"))
+    await h.send(message(captured_body().replace(b"a.pdf", b"bug.pdf")))
+
+    async def settled():
+        return (
+            counted(h, "platen_messages_handled_total") == 2
+            and counted(h, "platen_messages_dead_lettered_total") == 2
+            and counted(h, "platen_messages_dead_lettered_total", "unknown") == 1
+        )
+
+    # The buggy one is returned DELIVERY_LIMIT times, then dead-lettered with its error.
+    assert await wait_for(settled, timeout=60)
+    assert counted(h, "platen_messages_failed_total") == DELIVERY_LIMIT + 1
+    latency = h.dispatcher.metrics.registry.get_sample_value(
+        "platen_handler_seconds_count", {"type": "job.captured"}
+    )
+    assert latency == 2
+
+
 async def test_transient_failure_is_retried_then_applied_once(channel, pool, publisher):
     attempts = []
 

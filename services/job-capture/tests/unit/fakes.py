@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -89,6 +90,9 @@ class FakeStore:
     async def status(self, job_id: uuid.UUID) -> tuple[str, str | None] | None:
         job = self.jobs.get(job_id)
         return None if job is None else (job.state, job.reason)
+
+    async def open_jobs_by_state(self) -> dict[str, int]:
+        return dict(Counter(j.state for j in self.jobs.values() if j.state not in FINAL))
 
     async def owner(self, job_id: uuid.UUID) -> tuple[bool, str | None]:
         job = self.jobs.get(job_id)

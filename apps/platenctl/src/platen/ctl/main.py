@@ -50,19 +50,44 @@ app.add_typer(dlq_app, name="dlq")
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 
-async def _ping(client: rpc.Client, service: str) -> Pong | None:
-    if not await client.consumers(f"{service}.commands"):
+async def _ping(client: rpc.Client, service: str) -> list[Pong] | None:
+    """Each replica's answer: as many pings as the service's commands queue has consumers
+    (one per replica), sent at once, which the queue hands round its consumers; asked
+    again, up to three rounds, for a replica not heard from yet."""
+    replicas = await client.consumers(f"{service}.commands")
+    if not replicas:
         return None  # not started yet: `status` looks again in a moment
-    return await client.request(f"{command_prefixes()[service]}.ping", Ping(), 2)
+    key = f"{command_prefixes()[service]}.ping"
+    heard: dict[str, Pong] = {}
+    for _ in range(3):
+        answers = await asyncio.gather(
+            *(client.request(key, Ping(), 2) for _ in range(replicas)), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, Pong):
+                heard.setdefault(answer.instance, answer)
+        if not heard:
+            raise next(a for a in answers if isinstance(a, BaseException))
+        if len(heard) >= replicas:
+            break
+    return sorted(heard.values(), key=lambda p: p.instance)
 
 
-def service_line(name: str, pong: Pong | None) -> str:
-    """One line of `platenctl status`: whether the service answers, and its outbox when
-    something in it waits (an unpublished event is a job not yet charged, or not yet
-    released: the broker has been away, or refused it)."""
+def service_line(name: str, pong: Pong | None, *, replica: bool = False) -> str:
+    """One line of `platenctl status`: whether the service answers, whether it is ready
+    (what failed if not) and where its metrics are, and its outbox when something in it
+    waits (an unpublished event is a job not yet charged, or not yet released: the broker
+    has been away, or refused it). `replica`: one of several, named by its process."""
     if pong is None:
         return f"{name:<16} NOT ANSWERING"
     line = f"{name:<16} up {pong.version}"
+    if replica and pong.instance:
+        line += f" on {pong.instance}"
+    if pong.unready:
+        why = ", ".join(f"{check}: {reason}" for check, reason in sorted(pong.unready.items()))
+        line += f"; NOT READY ({why})"
+    if pong.metrics_url:
+        line += f"; metrics {pong.metrics_url}/metrics"
     if pong.outbox_waiting:
         age = pong.outbox_oldest_seconds or 0
         line += f"; outbox: {pong.outbox_waiting} waiting, the oldest for {age:.0f} s"
@@ -74,16 +99,26 @@ def service_line(name: str, pong: Pong | None) -> str:
     return line
 
 
-def status_json(services: typing.Iterable[str], answered: dict[str, Pong]) -> dict:
+def status_json(services: typing.Iterable[str], answered: dict[str, list[Pong]]) -> dict:
     """`platenctl status --json`: each service's answer (its outbox's waiting rows, the
-    oldest one's age in seconds, the rows refused for good), or null when it did not
-    answer, for a monitor to read."""
-    return {
-        name: answered[name].model_dump(mode="json", exclude={"service"})
-        if name in answered
-        else None
-        for name in services
-    }
+    oldest one's age in seconds, the rows refused for good: one table for all replicas),
+    with `ready` and each replica's own (`replicas`: its process, metrics address and
+    failed readiness checks), or null when it did not answer, for a monitor to read."""
+    out: dict[str, dict | None] = {}
+    for name in services:
+        pongs = answered.get(name)
+        if not pongs:
+            out[name] = None
+            continue
+        replicas = [p.model_dump(mode="json", exclude={"service"}) for p in pongs]
+        for replica in replicas:
+            replica["ready"] = not replica["unready"]
+        out[name] = {
+            **replicas[0],
+            "ready": all(r["ready"] for r in replicas),
+            "replicas": replicas,
+        }
+    return out
 
 
 @app.command()
@@ -97,8 +132,8 @@ def status(
     # commands: its ping is `<prefix>.ping`.
     services = command_prefixes()
 
-    async def ask() -> dict[str, Pong]:
-        answered: dict[str, Pong] = {}
+    async def ask() -> dict[str, list[Pong]]:
+        answered: dict[str, list[Pong]] = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while len(answered) < len(services) and loop.time() < deadline:
@@ -113,7 +148,7 @@ def status(
             except Exception:
                 replies = [None] * len(missing)
             for name, reply in zip(missing, replies, strict=True):
-                if isinstance(reply, Pong):
+                if isinstance(reply, list):
                     answered[name] = reply
             if len(answered) < len(services):
                 # Half a second: soon enough for a script (and every end-to-end test)
@@ -126,7 +161,9 @@ def status(
         typer.echo(json.dumps(status_json(services, answered), indent=2))
     else:
         for name in services:
-            typer.echo(service_line(name, answered.get(name)))
+            pongs = answered.get(name) or [None]
+            for pong in pongs:
+                typer.echo(service_line(name, pong, replica=len(pongs) > 1))
     if len(answered) < len(services):
         raise typer.Exit(1)
     if as_json:

@@ -24,19 +24,32 @@ class Pong(Reply):
     Version 2 adds the outbox: messages committed but not yet published (`outbox_waiting`),
     how long the oldest unpublished one has waited (`outbox_oldest_seconds`; none when the
     outbox is empty), and how many the broker refused for good (`outbox_refused`), which
-    wait for an administrator."""
+    wait for an administrator.
+
+    Version 3 says which process answered (`instance`: its host and process id, so the
+    replicas of a service can be told apart), where its Prometheus metrics and health are
+    served (`metrics_url`), and which of its readiness checks failed (`unready`, by name,
+    with why; empty when ready)."""
 
     message_type: ClassVar[str] = "service.pong"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     service: str
     version: str
     outbox_waiting: int = Field(default=0, ge=0)
     outbox_oldest_seconds: float | None = Field(default=None, ge=0)
     outbox_refused: int = Field(default=0, ge=0)
+    instance: str = Field(default="", max_length=300)
+    metrics_url: str | None = Field(default=None, max_length=300)
+    unready: dict[str, str] = Field(default_factory=dict)
 
     @upcasts(1)
     def _v1_to_v2(body: dict) -> dict:
         # Version 1 said nothing of the outbox: read as an empty one.
+        return body
+
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        # Version 2 named no process and no metrics: unknown, and nothing reported unready.
         return body
 
 

@@ -78,6 +78,9 @@ class LocalRabbitMQ:
     # A plain AMQP listener on loopback, beside the TLS one (the tests use it); off, the
     # broker speaks AMQP over TLS only (`make run`).
     plaintext: bool = True
+    # RabbitMQ's Prometheus metrics (the `rabbitmq_prometheus` plugin) on loopback at this
+    # port; 0: off (the tests' brokers start lighter without it).
+    prometheus_port: int = 0
 
     @property
     def amqp_url(self) -> str:
@@ -151,11 +154,24 @@ class LocalRabbitMQ:
                     "raft.segment_max_entries = 4096",
                     "log.console = false",
                     "log.file.level = warning",
+                    *(
+                        [
+                            f"prometheus.tcp.port = {self.prometheus_port}",
+                            "prometheus.tcp.ip = 127.0.0.1",
+                        ]
+                        if self.prometheus_port
+                        else []
+                    ),
                     "",
                 ]
             )
         )
-        (self.folder / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        plugins = (
+            "rabbitmq_management,rabbitmq_prometheus"
+            if self.prometheus_port
+            else "rabbitmq_management"
+        )
+        (self.folder / "enabled_plugins").write_text(f"[{plugins}].\n")
         log = open(self.folder / "server.out", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
             [str(RABBITMQ_SERVER)],

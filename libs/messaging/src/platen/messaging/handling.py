@@ -18,6 +18,7 @@ until its last allowed delivery (the queue's delivery limit, counted by the brok
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from platen.messaging.marks import KNOWN as MARK_KEYS
 from platen.messaging.marks import checked as checked_marks
 from platen.messaging.marks import encode as encode_marks
 from platen.messaging.marks import of_delivery
+from platen.messaging.metrics import Metrics
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
 from platen.messaging.senders import SenderCheck
@@ -232,8 +234,11 @@ class Dispatcher:
         queries: Iterable[type[Message]] = (),
         without_database: Iterable[type[Message]] = (),
         senders: SenderCheck | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
+        # What became of each delivery, counted (platen.messaging.metrics).
+        self.metrics = metrics or Metrics()
         # Who each restricted command is accepted from (`senders`), by its AMQP user_id.
         self.senders = senders
         # Questions that change nothing: answered in a read-only transaction and never
@@ -252,6 +257,7 @@ class Dispatcher:
 
     async def __call__(self, raw: AbstractIncomingMessage) -> None:
         """Process one delivery and settle it (ack or nack). Never raises."""
+        started = time.monotonic()
         with structlog.contextvars.bound_contextvars(
             message_id=raw.message_id, message_type=raw.type, queue=self.queue
         ):
@@ -267,7 +273,7 @@ class Dispatcher:
             marks = of_delivery(raw)
             try:
                 with structlog.contextvars.bound_contextvars(**subject, **marks):
-                    await self._process_until_done(raw, decoded, marks)
+                    await self._process_until_done(raw, decoded, marks, started)
             finally:
                 # A handler's own marks (ctx.mark) end with its delivery.
                 structlog.contextvars.unbind_contextvars(*MARK_KEYS)
@@ -277,6 +283,7 @@ class Dispatcher:
         raw: AbstractIncomingMessage,
         decoded: tuple[Envelope, Message] | ContractError,
         marks: dict[str, str],
+        started: float,
     ) -> None:
         """Process the delivery; while the database is unreachable, keep it and try again
         once the database answers, however long that takes. The delivery never goes back
@@ -284,14 +291,19 @@ class Dispatcher:
         limit, so outages would dead-letter good messages."""
         while True:
             try:
-                await self._process(raw, decoded, marks)
+                await self._process(raw, decoded, marks, started)
                 return
             except Exception as exc:
                 if not is_outage(exc):
                     await self._give_back(raw, exc)
                     return
                 log.warning("database unavailable; holding the message", error=repr(exc))
-                await self._wait_for_database()
+                held = self.metrics.held.labels(self.queue)
+                held.inc()
+                try:
+                    await self._wait_for_database()
+                finally:
+                    held.dec()
                 if _channel_closed(raw):
                     # The broker went too (or the error was the broker's): this delivery
                     # can no longer be settled, and the broker delivers it again.
@@ -300,6 +312,7 @@ class Dispatcher:
     async def _give_back(self, raw: AbstractIncomingMessage, exc: Exception) -> None:
         """Return a delivery that failed for a reason other than its content; on its last
         allowed delivery, dead-letter it with the error instead."""
+        self.metrics.delivery_failed(self.queue, raw.type)
         failures = (raw.headers or {}).get("x-delivery-count", 0)
         if isinstance(failures, int) and failures >= DELIVERY_LIMIT:
             # Returned once more, the broker would dead-letter it with only
@@ -344,6 +357,7 @@ class Dispatcher:
         raw: AbstractIncomingMessage,
         decoded: tuple[Envelope, Message] | ContractError,
         marks: dict[str, str],
+        started: float,
     ) -> None:
         if isinstance(decoded, ContractError):
             await self._dead_letter(raw, str(decoded))
@@ -364,6 +378,7 @@ class Dispatcher:
         admit = getattr(handler, "admit", None)
         if admit is not None and not admit(raw.routing_key, message):
             await raw.ack()
+            self.metrics.delivery_dropped(self.queue, raw.type)
             return
 
         prepared = await prepare(handler, message)
@@ -378,6 +393,7 @@ class Dispatcher:
         if reply is not None and _may_reply(raw):
             await self._send_reply(raw, reply)
         await raw.ack()
+        self.metrics.delivery_handled(self.queue, raw.type, time.monotonic() - started)
 
     def _refused_sender(self, raw: AbstractIncomingMessage, message: Message) -> str | None:
         """Why this command may not come from whoever sent it (None: it may)."""
@@ -488,3 +504,4 @@ class Dispatcher:
         if _may_reply(raw):
             await self._send_reply(raw, ErrorReply(error=reason))
         await raw.ack()
+        self.metrics.delivery_dead_lettered(self.queue, raw.type)

@@ -14,7 +14,9 @@ It runs every few seconds in every container, so it starts light: the standard l
 only, and the service's queues from `PLATEN_HEALTH_QUEUES` (written by the installer from
 `platen.messaging.topology.consumer_queues`), not by importing every service's code.
 
-Prometheus metrics and a served readiness endpoint are a later step (issue 13).
+Each service also serves `/health/ready` and `/metrics` itself (platen.messaging.metrics);
+this check stays the containers' because it needs no port opened in them and sees the
+consumers as the broker does.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from platen.events.registry import encode
 from platen.events.routing import DESKTOP, login_of_key, reply_key
 from platen.messaging.codec import build
 from platen.messaging.logs import correlation_fields
+from platen.messaging.metrics import Metrics
 from platen.messaging.publisher import Publisher
 
 log = structlog.get_logger(__name__)
@@ -110,8 +111,10 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         user_id: str | None = None,
         max_backoff: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics or Metrics()
         self._max_backoff = max_backoff
         # Set on every message as its AMQP user_id: the broker checks it is the user this
         # connection signed in as, so consumers may trust it to name the sender.
@@ -175,12 +178,14 @@ class OutboxRelay:
             sent = [r["id"] for r, res in zip(rows, results, strict=True) if res is None]
             failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+            self._metrics.published.inc(len(sent))
             for row, error in failed:
                 # A CancelledError among the results is a publish the client library gave
                 # up on (its connection closed while a confirm was awaited): the relay's
                 # own cancellation raises out of `gather` instead. Not a refusal: kept.
                 if not is_refusal(error):
                     continue  # kept as it is, and said once for the batch below
+                self._metrics.refusals.inc()
                 await conn.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
                     row["id"],

@@ -31,6 +31,12 @@ class Publisher:
         )
 
     @property
+    def connected(self) -> bool:
+        """Whether the connection is open now (a robust one may be reconnecting)."""
+        conn = self._connection
+        return conn is not None and not conn.is_closed and conn.connected.is_set()
+
+    @property
     def channel(self) -> AbstractChannel:
         if self._channel is None:
             raise RuntimeError("publisher is not connected")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from platen.events.system import (
 from platen.messaging import dead_letters, retention
 from platen.messaging.handling import Dispatcher, Handler, HandlerContext, StoreFactory
 from platen.messaging.logs import configure_logging
+from platen.messaging.metrics import Check, Metrics, MetricsServer, run_checks
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.outbox import backlog as outbox_backlog
 from platen.messaging.publisher import Publisher
@@ -64,6 +66,9 @@ class ServiceSpec:
     # Makes the service's store over a delivery's transaction: handlers reach it as
     # `ctx.store`, and service-layer tests hand them a fake one instead.
     store: StoreFactory | None = None
+    # Called once the pool is ready to add the service's own metrics to `rt.metrics` (its
+    # gauges, and `rt.metrics.on_scrape` samplers that read them from its database).
+    metrics: list[Callable[[Runtime], object]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.subscriptions.service != self.name:
@@ -79,6 +84,15 @@ class Runtime:
     relay: OutboxRelay | None = None
     dispatchers: dict[str, Dispatcher] = field(default_factory=dict)
     tasks: list[asyncio.Task] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+    metrics_server: MetricsServer | None = None
+    # The FastStream broker whose subscribers consume the service's queues.
+    broker: RabbitBroker | None = None
+
+    @property
+    def instance(self) -> str:
+        """This process, as `platenctl status` names it among a service's replicas."""
+        return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _version() -> str:
@@ -103,30 +117,42 @@ async def _declare_with_retry(url: str, service: ServiceSpec, timeout: float = 6
             await asyncio.sleep(1.0)
 
 
-def queue_handlers(spec: ServiceSpec, purpose: str) -> dict[type, Handler]:
+def queue_handlers(
+    spec: ServiceSpec, purpose: str, rt: Runtime | None = None
+) -> dict[type, Handler]:
     """The handlers of one of the service's queues: its own, and on its commands queue the
     `Ping` every service answers. (The AsyncAPI document is made from these too.)"""
     handlers = spec.subscriptions.handlers(purpose)
     if purpose == COMMAND_QUEUE:
-        handlers.setdefault(Ping, _ping_handler(spec.name))
+        handlers.setdefault(Ping, _ping_handler(spec.name, rt))
         list_letters, replay_letters = _dead_letter_handlers(spec.name)
         handlers.setdefault(ListDeadLetters, list_letters)
         handlers.setdefault(ReplayDeadLetters, replay_letters)
     return handlers
 
 
-def _ping_handler(service: str) -> Handler:
+def _ping_handler(service: str, rt: Runtime | None = None) -> Handler:
     async def ping(ctx: HandlerContext, msg: Ping) -> Pong:
         waiting, oldest, refused = await outbox_backlog(ctx.conn)
+        server = rt.metrics_server if rt else None
         return Pong(
             service=service,
             version=_version(),
             outbox_waiting=waiting,
             outbox_oldest_seconds=oldest,
             outbox_refused=refused,
+            instance=rt.instance if rt else "",
+            metrics_url=server.url if server else None,
+            # Answered inside a transaction, so the database answers: the other checks
+            # only (not a second pool connection, which a busy service may lack).
+            unready=await run_checks(_without(server.checks, "database")) if server else {},
         )
 
     return ping
+
+
+def _without(checks: dict[str, Check], name: str) -> dict[str, Check]:
+    return {k: v for k, v in checks.items() if k != name}
 
 
 def _dead_letter_handlers(service: str) -> tuple[Handler, Handler]:
@@ -149,10 +175,10 @@ def _dead_letter_handlers(service: str) -> tuple[Handler, Handler]:
 def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtime]:
     broker = RabbitBroker(settings.amqp_url, logger=None, app_id=spec.name, graceful_timeout=10)
     app = FastStream(broker, logger=None)
-    rt = Runtime(spec, settings)
+    rt = Runtime(spec, settings, metrics=Metrics(spec.name), broker=broker)
 
     for queue in consumer_queues(spec):
-        handlers = queue_handlers(spec, queue.name.split(".", 1)[1])
+        handlers = queue_handlers(spec, queue.name.split(".", 1)[1], rt)
         rt.dispatchers[queue.name] = handlers  # type: ignore[assignment]  # filled at start-up
         _subscribe(broker, rt, queue.name, settings.prefetch)
 
@@ -179,6 +205,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
             spec.name,
             user_id=own_user,
             max_backoff=settings.outbox_max_backoff,
+            metrics=rt.metrics,
         )
         senders = SenderCheck(spec.name, own_user)
         if not senders.active:
@@ -200,6 +227,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 queries=spec.subscriptions.queries | {Ping},
                 without_database=(ListDeadLetters, ReplayDeadLetters),
                 senders=senders,
+                metrics=rt.metrics,
             )
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
         rt.tasks.append(
@@ -218,10 +246,13 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
             result = hook(rt)
             if asyncio.iscoroutine(result):
                 await result
+        await _serve_metrics(rt)
         log.info("service started", queues=list(rt.dispatchers))
 
     @app.after_shutdown
     async def shutdown() -> None:
+        if rt.metrics_server:
+            rt.metrics_server.stop()
         for task in rt.tasks:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
@@ -232,6 +263,69 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
         log.info("service stopped")
 
     return app, rt
+
+
+async def _serve_metrics(rt: Runtime) -> None:
+    """Add the outbox's and the service's own metrics, and serve them with its health."""
+    pool = rt.pool
+    assert pool is not None
+
+    async def outbox() -> None:
+        async with pool.acquire() as conn:
+            rt.metrics.outbox_backlog(*await outbox_backlog(conn))
+
+    rt.metrics.on_scrape(outbox)
+    for hook in rt.spec.metrics:
+        result = hook(rt)
+        if asyncio.iscoroutine(result):
+            await result
+    rt.metrics_server = MetricsServer(
+        rt.metrics, readiness_checks(rt), rt.settings.metrics_host, rt.settings.metrics_port
+    )
+    rt.metrics_server.start()
+
+
+def readiness_checks(rt: Runtime) -> dict[str, Check]:
+    """What `/health/ready` asks: the broker connections open (the subscribers' and the
+    publisher's), the database answering, and every queue of the service consumed."""
+
+    async def broker() -> str | None:
+        if rt.broker is None or not await rt.broker.ping(timeout=1):
+            return "the subscribers' broker connection is not open"
+        if rt.publisher is None or not rt.publisher.connected:
+            return "the publisher's broker connection is not open"
+        return None
+
+    async def database() -> str | None:
+        if rt.pool is None:
+            return "no database pool yet"
+        async with rt.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        return None
+
+    async def consumers() -> str | None:
+        missing = sorted(set(rt.dispatchers) - _consuming(rt))
+        return f"not consuming {', '.join(missing)}" if missing else None
+
+    return {"broker": broker, "database": database, "consumers": consumers}
+
+
+def _consuming(rt: Runtime) -> set[str]:
+    """The queues this process's subscribers consume now. FastStream keeps a subscriber's
+    queue and consumer tag on it (`_queue_obj`, `_consumer_tag`); its channel closes with the
+    connection and is opened again, with the consumer, when the robust connection is back."""
+    found = set()
+    for sub in rt.broker.subscribers if rt.broker else []:
+        queue = getattr(sub, "_queue_obj", None)
+        if queue is None or getattr(sub, "_consumer_tag", None) is None:
+            continue
+        try:
+            if queue.channel.is_closed:
+                continue
+        except Exception:  # aio-pika: no channel at all while reconnecting
+            continue
+        found.add(queue.name)
+    return found
 
 
 async def migrate(spec: ServiceSpec, admin_dsn: str, password: str) -> str:

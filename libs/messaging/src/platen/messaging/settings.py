@@ -23,6 +23,10 @@ class Settings:
     # outage tests make it small, so that a short outage makes as many failed publishes
     # as a long one would.
     outbox_max_backoff: float = 5.0
+    # Where /metrics and /health/* are served (platen.messaging.metrics). Port 0: a free
+    # port, chosen at start, logged and given in `platenctl status`.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -39,4 +43,6 @@ class Settings:
             ),
             prune_interval=float(os.environ.get("PLATEN_PRUNE_INTERVAL_SECONDS", "3600")),
             outbox_max_backoff=float(os.environ.get("PLATEN_OUTBOX_MAX_BACKOFF_SECONDS", "5")),
+            metrics_host=os.environ.get("PLATEN_METRICS_HOST", "127.0.0.1"),
+            metrics_port=int(os.environ.get("PLATEN_METRICS_PORT", "0")),
         )

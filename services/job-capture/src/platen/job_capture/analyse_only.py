@@ -11,7 +11,7 @@ import dataclasses
 
 from platen.events.jobs import AnalyseDocument, DocumentAnalysis
 from platen.events.system import ErrorReply
-from platen.job_capture import handlers
+from platen.job_capture import handlers, metrics
 from platen.job_capture.analysis import Analysis, UnreadableDocument
 from platen.job_capture.domain import Document, too_large
 from platen.job_capture.subscriptions import subscribe
@@ -27,7 +27,8 @@ async def analyse_for_quote(query: AnalyseDocument) -> Analysis | str:
     try:
         # Quotes come from no user: all share one owner's worker, so a flood of them
         # cannot hold up captures.
-        return await handlers.analyse(query.document, QUOTES)
+        with metrics.analysing():
+            return await handlers.analyse(query.document, QUOTES)
     except UnreadableDocument as exc:
         return str(exc)
 

@@ -29,7 +29,7 @@ from platen.events.jobs import (
     SubmitJob,
 )
 from platen.events.system import ErrorReply
-from platen.job_capture import ownership
+from platen.job_capture import metrics, ownership
 from platen.job_capture.analysis import Analysis, UnreadableDocument
 from platen.job_capture.domain import (
     NOT_ANALYSED,
@@ -75,7 +75,8 @@ async def analyse_submission(cmd: SubmitJob) -> Analysis | str:
     if reason is not None:
         return reason
     try:
-        return await analyse(cmd.document, cmd.user)
+        with metrics.analysing():
+            return await analyse(cmd.document, cmd.user)
     except UnreadableDocument as exc:
         return str(exc)
     except Exception:

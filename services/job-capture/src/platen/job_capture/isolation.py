@@ -359,3 +359,12 @@ async def analyse(document: bytes, owner: str = "") -> Analysis:
     if _default is None:
         _default = IsolatedAnalyser()
     return await _default.analyse(document, owner)
+
+
+def load() -> tuple[int, int]:
+    """(analyses holding a worker, bytes of documents admitted and not yet analysed) in
+    this process: what the service's metrics show (platen.job_capture.metrics)."""
+    if _default is None:
+        return 0, 0
+    running = _default.limits.workers - _default._slots._value
+    return running, _default.queued

@@ -5,6 +5,7 @@ from pathlib import Path
 # The modules whose handlers declare their subscriptions.
 from platen.job_capture import analyse_only, backend_reports, handlers, presence, print_identity  # noqa: F401
 from platen.job_capture.expiry import start_expiry
+from platen.job_capture.metrics import register as register_metrics
 from platen.job_capture.store import Store
 from platen.job_capture.subscriptions import subscribe
 from platen.messaging.service import ServiceSpec, run_service
@@ -16,6 +17,7 @@ SPEC = ServiceSpec(
     subscriptions=subscribe,
     on_ready=[start_expiry, presence.start],
     store=Store,
+    metrics=[register_metrics],
 )
 
 

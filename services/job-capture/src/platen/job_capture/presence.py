@@ -48,6 +48,11 @@ async def start(rt) -> None:
     _monitor = BrokerAdmin(url, vhost_of(rt.settings.amqp_url), timeout=5)
 
 
+def monitored() -> bool:
+    """Whether job-capture can see the desktops connected (it has the monitoring key)."""
+    return _monitor is not None
+
+
 async def desktops() -> list[Desktop] | None:
     """Every desktop connected to this Platen's vhost now; None when unknown."""
     if _monitor is None:

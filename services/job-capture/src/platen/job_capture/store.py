@@ -165,6 +165,14 @@ class Store:
         row = await self.conn.fetchrow("SELECT state, reason FROM jobs WHERE job_id = $1", job_id)
         return None if row is None else (row["state"], row["reason"])
 
+    async def open_jobs_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state that is not final (for the metrics)."""
+        rows = await self.conn.fetch(
+            "SELECT state, count(*) AS n FROM jobs WHERE state <> ALL($1::text[]) GROUP BY state",
+            sorted(FINAL),
+        )
+        return {r["state"]: r["n"] for r in rows}
+
     async def owner(self, job_id: uuid.UUID) -> tuple[bool, str | None]:
         """Whether the job exists, and the print server that submitted it."""
         row = await self.conn.fetchrow("SELECT print_server FROM jobs WHERE job_id = $1", job_id)
