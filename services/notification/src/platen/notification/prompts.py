@@ -75,7 +75,13 @@ async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> Non
         duplex=event.duplex,
         cost=event.cost,
         accounts=[
-            PromptAccount(account=a.account, path=a.path, charge_rate=a.charge_rate)
+            PromptAccount(
+                account=a.account,
+                path=a.path,
+                charge_rate=a.charge_rate,
+                code=a.code,
+                available=a.available,
+            )
             for a in event.accounts
         ],
         allow_pin=event.allow_pin,
