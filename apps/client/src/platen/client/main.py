@@ -14,7 +14,12 @@ import sys
 from platen.client import app as client_app
 from platen.client.config import ConfigError, Options, load
 from platen.client.model import ClientModel
-from platen.client.recent import RecentAccounts, default_state_dir
+from platen.client.recent import (
+    Favourites,
+    RecentAccounts,
+    default_config_dir,
+    default_state_dir,
+)
 from platen.client.transport import Transport
 
 
@@ -35,7 +40,10 @@ def make_view(options: Options):
 async def main(options: Options) -> None:
     state_dir = options.state_dir or default_state_dir()
     model = ClientModel(
-        options.login, recent=RecentAccounts.load(state_dir / f"recent-{options.login}.json")
+        options.login,
+        recent=RecentAccounts.load(state_dir / f"recent-{options.login}.json"),
+        # Chosen by the user, so kept with their settings, not with the client's state.
+        favourites=Favourites.load(default_config_dir() / f"favourites-{options.login}.json"),
     )
     view = make_view(options)
     app = client_app.ClientApp(model, view)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from platen.client.formatting import console_line
-from platen.client.recent import RecentAccounts
+from platen.client.i18n import N_, _
+from platen.client.recent import Favourites, RecentAccounts
 from platen.events.base import Message
 from platen.events.desktop import (
     AnswerResult,
@@ -78,6 +79,7 @@ class UnknownPrompt(KeyError):
 class ClientModel:
     login: str
     recent: RecentAccounts = field(default_factory=RecentAccounts)
+    favourites: Favourites = field(default_factory=Favourites)
     prompts: dict[uuid.UUID, JobPrompt] = field(default_factory=dict)
     balance: BalanceNotice | None = None
     # Jobs whose answer is on its way: their popup is gone, the outcome not yet known.
@@ -100,13 +102,14 @@ class ClientModel:
         if isinstance(message, PrintedNotice):
             # The balance window follows the ledger's own `balance` message, which comes
             # with the charge and knows what is still held.
-            return [Notify("Job printed", console_line(message), message=message)]
+            return [Notify(_("Job printed"), console_line(message), message=message)]
         if isinstance(message, DeniedNotice):
-            return [Notify("Job denied", console_line(message), "error", message)]
+            return [Notify(_("Job denied"), console_line(message), "error", message)]
         if isinstance(message, LowBalanceNotice):
-            return [Notify("Low credit", console_line(message), "warning", message)]
+            return [Notify(_("Low credit"), console_line(message), "warning", message)]
         if isinstance(message, BroadcastNotice):
-            return [Notify(f"Message from {message.sender}", message.text, message=message)]
+            title = _("Message from {sender}").format(sender=message.sender)
+            return [Notify(title, message.text, message=message)]
         return [Notify("Platen", console_line(message), message=message)]
 
     def _prompt(self, prompt: JobPrompt, now: datetime) -> list[Effect]:
@@ -124,16 +127,16 @@ class ClientModel:
         self.answered.pop(msg.job_id, None)
         self._closed.add(msg.job_id)
         titles = {
-            "authorized": "Job sent to the printer",
-            "cancelled": "Job cancelled",
-            "denied": "Job denied",
+            "authorized": N_("Job sent to the printer"),
+            "cancelled": N_("Job cancelled"),
+            "denied": N_("Job denied"),
         }
         text = f'"{msg.document_name}": {msg.reason}'
         level = "info" if msg.outcome == "authorized" else "warning"
         effects: list[Effect] = []
         if was_open:
             effects.append(ClosePrompt(msg.job_id, text))
-        effects.append(Notify(titles[msg.outcome], text, level, msg))
+        effects.append(Notify(_(titles[msg.outcome]), text, level, msg))
         return effects
 
     def _result(self, msg: AnswerResult) -> list[Effect]:
@@ -144,13 +147,18 @@ class ClientModel:
             if sent is not None and msg.job_id not in self._closed:
                 self.prompts[msg.job_id] = sent
                 effects.append(ShowPrompt(sent))
-            effects.append(Notify("Answer refused", msg.reason or "refused", "error", msg))
+            effects.append(Notify(_("Answer refused"), msg.reason or _("refused"), "error", msg))
             return effects
         self.prompts.pop(msg.job_id, None)
         self._closed.add(msg.job_id)
         if msg.outcome == "authorized":
-            text = f"Charged {msg.amount} to {msg.account}" if msg.amount is not None else "OK"
-            return [Notify("Job authorised", text, message=msg)]
+            if msg.amount is not None:
+                text = _("Charged {amount} to {account}").format(
+                    amount=msg.amount, account=msg.account
+                )
+            else:
+                text = _("OK")
+            return [Notify(_("Job authorised"), text, message=msg)]
         return [Notify(f"Job {msg.outcome}", msg.reason or msg.outcome, "warning", msg)]
 
     def expire(self, now: datetime | None = None) -> list[Effect]:
@@ -161,9 +169,8 @@ class ClientModel:
             if prompt.expires_at <= now:
                 del self.prompts[job]
                 self._closed.add(job)
-                effects.append(
-                    ClosePrompt(job, f'"{prompt.document_name}": no answer before its deadline')
-                )
+                text = _('"{document}": no answer before its deadline')
+                effects.append(ClosePrompt(job, text.format(document=prompt.document_name)))
         return effects
 
     # ---------------------------------------------------------------- from the user
@@ -175,12 +182,7 @@ class ClientModel:
         waiting job that the same answer fits). Raises UnknownPrompt for a job not waiting."""
         if job_id not in self.prompts:
             raise UnknownPrompt(str(job_id))
-        jobs = [job_id]
-        if apply_to_all:
-            first = self.prompts[job_id]
-            jobs += [
-                j for j, p in self.prompts.items() if j != job_id and self._fits(p, first, choice)
-            ]
+        jobs = self.jobs_for(job_id, choice) if apply_to_all else [job_id]
         replies = []
         for job in jobs:
             replies.append(
@@ -198,6 +200,20 @@ class ClientModel:
             self.recent.used(choice.account)
         return replies
 
+    def jobs_for(self, job_id: uuid.UUID, choice: Choice | None) -> list[uuid.UUID]:
+        """The waiting jobs that "apply to all" would answer with `choice` (made for
+        `job_id`, which comes first); with no choice yet, every job of the same kind."""
+        first = self.prompts.get(job_id)
+        if first is None:
+            return []
+        others = [
+            j
+            for j, p in self.prompts.items()
+            if j != job_id
+            and (p.kind == first.kind if choice is None else self._fits(p, first, choice))
+        ]
+        return [job_id, *others]
+
     @staticmethod
     def _fits(prompt: JobPrompt, first: JobPrompt, choice: Choice) -> bool:
         """Whether `choice`, made for `first`, can answer `prompt` too."""
@@ -211,16 +227,33 @@ class ClientModel:
         return list(self.prompts.values())
 
     def shared_accounts(self, prompt: JobPrompt, search: str = "") -> list[PromptAccount]:
-        """The shared accounts a prompt offers, recently used first, then by name;
-        only those whose name contains `search` (any case)."""
+        """The shared accounts a prompt offers: favourites first (in the order marked),
+        then those used recently, then by name; only those whose name or code contains
+        `search` (any case)."""
         personal = f"personal:{self.login}"
         options = [a for a in prompt.accounts if a.account != personal]
         needle = search.strip().lower()
         if needle:
-            options = [a for a in options if needle in a.path.lower() or needle in a.account]
+            options = [a for a in options if needle in _searchable(a)]
+        favourite = {a: i for i, a in enumerate(self.favourites.accounts)}
         rank = self.recent.rank()
-        return sorted(options, key=lambda a: (rank.get(a.account, len(rank)), a.path.lower()))
+
+        def order(a: PromptAccount) -> tuple:
+            return (
+                favourite.get(a.account, len(favourite)),
+                rank.get(a.account, len(rank)),
+                a.path.lower(),
+            )
+
+        return sorted(options, key=order)
+
+    def toggle_favourite(self, account: str) -> bool:
+        return self.favourites.toggle(account)
 
     def personal_account(self, prompt: JobPrompt) -> PromptAccount | None:
         personal = f"personal:{self.login}"
         return next((a for a in prompt.accounts if a.account == personal), None)
+
+
+def _searchable(account: PromptAccount) -> str:
+    return " ".join(filter(None, (account.path, account.account, account.code))).lower()
