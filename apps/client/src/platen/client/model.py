@@ -8,7 +8,7 @@ to send. It decides nothing about money: the server checks every answer again.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from platen.client.formatting import console_line
@@ -182,6 +182,7 @@ class ClientModel:
         waiting job that the same answer fits). Raises UnknownPrompt for a job not waiting."""
         if job_id not in self.prompts:
             raise UnknownPrompt(str(job_id))
+        choice = self._by_code(self.prompts[job_id], choice)
         jobs = self.jobs_for(job_id, choice) if apply_to_all else [job_id]
         replies = []
         for job in jobs:
@@ -199,6 +200,17 @@ class ClientModel:
         if choice.action == "print" and choice.account:
             self.recent.used(choice.account)
         return replies
+
+    @staticmethod
+    def _by_code(prompt: JobPrompt, choice: Choice) -> Choice:
+        """An account typed by its code (console, scripts) named by its id when the prompt
+        offers it, so that "all" finds it in the other jobs. The server would resolve the
+        code too, and checks the choice whatever it is called."""
+        typed = (choice.account or "").lower()
+        if choice.pin is not None or not typed:
+            return choice
+        offered = next((a for a in prompt.accounts if (a.code or "").lower() == typed), None)
+        return replace(choice, account=offered.account) if offered else choice
 
     def jobs_for(self, job_id: uuid.UUID, choice: Choice | None) -> list[uuid.UUID]:
         """The waiting jobs that "apply to all" would answer with `choice` (made for
