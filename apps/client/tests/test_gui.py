@@ -405,7 +405,7 @@ async def test_the_identity_question_heads_the_dialog_in_red(gui, display, shots
     assert "Colour pages cost 0.20 more on this printer." in shown
     # The popup is that question: its title and its buttons say so.
     assert dialog.title() == "Did you print this?"
-    assert find(dialog, "heading").cget("text") == "Someone printed this in your name"
+    assert find(dialog, "heading").cget("text") == "Is this print job yours?"
     assert find(dialog, "print").cget("text") == "Yes, print it"
     assert find(dialog, "cancel").cget("text") == "No, cancel it"
     assert_picture(screenshot(display, dialog, shots / "identity-question-dialog.png"))
@@ -470,6 +470,8 @@ async def test_favourites_codes_balances_and_the_waiting_count(gui, display, sho
     assert find(dialog, "favourite").cget("text") == "Remove from favourites"
     stored = Favourites.load(tmp_path / "config" / "favourites.json")
     assert stored.accounts == ["shared:initech"]
+    dialog.lift()  # the three popups open at one place: this one on top for the picture
+    await pump(view)
     assert_picture(screenshot(display, dialog, shots / "account-dialog.png"))
     # Search by code, in any case.
     find(dialog, "search").insert(0, "c-2")

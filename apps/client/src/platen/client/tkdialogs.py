@@ -91,7 +91,7 @@ class PromptDialog(tk.Toplevel):
 
     def heading(self) -> str:
         if self.identity:
-            return _("Someone printed this in your name")
+            return _("Is this print job yours?")
         return _("Do you want to print this job?")
 
     def build_choice(self, body: ttk.Frame) -> None:
@@ -200,7 +200,7 @@ class AccountDialog(PromptDialog):
                 name="accounts",
             )  # fmt: skip
             headings = ("★", _("Account"), _("Code"), _("Available"))
-            widths = (24, 170, 80, 80)
+            widths = (24, 170, 80, 96)
             for column, heading, width in zip(columns, headings, widths, strict=True):
                 self.accounts.heading(column, text=heading)
                 anchor = "e" if column == "available" else "w"
