@@ -275,3 +275,11 @@ async def test_a_flood_of_answers_is_cut_to_the_rate_and_another_users_answer_pa
     sent_before = len(mal.emitted)
     await deliver(mal, answer(events[0].job_id, user="mal"))
     assert [type(e.message) for e in mal.emitted[sent_before:]] == [AnswerJob]
+
+
+def test_a_prompts_accounts_have_the_fields_of_the_ledgers_options():
+    """The prompt copies each option field for field: a field added to one must be added
+    to the other (with a new version of each message)."""
+    from platen.events.desktop import PromptAccount
+
+    assert set(PromptAccount.model_fields) == set(AccountOption.model_fields)

@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 KEEP = 10
 FAVOURITES_LIMIT = 200
@@ -43,34 +44,36 @@ def _write_names(path: Path | None, names: list[str]) -> None:
 
 
 @dataclass
-class RecentAccounts:
+class _Accounts:
+    """Account ids kept in a JSON list on disk."""
+
     path: Path | None = None
     accounts: list[str] = field(default_factory=list)
+    limit: ClassVar[int] = KEEP
 
     @classmethod
-    def load(cls, path: Path) -> RecentAccounts:
-        return cls(path, _read_names(path, KEEP))
+    def load(cls, path: Path) -> Self:
+        return cls(path, _read_names(path, cls.limit))
 
+    def save(self) -> None:
+        _write_names(self.path, self.accounts)
+
+
+class RecentAccounts(_Accounts):
     def used(self, account: str) -> None:
         others = [a for a in self.accounts if a != account]
         self.accounts = [account, *others[: KEEP - 1]]
-        _write_names(self.path, self.accounts)
+        self.save()
 
     def rank(self) -> dict[str, int]:
         return {a: i for i, a in enumerate(self.accounts)}
 
 
-@dataclass
-class Favourites:
+class Favourites(_Accounts):
     """Accounts the user marked; shown first in the account popup, in the order marked.
     Only a convenience for finding an account: the server decides who may charge what."""
 
-    path: Path | None = None
-    accounts: list[str] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, path: Path) -> Favourites:
-        return cls(path, _read_names(path, FAVOURITES_LIMIT))
+    limit = FAVOURITES_LIMIT
 
     def __contains__(self, account: str) -> bool:
         return account in self.accounts
@@ -81,5 +84,5 @@ class Favourites:
             self.accounts.remove(account)
         else:
             self.accounts = [*self.accounts, account][-FAVOURITES_LIMIT:]
-        _write_names(self.path, self.accounts)
+        self.save()
         return account in self.accounts
