@@ -27,6 +27,7 @@ from platen.events.desktop import (
     PromptAccount,
     PromptClosed,
 )
+from platen.events.print_identity import is_identity_question
 
 # ----------------------------------------------------------------------------- effects
 
@@ -222,14 +223,24 @@ class ClientModel:
             j
             for j, p in self.prompts.items()
             if j != job_id
-            and (p.kind == first.kind if choice is None else self._fits(p, first, choice))
+            and (
+                p.kind == first.kind and not asks_identity(p)
+                if choice is None
+                else self._fits(p, first, choice)
+            )
         ]
         return [job_id, *others]
 
     @staticmethod
     def _fits(prompt: JobPrompt, first: JobPrompt, choice: Choice) -> bool:
         """Whether `choice`, made for `first`, can answer `prompt` too."""
-        if choice.action == "cancel" or prompt.kind == "confirm":
+        if choice.action == "cancel":
+            return True
+        if asks_identity(prompt):
+            # "Yes, I printed it" is said of one job at a time: a click meant for one's
+            # own jobs must not vouch for a job someone else sent in one's name.
+            return False
+        if prompt.kind == "confirm":
             return True
         if choice.account is None or choice.pin is not None:
             return prompt.kind == first.kind
@@ -265,6 +276,11 @@ class ClientModel:
     def personal_account(self, prompt: JobPrompt) -> PromptAccount | None:
         personal = f"personal:{self.login}"
         return next((a for a in prompt.accounts if a.account == personal), None)
+
+
+def asks_identity(prompt: JobPrompt) -> bool:
+    """Whether the prompt asks the user if the job is theirs at all (see formatting)."""
+    return bool(prompt.messages) and is_identity_question(prompt.messages[0])
 
 
 def _searchable(account: PromptAccount) -> str:
