@@ -537,3 +537,21 @@ async def test_the_popups_in_german_on_a_german_desktop(display, shots, tmp_path
         view.root.destroy()
         monkeypatch.undo()
         i18n.reset()
+
+
+async def test_the_list_is_chosen_by_the_user_not_by_filling_it(display, tmp_path):
+    view = TkView(Options(login="bob", url="amqp://localhost/", disable_notifications=True))
+    app = ClientApp(ClientModel("bob", favourites=Favourites()), view, Sent())
+    view.app = app
+    try:
+        p = prompt(kind="choose_account", accounts=CODED)
+        await deliver(app, p)
+        dialog = view.dialogs[p.job_id]
+        find(dialog, "search").insert(0, "c-")  # the list refills and selects its first
+        await pump(view)
+        assert dialog.mode.get() == "personal"  # --default-selection personal stays
+        find(dialog, "accounts").event_generate("<FocusIn>")
+        await pump(view)
+        assert dialog.mode.get() == "list"
+    finally:
+        view.root.destroy()

@@ -207,7 +207,11 @@ class AccountDialog(PromptDialog):
                 anchor = "e" if column == "available" else "w"
                 self.accounts.column(column, width=width, anchor=anchor, stretch=False)
             self.accounts.pack(fill="x", padx=(24, 0), pady=2)
+            # Selecting a row by program (the list refilled) also says <<TreeviewSelect>>:
+            # only the user's own click or keys in the list choose "a shared account".
             self.accounts.bind("<<TreeviewSelect>>", lambda _e: self._picked())
+            for event in ("<Button-1>", "<FocusIn>"):
+                self.accounts.bind(event, lambda _e: self.mode.set("list"), add="+")
             self.favourite = ttk.Button(
                 box, text=_("Add to favourites"), command=self.toggle_favourite, name="favourite"
             )
@@ -250,16 +254,14 @@ class AccountDialog(PromptDialog):
             )
         if options:
             self.accounts.selection_set(keep if keep in self.shown else self.shown[0])
-        self._picked(choose=False)
+        self._picked()
 
     def selected(self) -> str | None:
         picked = self.accounts.selection()
         return picked[0] if picked else None
 
-    def _picked(self, choose: bool = True) -> None:
+    def _picked(self) -> None:
         account = self.selected()
-        if choose and account is not None:
-            self.mode.set("list")
         marked = account is not None and account in self.model.favourites
         self.favourite.configure(
             text=_("Remove from favourites") if marked else _("Add to favourites"),
