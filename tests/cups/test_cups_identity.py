@@ -6,23 +6,32 @@ cupsd names every loopback client "localhost", but takes `job-originating-host-n
 a local client as given: the jobs here say which host they come from that way (which is
 also why a print server must have no untrusted local users; see docs/security.md).
 
-alice's desktop is the real platen-client, signed in with her own credential; bob's is a
-real aio-pika connection with his. Nothing here trusts what a client says about itself.
+alice's desktop is the real platen-client with its windows (Tk, on the test's Xvfb),
+signed in with her own credential; bob's is a real aio-pika connection with his. Nothing
+here trusts what a client says about itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import uuid
 from decimal import Decimal as D
 from urllib.parse import urlsplit
 
 import aio_pika
 
+from platen.client import app as client_app
+from platen.client.config import Options
+from platen.client.model import ClientModel
+from platen.client.tkview import TkView
+from platen.client.transport import Transport
 from platen.events.registry import decode
 from platen.messaging.broker_admin import BrokerAdmin
 from platen.testing.hosts import HostRelay
 from tests.cups.test_cups_capture import ABORTED, CANCELED, COMPLETED, document, job_state
-from tests.e2e.clientproc import ClientProcess, desktop_url, desktops  # noqa: F401
+from tests.e2e.clientproc import desktop_url, desktops  # noqa: F401
 from tests.e2e.helpers import EventRecorder, eventually
 
 HOST_A, HOST_B = "127.0.0.1", "127.0.0.2"
@@ -49,11 +58,52 @@ async def platen_job(events, queue_jobs_before: int) -> str:
     return raw.correlation_id
 
 
+class GuiDesktop:
+    """A user's desktop as the Tk client, in this process: its popups are looked at and
+    its buttons pressed as the user would."""
+
+    def __init__(self, url: str, login: str) -> None:
+        self.view = TkView(Options(login=login, url=url, disable_notifications=True))
+        self.model = ClientModel(login)
+        self.app = client_app.ClientApp(self.model, self.view)
+        self.app.transport = Transport(url, login, self.app.on_delivery, self.view.status)
+        self.task = asyncio.create_task(client_app.run(self.app, self.app.transport))
+
+    async def until(self, predicate, timeout: float = 60):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not (found := predicate()):
+            assert loop.time() < deadline, "timed out"
+            assert not self.task.done(), self.task
+            await asyncio.sleep(0.1)
+        return found
+
+    async def popup(self, job_id: str):
+        return await self.until(lambda: self.view.dialogs.get(uuid.UUID(job_id)))
+
+    def asked(self, job_id: str) -> bool:
+        job = uuid.UUID(job_id)
+        return job in self.view.dialogs or job in self.model.prompts or job in self.model.answered
+
+    async def stop(self) -> None:
+        self.view.quit()
+        await asyncio.wait_for(self.task, 10)
+
+
+def find(widget, name: str):
+    for child in widget.winfo_children():
+        if child.winfo_name() == name:
+            return child
+        if (found := find(child, name)) is not None:
+            return found
+    return None
+
+
 async def test_a_desktop_queue_charges_only_a_user_proven_present_or_who_confirms(
     system,
     cups,
     desktops,  # noqa: F811
-    tmp_path,
+    display,
 ):
     for queue in ("desk", "desk-quick"):
         system.ctl("printer", "add", queue, "--price-per-page", "0.10")
@@ -62,14 +112,15 @@ async def test_a_desktop_queue_charges_only_a_user_proven_present_or_who_confirm
     printer = cups.printers["lab-color"]
     bob_url = desktop_url(desktops("bob"))
     target = urlsplit(bob_url)
-    alice_desktop = ClientProcess(
-        None, None, tmp_path / "alice-state", "--config", str(desktops("alice"))
-    )
+    alice_desktop = GuiDesktop(desktop_url(desktops("alice")), "alice")
     try:
-        await alice_desktop.wait_for("client.status", state="connected")
+        await alice_desktop.until(lambda: alice_desktop.view.state.cget("text") == "connected")
         await _on_two_hosts(system, cups, printer, bob_url, target, alice_desktop)
     finally:
-        alice_desktop.stop()
+        await alice_desktop.stop()
+        # Tk's objects freed here, in the main thread (Tcl aborts when freed in another).
+        alice_desktop = None
+        gc.collect()
 
 
 async def _on_two_hosts(system, cups, printer, bob_url, target, alice_desktop) -> None:
@@ -86,11 +137,16 @@ async def _on_two_hosts(system, cups, printer, bob_url, target, alice_desktop) -
             "desk-quick", document(system), "alice", f"job-originating-host-name={HOST_B}"
         )
         first = await platen_job(events, 0)
-        [prompt] = await alice_desktop.wait_for("desktop.job_prompt", job_id=first)
-        assert prompt["kind"] == "confirm"
-        assert prompt["messages"][0].startswith(
+        popup = await alice_desktop.popup(first)
+        assert popup.prompt.kind == "confirm"
+        assert popup.prompt.messages[0].startswith(
             f"Did you print 'report-3.pdf' from {HOST_B} at "
-        ), prompt["messages"]
+        ), popup.prompt.messages
+        # Her client shows it as that question, in its own popup.
+        assert popup.title() == "Did you print this?"
+        question = find(popup, "identity_question").cget("text")
+        assert str(question).startswith(f"Did you print 'report-3.pdf' from {HOST_B} at ")
+        assert find(popup, "print").cget("text") == "Yes, print it"
         assert captured_of(events, first).identity == "unverified"
         info = await job_state(cups, "desk-quick", job, {CANCELED, ABORTED}, timeout=60)
         assert "before its deadline" in info["job-printer-state-message"]
@@ -101,9 +157,9 @@ async def _on_two_hosts(system, cups, printer, bob_url, target, alice_desktop) -
         # 2. The same from host B, and alice confirms it: printed and charged to her.
         job = cups.cups.lp("desk", document(system), "alice", f"job-originating-host-name={HOST_B}")
         second = await platen_job(events, 1)
-        [prompt] = await alice_desktop.wait_for("desktop.job_prompt", job_id=second)
-        assert prompt["messages"][0].startswith("Did you print 'report-3.pdf'")
-        alice_desktop.send(job_id=second, action="print")
+        popup = await alice_desktop.popup(second)
+        assert popup.prompt.messages[0].startswith("Did you print 'report-3.pdf'")
+        find(popup, "print").invoke()  # "Yes, print it"
         await job_state(cups, "desk", job, {COMPLETED}, timeout=90)
         await eventually(lambda: _charged(events, second), timeout=30)
         assert len(printer.received()) == 1
@@ -115,7 +171,7 @@ async def _on_two_hosts(system, cups, printer, bob_url, target, alice_desktop) -
         await job_state(cups, "desk", job, {COMPLETED}, timeout=90)
         assert captured_of(events, third).identity == "present"
         assert [r for r in events.of_type("job.input_required") if r.correlation_id == third] == []
-        assert alice_desktop.of_type("desktop.job_prompt", job_id=third) == []
+        assert not alice_desktop.asked(third)
         assert len(printer.received()) == 2
         await eventually(lambda: _charged(events, third), timeout=30)
         assert D(system.user_json("alice")["balance"]) == D("4.40")

@@ -12,7 +12,7 @@ import pytest
 from platen.client import app as client_app
 from platen.client.config import Options
 from platen.client.model import ClientModel
-from platen.client.recent import RecentAccounts
+from platen.client.recent import Favourites, RecentAccounts
 from platen.client.tkview import TkView
 from platen.client.transport import Transport
 from platen.testing.documents import make_pdf
@@ -28,7 +28,11 @@ async def gui_client(system, display, desktops, tmp_path):
         url = desktop_url(desktops(login))  # signed in as the user's own broker identity
         options = Options(login=login, url=url, disable_notifications=True)
         view = TkView(options)
-        model = ClientModel(login, recent=RecentAccounts.load(tmp_path / "recent.json"))
+        model = ClientModel(
+            login,
+            recent=RecentAccounts.load(tmp_path / "recent.json"),
+            favourites=Favourites.load(tmp_path / "favourites.json"),
+        )
         app = client_app.ClientApp(model, view)
         transport = Transport(url, login, app.on_delivery, view.status)
         app.transport = transport
@@ -97,19 +101,34 @@ async def test_cancel_button_cancels_and_the_account_list_charges_the_choice(sys
     system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
     system.ctl("user", "add", "eve", "--balance", "5.00")
     system.ctl("user", "set", "eve", "--selection", "choose")
-    system.ctl("account", "add", "acme")
+    system.ctl("account", "add", "acme", "--code", "AC-1", "--show-balance")
+    system.ctl("account", "add", "hidden", "--code", "HI-2")
     system.ctl("topup", "shared:acme", "10")
-    system.ctl("account", "grant", "acme", "--user", "eve")
+    for account in ("acme", "hidden"):
+        system.ctl("account", "grant", account, "--user", "eve")
     view = await gui_client("eve")
     [drop, keep] = await submit_jobs(system.amqp_url, "eve", "lab-1", make_pdf(2), 2)
     dialog = await until(lambda: view.dialogs.get(drop))
+    await until(lambda: view.dialogs.get(keep))
+    # Both jobs wait: "apply to all" counts them.
+    assert find(dialog, "apply_all").cget("text") == "Apply to all my waiting jobs (2)"
     find(dialog, "cancel").invoke()
     await wait_state(system, drop, "cancelled")
-    dialog = await until(lambda: view.dialogs.get(keep))
+    dialog = view.dialogs[keep]
+    assert find(dialog, "apply_all").cget("text") == "Apply to all my waiting jobs (1)"
     dialog.mode.set("list")
-    listbox = find(dialog, "accounts")
-    assert list(listbox.get(0, "end")) == ["acme"]
-    listbox.selection_set(0)
+    tree = find(dialog, "accounts")
+    # The codes the admin set, and the balance only of the account that shows it.
+    assert [tuple(tree.item(r, "values")) for r in tree.get_children()] == [
+        ("", "acme", "AC-1", "10.00"),
+        ("", "hidden", "HI-2", ""),
+    ]
+    tree.selection_set("shared:hidden")
+    find(dialog, "favourite").invoke()
+    assert tree.get_children()[0] == "shared:hidden"  # a favourite comes first
+    find(dialog, "search").insert(0, "ac-1")  # by code
+    await until(lambda: tree.get_children() == ("shared:acme",))
+    assert tree.selection() == ("shared:acme",)
     find(dialog, "print").invoke()
     await wait_state(system, keep, "printed")
     acme = json.loads(system.ctl("account", "show", "acme", "--json").stdout)

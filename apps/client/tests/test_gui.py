@@ -15,7 +15,7 @@ from platen.client.app import ClientApp
 from platen.client.config import Options
 from platen.client.model import ClientModel
 from platen.client.notifier import Notifier
-from platen.client.recent import RecentAccounts
+from platen.client.recent import Favourites, RecentAccounts
 from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
 from platen.client.tkview import TkView, corner_geometry
 from platen.events.desktop import (
@@ -90,7 +90,11 @@ async def gui(display, tmp_path):
         default_selection="list",
     )
     view = TkView(options)
-    model = ClientModel("bob", recent=RecentAccounts.load(tmp_path / "recent.json"))
+    model = ClientModel(
+        "bob",
+        recent=RecentAccounts.load(tmp_path / "recent.json"),
+        favourites=Favourites.load(tmp_path / "config" / "favourites.json"),
+    )
     app = ClientApp(model, view, Sent())
     view.app = app
     yield view, app
@@ -132,6 +136,11 @@ def find(widget, name: str):
         if found is not None:
             return found
     return None
+
+
+def paths(tree) -> list[str]:
+    """The account paths an account list shows, top to bottom."""
+    return [tree.item(row, "values")[1] for row in tree.get_children()]
 
 
 def assert_picture(path) -> None:
@@ -230,15 +239,14 @@ async def test_account_dialog_lists_recent_first_filters_and_sends_the_choice(gu
     dialog = view.dialogs[p.job_id]
     assert isinstance(dialog, AccountDialog)
     listbox = find(dialog, "accounts")
-    assert list(listbox.get(0, "end")) == ["research/initech", "clients/acme", "clients/globex"]
+    assert paths(listbox) == ["research/initech", "clients/acme", "clients/globex"]
     assert dialog.mode.get() == "list"  # --default-selection list
     shown = texts(dialog)
     assert "Charge my personal account" in shown and "Charge a shared account:" in shown
     assert "Charge a shared account with its PIN:" in shown
-    assert_picture(screenshot(display, dialog, shots / "account-dialog.png"))
     find(dialog, "search").insert(0, "glob")
     await pump(view)
-    assert list(listbox.get(0, "end")) == ["clients/globex"]
+    assert paths(listbox) == ["clients/globex"]
     find(dialog, "comment").insert(0, "project X")
     find(dialog, "print").invoke()
     await pump(view)
@@ -255,7 +263,7 @@ async def test_pin_choice_and_a_refusal_shown_in_the_dialog(gui, display, shots)
     dialog.mode.set("pin")
     find(dialog, "print").invoke()  # nothing typed: the dialog says what is missing
     await pump(view)
-    assert "Type the account's name and its PIN." in texts(dialog)
+    assert "Type the account's name or code and its PIN." in texts(dialog)
     assert app.transport.replies == []
     find(dialog, "pin_account").insert(0, "shared:secret")
     find(dialog, "pin").insert(0, "1234")
@@ -395,8 +403,155 @@ async def test_the_identity_question_heads_the_dialog_in_red(gui, display, shots
     shown = texts(dialog)
     assert sum(question in t for t in shown) == 1  # not repeated as a note
     assert "Colour pages cost 0.20 more on this printer." in shown
+    # The popup is that question: its title and its buttons say so.
+    assert dialog.title() == "Did you print this?"
+    assert find(dialog, "heading").cget("text") == "Is this print job yours?"
+    assert find(dialog, "print").cget("text") == "Yes, print it"
+    assert find(dialog, "cancel").cget("text") == "No, cancel it"
     assert_picture(screenshot(display, dialog, shots / "identity-question-dialog.png"))
     find(dialog, "cancel").invoke()
     await pump(view)
     [reply] = app.transport.replies
     assert (reply.job_id, reply.action) == (p.job_id, "cancel")
+
+
+CODED = [
+    PromptAccount(
+        account="personal:bob", path="bob", charge_rate=Decimal(1), available=Decimal("4.20")
+    ),
+    PromptAccount(account="shared:acme", path="clients/acme", charge_rate=Decimal(1), code="C-100"),
+    PromptAccount(
+        account="shared:globex",
+        path="clients/globex",
+        charge_rate=Decimal(1),
+        code="C-200",
+        available=Decimal("310.50"),
+    ),
+    PromptAccount(
+        account="shared:initech", path="research/initech", charge_rate=Decimal(1), code="R-7"
+    ),
+]
+
+
+def row(tree, account: str) -> tuple:
+    return tuple(tree.item(account, "values"))
+
+
+async def test_favourites_codes_balances_and_the_waiting_count(gui, display, shots, tmp_path):
+    view, app = gui
+    prompts = [
+        prompt(kind="choose_account", accounts=CODED, document_name=f"chapter-{i}.pdf")
+        for i in range(3)
+    ]
+    await deliver(app, prompts[0])
+    dialog = view.dialogs[prompts[0].job_id]
+    tree = find(dialog, "accounts")
+    box = find(dialog, "apply_all")
+    # One job waits: nothing else to apply the answer to.
+    assert box.cget("text") == "Apply to all my waiting jobs (1)"
+    assert str(box.cget("state")) == "disabled"
+    for p in prompts[1:]:
+        await deliver(app, p)
+    assert box.cget("text") == "Apply to all my waiting jobs (3)"
+    assert str(box.cget("state")) == "normal"
+    # Codes, and the balance only of the account that shows it; the user's own available.
+    assert row(tree, "shared:globex") == ("", "clients/globex", "C-200", "310.50")
+    assert row(tree, "shared:acme") == ("", "clients/acme", "C-100", "")
+    assert "Charge my personal account (available 4.20)" in texts(dialog)
+    # A favourite comes first, starred, and stays one for the next popup (on disk).
+    tree.selection_set("shared:initech")
+    await pump(view)
+    assert find(dialog, "favourite").cget("text") == "Add to favourites"
+    find(dialog, "favourite").invoke()
+    await pump(view)
+    assert paths(tree) == ["research/initech", "clients/acme", "clients/globex"]
+    assert row(tree, "shared:initech")[0] == "★"
+    assert tree.selection() == ("shared:initech",)
+    assert find(dialog, "favourite").cget("text") == "Remove from favourites"
+    stored = Favourites.load(tmp_path / "config" / "favourites.json")
+    assert stored.accounts == ["shared:initech"]
+    dialog.lift()  # the three popups open at one place: this one on top for the picture
+    await pump(view)
+    assert_picture(screenshot(display, dialog, shots / "account-dialog.png"))
+    # Search by code, in any case.
+    find(dialog, "search").insert(0, "c-2")
+    await pump(view)
+    assert paths(tree) == ["clients/globex"]
+    # A job closed by the server leaves the count.
+    await deliver(
+        app,
+        PromptClosed(
+            job_id=prompts[2].job_id, document_name="x", outcome="cancelled", reason="by admin"
+        ),
+    )
+    assert box.cget("text") == "Apply to all my waiting jobs (2)"
+    box.invoke()
+    find(dialog, "print").invoke()
+    await pump(view)
+    assert sorted(r.job_id for r in app.transport.replies) == sorted(p.job_id for p in prompts[:2])
+    assert {r.account for r in app.transport.replies} == {"shared:globex"}
+    # Unmarked, it is an ordinary account again.
+    assert app.model.toggle_favourite("shared:initech") is False
+    assert Favourites.load(tmp_path / "config" / "favourites.json").accounts == []
+
+
+async def test_the_popups_in_german_on_a_german_desktop(display, shots, tmp_path, monkeypatch):
+    from platen.client import i18n
+
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    i18n.reset()
+    view = TkView(Options(login="bob", url="amqp://localhost/", disable_notifications=True))
+    app = ClientApp(ClientModel("bob", favourites=Favourites()), view, Sent())
+    view.app = app
+    try:
+        assert "Guthaben" in texts(view.root)
+        p = prompt(kind="choose_account", accounts=CODED, allow_pin=True)
+        await deliver(app, p)
+        dialog = view.dialogs[p.job_id]
+        assert dialog.title() == "Abzurechnendes Konto wählen"
+        shown = texts(dialog)
+        for expected in (
+            "Welches Konto soll diesen Auftrag bezahlen?",
+            "Mein persönliches Konto belasten (verfügbar 4.20)",
+            "Ein gemeinsames Konto belasten:",
+            "Suche (Name oder Code)",
+            "Für alle meine wartenden Aufträge (1)",
+            "3 Seiten (1 farbig, 2 schwarzweiß)",
+            "Drucken",
+            "Auftrag abbrechen",
+        ):
+            assert expected in shown, expected
+        assert_picture(screenshot(display, dialog, shots / "account-dialog-de.png"))
+        # The identity question, written in English by the server, asked in German.
+        question = "Did you print 'Quarterly report.pdf' from 10.0.0.7 at 14:02?"
+        q = prompt(messages=[question])
+        await deliver(app, q)
+        label = find(view.dialogs[q.job_id], "identity_question")
+        assert str(label.cget("text")).startswith(
+            "Haben Sie „Quarterly report.pdf“ um 14:02 von 10.0.0.7 aus gedruckt?"
+        )
+        assert find(view.dialogs[q.job_id], "print").cget("text") == "Ja, drucken"
+    finally:
+        view.root.destroy()
+        monkeypatch.undo()
+        i18n.reset()
+
+
+async def test_the_list_is_chosen_by_the_user_not_by_filling_it(display, tmp_path):
+    view = TkView(Options(login="bob", url="amqp://localhost/", disable_notifications=True))
+    app = ClientApp(ClientModel("bob", favourites=Favourites()), view, Sent())
+    view.app = app
+    try:
+        p = prompt(kind="choose_account", accounts=CODED)
+        await deliver(app, p)
+        dialog = view.dialogs[p.job_id]
+        find(dialog, "search").insert(0, "c-")  # the list refills and selects its first
+        await pump(view)
+        assert dialog.mode.get() == "personal"  # --default-selection personal stays
+        find(dialog, "accounts").event_generate("<FocusIn>")
+        await pump(view)
+        assert dialog.mode.get() == "list"
+    finally:
+        view.root.destroy()

@@ -167,3 +167,46 @@ def test_balance_updates():
     assert m.receive(BalanceNotice(balance=Decimal("3.00"), available=Decimal("2.50"))) == [
         ShowBalance("3.00", "2.50")
     ]
+
+
+def test_print_for_all_never_vouches_for_a_job_someone_else_may_have_sent():
+    m = ClientModel("bob")
+    question = "Did you print 'a.pdf' from 10.0.0.9 at 12:00?"
+    mine, other = prompt(), prompt()
+    unproven = prompt(messages=[question])
+    for p in (mine, other, unproven):
+        m.receive(p, NOW)
+    # "Print" for all: the other confirmation, not the job nobody proved is bob's.
+    assert m.jobs_for(mine.job_id, Choice("print")) == [mine.job_id, other.job_id]
+    replies = m.answer(mine.job_id, Choice("print"), apply_to_all=True)
+    assert {r.job_id for r in replies} == {mine.job_id, other.job_id}
+    assert unproven.job_id in m.prompts
+    # Its own "yes" answers it alone; "cancel" for all may take it too.
+    m.receive(again := prompt(messages=[question]), NOW)
+    replies = m.answer(unproven.job_id, Choice("cancel"), apply_to_all=True)
+    assert {r.job_id for r in replies} == {unproven.job_id, again.job_id}
+
+
+def test_favourites_first_then_recent_then_by_name_and_search_by_code(tmp_path):
+    from platen.client.recent import Favourites
+
+    accounts = [
+        *ACCOUNTS,
+        PromptAccount(
+            account="shared:initech", path="research/initech", charge_rate=Decimal(1), code="R-7"
+        ),
+    ]
+    m = ClientModel(
+        "bob",
+        recent=RecentAccounts.load(tmp_path / "recent.json"),
+        favourites=Favourites.load(tmp_path / "fav.json"),
+    )
+    p = prompt(kind="choose_account", accounts=accounts)
+    m.recent.used("shared:globex")
+    assert m.toggle_favourite("shared:initech") is True
+    order = [a.account for a in m.shared_accounts(p)]
+    assert order == ["shared:initech", "shared:globex", "shared:acme"]
+    assert [a.account for a in m.shared_accounts(p, "r-7")] == ["shared:initech"]
+    assert Favourites.load(tmp_path / "fav.json").accounts == ["shared:initech"]
+    (tmp_path / "fav.json").write_text("{not json")
+    assert Favourites.load(tmp_path / "fav.json").accounts == []  # unreadable: none

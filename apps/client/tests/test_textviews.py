@@ -99,3 +99,41 @@ async def test_console_puts_the_identity_question_above_the_job():
     assert "cancel 1" in lines[1] and "someone used your name" in lines[1]
     assert lines[2] == "[1] Job waiting for you to confirm:"
     assert "    Note: Recycle" in lines and not any(question in ln for ln in lines[2:])
+
+
+async def test_console_shows_codes_visible_balances_and_how_many_jobs_wait():
+    out = io.StringIO()
+    view = ConsoleView(out=out)
+    app = ClientApp(ClientModel("bob"), view, Sent())
+    view.app = app  # as `run` sets it
+    accounts = [
+        PromptAccount(
+            account="personal:bob", path="bob", charge_rate=Decimal(1), available=Decimal("2")
+        ),
+        PromptAccount(
+            account="shared:acme", path="clients/acme", charge_rate=Decimal(1), code="AC-1"
+        ),
+        PromptAccount(
+            account="shared:lab",
+            path="lab",
+            charge_rate=Decimal("1.5"),
+            code="L7",
+            available=Decimal("20.00"),
+        ),
+    ]
+    first, second = prompt(accounts=accounts), prompt(accounts=accounts)
+    await app.on_delivery(Delivery(first))
+    assert "waiting jobs" not in out.getvalue()  # one job: nothing to say
+    await app.on_delivery(Delivery(second))
+    text = out.getvalue()
+    assert "account=shared:acme  (clients/acme, code AC-1, rate 1)" in text
+    assert "account=shared:lab  (lab, code L7, available 20.00, rate 1.5)" in text
+    assert "account=personal:bob  (bob, available 2, rate 1)" in text
+    assert "(add 'all' to answer your 2 waiting jobs)" in text.splitlines()[-1]
+    # A code the prompt offers is sent as its account (the server checks it either way),
+    # so "all" finds the same account in the other job.
+    view.handle_line(app, "print 2 account=l7 all")
+    assert [(r.job_id, r.account) for r in app.transport.replies] == [
+        (second.job_id, "shared:lab"),
+        (first.job_id, "shared:lab"),
+    ]

@@ -842,3 +842,27 @@ def test_a_user_name_maps_to_its_login_by_the_sites_domains(name, domains, login
 def test_every_message_keeps_logins_in_lower_case():
     assert ShowUser(login="First.Last").login == "first.last"
     assert UserAdded(login="ALICE").login == "alice"
+
+
+def test_account_options_before_codes_read_with_no_code_and_no_balance_shown():
+    """job.input_required v3 and desktop.job_prompt v2 had no `code` nor `available`; the
+    ledger's account commands and view v1 no `code` nor `balance_visible`."""
+    option = b'{"account": "shared:acme", "path": "acme", "charge_rate": "1"}'
+    common = (
+        b'"job_id": "%s", "kind": "choose_account", "document_name": "a.pdf", '
+        b'"printer": "lab-1", "sides": 1, "copies": 1, "cost": "0.10", "accounts": [%s], '
+        b'"allow_pin": false, "expires_at": "2024-05-17T09:40:00Z"'
+    ) % (str(JOB_ID).encode(), option)
+    asked = decode("job.input_required", 3, b'{"user": "alice", %s}' % common)
+    prompt = decode(
+        "desktop.job_prompt",
+        2,
+        b'{%s, "color_sides": 0, "grayscale_sides": 1, "duplex": false}' % common,
+    )
+    for message in (asked, prompt):
+        [a] = message.accounts
+        assert (a.account, a.code, a.available) == ("shared:acme", None, None)
+    add = decode("ledger.account.add", 1, b'{"name": "acme"}')
+    assert (add.code, add.balance_visible) == (None, False)
+    change = decode("ledger.account.set", 1, b'{"account": "acme"}')
+    assert (change.code, change.clear_code, change.balance_visible) == (None, False, None)

@@ -411,6 +411,31 @@ async def test_choose_account_lists_only_what_the_user_may_use(ledger):
     assert charged.account == "shared:math"
 
 
+async def test_account_codes_and_visible_balances_in_the_database(ledger):
+    await shared(ledger, "math", code="M-101", balance_visible=True)
+    await shared(ledger, "art", code="A7")
+    # The database, too, keeps a code to one account, in any case.
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with ledger.pool.acquire() as conn:
+            await store.Store(conn).update_account("shared:art", code="m-101")
+    bad = await ledger.run(accounts.on_set_account, SetAccount(account="art", code="M-101"))
+    assert isinstance(bad, ErrorReply) and "already used by shared:math" in bad.error
+    for name in ["math", "art"]:
+        await ledger.run(accounts.on_grant, GrantAccess(account=name, users=["jo"]))
+    await ledger.run(money.on_topup, TopUp(key="t1", account="math", amount=D("12.50")))
+    await add_user(ledger, "jo", "1.00", account_selection="choose")
+    await ledger.run(jobs.on_job_priced, priced("jo", "0.30"))
+    [ask] = await ledger.emitted("job.input_required")
+    shown = {o.account: (o.code, o.available) for o in ask.accounts}
+    assert shown == {
+        "personal:jo": (None, D("1.00")),
+        "shared:art": ("A7", None),
+        "shared:math": ("M-101", D("12.50")),
+    }
+    view = await ledger.run(accounts.on_show_account, ShowAccount(account="a7"))
+    assert (view.id, view.code, view.balance_visible) == ("shared:art", "A7", False)
+
+
 async def test_an_answer_for_an_account_without_funds_is_denied(ledger):
     await shared(ledger, "math", restricted=True)
     await ledger.run(accounts.on_grant, GrantAccess(account="math", users=["jo"]))

@@ -183,7 +183,15 @@ class FakeStore:
         for candidate in candidates:
             if candidate in self.accounts:
                 return candidate
+        if by_code := await self.account_with_code(ref):
+            return by_code
         raise NotFound(f"no account or user named {ref!r}")
+
+    async def account_with_code(self, code: str) -> str | None:
+        return next(
+            (a.id for a in self.accounts.values() if a.code and a.code.lower() == code.lower()),
+            None,
+        )
 
     async def account_ids(self, kind: str | None = None) -> list[str]:
         found = [a for a in self.accounts.values() if kind is None or a.kind == kind]

@@ -422,3 +422,47 @@ async def test_a_failure_after_the_charge_leaves_the_charge(ctx):
     await jobs.on_job_not_printed(ctx, ended(JobFailed, job))
     assert ctx.store.holds[job.job_id].state is HoldState.POSTED
     assert await ctx.store.balance("personal:alice") == D("4.70")
+
+
+async def test_codes_and_visible_balances_reach_the_account_options(ctx):
+    await accounts.on_add_account(
+        ctx, AddAccount(name="math", restricted=False, code="M-101", balance_visible=True)
+    )
+    await accounts.on_add_account(ctx, AddAccount(name="art", restricted=False, code="A7"))
+    ctx.store.accounts["shared:math"].balance = D("12.50")
+    ctx.store.accounts["shared:art"].balance = D("40.00")
+    for name in ["math", "art"]:
+        await accounts.on_grant(ctx, GrantAccess(account=name, users=["jo"]))
+    await add_user(ctx, "jo", "3.00", account_selection="choose")
+    job = priced("jo")
+    await jobs.on_job_priced(ctx, job)
+    [ask] = ctx.messages(JobInputRequired)
+    shown = {o.account: (o.code, o.available) for o in ask.accounts}
+    # Her own balance she sees; a shared one only where the admin made it visible.
+    assert shown == {
+        "personal:jo": (None, D("3.00")),
+        "shared:art": ("A7", None),
+        "shared:math": ("M-101", D("12.50")),
+    }
+    # A code names one account, in any case; the answer may name the account by it, and
+    # the ledger checks access as for any other name.
+    taken = await accounts.on_set_account(ctx, SetAccount(account="art", code="m-101"))
+    assert isinstance(taken, ErrorReply) and "already used by shared:math" in taken.error
+    assert ctx.store.accounts["shared:art"].code == "A7"
+    ok = await jobs.on_answer(
+        ctx, AnswerJob(job_id=job.job_id, user="jo", action="print", account="m-101")
+    )
+    assert (ok.outcome, ok.account) == ("authorized", "shared:math")
+
+
+async def test_a_code_is_changed_cleared_and_the_balance_hidden_again(ctx):
+    await accounts.on_add_account(ctx, AddAccount(name="lab", code="L1", balance_visible=True))
+    view = await accounts.on_set_account(ctx, SetAccount(account="L1", code="L2"))
+    assert (view.id, view.code, view.balance_visible) == ("shared:lab", "L2", True)
+    both = await accounts.on_set_account(ctx, SetAccount(account="lab", code="L3", clear_code=True))
+    assert isinstance(both, ErrorReply) and ctx.store.accounts["shared:lab"].code == "L2"
+    view = await accounts.on_set_account(
+        ctx, SetAccount(account="lab", clear_code=True, balance_visible=False)
+    )
+    assert (view.code, view.balance_visible) == (None, False)
+    assert ctx.store.accounts["shared:lab"].available_shown_to_users is None

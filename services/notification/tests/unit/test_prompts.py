@@ -27,10 +27,12 @@ def input_required(user="bob", expires_in=timedelta(minutes=10), **kw) -> JobInp
         copies=1,
         cost=Decimal("0.30"),
         kind="choose_account",
-        accounts=[AccountOption(account="personal:bob", path="personal", charge_rate="1")],
         allow_pin=False,
         expires_at=datetime.now(UTC) + expires_in,
-        **kw,
+        **{
+            "accounts": [AccountOption(account="personal:bob", path="personal", charge_rate="1")],
+            **kw,
+        },
     )
 
 
@@ -61,6 +63,25 @@ async def test_a_prompt_goes_to_the_users_desktop_and_vanishes_at_its_deadline(c
     assert 595_000 < sent.expiration_ms <= 600_000
     assert store.prompts[event.job_id].state == "open"
     assert store.deliveries == [("bob", "job_prompt", event.job_id)]
+
+
+async def test_the_prompt_carries_each_accounts_code_and_visible_balance(ctx):
+    shared = [
+        AccountOption(account="personal:bob", path="bob", charge_rate="1", available="2.50"),
+        AccountOption(account="shared:lab", path="lab", charge_rate="1", code="L-7"),
+        AccountOption(
+            account="shared:art", path="art", charge_rate="1", code="A1", available="9.00"
+        ),
+    ]
+    event = input_required(accounts=shared)
+    await ctx.store.add_desktop_identity("bob")
+    await prompts.on_input_required(ctx, event)
+    [prompt] = ctx.messages(JobPrompt)
+    assert [(a.account, a.code, a.available) for a in prompt.accounts] == [
+        ("personal:bob", None, Decimal("2.50")),
+        ("shared:lab", "L-7", None),
+        ("shared:art", "A1", Decimal("9.00")),
+    ]
 
 
 async def test_a_job_is_asked_once_however_often_the_event_comes(ctx):
@@ -254,3 +275,11 @@ async def test_a_flood_of_answers_is_cut_to_the_rate_and_another_users_answer_pa
     sent_before = len(mal.emitted)
     await deliver(mal, answer(events[0].job_id, user="mal"))
     assert [type(e.message) for e in mal.emitted[sent_before:]] == [AnswerJob]
+
+
+def test_a_prompts_accounts_have_the_fields_of_the_ledgers_options():
+    """The prompt copies each option field for field: a field added to one must be added
+    to the other (with a new version of each message)."""
+    from platen.events.desktop import PromptAccount
+
+    assert set(PromptAccount.model_fields) == set(AccountOption.model_fields)

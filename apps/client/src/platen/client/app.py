@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import OrderedDict
 from typing import Protocol
@@ -21,6 +22,7 @@ from platen.client.transport import Delivery, Transport
 from platen.events.base import Message
 from platen.events.desktop import JobPrompt
 
+log = logging.getLogger("platen.client")
 TICK_SECONDS = 1.0
 SEEN_LIMIT = 10_000
 
@@ -81,6 +83,8 @@ class ClientApp:
                 await delivery.ack()
             await self.settle()
             return
+        job_id = getattr(message, "job_id", None)
+        log.debug("received %s%s", message.message_type, f" job_id={job_id}" if job_id else "")
         self.view.message(message)
         if isinstance(message, JobPrompt):
             self.deliveries[message.job_id] = delivery
@@ -112,6 +116,7 @@ class ClientApp:
         """Send the user's answer; returns how many jobs it answered. Raises UnknownPrompt."""
         replies = self.model.answer(job_id, choice, apply_to_all=apply_to_all)
         for reply in replies:
+            log.info("answer job_id=%s action=%s", reply.job_id, reply.action)
             if self.transport is not None:
                 self.transport.send(reply)
             self.view.answer_sent(reply.job_id, reply.action)

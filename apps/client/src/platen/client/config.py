@@ -57,6 +57,7 @@ class Options:
     disable_notifications: bool = False
     debug: bool = False
     state_dir: Path | None = None
+    install_autostart: bool = False
 
     @property
     def broker_user(self) -> str | None:
@@ -146,7 +147,19 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="no desktop notifications (messages still show in the client)",
     )
-    p.add_argument("--debug", action="store_true", default=None, help="log to stderr")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=None,
+        help="log what the client does to a file in your state folder "
+        "($XDG_STATE_HOME/platen-client) and to stderr",
+    )
+    p.add_argument(
+        "--install-autostart",
+        action="store_true",
+        help="start the client, with the other options given, at each log-in "
+        "(an XDG autostart entry in ~/.config/autostart), then exit",
+    )
     p.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
     return p
 
@@ -193,4 +206,5 @@ def load(argv: list[str] | None = None) -> Options:
         disable_notifications=bool(pick("disable_notifications", False)),
         debug=bool(pick("debug", False)),
         state_dir=args.state_dir,
+        install_autostart=args.install_autostart,
     )

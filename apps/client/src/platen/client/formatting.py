@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from platen.client.i18n import _
 from platen.events.base import Message
 from platen.events.desktop import (
     AnswerResult,
@@ -15,68 +16,100 @@ from platen.events.desktop import (
     PrintedNotice,
     PromptClosed,
 )
-from platen.events.print_identity import is_identity_question
+from platen.events.print_identity import is_identity_question, parse_identity_question
 
 
 def pages(n: int) -> str:
-    return f"{n} page{'s' if n != 1 else ''}"
+    return (_("{n} page") if n == 1 else _("{n} pages")).format(n=n)
 
 
 def page_split(prompt: JobPrompt) -> str:
     """'3 pages (1 colour, 2 grayscale)' — the breakdown only when there is colour."""
     if prompt.color_sides:
-        split = f"{prompt.color_sides} colour, {prompt.grayscale_sides} grayscale"
+        split = _("{colour} colour, {grayscale} grayscale").format(
+            colour=prompt.color_sides, grayscale=prompt.grayscale_sides
+        )
         return f"{pages(prompt.sides)} ({split})"
-    return f"{pages(prompt.sides)} (grayscale)"
+    return f"{pages(prompt.sides)} ({_('grayscale')})"
 
 
 def identity_question(prompt: JobPrompt) -> str | None:
     """ "Did you print 'x' from HOST at 14:02?" when nothing proved the job is the user's:
-    shown above everything else, since answering "print" makes them pay for it."""
+    shown above everything else, since answering "print" makes them pay for it. The server
+    writes it in English (`IDENTITY_QUESTION`); it is said again in the user's language."""
     first = prompt.messages[0] if prompt.messages else ""
-    return first if is_identity_question(first) else None
+    if not is_identity_question(first):
+        return None
+    parts = parse_identity_question(first)
+    if parts is None:
+        return first
+    return _("Did you print '{document}' from {host} at {time}?").format(**parts)
+
+
+def prompt_facts(prompt: JobPrompt) -> list[tuple[str, str, str]]:
+    """(key, label, value) of each fact about the job, the labels in the user's language."""
+    return [
+        ("document", _("Document"), prompt.document_name),
+        ("printer", _("Printer"), prompt.printer),
+        ("pages", _("Pages"), page_split(prompt)),
+        ("copies", _("Copies"), str(prompt.copies)),
+        ("duplex", _("Duplex"), _("yes") if prompt.duplex else _("no")),
+        ("cost", _("Cost"), str(prompt.cost)),
+    ]
 
 
 def prompt_lines(prompt: JobPrompt) -> list[str]:
-    """What a prompt says, one fact per line (shared by the console and the dialogs); the
-    identity question is not among them (see `identity_question`)."""
-    lines = [
-        f"Document: {prompt.document_name}",
-        f"Printer: {prompt.printer}",
-        f"Pages: {page_split(prompt)}",
-        f"Copies: {prompt.copies}",
-        f"Duplex: {'yes' if prompt.duplex else 'no'}",
-        f"Cost: {prompt.cost}",
-    ]
-    return lines + [f"Note: {m}" for m in prompt.messages if not is_identity_question(m)]
+    """What a prompt says, one fact per line (the console's); the identity question is
+    not among them (see `identity_question`)."""
+    lines = [f"{label}: {value}" for _key, label, value in prompt_facts(prompt)]
+    notes = [m for m in prompt.messages if not is_identity_question(m)]
+    return lines + [_("Note: {text}").format(text=m) for m in notes]
 
 
 def console_line(message: Message) -> str:
     if isinstance(message, PrintedNotice):
-        copies = f" x {message.copies} copies" if message.copies > 1 else ""
-        return (
-            f'Printed "{message.document_name}" on {message.printer}: '
-            f"{pages(message.sides)}{copies}, {message.cost}. Balance {message.balance}"
+        copies = (
+            " " + _("x {copies} copies").format(copies=message.copies) if message.copies > 1 else ""
+        )
+        return _(
+            'Printed "{document}" on {printer}: {pages}{copies}, {cost}. Balance {balance}'
+        ).format(
+            document=message.document_name,
+            printer=message.printer,
+            pages=pages(message.sides),
+            copies=copies,
+            cost=message.cost,
+            balance=message.balance,
         )
     if isinstance(message, DeniedNotice):
-        return f'Denied "{message.document_name}" on {message.printer}: {message.reason}'
-    if isinstance(message, LowBalanceNotice):
-        return (
-            f"Low credit: your available balance is {message.available} "
-            f"(below {message.threshold}). Ask for a top-up before your next job."
+        return _('Denied "{document}" on {printer}: {reason}').format(
+            document=message.document_name, printer=message.printer, reason=message.reason
         )
+    if isinstance(message, LowBalanceNotice):
+        return _(
+            "Low credit: your available balance is {available} (below {threshold}). "
+            "Ask for a top-up before your next job."
+        ).format(available=message.available, threshold=message.threshold)
     if isinstance(message, BalanceNotice):
-        return f"Balance {message.balance} (available {message.available})"
+        return _("Balance {balance} (available {available})").format(
+            balance=message.balance, available=message.available
+        )
     if isinstance(message, JobPrompt):
-        ask = "Confirm" if message.kind == "confirm" else "Choose the account for"
-        return f'{ask} "{message.document_name}" on {message.printer}: {message.cost}'
+        ask = (
+            _('Confirm "{document}" on {printer}: {cost}')
+            if message.kind == "confirm"
+            else _('Choose the account for "{document}" on {printer}: {cost}')
+        )
+        return ask.format(
+            document=message.document_name, printer=message.printer, cost=message.cost
+        )
     if isinstance(message, PromptClosed):
         return f'"{message.document_name}" {message.outcome}: {message.reason}'
     if isinstance(message, AnswerResult):
         reason = f": {message.reason}" if message.reason else ""
         return f"Answer for job {message.job_id}: {message.outcome}{reason}"
     if isinstance(message, BroadcastNotice):
-        return f"Message from {message.sender}: {message.text}"
+        return _("Message from {sender}: {text}").format(sender=message.sender, text=message.text)
     return f"{message.message_type}: {message.model_dump_json()}"
 
 

@@ -8,11 +8,12 @@ to send. It decides nothing about money: the server checks every answer again.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from platen.client.formatting import console_line
-from platen.client.recent import RecentAccounts
+from platen.client.i18n import N_, _
+from platen.client.recent import Favourites, RecentAccounts
 from platen.events.base import Message
 from platen.events.desktop import (
     AnswerResult,
@@ -26,6 +27,7 @@ from platen.events.desktop import (
     PromptAccount,
     PromptClosed,
 )
+from platen.events.print_identity import is_identity_question
 
 # ----------------------------------------------------------------------------- effects
 
@@ -78,6 +80,7 @@ class UnknownPrompt(KeyError):
 class ClientModel:
     login: str
     recent: RecentAccounts = field(default_factory=RecentAccounts)
+    favourites: Favourites = field(default_factory=Favourites)
     prompts: dict[uuid.UUID, JobPrompt] = field(default_factory=dict)
     balance: BalanceNotice | None = None
     # Jobs whose answer is on its way: their popup is gone, the outcome not yet known.
@@ -100,13 +103,14 @@ class ClientModel:
         if isinstance(message, PrintedNotice):
             # The balance window follows the ledger's own `balance` message, which comes
             # with the charge and knows what is still held.
-            return [Notify("Job printed", console_line(message), message=message)]
+            return [Notify(_("Job printed"), console_line(message), message=message)]
         if isinstance(message, DeniedNotice):
-            return [Notify("Job denied", console_line(message), "error", message)]
+            return [Notify(_("Job denied"), console_line(message), "error", message)]
         if isinstance(message, LowBalanceNotice):
-            return [Notify("Low credit", console_line(message), "warning", message)]
+            return [Notify(_("Low credit"), console_line(message), "warning", message)]
         if isinstance(message, BroadcastNotice):
-            return [Notify(f"Message from {message.sender}", message.text, message=message)]
+            title = _("Message from {sender}").format(sender=message.sender)
+            return [Notify(title, message.text, message=message)]
         return [Notify("Platen", console_line(message), message=message)]
 
     def _prompt(self, prompt: JobPrompt, now: datetime) -> list[Effect]:
@@ -124,16 +128,16 @@ class ClientModel:
         self.answered.pop(msg.job_id, None)
         self._closed.add(msg.job_id)
         titles = {
-            "authorized": "Job sent to the printer",
-            "cancelled": "Job cancelled",
-            "denied": "Job denied",
+            "authorized": N_("Job sent to the printer"),
+            "cancelled": N_("Job cancelled"),
+            "denied": N_("Job denied"),
         }
         text = f'"{msg.document_name}": {msg.reason}'
         level = "info" if msg.outcome == "authorized" else "warning"
         effects: list[Effect] = []
         if was_open:
             effects.append(ClosePrompt(msg.job_id, text))
-        effects.append(Notify(titles[msg.outcome], text, level, msg))
+        effects.append(Notify(_(titles[msg.outcome]), text, level, msg))
         return effects
 
     def _result(self, msg: AnswerResult) -> list[Effect]:
@@ -144,13 +148,18 @@ class ClientModel:
             if sent is not None and msg.job_id not in self._closed:
                 self.prompts[msg.job_id] = sent
                 effects.append(ShowPrompt(sent))
-            effects.append(Notify("Answer refused", msg.reason or "refused", "error", msg))
+            effects.append(Notify(_("Answer refused"), msg.reason or _("refused"), "error", msg))
             return effects
         self.prompts.pop(msg.job_id, None)
         self._closed.add(msg.job_id)
         if msg.outcome == "authorized":
-            text = f"Charged {msg.amount} to {msg.account}" if msg.amount is not None else "OK"
-            return [Notify("Job authorised", text, message=msg)]
+            if msg.amount is not None:
+                text = _("Charged {amount} to {account}").format(
+                    amount=msg.amount, account=msg.account
+                )
+            else:
+                text = _("OK")
+            return [Notify(_("Job authorised"), text, message=msg)]
         return [Notify(f"Job {msg.outcome}", msg.reason or msg.outcome, "warning", msg)]
 
     def expire(self, now: datetime | None = None) -> list[Effect]:
@@ -161,9 +170,8 @@ class ClientModel:
             if prompt.expires_at <= now:
                 del self.prompts[job]
                 self._closed.add(job)
-                effects.append(
-                    ClosePrompt(job, f'"{prompt.document_name}": no answer before its deadline')
-                )
+                text = _('"{document}": no answer before its deadline')
+                effects.append(ClosePrompt(job, text.format(document=prompt.document_name)))
         return effects
 
     # ---------------------------------------------------------------- from the user
@@ -175,12 +183,8 @@ class ClientModel:
         waiting job that the same answer fits). Raises UnknownPrompt for a job not waiting."""
         if job_id not in self.prompts:
             raise UnknownPrompt(str(job_id))
-        jobs = [job_id]
-        if apply_to_all:
-            first = self.prompts[job_id]
-            jobs += [
-                j for j, p in self.prompts.items() if j != job_id and self._fits(p, first, choice)
-            ]
+        choice = self._by_code(self.prompts[job_id], choice)
+        jobs = self.jobs_for(job_id, choice) if apply_to_all else [job_id]
         replies = []
         for job in jobs:
             replies.append(
@@ -199,9 +203,44 @@ class ClientModel:
         return replies
 
     @staticmethod
+    def _by_code(prompt: JobPrompt, choice: Choice) -> Choice:
+        """An account typed by its code (console, scripts) named by its id when the prompt
+        offers it, so that "all" finds it in the other jobs. The server would resolve the
+        code too, and checks the choice whatever it is called."""
+        typed = (choice.account or "").lower()
+        if choice.pin is not None or not typed:
+            return choice
+        offered = next((a for a in prompt.accounts if (a.code or "").lower() == typed), None)
+        return replace(choice, account=offered.account) if offered else choice
+
+    def jobs_for(self, job_id: uuid.UUID, choice: Choice | None) -> list[uuid.UUID]:
+        """The waiting jobs that "apply to all" would answer with `choice` (made for
+        `job_id`, which comes first); with no choice yet, every job of the same kind."""
+        first = self.prompts.get(job_id)
+        if first is None:
+            return []
+        others = [
+            j
+            for j, p in self.prompts.items()
+            if j != job_id
+            and (
+                p.kind == first.kind and not asks_identity(p)
+                if choice is None
+                else self._fits(p, first, choice)
+            )
+        ]
+        return [job_id, *others]
+
+    @staticmethod
     def _fits(prompt: JobPrompt, first: JobPrompt, choice: Choice) -> bool:
         """Whether `choice`, made for `first`, can answer `prompt` too."""
-        if choice.action == "cancel" or prompt.kind == "confirm":
+        if choice.action == "cancel":
+            return True
+        if asks_identity(prompt):
+            # "Yes, I printed it" is said of one job at a time: a click meant for one's
+            # own jobs must not vouch for a job someone else sent in one's name.
+            return False
+        if prompt.kind == "confirm":
             return True
         if choice.account is None or choice.pin is not None:
             return prompt.kind == first.kind
@@ -211,16 +250,38 @@ class ClientModel:
         return list(self.prompts.values())
 
     def shared_accounts(self, prompt: JobPrompt, search: str = "") -> list[PromptAccount]:
-        """The shared accounts a prompt offers, recently used first, then by name;
-        only those whose name contains `search` (any case)."""
+        """The shared accounts a prompt offers: favourites first (in the order marked),
+        then those used recently, then by name; only those whose name or code contains
+        `search` (any case)."""
         personal = f"personal:{self.login}"
         options = [a for a in prompt.accounts if a.account != personal]
         needle = search.strip().lower()
         if needle:
-            options = [a for a in options if needle in a.path.lower() or needle in a.account]
+            options = [a for a in options if needle in _searchable(a)]
+        favourite = {a: i for i, a in enumerate(self.favourites.accounts)}
         rank = self.recent.rank()
-        return sorted(options, key=lambda a: (rank.get(a.account, len(rank)), a.path.lower()))
+
+        def order(a: PromptAccount) -> tuple:
+            return (
+                favourite.get(a.account, len(favourite)),
+                rank.get(a.account, len(rank)),
+                a.path.lower(),
+            )
+
+        return sorted(options, key=order)
+
+    def toggle_favourite(self, account: str) -> bool:
+        return self.favourites.toggle(account)
 
     def personal_account(self, prompt: JobPrompt) -> PromptAccount | None:
         personal = f"personal:{self.login}"
         return next((a for a in prompt.accounts if a.account == personal), None)
+
+
+def asks_identity(prompt: JobPrompt) -> bool:
+    """Whether the prompt asks the user if the job is theirs at all (see formatting)."""
+    return bool(prompt.messages) and is_identity_question(prompt.messages[0])
+
+
+def _searchable(account: PromptAccount) -> str:
+    return " ".join(filter(None, (account.path, account.account, account.code))).lower()

@@ -16,9 +16,10 @@ from typing import TextIO
 from platen.client.answers import Answer, BadAnswer, parse_console, parse_json
 from platen.client.app import ClientApp
 from platen.client.formatting import console_line, identity_question, json_line, prompt_lines
+from platen.client.i18n import _
 from platen.client.model import Notify, ShowBalance, UnknownPrompt
 from platen.events.base import Message
-from platen.events.desktop import JobPrompt
+from platen.events.desktop import JobPrompt, PromptAccount
 
 
 def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stream: TextIO) -> None:
@@ -31,6 +32,7 @@ class _StdinView:
     def __init__(self, out: TextIO = sys.stdout, inp: TextIO = sys.stdin) -> None:
         self.out = out
         self.inp = inp
+        self.app: ClientApp | None = None
 
     def emit(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -45,6 +47,7 @@ class _StdinView:
         raise NotImplementedError
 
     async def run(self, app: ClientApp) -> None:
+        self.app = app
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str | None] = asyncio.Queue()
         threading.Thread(target=_read_lines, args=(loop, lines, self.inp), daemon=True).start()
@@ -103,6 +106,17 @@ class JsonView(_StdinView):
         self._client("error", error=text, input=line[:200])
 
 
+def account_facts(account: PromptAccount) -> str:
+    """ "clients/acme, code AC-1, available 10.00, rate 1" (what the server sent)."""
+    facts = [account.path]
+    if account.code:
+        facts.append(_("code {code}").format(code=account.code))
+    if account.available is not None:
+        facts.append(_("available {amount}").format(amount=account.available))
+    facts.append(_("rate {rate}").format(rate=account.charge_rate))
+    return ", ".join(facts)
+
+
 class ConsoleView(_StdinView):
     """Readable lines; waiting jobs are numbered, and answered by number."""
 
@@ -120,25 +134,42 @@ class ConsoleView(_StdinView):
         if number is None:
             number, self._next = self._next, self._next + 1
             self.numbers[number] = prompt.job_id
-        ask = "confirm" if prompt.kind == "confirm" else "choose the account that pays"
+        ask = (
+            _("Job waiting for you to confirm:")
+            if prompt.kind == "confirm"
+            else _("Job waiting for you to choose the account that pays:")
+        )
         if question := identity_question(prompt):
             self.emit(f"[{number}] !!! {question}")
-            self.emit(f"    If you did not, answer: cancel {number} (someone used your name).")
-        self.emit(f"[{number}] Job waiting for you to {ask}:")
+            self.emit(
+                "    "
+                + _("If you did not, answer: cancel {number} (someone used your name).").format(
+                    number=number
+                )
+            )
+        self.emit(f"[{number}] {ask}")
         for line in prompt_lines(prompt):
             self.emit(f"    {line}")
         if prompt.kind == "choose_account":
             for a in prompt.accounts:
-                self.emit(f"    account={a.account}  ({a.path}, rate {a.charge_rate})")
+                self.emit(f"    account={a.account}  ({account_facts(a)})")
             if prompt.allow_pin:
-                self.emit("    or a shared account by PIN: account=NAME pin=PIN")
+                self.emit("    " + _("or a shared account by PIN: account=NAME pin=PIN"))
+        waiting = len(self.app.model.jobs_for(prompt.job_id, None)) if self.app else 1
+        also = (
+            "  " + _("(add 'all' to answer your {count} waiting jobs)").format(count=waiting)
+            if waiting > 1
+            else ""
+        )
         self.emit(
             f"    answer: print {number} ... | cancel {number}"
-            f"   (by {prompt.expires_at:%H:%M:%S} UTC)"
+            + "   "
+            + _("(by {time} UTC)").format(time=f"{prompt.expires_at:%H:%M:%S}")
+            + also
         )
 
     def close_prompt(self, job_id: uuid.UUID, text: str) -> None:
-        self.emit(f"closed: {text}")
+        self.emit(_("closed: {text}").format(text=text))
 
     def notify(self, note: Notify) -> None:
         self.emit(
@@ -146,7 +177,9 @@ class ConsoleView(_StdinView):
         )
 
     def show_balance(self, balance: ShowBalance) -> None:
-        line = f"Balance {balance.balance} (available {balance.available})"
+        line = _("Balance {balance} (available {available})").format(
+            balance=balance.balance, available=balance.available
+        )
         if line != self._last_balance:  # the same balance told twice is said once
             self._last_balance = line
             self.emit(line)
@@ -155,7 +188,7 @@ class ConsoleView(_StdinView):
         print(f"({state}{': ' + detail if detail else ''})", file=sys.stderr, flush=True)
 
     def answer_sent(self, job_id: uuid.UUID, action: str) -> None:
-        self.emit(f"sent: {action} job {job_id}")
+        self.emit(_("sent: {action} job {job_id}").format(action=action, job_id=job_id))
 
     def parse(self, line: str) -> Answer:
         return parse_console(line)

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from tkinter import ttk
 
-from platen.client.formatting import identity_question, prompt_lines
+from platen.client.formatting import identity_question, prompt_facts
+from platen.client.i18n import N_, _
 from platen.client.model import Choice, ClientModel
 from platen.events.desktop import JobPrompt
 from platen.events.print_identity import is_identity_question
@@ -22,14 +23,22 @@ PAD = {"padx": 10, "pady": 4}
 class PromptDialog(tk.Toplevel):
     """What every prompt shows: the job, the printer's messages, a countdown, the buttons."""
 
-    title_text = "Print job confirmation"
+    title_text = N_("Print job confirmation")
+    print_text = N_("Print")
+    cancel_text = N_("Cancel job")
 
     def __init__(self, master: tk.Misc, prompt: JobPrompt, model: ClientModel, on_answer: Answer):
         super().__init__(master, name=f"prompt_{prompt.job_id.hex}")
         self.prompt = prompt
         self.model = model
         self.on_answer = on_answer
-        self.title(self.title_text)
+        self.identity = identity_question(prompt)
+        if self.identity:
+            # Nothing proved this job is the user's: the popup is that question.
+            self.title_text = N_("Did you print this?")
+            self.print_text = N_("Yes, print it")
+            self.cancel_text = N_("No, cancel it")
+        self.title(_(self.title_text))
         self.resizable(False, False)
         self.protocol("WM_DELETE_WINDOW", self.cancel)
         body = ttk.Frame(self, padding=8, name="body")
@@ -37,11 +46,12 @@ class PromptDialog(tk.Toplevel):
         ttk.Label(
             body, text=self.heading(), font=("TkDefaultFont", 11, "bold"), name="heading"
         ).pack(anchor="w", **PAD)
-        if question := identity_question(prompt):
+        if question := self.identity:
             # Nothing proved this job is the user's: the question comes before all else.
             ttk.Label(
                 body,
-                text=f"{question}\nIf you did not, cancel it: someone printed in your name.",
+                text=f"{question}\n"
+                + _("If you did not, cancel it: someone printed in your name."),
                 foreground="#b00020",
                 font=("TkDefaultFont", 12, "bold"),
                 wraplength=360,
@@ -49,12 +59,9 @@ class PromptDialog(tk.Toplevel):
             ).pack(anchor="w", **PAD)
         facts = ttk.Frame(body, name="facts")
         facts.pack(fill="x", **PAD)
-        for row, line in enumerate(prompt_lines(prompt)):
-            label, _, value = line.partition(": ")
-            if label == "Note":
-                continue
+        for row, (key, label, value) in enumerate(prompt_facts(prompt)):
             ttk.Label(facts, text=f"{label}:").grid(row=row, column=0, sticky="w")
-            ttk.Label(facts, text=value, name=f"fact_{label.lower()}").grid(
+            ttk.Label(facts, text=value, name=f"fact_{key}").grid(
                 row=row, column=1, sticky="w", padx=(8, 0)
             )
         for i, note in enumerate(prompt.messages):
@@ -67,24 +74,26 @@ class PromptDialog(tk.Toplevel):
         self.error = ttk.Label(body, text="", foreground="#b00020", wraplength=360, name="error")
         self.error.pack(anchor="w", **PAD)
         self.apply_all = tk.BooleanVar(value=False)
-        self.apply_all_box = ttk.Checkbutton(
-            body, text="Apply to all my waiting jobs", variable=self.apply_all, name="apply_all"
-        )
-        self.apply_all_box.pack(anchor="w", **PAD)
+        self.apply_all_box = ttk.Checkbutton(body, variable=self.apply_all, name="apply_all")
+        if not self.identity:  # that question is answered job by job (model._fits)
+            self.apply_all_box.pack(anchor="w", **PAD)
+        self.refresh_waiting()
         self.countdown = ttk.Label(body, text="", name="countdown")
         self.countdown.pack(anchor="w", **PAD)
         buttons = ttk.Frame(body, name="buttons")
         buttons.pack(fill="x", pady=(6, 0))
-        ttk.Button(buttons, text="Cancel job", command=self.cancel, name="cancel").pack(
+        ttk.Button(buttons, text=_(self.cancel_text), command=self.cancel, name="cancel").pack(
             side="right", padx=4
         )
-        ttk.Button(buttons, text="Print", command=self.print_, name="print").pack(
+        ttk.Button(buttons, text=_(self.print_text), command=self.print_, name="print").pack(
             side="right", padx=4
         )
         self.tick()
 
     def heading(self) -> str:
-        return "Do you want to print this job?"
+        if self.identity:
+            return _("Is this print job yours?")
+        return _("Do you want to print this job?")
 
     def build_choice(self, body: ttk.Frame) -> None:
         """Where a subclass asks more (the account that pays)."""
@@ -92,10 +101,28 @@ class PromptDialog(tk.Toplevel):
     def choice(self) -> Choice | None:
         return Choice("print")
 
+    def current_choice(self) -> Choice | None:
+        """What the dialog would answer now, without telling the user what is missing."""
+        return Choice("print")
+
+    def refresh_waiting(self) -> None:
+        """How many waiting jobs "apply to all" would answer, this one included."""
+        if not hasattr(self, "apply_all_box") or not self.winfo_exists():
+            return
+        count = len(self.model.jobs_for(self.prompt.job_id, self.current_choice()))
+        self.apply_all_box.configure(
+            text=_("Apply to all my waiting jobs ({count})").format(count=count),
+            state="normal" if count > 1 else "disabled",
+        )
+        if count <= 1:
+            self.apply_all.set(False)
+
     def tick(self) -> None:
         left = int((self.prompt.expires_at - datetime.now(UTC)).total_seconds())
         if left >= 0:
-            self.countdown.configure(text=f"Answer within {left // 60}:{left % 60:02d}")
+            self.countdown.configure(
+                text=_("Answer within {time}").format(time=f"{left // 60}:{left % 60:02d}")
+            )
         self._tick = self.after(1000, self.tick)
 
     def destroy(self) -> None:
@@ -116,16 +143,18 @@ class PromptDialog(tk.Toplevel):
 
 
 class AccountDialog(PromptDialog):
-    """Who pays: my personal account, a shared account from my list, or one by PIN."""
+    """Who pays: my personal account, a shared account from my list (favourites first,
+    searchable by name or code, with the balance where the account shows it), or one by
+    PIN."""
 
-    title_text = "Choose the account to charge"
+    title_text = N_("Choose the account to charge")
 
     def __init__(self, *args, default_selection: str = "personal", **kw) -> None:
         self.default_selection = default_selection
         super().__init__(*args, **kw)
 
     def heading(self) -> str:
-        return "Which account should pay for this job?"
+        return _("Which account should pay for this job?")
 
     def build_choice(self, body: ttk.Frame) -> None:
         prompt = self.prompt
@@ -140,20 +169,20 @@ class AccountDialog(PromptDialog):
             modes.append("pin")
         start = self.default_selection if self.default_selection in modes else modes[0]
         self.mode = tk.StringVar(value=start)
+        self.mode.trace_add("write", lambda *_a: self.refresh_waiting())
         box = ttk.Frame(body, name="choice")
         box.pack(fill="x", **PAD)
         if personal is not None:
+            text = _("Charge my personal account")
+            if personal.available is not None:
+                text += " " + _("(available {amount})").format(amount=personal.available)
             ttk.Radiobutton(
-                box,
-                text="Charge my personal account",
-                value="personal",
-                variable=self.mode,
-                name="mode_personal",
+                box, text=text, value="personal", variable=self.mode, name="mode_personal"
             ).pack(anchor="w")
         if shared:
             ttk.Radiobutton(
                 box,
-                text="Charge a shared account:",
+                text=_("Charge a shared account:"),
                 value="list",
                 variable=self.mode,
                 name="mode_list",
@@ -161,48 +190,100 @@ class AccountDialog(PromptDialog):
             self.search = tk.StringVar()
             search_row = ttk.Frame(box)
             search_row.pack(fill="x", padx=(24, 0))
-            ttk.Label(search_row, text="Search").pack(side="left")
+            ttk.Label(search_row, text=_("Search (name or code)")).pack(side="left")
             ttk.Entry(search_row, textvariable=self.search, name="search").pack(
                 side="left", fill="x", expand=True, padx=(4, 0)
             )
-            self.search.trace_add("write", lambda *_: self.fill_list())
-            self.accounts = tk.Listbox(box, height=5, exportselection=False, name="accounts")
+            self.search.trace_add("write", lambda *_a: self.fill_list())
+            columns = ("favourite", "account", "code", "available")
+            self.accounts = ttk.Treeview(
+                box, columns=columns, show="headings", height=5, selectmode="browse",
+                name="accounts",
+            )  # fmt: skip
+            headings = ("★", _("Account"), _("Code"), _("Available"))
+            widths = (24, 170, 80, 96)
+            for column, heading, width in zip(columns, headings, widths, strict=True):
+                self.accounts.heading(column, text=heading)
+                anchor = "e" if column == "available" else "w"
+                self.accounts.column(column, width=width, anchor=anchor, stretch=False)
             self.accounts.pack(fill="x", padx=(24, 0), pady=2)
-            self.accounts.bind("<<ListboxSelect>>", lambda _e: self.mode.set("list"))
+            # Selecting a row by program (the list refilled) also says <<TreeviewSelect>>:
+            # only the user's own click or keys in the list choose "a shared account".
+            self.accounts.bind("<<TreeviewSelect>>", lambda _e: self._picked())
+            for event in ("<Button-1>", "<FocusIn>"):
+                self.accounts.bind(event, lambda _e: self.mode.set("list"), add="+")
+            self.favourite = ttk.Button(
+                box, text=_("Add to favourites"), command=self.toggle_favourite, name="favourite"
+            )
+            self.favourite.pack(anchor="e", padx=(24, 0))
             self.shown: list[str] = []
             self.fill_list()
         if prompt.allow_pin:
             ttk.Radiobutton(
                 box,
-                text="Charge a shared account with its PIN:",
+                text=_("Charge a shared account with its PIN:"),
                 value="pin",
                 variable=self.mode,
                 name="mode_pin",
             ).pack(anchor="w")
             pin_row = ttk.Frame(box)
             pin_row.pack(fill="x", padx=(24, 0))
-            ttk.Label(pin_row, text="Account").pack(side="left")
+            ttk.Label(pin_row, text=_("Account or code")).pack(side="left")
             self.pin_account = tk.StringVar()
             ttk.Entry(pin_row, textvariable=self.pin_account, width=16, name="pin_account").pack(
                 side="left", padx=4
             )
-            ttk.Label(pin_row, text="PIN").pack(side="left")
+            ttk.Label(pin_row, text=_("PIN")).pack(side="left")
             self.pin = tk.StringVar()
             ttk.Entry(pin_row, textvariable=self.pin, show="•", width=8, name="pin").pack(
                 side="left", padx=4
             )
-        ttk.Label(box, text="Comment (optional)").pack(anchor="w", pady=(6, 0))
+        ttk.Label(box, text=_("Comment (optional)")).pack(anchor="w", pady=(6, 0))
         self.comment = tk.StringVar()
         ttk.Entry(box, textvariable=self.comment, name="comment").pack(fill="x")
 
-    def fill_list(self) -> None:
+    def fill_list(self, keep: str | None = None) -> None:
         options = self.model.shared_accounts(self.prompt, self.search.get())
-        self.accounts.delete(0, "end")
+        self.accounts.delete(*self.accounts.get_children())
         self.shown = [a.account for a in options]
         for a in options:
-            self.accounts.insert("end", a.path)
+            star = "★" if a.account in self.model.favourites else ""
+            available = "" if a.available is None else str(a.available)
+            self.accounts.insert(
+                "", "end", iid=a.account, values=(star, a.path, a.code or "", available)
+            )
         if options:
-            self.accounts.selection_set(0)
+            self.accounts.selection_set(keep if keep in self.shown else self.shown[0])
+        self._picked()
+
+    def selected(self) -> str | None:
+        picked = self.accounts.selection()
+        return picked[0] if picked else None
+
+    def _picked(self) -> None:
+        account = self.selected()
+        marked = account is not None and account in self.model.favourites
+        self.favourite.configure(
+            text=_("Remove from favourites") if marked else _("Add to favourites"),
+            state="normal" if account is not None else "disabled",
+        )
+        self.refresh_waiting()
+
+    def toggle_favourite(self) -> None:
+        account = self.selected()
+        if account is not None:
+            self.model.toggle_favourite(account)
+            self.fill_list(keep=account)
+
+    def current_choice(self) -> Choice | None:
+        mode = self.mode.get() if hasattr(self, "mode") else "personal"
+        if mode == "personal":
+            personal = self.model.personal_account(self.prompt)
+            return Choice("print", personal.account if personal else None)
+        if mode == "list":
+            account = self.selected() if hasattr(self, "accounts") else None
+            return Choice("print", account) if account else None
+        return Choice("print", "?", pin="?")  # fits the jobs of the same kind
 
     def choice(self) -> Choice | None:
         comment = self.comment.get().strip() or None
@@ -211,14 +292,14 @@ class AccountDialog(PromptDialog):
             personal = self.model.personal_account(self.prompt)
             return Choice("print", personal.account if personal else None, comment=comment)
         if mode == "list":
-            picked = self.accounts.curselection()
-            if not picked:
-                self.show_error("Choose an account from the list.")
+            account = self.selected()
+            if account is None:
+                self.show_error(_("Choose an account from the list."))
                 return None
-            return Choice("print", self.shown[picked[0]], comment=comment)
+            return Choice("print", account, comment=comment)
         account, pin = self.pin_account.get().strip(), self.pin.get().strip()
         if not account or not pin:
-            self.show_error("Type the account's name and its PIN.")
+            self.show_error(_("Type the account's name or code and its PIN."))
             return None
         return Choice("print", account, pin=pin, comment=comment)
 
@@ -239,4 +320,4 @@ class MessageWindow(tk.Toplevel):
         ttk.Label(frame, text=text, wraplength=380, foreground=colour, name="text").pack(
             anchor="w", pady=8
         )
-        ttk.Button(frame, text="OK", command=self.destroy, name="ok").pack(side="right")
+        ttk.Button(frame, text=_("OK"), command=self.destroy, name="ok").pack(side="right")

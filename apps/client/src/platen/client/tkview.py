@@ -14,6 +14,7 @@ import uuid
 from tkinter import ttk
 
 from platen.client.config import Options
+from platen.client.i18n import _
 from platen.client.model import Choice, Notify, ShowBalance, UnknownPrompt
 from platen.client.notifier import Notifier
 from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
@@ -44,14 +45,14 @@ class TkView:
         self.root.protocol("WM_DELETE_WINDOW", self.quit)
         frame = ttk.Frame(self.root, padding=10, name="balance_frame")
         frame.pack(fill="both", expand=True)
-        ttk.Label(frame, text="Balance", name="caption").pack(anchor="w")
+        ttk.Label(frame, text=_("Balance"), name="caption").pack(anchor="w")
         self.balance = ttk.Label(
             frame, text="…", font=("TkDefaultFont", 16, "bold"), name="balance"
         )
         self.balance.pack(anchor="w")
         self.available = ttk.Label(frame, text="", name="available")
         self.available.pack(anchor="w")
-        self.state = ttk.Label(frame, text="connecting…", foreground="#666", name="state")
+        self.state = ttk.Label(frame, text=_("connecting…"), foreground="#666", name="state")
         self.state.pack(anchor="w", pady=(4, 0))
         self.root.update_idletasks()
         screen = (self.root.winfo_screenwidth(), self.root.winfo_screenheight())
@@ -85,11 +86,19 @@ class TkView:
             dialog.deiconify()
         dialog.lift()
         dialog.attributes("-topmost", True)
+        self.refresh_waiting()
 
     def close_prompt(self, job_id: uuid.UUID, text: str) -> None:
         dialog = self.dialogs.pop(job_id, None)
         if dialog is not None and dialog.winfo_exists():
             dialog.destroy()
+        self.refresh_waiting()
+
+    def refresh_waiting(self) -> None:
+        """Each open popup's "apply to all" counts the jobs waiting now."""
+        for dialog in self.dialogs.values():
+            if dialog.winfo_exists():
+                dialog.refresh_waiting()
 
     def notify(self, note: Notify) -> None:
         if note.level == "error" and note.message is not None and self._refusal(note):
@@ -113,14 +122,16 @@ class TkView:
     def show_balance(self, balance: ShowBalance) -> None:
         self.balance.configure(text=balance.balance)
         self.available.configure(
-            text="" if balance.available == balance.balance else f"available {balance.available}"
+            text=""
+            if balance.available == balance.balance
+            else _("available {amount}").format(amount=balance.available)
         )
 
     def status(self, state: str, detail: str) -> None:
         if state == "warning":
             return  # not about the connection (e.g. a message it could not read)
-        text = {"connected": "connected", "waiting": "waiting for the server…"}.get(
-            state, "not connected - retrying"
+        text = {"connected": _("connected"), "waiting": _("waiting for the server…")}.get(
+            state, _("not connected - retrying")
         )
         self.state.configure(text=text, foreground="#666" if state == "connected" else "#b00020")
         if state == "connected" and self.connection_popup is not None:
@@ -129,7 +140,10 @@ class TkView:
             self.connection_popup = None
         elif state == "disconnected" and not self.options.silent and self.connection_popup is None:
             self.connection_popup = MessageWindow(
-                self.root, "Platen is not connected", f"{detail}\nRetrying…", "warning"
+                self.root,
+                _("Platen is not connected"),
+                f"{detail}\n{_('Retrying…')}",
+                "warning",
             )
 
     def answer_sent(self, job_id: uuid.UUID, action: str) -> None:

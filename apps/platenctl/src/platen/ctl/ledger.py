@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import uuid
 from datetime import datetime
@@ -11,8 +12,9 @@ from typing import Annotated, Literal
 
 import typer
 
-from platen.ctl.common import amount, call, cut_short, print_user, user_flags
+from platen.ctl.common import amount, call, cut_short, fail, print_user, user_flags
 from platen.events.accounts import (
+    CODE_PATTERN,
     AccountList,
     AccountView,
     AddAccount,
@@ -44,6 +46,14 @@ Key = Annotated[
 ]
 
 
+def _valid_code(code: str | None) -> None:
+    if code is not None and not re.fullmatch(CODE_PATTERN, code):
+        raise fail(
+            f"code {code!r}: 1 to 32 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+
+
 def _print_account(view: AccountView, as_json: bool) -> None:
     if as_json:
         typer.echo(view.model_dump_json())
@@ -55,6 +65,10 @@ def _print_account(view: AccountView, as_json: bool) -> None:
         flags.append("PIN")
     if view.effective_charge_rate != 1:
         flags.append(f"charge rate {view.effective_charge_rate:%}")
+    if view.code:
+        flags.append(f"code {view.code}")
+    if view.balance_visible:
+        flags.append("balance shown to its users")
     typer.echo(
         f"{view.id} ({', '.join(flags)}): balance {view.balance}, held {view.held}, "
         f"available {view.available}"
@@ -177,9 +191,14 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
         restricted: Annotated[bool, typer.Option(help="May not go below zero.")] = False,
         overdraft: Annotated[str, typer.Option()] = "0",
         disabled: Annotated[bool, typer.Option(help="Create it disabled.")] = False,
+        code: Annotated[str | None, typer.Option(help="A code users may search by.")] = None,
+        show_balance: Annotated[
+            bool, typer.Option(help="Its users see its balance in their account popup.")
+        ] = False,
         as_json: Json = False,
     ) -> None:
         """Create a shared account."""
+        _valid_code(code)
         cmd = AddAccount(
             name=name,
             parent=parent,
@@ -188,6 +207,8 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
             restricted=restricted,
             overdraft_limit=amount(overdraft),
             enabled=not disabled,
+            code=code,
+            balance_visible=show_balance,
         )
         _print_account(call(cmd), as_json)
 
@@ -200,9 +221,19 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
         restricted: Annotated[bool | None, typer.Option("--restricted/--unrestricted")] = None,
         overdraft: Annotated[str | None, typer.Option()] = None,
         enabled: Annotated[bool | None, typer.Option("--enabled/--disabled")] = None,
+        code: Annotated[str | None, typer.Option(help="A code users may search by.")] = None,
+        clear_code: Annotated[bool, typer.Option()] = False,
+        show_balance: Annotated[
+            bool | None,
+            typer.Option(
+                "--show-balance/--hide-balance",
+                help="Whether its users see its balance in their account popup.",
+            ),
+        ] = None,
         as_json: Json = False,
     ) -> None:
         """Change a shared account."""
+        _valid_code(code)
         cmd = SetAccount(
             account=account,
             pin=pin,
@@ -211,6 +242,9 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
             restricted=restricted,
             overdraft_limit=amount(overdraft) if overdraft else None,
             enabled=enabled,
+            code=code,
+            clear_code=clear_code,
+            balance_visible=show_balance,
         )
         _print_account(call(cmd), as_json)
 

@@ -24,6 +24,9 @@ IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Pin = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{4,32}$")]
 Rate = Annotated[Decimal, Field(gt=0, le=100)]
+# A shared account's code: a short name users type to find it (e.g. a project number).
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+AccountCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 AccountSelection = Literal["auto", "confirm", "choose"]
 
 
@@ -255,6 +258,7 @@ class AddAccount(Command):
     """Command (`ledger.account.add`): create a shared account, under `parent` if given."""
 
     message_type: ClassVar[str] = "ledger.account.add"
+    schema_version: ClassVar[int] = 2
     name: AccountName
     parent: AccountRef | None = None
     pin: Pin | None = None
@@ -262,6 +266,14 @@ class AddAccount(Command):
     restricted: bool = False
     overdraft_limit: Money = Field(default=Decimal(0), ge=0)
     enabled: bool = True
+    # Version 2: a code users may search for, and whether the users who may charge the
+    # account see its balance in their account popup (not unless the admin says so).
+    code: AccountCode | None = None
+    balance_visible: bool = False
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body  # v2 only added the optional `code` and `balance_visible`
 
 
 @register
@@ -269,6 +281,7 @@ class SetAccount(Command):
     """Command (`ledger.account.set`): change a shared account. None leaves a field alone."""
 
     message_type: ClassVar[str] = "ledger.account.set"
+    schema_version: ClassVar[int] = 2
     account: AccountRef
     pin: Pin | None = None
     clear_pin: bool = False
@@ -276,6 +289,14 @@ class SetAccount(Command):
     restricted: bool | None = None
     overdraft_limit: Money | None = Field(default=None, ge=0)
     enabled: bool | None = None
+    # Version 2: as in `AddAccount`.
+    code: AccountCode | None = None
+    clear_code: bool = False
+    balance_visible: bool | None = None
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body  # v2 only added the optional `code`, `clear_code`, `balance_visible`
 
 
 @register
@@ -305,6 +326,7 @@ class ShowAccount(Query):
 @register
 class AccountView(Reply):
     message_type: ClassVar[str] = "ledger.account"
+    schema_version: ClassVar[int] = 2
     id: str
     kind: Literal["personal", "shared", "system"]
     path: str
@@ -321,6 +343,13 @@ class AccountView(Reply):
     enabled: bool
     users: list[str] = Field(default_factory=list)
     groups: list[str] = Field(default_factory=list)
+    # Version 2 (see `AddAccount`).
+    code: str | None = None
+    balance_visible: bool = False
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body  # v2 only added `code` and `balance_visible`, with defaults
 
 
 @register
@@ -463,6 +492,10 @@ class AccountOption(Part):
     account: str
     path: str
     charge_rate: Decimal
+    # Since `job.input_required` version 4: the shared account's code, and what it has
+    # available, only for an account whose balance its users may see.
+    code: str | None = None
+    available: Money | None = None
 
 
 @register
@@ -472,10 +505,13 @@ class JobInputRequired(JobEvent):
     Version 3: `pages` became `sides` (printed sides of one copy, as counted
     for the price); `color_pages` and `grayscale_pages` became `color_sides` and
     `grayscale_sides`.
+
+    Version 4: each account option may carry its `code` and, where its users may see
+    it, its `available` balance.
     """
 
     message_type: ClassVar[str] = "job.input_required"
-    schema_version: ClassVar[int] = 3
+    schema_version: ClassVar[int] = 4
     sides: int
     copies: int
     cost: Money
@@ -503,6 +539,10 @@ class JobInputRequired(JobEvent):
     @upcasts(2)
     def _v2_to_v3(body: dict) -> dict:
         return sides_for_pages(body)
+
+    @upcasts(3)
+    def _v3_to_v4(body: dict) -> dict:
+        return body  # v4 only added optional fields to the account options
 
 
 @register

@@ -69,6 +69,10 @@ class PromptAccount(BaseModel):
     account: str
     path: str
     charge_rate: Decimal
+    # Since `desktop.job_prompt` version 3: the shared account's code (users search by
+    # it), and its available balance where the account lets its users see it.
+    code: str | None = None
+    available: Money | None = None
 
 
 @register
@@ -81,10 +85,12 @@ class JobPrompt(DesktopMessage):
     Version 2: `pages` became `sides` (printed sides of one copy, as counted
     for the price); `color_pages` and `grayscale_pages` became `color_sides` and
     `grayscale_sides`.
+
+    Version 3: each account may carry its `code` and its `available` balance.
     """
 
     message_type: ClassVar[str] = "desktop.job_prompt"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     desktop_kind: ClassVar[str] = "job_prompt"
     job_id: uuid.UUID
     kind: Literal["confirm", "choose_account"]
@@ -104,6 +110,10 @@ class JobPrompt(DesktopMessage):
     @upcasts(1)
     def _v1_to_v2(body: dict) -> dict:
         return sides_for_pages(body)
+
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        return body  # v3 only added optional fields to the accounts
 
 
 @register

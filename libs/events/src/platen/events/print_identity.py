@@ -14,6 +14,7 @@ A queue never set is `desktop`: a new queue is never `trusted`.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -40,6 +41,19 @@ _QUESTION_START = IDENTITY_QUESTION.split("'", 1)[0]
 
 def is_identity_question(text: str) -> bool:
     return text.startswith(_QUESTION_START)
+
+
+# The question's parts, so that a desktop can ask it in its user's language. The document
+# name may hold anything, quotes included: the host and time are matched from the end.
+_QUESTION_PARTS = re.compile(
+    r"Did you print '(?P<document>.*)' from (?P<host>.+) at (?P<time>[0-9:]+)\?"
+)
+
+
+def parse_identity_question(text: str) -> dict[str, str] | None:
+    """{"document", "host", "time"} of an identity question, or None for another text."""
+    found = _QUESTION_PARTS.fullmatch(text)
+    return found.groupdict() if found else None
 
 
 @register

@@ -275,6 +275,8 @@ class Account:
     parent: str | None = None
     pin_hash: str | None = None
     low_balance_armed: bool = True
+    code: str | None = None  # a shared account's code, which users may search by
+    balance_visible: bool = False  # whether those who may charge it see its balance
     held: Decimal = Decimal(0)
     parents: list[Account] = field(default_factory=list)
     # (principal kind, principal) granted on this account: "user" or "group", and who.
@@ -283,6 +285,16 @@ class Account:
     @property
     def available(self) -> Decimal:
         return self.balance - self.held
+
+    @property
+    def available_shown_to_users(self) -> Decimal | None:
+        """What the account popup may show of this account's funds: a personal account's
+        own owner sees it; a shared account's users only where the administrator made
+        its balance visible (it is hidden by default: a department's funds are not every
+        member's business)."""
+        if self.kind == "personal" or (self.kind == "shared" and self.balance_visible):
+            return self.available
+        return None
 
     @property
     def usable(self) -> bool:

@@ -37,7 +37,15 @@ from platen.account_ledger.domain import (
 
 # The columns a command may change, so that a column name never comes from a message.
 _USER_SETTINGS = {"account_selection", "default_account", "low_balance_threshold"}
-_ACCOUNT_SETTINGS = {"restricted", "overdraft_limit", "charge_rate", "enabled", "pin_hash"}
+_ACCOUNT_SETTINGS = {
+    "restricted",
+    "overdraft_limit",
+    "charge_rate",
+    "enabled",
+    "pin_hash",
+    "code",
+    "balance_visible",
+}
 
 __all__ = ["MAX_HOLD_AGE", "NotFound", "Store", "verify"]
 
@@ -77,6 +85,8 @@ def _account(r: asyncpg.Record, grants: set[tuple[str, str]]) -> Account:
         parent=r["parent_id"],
         pin_hash=r["pin_hash"],
         low_balance_armed=r["low_balance_armed"],
+        code=r["code"],
+        balance_visible=r["balance_visible"],
         grants=grants,
     )
 
@@ -258,7 +268,15 @@ class Store:
         for candidate in candidates:
             if await self.conn.fetchval("SELECT 1 FROM accounts WHERE id = $1", candidate):
                 return candidate
+        if by_code := await self.account_with_code(ref):
+            return by_code
         raise NotFound(f"no account or user named {ref!r}")
+
+    async def account_with_code(self, code: str) -> str | None:
+        """The shared account with this code (codes are compared without case)."""
+        return await self.conn.fetchval(
+            "SELECT id FROM accounts WHERE lower(code) = lower($1)", code
+        )
 
     async def account_ids(self, kind: str | None = None) -> list[str]:
         rows = await self.conn.fetch(
@@ -276,8 +294,8 @@ class Store:
         return bool(
             await self.conn.fetchval(
                 """INSERT INTO accounts (id, kind, name, parent_id, restricted, overdraft_limit,
-                                         charge_rate, pin_hash, enabled)
-                   VALUES ($1, 'shared', $2, $3, $4, $5, $6, $7, $8)
+                                         charge_rate, pin_hash, enabled, code, balance_visible)
+                   VALUES ($1, 'shared', $2, $3, $4, $5, $6, $7, $8, $9, $10)
                    ON CONFLICT (id) DO NOTHING RETURNING true""",
                 account.id,
                 account.name,
@@ -287,6 +305,8 @@ class Store:
                 account.charge_rate,
                 account.pin_hash,
                 account.enabled,
+                account.code,
+                account.balance_visible,
             )
         )
 

@@ -74,10 +74,8 @@ async def on_input_required(ctx: HandlerContext, event: JobInputRequired) -> Non
         copies=event.copies,
         duplex=event.duplex,
         cost=event.cost,
-        accounts=[
-            PromptAccount(account=a.account, path=a.path, charge_rate=a.charge_rate)
-            for a in event.accounts
-        ],
+        # The same fields, field for field (a test compares the two models).
+        accounts=[PromptAccount(**a.model_dump()) for a in event.accounts],
         allow_pin=event.allow_pin,
         expires_at=event.expires_at,
         messages=event.messages,

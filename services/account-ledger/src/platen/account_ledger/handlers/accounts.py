@@ -21,6 +21,16 @@ from platen.messaging.handling import HandlerContext
 from platen.messaging.senders import ADMIN
 
 
+async def _code_taken(ctx: HandlerContext, code: str | None, account_id: str) -> ErrorReply | None:
+    """A code names one account: refused when another has it already (any case)."""
+    if code is None:
+        return None
+    owner = await ctx.store.account_with_code(code)
+    if owner is not None and owner != account_id:
+        return ErrorReply(error=f"code {code!r} is already used by {owner}")
+    return None
+
+
 async def _shared(ctx: HandlerContext, ref: str) -> str:
     account_id = await ctx.store.resolve(ref)
     if not account_id.startswith("shared:"):
@@ -43,6 +53,8 @@ async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | 
             return ErrorReply(error=str(exc))
         path = f"{parent.removeprefix('shared:')}/{cmd.name}"
     account_id = domain.shared_account(path)
+    if refusal := await _code_taken(ctx, cmd.code, account_id):
+        return refusal
     created = await ctx.store.add_shared_account(
         Account(
             id=account_id,
@@ -54,6 +66,8 @@ async def on_add_account(ctx: HandlerContext, cmd: AddAccount) -> AccountView | 
             charge_rate=cmd.charge_rate,
             pin_hash=domain.hash_pin(cmd.pin) if cmd.pin else None,
             enabled=cmd.enabled,
+            code=cmd.code,
+            balance_visible=cmd.balance_visible,
         )
     )
     if created:
@@ -71,15 +85,23 @@ async def on_set_account(ctx: HandlerContext, cmd: SetAccount) -> AccountView | 
         account_id = await _shared(ctx, cmd.account)
     except NotFound as exc:
         return ErrorReply(error=str(exc))
+    if cmd.code and cmd.clear_code:
+        return ErrorReply(error="give a code or clear it, not both")
+    if refusal := await _code_taken(ctx, cmd.code, account_id):
+        return refusal
     changes = {
         "restricted": cmd.restricted,
         "overdraft_limit": cmd.overdraft_limit,
         "charge_rate": cmd.charge_rate,
         "enabled": cmd.enabled,
+        "code": cmd.code,
+        "balance_visible": cmd.balance_visible,
     }
     settings = {column: value for column, value in changes.items() if value is not None}
     if cmd.pin or cmd.clear_pin:
         settings["pin_hash"] = domain.hash_pin(cmd.pin) if cmd.pin else None
+    if cmd.clear_code:
+        settings["code"] = None
     await ctx.store.update_account(account_id, **settings)
     ctx.log.info("shared account changed", account=account_id)
     return await account_view(ctx, account_id)

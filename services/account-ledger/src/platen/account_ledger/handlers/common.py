@@ -89,6 +89,8 @@ async def account_view(ctx: HandlerContext, account_id: str) -> AccountView:
         enabled=acc.enabled,
         users=[who for kind, who in access if kind == "user"],
         groups=[who for kind, who in access if kind == "group"],
+        code=acc.code,
+        balance_visible=acc.balance_visible,
     )
 
 

@@ -136,7 +136,13 @@ async def _ask(ctx: HandlerContext, job: Job, step: Ask) -> None:
     for account_id in choices:
         acc = await ctx.store.account(account_id)
         options.append(
-            AccountOption(account=account_id, path=acc.name, charge_rate=acc.effective_charge_rate)
+            AccountOption(
+                account=account_id,
+                path=acc.name,
+                charge_rate=acc.effective_charge_rate,
+                code=acc.code,
+                available=acc.available_shown_to_users,
+            )
         )
     question = job.question(step.kind, datetime.now(UTC) + INPUT_DEADLINE)
     await ctx.store.add_question(question)
