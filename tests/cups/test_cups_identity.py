@@ -32,7 +32,7 @@ from platen.messaging.broker_admin import BrokerAdmin
 from platen.testing.hosts import HostRelay
 from tests.cups.test_cups_capture import ABORTED, CANCELED, COMPLETED, document, job_state
 from tests.e2e.clientproc import desktop_url, desktops  # noqa: F401
-from tests.e2e.helpers import EventRecorder, eventually
+from tests.e2e.helpers import EventRecorder, eventually, find
 
 HOST_A, HOST_B = "127.0.0.1", "127.0.0.2"
 
@@ -88,15 +88,6 @@ class GuiDesktop:
     async def stop(self) -> None:
         self.view.quit()
         await asyncio.wait_for(self.task, 10)
-
-
-def find(widget, name: str):
-    for child in widget.winfo_children():
-        if child.winfo_name() == name:
-            return child
-        if (found := find(child, name)) is not None:
-            return found
-    return None
 
 
 async def test_a_desktop_queue_charges_only_a_user_proven_present_or_who_confirms(

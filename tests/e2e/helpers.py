@@ -218,3 +218,13 @@ def handled(series: dict[tuple[str, frozenset], float], message_type: str) -> fl
         for (name, labels), value in series.items()
         if name == "platen_messages_handled_total" and ("type", message_type) in labels
     )
+
+
+def find(widget, name: str):
+    """The Tk widget named `name` anywhere under `widget` (None if there is none)."""
+    for child in widget.winfo_children():
+        if child.winfo_name() == name:
+            return child
+        if (found := find(child, name)) is not None:
+            return found
+    return None

@@ -17,7 +17,7 @@ from platen.client.tkview import TkView
 from platen.client.transport import Transport
 from platen.testing.documents import make_pdf
 from tests.e2e.clientproc import desktop_url
-from tests.e2e.helpers import ledger_problems, submit_jobs
+from tests.e2e.helpers import find, ledger_problems, submit_jobs
 
 
 @pytest.fixture
@@ -57,15 +57,6 @@ async def until(predicate, timeout: float = 60):
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.1)
     return result
-
-
-def find(widget, name: str):
-    for child in widget.winfo_children():
-        if child.winfo_name() == name:
-            return child
-        if (found := find(child, name)) is not None:
-            return found
-    return None
 
 
 def state_of(system, job) -> str | None:

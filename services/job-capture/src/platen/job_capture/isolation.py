@@ -117,6 +117,7 @@ class IsolatedAnalyser:
         self.limits = limits or Limits.from_environment()
         self._slots = asyncio.Semaphore(self.limits.workers)
         self.queued = 0  # bytes of documents admitted and not yet analysed
+        self.running = 0  # analyses holding a worker slot now
         # Per owner with documents admitted: bytes admitted, and the owner's own slots.
         self._owners: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._server: _WorkerParent | None = None
@@ -139,7 +140,11 @@ class IsolatedAnalyser:
         self.queued += size
         try:
             async with slots, self._slots:
-                return await self._run(document)
+                self.running += 1
+                try:
+                    return await self._run(document)
+                finally:
+                    self.running -= 1
         finally:
             self.queued -= size
             left = self._owners[owner][0] - size
@@ -366,5 +371,4 @@ def load() -> tuple[int, int]:
     this process: what the service's metrics show (platen.job_capture.metrics)."""
     if _default is None:
         return 0, 0
-    running = _default.limits.workers - _default._slots._value
-    return running, _default.queued
+    return _default.running, _default.queued
