@@ -127,3 +127,21 @@ def test_low_credit_line_names_the_balance_and_threshold():
         )
     )
     assert line.startswith("Low credit: your available balance is 0.90 (below 1.00)")
+
+
+def test_the_sites_own_wording_replaces_the_clients_when_the_server_sends_it():
+    from platen.events.desktop import LowBalanceNotice
+
+    low = LowBalanceNotice(
+        balance=Decimal("0.90"),
+        available=Decimal("0.90"),
+        threshold=Decimal("1.00"),
+        text="Top up at the library desk: 0.90 left",
+    )
+    assert console_line(low) == "Top up at the library desk: 0.90 left"
+    denied = DeniedNotice(
+        job_id=JOB_ID, document_name="a.pdf", printer="lab-1", reason="no", text="Refused: no"
+    )
+    assert console_line(denied) == "Refused: no"
+    # Without it, the client's own (translated) text.
+    assert console_line(denied.model_copy(update={"text": None})).startswith('Denied "a.pdf"')

@@ -68,6 +68,7 @@ class FakeStore:
         self.quota_rows: dict[str, Quota] = {}
         self.rule_rows: dict[str, NewUserRule] = {}
         self.profiles: dict[str, DirectoryUser] = {}  # from_directory users
+        self.contact_revisions: dict[str, int] = {}
         self.quota_runs: dict[tuple[str, str], dict] = {}
         self.resolved_at: dict[uuid.UUID, datetime] = {}
         self.deleted: dict[str, datetime] = {}
@@ -117,6 +118,11 @@ class FakeStore:
     async def update_user(self, login: str, **settings) -> None:
         for column, value in settings.items():
             setattr(self.users[login], column, value)
+
+    async def next_contact(self, login: str) -> tuple[str | None, bool, int]:
+        user = self.users[login]
+        self.contact_revisions[login] = self.contact_revisions.get(login, 0) + 1
+        return user.email, user.email_notices, self.contact_revisions[login]
 
     async def open_jobs(self, login: str) -> int:
         held = sum(h.pending and h.user == login for h in self.holds.values())
@@ -316,6 +322,7 @@ class FakeStore:
 
     async def set_profile(self, user: DirectoryUser) -> None:
         self.profiles[user.login] = user
+        self.users[user.login].email = user.email
 
     # ------------------------------------------------------------- quotas
 

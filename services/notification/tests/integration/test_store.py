@@ -160,6 +160,6 @@ async def test_pruning_keeps_answerable_prompts_and_answers_still_waiting(pool):
         await store.record_delivery("bob", "job_prompt", open_)
     async with pool.acquire() as conn:
         pruned = await Store(conn).prune(datetime.now(UTC) + timedelta(seconds=1))
-        assert pruned == {"deliveries": 1, "answers": 1, "prompts": 2}
+        assert pruned == {"deliveries": 1, "answers": 1, "prompts": 2, "mail_outbox": 0}
         assert [r["job_id"] for r in await conn.fetch("SELECT job_id FROM prompts")] == [open_]
         assert await conn.fetchval("SELECT command_id FROM answers") == "waiting"

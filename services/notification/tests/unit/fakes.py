@@ -9,7 +9,16 @@ import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from platen.notification.domain import Answer, DesktopIdentity, PrintServerIdentity, Prompt
+from platen.notification.domain import (
+    Answer,
+    Contact,
+    DesktopIdentity,
+    NoticeTemplate,
+    PrintServerIdentity,
+    Prompt,
+    QueuedMail,
+    default_template,
+)
 
 
 class FakeStore:
@@ -20,6 +29,10 @@ class FakeStore:
         self.answers: dict[str, Answer] = {}
         self.servers: dict[str, PrintServerIdentity] = {}
         self.added_at: dict[str, datetime] = {}
+        self.contacts: dict[str, Contact] = {}
+        self.templates: dict[str, NoticeTemplate] = {}
+        # The mail outbox: source -> the row as the real table has it.
+        self.mails: dict[str, dict] = {}
 
     async def record_delivery(self, login, kind, job_id) -> None:
         self.deliveries.append((login, kind, job_id))
@@ -30,12 +43,15 @@ class FakeStore:
             "deliveries": len(self.deliveries),
             "answers": [k for k, a in self.answers.items() if a.outcome is not None],
             "prompts": [k for k, p in self.prompts.items() if p.state == "closed"],
+            "mail_outbox": [k for k, m in self.mails.items() if m["state"] != "pending"],
         }
         self.deliveries.clear()
         for key in gone["answers"]:
             del self.answers[key]
         for key in gone["prompts"]:
             del self.prompts[key]
+        for key in gone["mail_outbox"]:
+            del self.mails[key]
         return {t: v if isinstance(v, int) else len(v) for t, v in gone.items()}
 
     async def add_desktop_identity(self, login) -> DesktopIdentity:
@@ -99,6 +115,68 @@ class FakeStore:
             for _, s in sorted(self.servers.items())
             if not s.removed
         ]
+
+    async def set_contact(self, contact) -> bool:
+        kept = self.contacts.get(contact.login)
+        if kept is not None and kept.revision >= contact.revision:
+            return False
+        self.contacts[contact.login] = contact
+        return True
+
+    async def contact(self, login) -> Contact | None:
+        return self.contacts.get(login)
+
+    async def notice_template(self, name) -> NoticeTemplate:
+        return self.templates.get(name) or default_template(name)
+
+    async def save_notice_template(self, template) -> None:
+        if template.custom:
+            self.templates[template.name] = template
+        else:
+            self.templates.pop(template.name, None)
+
+    async def queue_mail(self, source, login, recipient, subject, body, job_id) -> bool:
+        if source in self.mails:
+            return False
+        self.mails[source] = {
+            "id": len(self.mails) + 1,
+            "source": source,
+            "login": login,
+            "recipient": recipient,
+            "subject": subject,
+            "body": body,
+            "job_id": job_id,
+            "state": "pending",
+            "attempts": 0,
+            "last_error": None,
+        }
+        return True
+
+    async def claim_mail(self, limit, lease_seconds) -> list[QueuedMail]:
+        # No clock here: every pending row is due, and a claim takes it until recorded.
+        due = [m for m in self.mails.values() if m["state"] == "pending" and not m.get("taken")]
+        for m in due[:limit]:
+            m["taken"] = True
+        fields = ("id", "login", "recipient", "subject", "body", "attempts", "job_id")
+        return [QueuedMail(**{f: m[f] for f in fields}) for m in due[:limit]]
+
+    def _mail(self, mail_id) -> dict:
+        return next(m for m in self.mails.values() if m["id"] == mail_id)
+
+    async def mail_sent(self, mail_id) -> None:
+        m = self._mail(mail_id)
+        m.update(state="sent", attempts=m["attempts"] + 1, last_error=None, taken=False)
+
+    async def mail_refused(self, mail_id, error) -> None:
+        m = self._mail(mail_id)
+        m.update(state="refused", attempts=m["attempts"] + 1, last_error=error, taken=False)
+
+    async def mail_retry(self, mail_id, error, delay_seconds) -> None:
+        m = self._mail(mail_id)
+        m.update(attempts=m["attempts"] + 1, last_error=error, taken=False)
+
+    async def mail_outbox(self) -> list[dict]:
+        return sorted(self.mails.values(), key=lambda m: m["id"])
 
     @asynccontextmanager
     async def session(self):

@@ -81,6 +81,9 @@ def console_line(message: Message) -> str:
             cost=message.cost,
             balance=message.balance,
         )
+    if isinstance(message, (DeniedNotice, LowBalanceNotice)) and message.text:
+        # The site's own wording (`platenctl notice template`), as its administrator wrote it.
+        return message.text
     if isinstance(message, DeniedNotice):
         return _('Denied "{document}" on {printer}: {reason}').format(
             document=message.document_name, printer=message.printer, reason=message.reason

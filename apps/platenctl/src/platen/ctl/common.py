@@ -72,6 +72,11 @@ def print_user(view: UserView, as_json: bool) -> None:
         details.append("groups " + ", ".join(view.groups))
     if view.low_balance_threshold is not None:
         details.append(f"low-balance warning below {view.low_balance_threshold}")
+    if view.email:
+        notices = "notices by email" if view.email_notices else "no notices by email"
+        details.append(f"email {view.email} ({notices})")
+    elif view.email_notices:
+        details.append("notices by email, but no address")
     typer.echo("  " + "; ".join(details))
     for hold in view.holds:
         typer.echo(

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import typer
+from pydantic import ValidationError
 
 from platen.ctl.common import amount, call, cut_short, fail, print_user, user_flags
 from platen.events.accounts import (
@@ -107,19 +108,32 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
             bool | None,
             typer.Option("--enabled/--disabled", help="A disabled user prints nothing."),
         ] = None,
+        email: Annotated[
+            str | None, typer.Option(help='Where notices are mailed ("" forgets it).')
+        ] = None,
+        email_notices: Annotated[
+            Literal["on", "off"] | None,
+            typer.Option(help="Low-balance and denial notices by email too (the site's too)."),
+        ] = None,
         as_json: Json = False,
     ) -> None:
         """Change a user's settings."""
-        cmd = SetUser(
-            login=login,
-            restricted=restricted,
-            overdraft_limit=amount(overdraft) if overdraft is not None else None,
-            account_selection=selection,
-            default_account=default_account,
-            low_balance_threshold=amount(low_balance) if low_balance is not None else None,
-            groups=[g for g in groups.split(",") if g] if groups is not None else None,
-            enabled=enabled,
-        )
+        try:
+            cmd = SetUser(
+                login=login,
+                restricted=restricted,
+                overdraft_limit=amount(overdraft) if overdraft is not None else None,
+                account_selection=selection,
+                default_account=default_account,
+                low_balance_threshold=amount(low_balance) if low_balance is not None else None,
+                groups=[g for g in groups.split(",") if g] if groups is not None else None,
+                enabled=enabled,
+                email=email,
+                email_notices=None if email_notices is None else email_notices == "on",
+            )
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise fail(f"{error['loc'][0]}: {error['msg']}") from None
         print_user(call(cmd), as_json)
 
     @user_app.command("disable")

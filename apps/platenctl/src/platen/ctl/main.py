@@ -29,6 +29,7 @@ from platen.ctl import (
 from platen.ctl.broker import broker_app
 from platen.ctl.common import amount, call, cut_short, fail, print_user, run
 from platen.ctl.dead_letters import dlq_app
+from platen.ctl.notices import notice_app
 from platen.ctl.printservers import printserver_app
 from platen.ctl.watch import watch_job
 from platen.events.accounts import AddUser, ShowUser
@@ -46,6 +47,7 @@ app.add_typer(printer_app, name="printer")
 app.add_typer(broker_app, name="broker")
 app.add_typer(printserver_app, name="printserver")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(notice_app, name="notice")
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 

@@ -28,6 +28,10 @@ Rate = Annotated[Decimal, Field(gt=0, le=100)]
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 AccountCode = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 AccountSelection = Literal["auto", "confirm", "choose"]
+# An email address as a mail server takes it: one "@", no spaces or control characters
+# (nothing that could end a header line), no display name.
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f<>,;]{1,64}@[A-Za-z0-9.-]{1,255}$"
+EmailAddress = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320)]
 
 
 @register
@@ -52,7 +56,7 @@ class SetUser(Command):
     """
 
     message_type: ClassVar[str] = "ledger.user.set"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     login: Login
     restricted: bool | None = None
     overdraft_limit: Money | None = Field(default=None, ge=0)
@@ -62,10 +66,18 @@ class SetUser(Command):
     groups: list[GroupName] | None = None
     # Version 2: a disabled user prints nothing and is signed out of their desktop.
     enabled: bool | None = None
+    # Version 3: the address low-balance and denial notices are mailed to ("" forgets it;
+    # a directory sync sets it too), and whether this user wants them by email.
+    email: EmailAddress | Literal[""] | None = None
+    email_notices: bool | None = None
 
     @upcasts(1)
     def _v1_to_v2(body: dict) -> dict:
         return body  # v2 only added the optional `enabled`
+
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        return body  # v3 only added the optional `email` and `email_notices`
 
 
 @register
@@ -81,7 +93,7 @@ class UserView(Reply):
     """Reply to `ledger.user.add` and `ledger.user.show`."""
 
     message_type: ClassVar[str] = "ledger.user"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     login: str
     restricted: bool
     overdraft_limit: Money = Decimal(0)
@@ -95,10 +107,16 @@ class UserView(Reply):
     groups: list[str] = Field(default_factory=list)
     holds: list[HoldView] = Field(default_factory=list)
     enabled: bool = True  # version 2
+    email: str | None = None  # version 3
+    email_notices: bool = False  # version 3
 
     @upcasts(1)
     def _v1_to_v2(body: dict) -> dict:
         return {**body, "enabled": True}
+
+    @upcasts(2)
+    def _v2_to_v3(body: dict) -> dict:
+        return body  # v3 only added `email` and `email_notices`, with their defaults
 
 
 @register
@@ -157,6 +175,20 @@ class UserGroupsSet(Event):
     message_type: ClassVar[str] = "user.groups_set"
     login: Login
     groups: list[GroupName]
+
+
+@register
+class UserContactSet(Event):
+    """How to reach a user by email, and whether they want notices that way: sent when a
+    user with an address is added, and whenever the address (a directory sync) or their
+    choice (an admin) changes. `revision` grows with each change of one user, so a
+    consumer that gets two out of order keeps the later one."""
+
+    message_type: ClassVar[str] = "user.contact_set"
+    login: Login
+    email: str | None
+    email_notices: bool
+    revision: int = Field(ge=1)
 
 
 @register

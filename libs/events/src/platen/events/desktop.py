@@ -37,12 +37,21 @@ class PrintedNotice(DesktopMessage):
 
 @register
 class DeniedNotice(DesktopMessage):
+    """Version 2: `text`, the site's own wording (`platenctl notice template set denied`)
+    when the administrator changed it; None: the client says it in the user's language."""
+
     message_type: ClassVar[str] = "desktop.job_denied"
+    schema_version: ClassVar[int] = 2
     desktop_kind: ClassVar[str] = "job_denied"
     job_id: uuid.UUID
     document_name: str
     printer: str
     reason: str
+    text: str | None = None
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body  # v2 only added the optional `text`
 
 
 @register
@@ -55,11 +64,20 @@ class BalanceNotice(DesktopMessage):
 
 @register
 class LowBalanceNotice(DesktopMessage):
+    """Version 2: `text`, the site's own wording (`platenctl notice template set
+    low-balance`) when the administrator changed it; None: the client's own, translated."""
+
     message_type: ClassVar[str] = "desktop.low_balance"
+    schema_version: ClassVar[int] = 2
     desktop_kind: ClassVar[str] = "low_balance"
     balance: Money
     available: Money
     threshold: Money
+    text: str | None = None
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return body  # v2 only added the optional `text`
 
 
 class PromptAccount(BaseModel):

@@ -247,6 +247,8 @@ class User:
     enabled: bool = True
     groups: list[str] = field(default_factory=list)
     deleted: bool = False
+    email: str | None = None
+    email_notices: bool = False  # wants low-balance and denial notices by email
 
     @property
     def personal_account(self) -> str:

@@ -36,7 +36,13 @@ from platen.account_ledger.domain import (
 )
 
 # The columns a command may change, so that a column name never comes from a message.
-_USER_SETTINGS = {"account_selection", "default_account", "low_balance_threshold"}
+_USER_SETTINGS = {
+    "account_selection",
+    "default_account",
+    "low_balance_threshold",
+    "email",
+    "email_notices",
+}
 _ACCOUNT_SETTINGS = {
     "restricted",
     "overdraft_limit",
@@ -136,6 +142,8 @@ class Store:
             enabled=r["enabled"],
             groups=await self.user_groups(login),
             deleted=r["deleted_at"] is not None,
+            email=r["email"],
+            email_notices=r["email_notices"],
         )
 
     async def user_groups(self, login: str) -> list[str]:
@@ -177,6 +185,16 @@ class Store:
             await self.conn.execute(
                 f"UPDATE users SET {column} = $2 WHERE login = $1", login, value
             )
+
+    async def next_contact(self, login: str) -> tuple[str | None, bool, int]:
+        """How `login` is reached now (email, email_notices) and the next revision of it,
+        counted in the user's row (locked until the transaction ends)."""
+        r = await self.conn.fetchrow(
+            """UPDATE users SET contact_revision = contact_revision + 1 WHERE login = $1
+               RETURNING email, email_notices, contact_revision""",
+            login,
+        )
+        return r["email"], r["email_notices"], r["contact_revision"]
 
     async def open_jobs(self, login: str) -> int:
         """The user's jobs still held (on any account) or waiting for their answer."""

@@ -7,6 +7,7 @@ from platen.events.accounts import (
     JobInputRequired,
     PinLocked,
     UserAdded,
+    UserContactSet,
     UserDisabled,
     UserEnabled,
     UserGroupsSet,
@@ -30,5 +31,6 @@ subscribe = Subscriptions(
         UserGroupsSet,
         UserDisabled,
         UserEnabled,
+        UserContactSet,
     ),
 )

@@ -19,6 +19,7 @@ Pure Python: no database, no broker, no clock of its own (the time is passed in)
 
 from __future__ import annotations
 
+import string
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -241,3 +242,148 @@ class AnswerRates:
             bucket.refill(now)
             if bucket.tokens >= bucket.capacity:
                 del self.buckets[login]
+
+
+# ----------------------------------------------------------------- notice templates
+
+# What each notice's template may say, by placeholder. The defaults are the client's
+# English texts, so a site that changes nothing reads what it always read.
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "low-balance": ("login", "balance", "available", "threshold"),
+    "denied": ("login", "document", "printer", "reason"),
+}
+DEFAULT_TEMPLATES: dict[str, tuple[str, str]] = {
+    "low-balance": (
+        "Low credit",
+        "Low credit: your available balance is {available} (below {threshold}). "
+        "Ask for a top-up before your next job.",
+    ),
+    "denied": ("Job denied: {document}", 'Denied "{document}" on {printer}: {reason}'),
+}
+# What one placeholder may put in a text: long enough for any real document name.
+MAX_VALUE = 300
+
+
+@dataclass(frozen=True)
+class NoticeTemplate:
+    name: str
+    subject: str
+    body: str
+    custom: bool = False  # False: the built-in wording
+
+    def render(self, values: dict[str, object]) -> tuple[str, str]:
+        """(subject, body) with each placeholder replaced by its value, made harmless: a
+        value (a document's name is the user's own text) becomes one line with no control
+        character, so it cannot add a header or a line to the subject, and it is put in
+        as text, never read again as a template, so it cannot name a placeholder."""
+        clean = {k: _one_line(str(v)) for k, v in values.items()}
+        return _fill(self.subject, clean), _fill(self.body, clean)
+
+
+def default_template(name: str) -> NoticeTemplate:
+    subject, body = DEFAULT_TEMPLATES[name]
+    return NoticeTemplate(name, subject, body)
+
+
+def template_problem(name: str, subject: str, body: str) -> str | None:
+    """Why this template is refused, or None: it may name only its notice's placeholders,
+    in plain braces (`{balance}`; `{{` and `}}` write a brace), and the subject is one line."""
+    if name not in PLACEHOLDERS:
+        return f"no notice named {name!r} (known: {', '.join(PLACEHOLDERS)})"
+    if "\r" in subject or "\n" in subject:
+        return "the subject must be one line"
+    allowed = PLACEHOLDERS[name]
+    for part, text in (("subject", subject), ("body", body)):
+        try:
+            fields = _fields(text)
+        except ValueError as exc:
+            return f"the {part} is not a valid template: {exc}"
+        for field_name, spec in fields:
+            if field_name not in allowed or spec:
+                return (
+                    f"the {part} names {{{field_name}{spec}}}, which the {name} notice does "
+                    f"not have; it may use {', '.join('{' + p + '}' for p in allowed)}"
+                )
+    return None
+
+
+def _fields(text: str) -> list[tuple[str, str]]:
+    """Each placeholder of `text`: its name and whatever follows it (a conversion or a
+    format spec, which templates may not use)."""
+    found = []
+    for _literal, field_name, spec, conversion in string.Formatter().parse(text):
+        if field_name is None:
+            continue
+        extra = (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+        found.append((field_name, extra))
+    return found
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    # Only plain names pass `template_problem`, so format reads no attribute or index.
+    return template.format_map(_Missing(values))
+
+
+class _Missing(dict):
+    """A placeholder with no value (a denial with no price) reads as empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def _one_line(value: str) -> str:
+    text = "".join(
+        " " if (ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85") else c for c in value
+    )
+    return text[:MAX_VALUE]
+
+
+# ----------------------------------------------------------------- mail
+
+# Between attempts at a mail the server did not take for now (4xx, no connection).
+MAIL_RETRY_DELAYS = (5, 30, 120, 600, 1800, 3600)
+
+
+class MailOutcome(Enum):
+    SENT = "sent"
+    RETRY = "retry"  # for now: try again later
+    REFUSED = "refused"  # for good (5xx): recorded, never tried again
+
+
+def smtp_outcome(code: int | None) -> MailOutcome:
+    """What an SMTP reply code means for the mail: 5xx is a refusal for good; anything
+    else that failed (4xx, no code: the server could not be reached) is tried again."""
+    if code is not None and 500 <= code < 600:
+        return MailOutcome.REFUSED
+    return MailOutcome.RETRY
+
+
+def retry_delay(attempts: int) -> int:
+    """Seconds before the next attempt, after `attempts` failed ones (1 or more)."""
+    return MAIL_RETRY_DELAYS[min(attempts, len(MAIL_RETRY_DELAYS)) - 1]
+
+
+@dataclass(frozen=True)
+class Contact:
+    """How to reach a user by email, as the ledger last announced it (`revision`)."""
+
+    login: str
+    email: str | None
+    email_notices: bool
+    revision: int
+
+    def wants_mail(self) -> bool:
+        return self.email_notices and bool(self.email)
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    """One mail of the outbox, as the sender claimed it (`attempts` before this one)."""
+
+    id: int
+    login: str
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
+    job_id: uuid.UUID | None = None

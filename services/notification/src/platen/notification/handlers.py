@@ -11,6 +11,7 @@ from platen.events.desktop import (
 )
 from platen.events.jobs import JobDenied
 from platen.messaging.handling import HandlerContext
+from platen.notification.notices import tell
 from platen.notification.prompts import close_denied
 from platen.notification.sending import send
 from platen.notification.subscriptions import subscribe
@@ -38,19 +39,18 @@ async def on_job_denied(ctx: HandlerContext, event: JobDenied) -> None:
         printer=event.printer,
         reason=event.reason,
     )
-    await send(ctx, event.user, notice, event.job_id)
+    values = {"document": event.document_name, "printer": event.printer, "reason": event.reason}
+    await tell(ctx, "denied", event.user, values, notice, event.job_id)
     await close_denied(ctx, event)
 
 
 @subscribe.event(BalanceLow)
 async def on_balance_low(ctx: HandlerContext, event: BalanceLow) -> None:
-    await send(
-        ctx,
-        event.owner,
-        LowBalanceNotice(
-            balance=event.balance, available=event.available, threshold=event.threshold
-        ),
+    notice = LowBalanceNotice(
+        balance=event.balance, available=event.available, threshold=event.threshold
     )
+    values = {"balance": event.balance, "available": event.available, "threshold": event.threshold}
+    await tell(ctx, "low-balance", event.owner, values, notice)
 
 
 @subscribe.event(BalanceChanged)

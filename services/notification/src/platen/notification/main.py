@@ -5,9 +5,10 @@ from pathlib import Path
 from platen.messaging.service import ServiceSpec, run_service
 
 # The modules whose handlers declare their subscriptions.
-from platen.notification import broadcasts, handlers, prompts  # noqa: F401
+from platen.notification import broadcasts, handlers, notices, prompts  # noqa: F401
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.identities import IdentityHandlers
+from platen.notification.mail import SENDER
 from platen.notification.print_servers import PrintServerHandlers
 from platen.notification.store import Store
 from platen.notification.subscriptions import subscribe
@@ -25,7 +26,7 @@ SPEC = ServiceSpec(
     schema="notification",
     migrations=Path(__file__).parent / "migrations",
     subscriptions=subscribe,
-    on_ready=[BROKER.start],
+    on_ready=[BROKER.start, SENDER.start],
     store=Store,
 )
 

@@ -9,7 +9,16 @@ from datetime import datetime
 
 import asyncpg
 
-from platen.notification.domain import Answer, DesktopIdentity, PrintServerIdentity, Prompt
+from platen.notification.domain import (
+    Answer,
+    Contact,
+    DesktopIdentity,
+    NoticeTemplate,
+    PrintServerIdentity,
+    Prompt,
+    QueuedMail,
+    default_template,
+)
 
 
 def _prompt(row: asyncpg.Record) -> Prompt:
@@ -175,6 +184,124 @@ class Store:
                WHERE removed_at IS NULL ORDER BY name"""
         )
 
+    # ------------------------------------------------------------------ email notices
+
+    async def set_contact(self, contact: Contact) -> bool:
+        """Keep `contact` unless a later revision is kept already (the ledger's messages
+        about one user may arrive out of order); False if it was older news."""
+        kept = await self.conn.fetchval(
+            """INSERT INTO contacts (login, email, email_notices, revision)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (login) DO UPDATE
+                   SET email = $2, email_notices = $3, revision = $4
+                   WHERE contacts.revision < $4
+               RETURNING 1""",
+            contact.login,
+            contact.email,
+            contact.email_notices,
+            contact.revision,
+        )
+        return bool(kept)
+
+    async def contact(self, login: str) -> Contact | None:
+        row = await self.conn.fetchrow("SELECT * FROM contacts WHERE login = $1", login)
+        if row is None:
+            return None
+        return Contact(row["login"], row["email"], row["email_notices"], row["revision"])
+
+    async def notice_template(self, name: str) -> NoticeTemplate:
+        """The template of notice `name`: the administrator's, else the built-in one."""
+        row = await self.conn.fetchrow(
+            "SELECT subject, body FROM notice_templates WHERE name = $1", name
+        )
+        if row is None:
+            return default_template(name)
+        return NoticeTemplate(name, row["subject"], row["body"], custom=True)
+
+    async def save_notice_template(self, template: NoticeTemplate) -> None:
+        """Save an administrator's template; a template that is not custom is forgotten,
+        so the built-in wording (and the client's translations of it) applies again."""
+        if not template.custom:
+            await self.conn.execute("DELETE FROM notice_templates WHERE name = $1", template.name)
+            return
+        await self.conn.execute(
+            """INSERT INTO notice_templates (name, subject, body) VALUES ($1, $2, $3)
+               ON CONFLICT (name) DO UPDATE SET subject = $2, body = $3, changed_at = now()""",
+            template.name,
+            template.subject,
+            template.body,
+        )
+
+    async def queue_mail(
+        self,
+        source: str,
+        login: str,
+        recipient: str,
+        subject: str,
+        body: str,
+        job_id: uuid.UUID | None,
+    ) -> bool:
+        """Queue a mail for the sender; False if the mail for `source` was queued already."""
+        inserted = await self.conn.fetchval(
+            """INSERT INTO mail_outbox (source, login, recipient, subject, body, job_id)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source) DO NOTHING RETURNING 1""",
+            source,
+            login,
+            recipient,
+            subject,
+            body,
+            job_id,
+        )
+        return bool(inserted)
+
+    async def claim_mail(self, limit: int, lease_seconds: float) -> list[QueuedMail]:
+        """Up to `limit` due mails, taken for `lease_seconds`: no other sender (replica)
+        claims them before then. Rows another sender is claiming are skipped, not awaited."""
+        rows = await self.conn.fetch(
+            """UPDATE mail_outbox SET next_attempt_at = now() + make_interval(secs => $2)
+               WHERE id IN (
+                   SELECT id FROM mail_outbox
+                   WHERE state = 'pending' AND next_attempt_at <= now()
+                   ORDER BY next_attempt_at, id LIMIT $1
+                   FOR UPDATE SKIP LOCKED)
+               RETURNING id, login, recipient, subject, body, attempts, job_id""",
+            limit,
+            lease_seconds,
+        )
+        return [QueuedMail(**dict(r)) for r in sorted(rows, key=lambda r: r["id"])]
+
+    async def mail_sent(self, mail_id: int) -> None:
+        await self.conn.execute(
+            """UPDATE mail_outbox SET state = 'sent', attempts = attempts + 1, done_at = now(),
+                   last_error = NULL
+               WHERE id = $1""",
+            mail_id,
+        )
+
+    async def mail_refused(self, mail_id: int, error: str) -> None:
+        """The mail server refused it for good: recorded, never tried again."""
+        await self.conn.execute(
+            """UPDATE mail_outbox SET state = 'refused', attempts = attempts + 1,
+                   done_at = now(), last_error = $2
+               WHERE id = $1""",
+            mail_id,
+            error,
+        )
+
+    async def mail_retry(self, mail_id: int, error: str, delay_seconds: float) -> None:
+        await self.conn.execute(
+            """UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2,
+                   next_attempt_at = now() + make_interval(secs => $3)
+               WHERE id = $1""",
+            mail_id,
+            error,
+            delay_seconds,
+        )
+
+    async def mail_outbox(self) -> list[asyncpg.Record]:
+        """Every mail of the outbox, oldest first (for tests and support)."""
+        return await self.conn.fetch("SELECT * FROM mail_outbox ORDER BY id")
+
     # ------------------------------------------------------------------- retention
 
     async def prune(self, older_than: datetime) -> dict[str, int]:
@@ -188,6 +315,8 @@ class Store:
             "answers": "DELETE FROM answers WHERE outcome IS NOT NULL AND answered_at < $1",
             "prompts": """DELETE FROM prompts
                           WHERE (state = 'closed' AND created_at < $1) OR expires_at < $1""",
+            # Mail sent or refused; a mail still pending is kept however old.
+            "mail_outbox": "DELETE FROM mail_outbox WHERE state <> 'pending' AND done_at < $1",
         }
         return {
             table: int((await self.conn.execute(sql, older_than)).split()[-1])

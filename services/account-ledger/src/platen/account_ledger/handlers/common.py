@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 
 from platen.account_ledger import domain
 from platen.account_ledger.domain import NotFound
 from platen.events.accounts import (
+    EMAIL_PATTERN,
     AccountView,
     BalanceChanged,
     BalanceLow,
     HoldView,
     UserAdded,
+    UserContactSet,
     UserGroupsSet,
     UserView,
 )
@@ -53,6 +56,8 @@ async def user_view(ctx: HandlerContext, login: str) -> UserView | None:
         low_balance_threshold=user.low_balance_threshold,
         groups=user.groups,
         enabled=user.enabled,
+        email=user.email,
+        email_notices=user.email_notices,
         holds=[
             HoldView(
                 job_id=h.job_id,
@@ -161,3 +166,17 @@ async def create_user(
     await ctx.emit(UserGroupsSet(login=login, groups=groups), correlation_id=account)
     await balance_changed(ctx, account)
     return True
+
+
+async def announce_contact(ctx: HandlerContext, login: str) -> None:
+    """Tell the notification service how `login` is reached by email now (it keeps no
+    copy of the ledger's tables). An address the directory gave that no mail server would
+    take (a line break, no "@") is announced as none, with a warning."""
+    email, email_notices, revision = await ctx.store.next_contact(login)
+    if email is not None and not re.fullmatch(EMAIL_PATTERN, email):
+        ctx.log.warning("email address not usable; no mail for this user", login=login)
+        email = None
+    await ctx.emit(
+        UserContactSet(login=login, email=email, email_notices=email_notices, revision=revision),
+        correlation_id=domain.personal_account(login),
+    )

@@ -21,7 +21,7 @@ from platen.account_ledger.domain import (
     plan_sync,
     rule_for,
 )
-from platen.account_ledger.handlers.common import create_user
+from platen.account_ledger.handlers.common import announce_contact, create_user
 from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import UserDisabled, UserGroupsSet
 from platen.events.directory import (
@@ -99,6 +99,8 @@ async def _add(ctx: HandlerContext, user: DirectoryUser, rule: NewUserRule) -> N
         overdraft_limit=rule.overdraft_limit,
     )
     await ctx.store.set_profile(user)
+    if user.email:
+        await announce_contact(ctx, user.login)
 
 
 @subscribe.command(SyncDirectory, senders=ADMIN)
@@ -126,6 +128,8 @@ async def on_sync(ctx: HandlerContext, cmd: SyncDirectory) -> DirectorySynced | 
     for user in plan.change:
         await ctx.store.set_groups(user.login, list(user.groups))
         await ctx.store.set_profile(user)
+        # The address may have changed (a sync changes a user for any of their details).
+        await announce_contact(ctx, user.login)
         await ctx.emit(
             UserGroupsSet(login=user.login, groups=list(user.groups)),
             correlation_id=domain.personal_account(user.login),

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from platen.account_ledger import domain
 from platen.account_ledger.domain import NotFound
-from platen.account_ledger.handlers.common import create_user, not_cents, user_view
+from platen.account_ledger.handlers.common import (
+    announce_contact,
+    create_user,
+    not_cents,
+    user_view,
+)
 from platen.account_ledger.subscriptions import subscribe
 from platen.events.accounts import (
     AddUser,
@@ -78,6 +83,12 @@ async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorRepl
         await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
     if cmd.enabled is not None:
         await _set_enabled(ctx, cmd.login, cmd.enabled)
+    if cmd.email is not None:
+        await ctx.store.update_user(cmd.login, email=cmd.email or None)
+    if cmd.email_notices is not None:
+        await ctx.store.update_user(cmd.login, email_notices=cmd.email_notices)
+    if cmd.email is not None or cmd.email_notices is not None:
+        await announce_contact(ctx, cmd.login)
     ctx.log.info("user changed", login=cmd.login)
     return await user_view(ctx, cmd.login)
 
