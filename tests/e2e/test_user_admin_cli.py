@@ -9,11 +9,35 @@ import json
 import uuid
 from decimal import Decimal as D
 
+import pytest
+
 from platen import rpc
 from platen.events.accounts import AnswerJob
 from platen.events.desktop import PromptClosed
 from platen.testing.documents import make_pdf
-from tests.e2e.helpers import EventRecorder
+from platen.testing.smtp import MailInbox, free_port, smtp_server
+from tests.e2e.helpers import EventRecorder, eventually
+
+
+@pytest.fixture
+def mail_inbox():
+    """A real SMTP server the notification service mails notices to (see
+    `extra_service_env`), started before the services."""
+    inbox = MailInbox()
+    with smtp_server(free_port(), inbox) as server:
+        inbox.port = server.port  # type: ignore[attr-defined]
+        yield inbox
+
+
+@pytest.fixture
+def extra_service_env(mail_inbox) -> dict[str, str]:
+    return {
+        "PLATEN_EMAIL_NOTICES": "on",
+        "PLATEN_SMTP_HOST": "127.0.0.1",
+        "PLATEN_SMTP_PORT": str(mail_inbox.port),
+        "PLATEN_SMTP_SECURITY": "none",
+        "PLATEN_SMTP_FROM": "platen@print.example.org",
+    }
 
 
 def pdf(system, pages: int = 2) -> str:
@@ -22,11 +46,23 @@ def pdf(system, pages: int = 2) -> str:
     return str(path)
 
 
-async def test_user_list_disable_and_enable(system):
+async def test_user_list_disable_and_enable(mail_inbox, extra_service_env, system):
     system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
     system.ctl("user", "add", "mia", "--balance", "4.00", "--group", "staff")
     system.ctl("user", "add", "ada", "--balance", "2.50", "--group", "staff", "--group", "lab")
     system.ctl("user", "add", "zed", "--unrestricted")
+    # zed wants notices by email, in the site's words.
+    shown = system.ctl("user", "set", "zed", "--email", "zed@example.org", "--email-notices", "on")
+    assert "email zed@example.org (notices by email)" in shown.stdout
+    system.ctl("notice", "template", "set", "denied", "--subject", "Not printed: {document}")
+    bad = system.ctl("notice", "template", "set", "denied", "--body", "{cost}", check=False)
+    assert bad.returncode == 1 and "{cost}" in bad.stderr
+
+    async def contact_kept() -> bool:
+        log = system.services.log("notification")
+        return any('"contact kept"' in ln and '"zed"' in ln for ln in log.splitlines())
+
+    assert await eventually(contact_kept, timeout=60)
 
     out = system.ctl("user", "disable", "zed")
     assert "disabled" in out.stdout
@@ -34,6 +70,14 @@ async def test_user_list_disable_and_enable(system):
         "print", pdf(system), "--user", "zed", "--printer", "lab-1", "--wait", check=False
     )
     assert denied.returncode == 2 and "disabled" in denied.stdout
+
+    async def mailed() -> bool:
+        return bool(mail_inbox.envelopes)
+
+    assert await eventually(mailed, timeout=60)
+    [mail] = mail_inbox.messages()
+    assert mail_inbox.envelopes[0].rcpt_tos == ["zed@example.org"]
+    assert mail["Subject"] == "Not printed: doc2.pdf" and "disabled" in mail.get_content()
 
     listed = json.loads(system.ctl("user", "list", "--json").stdout)
     assert [u["login"] for u in listed] == ["ada", "mia", "zed"]

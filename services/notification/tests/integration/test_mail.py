@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email
-import email.policy
-import socket
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from platen.events.accounts import UserContactSet
 from platen.events.base import Envelope
@@ -23,48 +17,9 @@ from platen.messaging.handling import apply_in_transaction
 from platen.notification import handlers, notices
 from platen.notification.mail import MailSender, SmtpSettings, SmtpTransport
 from platen.notification.store import Store
+from platen.testing.smtp import MailInbox, free_port, smtp_server
 
 SENDER_ADDRESS = "platen@print.example.org"
-
-
-class Inbox:
-    """What the SMTP server was given; `refuse` answers RCPT with that reply instead."""
-
-    def __init__(self) -> None:
-        self.envelopes: list = []
-        self.refuse: str | None = None
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.refuse:
-            return self.refuse
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
-
-    def messages(self) -> list[email.message.EmailMessage]:
-        return [
-            email.message_from_bytes(e.original_content, policy=email.policy.default)
-            for e in self.envelopes
-        ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def smtp_server(port: int, inbox: Inbox) -> Iterator[Controller]:
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()  # returns once the server answers
-    try:
-        yield controller
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -73,8 +28,8 @@ def port() -> int:
 
 
 @pytest.fixture
-def inbox() -> Inbox:
-    return Inbox()
+def inbox() -> MailInbox:
+    return MailInbox()
 
 
 @pytest.fixture
