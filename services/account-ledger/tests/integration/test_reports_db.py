@@ -22,7 +22,13 @@ from platen.events.accounts import (
     SetUser,
     Statement,
 )
-from platen.events.reports import InvoiceQuery, UsageReportQuery
+from platen.events.reports import (
+    InvoiceQuery,
+    ReportSpanQuery,
+    UsageReportQuery,
+    merge_reports,
+    report_pages,
+)
 from platen.events.system import ErrorReply
 
 from ..builders import priced, printed
@@ -160,3 +166,34 @@ async def test_a_hold_from_before_the_colour_split_counts_its_sides_and_todays_g
         0,
     )
     assert line.amount == D("0.30")
+
+
+async def test_a_report_asked_in_pages_of_time_equals_the_report_of_the_whole(ledger):
+    """What `platenctl report` does for a large range: ask period by period (each page
+    much shorter than the span of the rows), and merge."""
+    await add_user(ledger, "ann", "20.00", ["staff", "lab"])
+    await add_user(ledger, "bob", "20.00", ["students"])
+    jobs_made = []
+    for n in range(8):
+        user, printer = ("ann", "lab-1") if n % 3 else ("bob", "lab-2")
+        job = await print_job(
+            ledger, user, f"0.{n + 1}5", printer, color_sides=n % 2, grayscale_sides=1
+        )
+        jobs_made.append(job)
+        if n == 4:
+            refund = Refund(key="r-page", job_id=job.job_id, amount=D("0.05"), reason="jam")
+            await ledger.run(money.on_refund, refund)
+    span = await ledger.run(reports.on_report_span, ReportSpanQuery())
+    assert span.first is not None and span.last > span.first
+    until = span.last + timedelta(microseconds=1)
+    pages = report_pages(span.first, until, (until - span.first) / 5)
+    assert len(pages) >= 5
+    for by in ("user", "group", "printer", "account"):
+        whole = await ledger.run(reports.on_report, UsageReportQuery(by=by))
+        parts = [
+            await ledger.run(reports.on_report, UsageReportQuery(by=by, since=a, until=b))
+            for a, b in pages
+        ]
+        # Pages smaller than the rows: no page holds every job.
+        assert all(p.total.jobs < len(jobs_made) for p in parts) and whole.total.jobs == 8
+        assert merge_reports(by, None, None, parts) == whole, by

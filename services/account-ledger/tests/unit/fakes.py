@@ -466,6 +466,14 @@ class FakeStore:
     def _entry(self, tx: FakeTransaction, account_id: str) -> Decimal:
         return sum((amount for a, amount, _ in tx.entries if a == account_id), Decimal(0))
 
+    async def report_span(self) -> tuple[datetime | None, datetime | None]:
+        times = [
+            self.resolved_at[h.job_id]
+            for h in self.holds.values()
+            if h.state is HoldState.POSTED and h.job_id in self.resolved_at
+        ] + [t.created_at for t in self.transactions if t.kind == "refund"]
+        return (min(times), max(times)) if times else (None, None)
+
     async def usage(self, since: datetime | None, until: datetime | None) -> list[Usage]:
         def inside(at: datetime) -> bool:
             return (since is None or at >= since) and (until is None or at < until)

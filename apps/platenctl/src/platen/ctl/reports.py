@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TextIO
 
 import typer
 
-from platen.ctl.common import call, cut_short
+from platen import rpc
+from platen.ctl.common import call, cut_short, run
 from platen.ctl.ledger import account_app
 from platen.events.accounts import DeleteUser, UserDeleted
-from platen.events.reports import Invoice, InvoiceQuery, ReportRow, UsageReport, UsageReportQuery
+from platen.events.discovery import amqp_url
+from platen.events.reports import (
+    Invoice,
+    InvoiceQuery,
+    ReportBy,
+    ReportRow,
+    ReportSpan,
+    ReportSpanQuery,
+    UsageReport,
+    UsageReportQuery,
+    merge_reports,
+    report_pages,
+)
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Csv = Annotated[bool, typer.Option("--csv", help="Print CSV.")]
@@ -52,6 +67,87 @@ def period(start: str | None, end: str | None) -> tuple[datetime | None, datetim
     return since, until
 
 
+# The ledger's one reply to one page: a page covers a period of time, so a page's work
+# (and its reply) follows the jobs in it, not the whole range.
+PAGE_TIMEOUT = 120.0
+Ask = Callable[[object, float], Awaitable[object]]
+
+
+async def stream_report(
+    ask: Ask,
+    by: ReportBy,
+    since: datetime | None,
+    until: datetime | None,
+    page: timedelta,
+    on_page: Callable[[int, int], None] = lambda done, total: None,
+) -> UsageReport:
+    """The report of [since, until), asked for period by period (`page` long, over only
+    the time that has charges or refunds) and merged; `on_page(done, total)` after each.
+    Equal to the report asked in one piece (services/account-ledger/tests/integration/
+    test_reports_db.py)."""
+    span: ReportSpan = await ask(ReportSpanQuery(), 15.0)  # type: ignore[assignment]
+    whole = UsageReportQuery(by=by, since=since, until=until)
+    if span.first is None or span.last is None:
+        return await ask(whole, PAGE_TIMEOUT)  # type: ignore[return-value]
+    # Nothing before the first charge or after the last one: no page is asked for it.
+    start = max(since, span.first) if since else span.first
+    end = span.last + timedelta(microseconds=1)
+    end = min(until, end) if until else end
+    pages = report_pages(start, end, page) if start < end else []
+    if len(pages) <= 1:
+        return await ask(whole, PAGE_TIMEOUT)  # type: ignore[return-value]
+    parts = []
+    for a, b in pages:
+        parts.append(await ask(UsageReportQuery(by=by, since=a, until=b), PAGE_TIMEOUT))
+        on_page(len(parts), len(pages))
+    return merge_reports(by, since, until, parts)  # type: ignore[arg-type]
+
+
+def shows_progress(out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> bool:
+    """A progress bar only for a person watching: the report goes to a terminal and the
+    bar (on stderr) would too. Piped or redirected (CSV or JSON to a file), none."""
+    return out.isatty() and err.isatty()
+
+
+@contextmanager
+def progress_bar(show: bool) -> Iterator[Callable[[int, int], None]]:
+    """An `on_page` for `stream_report`: a bar on stderr that is gone when the report
+    prints, or nothing at all."""
+    if not show:
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("report"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pages"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("report", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _report(by: ReportBy, since, until, page: timedelta) -> UsageReport:
+    async def go() -> UsageReport:
+        async with rpc.connect(amqp_url()) as client:
+
+            async def ask(message, timeout: float):
+                return await client.request(message.message_type, message, timeout)
+
+            with progress_bar(shows_progress()) as on_page:
+                return await stream_report(ask, by, since, until, page, on_page)
+
+    return run(go())
+
+
 def _cells(row: ReportRow) -> list:
     return [getattr(row, c) for c in REPORT_COLUMNS]
 
@@ -65,14 +161,18 @@ def register(app: typer.Typer, user_app: typer.Typer) -> None:
         ],
         start: From = None,
         end: To = None,
+        page_days: Annotated[
+            int, typer.Option(min=1, help="Ask the ledger for this many days at a time.")
+        ] = 7,
         as_csv: Csv = False,
         as_json: Json = False,
     ) -> None:
         """Jobs charged and refunds made in a period: jobs, sides (colour and grayscale),
         the amount charged, refunded and net, per line and in total; from the ledger's
-        postings, so the total is what the ledger moved, to the cent."""
+        postings, so the total is what the ledger moved, to the cent. A long period is
+        asked for a few days at a time, with a progress bar on a terminal."""
         since, until = period(start, end)
-        result: UsageReport = call(UsageReportQuery(by=by, since=since, until=until), timeout=120)
+        result = _report(by, since, until, timedelta(days=page_days))
         if as_json:
             typer.echo(result.model_dump_json())
             return

@@ -8,7 +8,9 @@ the accounts' statements to the cent.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -59,6 +61,66 @@ class UsageReport(Reply):
     until: datetime | None
     lines: list[ReportRow]
     total: ReportRow
+
+
+@register
+class ReportSpanQuery(Query):
+    """Query to the ledger (`ledger.report.span`): when the first and the last charge or
+    refund a report can show were made, so that a report over everything can be asked
+    for in pages of time."""
+
+    message_type: ClassVar[str] = "ledger.report.span"
+
+
+@register
+class ReportSpan(Reply):
+    """Reply to `ledger.report.span`; None: nothing was charged or refunded yet."""
+
+    message_type: ClassVar[str] = "ledger.report.span.reply"
+    first: datetime | None
+    last: datetime | None
+
+
+def report_pages(
+    since: datetime, until: datetime, page: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """[since, until) cut into consecutive periods of `page` (the last one shorter): a
+    report asked for period by period, then merged, equals the report of the whole."""
+    if page <= timedelta(0):
+        raise ValueError("a page of a report lasts some time")
+    pages, start = [], since
+    while start < until:
+        end = min(start + page, until)
+        pages.append((start, end))
+        start = end
+    return pages
+
+
+def _summed(key: str, rows: Sequence[ReportRow]) -> ReportRow:
+    money = ("charged", "refunded", "amount")
+    counts = ("jobs", "sides", "color_sides", "grayscale_sides")
+    fields: dict = {f: sum((getattr(r, f) for r in rows), 0) for f in counts}
+    fields.update({f: sum((getattr(r, f) for r in rows), Decimal(0)) for f in money})
+    return ReportRow(key=key, **fields)
+
+
+def merge_reports(
+    by: ReportBy, since: datetime | None, until: datetime | None, pages: Sequence[UsageReport]
+) -> UsageReport:
+    """The report of [since, until) from the reports of the periods that cut it: each
+    charge and refund is in one period only, so lines and the total add up (by group too,
+    where the total counts each job once in each period, hence once)."""
+    by_key: dict[str, list[ReportRow]] = {}
+    for page in pages:
+        for row in page.lines:
+            by_key.setdefault(row.key, []).append(row)
+    return UsageReport(
+        by=by,
+        since=since,
+        until=until,
+        lines=[_summed(k, by_key[k]) for k in sorted(by_key)],
+        total=_summed("total", [p.total for p in pages]),
+    )
 
 
 @register

@@ -590,6 +590,18 @@ class Store:
             limit,
         )
 
+    async def report_span(self) -> tuple[datetime | None, datetime | None]:
+        """When the first and the last charge or refund a report counts were made (a
+        charge by when its hold was posted, as `usage` counts it)."""
+        r = await self.conn.fetchrow(
+            """SELECT least(h.first, t.first) AS first, greatest(h.last, t.last) AS last
+                 FROM (SELECT min(resolved_at) AS first, max(resolved_at) AS last
+                         FROM holds WHERE state = 'posted') h,
+                      (SELECT min(created_at) AS first, max(created_at) AS last
+                         FROM transactions WHERE kind = 'refund') t"""
+        )
+        return r["first"], r["last"]
+
     async def usage(self, since: datetime | None, until: datetime | None) -> list[Usage]:
         """What was charged in [since, until) (jobs by when their hold was posted, with
         the charge's entry on the paying account) and refunded in it (by when the refund

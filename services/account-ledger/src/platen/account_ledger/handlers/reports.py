@@ -20,6 +20,8 @@ from platen.events.reports import (
     InvoiceLine,
     InvoiceQuery,
     ReportRow,
+    ReportSpan,
+    ReportSpanQuery,
     UsageReport,
     UsageReportQuery,
 )
@@ -107,6 +109,12 @@ async def on_report(ctx: HandlerContext, query: UsageReportQuery) -> UsageReport
         lines=[_row(line) for line in lines],
         total=_row(total),
     )
+
+
+@subscribe.query(ReportSpanQuery, senders=ADMIN)
+async def on_report_span(ctx: HandlerContext, query: ReportSpanQuery) -> ReportSpan:
+    first, last = await ctx.store.report_span()
+    return ReportSpan(first=first, last=last)
 
 
 @subscribe.query(InvoiceQuery, senders=ADMIN)
