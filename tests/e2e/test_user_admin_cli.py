@@ -15,7 +15,7 @@ from platen import rpc
 from platen.events.accounts import AnswerJob
 from platen.events.desktop import PromptClosed
 from platen.testing.documents import make_pdf
-from platen.testing.smtp import MailInbox, free_port, smtp_server
+from platen.testing.smtp import MailInbox, smtp_server
 from tests.e2e.helpers import EventRecorder, eventually
 
 
@@ -24,8 +24,7 @@ def mail_inbox():
     """A real SMTP server the notification service mails notices to (see
     `extra_service_env`), started before the services."""
     inbox = MailInbox()
-    with smtp_server(free_port(), inbox) as server:
-        inbox.port = server.port  # type: ignore[attr-defined]
+    with smtp_server(inbox):
         yield inbox
 
 

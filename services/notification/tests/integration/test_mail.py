@@ -17,14 +17,9 @@ from platen.messaging.handling import apply_in_transaction
 from platen.notification import handlers, notices
 from platen.notification.mail import MailSender, SmtpSettings, SmtpTransport
 from platen.notification.store import Store
-from platen.testing.smtp import MailInbox, free_port, smtp_server
+from platen.testing.smtp import MailInbox, smtp_server
 
 SENDER_ADDRESS = "platen@print.example.org"
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
 
 
 @pytest.fixture
@@ -33,10 +28,10 @@ def inbox() -> MailInbox:
 
 
 @pytest.fixture
-def sender(pool, port) -> MailSender:
+def sender(pool, inbox) -> MailSender:
     """A sender to the test's port, with no pause before a retry (the row's next attempt
     is due at once), so a test drives each attempt itself with `send_due`."""
-    settings = SmtpSettings("127.0.0.1", port, "none", SENDER_ADDRESS, timeout=10)
+    settings = SmtpSettings("127.0.0.1", inbox.port, "none", SENDER_ADDRESS, timeout=10)
     s = MailSender(batch=10, retry_delays=lambda attempts: 0)
     s.configure(pool, SmtpTransport(settings), lease_seconds=60)
     return s
@@ -80,13 +75,13 @@ async def outbox(pool) -> list:
         return await Store(conn).mail_outbox()
 
 
-async def test_a_redelivered_event_sends_one_mail(pool, sender, port, inbox):
+async def test_a_redelivered_event_sends_one_mail(pool, sender, inbox):
     await bob_wants_mail(pool)
     event = denied()
     message_id = Envelope("job.denied", 1, "account-ledger").message_id
     await handle(pool, handlers.on_job_denied, event, message_id)
     await handle(pool, handlers.on_job_denied, event, message_id)
-    with smtp_server(port, inbox):
+    with smtp_server(inbox):
         assert await sender.send_due() == 1
         assert await sender.send_due() == 0
     [msg] = inbox.messages()
@@ -98,7 +93,7 @@ async def test_a_redelivered_event_sends_one_mail(pool, sender, port, inbox):
     assert (row["state"], row["attempts"], row["job_id"]) == ("sent", 1, event.job_id)
 
 
-async def test_a_mail_server_down_then_up_loses_nothing(pool, sender, port, inbox):
+async def test_a_mail_server_down_then_up_loses_nothing(pool, sender, inbox):
     await bob_wants_mail(pool)
     await handle(pool, handlers.on_job_denied, denied("one.pdf"))
     await handle(pool, handlers.on_job_denied, denied("two.pdf"))
@@ -108,7 +103,7 @@ async def test_a_mail_server_down_then_up_loses_nothing(pool, sender, port, inbo
     assert [(r["state"], r["attempts"]) for r in rows] == [("pending", 1), ("pending", 1)]
     assert all("could not reach the mail server" in r["last_error"] for r in rows)
     inbox.refuse = "451 4.3.0 try again later"  # up, but not taking mail yet
-    with smtp_server(port, inbox):
+    with smtp_server(inbox):
         assert await sender.send_due() == 2
         assert [r["attempts"] for r in await outbox(pool)] == [2, 2]
         inbox.refuse = None
@@ -120,11 +115,11 @@ async def test_a_mail_server_down_then_up_loses_nothing(pool, sender, port, inbo
     assert [r["state"] for r in await outbox(pool)] == ["sent", "sent"]
 
 
-async def test_a_permanent_refusal_is_recorded_and_not_retried(pool, sender, port, inbox):
+async def test_a_permanent_refusal_is_recorded_and_not_retried(pool, sender, inbox):
     await bob_wants_mail(pool)
     await handle(pool, handlers.on_job_denied, denied())
     inbox.refuse = "550 5.1.1 no such user here"
-    with smtp_server(port, inbox):
+    with smtp_server(inbox):
         assert await sender.send_due() == 1
         assert await sender.send_due() == 0  # never claimed again
     [row] = await outbox(pool)
@@ -133,16 +128,16 @@ async def test_a_permanent_refusal_is_recorded_and_not_retried(pool, sender, por
     assert inbox.envelopes == []
 
 
-async def test_a_user_who_opted_out_gets_no_mail(pool, sender, port, inbox):
+async def test_a_user_who_opted_out_gets_no_mail(pool, sender, inbox):
     await bob_wants_mail(pool, on=False)
     await handle(pool, handlers.on_job_denied, denied())
     assert await outbox(pool) == []
-    with smtp_server(port, inbox):
+    with smtp_server(inbox):
         assert await sender.send_due() == 0
     assert inbox.envelopes == []
 
 
-async def test_a_hostile_document_name_adds_no_header_and_no_recipient(pool, sender, port, inbox):
+async def test_a_hostile_document_name_adds_no_header_and_no_recipient(pool, sender, inbox):
     await bob_wants_mail(pool)
     await handle(
         pool,
@@ -151,7 +146,7 @@ async def test_a_hostile_document_name_adds_no_header_and_no_recipient(pool, sen
     )
     hostile = "x.pdf\r\nBcc: victim@example.org\r\n\r\n{reason}"
     await handle(pool, handlers.on_job_denied, denied(hostile))
-    with smtp_server(port, inbox):
+    with smtp_server(inbox):
         assert await sender.send_due() == 1
     [msg] = inbox.messages()
     assert inbox.envelopes[0].rcpt_tos == ["bob@example.org"]
@@ -160,14 +155,14 @@ async def test_a_hostile_document_name_adds_no_header_and_no_recipient(pool, sen
     assert msg.get_content().strip() == "x.pdf  Bcc: victim@example.org    {reason}"
 
 
-async def test_two_replicas_send_each_mail_once(pool, sender, port, inbox):
+async def test_two_replicas_send_each_mail_once(pool, sender, inbox):
     await bob_wants_mail(pool)
     for n in range(6):
         await handle(pool, handlers.on_job_denied, denied(f"{n}.pdf"))
     other = MailSender(batch=10, retry_delays=lambda attempts: 0)
     other.configure(pool, sender.transport, lease_seconds=60)
     sender.batch = other.batch = 2  # several claims each, interleaved
-    with smtp_server(port, inbox):
+    with smtp_server(inbox):
 
         async def drain(s: MailSender) -> int:
             total = 0

@@ -9,16 +9,8 @@ import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from platen.notification.domain import (
-    Answer,
-    Contact,
-    DesktopIdentity,
-    NoticeTemplate,
-    PrintServerIdentity,
-    Prompt,
-    QueuedMail,
-    default_template,
-)
+from platen.notification import domain
+from platen.notification.domain import Answer, DesktopIdentity, PrintServerIdentity, Prompt
 
 
 class FakeStore:
@@ -29,8 +21,8 @@ class FakeStore:
         self.answers: dict[str, Answer] = {}
         self.servers: dict[str, PrintServerIdentity] = {}
         self.added_at: dict[str, datetime] = {}
-        self.contacts: dict[str, Contact] = {}
-        self.templates: dict[str, NoticeTemplate] = {}
+        self.contacts: dict[str, domain.Contact] = {}
+        self.templates: dict[str, domain.NoticeTemplate] = {}
         # The mail outbox: source -> the row as the real table has it.
         self.mails: dict[str, dict] = {}
 
@@ -123,11 +115,11 @@ class FakeStore:
         self.contacts[contact.login] = contact
         return True
 
-    async def contact(self, login) -> Contact | None:
+    async def contact(self, login) -> domain.Contact | None:
         return self.contacts.get(login)
 
-    async def notice_template(self, name) -> NoticeTemplate:
-        return self.templates.get(name) or default_template(name)
+    async def notice_template(self, name) -> domain.NoticeTemplate:
+        return self.templates.get(name) or domain.default_template(name)
 
     async def save_notice_template(self, template) -> None:
         if template.custom:
@@ -152,13 +144,13 @@ class FakeStore:
         }
         return True
 
-    async def claim_mail(self, limit, lease_seconds) -> list[QueuedMail]:
+    async def claim_mail(self, limit, lease_seconds) -> list[domain.QueuedMail]:
         # No clock here: every pending row is due, and a claim takes it until recorded.
         due = [m for m in self.mails.values() if m["state"] == "pending" and not m.get("taken")]
         for m in due[:limit]:
             m["taken"] = True
         fields = ("id", "login", "recipient", "subject", "body", "attempts", "job_id")
-        return [QueuedMail(**{f: m[f] for f in fields}) for m in due[:limit]]
+        return [domain.QueuedMail(**{f: m[f] for f in fields}) for m in due[:limit]]
 
     def _mail(self, mail_id) -> dict:
         return next(m for m in self.mails.values() if m["id"] == mail_id)

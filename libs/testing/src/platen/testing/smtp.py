@@ -15,9 +15,12 @@ from aiosmtpd.controller import Controller
 
 class MailInbox:
     """The aiosmtpd handler: keeps each envelope; `refuse` answers RCPT with that reply
-    (e.g. "451 ..." for not now, "550 ..." for never) instead of taking the recipient."""
+    (e.g. "451 ..." for not now, "550 ..." for never) instead of taking the recipient.
+    `port`: where `smtp_server` listens for it (a free one, chosen now, so a test can name
+    it to the sender before the server runs)."""
 
     def __init__(self) -> None:
+        self.port = free_port()
         self.envelopes: list = []
         self.refuse: str | None = None
 
@@ -45,9 +48,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def smtp_server(port: int, inbox: MailInbox) -> Iterator[Controller]:
-    """An SMTP server on 127.0.0.1:`port` while the block runs (ready when it starts)."""
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+def smtp_server(inbox: MailInbox) -> Iterator[Controller]:
+    """An SMTP server on 127.0.0.1:`inbox.port` while the block runs (ready when it
+    starts)."""
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()
     try:
         yield controller

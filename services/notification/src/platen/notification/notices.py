@@ -96,16 +96,15 @@ async def on_show_templates(ctx: HandlerContext, query: ShowNoticeTemplates) -> 
 
 
 async def _templates(ctx: HandlerContext) -> NoticeTemplates:
-    views = []
-    for name in PLACEHOLDERS:
-        t = await ctx.store.notice_template(name)
-        views.append(
-            NoticeTemplateView(
-                name=name,
-                subject=t.subject,
-                body=t.body,
-                placeholders=list(PLACEHOLDERS[name]),
-                custom=t.custom,
-            )
-        )
-    return NoticeTemplates(templates=views)
+    """Each notice's template in use, with the placeholders it may name."""
+    templates = [await ctx.store.notice_template(name) for name in PLACEHOLDERS]
+    return NoticeTemplates(
+        templates=[
+            NoticeTemplateView(placeholders=list(PLACEHOLDERS[t.name]), **_fields(t))
+            for t in templates
+        ]
+    )
+
+
+def _fields(t: NoticeTemplate) -> dict:
+    return {"name": t.name, "subject": t.subject, "body": t.body, "custom": t.custom}
