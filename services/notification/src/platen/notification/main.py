@@ -5,7 +5,7 @@ from pathlib import Path
 from platen.messaging.service import ServiceSpec, run_service
 
 # The modules whose handlers declare their subscriptions.
-from platen.notification import broadcasts, handlers, prompts  # noqa: F401
+from platen.notification import broadcasts, desktop_options, handlers, prompts  # noqa: F401
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.identities import IdentityHandlers
 from platen.notification.print_servers import PrintServerHandlers
