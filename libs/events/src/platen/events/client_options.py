@@ -54,8 +54,12 @@ OPTION_HELP = {
     "details_url": "an https link shown under the balance (opened only when clicked)",
     "details_text": f"the text of that link (at most {TEXT_MAX} characters)",
     **{
-        key: "the text of that notification; may use " + ", ".join(f"{{{f}}}" for f in fields)
-        for key, fields in TEMPLATE_FIELDS.items()
+        key: f"the text told when {event}; may use " + ", ".join(f"{{{f}}}" for f in fields)
+        for (key, fields), event in zip(
+            TEMPLATE_FIELDS.items(),
+            ("a job is printed", "a job is denied", "credit is low"),
+            strict=True,
+        )
     },
 }
 OPTION_KEYS = tuple(OPTION_HELP)
