@@ -122,6 +122,10 @@ async def test_an_older_groups_announcement_delivered_late_changes_nothing(ctx, 
     assert await store.client_user_groups("alice") == ["exams"]
     [notice] = _notices(ctx).values()  # only the newer one sent options
     assert notice.options == {"hide_balance": "true"}
+    # Groups that set nothing give the same options: nothing is sent.
+    ctx.emitted.clear()
+    await _at(ctx, store, UserGroupsSet(login="alice", groups=["exams", "lab"]), T0)
+    assert ctx.emitted == [] and await store.client_user_groups("alice") == ["exams", "lab"]
 
 
 async def test_hello_is_answered_with_the_options_of_the_user_who_says_it(ctx, store):

@@ -111,11 +111,15 @@ async def on_show(ctx: HandlerContext, query: ShowClientOptions) -> ClientOption
 @subscribe.event(UserGroupsSet)
 async def on_user_groups_set(ctx: HandlerContext, event: UserGroupsSet) -> None:
     await ctx.store.lock_client_options()
+    before = await ctx.store.client_user_groups(event.login)
     if not await ctx.store.set_client_user_groups(
         event.login, event.groups, ctx.envelope.occurred_at
     ):
         ctx.log.info("older groups announcement ignored", user=event.login)
         return
+    site, groups = await ctx.store.client_options()
+    if desktop_options(site, groups, before) == desktop_options(site, groups, event.groups):
+        return  # the same options as before (no group of theirs sets any): nothing to send
     identity = await ctx.store.desktop_identity(event.login)
     if identity is not None and identity.enabled:
         await _send_options(ctx, [event.login])
