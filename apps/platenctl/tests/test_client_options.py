@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from platen.ctl import client_options
 from platen.ctl.main import app
-from platen.events.client_options import ClientOptionsChanged
+from platen.events.client_options import ClientOptionsChanged, ClientOptionsView
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40
 
@@ -54,3 +54,29 @@ def test_set_sends_the_normal_value_and_a_logo_file_as_base64(sent, tmp_path):
         ("hide_balance", "true", "staff"),
         ("logo", base64.b64encode(PNG).decode(), None),
     ]
+
+
+def test_show_lists_each_scope_and_a_users_options(monkeypatch):
+    view = ClientOptionsView(
+        site={"title": "Library", "logo": base64.b64encode(PNG).decode()},
+        groups={"staff": {"hide_balance": "false"}},
+        user="alice",
+        user_groups=["staff"],
+        effective={"title": "Library", "hide_balance": "false"},
+    )
+    asked = []
+    monkeypatch.setattr(client_options, "call", lambda q: asked.append(q) or view)
+    out = CliRunner().invoke(app, ["client", "show", "--user", "Alice"]).output
+    assert asked[0].user == "alice"
+    assert out.splitlines() == [
+        "site:",
+        f"  logo = <{len(PNG)} bytes>",  # not the base64 itself
+        "  title = Library",
+        "group staff:",
+        "  hide_balance = false",
+        "user alice (staff):",
+        "  hide_balance = false",
+        "  title = Library",
+    ]
+    bad = CliRunner().invoke(app, ["client", "show", "--user", "a b"])
+    assert bad.exit_code == 1 and "not a valid login" in bad.output
