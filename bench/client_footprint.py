@@ -20,7 +20,7 @@ import time
 
 import aio_pika
 
-from platen.events.routing import DESKTOP, desktop_key, desktop_queue
+from platen.events.routing import DESKTOP, DESKTOP_REPLIES, desktop_key, desktop_queue
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts
 from platen.testing.xvfb import xvfb
@@ -35,6 +35,8 @@ async def declare_queue(url: str) -> None:
         ex = await ch.declare_exchange(DESKTOP, aio_pika.ExchangeType.TOPIC, durable=True)
         q = await ch.declare_queue(desktop_queue(LOGIN), durable=True)
         await q.bind(ex, desktop_key(LOGIN, "#"))
+        # Where the client says hello when it connects (nobody answers it here).
+        await ch.declare_exchange(DESKTOP_REPLIES, aio_pika.ExchangeType.TOPIC, durable=True)
 
 
 async def wait_for_consumer(url: str, timeout: float = 30) -> None:

@@ -73,11 +73,17 @@ async def wait_state(system, job, state: str, timeout: float = 60) -> None:
 
 
 async def test_print_button_prints_and_the_balance_window_follows(system, gui_client):
+    """Also: the administrator's client options reach the running client (set before it
+    started: sent on its hello; set while it runs: pushed), with no restart."""
     system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
-    system.ctl("user", "add", "bob", "--balance", "5.00")
+    system.ctl("user", "add", "bob", "--balance", "5.00", "--group", "staff")
     system.ctl("user", "set", "bob", "--selection", "confirm")
+    system.ctl("client", "set", "title", "Library printing")
+    system.ctl("client", "set", "--group", "staff", "colour", "#aa0000")
     view = await gui_client("bob")
     await until(lambda: view.state.cget("text") == "connected")
+    await until(lambda: view.root.title() == "Library printing - bob")
+    await until(lambda: str(view.balance.cget("foreground")) == "#aa0000")
     [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(3), 1)
     dialog = await until(lambda: view.dialogs.get(job))
     assert find(dialog, "fact_cost").cget("text") == "0.30"
@@ -85,6 +91,11 @@ async def test_print_button_prints_and_the_balance_window_follows(system, gui_cl
     await wait_state(system, job, "printed")
     await until(lambda: view.balance.cget("text") == "4.70")
     assert D(system.user_json("bob")["balance"]) == D("4.70")
+    # Hidden site-wide while the client runs: the balance window goes, the title stays.
+    system.ctl("client", "set", "hide_balance", "true")
+    system.ctl("client", "set", "title", "Print desk")
+    await until(lambda: view.root.title() == "Print desk - bob")
+    assert view.root.state() == "withdrawn" and view.app.model.options.hide_balance
     assert await ledger_problems(system.database_url) == []
 
 

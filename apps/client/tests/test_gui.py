@@ -4,6 +4,8 @@ buttons send. The broker is left out here (tests/e2e/test_client_gui.py has it).
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +20,7 @@ from platen.client.notifier import Notifier
 from platen.client.recent import Favourites, RecentAccounts
 from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
 from platen.client.tkview import TkView, corner_geometry
+from platen.events.client_options import ClientOptionsNotice
 from platen.events.desktop import (
     AnswerResult,
     BalanceNotice,
@@ -555,3 +558,36 @@ async def test_the_list_is_chosen_by_the_user_not_by_filling_it(display, tmp_pat
         assert dialog.mode.get() == "list"
     finally:
         view.root.destroy()
+
+
+async def test_options_from_the_server_change_the_running_window(gui, display):
+    view, app = gui
+    await deliver(app, BalanceNotice(balance=Decimal("12.50"), available=Decimal("12.50")))
+    png = io.BytesIO()
+    Image.new("RGB", (24, 24), "#aa0000").save(png, "PNG")
+    logo = base64.b64encode(png.getvalue()).decode()
+    options = {
+        "title": "Library printing",
+        "colour": "#aa0000",
+        "logo": logo,
+        "details_url": "https://print.example.org/",
+        "details_text": "Prices and help",
+        "hide_balance": "true",
+        "allow_quit": "false",
+    }
+    await deliver(app, ClientOptionsNotice(revision=1, options=options))
+    assert view.root.title() == "Library printing - bob"
+    assert view.root.state() == "withdrawn"
+    assert str(find(view.root, "balance").cget("foreground")) == "#aa0000"
+    assert find(view.root, "details").cget("text") == "Prices and help"
+    assert view._logo_image is not None and view._logo_image.width() == 24
+    # Quitting is not allowed: closing the window leaves the client running.
+    view.quit()
+    assert not view._closed
+    # Allowed again: the balance window comes back with the balance it kept.
+    await deliver(app, ClientOptionsNotice(revision=2, options={"hide_balance": "false"}))
+    assert view.root.state() == "normal" and view.root.title() == "Platen - bob"
+    assert find(view.root, "balance").cget("text") == "12.50"
+    assert not find(view.root, "details").winfo_ismapped()
+    view.quit()
+    assert view._closed

@@ -25,6 +25,10 @@ class FakeStore:
         self.templates: dict[str, domain.NoticeTemplate] = {}
         # The mail outbox: source -> the row as the real table has it.
         self.mails: dict[str, dict] = {}
+        self.options: dict[tuple[str, str], str] = {}
+        self.user_groups: dict[str, tuple[list[str], datetime]] = {}
+        self.revision = 0
+        self.option_locks = 0
 
     async def record_delivery(self, login, kind, job_id) -> None:
         self.deliveries.append((login, kind, job_id))
@@ -61,6 +65,43 @@ class FakeStore:
 
     async def enabled_logins(self) -> list[str]:
         return sorted(login for login, on in self.desktops.items() if on)
+
+    async def lock_client_options(self) -> None:
+        self.option_locks += 1
+
+    async def next_options_revision(self) -> int:
+        self.revision += 1
+        return self.revision
+
+    async def set_client_option(self, scope, key, value) -> None:
+        self.options[(scope, key)] = value
+
+    async def unset_client_option(self, scope, key) -> bool:
+        return self.options.pop((scope, key), None) is not None
+
+    async def client_options(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        site: dict[str, str] = {}
+        groups: dict[str, dict[str, str]] = {}
+        for (scope, key), value in self.options.items():
+            (groups.setdefault(scope, {}) if scope else site)[key] = value
+        return site, groups
+
+    async def set_client_user_groups(self, login, groups, at) -> bool:
+        kept = self.user_groups.get(login)
+        if kept is not None and kept[1] > at:
+            return False
+        self.user_groups[login] = (sorted(set(groups)), at)
+        return True
+
+    async def client_user_groups(self, login) -> list[str]:
+        return list(self.user_groups.get(login, ([], None))[0])
+
+    async def enabled_members(self, group) -> list[str]:
+        return sorted(
+            login
+            for login, (groups, _) in self.user_groups.items()
+            if group in groups and self.desktops.get(login)
+        )
 
     async def add_prompt(self, prompt) -> bool:
         if prompt.job_id in self.prompts:

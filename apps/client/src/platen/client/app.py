@@ -9,6 +9,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 from platen.client.model import (
+    ApplyOptions,
     Choice,
     ClientModel,
     ClosePrompt,
@@ -18,6 +19,7 @@ from platen.client.model import (
     ShowPrompt,
     UnknownPrompt,
 )
+from platen.client.serveroptions import Effective
 from platen.client.transport import Delivery, Transport
 from platen.events.base import Message
 from platen.events.desktop import JobPrompt
@@ -35,6 +37,9 @@ class View(Protocol):
     def close_prompt(self, job_id: uuid.UUID, text: str) -> None: ...
     def notify(self, note: Notify) -> None: ...
     def show_balance(self, balance: ShowBalance) -> None: ...
+    def apply_options(self, options: Effective) -> None:
+        """Options from the server changed (title, balance shown or hidden, ...)."""
+
     def status(self, state: str, detail: str) -> None: ...
     def answer_sent(self, job_id: uuid.UUID, action: str) -> None: ...
     async def run(self, app: ClientApp) -> None:
@@ -85,7 +90,8 @@ class ClientApp:
             return
         job_id = getattr(message, "job_id", None)
         log.debug("received %s%s", message.message_type, f" job_id={job_id}" if job_id else "")
-        self.view.message(message)
+        if not self.model.hides(message):
+            self.view.message(message)
         if isinstance(message, JobPrompt):
             self.deliveries[message.job_id] = delivery
         self.apply(self.model.receive(message))
@@ -103,6 +109,8 @@ class ClientApp:
                 self.view.notify(effect)
             elif isinstance(effect, ShowBalance):
                 self.view.show_balance(effect)
+            elif isinstance(effect, ApplyOptions):
+                self.view.apply_options(effect.options)
 
     async def settle(self) -> None:
         """Acknowledge the prompts that are over: closed, expired or finally answered."""

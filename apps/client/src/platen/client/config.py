@@ -37,6 +37,7 @@ FILE_KEYS = {
     "hide_balance",
     "disable_notifications",
     "debug",
+    "noquit",
 }
 
 
@@ -58,6 +59,10 @@ class Options:
     debug: bool = False
     state_dir: Path | None = None
     install_autostart: bool = False
+    noquit: bool = False
+    # The options this desktop set itself (command line or config file), which win over
+    # the server's for a preference (serveroptions.effective).
+    given: frozenset[str] = frozenset()
 
     @property
     def broker_user(self) -> str | None:
@@ -148,6 +153,12 @@ def parser() -> argparse.ArgumentParser:
         help="no desktop notifications (messages still show in the client)",
     )
     p.add_argument(
+        "--noquit",
+        action="store_true",
+        default=None,
+        help="closing the window does not quit the client (it is minimised)",
+    )
+    p.add_argument(
         "--debug",
         action="store_true",
         default=None,
@@ -169,11 +180,16 @@ def load(argv: list[str] | None = None) -> Options:
     args = parser().parse_args(argv)
     file = read_config(args.config) if args.config else {}
 
+    given: set[str] = set()
+
     def pick(name: str, default):
         value = getattr(args, name, None)
-        if value is not None:
-            return value
-        return file.get(name, default)
+        if value is None:
+            value = file.get(name)
+        if value is None:
+            return default
+        given.add(name)
+        return value
 
     login = args.user or file.get("user") or getpass.getuser()
     if not is_valid_login(login):
@@ -207,4 +223,6 @@ def load(argv: list[str] | None = None) -> Options:
         debug=bool(pick("debug", False)),
         state_dir=args.state_dir,
         install_autostart=args.install_autostart,
+        noquit=bool(pick("noquit", False)),
+        given=frozenset(given),
     )

@@ -47,6 +47,7 @@ async def main(options: Options) -> None:
         recent=RecentAccounts.load(state_dir / f"recent-{options.login}.json"),
         # Chosen by the user, so kept with their settings, not with the client's state.
         favourites=Favourites.load(default_config_dir() / f"favourites-{options.login}.json"),
+        local=options,
     )
     view = make_view(options)
     app = client_app.ClientApp(model, view)

@@ -11,10 +11,13 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from platen.client.config import Options
 from platen.client.formatting import console_line
 from platen.client.i18n import N_, _
 from platen.client.recent import Favourites, RecentAccounts
+from platen.client.serveroptions import Effective, effective
 from platen.events.base import Message
+from platen.events.client_options import ClientOptionsNotice
 from platen.events.desktop import (
     AnswerResult,
     BalanceNotice,
@@ -59,7 +62,14 @@ class ShowBalance:
     available: str
 
 
-Effect = ShowPrompt | ClosePrompt | Notify | ShowBalance
+@dataclass(frozen=True)
+class ApplyOptions:
+    """The options to run with now (from the server, narrowed by the desktop's own)."""
+
+    options: Effective
+
+
+Effect = ShowPrompt | ClosePrompt | Notify | ShowBalance | ApplyOptions
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,16 @@ class ClientModel:
     # Jobs whose answer is on its way: their popup is gone, the outcome not yet known.
     answered: dict[uuid.UUID, JobPrompt] = field(default_factory=dict)
     _closed: set[uuid.UUID] = field(default_factory=set)
+    # The desktop's own options, and what it runs with once the server's are applied.
+    local: Options | None = None
+    options: Effective = field(init=False)
+    options_revision: int = -1
+
+    def __post_init__(self) -> None:
+        self.options = effective({}, self._local())
+
+    def _local(self) -> Options:
+        return self.local or Options(login=self.login, url="")
 
     # ------------------------------------------------------------- from the server
 
@@ -97,21 +117,73 @@ class ClientModel:
             return self._closed_by_server(message)
         if isinstance(message, AnswerResult):
             return self._result(message)
+        if isinstance(message, ClientOptionsNotice):
+            return self._server_options(message)
         if isinstance(message, BalanceNotice):
             self.balance = message
+            if self.options.hide_balance:
+                return []  # kept, to show at once if the balance is allowed again
             return [ShowBalance(str(message.balance), str(message.available))]
         if isinstance(message, PrintedNotice):
             # The balance window follows the ledger's own `balance` message, which comes
             # with the charge and knows what is still held.
-            return [Notify(_("Job printed"), console_line(message), message=message)]
+            text = self.options.text(
+                "template.printed",
+                {
+                    "document": message.document_name,
+                    "printer": message.printer,
+                    "cost": str(message.cost),
+                    "balance": str(message.balance),
+                },
+                _('Printed "{document}" on {printer}: {cost}').format(
+                    document=message.document_name, printer=message.printer, cost=message.cost
+                )
+                if self.options.hide_balance
+                else console_line(message),
+            )
+            return [Notify(_("Job printed"), text, message=message)]
         if isinstance(message, DeniedNotice):
-            return [Notify(_("Job denied"), console_line(message), "error", message)]
+            text = self.options.text(
+                "template.denied",
+                {
+                    "document": message.document_name,
+                    "printer": message.printer,
+                    "reason": message.reason,
+                },
+                console_line(message),
+            )
+            return [Notify(_("Job denied"), text, "error", message)]
         if isinstance(message, LowBalanceNotice):
-            return [Notify(_("Low credit"), console_line(message), "warning", message)]
+            text = self.options.text(
+                "template.low_balance",
+                {
+                    "balance": str(message.balance),
+                    "available": str(message.available),
+                    "threshold": str(message.threshold),
+                },
+                _("Your credit is low.") if self.options.hide_balance else console_line(message),
+            )
+            return [Notify(_("Low credit"), text, "warning", message)]
         if isinstance(message, BroadcastNotice):
             title = _("Message from {sender}").format(sender=message.sender)
             return [Notify(title, message.text, message=message)]
         return [Notify("Platen", console_line(message), message=message)]
+
+    def _server_options(self, msg: ClientOptionsNotice) -> list[Effect]:
+        # Notices may arrive out of order: the highest revision is the newest state.
+        if msg.revision <= self.options_revision:
+            return []
+        self.options_revision = msg.revision
+        was_hidden = self.options.hide_balance
+        self.options = effective(msg.options, self._local())
+        effects: list[Effect] = [ApplyOptions(self.options)]
+        if was_hidden and not self.options.hide_balance and self.balance is not None:
+            effects.append(ShowBalance(str(self.balance.balance), str(self.balance.available)))
+        return effects
+
+    def hides(self, message: Message) -> bool:
+        """Whether a message must not be shown as it is (the balance, while hidden)."""
+        return isinstance(message, BalanceNotice) and self.options.hide_balance
 
     def _prompt(self, prompt: JobPrompt, now: datetime) -> list[Effect]:
         job = prompt.job_id

@@ -18,6 +18,7 @@ from platen.client.app import ClientApp
 from platen.client.formatting import console_line, identity_question, json_line, prompt_lines
 from platen.client.i18n import _
 from platen.client.model import Notify, ShowBalance, UnknownPrompt
+from platen.client.serveroptions import Effective
 from platen.events.base import Message
 from platen.events.desktop import JobPrompt, PromptAccount
 
@@ -88,6 +89,9 @@ class JsonView(_StdinView):
 
     def show_balance(self, balance: ShowBalance) -> None:
         pass
+
+    def apply_options(self, options: Effective) -> None:
+        pass  # the `desktop.client_options` message itself was printed
 
     def status(self, state: str, detail: str) -> None:
         self._client("status", state=state, detail=detail)
@@ -175,6 +179,9 @@ class ConsoleView(_StdinView):
         self.emit(
             f"{note.title}: {note.text}" if note.message is None else console_line(note.message)
         )
+
+    def apply_options(self, options: Effective) -> None:
+        pass  # the balance lines follow the model (hidden or not); a title has no place here
 
     def show_balance(self, balance: ShowBalance) -> None:
         line = _("Balance {balance} (available {available})").format(

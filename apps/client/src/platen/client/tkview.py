@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import tkinter as tk
 import uuid
+import webbrowser
 from tkinter import ttk
 
 from platen.client.config import Options
 from platen.client.i18n import _
 from platen.client.model import Choice, Notify, ShowBalance, UnknownPrompt
 from platen.client.notifier import Notifier
+from platen.client.serveroptions import Effective, effective
 from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
 from platen.events.base import Message
 from platen.events.desktop import JobPrompt
@@ -54,10 +56,13 @@ class TkView:
         self.available.pack(anchor="w")
         self.state = ttk.Label(frame, text=_("connecting…"), foreground="#666", name="state")
         self.state.pack(anchor="w", pady=(4, 0))
-        self.root.update_idletasks()
-        screen = (self.root.winfo_screenwidth(), self.root.winfo_screenheight())
-        size = (max(self.root.winfo_reqwidth(), 180), self.root.winfo_reqheight())
-        self.root.geometry(corner_geometry(options.window_position, screen, size))
+        # Shown only once the server sends them (apply_options): branding and a link.
+        self.logo = ttk.Label(frame, name="logo")
+        self.link = ttk.Label(frame, foreground="#0645ad", cursor="hand2", name="details")
+        self.link.bind("<Button-1>", self._open_details)
+        self._logo_image: tk.PhotoImage | None = None
+        self.effective: Effective = effective({}, options)
+        self._place(options.window_position)
         if options.hide_balance:
             self.root.withdraw()
         elif options.minimized:
@@ -68,7 +73,52 @@ class TkView:
         self.app = None
         self._closed = False
 
+    def _place(self, position) -> None:
+        self.root.update_idletasks()
+        screen = (self.root.winfo_screenwidth(), self.root.winfo_screenheight())
+        size = (max(self.root.winfo_reqwidth(), 180), self.root.winfo_reqheight())
+        self.root.geometry(corner_geometry(position, screen, size))
+
+    def _open_details(self, _event=None) -> None:
+        url = self.effective.details_url
+        # Checked by the server and again on arrival; opened only on the user's click.
+        if url and url.startswith("https://"):
+            webbrowser.open(url)
+
     # ----------------------------------------------------------------- the View protocol
+
+    def apply_options(self, options: Effective) -> None:
+        before, self.effective = self.effective, options
+        login = self.options.login
+        self.root.title(f"{options.title} - {login}" if options.title else f"Platen - {login}")
+        self.balance.configure(foreground=options.colour or "")
+        self._show_logo(options.logo)
+        if options.details_url:
+            self.link.configure(text=options.details_text or _("Details"))
+            self.link.pack(anchor="w", pady=(4, 0))
+        else:
+            self.link.pack_forget()
+        if options.window_position != before.window_position:
+            self._place(options.window_position)
+        if options.hide_balance:
+            self.root.withdraw()
+        elif before.hide_balance and not self.options.minimized:
+            self.root.deiconify()
+
+    def _show_logo(self, data: bytes | None) -> None:
+        image = None
+        if data:
+            try:
+                # Tk reads PNG and GIF itself; a picture it cannot read is left out.
+                image = tk.PhotoImage(master=self.root, data=data)
+            except tk.TclError:
+                image = None
+        self._logo_image = image
+        if image is None:
+            self.logo.pack_forget()
+        else:
+            self.logo.configure(image=image)
+            self.logo.pack(anchor="w", before=self.balance.master.children["caption"])
 
     def message(self, message: Message) -> None:
         pass
@@ -77,9 +127,8 @@ class TkView:
         dialog = self.dialogs.get(prompt.job_id)
         if dialog is None or not dialog.winfo_exists():
             cls = PromptDialog if prompt.kind == "confirm" else AccountDialog
-            kw = (
-                {} if cls is PromptDialog else {"default_selection": self.options.default_selection}
-            )
+            selection = self.effective.default_selection
+            kw = {} if cls is PromptDialog else {"default_selection": selection}
             dialog = cls(self.root, prompt, self.app.model, self._answer, **kw)
             self.dialogs[prompt.job_id] = dialog
         else:
@@ -158,6 +207,11 @@ class TkView:
             self.close_prompt(job_id, "")
 
     def quit(self) -> None:
+        if not self.effective.allow_quit:
+            # Quitting is not allowed (by the server or this desktop): the window closes,
+            # the client keeps running.
+            self.root.iconify()
+            return
         self._closed = True
 
     async def run(self, app) -> None:

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from platen.events.base import HEADER_VERSION, Message
-from platen.events.desktop import REPLY_KINDS, JobAnswer
+from platen.events.base import HEADER_VERSION, DesktopReply, Message
+from platen.events.client_options import ClientHello
+from platen.events.desktop import REPLY_KINDS
 from platen.events.registry import ContractError, decode, encode
 from platen.events.routing import DESKTOP_REPLIES, desktop_key, desktop_queue
 
@@ -153,8 +154,12 @@ class Transport:
 
     # ------------------------------------------------------------------- answers
 
-    def send(self, reply: JobAnswer) -> None:
+    def send(self, reply: DesktopReply) -> None:
         """Queue an answer; it is published (with a broker confirm) as soon as possible."""
+        self._outgoing.append(self._amqp(reply))
+        self._wake.set()
+
+    def _amqp(self, reply: DesktopReply) -> aio_pika.Message:
         kind = REPLY_KINDS[type(reply)]
         props: dict = {}
         # With its own broker identity, the desktop says who it is in `user_id`, which the
@@ -169,17 +174,22 @@ class Transport:
             message_id=str(uuid.uuid4()),
             type=reply.message_type,
             app_id="platen-client",
-            correlation_id=str(reply.job_id),
+            correlation_id=str(getattr(reply, "job_id", "")) or None,
             timestamp=datetime.now(UTC),
             headers={HEADER_VERSION: reply.schema_version, "platen-reply-kind": kind},
             **props,
         )
-        self._outgoing.append(msg)
-        self._wake.set()
+        return msg
 
     async def _publish_loop(self, connection: AbstractConnection) -> None:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange = await channel.get_exchange(DESKTOP_REPLIES, ensure=False)
+        # Each connection starts with a hello: the server answers with this user's client
+        # options as they are now (changes made while the client was away included).
+        hello = ClientHello(user=self.login)
+        await exchange.publish(
+            self._amqp(hello), routing_key=desktop_key(self.login, hello.desktop_kind)
+        )
         while True:
             while not self._outgoing:
                 self._wake.clear()

@@ -27,6 +27,7 @@ from platen.ctl import (
     reports,
 )
 from platen.ctl.broker import broker_app
+from platen.ctl.client_options import client_app
 from platen.ctl.common import amount, call, cut_short, fail, print_user, run
 from platen.ctl.dead_letters import dlq_app
 from platen.ctl.notices import notice_app
@@ -48,6 +49,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(printserver_app, name="printserver")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(notice_app, name="notice")
+app.add_typer(client_app, name="client")
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 

@@ -2,6 +2,7 @@
 
 from platen.events import (
     accounts,
+    client_options,
     desktop,
     directory,
     identities,
@@ -21,6 +22,7 @@ __all__ = [
     "Envelope",
     "Message",
     "accounts",
+    "client_options",
     "decode",
     "desktop",
     "directory",

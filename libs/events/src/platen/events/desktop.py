@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from platen.events.base import Command, DesktopMessage, DesktopReply, Login, Reply, upcasts
+from platen.events.client_options import ClientHello, ClientOptionsNotice
 from platen.events.jobs import sides_for_pages
 from platen.events.money import Money
 from platen.events.registry import register
@@ -181,6 +182,7 @@ DESKTOP_KINDS = {
         PromptClosed,
         AnswerResult,
         BroadcastNotice,
+        ClientOptionsNotice,
     )
 }
 
@@ -210,7 +212,7 @@ class JobAnswer(DesktopReply):
 
 
 # The kind in the routing key of each message a desktop sends.
-REPLY_KINDS = {JobAnswer: JobAnswer.desktop_kind}
+REPLY_KINDS = {JobAnswer: JobAnswer.desktop_kind, ClientHello: ClientHello.desktop_kind}
 
 
 @register

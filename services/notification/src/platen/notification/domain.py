@@ -15,6 +15,9 @@ Pure Python: no database, no broker, no clock of its own (the time is passed in)
 - `AnswerRates` limits how fast one user's desktops may answer (a token bucket per
   login): a desktop flooding answers has the excess dropped before any work is done for
   it, so it cannot slow anyone else's prompts.
+- `desktop_options` is what one user's desktop is given of the client options the
+  administrator set: the site's, then their groups' (which win), the more restrictive
+  value where two groups disagree.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from platen.events.client_options import RESTRICTIVE
 from platen.events.routing import login_of_key
 
 # A prompt with less time left than this is not worth showing: nobody can answer it.
@@ -387,3 +391,21 @@ class QueuedMail:
     body: str
     attempts: int
     job_id: uuid.UUID | None = None
+
+
+def desktop_options(
+    site: dict[str, str], groups: dict[str, dict[str, str]], user_groups: list[str]
+) -> dict[str, str]:
+    """The options a member of `user_groups` is given: the site's, each overridden by the
+    value their groups set. Where two of their groups set different values, the one that
+    restricts the desktop more wins for a permission (hiding the balance, forbidding quit),
+    and the group first by name for anything else (a title, a colour), so the answer never
+    depends on the order the groups were listed in."""
+    chosen = dict(site)
+    from_groups: dict[str, str] = {}
+    for group in sorted(set(user_groups)):
+        for key, value in groups.get(group, {}).items():
+            if key not in from_groups or RESTRICTIVE.get(key) == value:
+                from_groups[key] = value
+    chosen.update(from_groups)
+    return chosen

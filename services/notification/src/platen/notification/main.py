@@ -5,7 +5,13 @@ from pathlib import Path
 from platen.messaging.service import ServiceSpec, run_service
 
 # The modules whose handlers declare their subscriptions.
-from platen.notification import broadcasts, handlers, notices, prompts  # noqa: F401
+from platen.notification import (  # noqa: F401
+    broadcasts,
+    desktop_options,
+    handlers,
+    notices,
+    prompts,
+)
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.identities import IdentityHandlers
 from platen.notification.mail import SENDER

@@ -302,6 +302,71 @@ class Store:
         """Every mail of the outbox, oldest first (for tests and support)."""
         return await self.conn.fetch("SELECT * FROM mail_outbox ORDER BY id")
 
+    # ---------------------------------------------------------------- client options
+
+    async def lock_client_options(self) -> None:
+        """Taken by every change of options or groups, and before each options notice is
+        composed, until the transaction ends: notices are then numbered in the order of
+        the states they describe (another transaction's change waits, not interleaves)."""
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('client_options'))")
+
+    async def next_options_revision(self) -> int:
+        return await self.conn.fetchval("SELECT nextval('client_options_revision')")
+
+    async def set_client_option(self, scope: str, key: str, value: str) -> None:
+        """Option `key` of `scope` ('' for the site, else a group's name)."""
+        await self.conn.execute(
+            """INSERT INTO client_options (scope, key, value) VALUES ($1, $2, $3)
+               ON CONFLICT (scope, key) DO UPDATE SET value = $3, changed_at = now()""",
+            scope,
+            key,
+            value,
+        )
+
+    async def unset_client_option(self, scope: str, key: str) -> bool:
+        """Remove option `key` of `scope`; False if it was not set."""
+        done = await self.conn.execute(
+            "DELETE FROM client_options WHERE scope = $1 AND key = $2", scope, key
+        )
+        return done != "DELETE 0"
+
+    async def client_options(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        """The site's options, and each group's."""
+        site: dict[str, str] = {}
+        groups: dict[str, dict[str, str]] = {}
+        for r in await self.conn.fetch("SELECT scope, key, value FROM client_options"):
+            (groups.setdefault(r["scope"], {}) if r["scope"] else site)[r["key"]] = r["value"]
+        return site, groups
+
+    async def set_client_user_groups(self, login: str, groups: list[str], at: datetime) -> bool:
+        """`login`'s groups as announced at `at`; False (nothing changed) if a later
+        announcement is already kept."""
+        done = await self.conn.fetchval(
+            """INSERT INTO client_user_groups (login, groups, announced_at) VALUES ($1, $2, $3)
+               ON CONFLICT (login) DO UPDATE SET groups = $2, announced_at = $3
+               WHERE client_user_groups.announced_at <= $3
+               RETURNING 1""",
+            login,
+            sorted(set(groups)),
+            at,
+        )
+        return bool(done)
+
+    async def client_user_groups(self, login: str) -> list[str]:
+        groups = await self.conn.fetchval(
+            "SELECT groups FROM client_user_groups WHERE login = $1", login
+        )
+        return list(groups or [])
+
+    async def enabled_members(self, group: str) -> list[str]:
+        """The enabled users whose desktops a change of `group`'s options concerns."""
+        rows = await self.conn.fetch(
+            """SELECT d.login FROM desktop_users d JOIN client_user_groups g USING (login)
+               WHERE d.enabled AND $1 = ANY (g.groups) ORDER BY d.login""",
+            group,
+        )
+        return [r["login"] for r in rows]
+
     # ------------------------------------------------------------------- retention
 
     async def prune(self, older_than: datetime) -> dict[str, int]:
