@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -44,12 +44,10 @@ class ClusterStack(PrivateStack):
 
     @property
     def infra(self) -> Infra:
-        return Infra(
-            self.rabbit.amqp_url,
-            self.rabbit.management_url,
-            self.postgres.admin_dsn,
-            "private 3-node cluster",
-            read_broker_log=lambda: self.rabbit.log_file.read_text(errors="replace"),
+        # The nodes speak plain AMQP on loopback (no TLS listener), and a node is stopped
+        # and started whole (`stop_node`), not restarted in place.
+        return replace(
+            super().infra, source="private 3-node cluster", amqps_url=None, restart_broker=None
         )
 
     @property
@@ -143,5 +141,3 @@ def cluster_stack() -> Iterator[ClusterStack]:
     finally:
         stack.close()
         shutil.rmtree(base, ignore_errors=True)
-
-
