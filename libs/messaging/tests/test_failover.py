@@ -6,9 +6,9 @@ from __future__ import annotations
 import aio_pika
 import pytest
 
-from platen.events.discovery import node_urls, with_nodes
+from platen.events.discovery import node_urls, with_login, with_nodes
 from platen.localstack.servers import free_port
-from platen.messaging import failover
+from platen.messaging import failover, installation
 from platen.rpc.client import RequestFailed
 from platen.rpc.client import connect as rpc_connect
 
@@ -24,6 +24,18 @@ def test_one_url_names_every_node_with_the_same_credentials_and_vhost():
     assert with_nodes("amqp://u:p@a:1/vh?x=1", ["h:1", "h:2"]) == "amqp://u:p@h:1,h:2/vh?x=1"
     with pytest.raises(ValueError, match="no broker host"):
         node_urls("amqp://u:p@/vh")
+
+
+def test_credentials_are_set_on_a_url_naming_several_nodes():
+    # What `broker setup` issues each identity, and what a desktop's config is made from.
+    cluster = "amqp://admin:x@a:1,b:2/vh?heartbeat=5"
+    assert with_login(cluster, "svc", "p/w@") == "amqp://svc:p%2Fw%40@a:1,b:2/vh?heartbeat=5"
+    assert with_login(cluster, "bob", None) == "amqp://bob:x@a:1,b:2/vh?heartbeat=5"
+    assert with_login(cluster, "", "") == "amqp://a:1,b:2/vh?heartbeat=5"
+    assert (
+        installation.with_credentials(cluster, "svc", "pw")
+        == "amqp://svc:pw@a:1,b:2/vh?heartbeat=5"
+    )
 
 
 def _with_a_dead_node(amqp_url: str) -> str:
