@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -203,6 +204,19 @@ async def quiet(stack: ClusterStack, platen: Platen, database_url: str) -> bool:
     return True
 
 
+def replay_dead_letters(platen: Platen, replayed: collections.Counter[str]) -> bool:
+    """`platenctl dlq replay <service> --all` for each service with dead letters, as an
+    operator does; whether there were any."""
+    out = ctl(platen, "dlq", "list", "--json")
+    if out.returncode != 0:
+        return False  # a service not answering yet: the next round asks again
+    letters = {name: found for name, found in json.loads(out.stdout).items() if found}
+    for name, found in letters.items():
+        if ctl(platen, "dlq", "replay", name, "--all").returncode == 0:
+            replayed.update(letter["message_type"] for letter in found)
+    return bool(letters)
+
+
 async def respawn(platen: Platen, key: str) -> None:
     """Start a killed process again, as a supervisor (systemd, a container engine) does."""
     name, _, replica = key.partition("#")
@@ -220,10 +234,11 @@ async def drive(
     args: argparse.Namespace,
     done: asyncio.Event,
     rng: random.Random,
-) -> Faults:
-    """Inject faults until `done`: kills all along; the broker node and the database
-    once each, at a tenth and at half of the jobs final (so jobs are in flight)."""
-    faults = Faults()
+    faults: Faults,
+) -> None:
+    """Inject faults until `done`, noting them in `faults`: kills all along; the broker
+    node and the database once each, at a tenth and at half of the jobs final (so jobs are
+    in flight)."""
     database_url = platen.services.database_url
     node_done = db_done = False
     next_kill = time.monotonic() + args.kill_every
@@ -257,7 +272,6 @@ async def drive(
             next_kill = time.monotonic() + args.kill_every
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 1)
-    return faults
 
 
 async def outcome(database_url: str, ids: list[str]) -> dict[str, int]:
@@ -300,24 +314,44 @@ async def run_on(stack: ClusterStack, platen: Platen, args: argparse.Namespace) 
     database_url = platen.services.database_url
     submitter = Submitter(stack.service_url(with_vhost(stack.rabbit.amqp_url, platen.vhost)))
     done = asyncio.Event()
+    replayed: collections.Counter[str] = collections.Counter()
     rng = random.Random(args.seed)
     began = time.monotonic()
-    driver = asyncio.create_task(drive(stack, platen, submitter, args.jobs, args, done, rng))
+    faults = Faults()
+    driver = asyncio.create_task(
+        drive(stack, platen, submitter, args.jobs, args, done, rng, faults)
+    )
     try:
         await submitter.run(args.jobs, args.rate, users, broke)
         submitted_in = time.monotonic() - began
         deadline = time.monotonic() + args.drain_timeout
+        quiet_rounds = 0
         while time.monotonic() < deadline:
             final = await final_count(database_url, submitter.sent)
-            if final == len(submitter.sent) and await quiet(stack, platen, database_url):
-                break
-            if driver.done():
+            # The node and the database are failed once each before the end.
+            faulted = faults.broker_node_stops and faults.database_restarts
+            if faulted and await quiet(stack, platen, database_url):
+                if final == len(submitter.sent):
+                    break
+                if not done.is_set():
+                    # The faults end with the last submit drained: what follows is the
+                    # operator's part, not more chaos.
+                    done.set()
+                elif await asyncio.to_thread(replay_dead_letters, platen, replayed):
+                    quiet_rounds = 0
+                else:
+                    # Nothing moving, nothing to replay, jobs not final: lost. Ten quiet
+                    # seconds in a row say so (a sweep could still be due).
+                    quiet_rounds += 1
+                    if quiet_rounds >= 10:
+                        break
+            if driver.done() and not done.is_set():
                 driver.result()  # a fault that could not be injected (or undone) says so
             await asyncio.sleep(1)
         elapsed = time.monotonic() - began
     finally:
         done.set()
-        faults = await driver
+        await driver
         await submitter.close()
     figures = await outcome(database_url, submitter.sent)
     verify = ctl(platen, "ledger", "verify")
@@ -335,6 +369,10 @@ async def run_on(stack: ClusterStack, platen: Platen, args: argparse.Namespace) 
         "submitted in s": round(submitted_in, 1),
         "time s (first submit to all final and quiet)": round(elapsed, 1),
         **figures,
+        # Messages the broker dead-lettered at its delivery limit (5): a delivery returned
+        # to the queue each time the process holding it was killed or lost its node. The
+        # operator's `platenctl dlq replay` handled each again; what is left after that.
+        "dead-lettered then replayed": dict(replayed),
         "dead letters": platen.dead_letters(),
         "ledger verify": "ok" if verify.returncode == 0 else verify.stdout + verify.stderr,
         "fault log": faults.log,

@@ -36,5 +36,8 @@ async def test_500_jobs_through_replicas_and_a_cluster_under_faults(tmp_path):
     assert result["replicas SIGKILLed"] >= 1, summary
     assert result["stopped node led queues"] > 0, summary
     assert result["jobs in flight at node stop"] > 0, summary
+    # A submit can reach the broker's delivery limit when the processes holding it are
+    # killed again and again (each return counts); the run replays dead letters as an
+    # operator does, and then none may be left.
     assert result["dead letters"] == 0, summary
     assert result["ledger verify"] == "ok", summary
