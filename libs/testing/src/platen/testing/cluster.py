@@ -70,7 +70,7 @@ class ClusterStack(PrivateStack):
             f"{node.management_url}/api/queues/{quote(vhost, safe='')}",
             auth=("guest", "guest"),  # the private cluster's administrator
             params={"columns": "name,type,leader"},
-            timeout=30,
+            timeout=120,
         )
         r.raise_for_status()
         return collections.Counter(q["leader"] for q in r.json() if q.get("leader"))
@@ -85,7 +85,7 @@ class ClusterStack(PrivateStack):
 
     def start_node(self, node: LocalRabbitMQ) -> None:
         """Start it again on its ports and data: it rejoins the cluster by itself."""
-        node.start(timeout=180)
+        node.start(timeout=300)
 
     def close(self) -> None:
         for node in self.members:
@@ -105,11 +105,11 @@ def _cookie(folder: Path, cookie: str) -> None:
 
 
 def _join(node: LocalRabbitMQ, first: LocalRabbitMQ) -> None:
-    node.ctl("stop_app", timeout=120)
-    node.ctl("reset", timeout=120)
-    node.ctl("join_cluster", first.nodename, timeout=120)
-    node.ctl("start_app", timeout=180)
-    node.ctl("await_startup", timeout=180)
+    node.ctl("stop_app", timeout=300)
+    node.ctl("reset", timeout=300)
+    node.ctl("join_cluster", first.nodename, timeout=300)
+    node.ctl("start_app", timeout=300)
+    node.ctl("await_startup", timeout=300)
 
 
 @contextlib.contextmanager
@@ -127,13 +127,13 @@ def cluster_stack() -> Iterator[ClusterStack]:
     try:
         # The nodes' Erlang start-up is the slow part: side by side, with PostgreSQL's.
         with ThreadPoolExecutor(NODES + 1) as pool:
-            started = [pool.submit(n.start, 180) for n in nodes]
+            started = [pool.submit(n.start, 300) for n in nodes]
             started.append(pool.submit(stack.postgres.start, 120))
             for future in started:
                 future.result()
         for node in nodes[1:]:
             _join(node, nodes[0])
-        status = nodes[0].ctl("cluster_status", "--formatter", "json")
+        status = nodes[0].ctl("cluster_status", "--formatter", "json", timeout=300)
         missing = [n.nodename for n in nodes if n.nodename not in status]
         if missing:
             raise RuntimeError(f"nodes not in the cluster: {missing}\n{status}")
