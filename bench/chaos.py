@@ -104,10 +104,22 @@ class Submitter:
     async def _exchange_now(self) -> aio_pika.abc.AbstractExchange:
         async with self._lock:
             if self._exchange is None:
-                self._conn = await asyncio.wait_for(failover.connect(self.url), 15)
-                channel = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
-                self._exchange = await channel.get_exchange(COMMANDS, ensure=False)
+                # Bounded as a whole: a channel opened on a node that is stopping can wait
+                # for ever, and every other submit waits on this lock meanwhile.
+                self._exchange = await asyncio.wait_for(self._open(), 20)
             return self._exchange
+
+    async def _open(self) -> aio_pika.abc.AbstractExchange:
+        conn = await failover.connect(self.url)
+        try:
+            channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
+            exchange = await channel.get_exchange(COMMANDS, ensure=False)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 5)
+            raise
+        self._conn = conn
+        return exchange
 
     async def _drop(self, exchange: aio_pika.abc.AbstractExchange) -> None:
         async with self._lock:

@@ -22,7 +22,7 @@ async def test_500_jobs_through_replicas_and_a_cluster_under_faults(tmp_path):
     # Two replicas of each service (the bench runs three): eight processes and three
     # broker nodes share the machine's two cores with the other tests.
     result = await chaos(
-        500, replicas=2, users=3, rate=40, kill_every=8, node_down=10, log_dir=tmp_path
+        500, replicas=2, users=3, rate=40, kill_every=15, node_down=10, log_dir=tmp_path
     )
     summary = {k: v for k, v in result.items() if k != "fault log"}
     assert result["jobs"] == 500, summary
