@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -37,20 +36,16 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
 import asyncpg
 
-from platen.events.jobs import SubmitJob
-from platen.events.registry import encode
 from platen.events.routing import COMMANDS
-from platen.messaging.codec import build
-from platen.rpc.client import signed_in_as
 from platen.testing.documents import make_pdf
 from platen.testing.isolation import with_vhost
 from platen.testing.outages import Platen, PrivateStack, private_stack
+from platen.testing.submits import submit_command
 
 SCHEMAS = ("job_capture", "pricing", "ledger", "notification")
 RELAY_FAILED = "outbox relay failed, will retry"
@@ -101,24 +96,8 @@ class Stream:
                 await asyncio.wait_for(conn.close(), 5)
 
     async def submit(self, job_id: uuid.UUID) -> None:
-        job = SubmitJob(
-            job_id=job_id,
-            user=self.user,
-            printer="lab-1",
-            document_name="bench.pdf",
-            document=base64.b64encode(DOCUMENT),
-            deadline_seconds=self.deadline_seconds,
-        )
-        msg = build(
-            body=encode(job),
-            message_type=job.message_type,
-            schema_version=job.schema_version,
-            producer="bench",
-            message_id=str(uuid.uuid4()),
-            correlation_id=str(job_id),
-            occurred_at=datetime.now(UTC),
-            # job-capture answers only a sender it can name (the broker checks it).
-            user_id=signed_in_as(self.url),
+        msg = submit_command(
+            self.url, job_id, self.user, DOCUMENT, deadline_seconds=self.deadline_seconds
         )
         while True:
             try:

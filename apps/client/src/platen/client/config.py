@@ -17,10 +17,11 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from platen.events.base import is_valid_login
 from platen.events.discovery import amqp_url as discovered_amqp_url
+from platen.events.discovery import with_login
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 SELECTIONS = ("personal", "list", "pin")
@@ -84,16 +85,8 @@ def with_credentials(url: str, user: str | None, password: str | None) -> str:
     """`url` signed in as `user` with `password` (those not given are kept)."""
     if user is None and password is None:
         return url
-    parts = urlsplit(url)
-    user = user if user is not None else (parts.username or "")
-    password = password if password is not None else (parts.password or "")
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    # The URL may name several broker nodes (a cluster), which urllib cannot take apart.
+    return with_login(url, user, password)
 
 
 def read_config(path: Path) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from platen.events.base import HEADER_VERSION, DesktopReply, Message
 from platen.events.client_options import ClientHello
 from platen.events.desktop import REPLY_KINDS
+from platen.events.discovery import node_urls, signed_in_as
 from platen.events.registry import ContractError, decode, encode
 from platen.events.routing import DESKTOP_REPLIES, desktop_key, desktop_queue
 
@@ -75,10 +77,13 @@ class Transport:
         """Connect, consume and publish answers; after any loss of the connection, do it
         all again (for as long as it takes)."""
         delay = 1.0
+        # A cluster may be named by several nodes: each attempt goes to the next one, so a
+        # node that is down (or went down under this session) is passed over.
+        nodes = itertools.cycle(node_urls(self.url))
         while True:
             try:
                 connection = await aio_pika.connect(
-                    self.url,
+                    next(nodes),
                     client_properties={"connection_name": f"platen-client/{self.login}"},
                     timeout=10,
                 )
@@ -164,7 +169,7 @@ class Transport:
         props: dict = {}
         # With its own broker identity, the desktop says who it is in `user_id`, which the
         # broker checks against the signed-in user (a shared test user says nothing).
-        broker_user = aio_pika.connection.URL(self.url).user
+        broker_user = signed_in_as(self.url)
         if broker_user == self.login:
             props["user_id"] = broker_user
         msg = aio_pika.Message(

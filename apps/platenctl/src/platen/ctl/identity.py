@@ -6,12 +6,11 @@ import json
 import os
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from platen.ctl.common import call
-from platen.events.discovery import amqp_url
+from platen.events.discovery import amqp_url, with_login
 from platen.events.identities import Credential, IssueCredential
 
 
@@ -27,7 +26,7 @@ def write_private(path: Path, text: str) -> None:
 
 def client_config(credential: Credential, url: str) -> str:
     """The client's TOML config file: the broker (without credentials), who signs in."""
-    bare = urlunsplit(urlsplit(url)._replace(netloc=_host_port(url)))
+    bare = with_login(url, "", "")  # the nodes alone (one or several), no credentials
     # JSON strings are TOML basic strings: this quotes whatever the values hold.
     return (
         "# Platen desktop client: who this desktop signs in as. Keep it private.\n"
@@ -35,14 +34,6 @@ def client_config(credential: Credential, url: str) -> str:
         f"user = {json.dumps(credential.username)}\n"
         f"password = {json.dumps(credential.password)}\n"
     )
-
-
-def _host_port(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{parts.port}" if parts.port else host
 
 
 def register(user_app: typer.Typer) -> None:

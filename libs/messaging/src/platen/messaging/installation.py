@@ -10,8 +10,8 @@ credentials of a broker administrator. It returns the URL each identity signs in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
 
+from platen.events.discovery import with_login
 from platen.messaging import broker_limits, discovery, permissions
 from platen.messaging.broker_admin import BrokerAdmin, new_password, vhost_of
 from platen.messaging.topology import declare_all
@@ -49,12 +49,8 @@ def prefix_of(user: str | None, service: str) -> str | None:
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    # The URL may name several broker nodes (a cluster), which urllib cannot take apart.
+    return with_login(url, user, password)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
+from platen.messaging import failover
 from platen.messaging.topology import declare_desktop_queue
 
 
@@ -23,7 +24,7 @@ class Publisher:
         self._desktop_queues: set[str] = set()
 
     async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(
+        self._connection = await failover.connect_robust(
             self._url, client_properties={"connection_name": f"{self._name}/publisher"}
         )
         self._channel = await self._connection.channel(

@@ -37,7 +37,7 @@ from platen.events.system import (
     Pong,
     ReplayDeadLetters,
 )
-from platen.messaging import dead_letters, retention
+from platen.messaging import dead_letters, failover, retention
 from platen.messaging.handling import Dispatcher, Handler, HandlerContext, StoreFactory
 from platen.messaging.logs import configure_logging
 from platen.messaging.metrics import Check, Metrics, MetricsServer, run_checks
@@ -106,7 +106,7 @@ async def _declare_with_retry(url: str, service: ServiceSpec, timeout: float = 6
     deadline = time.monotonic() + timeout
     while True:
         try:
-            connection = await aio_pika.connect(url)
+            connection = await failover.connect(url)
             async with connection:
                 await declare_topology(await connection.channel(), service, signed_in_as(url))
             return
@@ -173,7 +173,17 @@ def _dead_letter_handlers(service: str) -> tuple[Handler, Handler]:
 
 
 def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtime]:
-    broker = RabbitBroker(settings.amqp_url, logger=None, app_id=spec.name, graceful_timeout=10)
+    broker = RabbitBroker(
+        failover.first_node(settings.amqp_url),
+        logger=None,
+        app_id=spec.name,
+        graceful_timeout=10,
+        fail_fast=failover.fail_fast(settings.amqp_url),
+    )
+    # FastStream takes one URL: its robust connection is made of the class that moves on
+    # to the next node of a cluster when its node goes (FastStream hands these keywords to
+    # aio_pika.connect_robust, which has no other way in).
+    broker._connection_kwargs["connection_class"] = failover.failover_class(settings.amqp_url)
     app = FastStream(broker, logger=None)
     rt = Runtime(spec, settings, metrics=Metrics(spec.name), broker=broker)
 

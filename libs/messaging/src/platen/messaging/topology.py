@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, ExchangeType
 
 from platen.events.routing import (
@@ -28,7 +27,7 @@ from platen.events.routing import (
     desktop_queue,
     reply_key,
 )
-from platen.messaging import discovery
+from platen.messaging import discovery, failover
 from platen.messaging.subscriptions import (
     ANSWER_QUEUE,
     DESKTOP_REPLY_QUEUE,
@@ -150,6 +149,6 @@ async def declare_desktop_queue(channel: AbstractChannel, login: str) -> None:
 
 
 async def declare_all(url: str) -> None:
-    connection = await aio_pika.connect(url)
+    connection = await failover.connect(url)
     async with connection:
         await declare_topology(await connection.channel())

@@ -19,7 +19,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from platen.events.base import HEADER_VERSION, Message
-from platen.events.discovery import signed_in_as
+from platen.events.discovery import node_urls, signed_in_as
 from platen.events.registry import decode, encode
 from platen.events.routing import COMMANDS, REPLIES, reply_key
 from platen.events.system import ErrorReply
@@ -127,15 +127,24 @@ class Client:
 
 @asynccontextmanager
 async def connect(url: str) -> AsyncIterator[Client]:
-    try:
-        connection = await aio_pika.connect(url, timeout=10)
-    except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
-        raise RequestFailed(f"cannot reach the broker at {_safe(url)}: {exc}") from None
+    connection = await _first_answering(url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         client = Client(channel, connection, signed_in_as(url))
         await client.start()
         yield client
+
+
+async def _first_answering(url: str) -> aio_pika.abc.AbstractConnection:
+    """A connection to the first node of `url` (a cluster may be named by several) that
+    accepts one: a request needs one connection only, to any node."""
+    refused = []
+    for node in node_urls(url):
+        try:
+            return await aio_pika.connect(node, timeout=10)
+        except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+            refused.append(f"{_safe(node)}: {exc}")
+    raise RequestFailed(f"cannot reach the broker at {'; '.join(refused)}")
 
 
 def _safe(url: str) -> str:

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from platen.localstack.servers import PG_BIN, LocalPostgres, LocalRabbitMQ
@@ -87,6 +87,10 @@ class PrivateStack:
     def start_database(self) -> None:
         self.postgres.start(timeout=120)
 
+    def service_url(self, url: str) -> str:
+        """The URL a Platen program is given, from one signed in at the broker."""
+        return url
+
     def platen(self, log_dir: Path, extra_env: dict[str, str] | None = None) -> Platen:
         """Install Platen on a new vhost and database of this stack and start its four
         services, each as its own broker identity and database role (as the tests'
@@ -96,6 +100,12 @@ class PrivateStack:
         vhost, amqp_url = vhosts.create()
         identities = Identities(infra)
         ids = identities.for_vhost(vhost)
+        # Each program signs in as itself at every node the stack has (one, here).
+        ids = replace(
+            ids,
+            admin=self.service_url(ids.admin),
+            services={k: self.service_url(u) for k, u in ids.services.items()},
+        )
         _, database_url = _run(create_database(infra.database_url))
         env = {
             "PLATEN_BROKER_MANAGEMENT_URL": ids.management_url,
