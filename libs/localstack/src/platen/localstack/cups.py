@@ -275,6 +275,8 @@ class LocalCups:
         (f / "cupsd.conf").write_text(
             f"Listen {self.listen_host}:{self.port}\nListen {self.admin_socket}\nPeerCred On\n"
             f"LogLevel {self.log_level}\nWebInterface No\n"
+            # Never rotated (at 1 MB by default): what reads the log reads all of it.
+            "MaxLogSize 0\n"
             # Basic is what a policy that requires a user asks for; nothing else does.
             "DefaultAuthType Basic\nBrowsing Off\nJobRetryLimit 0\nPreserveJobHistory Yes\n"
             "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"
