@@ -21,6 +21,7 @@ PRINT_SERVER = "amqp://test-platen-print-server.lab:pw@127.0.0.1:1/"
 JOB = uuid.uuid4()
 # Generous: the waits below end on a condition; this only keeps a broken test from hanging.
 DEADLINE = 30
+ABOUT = {"user": "alice", "printer": "lab", "document_name": "a.pdf"}
 
 
 class Connection:
@@ -59,13 +60,9 @@ class FakeClient:
 
 
 def submission() -> SubmitJob:
-    return SubmitJob(
-        job_id=JOB,
-        user="alice",
-        printer="lab",
-        document_name="a.pdf",
-        document=base64.b64encode(b"%PDF-1.7"),
-    )
+    # A one-page job of alice's on printer lab; what it holds does not matter here.
+    document = base64.b64encode(b"%PDF-1.7")
+    return SubmitJob.model_validate({**ABOUT, "job_id": JOB, "document": document})
 
 
 @pytest.fixture
