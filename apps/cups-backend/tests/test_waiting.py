@@ -142,3 +142,15 @@ async def test_without_pushes_the_slow_check_finds_the_decision(clients, monkeyp
     # Refused once, then the backend stopped binding and asked until decided.
     assert made[0] is refused and refused.asked == []
     assert plain.listening == {} and plain.asked.count("capture.job.status") == 3
+
+
+async def test_a_short_offline_limit_checks_as_often(clients, monkeypatch):
+    """Only a question finds out that job-capture is not answering: a printer that holds
+    its jobs after 0.05 s without Platen is checked on that often, pushes or not."""
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
+    client = FakeClient(["captured", "captured", "released"])
+    clients(client)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    policy = PrinterPolicy(offline="hold", offline_wait=0.05)
+    status = await asyncio.wait_for(main.capture_and_wait(config, policy, submission()), DEADLINE)
+    assert status.state == "released" and client.asked.count("capture.job.status") == 3

@@ -75,7 +75,9 @@ QUERY_TIMEOUT = 15.0
 SUBMIT_TIMEOUT = 180.0
 # A waiting backend is told its job's decision the moment it commits (job-capture pushes
 # it under the job's decision key); it asks for the decision itself only this often, in
-# case a push was lost (a job-capture process stopped between its commit and the push).
+# case a push was lost (a job-capture process stopped between its commit and the push),
+# or as often as its printer's offline limit, if shorter: only a question finds out that
+# job-capture is not answering.
 FALLBACK_CHECK = 30.0
 
 
@@ -95,6 +97,12 @@ class Outage:
         self.since: float | None = None
         self.delay = 0.5
 
+    @property
+    def limit(self) -> float:
+        """How long Platen may be unreachable before the policy acts."""
+        policy = self.policy
+        return policy.offline_grace if policy.offline == "deny" else policy.offline_wait
+
     def answered(self) -> None:
         self.since, self.delay = None, 0.5
 
@@ -107,10 +115,8 @@ class Outage:
             self.since = time.monotonic()
             say("INFO", "Platen is unreachable; holding the job and retrying")
             say("DEBUG", f"Platen: {type(exc).__name__}: {exc}")
-        policy = self.policy
-        limit = policy.offline_grace if policy.offline == "deny" else policy.offline_wait
-        if time.monotonic() - self.since > limit:
-            raise Offline(policy.offline) from None
+        if time.monotonic() - self.since > self.limit:
+            raise Offline(self.policy.offline) from None
         await asyncio.sleep(self.delay)
         self.delay = min(self.delay * 2, 5.0)
 
@@ -390,7 +396,7 @@ async def capture_and_wait(
                     if status.state != shown:
                         say("INFO", "Waiting for Platen to authorise the job")
                         shown = status.state
-                    await wake.wait(FALLBACK_CHECK)
+                    await wake.wait(min(FALLBACK_CHECK, outage.limit))
         except Exception as exc:
             await outage.failed(exc)
 
