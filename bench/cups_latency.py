@@ -1,26 +1,40 @@
-"""The extra time a job spends in Platen before the printer receives it.
+"""The extra time a job spends in Platen before the printer receives it, and where it goes.
 
 A real cupsd with one virtual printer (ippeveprinter) behind two queues: `direct` (its own
 device URI) and `platen` (the same URI behind `platen:/`). The four services run as
-processes; the user is on automatic charging (no popup). For each queue, jobs are sent
-one at a time with `lp` and timed until the document lands in the printer's folder (the
-next job waits until CUPS has finished the previous one). The
-difference of the medians is what Platen adds: capture, analysis, pricing, authorisation,
-the backend's polling, and reporting.
+processes; the user is on automatic charging (no popup). Jobs are sent one at a time with
+`lp` and timed until the document lands in the printer's folder (the next job waits until
+CUPS has finished the previous one, so every job finds an idle queue), the queues taking
+turns. The difference of the medians is what Platen adds: the backend's start, capture,
+analysis, pricing, authorisation, the decision reaching the backend, and reporting.
 
-    .venv/bin/python bench/cups_latency.py [--jobs 15]
+`--compare REV` also runs, in the same turns, the backend (with its events and rpc
+libraries) of git revision REV against the same services: before and after in one run.
+
+The breakdown reads the backend's own timings (cupsd's log at LogLevel debug): from `lp`
+to the backend's process start (cupsd and its filters, as for `direct`), Python's start,
+the imports, preparing the document, connecting to the broker, the submission (which
+includes job-capture's analysis, shown alone from its database), the wait for the
+decision, and from the decision to the printer having the document.
+
+    .venv/bin/python bench/cups_latency.py [--jobs 15] [--compare 1e82b43]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
+
+import asyncpg
 
 from platen.localstack.cups import LocalCups, VirtualPrinter
 from platen.localstack.services import ServiceProcesses
@@ -28,6 +42,16 @@ from platen.testing.documents import make_pdf
 from platen.testing.identities import Identities
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts, create_database
+
+ROOT = Path(__file__).resolve().parent.parent
+# What an older backend is made of (put first on its PYTHONPATH).
+BACKEND_SOURCES = ("apps/cups-backend/src", "libs/events/src", "libs/rpc/src")
+TIMINGS = re.compile(r"\[Job (\d+)\] Platen: timings start=([\d.]+) (.*)$")
+
+
+def boot_clock() -> float:
+    # The clock the backend says its process started on (seconds since boot).
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 def ctl(url: str, *args: str) -> None:
@@ -39,34 +63,118 @@ def ctl(url: str, *args: str) -> None:
     )
 
 
-def timed_print(cups: LocalCups, printer: VirtualPrinter, queue: str, doc: Path) -> float:
-    """Seconds from `lp` until the document is in the printer's folder. Then (untimed)
-    waits for CUPS to finish the job, so that every job starts on an idle queue: CUPS's
-    ipp backend keeps a job open for a while after sending it, to watch the printer."""
+def extract(rev: str, into: Path) -> Path:
+    """The backend's sources at git revision `rev`, as a PYTHONPATH."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, *BACKEND_SOURCES],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def use_backend(cups: LocalCups, pythonpath: Path | None) -> None:
+    """Make cupsd's `platen` backend this worktree's (None) or the sources at `pythonpath`."""
+    script = cups.folder / "serverbin/backend/platen"
+    lines = script.read_text().splitlines()
+    lines = [line for line in lines if not line.startswith("export PYTHONPATH=")]
+    if pythonpath is not None:
+        paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
+        lines.insert(1, f"export PYTHONPATH={paths}")
+    script.write_text("\n".join(lines) + "\n")
+
+
+def timed_print(
+    cups: LocalCups, printer: VirtualPrinter, queue: str, doc: Path
+) -> tuple[int, float, float]:
+    """The CUPS job, when `lp` ran (boot clock), and the seconds from `lp` until the
+    document is in the printer's folder. Then (untimed) waits for CUPS to finish the job,
+    so that every job starts on an idle queue: CUPS's ipp backend keeps a job open for a
+    while after sending it, to watch the printer."""
     before = len(printer.received())
+    sent = boot_clock()
     start = time.perf_counter()
     job = cups.lp(queue, doc, "bench")
     while len(printer.received()) == before:
         if time.perf_counter() - start > 120:
             raise RuntimeError(f"a job on {queue} never arrived")
-        time.sleep(0.01)
+        time.sleep(0.005)
     took = time.perf_counter() - start
     while cups.job(queue, job).get("job-state") not in ("completed", "canceled", "aborted"):
         if time.perf_counter() - start > 120:
             raise RuntimeError(f"a job on {queue} never completed")
         time.sleep(0.2)
-    return took
+    return job, sent, took
+
+
+def backend_timings(cups: LocalCups) -> dict[int, tuple[float, dict[str, float]]]:
+    """Per CUPS job: the backend's process start (boot clock) and its steps (ms since)."""
+    found = {}
+    for line in (cups.folder / "log/error_log").read_text(errors="replace").splitlines():
+        if m := TIMINGS.search(line):
+            steps = dict(part.split("=") for part in m.group(3).split())
+            found[int(m.group(1))] = (float(m.group(2)), {k: float(v) for k, v in steps.items()})
+    return found
+
+
+def ms(values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"median {statistics.median(values) * 1000:5.0f} ms, p95 {p95 * 1000:5.0f} ms"
+
+
+def breakdown(
+    jobs: list[tuple[int, float, float]], timings: dict[int, tuple[float, dict[str, float]]]
+) -> list[tuple[str, list[float]]]:
+    """Each stage's seconds, per job of the current backend."""
+    steps = ("started", "imported", "prepared", "connected", "submitted", "decided")
+    labels = {
+        "started": "Python start (to the package's first line)",
+        "imported": "imports",
+        "prepared": "document read and prepared, job id kept",
+        "connected": "broker connection (and reply queue)",
+        "submitted": "status question, submission (analysis included)",
+        "decided": "wait for the decision (pricing, ledger, push)",
+    }
+    stages: dict[str, list[float]] = {"lp -> backend process started": []}
+    stages.update({labels[s]: [] for s in steps})
+    stages["decision -> printer has the document"] = []
+    for job, sent, took in jobs:
+        if job not in timings:
+            continue
+        start, marks = timings[job]
+        stages["lp -> backend process started"].append(start - sent)
+        before = 0.0
+        for step in steps:
+            if step in marks:
+                stages[labels[step]].append((marks[step] - before) / 1000)
+                before = marks[step]
+        stages["decision -> printer has the document"].append(took - (start - sent) - before / 1000)
+    return [(name, values) for name, values in stages.items() if values]
+
+
+async def analysis_ms(db: str) -> list[float]:
+    conn = await asyncpg.connect(db)
+    try:
+        rows = await conn.fetch("SELECT analysis_ms FROM job_capture.jobs WHERE analysis_ms > 0")
+    finally:
+        await conn.close()
+    return [r["analysis_ms"] / 1000 for r in rows]
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--jobs", type=int, default=15)
+    p.add_argument("--compare", metavar="REV", help="also time the backend of git revision REV")
     args = p.parse_args()
     with provide() as infra:
         vhost, url = Vhosts(infra).create()
         _, db = asyncio.run(create_database(infra.database_url))
         folder = Path(tempfile.mkdtemp(prefix="platen-bench-"))
         folder.chmod(0o755)
+        old = extract(args.compare, folder / "old") if args.compare else None
         services = ServiceProcesses(
             url, db, folder / "logs", extra_env={"PLATEN_LOG_LEVEL": "WARNING"}
         )
@@ -79,7 +187,8 @@ def main() -> None:
             f"[platen]\namqp_url = {print_server}\nserver_id = bench\n"
             f"state_dir = {folder / 'state'}\n"
         )
-        cups = LocalCups(folder / "cups", config)
+        # At LogLevel debug cupsd logs the backend's timings (DEBUG lines).
+        cups = LocalCups(folder / "cups", config, log_level="debug")
         printer = VirtualPrinter("bench", folder / "printer")
         try:
             ctl(url, "status", "--timeout", "60")
@@ -93,21 +202,37 @@ def main() -> None:
             cups.run("lpadmin", "-p", "direct", "-E", "-v", printer.uri, "-m", "everywhere")
             doc = folder / "doc.pdf"
             doc.write_bytes(make_pdf(3))
-            timed_print(cups, printer, "direct", doc)  # warm-up both paths
-            timed_print(cups, printer, "platen", doc)
-            direct = [timed_print(cups, printer, "direct", doc) for _ in range(args.jobs)]
-            platen = [timed_print(cups, printer, "platen", doc) for _ in range(args.jobs)]
-            d, pl = statistics.median(direct), statistics.median(platen)
-            print(f"infrastructure: {infra.source}; {args.jobs} jobs of 3 pages per queue")
+            rounds: dict[str, list[tuple[int, float, float]]] = {"direct": [], "platen": []}
+            if old is not None:
+                rounds[f"platen at {args.compare}"] = []
+            for i in range(args.jobs + 1):  # the first round warms every path up
+                for name, taken in rounds.items():
+                    queue = "direct" if name == "direct" else "platen"
+                    if queue == "platen":
+                        use_backend(cups, old if name != "platen" else None)
+                    result = timed_print(cups, printer, queue, doc)
+                    if i > 0:
+                        taken.append(result)
+            use_backend(cups, None)
             print(
-                f"lp -> printer, direct queue:      median {d * 1000:.0f} ms "
-                f"(max {max(direct) * 1000:.0f})"
+                f"infrastructure: {infra.source}; {args.jobs} jobs of 3 pages per queue, "
+                "one at a time, the queues taking turns"
             )
-            print(
-                f"lp -> printer, through Platen:    median {pl * 1000:.0f} ms "
-                f"(max {max(platen) * 1000:.0f})"
-            )
-            print(f"extra latency added by Platen:    median {(pl - d) * 1000:.0f} ms")
+            direct = [took for _, _, took in rounds["direct"]]
+            for name, taken in rounds.items():
+                took = [t for _, _, t in taken]
+                print(f"lp -> printer, {name + ':':<28} {ms(took)} (max {max(took) * 1000:.0f})")
+            d = statistics.median(direct)
+            for name, taken in rounds.items():
+                if name != "direct":
+                    extra = statistics.median([t for _, _, t in taken]) - d
+                    print(f"added by Platen ({name}): median {extra * 1000:.0f} ms")
+            print("where the time of a job through Platen goes (current backend):")
+            for stage, values in breakdown(rounds["platen"], backend_timings(cups)):
+                print(f"  {stage:<50} {ms(values)}")
+            analysed = asyncio.run(analysis_ms(db))
+            if analysed:
+                print(f"  {'(of the submission) job-capture analysis':<50} {ms(analysed)}")
         finally:
             cups.stop()
             printer.stop()

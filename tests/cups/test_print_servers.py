@@ -17,11 +17,12 @@ from urllib.parse import unquote, urlsplit
 import aio_pika
 import pikepdf
 import pytest
+from aiormq.exceptions import ChannelAccessRefused
 
 from platen import rpc
 from platen.cups_backend.config import load
 from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
-from platen.events.routing import COMMANDS
+from platen.events.routing import COMMANDS, REPLIES, decision_key
 from platen.messaging import print_servers
 from platen.rpc import RequestFailed, amqp_message
 from platen.testing.documents import make_pdf
@@ -140,6 +141,39 @@ async def test_a_print_server_cannot_sign_its_requests_as_another(system):
         status = await client.request("capture.job.status", GetJobStatus(job_id=job_id))
     assert isinstance(status, JobStatus) and status.state == "unknown"
     assert await query(system.database_url, "SELECT job_id FROM job_capture.jobs") == []
+
+
+async def test_a_decision_is_pushed_to_its_own_print_server_and_to_no_other(system):
+    """The broker, not Platen, keeps a job's decision to its print server: B may bind
+    neither A's decision key nor a wildcard over them; A's backend, bound under its own,
+    is pushed the decision as soon as it commits (job-capture's `decisions`)."""
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("printer", "identity", "lab-color", "trusted")  # no desktop needed
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    url_a = system.print_server("print-a")
+    url_b = system.print_server("print-b")
+    job_id = uuid.uuid4()
+    connection = await aio_pika.connect(url_b)
+    async with connection:
+        for key in (decision_key("print-a", job_id), "decision.#", f"decision.*.{job_id}", "#"):
+            channel = await connection.channel()
+            queue = await channel.declare_queue(exclusive=True)
+            with pytest.raises(ChannelAccessRefused):
+                await queue.bind(REPLIES, routing_key=key)
+
+    async with rpc.connect(url_a) as client:
+        pushed: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def on_push(raw) -> None:
+            if not pushed.done():
+                pushed.set_result(raw)
+
+        await client.listen(decision_key("print-a", job_id), on_push)
+        submission = cups_submission(job_id, user="alice")
+        await client.request("capture.submit", submission, timeout=60)
+        raw = await asyncio.wait_for(pushed, 60)
+    status = JobStatus.model_validate_json(raw.body)
+    assert (status.job_id, status.state) == (job_id, "released")
 
 
 async def test_platenctl_printserver_add_list_remove(system):

@@ -1,13 +1,22 @@
 """The permission sets, read as RabbitMQ would read them (pure logic)."""
 
 import re
+import uuid
 
 import pytest
 
-from platen.events.routing import REPLAY, REPLIES, reply_key, reply_prefix, reply_user
+from platen.events.routing import (
+    REPLAY,
+    REPLIES,
+    decision_key,
+    reply_key,
+    reply_prefix,
+    reply_user,
+)
 from platen.messaging import discovery
 from platen.messaging import permissions as p
 from platen.messaging.topology import all_queues, consumer_queues
+from platen.testing.identities import USER_PREFIX
 
 
 def test_a_desktop_reads_only_its_own_queue_and_replies_only_as_itself():
@@ -140,6 +149,30 @@ def test_each_requester_binds_replies_only_under_its_own_user():
     admin = p.admin("platen-admin")
     assert _may_bind(admin, REPLIES, reply_key("platen-admin", "amq.gen-x"))
     assert not admin.may_publish(REPLIES, reply_key("platen-admin", "amq.gen-x"))
+
+
+def test_a_print_server_binds_only_its_own_jobs_decisions():
+    """job-capture pushes a CUPS job's decision under its print server's decision key: a
+    print server may bind its own, never another's, nor a wildcard over them."""
+    lab = p.print_server(f"{USER_PREFIX}platen-print-server.lab")
+    job = uuid.uuid4()
+    assert _may_bind(lab, REPLIES, decision_key("lab", job))
+    # `lab.2`'s name is one word of its keys (`decision.lab%2E2.<job>`): not under lab's.
+    for other in ("lab.2", "lab2", "la", "other"):
+        assert not _may_bind(lab, REPLIES, decision_key(other, job))
+    for wildcard in ("#", "decision.#", "decision.*.#", f"decision.*.{job}"):
+        assert not _may_bind(lab, REPLIES, wildcard)
+    assert not lab.may_publish(REPLIES, decision_key("lab", job))
+    # Not a print server (an administrator, a desktop): no decision keys at all.
+    assert not _may_bind(p.print_server("platen-admin"), REPLIES, decision_key("lab", job))
+    assert not _may_bind(p.desktop_user("lab"), REPLIES, decision_key("lab", job))
+    # Only the service that declares decision pushes publishes them.
+    capture = p.service("job-capture", "platen-job-capture")
+    assert capture.may_publish(REPLIES, decision_key("lab", job))
+    for other in ("pricing", "account-ledger", "notification"):
+        service = p.service(other, f"platen-{other}")
+        assert not service.may_publish(REPLIES, decision_key("lab", job))
+        assert service.may_publish(REPLIES, reply_key("platen-admin", "q"))
 
 
 @pytest.mark.parametrize(

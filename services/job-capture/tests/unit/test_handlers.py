@@ -246,6 +246,74 @@ async def test_decisions_move_only_waiting_jobs_and_are_not_published_again():
     assert ctx.emitted == []
 
 
+class Pushes:
+    """Stands in for the dispatcher's publisher: what was published, where."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, ev.JobStatus]] = []
+
+    async def publish(self, exchange, routing_key, message, *, mandatory=True) -> None:
+        assert not mandatory  # no backend waiting: nothing to wake, no error
+        status = ev.JobStatus.model_validate_json(message.body)
+        self.sent.append((exchange, routing_key, status))
+
+
+async def test_a_decision_is_pushed_to_the_jobs_own_print_server_once_committed():
+    store = FakeStore()
+    ctx = context(store)
+    ctx.publisher = pushes = Pushes()
+    released, denied, cancelled = (a_job(store, "priced") for _ in range(3))
+    api = a_job(store, "priced", source="api", server=None)
+    waiting = a_job(store, "captured")
+    await handlers.on_authorized(ctx, authorized(released.job_id))
+    await handlers.on_authorized(ctx, authorized(api.job_id))
+    await handlers.on_denied(
+        ctx, ev.JobDenied(job_id=denied.job_id, **ABOUT, reason="no", denied_by="ledger")
+    )
+    await handlers.on_cancelled(ctx, ev.JobCancelled(job_id=cancelled.job_id, **ABOUT, reason="x"))
+    await handlers.on_priced(ctx, priced(waiting.job_id, "0.30"))  # still waiting: no push
+    # The same decision delivered again (or out of order) moves nothing: no second push.
+    await handlers.on_authorized(ctx, authorized(released.job_id))
+    assert pushes.sent == []  # nothing before the commit
+    await ctx.commit()
+    assert [(x, key, s.job_id, s.state, s.reason) for x, key, s in pushes.sent] == [
+        ("platen.replies", f"decision.test.{released.job_id}", released.job_id, "released", None),
+        ("platen.replies", f"decision.test.{denied.job_id}", denied.job_id, "denied", "no"),
+        ("platen.replies", f"decision.test.{cancelled.job_id}", cancelled.job_id, "cancelled", "x"),
+    ]
+
+
+async def test_a_deadline_or_an_administrator_closing_a_job_pushes_it_too():
+    store = FakeStore()
+    ctx = context(store, ADMIN)
+    ctx.publisher = pushes = Pushes()
+    late = a_job(store, "priced", deadline_at=datetime.now(UTC) - timedelta(seconds=1))
+    held = a_job(store, "captured")
+    assert await expiry.close(ctx, await store.overdue(), Job.expire) == 1
+    await handlers.on_admin_cancel(ctx, ev.AdminCancelJob(job_id=held.job_id, reason="jam"))
+    await ctx.commit()
+    assert [(key, s.state) for _, key, s in pushes.sent] == [
+        (f"decision.test.{late.job_id}", "cancelled"),
+        (f"decision.test.{held.job_id}", "cancelled"),
+    ]
+
+
+async def test_a_push_that_fails_is_only_logged():
+    """Committed already: the backend's slow check finds the decision."""
+
+    class Down:
+        async def publish(self, *args, **kwargs) -> None:
+            raise ConnectionError("broker gone")
+
+    store = FakeStore()
+    ctx = context(store)
+    ctx.publisher = Down()
+    job = a_job(store, "priced")
+    await handlers.on_authorized(ctx, authorized(job.job_id))
+    await ctx.commit()  # does not raise
+    assert store.jobs[job.job_id].state == "released"
+
+
 # ------------------------------------------------------------- the CUPS backend's reports
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import shutil
 import sys
@@ -21,9 +22,10 @@ import uuid
 from pathlib import Path
 
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq.exceptions import ChannelAccessRefused
 from pydantic import ValidationError
 
-from platen.cups_backend import job_ids
+from platen.cups_backend import job_ids, timings
 from platen.cups_backend.as_sent import prepare
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
 from platen.cups_backend.devices import list_devices
@@ -36,7 +38,9 @@ from platen.cups_backend.termination import (
     Terminated,
 )
 from platen.events.base import canonical_login
+from platen.events.discovery import signed_in_as
 from platen.events.jobs import CancelJob, GetJobStatus, JobStatus, ReportOutcome, SubmitJob
+from platen.events.routing import decision_key, print_server_of
 from platen.rpc import RequestFailed, connect
 
 OK, FAILED, HOLD, CANCEL = 0, 1, 3, 5
@@ -69,12 +73,52 @@ OUTAGE_REPLIES = ("nothing handles", "no answer", "cannot reach")
 # may take up to its analysis timeout (120 s).
 QUERY_TIMEOUT = 15.0
 SUBMIT_TIMEOUT = 180.0
+# A waiting backend is told its job's decision the moment it commits (job-capture pushes
+# it under the job's decision key); it asks for the decision itself only this often, in
+# case a push was lost (a job-capture process stopped between its commit and the push),
+# or as often as its printer's offline limit, if shorter: only a question finds out that
+# job-capture is not answering.
+FALLBACK_CHECK = 30.0
 
 
 def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, RequestFailed):
         return any(text in str(exc) for text in OUTAGE_REPLIES)
     return isinstance(exc, OUTAGE_ERRORS)
+
+
+class Outage:
+    """Time without an answer from Platen, against the printer's offline limit: from the
+    first failure (no broker, a dropped connection, no answer in time) until Platen
+    answers. Time spent waiting for an answer that comes is not an outage."""
+
+    def __init__(self, policy: PrinterPolicy) -> None:
+        self.policy = policy
+        self.since: float | None = None
+        self.delay = 0.5
+
+    @property
+    def limit(self) -> float:
+        """How long Platen may be unreachable before the policy acts."""
+        policy = self.policy
+        return policy.offline_grace if policy.offline == "deny" else policy.offline_wait
+
+    def answered(self) -> None:
+        self.since, self.delay = None, 0.5
+
+    async def failed(self, exc: Exception) -> None:
+        """Wait before the next try; re-raises what is not an outage, Offline past the
+        limit."""
+        if not is_outage(exc):
+            raise exc  # Platen answered with an error: not an outage
+        if self.since is None:
+            self.since = time.monotonic()
+            say("INFO", "Platen is unreachable; holding the job and retrying")
+            say("DEBUG", f"Platen: {type(exc).__name__}: {exc}")
+        if time.monotonic() - self.since > self.limit:
+            raise Offline(self.policy.offline) from None
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, 5.0)
 
 
 async def ask(
@@ -85,14 +129,8 @@ async def ask(
     *,
     timeout: float = QUERY_TIMEOUT,
 ):
-    """Send `request` until Platen answers; Offline when it stays unreachable too long.
-
-    The printer's offline limit counts only time without an answer: from the first
-    failure (no broker, a dropped connection, no answer within `timeout`) until Platen
-    answers. Time spent waiting for an answer that comes is not an outage.
-    """
-    offline_since: float | None = None
-    delay = 0.5
+    """Send `request` until Platen answers; Offline when it stays unreachable too long."""
+    outage = Outage(policy)
     while True:
         try:
             async with connect(config.amqp_url) as client:
@@ -100,31 +138,23 @@ async def ask(
                     routing_key, request, timeout=timeout, correlation_id=str(request.job_id)
                 )
         except Exception as exc:
-            if not is_outage(exc):
-                raise  # Platen answered with an error: not an outage
-            if offline_since is None:
-                offline_since = time.monotonic()
-                say("INFO", "Platen is unreachable; holding the job and retrying")
-                say("DEBUG", f"Platen: {type(exc).__name__}: {exc}")
-            limit = policy.offline_grace if policy.offline == "deny" else policy.offline_wait
-            if time.monotonic() - offline_since > limit:
-                raise Offline(policy.offline) from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await outage.failed(exc)
 
 
-async def wait_for_decision(config, policy, job_id: uuid.UUID) -> JobStatus:
-    shown = None
-    delay = 0.1
-    while True:
-        status = await ask(config, policy, GetJobStatus(job_id=job_id), "capture.job.status")
-        if status.state in FINAL or status.state == "unknown":
-            return status
-        if status.state != shown:
-            say("INFO", "Waiting for Platen to authorise the job")
-            shown = status.state
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 1.0)
+class Wake:
+    """What ends a wait for the decision early: the job's decision pushed, or the
+    connection lost (then the next question fails, and the backend reconnects)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def __call__(self, *_: object) -> None:
+        self.event.set()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), timeout)
+        self.event.clear()
 
 
 def read_ppd() -> str | None:
@@ -199,6 +229,7 @@ def handle_job(args: list[str]) -> int:
         # Every run of this CUPS job prints (and submits) the document its first run
         # prepared, which is the one Platen analysed.
         document = job_ids.kept_document(document)
+        timings.mark("prepared")
         try:
             submit = SubmitJob(
                 job_id=job_id,
@@ -231,6 +262,7 @@ def handle_job(args: list[str]) -> int:
             say("ERROR", f"Platen refused the job: {exc}")
             return CANCEL
 
+        say("DEBUG", f"Platen: timings {timings.summary()}")
         if status.state == "printed":
             return OK  # printed and reported before this backend was restarted
         if status.state not in PRINTABLE:
@@ -308,14 +340,65 @@ def cancel_at_platen(config: BackendConfig, job_id: uuid.UUID | None) -> int:
 async def capture_and_wait(
     config: BackendConfig, policy: PrinterPolicy, submit: SubmitJob
 ) -> JobStatus:
-    # A quick question first: it finds out within the offline limit whether Platen is
-    # there at all, before the long wait for the analysis; and a backend that CUPS runs
-    # again for the same job resumes it without sending the document again.
+    """Submit the job (unless Platen has it already) and wait for its decision.
+
+    One connection for it all. Its reply queue is bound under the job's decision key
+    before the first question, so a decision that commits after that question is pushed
+    to it (job-capture's `decisions`). A push only wakes the wait: the backend then asks
+    for the job's status, so a push that is late, repeated or lost costs time at most
+    (FALLBACK_CHECK). An outage (no broker, a connection lost) holds the job and
+    reconnects, until the printer's offline limit counts only time without an answer.
+    """
     query = GetJobStatus(job_id=submit.job_id)
-    status = await ask(config, policy, query, "capture.job.status")
-    if status.state == "unknown":
-        await ask(config, policy, submit, "capture.submit", timeout=SUBMIT_TIMEOUT)
-    return await wait_for_decision(config, policy, submit.job_id)
+    job = str(submit.job_id)
+    name = print_server_of(signed_in_as(config.amqp_url))
+    pushed = name is not None
+    if not pushed:
+        say("WARNING", "Platen: not signed in as a print server; checking for decisions slowly")
+    submitted = False
+    shown = None
+    outage = Outage(policy)
+    while True:
+        try:
+            async with connect(config.amqp_url) as client:
+                timings.mark("connected")
+                wake = Wake()
+                client.connection.close_callbacks.add(wake)
+                if pushed and name is not None:
+                    try:
+                        await client.listen(decision_key(name, submit.job_id), wake)
+                    except ChannelAccessRefused:
+                        # The broker does not let this identity bind its decision keys (a
+                        # print server made before they existed: `platenctl printserver
+                        # add` again grants it). Waits, slowly, without them.
+                        say("WARNING", "Platen: decisions are not pushed to this print server")
+                        pushed = False
+                        continue
+                while True:
+                    status = await client.request(
+                        "capture.job.status", query, timeout=QUERY_TIMEOUT, correlation_id=job
+                    )
+                    outage.answered()
+                    if status.state == "unknown" and not submitted:
+                        # Asked first: it finds out within the offline limit whether Platen
+                        # is there at all, before the long wait for the analysis; and a
+                        # backend that CUPS runs again for the same job resumes it without
+                        # sending the document again.
+                        await client.request(
+                            "capture.submit", submit, timeout=SUBMIT_TIMEOUT, correlation_id=job
+                        )
+                        submitted = True
+                        timings.mark("submitted")
+                        continue
+                    if status.state in FINAL or status.state == "unknown":
+                        timings.mark("decided")
+                        return status
+                    if status.state != shown:
+                        say("INFO", "Waiting for Platen to authorise the job")
+                        shown = status.state
+                    await wake.wait(min(FALLBACK_CHECK, outage.limit))
+        except Exception as exc:
+            await outage.failed(exc)
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -328,6 +411,7 @@ def run(argv: list[str] | None = None) -> None:
         print("Usage: platen job-id user title copies options [file]", file=sys.stderr)
         sys.exit(FAILED)
     TERMINATION.install()
+    timings.mark("imported")
     try:
         code = handle_job(args)
     except Terminated:

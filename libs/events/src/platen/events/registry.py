@@ -48,7 +48,18 @@ def register(model: M) -> M:
     return model
 
 
+def load_all() -> None:
+    """Import every aggregate's module, registering all its models (`platen.events` loads
+    them only when named)."""
+    import platen.events
+
+    for name in platen.events.AGGREGATES:
+        getattr(platen.events, name)
+
+
 def model_for(message_type: str) -> type[Message]:
+    if message_type not in _models:
+        load_all()  # a type of a module nobody has named yet
     try:
         return _models[message_type]
     except KeyError:
@@ -56,6 +67,7 @@ def model_for(message_type: str) -> type[Message]:
 
 
 def known_types() -> dict[str, type[Message]]:
+    load_all()
     return dict(_models)
 
 

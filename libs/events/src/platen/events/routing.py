@@ -71,3 +71,31 @@ def reply_prefix(user: str) -> str:
 def reply_key(user: str, queue: str) -> str:
     """The key `user`'s queue `queue` receives replies under (the request's `reply_to`)."""
     return reply_prefix(user) + queue
+
+
+def decision_prefix(print_server: str) -> str:
+    """What every decision key of print server `print_server` (its name) starts with: on
+    `platen.replies`, where job-capture tells a waiting CUPS backend its job was decided.
+    The name is one word (encoded as a reply key's user), so no print server's prefix is
+    another's."""
+    return f"decision.{reply_user(print_server)}."
+
+
+def decision_key(print_server: str, job_id: object) -> str:
+    """The key job-capture pushes job `job_id`'s decision under, for the backend of the
+    print server that submitted it (which binds its reply queue under it)."""
+    return f"{decision_prefix(print_server)}{job_id}"
+
+
+# A print server named NAME signs in as broker user `[prefix]platen-print-server.NAME`
+# (`platen.messaging.print_servers`): here, so that the CUPS backend, which has no
+# messaging library, reads its own name the way job-capture reads a sender's.
+PRINT_SERVER_MARKER = "platen-print-server."
+
+
+def print_server_of(user: str | None) -> str | None:
+    """The print server name in broker user `user` (None: not a print server's user).
+    Unchecked: `platen.messaging.print_servers.name_of` also checks it is a valid name."""
+    if not user or PRINT_SERVER_MARKER not in user:
+        return None
+    return user.split(PRINT_SERVER_MARKER, 1)[1]

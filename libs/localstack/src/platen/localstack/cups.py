@@ -227,6 +227,8 @@ class LocalCups:
     # Where print clients reach it: loopback here; all addresses in the print-server
     # container (deploy/containers), whose IPP port is published.
     listen_host: str = "127.0.0.1"
+    # debug: cupsd's log also holds what backends say at DEBUG (the bench's timings).
+    log_level: str = "info"
 
     @property
     def server(self) -> str:
@@ -272,7 +274,9 @@ class LocalCups:
         slow.chmod(0o755)
         (f / "cupsd.conf").write_text(
             f"Listen {self.listen_host}:{self.port}\nListen {self.admin_socket}\nPeerCred On\n"
-            "LogLevel info\nWebInterface No\n"
+            f"LogLevel {self.log_level}\nWebInterface No\n"
+            # Never rotated (at 1 MB by default): what reads the log reads all of it.
+            "MaxLogSize 0\n"
             # Basic is what a policy that requires a user asks for; nothing else does.
             "DefaultAuthType Basic\nBrowsing Off\nJobRetryLimit 0\nPreserveJobHistory Yes\n"
             "<Location />\n  Order allow,deny\n  Allow all\n</Location>\n"

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from platen.events.identities import PRINT_SERVER_NAME_PATTERN
 from platen.events.routing import (
     COMMANDS,
     DEAD_LETTER,
@@ -36,8 +37,10 @@ from platen.events.routing import (
     REPLAY,
     REPLIES,
     UNROUTED,
+    decision_prefix,
     desktop_queue,
     login_word,
+    print_server_of,
     reply_prefix,
 )
 from platen.messaging import discovery
@@ -166,6 +169,9 @@ def service(name: str | ServiceSpec, user: str | None = None) -> Permissions:
     published_to = [re.escape(n) for n in _PUBLISHED_TO]
     prefix = spec.subscriptions.command_prefix
     reads_desktop_replies = bool(spec.subscriptions.received(DESKTOP_REPLY_QUEUE))
+    # Any requester's reply key (the dispatcher answers only the request's sender), and
+    # the print servers' decision keys if it pushes decisions to their backends.
+    replies_write = r"^(reply|decision)\." if spec.subscriptions.to_print_servers else r"^reply\."
     return Permissions(
         # Its own queues only: no exchange (configure also means delete).
         configure=_any_of(*own),
@@ -186,8 +192,7 @@ def service(name: str | ServiceSpec, user: str | None = None) -> Permissions:
             TopicPermission(
                 DESKTOP_REPLIES, write=NOTHING, read=".*" if reads_desktop_replies else NOTHING
             ),
-            # Any requester's reply key (the dispatcher answers only the request's sender).
-            TopicPermission(REPLIES, write=r"^reply\.", read=replies_of(user).read),
+            TopicPermission(REPLIES, write=replies_write, read=replies_of(user).read),
             # Its own queues only, each bound there under its own name.
             TopicPermission(REPLAY, write=_exact(*queues), read=_exact(*queues)),
             TopicPermission(DEAD_LETTERS, write=_exact(*queues), read=_exact(*queues)),
@@ -223,10 +228,21 @@ PRINT_SERVER_COMMANDS = (
 
 def print_server(user: str | None = None) -> Permissions:
     """The Platen CUPS backend (signed in as broker user `user`): submits jobs, asks their
-    status, reports their outcome, and receives the replies on a queue of its own."""
+    status, reports their outcome, and receives the replies on a queue of its own. On that
+    queue it also binds its own jobs' decision keys (`decision.<its name>.<job id>`), where
+    job-capture pushes a decision the moment it commits: it may bind no other print
+    server's, so it learns nothing of their jobs."""
+    replies = replies_of(user)
+    name = print_server_of(user)
+    if name is not None and re.fullmatch(PRINT_SERVER_NAME_PATTERN, name):
+        replies = TopicPermission(
+            REPLIES,
+            write=NOTHING,
+            read=f"{replies.read}|^{re.escape(decision_prefix(name))}",
+        )
     return Permissions(
         configure=_any_of(SERVER_NAMED),
         write=_any_of(re.escape(COMMANDS), SERVER_NAMED),
         read=_any_of(re.escape(REPLIES), SERVER_NAMED),
-        topics=(TopicPermission(COMMANDS, write=_exact(*PRINT_SERVER_COMMANDS)), replies_of(user)),
+        topics=(TopicPermission(COMMANDS, write=_exact(*PRINT_SERVER_COMMANDS)), replies),
     )

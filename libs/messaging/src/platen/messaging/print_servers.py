@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 
 from platen.events.identities import PRINT_SERVER_NAME_PATTERN
+from platen.events.routing import PRINT_SERVER_MARKER, print_server_of
 from platen.messaging import permissions
 from platen.messaging.broker_admin import BrokerAdmin, new_password
 
-MARKER = "platen-print-server."
+MARKER = PRINT_SERVER_MARKER
 NAME_PATTERN = PRINT_SERVER_NAME_PATTERN
 
 
@@ -35,10 +36,8 @@ def broker_user(name: str, user_prefix: str = "") -> str:
 def name_of(user_id: str | None) -> str | None:
     """The print server a message came from, from its broker-checked `user_id`; None when
     the sender is not a print server (a service, `platenctl`) or did not say who it is."""
-    if not user_id or MARKER not in user_id:
-        return None
-    name = user_id.split(MARKER, 1)[1]
-    return name if valid_name(name) else None
+    name = print_server_of(user_id)
+    return name if name is not None and valid_name(name) else None
 
 
 async def issue(

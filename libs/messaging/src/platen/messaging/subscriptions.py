@@ -38,7 +38,9 @@ class Subscriptions:
     """One service's subscriptions (declared by its handlers) and what it publishes.
 
     `publishes`: the events it announces on `platen.events`; `sends`: the commands it sends
-    other services on `platen.commands`; `to_desktops`: what it sends users' desktops.
+    other services on `platen.commands`; `to_desktops`: what it sends users' desktops;
+    `to_print_servers`: what it pushes to waiting CUPS backends under their decision keys
+    on `platen.replies` (`platen.events.routing.decision_key`).
     """
 
     def __init__(
@@ -49,8 +51,10 @@ class Subscriptions:
         publishes: Iterable[type[Message]] = (),
         sends: Iterable[type[Message]] = (),
         to_desktops: Iterable[type[Message]] = (),
+        to_print_servers: Iterable[type[Message]] = (),
     ) -> None:
         self.service = service
+        self.to_print_servers = frozenset(to_print_servers)
         self.command_prefix = command_prefix
         self.published = {
             EVENTS: frozenset(publishes),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -56,6 +56,8 @@ class Client:
         # whose `user_id` is not the signed-in user, so services may trust it.
         self.user_id = user_id
         self._waiting: dict[str, asyncio.Future] = {}
+        self._listeners: dict[str, Callable[[AbstractIncomingMessage], None]] = {}
+        self._queue: aio_pika.abc.AbstractQueue | None = None
         self.reply_to = ""
 
     async def start(self) -> None:
@@ -67,11 +69,26 @@ class Client:
         self.reply_to = reply_key(self.user_id, queue.name)
         await queue.bind(REPLIES, routing_key=self.reply_to)
         await queue.consume(self._on_reply, no_ack=True)
+        self._queue = queue
+
+    async def listen(
+        self, routing_key: str, on_message: Callable[[AbstractIncomingMessage], None]
+    ) -> None:
+        """Also receive on the reply queue what `platen.replies` carries under
+        `routing_key`, handing each message to `on_message` (a print server's decision
+        keys, `platen.events.routing.decision_key`). The broker refuses a key this user may
+        not bind (`aiormq.exceptions.ChannelAccessRefused`), and the channel with it."""
+        if self._queue is None:
+            raise RuntimeError("listen before start")
+        self._listeners[routing_key] = on_message
+        await self._queue.bind(REPLIES, routing_key=routing_key)
 
     async def _on_reply(self, raw: AbstractIncomingMessage) -> None:
         future = self._waiting.pop(raw.correlation_id or "", None)
         if future is not None and not future.done():
             future.set_result(raw)
+        elif (listener := self._listeners.get(raw.routing_key or "")) is not None:
+            listener(raw)
 
     async def consumers(self, queue: str) -> int:
         """How many consumers `queue` has (0 if it does not exist): asking a service

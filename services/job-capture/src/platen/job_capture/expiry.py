@@ -18,10 +18,12 @@ import asyncpg
 import structlog
 
 from platen.events.base import Envelope
+from platen.job_capture.decisions import tell_backend
 from platen.job_capture.domain import EXPIRED, UNREPORTED, IllegalTransition, Job
 from platen.job_capture.handlers import publish
 from platen.job_capture.store import Store
 from platen.messaging.handling import HandlerContext
+from platen.messaging.publisher import Publisher
 from platen.messaging.service import Runtime
 
 log = structlog.get_logger(__name__)
@@ -63,6 +65,7 @@ async def close(ctx: HandlerContext, jobs: list[Job], transition: Callable[[Job]
         # One context serves the whole round: each job's events carry its own marks only.
         ctx.marks = dict(job.marks)
         await publish(ctx, job)
+        tell_backend(ctx, job)  # a backend waiting for this job stops waiting
         log.info("job closed by its deadline", job_id=str(job.job_id), state=job.state, **job.marks)
     ctx.marks = {}
     return len(closed)
@@ -73,32 +76,44 @@ async def _round(
     producer: str,
     find: Callable[[Store], Awaitable[list[Job]]],
     transition: Callable[[Job], None],
+    publisher: Publisher | None = None,
 ) -> int:
-    """One round in one transaction: lock the jobs `find` returns and close them."""
-    async with pool.acquire() as conn, conn.transaction():
-        store = Store(conn)
-        envelope = Envelope("expiry", 1, producer)
-        ctx = HandlerContext(conn, envelope, producer, None, log, store=store)  # type: ignore[arg-type]
-        return await close(ctx, await find(store), transition)
+    """One round in one transaction: lock the jobs `find` returns and close them; then
+    (`publisher` given) tell their waiting backends."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            store = Store(conn)
+            envelope = Envelope("expiry", 1, producer)
+            ctx = HandlerContext(conn, envelope, producer, publisher, log, store=store)  # type: ignore[arg-type]
+            closed = await close(ctx, await find(store), transition)
+        for effect in ctx.effects:
+            await effect()
+        return closed
 
 
-async def expire_once(pool: asyncpg.Pool, producer: str) -> int:
+async def expire_once(pool: asyncpg.Pool, producer: str, publisher: Publisher | None = None) -> int:
     """Cancel jobs still waiting for a decision at their deadline."""
-    return await _round(pool, producer, lambda store: store.overdue(), Job.expire)
+    return await _round(pool, producer, lambda store: store.overdue(), Job.expire, publisher)
 
 
-async def mark_unconfirmed(pool: asyncpg.Pool, producer: str) -> int:
+async def mark_unconfirmed(
+    pool: asyncpg.Pool, producer: str, publisher: Publisher | None = None
+) -> int:
     """Charge released CUPS jobs whose outcome never came back, as unconfirmed."""
     return await _round(
-        pool, producer, lambda store: store.unreported(RELEASE_TIMEOUT), Job.mark_unconfirmed
+        pool,
+        producer,
+        lambda store: store.unreported(RELEASE_TIMEOUT),
+        Job.mark_unconfirmed,
+        publisher,
     )
 
 
 async def run_expiry(rt: Runtime) -> None:
     while True:
         try:
-            changed = await expire_once(rt.pool, rt.spec.name)
-            changed += await mark_unconfirmed(rt.pool, rt.spec.name)
+            changed = await expire_once(rt.pool, rt.spec.name, rt.publisher)
+            changed += await mark_unconfirmed(rt.pool, rt.spec.name, rt.publisher)
             if changed:
                 rt.relay.wake()
         except asyncio.CancelledError:

@@ -31,6 +31,7 @@ from platen.events.jobs import (
 from platen.events.system import ErrorReply
 from platen.job_capture import metrics, ownership
 from platen.job_capture.analysis import Analysis, UnreadableDocument
+from platen.job_capture.decisions import tell_backend
 from platen.job_capture.domain import (
     NOT_ANALYSED,
     IllegalTransition,
@@ -153,6 +154,7 @@ async def _transition(
         ctx.log.info("state change ignored", state=exc.state, target=exc.target)
         return None
     await ctx.store.move(job)
+    tell_backend(ctx, job)
     return job
 
 
@@ -252,6 +254,7 @@ async def on_admin_cancel(ctx: HandlerContext, cmd: AdminCancelJob) -> JobStatus
     was = job.state
     job.cancel(cancelled_by_admin(cmd.reason), by="admin")
     await ctx.store.move(job)
+    tell_backend(ctx, job)
     ctx.log.info("job cancelled by an administrator", was=was, reason=job.reason)
     await publish(ctx, job)
     return JobStatus(job_id=job.job_id, state=job.state, reason=job.reason)

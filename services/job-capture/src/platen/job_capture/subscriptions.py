@@ -15,4 +15,6 @@ subscribe = Subscriptions(
         jobs.JobDenied,
         jobs.JobUnconfirmed,
     ),
+    # A decision, pushed to the waiting CUPS backend of the job's print server (`decisions`).
+    to_print_servers=(jobs.JobStatus,),
 )

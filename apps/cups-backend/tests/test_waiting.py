@@ -1,0 +1,156 @@
+"""How the backend waits for its job's decision (`main.capture_and_wait`), over a fake
+client (no broker): a push only wakes it, the status it then asks for decides; without
+pushes it finds the decision by its slow check."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from contextlib import asynccontextmanager
+
+import pytest
+from aiormq.exceptions import ChannelAccessRefused
+
+from platen.cups_backend import main
+from platen.cups_backend.config import BackendConfig, PrinterPolicy
+from platen.events.jobs import JobStatus, JobSubmitted, SubmitJob
+from platen.events.routing import decision_key
+
+PRINT_SERVER = "amqp://test-platen-print-server.lab:pw@127.0.0.1:1/"
+JOB = uuid.uuid4()
+# Generous: the waits below end on a condition; this only keeps a broken test from hanging.
+DEADLINE = 30
+ABOUT = {"user": "alice", "printer": "lab", "document_name": "a.pdf"}
+
+
+class Connection:
+    def __init__(self) -> None:
+        self.close_callbacks: set = set()
+
+
+class FakeClient:
+    """Answers status questions from `states` (the last one repeats), records them, and
+    lets the test push what job-capture would."""
+
+    def __init__(self, states: list[str], *, refuse_listen: bool = False) -> None:
+        self.states = states
+        self.refuse_listen = refuse_listen
+        self.connection = Connection()
+        self.asked: list[str] = []
+        self.listening: dict[str, object] = {}
+        self.waiting = asyncio.Event()  # set when the backend asks and gets a non-decision
+
+    async def listen(self, key, on_message) -> None:
+        if self.refuse_listen:
+            raise ChannelAccessRefused("ACCESS_REFUSED")
+        self.listening[key] = on_message
+
+    async def request(self, routing_key, message, timeout=15.0, *, correlation_id=None):
+        self.asked.append(routing_key)
+        if routing_key == "capture.submit":
+            return JobSubmitted(job_id=message.job_id)
+        state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        if state not in main.FINAL and state != "unknown":
+            self.waiting.set()
+        return JobStatus(job_id=message.job_id, state=state)
+
+    def push(self) -> None:
+        self.listening[decision_key("lab", JOB)](object())
+
+
+def submission() -> SubmitJob:
+    # A one-page job of alice's on printer lab; what it holds does not matter here.
+    document = base64.b64encode(b"%PDF-1.7")
+    return SubmitJob.model_validate({**ABOUT, "job_id": JOB, "document": document})
+
+
+@pytest.fixture
+def clients(monkeypatch):
+    made: list[FakeClient] = []
+
+    def use(*clients: FakeClient) -> list[FakeClient]:
+        queue = list(clients)
+
+        @asynccontextmanager
+        async def connect(url):
+            client = queue.pop(0) if len(queue) > 1 else queue[0]
+            made.append(client)
+            yield client
+
+        monkeypatch.setattr(main, "connect", connect)
+        return made
+
+    return use
+
+
+async def wait_until_waiting(client: FakeClient) -> None:
+    await asyncio.wait_for(client.waiting.wait(), DEADLINE)
+    client.waiting.clear()
+
+
+async def test_a_push_wakes_the_backend_which_asks_and_is_released(clients, monkeypatch):
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)  # only a push can end this wait
+    client = FakeClient(["unknown", "captured", "captured", "released"])
+    clients(client)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    waiting = asyncio.create_task(main.capture_and_wait(config, PrinterPolicy(), submission()))
+    await wait_until_waiting(client)  # submitted, and waiting for the decision
+    assert client.asked == ["capture.job.status", "capture.submit", "capture.job.status"]
+    assert list(client.listening) == [decision_key("lab", JOB)]
+    client.push()  # a stale push (still captured): the backend asks, and waits again
+    await wait_until_waiting(client)
+    client.push()
+    status = await asyncio.wait_for(waiting, DEADLINE)
+    assert status.state == "released"
+    assert client.asked.count("capture.submit") == 1
+    assert client.asked.count("capture.job.status") == 4
+
+
+async def test_a_lost_connection_wakes_the_wait_and_the_backend_resumes(clients, monkeypatch):
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
+    first = FakeClient(["captured"])
+    second = FakeClient(["denied"])
+    clients(first, second)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    waiting = asyncio.create_task(main.capture_and_wait(config, PrinterPolicy(), submission()))
+    await wait_until_waiting(first)
+
+    async def dropped(*args, **kwargs):
+        raise ConnectionResetError("broker gone")
+
+    first.request = dropped
+    for callback in first.connection.close_callbacks:
+        callback(first.connection, None)  # what aio-pika calls when the connection drops
+    status = await asyncio.wait_for(waiting, DEADLINE)
+    # Resumed on a new connection, bound again, and not submitted again (Platen has it).
+    assert status.state == "denied"
+    assert second.asked == ["capture.job.status"]
+    assert list(second.listening) == [decision_key("lab", JOB)]
+
+
+async def test_without_pushes_the_slow_check_finds_the_decision(clients, monkeypatch):
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 0.01)
+    refused = FakeClient(["captured"], refuse_listen=True)
+    plain = FakeClient(["captured", "captured", "released"], refuse_listen=True)
+    made = clients(refused, plain)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    status = await asyncio.wait_for(
+        main.capture_and_wait(config, PrinterPolicy(), submission()), DEADLINE
+    )
+    assert status.state == "released"
+    # Refused once, then the backend stopped binding and asked until decided.
+    assert made[0] is refused and refused.asked == []
+    assert plain.listening == {} and plain.asked.count("capture.job.status") == 3
+
+
+async def test_a_short_offline_limit_checks_as_often(clients, monkeypatch):
+    """Only a question finds out that job-capture is not answering: a printer that holds
+    its jobs after 0.05 s without Platen is checked on that often, pushes or not."""
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
+    client = FakeClient(["captured", "captured", "released"])
+    clients(client)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    policy = PrinterPolicy(offline="hold", offline_wait=0.05)
+    status = await asyncio.wait_for(main.capture_and_wait(config, policy, submission()), DEADLINE)
+    assert status.state == "released" and client.asked.count("capture.job.status") == 3
