@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from platen.db.roles import with_login
 from platen.messaging.topology import declare_all
@@ -22,6 +23,14 @@ MODULES = {
     "account-ledger": "platen.account_ledger.main",
     "notification": "platen.notification.main",
 }
+
+
+class Launcher(Protocol):
+    """Starts `python -m module` with these streams; returns a Popen-like process."""
+
+    def __call__(
+        self, module: str, *, env: dict[str, str], stdout: int, stderr: int, new_session: bool
+    ) -> Any: ...
 
 
 def provision(database_url: str) -> dict[str, str]:
@@ -63,6 +72,10 @@ class ServiceProcesses:
     # service name -> the database URL it signs in with (its own role, `provision`); else
     # database_url
     database_urls: dict[str, str] = field(default_factory=dict)
+    # How a service's process is started: by default a fresh interpreter
+    # (`python -m MODULE`); the tests pass a fork server's `popen`, which runs the same
+    # module without paying for the imports again (platen.testing.forkserver).
+    launcher: Launcher | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def env(self, name: str | None = None) -> dict[str, str]:
@@ -90,14 +103,23 @@ class ServiceProcesses:
         if key in self.procs and self.procs[key].poll() is None:
             raise RuntimeError(f"{key} is already running")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - the process keeps it
-        self.procs[key] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]],
-            env=self.env(name),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.log_dir / f"{key}.log", "ab") as log:  # the process has its own copy
+            if self.launcher is not None:
+                self.procs[key] = self.launcher(
+                    MODULES[name],
+                    env=self.env(name),
+                    stdout=log.fileno(),
+                    stderr=subprocess.STDOUT,
+                    new_session=True,
+                )
+                return
+            self.procs[key] = subprocess.Popen(
+                [sys.executable, "-m", MODULES[name]],
+                env=self.env(name),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def provision(self) -> None:
         """As the installer, with `database_url` a superuser's: each service's migrations
