@@ -150,10 +150,10 @@ def identities(infra) -> Identities:
 
 
 @pytest.fixture(scope="session")
-async def system_template(infra) -> AsyncIterator[SystemTemplate]:
+async def system_template(infra, forkserver: ForkServer) -> AsyncIterator[SystemTemplate]:
     """Every service's schema migrated once per worker, as an installer does; each system
     gets a copy (platen.testing.system_template)."""
-    async with migrated_template(infra.database_url) as template:
+    async with migrated_template(infra.database_url, forkserver.run) as template:
         yield template
 
 
