@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,12 +15,13 @@ import pytest
 from platen.events.registry import decode
 from platen.events.routing import desktop_queue
 from platen.localstack.services import ServiceProcesses
+from platen.testing.forkserver import ForkServer
 from platen.testing.identities import Identities, VhostIdentities
 from platen.testing.isolation import drop_database
 from platen.testing.system_template import SystemTemplate
 from platen.testing.system_template import system_template as migrated_template
 
-CTL = [sys.executable, "-m", "platen.ctl"]
+CTL_MODULE = "platen.ctl"
 
 
 class System:
@@ -32,7 +32,9 @@ class System:
         ids: VhostIdentities,
         identities: Identities,
         vhost: str,
+        forkserver: ForkServer,
     ) -> None:
+        self.forkserver = forkserver
         self.services = services
         self.tmp = tmp
         self.database_url = services.database_url
@@ -79,9 +81,8 @@ class System:
         self, *args: str, check: bool = True, timeout: float = 90
     ) -> subprocess.CompletedProcess:
         env = {**os.environ, "PLATEN_AMQP_URL": self.admin_url}
-        out = subprocess.run(
-            [*CTL, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=self.tmp
-        )
+        # `python -m platen.ctl ...`, forked from the fork server (no second of imports).
+        out = self.forkserver.run(CTL_MODULE, list(args), env=env, timeout=timeout, cwd=self.tmp)
         if check and out.returncode != 0:
             raise AssertionError(
                 f"platenctl {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}"
@@ -135,15 +136,24 @@ class System:
 
 
 @pytest.fixture(scope="session")
+def forkserver(tmp_path_factory) -> Iterator[ForkServer]:
+    """This worker's fork server: the services and platenctl start without a second of
+    imports each (platen.testing.forkserver)."""
+    server = ForkServer(tmp_path_factory.mktemp("forkserver"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
 def identities(infra) -> Identities:
     return Identities(infra)
 
 
 @pytest.fixture(scope="session")
-async def system_template(infra) -> AsyncIterator[SystemTemplate]:
+async def system_template(infra, forkserver: ForkServer) -> AsyncIterator[SystemTemplate]:
     """Every service's schema migrated once per worker, as an installer does; each system
     gets a copy (platen.testing.system_template)."""
-    async with migrated_template(infra.database_url) as template:
+    async with migrated_template(infra.database_url, forkserver.run) as template:
         yield template
 
 
@@ -160,10 +170,18 @@ async def system_database(
 
 @pytest.fixture
 def system(
-    request, vhost, identities: Identities, system_database, tmp_path: Path
+    request,
+    vhost,
+    identities: Identities,
+    system_database,
+    tmp_path: Path,
+    forkserver: ForkServer,
 ) -> Iterator[System]:
     """The four services on this test's vhost and database, each signed in as its own
     broker identity (over TLS when the test broker offers it), as in production.
+
+    They are forked from the worker's fork server; `@pytest.mark.exec_services` starts
+    them as fresh interpreters instead (for a test that reads their /proc environment).
 
     `@pytest.mark.service_env(NAME="value")` adds environment variables for the services,
     and so does a fixture `extra_service_env` the test asks for (a dict), before `system`.
@@ -190,9 +208,10 @@ def system(
         own_env=own,
         service_urls=ids.services,
         database_urls=database_urls,
+        launcher=None if request.node.get_closest_marker("exec_services") else forkserver.popen,
     )
     services.start_all()
-    sys_ = System(services, tmp_path, ids, identities, vhost_name)
+    sys_ = System(services, tmp_path, ids, identities, vhost_name, forkserver)
     try:
         sys_.wait_ready()
         yield sys_

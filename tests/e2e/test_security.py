@@ -413,6 +413,9 @@ async def test_a_reply_reaches_only_the_identity_that_asked(system):
     assert isinstance(status, JobStatus) and status.state == "unknown"
 
 
+# /proc/PID/environ is what the process was exec'd with: a forked child would show the
+# fork server's.
+@pytest.mark.exec_services
 def test_the_management_credential_reaches_the_notification_service_only(system):
     """The broker administrator's key (desktop identities) is in notification's
     environment and no other service's; job-capture holds its read-only monitoring key."""

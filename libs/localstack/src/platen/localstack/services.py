@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from platen.db.roles import with_login
 from platen.messaging.topology import declare_all
@@ -24,24 +26,46 @@ MODULES = {
 }
 
 
-def provision(database_url: str) -> dict[str, str]:
+class Launcher(Protocol):
+    """Starts `python -m module` with these streams; returns a Popen-like process."""
+
+    def __call__(
+        self, module: str, *, env: dict[str, str], stdout: int, stderr: int, new_session: bool
+    ) -> Any: ...
+
+
+def run_module(
+    module: str, args: list[str], *, env: dict[str, str], input: str, timeout: float
+) -> subprocess.CompletedProcess:
+    """`python -m module args...`, its output captured (a fresh interpreter)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def provision(database_url: str, run: Callable[..., Any] = run_module) -> dict[str, str]:
     """Run every service's migrations on `database_url` (a superuser's) as its schema's
     owner, `python -m <service> migrate` as an installer does; the URL each service then
-    signs in with, as its own role with a password made now."""
+    signs in with, as its own role with a password made now. `run` starts the program
+    (`run_module`'s signature; the tests pass their fork server's)."""
     with ThreadPoolExecutor(len(MODULES)) as pool:
-        urls = pool.map(lambda name: _provision_one(database_url, name), MODULES)
+        urls = pool.map(lambda name: _provision_one(database_url, name, run), MODULES)
         return dict(zip(MODULES, urls, strict=True))
 
 
-def _provision_one(database_url: str, name: str) -> str:
+def _provision_one(database_url: str, name: str, run: Callable[..., Any]) -> str:
     password = secrets.token_urlsafe(24)
-    out = subprocess.run(
-        [sys.executable, "-m", MODULES[name], "migrate"],
+    out = run(
+        MODULES[name],
+        ["migrate"],
         env={**os.environ, "PLATEN_DATABASE_URL": database_url},
         input=password,  # not in its arguments, which every user can list
-        capture_output=True,
-        text=True,
-        timeout=120,
+        timeout=300,  # four at once on a loaded two-core machine
     )
     if out.returncode != 0:
         raise RuntimeError(f"{name}: migrate failed:\n{out.stderr[-3000:]}")
@@ -63,6 +87,10 @@ class ServiceProcesses:
     # service name -> the database URL it signs in with (its own role, `provision`); else
     # database_url
     database_urls: dict[str, str] = field(default_factory=dict)
+    # How a service's process is started: by default a fresh interpreter
+    # (`python -m MODULE`); the tests pass a fork server's `popen`, which runs the same
+    # module without paying for the imports again (platen.testing.forkserver).
+    launcher: Launcher | None = None
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def env(self, name: str | None = None) -> dict[str, str]:
@@ -90,14 +118,23 @@ class ServiceProcesses:
         if key in self.procs and self.procs[key].poll() is None:
             raise RuntimeError(f"{key} is already running")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{key}.log", "ab")  # noqa: SIM115 - the process keeps it
-        self.procs[key] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]],
-            env=self.env(name),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.log_dir / f"{key}.log", "ab") as log:  # the process has its own copy
+            if self.launcher is not None:
+                self.procs[key] = self.launcher(
+                    MODULES[name],
+                    env=self.env(name),
+                    stdout=log.fileno(),
+                    stderr=subprocess.STDOUT,
+                    new_session=True,
+                )
+                return
+            self.procs[key] = subprocess.Popen(
+                [sys.executable, "-m", MODULES[name]],
+                env=self.env(name),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def provision(self) -> None:
         """As the installer, with `database_url` a superuser's: each service's migrations

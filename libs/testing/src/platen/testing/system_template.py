@@ -12,12 +12,13 @@ one worker run one after another, so no two systems use them at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from platen.localstack.services import provision
+from platen.localstack.services import provision, run_module
 from platen.testing.isolation import clone_database, create_database, drop_database, with_database
 
 
@@ -37,11 +38,13 @@ class SystemTemplate:
 
 
 @asynccontextmanager
-async def system_template(admin_dsn: str) -> AsyncIterator[SystemTemplate]:
+async def system_template(
+    admin_dsn: str, run: Callable[..., Any] = run_module
+) -> AsyncIterator[SystemTemplate]:
     """A migrated template on `admin_dsn`'s server (a superuser's), dropped with its roles
-    afterwards."""
+    afterwards. `run` starts each `migrate` (platen.localstack.services.run_module)."""
     name, url = await create_database(admin_dsn, prefix="template")
     try:
-        yield SystemTemplate(admin_dsn, name, await asyncio.to_thread(provision, url))
+        yield SystemTemplate(admin_dsn, name, await asyncio.to_thread(provision, url, run))
     finally:
         await drop_database(admin_dsn, name)
