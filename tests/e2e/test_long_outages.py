@@ -53,10 +53,17 @@ def stack() -> Iterator[PrivateStack]:
 
 
 @pytest.fixture
-def outage_system(stack: PrivateStack, tmp_path: Path) -> Iterator[System]:
+def outage_system(stack: PrivateStack, tmp_path: Path, forkserver) -> Iterator[System]:
     """The four services on the private broker and database, as `system` on the shared."""
-    platen = stack.platen(tmp_path / "logs", extra_env={"PLATEN_OUTBOX_MAX_BACKOFF_SECONDS": "0.2"})
-    system = System(platen.services, tmp_path, platen.ids, platen.identities, platen.vhost)
+    platen = stack.platen(
+        tmp_path / "logs",
+        extra_env={"PLATEN_OUTBOX_MAX_BACKOFF_SECONDS": "0.2"},
+        launcher=forkserver.popen,
+        run=forkserver.run,
+    )
+    system = System(
+        platen.services, tmp_path, platen.ids, platen.identities, platen.vhost, forkserver
+    )
     system.platen = platen  # type: ignore[attr-defined]
     try:
         system.wait_ready()

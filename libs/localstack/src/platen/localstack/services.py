@@ -136,11 +136,11 @@ class ServiceProcesses:
                 start_new_session=True,
             )
 
-    def provision(self) -> None:
+    def provision(self, run: Callable[..., Any] = run_module) -> None:
         """As the installer, with `database_url` a superuser's: each service's migrations
         run as its schema's owner, and the service then signs in as its own role
         (platen.db.roles) with a password made now, handed to it in its environment only."""
-        self.database_urls.update(provision(self.database_url))
+        self.database_urls.update(provision(self.database_url, run))
 
     def install_topology(self) -> None:
         """Declare every exchange and queue, as an installer with broker-admin rights

@@ -303,6 +303,12 @@ def _child(request: dict, fds: list[int]) -> None:
 def serve(path: str, preload: list[str]) -> None:
     for name in preload:
         importlib.import_module(name)
+    if "platen.events" in preload:
+        # The contract loads its models when first named (for the CUPS backend's sake):
+        # every program here names most of them, so build them all once, now.
+        events = importlib.import_module("platen.events")
+        for aggregate in events.AGGREGATES:
+            importlib.import_module(f"platen.events.{aggregate}")
     if threading.active_count() != 1:  # forking a process with threads is unsafe
         raise RuntimeError(f"preloading started threads: {threading.enumerate()}")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

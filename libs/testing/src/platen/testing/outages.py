@@ -16,13 +16,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from platen.localstack.servers import PG_BIN, LocalPostgres, LocalRabbitMQ
-from platen.localstack.services import ServiceProcesses
+from platen.localstack.services import Launcher, ServiceProcesses, run_module
 from platen.localstack.tls import make_test_ca
 from platen.testing.identities import Identities, VhostIdentities
 from platen.testing.infra import Infra
@@ -91,10 +92,17 @@ class PrivateStack:
         """The URL a Platen program is given, from one signed in at the broker."""
         return url
 
-    def platen(self, log_dir: Path, extra_env: dict[str, str] | None = None) -> Platen:
+    def platen(
+        self,
+        log_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        launcher: Launcher | None = None,
+        run: Callable[..., Any] = run_module,
+    ) -> Platen:
         """Install Platen on a new vhost and database of this stack and start its four
         services, each as its own broker identity and database role (as the tests'
-        `system` fixture does on the shared servers). The caller stops them."""
+        `system` fixture does on the shared servers). The caller stops them. `launcher` and
+        `run` start the services and their migrations (the tests pass their fork server's)."""
         infra = self.infra
         vhosts = Vhosts(infra)
         vhost, amqp_url = vhosts.create()
@@ -113,9 +121,14 @@ class PrivateStack:
             **(extra_env or {}),
         }
         services = ServiceProcesses(
-            amqp_url, database_url, log_dir, extra_env=env, service_urls=ids.services
+            amqp_url,
+            database_url,
+            log_dir,
+            extra_env=env,
+            service_urls=ids.services,
+            launcher=launcher,
         )
-        services.provision()
+        services.provision(run)
         services.start_all()
         return Platen(services, ids, identities, vhosts, vhost)
 
