@@ -9,8 +9,12 @@ A replayed message is the same message (type, version, id, correlation id, marks
 again to the queue it came from through `platen.replay`, where every service queue is
 bound under its own name and a service may publish only its own queues' names (nobody may
 use the default exchange); the dead-lettering headers are left behind. Its AMQP `user_id`
-cannot travel (the broker allows only the sender's own): a message whose handler checks
-who sent it (a print server's command, a desktop's answer) is refused again, by design.
+cannot travel (the broker allows only the sender's own), so the copy goes out under the
+service's own `user_id` and names the first sender, as the broker proved it, in a header
+believed only on the service's own messages (`senders.FIRST_SENDER`). So a command
+checked by its sender (an integrator's `capture.submit` dead-lettered at the delivery
+limit, after crashes returned it again and again) is accepted when replayed, and still
+only as from whom it first came.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from platen.events.routing import REPLAY
 from platen.events.system import DeadLetter
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE
 from platen.messaging.publisher import Publisher
+from platen.messaging.senders import copied_headers
 from platen.messaging.topology import consumer_queues
 
 # Headers the dead-lettering added (the broker's and ours): not replayed.
@@ -80,11 +85,16 @@ async def peek(channel: AbstractChannel, service: str, limit: int) -> tuple[list
 
 
 async def replay(
-    channel: AbstractChannel, publisher: Publisher, service: str, ids: set[str]
+    channel: AbstractChannel,
+    publisher: Publisher,
+    service: str,
+    ids: set[str],
+    own_user: str | None = None,
 ) -> list[str]:
     """Send the chosen dead letters of `service` (all when `ids` is empty) back to the
     queues they came from; returns their message ids. Each is removed from its dead-letter
-    queue only once the broker confirmed the copy."""
+    queue only once the broker confirmed the copy. `own_user`: the broker user the service
+    signs in as (None: unknown, and the first sender is not carried)."""
     replayed: list[str] = []
     for q in consumer_queues(service):
         taken = await _drain(channel, q.dead_letter_queue, 10_000)
@@ -92,9 +102,9 @@ async def replay(
             for raw in taken:
                 if ids and raw.message_id not in ids:
                     continue
-                headers = {
-                    k: v for k, v in (raw.headers or {}).items() if k not in _DEAD_LETTER_HEADERS
-                }
+                headers, user_id = copied_headers(
+                    raw.headers, raw.user_id, own_user, drop=_DEAD_LETTER_HEADERS
+                )
                 copy = aio_pika.Message(
                     raw.body,
                     headers=headers,
@@ -106,6 +116,7 @@ async def replay(
                     app_id=raw.app_id,
                     timestamp=raw.timestamp,
                     reply_to=raw.reply_to,
+                    user_id=user_id,
                 )
                 await publisher.publish(REPLAY, q.name, copy)
                 await raw.ack()

@@ -42,7 +42,7 @@ from platen.messaging.marks import of_delivery
 from platen.messaging.metrics import Metrics
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
-from platen.messaging.senders import SenderCheck
+from platen.messaging.senders import SenderCheck, copied_headers, sender_of
 from platen.messaging.subscriptions import Subscriptions
 from platen.messaging.topology import DELIVERY_LIMIT
 
@@ -186,7 +186,7 @@ async def apply_in_transaction(
     return reply
 
 
-def _may_reply(raw: AbstractIncomingMessage) -> bool:
+def _may_reply(raw: AbstractIncomingMessage, sender: str | None) -> bool:
     """Whether to answer a delivery at its `reply_to`. Only requests (commands and queries,
     sent through `platen.commands`) are answered, and only at a key of their own sender's:
     `reply.<the request's user_id>.`, the user the broker checked. So no request (nor
@@ -194,12 +194,12 @@ def _may_reply(raw: AbstractIncomingMessage) -> bool:
     into, and a reply that holds a secret reaches only who asked for it."""
     if not raw.reply_to or raw.exchange != COMMANDS:
         return False
-    if raw.user_id and raw.reply_to.startswith(reply_prefix(raw.user_id)):
+    if sender and raw.reply_to.startswith(reply_prefix(sender)):
         return True
     log.warning(
         "request not answered: its reply_to is not its sender's",
         reply_to=raw.reply_to[:300],
-        user_id=raw.user_id,
+        user_id=sender,
     )
     return False
 
@@ -390,7 +390,7 @@ class Dispatcher:
         for effect in effects:
             await effect()
         self.relay.wake()
-        if reply is not None and _may_reply(raw):
+        if reply is not None and _may_reply(raw, self._sender(raw)):
             await self._send_reply(raw, reply)
         await raw.ack()
         self.metrics.delivery_handled(self.queue, raw.type, time.monotonic() - started)
@@ -400,7 +400,11 @@ class Dispatcher:
         if self.senders is None or self.subscriptions is None:
             return None
         allowed = self.subscriptions.senders.get(type(message))
-        return self.senders.refusal(message.message_type, allowed, raw.user_id)
+        return self.senders.refusal(message.message_type, allowed, self._sender(raw))
+
+    def _sender(self, raw: AbstractIncomingMessage) -> str | None:
+        """Who sent this delivery, as the broker proved it (senders.sender_of)."""
+        return sender_of(raw.user_id, raw.headers, self.senders.own_user if self.senders else None)
 
     async def _apply(
         self,
@@ -419,7 +423,7 @@ class Dispatcher:
                 self.publisher,
                 log,
                 routing_key=raw.routing_key or "",
-                user_id=raw.user_id,
+                user_id=self._sender(raw),
                 store=self.store(conn) if self.store and conn else None,
                 marks=dict(marks),
                 subscriptions=self.subscriptions,
@@ -486,7 +490,11 @@ class Dispatcher:
 
     async def _dead_letter(self, raw: AbstractIncomingMessage, reason: str) -> None:
         log.error("message dead-lettered", reason=reason)
-        headers = dict(raw.headers or {})
+        # The copy goes out as this service; it names who first sent the message, so a
+        # replay can still be checked by its sender (senders.FIRST_SENDER).
+        headers, user_id = copied_headers(
+            raw.headers, raw.user_id, self.senders.own_user if self.senders else None
+        )
         headers[HEADER_ERROR] = reason[:1000]
         headers[HEADER_QUEUE] = self.queue
         copy = aio_pika.Message(
@@ -499,9 +507,10 @@ class Dispatcher:
             type=raw.type,
             app_id=raw.app_id,
             timestamp=raw.timestamp,
+            user_id=user_id,
         )
         await self.publisher.publish(DEAD_LETTERS, self.queue, copy)
-        if _may_reply(raw):
+        if _may_reply(raw, self._sender(raw)):
             await self._send_reply(raw, ErrorReply(error=reason))
         await raw.ack()
         self.metrics.delivery_dead_lettered(self.queue, raw.type)

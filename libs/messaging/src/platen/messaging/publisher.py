@@ -10,6 +10,7 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
+from platen.events.discovery import signed_in_as
 from platen.messaging import failover
 from platen.messaging.topology import declare_desktop_queue
 
@@ -30,6 +31,11 @@ class Publisher:
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
+
+    @property
+    def user(self) -> str | None:
+        """The broker user this publisher signs in as (None: by certificate, unnamed)."""
+        return signed_in_as(self._url)
 
     @property
     def connected(self) -> bool:

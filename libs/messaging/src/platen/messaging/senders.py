@@ -24,6 +24,39 @@ from platen.messaging.installation import identity_user, prefix_of
 ADMIN = ("admin",)
 NOBODY = "a sender that did not say who it is (no AMQP user_id)"
 
+# A message this service dead-letters, and a dead letter it replays, are published again
+# as this service (the broker lets nobody publish under another's user_id), so the copy
+# names its first sender here, taken from the broker-checked user_id of the delivery it
+# copies. It is believed only on a delivery whose user_id is this service's own: nobody
+# else can make the broker pass that, so a header a sender wrote itself counts for nothing.
+FIRST_SENDER = "platen-first-sender"
+
+
+def sender_of(user_id: str | None, headers: dict | None, own_user: str | None) -> str | None:
+    """Who sent a delivery, as the broker proved it: its `user_id`, or, on a copy this
+    service made itself (a dead letter, a replay), the first sender the copy names."""
+    if own_user and user_id == own_user:
+        first = (headers or {}).get(FIRST_SENDER)
+        if isinstance(first, bytes):
+            first = first.decode(errors="replace")
+        if isinstance(first, str) and first:
+            return first
+    return user_id
+
+
+def copied_headers(
+    headers: dict | None, user_id: str | None, own_user: str | None, drop: tuple[str, ...] = ()
+) -> tuple[dict, str | None]:
+    """The headers of a copy this service publishes of a delivery (without `drop`), naming
+    the delivery's first sender, and the `user_id` the copy goes out with (this service's
+    own, which makes the broker vouch for the header; None when it names nobody)."""
+    copy = {k: v for k, v in (headers or {}).items() if k not in drop and k != FIRST_SENDER}
+    first = sender_of(user_id, headers, own_user)
+    if not (own_user and first):
+        return copy, None
+    copy[FIRST_SENDER] = first
+    return copy, own_user
+
 
 @dataclass(frozen=True)
 class SenderCheck:

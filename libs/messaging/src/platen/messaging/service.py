@@ -164,7 +164,11 @@ def _dead_letter_handlers(service: str) -> tuple[Handler, Handler]:
 
     async def replay_letters(ctx: HandlerContext, cmd: ReplayDeadLetters) -> DeadLettersReplayed:
         replayed = await dead_letters.replay(
-            ctx.publisher.channel, ctx.publisher, service, set(cmd.message_ids)
+            ctx.publisher.channel,
+            ctx.publisher,
+            service,
+            set(cmd.message_ids),
+            own_user=ctx.publisher.user,
         )
         ctx.log.info("dead letters replayed", count=len(replayed), message_ids=replayed)
         return DeadLettersReplayed(replayed=replayed)
