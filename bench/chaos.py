@@ -17,8 +17,8 @@ not printed, and runs `platenctl ledger verify`. Prints the figures.
 
     .venv/bin/python bench/chaos.py [--jobs 10000] [--replicas 3] [--rate 30]
 
-Its 500-job version is not yet in `make test`: under repeated SIGKILLs a good submit can
-reach the delivery limit and a replay loses its sender (bench/README.md, "Chaos").
+tests/e2e/test_chaos.py runs it with 500 jobs (a SIGKILL every 8 s) in `make test` and
+asserts lost == 0 and double == 0.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Connections to a cluster named by several nodes pass over a node that does not answer
-(the cluster itself, and a node stopped under load: bench/chaos.py)."""
+(the cluster itself, and a node stopped under load: tests/e2e/test_chaos.py)."""
 
 from __future__ import annotations
 
