@@ -306,9 +306,7 @@ def serve(path: str, preload: list[str]) -> None:
     if "platen.events" in preload:
         # The contract loads its models when first named (for the CUPS backend's sake):
         # every program here names most of them, so build them all once, now.
-        events = importlib.import_module("platen.events")
-        for aggregate in events.AGGREGATES:
-            importlib.import_module(f"platen.events.{aggregate}")
+        importlib.import_module("platen.events.registry").load_all()
     if threading.active_count() != 1:  # forking a process with threads is unsafe
         raise RuntimeError(f"preloading started threads: {threading.enumerate()}")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
