@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal as D
 
 from platen import rpc
@@ -59,8 +59,11 @@ async def test_a_colour_duplex_job_charged_to_a_shared_account_with_a_comment(sy
     assert [(r["job_id"], r["account"], r["comment"], r["paper_sizes"]) for r in rows] == [
         (job_id, "shared:physics", "grant 4711", "A4:5")
     ]
-    # Filters: by account, printer, user and dates (a job of today, not of tomorrow).
-    today, tomorrow = date.today(), date.today() + timedelta(days=1)
+    # Filters: by account, printer, user and dates (a job of its own day, not of the next).
+    # The day is the job's, read in local time as `--since` reads a date, so a run that
+    # crosses midnight asks for the right one.
+    today = datetime.fromisoformat(job["submitted_at"]).astimezone().date()
+    tomorrow = today + timedelta(days=1)
     for args, found in [
         (["--account", "shared:physics"], 1),
         (["--account", "personal:uma"], 0),

@@ -20,8 +20,6 @@ from platen.messaging.installation import with_credentials
 from platen.testing.documents import make_pdf
 from tests.e2e.helpers import command, eventually, ledger_problems, query
 
-TODAY = date.today().isoformat()
-
 
 def print_job(system, user: str, printer: str, pages: int) -> str:
     path = system.tmp / f"{user}-{printer}-{pages}.pdf"
@@ -53,6 +51,9 @@ def csv_rows(text: str) -> list[dict]:
 async def test_reports_and_an_invoice_match_the_ledger_and_a_user_is_deleted_when_settled(
     system,
 ):
+    # The days the test's jobs can fall on: read before the first job and after the last,
+    # so a run that crosses midnight still asks for the days its jobs were printed on.
+    first_day = date.today().isoformat()
     system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
     system.ctl("printer", "add", "lab-2", "--price-per-page", "0.15")
     system.ctl("user", "add", "ann", "--balance", "5.00", "--group", "staff")
@@ -76,9 +77,12 @@ async def test_reports_and_an_invoice_match_the_ledger_and_a_user_is_deleted_whe
     # Each charge is committed before `--wait` returns; this says so from the tables.
     assert await eventually(charged, timeout=60)
     system.ctl("refund", refunded, "--amount", "0.10", "--reason", "smudged")
+    last_day = date.today().isoformat()
 
     by_printer = csv_rows(
-        system.ctl("report", "--by", "printer", "--from", TODAY, "--to", TODAY, "--csv").stdout
+        system.ctl(
+            "report", "--by", "printer", "--from", first_day, "--to", last_day, "--csv"
+        ).stdout
     )
     assert [(r["printer"], r["jobs"], r["sides"]) for r in by_printer] == [
         ("lab-1", "2", "7"),
@@ -108,7 +112,9 @@ async def test_reports_and_an_invoice_match_the_ledger_and_a_user_is_deleted_whe
     assert "ledger OK" in system.ctl("ledger", "verify").stdout
 
     invoice = csv_rows(
-        system.ctl("account", "invoice", "physics", "--from", TODAY, "--to", TODAY, "--csv").stdout
+        system.ctl(
+            "account", "invoice", "physics", "--from", first_day, "--to", last_day, "--csv"
+        ).stdout
     )
     assert [(r["kind"], r["user"], r["printer"], r["sides"], r["amount"]) for r in invoice] == [
         ("charge", "bob", "lab-1", "4", "0.40"),
