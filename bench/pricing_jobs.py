@@ -97,7 +97,7 @@ async def service(n: int) -> None:
             await Store(conn).set_policy("printer", "lab", POLICIES[0][1])
             await Store(conn).set_policy("group", "floor", POLICIES[1][1])
             for i in range(50):
-                await Store(conn).set_user_groups(f"u{i}", ["staff"])
+                await Store(conn).set_user_groups(f"u{i}", ["staff"], 1)
         print(f"infrastructure: {infra.source}; {n} jobs per run")
         for concurrency in (1, 8):
             jobs = [captured(i) for i in range(n)]

@@ -119,3 +119,6 @@ def test_analysis_and_groups_messages_round_trip():
     assert decode(answer.message_type, 1, encode(answer)) == answer
     groups = UserGroupsSet(login="alice", groups=["staff"])
     assert decode(groups.message_type, 1, encode(groups)) == groups
+    # Version 1 had no revision: such an announcement is older than any counted change.
+    old = decode("user.groups_set", 1, b'{"login": "alice", "groups": ["staff"]}')
+    assert old == groups and old.revision == 0

@@ -69,6 +69,7 @@ class FakeStore:
         self.rule_rows: dict[str, NewUserRule] = {}
         self.profiles: dict[str, DirectoryUser] = {}  # from_directory users
         self.contact_revisions: dict[str, int] = {}
+        self.groups_revisions: dict[str, int] = {}
         self.quota_runs: dict[tuple[str, str], dict] = {}
         self.resolved_at: dict[uuid.UUID, datetime] = {}
         self.deleted: dict[str, datetime] = {}
@@ -112,8 +113,10 @@ class FakeStore:
         )
         return True
 
-    async def set_groups(self, login: str, groups: list[str]) -> None:
+    async def set_groups(self, login: str, groups: list[str]) -> int:
         self.users[login].groups = sorted(set(groups))
+        self.groups_revisions[login] = self.groups_revisions.get(login, 0) + 1
+        return self.groups_revisions[login]
 
     async def update_user(self, login: str, **settings) -> None:
         for column, value in settings.items():

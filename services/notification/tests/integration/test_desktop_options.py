@@ -4,10 +4,9 @@ desktop gets describing every change, however concurrent the changes were."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from platen.events.accounts import UserGroupsSet
-from platen.events.base import Envelope
 from platen.events.client_options import SetClientOption
 from platen.events.registry import decode
 from platen.messaging.handling import apply_in_transaction
@@ -40,11 +39,11 @@ async def test_user_groups_keep_the_newest_announcement(pool):
         store = Store(conn)
         await store.add_desktop_identity("alice")
         await store.add_desktop_identity("bob")
-        assert await store.set_client_user_groups("alice", ["staff", "lab", "staff"], T0)
-        assert not await store.set_client_user_groups("alice", [], T0 - timedelta(seconds=1))
+        assert await store.set_client_user_groups("alice", ["staff", "lab", "staff"], 2)
+        assert not await store.set_client_user_groups("alice", [], 1)
         assert await store.client_user_groups("alice") == ["lab", "staff"]
         assert await store.client_user_groups("nobody") == []
-        await store.set_client_user_groups("bob", ["staff"], T0)
+        await store.set_client_user_groups("bob", ["staff"], 1)
         assert await store.enabled_members("staff") == ["alice", "bob"]
         identity = await store.desktop_identity("bob")
         identity.revoke()
@@ -61,13 +60,11 @@ async def test_the_newest_notice_holds_every_concurrent_change(pool):
         await Store(conn).add_desktop_identity("alice")
     changes = [SetClientOption(key="title", value=f"T{i}", group=f"g{i}") for i in range(12)]
 
-    async def announce(ctx, event):
-        ctx.envelope = Envelope("user.groups_set", 1, "account-ledger", occurred_at=T0)
-        return await desktop_options.on_user_groups_set(ctx, event)
-
-    groups = UserGroupsSet(login="alice", groups=[f"g{i}" for i in range(12)])
+    groups = UserGroupsSet(login="alice", groups=[f"g{i}" for i in range(12)], revision=1)
     await asyncio.gather(
-        apply_in_transaction(pool, "notification", announce, groups, store=Store),
+        apply_in_transaction(
+            pool, "notification", desktop_options.on_user_groups_set, groups, store=Store
+        ),
         *(
             apply_in_transaction(pool, "notification", desktop_options.on_set, c, store=Store)
             for c in changes

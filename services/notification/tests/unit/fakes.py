@@ -86,11 +86,11 @@ class FakeStore:
             (groups.setdefault(scope, {}) if scope else site)[key] = value
         return site, groups
 
-    async def set_client_user_groups(self, login, groups, at) -> bool:
+    async def set_client_user_groups(self, login, groups, revision) -> bool:
         kept = self.user_groups.get(login)
-        if kept is not None and kept[1] > at:
+        if kept is not None and kept[1] > revision:
             return False
-        self.user_groups[login] = (sorted(set(groups)), at)
+        self.user_groups[login] = (sorted(set(groups)), revision)
         return True
 
     async def client_user_groups(self, login) -> list[str]:

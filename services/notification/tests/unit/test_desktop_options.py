@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from platen.events.accounts import UserGroupsSet
-from platen.events.base import Envelope
 from platen.events.client_options import (
     ClientHello,
     ClientOptionsNotice,
@@ -45,8 +44,7 @@ def test_groups_win_over_the_site_and_the_stricter_group_wins_a_permission():
     assert desktop_options({}, groups, []) == {}
 
 
-async def _at(ctx, store, event, at):
-    ctx.envelope = Envelope("user.groups_set", 1, "account-ledger", occurred_at=at)
+async def _announce(ctx, event):
     await handlers.on_user_groups_set(ctx, event)
 
 
@@ -67,7 +65,7 @@ async def test_a_site_option_reaches_every_enabled_desktop(ctx, store):
 
 async def test_a_group_option_reaches_its_members_only(ctx, store):
     store.desktops.update(alice=True, bob=True)
-    await _at(ctx, store, UserGroupsSet(login="alice", groups=["staff"]), T0)
+    await _announce(ctx, UserGroupsSet(login="alice", groups=["staff"], revision=1))
     ctx.emitted.clear()
     reply = await handlers.on_set(ctx, SetClientOption(key="title", value="Staff", group="staff"))
     assert reply.desktops == 1
@@ -117,14 +115,14 @@ async def test_an_older_groups_announcement_delivered_late_changes_nothing(ctx, 
     store.desktops["alice"] = True
     await handlers.on_set(ctx, SetClientOption(key="hide_balance", value="true", group="exams"))
     ctx.emitted.clear()
-    await _at(ctx, store, UserGroupsSet(login="alice", groups=["exams"]), T0)
-    await _at(ctx, store, UserGroupsSet(login="alice", groups=[]), T0 - timedelta(seconds=1))
+    await _announce(ctx, UserGroupsSet(login="alice", groups=["exams"], revision=2))
+    await _announce(ctx, UserGroupsSet(login="alice", groups=[], revision=1))
     assert await store.client_user_groups("alice") == ["exams"]
     [notice] = _notices(ctx).values()  # only the newer one sent options
     assert notice.options == {"hide_balance": "true"}
     # Groups that set nothing give the same options: nothing is sent.
     ctx.emitted.clear()
-    await _at(ctx, store, UserGroupsSet(login="alice", groups=["exams", "lab"]), T0)
+    await _announce(ctx, UserGroupsSet(login="alice", groups=["exams", "lab"], revision=3))
     assert ctx.emitted == [] and await store.client_user_groups("alice") == ["exams", "lab"]
 
 
@@ -160,7 +158,7 @@ def test_a_desktop_saying_hello_too_often_is_dropped_before_any_work(clock):
 
 
 async def test_show_gives_every_scope_and_a_users_effective_options(ctx, store):
-    await _at(ctx, store, UserGroupsSet(login="alice", groups=["staff"]), T0)
+    await _announce(ctx, UserGroupsSet(login="alice", groups=["staff"], revision=1))
     await handlers.on_set(ctx, SetClientOption(key="title", value="Site"))
     await handlers.on_set(ctx, SetClientOption(key="hide_balance", value="on", group="staff"))
     view = await handlers.on_show(ctx, ShowClientOptions())

@@ -215,6 +215,17 @@ async def test_policies_of_the_printer_and_its_groups_apply(pricing):
     assert [(p.scope, p.target) for p in view.policies] == [("group", "floor-2")]
 
 
+async def test_the_later_groups_announcement_is_kept_whatever_the_delivery_order(pricing):
+    async with pricing.pool.acquire() as conn:
+        store = Store(conn)
+        assert await store.set_user_groups("alice", ["staff", "staff"], 2)
+        assert not await store.set_user_groups("alice", ["students"], 1)
+        assert await store.user_groups("alice") == {"staff"}
+        assert await store.set_user_groups("alice", ["staff"], 2)  # the same again: no harm
+        assert await store.set_user_groups("alice", ["students"], 3)
+        assert await store.user_groups("alice") == {"students"}
+
+
 async def test_a_quote_is_priced_like_a_job_and_emits_nothing(pricing):
     model = CostModel(page=D("0.035"), color_page=D("0.25"), duplex_discount=D("10"))
     await pricing.run(handlers.on_set_cost_model, SetCostModel(name="lab", model=model))

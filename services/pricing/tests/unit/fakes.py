@@ -16,6 +16,7 @@ class FakeStore:
         self.groups: dict[str, list[str]] = {}
         self.policies: dict[tuple[str, str], Policy] = {}
         self.users: dict[str, list[str]] = {}
+        self.revisions: dict[str, int] = {}
 
     async def now(self) -> datetime:
         return self.clock
@@ -63,5 +64,9 @@ class FakeStore:
     async def user_groups(self, login: str | None) -> frozenset[str]:
         return frozenset(self.users.get(login, [])) if login else frozenset()
 
-    async def set_user_groups(self, login: str, groups: list[str]) -> None:
+    async def set_user_groups(self, login: str, groups: list[str], revision: int) -> bool:
+        if self.revisions.get(login, 0) > revision:
+            return False
         self.users[login] = sorted(set(groups))
+        self.revisions[login] = revision
+        return True

@@ -99,6 +99,30 @@ async def test_a_policy_denies_and_a_group_policy_applies_through_the_printers_g
     assert priced.cost == D("0.10")
 
 
+async def test_a_late_older_groups_announcement_does_not_undo_a_newer_one(ctx):
+    """Two announcements of alice's groups delivered in the wrong order: the copy keeps
+    the ledger's later change, so her colour rights are what the administrator set last."""
+    await handlers.on_add_printer(ctx, AddPrinter(name="lab", price_per_page=D("0.10")))
+    await handlers.on_set_policy(
+        ctx, SetPolicy(scope="printer", target="lab", policy=Policy(color_groups=["staff"]))
+    )
+    await handlers.on_user_groups_set(
+        ctx, UserGroupsSet(login="alice", groups=["staff"], revision=2)
+    )
+    await handlers.on_user_groups_set(
+        ctx, UserGroupsSet(login="alice", groups=["students"], revision=1)
+    )
+    assert await ctx.store.user_groups("alice") == {"staff"}
+    await handlers.on_job_captured(ctx, captured(groups=((True, 1),)))
+    assert ctx.messages(JobPriced) and not ctx.messages(JobDenied)
+
+    # A later change (the administrator took her out of staff) is taken.
+    await handlers.on_user_groups_set(
+        ctx, UserGroupsSet(login="alice", groups=["students"], revision=3)
+    )
+    assert await ctx.store.user_groups("alice") == {"students"}
+
+
 async def test_an_unverified_job_asks_its_user_first(ctx):
     await handlers.on_add_printer(ctx, AddPrinter(name="lab", price_per_page=D("0.10")))
     event = captured().model_copy(update={"identity": "unverified", "origin_host": "pc-7"})

@@ -173,8 +173,18 @@ class UserGroupsSet(Event):
     their own copy instead of asking the ledger."""
 
     message_type: ClassVar[str] = "user.groups_set"
+    schema_version: ClassVar[int] = 2
     login: Login
     groups: list[GroupName]
+    # Version 2: `revision` grows with each change of one user's groups (counted in the
+    # ledger's row of the user, under its lock), so a consumer that gets two announcements
+    # out of order keeps the later one. The message's timestamp cannot say which is later:
+    # AMQP carries it in whole seconds, and replicas' clocks differ.
+    revision: int = Field(default=0, ge=0)
+
+    @upcasts(1)
+    def _v1_to_v2(body: dict) -> dict:
+        return {**body, "revision": 0}  # sent before revisions: older than any counted one
 
 
 @register

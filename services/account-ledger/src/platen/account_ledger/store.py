@@ -167,7 +167,16 @@ class Store:
             )
         return bool(created)
 
-    async def set_groups(self, login: str, groups: list[str]) -> None:
+    async def set_groups(self, login: str, groups: list[str]) -> int:
+        """Replace `login`'s groups; returns this change's revision, to announce with it.
+        Counting in the user's row takes its lock first, so two changes of one user's
+        groups at once run one after the other (replacing memberships row by row would
+        otherwise mix the two) and are numbered in the order they commit."""
+        revision = await self.conn.fetchval(
+            """UPDATE users SET groups_revision = groups_revision + 1 WHERE login = $1
+               RETURNING groups_revision""",
+            login,
+        )
         await self.conn.execute("DELETE FROM group_members WHERE login = $1", login)
         if groups:
             await self.conn.executemany(
@@ -178,6 +187,7 @@ class Store:
                 "INSERT INTO group_members (group_name, login) VALUES ($1, $2)",
                 [(g, login) for g in sorted(set(groups))],
             )
+        return revision
 
     async def update_user(self, login: str, **settings) -> None:
         for column, value in settings.items():

@@ -112,9 +112,7 @@ async def on_show(ctx: HandlerContext, query: ShowClientOptions) -> ClientOption
 async def on_user_groups_set(ctx: HandlerContext, event: UserGroupsSet) -> None:
     await ctx.store.lock_client_options()
     before = await ctx.store.client_user_groups(event.login)
-    if not await ctx.store.set_client_user_groups(
-        event.login, event.groups, ctx.envelope.occurred_at
-    ):
+    if not await ctx.store.set_client_user_groups(event.login, event.groups, event.revision):
         ctx.log.info("older groups announcement ignored", user=event.login)
         return
     site, groups = await ctx.store.client_options()

@@ -338,17 +338,17 @@ class Store:
             (groups.setdefault(r["scope"], {}) if r["scope"] else site)[r["key"]] = r["value"]
         return site, groups
 
-    async def set_client_user_groups(self, login: str, groups: list[str], at: datetime) -> bool:
-        """`login`'s groups as announced at `at`; False (nothing changed) if a later
-        announcement is already kept."""
+    async def set_client_user_groups(self, login: str, groups: list[str], revision: int) -> bool:
+        """`login`'s groups as of the ledger's change number `revision`; False (nothing
+        changed) if a later change is already kept."""
         done = await self.conn.fetchval(
-            """INSERT INTO client_user_groups (login, groups, announced_at) VALUES ($1, $2, $3)
-               ON CONFLICT (login) DO UPDATE SET groups = $2, announced_at = $3
-               WHERE client_user_groups.announced_at <= $3
+            """INSERT INTO client_user_groups (login, groups, revision) VALUES ($1, $2, $3)
+               ON CONFLICT (login) DO UPDATE SET groups = $2, revision = $3
+               WHERE client_user_groups.revision <= $3
                RETURNING 1""",
             login,
             sorted(set(groups)),
-            at,
+            revision,
         )
         return bool(done)
 

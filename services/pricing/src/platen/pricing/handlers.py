@@ -212,5 +212,7 @@ async def on_show_printer(ctx: HandlerContext, query: ShowPrinter) -> PrinterVie
 
 @subscribe.event(UserGroupsSet)
 async def on_user_groups_set(ctx: HandlerContext, event: UserGroupsSet) -> None:
-    await ctx.store.set_user_groups(event.login, event.groups)
+    if not await ctx.store.set_user_groups(event.login, event.groups, event.revision):
+        ctx.log.info("older groups announcement ignored", login=event.login)
+        return
     ctx.log.info("user groups copied", login=event.login, groups=event.groups)

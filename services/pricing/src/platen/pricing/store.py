@@ -106,10 +106,17 @@ class Store:
         groups = await self.conn.fetchval("SELECT groups FROM user_groups WHERE login = $1", login)
         return frozenset(groups or [])
 
-    async def set_user_groups(self, login: str, groups: list[str]) -> None:
-        await self.conn.execute(
-            """INSERT INTO user_groups (login, groups) VALUES ($1, $2)
-               ON CONFLICT (login) DO UPDATE SET groups = EXCLUDED.groups, updated_at = now()""",
+    async def set_user_groups(self, login: str, groups: list[str], revision: int) -> bool:
+        """`login`'s groups as of the ledger's change number `revision`; False (nothing
+        changed) when a later change is kept already."""
+        done = await self.conn.fetchval(
+            """INSERT INTO user_groups (login, groups, revision) VALUES ($1, $2, $3)
+               ON CONFLICT (login) DO UPDATE
+                   SET groups = EXCLUDED.groups, revision = $3, updated_at = now()
+               WHERE user_groups.revision <= $3
+               RETURNING 1""",
             login,
             sorted(set(groups)),
+            revision,
         )
+        return bool(done)

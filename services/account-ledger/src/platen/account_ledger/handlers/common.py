@@ -149,7 +149,7 @@ async def create_user(
     if not await ctx.store.add_user(login, restricted=restricted):
         return False
     account = domain.personal_account(login)
-    await ctx.store.set_groups(login, groups)
+    revision = await ctx.store.set_groups(login, groups)
     if overdraft_limit:
         await ctx.store.update_account(account, overdraft_limit=overdraft_limit)
     if initial_balance > 0:
@@ -163,7 +163,9 @@ async def create_user(
         )
     ctx.log.info("user added", login=login, balance=str(initial_balance))
     await ctx.emit(UserAdded(login=login), correlation_id=account)
-    await ctx.emit(UserGroupsSet(login=login, groups=groups), correlation_id=account)
+    await ctx.emit(
+        UserGroupsSet(login=login, groups=groups, revision=revision), correlation_id=account
+    )
     await balance_changed(ctx, account)
     return True
 

@@ -126,12 +126,12 @@ async def on_sync(ctx: HandlerContext, cmd: SyncDirectory) -> DirectorySynced | 
     for user, rule in plan.add:
         await _add(ctx, user, rule)
     for user in plan.change:
-        await ctx.store.set_groups(user.login, list(user.groups))
+        revision = await ctx.store.set_groups(user.login, list(user.groups))
         await ctx.store.set_profile(user)
         # The address may have changed (a sync changes a user for any of their details).
         await announce_contact(ctx, user.login)
         await ctx.emit(
-            UserGroupsSet(login=user.login, groups=list(user.groups)),
+            UserGroupsSet(login=user.login, groups=list(user.groups), revision=revision),
             correlation_id=domain.personal_account(user.login),
         )
     for login in plan.disable:

@@ -79,8 +79,11 @@ async def on_set_user(ctx: HandlerContext, cmd: SetUser) -> UserView | ErrorRepl
     if cmd.low_balance_threshold is not None:
         await ctx.store.update_user(cmd.login, low_balance_threshold=cmd.low_balance_threshold)
     if cmd.groups is not None:
-        await ctx.store.set_groups(cmd.login, cmd.groups)
-        await ctx.emit(UserGroupsSet(login=cmd.login, groups=cmd.groups), correlation_id=account)
+        revision = await ctx.store.set_groups(cmd.login, cmd.groups)
+        await ctx.emit(
+            UserGroupsSet(login=cmd.login, groups=cmd.groups, revision=revision),
+            correlation_id=account,
+        )
     if cmd.enabled is not None:
         await _set_enabled(ctx, cmd.login, cmd.enabled)
     if cmd.email is not None:
