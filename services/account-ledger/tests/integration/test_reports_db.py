@@ -21,6 +21,7 @@ from platen.events.accounts import (
     Refund,
     SetUser,
     Statement,
+    TopUp,
 )
 from platen.events.reports import (
     InvoiceQuery,
@@ -141,6 +142,28 @@ async def test_a_user_deleted_while_their_job_is_priced_is_either_kept_or_denies
             assert hold is None
             denied = [m for m in await ledger.emitted("job.denied") if m.job_id == job.job_id]
             assert ["deleted" in m.reason for m in denied] == [True]
+
+
+async def test_a_user_deleted_while_topped_up_keeps_the_money_or_refuses_it(ledger):
+    """Delivered at once, a delete and a top-up take the user's row in turn: the money is
+    paid in and the delete refused (a balance is left), or the user is deleted and the
+    top-up refused. Never deleted with money on the account."""
+    for n in range(6):
+        login = f"payee{n}"
+        await ledger.run(users.on_add_user, AddUser(login=login, restricted=False))
+        deleted, topped = await asyncio.gather(
+            ledger.run(users.on_delete_user, DeleteUser(login=login)),
+            ledger.run(money.on_topup, TopUp(key=login, account=login, amount=D("2.00"))),
+        )
+        balance = await ledger.fetchval(
+            "SELECT balance FROM accounts WHERE id = $1", f"personal:{login}"
+        )
+        if isinstance(deleted, ErrorReply):
+            assert "balance of 2.00" in deleted.error and balance == D("2.00")
+            assert not isinstance(topped, ErrorReply)
+        else:
+            assert isinstance(topped, ErrorReply) and f"{login} was deleted" in topped.error
+            assert balance == 0
 
 
 async def test_a_hold_from_before_the_colour_split_counts_its_sides_and_todays_groups(ledger):

@@ -21,6 +21,8 @@ from platen.events.accounts import (
     ListUsers,
     Refund,
     SetUser,
+    TopUp,
+    Transfer,
     UserDisabled,
 )
 from platen.events.jobs import JobDenied
@@ -236,6 +238,38 @@ async def test_a_user_is_deleted_only_with_nothing_left_and_then_prints_no_more(
     # Their history stays in the reports.
     report = await reports.on_report(ctx, UsageReportQuery(by="user"))
     assert [(r.key, r.jobs, r.amount) for r in report.lines] == [("ann", 1, D("0.30"))]
+
+
+async def test_no_money_is_paid_into_a_deleted_users_account_but_it_can_be_emptied(ctx):
+    await users.on_add_user(ctx, AddUser(login="ann", restricted=False))
+    await accounts.on_add_account(ctx, AddAccount(name="physics"))
+    charged = priced("ann", "0.30")
+    await jobs.on_job_priced(ctx, charged)
+    await jobs.on_job_printed(ctx, printed(charged))
+    await money.on_adjust(ctx, Adjust(key="paid", account="ann", amount=D("0.30"), reason="x"))
+    topped = await money.on_topup(ctx, TopUp(key="before", account="ann", amount=D("1.00")))
+    assert not isinstance(topped, ErrorReply)
+    await money.on_adjust(ctx, Adjust(key="out", account="ann", amount=D("-1.00"), reason="x"))
+    assert not isinstance(await users.on_delete_user(ctx, DeleteUser(login="ann")), ErrorReply)
+
+    for refused in (
+        await money.on_topup(ctx, TopUp(key="t", account="ann", amount=D("5.00"))),
+        await money.on_adjust(ctx, Adjust(key="a", account="ann", amount=D("1"), reason="x")),
+        await money.on_transfer(
+            ctx, Transfer(key="x", from_account="physics", to_account="ann", amount=D("1"))
+        ),
+    ):
+        assert isinstance(refused, ErrorReply) and "ann was deleted" in refused.error
+    assert await ctx.store.balance("personal:ann") == 0
+    # The top-up made before she was deleted, sent again, answers as it did then.
+    again = await money.on_topup(ctx, TopUp(key="before", account="ann", amount=D("1.00")))
+    assert not isinstance(again, ErrorReply) and again.id == topped.id
+    # A refund of her job still reaches her account, and can be paid out from it.
+    refund = Refund(key="r", job_id=charged.job_id, amount=D("0.30"), reason="smudged")
+    assert not isinstance(await money.on_refund(ctx, refund), ErrorReply)
+    out = Adjust(key="o", account="ann", amount=D("-0.30"), reason="paid out")
+    assert not isinstance(await money.on_adjust(ctx, out), ErrorReply)
+    assert await ctx.store.balance("personal:ann") == 0
 
 
 async def test_deleting_nobody_is_refused_with_the_login(ctx):

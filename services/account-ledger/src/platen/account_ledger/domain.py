@@ -867,6 +867,19 @@ class InvoiceTotals:
 # ----------------------------------------------------------------- deleting a user
 
 
+def closed_to_money_in(account_id: str, owner: User | None) -> str | None:
+    """Why no money may be paid into `account_id`, or None. A deleted user's personal
+    account may only be emptied: money paid in could never be spent (they cannot print)
+    nor seen (they cannot sign in). A refund of a job they printed still reaches it, as a
+    correction of their history, and is then paid out by an adjustment."""
+    if owner is not None and owner.deleted:
+        return (
+            f"{owner.login} was deleted: money paid into {account_id} could never be spent "
+            "(a refund of their job still reaches it; pay it out with a negative adjustment)"
+        )
+    return None
+
+
 def deletion_refusal(login: str, balance: Decimal, open_jobs: int) -> str | None:
     """Why `login` may not be deleted now, or None. Money left on their account would be
     lost with them, and a job held or waiting would be charged (or asked about) after

@@ -72,6 +72,19 @@ async def _post(
     return await _view(ctx, tx_id)
 
 
+async def _refusal_to_pay_in(ctx: HandlerContext, account_id: str) -> ErrorReply | None:
+    """An error when `account_id` is a deleted user's (see `domain.closed_to_money_in`).
+    The owner's row is shared first, as a held job shares it: a delete that runs at the
+    same time (it locks the row, then checks the balance is 0) either comes first, and is
+    seen here, or waits for this payment and then finds money left and refuses."""
+    account = await ctx.store.account(account_id)
+    if account is None or account.owner is None:
+        return None
+    await ctx.store.share_user(account.owner)
+    reason = domain.closed_to_money_in(account_id, await ctx.store.user(account.owner))
+    return ErrorReply(error=reason) if reason else None
+
+
 async def _from_outside(
     ctx: HandlerContext, cmd: TopUp | Adjust, op_key: str, kind: str
 ) -> TransactionView | ErrorReply:
@@ -82,7 +95,12 @@ async def _from_outside(
         account_id = await ctx.store.resolve(cmd.account)
     except NotFound as exc:
         return ErrorReply(error=str(exc))
-    if cmd.amount < 0 and await ctx.store.transaction_by_key(op_key) is None:
+    if await ctx.store.transaction_by_key(op_key) is not None:
+        pass  # the same key again: `_post` answers with what it did the first time
+    elif cmd.amount > 0:
+        if refusal := await _refusal_to_pay_in(ctx, account_id):
+            return refusal
+    else:
         # Money taken out stops at a restricted account's floor, as a transfer does (the
         # database refuses it too; this says why instead of failing the delivery).
         await ctx.store.lock_accounts([account_id])
@@ -124,6 +142,8 @@ async def on_transfer(ctx: HandlerContext, cmd: Transfer) -> TransactionView | E
         return ErrorReply(error="a transfer needs two different accounts")
     op_key = f"transfer:{cmd.key}"
     if await ctx.store.transaction_by_key(op_key) is None:
+        if refusal := await _refusal_to_pay_in(ctx, target):
+            return refusal
         await ctx.store.lock_accounts([source, target])
         decision = (await ctx.store.account(source)).can_pay(cmd.amount)
         if not decision.authorized:
