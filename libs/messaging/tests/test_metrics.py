@@ -2,6 +2,7 @@
 WSGI application is called as the HTTP server's thread would call it."""
 
 import asyncio
+import contextlib
 import json
 import time
 from wsgiref.util import setup_testing_defaults
@@ -9,6 +10,7 @@ from wsgiref.util import setup_testing_defaults
 from prometheus_client.parser import text_string_to_metric_families
 
 from platen.messaging.metrics import Metrics, MetricsServer, message_label, run_checks
+from platen.messaging.service import Runtime, background, readiness_checks
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -180,3 +182,29 @@ def test_live_is_503_when_the_loop_does_not_answer(monkeypatch):
         # The loop comes back to life: what it was asked runs (or is cancelled) now.
         loop.run_until_complete(asyncio.sleep(0.01))
         loop.close()
+
+
+async def test_a_background_loop_that_ends_makes_the_service_not_ready():
+    """The outbox relay and retention loops end only when the service stops; one that
+    ends otherwise is logged and `/health/ready` names it, so the service is restarted."""
+    rt = Runtime(spec=None, settings=None)  # type: ignore[arg-type]
+    checks = readiness_checks(rt)
+    release = asyncio.Event()
+
+    async def loop() -> None:
+        await release.wait()
+        raise RuntimeError("a bug")
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    relay = background(rt, loop(), "outbox-relay")
+    other = background(rt, forever(), "retention")
+    assert await checks["tasks"]() is None
+    release.set()
+    with contextlib.suppress(RuntimeError):
+        await relay
+    assert await checks["tasks"]() == "background task ended: outbox-relay"
+    other.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await other

@@ -14,9 +14,10 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -243,18 +244,17 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 senders=senders,
                 metrics=rt.metrics,
             )
-        rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
-        rt.tasks.append(
-            asyncio.create_task(
-                retention.run(
-                    rt.pool,
-                    spec.store,
-                    inbox=settings.inbox_retention,
-                    history=settings.history_retention,
-                    interval=settings.prune_interval,
-                ),
-                name="retention",
-            )
+        background(rt, rt.relay.run(), "outbox-relay")
+        background(
+            rt,
+            retention.run(
+                rt.pool,
+                spec.store,
+                inbox=settings.inbox_retention,
+                history=settings.history_retention,
+                interval=settings.prune_interval,
+            ),
+            "retention",
         )
         for hook in spec.on_ready:
             result = hook(rt)
@@ -299,9 +299,28 @@ async def _serve_metrics(rt: Runtime) -> None:
     rt.metrics_server.start()
 
 
+def background(rt: Runtime, work: Coroutine[Any, Any, object], name: str) -> asyncio.Task:
+    """Run `work` for the life of the service. These loops retry every failure themselves
+    and end only when the service stops; one that ends otherwise (a bug, an error they do
+    not expect) is logged at once, and the service reports itself not ready from then on,
+    so an orchestrator restarts it instead of it running on without, say, its outbox
+    relay, with every message it commits left unsent."""
+
+    def ended(task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        log.error("background task ended", task=name, error=repr(task.exception()))
+
+    task = asyncio.create_task(work, name=name)
+    task.add_done_callback(ended)
+    rt.tasks.append(task)
+    return task
+
+
 def readiness_checks(rt: Runtime) -> dict[str, Check]:
     """What `/health/ready` asks: the broker connections open (the subscribers' and the
-    publisher's), the database answering, and every queue of the service consumed."""
+    publisher's), the database answering, every queue of the service consumed, and every
+    background loop (the outbox relay, retention) still running."""
 
     async def broker() -> str | None:
         if rt.broker is None or not await rt.broker.ping(timeout=1):
@@ -321,7 +340,11 @@ def readiness_checks(rt: Runtime) -> dict[str, Check]:
         missing = sorted(set(rt.dispatchers) - _consuming(rt))
         return f"not consuming {', '.join(missing)}" if missing else None
 
-    return {"broker": broker, "database": database, "consumers": consumers}
+    async def tasks() -> str | None:
+        ended = [t.get_name() for t in rt.tasks if t.done()]
+        return f"background task ended: {', '.join(ended)}" if ended else None
+
+    return {"broker": broker, "database": database, "consumers": consumers, "tasks": tasks}
 
 
 def _consuming(rt: Runtime) -> set[str]:
