@@ -135,11 +135,7 @@ class SystemTray:
             return 0
 
         def request():
-            hints = _SizeHints(flags=P_MIN_SIZE | P_BASE_SIZE)
-            hints.min_width = hints.base_width = size[0]
-            hints.min_height = hints.base_height = size[1]
-            # The tray sizes the icon from these hints (a tray may still choose another).
-            self._x.XSetWMNormalHints(self._display, window, ctypes.byref(hints))
+            self._hints(window, size)
             info = (ctypes.c_long * 2)(0, XEMBED_MAPPED)  # XEMBED version 0, shown
             self._x.XChangeProperty(
                 self._display,
@@ -164,8 +160,20 @@ class SystemTray:
         self._guarded(request)
         return manager
 
-    def parent(self, window: int) -> int:
-        """`window`'s parent now (0 if it is gone): a docked icon's is inside the tray."""
+    def _hints(self, window: int, size: tuple[int, int]) -> None:
+        hints = _SizeHints(flags=P_MIN_SIZE | P_BASE_SIZE)
+        hints.min_width = hints.base_width = size[0]
+        hints.min_height = hints.base_height = size[1]
+        # The tray sizes the icon from these hints (a tray may still choose another).
+        self._x.XSetWMNormalHints(self._display, window, ctypes.byref(hints))
+
+    def resize(self, window: int, size: tuple[int, int]) -> None:
+        """Ask for another size (the text beside the icon changed)."""
+        self._guarded(lambda: self._hints(window, size))
+
+    def parent(self, window: int) -> tuple[int, int]:
+        """`window`'s root and parent now ((0, 0) if it is gone): a docked icon's parent is
+        inside the tray; one the tray gave back (the tray ended) is on the root."""
         root, parent = ctypes.c_ulong(), ctypes.c_ulong()
         children, count = ctypes.c_void_p(), ctypes.c_uint()
 
@@ -180,7 +188,7 @@ class SystemTray:
             )
             if children.value:
                 self._x.XFree(children)
-            return parent.value if ok else 0
+            return (root.value, parent.value) if ok else (0, 0)
 
         return self._guarded(request)
 
