@@ -19,7 +19,7 @@ from platen.client.recent import Favourites
 from platen.client.tkview import TkView
 from platen.events.client_options import ClientOptionsNotice
 from platen.events.desktop import BalanceNotice, PrintedNotice
-from platen.testing.xvfb import descendants, tray_host, window_tree
+from platen.testing.xvfb import descendants, screenshot, tray_host, window_tree
 
 DEADLINE = 30.0  # seconds; every wait below is for a condition, this only bounds it
 
@@ -120,8 +120,26 @@ async def test_the_tray_icon_shows_the_balance_and_its_menu_works(display, shots
             picture.save(shots / "tray-icon.png")
             assert len(picture.getcolors(1 << 16) or []) > 5  # the glyph and the figures
 
+            # Hovering shows the tooltip; a click opens the menu at the pointer.
+            view.tray.label.event_generate("<Enter>")
+            assert view.tray.tip.children["text"].cget("text") == view.tray.tip_text
+            view.tray.label.event_generate("<Leave>")
+            assert view.tray.tip is None
+            left, _top, right, bottom = tray_box(display, view)
+            view.tray.label.event_generate("<Button-1>", x=4, y=4, rootx=left, rooty=bottom)
+            await until(view, lambda: view.tray.menu.winfo_ismapped(), "the menu posted")
+            for _ in range(5):  # let Tk draw it before the picture
+                view.root.update()
+                await asyncio.sleep(0.02)
             # The menu: the balance window, recent jobs, quit.
             assert view.tray.entries() == ["Balance window", "Recent jobs", "Quit Platen"]
+            menu = view.tray.menu
+            x, y = menu.winfo_rootx(), menu.winfo_rooty()
+            screen = view.root.winfo_screenwidth()
+            edges = (min(x, left) - 4, 0, min(max(x + menu.winfo_width(), right) + 4, screen))
+            picture = ImageGrab.grab(bbox=(*edges, y + menu.winfo_height()), xdisplay=display)
+            picture.save(shots / "tray-menu.png")
+            view.tray.menu.unpost()
             view.tray.choose("Balance window")
             assert view.root.state() == "normal"
             # Closed with the tray there, the window goes; the client stays.
@@ -143,6 +161,7 @@ async def test_the_tray_icon_shows_the_balance_and_its_menu_works(display, shots
             view.tray.choose("Recent jobs")
             await until(view, lambda: view.recent_window.winfo_ismapped(), "recent jobs")
             assert view.recent_window.rows() == [("notes.pdf", "lab-1", "printed", "0.40")]
+            screenshot(display, view.recent_window, shots / "recent-jobs.png")
 
             # The server hides the balance and forbids quitting: neither in the tray.
             hidden = {"hide_balance": "true", "allow_quit": "false"}
