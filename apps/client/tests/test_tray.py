@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from PIL import ImageGrab
 
+from platen.client import tkview
 from platen.client.app import ClientApp
 from platen.client.config import Options
 from platen.client.model import ClientModel
@@ -87,8 +88,12 @@ def close_button(view) -> None:
     view.root.tk.call(view.root.protocol("WM_DELETE_WINDOW"))
 
 
-async def test_the_tray_icon_shows_the_balance_and_its_menu_works(display, shots, caplog, tmp_path):
+async def test_the_tray_icon_shows_the_balance_and_its_menu_works(
+    display, shots, caplog, monkeypatch
+):
     caplog.set_level(logging.INFO, logger="platen.client")
+    # The client looks for a tray once a second; the test need not wait that long.
+    monkeypatch.setattr(tkview, "TRAY_POLL_SECONDS", 0.1)
     options = Options(
         login="bob", url="amqp://localhost/", disable_notifications=True, window_position="top-left"
     )
@@ -194,8 +199,13 @@ async def test_the_tray_icon_shows_the_balance_and_its_menu_works(display, shots
         assert view.root.state() == "normal"
         assert window_stats(display, view.tray.window)["Map State"] == "IsUnMapped"
         assert "the system tray went away: showing the balance window instead" in caplog.text
-        view.tray.choose("Quit Platen")
-        await asyncio.wait_for(running, DEADLINE)
+        # A tray started again (the panel restarted) gets the icon back.
+        with tray_host(display):
+            await until(view, lambda: view.docked and view.tray.embedded, "docked again")
+            await until(view, lambda: in_tray(display, view.tray.window), "the X tree again")
+            assert view.root.state() == "withdrawn"
+            view.tray.choose("Quit Platen")
+            await asyncio.wait_for(running, DEADLINE)
     finally:
         # Whatever the test got to, both loops end (quitting may be forbidden by now).
         view._closed = True
