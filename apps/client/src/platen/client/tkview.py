@@ -79,7 +79,7 @@ class TkView:
         self.recent_window = None
         self._balance: ShowBalance | None = None
         self._connection = _("connecting…")
-        self.tray = self._start_tray()
+        self._start_tray()
         self.docked = self.tray is not None and self.tray.poll()
         if self.docked:
             self.root.withdraw()
@@ -87,11 +87,11 @@ class TkView:
         else:
             log.info("no system tray on this desktop: showing the balance window instead")
 
-    def _start_tray(self):
+    def _start_tray(self) -> None:
         # Imported only for windows (ctypes, the tray protocol), keeping start-up light.
         from platen.client.tktray import TrayIcon
 
-        tray = TrayIcon.start(
+        self.tray = tray = TrayIcon.start(
             self.root,
             on_open=self.open_window,
             on_recent=self.show_recent_jobs,
@@ -102,9 +102,7 @@ class TkView:
                 balance_window=not self.effective.hide_balance,
                 allow_quit=self.effective.allow_quit,
             )
-        self.tray = tray
         self._show_in_tray()
-        return tray
 
     def _show_in_tray(self) -> None:
         """The balance beside the tray icon and in its tooltip (neither when hidden)."""
@@ -156,7 +154,8 @@ class TkView:
         else:
             log.warning("the system tray went away: showing the balance window instead")
             if not self.effective.hide_balance:
-                self.root.deiconify()
+                # As the client starts where there is no tray.
+                self.root.iconify() if self.options.minimized else self.root.deiconify()
 
     def _place(self, position) -> None:
         self.root.update_idletasks()
