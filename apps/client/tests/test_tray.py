@@ -9,6 +9,7 @@ import os
 import subprocess
 import uuid
 from decimal import Decimal
+from types import SimpleNamespace
 
 from PIL import ImageGrab
 
@@ -23,22 +24,6 @@ from platen.events.desktop import BalanceNotice, PrintedNotice
 from platen.testing.xvfb import descendants, screenshot, tray_host, window_tree
 
 DEADLINE = 30.0  # seconds; every wait below is for a condition, this only bounds it
-
-
-class Sent:
-    def __init__(self) -> None:
-        self.replies = []
-
-    def send(self, reply) -> None:
-        self.replies.append(reply)
-
-
-class Delivery:
-    def __init__(self, message) -> None:
-        self.message = message
-
-    async def ack(self) -> None:
-        pass
 
 
 async def until(view, predicate, what: str):
@@ -73,13 +58,17 @@ def window_stats(display: str, window: int) -> dict[str, str]:
 
 def client(options: Options) -> tuple[TkView, ClientApp]:
     view = TkView(options)
-    app = ClientApp(ClientModel(options.login, favourites=Favourites()), view, Sent())
+    # No transport: this test answers no prompt.
+    app = ClientApp(ClientModel(options.login, favourites=Favourites()), view)
     view.app = app
     return view, app
 
 
 async def deliver(view, app, message) -> None:
-    await app.on_delivery(Delivery(message))
+    async def ack() -> None:
+        pass
+
+    await app.on_delivery(SimpleNamespace(message=message, ack=ack))
     view.root.update()
 
 
@@ -152,17 +141,9 @@ async def test_the_tray_icon_shows_the_balance_and_its_menu_works(
             await until(view, lambda: view.root.state() == "withdrawn", "the window closed")
             assert not running.done()
 
-            job = uuid.uuid4()
-            printed = PrintedNotice(
-                job_id=job,
-                document_name="notes.pdf",
-                printer="lab-1",
-                sides=4,
-                copies=1,
-                cost=Decimal("0.40"),
-                balance=Decimal("12.00"),
-            )
-            await deliver(view, app, printed)
+            job = {"job_id": uuid.uuid4(), "document_name": "notes.pdf", "printer": "lab-1"}
+            money = {"cost": Decimal("0.40"), "balance": Decimal("12.00")}
+            await deliver(view, app, PrintedNotice(**job, sides=4, copies=1, **money))
             view.tray.choose("Recent jobs")
             await until(view, lambda: view.recent_window.winfo_ismapped(), "recent jobs")
             assert view.recent_window.rows() == [("notes.pdf", "lab-1", "printed", "0.40")]

@@ -151,17 +151,8 @@ class TrayIcon:
             return
         self.tip = tk.Toplevel(self.icon, name="tray_tip")
         self.tip.overrideredirect(True)
-        tk.Label(
-            self.tip,
-            name="text",
-            text=self.tip_text,
-            justify="left",
-            background="#ffffe0",
-            relief="solid",
-            bd=1,
-            padx=4,
-            pady=2,
-        ).pack()
+        look = {"background": "#ffffe0", "relief": "solid", "bd": 1, "padx": 4, "pady": 2}
+        tk.Label(self.tip, name="text", text=self.tip_text, justify="left", **look).pack()
         x, y = self.icon.winfo_pointerxy()
         self.tip.geometry(f"+{x + 12}+{y + 16}")
 
