@@ -19,6 +19,7 @@ from platen.client.config import Options
 from platen.client.model import ClientModel
 from platen.client.recent import Favourites
 from platen.client.tkview import TkView
+from platen.client.xembed import screen_number
 from platen.events.client_options import ClientOptionsNotice
 from platen.events.desktop import BalanceNotice, PrintedNotice
 from platen.testing.xvfb import descendants, screenshot, tray_host, window_tree
@@ -202,3 +203,10 @@ def tray_box(display: str, view) -> tuple[int, int, int, int]:
     stats = window_stats(display, view.tray.window)
     x, y = int(stats["Absolute upper-left X"]), int(stats["Absolute upper-left Y"])
     return x, y, x + int(stats["Width"]), y + int(stats["Height"])
+
+
+def test_the_tray_is_looked_for_on_the_screen_the_display_names():
+    assert screen_number(":77.0") == 0
+    assert screen_number("print-host.example.org:0.1") == 1
+    assert screen_number("print-host.example.org:0") == 0
+    assert screen_number("") == 0

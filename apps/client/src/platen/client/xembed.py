@@ -108,7 +108,7 @@ class SystemTray:
         display = ctypes.c_void_p.from_address(main).value
         if not display:
             return None
-        return cls(x11, tk, display, int(root.winfo_screen().rsplit(".", 1)[-1] or 0))
+        return cls(x11, tk, display, screen_number(root.winfo_screen()))
 
     def _atom(self, name: str) -> int:
         return self._x.XInternAtom(self._display, name.encode(), 0)
@@ -195,6 +195,12 @@ class SystemTray:
     def hide(self, window: int) -> None:
         """Unmap `window` (an icon the tray gave back when it went away)."""
         self._guarded(lambda: self._x.XUnmapWindow(self._display, window))
+
+
+def screen_number(name: str) -> int:
+    """The screen of an X display name: "host.example.org:0.1" is screen 1; ":0" is 0."""
+    _, _, screen = name.rpartition(":")[2].partition(".")
+    return int(screen) if screen.isdigit() else 0
 
 
 def _declare(x11: ctypes.CDLL, tk: ctypes.CDLL) -> None:
