@@ -84,6 +84,9 @@ class TkView:
         if self.docked:
             self.root.withdraw()
             log.info("tray icon in the system tray; the balance window opens from its menu")
+        elif self.tray is None:
+            # Not X11, or a Python whose Tk is built in (no shared Tk and Xlib to call).
+            log.info("no tray icon with this Tk: showing the balance window instead")
         else:
             log.info("no system tray on this desktop: showing the balance window instead")
 
