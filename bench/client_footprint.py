@@ -2,7 +2,8 @@
 
 Start-up: from starting the process to its consumer being on the user's desktop queue
 (what the broker sees: the client is listening). Idle memory: the process's resident set
-(VmRSS) after it has sat connected for a while. The GUI runs on a private Xvfb display.
+(VmRSS) after it has sat connected for a while. The GUI runs on a private Xvfb display,
+once without a system tray (the balance window) and once with one (trayer: the tray icon).
 
     .venv/bin/python bench/client_footprint.py [--runs 5] [--idle 10]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -23,7 +25,7 @@ import aio_pika
 from platen.events.routing import DESKTOP, DESKTOP_REPLIES, desktop_key, desktop_queue
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts
-from platen.testing.xvfb import xvfb
+from platen.testing.xvfb import tray_host, xvfb
 
 LOGIN = "bench"
 
@@ -90,8 +92,10 @@ def main() -> None:
             asyncio.run(declare_queue(url))
             print(f"{'mode':<10} {'start-up median':>16} {'max':>8} {'idle RSS median':>16}")
             for label, mode in (("--json", ["--json"]), ("--console", ["--console"]),
-                                ("GUI (Tk)", [])):  # fmt: skip
-                runs = [one_run(url, mode, args.idle, state) for _ in range(args.runs)]
+                                ("GUI (Tk)", []), ("GUI, tray", [])):  # fmt: skip
+                tray = tray_host(display) if label == "GUI, tray" else contextlib.nullcontext()
+                with tray:
+                    runs = [one_run(url, mode, args.idle, state) for _ in range(args.runs)]
                 times = [t for t, _ in runs]
                 rss = [r for _, r in runs]
                 print(

@@ -16,6 +16,9 @@ command -v avahi-daemon >/dev/null 2>&1 || need+=(avahi-daemon)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 # The desktop client's GUI tests open real Tk windows on a private X display.
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+# ... and dock its tray icon into a real system tray (trayer), checked with xwininfo.
+command -v trayer >/dev/null 2>&1 || need+=(trayer)
+command -v xwininfo >/dev/null 2>&1 || need+=(x11-utils)
 # The directory tests read users from a real OpenLDAP server, run from a private folder.
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || need+=(ldap-utils)

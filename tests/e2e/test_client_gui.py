@@ -136,3 +136,11 @@ async def test_cancel_button_cancels_and_the_account_list_charges_the_choice(sys
     acme = json.loads(system.ctl("account", "show", "acme", "--json").stdout)
     assert D(acme["balance"]) == D("9.80")
     assert D(system.user_json("eve")["balance"]) == D("5.00")
+    # The tray's "recent jobs" (here from the balance window's client, no tray running)
+    # lists both as the server told them, in whatever order they arrived.
+    view.show_recent_jobs()
+
+    def outcomes() -> set[tuple]:
+        return {row[1:] for row in view.recent_window.rows()}  # printer, outcome, cost
+
+    await until(lambda: outcomes() == {("lab-1", "printed", "0.20"), ("lab-1", "cancelled", "")})

@@ -60,3 +60,17 @@ def test_running_it_loads_no_service_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_text_modes_load_no_window_or_tray_code():
+    # The tray (ctypes into Xlib and Tk) and Tk itself cost start-up and memory; the
+    # console and JSON modes must not pay for them, nor the GUI before its window opens.
+    code = (
+        "import sys, platen.client.main, platen.client.textviews;"
+        "print('tkinter' in sys.modules);"
+        "import platen.client.tkview;"
+        "print(sorted(m for m in sys.modules if m in ('ctypes', 'platen.client.tktray',"
+        " 'platen.client.xembed')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "[]"]

@@ -210,3 +210,51 @@ def test_favourites_first_then_recent_then_by_name_and_search_by_code(tmp_path):
     assert Favourites.load(tmp_path / "fav.json").accounts == ["shared:initech"]
     (tmp_path / "fav.json").write_text("{not json")
     assert Favourites.load(tmp_path / "fav.json").accounts == []  # unreadable: none
+
+
+def test_recent_jobs_keep_one_entry_a_job_in_any_order_and_only_the_last_ten():
+    from platen.events.desktop import DeniedNotice, PrintedNotice
+
+    m = ClientModel("bob")
+    p = prompt()
+    m.receive(p, NOW)
+    printed = PrintedNotice(
+        job_id=p.job_id,
+        document_name=p.document_name,
+        printer=p.printer,
+        sides=1,
+        copies=1,
+        cost=Decimal("0.10"),
+        balance=Decimal("4.90"),
+    )
+    closed = PromptClosed(
+        job_id=p.job_id, document_name=p.document_name, outcome="cancelled", reason="late"
+    )
+    # "Printed" arrives before a stale "cancelled" for the same job: printed it stays.
+    m.receive(printed, NOW)
+    m.receive(closed, NOW)
+    [job] = m.recent_jobs.values()
+    assert (job.outcome, job.cost, job.printer) == ("printed", Decimal("0.10"), p.printer)
+    # A cancelled prompt names the printer it was asked for; an authorised one waits.
+    q, r = prompt(), prompt()
+    m.receive(q, NOW)
+    m.receive(r, NOW)
+    m.receive(
+        PromptClosed(job_id=r.job_id, document_name="r", outcome="authorized", reason="ok"), NOW
+    )
+    assert r.job_id not in m.recent_jobs
+    m.receive(
+        PromptClosed(job_id=q.job_id, document_name="q", outcome="cancelled", reason="x"), NOW
+    )
+    assert (m.recent_jobs[q.job_id].outcome, m.recent_jobs[q.job_id].printer) == (
+        "cancelled",
+        q.printer,
+    )
+    for i in range(12):
+        m.receive(
+            DeniedNotice(job_id=uuid.uuid4(), document_name=f"d{i}", printer="p", reason="r"),
+            NOW,
+        )
+    assert len(m.recent_jobs) == 10
+    assert [j.document for j in m.recent_jobs.values()][-1] == "d11"
+    assert p.job_id not in m.recent_jobs

@@ -149,7 +149,8 @@ def parser() -> argparse.ArgumentParser:
         "--noquit",
         action="store_true",
         default=None,
-        help="closing the window does not quit the client (it is minimised)",
+        help="the client cannot be quit: closing the window leaves it running (in the "
+        "tray, or minimised where there is none), and the tray's menu offers no quit",
     )
     p.add_argument(
         "--debug",

@@ -8,8 +8,10 @@ to send. It decides nothing about money: the server checks every answer again.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from platen.client.config import Options
 from platen.client.formatting import console_line
@@ -82,6 +84,20 @@ class Choice:
     comment: str | None = None
 
 
+@dataclass(frozen=True)
+class RecentJob:
+    """One of the user's last jobs, as the tray's "recent jobs" lists it."""
+
+    job_id: uuid.UUID
+    document: str
+    printer: str | None
+    outcome: str  # printed | denied | cancelled
+    cost: Decimal | None = None
+
+
+RECENT_JOBS = 10
+
+
 class UnknownPrompt(KeyError):
     """The answer names a job that is not waiting (answered, closed, or never seen)."""
 
@@ -100,6 +116,8 @@ class ClientModel:
     local: Options | None = None
     options: Effective = field(init=False)
     options_revision: int = -1
+    # The last jobs, newest last, one entry a job (what the tray's "recent jobs" shows).
+    recent_jobs: OrderedDict[uuid.UUID, RecentJob] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         self.options = effective({}, self._local())
@@ -111,6 +129,8 @@ class ClientModel:
 
     def receive(self, message: Message, now: datetime | None = None) -> list[Effect]:
         now = now or datetime.now(UTC)
+        if isinstance(message, PrintedNotice | DeniedNotice | PromptClosed):
+            self._remember(message)
         if isinstance(message, JobPrompt):
             return self._prompt(message, now)
         if isinstance(message, PromptClosed):
@@ -180,6 +200,28 @@ class ClientModel:
         if was_hidden and not self.options.hide_balance and self.balance is not None:
             effects.append(ShowBalance(str(self.balance.balance), str(self.balance.available)))
         return effects
+
+    def _remember(self, message: PrintedNotice | DeniedNotice | PromptClosed) -> None:
+        if isinstance(message, PromptClosed) and message.outcome == "authorized":
+            return  # on its way to the printer: its "printed" comes later
+        known = self.recent_jobs.get(message.job_id)
+        if known is not None and known.outcome == "printed":
+            # Messages may arrive in any order: a job that printed was not cancelled.
+            return
+        if isinstance(message, PrintedNotice):
+            job = RecentJob(
+                message.job_id, message.document_name, message.printer, "printed", message.cost
+            )
+        elif isinstance(message, DeniedNotice):
+            job = RecentJob(message.job_id, message.document_name, message.printer, "denied")
+        else:
+            asked = self.prompts.get(message.job_id) or self.answered.get(message.job_id)
+            printer = asked.printer if asked else known.printer if known else None
+            job = RecentJob(message.job_id, message.document_name, printer, message.outcome)
+        self.recent_jobs.pop(message.job_id, None)
+        self.recent_jobs[message.job_id] = job
+        while len(self.recent_jobs) > RECENT_JOBS:
+            self.recent_jobs.popitem(last=False)
 
     def hides(self, message: Message) -> bool:
         """Whether a message must not be shown as it is (the balance, while hidden)."""

@@ -1,5 +1,6 @@
-"""The Tk GUI: a small balance window at a corner of the screen, a dialog per prompt,
-native notifications (or message windows when the desktop has none).
+"""The Tk GUI: a tray icon with the balance (or, where the desktop has no system tray, a
+small balance window at a corner of the screen), a dialog per prompt, native
+notifications (or message windows when the desktop has none).
 
 Tk runs in the asyncio thread: `run` lets Tk handle its events every few milliseconds,
 so no dialog ever blocks the broker connection.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tkinter as tk
 import uuid
 import webbrowser
@@ -23,7 +25,9 @@ from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
 from platen.events.base import Message
 from platen.events.desktop import JobPrompt
 
+log = logging.getLogger("platen.client")
 FRAME_SECONDS = 0.05  # 20 times a second: prompt enough for a person, cheap when idle
+TRAY_POLL_SECONDS = 1.0  # how soon a tray that starts or ends is noticed
 MARGIN = 16
 
 
@@ -44,7 +48,7 @@ class TkView:
         self.root = tk.Tk(className="Platen")
         self.root.title(f"Platen - {options.login}")
         self.root.resizable(False, False)
-        self.root.protocol("WM_DELETE_WINDOW", self.quit)
+        self.root.protocol("WM_DELETE_WINDOW", self.close_window)
         frame = ttk.Frame(self.root, padding=10, name="balance_frame")
         frame.pack(fill="both", expand=True)
         ttk.Label(frame, text=_("Balance"), name="caption").pack(anchor="w")
@@ -72,6 +76,89 @@ class TkView:
         self.connection_popup: MessageWindow | None = None
         self.app = None
         self._closed = False
+        self.recent_window = None
+        self._balance: ShowBalance | None = None
+        self._connection = _("connecting…")
+        self._start_tray()
+        self.docked = self.tray is not None and self.tray.poll()
+        if self.docked:
+            self.root.withdraw()
+            log.info("tray icon in the system tray; the balance window opens from its menu")
+        elif self.tray is None:
+            # Not X11, or a Python whose Tk is built in (no shared Tk and Xlib to call).
+            log.info("no tray icon with this Tk: showing the balance window instead")
+        else:
+            log.info("no system tray on this desktop: showing the balance window instead")
+
+    def _start_tray(self) -> None:
+        # Imported only for windows (ctypes, the tray protocol), keeping start-up light.
+        from platen.client.tktray import TrayIcon
+
+        self.tray = tray = TrayIcon.start(
+            self.root,
+            on_open=self.open_window,
+            on_recent=self.show_recent_jobs,
+            on_quit=self.quit,
+        )
+        if tray is not None:
+            tray.set_menu(
+                balance_window=not self.effective.hide_balance,
+                allow_quit=self.effective.allow_quit,
+            )
+        self._show_in_tray()
+
+    def _show_in_tray(self) -> None:
+        """The balance beside the tray icon and in its tooltip (neither when hidden)."""
+        if self.tray is None:
+            return
+        title = self.effective.title or "Platen"
+        lines = [f"{title} - {self.options.login}"]
+        text = ""
+        if not self.effective.hide_balance:
+            shown = self._balance
+            text = shown.balance if shown else "…"
+            if shown is not None:
+                lines.append(_("Balance {amount}").format(amount=shown.balance))
+                if shown.available != shown.balance:
+                    lines.append(_("available {amount}").format(amount=shown.available))
+        lines.append(self._connection)
+        self.tray.show(text, "\n".join(lines))
+
+    def open_window(self) -> None:
+        """The balance window, from the tray's menu."""
+        if self.effective.hide_balance:
+            return
+        self.root.deiconify()
+        self.root.lift()
+
+    def show_recent_jobs(self) -> None:
+        from platen.client.tktray import RecentJobsWindow
+
+        if self.recent_window is None or not self.recent_window.winfo_exists():
+            title = _("Recent jobs - {login}").format(login=self.options.login)
+            self.recent_window = RecentJobsWindow(self.root, title)
+        self._refresh_recent()
+        self.recent_window.deiconify()
+        self.recent_window.lift()
+
+    def _refresh_recent(self) -> None:
+        if self.recent_window is not None and self.recent_window.winfo_exists():
+            jobs = list(self.app.model.recent_jobs.values()) if self.app is not None else []
+            self.recent_window.refresh(jobs)
+
+    def _poll_tray(self) -> None:
+        docked = self.tray.poll()
+        if docked == self.docked:
+            return
+        self.docked = docked
+        if docked:
+            log.info("a system tray started: the tray icon is in it")
+            self.root.withdraw()
+        else:
+            log.warning("the system tray went away: showing the balance window instead")
+            if not self.effective.hide_balance:
+                # As the client starts where there is no tray.
+                self.root.iconify() if self.options.minimized else self.root.deiconify()
 
     def _place(self, position) -> None:
         self.root.update_idletasks()
@@ -102,8 +189,13 @@ class TkView:
             self._place(options.window_position)
         if options.hide_balance:
             self.root.withdraw()
-        elif before.hide_balance and not self.options.minimized:
+        elif before.hide_balance and not self.options.minimized and not self.docked:
             self.root.deiconify()
+        if self.tray is not None:
+            self.tray.set_menu(
+                balance_window=not options.hide_balance, allow_quit=options.allow_quit
+            )
+            self._show_in_tray()
 
     def _show_logo(self, data: bytes | None) -> None:
         image = None
@@ -164,11 +256,14 @@ class TkView:
         return False
 
     async def _notify(self, note: Notify) -> None:
+        self._refresh_recent()
         if await self.notifier.send(note.title, note.text):
             return
         self.messages.append(MessageWindow(self.root, note.title, note.text, note.level))
 
     def show_balance(self, balance: ShowBalance) -> None:
+        self._balance = balance
+        self._show_in_tray()
         self.balance.configure(text=balance.balance)
         self.available.configure(
             text=""
@@ -183,6 +278,8 @@ class TkView:
             state, _("not connected - retrying")
         )
         self.state.configure(text=text, foreground="#666" if state == "connected" else "#b00020")
+        self._connection = text
+        self._show_in_tray()
         if state == "connected" and self.connection_popup is not None:
             if self.connection_popup.winfo_exists():
                 self.connection_popup.destroy()
@@ -206,19 +303,35 @@ class TkView:
         except UnknownPrompt:
             self.close_prompt(job_id, "")
 
+    def close_window(self) -> None:
+        """The balance window's close button: with a tray icon to come back to, the
+        window only closes; without one, it quits (where quitting is allowed)."""
+        if self.docked:
+            self.root.withdraw()
+        else:
+            self.quit()
+
     def quit(self) -> None:
         if not self.effective.allow_quit:
             # Quitting is not allowed (by the server or this desktop): the window closes,
             # the client keeps running.
-            self.root.iconify()
+            if self.docked:
+                self.root.withdraw()
+            else:
+                self.root.iconify()
             return
         self._closed = True
 
     async def run(self, app) -> None:
         self.app = app
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + TRAY_POLL_SECONDS
         try:
             while not self._closed:
                 self.root.update()
+                if self.tray is not None and loop.time() >= next_poll:
+                    next_poll = loop.time() + TRAY_POLL_SECONDS
+                    self._poll_tray()
                 await asyncio.sleep(FRAME_SECONDS)
         except tk.TclError:
             pass  # the window was destroyed

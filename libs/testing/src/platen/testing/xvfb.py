@@ -46,3 +46,59 @@ def screenshot(display: str, window, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
+
+
+@contextmanager
+def tray_host(display: str) -> Iterator[subprocess.Popen]:
+    """A real system tray (trayer, an XEMBED tray, across the top right) on `display`,
+    stopped on leaving. Tray icons dock into it as on a desktop's panel."""
+    binary = shutil.which("trayer")
+    if binary is None:
+        raise RuntimeError("trayer is not installed (apt-get install trayer)")
+    where = ["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "24"]
+    # No panel struts or dock hints: there is no window manager to read them.
+    plain = ["--SetDockType", "false", "--SetPartialStrut", "false"]
+    proc = subprocess.Popen(
+        [binary, *where, *plain],
+        env={**os.environ, "DISPLAY": display},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def window_tree(display: str) -> list[tuple[int, int, str]]:
+    """Every window on `display` as (depth, id, description), from `xwininfo -root -tree`:
+    what the X server says, not what a toolkit believes."""
+    out = subprocess.run(
+        ["xwininfo", "-root", "-tree"],
+        env={**os.environ, "DISPLAY": display},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    tree = []
+    for line in out.splitlines():
+        text = line.lstrip()
+        if text.startswith("0x"):
+            ident, _, rest = text.partition(" ")
+            tree.append(((len(line) - len(text)) // 3, int(ident, 16), rest))
+    return tree
+
+
+def descendants(tree: list[tuple[int, int, str]], ancestor: int) -> set[int]:
+    """The windows under `ancestor` in a `window_tree`."""
+    found: set[int] = set()
+    depth = None
+    for level, ident, _ in tree:
+        if depth is not None:
+            if level <= depth:
+                break
+            found.add(ident)
+        elif ident == ancestor:
+            depth = level
+    return found
