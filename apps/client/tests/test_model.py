@@ -250,6 +250,18 @@ def test_recent_jobs_keep_one_entry_a_job_in_any_order_and_only_the_last_ten():
         "cancelled",
         q.printer,
     )
+    # The answer's result may come before the "closed": the printer is still known.
+    c = prompt()
+    m.receive(c, NOW)
+    m.answer(c.job_id, Choice("cancel"))
+    m.receive(AnswerResult(job_id=c.job_id, outcome="cancelled"), NOW)
+    m.receive(
+        PromptClosed(job_id=c.job_id, document_name="c", outcome="cancelled", reason="x"), NOW
+    )
+    assert (m.recent_jobs[c.job_id].outcome, m.recent_jobs[c.job_id].printer) == (
+        "cancelled",
+        c.printer,
+    )
     for i in range(12):
         m.receive(
             DeniedNotice(job_id=uuid.uuid4(), document_name=f"d{i}", printer="p", reason="r"),

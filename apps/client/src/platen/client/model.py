@@ -118,6 +118,9 @@ class ClientModel:
     options_revision: int = -1
     # The last jobs, newest last, one entry a job (what the tray's "recent jobs" shows).
     recent_jobs: OrderedDict[uuid.UUID, RecentJob] = field(default_factory=OrderedDict)
+    # The printer each recent prompt was for: a "closed" message does not name it, and may
+    # come after the answer's result has already let the prompt go.
+    _printers: OrderedDict[uuid.UUID, str] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         self.options = effective({}, self._local())
@@ -215,8 +218,7 @@ class ClientModel:
         elif isinstance(message, DeniedNotice):
             job = RecentJob(message.job_id, message.document_name, message.printer, "denied")
         else:
-            asked = self.prompts.get(message.job_id) or self.answered.get(message.job_id)
-            printer = asked.printer if asked else known.printer if known else None
+            printer = self._printers.get(message.job_id) or (known.printer if known else None)
             job = RecentJob(message.job_id, message.document_name, printer, message.outcome)
         self.recent_jobs.pop(message.job_id, None)
         self.recent_jobs[message.job_id] = job
@@ -231,6 +233,9 @@ class ClientModel:
         job = prompt.job_id
         if job in self.prompts or job in self._closed or job in self.answered:
             return []  # a redelivery after a reconnect: shown already
+        self._printers[job] = prompt.printer
+        while len(self._printers) > 4 * RECENT_JOBS:
+            self._printers.popitem(last=False)
         if prompt.expires_at <= now:
             self._closed.add(job)
             return []  # too late to answer: nothing to show
