@@ -33,6 +33,8 @@ class Person:
     uid_number: int
     email: str | None = None
     card_id: str | None = None
+    # Their own password (stored salted-hashed, SSHA), for the sign-in tests' binds.
+    password: str | None = None
 
 
 class Slapd:
@@ -141,8 +143,11 @@ ou: groups
         self._tool("ldapdelete", "", dn)
 
     def add_person(self, p: Person, groups: list[str] = ()) -> None:
+        hashed = _ssha(p.password) if p.password else None
         extra = "".join(
-            f"{k}: {v}\n" for k, v in (("mail", p.email), ("employeeNumber", p.card_id)) if v
+            f"{k}: {v}\n"
+            for k, v in (("mail", p.email), ("employeeNumber", p.card_id), ("userPassword", hashed))
+            if v
         )
         first, _, last = p.full_name.partition(" ")
         self.add(
