@@ -25,7 +25,12 @@ from platen.events.client_options import ClientHello
 from platen.events.desktop import REPLY_KINDS
 from platen.events.discovery import node_urls, signed_in_as
 from platen.events.registry import ContractError, decode, encode
-from platen.events.routing import DESKTOP_REPLIES, desktop_key, desktop_queue
+from platen.events.routing import (
+    DESKTOP_REPLIES,
+    desktop_key,
+    desktop_queue,
+    login_of_broker_user,
+)
 
 PREFETCH = 200  # open prompts stay unacknowledged; this many may be open at once
 
@@ -170,7 +175,7 @@ class Transport:
         # With its own broker identity, the desktop says who it is in `user_id`, which the
         # broker checks against the signed-in user (a shared test user says nothing).
         broker_user = signed_in_as(self.url)
-        if broker_user == self.login:
+        if broker_user is not None and login_of_broker_user(broker_user) == self.login:
             props["user_id"] = broker_user
         msg = aio_pika.Message(
             encode(reply),
