@@ -125,13 +125,16 @@ def server(tmp_path_factory):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append({"path": self.path, **body})
             if body["password"] == DIRECTORY_PASSWORD:
-                status, answer = 200, {
-                    "login": body["login"],
-                    "desktop": body["desktop"],
-                    "username": f"{body['login']}~{body['desktop']}",
-                    "password": ISSUED,
-                    "url": None,
-                }
+                status, answer = (
+                    200,
+                    {
+                        "login": body["login"],
+                        "desktop": body["desktop"],
+                        "username": f"{body['login']}~{body['desktop']}",
+                        "password": ISSUED,
+                        "url": None,
+                    },
+                )
             else:
                 status, answer = 403, {"error": "the directory did not accept this login"}
             data = json.dumps(answer).encode()
