@@ -20,7 +20,7 @@ from platen.events.discovery import with_login
 from platen.localstack.servers import free_port
 from platen.localstack.tls import make_test_ca
 from platen.testing.documents import make_pdf
-from platen.testing.ldap import Person, Slapd
+from platen.testing.ldap import Person, running_slapd
 from tests.e2e.clientproc import ClientProcess
 from tests.e2e.helpers import submit_jobs
 
@@ -31,11 +31,8 @@ SIGN_IN = [sys.executable, "-m", "platen.client", "--sign-in", "--password-stdin
 
 @pytest.fixture
 def slapd(tmp_path):
-    server = Slapd(tmp_path / "slapd").start()
-    try:
+    with running_slapd(tmp_path / "slapd") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -7,21 +7,18 @@ from __future__ import annotations
 import pytest
 
 from platen.directory.ldap import DirectoryUnavailable, LdapSettings, Verdict, verify_password
-from platen.testing.ldap import Person, Slapd
+from platen.testing.ldap import Person, running_slapd
 
 pytestmark = pytest.mark.integration  # a real server, started by the test itself
 
 
 @pytest.fixture(scope="module")
 def slapd(tmp_path_factory):
-    server = Slapd(tmp_path_factory.mktemp("slapd")).start()
-    try:
+    with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
         server.add_person(Person("ann", "Ann Able", 10001, password="ann-s3cret-pw"))
         server.add_person(Person("Dee.Dot", "Dee Dot", 10004, password="dee pass"))
         server.add_person(Person("nopw", "No Password", 10005))
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ under `ou=groups` (posixGroup, members by login). Platen binds as a read-only us
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +202,16 @@ memberUid: {login}
             "PLATEN_LDAP_USER_BASE": PEOPLE,
             "PLATEN_LDAP_GROUP_BASE": GROUPS,
         }
+
+
+@contextlib.contextmanager
+def running_slapd(root: Path) -> Iterator[Slapd]:
+    """A started `Slapd` in `root`, stopped on the way out (a fixture's body)."""
+    server = Slapd(root).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _ssha(password: str) -> str:

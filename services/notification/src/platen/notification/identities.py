@@ -104,12 +104,7 @@ async def on_list_desktops(ctx: HandlerContext, query: ListDesktops) -> DesktopL
     return DesktopList(
         login=query.login,
         desktops=[
-            DesktopSummary(
-                desktop=d.desktop,
-                username=d.username,
-                signed_in_at=d.signed_in_at,
-                source=d.source,
-            )
+            DesktopSummary.model_validate(d, from_attributes=True)
             for d in desktops
             if not d.revoked
         ],
