@@ -200,3 +200,31 @@ def test_sign_in_keeps_the_issued_credential_and_never_the_password(
         assert DIRECTORY_PASSWORD not in path.read_text()
     # The next start connects with it.
     assert config.load(["--config", str(site)]).broker_user == "ann~x1"
+
+
+def test_the_gui_asks_the_password_without_echo_and_cancel_gives_none(display, shots):
+    from PIL import Image
+
+    from platen.client.tksignin import ask_password
+    from platen.testing.xvfb import screenshot
+
+    seen = {}
+
+    def type_and_sign_in(root, entry, ok):
+        try:
+            seen["show"] = entry.cget("show")
+            entry.insert(0, DIRECTORY_PASSWORD)
+            seen["size"] = Image.open(screenshot(display, root, shots / "sign-in.png")).size
+            ok()  # takes the password and closes the dialog
+        except BaseException:
+            root.destroy()  # whatever failed above, the dialog ends (and `seen` says so)
+            raise
+
+    assert ask_password("ann", "pc-1", on_shown=type_and_sign_in) == DIRECTORY_PASSWORD
+    assert seen["show"] == "\u2022" and seen["size"][0] > 100  # never shown as typed
+
+    def cancel(root, entry, ok):
+        entry.insert(0, "half typed")
+        root.destroy()  # the window closed, or Cancel
+
+    assert ask_password("ann", "pc-1", on_shown=cancel) is None

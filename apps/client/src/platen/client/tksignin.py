@@ -5,8 +5,9 @@ from __future__ import annotations
 from platen.client.i18n import _
 
 
-def ask_password(login: str, desktop: str) -> str | None:
-    """The password typed, or None if the user cancelled."""
+def ask_password(login: str, desktop: str, *, on_shown=None) -> str | None:
+    """The password typed, or None if the user cancelled. `on_shown(root, entry, ok)` is
+    called once the dialog is up (the tests type into it and press `ok`)."""
     import tkinter as tk
 
     root = tk.Tk()
@@ -32,5 +33,7 @@ def ask_password(login: str, desktop: str) -> str | None:
     tk.Button(buttons, text=_("Sign in"), command=ok, default="active").pack(side="right")
     root.bind("<Return>", ok)
     root.bind("<Escape>", lambda _event: root.destroy())
+    if on_shown is not None:
+        root.after(50, on_shown, root, entry, ok)
     root.mainloop()
     return result[0] if result else None
