@@ -253,6 +253,9 @@ class FakeAdmin:
             raise ConnectionError("management API unreachable")
         self.calls.append(call)
 
+    async def user_exists(self, name: str) -> bool:
+        return name in self.passwords
+
     async def ensure_user(self, name: str) -> bool:
         self._call("ensure_user", name)
         if name in self.passwords:

@@ -4,6 +4,8 @@ and per source, each desktop revoked alone, and a password that shows in no repr
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import structlog
 
@@ -19,7 +21,7 @@ from platen.events.identities import (
 )
 from platen.events.system import ErrorReply
 from platen.messaging import permissions
-from platen.notification.domain import Sender, SignInLimiter, sender_problem
+from platen.notification.domain import Sender, SignedInDesktop, SignInLimiter, sender_problem
 from platen.notification.identities import IdentityHandlers, on_list_desktops
 from platen.notification.signin import NOT_ACCEPTED, SignIn
 
@@ -227,3 +229,28 @@ async def test_the_password_is_in_no_repr_and_no_log_line(known, signin, directo
     assert issued not in repr(granted) and issued not in granted.model_dump_json()
     text = repr(logs)
     assert logs and secret not in text and issued not in text
+
+
+async def test_a_desktop_revoked_while_its_sign_in_was_finishing_gets_no_broker_user(
+    known, signin, ctx, identities, admin, store, broker, monkeypatch
+):
+    # The revocation lands between the sign-in's commit and its broker step.
+    issue = broker.issue_signed_in_desktop
+
+    async def revoked_first(login, desktop, password):
+        await identities.on_revoke_desktop(ctx, RevokeDesktop(login=login, desktop=desktop))
+        await ctx.commit()
+        await issue(login, desktop, password)
+
+    monkeypatch.setattr(broker, "issue_signed_in_desktop", revoked_first)
+    status, refused = await signin.sign_in(request(), "10.0.0.5")
+    assert status == 503 and "could not be issued" in refused.error
+    assert "ann~pc-1" not in admin.passwords and store.signed_in == {}
+
+
+async def test_a_sign_in_that_stopped_before_the_broker_step_does_not_stop_the_service(
+    known, store, broker, admin
+):
+    await store.save_signed_in_desktop(SignedInDesktop("ann", "pc-9", datetime.now(UTC)))
+    await broker.sync_all()  # no grant to a broker user that does not exist
+    assert "ann~pc-9" not in admin.granted

@@ -131,7 +131,14 @@ class BrokerIdentities:
         password, with `login`'s desktop permissions if the login is enabled (raises if it
         could not be set: then nothing is handed to the desktop)."""
         username = desktop_broker_user(login, desktop)
+        assert self._stores is not None
         async with self._lock(("desktop", login)):
+            # Revoked between the sign-in's commit and now (deliveries run concurrently):
+            # making the broker user now would leave one nobody lists or can revoke.
+            async with self._stores() as store:
+                record = await store.signed_in_desktop(login, desktop)
+            if record is None or record.revoked:
+                raise RuntimeError(f"{login}'s desktop {desktop} was signed out meanwhile")
             await self.admin.set_password(username, password)
             if await self._desktop_enabled(login):
                 await self.admin.grant(username, permissions.desktop_user(login))
@@ -194,7 +201,12 @@ class BrokerIdentities:
         if self.admin is None:
             return
         # The desktops signed in with the directory password hold the login's rights too.
-        signed_in = [d.username for d in await self._signed_in(login) if not d.revoked]
+        signed_in = [
+            d.username
+            for d in await self._signed_in(login)
+            # One whose sign-in stopped before its broker user was made has nothing to set.
+            if not d.revoked and await self.admin.user_exists(d.username)
+        ]
         if enabled:
             await self.admin.ensure_user(login)
             for username in (login, *signed_in):
