@@ -106,8 +106,12 @@ def test_a_desktop_id_is_checked(config_home):
 
 def test_only_a_refused_login_is_a_sign_out():
     assert login_refused(aiormq.exceptions.AuthenticationError("PLAIN refused"))
+    # What aiormq raises when RabbitMQ closes the handshake with 403 (a deleted user).
     assert login_refused(
-        ConnectionError("ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN")
+        aiormq.exceptions.ProbableAuthenticationError(
+            "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. "
+            "For details see the broker logfile."
+        )
     )
     # A disabled user's vhost access, or a broker away, is waited out as before.
     assert not login_refused(ConnectionError("NOT_ALLOWED - access to vhost 'platen' refused"))
