@@ -232,3 +232,22 @@ def test_the_gui_asks_the_password_without_echo_and_cancel_gives_none(display, s
         root.destroy()  # the window closed, or Cancel
 
     assert ask_password("ann", "pc-1", on_shown=cancel) is None
+
+
+def test_the_gui_says_the_desktop_was_signed_out(display, shots):
+    from platen.client.tksignin import tell_signed_out
+    from platen.testing.xvfb import screenshot
+
+    seen = {}
+
+    def read_and_close(root):
+        try:
+            seen["text"] = " ".join(
+                str(w.cget("text")) for w in root.winfo_children() if w.winfo_class() == "Label"
+            )
+            screenshot(display, root, shots / "signed-out.png")
+        finally:
+            root.destroy()
+
+    tell_signed_out(on_shown=read_and_close)
+    assert "signed out of Platen" in seen["text"] and "--sign-in" in seen["text"]

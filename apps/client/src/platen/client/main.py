@@ -75,6 +75,10 @@ async def main(options: Options) -> None:
             "sign in again with platen-client --sign-in",
             file=sys.stderr,
         )
+        if options.mode == "gui":
+            from platen.client.tksignin import tell_signed_out
+
+            tell_signed_out()
         raise SystemExit(3)
 
 

@@ -37,3 +37,25 @@ def ask_password(login: str, desktop: str, *, on_shown=None) -> str | None:
         root.after(50, on_shown, root, entry, ok)
     root.mainloop()
     return result[0] if result else None
+
+
+def tell_signed_out(*, on_shown=None) -> None:
+    """After the server signed this desktop out (the client's windows are gone): say so,
+    and how to sign in again, until the user closes it. `on_shown(root)`: for the tests."""
+    import tkinter as tk
+
+    root = tk.Tk()
+    root.title(_("Platen: signed out"))
+    root.resizable(False, False)
+    tk.Label(
+        root,
+        text=_(
+            "This desktop was signed out of Platen.\nSign in again with: platen-client --sign-in"
+        ),
+        justify="left",
+    ).pack(padx=16, pady=16)
+    tk.Button(root, text=_("Close"), command=root.destroy, default="active").pack(pady=(0, 16))
+    root.bind("<Return>", lambda _event: root.destroy())
+    if on_shown is not None:
+        root.after(50, on_shown, root)
+    root.mainloop()
