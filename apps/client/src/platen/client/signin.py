@@ -80,9 +80,14 @@ def ask_password(login: str, desktop: str, mode: str, from_stdin: bool) -> str |
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if mode == "gui":
+        import tkinter
+
         from platen.client.tksignin import ask_password as ask_tk  # only with windows
 
-        return ask_tk(login, desktop)
+        try:
+            return ask_tk(login, desktop)
+        except tkinter.TclError:  # no display (a terminal over ssh): ask there instead
+            pass
     import getpass
 
     return getpass.getpass(f"Directory password for {login} (desktop {desktop}): ")
