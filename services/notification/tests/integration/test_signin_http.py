@@ -134,3 +134,22 @@ async def test_nothing_is_served_in_clear(endpoint, tmp_path):
     assert not answer.startswith(b"HTTP/")
     with pytest.raises(ValueError, match="CERT_FILE"):
         SignInServer.from_env(Decider(), {"PLATEN_SIGNIN_ADDRESS": "127.0.0.1:0"})
+
+
+async def test_connections_over_the_limit_are_closed_unanswered(endpoint, monkeypatch):
+    from platen.notification import signin_http
+
+    server, decider, client = endpoint
+    monkeypatch.setattr(signin_http, "MAX_CONNECTIONS", 1)
+    _, idle = await asyncio.open_connection("127.0.0.1", server.port, ssl=client)
+    deadline = asyncio.get_running_loop().time() + 30
+    while server.active < 1:  # the idle one is being served (waiting for its request)
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=client)
+    writer.write(post(body()))
+    await writer.drain()
+    assert await reader.read() == b""
+    assert decider.seen == []
+    idle.close()
+    writer.close()

@@ -33,6 +33,9 @@ PATH = "/sign-in"
 MAX_BODY = 4096
 MAX_HEADERS = 50
 READ_TIMEOUT = 10.0  # seconds for the whole request: a slow sender holds nothing long
+# Connections served at once; more are closed at once (each holds at most READ_TIMEOUT,
+# plus the directory's answer), so a flood cannot exhaust the service's sockets.
+MAX_CONNECTIONS = 64
 
 
 class BadRequest(Exception):
@@ -88,6 +91,7 @@ class SignInServer:
         self.host, self.port = host, port
         self.context = context
         self.server: asyncio.Server | None = None
+        self.active = 0
 
     @classmethod
     def from_env(cls, sign_in: SignIn, env=os.environ) -> SignInServer | None:
@@ -121,6 +125,11 @@ class SignInServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         source = str(peer[0]) if peer else "unknown"
+        if self.active >= MAX_CONNECTIONS:
+            log.warning("sign-in connection refused: too many at once", source=source)
+            writer.close()
+            return
+        self.active += 1
         try:
             try:
                 body = await asyncio.wait_for(read_request(reader), READ_TIMEOUT)
@@ -143,6 +152,7 @@ class SignInServer:
         except Exception as exc:  # one bad connection never stops the endpoint
             log.error("sign-in endpoint error", source=source, error=type(exc).__name__)
         finally:
+            self.active -= 1
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
