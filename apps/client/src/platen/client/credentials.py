@@ -64,7 +64,8 @@ def write_private(path: Path, text: str) -> None:
         path.parent.chmod(0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)  # an older file with wider rights is narrowed too
+        if hasattr(os, "fchmod"):  # POSIX; on Windows the profile folder is private already
+            os.fchmod(fd, 0o600)  # an older file with wider rights is narrowed too
         os.write(fd, text.encode())
     finally:
         os.close(fd)
