@@ -153,3 +153,16 @@ async def test_connections_over_the_limit_are_closed_unanswered(endpoint, monkey
     assert decider.seen == []
     idle.close()
     writer.close()
+
+
+async def test_replicas_on_one_host_share_the_port(endpoint, tls):
+    server = endpoint[0]
+    env = {
+        "PLATEN_SIGNIN_ADDRESS": f"127.0.0.1:{server.port}",
+        "PLATEN_SIGNIN_CERT_FILE": str(tls.server_cert),
+        "PLATEN_SIGNIN_KEY_FILE": str(tls.server_key),
+    }
+    second = SignInServer.from_env(Decider(), env)
+    await second.start()  # no "address already in use"
+    assert second.port == server.port
+    second.server.close()

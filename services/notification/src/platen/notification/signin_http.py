@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import ssl
 
 import structlog
@@ -112,7 +113,14 @@ class SignInServer:
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(
-            self._serve, self.host, self.port, ssl=self.context, ssl_handshake_timeout=READ_TIMEOUT
+            self._serve,
+            self.host,
+            self.port,
+            ssl=self.context,
+            ssl_handshake_timeout=READ_TIMEOUT,
+            # Replicas on one host share the port (Linux lets only the same user's
+            # processes do so), the kernel spreading connections between them.
+            reuse_port=hasattr(socket, "SO_REUSEPORT"),
         )
         self.port = self.server.sockets[0].getsockname()[1]
         log.info("sign-in endpoint listening", host=self.host, port=self.port)
