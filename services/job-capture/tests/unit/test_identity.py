@@ -72,3 +72,17 @@ def test_platen_identities_and_guest_are_never_desktops():
         assert not is_desktop_user(name), name
     for name in ("alice", "bob_smith", "platen"):
         assert is_desktop_user(name), name
+
+
+async def test_a_desktop_signed_in_as_its_own_broker_user_counts_as_its_login(monkeypatch):
+    from platen.job_capture import presence
+
+    class Monitor:
+        async def peers(self):
+            return [("alice~pc7", "10.0.0.7"), ("alice", "10.0.0.7"), ("platen-admin", "10.0.0.7")]
+
+    monkeypatch.setattr(presence, "_monitor", Monitor())
+    found = await presence.desktops()
+    assert found == [Desktop("alice", LAN), Desktop("alice", LAN)]
+    # Two desktops of alice's at one host are still alice alone there.
+    assert job(desktops=found) == "present"

@@ -12,7 +12,13 @@ from platen.events.desktop import JobAnswer
 from platen.events.registry import decode
 from platen.messaging.handling import apply_in_transaction
 from platen.notification import prompts
-from platen.notification.domain import Answer, DesktopIdentity, PrintServerIdentity, Prompt
+from platen.notification.domain import (
+    Answer,
+    DesktopIdentity,
+    PrintServerIdentity,
+    Prompt,
+    SignedInDesktop,
+)
 from platen.notification.store import Store
 
 
@@ -36,6 +42,42 @@ async def test_desktop_identities_round_trip(pool):
             DesktopIdentity("bob", False),
         ]
         assert await store.enabled_logins() == ["alice"]
+
+
+async def test_signed_in_desktops_round_trip_and_a_revoked_one_is_forgotten(pool):
+    at = now()
+    async with pool.acquire() as conn:
+        store = Store(conn)
+        pc1 = SignedInDesktop("bob", "pc-1", at, "10.0.0.5")
+        await store.save_signed_in_desktop(pc1)
+        await store.save_signed_in_desktop(SignedInDesktop("bob", "pc-2", at))
+        await store.save_signed_in_desktop(SignedInDesktop("amy", "pc-1", at))
+        assert await store.signed_in_desktop("bob", "pc-1") == pc1
+        assert [d.username for d in await store.signed_in_desktops("bob")] == [
+            "bob~pc-1",
+            "bob~pc-2",
+        ]
+        assert len(await store.signed_in_desktops()) == 3
+        # Not forgotten unless revoked (it may have signed in again meanwhile).
+        await store.forget_signed_in_desktop("bob", "pc-1")
+        assert await store.signed_in_desktop("bob", "pc-1") == pc1
+        pc1.revoke()
+        await store.save_signed_in_desktop(pc1)
+        assert (await store.signed_in_desktop("bob", "pc-1")).revoked
+        await store.forget_signed_in_desktop("bob", "pc-1")
+        assert await store.signed_in_desktop("bob", "pc-1") is None
+        # No column could hold a password.
+        columns = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'signed_in_desktops'"
+        )
+        assert {c["column_name"] for c in columns} == {
+            "login",
+            "desktop",
+            "signed_in_at",
+            "source",
+            "revoked",
+        }
 
 
 async def test_prompts_and_answers_round_trip(pool):

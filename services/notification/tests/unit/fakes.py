@@ -29,6 +29,26 @@ class FakeStore:
         self.user_groups: dict[str, tuple[list[str], datetime]] = {}
         self.revision = 0
         self.option_locks = 0
+        self.signed_in: dict[tuple[str, str], domain.SignedInDesktop] = {}
+
+    async def signed_in_desktop(self, login, desktop) -> domain.SignedInDesktop | None:
+        found = self.signed_in.get((login, desktop))
+        return copy.copy(found) if found else None
+
+    async def signed_in_desktops(self, login=None) -> list[domain.SignedInDesktop]:
+        return [
+            copy.copy(d)
+            for key, d in sorted(self.signed_in.items())
+            if login is None or key[0] == login
+        ]
+
+    async def save_signed_in_desktop(self, desktop) -> None:
+        self.signed_in[(desktop.login, desktop.desktop)] = copy.copy(desktop)
+
+    async def forget_signed_in_desktop(self, login, desktop) -> None:
+        found = self.signed_in.get((login, desktop))
+        if found is not None and found.revoked:
+            del self.signed_in[(login, desktop)]
 
     async def record_delivery(self, login, kind, job_id) -> None:
         self.deliveries.append((login, kind, job_id))
@@ -232,6 +252,9 @@ class FakeAdmin:
             self.fail -= 1
             raise ConnectionError("management API unreachable")
         self.calls.append(call)
+
+    async def user_exists(self, name: str) -> bool:
+        return name in self.passwords
 
     async def ensure_user(self, name: str) -> bool:
         self._call("ensure_user", name)

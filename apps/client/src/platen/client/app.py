@@ -139,13 +139,18 @@ class ClientApp:
 
 
 async def run(app: ClientApp, transport: Transport) -> None:
-    """Run until the view returns (the user quits)."""
-    tasks = [
-        asyncio.create_task(transport.run(), name="transport"),
-        asyncio.create_task(app.tick_forever(), name="tick"),
-    ]
+    """Run until the view returns (the user quits), or the transport does (the server
+    signed this desktop out: the view has been told)."""
+    connection = asyncio.create_task(transport.run(), name="transport")
+    tasks = [connection, asyncio.create_task(app.tick_forever(), name="tick")]
+    view = asyncio.create_task(app.view.run(app), name="view")
     try:
-        await app.view.run(app)
+        done, _ = await asyncio.wait({view, connection}, return_when=asyncio.FIRST_COMPLETED)
+        if view in done:
+            view.result()  # what stopped the view stops the client
+        else:
+            view.cancel()
+            await asyncio.gather(view, return_exceptions=True)
     finally:
         for t in tasks:
             t.cancel()

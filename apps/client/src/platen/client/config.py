@@ -4,6 +4,11 @@ The config file is TOML. Besides every long option (with `_` for `-`, e.g.
 `window_position = "top-left"`), it may hold the broker connection: `url`, and `user` and
 `password` to sign in with (they replace those in the URL). `user` is also the login whose
 desktop this is, unless `--user` says otherwise.
+
+Which credential the client connects with: `--amqp-url`, else a config file holding a
+`password` (issued by an administrator, `platenctl user credential`: kiosks, scripts),
+else this desktop's own credential from `--sign-in` (`credentials`), else the config
+file's or the environment's URL as it is.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from platen.client import credentials
+from platen.client.recent import default_config_dir
 from platen.events.base import is_valid_login
 from platen.events.discovery import amqp_url as discovered_amqp_url
 from platen.events.discovery import with_login
+from platen.events.routing import DESKTOP_ID_PATTERN
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 SELECTIONS = ("personal", "list", "pin")
@@ -39,6 +47,9 @@ FILE_KEYS = {
     "disable_notifications",
     "debug",
     "noquit",
+    "sign_in_url",
+    "sign_in_cafile",
+    "desktop",
 }
 
 
@@ -61,6 +72,14 @@ class Options:
     state_dir: Path | None = None
     install_autostart: bool = False
     noquit: bool = False
+    # `--sign-in`: ask the directory password, get this desktop's credential, keep it.
+    sign_in: bool = False
+    sign_in_url: str | None = None
+    sign_in_cafile: str | None = None
+    desktop: str = ""
+    password_stdin: bool = False
+    # Connected with the credential `--sign-in` kept (dropped when the server refuses it).
+    signed_in: bool = False
     # The options this desktop set itself (command line or config file), which win over
     # the server's for a preference (serveroptions.effective).
     given: frozenset[str] = frozenset()
@@ -165,6 +184,20 @@ def parser() -> argparse.ArgumentParser:
         help="start the client, with the other options given, at each log-in "
         "(an XDG autostart entry in ~/.config/autostart), then exit",
     )
+    p.add_argument(
+        "--sign-in",
+        action="store_true",
+        help="sign this desktop in with your directory password (asked once), keep the "
+        "credential the server issues for it, then exit",
+    )
+    p.add_argument("--sign-in-url", help="the sign-in address (https://…; default: config file)")
+    p.add_argument("--sign-in-cafile", help="CA file for the sign-in address's certificate")
+    p.add_argument("--desktop", help="this desktop's id for --sign-in (default: its host name)")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="for --sign-in from a script: read the password from the first line of stdin",
+    )
     p.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
     return p
 
@@ -189,13 +222,23 @@ def load(argv: list[str] | None = None) -> Options:
     if not is_valid_login(login):
         raise ConfigError(f"{login!r} is not a valid login")
     login = login.lower()  # as Platen keeps every login (they match without regard to case)
+    signed_in = False
+    stored = None
+    if not args.amqp_url and "password" not in file and not args.sign_in:
+        stored = credentials.load(login, default_config_dir())
     if args.amqp_url:
         url = args.amqp_url
+    elif stored is not None:
+        url = with_credentials(stored.url, stored.username, stored.password)
+        signed_in = True
     elif "url" in file:
         user = file.get("user")
         url = with_credentials(str(file["url"]), user and user.lower(), file.get("password"))
     else:
         url = discovered_amqp_url()
+    desktop = (args.desktop or file.get("desktop") or credentials.default_desktop()).lower()
+    if not re.fullmatch(DESKTOP_ID_PATTERN, desktop):
+        raise ConfigError(f"desktop id {desktop!r}: letters, digits, '.' and '-', 63 at most")
     if not url.startswith(("amqp://", "amqps://")):
         raise ConfigError(f"broker URL must start with amqp:// or amqps://, not {url[:20]!r}")
     mode = "json" if args.json else "console" if args.console else file.get("mode", "gui")
@@ -218,5 +261,11 @@ def load(argv: list[str] | None = None) -> Options:
         state_dir=args.state_dir,
         install_autostart=args.install_autostart,
         noquit=bool(pick("noquit", False)),
+        sign_in=args.sign_in,
+        sign_in_url=args.sign_in_url or file.get("sign_in_url"),
+        sign_in_cafile=args.sign_in_cafile or file.get("sign_in_cafile"),
+        desktop=desktop,
+        password_stdin=args.password_stdin,
+        signed_in=signed_in,
         given=frozenset(given),
     )

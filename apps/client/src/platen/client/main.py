@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from platen.client import app as client_app
+from platen.client import credentials
 from platen.client.config import ConfigError, Options, load
 from platen.client.model import ClientModel
 from platen.client.recent import (
@@ -64,6 +65,21 @@ async def main(options: Options) -> None:
     )
     app.transport = transport
     await client_app.run(app, transport)
+    if transport.signed_out:
+        if options.signed_in:
+            # The credential `--sign-in` kept is dead: drop it, so that the next start
+            # asks for a sign-in rather than trying it again.
+            credentials.forget(options.login, default_config_dir())
+        print(
+            "platen-client: this desktop is signed out of Platen; "
+            "sign in again with platen-client --sign-in",
+            file=sys.stderr,
+        )
+        if options.mode == "gui":
+            from platen.client.tksignin import tell_signed_out
+
+            tell_signed_out()
+        raise SystemExit(3)
 
 
 def log_file(options: Options) -> Path:
@@ -104,6 +120,15 @@ def run(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"platen-client: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if options.sign_in:
+        from platen.client.signin import SignInError, sign_in
+
+        try:
+            print(sign_in(options, default_config_dir()))
+        except (SignInError, OSError) as exc:
+            print(f"platen-client: sign-in failed: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        return
     if options.install_autostart:
         from platen.client.autostart import AutostartError, install
 

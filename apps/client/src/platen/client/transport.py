@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aio_pika
+import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from platen.events.base import HEADER_VERSION, DesktopReply, Message
@@ -25,9 +26,27 @@ from platen.events.client_options import ClientHello
 from platen.events.desktop import REPLY_KINDS
 from platen.events.discovery import node_urls, signed_in_as
 from platen.events.registry import ContractError, decode, encode
-from platen.events.routing import DESKTOP_REPLIES, desktop_key, desktop_queue
+from platen.events.routing import (
+    DESKTOP_REPLIES,
+    desktop_key,
+    desktop_queue,
+    login_of_broker_user,
+)
 
 PREFETCH = 200  # open prompts stay unacknowledged; this many may be open at once
+
+SIGNED_OUT = "signed-out"
+
+
+def login_refused(exc: BaseException) -> bool:
+    """Whether the broker refused the credential itself (a deleted broker user: the desktop
+    was revoked, or a replaced password), not the connection for a passing reason. A user
+    who is disabled, whose vhost access is taken away, is not refused here: they are let
+    in again when enabled."""
+    if isinstance(exc, (aiormq.exceptions.AuthenticationError,)):
+        return True
+    text = str(exc)
+    return "ACCESS_REFUSED" in text and "Login was refused" in text
 
 
 class Delivery:
@@ -67,6 +86,8 @@ class Transport:
         # Answers not yet confirmed by the broker, oldest first.
         self._outgoing: collections.deque[aio_pika.Message] = collections.deque()
         self._wake = asyncio.Event()
+        # Set when the broker refused this credential: `run` has returned for good.
+        self.signed_out = False
 
     async def _status(self, state: str, detail: str = "") -> None:
         result = self.on_status(state, detail)
@@ -75,7 +96,8 @@ class Transport:
 
     async def run(self) -> None:
         """Connect, consume and publish answers; after any loss of the connection, do it
-        all again (for as long as it takes)."""
+        all again (for as long as it takes). Returns only when the broker refuses the
+        credential (`signed_out`): trying a dead credential again would never succeed."""
         delay = 1.0
         # A cluster may be named by several nodes: each attempt goes to the next one, so a
         # node that is down (or went down under this session) is passed over.
@@ -88,6 +110,14 @@ class Transport:
                     timeout=10,
                 )
             except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
+                if login_refused(exc):
+                    self.signed_out = True
+                    await self._status(
+                        SIGNED_OUT,
+                        "this desktop is signed out of Platen (its credential "
+                        "was revoked or replaced): sign in again with platen-client --sign-in",
+                    )
+                    return
                 await self._status("disconnected", f"cannot reach the server: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
@@ -170,7 +200,7 @@ class Transport:
         # With its own broker identity, the desktop says who it is in `user_id`, which the
         # broker checks against the signed-in user (a shared test user says nothing).
         broker_user = signed_in_as(self.url)
-        if broker_user == self.login:
+        if broker_user is not None and login_of_broker_user(broker_user) == self.login:
             props["user_id"] = broker_user
         msg = aio_pika.Message(
             encode(reply),

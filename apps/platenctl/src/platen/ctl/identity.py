@@ -1,9 +1,12 @@
-"""`platenctl user credential`: let a user's desktop client sign in to the broker."""
+"""`platenctl user credential`: let a user's desktop client sign in to the broker.
+`platenctl user desktops` and `user revoke-desktop`: the desktops a user signed in from
+with their directory password (`platen-client --sign-in`), each revoked alone."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +14,13 @@ import typer
 
 from platen.ctl.common import call
 from platen.events.discovery import amqp_url, with_login
-from platen.events.identities import Credential, IssueCredential
+from platen.events.identities import (
+    Credential,
+    DesktopList,
+    IssueCredential,
+    ListDesktops,
+    RevokeDesktop,
+)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -57,3 +66,33 @@ def register(user_app: typer.Typer) -> None:
         path = output or Path(f"platen-{login}.toml")
         write_private(path, client_config(reply, url or amqp_url()))
         typer.echo(f"wrote {path} for {login} (owner-only; copy it to their desktop)")
+
+    @user_app.command("desktops")
+    def desktops(
+        login: str,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    ) -> None:
+        """The desktops LOGIN signed in from with their directory password."""
+        show_desktops(call(ListDesktops(login=login)), as_json)
+
+    @user_app.command("revoke-desktop")
+    def revoke_desktop(login: str, desktop: str) -> None:
+        """Sign LOGIN's DESKTOP out: its broker user is deleted and its connections closed
+        (the client says so and stops). LOGIN's other desktops keep working."""
+        reply = call(RevokeDesktop(login=login, desktop=desktop))
+        typer.echo(f"signed out {login}'s desktop {desktop.lower()}")
+        show_desktops(reply, False)
+
+
+def show_desktops(reply: DesktopList, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(reply.model_dump_json() + "\n")
+        return
+    if not reply.desktops:
+        typer.echo(f"{reply.login} has no desktop signed in with the directory password")
+        return
+    for d in reply.desktops:
+        typer.echo(
+            f"{d.desktop:<24} {d.username:<32} signed in {d.signed_in_at:%Y-%m-%d %H:%M:%S %Z}"
+            f" from {d.source or '?'}"
+        )

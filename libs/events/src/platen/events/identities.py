@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from platen.events.base import Command, Login, Query, Reply
 from platen.events.registry import register
+from platen.events.routing import DESKTOP_ID_PATTERN
 
 
 @register
@@ -94,3 +95,88 @@ class PrintServerList(Reply):
 
     message_type: ClassVar[str] = "notification.printserver.list.reply"
     print_servers: list[PrintServerSummary] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- signed-in desktops
+#
+# A desktop signs in once with its user's directory password and is issued a broker
+# credential of its own (`routing.desktop_broker_user`). The sign-in itself is not a broker
+# message: the client posts `SignInRequest` to the notification service over HTTPS and gets
+# `SignInGranted` or `SignInRefused` back on the same connection, so the password never
+# enters the broker (docs/security.md "Signing in with the directory password").
+
+DesktopId = Annotated[str, StringConstraints(pattern=DESKTOP_ID_PATTERN, to_lower=True)]
+
+
+class SignInRequest(BaseModel):
+    """What `platen-client --sign-in` posts: who, their directory password, which desktop."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    login: Login
+    # SecretStr: shown as `**********` in every repr, str() and log line.
+    password: SecretStr = Field(max_length=1024)
+    desktop: DesktopId
+
+
+class SignInGranted(BaseModel):
+    """The desktop's own broker credential: `username` (`<login>~<desktop>`) and
+    `password`. Exists only in this answer and in the desktop's store (the broker keeps a
+    salted hash). `url`: the broker address desktops use, without credentials, if the site
+    set one (`PLATEN_DESKTOP_AMQP_URL`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    login: Login
+    desktop: DesktopId
+    username: str
+    password: SecretStr
+    url: str | None = None
+
+
+class SignInRefused(BaseModel):
+    """Why nothing was issued. `retry_after`: seconds before another attempt is taken
+    (too many failures for this login or from this address)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    error: str
+    retry_after: float | None = None
+
+
+@register
+class ListDesktops(Query):
+    """Query to notification (`notification.desktop.list`): the desktops `login` signed in
+    from, each with a credential of its own."""
+
+    message_type: ClassVar[str] = "notification.desktop.list"
+    login: Login
+
+
+class DesktopSummary(BaseModel):
+    desktop: DesktopId
+    username: str
+    signed_in_at: datetime
+    # The address the sign-in came from, as the notification service saw it.
+    source: str | None = None
+
+
+@register
+class DesktopList(Reply):
+    """Reply to `notification.desktop.list` and `notification.desktop.revoke` (the
+    desktops left)."""
+
+    message_type: ClassVar[str] = "notification.desktop.list.reply"
+    login: Login
+    desktops: list[DesktopSummary] = Field(default_factory=list)
+
+
+@register
+class RevokeDesktop(Command):
+    """Command to notification (`notification.desktop.revoke`): delete the broker user of
+    `login`'s desktop `desktop` and close its connections: that desktop is signed out and
+    must sign in again; the user's other desktops keep working."""
+
+    message_type: ClassVar[str] = "notification.desktop.revoke"
+    login: Login
+    desktop: DesktopId

@@ -20,6 +20,25 @@ def login_word(login: str) -> str:
     return login.replace(".", "%2E")
 
 
+# A desktop signed in with the user's directory password (`platen-client --sign-in`) has a
+# broker user of its own, `<login>~<desktop>`, so the administrator can sign one desktop out
+# without the others. `~` is in no login (`base.LOGIN_PATTERN`) and no desktop id, so the
+# name splits one way only. It has the permissions of the login's own broker user
+# (`permissions.desktop_user(login)`) and its `user_id` speaks for that login.
+DESKTOP_SEPARATOR = "~"
+# A host name (kept in lower case, `identities.DesktopId`).
+DESKTOP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"
+
+
+def desktop_broker_user(login: str, desktop: str) -> str:
+    return f"{login}{DESKTOP_SEPARATOR}{desktop}"
+
+
+def login_of_broker_user(user: str) -> str:
+    """The login a desktop's broker user speaks for: itself, or the part before `~`."""
+    return user.split(DESKTOP_SEPARATOR, 1)[0]
+
+
 def desktop_key(login: str, kind: str) -> str:
     return f"user.{login_word(login)}.{kind}"
 

@@ -8,10 +8,12 @@ under `ou=groups` (posixGroup, members by login). Platen binds as a read-only us
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,8 @@ class Person:
     uid_number: int
     email: str | None = None
     card_id: str | None = None
+    # Their own password (stored salted-hashed, SSHA), for the sign-in tests' binds.
+    password: str | None = None
 
 
 class Slapd:
@@ -141,8 +145,11 @@ ou: groups
         self._tool("ldapdelete", "", dn)
 
     def add_person(self, p: Person, groups: list[str] = ()) -> None:
+        hashed = _ssha(p.password) if p.password else None
         extra = "".join(
-            f"{k}: {v}\n" for k, v in (("mail", p.email), ("employeeNumber", p.card_id)) if v
+            f"{k}: {v}\n"
+            for k, v in (("mail", p.email), ("employeeNumber", p.card_id), ("userPassword", hashed))
+            if v
         )
         first, _, last = p.full_name.partition(" ")
         self.add(
@@ -195,6 +202,16 @@ memberUid: {login}
             "PLATEN_LDAP_USER_BASE": PEOPLE,
             "PLATEN_LDAP_GROUP_BASE": GROUPS,
         }
+
+
+@contextlib.contextmanager
+def running_slapd(root: Path) -> Iterator[Slapd]:
+    """A started `Slapd` in `root`, stopped on the way out (a fixture's body)."""
+    server = Slapd(root).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _ssha(password: str) -> str:

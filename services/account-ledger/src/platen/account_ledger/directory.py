@@ -25,7 +25,6 @@ import asyncio
 import grp
 import os
 import pwd
-import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,13 +32,10 @@ from dataclasses import dataclass
 import structlog
 
 from platen.account_ledger.domain import DirectoryUser
+from platen.directory.ldap import BindRefused, DirectoryUnavailable, LdapSettings, connect
 from platen.events.base import is_valid_login
 
 log = structlog.get_logger(__name__)
-
-
-class DirectoryUnavailable(Exception):
-    """The directory could not be asked (down, refused our credentials, timed out)."""
 
 
 def _clean(logins: Iterable[str]) -> list[str]:
@@ -99,37 +95,6 @@ class NssDirectory:
         return await asyncio.to_thread(self._one, login)
 
 
-@dataclass(frozen=True)
-class LdapSettings:
-    url: str
-    bind_dn: str | None
-    password_file: str | None  # read at each bind: the password is never in the environment
-    user_base: str
-    group_base: str
-    ca_file: str | None = None
-    user_filter: str = "(objectClass=posixAccount)"
-    group_filter: str = "(objectClass=posixGroup)"
-    login_attribute: str = "uid"
-    member_attribute: str = "memberUid"  # or "member" (DNs)
-    timeout: int = 10  # seconds (ldap3 wants a whole number)
-
-    @classmethod
-    def from_env(cls, env=os.environ) -> LdapSettings:
-        user_base = env["PLATEN_LDAP_USER_BASE"]
-        return cls(
-            url=env["PLATEN_LDAP_URL"],
-            bind_dn=env.get("PLATEN_LDAP_BIND_DN"),
-            password_file=env.get("PLATEN_LDAP_PASSWORD_FILE"),
-            user_base=user_base,
-            group_base=env.get("PLATEN_LDAP_GROUP_BASE", user_base),
-            ca_file=env.get("PLATEN_LDAP_CA_FILE"),
-            user_filter=env.get("PLATEN_LDAP_USER_FILTER", cls.user_filter),
-            group_filter=env.get("PLATEN_LDAP_GROUP_FILTER", cls.group_filter),
-            login_attribute=env.get("PLATEN_LDAP_LOGIN_ATTRIBUTE", cls.login_attribute),
-            member_attribute=env.get("PLATEN_LDAP_MEMBER_ATTRIBUTE", cls.member_attribute),
-        )
-
-
 class LdapDirectory:
     """Users and groups from LDAP, over LDAPS or StartTLS only (a bind password never
     crosses the network in clear), the server's certificate checked."""
@@ -139,34 +104,10 @@ class LdapDirectory:
         self.source = settings.url
 
     def _connection(self):
-        import ldap3  # only a site with LDAP pays for its import
-
-        s = self.settings
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=s.ca_file)
-        ldaps = s.url.startswith("ldaps://")
-        # No server information read at open: nothing may be outstanding when StartTLS is
-        # asked for (slapd refuses it then), and the schema is not needed.
-        server = ldap3.Server(
-            s.url, use_ssl=ldaps, tls=tls, connect_timeout=s.timeout, get_info=ldap3.NONE
-        )
-        password = None
-        if s.password_file:
-            with open(s.password_file, encoding="utf-8") as f:
-                password = f.read().strip()
         try:
-            conn = ldap3.Connection(
-                server,
-                user=s.bind_dn,
-                password=password,
-                receive_timeout=s.timeout,
-                raise_exceptions=True,
-                read_only=True,
-                # StartTLS before the bind on ldap://, so the password never goes in clear.
-                auto_bind=ldap3.AUTO_BIND_NO_TLS if ldaps else ldap3.AUTO_BIND_TLS_BEFORE_BIND,
-            )
-        except Exception as exc:
-            raise DirectoryUnavailable(f"{s.url}: {type(exc).__name__}: {exc}") from None
-        return conn
+            return connect(self.settings)
+        except BindRefused as exc:  # the reader's own bind refused: nothing can be read
+            raise DirectoryUnavailable(f"{self.settings.url}: {exc}") from None
 
     def _search(self, conn, base: str, flt: str, attributes: list[str]) -> list:
         import ldap3

@@ -19,6 +19,7 @@ import socket
 import structlog
 
 from platen.events.base import is_reserved_login
+from platen.events.routing import login_of_broker_user
 from platen.job_capture.identity import Desktop, Origin, origin_of, parse_address
 from platen.messaging.broker_admin import BrokerAdmin, BrokerAdminError, vhost_of
 
@@ -66,7 +67,8 @@ async def desktops() -> list[Desktop] | None:
     for user, peer in peers:
         address = parse_address(peer)
         if address is not None and is_desktop_user(user):
-            found.append(Desktop(user, address))
+            # A desktop signed in as `alice~pc1` is alice's.
+            found.append(Desktop(login_of_broker_user(user), address))
     return found
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from platen.events.routing import DESKTOP_SEPARATOR, desktop_broker_user
 from platen.messaging import permissions, print_servers
 from platen.messaging.broker_admin import BrokerAdmin, vhost_of
 from platen.notification.store import Store
@@ -96,9 +97,18 @@ class BrokerIdentities:
             servers = await store.print_servers() if self.managed else []
         for desktop in desktops:
             await self._apply_desktop(desktop.login, desktop.enabled)
+        # Revocations the broker had not done yet (the service stopped in between).
+        revoked = [d for d in await self._signed_in() if d.revoked]
+        for d in revoked:
+            await self._sync_signed_in(d.login, d.desktop)
         for server in servers:
             await self._sync_print_server(server.name)
-        log.info("identities reconciled", users=len(desktops), print_servers=len(servers))
+        log.info(
+            "identities reconciled",
+            users=len(desktops),
+            print_servers=len(servers),
+            revoked_desktops=len(revoked),
+        )
 
     # ------------------------------------------------------------- after a commit
 
@@ -115,6 +125,30 @@ class BrokerIdentities:
         async with self._lock(("desktop", login)):
             await self.admin.set_password(login, password)
             await self._apply_desktop(login, await self._desktop_enabled(login))
+
+    async def issue_signed_in_desktop(self, login: str, desktop: str, password: str) -> None:
+        """Create or renew the broker user of `login`'s desktop `desktop` with this
+        password, with `login`'s desktop permissions if the login is enabled (raises if it
+        could not be set: then nothing is handed to the desktop)."""
+        username = desktop_broker_user(login, desktop)
+        assert self._stores is not None
+        async with self._lock(("desktop", login)):
+            # Revoked between the sign-in's commit and now (deliveries run concurrently):
+            # making the broker user now would leave one nobody lists or can revoke.
+            async with self._stores() as store:
+                record = await store.signed_in_desktop(login, desktop)
+            if record is None or record.revoked:
+                raise RuntimeError(f"{login}'s desktop {desktop} was signed out meanwhile")
+            await self.admin.set_password(username, password)
+            if await self._desktop_enabled(login):
+                await self.admin.grant(username, permissions.desktop_user(login))
+            else:  # disabled meanwhile: a user with no rights signs in to nothing
+                await self.admin.revoke(username)
+
+    async def sync_signed_in_desktop(self, login: str, desktop: str) -> None:
+        """Make the broker match one signed-in desktop: a revoked one's broker user is
+        deleted and its connections closed, then the record goes."""
+        await self._sync(("signed_in", f"{login}{DESKTOP_SEPARATOR}{desktop}"))
 
     async def issue_print_server(self, name: str, password: str) -> None:
         """Create or renew print server `name`'s broker user with this password (raises, as
@@ -142,6 +176,8 @@ class BrokerIdentities:
             async with self._lock(key):
                 enabled = await self._desktop_enabled(name)
                 await self._apply_desktop(name, enabled, stragglers=True)
+        elif kind == "signed_in":
+            await self._sync_signed_in(*name.split(DESKTOP_SEPARATOR, 1))
         else:
             await self._sync_print_server(name)
 
@@ -164,16 +200,49 @@ class BrokerIdentities:
         await self._declare_queue(login)
         if self.admin is None:
             return
+        # The desktops signed in with the directory password hold the login's rights too.
+        signed_in = [
+            d.username
+            for d in await self._signed_in(login)
+            # One whose sign-in stopped before its broker user was made has nothing to set.
+            if not d.revoked and await self.admin.user_exists(d.username)
+        ]
         if enabled:
             await self.admin.ensure_user(login)
-            await self.admin.grant(login, permissions.desktop_user(login))
-            log.info("desktop identity ready", user=login)
+            for username in (login, *signed_in):
+                await self.admin.grant(username, permissions.desktop_user(login))
+            log.info("desktop identity ready", user=login, signed_in_desktops=len(signed_in))
         else:
-            await self.admin.revoke(login)
-            await self.admin.disconnect(login, "your Platen account is disabled")
-            log.info("desktop identity revoked", user=login)
-            if stragglers:
-                self._spawn(self._disconnect_stragglers(login))
+            for username in (login, *signed_in):
+                await self.admin.revoke(username)
+                await self.admin.disconnect(username, "your Platen account is disabled")
+                if stragglers:
+                    self._spawn(self._disconnect_stragglers(login, username))
+            log.info("desktop identity revoked", user=login, signed_in_desktops=len(signed_in))
+
+    async def _signed_in(self, login: str | None = None) -> list:
+        assert self._stores is not None
+        if self.admin is None:
+            return []
+        async with self._stores() as store:
+            return await store.signed_in_desktops(login)
+
+    async def _sync_signed_in(self, login: str, desktop: str) -> None:
+        if self.admin is None:
+            return
+        assert self._stores is not None
+        async with self._lock(("desktop", login)):
+            async with self._stores() as store:
+                found = await store.signed_in_desktop(login, desktop)
+            if found is None or not found.revoked:
+                return  # signed in again meanwhile: `issue_signed_in_desktop` set it up
+            # Deleted first, so the closed connection cannot sign in again.
+            await self.admin.delete_user(found.username)
+            await self.admin.disconnect(found.username, "this desktop was signed out of Platen")
+            async with self._stores() as store:
+                await store.forget_signed_in_desktop(login, desktop)
+        log.info("signed-in desktop revoked", user=login, desktop=desktop)
+        self._spawn(self._disconnect_stragglers(login, found.username, revoked=True))
 
     async def _sync_print_server(self, name: str) -> None:
         if self.admin is None:
@@ -194,14 +263,19 @@ class BrokerIdentities:
                 # them applies.
                 await self.admin.grant(server.username, permissions.print_server(server.username))
 
-    async def _disconnect_stragglers(self, login: str) -> None:
+    async def _disconnect_stragglers(
+        self, login: str, username: str | None = None, *, revoked: bool = False
+    ) -> None:
+        """`username`: the broker user to look for (the login's own by default);
+        `revoked`: a signed-in desktop's, deleted (nothing can enable it again)."""
+        username = username or login
         for delay in self._disconnect_retries:
             await asyncio.sleep(delay)
             try:
-                if await self._desktop_enabled(login):
+                if not revoked and await self._desktop_enabled(login):
                     return  # enabled again meanwhile
-                if await self.admin.disconnect(login):
-                    log.info("late desktop connection closed", user=login)
+                if await self.admin.disconnect(username):
+                    log.info("late desktop connection closed", user=login, broker_user=username)
             except Exception as exc:  # a best effort on top of the revoked permissions
                 log.warning("could not look for late connections", user=login, error=str(exc))
 

@@ -12,6 +12,9 @@ Pure Python: no database, no broker, no clock of its own (the time is passed in)
   issued only to an enabled user.
 - A `PrintServerIdentity` is a print server's broker identity: issued (or renewed) by an
   administrator, and removed; a removed one is withdrawn from the broker after the commit.
+- A `SignedInDesktop` is one desktop a user signed in from with their directory password
+  (a broker user of its own, `<login>~<desktop>`); the administrator revokes it alone.
+  `SignInLimiter` counts failed sign-ins per login and per source address.
 - `AnswerRates` limits how fast one user's desktops may answer (a token bucket per
   login): a desktop flooding answers has the excess dropped before any work is done for
   it, so it cannot slow anyone else's prompts.
@@ -22,6 +25,7 @@ Pure Python: no database, no broker, no clock of its own (the time is passed in)
 
 from __future__ import annotations
 
+import collections
 import string
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +33,7 @@ from datetime import datetime
 from enum import Enum
 
 from platen.events.client_options import RESTRICTIVE
-from platen.events.routing import login_of_key
+from platen.events.routing import desktop_broker_user, login_of_broker_user, login_of_key
 
 # A prompt with less time left than this is not worth showing: nobody can answer it.
 MIN_TTL_MS = 1000
@@ -71,7 +75,8 @@ def sender_problem(
         return f"reply for {claimed_user} sent under {login}'s routing key"
     if require_user_id and sender.user_id is None:
         return f"reply for {claimed_user} carries no user_id"
-    if sender.user_id is not None and sender.user_id != claimed_user:
+    # A signed-in desktop's own broker user (`alice~pc1`) speaks for its login.
+    if sender.user_id is not None and login_of_broker_user(sender.user_id) != claimed_user:
         return f"reply for {claimed_user} sent by broker user {sender.user_id}"
     return None
 
@@ -157,6 +162,81 @@ class DesktopIdentity:
         """Whether a new password may be issued: only to an enabled user."""
         if not self.enabled:
             raise Refused(f"{self.login} is disabled")
+
+
+@dataclass
+class SignedInDesktop:
+    """A desktop its user signed in from with their directory password: it connects as a
+    broker user of its own, `username`, with its login's desktop permissions while the
+    login is enabled. `revoked`: the administrator signed it out; the broker user must go."""
+
+    login: str
+    desktop: str
+    signed_in_at: datetime
+    source: str | None = None
+    revoked: bool = False
+
+    @property
+    def username(self) -> str:
+        return desktop_broker_user(self.login, self.desktop)
+
+    def revoke(self) -> None:
+        if self.revoked:
+            raise Refused(f"{self.login}'s desktop {self.desktop} is signed out already")
+        self.revoked = True
+
+
+class SignInLimiter:
+    """Failed sign-ins, counted per login and per source address within a sliding window:
+    over either limit, no attempt is checked against the directory until the oldest
+    failure leaves the window (a correct password included, so that guessing stays slow
+    however it is spread). Per-login stops guessing one user's password from many
+    addresses; per-source stops one address guessing many users'. In memory, per
+    process (a restart forgets, replicas each count their own), and bounded: a flood of
+    made-up logins cannot grow it past `max_keys`."""
+
+    def __init__(
+        self,
+        *,
+        per_login: int = 5,
+        per_source: int = 20,
+        window: float = 300.0,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.per_login = per_login
+        self.per_source = per_source
+        self.window = window
+        self.max_keys = max_keys
+        self._failures: dict[tuple[str, str], collections.deque[float]] = {}
+
+    def _limits(self, login: str, source: str) -> tuple[tuple[tuple[str, str], int], ...]:
+        return ((("login", login), self.per_login), (("source", source), self.per_source))
+
+    def _recent(self, key: tuple[str, str], now: float) -> collections.deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return collections.deque()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def retry_after(self, login: str, source: str, now: float) -> float:
+        """Seconds before an attempt for `login` from `source` is taken; 0: now."""
+        wait = 0.0
+        for key, limit in self._limits(login, source):
+            times = self._recent(key, now)
+            if len(times) >= limit:
+                wait = max(wait, times[len(times) - limit] + self.window - now)
+        return wait
+
+    def failed(self, login: str, source: str, now: float) -> None:
+        if len(self._failures) >= self.max_keys:
+            self._failures.clear()  # bounded; forgetting errs towards letting users in
+        for key, limit in self._limits(login, source):
+            times = self._failures.setdefault(key, collections.deque(maxlen=limit))
+            times.append(now)
 
 
 @dataclass

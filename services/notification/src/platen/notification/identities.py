@@ -12,7 +12,14 @@ broker's side to `BrokerIdentities`, after the commit.
 from __future__ import annotations
 
 from platen.events.accounts import UserAdded, UserDisabled, UserEnabled
-from platen.events.identities import Credential, IssueCredential
+from platen.events.identities import (
+    Credential,
+    DesktopList,
+    DesktopSummary,
+    IssueCredential,
+    ListDesktops,
+    RevokeDesktop,
+)
 from platen.events.system import ErrorReply
 from platen.messaging.broker_admin import new_password
 from platen.messaging.handling import HandlerContext
@@ -69,3 +76,36 @@ class IdentityHandlers:
         ctx.after_commit(lambda: self.broker.issue_desktop_credential(cmd.login, password))
         ctx.log.info("desktop credential issued", user=cmd.login)  # never the password
         return Credential(login=cmd.login, username=cmd.login, password=password)
+
+    @subscribe.command(RevokeDesktop, senders=ADMIN)
+    async def on_revoke_desktop(
+        self, ctx: HandlerContext, cmd: RevokeDesktop
+    ) -> DesktopList | ErrorReply:
+        if not self.broker.managed:
+            return ErrorReply(error=NOT_MANAGED)
+        desktop = await ctx.store.signed_in_desktop(cmd.login, cmd.desktop)
+        try:
+            if desktop is None:
+                raise Refused(f"{cmd.login} has no desktop {cmd.desktop!r} signed in")
+            desktop.revoke()
+        except Refused as exc:
+            return ErrorReply(error=str(exc))
+        await ctx.store.save_signed_in_desktop(desktop)
+        # The broker user is deleted and its connections closed after the commit and
+        # before this reply leaves: when platenctl returns, the desktop is signed out.
+        ctx.after_commit(lambda: self.broker.sync_signed_in_desktop(cmd.login, cmd.desktop))
+        ctx.log.info("signed-in desktop revoked", user=cmd.login, desktop=cmd.desktop)
+        return await on_list_desktops(ctx, ListDesktops(login=cmd.login))
+
+
+@subscribe.query(ListDesktops, senders=ADMIN)
+async def on_list_desktops(ctx: HandlerContext, query: ListDesktops) -> DesktopList:
+    desktops = await ctx.store.signed_in_desktops(query.login)
+    return DesktopList(
+        login=query.login,
+        desktops=[
+            DesktopSummary.model_validate(d, from_attributes=True)
+            for d in desktops
+            if not d.revoked
+        ],
+    )

@@ -16,6 +16,7 @@ from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.identities import IdentityHandlers
 from platen.notification.mail import SENDER
 from platen.notification.print_servers import PrintServerHandlers
+from platen.notification.signin_http import start as start_sign_in
 from platen.notification.store import Store
 from platen.notification.subscriptions import subscribe
 
@@ -32,7 +33,8 @@ SPEC = ServiceSpec(
     schema="notification",
     migrations=Path(__file__).parent / "migrations",
     subscriptions=subscribe,
-    on_ready=[BROKER.start, SENDER.start],
+    # The sign-in endpoint after the identities: it issues desktop credentials through them.
+    on_ready=[BROKER.start, SENDER.start, lambda rt: start_sign_in(BROKER, rt)],
     store=Store,
 )
 

@@ -17,6 +17,7 @@ from platen.notification.domain import (
     PrintServerIdentity,
     Prompt,
     QueuedMail,
+    SignedInDesktop,
     default_template,
 )
 
@@ -89,6 +90,44 @@ class Store:
     async def enabled_logins(self) -> list[str]:
         rows = await self.conn.fetch("SELECT login FROM desktop_users WHERE enabled ORDER BY login")
         return [r["login"] for r in rows]
+
+    # --------------------------------------------------------- signed-in desktops
+
+    async def signed_in_desktop(self, login: str, desktop: str) -> SignedInDesktop | None:
+        row = await self.conn.fetchrow(
+            "SELECT * FROM signed_in_desktops WHERE login = $1 AND desktop = $2", login, desktop
+        )
+        return None if row is None else SignedInDesktop(**dict(row))
+
+    async def signed_in_desktops(self, login: str | None = None) -> list[SignedInDesktop]:
+        """`login`'s desktops (every user's if None), revoked ones included."""
+        rows = await self.conn.fetch(
+            """SELECT * FROM signed_in_desktops WHERE $1::text IS NULL OR login = $1
+               ORDER BY login, desktop""",
+            login,
+        )
+        return [SignedInDesktop(**dict(r)) for r in rows]
+
+    async def save_signed_in_desktop(self, desktop: SignedInDesktop) -> None:
+        await self.conn.execute(
+            """INSERT INTO signed_in_desktops (login, desktop, signed_in_at, source, revoked)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (login, desktop) DO UPDATE
+               SET signed_in_at = $3, source = $4, revoked = $5""",
+            desktop.login,
+            desktop.desktop,
+            desktop.signed_in_at,
+            desktop.source,
+            desktop.revoked,
+        )
+
+    async def forget_signed_in_desktop(self, login: str, desktop: str) -> None:
+        """Once the broker user of a revoked desktop is gone (not if it signed in again)."""
+        await self.conn.execute(
+            "DELETE FROM signed_in_desktops WHERE login = $1 AND desktop = $2 AND revoked",
+            login,
+            desktop,
+        )
 
     # ------------------------------------------------------------------------ prompts
 
