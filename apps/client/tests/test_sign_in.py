@@ -251,3 +251,44 @@ def test_the_gui_says_the_desktop_was_signed_out(display, shots):
 
     tell_signed_out(on_shown=read_and_close)
     assert "signed out of Platen" in seen["text"] and "--sign-in" in seen["text"]
+
+
+@pytest.mark.integration
+def test_the_first_start_with_the_sites_config_signs_in_then_runs(server, config_home, monkeypatch):
+    """A desktop rolled out with the site's config (no secret in it) and no credential:
+    its first start asks the password, keeps the issued credential and runs with it; the
+    next start runs without asking. A script (`--json`) is never asked on its stdin."""
+    from platen.client import main as client_main
+
+    site = config_home.parent / "site.toml"
+    site.parent.mkdir(parents=True, exist_ok=True)
+    site.write_text(
+        f'url = "amqps://broker:5671/platen"\nuser = "ann"\ndesktop = "pc-9"\n'
+        f'sign_in_url = "{server.url}"\nsign_in_cafile = "{server.ca}"\n'
+    )
+    assert config.load(["--config", str(site)]).needs_sign_in
+    assert not config.load(["--config", str(site), "--json"]).needs_sign_in
+    asked: list[str] = []
+    ran: list[config.Options] = []
+
+    def password(prompt: str) -> str:
+        asked.append(prompt)
+        return DIRECTORY_PASSWORD
+
+    async def started(options):  # stands in for the connected client
+        ran.append(options)
+
+    monkeypatch.setattr("getpass.getpass", password)
+    monkeypatch.setattr(client_main, "main", started)
+    client_main.run(["--config", str(site), "--console"])
+    assert len(asked) == 1 and "ann" in asked[0]
+    assert ran[-1].signed_in and ran[-1].broker_user == "ann~pc-9" and not ran[-1].needs_sign_in
+    client_main.run(["--config", str(site), "--console"])
+    assert len(asked) == 1 and ran[-1].broker_user == "ann~pc-9"
+    # A wrong password: nothing kept, the client does not start.
+    credentials.forget("ann", config_home)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "guess")
+    with pytest.raises(SystemExit) as exited:
+        client_main.run(["--config", str(site), "--console"])
+    assert exited.value.code == 1 and len(ran) == 2
+    assert credentials.load("ann", config_home) is None

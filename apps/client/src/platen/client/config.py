@@ -80,6 +80,9 @@ class Options:
     password_stdin: bool = False
     # Connected with the credential `--sign-in` kept (dropped when the server refuses it).
     signed_in: bool = False
+    # No sign-in of any kind yet, but a sign-in address: a desktop given the site's config
+    # (which holds no secret) signs in at its first start, then runs as usual.
+    needs_sign_in: bool = False
     # The options this desktop set itself (command line or config file), which win over
     # the server's for a preference (serveroptions.effective).
     given: frozenset[str] = frozenset()
@@ -267,5 +270,10 @@ def load(argv: list[str] | None = None) -> Options:
         desktop=desktop,
         password_stdin=args.password_stdin,
         signed_in=signed_in,
+        needs_sign_in=bool(
+            (args.sign_in_url or file.get("sign_in_url"))
+            and not (args.amqp_url or "password" in file or stored or args.sign_in)
+            and mode != "json"  # a script's stdin is its answers: it signs in with --sign-in
+        ),
         given=frozenset(given),
     )

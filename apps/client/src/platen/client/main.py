@@ -113,6 +113,16 @@ def start_logging(options: Options) -> Path | None:
     return path
 
 
+def _sign_in(options: Options) -> None:
+    from platen.client.signin import SignInError, sign_in
+
+    try:
+        print(sign_in(options, default_config_dir()))
+    except (SignInError, OSError) as exc:
+        print(f"platen-client: sign-in failed: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def run(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -121,13 +131,7 @@ def run(argv: list[str] | None = None) -> None:
         print(f"platen-client: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     if options.sign_in:
-        from platen.client.signin import SignInError, sign_in
-
-        try:
-            print(sign_in(options, default_config_dir()))
-        except (SignInError, OSError) as exc:
-            print(f"platen-client: sign-in failed: {exc}", file=sys.stderr)
-            raise SystemExit(1) from None
+        _sign_in(options)
         return
     if options.install_autostart:
         from platen.client.autostart import AutostartError, install
@@ -139,6 +143,11 @@ def run(argv: list[str] | None = None) -> None:
             raise SystemExit(2) from None
         print(f"platen-client will start at log-in: {path}")
         return
+    if options.needs_sign_in:
+        # The site's config and no credential yet (a desktop just rolled out): the first
+        # start signs in, asking the password in a window or on the terminal, then runs.
+        _sign_in(options)
+        options = load(argv)
     if path := start_logging(options):
         log.info("platen-client for %s, logging to %s", options.login, path)
     with contextlib.suppress(KeyboardInterrupt):
