@@ -47,7 +47,6 @@ LONG: dict[str, float] = {
     "tests/e2e/test_replicas.py": 36,
     "services/job-capture/tests/unit/test_colour_analysis.py::test_every_truncation": 30,
     "tests/e2e/test_broker_restart.py": 30,
-    "libs/messaging/tests/test_subscriptions.py::test_a_new_event_consumer": 25,
     "apps/cups-backend/tests/test_termination.py::test_the_backend_cancelled_while": 25,
     "tests/e2e/test_client_json.py::test_an_answer_after_the_deadline": 25,
 }
