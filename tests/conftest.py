@@ -16,7 +16,7 @@ from platen.events.registry import decode
 from platen.events.routing import desktop_queue
 from platen.localstack.services import ServiceProcesses
 from platen.testing.forkserver import ForkServer
-from platen.testing.identities import Identities, VhostIdentities
+from platen.testing.identities import USER_PREFIX, Identities, VhostIdentities
 from platen.testing.isolation import drop_database
 from platen.testing.system_template import SystemTemplate
 from platen.testing.system_template import system_template as migrated_template
@@ -62,7 +62,9 @@ class System:
     def print_server(self, name: str) -> str:
         """The URL print server `name` signs in with (its identity made on first use)."""
         if name not in self._print_servers:
-            self._print_servers[name] = self.identities.print_server_url(self.vhost, name)
+            self._print_servers[name] = self.identities.print_server_url(
+                self.vhost, name, self.ids.user_prefix
+            )
         return self._print_servers[name]
 
     def broker_refusals(self, user: str) -> list[str]:
@@ -168,14 +170,114 @@ async def system_database(
     await drop_database(infra.database_url, name)
 
 
+@pytest.fixture(scope="module")
+async def module_system_database(
+    infra, system_template: SystemTemplate
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The copy of the template a module's shared system runs on (`shared_system`)."""
+    name, url, services = await system_template.copy()
+    yield url, services
+    await drop_database(infra.database_url, name)
+
+
+def _start_system(
+    node: pytest.Item | pytest.Module,
+    vhost: tuple[str, str],
+    identities: Identities,
+    database: tuple[str, dict[str, str]],
+    tmp: Path,
+    forkserver: ForkServer,
+    extra: dict[str, str],
+    user_prefix: str = USER_PREFIX,
+) -> System:
+    """The four services on `vhost` and `database`, each signed in as its own broker
+    identity (over TLS when the test broker offers it), as in production; ready."""
+    marker = node.get_closest_marker("service_env")
+    vhost_name, amqp_url = vhost
+    ids = identities.for_vhost(vhost_name, user_prefix)
+    extra = {**(marker.kwargs if marker else {}), **extra}
+    # Each management-API key to its one service only, as `make run` hands them out.
+    own = {
+        "notification": {"PLATEN_BROKER_MANAGEMENT_URL": ids.management_url},
+        "job-capture": {"PLATEN_BROKER_MONITOR_URL": ids.monitor_url},
+    }
+    database_url, database_urls = database  # each service signs in as its own role
+    services = ServiceProcesses(
+        amqp_url,
+        database_url,
+        tmp / "logs",
+        extra_env=extra,
+        own_env=own,
+        service_urls=ids.services,
+        database_urls=database_urls,
+        launcher=None if node.get_closest_marker("exec_services") else forkserver.popen,
+    )
+    services.start_all()
+    sys_ = System(services, tmp, ids, identities, vhost_name, forkserver)
+    try:
+        sys_.wait_ready()
+    except BaseException:
+        services.stop_all()
+        raise
+    return sys_
+
+
+def _verify_after(sys_: System) -> None:
+    # Every test leaves a sound ledger (a test that stopped a service or the database
+    # has brought it back by now); not checked after a failure, which says enough.
+    out = sys_.ctl("ledger", "verify", check=False)
+    if out.returncode != 0:
+        pytest.fail(f"ledger verify after the test:\n{out.stdout}\n{out.stderr}")
+
+
+# What a test of a `shared_system` module may not ask for: each would be the shared
+# system's or would change it for the tests after (mark the test `own_system` instead).
+_NOT_SHARED_FIXTURES = ("vhost", "amqp_url", "system_database", "extra_service_env")
+_NOT_SHARED_MARKS = ("service_env", "exec_services")
+
+
+def _shares(request) -> bool:
+    node = request.node
+    if node.get_closest_marker("shared_system") is None:
+        return False
+    if node.get_closest_marker("own_system") is not None:
+        return False
+    own = [m.name for m in node.own_markers if m.name in _NOT_SHARED_MARKS]
+    needs = [n for n in _NOT_SHARED_FIXTURES if n in request.fixturenames]
+    if own or needs:
+        raise pytest.UsageError(
+            f"{node.nodeid} is in a shared_system module but uses {', '.join(own + needs)}: "
+            "mark it @pytest.mark.own_system"
+        )
+    return True
+
+
+@pytest.fixture(scope="module")
+def module_system(
+    request, vhosts, identities: Identities, module_system_database, tmp_path_factory, forkserver
+) -> Iterator[System]:
+    """One running system for the tests of a `shared_system` module on this worker."""
+    vhost = vhosts.create()
+    # Broker users of its own: a fresh system started meanwhile on this worker (an
+    # `own_system` test) renews the `test-` users' passwords.
+    prefix = f"{vhost[0]}-"
+    try:
+        tmp = tmp_path_factory.mktemp("shared-system")
+        sys_ = _start_system(
+            request.node, vhost, identities, module_system_database, tmp, forkserver, {}, prefix
+        )
+        try:
+            yield sys_
+        finally:
+            sys_.services.stop_all()
+    finally:
+        vhosts.delete(vhost[0])
+        identities.remove_users(prefix)
+
+
 @pytest.fixture
 def system(
-    request,
-    vhost,
-    identities: Identities,
-    system_database,
-    tmp_path: Path,
-    forkserver: ForkServer,
+    request, identities: Identities, tmp_path: Path, forkserver: ForkServer
 ) -> Iterator[System]:
     """The four services on this test's vhost and database, each signed in as its own
     broker identity (over TLS when the test broker offers it), as in production.
@@ -185,40 +287,31 @@ def system(
 
     `@pytest.mark.service_env(NAME="value")` adds environment variables for the services,
     and so does a fixture `extra_service_env` the test asks for (a dict), before `system`.
+
+    A module marked `pytestmark = pytest.mark.shared_system` shares one running system
+    among its tests on a worker (docs/development.md, "A test that shares a system"):
+    each test uses names of its own and looks only at what it made; a test of it that
+    needs a system of its own is marked `@pytest.mark.own_system`. Without the mark, every
+    test gets a fresh system, as always.
     """
-    marker = request.node.get_closest_marker("service_env")
-    vhost_name, amqp_url = vhost
-    ids = identities.for_vhost(vhost_name)
-    extra = dict(marker.kwargs) if marker else {}
-    # Each management-API key to its one service only, as `make run` hands them out.
-    own = {
-        "notification": {"PLATEN_BROKER_MANAGEMENT_URL": ids.management_url},
-        "job-capture": {"PLATEN_BROKER_MONITOR_URL": ids.monitor_url},
-    }
+    if _shares(request):
+        shared = request.getfixturevalue("module_system")
+        # The test's own view: its own folder (files it writes, platenctl's working
+        # folder) and print server identities, on the module's services.
+        sys_ = System(shared.services, tmp_path, shared.ids, identities, shared.vhost, forkserver)
+        yield sys_
+        _verify_after(sys_)
+        return
+    vhost = request.getfixturevalue("vhost")
+    database = request.getfixturevalue("system_database")
     # Settings known only once a fixture has run (a server it started): a test module
     # defines `extra_service_env` to give them.
+    extra = {}
     if "extra_service_env" in request.fixturenames:
         extra.update(request.getfixturevalue("extra_service_env"))
-    database_url, database_urls = system_database  # each service signs in as its own role
-    services = ServiceProcesses(
-        amqp_url,
-        database_url,
-        tmp_path / "logs",
-        extra_env=extra,
-        own_env=own,
-        service_urls=ids.services,
-        database_urls=database_urls,
-        launcher=None if request.node.get_closest_marker("exec_services") else forkserver.popen,
-    )
-    services.start_all()
-    sys_ = System(services, tmp_path, ids, identities, vhost_name, forkserver)
+    sys_ = _start_system(request.node, vhost, identities, database, tmp_path, forkserver, extra)
     try:
-        sys_.wait_ready()
         yield sys_
-        # Every test leaves a sound ledger (a test that stopped a service or the database
-        # has brought it back by now); not checked after a failure, which says enough.
-        out = sys_.ctl("ledger", "verify", check=False)
-        if out.returncode != 0:
-            pytest.fail(f"ledger verify after the test:\n{out.stdout}\n{out.stderr}")
+        _verify_after(sys_)
     finally:
-        services.stop_all()
+        sys_.services.stop_all()

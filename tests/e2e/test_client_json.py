@@ -14,6 +14,11 @@ from platen.testing.documents import make_pdf
 from tests.e2e.clientproc import ClientProcess, desktop_url
 from tests.e2e.helpers import EventRecorder, ledger_problems, submit_jobs
 
+# One running system for the module: a test that shares it has a user of its own (ann,
+# ben, dan, eve, fay, gus) and looks only at that user's jobs, desktop and balance; the
+# others are marked `own_system` and say why.
+pytestmark = pytest.mark.shared_system
+
 
 @pytest.fixture
 def client_for(desktops, tmp_path):
@@ -50,17 +55,17 @@ def confirm_user(system, login: str, balance: str = "5.00") -> None:
 
 
 async def test_confirmed_from_the_client_prints_and_is_charged(system, client_for):
-    confirm_user(system, "bob")
-    client = client_for("bob")
+    confirm_user(system, "ann")
+    client = client_for("ann")
     await client.wait_for("client.status", state="connected")
-    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(3), 1)
+    [job] = await submit_jobs(system.amqp_url, "ann", "lab-1", make_pdf(3), 1)
     [prompt] = await client.wait_for("desktop.job_prompt", job_id=job)
     assert prompt["kind"] == "confirm" and prompt["cost"] == "0.30" and prompt["sides"] == 3
     assert prompt["printer"] == "lab-1" and prompt["document_name"] == "doc-0.pdf"
     # The job waits for the answer: nothing is held or printed yet.
     await asyncio.sleep(1)
     assert job_states(system)[str(job)] != "printed"
-    assert D(system.user_json("bob")["held"]) == 0
+    assert D(system.user_json("ann")["held"]) == 0
     client.send(job_id=job, action="print")
     [result] = await client.wait_for("desktop.answer_result", job_id=job)
     assert result["outcome"] == "authorized" and result["amount"] == "0.30"
@@ -68,26 +73,28 @@ async def test_confirmed_from_the_client_prints_and_is_charged(system, client_fo
     [printed] = await client.wait_for("desktop.job_printed", job_id=job)
     assert printed["cost"] == "0.30" and printed["balance"] == "4.70"
     assert job_states(system)[str(job)] == "printed"
-    assert D(system.user_json("bob")["balance"]) == D("4.70")
+    assert D(system.user_json("ann")["balance"]) == D("4.70")
     assert await ledger_problems(system.database_url) == []
 
 
 async def test_cancelled_from_the_client_is_not_charged(system, client_for):
-    confirm_user(system, "bob")
-    client = client_for("bob")
-    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(2), 1)
+    confirm_user(system, "ben")
+    client = client_for("ben")
+    [job] = await submit_jobs(system.amqp_url, "ben", "lab-1", make_pdf(2), 1)
     await client.wait_for("desktop.job_prompt", job_id=job)
     client.send(job_id=job, action="cancel")
     [result] = await client.wait_for("desktop.answer_result", job_id=job)
     assert result["outcome"] == "cancelled"
     [closed] = await client.wait_for("desktop.prompt_closed", job_id=job)
-    assert closed["outcome"] == "cancelled" and "cancelled by bob" in closed["reason"]
+    assert closed["outcome"] == "cancelled" and "cancelled by ben" in closed["reason"]
     assert job_states(system)[str(job)] == "cancelled"
-    bob = system.user_json("bob")
-    assert D(bob["balance"]) == D("5.00") and D(bob["held"]) == 0
+    ben = system.user_json("ben")
+    assert D(ben["balance"]) == D("5.00") and D(ben["held"]) == 0
 
 
 @pytest.mark.service_env(PLATEN_JOB_DEADLINE_SECONDS="5", PLATEN_INPUT_DEADLINE_SECONDS="5")
+# Its own deadlines (service_env).
+@pytest.mark.own_system
 async def test_unanswered_prompt_expires_and_a_late_client_does_not_see_it(system, client_for):
     confirm_user(system, "bob")
     client = client_for("bob")
@@ -114,6 +121,7 @@ async def test_unanswered_prompt_expires_and_a_late_client_does_not_see_it(syste
 # whose deadline passes on its way is never shown at all: at 8 s, once, under load 11 it
 # did); the job's own deadline comes well after, so the late answer meets a waiting job.
 @pytest.mark.service_env(PLATEN_JOB_DEADLINE_SECONDS="120", PLATEN_INPUT_DEADLINE_SECONDS="20")
+@pytest.mark.own_system
 async def test_an_answer_after_the_deadline_does_not_print(system, client_for, desktops):
     confirm_user(system, "bob")
     client = client_for("bob")
@@ -209,9 +217,9 @@ async def wait_printed(system, job, timeout: float = 30) -> None:
 
 
 async def test_one_answer_for_all_waiting_jobs(system, client_for):
-    confirm_user(system, "bob")
-    client = client_for("bob")
-    jobs = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 3)
+    confirm_user(system, "dan")
+    client = client_for("dan")
+    jobs = await submit_jobs(system.amqp_url, "dan", "lab-1", make_pdf(1), 3)
     for job in jobs:
         await client.wait_for("desktop.job_prompt", job_id=job)
     client.send(job_id=jobs[0], action="print", apply_to_all=True)
@@ -220,9 +228,11 @@ async def test_one_answer_for_all_waiting_jobs(system, client_for):
         assert r["outcome"] == "authorized"
     for job in jobs:
         await wait_printed(system, job)
-    assert D(system.user_json("bob")["balance"]) == D("4.70")
+    assert D(system.user_json("dan")["balance"]) == D("4.70")
 
 
+# It reads the notification service's whole log.
+@pytest.mark.own_system
 async def test_a_reply_under_another_users_key_is_ignored(system, client_for, desktops):
     # The victim's login holds a dot, as Active Directory logins often do (`first.last`),
     # and the attacker's is its first word: the broker must keep `first`'s keys from
@@ -257,9 +267,9 @@ async def test_a_reply_under_another_users_key_is_ignored(system, client_for, de
 
 
 async def test_bad_answers_get_a_clear_error_and_change_nothing(system, client_for):
-    confirm_user(system, "bob")
-    client = client_for("bob")
-    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    confirm_user(system, "fay")
+    client = client_for("fay")
+    [job] = await submit_jobs(system.amqp_url, "fay", "lab-1", make_pdf(1), 1)
     await client.wait_for("desktop.job_prompt", job_id=job)
     client.write("not json")
     client.write(json.dumps({"job_id": str(job), "action": "print-for-free"}))
@@ -274,6 +284,8 @@ async def test_bad_answers_get_a_clear_error_and_change_nothing(system, client_f
     await client.wait_for("desktop.answer_result", job_id=job, outcome="authorized")
 
 
+# It cuts every connection to its vhost, the services' too.
+@pytest.mark.own_system
 async def test_client_reconnects_and_loses_nothing(system, client_for, vhosts, vhost):
     confirm_user(system, "bob")
     client = client_for("bob")
@@ -303,6 +315,8 @@ async def test_client_reconnects_and_loses_nothing(system, client_for, vhosts, v
     assert D(system.user_json("bob")["balance"]) == D("4.80")
 
 
+# It counts every desktop of the system.
+@pytest.mark.own_system
 async def test_administrator_broadcast_reaches_the_desktop(system, client_for):
     system.ctl("user", "add", "bob")
     system.ctl("user", "add", "cat")
@@ -316,6 +330,8 @@ async def test_administrator_broadcast_reaches_the_desktop(system, client_for):
     assert got[-1].text == b["text"]
 
 
+# It waits for the first `job.input_required` of any job.
+@pytest.mark.own_system
 async def test_a_client_started_late_or_again_shows_the_prompts_still_open(system, client_for):
     confirm_user(system, "bob")
     async with EventRecorder(system.amqp_url) as events:
@@ -337,6 +353,8 @@ async def test_a_client_started_late_or_again_shows_the_prompts_still_open(syste
     assert third.of_type("desktop.job_prompt") == []
 
 
+# It reads every `job.authorized` and the notification service's whole log.
+@pytest.mark.own_system
 async def test_replies_without_user_id_are_ignored(system):
     confirm_user(system, "bob")
     async with EventRecorder(system.amqp_url) as events:
@@ -355,12 +373,12 @@ async def test_replies_without_user_id_are_ignored(system):
 
 async def test_the_issued_config_file_signs_the_client_in_as_its_user(system, client_for):
     """`platenctl user credential` writes the config file every client here starts with:
-    the client signs in as bob's own broker user, and its answers carry the `user_id`
+    the client signs in as gus's own broker user, and its answers carry the `user_id`
     RabbitMQ checks (without it notification drops them, see above)."""
-    confirm_user(system, "bob")
-    client = client_for("bob")
+    confirm_user(system, "gus")
+    client = client_for("gus")
     await client.wait_for("client.status", state="connected")
-    [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
+    [job] = await submit_jobs(system.amqp_url, "gus", "lab-1", make_pdf(1), 1)
     await client.wait_for("desktop.job_prompt", job_id=job)
     client.send(job_id=job, action="print")
     await client.wait_for("desktop.answer_result", job_id=job, outcome="authorized")

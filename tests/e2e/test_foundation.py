@@ -246,12 +246,17 @@ async def test_malformed_message_on_every_queue_is_dead_lettered_and_work_goes_o
     ],
     ids=["unknown-printer", "unknown-user", "not-a-pdf", "truncated-pdf", "encrypted", "empty"],
 )
-async def test_bad_jobs_are_denied_with_a_reason_the_user_sees(system, setup, content, reason):
+# The six share one running system (none is charged, so `charges` stays empty for all),
+# each with a user of its own: alice-<case>, and carol, who is never added.
+@pytest.mark.shared_system
+async def test_bad_jobs_are_denied_with_a_reason_the_user_sees(
+    system, setup, content, reason, request
+):
     system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
-    user = "carol" if setup == "no-user" else "alice"
+    user = "carol" if setup == "no-user" else f"alice-{request.node.callspec.id}"
     printer = "lab-9" if setup == "no-printer" else "lab-1"
     if setup != "no-user":
-        system.ctl("user", "add", "alice", "--balance", "5.00")
+        system.ctl("user", "add", user, "--balance", "5.00")
     doc = system.tmp / "doc.pdf"
     doc.write_bytes(content)
     out = system.ctl("print", str(doc), "--user", user, "--printer", printer, "--wait", check=False)

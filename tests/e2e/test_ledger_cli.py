@@ -12,6 +12,7 @@ from decimal import Decimal as D
 
 import aio_pika
 import asyncpg
+import pytest
 
 from platen import rpc
 from platen.events.accounts import AnswerJob, AnswerOutcome
@@ -20,6 +21,10 @@ from platen.events.jobs import JobPriced
 from platen.events.routing import EVENTS
 from platen.testing.documents import make_pdf
 from tests.e2e.helpers import EventRecorder, command, eventually, submit_jobs
+
+# One running system for the module: each test has users, accounts and printers of its
+# own (alice, cat, eve, hal, sid; lab-1, lab-3) and reads only those.
+pytestmark = pytest.mark.shared_system
 
 
 def pdf(system, pages: int = 3):
@@ -74,6 +79,8 @@ async def test_shared_account_money_commands_and_statement(system):
     verify(system)
 
 
+# It counts every `job.input_required` and `job.authorized` on the exchange.
+@pytest.mark.own_system
 async def test_confirmation_answered_through_the_ledger(system):
     system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
     system.ctl("user", "add", "bob", "--balance", "5.00")
@@ -111,11 +118,11 @@ async def test_confirmation_answered_through_the_ledger(system):
 
 
 async def test_low_credit_reaches_the_desktop_once(system):
-    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("printer", "add", "lab-3", "--price-per-page", "0.10")
     system.ctl("user", "add", "cat", "--balance", "1.50")
     system.ctl("user", "set", "cat", "--low-balance", "1.00")
     for _ in range(3):  # 1.20, 0.90 (crossing), 0.60
-        system.ctl("print", pdf(system), "--user", "cat", "--printer", "lab-1", "--wait")
+        system.ctl("print", pdf(system), "--user", "cat", "--printer", "lab-3", "--wait")
     notices = await system.desktop_messages("cat", timeout=5)
     lows = [n for n in notices if isinstance(n, LowBalanceNotice)]
     assert len(lows) == 1 and lows[0].available == D("0.90")

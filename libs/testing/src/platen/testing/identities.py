@@ -37,13 +37,18 @@ class Identities:
             self.infra.management_url, parts.username or "guest", parts.password or "guest"
         )
 
-    def for_vhost(self, vhost: str) -> VhostIdentities:
-        """Declare the topology on `vhost` and issue every identity there."""
+    def for_vhost(self, vhost: str, user_prefix: str = USER_PREFIX) -> VhostIdentities:
+        """Declare the topology on `vhost` and issue every identity there.
+
+        Broker users are broker-wide: issuing them again (the next test's system) changes
+        their passwords. A system that must outlive another's start (a module's shared
+        system) has users of its own, under a `user_prefix` of its own, removed after it
+        (`remove_users`)."""
         setup = install(
             with_vhost(self._base, vhost),
             self._management_url(),
             disable_guest=False,
-            user_prefix=USER_PREFIX,
+            user_prefix=user_prefix,
         )
         installed = _run(setup)
         urls = dict(installed.urls)
@@ -52,18 +57,34 @@ class Identities:
             services=urls,
             management_url=installed.identity_manager_url,
             monitor_url=installed.presence_monitor_url,
+            user_prefix=user_prefix,
         )
 
-    def print_server_url(self, vhost: str, name: str) -> str:
+    def print_server_url(self, vhost: str, name: str, user_prefix: str = USER_PREFIX) -> str:
         """Issue print server `name` its own identity on `vhost`, as `platenctl printserver
         add` has the notification service do; the URL it signs in with."""
 
         async def issue() -> tuple[str, str]:
             async with BrokerAdmin(self._management_url(), vhost) as admin:
-                return await print_servers.issue(admin, name, USER_PREFIX)
+                return await print_servers.issue(admin, name, user_prefix)
 
         user, password = _run(issue())
         return with_credentials(with_vhost(self._base, vhost), user, password)
+
+    def remove_users(self, user_prefix: str) -> None:
+        """Delete every broker user under `user_prefix` (one system's own, not the
+        shared `test-` ones, which the next system renews)."""
+        if not user_prefix.startswith(USER_PREFIX) or user_prefix == USER_PREFIX:
+            raise ValueError(f"not a system's own user prefix: {user_prefix!r}")
+
+        async def remove() -> None:
+            async with BrokerAdmin(self._management_url(), "/") as admin:
+                users = (await admin.http.get("/api/users")).json()
+                for user in users:
+                    if user["name"].startswith(user_prefix):
+                        await admin.delete_user(user["name"])
+
+        _run(remove())
 
     def desktop_url(self, vhost: str, login: str, password: str) -> str:
         return with_credentials(with_vhost(self._base, vhost), login, password)
@@ -75,6 +96,7 @@ class VhostIdentities:
     admin: str
     management_url: str  # the identity manager's, for the notification service
     monitor_url: str = ""  # the presence monitor's (read-only), for job-capture
+    user_prefix: str = USER_PREFIX  # what its broker users' names start with
 
 
 def _run(coro):
