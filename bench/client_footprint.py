@@ -2,7 +2,9 @@
 
 Start-up: from starting the process to its consumer being on the user's desktop queue
 (what the broker sees: the client is listening). Idle memory: the process's resident set
-(VmRSS) after it has sat connected for a while. The GUI runs on a private Xvfb display.
+(VmRSS) after it has sat connected for a while. CPU to start: the CPU time the process had
+used when its consumer appeared (less distorted by other work on the machine than the
+wall-clock start-up). The GUI runs on a private Xvfb display.
 
     .venv/bin/python bench/client_footprint.py [--runs 5] [--idle 10] [--compare REF]
 
@@ -79,9 +81,17 @@ def old_tree(ref: str, into: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time (user + system) the process has used: what its start cost, whatever else
+    the machine was doing meanwhile."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(
     url: str, mode: list[str], idle: float, state: str, env: dict[str, str] | None = None
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     cmd = [sys.executable, "-m", "platen.client", "--user", LOGIN, "--amqp-url", url,
            "--state-dir", state, "--disable-notifications", *mode]  # fmt: skip
     start = time.perf_counter()
@@ -91,8 +101,9 @@ def one_run(
     try:
         asyncio.run(wait_for_consumer(url))
         started = time.perf_counter() - start
+        cpu = cpu_ms(proc.pid)
         time.sleep(idle)
-        return started, rss_kib(proc.pid)
+        return started, cpu, rss_kib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -122,19 +133,21 @@ def main() -> None:
                 one_run(url, ["--json"], 0, state, env)
             print(f"load average at the start: {load_average()}")
             print(f"{'mode':<10} {'client':<10} {'start-up median':>16} {'max':>8} "
-                  f"{'idle RSS median':>16}")  # fmt: skip
+                  f"{'CPU to start':>13} {'idle RSS median':>16}")  # fmt: skip
             for label, mode in (("--json", ["--json"]), ("--console", ["--console"]),
                                 ("GUI (Tk)", [])):  # fmt: skip
-                runs: dict[str, list[tuple[float, int]]] = {c: [] for c in clients}
+                runs: dict[str, list[tuple[float, float, int]]] = {c: [] for c in clients}
                 for _ in range(args.runs):
                     for client, env in clients.items():  # taking turns
                         runs[client].append(one_run(url, mode, args.idle, state, env))
                 for client in clients:
-                    times = [t for t, _ in runs[client]]
-                    rss = [r for _, r in runs[client]]
+                    times = [t for t, _, _ in runs[client]]
+                    cpu = [c for _, c, _ in runs[client]]
+                    rss = [r for _, _, r in runs[client]]
                     print(
                         f"{label:<10} {client:<10} {statistics.median(times) * 1000:>13.0f} ms "
-                        f"{max(times) * 1000:>5.0f} ms {statistics.median(rss) / 1024:>13.1f} MiB",
+                        f"{max(times) * 1000:>5.0f} ms {statistics.median(cpu):>10.0f} ms "
+                        f"{statistics.median(rss) / 1024:>13.1f} MiB",
                         flush=True,
                     )
             print(f"load average at the end: {load_average()}")
