@@ -267,7 +267,10 @@ def main() -> None:
         try:
             asyncio.run(declare_all(url))
             started = time.perf_counter()
-            http.post("/api/definitions", json=definitions(vhost, names)).raise_for_status()
+            for i in range(0, len(names), 1000):  # the management API limits a body's size
+                r = http.post("/api/definitions", json=definitions(vhost, names[i : i + 1000]))
+                if r.is_error:
+                    raise RuntimeError(f"definitions refused: {r.status_code} {r.text[:500]}")
             limits = http.get(f"/api/user-limits/{names[0]}").json()
             print(f"infrastructure: {infra.source}; {len(names)} desktop identities and queues"
                   f" loaded in {time.perf_counter() - started:.0f} s; a desktop's limits as"
@@ -328,8 +331,13 @@ def main() -> None:
                 proc.join(60)
                 if proc.is_alive():
                     proc.kill()
-            vhosts.delete(vhost)
-            http.post("/api/users/bulk-delete", json={"users": names})
+            # Thousands of queues and users take the broker a while to delete.
+            http.timeout = httpx.Timeout(600)
+            try:
+                vhosts.delete(vhost)
+                http.post("/api/users/bulk-delete", json={"users": names})
+            except httpx.HTTPError as exc:
+                print(f"clean-up not finished: {exc!r}")
 
 
 if __name__ == "__main__":

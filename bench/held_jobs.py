@@ -167,6 +167,8 @@ async def copy_held(db: str, template: uuid.UUID, held: int, users: int) -> dict
                 " WHERE table_schema = $1 AND column_name = 'job_id'",
                 schema,
             )
+            # A table that refers to another (spool -> jobs) is filled after it.
+            tables = sorted(tables, key=lambda r: r["table_name"] != "jobs")
             for (table,) in tables:
                 if not await conn.fetchval(
                     f'SELECT count(*) FROM {schema}."{table}" WHERE job_id = $1', template
