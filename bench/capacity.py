@@ -1,10 +1,18 @@
-"""What the capacity benches (held_jobs.py, desktops.py) share: percentiles, and a process
+"""What the benches of prompts and capacity (held_jobs.py, desktops.py, desktop_flood.py)
+share: the system started with users who confirm every job, percentiles, and a process
 tree's memory and CPU time read from /proc."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -84,3 +92,36 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def platenctl(url: str, *args: str) -> None:
+    env = {"PLATEN_AMQP_URL": url, "PATH": os.environ.get("PATH", "")}
+    subprocess.run([sys.executable, "-m", "platen.ctl", *args], check=True, env=env)
+
+
+@contextmanager
+def prompting_system(
+    infra, env: dict[str, str], users: tuple[str, ...], balance: str
+) -> Iterator[tuple[str, str, object, Path]]:
+    """A vhost and a database, the four services as processes on them (with `env`),
+    printer lab-1 at 0.10 a page, and `users` with `balance` who confirm every job: (broker
+    URL, database URL, the services, their logs' folder). The services stop on the way out."""
+    from platen.localstack.services import ServiceProcesses
+    from platen.testing.isolation import Vhosts, create_database
+
+    _, url = Vhosts(infra).create()
+    _, db = asyncio.run(create_database(infra.database_url))
+    logs = Path(tempfile.mkdtemp()) / "logs"
+    services = ServiceProcesses(url, db, logs, extra_env=env)
+    services.install_topology()
+    services.start_all()
+    try:
+        platenctl(url, "status", "--timeout", "60")
+        platenctl(url, "printer", "add", "lab-1", "--price-per-page", "0.10")
+        for login in users:
+            platenctl(url, "user", "add", login, "--balance", balance)
+            platenctl(url, "user", "set", login, "--selection", "confirm")
+        time.sleep(2)  # the desktop queues are declared when notification sees the users
+        yield url, db, services, logs
+    finally:
+        services.stop_all()

@@ -38,7 +38,6 @@ import time
 import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -50,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from bench.capacity import load_average, rss_mib, spread
 from platen.events.base import HEADER_VERSION
 from platen.events.desktop import JobPrompt
-from platen.events.registry import encode
 from platen.events.routing import DESKTOP, desktop_key, desktop_queue
 from platen.messaging import permissions
 from platen.messaging.topology import declare_all
@@ -182,25 +180,19 @@ async def _worker(base_url: str, names: list[str], commands, reports) -> None:
 # ----------------------------------------------------------------------- the bench
 
 
-def prompt_for(name: str) -> tuple[JobPrompt, int]:
-    expires = datetime.now(UTC) + timedelta(minutes=10)
-    prompt = JobPrompt(
-        job_id=uuid.uuid4(),
-        kind="confirm",
-        document_name="report.pdf",
-        printer="lab-1",
-        sides=3,
-        color_sides=1,
-        grayscale_sides=2,
-        copies=1,
-        duplex=False,
-        cost=Decimal("0.40"),
-        accounts=[],
-        allow_pin=False,
-        expires_at=expires,
-        messages=[],
-    )
-    return prompt, 600_000
+# A prompt's body as notification sends it (a confirmation, three sides, no accounts to
+# choose from); checked against the contract once, before any is sent.
+PROMPT_BODY = (
+    '{"job_id": "%s", "kind": "confirm", "document_name": "report.pdf", "printer": "lab-1",'
+    ' "sides": 3, "color_sides": 1, "grayscale_sides": 2, "copies": 1, "duplex": false,'
+    ' "cost": "0.40", "accounts": [], "allow_pin": false, "expires_at": "%s", "messages": []}'
+)
+PROMPT_TTL_MS = 600_000
+
+
+def prompt_body(job_id: uuid.UUID) -> bytes:
+    expires = datetime.now(UTC) + timedelta(milliseconds=PROMPT_TTL_MS)
+    return (PROMPT_BODY % (job_id, expires.isoformat())).encode()
 
 
 async def send_prompts(url: str, names: list[str], n: int, interval: float) -> None:
@@ -208,19 +200,20 @@ async def send_prompts(url: str, names: list[str], n: int, interval: float) -> N
     async with conn:
         channel = await conn.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(DESKTOP)
+        JobPrompt.model_validate_json(prompt_body(uuid.uuid4()))  # still the contract's
         for name in random.sample(names, min(n, len(names))):
-            prompt, ttl = prompt_for(name)
+            job_id = uuid.uuid4()
             message = aio_pika.Message(
-                encode(prompt),
-                type=prompt.message_type,
+                prompt_body(job_id),
+                type=JobPrompt.message_type,
                 message_id=str(uuid.uuid4()),
-                correlation_id=str(prompt.job_id),
-                headers={HEADER_VERSION: prompt.schema_version, SENT_HEADER: time.monotonic()},
+                correlation_id=str(job_id),
+                headers={HEADER_VERSION: JobPrompt.schema_version, SENT_HEADER: time.monotonic()},
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                expiration=ttl / 1000,
+                expiration=PROMPT_TTL_MS / 1000,
                 timestamp=datetime.now(UTC),
             )
-            key = desktop_key(name, prompt.desktop_kind)
+            key = desktop_key(name, JobPrompt.desktop_kind)
             await exchange.publish(message, routing_key=key, mandatory=True)
             await asyncio.sleep(interval)
 

@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
@@ -46,16 +43,19 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench.capacity import cpu_seconds, load_average, rss_mib, spread, tree
-from platen.events.base import HEADER_VERSION
-from platen.events.jobs import SubmitJob
-from platen.events.registry import encode
-from platen.events.routing import COMMANDS, EVENTS, desktop_queue
+from bench.capacity import (
+    cpu_seconds,
+    load_average,
+    prompting_system,
+    rss_mib,
+    spread,
+    tree,
+)
+from bench.desktop_flood import Desktop, read_alices_desktop
+from bench.desktop_flood import prompt_times as submit_and_wait
+from platen.events.routing import EVENTS
 from platen.localstack.services import MODULES, ServiceProcesses
-from platen.rpc.client import signed_in_as
-from platen.testing.documents import make_pdf
 from platen.testing.infra import provide
-from platen.testing.isolation import Vhosts, create_database
 
 SCHEMAS = {"job-capture": "job_capture", "account-ledger": "ledger", "notification": "notification"}
 # Columns a copy gets new values in: its own id, its user, its deadline.
@@ -63,35 +63,17 @@ DEADLINES = ("deadline_at", "expires_at")
 LOGINS = ("user_login",)
 
 
-def platenctl(url: str, *args: str) -> None:
-    env = {"PLATEN_AMQP_URL": url, "PATH": os.environ.get("PATH", "")}
-    subprocess.run([sys.executable, "-m", "platen.ctl", *args], check=True, env=env)
-
-
-class Watch:
-    """alice's desktop queue and a tap on `job.input_required`: when each job's question
-    was asked and when its prompt reached the desktop (one process, one clock)."""
+class Watch(Desktop):
+    """alice's desktop queue (`Desktop`) and a tap on `job.input_required`: when each job's
+    question was asked and when its prompt reached the desktop (one process, one clock)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.asked: dict[str, float] = {}
-        self.prompted: dict[str, float] = {}
-        self.changed = asyncio.Event()
-
-    async def on_prompt(self, raw) -> None:
-        if raw.type == "desktop.job_prompt":
-            self.prompted[raw.correlation_id] = time.perf_counter()
-            self.changed.set()
 
     async def on_asked(self, raw) -> None:
         self.asked[raw.correlation_id] = time.perf_counter()
-        self.changed.set()
-
-    async def both(self, job_id: str, timeout: float = 120) -> tuple[float, float]:
-        async with asyncio.timeout(timeout):
-            while job_id not in self.prompted or job_id not in self.asked:
-                self.changed.clear()
-                await self.changed.wait()
-        return self.asked[job_id], self.prompted[job_id]
+        self.arrived.set()
 
 
 async def prompt_times(url: str, n: int, warm_up: int = 3) -> tuple[list[float], list[float]]:
@@ -101,36 +83,18 @@ async def prompt_times(url: str, n: int, warm_up: int = 3) -> tuple[list[float],
     async with conn:
         channel = await conn.channel()
         watch = Watch()
-        desktop = await channel.get_queue(desktop_queue("alice"))
-        await desktop.consume(watch.on_prompt, no_ack=True)
+        await read_alices_desktop(channel, watch)
         tap = await channel.declare_queue(exclusive=True)
         await tap.bind(EVENTS, routing_key="job.input_required")
         await tap.consume(watch.on_asked, no_ack=True)
-        commands = await channel.get_exchange(COMMANDS)
-        document = base64.b64encode(make_pdf(1))
-        submit_ms, hop_ms = [], []
-        for i in range(warm_up + n):
-            job = SubmitJob(
-                job_id=uuid.uuid4(),
-                user="alice",
-                printer="lab-1",
-                document_name="a.pdf",
-                document=document,
-            )
-            body = aio_pika.Message(
-                encode(job),
-                type=job.message_type,
-                message_id=str(uuid.uuid4()),
-                headers={HEADER_VERSION: job.schema_version},
-                timestamp=datetime.now(UTC),
-                user_id=signed_in_as(url),
-            )
-            sent = time.perf_counter()
-            await commands.publish(body, routing_key="capture.submit")
-            asked, prompted = await watch.both(str(job.job_id))
-            if i >= warm_up:
-                submit_ms.append((prompted - sent) * 1000)
-                hop_ms.append((prompted - asked) * 1000)
+        await submit_and_wait(channel, url, watch, warm_up)
+        watch.prompted.clear()
+        submit_ms = await submit_and_wait(channel, url, watch, n)
+        async with asyncio.timeout(60):  # each question seen by the tap too
+            while set(watch.prompted) - set(watch.asked):
+                watch.arrived.clear()
+                await watch.arrived.wait()
+        hop_ms = [(watch.prompted[j] - watch.asked[j]) * 1000 for j in watch.prompted]
         return submit_ms, hop_ms
 
 
@@ -279,38 +243,25 @@ def main() -> None:
     p.add_argument("--idle", type=int, default=30)
     args = p.parse_args()
     env = {"PLATEN_LOG_LEVEL": "WARNING"}
-    with provide() as infra:
-        _, url = Vhosts(infra).create()
-        _, db = asyncio.run(create_database(infra.database_url))
-        logs = Path(tempfile.mkdtemp()) / "logs"
-        services = ServiceProcesses(url, db, logs, extra_env=env)
-        services.install_topology()
-        services.start_all()
-        try:
-            platenctl(url, "status", "--timeout", "60")
-            platenctl(url, "printer", "add", "lab-1", "--price-per-page", "0.10")
-            platenctl(url, "user", "add", "alice", "--balance", "100000")
-            platenctl(url, "user", "set", "alice", "--selection", "confirm")
-            time.sleep(2)  # alice's desktop queue is declared when notification sees her
-            print(f"infrastructure: {infra.source}; {os.cpu_count()} cores")
-            report("0 jobs held (besides alice's own)", url, services, args)
-            restart(url, services, "0 jobs held")
+    with provide() as infra, prompting_system(infra, env, ("alice",), "100000") as system:
+        url, db, services, _ = system
+        print(f"infrastructure: {infra.source}; {os.cpu_count()} cores")
+        report("0 jobs held (besides alice's own)", url, services, args)
+        restart(url, services, "0 jobs held")
 
-            template = asyncio.run(first_held_job(db))
-            services.stop_all()
-            started = time.perf_counter()
-            added = asyncio.run(copy_held(db, template, args.held, args.users))
-            print(f"\ncopied job {template} {args.held} times over {args.users} logins"
-                  f" in {time.perf_counter() - started:.0f} s:")  # fmt: skip
-            for table, rows in added.items():
-                print(f"  {table}: {rows} rows")
-            restart(url, services, f"{args.held} jobs held", stopped=True)
-            report(f"{args.held} jobs held", url, services, args)
-            # The first start after the copy made the users' desktop queues; this one
-            # finds them there, as every later restart of a site does.
-            restart(url, services, f"{args.held} jobs held, again")
-        finally:
-            services.stop_all()
+        template = asyncio.run(first_held_job(db))
+        services.stop_all()
+        started = time.perf_counter()
+        added = asyncio.run(copy_held(db, template, args.held, args.users))
+        print(f"\ncopied job {template} {args.held} times over {args.users} logins"
+              f" in {time.perf_counter() - started:.0f} s:")  # fmt: skip
+        for table, rows in added.items():
+            print(f"  {table}: {rows} rows")
+        restart(url, services, f"{args.held} jobs held", stopped=True)
+        report(f"{args.held} jobs held", url, services, args)
+        # The first start after the copy made the users' desktop queues; this one
+        # finds them there, as every later restart of a site does.
+        restart(url, services, f"{args.held} jobs held, again")
 
 
 if __name__ == "__main__":
