@@ -2,10 +2,16 @@
 
 Start-up: from starting the process to its consumer being on the user's desktop queue
 (what the broker sees: the client is listening). Idle memory: the process's resident set
-(VmRSS) after it has sat connected for a while. The GUI runs on a private Xvfb display,
-once without a system tray (the balance window) and once with one (trayer: the tray icon).
+(VmRSS) after it has sat connected for a while. CPU to start: the CPU time the process had
+used when its consumer appeared (less distorted by other work on the machine than the
+wall-clock start-up). The GUI runs on a private Xvfb display, once without a system tray
+(the balance window) and once with one (trayer: the tray icon).
 
-    .venv/bin/python bench/client_footprint.py [--runs 5] [--idle 10]
+    .venv/bin/python bench/client_footprint.py [--runs 5] [--idle 10] [--compare REF]
+
+`--compare REF` also runs the client of git revision REF (its `apps/client/src` and
+`libs/events/src`, first on `PYTHONPATH`) against the same broker, the two taking turns
+run by run, so that both are measured in the same minutes of a shared machine.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import aio_pika
 
@@ -62,18 +69,43 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def one_run(url: str, mode: list[str], idle: float, state: str) -> tuple[float, int]:
+def old_tree(ref: str, into: str) -> dict[str, str]:
+    """The client and event contract of git revision `ref`, unpacked in `into`: the
+    environment that makes `python -m platen.client` run them."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "apps/client/src", "libs/events/src"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    paths = [str(Path(into) / "apps/client/src"), str(Path(into) / "libs/events/src")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def cpu_ms(pid: int) -> float:
+    """CPU time (user + system) the process has used: what its start cost, whatever else
+    the machine was doing meanwhile."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(
+    url: str, mode: list[str], idle: float, state: str, env: dict[str, str] | None = None
+) -> tuple[float, float, int]:
     cmd = [sys.executable, "-m", "platen.client", "--user", LOGIN, "--amqp-url", url,
            "--state-dir", state, "--disable-notifications", *mode]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
     try:
         asyncio.run(wait_for_consumer(url))
         started = time.perf_counter() - start
+        cpu = cpu_ms(proc.pid)
         time.sleep(idle)
-        return started, rss_kib(proc.pid)
+        return started, cpu, rss_kib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -83,28 +115,53 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--idle", type=float, default=10.0)
+    p.add_argument("--compare", metavar="REF", help="Also run the client of this git revision.")
     args = p.parse_args()
-    with provide() as infra, xvfb() as display, tempfile.TemporaryDirectory() as state:
+    with (
+        provide() as infra,
+        xvfb() as display,
+        tempfile.TemporaryDirectory() as state,
+        tempfile.TemporaryDirectory() as old,
+    ):
         os.environ["DISPLAY"] = display
+        clients: dict[str, dict[str, str] | None] = {"this tree": None}
+        if args.compare:
+            clients = {args.compare: old_tree(args.compare, old), "this tree": None}
         vhosts = Vhosts(infra)
         name, url = vhosts.create()
         try:
             asyncio.run(declare_queue(url))
-            print(f"{'mode':<10} {'start-up median':>16} {'max':>8} {'idle RSS median':>16}")
+            for env in clients.values():  # untimed: an unpacked tree compiles its .pyc here
+                one_run(url, ["--json"], 0, state, env)
+            print(f"load average at the start: {load_average()}")
+            print(f"{'mode':<10} {'client':<10} {'start-up median':>16} {'max':>8} "
+                  f"{'CPU to start':>13} {'idle RSS median':>16}")  # fmt: skip
             for label, mode in (("--json", ["--json"]), ("--console", ["--console"]),
                                 ("GUI (Tk)", []), ("GUI, tray", [])):  # fmt: skip
+                runs: dict[str, list[tuple[float, float, int]]] = {c: [] for c in clients}
                 tray = tray_host(display) if label == "GUI, tray" else contextlib.nullcontext()
                 with tray:
-                    runs = [one_run(url, mode, args.idle, state) for _ in range(args.runs)]
-                times = [t for t, _ in runs]
-                rss = [r for _, r in runs]
-                print(
-                    f"{label:<10} {statistics.median(times) * 1000:>13.0f} ms "
-                    f"{max(times) * 1000:>5.0f} ms {statistics.median(rss) / 1024:>13.1f} MiB",
-                    flush=True,
-                )
+                    for _ in range(args.runs):
+                        for client, env in clients.items():  # taking turns
+                            runs[client].append(one_run(url, mode, args.idle, state, env))
+                for client in clients:
+                    times = [t for t, _, _ in runs[client]]
+                    cpu = [c for _, c, _ in runs[client]]
+                    rss = [r for _, _, r in runs[client]]
+                    print(
+                        f"{label:<10} {client:<10} {statistics.median(times) * 1000:>13.0f} ms "
+                        f"{max(times) * 1000:>5.0f} ms {statistics.median(cpu):>10.0f} ms "
+                        f"{statistics.median(rss) / 1024:>13.1f} MiB",
+                        flush=True,
+                    )
+            print(f"load average at the end: {load_average()}")
         finally:
             vhosts.delete(name)
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 if __name__ == "__main__":

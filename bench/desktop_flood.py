@@ -21,11 +21,8 @@ import argparse
 import asyncio
 import base64
 import multiprocessing
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,21 +30,17 @@ from pathlib import Path
 
 import aio_pika
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from bench.capacity import prompting_system
 from platen.events.base import HEADER_VERSION
 from platen.events.desktop import JobAnswer
 from platen.events.jobs import SubmitJob
 from platen.events.registry import encode
 from platen.events.routing import COMMANDS, DESKTOP_REPLIES, desktop_key, desktop_queue
-from platen.localstack.services import ServiceProcesses
 from platen.rpc.client import signed_in_as
 from platen.testing.documents import make_pdf
 from platen.testing.infra import provide
-from platen.testing.isolation import Vhosts, create_database
-
-
-def platenctl(url: str, *args: str) -> None:
-    env = {"PLATEN_AMQP_URL": url, "PATH": os.environ.get("PATH", "")}
-    subprocess.run([sys.executable, "-m", "platen.ctl", *args], check=True, env=env)
 
 
 def message(body: bytes, kind: str, **properties) -> aio_pika.Message:
@@ -78,6 +71,11 @@ class Desktop:
             self.arrived.clear()
             await self.arrived.wait()
         return self.prompted[job_id]
+
+
+async def read_alices_desktop(channel, desktop: Desktop) -> None:
+    queue = await channel.get_queue(desktop_queue("alice"))
+    await queue.consume(desktop.on_message, no_ack=True)
 
 
 async def prompt_times(channel, url: str, desktop: Desktop, n: int) -> list[float]:
@@ -137,8 +135,7 @@ async def bench(url: str, prompts: int, rate: float) -> None:
     async with conn:
         channel = await conn.channel()
         desktop = Desktop()
-        queue = await channel.get_queue(desktop_queue("alice"))
-        await queue.consume(desktop.on_message, no_ack=True)
+        await read_alices_desktop(channel, desktop)
         await prompt_times(channel, url, desktop, 3)  # warm-up
         print(figures("quiet", await prompt_times(channel, url, desktop, prompts)))
         stop = multiprocessing.Event()
@@ -161,26 +158,12 @@ def main() -> None:
     if args.no_limit:
         env["PLATEN_ANSWER_BURST"] = "1000000"
     with provide() as infra:
-        _, url = Vhosts(infra).create()
-        _, db = asyncio.run(create_database(infra.database_url))
-        logs = Path(tempfile.mkdtemp()) / "logs"
-        services = ServiceProcesses(url, db, logs, extra_env=env)
-        services.install_topology()
-        services.start_all()
-        try:
-            platenctl(url, "status", "--timeout", "60")
-            platenctl(url, "printer", "add", "lab-1", "--price-per-page", "0.10")
-            for login in ("alice", "mallory"):
-                platenctl(url, "user", "add", login, "--balance", "1000")
-                platenctl(url, "user", "set", login, "--selection", "confirm")
-            time.sleep(2)  # the desktop queues are declared when notification sees the users
+        with prompting_system(infra, env, ("alice", "mallory"), "1000") as (url, _, _, logs):
             limit = "off" if args.no_limit else "on (burst 30, 2 answers/s per login)"
             print(f"infrastructure: {infra.source}; answer limit {limit}")
             asyncio.run(bench(url, args.prompts, args.flood_rate))
-        finally:
-            services.stop_all()
-            dropped = (logs / "notification.log").read_text().count('"answer dropped"')
-            print(f"answers dropped by notification: {dropped}")
+        dropped = (logs / "notification.log").read_text().count('"answer dropped"')
+        print(f"answers dropped by notification: {dropped}")
 
 
 if __name__ == "__main__":

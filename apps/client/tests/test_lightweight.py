@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import re
 import subprocess
 import sys
@@ -74,3 +75,17 @@ def test_the_text_modes_load_no_window_or_tray_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "[]"]
+
+
+def test_running_it_builds_only_the_desktops_messages():
+    # Building every aggregate's models cost the client a quarter of its start-up and
+    # about 2 MiB it never used: it reads only the desktop's messages (bench/README.md,
+    # client_footprint.py).
+    code = (
+        "import json, sys; import platen.client.main, platen.client.textviews;"
+        "print(json.dumps([m for m in sys.modules if m.startswith('platen.events.')]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {m.removeprefix("platen.events.") for m in json.loads(out.stdout)}
+    assert {"desktop", "client_options"} <= loaded
+    assert not loaded & {"jobs", "accounts", "printers", "quotas", "reports", "directory"}

@@ -9,8 +9,18 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
-from platen.events.base import Command, Event, JobEvent, Login, Part, Query, Reply, upcasts
-from platen.events.jobs import sides_for_pages
+from platen.events.base import (
+    Command,
+    Event,
+    GroupName,
+    JobEvent,
+    Login,
+    Part,
+    Query,
+    Reply,
+    sides_for_pages,
+    upcasts,
+)
 from platen.events.money import Money
 from platen.events.registry import register
 
@@ -19,7 +29,6 @@ from platen.events.registry import register
 AccountRef = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 # A shared account's own name (no "/": that separates it from its parent in a path).
 AccountName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9 _.@-]{0,63}$")]
-GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Pin = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{4,32}$")]

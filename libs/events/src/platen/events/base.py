@@ -60,6 +60,9 @@ Login = Annotated[
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 PrinterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
+# Here rather than with the accounts: the desktop's messages name groups too, and the
+# desktop client should not have to build every account model to read them.
+GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")]
 
 
 # The AMQP header that carries a message's schema version (the other envelope fields are
@@ -102,6 +105,14 @@ def upcasts(from_version: int) -> Callable[[Upcaster], staticmethod]:
         return staticmethod(fn)
 
     return mark
+
+
+def sides_for_pages(body: dict) -> dict:
+    """The step of every message that once said `pages` for printed sides: the same counts
+    under the names `sides`, `color_sides` and `grayscale_sides`. (Here, not with the jobs,
+    so that the desktop's messages can use it without loading the job models.)"""
+    renamed = {"pages": "sides", "color_pages": "color_sides", "grayscale_pages": "grayscale_sides"}
+    return {renamed.get(k, k): v for k, v in body.items()}
 
 
 class Part(BaseModel):

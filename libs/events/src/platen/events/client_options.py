@@ -22,8 +22,15 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, StringConstraints
 
-from platen.events.accounts import GroupName
-from platen.events.base import Command, DesktopMessage, DesktopReply, Login, Query, Reply
+from platen.events.base import (
+    Command,
+    DesktopMessage,
+    DesktopReply,
+    GroupName,
+    Login,
+    Query,
+    Reply,
+)
 from platen.events.registry import register
 
 LOGO_MAX_BYTES = 16 * 1024

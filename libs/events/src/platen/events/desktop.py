@@ -9,9 +9,16 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from platen.events.base import Command, DesktopMessage, DesktopReply, Login, Reply, upcasts
+from platen.events.base import (
+    Command,
+    DesktopMessage,
+    DesktopReply,
+    Login,
+    Reply,
+    sides_for_pages,
+    upcasts,
+)
 from platen.events.client_options import ClientHello, ClientOptionsNotice
-from platen.events.jobs import sides_for_pages
 from platen.events.money import Money
 from platen.events.registry import register
 

@@ -28,6 +28,7 @@ from platen.events.base import (
     PrinterName,
     Query,
     Reply,
+    sides_for_pages,
     upcasts,
 )
 from platen.events.money import Money
@@ -200,13 +201,6 @@ class PriceLine(BaseModel):
     quantity: int = Field(ge=0)
     unit_price: Money
     amount: Money
-
-
-def sides_for_pages(body: dict) -> dict:
-    """The step of every message that once said `pages` for printed sides: the same counts
-    under the names `sides`, `color_sides` and `grayscale_sides`."""
-    renamed = {"pages": "sides", "color_pages": "color_sides", "grayscale_pages": "grayscale_sides"}
-    return {renamed.get(k, k): v for k, v in body.items()}
 
 
 @register
