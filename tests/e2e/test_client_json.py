@@ -12,7 +12,7 @@ from aiormq.exceptions import ChannelAccessRefused
 from platen.events.desktop import AnswerResult, BroadcastNotice, JobAnswer
 from platen.testing.documents import make_pdf
 from tests.e2e.clientproc import ClientProcess, desktop_url
-from tests.e2e.helpers import EventRecorder, ledger_problems, submit_jobs
+from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, submit_jobs
 
 # One running system for the module: a test that shares it has a user of its own (ann,
 # ben, dan, eve, fay, gus) and looks only at that user's jobs, desktop and balance; the
@@ -92,7 +92,10 @@ async def test_cancelled_from_the_client_is_not_charged(system, client_for):
     assert D(ben["balance"]) == D("5.00") and D(ben["held"]) == 0
 
 
-@pytest.mark.service_env(PLATEN_JOB_DEADLINE_SECONDS="5", PLATEN_INPUT_DEADLINE_SECONDS="5")
+# The deadline leaves the prompt time to reach the desktop on a loaded machine: at 5 s,
+# under the load of a whole suite's start, the prompt once expired on its way and was
+# never shown.
+@pytest.mark.service_env(PLATEN_JOB_DEADLINE_SECONDS="15", PLATEN_INPUT_DEADLINE_SECONDS="15")
 # Its own deadlines (service_env).
 @pytest.mark.own_system
 async def test_unanswered_prompt_expires_and_a_late_client_does_not_see_it(system, client_for):
@@ -101,16 +104,21 @@ async def test_unanswered_prompt_expires_and_a_late_client_does_not_see_it(syste
     async with EventRecorder(system.amqp_url) as events:
         [job] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
         await client.wait_for("desktop.job_prompt", job_id=job)
-        [closed] = await client.wait_for("desktop.prompt_closed", job_id=job, timeout=30)
+        [closed] = await client.wait_for("desktop.prompt_closed", job_id=job, timeout=60)
         assert closed["outcome"] == "cancelled" and "deadline" in closed["reason"]
         await events.wait_for("job.cancelled", 1)
     assert job_states(system)[str(job)] == "cancelled"
     assert D(system.user_json("bob")["balance"]) == D("5.00")
     client.stop()
-    # A job nobody answered while no client ran: its prompt's TTL runs out in the queue,
-    # so a client started after the deadline never shows it.
+    # A job nobody answered while no client ran: its prompt's TTL runs out in the queue
+    # (at the prompt's deadline, which is no later than the job's expiry), so a client
+    # started once the job has expired never shows it.
     [late] = await submit_jobs(system.amqp_url, "bob", "lab-1", make_pdf(1), 1)
-    await asyncio.sleep(8)
+
+    async def expired() -> bool:
+        return job_states(system).get(str(late)) == "cancelled"
+
+    assert await eventually(expired, timeout=90, interval=1)
     again = client_for("bob")
     await again.wait_for("desktop.prompt_closed", job_id=late, timeout=30)
     assert again.of_type("desktop.job_prompt", job_id=late) == []

@@ -57,3 +57,63 @@ def test_a_unit_test_may_use_local_socket_pairs():
     with a, b:
         a.sendall(b"x")
         assert b.recv(1) == b"x"
+
+
+def test_the_last_unit_test_may_end_the_sessions_server_fixtures(tmp_path):
+    """Which test a worker runs last depends on the order it takes tests in; when it is a
+    unit test, its teardown also ends the session's fixtures (a database an end-to-end test
+    used, which talks to its server as it goes), and that is not the unit test's doing. A
+    unit test's own teardown before the end is still guarded."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "conftest.py").write_text(
+        textwrap.dedent(
+            """
+            import socket
+            import pytest
+            pytest_plugins = ["platen.testing.tiers"]
+
+            @pytest.fixture(scope="session")
+            def server():
+                listener = socket.create_server(("127.0.0.1", 0))
+                yield listener
+                socket.create_connection(listener.getsockname(), timeout=5).close()
+                listener.close()
+
+            @pytest.fixture
+            def talks_at_teardown(server):
+                yield
+                socket.create_connection(server.getsockname(), timeout=5).close()
+            """
+        )
+    )
+
+    def run(tests: str) -> subprocess.CompletedProcess:
+        (tmp_path / "test_order.py").write_text(textwrap.dedent(tests))
+        args = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"]
+        args += ["-p", "no:cacheprovider", "-o", "addopts=", str(tmp_path)]
+        return subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    first = """
+        import pytest
+
+        @pytest.mark.integration
+        def test_a_uses_the_server(server):
+            pass
+        """
+    last = """
+        @pytest.mark.unit
+        def test_c_last():
+            pass
+        """
+    ended = run(first + last)
+    assert ended.returncode == 0, ended.stdout + ended.stderr
+    own = """
+        @pytest.mark.unit
+        def test_b_talks_at_its_own_teardown(talks_at_teardown):
+            pass
+        """
+    ended = run(first + own + last)
+    assert ended.returncode == 1 and "ServerInUnitTest" in ended.stdout, ended.stdout
