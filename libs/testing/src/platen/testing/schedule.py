@@ -18,9 +18,9 @@ A group is every test whose node id starts with its prefix, kept together and in
 module with an expensive module-scoped fixture (`test_long_outages.py`'s private stack) is
 one group, so a second worker does not start that fixture again.
 
-The seconds are what a whole run measured (setup + call, `--durations`, four workers on
-two cores); they only rank the groups, and a wrong figure costs time, never a result. Add
-a test here when `--durations` shows it among the slowest.
+The seconds are what CI measured (setup + call, `--durations`, four workers on two cores);
+they only rank the groups, and a wrong figure costs time, never a result. Add a test here
+when `--durations` shows it among the slowest.
 """
 
 from __future__ import annotations
@@ -29,26 +29,24 @@ from collections.abc import Sequence
 
 import pytest
 
-# node id prefix -> seconds (setup + call) in a fresh-clone `.ci/run` on 4 workers
-# (2 December 2026, load average near 12 with other sessions' tests running; the
-# container stack built its images).
+# node id prefix -> seconds (setup + call) in CI
 LONG: dict[str, float] = {
-    "tests/containers/": 680,
-    "tests/e2e/test_chaos.py": 420,
-    "tests/e2e/test_long_outages.py": 410,
-    "tests/cups/test_cups_as_sent.py": 330,
-    "tests/e2e/test_make_run.py": 240,
-    "tests/cups/test_cups_capture.py": 150,
-    "tests/cups/test_print_servers.py": 140,
-    "tests/cups/test_cups_identity.py": 135,
-    "tests/cups/test_cups_outages.py": 130,
-    "services/job-capture/tests/unit/test_colour_analysis.py::test_every_truncation": 86,
+    "tests/e2e/test_chaos.py": 275,
+    "tests/e2e/test_long_outages.py": 240,
+    "tests/containers/": 210,
+    "tests/cups/test_cups_as_sent.py": 150,
+    "tests/cups/test_cups_capture.py": 140,
+    "tests/e2e/test_make_run.py": 115,
+    "tests/cups/test_print_servers.py": 110,
     "tests/e2e/test_pricing.py": 80,
-    "tests/cups/test_cups_authenticated.py": 70,
-    "tests/e2e/test_broker_restart.py": 60,
-    "tests/cups/test_cups_raster.py": 47,
-    "tests/e2e/test_replicas.py": 40,
+    "tests/cups/test_cups_outages.py": 75,
+    "tests/cups/test_cups_identity.py": 65,
+    "tests/cups/test_cups_authenticated.py": 48,
+    "tests/cups/test_cups_raster.py": 45,
     "tests/e2e/test_foundation.py::test_killing_services_mid_flight": 38,
+    "tests/e2e/test_replicas.py": 36,
+    "services/job-capture/tests/unit/test_colour_analysis.py::test_every_truncation": 30,
+    "tests/e2e/test_broker_restart.py": 30,
     "apps/cups-backend/tests/test_termination.py::test_the_backend_cancelled_while": 25,
     "tests/e2e/test_client_json.py::test_an_answer_after_the_deadline": 25,
 }
