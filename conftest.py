@@ -1,1 +1,1 @@
-pytest_plugins = ["platen.testing.fixtures", "platen.testing.tiers", "platen.testing.schedule"]
+pytest_plugins = ["platen.testing.fixtures", "platen.testing.tiers"]
