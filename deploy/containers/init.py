@@ -28,11 +28,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from platen.broker_setup.installation import Installed, install, with_credentials
 from platen.ctl.identity import write_private
 from platen.db.roles import ensure_database, with_login
 from platen.localstack.services import MODULES, ServiceProcesses
 from platen.localstack.tls import make_test_ca
-from platen.messaging.installation import Installed, install, with_credentials
 from platen.messaging.topology import consumer_queues
 
 SECRETS = Path(os.environ.get("PLATEN_SECRETS_ROOT", "/secrets"))

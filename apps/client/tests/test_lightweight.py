@@ -15,6 +15,7 @@ SERVICE_PACKAGES = {
     "platen-account-ledger",
     "platen-notification",
     "platen-messaging",
+    "platen-broker-setup",
     "platen-db",
     "platen-testing",
     "platenctl",

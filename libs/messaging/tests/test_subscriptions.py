@@ -9,12 +9,13 @@ from typing import ClassVar
 import pytest
 import structlog
 
+from platen.broker_setup import permissions
 from platen.events.accounts import JobCharged
 from platen.events.base import Envelope, Message
 from platen.events.jobs import JobCaptured, JobPrinted
 from platen.events.printers import AddPrinter
 from platen.events.routing import COMMANDS, EVENTS
-from platen.messaging import discovery, permissions
+from platen.messaging import discovery
 from platen.messaging.asyncapi import asyncapi_app
 from platen.messaging.contract_map import contract_map
 from platen.messaging.fakes import FakeContext

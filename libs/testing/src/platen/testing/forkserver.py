@@ -47,6 +47,9 @@ PRELOAD = (
     "platen.events.registry",
     "platen.messaging.service",
     "platen.messaging.metrics",
+    # The services' and platenctl's broker setup (and httpx under it): the runtime no
+    # longer imports it, so it is named here to stay loaded once.
+    "platen.broker_setup.installation",
     "platen.rpc.client",
     "asyncpg",
     "aio_pika",
