@@ -16,6 +16,7 @@ SERVICE_PACKAGES = {
     "platen-notification",
     "platen-messaging",
     "platen-broker-setup",
+    "platen-operations",
     "platen-db",
     "platen-testing",
     "platenctl",
