@@ -17,6 +17,7 @@ SERVICE_PACKAGES = {
     "platen-messaging",
     "platen-broker-setup",
     "platen-operations",
+    "platen-contract-docs",
     "platen-db",
     "platen-testing",
     "platenctl",

@@ -4,7 +4,7 @@ Drawn from the services' declarations (`platen.messaging.subscriptions`: what ea
 receives, what each service publishes, with the `Ping` every service answers), the return
 types of command handlers (their replies), the permissions of the identities that are not
 services, and the desktop kinds of the contract. The AsyncAPI document
-(`platen.messaging.asyncapi`) is drawn from this map.
+(`platen.contract_docs.asyncapi`) is drawn from this map.
 
 It takes the services' specs as an argument: libs never import services. A message it
 cannot place (in the contract, but nobody may send it; a command handler that does not
