@@ -4,7 +4,7 @@ and what the broker spends on them (issue 14, goal 4).
 Each simulated desktop is the client's own broker code (`platen.client.transport.
 Transport`: its connection, its consumer on the user's queue with the client's prefetch,
 its publishing channel and the hello it sends on connecting), signed in as its own broker
-user with exactly a desktop's permissions, limits and queue (`platen.messaging.permissions.
+user with exactly a desktop's permissions, limits and queue (`platen.broker_setup.permissions.
 desktop_user`, a durable `desktop.<login>` bound to `user.<login>.#`), as the notification
 service sets them up; the identities are loaded in one definitions import instead of
 tens of thousands of management calls. `--workers` load-generator processes share the
@@ -47,10 +47,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench.capacity import load_average, rss_mib, spread
+from platen.broker_setup import permissions
 from platen.events.base import HEADER_VERSION
 from platen.events.desktop import JobPrompt
 from platen.events.routing import DESKTOP, desktop_key, desktop_queue
-from platen.messaging import permissions
 from platen.messaging.topology import declare_all
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts

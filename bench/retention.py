@@ -2,7 +2,7 @@
 
 Each round leaves in each service's tables what `--per-round` jobs leave there (through
 the services' own stores and, for the ledger, its handlers), then runs one pruning pass
-per service as the service's background task does (`platen.messaging.retention.prune`,
+per service as the service's background task does (`platen.operations.retention.prune`,
 retention 0). Printed per round: the rows of every pruned table after the load and after
 the pass, the pass's time, and the tables' total size on disk (relation + indexes +
 TOAST). Flat storage means the sizes after each pass stop growing once autovacuum has
@@ -39,11 +39,11 @@ from platen.events.jobs import JobPriced, JobPrinted, SubmitJob
 from platen.job_capture.analysis import Analysis
 from platen.job_capture.domain import Job
 from platen.job_capture.store import Store as CaptureStore
-from platen.messaging import retention
 from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.notification.domain import Answer, Prompt
 from platen.notification.store import Store as NotificationStore
+from platen.operations import retention
 from platen.pricing.store import Store as PricingStore
 from platen.testing.infra import provide
 from platen.testing.isolation import create_database

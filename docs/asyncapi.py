@@ -2,7 +2,7 @@
 
 Why this lives here: the document describes all four services at once, each found by its
 `platen.services` entry point (`platen.messaging.discovery`), and is written beside it;
-the machinery it calls (`platen.messaging.contract_map`, `platen.messaging.asyncapi`)
+the machinery it calls (`platen.contract_docs.contract_map`, `platen.contract_docs.asyncapi`)
 stays in libs and takes the specs as arguments. tests/test_asyncapi.py regenerates the
 document in memory and fails when it differs from the checked-in file.
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+from platen.contract_docs.asyncapi import asyncapi_app
+from platen.contract_docs.contract_map import contract_map
 from platen.messaging import discovery
-from platen.messaging.asyncapi import asyncapi_app
-from platen.messaging.contract_map import contract_map
 
 DOCUMENT = Path(__file__).with_name("asyncapi.yaml")
 SPECS = tuple(discovery.specs().values())  # every installed service (its entry point)

@@ -28,11 +28,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from platen.broker_setup.installation import Installed, install, with_credentials
 from platen.ctl.identity import write_private
 from platen.db.roles import ensure_database, with_login
 from platen.localstack.services import MODULES, ServiceProcesses
 from platen.localstack.tls import make_test_ca
-from platen.messaging.installation import Installed, install, with_credentials
 from platen.messaging.topology import consumer_queues
 
 SECRETS = Path(os.environ.get("PLATEN_SECRETS_ROOT", "/secrets"))
@@ -103,7 +103,7 @@ def settings(identity: str, installed: Installed, database_urls: dict[str, str])
     if identity in MODULES:
         values["PLATEN_DATABASE_URL"] = database_urls[identity]
         # Read-only management access: the health check looks for the service's
-        # consumers (platen.messaging.health); job-capture also reads desktops' presence.
+        # consumers (platen.operations.health); job-capture also reads desktops' presence.
         values["PLATEN_BROKER_MONITOR_URL"] = installed.presence_monitor_url
         values["PLATEN_HEALTH_QUEUES"] = ",".join(q.name for q in consumer_queues(identity))
     if identity == "notification":

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from platen.broker_setup.broker_admin import new_password
+from platen.broker_setup.installation import install, with_credentials
 from platen.ctl.identity import write_private
 from platen.db.roles import ensure_database
 from platen.localstack.cups import LocalCups, VirtualPrinter
@@ -25,8 +27,6 @@ from platen.localstack.demo import make_pdf
 from platen.localstack.servers import InfraError, LocalPostgres, LocalRabbitMQ, traversable
 from platen.localstack.services import ServiceProcesses
 from platen.localstack.tls import make_test_ca
-from platen.messaging.broker_admin import new_password
-from platen.messaging.installation import install, with_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = Path(os.environ.get("PLATEN_RUN_DIR", ROOT / "run"))

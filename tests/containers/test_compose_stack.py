@@ -201,7 +201,7 @@ def test_the_stack_is_healthy_runs_the_tour_and_exposes_nothing_else(stack, tmp_
     wrong = subprocess.run(
         ["podman", "exec", stack.container("job-capture"), "/app/deploy/entry.sh",
          "env", "PLATEN_HEALTH_QUEUES=pricing.commands,pricing.events",
-         "python", "-m", "platen.messaging.health", "pricing"],
+         "python", "-m", "platen.operations.health", "pricing"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert wrong.returncode == 1 and "no consumer on pricing.commands" in wrong.stdout, wrong

@@ -22,13 +22,13 @@ from urllib.parse import urlsplit
 
 import aio_pika
 
+from platen.broker_setup.broker_admin import BrokerAdmin
 from platen.client import app as client_app
 from platen.client.config import Options
 from platen.client.model import ClientModel
 from platen.client.tkview import TkView
 from platen.client.transport import Transport
 from platen.events.registry import decode
-from platen.messaging.broker_admin import BrokerAdmin
 from platen.testing.hosts import HostRelay
 from tests.cups.test_cups_capture import ABORTED, CANCELED, COMPLETED, document, job_state
 from tests.e2e.clientproc import desktop_url, desktops  # noqa: F401

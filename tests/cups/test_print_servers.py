@@ -20,10 +20,10 @@ import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
 from platen import rpc
+from platen.broker_setup import print_servers
 from platen.cups_backend.config import load
 from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
 from platen.events.routing import COMMANDS, REPLIES, decision_key
-from platen.messaging import print_servers
 from platen.rpc import RequestFailed, amqp_message
 from platen.testing.documents import make_pdf
 from platen.testing.identities import USER_PREFIX

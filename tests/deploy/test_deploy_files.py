@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from platen.broker_setup.broker_limits import MAX_MESSAGE_BYTES
+from platen.broker_setup.installation import Installed
 from platen.localstack.services import MODULES
-from platen.messaging.broker_limits import MAX_MESSAGE_BYTES
-from platen.messaging.installation import Installed
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "deploy/containers/compose.yaml"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from platen.messaging.installation import with_credentials
+from platen.broker_setup.installation import with_credentials
 
 
 class ClientProcess:

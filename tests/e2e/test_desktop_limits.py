@@ -14,12 +14,12 @@ import aio_pika
 import pytest
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError
 
+from platen.broker_setup import permissions
+from platen.broker_setup.broker_limits import MAX_MESSAGE_BYTES
 from platen.events.base import HEADER_VERSION
 from platen.events.desktop import AnswerResult, JobAnswer, JobPrompt
 from platen.events.registry import encode
 from platen.events.routing import DESKTOP_REPLIES, desktop_key
-from platen.messaging import permissions
-from platen.messaging.broker_limits import MAX_MESSAGE_BYTES
 from platen.testing.documents import make_pdf
 from tests.e2e.clientproc import desktop_url
 from tests.e2e.helpers import submit_jobs

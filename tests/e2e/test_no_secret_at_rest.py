@@ -15,9 +15,9 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 
+from platen.broker_setup.broker_admin import split_credentials
 from platen.events.desktop import JobAnswer, JobPrompt
 from platen.events.registry import encode
-from platen.messaging.broker_admin import split_credentials
 from platen.testing.documents import make_pdf
 from tests.e2e.clientproc import desktop_url
 from tests.e2e.helpers import submit_jobs

@@ -14,9 +14,9 @@ import aio_pika
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
+from platen.broker_setup.installation import with_credentials
 from platen.events.discovery import signed_in_as
 from platen.events.reports import UsageReportQuery
-from platen.messaging.installation import with_credentials
 from platen.testing.documents import make_pdf
 from tests.e2e.helpers import command, eventually, ledger_problems, query
 

@@ -25,6 +25,8 @@ from aiormq.exceptions import (
 )
 
 from platen import rpc
+from platen.broker_setup.broker_admin import BrokerAdmin
+from platen.broker_setup.installation import with_credentials
 from platen.events.accounts import TopUp
 from platen.events.desktop import BalanceNotice
 from platen.events.discovery import signed_in_as
@@ -39,8 +41,6 @@ from platen.events.routing import (
     REPLIES,
     reply_prefix,
 )
-from platen.messaging.broker_admin import BrokerAdmin
-from platen.messaging.installation import with_credentials
 from tests.e2e.clientproc import ClientProcess
 from tests.e2e.helpers import command, eventually
 

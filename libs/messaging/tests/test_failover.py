@@ -6,9 +6,10 @@ from __future__ import annotations
 import aio_pika
 import pytest
 
+from platen.broker_setup import installation
 from platen.events.discovery import node_urls, with_login, with_nodes
 from platen.localstack.servers import free_port
-from platen.messaging import failover, installation
+from platen.messaging import failover
 from platen.rpc.client import RequestFailed
 from platen.rpc.client import connect as rpc_connect
 

@@ -2,7 +2,8 @@
 
 from datetime import timedelta
 
-from platen.messaging import inbox, retention
+from platen.messaging import inbox
+from platen.operations import retention
 
 
 async def test_old_inbox_rows_are_pruned_and_recent_ones_kept(pool, monkeypatch):

@@ -5,8 +5,7 @@ from typing import ClassVar
 import pytest
 
 from platen.events.base import Command
-from platen.messaging.installation import identity_user, prefix_of
-from platen.messaging.senders import ADMIN, SenderCheck
+from platen.messaging.senders import ADMIN, SenderCheck, identity_user, prefix_of
 from platen.messaging.subscriptions import Subscriptions
 
 

@@ -32,7 +32,7 @@ from platen.events.accounts import (
 )
 from platen.events.jobs import JobCancelled, JobFailed, JobPriced, JobUnconfirmed
 from platen.events.system import ErrorReply
-from platen.messaging import retention
+from platen.operations import retention
 
 from ..builders import priced, printed
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import base64
 import uuid
 
+from platen.broker_setup.broker_limits import MAX_MESSAGE_BYTES
 from platen.events.jobs import SubmitJob
 from platen.events.registry import encode
 from platen.job_capture import handlers
-from platen.messaging.broker_limits import MAX_MESSAGE_BYTES
 
 # AMQP properties and headers (type, ids, user_id, version, marks) beside the body: a few
 # hundred bytes in practice, allowed generously.

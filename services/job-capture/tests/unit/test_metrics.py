@@ -12,7 +12,7 @@ import platen.events.jobs as ev
 from platen.job_capture import handlers, metrics
 from platen.job_capture.analysis import Analysis, UnreadableDocument
 from platen.job_capture.domain import Job
-from platen.messaging.metrics import Metrics
+from platen.operations.metrics import Metrics
 
 from .fakes import FakeStore
 

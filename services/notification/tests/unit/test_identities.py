@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from platen.broker_setup import permissions
 from platen.events.accounts import UserAdded, UserDisabled, UserEnabled
 from platen.events.identities import (
     AddPrintServer,
@@ -19,7 +20,6 @@ from platen.events.identities import (
     RemovePrintServer,
 )
 from platen.events.system import ErrorReply
-from platen.messaging import permissions
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.domain import PrintServerIdentity
 from platen.notification.identities import IdentityHandlers

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import structlog
 
+from platen.broker_setup import permissions
 from platen.directory.ldap import DirectoryUnavailable, Verdict
 from platen.events.accounts import UserAdded, UserDisabled, UserEnabled
 from platen.events.identities import (
@@ -20,7 +21,6 @@ from platen.events.identities import (
     SignInRequest,
 )
 from platen.events.system import ErrorReply
-from platen.messaging import permissions
 from platen.notification.domain import Sender, SignedInDesktop, SignInLimiter, sender_problem
 from platen.notification.identities import IdentityHandlers, on_list_desktops
 from platen.notification.signin import NOT_ACCEPTED, SignIn

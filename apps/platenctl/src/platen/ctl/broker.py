@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
+from platen.broker_setup.broker_admin import BrokerAdminError
+from platen.broker_setup.installation import install
 from platen.ctl.common import fail
 from platen.ctl.identity import write_private
-from platen.messaging.broker_admin import BrokerAdminError
-from platen.messaging.installation import install
 
 broker_app = typer.Typer(help="Install Platen on a RabbitMQ broker.", no_args_is_help=True)
 

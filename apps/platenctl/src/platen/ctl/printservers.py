@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from platen.broker_setup.installation import with_credentials
 from platen.ctl.common import call, fail
 from platen.ctl.identity import write_private
 from platen.events.discovery import amqp_url
@@ -25,7 +26,6 @@ from platen.events.identities import (
     PrintServerList,
     RemovePrintServer,
 )
-from platen.messaging.installation import with_credentials
 
 printserver_app = typer.Typer(
     help="Print servers: each signs in to Platen as itself.", no_args_is_help=True

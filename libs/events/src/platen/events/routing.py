@@ -107,14 +107,14 @@ def decision_key(print_server: str, job_id: object) -> str:
 
 
 # A print server named NAME signs in as broker user `[prefix]platen-print-server.NAME`
-# (`platen.messaging.print_servers`): here, so that the CUPS backend, which has no
+# (`platen.broker_setup.print_servers`): here, so that the CUPS backend, which has no
 # messaging library, reads its own name the way job-capture reads a sender's.
 PRINT_SERVER_MARKER = "platen-print-server."
 
 
 def print_server_of(user: str | None) -> str | None:
     """The print server name in broker user `user` (None: not a print server's user).
-    Unchecked: `platen.messaging.print_servers.name_of` also checks it is a valid name."""
+    Unchecked: `platen.broker_setup.print_servers.name_of` also checks it is a valid name."""
     if not user or PRINT_SERVER_MARKER not in user:
         return None
     return user.split(PRINT_SERVER_MARKER, 1)[1]

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platen.messaging.broker_limits import MAX_MESSAGE_BYTES
+from platen.broker_setup.broker_limits import MAX_MESSAGE_BYTES
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")

@@ -150,7 +150,7 @@ class ServiceProcesses:
 
     def start_all(self) -> None:
         """Start every service. The topology must be installed already (by
-        `install_topology`, or by `platen.messaging.installation.install`)."""
+        `install_topology`, or by `platen.broker_setup.installation.install`)."""
         for name in MODULES:
             self.start(name)
 

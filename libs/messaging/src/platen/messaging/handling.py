@@ -39,12 +39,12 @@ from platen.messaging.marks import KNOWN as MARK_KEYS
 from platen.messaging.marks import checked as checked_marks
 from platen.messaging.marks import encode as encode_marks
 from platen.messaging.marks import of_delivery
-from platen.messaging.metrics import Metrics
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
 from platen.messaging.senders import SenderCheck, copied_headers, sender_of
 from platen.messaging.subscriptions import Subscriptions
 from platen.messaging.topology import DELIVERY_LIMIT
+from platen.operations.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -237,7 +237,7 @@ class Dispatcher:
         metrics: Metrics | None = None,
     ) -> None:
         self.queue = queue
-        # What became of each delivery, counted (platen.messaging.metrics).
+        # What became of each delivery, counted (platen.operations.metrics).
         self.metrics = metrics or Metrics()
         # Who each restricted command is accepted from (`senders`), by its AMQP user_id.
         self.senders = senders

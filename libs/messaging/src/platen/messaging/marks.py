@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from platen.events.routing import COMMANDS, EVENTS
 from platen.messaging.codec import HEADER_MARKS
-from platen.messaging.permissions import PRINT_SERVER_COMMANDS
+from platen.messaging.senders import PRINT_SERVER_COMMANDS
 
 # Every mark there is, with the values it may take.
 KNOWN: dict[str, frozenset[str]] = {"identity": frozenset({"trusted"})}

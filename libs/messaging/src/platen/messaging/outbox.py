@@ -32,8 +32,8 @@ from platen.events.registry import encode
 from platen.events.routing import DESKTOP, login_of_key, reply_key
 from platen.messaging.codec import build
 from platen.messaging.logs import correlation_fields
-from platen.messaging.metrics import Metrics
 from platen.messaging.publisher import Publisher
+from platen.operations.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 

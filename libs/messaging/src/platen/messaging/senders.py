@@ -7,10 +7,11 @@ that moves money or changes identities declares its senders on its handler
 (`@subscribe.command(TopUp, senders=("admin",))`); the rest are open to whoever the broker
 lets publish them.
 
-The identities are named as the installer names them (`installation.identity_user`), under
-the user prefix the service's own broker user shows. A service that does not sign in as
-its own identity (one broker user shared by every part, as some benchmarks run) has no
-other identity to tell apart, and checks nothing; it says so when it starts.
+The identities are named here (`identity_user`), and the installer makes their broker
+users by these names, under the user prefix the service's own broker user shows. A
+service that does not sign in as its own identity (one broker user shared by every
+part, as some benchmarks run) has no other identity to tell apart, and checks nothing; it
+says so when it starts.
 """
 
 from __future__ import annotations
@@ -18,10 +19,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from platen.messaging.installation import identity_user, prefix_of
-
 # What platenctl alone may send: money, users, accounts, printers, identities.
 ADMIN = ("admin",)
+# The broker user platenctl signs in as (under the installation's user prefix).
+ADMIN_USER = "platen-admin"
+
+# What the CUPS backend sends job-capture, and nothing more (not the job list, not
+# another service's commands): submit, ask, cancel before printing, heartbeat, outcome.
+# Here, not with the permissions, because the consumer reads it too (marks.py): the
+# runtime needs no broker-setup code to tell a print server's command from a service's.
+PRINT_SERVER_COMMANDS = (
+    "capture.submit",
+    "capture.job.status",
+    "capture.job.cancel",
+    "capture.job.heartbeat",
+    "capture.job.outcome",
+)
 NOBODY = "a sender that did not say who it is (no AMQP user_id)"
 
 # A message this service dead-letters, and a dead letter it replays, are published again
@@ -56,6 +69,25 @@ def copied_headers(
         return copy, None
     copy[FIRST_SENDER] = first
     return copy, own_user
+
+
+def service_user(service: str) -> str:
+    return f"platen-{service}"
+
+
+def identity_user(identity: str, user_prefix: str = "") -> str:
+    """The broker user an identity signs in as: a service (by its name), or "admin"."""
+    return user_prefix + (ADMIN_USER if identity == "admin" else service_user(identity))
+
+
+def prefix_of(user: str | None, service: str) -> str | None:
+    """The user prefix of the installation whose `service` signs in as broker user `user`;
+    None when `user` is not an identity the installer made for that service (every part
+    signed in as one shared user, as some benchmarks do)."""
+    own = service_user(service)
+    if user is None or not user.endswith(own):
+        return None
+    return user[: -len(own)]
 
 
 @dataclass(frozen=True)

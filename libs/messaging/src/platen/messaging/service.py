@@ -38,10 +38,9 @@ from platen.events.system import (
     Pong,
     ReplayDeadLetters,
 )
-from platen.messaging import dead_letters, failover, retention
+from platen.messaging import dead_letters, failover
 from platen.messaging.handling import Dispatcher, Handler, HandlerContext, StoreFactory
 from platen.messaging.logs import configure_logging
-from platen.messaging.metrics import Check, Metrics, MetricsServer, run_checks
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.outbox import backlog as outbox_backlog
 from platen.messaging.publisher import Publisher
@@ -49,6 +48,8 @@ from platen.messaging.senders import SenderCheck
 from platen.messaging.settings import Settings
 from platen.messaging.subscriptions import COMMAND_QUEUE, Subscriptions
 from platen.messaging.topology import consumer_queues, declare_topology
+from platen.operations import retention
+from platen.operations.metrics import Check, Metrics, MetricsServer, run_checks
 
 log = structlog.get_logger(__name__)
 

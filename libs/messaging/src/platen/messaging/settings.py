@@ -23,7 +23,7 @@ class Settings:
     # outage tests make it small, so that a short outage makes as many failed publishes
     # as a long one would.
     outbox_max_backoff: float = 5.0
-    # Where /metrics and /health/* are served (platen.messaging.metrics). Port 0: a free
+    # Where /metrics and /health/* are served (platen.operations.metrics). Port 0: a free
     # port, chosen at start, logged and given in `platenctl status`.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0

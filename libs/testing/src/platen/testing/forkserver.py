@@ -46,7 +46,10 @@ PRELOAD = (
     "platen.events",
     "platen.events.registry",
     "platen.messaging.service",
-    "platen.messaging.metrics",
+    "platen.operations.metrics",
+    # The services' and platenctl's broker setup (and httpx under it): the runtime no
+    # longer imports it, so it is named here to stay loaded once.
+    "platen.broker_setup.installation",
     "platen.rpc.client",
     "asyncpg",
     "aio_pika",

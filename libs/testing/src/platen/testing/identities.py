@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from platen.messaging import print_servers
-from platen.messaging.broker_admin import BrokerAdmin
-from platen.messaging.installation import install, with_credentials
+from platen.broker_setup import print_servers
+from platen.broker_setup.broker_admin import BrokerAdmin
+from platen.broker_setup.installation import install, with_credentials
 from platen.testing.infra import Infra
 from platen.testing.isolation import with_vhost
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from platen.broker_setup.broker_limits import MAX_MESSAGE_BYTES
 from platen.localstack.servers import InfraError, LocalPostgres, LocalRabbitMQ
 from platen.localstack.tls import make_test_ca
-from platen.messaging.broker_limits import MAX_MESSAGE_BYTES
 
 AMQPS_VAR = "PLATEN_TEST_AMQPS_URL"
 LOG_VAR = "PLATEN_TEST_BROKER_LOG"

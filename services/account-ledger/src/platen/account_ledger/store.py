@@ -920,7 +920,7 @@ class Store:
 
     async def prune(self, older_than: datetime) -> dict[str, int]:
         """Delete what nothing waits on any more from before `older_than` (see
-        platen.messaging.retention): questions answered or cancelled, the marks of jobs
+        platen.operations.retention): questions answered or cancelled, the marks of jobs
         closed before any hold, and wrong PINs (never one still inside the lock-out
         window, whatever the retention). Open questions, holds of any state and the journal
         (transactions, entries: postings are never pruned) are kept."""

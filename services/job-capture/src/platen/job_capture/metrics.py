@@ -1,4 +1,4 @@
-"""job-capture's own metrics, added to the service's (platen.messaging.metrics) through its
+"""job-capture's own metrics, added to the service's (platen.operations.metrics) through its
 ServiceSpec: how analysis goes (running, waiting, bytes admitted, seconds each), the jobs
 not yet final by state (those waiting for their user among them), and the desktops
 connected as the broker sees them.

@@ -18,10 +18,10 @@ import socket
 
 import structlog
 
+from platen.broker_setup.broker_admin import BrokerAdmin, BrokerAdminError, vhost_of
 from platen.events.base import is_reserved_login
 from platen.events.routing import login_of_broker_user
 from platen.job_capture.identity import Desktop, Origin, origin_of, parse_address
-from platen.messaging.broker_admin import BrokerAdmin, BrokerAdminError, vhost_of
 
 log = structlog.get_logger("job-capture.presence")
 

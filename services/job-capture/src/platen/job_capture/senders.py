@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from platen.messaging import print_servers
+from platen.broker_setup import print_servers
 
 NO_SENDER = "the request does not say who sends it (set the AMQP user_id property)"
 

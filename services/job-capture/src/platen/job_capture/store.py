@@ -288,7 +288,7 @@ class Store:
 
     async def prune(self, older_than: datetime) -> dict[str, int]:
         """Delete what nothing waits on any more from before `older_than` (see
-        platen.messaging.retention): jobs that ended (printed, denied, failed, cancelled)
+        platen.operations.retention): jobs that ended (printed, denied, failed, cancelled)
         with any spooled document they still had, and the notes of jobs cancelled before
         they were captured. A job that has not ended (waiting, released, unconfirmed) is
         kept however old."""

@@ -24,9 +24,9 @@ from typing import Any
 
 import structlog
 
+from platen.broker_setup import permissions, print_servers
+from platen.broker_setup.broker_admin import BrokerAdmin, vhost_of
 from platen.events.routing import DESKTOP_SEPARATOR, desktop_broker_user
-from platen.messaging import permissions, print_servers
-from platen.messaging.broker_admin import BrokerAdmin, vhost_of
 from platen.notification.store import Store
 
 log = structlog.get_logger("notification.identities")

@@ -1,7 +1,7 @@
 """Per-user broker identities: one broker user per Platen user, for their desktop client.
 
 A user added by the ledger gets a broker user of the same name, with the permissions of
-`platen.messaging.permissions.desktop_user` and a password nobody knows until an admin
+`platen.broker_setup.permissions.desktop_user` and a password nobody knows until an admin
 issues a credential (`platenctl user credential`). A disabled user loses every permission
 and is disconnected; enabled again, they get their permissions back.
 
@@ -11,6 +11,7 @@ broker's side to `BrokerIdentities`, after the commit.
 
 from __future__ import annotations
 
+from platen.broker_setup.broker_admin import new_password
 from platen.events.accounts import UserAdded, UserDisabled, UserEnabled
 from platen.events.identities import (
     Credential,
@@ -21,7 +22,6 @@ from platen.events.identities import (
     RevokeDesktop,
 )
 from platen.events.system import ErrorReply
-from platen.messaging.broker_admin import new_password
 from platen.messaging.handling import HandlerContext
 from platen.messaging.senders import ADMIN
 from platen.notification.broker_identities import BrokerIdentities

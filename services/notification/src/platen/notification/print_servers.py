@@ -1,6 +1,6 @@
 """Print servers' broker identities: `platenctl printserver add|list|remove`.
 
-Each print server signs in as a broker user of its own (`platen.messaging.print_servers`),
+Each print server signs in as a broker user of its own (`platen.broker_setup.print_servers`),
 so that job-capture knows, from the broker-checked `user_id` of a request, which print
 server sends it. The notification service manages them because it holds the key to the
 broker's management API (it manages desktop identities the same way): these handlers
@@ -9,6 +9,8 @@ record what the identity must be, and `BrokerIdentities` applies it after the co
 
 from __future__ import annotations
 
+from platen.broker_setup import print_servers
+from platen.broker_setup.broker_admin import new_password
 from platen.events.identities import (
     AddPrintServer,
     ListPrintServers,
@@ -18,8 +20,6 @@ from platen.events.identities import (
     RemovePrintServer,
 )
 from platen.events.system import ErrorReply
-from platen.messaging import print_servers
-from platen.messaging.broker_admin import new_password
 from platen.messaging.handling import HandlerContext
 from platen.messaging.senders import ADMIN
 from platen.notification.broker_identities import BrokerIdentities

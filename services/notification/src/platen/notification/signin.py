@@ -25,9 +25,9 @@ from typing import Any
 
 import structlog
 
+from platen.broker_setup.broker_admin import new_password
 from platen.directory.ldap import DirectoryUnavailable, LdapSettings, Verdict, verify_password
 from platen.events.identities import SignInGranted, SignInRefused, SignInRequest
-from platen.messaging.broker_admin import new_password
 from platen.notification.broker_identities import BrokerIdentities
 from platen.notification.domain import SignedInDesktop, SignInLimiter
 from platen.notification.store import Store

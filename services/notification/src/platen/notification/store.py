@@ -410,7 +410,7 @@ class Store:
 
     async def prune(self, older_than: datetime) -> dict[str, int]:
         """Delete what nothing waits on any more from before `older_than` (see
-        platen.messaging.retention): deliveries (support history), answers the ledger has
+        platen.operations.retention): deliveries (support history), answers the ledger has
         replied to, and prompts that are closed or whose deadline passed that long ago (no
         answer is taken after the deadline). An open, answerable prompt and an answer still
         waiting for the ledger's reply are kept."""

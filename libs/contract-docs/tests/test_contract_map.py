@@ -10,6 +10,14 @@ from typing import ClassVar
 
 import pytest
 
+from platen.contract_docs.contract_map import (
+    COMMAND,
+    EVENT,
+    REPLY,
+    ContractMapError,
+    contract_map,
+    topic_matches,
+)
 from platen.events.accounts import UserGroupsSet
 from platen.events.base import Message
 from platen.events.jobs import JobCaptured
@@ -22,14 +30,6 @@ from platen.events.system import (
     Ping,
     Pong,
     ReplayDeadLetters,
-)
-from platen.messaging.contract_map import (
-    COMMAND,
-    EVENT,
-    REPLY,
-    ContractMapError,
-    contract_map,
-    topic_matches,
 )
 from platen.messaging.service import ServiceSpec
 from platen.messaging.subscriptions import Subscriptions

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from platen.messaging.broker_admin import BrokerAdmin
+from platen.broker_setup.broker_admin import BrokerAdmin
 
 DAY_MS = 24 * 3600 * 1000
 

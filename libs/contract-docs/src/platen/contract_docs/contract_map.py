@@ -4,7 +4,7 @@ Drawn from the services' declarations (`platen.messaging.subscriptions`: what ea
 receives, what each service publishes, with the `Ping` every service answers), the return
 types of command handlers (their replies), the permissions of the identities that are not
 services, and the desktop kinds of the contract. The AsyncAPI document
-(`platen.messaging.asyncapi`) is drawn from this map.
+(`platen.contract_docs.asyncapi`) is drawn from this map.
 
 It takes the services' specs as an argument: libs never import services. A message it
 cannot place (in the contract, but nobody may send it; a command handler that does not
@@ -18,6 +18,8 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from platen.broker_setup import permissions
+from platen.broker_setup.permissions import Permissions
 from platen.events.base import Message
 from platen.events.desktop import DESKTOP_KINDS, REPLY_KINDS
 from platen.events.registry import known_types
@@ -30,8 +32,7 @@ from platen.events.routing import (
     desktop_key,
     desktop_queue,
 )
-from platen.messaging import discovery, permissions
-from platen.messaging.permissions import Permissions
+from platen.messaging import discovery
 from platen.messaging.service import ServiceSpec, queue_handlers
 from platen.messaging.topology import ConsumerQueue, consumer_queues
 

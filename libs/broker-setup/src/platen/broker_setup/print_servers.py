@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 
+from platen.broker_setup import permissions
+from platen.broker_setup.broker_admin import BrokerAdmin, new_password
 from platen.events.identities import PRINT_SERVER_NAME_PATTERN
 from platen.events.routing import PRINT_SERVER_MARKER, print_server_of
-from platen.messaging import permissions
-from platen.messaging.broker_admin import BrokerAdmin, new_password
 
 MARKER = PRINT_SERVER_MARKER
 NAME_PATTERN = PRINT_SERVER_NAME_PATTERN

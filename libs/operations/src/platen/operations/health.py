@@ -1,4 +1,4 @@
-"""Is this service up? Its container's health check: `python -m platen.messaging.health NAME`.
+"""Is this service up? Its container's health check: `python -m platen.operations.health NAME`.
 
 A service is healthy when each of its queues has a consumer that it holds: signed in as
 the service's broker user, from this host's own address (so one replica's consumers do
@@ -14,7 +14,7 @@ It runs every few seconds in every container, so it starts light: the standard l
 only, and the service's queues from `PLATEN_HEALTH_QUEUES` (written by the installer from
 `platen.messaging.topology.consumer_queues`), not by importing every service's code.
 
-Each service also serves `/health/ready` and `/metrics` itself (platen.messaging.metrics);
+Each service also serves `/health/ready` and `/metrics` itself (platen.operations.metrics);
 this check stays the containers' because it needs no port opened in them and sees the
 consumers as the broker does.
 """
@@ -79,7 +79,7 @@ def check(amqp_url: str, monitor_url: str, queues: list[str], timeout: float = 2
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m platen.messaging.health SERVICE", file=sys.stderr)
+        print("usage: python -m platen.operations.health SERVICE", file=sys.stderr)
         return 2
     amqp_url = os.environ.get("PLATEN_AMQP_URL", "")
     monitor_url = os.environ.get("PLATEN_BROKER_MONITOR_URL", "")

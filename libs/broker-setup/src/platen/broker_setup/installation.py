@@ -1,6 +1,6 @@
 """Installing Platen on a broker: the whole topology, and a broker user for each service
 and for `platenctl`, each with only its own permissions. Print servers get one each
-later, by name (`platenctl printserver add`, `platen.messaging.print_servers`).
+later, by name (`platenctl printserver add`, `platen.broker_setup.print_servers`).
 
 Run once per installation (and again after an upgrade; every step is idempotent) with the
 credentials of a broker administrator. It returns the URL each identity signs in with;
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from platen.broker_setup import broker_limits, permissions
+from platen.broker_setup.broker_admin import BrokerAdmin, new_password, vhost_of
 from platen.events.discovery import with_login
-from platen.messaging import broker_limits, discovery, permissions
-from platen.messaging.broker_admin import BrokerAdmin, new_password, vhost_of
+from platen.messaging import discovery
+from platen.messaging.senders import ADMIN_USER, service_user
 from platen.messaging.topology import declare_all
 
-ADMIN = "platen-admin"
 # The broker user all print servers once shared: removed by the installer, since a print
 # server now signs in as itself and job-capture refuses CUPS jobs from anyone else.
 LEGACY_PRINT_SERVER = "platen-print-server"
@@ -27,25 +28,6 @@ IDENTITY_MANAGER = "platen-identity-manager"
 # where (identity at print). A `monitoring` user: it sees connections, changes nothing,
 # and may neither publish nor read nor declare anything.
 PRESENCE_MONITOR = "platen-presence-monitor"
-
-
-def service_user(service: str) -> str:
-    return f"platen-{service}"
-
-
-def identity_user(identity: str, user_prefix: str = "") -> str:
-    """The broker user an identity signs in as: a service (by its name), or "admin"."""
-    return user_prefix + (ADMIN if identity == "admin" else service_user(identity))
-
-
-def prefix_of(user: str | None, service: str) -> str | None:
-    """The user prefix of the installation whose `service` signs in as broker user `user`;
-    None when `user` is not an identity the installer made for that service (every part
-    signed in as one shared user, as some benchmarks do)."""
-    own = service_user(service)
-    if user is None or not user.endswith(own):
-        return None
-    return user[: -len(own)]
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
@@ -71,7 +53,7 @@ async def install(
         s: (user_prefix + service_user(s), permissions.service(s, user_prefix + service_user(s)))
         for s in discovery.specs()
     }
-    identities["admin"] = (user_prefix + ADMIN, permissions.admin(user_prefix + ADMIN))
+    identities["admin"] = (user_prefix + ADMIN_USER, permissions.admin(user_prefix + ADMIN_USER))
     urls = {}
     async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:
         await broker_limits.apply(admin)

@@ -2,7 +2,7 @@
 
 A documentation-only `RabbitBroker` gets one typed publisher for every address a message
 is sent to and one typed subscriber for every queue that receives it, all drawn from the
-contract map (`platen.messaging.contract_map`); FastStream turns them into AsyncAPI 3.0
+contract map (`platen.contract_docs.contract_map`); FastStream turns them into AsyncAPI 3.0
 channels, operations and the messages' pydantic JSON schemas. The services' own brokers
 cannot be documented directly: their one subscriber per queue sees an untyped
 `RabbitMessage` and the dispatcher chooses the model by the `type` property.
@@ -27,10 +27,7 @@ from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.utils import ref
 from faststream.specification.asyncapi.v3_0_0.schema import Reference
 
-from platen.events.base import HEADER_VERSION, Message
-from platen.events.routing import DEAD_LETTERS, REPLIES, UNROUTED
-from platen.messaging.codec import HEADER_ERROR, HEADER_MARKS
-from platen.messaging.contract_map import (
+from platen.contract_docs.contract_map import (
     COMMAND,
     DESKTOP_READER,
     REPLY,
@@ -39,6 +36,9 @@ from platen.messaging.contract_map import (
     Route,
     Subscription,
 )
+from platen.events.base import HEADER_VERSION, Message
+from platen.events.routing import DEAD_LETTERS, REPLIES, UNROUTED
+from platen.messaging.codec import HEADER_ERROR, HEADER_MARKS
 from platen.messaging.topology import DELIVERY_LIMIT
 
 SERVER_URL = "amqp://localhost:5672/"

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from platen.broker_setup import permissions as p
 from platen.events.routing import (
     REPLAY,
     REPLIES,
@@ -14,7 +15,6 @@ from platen.events.routing import (
     reply_user,
 )
 from platen.messaging import discovery
-from platen.messaging import permissions as p
 from platen.messaging.topology import all_queues, consumer_queues
 from platen.testing.identities import USER_PREFIX
 

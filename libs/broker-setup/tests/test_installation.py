@@ -12,10 +12,10 @@ import aio_pika
 import pytest
 from aiormq.exceptions import AMQPConnectionError, ChannelAccessRefused, InvalidFrameError
 
+from platen.broker_setup import permissions, print_servers
+from platen.broker_setup.broker_admin import BrokerAdmin, vhost_of
+from platen.broker_setup.installation import LEGACY_PRINT_SERVER, install, with_credentials
 from platen.events.routing import DESKTOP, desktop_key, desktop_queue
-from platen.messaging import permissions, print_servers
-from platen.messaging.broker_admin import BrokerAdmin, vhost_of
-from platen.messaging.installation import LEGACY_PRINT_SERVER, install, with_credentials
 from platen.messaging.topology import all_queues, declare_desktop_queue
 
 
@@ -106,7 +106,7 @@ async def test_the_presence_monitor_sees_who_is_connected_from_where_and_changes
 
     import httpx
 
-    from platen.messaging.broker_admin import BrokerAdmin, split_credentials, vhost_of
+    from platen.broker_setup.broker_admin import BrokerAdmin, split_credentials, vhost_of
 
     installed = await install(amqp_url, _admin_management_url(infra), disable_guest=False)
     monitor = installed.presence_monitor_url

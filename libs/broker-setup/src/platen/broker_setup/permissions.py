@@ -3,7 +3,7 @@
 RabbitMQ grants three regular expressions per user and vhost (configure, write, read: over
 exchange and queue names) and, on topic exchanges, a write and a read expression over
 routing keys. Everything here is pure data, so that the rules can be read, tested and
-applied (by `platen.messaging.broker_admin`) from the same definitions.
+applied (by `platen.broker_setup.broker_admin`) from the same definitions.
 
 - A desktop user reads only its own queue, publishes only replies under its own routing
   keys, and declares, binds and deletes nothing. RabbitMQ also checks the `user_id`
@@ -44,6 +44,7 @@ from platen.events.routing import (
     reply_prefix,
 )
 from platen.messaging import discovery
+from platen.messaging.senders import PRINT_SERVER_COMMANDS
 from platen.messaging.subscriptions import DESKTOP_REPLY_QUEUE
 from platen.messaging.topology import consumer_queues
 
@@ -213,17 +214,6 @@ def admin(user: str | None = None) -> Permissions:
             replies_of(user),
         ),
     )
-
-
-# What the CUPS backend sends job-capture, and nothing more (not the job list, not
-# another service's commands): submit, ask, cancel before printing, heartbeat, outcome.
-PRINT_SERVER_COMMANDS = (
-    "capture.submit",
-    "capture.job.status",
-    "capture.job.cancel",
-    "capture.job.heartbeat",
-    "capture.job.outcome",
-)
 
 
 def print_server(user: str | None = None) -> Permissions:

@@ -1,9 +1,9 @@
-"""The containers' health check (platen.messaging.health): a service is healthy when each
+"""The containers' health check (platen.operations.health): a service is healthy when each
 of its queues has a consumer of its own broker user from this host."""
 
 from __future__ import annotations
 
-from platen.messaging.health import main, missing_consumers, own_addresses
+from platen.operations.health import main, missing_consumers, own_addresses
 
 QUEUES = ["pricing.commands", "pricing.events"]
 

@@ -16,8 +16,8 @@ from aiormq.exceptions import (
     ProbableAuthenticationError,
 )
 
-from platen.messaging import permissions
-from platen.messaging.broker_admin import BrokerAdmin, BrokerAdminError
+from platen.broker_setup import permissions
+from platen.broker_setup.broker_admin import BrokerAdmin, BrokerAdminError
 from platen.messaging.topology import declare_desktop_queue, declare_topology
 
 

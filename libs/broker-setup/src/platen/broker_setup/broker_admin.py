@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
-from platen.messaging.permissions import Permissions
+from platen.broker_setup.permissions import Permissions
 
 
 class BrokerAdminError(RuntimeError):

@@ -1,16 +1,14 @@
-"""A service's metrics and health answers (platen.messaging.metrics), with no server: the
+"""A service's metrics and health answers (platen.operations.metrics), with no server: the
 WSGI application is called as the HTTP server's thread would call it."""
 
 import asyncio
-import contextlib
 import json
 import time
 from wsgiref.util import setup_testing_defaults
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from platen.messaging.metrics import Metrics, MetricsServer, message_label, run_checks
-from platen.messaging.service import Runtime, background, readiness_checks
+from platen.operations.metrics import Metrics, MetricsServer, message_label, run_checks
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -165,7 +163,7 @@ async def test_live_answers_while_the_loop_runs_and_unknown_paths_are_404():
 
 def test_live_is_503_when_the_loop_does_not_answer(monkeypatch):
     # A loop that exists but never runs what it is asked: a stuck service.
-    import platen.messaging.metrics as metrics
+    import platen.operations.metrics as metrics
 
     monkeypatch.setattr(metrics, "LOOP_DEADLINE", 0.1)
     loop = asyncio.new_event_loop()
@@ -182,29 +180,3 @@ def test_live_is_503_when_the_loop_does_not_answer(monkeypatch):
         # The loop comes back to life: what it was asked runs (or is cancelled) now.
         loop.run_until_complete(asyncio.sleep(0.01))
         loop.close()
-
-
-async def test_a_background_loop_that_ends_makes_the_service_not_ready():
-    """The outbox relay and retention loops end only when the service stops; one that
-    ends otherwise is logged and `/health/ready` names it, so the service is restarted."""
-    rt = Runtime(spec=None, settings=None)  # type: ignore[arg-type]
-    checks = readiness_checks(rt)
-    release = asyncio.Event()
-
-    async def loop() -> None:
-        await release.wait()
-        raise RuntimeError("a bug")
-
-    async def forever() -> None:
-        await asyncio.Event().wait()
-
-    relay = background(rt, loop(), "outbox-relay")
-    other = background(rt, forever(), "retention")
-    assert await checks["tasks"]() is None
-    release.set()
-    with contextlib.suppress(RuntimeError):
-        await relay
-    assert await checks["tasks"]() == "background task ended: outbox-relay"
-    other.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await other

@@ -3,15 +3,12 @@
 import pytest
 from pydantic import ValidationError
 
+from platen.broker_setup import print_servers
+from platen.broker_setup.installation import IDENTITY_MANAGER, PRESENCE_MONITOR
 from platen.events.accounts import UserAdded
 from platen.events.base import is_valid_login
-from platen.messaging import discovery, print_servers
-from platen.messaging.installation import (
-    ADMIN,
-    IDENTITY_MANAGER,
-    PRESENCE_MONITOR,
-    service_user,
-)
+from platen.messaging import discovery
+from platen.messaging.senders import ADMIN_USER, service_user
 from platen.rpc.client import signed_in_as
 
 
@@ -40,7 +37,7 @@ def test_no_desktop_user_can_be_taken_for_a_print_server():
     of Platen's own identities: whatever login an administrator adds or a directory
     lists, its broker user is never a print server's, a service's or the admin's."""
     own = [
-        ADMIN,
+        ADMIN_USER,
         IDENTITY_MANAGER,
         PRESENCE_MONITOR,
         *(service_user(s) for s in discovery.specs()),

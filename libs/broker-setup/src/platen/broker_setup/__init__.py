@@ -1,0 +1,1 @@
+"""Broker setup, done with admin rights: the installer, each identity's permissions, limits."""

@@ -1,0 +1,1 @@
+"""The contract documented: who sends and receives what (contract_map), as AsyncAPI."""

@@ -1,0 +1,1 @@
+"""Operations: what a service tells its operators (metrics, health) and how it prunes."""
