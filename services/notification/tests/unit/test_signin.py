@@ -162,6 +162,21 @@ def test_the_limiter_stays_bounded_under_a_flood_of_made_up_logins():
     assert len(limiter._failures) <= 100
 
 
+def test_a_flood_of_made_up_logins_does_not_reset_a_guessed_users_count():
+    """The attacker locks out their own guessing of `victim`, then floods made-up logins
+    from many addresses to push the victim's count out of the bounded table."""
+    limiter = SignInLimiter(per_login=3, per_source=10**9, window=60, max_keys=100)
+    for n in range(3):
+        limiter.failed("victim", f"10.1.0.{n}", float(n))
+    assert limiter.retry_after("victim", "10.9.9.9", 3.0) > 0
+    for n in range(1000):
+        limiter.failed(f"made-up-{n}", f"10.2.{n // 250}.{n % 250}", 4.0 + n / 1000)
+        assert len(limiter._failures) <= 100
+    assert limiter.retry_after("victim", "10.9.9.9", 5.0) > 0
+    # Counts that left the window are the first to go, and the victim's ends on time.
+    assert limiter.retry_after("victim", "10.9.9.9", 61.0) == 0
+
+
 async def test_the_administrator_lists_and_revokes_one_desktop(
     known, signin, ctx, identities, admin, store
 ):

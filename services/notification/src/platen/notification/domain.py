@@ -233,10 +233,32 @@ class SignInLimiter:
 
     def failed(self, login: str, source: str, now: float) -> None:
         if len(self._failures) >= self.max_keys:
-            self._failures.clear()  # bounded; forgetting errs towards letting users in
+            self._forget_some(now)
         for key, limit in self._limits(login, source):
             times = self._failures.setdefault(key, collections.deque(maxlen=limit))
             times.append(now)
+
+    def _forget_some(self, now: float) -> None:
+        """Make room for new keys, a tenth of `max_keys` at a time (so the sweep is rare).
+
+        What goes first is what blocks nobody: counts that left the window, then counts
+        under their limit, oldest last failure first. A key at its limit, which is holding
+        a guesser back right now, goes only when nothing else is left. Clearing them all
+        instead would let anyone reset a victim's count by flooding made-up logins."""
+        keep = self.max_keys - max(1, self.max_keys // 10)
+        for key in list(self._failures):
+            self._recent(key, now)  # drops the key once its failures are out of the window
+        if len(self._failures) <= keep:
+            return
+        limit_of = {"login": self.per_login, "source": self.per_source}
+
+        def blocking_then_newest(item: tuple[tuple[str, str], collections.deque[float]]):
+            (kind, _), times = item
+            return (len(times) >= limit_of[kind], times[-1])
+
+        ordered = sorted(self._failures.items(), key=blocking_then_newest)
+        for key, _ in ordered[: len(self._failures) - keep]:
+            del self._failures[key]
 
 
 @dataclass
