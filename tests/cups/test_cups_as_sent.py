@@ -30,7 +30,7 @@ from platen.testing.documents import (
     make_raster,
 )
 from tests.cups.test_cups_capture import ABORTED, CANCELED, COMPLETED, job_state
-from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query
+from tests.e2e.helpers import EventRecorder, ledger_problems, query
 
 pytestmark = pytest.mark.shared_system
 
@@ -62,33 +62,6 @@ def decoded(raw):
     return decode(raw.type, raw.headers["platen-schema-version"], raw.body)
 
 
-async def users_event(events: EventRecorder, message_type: str, login: str, timeout: float):
-    """The one event of `message_type` about `login`'s job (the system is shared: others'
-    jobs may be on the exchange too)."""
-
-    async def one():
-        found = [m for m in events.of_type(message_type) if decoded(m).user == login]
-        assert len(found) <= 1, f"{len(found)} {message_type} for {login}"
-        return found[0] if found else None
-
-    raw = await eventually(one, timeout=timeout, interval=0.05)
-    assert raw is not None, f"no {message_type} for {login}"
-    return raw
-
-
-async def jobs_event(events: EventRecorder, message_type: str, job_id: str, timeout: float):
-    """The one event of `message_type` about job `job_id`."""
-
-    async def one():
-        found = events.of_type(message_type, job_id)
-        assert len(found) <= 1, f"{len(found)} {message_type} for job {job_id}"
-        return found[0] if found else None
-
-    raw = await eventually(one, timeout=timeout, interval=0.05)
-    assert raw is not None, f"no {message_type} for job {job_id}"
-    return raw
-
-
 async def print_one(system, rig, queue: str, login: str, name: str, content: bytes, *options: str):
     """Print `content` as `login` and wait until it is printed and charged: (captured,
     cost, the file the virtual printer received, the SHA-256 job-capture recorded)."""
@@ -98,10 +71,11 @@ async def print_one(system, rig, queue: str, login: str, name: str, content: byt
     path.write_bytes(content)
     async with EventRecorder(system.amqp_url) as events:
         job = rig.cups.lp(queue, path, login, *options)
-        raw = await users_event(events, "job.captured", login, timeout=90)
+        # The system is shared: only this user's job is looked at.
+        [raw] = await events.wait_for("job.captured", 1, timeout=90, user=login)
         await job_state(rig, queue, job, {COMPLETED}, timeout=120)
-        priced = await jobs_event(events, "job.priced", raw.correlation_id, timeout=30)
-        await jobs_event(events, "job.charged", raw.correlation_id, timeout=30)
+        [priced] = await events.wait_for("job.priced", 1, timeout=30, job_id=raw.correlation_id)
+        await events.wait_for("job.charged", 1, timeout=30, job_id=raw.correlation_id)
     captured = decoded(raw)
     priced = decoded(priced)
     [received] = sorted(set(printer.received()) - before)
@@ -241,7 +215,7 @@ async def test_a_raw_document_platen_cannot_analyse_is_refused_with_the_reason(s
     path.write_bytes(b"\x1b%-12345X@PJL ENTER LANGUAGE=PCL\r\n\x1bE\x1b&l0O page\x0c\x1bE")
     async with EventRecorder(system.amqp_url) as events:
         job = cups.cups.lp("lab-color", path, "gus", "raw")
-        raw = await users_event(events, "job.denied", "gus", timeout=90)
+        [raw] = await events.wait_for("job.denied", 1, timeout=90, user="gus")
         info = await job_state(cups, "lab-color", job, {CANCELED, ABORTED})
     denied = decoded(raw)
     assert denied.user == "gus" and "unsupported document format" in denied.reason

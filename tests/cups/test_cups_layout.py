@@ -19,7 +19,7 @@ import pytest
 from platen.events.registry import decode
 from platen.testing.documents import make_pdf
 from tests.cups.test_cups_capture import COMPLETED, job_state
-from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query
+from tests.e2e.helpers import EventRecorder, ledger_problems, query
 
 pytestmark = pytest.mark.shared_system
 
@@ -69,21 +69,12 @@ async def print_and_capture(
         job = lp_copies(cups, queue, path, login, copies, *options)
 
         # The system is shared: only this user's job is looked at.
-        async def captured():
-            return [
-                m for m in events.of_type("job.captured") if decode(m.type, 2, m.body).user == login
-            ]
-
-        [raw] = await eventually(captured, timeout=60, interval=0.05)
+        [raw] = await events.wait_for("job.captured", 1, timeout=60, user=login)
         await job_state(cups, queue, job, {COMPLETED}, timeout=90)
-
-        async def charged():
-            return events.of_type("job.charged", raw.correlation_id)
-
-        assert await eventually(charged, timeout=60, interval=0.05)
+        await events.wait_for("job.charged", 1, timeout=60, job_id=raw.correlation_id)
         await asyncio.sleep(1)
         assert len(events.of_type("job.charged", raw.correlation_id)) == 1
-        assert len(await captured()) == 1
+        assert len(events.of_type("job.captured", user=login)) == 1
     return decode(raw.type, 2, raw.body)
 
 
