@@ -5,6 +5,9 @@ printer is not told them. PostScript is run once, on the print server: what it d
 analysed, charged and printed, so a program that tests whether it is being analysed
 prints what it showed. For every format, filtered or raw, the file the virtual printer
 received has the SHA-256 job-capture recorded for the document it analysed.
+
+The module's tests share one running system (each has its own print server, cupsd and
+virtual printers, and a user of its own), as docs/development.md describes.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from platen.testing.documents import (
 )
 from tests.cups.test_cups_capture import ABORTED, CANCELED, COMPLETED, job_state
 from tests.e2e.helpers import EventRecorder, ledger_problems, query
+
+pytestmark = pytest.mark.shared_system
 
 COLOUR_PAGE = Page(marks=("color-shape",))
 CHEAP = ("number-up=16", "print-color-mode=monochrome", "sides=two-sided-long-edge")
@@ -53,21 +58,26 @@ def priced_printer(system, queue: str) -> None:
     system.ctl("printer", "set", queue, "--page", "0.10", "--color-page", "0.50")
 
 
-async def print_one(system, rig, queue: str, name: str, content: bytes, *options: str):
-    """Print `content` and wait until it is printed and charged: (captured, cost, the
-    file the virtual printer received, the SHA-256 job-capture recorded)."""
+def decoded(raw):
+    return decode(raw.type, raw.headers["platen-schema-version"], raw.body)
+
+
+async def print_one(system, rig, queue: str, login: str, name: str, content: bytes, *options: str):
+    """Print `content` as `login` and wait until it is printed and charged: (captured,
+    cost, the file the virtual printer received, the SHA-256 job-capture recorded)."""
     printer = rig.printers[queue]
     before = set(printer.received())
     path = system.tmp / name
     path.write_bytes(content)
     async with EventRecorder(system.amqp_url) as events:
-        job = rig.cups.lp(queue, path, "alice", *options)
-        [raw] = await events.wait_for("job.captured", 1, timeout=90)
+        job = rig.cups.lp(queue, path, login, *options)
+        # The system is shared: only this user's job is looked at.
+        [raw] = await events.wait_for("job.captured", 1, timeout=90, user=login)
         await job_state(rig, queue, job, {COMPLETED}, timeout=120)
-        [priced] = await events.wait_for("job.priced", 1, timeout=30)
-        await events.wait_for("job.charged", 1, timeout=30)
-    captured = decode(raw.type, raw.headers["platen-schema-version"], raw.body)
-    priced = decode(priced.type, priced.headers["platen-schema-version"], priced.body)
+        [priced] = await events.wait_for("job.priced", 1, timeout=30, job_id=raw.correlation_id)
+        await events.wait_for("job.charged", 1, timeout=30, job_id=raw.correlation_id)
+    captured = decoded(raw)
+    priced = decoded(priced)
     [received] = sorted(set(printer.received()) - before)
     [row] = await query(
         system.database_url,
@@ -104,7 +114,7 @@ async def test_raw_jobs_are_charged_as_the_printer_receives_them(system, cups):
     """`lp -o raw -o number-up=16 -o print-color-mode=monochrome` with 16 colour pages,
     as PDF and as PostScript: charged as 16 colour pages, which is what is printed."""
     priced_printer(system, "lab-color")
-    system.ctl("user", "add", "alice", "--balance", "20.00")
+    system.ctl("user", "add", "ann", "--balance", "20.00")
     printer = cups.printers["lab-color"]
     documents = {
         "sixteen.pdf": make_pdf_pages([COLOUR_PAGE] * 16),
@@ -112,7 +122,7 @@ async def test_raw_jobs_are_charged_as_the_printer_receives_them(system, cups):
     }
     for name, content in documents.items():
         captured, cost, received, sha = await print_one(
-            system, cups, "lab-color", name, content, "raw", *CHEAP
+            system, cups, "lab-color", "ann", name, content, "raw", *CHEAP
         )
         assert (captured.number_up, captured.color_mode, captured.duplex) == (1, "color", False)
         assert (captured.pages, len(captured.color_pages)) == (16, 16), name
@@ -128,28 +138,33 @@ async def test_raw_jobs_are_charged_as_the_printer_receives_them(system, cups):
     for job in options_at_printer(cups, printer):
         assert "16" not in job and "monochrome" not in job
         assert not any(value.startswith("two-sided") for value in job)
-    assert D(system.user_json("alice")["balance"]) == D("20.00") - 32 * D("0.50")
+    assert D(system.user_json("ann")["balance"]) == D("20.00") - 32 * D("0.50")
     assert await ledger_problems(system.database_url) == []
 
 
 @pytest.mark.parametrize(
-    ("queue", "raw"),
-    [("lab-color", False), ("lab-color", True), ("lab-ps", False), ("lab-ps", True)],
+    ("queue", "raw", "login"),
+    [
+        ("lab-color", False, "bea"),
+        ("lab-color", True, "cal"),
+        ("lab-ps", False, "dan"),
+        ("lab-ps", True, "eve"),
+    ],
     ids=["pdf-printer-filtered", "pdf-printer-raw", "ps-printer-filtered", "ps-printer-raw"],
 )
 async def test_postscript_that_detects_analysis_is_charged_for_what_it_prints(
-    system, format_queues, queue, raw
+    system, format_queues, queue, raw, login
 ):
     """A program that draws 1 page on job-capture's analysis device and 20 elsewhere. A
     PDF printer gets the PDF it drew; a PostScript printer gets PostScript regenerated
     from what it drew, which draws 20 pages even on the analysis device."""
     cups = format_queues
     priced_printer(system, queue)
-    system.ctl("user", "add", "alice", "--balance", "20.00")
+    system.ctl("user", "add", login, "--balance", "20.00")
     hostile = make_device_detecting_postscript(analysed=1, printed=20)
     options = ("raw",) if raw else ()
     captured, cost, received, sha = await print_one(
-        system, cups, queue, "hostile.ps", hostile, *options
+        system, cups, queue, login, "hostile.ps", hostile, *options
     )
     if queue == "lab-ps":
         assert received.read_bytes().startswith(b"%!PS")
@@ -161,7 +176,7 @@ async def test_postscript_that_detects_analysis_is_charged_for_what_it_prints(
     assert (captured.pages, len(captured.color_pages)) == (20, 20)
     assert cost == 20 * D("0.50")
     assert hashlib.sha256(received.read_bytes()).hexdigest() == sha
-    assert D(system.user_json("alice")["balance"]) == D("20.00") - cost
+    assert D(system.user_json(login)["balance"]) == D("20.00") - cost
     assert await ledger_problems(system.database_url) == []
 
 
@@ -170,7 +185,7 @@ async def test_the_bytes_printed_are_the_bytes_analysed(system, format_queues):
     cups = format_queues
     for queue in ("lab-color", "lab-raster"):
         priced_printer(system, queue)
-    system.ctl("user", "add", "alice", "--balance", "20.00")
+    system.ctl("user", "add", "fay", "--balance", "20.00")
     pdf = make_pdf_pages([COLOUR_PAGE, Page(marks=("black-text",)), COLOUR_PAGE])
     raster = make_raster(pdf, fmt="pwg", dpi=50)
     jobs = [
@@ -180,7 +195,7 @@ async def test_the_bytes_printed_are_the_bytes_analysed(system, format_queues):
     ]
     for queue, name, content, options, fmt in jobs:
         captured, cost, received, sha = await print_one(
-            system, cups, queue, name, content, *options
+            system, cups, queue, "fay", name, content, *options
         )
         assert captured.format == fmt, name
         assert (captured.pages, len(captured.color_pages)) == (3, 2), name
@@ -195,15 +210,15 @@ async def test_a_raw_document_platen_cannot_analyse_is_refused_with_the_reason(s
     """PCL (here behind a PJL header, as drivers write it) sent raw: never printed, never
     charged; CUPS shows why, and job-capture announces the denial for the desktop."""
     priced_printer(system, "lab-color")
-    system.ctl("user", "add", "alice", "--balance", "20.00")
+    system.ctl("user", "add", "gus", "--balance", "20.00")
     path = system.tmp / "driver-output.prn"
     path.write_bytes(b"\x1b%-12345X@PJL ENTER LANGUAGE=PCL\r\n\x1bE\x1b&l0O page\x0c\x1bE")
     async with EventRecorder(system.amqp_url) as events:
-        job = cups.cups.lp("lab-color", path, "alice", "raw")
-        [raw] = await events.wait_for("job.denied", 1, timeout=90)
+        job = cups.cups.lp("lab-color", path, "gus", "raw")
+        [raw] = await events.wait_for("job.denied", 1, timeout=90, user="gus")
         info = await job_state(cups, "lab-color", job, {CANCELED, ABORTED})
-    denied = decode(raw.type, raw.headers["platen-schema-version"], raw.body)
-    assert denied.user == "alice" and "unsupported document format" in denied.reason
+    denied = decoded(raw)
+    assert denied.user == "gus" and "unsupported document format" in denied.reason
     assert "unsupported document format" in info["job-printer-state-message"]
     assert cups.printers["lab-color"].received() == []
-    assert D(system.user_json("alice")["balance"]) == D("20.00")
+    assert D(system.user_json("gus")["balance"]) == D("20.00")

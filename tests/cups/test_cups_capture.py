@@ -1,4 +1,9 @@
-"""Jobs printed through real CUPS queues whose device is `platen:/ipp://...`."""
+"""Jobs printed through real CUPS queues whose device is `platen:/ipp://...`.
+
+The module's tests share one running system (each has its own print server and a user of
+its own, and looks only at its own jobs), as docs/development.md describes; the two marked
+`own_system` say why.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import subprocess
 import uuid
 from decimal import Decimal as D
 
+import pytest
+
 from platen import rpc
 from platen.events.accounts import AnswerJob
 from platen.events.registry import decode
@@ -14,6 +21,8 @@ from platen.testing.documents import make_pdf
 from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query
 
 COMPLETED, CANCELED, ABORTED = "completed", "canceled", "aborted"
+
+pytestmark = pytest.mark.shared_system
 
 
 async def job_state(rig, queue: str, job: int, states: set[str], timeout: float = 60) -> dict:
@@ -43,27 +52,27 @@ async def answer(system, job_id: str, user: str, action: str = "print"):
 
 async def test_a_job_reaches_the_printer_only_after_authorisation(system, cups):
     system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
-    system.ctl("user", "add", "alice", "--balance", "5.00")
-    system.ctl("user", "set", "alice", "--selection", "confirm")
+    system.ctl("user", "add", "amy", "--balance", "5.00")
+    system.ctl("user", "set", "amy", "--selection", "confirm")
     printer = cups.printers["lab-color"]
     async with EventRecorder(system.amqp_url) as events:
-        job = cups.cups.lp("lab-color", document(system), "alice", "sides=two-sided-long-edge")
-        [ask] = await events.wait_for("job.input_required", 1, timeout=60)
+        job = cups.cups.lp("lab-color", document(system), "amy", "sides=two-sided-long-edge")
+        [ask] = await events.wait_for("job.input_required", 1, timeout=60, user="amy")
         await asyncio.sleep(1)
-        assert printer.received() == []  # held while Platen waits for alice
-        [raw] = events.of_type("job.captured")
+        assert printer.received() == []  # held while Platen waits for amy
+        [raw] = events.of_type("job.captured", ask.correlation_id)
         assert raw.headers["platen-schema-version"] == 4
         captured = decode(raw.type, 4, raw.body)
         # CUPS's pdftopdf may pad a duplex job to an even page count before the backend
         # sees it; what is charged is what job-capture found in the document it received.
         assert captured.duplex is True and captured.pages in (3, 4)
         assert captured.sheets == (captured.pages + 1) // 2
-        await answer(system, ask.correlation_id, "alice")
+        await answer(system, ask.correlation_id, "amy")
         await job_state(cups, "lab-color", job, {COMPLETED})
-        await events.wait_for("job.charged", 1)
+        await events.wait_for("job.charged", 1, job_id=ask.correlation_id)
     assert len(printer.received()) == 1
     charged = captured.pages * D("0.10")
-    assert D(system.user_json("alice")["balance"]) == D("5.00") - charged
+    assert D(system.user_json("amy")["balance"]) == D("5.00") - charged
     assert await ledger_problems(system.database_url) == []
 
 
@@ -77,6 +86,8 @@ async def test_a_denied_job_never_arrives_and_cups_shows_why(system, cups):
     assert D(system.user_json("bob")["balance"]) == D("0.10")
 
 
+# Own system: it asserts that every job recorded is first.last's (no other login made).
+@pytest.mark.own_system
 async def test_a_domain_user_with_a_dotted_login_prints_as_their_platen_login(system, cups):
     # The print server sees Active Directory names; its backend maps the site's domains
     # off (`--login-domains CORP, corp.example.org`), and logins match without regard to
@@ -99,35 +110,39 @@ async def test_a_domain_user_with_a_dotted_login_prints_as_their_platen_login(sy
 
 async def test_a_job_the_printer_fails_is_reported_and_not_charged(system, cups):
     system.ctl("printer", "add", "broken", "--price-per-page", "0.10")
-    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "add", "abe", "--balance", "5.00")
     async with EventRecorder(system.amqp_url) as events:
-        job = cups.cups.lp("broken", document(system), "alice")
-        [failed] = await events.wait_for("job.failed", 1, timeout=60)
+        job = cups.cups.lp("broken", document(system), "abe")
+        [failed] = await events.wait_for("job.failed", 1, timeout=60, user="abe")
         assert "status 1" in failed.body.decode()
         # What CUPS does next is its error policy's business (by default it stops the
         # queue and holds the job); the printer's error is the job's state message.
         info = await job_state(cups, "broken", job, {"pending-held", CANCELED, ABORTED})
         assert "on fire" in info["job-printer-state-message"]
         await asyncio.sleep(1)
-        assert events.of_type("job.charged") == []
-    alice = system.user_json("alice")
-    assert (D(alice["balance"]), D(alice["held"])) == (D("5.00"), D("0.00"))
-    rows = await query(system.database_url, "SELECT state FROM job_capture.jobs")
+        assert events.of_type("job.charged", failed.correlation_id) == []
+    abe = system.user_json("abe")
+    assert (D(abe["balance"]), D(abe["held"])) == (D("5.00"), D("0.00"))
+    rows = await query(
+        system.database_url, "SELECT state FROM job_capture.jobs WHERE user_login = 'abe'"
+    )
     assert [r["state"] for r in rows] == ["failed"]
 
 
 async def test_an_unanswered_job_expires_and_is_cancelled_with_the_reason(system, cups):
     system.ctl("printer", "add", "lab-quick", "--price-per-page", "0.10")
-    system.ctl("user", "add", "alice", "--balance", "5.00")
-    system.ctl("user", "set", "alice", "--selection", "confirm")
-    job = cups.cups.lp("lab-quick", document(system), "alice")
+    system.ctl("user", "add", "ava", "--balance", "5.00")
+    system.ctl("user", "set", "ava", "--selection", "confirm")
+    job = cups.cups.lp("lab-quick", document(system), "ava")
     info = await job_state(cups, "lab-quick", job, {CANCELED, ABORTED}, timeout=60)
     assert "before its deadline" in info["job-printer-state-message"]
     assert cups.printers["lab-color"].received() == []
-    alice = system.user_json("alice")
-    assert (D(alice["balance"]), D(alice["held"])) == (D("5.00"), D("0.00"))
+    ava = system.user_json("ava")
+    assert (D(ava["balance"]), D(ava["held"])) == (D("5.00"), D("0.00"))
 
 
+# Own system: it kills and restarts job-capture.
+@pytest.mark.own_system
 async def test_job_capture_killed_while_a_cups_job_waits(system, cups):
     system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
     system.ctl("user", "add", "alice", "--balance", "5.00")
@@ -154,7 +169,7 @@ async def test_job_capture_killed_while_a_cups_job_waits(system, cups):
 
 async def test_a_document_over_the_size_limit_is_cancelled_with_the_reason(system, cups):
     system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
-    system.ctl("user", "add", "alice", "--balance", "5.00")
+    system.ctl("user", "add", "ari", "--balance", "5.00")
     path = document(system, 3)
     size = path.stat().st_size
     config = cups.cups.backend_config
@@ -162,15 +177,17 @@ async def test_a_document_over_the_size_limit_is_cancelled_with_the_reason(syste
         config.read_text().replace("[platen]\n", f"[platen]\nmax_document_bytes = {size - 1}\n")
     )
     # Printed raw, the document reaches the backend byte for byte: one byte over.
-    job = cups.cups.lp("lab-color", path, "alice", "raw")
+    job = cups.cups.lp("lab-color", path, "ari", "raw")
     info = await job_state(cups, "lab-color", job, {CANCELED, ABORTED}, timeout=60)
     assert "the document is too large" in info["job-printer-state-message"]
     assert f"the limit is {size - 1}" in info["job-printer-state-message"]
     await asyncio.sleep(1)
     assert cups.printers["lab-color"].received() == []
-    rows = await query(system.database_url, "SELECT job_id FROM job_capture.jobs")
+    rows = await query(
+        system.database_url, "SELECT job_id FROM job_capture.jobs WHERE user_login = 'ari'"
+    )
     assert rows == []  # never sent to Platen, so nothing to charge
-    assert D(system.user_json("alice")["balance"]) == D("5.00")
+    assert D(system.user_json("ari")["balance"]) == D("5.00")
 
 
 def test_cups_administration_is_for_root_by_its_private_socket_only(cups):

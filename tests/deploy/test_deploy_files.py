@@ -10,6 +10,7 @@ compose file, and every program the code runs is installed in the image. A new
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import shlex
 import tomllib
@@ -50,11 +51,14 @@ def source_dirs(name: str) -> list[Path]:
 
 
 def modules(name: str) -> list[ast.Module]:
-    return [
-        ast.parse(path.read_text(), str(path))
-        for folder in source_dirs(name)
-        for path in sorted(folder.rglob("*.py"))
-    ]
+    return [parsed(path) for folder in source_dirs(name) for path in sorted(folder.rglob("*.py"))]
+
+
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    # The libraries are scanned for every service and every test here: parse each file once
+    # per run (the scans only read the trees).
+    return ast.parse(path.read_text(), str(path))
 
 
 def constants(tree: ast.Module) -> dict[str, str]:

@@ -15,7 +15,7 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from platen.events.jobs import SubmitJob
-from platen.events.registry import encode
+from platen.events.registry import decode, encode
 from platen.events.routing import COMMANDS, EVENTS
 from platen.messaging.codec import HEADER_VERSION
 from platen.rpc.client import signed_in_as
@@ -94,24 +94,40 @@ class EventRecorder:
     async def __aexit__(self, *exc) -> None:
         await self.conn.close()
 
-    def of_type(self, message_type: str, job_id: str | None = None) -> list:
+    def of_type(
+        self, message_type: str, job_id: str | None = None, *, user: str | None = None
+    ) -> list:
+        """`user`: only the events about that user's jobs (a test on a shared system)."""
         return [
             m
             for m in self.messages
-            if m.type == message_type and (job_id is None or m.correlation_id == job_id)
+            if m.type == message_type
+            and (job_id is None or m.correlation_id == job_id)
+            and (user is None or _user_of(m) == user)
         ]
 
-    async def wait_for(self, message_type: str, count: int = 1, timeout: float = 30) -> list:
+    async def wait_for(
+        self,
+        message_type: str,
+        count: int = 1,
+        timeout: float = 30,
+        *,
+        job_id: str | None = None,
+        user: str | None = None,
+    ) -> list:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            found = self.of_type(message_type)
+            found = self.of_type(message_type, job_id, user=user)
             if len(found) >= count:
                 return found
             await asyncio.sleep(0.05)
-        raise AssertionError(
-            f"saw {len(self.of_type(message_type))} {message_type}, wanted {count}"
-        )
+        seen = len(self.of_type(message_type, job_id, user=user))
+        raise AssertionError(f"saw {seen} {message_type}, wanted {count}")
+
+
+def _user_of(raw) -> str | None:
+    return getattr(decode(raw.type, raw.headers[HEADER_VERSION], raw.body), "user", None)
 
 
 async def republish(amqp_url: str, raw) -> None:

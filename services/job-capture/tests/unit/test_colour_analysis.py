@@ -499,6 +499,10 @@ def test_truncated_dsc_postscript_is_refused(cut_before):
         analyse(cut)
 
 
+# Ghostscript started for ~150 documents, the unit tier's longest test by far (8 CPU-s
+# alone, 30 s at load 6): in the integration tier, every cut still tried
+# (docs/development.md, "Test time").
+@pytest.mark.integration
 def test_every_truncation_of_dsc_postscript_is_refused():
     document = make_postscript(FOUR_PAGES)
     assert analyse(document).pages == 4
