@@ -10,6 +10,7 @@ import uuid
 from decimal import Decimal
 
 import aio_pika
+import pytest
 
 from platen.events.accounts import JobCharged
 from platen.events.desktop import DeniedNotice
@@ -21,6 +22,10 @@ from platen.testing.documents import Page, make_pdf, make_pdf_pages
 from tests.e2e.helpers import EventRecorder, command, eventually
 
 D = Decimal
+
+# One running system for the module: each test has users and printers of its own (alice
+# and lab-c, bob and lab-1, carol/dave and lab-cg, lab-t) and reads only those.
+pytestmark = pytest.mark.shared_system
 
 
 def report_21_pages_one_colour() -> bytes:
@@ -152,7 +157,7 @@ async def test_a_job_over_the_page_limit_is_denied_on_the_users_desktop(system):
     path.write_bytes(make_pdf(60))
     async with EventRecorder(system.amqp_url) as events:
         job_id = system.ctl("print", str(path), "--user", "bob", "--printer", "lab-1").stdout
-        [raw] = await events.wait_for("job.input_required", 1, timeout=60)
+        [raw] = await events.wait_for("job.input_required", 1, timeout=60, user="bob")
         ask = decode(raw.type, raw.headers["platen-schema-version"], raw.body)
         assert str(ask.job_id) == job_id.strip()
         assert ask.kind == "confirm"
@@ -160,8 +165,8 @@ async def test_a_job_over_the_page_limit_is_denied_on_the_users_desktop(system):
 
 
 async def test_colour_only_for_a_user_group_through_a_printer_group(system):
-    system.ctl("printer", "set", "lab-c", "--page", "0.10", "--color-page", "0.50")
-    system.ctl("printer", "groups", "lab-c", "colour-printers")
+    system.ctl("printer", "set", "lab-cg", "--page", "0.10", "--color-page", "0.50")
+    system.ctl("printer", "groups", "lab-cg", "colour-printers")
     system.ctl(
         "printer", "policy", "colour-printers", "--group", "--color-groups", "staff",
         "--suggest-grayscale",
@@ -172,22 +177,22 @@ async def test_colour_only_for_a_user_group_through_a_printer_group(system):
     path = system.tmp / "poster.pdf"
     path.write_bytes(make_pdf_pages([Page(marks=("color-shape",)), Page(marks=("black-text",))]))
 
-    shown = system.ctl("printer", "show", "lab-c").stdout
+    shown = system.ctl("printer", "show", "lab-cg").stdout
     assert "group colour-printers policy: colour for staff; suggest grayscale" in shown
 
     denied = system.ctl(
-        "print", str(path), "--user", "dave", "--printer", "lab-c", "--wait", check=False
+        "print", str(path), "--user", "dave", "--printer", "lab-cg", "--wait", check=False
     )
     assert denied.returncode == 2
-    assert "colour printing on lab-c is only for the groups: staff" in denied.stdout
-    ok = system.ctl("print", str(path), "--user", "carol", "--printer", "lab-c", "--wait")
+    assert "colour printing on lab-cg is only for the groups: staff" in denied.stdout
+    ok = system.ctl("print", str(path), "--user", "carol", "--printer", "lab-cg", "--wait")
     assert "charged 0.60" in ok.stdout
 
     # Moving dave into staff (a ledger change) lets him print colour.
     system.ctl("user", "set", "dave", "--groups", "staff")
 
     async def quote_for_dave():
-        out = system.ctl("quote", str(path), "--printer", "lab-c", "--user", "dave", "--json")
+        out = system.ctl("quote", str(path), "--printer", "lab-cg", "--user", "dave", "--json")
         found = json.loads(out.stdout)
         return found if found["denied"] is None else None
 

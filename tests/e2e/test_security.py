@@ -44,6 +44,11 @@ from platen.events.routing import (
 from tests.e2e.clientproc import ClientProcess
 from tests.e2e.helpers import command, eventually
 
+# One running system for the module: each test has users and print servers of its own
+# (alice/bob, carol, dave, ivy, lab/lab.2) and reads only what is theirs; the three that
+# stop a service, count a whole queue or read the services' /proc environment own one.
+pytestmark = pytest.mark.shared_system
+
 
 def issue(system, login: str) -> str:
     """`platenctl user credential`: the URL from the config file it writes."""
@@ -292,6 +297,7 @@ async def test_a_service_cannot_have_the_ledger_move_money_by_any_route(system):
     assert D(system.user_json("ivy")["balance"]) == D("3.00")
 
 
+@pytest.mark.own_system  # kills account-ledger and reads every identity's rights
 async def test_no_platen_identity_may_publish_to_the_default_exchange(system):
     """Every user with rights on the vhost but the broker administrator who installed
     it (the services, platenctl, a print server, a desktop) is denied `amq.default`, by
@@ -331,6 +337,7 @@ async def test_no_platen_identity_may_publish_to_the_default_exchange(system):
         system.wait_ready()
 
 
+@pytest.mark.own_system  # counts every message in pricing's dead-letter queue
 async def test_a_service_cannot_read_fill_or_drop_what_is_not_its_own(system):
     """Pricing's identity, standing for any compromised service, is refused by the broker
     when it: binds a queue of its own to another service's commands (a desktop's answer
@@ -415,6 +422,7 @@ async def test_a_reply_reaches_only_the_identity_that_asked(system):
 
 # /proc/PID/environ is what the process was exec'd with: a forked child would show the
 # fork server's.
+@pytest.mark.own_system  # services exec'd, not forked
 @pytest.mark.exec_services
 def test_the_management_credential_reaches_the_notification_service_only(system):
     """The broker administrator's key (desktop identities) is in notification's
