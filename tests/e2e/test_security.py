@@ -383,7 +383,7 @@ async def test_a_service_cannot_read_fill_or_drop_what_is_not_its_own(system):
         await own.publish(aio_pika.Message(b"{}"), routing_key="pricing.commands")
         dlq = await ch.declare_queue("pricing.commands.dlq", passive=True)
         assert dlq.declaration_result.message_count == 1
-        (await dlq.get(timeout=5)).ack()
+        await (await dlq.get(timeout=5)).ack()
 
 
 async def test_a_reply_reaches_only_the_identity_that_asked(system):
