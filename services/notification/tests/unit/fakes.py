@@ -289,6 +289,11 @@ class FakeQueues:
 
     def __init__(self) -> None:
         self.declared: set[str] = set()
+        self.deleted: list[str] = []
 
-    async def declare(self, login: str) -> None:
-        self.declared.add(login)
+    async def declare(self, identity: str) -> None:
+        self.declared.add(identity)
+
+    async def delete(self, identity: str) -> None:
+        self.declared.discard(identity)
+        self.deleted.append(identity)

@@ -81,21 +81,25 @@ def request(login="ann", password=PASSWORD, desktop="PC-1") -> SignInRequest:
 
 
 async def test_a_user_signs_in_and_their_desktop_gets_a_broker_user_of_its_own(
-    known, signin, store, admin
+    known, signin, store, admin, queues
 ):
     status, granted = await signin.sign_in(request(), "10.0.0.5")
     assert status == 200 and isinstance(granted, SignInGranted)
     assert (granted.login, granted.desktop, granted.username) == ("ann", "pc-1", "ann~pc-1")
     assert granted.url == "amqps://broker.example.org:5671/platen"
-    # The broker holds the issued password; the desktop may do what ann's own user may.
+    # The broker holds the issued password; the desktop may do what ann's own user may,
+    # but reads a queue of its own (bound to all of ann's keys), declared before it connects.
     assert admin.passwords["ann~pc-1"] == granted.password.get_secret_value()
-    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann")
+    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann~pc-1")
+    assert admin.granted["ann~pc-1"].read == r"^(desktop\.ann:pc\-1)$"
+    assert {"ann", "ann~pc-1"} <= queues.declared
     desktop = store.signed_in[("ann", "pc-1")]
     assert (desktop.source, desktop.revoked) == ("10.0.0.5", False)
     # Another desktop gets another user and password; the first keeps working.
     _, other = await signin.sign_in(request(desktop="laptop"), "10.0.0.6")
     assert other.username == "ann~laptop" and other.password != granted.password
     assert admin.passwords["ann~pc-1"] == granted.password.get_secret_value()
+    assert {"ann~pc-1", "ann~laptop"} <= queues.declared
 
 
 async def test_wrong_password_unknown_user_directory_down_disabled_or_not_in_platen_issue_nothing(
@@ -163,7 +167,7 @@ def test_the_limiter_stays_bounded_under_a_flood_of_made_up_logins():
 
 
 async def test_the_administrator_lists_and_revokes_one_desktop(
-    known, signin, ctx, identities, admin, store
+    known, signin, ctx, identities, admin, store, queues
 ):
     await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
     await signin.sign_in(request(desktop="pc-2"), "10.0.0.6")
@@ -179,6 +183,8 @@ async def test_the_administrator_lists_and_revokes_one_desktop(
     await ctx.commit()
     assert "ann~pc-1" not in admin.passwords and admin.connections == {}
     assert admin.calls[-2:] == [("delete_user", "ann~pc-1"), ("disconnect", "ann~pc-1")]
+    # Its queue goes with it (nothing piles up for a desktop that can never read it).
+    assert queues.deleted == ["ann~pc-1"] and "ann~pc-2" in queues.declared
     # The other desktop and ann's own broker user are untouched; the record is gone.
     assert "ann~pc-2" in admin.passwords and "ann" in admin.granted
     assert set(store.signed_in) == {("ann", "pc-2")}
@@ -195,7 +201,7 @@ async def test_disabling_a_user_signs_out_every_desktop_of_theirs_and_enabling_r
     assert "ann~pc-1" not in admin.granted and ("disconnect", "ann~pc-1") in admin.calls
     await identities.on_user_enabled(ctx, UserEnabled(login="ann"))
     await ctx.commit()
-    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann")
+    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann~pc-1")
 
 
 async def test_a_revocation_the_broker_refused_is_done_at_the_next_start(
@@ -246,6 +252,19 @@ async def test_a_desktop_revoked_while_its_sign_in_was_finishing_gets_no_broker_
     status, refused = await signin.sign_in(request(), "10.0.0.5")
     assert status == 503 and "could not be issued" in refused.error
     assert "ann~pc-1" not in admin.passwords and store.signed_in == {}
+
+
+async def test_a_desktop_signed_in_before_the_upgrade_gets_its_queue_at_start_up(
+    known, signin, store, broker, admin, queues
+):
+    # Signed in when every desktop of a user read `desktop.ann`: a broker user with the
+    # login's rights, and no queue of its own.
+    await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
+    queues.declared.discard("ann~pc-1")
+    admin.granted["ann~pc-1"] = permissions.desktop_user("ann")
+    await broker.sync_all()
+    assert "ann~pc-1" in queues.declared
+    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann~pc-1")
 
 
 async def test_a_sign_in_that_stopped_before_the_broker_step_does_not_stop_the_service(

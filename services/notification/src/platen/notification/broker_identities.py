@@ -2,8 +2,10 @@
 
 A handler records the desired state (a desktop user enabled or disabled, a print server
 issued or removed) in its transaction, and leaves for after the commit a call to `sync_*`
-here, which declares the user's desktop queue and, through the broker's management API,
-creates the broker user, grants or revokes its permissions and closes its connections.
+here, which declares the desktop queues (the login's own, and one for each desktop signed
+in with the directory password) and, through the broker's management API, creates the
+broker user, grants or revokes its permissions and closes its connections; a revoked
+desktop's queue is deleted with its broker user.
 Every step is idempotent: a sync that fails is retried in the background until it
 succeeds, and `start` syncs everything at start-up, so a crash between a commit and its
 sync is repaired on the next start.
@@ -52,6 +54,7 @@ class BrokerIdentities:
     ) -> None:
         self.admin: Any = None  # a BrokerAdmin, or None when identities are not managed
         self._declare_queue: Callable[[str], Awaitable[None]] | None = None
+        self._delete_queue: Callable[[str], Awaitable[None]] | None = None
         self._stores: Stores | None = None
         self._disconnect_retries = disconnect_retries
         self._retry_delays = retry_delays
@@ -65,10 +68,17 @@ class BrokerIdentities:
         return self.admin is not None
 
     def configure(
-        self, admin: Any, declare_queue: Callable[[str], Awaitable[None]], stores: Stores
+        self,
+        admin: Any,
+        declare_queue: Callable[[str], Awaitable[None]],
+        stores: Stores,
+        delete_queue: Callable[[str], Awaitable[None]],
     ) -> None:
+        """`declare_queue`/`delete_queue`: of a desktop identity (a login, or
+        `<login>~<desktop>`), `Publisher.ensure_desktop_queue`/`delete_desktop_queue`."""
         self.admin = admin
         self._declare_queue = declare_queue
+        self._delete_queue = delete_queue
         self._stores = stores
 
     async def start(self, rt) -> None:
@@ -84,7 +94,9 @@ class BrokerIdentities:
             async with rt.pool.acquire() as conn:
                 yield Store(conn)
 
-        self.configure(admin, rt.publisher.ensure_desktop_queue, stores)
+        self.configure(
+            admin, rt.publisher.ensure_desktop_queue, stores, rt.publisher.delete_desktop_queue
+        )
         await self.sync_all()
         rt.tasks.append(asyncio.create_task(self.run(), name="identity-retries"))
 
@@ -139,9 +151,12 @@ class BrokerIdentities:
                 record = await store.signed_in_desktop(login, desktop)
             if record is None or record.revoked:
                 raise RuntimeError(f"{login}'s desktop {desktop} was signed out meanwhile")
+            assert self._declare_queue is not None
+            # Its own queue, there before the desktop first connects to read it.
+            await self._declare_queue(username)
             await self.admin.set_password(username, password)
             if await self._desktop_enabled(login):
-                await self.admin.grant(username, permissions.desktop_user(login))
+                await self.admin.grant(username, permissions.desktop_user(username))
             else:  # disabled meanwhile: a user with no rights signs in to nothing
                 await self.admin.revoke(username)
 
@@ -207,10 +222,14 @@ class BrokerIdentities:
             # One whose sign-in stopped before its broker user was made has nothing to set.
             if not d.revoked and await self.admin.user_exists(d.username)
         ]
+        # Each signed-in desktop's own queue: also how an installation from before desktops
+        # had queues of their own gets them (they read the login's queue then).
+        for username in signed_in:
+            await self._declare_queue(username)
         if enabled:
             await self.admin.ensure_user(login)
             for username in (login, *signed_in):
-                await self.admin.grant(username, permissions.desktop_user(login))
+                await self.admin.grant(username, permissions.desktop_user(username))
             log.info("desktop identity ready", user=login, signed_in_desktops=len(signed_in))
         else:
             for username in (login, *signed_in):
@@ -239,6 +258,9 @@ class BrokerIdentities:
             # Deleted first, so the closed connection cannot sign in again.
             await self.admin.delete_user(found.username)
             await self.admin.disconnect(found.username, "this desktop was signed out of Platen")
+            # Nobody can read its queue again: what is sent to the user must not pile up.
+            assert self._delete_queue is not None
+            await self._delete_queue(found.username)
             async with self._stores() as store:
                 await store.forget_signed_in_desktop(login, desktop)
         log.info("signed-in desktop revoked", user=login, desktop=desktop)
