@@ -282,6 +282,7 @@ class FakeAdmin:
     async def delete_user(self, name: str) -> None:
         self._call("delete_user", name)
         self.passwords.pop(name, None)
+        self.granted.pop(name, None)  # the broker deletes a user's permissions with it
 
 
 class FakeQueues:

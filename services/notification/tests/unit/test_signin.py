@@ -4,6 +4,7 @@ and per source, each desktop revoked alone, and a password that shows in no repr
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +22,7 @@ from platen.events.identities import (
 )
 from platen.events.system import ErrorReply
 from platen.messaging import permissions
+from platen.notification import broker_identities
 from platen.notification.domain import Sender, SignedInDesktop, SignInLimiter, sender_problem
 from platen.notification.identities import IdentityHandlers, on_list_desktops
 from platen.notification.signin import NOT_ACCEPTED, SignIn
@@ -273,3 +275,57 @@ async def test_a_sign_in_that_stopped_before_the_broker_step_does_not_stop_the_s
     await store.save_signed_in_desktop(SignedInDesktop("ann", "pc-9", datetime.now(UTC)))
     await broker.sync_all()  # no grant to a broker user that does not exist
     assert "ann~pc-9" not in admin.granted
+
+
+async def test_a_revocation_during_the_start_up_reconciliation_is_not_undone(
+    known, signin, ctx, identities, admin, store, broker, queues
+):
+    await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
+    # The reconciliation stops in the middle of granting ann's desktop its rights...
+    gate, reached = asyncio.Event(), asyncio.Event()
+    grant = admin.grant
+
+    async def slow_grant(name, perms):
+        if name == "ann~pc-1" and not gate.is_set():
+            reached.set()
+            await gate.wait()
+        await grant(name, perms)
+
+    admin.grant = slow_grant
+    reconciling = asyncio.create_task(broker.sync_all())
+    await asyncio.wait_for(reached.wait(), 10)
+    # ...when the administrator revokes that desktop (committed; its broker step waits).
+    await identities.on_revoke_desktop(ctx, RevokeDesktop(login="ann", desktop="pc-1"))
+    revoking = asyncio.create_task(ctx.commit())
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(reconciling, revoking), 10)
+    # Revoked last: no broker user, no rights, no queue, no record.
+    assert "ann~pc-1" not in admin.passwords and "ann~pc-1" not in admin.granted
+    assert "ann~pc-1" not in queues.declared and queues.deleted == ["ann~pc-1"]
+    assert store.signed_in == {}
+
+
+async def test_the_start_up_reconciliation_does_several_users_at_once_and_no_more(
+    store, admin, queues, broker, monkeypatch
+):
+    monkeypatch.setattr(broker_identities, "RECONCILE_CONCURRENCY", 4)
+    store.desktops.update({f"u{n}": True for n in range(20)})
+    busy = most = 0
+    grant = admin.grant
+
+    async def counted_grant(name, perms):
+        nonlocal busy, most
+        busy += 1
+        most = max(most, busy)
+        await asyncio.sleep(0)  # every worker gets to its grant before any ends
+        await grant(name, perms)
+        busy -= 1
+
+    admin.grant = counted_grant
+    with structlog.testing.capture_logs() as logs:
+        await broker.sync_all()
+    assert most == 4 and broker.unreconciled == 0
+    assert all(admin.granted[f"u{n}"] == permissions.desktop_user(f"u{n}") for n in range(20))
+    done = [e for e in logs if e["event"] == "identities reconciled"]
+    assert done and done[0]["users"] == 20 and done[0]["failed"] == 0 and "seconds" in done[0]

@@ -8,7 +8,11 @@ broker user, grants or revokes its permissions and closes its connections; a rev
 desktop's queue is deleted with its broker user.
 Every step is idempotent: a sync that fails is retried in the background until it
 succeeds, and `start` syncs everything at start-up, so a crash between a commit and its
-sync is repaired on the next start.
+sync is repaired on the next start. That start-up reconciliation runs in the background,
+a few identities at a time (`RECONCILE_CONCURRENCY`), while the service already consumes:
+each identity is reconciled under the same per-identity lock as a sign-in, a revocation or
+a user change, and reads its state under that lock, so whichever comes second sees what
+the first did (a revocation during the reconciliation is not undone).
 
 The management API is reached at PLATEN_BROKER_MANAGEMENT_URL (with the credentials of a
 broker administrator). Without it, identities are not managed: desktops then sign in
@@ -20,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import structlog
+from prometheus_client import Gauge
 
 from platen.events.routing import DESKTOP_SEPARATOR, desktop_broker_user
 from platen.messaging import permissions, print_servers
@@ -38,6 +44,10 @@ log = structlog.get_logger("notification.identities")
 DISCONNECT_RETRIES = (0.5, 1, 2, 4, 8)
 # Between attempts at a sync the broker refused (the management API down, say).
 RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30)
+# Identities reconciled at once at start-up: each is a handful of management API calls, so
+# one at a time took 78 s for 10,000 users (183 s creating them); many more at once would
+# only queue at the broker's management API and the database pool.
+RECONCILE_CONCURRENCY = 16
 
 Stores = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -62,6 +72,8 @@ class BrokerIdentities:
         self._pending: set[tuple[str, str]] = set()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        # Identities the start-up reconciliation has yet to do (a metric while it runs).
+        self.unreconciled = 0
 
     @property
     def managed(self) -> bool:
@@ -97,29 +109,68 @@ class BrokerIdentities:
         self.configure(
             admin, rt.publisher.ensure_desktop_queue, stores, rt.publisher.delete_desktop_queue
         )
-        await self.sync_all()
+        gauge = Gauge(
+            "platen_identities_unreconciled",
+            "Identities the start-up reconciliation has not made right on the broker yet",
+            registry=rt.metrics.registry,
+        )
+        gauge.set_function(lambda: self.unreconciled)
         rt.tasks.append(asyncio.create_task(self.run(), name="identity-retries"))
+        # Not awaited: deliveries (prompts) are consumed meanwhile. Its task ends, so it is
+        # kept out of `rt.tasks`, whose tasks must run for the life of the service.
+        self._spawn(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        """`sync_all` until it has read what to reconcile (the database may be away)."""
+        for attempt in range(1_000_000):
+            try:
+                return await self.sync_all()
+            except Exception as exc:
+                log.error("identities not reconciled, will try again", error=repr(exc))
+                await asyncio.sleep(self._retry_delays[min(attempt, len(self._retry_delays) - 1)])
 
     async def sync_all(self) -> None:
-        """Make the broker match every identity the database records (raises on failure:
-        at start-up, a broker that cannot be set right stops the service)."""
+        """Make the broker match every identity the database records, RECONCILE_CONCURRENCY
+        at a time. One the broker refuses is retried in the background (`run`)."""
         assert self._stores is not None
+        started = time.monotonic()
         async with self._stores() as store:
             desktops = await store.desktop_identities()
             servers = await store.print_servers() if self.managed else []
-        for desktop in desktops:
-            await self._apply_desktop(desktop.login, desktop.enabled)
         # Revocations the broker had not done yet (the service stopped in between).
         revoked = [d for d in await self._signed_in() if d.revoked]
-        for d in revoked:
-            await self._sync_signed_in(d.login, d.desktop)
-        for server in servers:
-            await self._sync_print_server(server.name)
+        keys = [
+            *(("reconcile", d.login) for d in desktops),
+            *(("signed_in", f"{d.login}{DESKTOP_SEPARATOR}{d.desktop}") for d in revoked),
+            *(("print_server", s.name) for s in servers),
+        ]
+        self.unreconciled = len(keys)
+        log.info("reconciling identities", identities=len(keys), at_once=RECONCILE_CONCURRENCY)
+        todo = iter(keys)
+        failed: list[tuple[str, str]] = []
+
+        async def worker() -> None:
+            for key in todo:  # one iterator shared by the workers: each key once
+                try:
+                    await self._sync_one(key)
+                except Exception as exc:
+                    if not failed:  # one line, not one per identity of a broker that is down
+                        log.warning("identity not reconciled, will retry", error=repr(exc))
+                    failed.append(key)
+                self.unreconciled -= 1
+
+        await asyncio.gather(*(worker() for _ in range(RECONCILE_CONCURRENCY)))
+        if failed:
+            # Retried as a user change is: `desktop` rather than `reconcile` from here on.
+            self._pending.update(("desktop", n) if k == "reconcile" else (k, n) for k, n in failed)
+            self._wakeup.set()
         log.info(
             "identities reconciled",
             users=len(desktops),
             print_servers=len(servers),
             revoked_desktops=len(revoked),
+            failed=len(failed),
+            seconds=round(time.monotonic() - started, 1),
         )
 
     # ------------------------------------------------------------- after a commit
@@ -187,10 +238,13 @@ class BrokerIdentities:
 
     async def _sync_one(self, key: tuple[str, str]) -> None:
         kind, name = key
-        if kind == "desktop":
-            async with self._lock(key):
+        if kind in ("desktop", "reconcile"):
+            # Read under the lock: what a sign-in, revocation or user change that held it
+            # just now did is what this one sees.
+            async with self._lock(("desktop", name)):
                 enabled = await self._desktop_enabled(name)
-                await self._apply_desktop(name, enabled, stragglers=True)
+                # Late connections are looked for after a change, not at every start.
+                await self._apply_desktop(name, enabled, stragglers=kind == "desktop")
         elif kind == "signed_in":
             await self._sync_signed_in(*name.split(DESKTOP_SEPARATOR, 1))
         else:
