@@ -268,3 +268,19 @@ async def test_a_grant_never_passes_through_allow_all(had_rights, had_topics):
         await admin.grant("alice", wanted)
     assert broker.topics == final and broker.vhost_rights
     assert broker.open_moments == 0
+
+
+async def test_a_snapshot_tells_which_users_have_exactly_their_rights(admin, desktop):
+    login, _ = desktop
+    bare = f"bare{uuid.uuid4().hex[:8]}"
+    await admin.set_password(bare, "secret-2")
+    try:
+        found = await admin.snapshot()
+        assert {login, bare} <= found.users
+        assert found.has(login, permissions.desktop_user(login))
+        # Another queue, other limits, or no rights at all: not what it has.
+        assert not found.has(login, permissions.desktop_user(f"{login}~pc1"))
+        assert not found.has(bare, permissions.desktop_user(bare))
+        assert found.has_none(bare) and not found.has_none(login)
+    finally:
+        await admin.delete_user(bare)

@@ -281,6 +281,7 @@ async def test_a_revocation_during_the_start_up_reconciliation_is_not_undone(
     known, signin, ctx, identities, admin, store, broker, queues
 ):
     await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
+    admin.granted["ann~pc-1"] = permissions.desktop_user("ann")  # as before the upgrade
     # The reconciliation stops in the middle of granting ann's desktop its rights...
     gate, reached = asyncio.Event(), asyncio.Event()
     grant = admin.grant
@@ -329,3 +330,20 @@ async def test_the_start_up_reconciliation_does_several_users_at_once_and_no_mor
     assert all(admin.granted[f"u{n}"] == permissions.desktop_user(f"u{n}") for n in range(20))
     done = [e for e in logs if e["event"] == "identities reconciled"]
     assert done and done[0]["users"] == 20 and done[0]["failed"] == 0 and "seconds" in done[0]
+
+
+async def test_a_restart_writes_nothing_to_the_broker_that_is_right_already(
+    known, signin, store, admin, broker, queues
+):
+    await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
+    await broker.sync_all()  # the first start after an upgrade may write
+    admin.calls.clear()
+    await broker.sync_all()
+    assert admin.calls == [("snapshot",)]  # one read, no write
+    assert {"ann", "bob", "ann~pc-1"} <= queues.declared
+    # What differs is written: a right taken away behind Platen's back is given back.
+    admin.granted["ann~pc-1"] = permissions.desktop_user("ann")
+    admin.calls.clear()
+    await broker.sync_all()
+    assert admin.calls == [("snapshot",), ("grant", "ann~pc-1")]
+    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann~pc-1")

@@ -34,7 +34,7 @@ from prometheus_client import Gauge
 
 from platen.events.routing import DESKTOP_SEPARATOR, desktop_broker_user
 from platen.messaging import permissions, print_servers
-from platen.messaging.broker_admin import BrokerAdmin, vhost_of
+from platen.messaging.broker_admin import BrokerAdmin, Snapshot, vhost_of
 from platen.notification.store import Store
 
 log = structlog.get_logger("notification.identities")
@@ -74,6 +74,9 @@ class BrokerIdentities:
         self._tasks: set[asyncio.Task] = set()
         # Identities the start-up reconciliation has yet to do (a metric while it runs).
         self.unreconciled = 0
+        # The broker's users and rights as the reconciliation found them when it began:
+        # what already matches is not written again (None: not reconciling, ask).
+        self._snapshot: Snapshot | None = None
 
     @property
     def managed(self) -> bool:
@@ -146,6 +149,10 @@ class BrokerIdentities:
         ]
         self.unreconciled = len(keys)
         log.info("reconciling identities", identities=len(keys), at_once=RECONCILE_CONCURRENCY)
+        # Read before any identity is looked at: a change made after it was read is made
+        # under that identity's lock, and its reconciliation then finds the database
+        # changed too (so it writes), or the broker already right.
+        self._snapshot = await self.admin.snapshot() if self.managed else None
         todo = iter(keys)
         failed: list[tuple[str, str]] = []
 
@@ -159,7 +166,10 @@ class BrokerIdentities:
                     failed.append(key)
                 self.unreconciled -= 1
 
-        await asyncio.gather(*(worker() for _ in range(RECONCILE_CONCURRENCY)))
+        try:
+            await asyncio.gather(*(worker() for _ in range(RECONCILE_CONCURRENCY)))
+        finally:
+            self._snapshot = None
         if failed:
             # Retried as a user change is: `desktop` rather than `reconcile` from here on.
             self._pending.update(("desktop", n) if k == "reconcile" else (k, n) for k, n in failed)
@@ -244,7 +254,12 @@ class BrokerIdentities:
             async with self._lock(("desktop", name)):
                 enabled = await self._desktop_enabled(name)
                 # Late connections are looked for after a change, not at every start.
-                await self._apply_desktop(name, enabled, stragglers=kind == "desktop")
+                await self._apply_desktop(
+                    name,
+                    enabled,
+                    stragglers=kind == "desktop",
+                    snapshot=self._snapshot if kind == "reconcile" else None,
+                )
         elif kind == "signed_in":
             await self._sync_signed_in(*name.split(DESKTOP_SEPARATOR, 1))
         else:
@@ -257,10 +272,16 @@ class BrokerIdentities:
         return None if identity is None else identity.enabled
 
     async def _apply_desktop(
-        self, login: str, enabled: bool | None, *, stragglers: bool = False
+        self,
+        login: str,
+        enabled: bool | None,
+        *,
+        stragglers: bool = False,
+        snapshot: Snapshot | None = None,
     ) -> None:
         """`stragglers`: the user has just been disabled; look again for connections the
-        management API lists late."""
+        management API lists late. `snapshot`: the broker as the reconciliation found it;
+        what matches it already is not written."""
         assert self._declare_queue is not None
         if enabled is None:
             return
@@ -274,20 +295,29 @@ class BrokerIdentities:
             d.username
             for d in await self._signed_in(login)
             # One whose sign-in stopped before its broker user was made has nothing to set.
-            if not d.revoked and await self.admin.user_exists(d.username)
+            if not d.revoked
+            and (
+                d.username in snapshot.users
+                if snapshot
+                else await self.admin.user_exists(d.username)
+            )
         ]
         # Each signed-in desktop's own queue: also how an installation from before desktops
         # had queues of their own gets them (they read the login's queue then).
         for username in signed_in:
             await self._declare_queue(username)
         if enabled:
-            await self.admin.ensure_user(login)
+            if snapshot is None or login not in snapshot.users:
+                await self.admin.ensure_user(login)
             for username in (login, *signed_in):
-                await self.admin.grant(username, permissions.desktop_user(username))
+                wanted = permissions.desktop_user(username)
+                if snapshot is None or not snapshot.has(username, wanted):
+                    await self.admin.grant(username, wanted)
             log.info("desktop identity ready", user=login, signed_in_desktops=len(signed_in))
         else:
             for username in (login, *signed_in):
-                await self.admin.revoke(username)
+                if snapshot is None or not snapshot.has_none(username):
+                    await self.admin.revoke(username)
                 await self.admin.disconnect(username, "your Platen account is disabled")
                 if stragglers:
                     self._spawn(self._disconnect_stragglers(login, username))
