@@ -207,3 +207,13 @@ def test_a_service_replays_only_into_its_own_queues():
         assert pricing.may_publish(REPLAY, queue) == (queue in own), queue
         assert _may_bind(pricing, REPLAY, queue) == (queue in own), queue
     assert pricing.may_publish(REPLIES, reply_key("platen-admin", "q"))
+
+
+def test_the_peer_address_is_read_from_the_name_the_broker_gave_the_connection():
+    from platen.messaging.broker_admin import peer_of
+
+    assert peer_of("10.1.2.3:45024 -> 10.0.0.1:5672") == "10.1.2.3"
+    assert peer_of("fe80::1:45024 -> fe80::2:5672") == "fe80::1"
+    # A name of another shape (what a client might choose) gives no address.
+    assert peer_of("platen-client/alice") is None
+    assert peer_of("10.1.2.3 -> 10.0.0.1:5672") is None
