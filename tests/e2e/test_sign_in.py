@@ -1,7 +1,9 @@
 """Signing in as yourself, end to end (issue 17 item 2), against a real OpenLDAP `slapd`
-and the real services: a user signs in with their directory password, prints, is asked,
-answers; the administrator revokes that desktop and it is signed out within seconds; no
-password is stored in clear. One test on one running system (CI time)."""
+and the real services: a user signs in with their directory password on two desktops,
+prints, both are asked, one answers and the other's popup closes; the administrator
+revokes that desktop and it is signed out within seconds, its queue gone, while the other
+still gets her messages; no password is stored in clear. One test on one running system
+(CI time)."""
 
 from __future__ import annotations
 
@@ -14,18 +16,21 @@ import time
 from decimal import Decimal as D
 from pathlib import Path
 
+import aio_pika
 import pytest
 
 from platen.events.discovery import with_login
+from platen.events.routing import desktop_queue
 from platen.localstack.servers import free_port
 from platen.localstack.tls import make_test_ca
 from platen.testing.documents import make_pdf
 from platen.testing.ldap import Person, running_slapd
 from tests.e2e.clientproc import ClientProcess
-from tests.e2e.helpers import submit_jobs
+from tests.e2e.helpers import eventually, submit_jobs
 
 PASSWORD = "Ann's directory pa55word"
 DESKTOP = "pc-e2e"
+OTHER_DESKTOP = "pc-two"
 SIGN_IN = [sys.executable, "-m", "platen.client", "--sign-in", "--password-stdin"]
 
 
@@ -56,15 +61,25 @@ def extra_service_env(slapd, endpoint, tmp_path):
     }
 
 
-def sign_in(config: Path, password: str) -> subprocess.CompletedProcess:
+def sign_in(config: Path, password: str, desktop: str = DESKTOP) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*SIGN_IN, "--config", str(config), "--desktop", DESKTOP.upper()],
+        [*SIGN_IN, "--config", str(config), "--desktop", desktop.upper()],
         input=password + "\n",
         capture_output=True,
         text=True,
         timeout=60,
         env=os.environ.copy(),
     )
+
+
+async def queue_exists(amqp_url: str, name: str) -> bool:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        try:
+            await (await connection.channel()).declare_queue(name, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return False
+        return True
 
 
 async def test_sign_in_with_the_directory_password_print_answer_then_revoked_and_signed_out(
@@ -108,24 +123,37 @@ async def test_sign_in_with_the_directory_password_print_answer_then_revoked_and
     assert stored.stat().st_mode & 0o777 == 0o600
     assert stored.parent.stat().st_mode & 0o777 == 0o700
     assert f'user = "ann~{DESKTOP}"' in stored.read_text()
+    # Her second desktop (its own config folder, as on another machine).
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config-two"))
+    assert sign_in(config, PASSWORD, OTHER_DESKTOP).returncode == 0
     listed = json.loads(system.ctl("user", "desktops", "ann", "--json").stdout)
     assert [(d["desktop"], d["username"]) for d in listed["desktops"]] == [
-        (DESKTOP, f"ann~{DESKTOP}")
+        (DESKTOP, f"ann~{DESKTOP}"),
+        (OTHER_DESKTOP, f"ann~{OTHER_DESKTOP}"),
     ]
 
     # A later start uses the stored credential: the config file holds no password.
+    other = ClientProcess(None, None, tmp_path / "state-two", "--config", str(config))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
     client = ClientProcess(None, None, tmp_path / "state", "--config", str(config))
     try:
-        await client.wait_for("client.status", state="connected")
+        for desktop in (client, other):
+            await desktop.wait_for("client.status", state="connected")
         [job] = await submit_jobs(system.amqp_url, "ann", "lab-1", make_pdf(2), 1)
-        [prompt] = await client.wait_for("desktop.job_prompt", job_id=job)
-        assert prompt["kind"] == "confirm" and prompt["cost"] == "0.20"
+        # Each desktop reads a queue of its own: both are asked (one shared queue handed
+        # each message to one of them only).
+        for desktop in (client, other):
+            [prompt] = await desktop.wait_for("desktop.job_prompt", job_id=job)
+            assert prompt["kind"] == "confirm" and prompt["cost"] == "0.20"
         # Her answer is taken: it comes from her own desktop's broker user.
         client.send(job_id=job, action="print")
         [result] = await client.wait_for("desktop.answer_result", job_id=job)
         assert result["outcome"] == "authorized"
-        [printed] = await client.wait_for("desktop.job_printed", job_id=job)
-        assert printed["balance"] == "4.80"
+        # The popup on the desktop that did not answer closes.
+        await other.wait_for("desktop.prompt_closed", job_id=job, outcome="authorized")
+        for desktop in (client, other):
+            [printed] = await desktop.wait_for("desktop.job_printed", job_id=job)
+            assert printed["balance"] == "4.80"
         assert D(system.user_json("ann")["balance"]) == D("4.80")
 
         revoked_at = time.monotonic()
@@ -136,14 +164,27 @@ async def test_sign_in_with_the_directory_password_print_answer_then_revoked_and
         print(f"\nrevoked desktop signed out {seconds:.1f} s after platenctl was called")
         assert client.proc.wait(30) == 3  # it stops: no retrying a dead credential
         assert "signed out of Platen" in "".join(client.stderr)
+        # Its queue is gone (nothing piles up for it); the other desktop's stays, and it
+        # still gets her messages.
+        gone = desktop_queue(f"ann~{DESKTOP}")
+        assert await eventually(lambda: _not(queue_exists(system.amqp_url, gone)))
+        assert await queue_exists(system.amqp_url, desktop_queue(f"ann~{OTHER_DESKTOP}"))
+        system.ctl("topup", "ann", "1.00")
+        await other.wait_for("desktop.balance", balance="5.80")
     finally:
         client.stop()
+        other.stop()
     # The dead credential is dropped: the next start does not try it.
     assert not stored.exists()
-    assert json.loads(system.ctl("user", "desktops", "ann", "--json").stdout)["desktops"] == []
+    left = json.loads(system.ctl("user", "desktops", "ann", "--json").stdout)["desktops"]
+    assert [d["desktop"] for d in left] == [OTHER_DESKTOP]
 
     # No password in clear anywhere Platen wrote: service logs, client files, config.
     for path in tmp_path.rglob("*"):
         if path.is_file() and "slapd" not in path.parts:
             text = path.read_bytes()
             assert PASSWORD.encode() not in text, path
+
+
+async def _not(awaitable) -> bool:
+    return not await awaitable

@@ -18,6 +18,7 @@ from aiormq.exceptions import (
 
 from platen.broker_setup import permissions
 from platen.broker_setup.broker_admin import BrokerAdmin, BrokerAdminError
+from platen.events.routing import desktop_queue
 from platen.messaging.topology import declare_desktop_queue, declare_topology
 
 
@@ -74,6 +75,46 @@ async def test_a_desktop_reads_its_queue_and_replies_as_itself(desktop, topology
         await replies.publish(
             aio_pika.Message(b"{}", user_id=login), routing_key=f"user.{login}.answer"
         )
+
+
+async def test_each_desktop_of_a_user_gets_every_message_and_reads_no_other_queue(
+    admin, amqp_url, topology, desktop
+):
+    """Two desktops signed in as the same user: each its own queue, both get the message
+    (one shared queue would hand it to one of them only); neither may read the other's."""
+    login, own_url = desktop
+    urls = {}
+    for pc in ("pc1", "pc2"):
+        identity = f"{login}~{pc}"
+        await admin.set_password(identity, f"secret-{pc}")
+        await admin.grant(identity, permissions.desktop_user(identity))
+        await declare_desktop_queue(topology, identity)
+        urls[identity] = _as(amqp_url, identity, f"secret-{pc}")
+    try:
+        desktop_exchange = await topology.get_exchange("platen.desktop")
+        await desktop_exchange.publish(
+            aio_pika.Message(b"balance"), routing_key=f"user.{login}.balance"
+        )
+        for identity, url in urls.items():
+            conn, ch = await _channel(url)
+            async with conn:
+                q = await ch.get_queue(desktop_queue(identity), ensure=False)
+                assert (await q.get(timeout=5)).body == b"balance"
+        # The administrator-issued credential's queue has it too.
+        conn, ch = await _channel(own_url)
+        async with conn:
+            q = await ch.get_queue(f"desktop.{login}", ensure=False)
+            assert (await q.get(timeout=5)).body == b"balance"
+        for identity, other in ((f"{login}~pc1", f"{login}~pc2"), (f"{login}~pc2", login)):
+            conn, ch = await _channel(urls[identity])
+            async with conn:
+                with pytest.raises(ChannelAccessRefused):
+                    q = await ch.get_queue(desktop_queue(other), ensure=False)
+                    await q.get(fail=False)
+    finally:
+        for identity in urls:
+            await admin.delete_user(identity)
+            await topology.queue_delete(desktop_queue(identity))
 
 
 @pytest.mark.parametrize(
@@ -227,3 +268,19 @@ async def test_a_grant_never_passes_through_allow_all(had_rights, had_topics):
         await admin.grant("alice", wanted)
     assert broker.topics == final and broker.vhost_rights
     assert broker.open_moments == 0
+
+
+async def test_a_snapshot_tells_which_users_have_exactly_their_rights(admin, desktop):
+    login, _ = desktop
+    bare = f"bare{uuid.uuid4().hex[:8]}"
+    await admin.set_password(bare, "secret-2")
+    try:
+        found = await admin.snapshot()
+        assert {login, bare} <= found.users
+        assert found.has(login, permissions.desktop_user(login))
+        # Another queue, other limits, or no rights at all: not what it has.
+        assert not found.has(login, permissions.desktop_user(f"{login}~pc1"))
+        assert not found.has(bare, permissions.desktop_user(bare))
+        assert found.has_none(bare) and not found.has_none(login)
+    finally:
+        await admin.delete_user(bare)

@@ -33,6 +33,19 @@ def test_a_desktop_reads_only_its_own_queue_and_replies_only_as_itself():
     assert not alice.may_publish("amq.default", "desktop.bob")
 
 
+def test_each_desktop_of_a_user_reads_its_own_queue_and_replies_for_the_login():
+    pc1, pc2 = p.desktop_user("alice~pc1"), p.desktop_user("alice~pc2")
+    own = p.desktop_user("alice")
+    assert pc1.may("read", "desktop.alice:pc1") and not pc1.may("read", "desktop.alice:pc2")
+    assert not pc1.may("read", "desktop.alice") and not own.may("read", "desktop.alice:pc1")
+    assert not pc1.may("read", "desktop.bob:pc1") and not pc1.may("read", "desktop.bob")
+    # Desktops cannot configure (delete, bind) queues at all.
+    assert not any(d.may("configure", "desktop.alice:pc1") for d in (pc1, pc2, own))
+    assert pc1.topics == pc2.topics == own.topics
+    assert pc2.may_publish("platen.desktop.replies", "user.alice.answer")
+    assert not pc2.may_publish("platen.desktop.replies", "user.bob.answer")
+
+
 def test_a_login_with_regex_characters_matches_only_itself():
     odd = p.desktop_user("a-b@c")
     assert odd.may("read", "desktop.a-b@c")
@@ -194,3 +207,13 @@ def test_a_service_replays_only_into_its_own_queues():
         assert pricing.may_publish(REPLAY, queue) == (queue in own), queue
         assert _may_bind(pricing, REPLAY, queue) == (queue in own), queue
     assert pricing.may_publish(REPLIES, reply_key("platen-admin", "q"))
+
+
+def test_the_peer_address_is_read_from_the_name_the_broker_gave_the_connection():
+    from platen.broker_setup.broker_admin import peer_of
+
+    assert peer_of("10.1.2.3:45024 -> 10.0.0.1:5672") == "10.1.2.3"
+    assert peer_of("fe80::1:45024 -> fe80::2:5672") == "fe80::1"
+    # A name of another shape (what a client might choose) gives no address.
+    assert peer_of("platen-client/alice") is None
+    assert peer_of("10.1.2.3 -> 10.0.0.1:5672") is None

@@ -55,5 +55,5 @@ def queues() -> FakeQueues:
 def broker(admin, queues, store) -> BrokerIdentities:
     """Identities managed through a fake management API; no pause between retries."""
     b = BrokerIdentities(disconnect_retries=(), retry_delays=(0,))
-    b.configure(admin, queues.declare, store.session)
+    b.configure(admin, queues.declare, store.session, queues.delete)
     return b

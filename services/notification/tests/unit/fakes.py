@@ -9,6 +9,8 @@ import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+from platen.broker_setup.broker_admin import Snapshot
+from platen.broker_setup.permissions import Permissions
 from platen.notification import domain
 from platen.notification.domain import Answer, DesktopIdentity, PrintServerIdentity, Prompt
 
@@ -279,9 +281,32 @@ class FakeAdmin:
         self._call("disconnect", name)
         return self.connections.pop(name, 0)
 
+    async def snapshot(self):
+        self._call("snapshot")
+        granted = {n: p for n, p in self.granted.items() if isinstance(p, Permissions)}
+        return Snapshot(
+            users=set(self.passwords),
+            permissions={
+                # Rights a test set by hand (not a Permissions) match no Permissions.
+                n: {"configure": p.configure, "write": p.write, "read": p.read}
+                if isinstance(p, Permissions)
+                else {"set by hand": str(p)}
+                for n, p in self.granted.items()
+            },
+            topics={
+                n: {t.exchange: {"write": t.write, "read": t.read} for t in p.topics}
+                for n, p in granted.items()
+            },
+            limits={
+                n: {"max-connections": p.max_connections, "max-channels": p.max_channels}
+                for n, p in granted.items()
+            },
+        )
+
     async def delete_user(self, name: str) -> None:
         self._call("delete_user", name)
         self.passwords.pop(name, None)
+        self.granted.pop(name, None)  # the broker deletes a user's permissions with it
 
 
 class FakeQueues:
@@ -289,6 +314,11 @@ class FakeQueues:
 
     def __init__(self) -> None:
         self.declared: set[str] = set()
+        self.deleted: list[str] = []
 
-    async def declare(self, login: str) -> None:
-        self.declared.add(login)
+    async def declare(self, identity: str) -> None:
+        self.declared.add(identity)
+
+    async def delete(self, identity: str) -> None:
+        self.declared.discard(identity)
+        self.deleted.append(identity)

@@ -137,7 +137,7 @@ async def test_no_credential_for_an_unknown_or_disabled_user(
 
 async def test_without_a_management_api_queues_are_made_and_credentials_refused(ctx, store, queues):
     unmanaged = BrokerIdentities()
-    unmanaged.configure(None, queues.declare, store.session)
+    unmanaged.configure(None, queues.declare, store.session, queues.delete)
     handlers = IdentityHandlers(unmanaged)
     await handlers.on_user_added(ctx, added())
     await ctx.commit()
@@ -206,7 +206,7 @@ async def test_start_up_repairs_everything_the_database_records(store, admin, qu
 
 async def test_connections_listed_late_are_closed_after_a_disable(ctx, store, admin, queues):
     broker = BrokerIdentities(disconnect_retries=(0, 0), retry_delays=(0,))
-    broker.configure(admin, queues.declare, store.session)
+    broker.configure(admin, queues.declare, store.session, queues.delete)
     handlers = IdentityHandlers(broker)
     await handlers.on_user_added(ctx, added())
     await handlers.on_user_disabled(ctx, UserDisabled(login="bob"))
@@ -222,7 +222,7 @@ async def test_connections_listed_late_are_closed_after_a_disable(ctx, store, ad
 
 async def test_start_up_looks_for_no_late_connections(store, admin, queues):
     broker = BrokerIdentities(disconnect_retries=(0,), retry_delays=(0,))
-    broker.configure(admin, queues.declare, store.session)
+    broker.configure(admin, queues.declare, store.session, queues.delete)
     store.desktops["bob"] = False
     await broker.sync_all()
     await asyncio.sleep(0.05)

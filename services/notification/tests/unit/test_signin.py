@@ -4,6 +4,7 @@ and per source, each desktop revoked alone, and a password that shows in no repr
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +22,7 @@ from platen.events.identities import (
     SignInRequest,
 )
 from platen.events.system import ErrorReply
+from platen.notification import broker_identities
 from platen.notification.domain import Sender, SignedInDesktop, SignInLimiter, sender_problem
 from platen.notification.identities import IdentityHandlers, on_list_desktops
 from platen.notification.signin import NOT_ACCEPTED, SignIn
@@ -81,21 +83,25 @@ def request(login="ann", password=PASSWORD, desktop="PC-1") -> SignInRequest:
 
 
 async def test_a_user_signs_in_and_their_desktop_gets_a_broker_user_of_its_own(
-    known, signin, store, admin
+    known, signin, store, admin, queues
 ):
     status, granted = await signin.sign_in(request(), "10.0.0.5")
     assert status == 200 and isinstance(granted, SignInGranted)
     assert (granted.login, granted.desktop, granted.username) == ("ann", "pc-1", "ann~pc-1")
     assert granted.url == "amqps://broker.example.org:5671/platen"
-    # The broker holds the issued password; the desktop may do what ann's own user may.
+    # The broker holds the issued password; the desktop may do what ann's own user may,
+    # but reads a queue of its own (bound to all of ann's keys), declared before it connects.
     assert admin.passwords["ann~pc-1"] == granted.password.get_secret_value()
-    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann")
+    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann~pc-1")
+    assert admin.granted["ann~pc-1"].read == r"^(desktop\.ann:pc\-1)$"
+    assert {"ann", "ann~pc-1"} <= queues.declared
     desktop = store.signed_in[("ann", "pc-1")]
     assert (desktop.source, desktop.revoked) == ("10.0.0.5", False)
     # Another desktop gets another user and password; the first keeps working.
     _, other = await signin.sign_in(request(desktop="laptop"), "10.0.0.6")
     assert other.username == "ann~laptop" and other.password != granted.password
     assert admin.passwords["ann~pc-1"] == granted.password.get_secret_value()
+    assert {"ann~pc-1", "ann~laptop"} <= queues.declared
 
 
 async def test_wrong_password_unknown_user_directory_down_disabled_or_not_in_platen_issue_nothing(
@@ -178,7 +184,7 @@ def test_a_flood_of_made_up_logins_does_not_reset_a_guessed_users_count():
 
 
 async def test_the_administrator_lists_and_revokes_one_desktop(
-    known, signin, ctx, identities, admin, store
+    known, signin, ctx, identities, admin, store, queues
 ):
     await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
     await signin.sign_in(request(desktop="pc-2"), "10.0.0.6")
@@ -194,6 +200,8 @@ async def test_the_administrator_lists_and_revokes_one_desktop(
     await ctx.commit()
     assert "ann~pc-1" not in admin.passwords and admin.connections == {}
     assert admin.calls[-2:] == [("delete_user", "ann~pc-1"), ("disconnect", "ann~pc-1")]
+    # Its queue goes with it (nothing piles up for a desktop that can never read it).
+    assert queues.deleted == ["ann~pc-1"] and "ann~pc-2" in queues.declared
     # The other desktop and ann's own broker user are untouched; the record is gone.
     assert "ann~pc-2" in admin.passwords and "ann" in admin.granted
     assert set(store.signed_in) == {("ann", "pc-2")}
@@ -210,7 +218,7 @@ async def test_disabling_a_user_signs_out_every_desktop_of_theirs_and_enabling_r
     assert "ann~pc-1" not in admin.granted and ("disconnect", "ann~pc-1") in admin.calls
     await identities.on_user_enabled(ctx, UserEnabled(login="ann"))
     await ctx.commit()
-    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann")
+    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann~pc-1")
 
 
 async def test_a_revocation_the_broker_refused_is_done_at_the_next_start(
@@ -263,9 +271,94 @@ async def test_a_desktop_revoked_while_its_sign_in_was_finishing_gets_no_broker_
     assert "ann~pc-1" not in admin.passwords and store.signed_in == {}
 
 
+async def test_a_desktop_signed_in_before_the_upgrade_gets_its_queue_at_start_up(
+    known, signin, store, broker, admin, queues
+):
+    # Signed in when every desktop of a user read `desktop.ann`: a broker user with the
+    # login's rights, and no queue of its own.
+    await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
+    queues.declared.discard("ann~pc-1")
+    admin.granted["ann~pc-1"] = permissions.desktop_user("ann")
+    await broker.sync_all()
+    assert "ann~pc-1" in queues.declared
+    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann~pc-1")
+
+
 async def test_a_sign_in_that_stopped_before_the_broker_step_does_not_stop_the_service(
     known, store, broker, admin
 ):
     await store.save_signed_in_desktop(SignedInDesktop("ann", "pc-9", datetime.now(UTC)))
     await broker.sync_all()  # no grant to a broker user that does not exist
     assert "ann~pc-9" not in admin.granted
+
+
+async def test_a_revocation_during_the_start_up_reconciliation_is_not_undone(
+    known, signin, ctx, identities, admin, store, broker, queues
+):
+    await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
+    admin.granted["ann~pc-1"] = permissions.desktop_user("ann")  # as before the upgrade
+    # The reconciliation stops in the middle of granting ann's desktop its rights...
+    gate, reached = asyncio.Event(), asyncio.Event()
+    grant = admin.grant
+
+    async def slow_grant(name, perms):
+        if name == "ann~pc-1" and not gate.is_set():
+            reached.set()
+            await gate.wait()
+        await grant(name, perms)
+
+    admin.grant = slow_grant
+    reconciling = asyncio.create_task(broker.sync_all())
+    await asyncio.wait_for(reached.wait(), 10)
+    # ...when the administrator revokes that desktop (committed; its broker step waits).
+    await identities.on_revoke_desktop(ctx, RevokeDesktop(login="ann", desktop="pc-1"))
+    revoking = asyncio.create_task(ctx.commit())
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(reconciling, revoking), 10)
+    # Revoked last: no broker user, no rights, no queue, no record.
+    assert "ann~pc-1" not in admin.passwords and "ann~pc-1" not in admin.granted
+    assert "ann~pc-1" not in queues.declared and queues.deleted == ["ann~pc-1"]
+    assert store.signed_in == {}
+
+
+async def test_the_start_up_reconciliation_does_several_users_at_once_and_no_more(
+    store, admin, queues, broker, monkeypatch
+):
+    monkeypatch.setattr(broker_identities, "RECONCILE_CONCURRENCY", 4)
+    store.desktops.update({f"u{n}": True for n in range(20)})
+    busy = most = 0
+    grant = admin.grant
+
+    async def counted_grant(name, perms):
+        nonlocal busy, most
+        busy += 1
+        most = max(most, busy)
+        await asyncio.sleep(0)  # every worker gets to its grant before any ends
+        await grant(name, perms)
+        busy -= 1
+
+    admin.grant = counted_grant
+    with structlog.testing.capture_logs() as logs:
+        await broker.sync_all()
+    assert most == 4 and broker.unreconciled == 0
+    assert all(admin.granted[f"u{n}"] == permissions.desktop_user(f"u{n}") for n in range(20))
+    done = [e for e in logs if e["event"] == "identities reconciled"]
+    assert done and done[0]["users"] == 20 and done[0]["failed"] == 0 and "seconds" in done[0]
+
+
+async def test_a_restart_writes_nothing_to_the_broker_that_is_right_already(
+    known, signin, store, admin, broker, queues
+):
+    await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
+    await broker.sync_all()  # the first start after an upgrade may write
+    admin.calls.clear()
+    await broker.sync_all()
+    assert admin.calls == [("snapshot",)]  # one read, no write
+    assert {"ann", "bob", "ann~pc-1"} <= queues.declared
+    # What differs is written: a right taken away behind Platen's back is given back.
+    admin.granted["ann~pc-1"] = permissions.desktop_user("ann")
+    admin.calls.clear()
+    await broker.sync_all()
+    assert admin.calls == [("snapshot",), ("grant", "ann~pc-1")]
+    assert admin.granted["ann~pc-1"] == permissions.desktop_user("ann~pc-1")

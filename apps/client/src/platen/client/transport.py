@@ -89,6 +89,16 @@ class Transport:
         # Set when the broker refused this credential: `run` has returned for good.
         self.signed_out = False
 
+    @property
+    def identity(self) -> str:
+        """The broker user this desktop signs in as, when it speaks for `login` (a desktop
+        signed in with the directory password is `<login>~<desktop>`, with a queue of its
+        own); else the login (the administrator-issued credential, a shared test user)."""
+        broker_user = signed_in_as(self.url)
+        if broker_user is not None and login_of_broker_user(broker_user) == self.login:
+            return broker_user
+        return self.login
+
     async def _status(self, state: str, detail: str = "") -> None:
         result = self.on_status(state, detail)
         if asyncio.iscoroutine(result):
@@ -166,7 +176,7 @@ class Transport:
             try:
                 await channel.set_qos(prefetch_count=PREFETCH)
                 # Not declared: a desktop may only read its queue; the server creates it.
-                queue = await channel.get_queue(desktop_queue(self.login), ensure=False)
+                queue = await channel.get_queue(desktop_queue(self.identity), ensure=False)
                 await queue.consume(self._deliver)
                 return channel
             except aio_pika.exceptions.ChannelClosed as exc:

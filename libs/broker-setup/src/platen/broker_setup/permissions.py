@@ -5,9 +5,10 @@ exchange and queue names) and, on topic exchanges, a write and a read expression
 routing keys. Everything here is pure data, so that the rules can be read, tested and
 applied (by `platen.broker_setup.broker_admin`) from the same definitions.
 
-- A desktop user reads only its own queue, publishes only replies under its own routing
-  keys, and declares, binds and deletes nothing. RabbitMQ also checks the `user_id`
-  property of what it publishes against the login it authenticated with.
+- A desktop identity reads only its own queue (each desktop of a user has one), publishes
+  only replies under its own routing keys, and declares, binds and deletes nothing.
+  RabbitMQ also checks the `user_id` property of what it publishes against the login it
+  authenticated with.
 - A service declares, binds and reads only its own queues (the installer declared the
   whole topology), and publishes only the events and commands it declares
   (`platen.messaging.subscriptions`).
@@ -39,6 +40,7 @@ from platen.events.routing import (
     UNROUTED,
     decision_prefix,
     desktop_queue,
+    login_of_broker_user,
     login_word,
     print_server_of,
     reply_prefix,
@@ -127,14 +129,18 @@ DESKTOP_MAX_CONNECTIONS = 20
 DESKTOP_MAX_CHANNELS = 60
 
 
-def desktop_user(login: str) -> Permissions:
-    """A desktop signed in as `login`."""
+def desktop_user(identity: str) -> Permissions:
+    """A desktop signed in as broker user `identity`: a login (the administrator-issued
+    credential) or `<login>~<desktop>` (a desktop signed in with the directory password).
+    It reads its own queue only, not another desktop's of the same user (which would take
+    that desktop's messages), and replies for its login."""
+    login = login_of_broker_user(identity)
     return Permissions(
         max_connections=DESKTOP_MAX_CONNECTIONS,
         max_channels=DESKTOP_MAX_CHANNELS,
         configure=NOTHING,
         write=_exact(DESKTOP_REPLIES),
-        read=_exact(desktop_queue(login)),
+        read=_exact(desktop_queue(identity)),
         topics=(
             TopicPermission(
                 DESKTOP_REPLIES, write=rf"^user\.{re.escape(login_word(login))}\.[^.]+$"

@@ -8,10 +8,6 @@ DEAD_LETTER = "platen.dlx"
 UNROUTED = "platen.unrouted"
 
 
-def desktop_queue(login: str) -> str:
-    return f"desktop.{login}"
-
-
 def login_word(login: str) -> str:
     """A login as one word of a routing key: its dots written %2E. Written as itself,
     `first.last`'s key `user.first.last.answer` would have four words and match no
@@ -23,11 +19,22 @@ def login_word(login: str) -> str:
 # A desktop signed in with the user's directory password (`platen-client --sign-in`) has a
 # broker user of its own, `<login>~<desktop>`, so the administrator can sign one desktop out
 # without the others. `~` is in no login (`base.LOGIN_PATTERN`) and no desktop id, so the
-# name splits one way only. It has the permissions of the login's own broker user
-# (`permissions.desktop_user(login)`) and its `user_id` speaks for that login.
+# name splits one way only. It has the permissions of the login's own broker user, but for
+# its own queue (`permissions.desktop_user`), and its `user_id` speaks for that login.
 DESKTOP_SEPARATOR = "~"
 # A host name (kept in lower case, `identities.DesktopId`).
 DESKTOP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"
+
+
+def desktop_queue(identity: str) -> str:
+    """The queue a desktop identity reads: `desktop.<login>` for the administrator-issued
+    credential (the login's own broker user), `desktop.<login>:<desktop>` for broker user
+    `<login>~<desktop>`, a desktop signed in with the directory password. Each is bound to
+    all of the login's keys, so every desktop of a user gets every message (one shared
+    queue would hand each message to one of them only). `:` is in no login and no desktop
+    id, and, unlike `~`, the AMQP codec (pamqp) takes it in a queue name."""
+    login, _, desktop = identity.partition(DESKTOP_SEPARATOR)
+    return f"desktop.{login}:{desktop}" if desktop else f"desktop.{login}"
 
 
 def desktop_broker_user(login: str, desktop: str) -> str:

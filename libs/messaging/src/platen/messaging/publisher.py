@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 
 from platen.events.discovery import signed_in_as
 from platen.messaging import failover
-from platen.messaging.topology import declare_desktop_queue
+from platen.messaging.topology import declare_desktop_queue, delete_desktop_queue
 
 
 class Publisher:
@@ -64,11 +64,16 @@ class Publisher:
         ex = await self._exchange(exchange)
         await ex.publish(message, routing_key=routing_key, mandatory=mandatory, timeout=30)
 
-    async def ensure_desktop_queue(self, login: str) -> None:
-        if login in self._desktop_queues:
+    async def ensure_desktop_queue(self, identity: str) -> None:
+        """Declare desktop identity `identity`'s queue (a login, or `<login>~<desktop>`)."""
+        if identity in self._desktop_queues:
             return
-        await declare_desktop_queue(self.channel, login)
-        self._desktop_queues.add(login)
+        await declare_desktop_queue(self.channel, identity)
+        self._desktop_queues.add(identity)
+
+    async def delete_desktop_queue(self, identity: str) -> None:
+        self._desktop_queues.discard(identity)
+        await delete_desktop_queue(self.channel, identity)
 
     async def close(self) -> None:
         if self._connection is not None:

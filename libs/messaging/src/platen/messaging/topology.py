@@ -25,6 +25,7 @@ from platen.events.routing import (
     UNROUTED,
     desktop_key,
     desktop_queue,
+    login_of_broker_user,
     reply_key,
 )
 from platen.messaging import discovery, failover
@@ -142,16 +143,23 @@ async def declare_topology(
             await q.bind(REPLIES, routing_key=reply_key(user, queue.name))
 
 
-async def declare_desktop_queue(channel: AbstractChannel, login: str) -> None:
-    """The durable queue a user's desktop reads, bound to `user.<login>.#`.
+async def declare_desktop_queue(channel: AbstractChannel, identity: str) -> None:
+    """The durable queue desktop identity `identity` reads (a login, or `<login>~<desktop>`
+    for a signed-in desktop), bound to `user.<login>.#`: each of a user's desktops has its
+    own, so each gets every message. (Bounded by the `platen-desktop-queues` policy.)
 
     A robust channel is told not to keep it: it would hold every user's queue and binding
     in memory (about 3 KiB a user: 28 MiB of notification's at 10,000 users) and declare
     them all again on each reconnection. The queue is durable, and a message that finds
     none makes the outbox declare it again (`Publisher.ensure_desktop_queue`)."""
     keep = {"robust": False} if isinstance(channel, AbstractRobustChannel) else {}
-    q = await channel.declare_queue(desktop_queue(login), durable=True, **keep)
-    await q.bind(DESKTOP, routing_key=desktop_key(login, "#"), **keep)
+    q = await channel.declare_queue(desktop_queue(identity), durable=True, **keep)
+    await q.bind(DESKTOP, routing_key=desktop_key(login_of_broker_user(identity), "#"), **keep)
+
+
+async def delete_desktop_queue(channel: AbstractChannel, identity: str) -> None:
+    """A revoked desktop's queue: nobody can read it again, so nothing may pile up there."""
+    await channel.queue_delete(desktop_queue(identity))
 
 
 async def declare_all(url: str) -> None:

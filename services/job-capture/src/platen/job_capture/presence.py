@@ -2,8 +2,10 @@
 management API, with a read-only (`monitoring`) identity.
 
 Only what the broker itself established counts: the user a connection authenticated as
-and the peer address of its socket. Client properties and connection names are chosen
-by the client and are never read. Platen's own identities (services, the admin CLI,
+and the peer address of its socket (from the name the broker gives a connection,
+`PEER:PORT -> HOST:PORT`, in its connection tracking: `BrokerAdmin.peers`). Client
+properties and the name a client gives its connection are chosen by the client and are
+never read. Platen's own identities (services, the admin CLI,
 print servers, the identity managers) and the broker's `guest` are not desktops: their
 broker users are named `platen-...` (after an installation's prefix), names a desktop
 cannot take, since a desktop's broker user is its login, made by the notification

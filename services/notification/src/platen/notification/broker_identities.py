@@ -2,11 +2,17 @@
 
 A handler records the desired state (a desktop user enabled or disabled, a print server
 issued or removed) in its transaction, and leaves for after the commit a call to `sync_*`
-here, which declares the user's desktop queue and, through the broker's management API,
-creates the broker user, grants or revokes its permissions and closes its connections.
+here, which declares the desktop queues (the login's own, and one for each desktop signed
+in with the directory password) and, through the broker's management API, creates the
+broker user, grants or revokes its permissions and closes its connections; a revoked
+desktop's queue is deleted with its broker user.
 Every step is idempotent: a sync that fails is retried in the background until it
 succeeds, and `start` syncs everything at start-up, so a crash between a commit and its
-sync is repaired on the next start.
+sync is repaired on the next start. That start-up reconciliation runs in the background,
+a few identities at a time (`RECONCILE_CONCURRENCY`), while the service already consumes:
+each identity is reconciled under the same per-identity lock as a sign-in, a revocation or
+a user change, and reads its state under that lock, so whichever comes second sees what
+the first did (a revocation during the reconciliation is not undone).
 
 The management API is reached at PLATEN_BROKER_MANAGEMENT_URL (with the credentials of a
 broker administrator). Without it, identities are not managed: desktops then sign in
@@ -18,14 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import structlog
+from prometheus_client import Gauge
 
 from platen.broker_setup import permissions, print_servers
-from platen.broker_setup.broker_admin import BrokerAdmin, vhost_of
+from platen.broker_setup.broker_admin import BrokerAdmin, Snapshot, vhost_of
 from platen.events.routing import DESKTOP_SEPARATOR, desktop_broker_user
 from platen.notification.store import Store
 
@@ -36,6 +44,10 @@ log = structlog.get_logger("notification.identities")
 DISCONNECT_RETRIES = (0.5, 1, 2, 4, 8)
 # Between attempts at a sync the broker refused (the management API down, say).
 RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30)
+# Identities reconciled at once at start-up: each is a handful of management API calls, so
+# one at a time took 78 s for 10,000 users (183 s creating them); many more at once would
+# only queue at the broker's management API and the database pool.
+RECONCILE_CONCURRENCY = 16
 
 Stores = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -52,6 +64,7 @@ class BrokerIdentities:
     ) -> None:
         self.admin: Any = None  # a BrokerAdmin, or None when identities are not managed
         self._declare_queue: Callable[[str], Awaitable[None]] | None = None
+        self._delete_queue: Callable[[str], Awaitable[None]] | None = None
         self._stores: Stores | None = None
         self._disconnect_retries = disconnect_retries
         self._retry_delays = retry_delays
@@ -59,16 +72,28 @@ class BrokerIdentities:
         self._pending: set[tuple[str, str]] = set()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        # Identities the start-up reconciliation has yet to do (a metric while it runs).
+        self.unreconciled = 0
+        # The broker's users and rights as the reconciliation found them when it began:
+        # what already matches is not written again (None: not reconciling, ask).
+        self._snapshot: Snapshot | None = None
 
     @property
     def managed(self) -> bool:
         return self.admin is not None
 
     def configure(
-        self, admin: Any, declare_queue: Callable[[str], Awaitable[None]], stores: Stores
+        self,
+        admin: Any,
+        declare_queue: Callable[[str], Awaitable[None]],
+        stores: Stores,
+        delete_queue: Callable[[str], Awaitable[None]],
     ) -> None:
+        """`declare_queue`/`delete_queue`: of a desktop identity (a login, or
+        `<login>~<desktop>`), `Publisher.ensure_desktop_queue`/`delete_desktop_queue`."""
         self.admin = admin
         self._declare_queue = declare_queue
+        self._delete_queue = delete_queue
         self._stores = stores
 
     async def start(self, rt) -> None:
@@ -84,30 +109,78 @@ class BrokerIdentities:
             async with rt.pool.acquire() as conn:
                 yield Store(conn)
 
-        self.configure(admin, rt.publisher.ensure_desktop_queue, stores)
-        await self.sync_all()
+        self.configure(
+            admin, rt.publisher.ensure_desktop_queue, stores, rt.publisher.delete_desktop_queue
+        )
+        gauge = Gauge(
+            "platen_identities_unreconciled",
+            "Identities the start-up reconciliation has not made right on the broker yet",
+            registry=rt.metrics.registry,
+        )
+        gauge.set_function(lambda: self.unreconciled)
         rt.tasks.append(asyncio.create_task(self.run(), name="identity-retries"))
+        # Not awaited: deliveries (prompts) are consumed meanwhile. Its task ends, so it is
+        # kept out of `rt.tasks`, whose tasks must run for the life of the service.
+        self._spawn(self._reconcile())
+
+    async def _reconcile(self) -> None:
+        """`sync_all` until it has read what to reconcile (the database may be away)."""
+        for attempt in range(1_000_000):
+            try:
+                return await self.sync_all()
+            except Exception as exc:
+                log.error("identities not reconciled, will try again", error=repr(exc))
+                await asyncio.sleep(self._retry_delays[min(attempt, len(self._retry_delays) - 1)])
 
     async def sync_all(self) -> None:
-        """Make the broker match every identity the database records (raises on failure:
-        at start-up, a broker that cannot be set right stops the service)."""
+        """Make the broker match every identity the database records, RECONCILE_CONCURRENCY
+        at a time. One the broker refuses is retried in the background (`run`)."""
         assert self._stores is not None
+        started = time.monotonic()
         async with self._stores() as store:
             desktops = await store.desktop_identities()
             servers = await store.print_servers() if self.managed else []
-        for desktop in desktops:
-            await self._apply_desktop(desktop.login, desktop.enabled)
         # Revocations the broker had not done yet (the service stopped in between).
         revoked = [d for d in await self._signed_in() if d.revoked]
-        for d in revoked:
-            await self._sync_signed_in(d.login, d.desktop)
-        for server in servers:
-            await self._sync_print_server(server.name)
+        keys = [
+            *(("reconcile", d.login) for d in desktops),
+            *(("signed_in", f"{d.login}{DESKTOP_SEPARATOR}{d.desktop}") for d in revoked),
+            *(("print_server", s.name) for s in servers),
+        ]
+        self.unreconciled = len(keys)
+        log.info("reconciling identities", identities=len(keys), at_once=RECONCILE_CONCURRENCY)
+        # Read before any identity is looked at: a change made after it was read is made
+        # under that identity's lock, and its reconciliation then finds the database
+        # changed too (so it writes), or the broker already right.
+        self._snapshot = await self.admin.snapshot() if self.managed else None
+        todo = iter(keys)
+        failed: list[tuple[str, str]] = []
+
+        async def worker() -> None:
+            for key in todo:  # one iterator shared by the workers: each key once
+                try:
+                    await self._sync_one(key)
+                except Exception as exc:
+                    if not failed:  # one line, not one per identity of a broker that is down
+                        log.warning("identity not reconciled, will retry", error=repr(exc))
+                    failed.append(key)
+                self.unreconciled -= 1
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(RECONCILE_CONCURRENCY)))
+        finally:
+            self._snapshot = None
+        if failed:
+            # Retried as a user change is: `desktop` rather than `reconcile` from here on.
+            self._pending.update(("desktop", n) if k == "reconcile" else (k, n) for k, n in failed)
+            self._wakeup.set()
         log.info(
             "identities reconciled",
             users=len(desktops),
             print_servers=len(servers),
             revoked_desktops=len(revoked),
+            failed=len(failed),
+            seconds=round(time.monotonic() - started, 1),
         )
 
     # ------------------------------------------------------------- after a commit
@@ -139,9 +212,12 @@ class BrokerIdentities:
                 record = await store.signed_in_desktop(login, desktop)
             if record is None or record.revoked:
                 raise RuntimeError(f"{login}'s desktop {desktop} was signed out meanwhile")
+            assert self._declare_queue is not None
+            # Its own queue, there before the desktop first connects to read it.
+            await self._declare_queue(username)
             await self.admin.set_password(username, password)
             if await self._desktop_enabled(login):
-                await self.admin.grant(username, permissions.desktop_user(login))
+                await self.admin.grant(username, permissions.desktop_user(username))
             else:  # disabled meanwhile: a user with no rights signs in to nothing
                 await self.admin.revoke(username)
 
@@ -172,10 +248,18 @@ class BrokerIdentities:
 
     async def _sync_one(self, key: tuple[str, str]) -> None:
         kind, name = key
-        if kind == "desktop":
-            async with self._lock(key):
+        if kind in ("desktop", "reconcile"):
+            # Read under the lock: what a sign-in, revocation or user change that held it
+            # just now did is what this one sees.
+            async with self._lock(("desktop", name)):
                 enabled = await self._desktop_enabled(name)
-                await self._apply_desktop(name, enabled, stragglers=True)
+                # Late connections are looked for after a change, not at every start.
+                await self._apply_desktop(
+                    name,
+                    enabled,
+                    stragglers=kind == "desktop",
+                    snapshot=self._snapshot if kind == "reconcile" else None,
+                )
         elif kind == "signed_in":
             await self._sync_signed_in(*name.split(DESKTOP_SEPARATOR, 1))
         else:
@@ -188,10 +272,16 @@ class BrokerIdentities:
         return None if identity is None else identity.enabled
 
     async def _apply_desktop(
-        self, login: str, enabled: bool | None, *, stragglers: bool = False
+        self,
+        login: str,
+        enabled: bool | None,
+        *,
+        stragglers: bool = False,
+        snapshot: Snapshot | None = None,
     ) -> None:
         """`stragglers`: the user has just been disabled; look again for connections the
-        management API lists late."""
+        management API lists late. `snapshot`: the broker as the reconciliation found it;
+        what matches it already is not written."""
         assert self._declare_queue is not None
         if enabled is None:
             return
@@ -205,16 +295,29 @@ class BrokerIdentities:
             d.username
             for d in await self._signed_in(login)
             # One whose sign-in stopped before its broker user was made has nothing to set.
-            if not d.revoked and await self.admin.user_exists(d.username)
+            if not d.revoked
+            and (
+                d.username in snapshot.users
+                if snapshot
+                else await self.admin.user_exists(d.username)
+            )
         ]
+        # Each signed-in desktop's own queue: also how an installation from before desktops
+        # had queues of their own gets them (they read the login's queue then).
+        for username in signed_in:
+            await self._declare_queue(username)
         if enabled:
-            await self.admin.ensure_user(login)
+            if snapshot is None or login not in snapshot.users:
+                await self.admin.ensure_user(login)
             for username in (login, *signed_in):
-                await self.admin.grant(username, permissions.desktop_user(login))
+                wanted = permissions.desktop_user(username)
+                if snapshot is None or not snapshot.has(username, wanted):
+                    await self.admin.grant(username, wanted)
             log.info("desktop identity ready", user=login, signed_in_desktops=len(signed_in))
         else:
             for username in (login, *signed_in):
-                await self.admin.revoke(username)
+                if snapshot is None or not snapshot.has_none(username):
+                    await self.admin.revoke(username)
                 await self.admin.disconnect(username, "your Platen account is disabled")
                 if stragglers:
                     self._spawn(self._disconnect_stragglers(login, username))
@@ -239,6 +342,9 @@ class BrokerIdentities:
             # Deleted first, so the closed connection cannot sign in again.
             await self.admin.delete_user(found.username)
             await self.admin.disconnect(found.username, "this desktop was signed out of Platen")
+            # Nobody can read its queue again: what is sent to the user must not pile up.
+            assert self._delete_queue is not None
+            await self._delete_queue(found.username)
             async with self._stores() as store:
                 await store.forget_signed_in_desktop(login, desktop)
         log.info("signed-in desktop revoked", user=login, desktop=desktop)
