@@ -55,3 +55,21 @@ def test_a_reply_names_the_request_it_answers():
 def test_an_undecoded_message_uses_its_correlation_id_when_it_is_a_job_id():
     assert correlation_fields(str(JOB), "job.captured") == {"job_id": str(JOB)}
     assert correlation_fields(None, "job.captured") == {}
+
+
+def test_the_management_apis_http_client_does_not_log_each_request():
+    """httpx would write an unstructured line per request at INFO (ten a user while
+    identities are reconciled); a service's logs stay structured and about its work."""
+    import logging
+
+    from platen.messaging.logs import quiet_http_clients
+
+    httpx_log = logging.getLogger("httpx")
+    before = httpx_log.level
+    try:
+        httpx_log.setLevel(logging.DEBUG)  # as an INFO root would let it log
+        quiet_http_clients()
+        assert not httpx_log.isEnabledFor(logging.INFO)
+        assert httpx_log.isEnabledFor(logging.WARNING)
+    finally:
+        httpx_log.setLevel(before)

@@ -11,6 +11,7 @@ import structlog
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    quiet_http_clients()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -26,6 +27,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def quiet_http_clients() -> None:
+    """httpx logs every management-API request at INFO, unstructured: about ten lines a
+    user while notification reconciles identities. Platen logs what it did itself."""
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _is_uuid(text: str) -> bool:
