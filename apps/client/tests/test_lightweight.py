@@ -92,3 +92,35 @@ def test_running_it_builds_only_the_desktops_messages():
     loaded = {m.removeprefix("platen.events.") for m in json.loads(out.stdout)}
     assert {"desktop", "client_options"} <= loaded
     assert not loaded & {"jobs", "accounts", "printers", "quotas", "reports", "directory"}
+
+
+def test_the_desktops_models_are_built_on_first_use_and_still_validate():
+    # Building each model's validator at import (and pydantic's plugin look-up with the
+    # first one) was a sixth of what the client's imports cost (bench/README.md,
+    # client_footprint.py): a model is built when a message of its type is first decoded
+    # or sent, and what the server sends is checked exactly as before.
+    code = """
+import json, sys
+import platen.client.main, platen.client.textviews
+from platen.events import desktop, client_options
+from platen.events.registry import ContractError, decode
+
+def built():
+    return sorted(n for m in (desktop, client_options) for n, c in vars(m).items()
+                  if isinstance(c, type) and c.__module__ == m.__name__
+                  and getattr(c, "__pydantic_complete__", False))
+
+before, loader = built(), "pydantic.plugin._loader" in sys.modules
+ok = decode("desktop.balance", 1, b'{"balance": "1.50", "available": "0.50"}')
+try:
+    decode("desktop.balance", 1, b'{"balance": "lots", "available": "0.50"}')
+    bad = None
+except ContractError as exc:
+    bad = str(exc)
+print(json.dumps([before, loader, str(ok.available), built(), bad]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, loader, available, after, bad = json.loads(out.stdout)
+    assert before == [] and loader is False
+    assert available == "0.50" and after == ["BalanceNotice"]
+    assert bad is not None and bad.startswith("desktop.balance: balance")

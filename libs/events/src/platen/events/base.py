@@ -118,14 +118,14 @@ def sides_for_pages(body: dict) -> dict:
 class Part(BaseModel):
     """A structure inside a message body (a line of a breakdown, an account option)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Message(BaseModel):
     """A versioned message body. Subclass one of the kinds below, never this class: a
     concrete message sets `message_type`, and `schema_version` once it has changed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     message_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
@@ -139,8 +139,12 @@ class Message(BaseModel):
         super().__pydantic_init_subclass__(**kwargs)
         steps = {}
         for attribute in list(vars(cls).values()):
-            fn = getattr(attribute, "__func__", None)
-            if fn is not None and hasattr(fn, "upcasts_from"):
+            # Only what `upcasts` made: asking other attributes (a model's not yet built
+            # validator, with `defer_build`) for `__func__` would build them.
+            if not isinstance(attribute, staticmethod):
+                continue
+            fn = attribute.__func__
+            if hasattr(fn, "upcasts_from"):
                 if fn.upcasts_from in steps:
                     raise TypeError(f"{cls.__name__}: two upcasters from v{fn.upcasts_from}")
                 steps[fn.upcasts_from] = fn

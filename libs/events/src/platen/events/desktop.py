@@ -91,7 +91,7 @@ class LowBalanceNotice(DesktopMessage):
 class PromptAccount(BaseModel):
     """An account the user may pick in the account-selection popup."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     account: str
     path: str
     charge_rate: Decimal

@@ -48,7 +48,7 @@ def register(model: M) -> M:
     return model
 
 
-def load_all() -> None:
+def _import_all() -> None:
     """Import every aggregate's module, registering all its models (`platen.events` loads
     them only when named)."""
     import platen.events
@@ -57,9 +57,18 @@ def load_all() -> None:
         getattr(platen.events, name)
 
 
+def load_all() -> None:
+    """Import every model and build every validator now, as a process that forks workers
+    wants once before forking: a model's validator is otherwise built in each process
+    when a message of its type is first read or sent (`defer_build`, `base.Message`)."""
+    _import_all()
+    for model in _models.values():
+        model.model_rebuild()
+
+
 def model_for(message_type: str) -> type[Message]:
     if message_type not in _models:
-        load_all()  # a type of a module nobody has named yet
+        _import_all()  # a type of a module nobody has named yet
     try:
         return _models[message_type]
     except KeyError:
@@ -67,7 +76,7 @@ def model_for(message_type: str) -> type[Message]:
 
 
 def known_types() -> dict[str, type[Message]]:
-    load_all()
+    _import_all()
     return dict(_models)
 
 
