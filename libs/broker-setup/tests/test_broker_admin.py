@@ -2,8 +2,9 @@
 
 import asyncio
 import json
+import socket
 import uuid
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 import httpx
@@ -20,6 +21,7 @@ from platen.broker_setup import permissions
 from platen.broker_setup.broker_admin import BrokerAdmin, BrokerAdminError
 from platen.events.routing import desktop_queue
 from platen.messaging.topology import declare_desktop_queue, declare_topology
+from platen.operations import health
 
 
 def _as(url: str, user: str, password: str) -> str:
@@ -284,3 +286,43 @@ async def test_a_snapshot_tells_which_users_have_exactly_their_rights(admin, des
         assert found.has_none(bare) and not found.has_none(login)
     finally:
         await admin.delete_user(bare)
+
+
+def _a_port_nobody_listens_on() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_a_node_that_is_down_is_passed_over_and_the_next_answers(infra, vhost):
+    """A cluster's management URL names every node, as its AMQP URL does: with the first
+    node down, identities are still issued, granted, checked and removed through the
+    next, which is then asked first; with every node down, it says the API is
+    unreachable. The containers' health check takes the same URL."""
+    user, password = urlsplit(infra.amqp_url).username, urlsplit(infra.amqp_url).password
+    live = urlsplit(infra.management_url)
+    down = f"127.0.0.1:{_a_port_nobody_listens_on()}"
+    url = f"http://{user}:{password}@{down},{live.hostname}:{live.port}"
+    login = f"u{uuid.uuid4().hex[:8]}"
+    async with BrokerAdmin(url, vhost[0]) as admin:
+        assert admin.nodes == [f"http://{down}", f"http://{live.hostname}:{live.port}"]
+        await admin.set_password(login, "secret-1")
+        await admin.grant(login, permissions.desktop_user(login))
+        assert await admin.user_exists(login)
+        assert admin._node == 1  # the node that answered is asked first from now on
+        assert (await admin.permissions(login))["read"] == permissions.desktop_user(login).read
+        await admin.delete_user(login)
+        assert not await admin.user_exists(login)
+    # The health check: it reaches the live node and reports the missing consumer,
+    # rather than that the management API did not answer.
+    amqp = urlsplit(infra.amqp_url)
+    service_url = urlunsplit(amqp._replace(path="/" + quote(vhost[0], safe="")))
+    assert health.check(service_url, url, ["nobody.consumes.this"], timeout=5) == [
+        "no consumer on nobody.consumes.this"
+    ]
+    nowhere = f"http://{user}:{password}@{down},127.0.0.1:{_a_port_nobody_listens_on()}"
+    async with BrokerAdmin(nowhere, vhost[0]) as admin:
+        with pytest.raises(BrokerAdminError, match="unreachable"):
+            await admin.set_password(login, "secret-2")
+    [problem] = health.check(service_url, nowhere, ["x"], timeout=5)
+    assert problem.startswith("the broker's management API did not answer")

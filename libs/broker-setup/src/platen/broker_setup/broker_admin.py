@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict, dataclass, field
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
 from platen.broker_setup.permissions import Permissions
+from platen.operations.management_url import nodes, split_credentials
 
 
 class BrokerAdminError(RuntimeError):
@@ -41,18 +42,6 @@ def vhost_of(amqp_url: str) -> str:
 
 def _q(name: str) -> str:
     return quote(name, safe="")
-
-
-def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """`http://user:pw@host:15672` -> (`http://host:15672`, (user, pw))."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, None
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    auth = (parts.username, parts.password or "")
-    return urlunsplit(parts._replace(netloc=netloc)), auth
 
 
 @dataclass
@@ -97,8 +86,10 @@ class BrokerAdmin:
     def __init__(self, management_url: str, vhost: str, *, timeout: float = 15) -> None:
         base, auth = split_credentials(management_url)
         self.vhost = vhost
-        self.base_url = base
-        self.http = httpx.AsyncClient(base_url=base, auth=auth, timeout=timeout)
+        self.base_url = base  # every node, without credentials
+        self.nodes = nodes(management_url)
+        self._node = 0  # the node that answered last: asked first next time
+        self.http = httpx.AsyncClient(base_url=self.nodes[0], auth=auth, timeout=timeout)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -109,9 +100,27 @@ class BrokerAdmin:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
+    async def _send(self, method: str, path: str, **kw) -> httpx.Response:
+        """`method path` on the first node that answers, starting with the last one that
+        did: in a cluster, identities are still issued and revoked while a node is down.
+        Only a node that cannot be reached is passed over; any answer is the answer (every
+        node serves the same users and permissions)."""
+        failure: httpx.TransportError | None = None
+        for step in range(len(self.nodes)):
+            at = (self._node + step) % len(self.nodes)
+            try:
+                r = await self.http.request(method, self.nodes[at] + path, **kw)
+            except httpx.TransportError as exc:
+                failure = exc
+                continue
+            self._node = at
+            return r
+        assert failure is not None
+        raise failure
+
     async def _call(self, method: str, path: str, **kw) -> httpx.Response:
         try:
-            r = await self.http.request(method, path, **kw)
+            r = await self._send(method, path, **kw)
         except httpx.HTTPError as exc:
             raise BrokerAdminError(f"broker management API unreachable: {exc}") from exc
         if r.status_code >= 400 and not (method == "DELETE" and r.status_code == 404):
@@ -120,7 +129,7 @@ class BrokerAdmin:
         return r
 
     async def user_exists(self, name: str) -> bool:
-        r = await self.http.get(f"/api/users/{_q(name)}")
+        r = await self._send("GET", f"/api/users/{_q(name)}")
         if r.status_code == 404:
             return False
         if r.status_code >= 400:
@@ -203,7 +212,7 @@ class BrokerAdmin:
 
     async def _topic_exchanges(self, name: str) -> set[str]:
         """The exchanges on which `name` has topic permissions in this vhost."""
-        r = await self.http.get(f"/api/topic-permissions/{_q(self.vhost)}/{_q(name)}")
+        r = await self._send("GET", f"/api/topic-permissions/{_q(self.vhost)}/{_q(name)}")
         if r.status_code == 404:
             return set()
         if r.status_code >= 400:
@@ -217,7 +226,7 @@ class BrokerAdmin:
         await self._call("DELETE", f"/api/topic-permissions/{v}/{u}")
 
     async def permissions(self, name: str) -> dict | None:
-        r = await self.http.get(f"/api/permissions/{_q(self.vhost)}/{_q(name)}")
+        r = await self._send("GET", f"/api/permissions/{_q(self.vhost)}/{_q(name)}")
         if r.status_code == 404:
             return None
         r.raise_for_status()
@@ -230,7 +239,7 @@ class BrokerAdmin:
 
     async def topic_permissions(self, name: str) -> dict[str, dict[str, str]]:
         """`name`'s topic permissions on this vhost: exchange -> its write and read."""
-        r = await self.http.get(f"/api/topic-permissions/{_q(self.vhost)}/{_q(name)}")
+        r = await self._send("GET", f"/api/topic-permissions/{_q(self.vhost)}/{_q(name)}")
         if r.status_code == 404:
             return {}
         if r.status_code >= 400:

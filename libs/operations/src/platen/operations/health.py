@@ -30,6 +30,8 @@ import urllib.request
 from collections.abc import Iterable
 from urllib.parse import quote, unquote, urlsplit
 
+from platen.operations.management_url import nodes, split_credentials
+
 
 def missing_consumers(
     consumers: Iterable[dict], queues: Iterable[str], user: str, hosts: set[str]
@@ -58,21 +60,25 @@ def own_addresses() -> set[str]:
 
 def check(amqp_url: str, monitor_url: str, queues: list[str], timeout: float = 20) -> list[str]:
     """What is missing for the service signed in with `amqp_url`, consuming `queues`, to
-    be healthy (empty: healthy)."""
-    parts = urlsplit(monitor_url)
-    auth = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-    base = parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else ""))
+    be healthy (empty: healthy). The first node of `monitor_url` that answers is asked."""
+    _, credentials = split_credentials(monitor_url)
+    user, password = credentials or ("", "")
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
     amqp = urlsplit(amqp_url)
     vhost = quote(unquote(amqp.path[1:]) or "/", safe="")
-    request = urllib.request.Request(
-        f"{base.geturl()}/api/consumers/{vhost}",
-        headers={"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            consumers = json.load(answer)
-    except (OSError, ValueError) as exc:
-        return [f"the broker's management API did not answer: {exc}"]
+    failures = []
+    for node in nodes(monitor_url):
+        request = urllib.request.Request(
+            f"{node}/api/consumers/{vhost}", headers={"Authorization": f"Basic {auth}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                consumers = json.load(answer)
+            break
+        except (OSError, ValueError) as exc:
+            failures.append(f"{node}: {exc}")
+    else:
+        return [f"the broker's management API did not answer: {'; '.join(failures)}"]
     missing = missing_consumers(consumers, queues, unquote(amqp.username or ""), own_addresses())
     return [f"no consumer on {q}" for q in missing]
 
