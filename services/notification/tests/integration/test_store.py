@@ -7,6 +7,9 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
+import pytest
+
 from platen.events.accounts import AnswerOutcome, JobInputRequired
 from platen.events.desktop import JobAnswer
 from platen.events.registry import decode
@@ -42,6 +45,25 @@ async def test_desktop_identities_round_trip(pool):
             DesktopIdentity("bob", False),
         ]
         assert await store.enabled_logins() == ["alice"]
+
+
+async def test_a_sign_in_holds_its_users_row_so_two_are_counted_one_after_the_other(pool):
+    """Two sign-ins of one user at once would each count the user's desktops before the
+    other saved its own, and both pass the cap: the first holds the user's row until it
+    commits; the second waits (here: gives up at once), another user's does not."""
+    async with pool.acquire() as conn:
+        await Store(conn).save_desktop_identity(DesktopIdentity("cap", True))
+        await Store(conn).save_desktop_identity(DesktopIdentity("other", True))
+    async with pool.acquire() as first, pool.acquire() as second, first.transaction():
+        assert await Store(first).desktop_identity("cap", lock=True) is not None
+        async with second.transaction():
+            await second.execute("SET LOCAL lock_timeout = '50ms'")
+            assert await Store(second).desktop_identity("other", lock=True) is not None
+            assert (
+                await Store(second).desktop_identity("cap") is not None
+            )  # a plain read does not wait
+            with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+                await Store(second).desktop_identity("cap", lock=True)
 
 
 async def test_signed_in_desktops_round_trip_and_a_revoked_one_is_forgotten(pool):

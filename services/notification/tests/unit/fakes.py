@@ -76,7 +76,7 @@ class FakeStore:
         self.desktops.setdefault(login, True)
         return DesktopIdentity(login, self.desktops[login])
 
-    async def desktop_identity(self, login) -> DesktopIdentity | None:
+    async def desktop_identity(self, login, *, lock=False) -> DesktopIdentity | None:
         return DesktopIdentity(login, self.desktops[login]) if login in self.desktops else None
 
     async def save_desktop_identity(self, identity) -> None:

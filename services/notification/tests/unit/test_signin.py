@@ -136,6 +136,38 @@ async def test_wrong_password_unknown_user_directory_down_disabled_or_not_in_pla
     assert len(admin.calls) == calls  # nothing asked of the broker for any of them
 
 
+async def test_one_user_may_not_sign_in_desktops_without_end(
+    known, signin, ctx, identities, directory, admin, store, queues
+):
+    """Each desktop is a broker user and a queue that gets a copy of every message for the
+    user: past the cap, a new desktop is refused with what to do, and nothing is issued.
+    A desktop already signed in may sign in again, and a revoked one frees its place. The
+    right password was given, so the refusal does not count as a failure."""
+    signin.max_desktops = 2
+    assert (await signin.sign_in(request(desktop="pc-1"), "10.0.0.5"))[0] == 200
+    assert (await signin.sign_in(request(desktop="pc-2"), "10.0.0.5"))[0] == 200
+    calls = len(admin.calls)
+    status, refused = await signin.sign_in(request(desktop="pc-3"), "10.0.0.5")
+    assert (status, refused.error) == (
+        409,
+        "ann is signed in on 2 desktops, the most allowed: ask an administrator to sign one"
+        " out (platenctl user revoke-desktop)",
+    )
+    assert len(admin.calls) == calls and "ann~pc-3" not in admin.passwords
+    assert set(store.signed_in) == {("ann", "pc-1"), ("ann", "pc-2")}
+    assert "ann~pc-3" not in queues.declared
+    assert signin.limiter.retry_after("ann", "10.0.0.5", signin.clock()) == 0
+    # The same desktop again: a new credential, not a third desktop.
+    again, granted = await signin.sign_in(request(desktop="PC-2"), "10.0.0.6")
+    assert again == 200 and granted.username == "ann~pc-2"
+    # Another user's desktops are counted apart.
+    assert (await signin.sign_in(request(login="bob", password="bobs-pw"), "10.0.0.7"))[0] == 200
+    # Signed out by the administrator, pc-1's place is free for pc-3.
+    await identities.on_revoke_desktop(ctx, RevokeDesktop(login="ann", desktop="pc-1"))
+    await ctx.commit()
+    assert (await signin.sign_in(request(desktop="pc-3"), "10.0.0.5"))[0] == 200
+
+
 async def test_failures_are_limited_per_login_and_per_source(known, signin, directory, clock):
     # Three wrong passwords for ann, from three addresses: ann's own password is then not
     # even checked until the first failure leaves the window.

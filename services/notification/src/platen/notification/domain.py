@@ -186,6 +186,19 @@ class SignedInDesktop:
         self.revoked = True
 
 
+# Desktops one user may have signed in at once. Each is a broker user and a durable queue
+# that receives a copy of every message for the user: without a cap, one ordinary user
+# could sign in made-up desktops until the broker runs out of memory.
+MAX_SIGNED_IN_DESKTOPS = 10
+
+
+def room_for_desktop(signed_in: list[SignedInDesktop], desktop: str, limit: int) -> bool:
+    """Whether `desktop` may sign in next to the user's `signed_in` desktops: one already
+    signed in may always sign in again (a new credential for the same desktop)."""
+    active = {d.desktop for d in signed_in if not d.revoked}
+    return desktop in active or len(active) < limit
+
+
 class SignInLimiter:
     """Failed sign-ins, counted per login and per source address within a sliding window:
     over either limit, no attempt is checked against the directory until the oldest

@@ -29,7 +29,12 @@ from platen.broker_setup.broker_admin import new_password
 from platen.directory.ldap import DirectoryUnavailable, LdapSettings, Verdict, verify_password
 from platen.events.identities import SignInGranted, SignInRefused, SignInRequest
 from platen.notification.broker_identities import BrokerIdentities
-from platen.notification.domain import SignedInDesktop, SignInLimiter
+from platen.notification.domain import (
+    MAX_SIGNED_IN_DESKTOPS,
+    SignedInDesktop,
+    SignInLimiter,
+    room_for_desktop,
+)
 from platen.notification.store import Store
 
 log = structlog.get_logger("notification.signin")
@@ -60,6 +65,7 @@ class SignIn:
         stores: Stores | None = None,
         desktop_url: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_desktops: int = MAX_SIGNED_IN_DESKTOPS,
     ) -> None:
         self.broker = broker
         self.verifier = verifier
@@ -67,6 +73,7 @@ class SignIn:
         self.stores = stores
         self.desktop_url = desktop_url
         self.clock = clock
+        self.max_desktops = max_desktops
 
     @classmethod
     def from_env(cls, broker: BrokerIdentities, pool, env=os.environ) -> SignIn:
@@ -87,6 +94,7 @@ class SignIn:
             limiter=limiter,
             stores=stores,
             desktop_url=env.get("PLATEN_DESKTOP_AMQP_URL") or None,
+            max_desktops=int(env.get("PLATEN_SIGNIN_MAX_DESKTOPS", str(MAX_SIGNED_IN_DESKTOPS))),
         )
 
     async def sign_in(
@@ -116,12 +124,20 @@ class SignIn:
             bound.warning("sign-in refused", reason=verdict.value)
             return 403, SignInRefused(error=NOT_ACCEPTED)
         async with self.stores() as store:
-            identity = await store.desktop_identity(login)
+            identity = await store.desktop_identity(login, lock=True)
             if identity is None or not identity.enabled:
                 # A deleted user was disabled first (the ledger says `user.disabled`).
                 why = "has no Platen account" if identity is None else "is disabled in Platen"
                 bound.warning("sign-in refused", reason=why)
                 return 403, SignInRefused(error=f"{login} {why}")
+            signed_in = await store.signed_in_desktops(login)
+            if not room_for_desktop(signed_in, desktop, self.max_desktops):
+                bound.warning("sign-in refused: too many desktops", limit=self.max_desktops)
+                return 409, SignInRefused(
+                    error=f"{login} is signed in on {self.max_desktops} desktops, the most"
+                    " allowed: ask an administrator to sign one out"
+                    " (platenctl user revoke-desktop)"
+                )
             record = SignedInDesktop(login, desktop, datetime.now(UTC), source)
             await store.save_signed_in_desktop(record)
         password = new_password()

@@ -69,9 +69,12 @@ class Store:
         assert identity is not None
         return identity
 
-    async def desktop_identity(self, login: str) -> DesktopIdentity | None:
+    async def desktop_identity(self, login: str, *, lock: bool = False) -> DesktopIdentity | None:
+        """`lock`: until the transaction ends, so that two sign-ins of one user are counted
+        one after the other."""
         enabled = await self.conn.fetchval(
-            "SELECT enabled FROM desktop_users WHERE login = $1", login
+            "SELECT enabled FROM desktop_users WHERE login = $1" + (" FOR UPDATE" if lock else ""),
+            login,
         )
         return None if enabled is None else DesktopIdentity(login, enabled)
 
