@@ -269,3 +269,31 @@ async def test_the_publisher_keeps_no_desktop_queue_in_memory(channel, amqp_url)
             assert (await q.get(timeout=5)).body == b"{}"
     finally:
         await publisher.close()
+
+
+async def test_a_signed_in_desktops_queue_deleted_by_another_replica_is_declared_again(
+    channel, amqp_url
+):
+    """Replica B declared ann's desktop pc-1's queue at sign-in; replica A deleted it when
+    the administrator revoked pc-1; ann signs pc-1 in again through B. B must declare the
+    queue again, not trust that it declared it once (the desktop would read nothing)."""
+    login = f"u{uuid.uuid4().hex[:8]}"
+    identity = f"{login}~pc-1"
+    a, b = Publisher(amqp_url, "replica-a"), Publisher(amqp_url, "replica-b")
+    await a.connect()
+    await b.connect()
+    try:
+        await b.ensure_desktop_queue(identity)
+        await a.delete_desktop_queue(identity)
+        await b.ensure_desktop_queue(identity)
+        q = await channel.declare_queue(desktop_queue(identity), passive=True)
+        assert q.declaration_result.message_count == 0
+        await b.publish(
+            DESKTOP,
+            desktop_key(login, "balance"),
+            aio_pika.Message(b"{}", message_id=str(uuid.uuid4())),
+        )
+        assert (await q.get(timeout=5)).body == b"{}"
+    finally:
+        await a.close()
+        await b.close()

@@ -11,6 +11,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 from platen.events.discovery import signed_in_as
+from platen.events.routing import DESKTOP_SEPARATOR
 from platen.messaging import failover
 from platen.messaging.topology import declare_desktop_queue, delete_desktop_queue
 
@@ -65,11 +66,17 @@ class Publisher:
         await ex.publish(message, routing_key=routing_key, mandatory=mandatory, timeout=30)
 
     async def ensure_desktop_queue(self, identity: str) -> None:
-        """Declare desktop identity `identity`'s queue (a login, or `<login>~<desktop>`)."""
+        """Declare desktop identity `identity`'s queue (a login, or `<login>~<desktop>`).
+
+        Only a login's queue is remembered as declared (the outbox asks for it before every
+        message to a desktop). A signed-in desktop's is declared every time it is asked
+        for, at sign-in and reconciliation only: another replica may have deleted it when
+        that desktop was revoked, and this process would not know."""
         if identity in self._desktop_queues:
             return
         await declare_desktop_queue(self.channel, identity)
-        self._desktop_queues.add(identity)
+        if DESKTOP_SEPARATOR not in identity:
+            self._desktop_queues.add(identity)
 
     async def delete_desktop_queue(self, identity: str) -> None:
         self._desktop_queues.discard(identity)
