@@ -26,6 +26,12 @@ def test_every_node_of_a_cluster_with_one_login():
     ]
 
 
+def test_a_password_with_a_raw_at_sign_still_splits_where_the_hosts_begin():
+    url = "http://admin:p@ss@rabbit1:15672,rabbit2:15672"
+    assert split_credentials(url) == ("http://rabbit1:15672,rabbit2:15672", ("admin", "p@ss"))
+    assert nodes(url) == ["http://rabbit1:15672", "http://rabbit2:15672"]
+
+
 def test_without_a_login_the_url_is_kept():
     assert split_credentials("http://rabbit1:15672,rabbit2:15672") == (
         "http://rabbit1:15672,rabbit2:15672",

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+# The login is everything before the authority's last `@`: a password written with a raw
+# `@` (`p@ss`) still splits where the hosts begin.
 _URL = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<login>[^@/]*)@)?(?P<hosts>[^/?#]*)(?P<path>.*)"
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:(?P<login>[^/?#]*)@)?(?P<hosts>[^@/?#]*)(?P<path>.*)"
 )
 
 
