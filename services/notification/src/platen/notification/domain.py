@@ -265,11 +265,11 @@ class SignInLimiter:
             return
         limit_of = {"login": self.per_login, "source": self.per_source}
 
-        def blocking_then_newest(item: tuple[tuple[str, str], collections.deque[float]]):
+        def blocking_last_oldest_first(item: tuple[tuple[str, str], collections.deque[float]]):
             (kind, _), times = item
             return (len(times) >= limit_of[kind], times[-1])
 
-        ordered = sorted(self._failures.items(), key=blocking_then_newest)
+        ordered = sorted(self._failures.items(), key=blocking_last_oldest_first)
         for key, _ in ordered[: len(self._failures) - keep]:
             del self._failures[key]
 
