@@ -354,6 +354,25 @@ async def test_a_revocation_during_the_start_up_reconciliation_is_not_undone(
     assert store.signed_in == {}
 
 
+async def test_the_start_up_reconciliation_deletes_a_desktop_broker_user_no_record_stands_for(
+    known, signin, admin, store, broker, queues
+):
+    """A sign-in that raced a revocation on another replica can leave a broker user with
+    rights and no record: nobody can list or revoke it. The next start deletes it, with
+    its queue; a recorded desktop, and another user's, keep theirs."""
+    await signin.sign_in(request(desktop="pc-1"), "10.0.0.5")
+    await signin.sign_in(request(login="bob", password="bobs-pw", desktop="pc-9"), "10.0.0.5")
+    admin.passwords["ann~ghost"] = "issued to a desktop that was signed out"
+    admin.granted["ann~ghost"] = permissions.desktop_user("ann~ghost")
+    queues.declared.add("ann~ghost")
+    await broker.sync_all()
+    assert "ann~ghost" not in admin.passwords and "ann~ghost" not in admin.granted
+    assert "ann~ghost" in queues.deleted and "ann~ghost" not in queues.declared
+    for kept in ("ann~pc-1", "bob~pc-9"):
+        assert admin.granted[kept] == permissions.desktop_user(kept)
+        assert kept in queues.declared
+
+
 async def test_the_start_up_reconciliation_does_several_users_at_once_and_no_more(
     store, admin, queues, broker, monkeypatch
 ):

@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from platen.broker_setup.permissions import Permissions
+from platen.events.routing import DESKTOP_SEPARATOR
 from platen.operations.management_url import nodes, split_credentials
 
 
@@ -54,6 +55,7 @@ class Snapshot:
     permissions: dict[str, dict[str, str]] = field(default_factory=dict)  # on the vhost
     topics: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    _desktops: dict[str, set[str]] | None = field(default=None, repr=False, compare=False)
 
     def has(self, name: str, permissions: Permissions) -> bool:
         """Whether user `name` exists with exactly these permissions, topic permissions
@@ -78,6 +80,16 @@ class Snapshot:
     def has_none(self, name: str) -> bool:
         """Whether user `name` holds no permission on the vhost."""
         return name not in self.permissions and not self.topics.get(name)
+
+    def signed_in_desktops_of(self, login: str) -> set[str]:
+        """The broker users `<login>~<desktop>` that hold rights on the vhost."""
+        if self._desktops is None:
+            self._desktops = {}
+            for name in (*self.permissions, *self.topics):
+                owner, separator, _ = name.partition(DESKTOP_SEPARATOR)
+                if separator:
+                    self._desktops.setdefault(owner, set()).add(name)
+        return self._desktops.get(login, set())
 
 
 class BrokerAdmin:

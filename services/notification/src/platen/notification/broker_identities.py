@@ -290,10 +290,13 @@ class BrokerIdentities:
         await self._declare_queue(login)
         if self.admin is None:
             return
+        records = await self._signed_in(login)
+        if snapshot is not None:
+            await self._delete_unrecorded(login, snapshot, {d.username for d in records})
         # The desktops signed in with the directory password hold the login's rights too.
         signed_in = [
             d.username
-            for d in await self._signed_in(login)
+            for d in records
             # One whose sign-in stopped before its broker user was made has nothing to set.
             if not d.revoked
             and (
@@ -322,6 +325,22 @@ class BrokerIdentities:
                 if stragglers:
                     self._spawn(self._disconnect_stragglers(login, username))
             log.info("desktop identity revoked", user=login, signed_in_desktops=len(signed_in))
+
+    async def _delete_unrecorded(self, login: str, snapshot: Snapshot, recorded: set[str]) -> None:
+        """Delete `login`'s desktop broker users that no sign-in record stands for.
+
+        A record is committed before its broker user is made and forgotten only after the
+        user is deleted, so a user the snapshot shows with no record left behind it is one
+        nobody can list or revoke: a sign-in that raced a revocation on another replica
+        (the per-identity lock is per process). The start-up reconciliation removes it."""
+        assert self.admin is not None and self._delete_queue is not None
+        for username in sorted(snapshot.signed_in_desktops_of(login) - recorded):
+            await self.admin.delete_user(username)
+            await self.admin.disconnect(username, "this desktop was signed out of Platen")
+            await self._delete_queue(username)
+            log.warning(
+                "desktop broker user with no sign-in deleted", user=login, broker_user=username
+            )
 
     async def _signed_in(self, login: str | None = None) -> list:
         assert self._stores is not None
