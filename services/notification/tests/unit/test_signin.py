@@ -303,6 +303,24 @@ async def test_a_desktop_revoked_while_its_sign_in_was_finishing_gets_no_broker_
     assert "ann~pc-1" not in admin.passwords and store.signed_in == {}
 
 
+async def test_a_new_desktop_whose_credential_could_not_be_issued_takes_no_place(
+    known, signin, admin, store
+):
+    signin.max_desktops = 2
+    assert (await signin.sign_in(request(desktop="pc-1"), "10.0.0.5"))[0] == 200
+    admin.fail = 1  # the broker refuses pc-2's password
+    status, refused = await signin.sign_in(request(desktop="pc-2"), "10.0.0.5")
+    assert status == 503 and "could not be issued" in refused.error
+    # Withdrawn: what the broker made of it removed, the record gone with it.
+    assert "ann~pc-2" not in admin.passwords and ("ann", "pc-2") not in store.signed_in
+    assert (await signin.sign_in(request(desktop="pc-3"), "10.0.0.5"))[0] == 200
+    # A desktop signed in before keeps its record when its new credential fails: its
+    # old one may still work, and only an administrator signs it out.
+    admin.fail = 1
+    assert (await signin.sign_in(request(desktop="pc-1"), "10.0.0.6"))[0] == 503
+    assert not store.signed_in[("ann", "pc-1")].revoked
+
+
 async def test_a_desktop_signed_in_before_the_upgrade_gets_its_queue_at_start_up(
     known, signin, store, broker, admin, queues
 ):

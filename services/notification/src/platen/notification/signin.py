@@ -97,6 +97,20 @@ class SignIn:
             max_desktops=int(env.get("PLATEN_SIGNIN_MAX_DESKTOPS", str(MAX_SIGNED_IN_DESKTOPS))),
         )
 
+    async def _withdraw(self, login: str, desktop: str) -> None:
+        """A new desktop whose credential could not be issued: revoked, so that it takes
+        none of the user's places, and whatever the broker made of it is removed (now, or
+        by the retries if the broker is away). A desktop signed in before keeps its
+        record: it may still hold a working credential."""
+        assert self.stores is not None
+        async with self.stores() as store:
+            record = await store.signed_in_desktop(login, desktop)
+            if record is None or record.revoked:
+                return
+            record.revoke()
+            await store.save_signed_in_desktop(record)
+        await self.broker.sync_signed_in_desktop(login, desktop)
+
     async def sign_in(
         self, request: SignInRequest, source: str
     ) -> tuple[int, SignInGranted | SignInRefused]:
@@ -138,6 +152,7 @@ class SignIn:
                     " allowed: ask an administrator to sign one out"
                     " (platenctl user revoke-desktop)"
                 )
+            again = any(d.desktop == desktop and not d.revoked for d in signed_in)
             record = SignedInDesktop(login, desktop, datetime.now(UTC), source)
             await store.save_signed_in_desktop(record)
         password = new_password()
@@ -145,6 +160,8 @@ class SignIn:
             await self.broker.issue_signed_in_desktop(login, desktop, password)
         except Exception as exc:
             bound.error("sign-in failed: broker", error=repr(exc))
+            if not again:
+                await self._withdraw(login, desktop)
             return 503, SignInRefused(error="the credential could not be issued: try again")
         bound.info("desktop signed in", broker_user=record.username)  # never a password
         return 200, SignInGranted(
