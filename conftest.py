@@ -8,4 +8,4 @@ import sys
 # their bytecode.
 sys.dont_write_bytecode = False
 
-pytest_plugins = ["platen.testing.fixtures", "platen.testing.tiers"]
+pytest_plugins = ["platen.testing.fixtures", "platen.testing.tiers", "platen.testing.timeline"]
