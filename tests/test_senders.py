@@ -49,3 +49,16 @@ def test_money_and_identities_are_the_administrators_alone():
     ):
         assert senders[key] == {"admin"}, key
     assert senders["ledger.job.answer"] == {"notification"}
+
+
+def test_the_ledger_answers_its_queries_to_the_administrator_alone():
+    # Balances, holds, statements and the user list say who printed what and who has how
+    # much: only `platenctl` asks them. The broker's permissions already keep print
+    # servers and desktops from publishing them; the ledger checks the sender as well, so
+    # a permission set too wide by mistake does not open them.
+    ledger = discovery.specs()["account-ledger"].subscriptions
+    queries = [m for m in ledger.received("commands") if issubclass(m, Query)]
+    assert {m.message_type for m in queries} >= {"ledger.user.show", "ledger.statement"}
+    assert {m.message_type: ledger.senders.get(m) for m in queries} == {
+        m.message_type: {"admin"} for m in queries
+    }

@@ -130,7 +130,7 @@ async def on_revoke(ctx: HandlerContext, cmd: RevokeAccess) -> AccountView | Err
     return await _change_access(ctx, cmd, grant=False)
 
 
-@subscribe.query(ShowAccount)
+@subscribe.query(ShowAccount, senders=ADMIN)
 async def on_show_account(ctx: HandlerContext, query: ShowAccount) -> AccountView | ErrorReply:
     try:
         return await account_view(ctx, await ctx.store.resolve(query.account))
@@ -138,7 +138,7 @@ async def on_show_account(ctx: HandlerContext, query: ShowAccount) -> AccountVie
         return ErrorReply(error=str(exc))
 
 
-@subscribe.query(ListAccounts)
+@subscribe.query(ListAccounts, senders=ADMIN)
 async def on_list_accounts(ctx: HandlerContext, query: ListAccounts) -> AccountList:
     ids = await ctx.store.account_ids(query.kind)
     return AccountList(accounts=[await account_view(ctx, account_id) for account_id in ids])

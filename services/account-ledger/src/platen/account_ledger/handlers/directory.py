@@ -195,6 +195,6 @@ async def on_remove_rule(ctx: HandlerContext, cmd: RemoveNewUserRule) -> NewUser
     return await _rules(ctx)
 
 
-@subscribe.query(ListNewUserRules)
+@subscribe.query(ListNewUserRules, senders=ADMIN)
 async def on_list_rules(ctx: HandlerContext, query: ListNewUserRules) -> NewUserRules:
     return await _rules(ctx)

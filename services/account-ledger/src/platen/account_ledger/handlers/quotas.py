@@ -91,7 +91,7 @@ async def on_remove_quota(ctx: HandlerContext, cmd: RemoveQuota) -> QuotaList | 
     return QuotaList(quotas=[_view(q, last) for q, last in await ctx.store.quotas()])
 
 
-@subscribe.query(ListQuotas)
+@subscribe.query(ListQuotas, senders=ADMIN)
 async def on_list_quotas(ctx: HandlerContext, query: ListQuotas) -> QuotaList:
     return QuotaList(quotas=[_view(q, last) for q, last in await ctx.store.quotas()])
 

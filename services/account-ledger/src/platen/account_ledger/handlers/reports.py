@@ -35,7 +35,7 @@ _DEFAULT_AGE = str(int(domain.MAX_HOLD_AGE.total_seconds()))
 MAX_HOLD_AGE = timedelta(seconds=int(os.environ.get("PLATEN_MAX_HOLD_AGE_SECONDS", _DEFAULT_AGE)))
 
 
-@subscribe.query(Statement)
+@subscribe.query(Statement, senders=ADMIN)
 async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView | ErrorReply:
     try:
         account_id = await ctx.store.resolve(query.account)
@@ -70,7 +70,7 @@ async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView |
     )
 
 
-@subscribe.query(VerifyLedger)
+@subscribe.query(VerifyLedger, senders=ADMIN)
 async def on_verify(ctx: HandlerContext, query: VerifyLedger) -> LedgerReport:
     problems = await ctx.store.verify(MAX_HOLD_AGE)
     counts = await ctx.store.counts()

@@ -108,12 +108,12 @@ async def _set_enabled(ctx: HandlerContext, login: str, enabled: bool) -> None:
         await ctx.emit(event, correlation_id=domain.personal_account(login))
 
 
-@subscribe.query(ShowUser)
+@subscribe.query(ShowUser, senders=ADMIN)
 async def on_show_user(ctx: HandlerContext, query: ShowUser) -> UserView | ErrorReply:
     return await user_view(ctx, query.login) or ErrorReply(error=f"no user named {query.login!r}")
 
 
-@subscribe.query(ListUsers)
+@subscribe.query(ListUsers, senders=ADMIN)
 async def on_list_users(ctx: HandlerContext, query: ListUsers) -> UserList:
     # One row past the limit tells the caller the list was cut, without counting them all.
     rows = await ctx.store.user_summaries(query.group, query.limit + 1)
