@@ -1,5 +1,5 @@
 # Platen: the two commands are `make run` and `make test`.
-.PHONY: run test test-unit test-integration test-e2e lint format install bench docs clean
+.PHONY: run test test-unit test-integration test-e2e lint format install bench docs contract clean
 
 install:
 	@deploy/local/install-system-packages.sh
@@ -42,6 +42,11 @@ bench: install
 # The AsyncAPI document, made from the code; tests/test_asyncapi.py fails when it is stale.
 docs: install
 	.venv/bin/python docs/asyncapi.py
+
+# The desktop client's message classes, made from the pydantic models;
+# apps/client/tests/test_contract.py fails when they are stale.
+contract: install
+	.venv/bin/python apps/client/generate_contract.py
 
 clean:
 	rm -rf run .pytest_cache

@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from platen.client.app import ClientApp
-from platen.client.model import Choice, ClientModel
-from platen.client.textviews import JsonView
-from platen.events.desktop import (
+from platen.client.contract import (
     AnswerResult,
     BalanceNotice,
     JobPrompt,
     PromptAccount,
     PromptClosed,
 )
+from platen.client.model import Choice, ClientModel
+from platen.client.textviews import JsonView
 
 
 class Delivery:

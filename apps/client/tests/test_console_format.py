@@ -4,11 +4,11 @@ import json
 import uuid
 from decimal import Decimal
 
+import msgspec
 import pytest
 
+from platen.client.contract import BalanceNotice, ClientOptionsNotice, DeniedNotice, PrintedNotice
 from platen.client.formatting import console_line, json_line, pages
-from platen.events.desktop import BalanceNotice, DeniedNotice, PrintedNotice
-from platen.events.system import Pong
 
 JOB_ID = uuid.UUID("0f0e0d0c-0b0a-0908-0706-050403020100")
 
@@ -70,19 +70,12 @@ def test_balance_line():
 
 
 def test_other_messages_fall_back_to_type_and_json():
-    line = console_line(Pong(service="pricing", version="0.1.0"))
-    prefix = "service.pong: "
+    # The client reads only the desktop's messages (platen.client.contract): of those, the
+    # server's options have no line of their own.
+    line = console_line(ClientOptionsNotice(revision=3, options={"title": "Lab 2"}))
+    prefix = "desktop.client_options: "
     assert line.startswith(prefix)
-    assert json.loads(line[len(prefix) :]) == {
-        "service": "pricing",
-        "version": "0.1.0",
-        "outbox_waiting": 0,
-        "outbox_oldest_seconds": None,
-        "outbox_refused": 0,
-        "instance": "",
-        "metrics_url": None,
-        "unready": {},
-    }
+    assert json.loads(line[len(prefix) :]) == {"revision": 3, "options": {"title": "Lab 2"}}
 
 
 def test_json_line_for_a_printed_notice():
@@ -119,7 +112,7 @@ def test_json_line_for_a_denied_notice():
 
 
 def test_low_credit_line_names_the_balance_and_threshold():
-    from platen.events.desktop import LowBalanceNotice
+    from platen.client.contract import LowBalanceNotice
 
     line = console_line(
         LowBalanceNotice(
@@ -130,7 +123,7 @@ def test_low_credit_line_names_the_balance_and_threshold():
 
 
 def test_the_sites_own_wording_replaces_the_clients_when_the_server_sends_it():
-    from platen.events.desktop import LowBalanceNotice
+    from platen.client.contract import LowBalanceNotice
 
     low = LowBalanceNotice(
         balance=Decimal("0.90"),
@@ -144,4 +137,4 @@ def test_the_sites_own_wording_replaces_the_clients_when_the_server_sends_it():
     )
     assert console_line(denied) == "Refused: no"
     # Without it, the client's own (translated) text.
-    assert console_line(denied.model_copy(update={"text": None})).startswith('Denied "a.pdf"')
+    assert console_line(msgspec.structs.replace(denied, text=None)).startswith('Denied "a.pdf"')

@@ -15,16 +15,11 @@ from PIL import Image
 
 from platen.client.app import ClientApp
 from platen.client.config import Options
-from platen.client.model import ClientModel
-from platen.client.notifier import Notifier
-from platen.client.recent import Favourites, RecentAccounts
-from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
-from platen.client.tkview import TkView, corner_geometry
-from platen.events.client_options import ClientOptionsNotice
-from platen.events.desktop import (
+from platen.client.contract import (
     AnswerResult,
     BalanceNotice,
     BroadcastNotice,
+    ClientOptionsNotice,
     DeniedNotice,
     JobPrompt,
     LowBalanceNotice,
@@ -32,6 +27,11 @@ from platen.events.desktop import (
     PromptAccount,
     PromptClosed,
 )
+from platen.client.model import ClientModel
+from platen.client.notifier import Notifier
+from platen.client.recent import Favourites, RecentAccounts
+from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
+from platen.client.tkview import TkView, corner_geometry
 from platen.testing.xvfb import screenshot
 
 

@@ -8,6 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from platen.client.contract import (
+    AnswerResult,
+    BalanceNotice,
+    JobPrompt,
+    PromptAccount,
+    PromptClosed,
+)
 from platen.client.model import (
     Choice,
     ClientModel,
@@ -18,13 +25,6 @@ from platen.client.model import (
     UnknownPrompt,
 )
 from platen.client.recent import RecentAccounts
-from platen.events.desktop import (
-    AnswerResult,
-    BalanceNotice,
-    JobPrompt,
-    PromptAccount,
-    PromptClosed,
-)
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ACCOUNTS = [
@@ -213,7 +213,7 @@ def test_favourites_first_then_recent_then_by_name_and_search_by_code(tmp_path):
 
 
 def test_recent_jobs_keep_one_entry_a_job_in_any_order_and_only_the_last_ten():
-    from platen.events.desktop import DeniedNotice, PrintedNotice
+    from platen.client.contract import DeniedNotice, PrintedNotice
 
     m = ClientModel("bob")
     p = prompt()

@@ -108,9 +108,9 @@ async def test_notifications_go_to_the_desktops_service(session_bus):
 async def test_the_gui_uses_the_service_instead_of_its_own_windows(session_bus, display):
     from platen.client.app import ClientApp
     from platen.client.config import Options
+    from platen.client.contract import LowBalanceNotice
     from platen.client.model import ClientModel
     from platen.client.tkview import TkView
-    from platen.events.desktop import LowBalanceNotice
 
     bus = await MessageBus(bus_address=session_bus).connect()
     daemon = NotificationDaemon()

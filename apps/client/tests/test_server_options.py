@@ -8,10 +8,14 @@ import uuid
 from decimal import Decimal
 
 from platen.client.config import Options, load
+from platen.client.contract import (
+    BalanceNotice,
+    ClientOptionsNotice,
+    LowBalanceNotice,
+    PrintedNotice,
+)
 from platen.client.model import ApplyOptions, ClientModel, Notify, ShowBalance
 from platen.client.serveroptions import effective
-from platen.events.client_options import ClientOptionsNotice
-from platen.events.desktop import BalanceNotice, LowBalanceNotice, PrintedNotice
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40
 

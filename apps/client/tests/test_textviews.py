@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from platen.client.app import ClientApp
+from platen.client.contract import JobPrompt, PromptAccount
 from platen.client.model import ClientModel
 from platen.client.textviews import ConsoleView, JsonView
-from platen.events.desktop import JobPrompt, PromptAccount
 
 
 class Sent:

@@ -16,12 +16,11 @@ from PIL import ImageGrab
 from platen.client import tkview
 from platen.client.app import ClientApp
 from platen.client.config import Options
+from platen.client.contract import BalanceNotice, ClientOptionsNotice, PrintedNotice
 from platen.client.model import ClientModel
 from platen.client.recent import Favourites
 from platen.client.tkview import TkView
 from platen.client.xembed import screen_number
-from platen.events.client_options import ClientOptionsNotice
-from platen.events.desktop import BalanceNotice, PrintedNotice
 from platen.testing.xvfb import descendants, screenshot, tray_host, window_tree
 
 DEADLINE = 30.0  # seconds; every wait below is for a condition, this only bounds it

@@ -8,6 +8,7 @@ import uuid
 from collections import OrderedDict
 from typing import Protocol
 
+from platen.client.contract import JobPrompt
 from platen.client.model import (
     ApplyOptions,
     Choice,
@@ -21,8 +22,7 @@ from platen.client.model import (
 )
 from platen.client.serveroptions import Effective
 from platen.client.transport import Delivery, Transport
-from platen.events.base import Message
-from platen.events.desktop import JobPrompt
+from platen.client.wire import Message
 
 log = logging.getLogger("platen.client")
 TICK_SECONDS = 1.0

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 from platen.client import credentials
 from platen.client.recent import default_config_dir
-from platen.events.base import is_valid_login
 from platen.events.discovery import amqp_url as discovered_amqp_url
 from platen.events.discovery import with_login
+from platen.events.logins import is_valid_login
 from platen.events.routing import DESKTOP_ID_PATTERN
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")

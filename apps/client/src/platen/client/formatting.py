@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-from platen.client.i18n import _
-from platen.events.base import Message
-from platen.events.desktop import (
+from platen.client.contract import (
     AnswerResult,
     BalanceNotice,
     BroadcastNotice,
@@ -16,7 +14,9 @@ from platen.events.desktop import (
     PrintedNotice,
     PromptClosed,
 )
-from platen.events.print_identity import is_identity_question, parse_identity_question
+from platen.client.i18n import _
+from platen.client.wire import Message, to_json
+from platen.events.identity_question import is_identity_question, parse_identity_question
 
 
 def pages(n: int) -> str:
@@ -113,8 +113,8 @@ def console_line(message: Message) -> str:
         return f"Answer for job {message.job_id}: {message.outcome}{reason}"
     if isinstance(message, BroadcastNotice):
         return _("Message from {sender}: {text}").format(sender=message.sender, text=message.text)
-    return f"{message.message_type}: {message.model_dump_json()}"
+    return f"{message.message_type}: {to_json(message).decode()}"
 
 
 def json_line(message: Message) -> str:
-    return json.dumps({"type": message.message_type, **json.loads(message.model_dump_json())})
+    return json.dumps({"type": message.message_type, **json.loads(to_json(message))})

@@ -14,16 +14,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from platen.client.config import Options
-from platen.client.formatting import console_line
-from platen.client.i18n import N_, _
-from platen.client.recent import Favourites, RecentAccounts
-from platen.client.serveroptions import Effective, effective
-from platen.events.base import Message
-from platen.events.client_options import ClientOptionsNotice
-from platen.events.desktop import (
+from platen.client.contract import (
     AnswerResult,
     BalanceNotice,
     BroadcastNotice,
+    ClientOptionsNotice,
     DeniedNotice,
     JobAnswer,
     JobPrompt,
@@ -32,7 +27,12 @@ from platen.events.desktop import (
     PromptAccount,
     PromptClosed,
 )
-from platen.events.print_identity import is_identity_question
+from platen.client.formatting import console_line
+from platen.client.i18n import N_, _
+from platen.client.recent import Favourites, RecentAccounts
+from platen.client.serveroptions import Effective, effective
+from platen.client.wire import Message, encode
+from platen.events.identity_question import is_identity_question
 
 # ----------------------------------------------------------------------------- effects
 
@@ -306,16 +306,18 @@ class ClientModel:
         jobs = self.jobs_for(job_id, choice) if apply_to_all else [job_id]
         replies = []
         for job in jobs:
-            replies.append(
-                JobAnswer(
-                    job_id=job,
-                    user=self.login,
-                    action=choice.action,
-                    account=choice.account if self.prompts[job].kind == "choose_account" else None,
-                    pin=choice.pin,
-                    comment=choice.comment,
-                )
+            reply = JobAnswer(
+                job_id=job,
+                user=self.login,
+                action=choice.action,
+                account=choice.account if self.prompts[job].kind == "choose_account" else None,
+                pin=choice.pin,
+                comment=choice.comment,
             )
+            # Checked as the server will check it (too long a PIN, a comment), before the
+            # prompt is taken as answered: raises ContractError (a ValueError).
+            encode(reply)
+            replies.append(reply)
             self.answered[job] = self.prompts.pop(job)
         if choice.action == "print" and choice.account:
             self.recent.used(choice.account)

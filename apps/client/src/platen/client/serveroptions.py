@@ -20,7 +20,7 @@ import base64
 from dataclasses import dataclass, field
 
 from platen.client.config import Options, window_position
-from platen.events.client_options import TEMPLATE_FIELDS, render, usable
+from platen.events.client_option_rules import TEMPLATE_FIELDS, render, usable
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import TextIO
 
 from platen.client.answers import Answer, BadAnswer, parse_console, parse_json
 from platen.client.app import ClientApp
+from platen.client.contract import JobPrompt, PromptAccount
 from platen.client.formatting import console_line, identity_question, json_line, prompt_lines
 from platen.client.i18n import _
 from platen.client.model import Notify, ShowBalance, UnknownPrompt
 from platen.client.serveroptions import Effective
-from platen.events.base import Message
-from platen.events.desktop import JobPrompt, PromptAccount
+from platen.client.wire import Message
 
 
 def _read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stream: TextIO) -> None:

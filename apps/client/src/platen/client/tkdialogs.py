@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from tkinter import ttk
 
+from platen.client.contract import JobPrompt
 from platen.client.formatting import identity_question, prompt_facts
 from platen.client.i18n import N_, _
 from platen.client.model import Choice, ClientModel
-from platen.events.desktop import JobPrompt
-from platen.events.print_identity import is_identity_question
+from platen.events.identity_question import is_identity_question
 
 Answer = Callable[[uuid.UUID, Choice, bool], None]
 PAD = {"padx": 10, "pady": 4}

@@ -17,13 +17,13 @@ import webbrowser
 from tkinter import ttk
 
 from platen.client.config import Options
+from platen.client.contract import JobPrompt
 from platen.client.i18n import _
 from platen.client.model import Choice, Notify, ShowBalance, UnknownPrompt
 from platen.client.notifier import Notifier
 from platen.client.serveroptions import Effective, effective
 from platen.client.tkdialogs import AccountDialog, MessageWindow, PromptDialog
-from platen.events.base import Message
-from platen.events.desktop import JobPrompt
+from platen.client.wire import Message
 
 log = logging.getLogger("platen.client")
 FRAME_SECONDS = 0.05  # 20 times a second: prompt enough for a person, cheap when idle

@@ -21,11 +21,9 @@ import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from platen.events.base import HEADER_VERSION, DesktopReply, Message
-from platen.events.client_options import ClientHello
-from platen.events.desktop import REPLY_KINDS
+from platen.client.contract import DESKTOP_MESSAGES, REPLY_KINDS, ClientHello
+from platen.client.wire import HEADER_VERSION, ContractError, DesktopReply, Message, decode, encode
 from platen.events.discovery import node_urls, signed_in_as
-from platen.events.registry import ContractError, decode, encode
 from platen.events.routing import (
     DESKTOP_REPLIES,
     desktop_key,
@@ -187,7 +185,9 @@ class Transport:
 
     async def _deliver(self, raw: AbstractIncomingMessage) -> None:
         try:
-            message = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)
+            message = decode(
+                DESKTOP_MESSAGES, raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body
+            )
         except ContractError as exc:
             # A message this client cannot read (a newer server?): say so and drop it,
             # rather than have it come back for ever.

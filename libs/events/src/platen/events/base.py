@@ -20,31 +20,23 @@ A message changed incompatibly gets a new `schema_version` and an upcaster on it
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-# Logins appear in routing keys and queue names (`user.<login>.*`, `desktop.<login>`),
-# so the characters AMQP topic matching gives meaning to (* #) are not allowed. A dot is
-# (`first.last`, common in Active Directory): a routing key carries the login as one word,
-# its dots written %2E (`routing.login_word`), and a login holds no %.
-LOGIN_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$"
-# A user's desktop signs in as a broker user named after their login, so a login may not
-# be the name of one of Platen's own broker identities (`platen-admin`, a service's
-# `platen-job-capture`, a print server's `platen-print-server.NAME`, each perhaps behind an
-# installation's prefix) or the broker's `guest`: making that user would hand a desktop's
-# permissions to, and take the place of, the identity.
-_RESERVED = re.compile(r"(^|[-_.@])platen-|^guest$", re.IGNORECASE)
-
-
-def is_reserved_login(name: str) -> bool:
-    """Whether `name` is, or could be, one of the broker identities no user may take."""
-    return _RESERVED.search(name) is not None
+# Here for the contract's users; they live where the desktop client can read them
+# without pydantic (`platen.events.logins`, `platen.events.upcasting`).
+from platen.events.logins import (  # noqa: F401
+    LOGIN_PATTERN,
+    canonical_login,
+    is_reserved_login,
+    is_valid_login,
+)
+from platen.events.upcasting import sides_for_pages  # noqa: F401
 
 
 def _not_reserved(login: str) -> str:
@@ -70,29 +62,6 @@ GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.
 HEADER_VERSION = "platen-schema-version"
 
 
-def is_valid_login(login: str) -> bool:
-    """Whether `login` is one (in any case: the `Login` type keeps it in lower case)."""
-    return re.fullmatch(LOGIN_PATTERN, login) is not None and not is_reserved_login(login)
-
-
-def canonical_login(name: str, domains: Iterable[str] = ()) -> str | None:
-    """The Platen login of a user name as a print server or a directory gives it, or None
-    when it maps to no valid login. `DOMAIN\\name` and `name@REALM` lose a domain or realm
-    that is one of the site's `domains` (any case; `*` for every domain); a name keeps an
-    unlisted `@realm` as part of the login, and an unlisted `DOMAIN\\` makes it invalid
-    (no login holds a backslash). Lower case, as every login is kept."""
-    wanted = {d.lower() for d in domains}
-    if "\\" in name:
-        domain, _, rest = name.partition("\\")
-        if "*" in wanted or domain.lower() in wanted:
-            name = rest
-    elif "@" in name:
-        rest, _, realm = name.rpartition("@")
-        if "*" in wanted or realm.lower() in wanted:
-            name = rest
-    return name.lower() if is_valid_login(name) else None
-
-
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -105,14 +74,6 @@ def upcasts(from_version: int) -> Callable[[Upcaster], staticmethod]:
         return staticmethod(fn)
 
     return mark
-
-
-def sides_for_pages(body: dict) -> dict:
-    """The step of every message that once said `pages` for printed sides: the same counts
-    under the names `sides`, `color_sides` and `grayscale_sides`. (Here, not with the jobs,
-    so that the desktop's messages can use it without loading the job models.)"""
-    renamed = {"pages": "sides", "color_pages": "color_sides", "grayscale_pages": "grayscale_sides"}
-    return {renamed.get(k, k): v for k, v in body.items()}
 
 
 class Part(BaseModel):
