@@ -284,7 +284,7 @@ class LocalCups:
         slow.write_text(SLOW_BACKEND)
         slow.chmod(0o755)
         (f / "cupsd.conf").write_text(
-            f"Listen {self.listen_host}:{self.port}\nListen {self.admin_socket}\nPeerCred On\n"
+            f"Listen {self.listen_host}:{self.port}\nListen {self.admin_socket}\n"
             f"LogLevel {self.log_level}\nWebInterface No\n"
             # Never rotated (at 1 MB by default): what reads the log reads all of it.
             "MaxLogSize 0\n"
@@ -309,9 +309,25 @@ class LocalCups:
             # cupsd makes itself a certificate here for TLS (Encryption Required).
             f"ServerKeychain {f}/ssl\n"
         )
+        self._place_peer_cred()
         (f / "ssl").mkdir(exist_ok=True)
         (f / "get-job.test").write_text(GET_JOB)
         (f / "print-job.test").write_text(PRINT_JOB)
+
+    def _place_peer_cred(self) -> None:
+        """`PeerCred On` (root signs in by the private socket's peer credentials): in
+        cups-files.conf since Debian's CUPS security update of 2026 (2.4.2-3+deb12u10,
+        which refuses it in cupsd.conf), in cupsd.conf before it."""
+        f = self.folder
+        files = (f / "cups-files.conf").read_text()
+        (f / "cups-files.conf").write_text(files + "PeerCred On\n")
+        test = [
+            "cupsd", "-t", "-c", str(f / "cupsd.conf"), "-s", str(f / "cups-files.conf")
+        ]  # fmt: skip
+        if subprocess.run(test, capture_output=True).returncode != 0:
+            (f / "cups-files.conf").write_text(files)
+            with (f / "cupsd.conf").open("a") as conf:
+                conf.write("PeerCred On\n")
 
     def start(self) -> LocalCups:
         if not shutil.which("cupsd"):
