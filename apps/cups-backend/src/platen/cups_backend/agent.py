@@ -220,6 +220,7 @@ class Conversation:
         if not path.is_relative_to(self.agent.state_dir):
             raise BadRequest("the document is not in the print server's state folder")
         data = await asyncio.to_thread(path.read_bytes)
+        log.info("agent.deciding", printer=fields.get("printer"), bytes=len(data))
         started = time.monotonic()
         work = asyncio.create_task(
             self.answer(
@@ -245,7 +246,10 @@ class Conversation:
                 await work
             log.info("agent.backend_left", waited_ms=round((time.monotonic() - started) * 1000))
             return None
+        # Gone before the next request is read: a reader takes one waiting call at a time.
         left.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await left
         answer = work.result()
         log.info(
             "agent.decided",
@@ -285,12 +289,18 @@ class Agent:
                 await writer.wait_closed()
 
     async def keep_warm(self) -> None:
+        reachable = True
         while True:
             if not self.shared.up:
                 try:
                     await self.shared.client()
+                    reachable = True
                 except Exception as exc:
-                    log.warning("agent.broker_unreachable", error=f"{type(exc).__name__}: {exc}")
+                    if reachable:  # said once per outage, not every few seconds
+                        log.warning(
+                            "agent.broker_unreachable", error=f"{type(exc).__name__}: {exc}"
+                        )
+                    reachable = False
             await asyncio.sleep(KEEP_WARM_SECONDS)
 
 

@@ -85,7 +85,8 @@ class Platen:
         try:
             return self.link.call(op, say, timings.mark, **fields)
         except AgentGone as exc:
-            say("DEBUG", f"Platen: the print server's agent is not answering ({exc})")
+            # Said to cupsd's log: an operator sees jobs costing a Python start again.
+            say("WARNING", f"Platen: the print server's agent is not answering ({exc})")
             self.close()
             return None
 
