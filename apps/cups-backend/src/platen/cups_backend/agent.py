@@ -278,7 +278,11 @@ class Agent:
                 writer.write(
                     json.dumps({"refused": "not the CUPS backend's user"}).encode() + b"\n"
                 )
-                await writer.drain()
+                writer.write_eof()
+                # What it sent is read and dropped, unanswered: closing on unread data
+                # would reset the connection before the refusal could be read.
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    await asyncio.wait_for(reader.read(MAX_LINE), 1.0)
                 return
             await Conversation(self, reader, writer).run()
         except Exception:
