@@ -13,7 +13,8 @@ libraries) of git revision REV against the same services: before and after in on
 
 The breakdown reads the backend's own timings (cupsd's log at LogLevel debug): from `lp`
 to the backend's process start (cupsd and its filters, as for `direct`), Python's start,
-the imports, preparing the document, connecting to the broker, the submission (which
+the imports, preparing the document, the print agent ready (its connection shared, the
+job's decision key bound; a backend without the agent connects itself), the submission (which
 includes job-capture's analysis, shown alone from its database), the wait for the
 decision, and from the decision to the printer having the document.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import subprocess
@@ -80,7 +82,12 @@ def use_backend(cups: LocalCups, pythonpath: Path | None) -> None:
     script = cups.folder / "serverbin/backend/platen"
     lines = script.read_text().splitlines()
     lines = [line for line in lines if not line.startswith("export PYTHONPATH=")]
+    # The backend's module: `backend` since the print agent, `main` before (and the old
+    # backend knows nothing of the agent: each of its jobs talks to the broker itself).
+    new, old = "-m platen.cups_backend.backend ", "-m platen.cups_backend.main "
+    lines = [line.replace(old, new) for line in lines]
     if pythonpath is not None:
+        lines = [line.replace(new, old) for line in lines]
         paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
         lines.insert(1, f"export PYTHONPATH={paths}")
     script.write_text("\n".join(lines) + "\n")
@@ -134,7 +141,7 @@ def breakdown(
         "started": "Python start (to the package's first line)",
         "imported": "imports",
         "prepared": "document read and prepared, job id kept",
-        "connected": "broker connection (and reply queue)",
+        "connected": "agent: connection ready, decision key bound",
         "submitted": "status question, submission (analysis included)",
         "decided": "wait for the decision (pricing, ledger, push)",
     }
@@ -169,6 +176,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=15)
     p.add_argument("--compare", metavar="REV", help="also time the backend of git revision REV")
     args = p.parse_args()
+    load_before = os.getloadavg()
     with provide() as infra:
         vhost, url = Vhosts(infra).create()
         _, db = asyncio.run(create_database(infra.database_url))
@@ -216,7 +224,8 @@ def main() -> None:
             use_backend(cups, None)
             print(
                 f"infrastructure: {infra.source}; {args.jobs} jobs of 3 pages per queue, "
-                "one at a time, the queues taking turns"
+                "one at a time, the queues taking turns; load average (1 min) "
+                f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
             )
             direct = [took for _, _, took in rounds["direct"]]
             for name, taken in rounds.items():

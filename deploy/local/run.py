@@ -218,6 +218,7 @@ Through the print server (a real cupsd; the document lands in run/printers/*/rec
 Its queues are `desktop` queues: a job prints at once only when its user's own desktop
 (alice's client, above) is the one signed in from the job's host; otherwise that user's
 desktop is asked "Did you print ...?" first. No account of this host is used or changed.
+Each job's backend hands the job to the print server's agent (its log: run/cups/cupsd/agent.log).
 
   CUPS_SERVER=127.0.0.1:{CUPS_PORT} lp -d lab-color -U alice run/demo/report.pdf
 

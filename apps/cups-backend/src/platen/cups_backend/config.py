@@ -12,6 +12,8 @@ which CUPS backends can read whatever user they run as if it is readable:
                                     ; well under job-capture's release timeout
     login_domains = CORP, corp.example.org  ; CORP\alice and alice@corp.example.org
                                     ; print as alice (* for every domain)
+    agent_socket = /run/platen/print-agent/agent.sock  ; the print server's agent (`agent`);
+                                    ; empty: none, every job talks to the broker itself
 
     [printer:lab-color]
     offline = deny                  ; hold (default) or deny
@@ -28,6 +30,9 @@ from pathlib import Path
 
 DEFAULT_PATH = "/etc/platen/cups-backend.conf"
 DEFAULT_STATE_DIR = "/var/lib/platen/cups-backend"
+# Where the print server's agent listens (PLATEN_AGENT_SOCKET overrides the file): in a
+# folder only the backend's user can enter.
+DEFAULT_AGENT_SOCKET = "/run/platen/print-agent/agent.sock"
 # job-capture's default limit (PLATEN_MAX_DOCUMENT_BYTES). A larger document would not
 # fit in one broker message (its base64 is a third larger), so the backend refuses it
 # itself instead of taking the broker's refusal for an outage.
@@ -60,6 +65,7 @@ class BackendConfig:
     # Domains (and Kerberos realms) taken off the user names CUPS gives (`CORP\alice`):
     # the login is what is left, in lower case (`platen.events.base.canonical_login`).
     login_domains: tuple[str, ...] = ()
+    agent_socket: str = DEFAULT_AGENT_SOCKET
 
     def policy(self, printer: str) -> PrinterPolicy:
         return self.printers.get(printer, self.printers.get("*", PrinterPolicy()))
@@ -99,6 +105,9 @@ def load(path: str | None = None) -> BackendConfig:
         state_dir=section.get("state_dir", DEFAULT_STATE_DIR),
         login_domains=tuple(
             d.strip() for d in section.get("login_domains", "").split(",") if d.strip()
+        ),
+        agent_socket=os.environ.get(
+            "PLATEN_AGENT_SOCKET", section.get("agent_socket", DEFAULT_AGENT_SOCKET)
         ),
     )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SELF = "platen"
@@ -40,6 +39,9 @@ def wrap(line: str) -> str | None:
 
 
 def list_devices() -> list[str]:
+    # Imported here: the backend imports this module on every job, which lists nothing.
+    from concurrent.futures import ThreadPoolExecutor
+
     lines = [f'network {SELF} "Unknown" "Platen print charging (wraps another backend)"']
     backends = [
         p

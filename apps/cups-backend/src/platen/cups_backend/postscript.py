@@ -18,9 +18,14 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
-Target = Literal["pdf", "ps"]
+# For type checkers only: `typing` is not imported on the backend's path (its start-up
+# time per job is what the print server's agent is there to save).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Target = Literal["pdf", "ps"]
 DEVICES: dict[Target, str] = {"pdf": "pdfwrite", "ps": "ps2write"}
 CONTENT_TYPES: dict[Target, str] = {"pdf": "application/pdf", "ps": "application/postscript"}
 PDF_TYPES = ("application/pdf", "application/vnd.cups-pdf")

@@ -4,25 +4,21 @@ While the printer's backend runs, a heartbeat goes to job-capture every few seco
 that a long print (a slow printer, a big job) is not taken for a lost one when it passes
 job-capture's release timeout. A heartbeat that gets no answer is not retried: the next
 one follows, and a job that Platen stops hearing about is charged anyway (unconfirmed).
+Standard library only: the backend imports it on every job (the heartbeat itself goes
+through the agent, or `main.heartbeat`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from platen.cups_backend.devices import backend_dir
 from platen.cups_backend.termination import Termination
-from platen.events.jobs import KeepJobAlive
-from platen.rpc import connect
 
 FAILED = 1
-# Longest wait for job-capture's answer to one heartbeat.
-HEARTBEAT_TIMEOUT = 10.0
 
 
 def run_with_heartbeat(
@@ -50,21 +46,3 @@ def run_with_heartbeat(
                 return proc.wait(timeout=interval)
             except subprocess.TimeoutExpired:
                 heartbeat()
-
-
-def send_heartbeat(amqp_url: str, job_id: uuid.UUID, say: Callable[[str, str], None]) -> None:
-    """One heartbeat; a failure is only logged (see the module's docstring)."""
-
-    async def beat() -> None:
-        async with connect(amqp_url) as client:
-            await client.request(
-                "capture.job.heartbeat",
-                KeepJobAlive(job_id=job_id),
-                timeout=HEARTBEAT_TIMEOUT,
-                correlation_id=str(job_id),
-            )
-
-    try:
-        asyncio.run(asyncio.wait_for(beat(), HEARTBEAT_TIMEOUT + 5))
-    except Exception as exc:
-        say("DEBUG", f"Platen: heartbeat not delivered ({type(exc).__name__}: {exc})")

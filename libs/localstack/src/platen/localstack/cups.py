@@ -229,6 +229,10 @@ class LocalCups:
     listen_host: str = "127.0.0.1"
     # debug: cupsd's log also holds what backends say at DEBUG (the bench's timings).
     log_level: str = "info"
+    # The print server's agent (`platen.cups_backend.agent`) beside cupsd, as a site runs
+    # it: the backends hand it their jobs. Without it every backend does its job itself.
+    agent: bool = True
+    agent_proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def server(self) -> str:
@@ -238,6 +242,12 @@ class LocalCups:
     def admin_socket(self) -> Path:
         assert self.admin_folder is not None
         return self.admin_folder / "cupsd.sock"
+
+    @property
+    def agent_socket(self) -> Path:
+        """In the private folder: only root (cupsd's backends, the agent) can reach it."""
+        assert self.admin_folder is not None
+        return self.admin_folder / "agent.sock"
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "CUPS_SERVER": self.server}
@@ -263,7 +273,8 @@ class LocalCups:
         platen.write_text(
             "#!/bin/sh\n"
             f"export PLATEN_BACKEND_CONFIG={self.backend_config}\n"
-            f'exec {sys.executable} -m platen.cups_backend.main "$@"\n'
+            f"export PLATEN_AGENT_SOCKET={self.agent_socket}\n"
+            f'exec {sys.executable} -m platen.cups_backend.backend "$@"\n'
         )
         platen.chmod(0o700)
         failing = f / "serverbin/backend/fail"
@@ -340,7 +351,34 @@ class LocalCups:
             start_new_session=True,
         )
         wait_for_port(self.port, 30, self.proc)
+        if self.agent:
+            self.start_agent()
         return self
+
+    def start_agent(self) -> None:
+        """The print server's agent, listening once this returns."""
+        self.agent_socket.unlink(missing_ok=True)
+        log = open(self.folder / "agent.log", "ab")  # noqa: SIM115
+        self.agent_proc = subprocess.Popen(
+            [sys.executable, "-m", "platen.cups_backend.agent"],
+            env={
+                **os.environ,
+                "PLATEN_BACKEND_CONFIG": str(self.backend_config),
+                "PLATEN_AGENT_SOCKET": str(self.agent_socket),
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not self.agent_socket.exists():
+            if self.agent_proc.poll() is not None or time.monotonic() > deadline:
+                raise InfraError(f"the print agent did not start (see {self.folder}/agent.log)")
+            time.sleep(0.05)
+
+    def stop_agent(self) -> None:
+        stop_process(self.agent_proc, timeout=10)
+        self.agent_proc = None
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
         """A CUPS command as this host's administrator, by the private socket."""
@@ -430,6 +468,7 @@ class LocalCups:
         return dict(zip(header, values, strict=False))
 
     def stop(self) -> None:
+        self.stop_agent()
         stop_process(self.proc, timeout=10)
         if self.admin_folder is not None:
             shutil.rmtree(self.admin_folder, ignore_errors=True)

@@ -83,6 +83,12 @@ class Client:
         self._listeners[routing_key] = on_message
         await self._queue.bind(REPLIES, routing_key=routing_key)
 
+    async def unlisten(self, routing_key: str) -> None:
+        """Stop receiving what `listen` asked for (a connection that outlives the job)."""
+        self._listeners.pop(routing_key, None)
+        if self._queue is not None:
+            await self._queue.unbind(REPLIES, routing_key=routing_key)
+
     async def _on_reply(self, raw: AbstractIncomingMessage) -> None:
         future = self._waiting.pop(raw.correlation_id or "", None)
         if future is not None and not future.done():

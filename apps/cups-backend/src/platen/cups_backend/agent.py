@@ -1,0 +1,389 @@
+"""The print server's agent: one long-running process beside cupsd that talks to Platen
+for every job's backend (`platen-print-agent`, or `python -m platen.cups_backend.agent`).
+
+CUPS starts the `platen` backend once per job. Started bare, that is a Python start, the
+import of the broker client and the contract, and a broker connection, every job: most
+of the time Platen added between `lp` and the printer (bench/cups_latency.py). The agent
+pays those once. It signs in as the print server (the backend's own configuration and
+credential), keeps one broker connection, and serves each backend over a Unix socket
+(`agent_link` says how they talk): the status question and submission, the wait for the
+decision (pushed to it under the job's decision key), heartbeats, the outcome and
+cancellations. The backend still prepares the document and runs the printer's backend
+itself, and does everything itself when the agent is not there (`backend`).
+
+Only the backend's user may talk to it. The socket is in a folder only its owner can
+enter (0700, made so if missing; an agent refuses to start in a folder others may write
+to), the socket itself is 0600, and each connection's peer is checked (SO_PEERCRED):
+root (CUPS runs a 0700 backend as root) or the agent's own user. Anyone else could
+otherwise submit, resume or cancel other users' jobs as the print server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from platen.cups_backend import main
+from platen.cups_backend.agent_link import PROTOCOL
+from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
+from platen.cups_backend.decisions import Invalid, Offline, Refused
+from platen.events.base import canonical_login
+from platen.rpc import Client, connect
+
+log = structlog.get_logger("platen.print_agent")
+
+# How often the agent checks, between jobs, that its broker connection is up (and makes
+# a new one), so that a job after a broker restart does not pay for the connection.
+KEEP_WARM_SECONDS = 5.0
+# A backend's request is one line; a document never travels on the socket (its path in
+# the print server's state folder does).
+MAX_LINE = 1024 * 1024
+
+
+class SharedConnection:
+    """One broker connection (and reply queue) for every job, made again when lost."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: Client | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def up(self) -> bool:
+        client = self._client
+        return (
+            client is not None and not client.connection.is_closed and not client.channel.is_closed
+        )
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if not self.up:
+                await self._drop()
+                stack = contextlib.AsyncExitStack()
+                try:
+                    client = await stack.enter_async_context(connect(self.url))
+                except BaseException:
+                    await stack.aclose()
+                    raise
+                self._client, self._stack = client, stack
+                log.info("agent.broker_connected")
+            assert self._client is not None
+            return self._client
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[Client]:
+        """The connection for one request or one wait (`main.Session`); not closed after."""
+        yield await self.client()
+
+    async def _drop(self) -> None:
+        stack, self._client, self._stack = self._stack, None, None
+        if stack is not None:
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """The connecting process's pid, uid and gid, as the kernel saw them at connect()."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+class BadRequest(Exception):
+    """A request the agent cannot take; the backend is told and does the job itself."""
+
+
+class Conversation:
+    """One backend's job, on one connection."""
+
+    def __init__(self, agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.agent = agent
+        self.config = agent.config
+        self.reader = reader
+        self.writer = writer
+
+    def send(self, **message: Any) -> None:
+        if self.writer.is_closing():
+            return  # the backend has gone (cupsd killed it): the work goes on regardless
+        self.writer.write(json.dumps(message).encode() + b"\n")
+
+    def say(self, kind: str, text: str) -> None:
+        """A line for cupsd, which the backend prints as its own."""
+        self.send(say=[kind, text])
+
+    def mark(self, step: str) -> None:
+        self.send(mark=step)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                line = await self.reader.readline()
+            except (ValueError, ConnectionError):  # longer than MAX_LINE, or reset
+                return
+            if not line:
+                return
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise BadRequest("a request is a JSON object")
+                answer = await self.handle(request)
+            except (ValueError, KeyError, TypeError, BadRequest) as exc:
+                log.warning("agent.bad_request", error=f"{type(exc).__name__}: {exc}")
+                self.send(refused=f"bad request: {exc}")
+                return
+            if answer is None:
+                return  # the backend left mid-request
+            self.send(**answer)
+            await self.writer.drain()
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        op = request["op"]
+        if op == "login":
+            if request.get("protocol") != PROTOCOL:
+                raise BadRequest(f"this agent speaks protocol {PROTOCOL}")
+            return {"login": canonical_login(str(request["user"]), self.config.login_domains)}
+        if op == "decide":
+            return await self.decide(request["fields"], request["document"], request["policy"])
+        job_id = uuid.UUID(
+            str(request["job_id"] if op != "report" else request["outcome"]["job_id"])
+        )
+        structlog.contextvars.bind_contextvars(job_id=str(job_id))
+        session = self.agent.shared.lease
+        if op == "heartbeat":
+            try:
+                await main.heartbeat(self.config, job_id, session=session)
+            except Exception as exc:
+                log.info("agent.heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
+                return {"error": f"{type(exc).__name__}: {exc}"}
+            return {"ok": True}
+        if op == "report":
+            # Carried through even if the backend is killed meanwhile: the printer has
+            # acted, and Platen must hear of it.
+            return await self.answer(
+                main.report(
+                    self.config,
+                    request["outcome"],
+                    float(request["wait"]),
+                    session=session,
+                    say=self.say,
+                ),
+                lambda _: {"ok": True},
+            )
+        if op == "cancel":
+            return await self.answer(
+                main.cancel(
+                    self.config, job_id, float(request["wait"]), session=session, say=self.say
+                ),
+                lambda state: {"state": state},
+            )
+        raise BadRequest(f"unknown op {op!r}")
+
+    async def answer(self, work, shape) -> dict[str, Any]:
+        try:
+            result = await work
+        except Offline as exc:
+            return {"offline": exc.args[0]}
+        except Refused as exc:
+            return {"refused_job": str(exc)}
+        except Invalid as exc:
+            return {"invalid": str(exc)}
+        return shape(result)
+
+    async def decide(
+        self, fields: dict[str, Any], document: str, policy: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        job_id = str(uuid.UUID(str(fields["job_id"])))
+        structlog.contextvars.bind_contextvars(job_id=job_id)
+        path = await asyncio.to_thread(Path(document).resolve)
+        # The backend keeps the document in the print server's state folder (job_ids);
+        # the agent reads nothing else, whoever asks.
+        if not path.is_relative_to(self.agent.state_dir):
+            raise BadRequest("the document is not in the print server's state folder")
+        data = await asyncio.to_thread(path.read_bytes)
+        log.info("agent.deciding", printer=fields.get("printer"), bytes=len(data))
+        started = time.monotonic()
+        work = asyncio.create_task(
+            self.answer(
+                main.decide(
+                    self.config,
+                    PrinterPolicy(**policy),
+                    fields,
+                    data,
+                    session=self.agent.shared.lease,
+                    say=self.say,
+                    mark=self.mark,
+                ),
+                lambda decision: {"state": decision.state, "reason": decision.reason},
+            )
+        )
+        # While it waits the backend sends nothing: the end of its side means it has gone
+        # (cupsd cancelled the job and the backend asks for the cancellation itself).
+        left = asyncio.create_task(self.reader.read(1))
+        done, _ = await asyncio.wait({work, left}, return_when=asyncio.FIRST_COMPLETED)
+        if work not in done:
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            log.info("agent.backend_left", waited_ms=round((time.monotonic() - started) * 1000))
+            return None
+        # Gone before the next request is read: a reader takes one waiting call at a time.
+        left.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await left
+        answer = work.result()
+        log.info(
+            "agent.decided",
+            printer=fields.get("printer"),
+            waited_ms=round((time.monotonic() - started) * 1000),
+            **answer,
+        )
+        return answer
+
+
+class Agent:
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.shared = SharedConnection(config.amqp_url)
+        self.state_dir = Path(config.state_dir).resolve()
+        # Whom the agent serves: root (CUPS runs a backend of mode 0700 as root) and its
+        # own user (an agent run as the backend's user, where that is not root).
+        self.allowed_uids = {0, os.geteuid()}
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        pid, uid, _ = peer_credentials(sock)
+        try:
+            if uid not in self.allowed_uids:
+                log.warning("agent.peer_refused", peer_pid=pid, peer_uid=uid)
+                writer.write(
+                    json.dumps({"refused": "not the CUPS backend's user"}).encode() + b"\n"
+                )
+                writer.write_eof()
+                # What it sent is read and dropped, unanswered: closing on unread data
+                # would reset the connection before the refusal could be read.
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    await asyncio.wait_for(reader.read(MAX_LINE), 1.0)
+                return
+            await Conversation(self, reader, writer).run()
+        except Exception:
+            log.exception("agent.conversation_failed", peer_pid=pid)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def keep_warm(self) -> None:
+        reachable = True
+        while True:
+            if not self.shared.up:
+                try:
+                    await self.shared.client()
+                    reachable = True
+                except Exception as exc:
+                    if reachable:  # said once per outage, not every few seconds
+                        log.warning(
+                            "agent.broker_unreachable", error=f"{type(exc).__name__}: {exc}"
+                        )
+                    reachable = False
+            await asyncio.sleep(KEEP_WARM_SECONDS)
+
+
+def private_folder(folder: Path) -> None:
+    """The socket's folder: made 0700 if missing; refused if others may write to it (they
+    could put a socket of their own in the agent's place) or it is not the agent's or
+    root's."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = folder.stat()
+    if info.st_uid not in (0, os.geteuid()) or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise SystemExit(
+            f"platen-print-agent: {folder} may be written by others; "
+            "make it owned by root or this user, mode 0700 or 0750"
+        )
+
+
+async def serve(config: BackendConfig, stop: asyncio.Event | None = None) -> None:
+    path = Path(config.agent_socket)
+    private_folder(path.parent)
+    path.unlink(missing_ok=True)  # noqa: ASYNC240 (before serving) left by an agent that died
+    agent = Agent(config)
+    umask = os.umask(0o177)  # the socket is made 0600, never briefly open to others
+    try:
+        server = await asyncio.start_unix_server(agent.serve, path=str(path), limit=MAX_LINE)
+    finally:
+        os.umask(umask)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    warm = asyncio.create_task(agent.keep_warm())
+    log.info("agent.started", socket=str(path), server_id=config.server_id)
+    try:
+        await stop.wait()
+    finally:
+        log.info("agent.stopping")
+        server.close()
+        path.unlink(missing_ok=True)  # noqa: ASYNC240 (stopping)
+        warm.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await warm
+        await agent.shared.close()
+
+
+def configure_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service="print-agent")
+
+
+def run(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="platen-print-agent",
+        description="Talk to Platen for the print server's `platen` backends "
+        "(settings: PLATEN_BACKEND_CONFIG, as the backend's).",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("PLATEN_LOG_LEVEL", "INFO"))
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
+    config = load()
+    if not config.agent_socket:
+        raise SystemExit("platen-print-agent: agent_socket is empty in the backend's settings")
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    run()
