@@ -384,3 +384,40 @@ async def test_with_the_database_gone_a_revocation_is_a_clear_error_and_done_whe
                 )
         finally:
             retries.cancel()
+
+
+async def test_a_lock_lost_while_held_has_the_work_done_again(replicas, login, amqp_url):
+    """The lock's connection dropped while a revocation worked under it: another replica
+    could have worked on the identity meanwhile, so the revocation is done again."""
+    a, b = replicas
+    username = await signed_in(a, login, "pc-1")
+    reached, release = gate(a.admin, "disconnect", lambda name, *_: name == username)
+    retries = asyncio.create_task(a.broker.run())
+    try:
+        with structlog.testing.capture_logs() as logs:
+            ctx = await a.revoke(login, "pc-1")
+            revoking = asyncio.create_task(ctx.commit())
+            await asyncio.wait_for(reached.wait(), 15)
+            async with a.pool.acquire() as conn:
+                [pid] = await conn.fetchval(
+                    """SELECT array_agg(pid) FROM pg_locks
+                       WHERE locktype = 'advisory' AND granted"""
+                )
+                assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+            # Lost: replica b takes it at once.
+            async with asyncio.timeout(5), b.broker._locks.hold(("desktop", login)):
+                pass
+            release.set()
+            await revoking
+            await until(lambda: _not(a.admin.user_exists(username)))
+            await until(lambda: _has_no_record(a, login))
+        lost = [e for e in logs if e["event"] == "identity not synced yet, will retry"]
+        assert lost and "its lock was lost while held" in lost[0]["error"]
+        assert not await queue_exists(amqp_url, username)
+    finally:
+        retries.cancel()
+
+
+async def _has_no_record(r: Replica, login: str) -> bool:
+    async with r.stores()() as store:
+        return await store.signed_in_desktop(login, "pc-1") is None
