@@ -54,9 +54,9 @@ def advisory_key(key: Key) -> int:
     (`hash()` is salted per process); prefixed so no other lock of the database's users
     shares its numbers by accident. A collision only makes two identities wait for each
     other."""
-    digest = hashlib.blake2b(
-        "\x00".join(("platen.notification.identity", *key)).encode(), digest_size=8
-    ).digest()
+    # Each part after its length: no two keys spell the same bytes.
+    spelled = "".join(f"{len(part)}:{part}" for part in ("platen.notification.identity", *key))
+    digest = hashlib.blake2b(spelled.encode(), digest_size=8).digest()
     return struct.unpack(">q", digest)[0]
 
 
