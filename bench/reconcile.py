@@ -10,16 +10,23 @@ twice: the first start creates every queue and broker user, the second finds the
 (every later restart of a site). Each start is timed from the process's launch to its
 log's "service started" (consuming: prompts flow from here) and to "identities reconciled".
 
-    .venv/bin/python bench/reconcile.py [--users 1000,10000]
+`--compare REV` also restarts, in turns with this tree's, the notification of git revision
+REV (its `services/notification/src` first on the PYTHONPATH; the libraries are this
+tree's), `--rounds` times each, after the first start: both find every identity there.
+
+    .venv/bin/python bench/reconcile.py [--users 1000,10000] [--compare 8800ff5 [--rounds 3]]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 
 import asyncpg
@@ -32,6 +39,8 @@ from platen.testing.identities import Identities
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts, create_database
 
+ROOT = Path(__file__).resolve().parent.parent
+NOTIFICATION_SOURCES = "services/notification/src"
 CONSUMING = "service started"
 RECONCILED = "identities reconciled"
 
@@ -48,6 +57,18 @@ async def add_users(database_url: str, first: int, last: int) -> None:
         )
     finally:
         await conn.close()
+
+
+def extract(rev: str, into: Path) -> Path:
+    """Notification's sources at git revision `rev`, as a PYTHONPATH entry."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, NOTIFICATION_SOURCES],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / NOTIFICATION_SOURCES
 
 
 def timed_start(services: ServiceProcesses, timeout: float = 1800) -> tuple[float, float]:
@@ -74,7 +95,10 @@ def timed_start(services: ServiceProcesses, timeout: float = 1800) -> tuple[floa
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--users", default="1000,10000")
+    p.add_argument("--compare", metavar="REV", help="also restart notification of git REV")
+    p.add_argument("--rounds", type=int, default=3, help="with --compare: restarts of each")
     args = p.parse_args()
+    old = extract(args.compare, Path(tempfile.mkdtemp())) if args.compare else None
     with provide() as infra:
         vhost, url = Vhosts(infra).create()
         _, db = asyncio.run(create_database(infra.database_url))
@@ -97,7 +121,18 @@ def main() -> None:
             for users in (int(n) for n in args.users.split(",")):
                 asyncio.run(add_users(db, had + 1, users))
                 had = users
-                for label in ("first start (creates)", "restart (all there)"):
+                runs = [("first start (creates)", None), ("restart (all there)", None)]
+                if old is not None:
+                    runs += [
+                        (f"restart, {tree}", path)
+                        for _ in range(args.rounds)
+                        for tree, path in ((args.compare, old), ("this tree", None))
+                    ]
+                for label, pythonpath in runs:
+                    env = services.own_env["notification"]
+                    env.pop("PYTHONPATH", None)
+                    if pythonpath is not None:
+                        env["PYTHONPATH"] = str(pythonpath)
                     before = load_average()
                     consuming, reconciled = timed_start(services)
                     services.stop("notification")

@@ -20,7 +20,7 @@ from aiormq.exceptions import (
 from platen.broker_setup import permissions
 from platen.broker_setup.broker_admin import BrokerAdmin, BrokerAdminError
 from platen.events.routing import desktop_queue
-from platen.messaging.topology import declare_desktop_queue, declare_topology
+from platen.messaging.topology import declare_desktop_queue
 from platen.operations import health
 
 
@@ -39,21 +39,12 @@ async def admin(infra, vhost):
 
 
 @pytest.fixture
-async def topology(amqp_url):
-    conn = await aio_pika.connect(amqp_url)
-    ch = await conn.channel()
-    await declare_topology(ch)
-    yield ch
-    await conn.close()
-
-
-@pytest.fixture
-async def desktop(admin, amqp_url, topology):
+async def desktop(admin, amqp_url, channel):
     login = f"u{uuid.uuid4().hex[:8]}"
     await admin.set_password(login, "secret-1")
     await admin.grant(login, permissions.desktop_user(login))
-    await declare_desktop_queue(topology, login)
-    await declare_desktop_queue(topology, "someone-else")
+    await declare_desktop_queue(channel, login)
+    await declare_desktop_queue(channel, "someone-else")
     yield login, _as(amqp_url, login, "secret-1")
     await admin.delete_user(login)
 
@@ -63,9 +54,9 @@ async def _channel(url):
     return conn, await conn.channel(publisher_confirms=True)
 
 
-async def test_a_desktop_reads_its_queue_and_replies_as_itself(desktop, topology):
+async def test_a_desktop_reads_its_queue_and_replies_as_itself(desktop, channel):
     login, url = desktop
-    await topology.default_exchange.publish(
+    await channel.default_exchange.publish(
         aio_pika.Message(b"prompt"), routing_key=f"desktop.{login}"
     )
     conn, ch = await _channel(url)
@@ -80,7 +71,7 @@ async def test_a_desktop_reads_its_queue_and_replies_as_itself(desktop, topology
 
 
 async def test_each_desktop_of_a_user_gets_every_message_and_reads_no_other_queue(
-    admin, amqp_url, topology, desktop
+    admin, amqp_url, channel, desktop
 ):
     """Two desktops signed in as the same user: each its own queue, both get the message
     (one shared queue would hand it to one of them only); neither may read the other's."""
@@ -90,10 +81,10 @@ async def test_each_desktop_of_a_user_gets_every_message_and_reads_no_other_queu
         identity = f"{login}~{pc}"
         await admin.set_password(identity, f"secret-{pc}")
         await admin.grant(identity, permissions.desktop_user(identity))
-        await declare_desktop_queue(topology, identity)
+        await declare_desktop_queue(channel, identity)
         urls[identity] = _as(amqp_url, identity, f"secret-{pc}")
     try:
-        desktop_exchange = await topology.get_exchange("platen.desktop")
+        desktop_exchange = await channel.get_exchange("platen.desktop")
         await desktop_exchange.publish(
             aio_pika.Message(b"balance"), routing_key=f"user.{login}.balance"
         )
@@ -116,7 +107,7 @@ async def test_each_desktop_of_a_user_gets_every_message_and_reads_no_other_queu
     finally:
         for identity in urls:
             await admin.delete_user(identity)
-            await topology.queue_delete(desktop_queue(identity))
+            await channel.queue_delete(desktop_queue(identity))
 
 
 @pytest.mark.parametrize(

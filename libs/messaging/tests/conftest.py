@@ -1,11 +1,9 @@
-import aio_pika
 import pytest
 
 from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.discovery import signed_in_as
 from platen.messaging.publisher import Publisher
 from platen.messaging.service import MESSAGING_MIGRATIONS
-from platen.messaging.topology import declare_topology
 
 
 @pytest.fixture
@@ -16,15 +14,6 @@ async def pool(database_url):
         await conn.execute("CREATE TABLE svc.applied (message_id text, note text)")
     yield pool
     await pool.close()
-
-
-@pytest.fixture
-async def channel(amqp_url):
-    conn = await aio_pika.connect(amqp_url)
-    ch = await conn.channel()
-    await declare_topology(ch)
-    yield ch
-    await conn.close()
 
 
 @pytest.fixture

@@ -164,10 +164,24 @@ async def _first_answering(url: str) -> aio_pika.abc.AbstractConnection:
     refused = []
     for node in node_urls(url):
         try:
-            return await aio_pika.connect(node, timeout=10)
+            return await _connect(node)
         except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
             refused.append(f"{_safe(node)}: {exc}")
     raise RequestFailed(f"cannot reach the broker at {'; '.join(refused)}")
+
+
+async def _connect(node: str) -> aio_pika.abc.AbstractConnection:
+    """`aio_pika.connect(node)`, closing the connection object when the broker refuses it
+    or does not answer: aio-pika's `connect` drops it unclosed, and its `__del__` then
+    needs an event loop to close it; collected in another thread (an `asyncio.to_thread`),
+    it has none, and Python warns of a `Connection.close` never awaited."""
+    connection = aio_pika.Connection(aio_pika.connection.make_url(node))
+    try:
+        await connection.connect(timeout=10)
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
 
 
 def _safe(url: str) -> str:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import aio_pika
 import pytest
 
+from platen.messaging.topology import declare_topology
 from platen.testing import infra as infra_source
 from platen.testing.infra import Infra
 from platen.testing.isolation import Vhosts, create_database, drop_database
@@ -36,6 +38,19 @@ def vhost(vhosts: Vhosts) -> Iterator[tuple[str, str]]:
 @pytest.fixture
 def amqp_url(vhost: tuple[str, str]) -> str:
     return vhost[1]
+
+
+@pytest.fixture
+async def channel(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A channel on this test's vhost, where Platen's topology (exchanges, the services'
+    queues) is declared, as the installer leaves a broker; its connection closed after."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        ch = await connection.channel()
+        await declare_topology(ch)
+        yield ch
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

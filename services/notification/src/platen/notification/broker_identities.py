@@ -12,7 +12,8 @@ sync is repaired on the next start. That start-up reconciliation runs in the bac
 a few identities at a time (`RECONCILE_CONCURRENCY`), while the service already consumes:
 each identity is reconciled under the same per-identity lock as a sign-in, a revocation or
 a user change, and reads its state under that lock, so whichever comes second sees what
-the first did (a revocation during the reconciliation is not undone).
+the first did (a revocation during the reconciliation is not undone). That lock is a
+PostgreSQL advisory lock (`identity_locks`): it holds between replicas too.
 
 The management API is reached at PLATEN_BROKER_MANAGEMENT_URL (with the credentials of a
 broker administrator). Without it, identities are not managed: desktops then sign in
@@ -34,7 +35,9 @@ from prometheus_client import Gauge
 
 from platen.broker_setup import permissions, print_servers
 from platen.broker_setup.broker_admin import BrokerAdmin, Snapshot, vhost_of
+from platen.db import create_pool
 from platen.events.routing import DESKTOP_SEPARATOR, desktop_broker_user
+from platen.notification.identity_locks import AdvisoryLocks, IdentityLocks, LocalLocks
 from platen.notification.store import Store
 
 log = structlog.get_logger("notification.identities")
@@ -48,6 +51,10 @@ RETRY_DELAYS = (0.5, 1, 2, 5, 10, 30)
 # one at a time took 78 s for 10,000 users (183 s creating them); many more at once would
 # only queue at the broker's management API and the database pool.
 RECONCILE_CONCURRENCY = 16
+# The identity locks' own pool: a held lock keeps a connection, so as many as the
+# reconciliation holds at once, and a few more for the sign-ins, revocations and user
+# changes meanwhile (which otherwise wait for one, up to the lock timeout).
+LOCK_CONNECTIONS = RECONCILE_CONCURRENCY + 4
 
 Stores = Callable[[], AbstractAsyncContextManager[Any]]
 
@@ -68,15 +75,12 @@ class BrokerIdentities:
         self._stores: Stores | None = None
         self._disconnect_retries = disconnect_retries
         self._retry_delays = retry_delays
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: IdentityLocks = LocalLocks()
         self._pending: set[tuple[str, str]] = set()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         # Identities the start-up reconciliation has yet to do (a metric while it runs).
         self.unreconciled = 0
-        # The broker's users and rights as the reconciliation found them when it began:
-        # what already matches is not written again (None: not reconciling, ask).
-        self._snapshot: Snapshot | None = None
 
     @property
     def managed(self) -> bool:
@@ -88,13 +92,17 @@ class BrokerIdentities:
         declare_queue: Callable[[str], Awaitable[None]],
         stores: Stores,
         delete_queue: Callable[[str], Awaitable[None]],
+        locks: IdentityLocks | None = None,
     ) -> None:
         """`declare_queue`/`delete_queue`: of a desktop identity (a login, or
-        `<login>~<desktop>`), `Publisher.ensure_desktop_queue`/`delete_desktop_queue`."""
+        `<login>~<desktop>`), `Publisher.ensure_desktop_queue`/`delete_desktop_queue`.
+        `locks`: `AdvisoryLocks` wherever replicas may run (`start`); in-process locks by
+        default, for a single process over fakes."""
         self.admin = admin
         self._declare_queue = declare_queue
         self._delete_queue = delete_queue
         self._stores = stores
+        self._locks = locks or LocalLocks()
 
     async def start(self, rt) -> None:
         """on_ready hook: connect to the management API, sync every known identity, then
@@ -109,8 +117,16 @@ class BrokerIdentities:
             async with rt.pool.acquire() as conn:
                 yield Store(conn)
 
+        # A pool of its own (see `identity_locks`), on the service's database and schema.
+        lock_pool = await create_pool(
+            rt.settings.database_url, rt.spec.schema, min_size=1, max_size=LOCK_CONNECTIONS
+        )
         self.configure(
-            admin, rt.publisher.ensure_desktop_queue, stores, rt.publisher.delete_desktop_queue
+            admin,
+            rt.publisher.ensure_desktop_queue,
+            stores,
+            rt.publisher.delete_desktop_queue,
+            AdvisoryLocks(lock_pool),
         )
         gauge = Gauge(
             "platen_identities_unreconciled",
@@ -118,19 +134,33 @@ class BrokerIdentities:
             registry=rt.metrics.registry,
         )
         gauge.set_function(lambda: self.unreconciled)
-        rt.tasks.append(asyncio.create_task(self.run(), name="identity-retries"))
+        rt.tasks.append(
+            asyncio.create_task(self._run_then_close(lock_pool), name="identity-retries")
+        )
         # Not awaited: deliveries (prompts) are consumed meanwhile. Its task ends, so it is
         # kept out of `rt.tasks`, whose tasks must run for the life of the service.
         self._spawn(self._reconcile())
 
+    async def _run_then_close(self, lock_pool) -> None:
+        """`run` for the life of the service (its tasks are cancelled at shutdown), then
+        the locks' pool goes: terminated, not closed, as a lock still held by a task
+        cancelled with the service would keep `close` waiting; PostgreSQL releases the
+        locks of a session that ends."""
+        try:
+            await self.run()
+        finally:
+            lock_pool.terminate()
+
     async def _reconcile(self) -> None:
         """`sync_all` until it has read what to reconcile (the database may be away)."""
-        for attempt in range(1_000_000):
+        attempt = 0
+        while True:
             try:
                 return await self.sync_all()
             except Exception as exc:
                 log.error("identities not reconciled, will try again", error=repr(exc))
                 await asyncio.sleep(self._retry_delays[min(attempt, len(self._retry_delays) - 1)])
+                attempt += 1
 
     async def sync_all(self) -> None:
         """Make the broker match every identity the database records, RECONCILE_CONCURRENCY
@@ -151,25 +181,23 @@ class BrokerIdentities:
         log.info("reconciling identities", identities=len(keys), at_once=RECONCILE_CONCURRENCY)
         # Read before any identity is looked at: a change made after it was read is made
         # under that identity's lock, and its reconciliation then finds the database
-        # changed too (so it writes), or the broker already right.
-        self._snapshot = await self.admin.snapshot() if self.managed else None
+        # changed too (so it writes), or the broker already right. What already matches
+        # it is not written again.
+        snapshot = await self.admin.snapshot() if self.managed else None
         todo = iter(keys)
         failed: list[tuple[str, str]] = []
 
         async def worker() -> None:
             for key in todo:  # one iterator shared by the workers: each key once
                 try:
-                    await self._sync_one(key)
+                    await self._sync_one(key, snapshot)
                 except Exception as exc:
                     if not failed:  # one line, not one per identity of a broker that is down
                         log.warning("identity not reconciled, will retry", error=repr(exc))
                     failed.append(key)
                 self.unreconciled -= 1
 
-        try:
-            await asyncio.gather(*(worker() for _ in range(RECONCILE_CONCURRENCY)))
-        finally:
-            self._snapshot = None
+        await asyncio.gather(*(worker() for _ in range(RECONCILE_CONCURRENCY)))
         if failed:
             # Retried as a user change is: `desktop` rather than `reconcile` from here on.
             self._pending.update(("desktop", n) if k == "reconcile" else (k, n) for k, n in failed)
@@ -234,8 +262,8 @@ class BrokerIdentities:
 
     # ------------------------------------------------------------------ the syncs
 
-    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
-        return self._locks.setdefault(key, asyncio.Lock())
+    def _lock(self, key: tuple[str, str]) -> AbstractAsyncContextManager[None]:
+        return self._locks.hold(key)
 
     async def _sync(self, key: tuple[str, str]) -> None:
         """Sync one identity now; if the broker refuses, retry it in the background."""
@@ -246,7 +274,9 @@ class BrokerIdentities:
             self._pending.add(key)
             self._wakeup.set()
 
-    async def _sync_one(self, key: tuple[str, str]) -> None:
+    async def _sync_one(self, key: tuple[str, str], snapshot: Snapshot | None = None) -> None:
+        """`snapshot`: the broker as the start-up reconciliation found it when it began,
+        for a `reconcile` key (the others ask the broker)."""
         kind, name = key
         if kind in ("desktop", "reconcile"):
             # Read under the lock: what a sign-in, revocation or user change that held it
@@ -258,7 +288,7 @@ class BrokerIdentities:
                     name,
                     enabled,
                     stragglers=kind == "desktop",
-                    snapshot=self._snapshot if kind == "reconcile" else None,
+                    snapshot=snapshot if kind == "reconcile" else None,
                 )
         elif kind == "signed_in":
             await self._sync_signed_in(*name.split(DESKTOP_SEPARATOR, 1))
@@ -332,7 +362,9 @@ class BrokerIdentities:
         A record is committed before its broker user is made and forgotten only after the
         user is deleted, so a user the snapshot shows with no record left behind it is one
         nobody can list or revoke: a sign-in that raced a revocation on another replica
-        (the per-identity lock is per process). The start-up reconciliation removes it."""
+        while the per-identity lock was per process (before the advisory lock), or a
+        sign-in whose lock was lost with its database connection. The start-up
+        reconciliation removes it."""
         assert self.admin is not None and self._delete_queue is not None
         for username in sorted(snapshot.signed_in_desktops_of(login) - recorded):
             await self.admin.delete_user(username)
