@@ -21,6 +21,7 @@ design before migration 004, set here by patching `domain.REVENUE_SHARDS`), in t
 process and database, alternating the two designs for `--rounds` rounds.
 
     .venv/bin/python bench/ledger_charges.py [--jobs 1000] [--compare] [--batch 32] [--rounds 2]
+        [--only hot|many]
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ async def measure(pool, logins: list[str], concurrency: int, batch: int = 1) -> 
     return len(logins) / (time.perf_counter() - start)
 
 
-async def main(n: int, compare: bool, rounds: int, batch: int) -> None:
+async def main(n: int, compare: bool, rounds: int, batch: int, scenarios: list[str]) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     with provide() as infra:
         _, dsn = await create_database(infra.database_url)
@@ -125,7 +126,7 @@ async def main(n: int, compare: bool, rounds: int, batch: int) -> None:
                 load_migrations("messaging", MESSAGING_MIGRATIONS)
                 + load_migrations("account-ledger", MIGRATIONS),
             )
-        many = [f"m{i}" for i in range(n)]
+        many = [f"m{i}" for i in range(n)] if "many" in scenarios else []
         hot = [f"h{i}" for i in range(200)]
         for login in many:
             await run(pool, users.on_add_user, AddUser(login=login, initial_balance=Decimal(1000)))
@@ -146,12 +147,16 @@ async def main(n: int, compare: bool, rounds: int, batch: int) -> None:
             how = f"in batches of up to {size}" if size > 1 else "one job per transaction"
             print(f"charges credit {shards_now} revenue account(s); {how}")
             for concurrency in (1, 8, 32):
-                rate_many = await measure(pool, many, concurrency, size)
-                hot_jobs = [hot[i % len(hot)] for i in range(n)]
-                rate_hot = await measure(pool, hot_jobs, concurrency, size)
+                figures = []
+                if "many" in scenarios:
+                    rate = await measure(pool, many, concurrency, size)
+                    figures.append(f"many accounts {rate:7.0f} charges/s")
+                if "hot" in scenarios:
+                    hot_jobs = [hot[i % len(hot)] for i in range(n)]
+                    rate = await measure(pool, hot_jobs, concurrency, size)
+                    figures.append(f"one hot shared account {rate:7.0f} charges/s")
                 print(
-                    f"  in flight {concurrency:>2}: many accounts {rate_many:7.0f} charges/s; "
-                    f"one hot shared account {rate_hot:7.0f} charges/s "
+                    f"  in flight {concurrency:>2}: {'; '.join(figures)} "
                     f"(load {os.getloadavg()[0]:.2f})"
                 )
         async with pool.acquire() as conn:
@@ -168,6 +173,8 @@ if __name__ == "__main__":
     p.add_argument(
         "--batch", type=int, default=1, help="Also charge in batches of up to this many jobs."
     )
+    p.add_argument("--only", choices=("many", "hot"), help="Run only this scenario.")
     args = p.parse_args()
     rounds = args.rounds if args.compare or args.batch > 1 else 1
-    asyncio.run(main(args.jobs, args.compare, rounds, args.batch))
+    scenarios = [args.only] if args.only else ["many", "hot"]
+    asyncio.run(main(args.jobs, args.compare, rounds, args.batch, scenarios))
