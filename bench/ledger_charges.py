@@ -16,6 +16,10 @@ ledger's batched events queue applies them (`platen.messaging.batching`): one tr
 authorises a batch of jobs, one posts them; "in flight" is then the number of batches in
 flight at once. Both ways run in the same process and database, alternated for `--rounds`.
 
+Each figure comes with the CPU milliseconds per charge, the benchmark's own process plus
+the database backends serving it (from /proc): on a machine shared with other work, that
+moves far less than the rate does.
+
 `--compare` also runs both scenarios with every charge crediting one revenue account (the
 design before migration 004, set here by patching `domain.REVENUE_SHARDS`), in the same
 process and database, alternating the two designs for `--rounds` rounds.
@@ -109,9 +113,38 @@ async def measure(pool, logins: list[str], concurrency: int, batch: int = 1) -> 
             taken = [queue.pop() for _ in range(min(batch, len(queue)))]
             await charge_batch(pool, taken)
 
+    server_before = await server_cpu(pool)
+    client_before = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(logins) / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    client = time.process_time() - client_before
+    server = await server_cpu(pool) - server_before
+    return len(logins) / elapsed, 1000 * (client + server) / len(logins)
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+async def server_cpu(pool) -> float:
+    """CPU seconds the database's backends of this benchmark have used so far (read from
+    /proc: the database runs on this machine). With the benchmark's own CPU, a figure per
+    charge that the other load on the machine moves far less than a rate."""
+    async with pool.acquire() as conn:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    return sum(map(ticks_of, (row["pid"] for row in pids))) / TICKS
+
+
+def ticks_of(pid: int) -> int:
+    """utime + stime of one process, in clock ticks (0: it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 async def main(n: int, compare: bool, rounds: int, batch: int, scenarios: list[str]) -> None:
@@ -149,12 +182,14 @@ async def main(n: int, compare: bool, rounds: int, batch: int, scenarios: list[s
             for concurrency in (1, 8, 32):
                 figures = []
                 if "many" in scenarios:
-                    rate = await measure(pool, many, concurrency, size)
-                    figures.append(f"many accounts {rate:7.0f} charges/s")
+                    rate, cpu = await measure(pool, many, concurrency, size)
+                    figures.append(f"many accounts {rate:6.0f} charges/s, {cpu:5.1f} ms CPU")
                 if "hot" in scenarios:
                     hot_jobs = [hot[i % len(hot)] for i in range(n)]
-                    rate = await measure(pool, hot_jobs, concurrency, size)
-                    figures.append(f"one hot shared account {rate:7.0f} charges/s")
+                    rate, cpu = await measure(pool, hot_jobs, concurrency, size)
+                    figures.append(
+                        f"one hot shared account {rate:6.0f} charges/s, {cpu:5.1f} ms CPU"
+                    )
                 print(
                     f"  in flight {concurrency:>2}: {'; '.join(figures)} "
                     f"(load {os.getloadavg()[0]:.2f})"
