@@ -118,6 +118,13 @@ class Store:
             [(j,) for j in sorted({str(j) for j in job_ids})],
         )
 
+    async def share_users(self, logins: Iterable[str]) -> None:
+        """`share_user` for several users, in one fixed order (by login)."""
+        await self.conn.execute(
+            "SELECT 1 FROM users WHERE login = ANY($1::text[]) ORDER BY login FOR KEY SHARE",
+            sorted(set(logins)),
+        )
+
     async def payers(self, logins: Iterable[str]) -> set[str]:
         """Every account these users' jobs may be charged to without asking them: their
         own and their default (a superset: which one pays is decided job by job)."""

@@ -96,10 +96,14 @@ def _job(event: JobPriced) -> Job:
 
 
 async def _lock_priced(store, events: list[JobPriced]) -> None:
-    """A batch of prices: its jobs, then every account they may be held on, each locked
-    once and in the ledger's order (a job, then accounts by id)."""
+    """A batch of prices: its jobs, its users (shared, as each job does), then every
+    account they may be held on, each locked once and in the order a job alone takes them
+    (a job, its user, then accounts by id; deleting a user also takes the user's row
+    before the account's)."""
     await store.lock_jobs(e.job_id for e in events)
-    await store.lock_accounts(await store.payers(e.user for e in events))
+    logins = {e.user for e in events}
+    await store.share_users(logins)
+    await store.lock_accounts(await store.payers(logins))
 
 
 async def _lock_settled(store, events: list[JobPrinted | JobUnconfirmed]) -> None:
