@@ -11,17 +11,28 @@ Scenarios, each at several levels of concurrency (transactions in flight at once
   lock only when their jobs hash to the same revenue account;
 - hot:  every job paid by one shared account (all of them queue on its row lock).
 
+`--batch N` also runs every scenario with the charges in batches of up to N jobs, as the
+ledger's batched events queue applies them (`platen.messaging.batching`): one transaction
+authorises a batch of jobs, one posts them; "in flight" is then the number of batches in
+flight at once. Both ways run in the same process and database, alternated for `--rounds`.
+
+Each figure comes with the CPU milliseconds per charge, the benchmark's own process plus
+the database backends serving it (from /proc): on a machine shared with other work, that
+moves far less than the rate does.
+
 `--compare` also runs both scenarios with every charge crediting one revenue account (the
 design before migration 004, set here by patching `domain.REVENUE_SHARDS`), in the same
 process and database, alternating the two designs for `--rounds` rounds.
 
-    .venv/bin/python bench/ledger_charges.py [--jobs 1000] [--compare [--rounds 2]]
+    .venv/bin/python bench/ledger_charges.py [--jobs 1000] [--compare] [--batch 32] [--rounds 2]
+        [--only hot|many]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -36,6 +47,7 @@ from platen.account_ledger.store import Store, verify
 from platen.db import apply_migrations, create_pool, load_migrations
 from platen.events.accounts import AddAccount, AddUser, GrantAccess, SetUser, TopUp
 from platen.events.jobs import JobPriced, JobPrinted
+from platen.messaging.batching import apply_batch_in_transaction
 from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.testing.infra import provide
@@ -49,8 +61,8 @@ async def run(pool, handler, message):
     return await apply_in_transaction(pool, "bench", handler, message, store=Store)
 
 
-async def charge(pool, login: str) -> None:
-    job = JobPriced(
+def priced(login: str) -> JobPriced:
+    return JobPriced(
         job_id=uuid.uuid4(),
         user=login,
         printer="p",
@@ -59,35 +71,83 @@ async def charge(pool, login: str) -> None:
         copies=1,
         cost=Decimal("0.10"),
     )
-    await run(pool, jobs.on_job_priced, job)
-    await run(
-        pool,
-        jobs.on_job_printed,
-        JobPrinted(
-            job_id=job.job_id,
-            user=login,
-            printer="p",
-            document_name="d",
-            pages=1,
-            copies=1,
-            printed_at=datetime.now(UTC),
-        ),
+
+
+def printed(job: JobPriced) -> JobPrinted:
+    return JobPrinted(
+        job_id=job.job_id,
+        user=job.user,
+        printer="p",
+        document_name="d",
+        pages=1,
+        copies=1,
+        printed_at=datetime.now(UTC),
     )
 
 
-async def measure(pool, logins: list[str], concurrency: int) -> float:
+async def charge(pool, login: str) -> None:
+    job = priced(login)
+    await run(pool, jobs.on_job_priced, job)
+    await run(pool, jobs.on_job_printed, printed(job))
+
+
+async def charge_batch(pool, logins: list[str]) -> None:
+    """Authorise these jobs in one transaction, then post them in another."""
+    work = [priced(login) for login in logins]
+    for handler, messages in (
+        (jobs.on_job_priced, work),
+        (jobs.on_job_printed, map(printed, work)),
+    ):
+        steps = [(handler, m) for m in messages]
+        await apply_batch_in_transaction(pool, "bench", steps, store=Store)
+
+
+async def measure(pool, logins: list[str], concurrency: int, batch: int = 1) -> float:
     queue = list(logins)
 
     async def worker():
         while queue:
-            await charge(pool, queue.pop())
+            if batch == 1:
+                await charge(pool, queue.pop())
+                continue
+            taken = [queue.pop() for _ in range(min(batch, len(queue)))]
+            await charge_batch(pool, taken)
 
+    server_before = await server_cpu(pool)
+    client_before = time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(logins) / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    client = time.process_time() - client_before
+    server = await server_cpu(pool) - server_before
+    return len(logins) / elapsed, 1000 * (client + server) / len(logins)
 
 
-async def main(n: int, compare: bool, rounds: int) -> None:
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+async def server_cpu(pool) -> float:
+    """CPU seconds the database's backends of this benchmark have used so far (read from
+    /proc: the database runs on this machine). With the benchmark's own CPU, a figure per
+    charge that the other load on the machine moves far less than a rate."""
+    async with pool.acquire() as conn:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    return sum(map(ticks_of, (row["pid"] for row in pids))) / TICKS
+
+
+def ticks_of(pid: int) -> int:
+    """utime + stime of one process, in clock ticks (0: it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
+async def main(n: int, compare: bool, rounds: int, batch: int, scenarios: list[str]) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     with provide() as infra:
         _, dsn = await create_database(infra.database_url)
@@ -99,7 +159,7 @@ async def main(n: int, compare: bool, rounds: int) -> None:
                 load_migrations("messaging", MESSAGING_MIGRATIONS)
                 + load_migrations("account-ledger", MIGRATIONS),
             )
-        many = [f"m{i}" for i in range(n)]
+        many = [f"m{i}" for i in range(n)] if "many" in scenarios else []
         hot = [f"h{i}" for i in range(200)]
         for login in many:
             await run(pool, users.on_add_user, AddUser(login=login, initial_balance=Decimal(1000)))
@@ -110,17 +170,29 @@ async def main(n: int, compare: bool, rounds: int) -> None:
             await run(pool, users.on_add_user, AddUser(login=login, groups=["g"]))
             await run(pool, users.on_set_user, SetUser(login=login, default_account="hot"))
         print(f"infrastructure: {infra.source}; {n} jobs per run; charge = authorise + post")
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         # Alternated, so neither design always runs on the warmer database.
-        designs = [domain.REVENUE_SHARDS, 1] * rounds if compare else [domain.REVENUE_SHARDS]
-        for shards in designs:
-            domain.REVENUE_SHARDS = shards
-            print(f"charges credit {shards} revenue account(s)")
+        shards = [domain.REVENUE_SHARDS, 1] if compare else [domain.REVENUE_SHARDS]
+        sizes = [1, batch] if batch > 1 else [1]
+        designs = [(s, b) for s in shards for b in sizes] * rounds
+        for shards_now, size in designs:
+            domain.REVENUE_SHARDS = shards_now
+            how = f"in batches of up to {size}" if size > 1 else "one job per transaction"
+            print(f"charges credit {shards_now} revenue account(s); {how}")
             for concurrency in (1, 8, 32):
-                rate_many = await measure(pool, many, concurrency)
-                rate_hot = await measure(pool, [hot[i % len(hot)] for i in range(n)], concurrency)
+                figures = []
+                if "many" in scenarios:
+                    rate, cpu = await measure(pool, many, concurrency, size)
+                    figures.append(f"many accounts {rate:6.0f} charges/s, {cpu:5.1f} ms CPU")
+                if "hot" in scenarios:
+                    hot_jobs = [hot[i % len(hot)] for i in range(n)]
+                    rate, cpu = await measure(pool, hot_jobs, concurrency, size)
+                    figures.append(
+                        f"one hot shared account {rate:6.0f} charges/s, {cpu:5.1f} ms CPU"
+                    )
                 print(
-                    f"  concurrency {concurrency:>2}: many accounts {rate_many:7.0f} charges/s; "
-                    f"one hot shared account {rate_hot:7.0f} charges/s"
+                    f"  in flight {concurrency:>2}: {'; '.join(figures)} "
+                    f"(load {os.getloadavg()[0]:.2f})"
                 )
         async with pool.acquire() as conn:
             problems = await verify(conn)
@@ -132,6 +204,12 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--jobs", type=int, default=1000)
     p.add_argument("--compare", action="store_true", help="Also run with one revenue account.")
-    p.add_argument("--rounds", type=int, default=2, help="With --compare: rounds of both.")
+    p.add_argument("--rounds", type=int, default=2, help="Rounds of each way compared.")
+    p.add_argument(
+        "--batch", type=int, default=1, help="Also charge in batches of up to this many jobs."
+    )
+    p.add_argument("--only", choices=("many", "hot"), help="Run only this scenario.")
     args = p.parse_args()
-    asyncio.run(main(args.jobs, args.compare, args.rounds))
+    rounds = args.rounds if args.compare or args.batch > 1 else 1
+    scenarios = [args.only] if args.only else ["many", "hot"]
+    asyncio.run(main(args.jobs, args.compare, rounds, args.batch, scenarios))

@@ -85,3 +85,11 @@ def test_a_query_is_known_by_its_declaration_or_by_its_kind_in_the_contract():
     assert subscribe.queries == {AskAudit}
     with pytest.raises(ValueError, match="TellAudit is a command, not a query"):
         subscribe.query(TellAudit)
+
+
+def test_only_a_queue_purpose_the_service_may_have_is_batched():
+    subscribe = Subscriptions("audit", command_prefix="audit", batched=("events",))
+    assert subscribe.batched == {"events"}
+    assert Subscriptions("audit", command_prefix="audit").batched == frozenset()
+    with pytest.raises(ValueError, match="no queue purpose"):
+        Subscriptions("audit", command_prefix="audit", batched=("event",))

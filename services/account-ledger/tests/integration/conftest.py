@@ -17,6 +17,7 @@ import pytest
 from platen.account_ledger import store
 from platen.account_ledger.store import Store
 from platen.events.registry import decode
+from platen.messaging.batching import apply_batch_in_transaction
 from platen.messaging.handling import apply_in_transaction
 from platen.testing.databases import service_pool
 
@@ -49,6 +50,13 @@ class Ledger:
     async def run(self, handler, message):
         return await apply_in_transaction(
             self.pool, "account-ledger", handler, message, store=Store
+        )
+
+    async def run_batch(self, handler, messages):
+        """The messages in ONE transaction, in order, as the service's batch path applies
+        the deliveries of one batch (`platen.messaging.batching`)."""
+        return await apply_batch_in_transaction(
+            self.pool, "account-ledger", [(handler, m) for m in messages], store=Store
         )
 
     async def run_all(self, handler, messages):

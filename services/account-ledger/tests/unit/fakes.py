@@ -85,6 +85,25 @@ class FakeStore:
     async def lock_job(self, job_id: uuid.UUID) -> None:
         self.locks.append(("job", job_id))
 
+    async def lock_jobs(self, job_ids) -> None:
+        for job_id in sorted({str(j) for j in job_ids}):
+            self.locks.append(("job", uuid.UUID(job_id)))
+
+    async def share_users(self, logins) -> None:
+        for login in sorted(set(logins)):
+            self.locks.append(("user shared", login))
+
+    async def payers(self, logins) -> set[str]:
+        found = set()
+        for login in set(logins):
+            found.add(personal_account(login))
+            if login in self.users and self.users[login].default_account:
+                found.add(self.users[login].default_account)
+        return found
+
+    async def held_on(self, job_ids) -> set[str]:
+        return {self.holds[j].account_id for j in set(job_ids) if j in self.holds}
+
     async def lock_accounts(self, account_ids) -> None:
         for account_id in sorted(set(account_ids)):
             self.locks.append(("account", account_id))

@@ -151,6 +151,10 @@ def outside_transaction(handler: Handler, step: Preparation) -> None:
     handler.before_transaction = step  # type: ignore[attr-defined]
 
 
+# `prepare` not run yet for a delivery (its result may be None).
+NOT_PREPARED: Any = object()
+
+
 async def prepare(handler: Handler, message: Message) -> Any:
     step = getattr(handler, "before_transaction", None)
     return None if step is None else await step(message)
@@ -209,7 +213,7 @@ def _channel_closed(raw: AbstractIncomingMessage) -> bool:
     return bool(getattr(channel, "is_closed", False))
 
 
-def _decode(raw: AbstractIncomingMessage) -> tuple[Envelope, Message] | ContractError:
+def decode_delivery(raw: AbstractIncomingMessage) -> tuple[Envelope, Message] | ContractError:
     """The delivery's envelope and body, or why it does not fit the contract."""
     try:
         return from_amqp(raw)
@@ -255,16 +259,17 @@ class Dispatcher:
         self.relay = relay
         self.handlers = {model.message_type: fn for model, fn in handlers.items()}
 
-    async def __call__(self, raw: AbstractIncomingMessage) -> None:
-        """Process one delivery and settle it (ack or nack). Never raises."""
+    async def __call__(self, raw: AbstractIncomingMessage, *, prepared: Any = NOT_PREPARED) -> None:
+        """Process one delivery and settle it (ack or nack). Never raises. `prepared`: what
+        its handler's `outside_transaction` step returned already (the batch path ran it)."""
         started = time.monotonic()
         with structlog.contextvars.bound_contextvars(
             message_id=raw.message_id, message_type=raw.type, queue=self.queue
         ):
             try:
-                decoded = _decode(raw)
+                decoded = decode_delivery(raw)
             except Exception as exc:
-                await self._give_back(raw, exc)
+                await self.give_back(raw, exc)
                 return
             # Bound once the body is known: a job message names its job in its body, and
             # its correlation id may be missing (or name an account, for balance events).
@@ -273,7 +278,7 @@ class Dispatcher:
             marks = of_delivery(raw)
             try:
                 with structlog.contextvars.bound_contextvars(**subject, **marks):
-                    await self._process_until_done(raw, decoded, marks, started)
+                    await self._process_until_done(raw, decoded, marks, started, prepared)
             finally:
                 # A handler's own marks (ctx.mark) end with its delivery.
                 structlog.contextvars.unbind_contextvars(*MARK_KEYS)
@@ -284,6 +289,7 @@ class Dispatcher:
         decoded: tuple[Envelope, Message] | ContractError,
         marks: dict[str, str],
         started: float,
+        prepared: Any = NOT_PREPARED,
     ) -> None:
         """Process the delivery; while the database is unreachable, keep it and try again
         once the database answers, however long that takes. The delivery never goes back
@@ -291,11 +297,11 @@ class Dispatcher:
         limit, so outages would dead-letter good messages."""
         while True:
             try:
-                await self._process(raw, decoded, marks, started)
+                await self._process(raw, decoded, marks, started, prepared)
                 return
             except Exception as exc:
                 if not is_outage(exc):
-                    await self._give_back(raw, exc)
+                    await self.give_back(raw, exc)
                     return
                 log.warning("database unavailable; holding the message", error=repr(exc))
                 held = self.metrics.held.labels(self.queue)
@@ -309,7 +315,7 @@ class Dispatcher:
                     # can no longer be settled, and the broker delivers it again.
                     return
 
-    async def _give_back(self, raw: AbstractIncomingMessage, exc: Exception) -> None:
+    async def give_back(self, raw: AbstractIncomingMessage, exc: Exception) -> None:
         """Return a delivery that failed for a reason other than its content; on its last
         allowed delivery, dead-letter it with the error instead."""
         self.metrics.delivery_failed(self.queue, raw.type)
@@ -358,6 +364,7 @@ class Dispatcher:
         decoded: tuple[Envelope, Message] | ContractError,
         marks: dict[str, str],
         started: float,
+        prepared: Any = NOT_PREPARED,
     ) -> None:
         if isinstance(decoded, ContractError):
             await self._dead_letter(raw, str(decoded))
@@ -367,7 +374,7 @@ class Dispatcher:
         if handler is None:
             await self._dead_letter(raw, f"{self.queue} has no handler for {envelope.message_type}")
             return
-        refused = self._refused_sender(raw, message)
+        refused = self.refused_sender(raw, message)
         if refused is not None:
             log.warning("command refused: not from a sender allowed to send it", reason=refused)
             await self._dead_letter(raw, refused)
@@ -381,7 +388,8 @@ class Dispatcher:
             self.metrics.delivery_dropped(self.queue, raw.type)
             return
 
-        prepared = await prepare(handler, message)
+        if prepared is NOT_PREPARED:
+            prepared = await prepare(handler, message)
         try:
             reply, effects = await self._apply(raw, envelope, message, handler, marks, prepared)
         except Rejected as exc:
@@ -395,7 +403,7 @@ class Dispatcher:
         await raw.ack()
         self.metrics.delivery_handled(self.queue, raw.type, time.monotonic() - started)
 
-    def _refused_sender(self, raw: AbstractIncomingMessage, message: Message) -> str | None:
+    def refused_sender(self, raw: AbstractIncomingMessage, message: Message) -> str | None:
         """Why this command may not come from whoever sent it (None: it may)."""
         if self.senders is None or self.subscriptions is None:
             return None
@@ -416,19 +424,7 @@ class Dispatcher:
         prepared: Any = None,
     ) -> tuple[Message | None, list[Callable[[], Awaitable[object]]]]:
         def context(conn: asyncpg.Connection | None) -> HandlerContext:
-            return HandlerContext(
-                conn,  # type: ignore[arg-type]
-                envelope,
-                self.producer,
-                self.publisher,
-                log,
-                routing_key=raw.routing_key or "",
-                user_id=self._sender(raw),
-                store=self.store(conn) if self.store and conn else None,
-                marks=dict(marks),
-                subscriptions=self.subscriptions,
-                prepared=prepared,
-            )
+            return self.context(conn, raw, envelope, marks, prepared)
 
         if envelope.message_type in self.without_database:
             ctx = context(None)
@@ -439,9 +435,32 @@ class Dispatcher:
                     ctx = context(conn)
                     return await handler(ctx, message), ctx.effects
             async with conn.transaction():
-                return await self._apply_once(conn, context(conn), envelope, message, handler)
+                return await self.apply_once(conn, context(conn), envelope, message, handler)
 
-    async def _apply_once(
+    def context(
+        self,
+        conn: asyncpg.Connection | None,
+        raw: AbstractIncomingMessage,
+        envelope: Envelope,
+        marks: dict[str, str],
+        prepared: Any = None,
+    ) -> HandlerContext:
+        """What the handler of this delivery is given, over `conn`'s open transaction."""
+        return HandlerContext(
+            conn,  # type: ignore[arg-type]
+            envelope,
+            self.producer,
+            self.publisher,
+            log,
+            routing_key=raw.routing_key or "",
+            user_id=self._sender(raw),
+            store=self.store(conn) if self.store and conn else None,
+            marks=dict(marks),
+            subscriptions=self.subscriptions,
+            prepared=prepared,
+        )
+
+    async def apply_once(
         self,
         conn: asyncpg.Connection,
         ctx: HandlerContext,

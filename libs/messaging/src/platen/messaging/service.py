@@ -39,6 +39,7 @@ from platen.events.system import (
     ReplayDeadLetters,
 )
 from platen.messaging import dead_letters, failover
+from platen.messaging.batching import Batcher
 from platen.messaging.handling import Dispatcher, Handler, HandlerContext, StoreFactory
 from platen.messaging.logs import configure_logging
 from platen.messaging.outbox import OutboxRelay
@@ -85,6 +86,8 @@ class Runtime:
     publisher: Publisher | None = None
     relay: OutboxRelay | None = None
     dispatchers: dict[str, Dispatcher] = field(default_factory=dict)
+    # In front of the dispatchers of the queues handled in batches.
+    batchers: dict[str, Batcher] = field(default_factory=dict)
     tasks: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     metrics_server: MetricsServer | None = None
@@ -245,6 +248,9 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 senders=senders,
                 metrics=rt.metrics,
             )
+        for name in _batched_queues(spec, settings):
+            rt.batchers[name] = Batcher(rt.dispatchers[name], size=settings.prefetch)
+            background(rt, rt.batchers[name].run(), f"batches:{name}")
         background(rt, rt.relay.run(), "outbox-relay")
         background(
             rt,
@@ -388,7 +394,20 @@ def _subscribe(broker: RabbitBroker, rt: Runtime, queue: str, prefetch: int) -> 
         title=queue,
     )
     async def on_message(message: RabbitMessage) -> None:
-        await rt.dispatchers[queue](message.raw_message)
+        handle = rt.batchers.get(queue) or rt.dispatchers[queue]
+        await handle(message.raw_message)
+
+
+def _batched_queues(spec: ServiceSpec, settings: Settings) -> list[str]:
+    """The service's queues handled in batches: those it declares batched, unless
+    batching is turned off (PLATEN_BATCH=0)."""
+    if not settings.batch:
+        return []
+    return [
+        q.name
+        for q in consumer_queues(spec)
+        if q.name.split(".", 1)[1] in spec.subscriptions.batched
+    ]
 
 
 def run_service(spec: ServiceSpec) -> None:

@@ -16,6 +16,9 @@ class Settings:
     database_url: str
     log_level: str = "INFO"
     prefetch: int = 32
+    # Whether the queues a service declares batched are handled in batches (of up to
+    # `prefetch` deliveries); off, every queue is handled one delivery at a time.
+    batch: bool = True
     inbox_retention: timedelta = timedelta(days=14)
     history_retention: timedelta = timedelta(days=90)
     prune_interval: float = 3600.0
@@ -35,6 +38,7 @@ class Settings:
             database_url=os.environ.get("PLATEN_DATABASE_URL", DEFAULT_DATABASE_URL),
             log_level=os.environ.get("PLATEN_LOG_LEVEL", "INFO"),
             prefetch=int(os.environ.get("PLATEN_PREFETCH", "32")),
+            batch=os.environ.get("PLATEN_BATCH", "1") not in ("0", "false", "no"),
             inbox_retention=timedelta(
                 days=float(os.environ.get("PLATEN_INBOX_RETENTION_DAYS", "14"))
             ),

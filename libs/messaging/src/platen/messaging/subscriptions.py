@@ -40,7 +40,8 @@ class Subscriptions:
     `publishes`: the events it announces on `platen.events`; `sends`: the commands it sends
     other services on `platen.commands`; `to_desktops`: what it sends users' desktops;
     `to_print_servers`: what it pushes to waiting CUPS backends under their decision keys
-    on `platen.replies` (`platen.events.routing.decision_key`).
+    on `platen.replies` (`platen.events.routing.decision_key`); `batched`: the purposes
+    (`EVENT_QUEUE`, ...) of its queues handled in batches (`platen.messaging.batching`).
     """
 
     def __init__(
@@ -52,8 +53,14 @@ class Subscriptions:
         sends: Iterable[type[Message]] = (),
         to_desktops: Iterable[type[Message]] = (),
         to_print_servers: Iterable[type[Message]] = (),
+        batched: Iterable[str] = (),
     ) -> None:
         self.service = service
+        # The purposes of the queues whose deliveries are handled in batches, several in one
+        # transaction (`platen.messaging.batching`); every other queue, one at a time.
+        self.batched = frozenset(batched)
+        if unknown := self.batched - set(PURPOSES):
+            raise ValueError(f"{service}: no queue purpose {sorted(unknown)} to batch")
         self.to_print_servers = frozenset(to_print_servers)
         self.command_prefix = command_prefix
         self.published = {

@@ -110,6 +110,40 @@ class Store:
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(job_id)
         )
 
+    async def lock_jobs(self, job_ids: Iterable[uuid.UUID]) -> None:
+        """`lock_job` for several jobs, in one fixed order (by id): two batches sharing
+        jobs queue up instead of deadlocking."""
+        await self.conn.executemany(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
+            [(j,) for j in sorted({str(j) for j in job_ids})],
+        )
+
+    async def share_users(self, logins: Iterable[str]) -> None:
+        """`share_user` for several users, in one fixed order (by login)."""
+        await self.conn.execute(
+            "SELECT 1 FROM users WHERE login = ANY($1::text[]) ORDER BY login FOR KEY SHARE",
+            sorted(set(logins)),
+        )
+
+    async def payers(self, logins: Iterable[str]) -> set[str]:
+        """Every account these users' jobs may be charged to without asking them: their
+        own and their default (a superset: which one pays is decided job by job)."""
+        logins = set(logins)
+        rows = await self.conn.fetch(
+            "SELECT default_account FROM users WHERE login = ANY($1::text[]) "
+            "AND default_account IS NOT NULL",
+            list(logins),
+        )
+        return {personal_account(login) for login in logins} | {r[0] for r in rows}
+
+    async def held_on(self, job_ids: Iterable[uuid.UUID]) -> set[str]:
+        """The accounts these jobs' holds are on."""
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT account_id FROM holds WHERE job_id = ANY($1::uuid[])",
+            list(set(job_ids)),
+        )
+        return {r[0] for r in rows}
+
     async def lock_accounts(self, account_ids: Iterable[str]) -> None:
         """Lock rows in one fixed order (by id): two transactions touching the same
         accounts queue up instead of deadlocking."""

@@ -13,7 +13,7 @@ from platen.events.accounts import (
     UserGroupsSet,
 )
 from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
-from platen.messaging.subscriptions import Subscriptions
+from platen.messaging.subscriptions import EVENT_QUEUE, Subscriptions
 
 subscribe = Subscriptions(
     "account-ledger",
@@ -33,4 +33,7 @@ subscribe = Subscriptions(
         UserEnabled,
         UserContactSet,
     ),
+    # Job events in batches: the charges of many jobs to one shared account then take its
+    # row lock once per batch, not once per job (docs/ledger.md, "Charges in batches").
+    batched=(EVENT_QUEUE,),
 )

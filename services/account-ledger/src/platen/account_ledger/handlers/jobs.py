@@ -33,6 +33,7 @@ from platen.events.jobs import (
     JobUnconfirmed,
 )
 from platen.events.system import ErrorReply
+from platen.messaging.batching import locks_for_batch
 from platen.messaging.handling import HandlerContext
 
 INPUT_DEADLINE = timedelta(seconds=int(os.environ.get("PLATEN_INPUT_DEADLINE_SECONDS", "600")))
@@ -92,6 +93,26 @@ async def _hold(
 def _job(event: JobPriced) -> Job:
     # Job's fields are named as the event's.
     return Job(**{f.name: getattr(event, f.name) for f in dataclasses.fields(Job)})
+
+
+async def _lock_priced(store, events: list[JobPriced]) -> None:
+    """A batch of prices: its jobs, its users (shared, as each job does), then every
+    account they may be held on, each locked once and in the order a job alone takes them
+    (a job, its user, then accounts by id; deleting a user also takes the user's row
+    before the account's)."""
+    await store.lock_jobs(e.job_id for e in events)
+    logins = {e.user for e in events}
+    await store.share_users(logins)
+    await store.lock_accounts(await store.payers(logins))
+
+
+async def _lock_settled(store, events: list[JobPrinted | JobUnconfirmed]) -> None:
+    """A batch of postings: its jobs, then the accounts their holds are on and the
+    revenue accounts they credit, each locked once and in the ledger's order."""
+    job_ids = [e.job_id for e in events]
+    await store.lock_jobs(job_ids)
+    revenue = {domain.revenue_account(j) for j in job_ids}
+    await store.lock_accounts(await store.held_on(job_ids) | revenue)
 
 
 @subscribe.event(JobPriced)
@@ -324,6 +345,10 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed
         correlation_id=str(event.job_id),
     )
     await balance_changed(ctx, hold.account_id)
+
+
+locks_for_batch(on_job_priced, _lock_priced)
+locks_for_batch(on_job_printed, _lock_settled)
 
 
 @subscribe.event(JobFailed, JobCancelled)

@@ -1,0 +1,298 @@
+"""Deliveries handled in batches: one transaction for several, each still exactly once.
+
+The real Dispatcher behind a Batcher, on a real quorum queue (`pricing.events`, with its
+delivery limit and dead-letter queue) and a real database. Every handler here records its
+message and the id of the transaction it ran in, so a test can see which deliveries were
+applied together.
+"""
+
+import asyncio
+
+import aio_pika
+import pytest
+
+from platen.events.jobs import JobCaptured
+from platen.messaging.batching import Batcher
+from platen.messaging.handling import Dispatcher, Rejected
+from platen.messaging.outbox import OutboxRelay
+from platen.messaging.topology import DELIVERY_LIMIT
+
+from .test_dispatcher import QUEUE, captured_body, message, wait_for
+
+# Long enough that every delivery sent before consuming starts is in the first batch.
+LINGER = 0.5
+
+
+async def record(ctx, event):
+    await ctx.conn.execute(
+        "INSERT INTO svc.applied (message_id, note) VALUES ($1, txid_current()::text)",
+        ctx.envelope.message_id,
+    )
+
+
+class BatchHarness:
+    def __init__(self, channel, pool, publisher, handler, *, size=10):
+        self.channel = channel
+        self.pool = pool
+        self.dispatcher = Dispatcher(
+            queue=QUEUE,
+            producer="pricing",
+            pool=pool,
+            publisher=publisher,
+            relay=OutboxRelay(pool, publisher, "pricing"),
+            handlers={JobCaptured: handler},
+        )
+        self.batcher = Batcher(self.dispatcher, size=size, linger=LINGER)
+        self.size = size
+        self.worker = None
+
+    async def start(self):
+        q = await self.channel.get_queue(QUEUE)
+        await self.channel.set_qos(prefetch_count=self.size)
+        self.worker = asyncio.create_task(self.batcher.run())
+        await q.consume(self.batcher)
+
+    async def stop(self):
+        self.worker.cancel()
+        await asyncio.gather(self.worker, return_exceptions=True)
+
+    async def send(self, msg):
+        await self.channel.default_exchange.publish(msg, routing_key=QUEUE)
+
+    async def applied(self) -> list[tuple[str, str]]:
+        """(message id, transaction id) of each application, in the order applied."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT message_id, note FROM svc.applied ORDER BY seq")
+        return [(r["message_id"], r["note"]) for r in rows]
+
+    async def ids(self) -> list[str]:
+        return [m for m, _ in await self.applied()]
+
+    async def dead_letters(self, count, timeout=15.0):
+        q = await self.channel.get_queue(f"{QUEUE}.dlq")
+        got = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(got) < count and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            raw = await q.get(fail=False, timeout=max(left, 1.0))
+            if raw is None:
+                await asyncio.sleep(0.05)
+                continue
+            await raw.ack()
+            got.append(raw)
+        return got
+
+    async def queue_empty(self) -> bool:
+        # A passive declare answers with the ready count; unacked deliveries would come
+        # back here once the consumer's channel closed.
+        q = await self.channel.declare_queue(QUEUE, passive=True)
+        return q.declaration_result.message_count == 0
+
+
+@pytest.fixture(autouse=True)
+async def ordered(pool):
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE svc.applied ADD COLUMN seq bigserial")
+
+
+@pytest.fixture
+async def harnesses():
+    made = []
+    yield made
+    for h in made:
+        await h.stop()
+
+
+async def started(harnesses, channel, pool, publisher, handler, **kw):
+    h = BatchHarness(channel, pool, publisher, handler, **kw)
+    harnesses.append(h)
+    await h.start()
+    return h
+
+
+async def test_ready_deliveries_are_applied_in_one_transaction_in_their_order(
+    harnesses, channel, pool, publisher
+):
+    h = BatchHarness(channel, pool, publisher, record)
+    harnesses.append(h)
+    sent = [message(captured_body()) for _ in range(6)]
+    for msg in sent:
+        await h.send(msg)
+    await h.start()
+    assert await wait_for(lambda: _count_is(h, 6))
+    applied = await h.applied()
+    assert [m for m, _ in applied] == [m.message_id for m in sent]
+    assert len({tx for _, tx in applied}) == 1  # one transaction for all six
+    assert (
+        h.dispatcher.metrics.registry.get_sample_value(
+            "platen_messages_handled_total", {"queue": QUEUE, "type": "job.captured"}
+        )
+        == 6
+    )
+
+
+async def test_a_duplicate_in_a_batch_or_in_a_later_batch_is_applied_once(
+    harnesses, channel, pool, publisher
+):
+    h = BatchHarness(channel, pool, publisher, record)
+    harnesses.append(h)
+    first, second = message(captured_body()), message(captured_body())
+    await h.send(first)
+    await h.send(message(first.body, message_id=first.message_id))  # in the same batch
+    await h.send(second)
+    await h.start()
+    assert await wait_for(lambda: _count_is(h, 2))
+    await h.send(message(first.body, message_id=first.message_id))  # in a later batch
+    later = message(captured_body())
+    await h.send(later)
+    assert await wait_for(lambda: _count_is(h, 3))
+    await asyncio.sleep(0.3)
+    assert await h.ids() == [first.message_id, second.message_id, later.message_id]
+    assert await wait_for(h.queue_empty)  # the duplicates were acked, not left
+
+
+async def test_a_poison_message_is_isolated_and_the_rest_of_its_batch_applied_once(
+    harnesses, channel, pool, publisher
+):
+    calls: dict[str, int] = {}
+
+    async def broken(ctx, event):
+        calls[ctx.envelope.message_id] = calls.get(ctx.envelope.message_id, 0) + 1
+        await record(ctx, event)  # rolled back with the whole batch when the poison fails
+        if ctx.envelope.message_id == "poison":
+            raise RuntimeError("bug")
+
+    h = BatchHarness(channel, pool, publisher, broken)
+    harnesses.append(h)
+    before = message(captured_body())
+    after = message(captured_body())
+    await h.send(before)
+    await h.send(message(captured_body(), message_id="poison"))
+    await h.send(after)
+    await h.start()
+    # Dead-lettered on its last allowed delivery with its error, as it would be alone.
+    [dead] = await h.dead_letters(1, timeout=60)
+    assert dead.message_id == "poison"
+    error = dead.headers["platen-error"]
+    error = error.decode() if isinstance(error, bytes) else error
+    assert f"failed on {DELIVERY_LIMIT + 1} deliveries" in error
+    assert "RuntimeError('bug')" in error
+    # The others: applied once each, in their order, though their first try rolled back.
+    assert await wait_for(lambda: _count_is(h, 2))
+    assert await h.ids() == [before.message_id, after.message_id]
+    assert calls["poison"] == DELIVERY_LIMIT + 1 + 1  # its try in the batch, then alone
+    assert await wait_for(h.queue_empty)
+
+
+async def test_a_message_rejected_in_a_batch_is_dead_lettered_and_the_rest_applied(
+    harnesses, channel, pool, publisher
+):
+    async def refuse_one(ctx, event):
+        await record(ctx, event)
+        if ctx.envelope.message_id == "refused":
+            raise Rejected("printer is on fire")
+
+    h = BatchHarness(channel, pool, publisher, refuse_one)
+    harnesses.append(h)
+    good = [message(captured_body()) for _ in range(3)]
+    await h.send(good[0])
+    await h.send(message(captured_body(), message_id="refused"))
+    await h.send(good[1])
+    await h.send(good[2])
+    await h.start()
+    [dead] = await h.dead_letters(1)
+    assert dead.message_id == "refused" and dead.headers["platen-error"] == "printer is on fire"
+    assert await wait_for(lambda: _count_is(h, 3))
+    assert await h.ids() == [m.message_id for m in good]
+
+
+async def test_a_delivery_that_goes_alone_keeps_its_place_between_batches(
+    harnesses, channel, pool, publisher
+):
+    h = BatchHarness(channel, pool, publisher, record)
+    harnesses.append(h)
+    good = [message(captured_body()) for _ in range(4)]
+    await h.send(good[0])
+    await h.send(good[1])
+    await h.send(message(b"not json"))  # dead-lettered alone, with its reason
+    await h.send(good[2])
+    await h.send(good[3])
+    await h.start()
+    [dead] = await h.dead_letters(1)
+    assert "body is not JSON" in dead.headers["platen-error"]
+    assert await wait_for(lambda: _count_is(h, 4))
+    applied = await h.applied()
+    assert [m for m, _ in applied] == [m.message_id for m in good]
+    # The two before it in one transaction, the two after in another.
+    assert applied[0][1] == applied[1][1] != applied[2][1] == applied[3][1]
+
+
+async def test_a_batch_committed_but_never_acked_is_a_no_op_when_redelivered(
+    harnesses, amqp_url, channel, pool, publisher
+):
+    """The consumer dies between the commit and the acks (its connection closes in the
+    first after-commit effect, so not one of the batch is acked): the broker delivers the
+    whole batch again, to another consumer, and nothing is applied twice."""
+    crashing = await aio_pika.connect(amqp_url)
+    calls = []
+
+    async def record_then_crash(ctx, event):
+        calls.append(ctx.envelope.message_id)
+        await record(ctx, event)
+
+        async def crash():
+            if not crashing.is_closed:
+                await crashing.close()
+
+        ctx.after_commit(crash)
+
+    first = BatchHarness(await crashing.channel(), pool, publisher, record_then_crash)
+    harnesses.append(first)
+    sent = [message(captured_body()) for _ in range(4)]
+    for msg in sent:
+        await channel.default_exchange.publish(msg, routing_key=QUEUE)
+    await first.start()
+    assert await wait_for(lambda: _count_is(first, 4))
+    assert crashing.is_closed
+    assert len({tx for _, tx in await first.applied()}) == 1
+    assert len(calls) == 4
+
+    async def counted(ctx, event):
+        calls.append(ctx.envelope.message_id)
+        await record(ctx, event)
+
+    second = await started(harnesses, channel, pool, publisher, counted)
+    assert await wait_for(second.queue_empty)  # the redeliveries, each acked
+    await asyncio.sleep(0.3)
+    assert await second.ids() == [m.message_id for m in sent]  # still once each
+    assert len(calls) == 4  # the inbox stopped every redelivery before its handler
+
+
+async def test_a_queue_without_batching_still_handles_one_delivery_per_transaction(
+    channel, pool, publisher
+):
+    dispatcher = Dispatcher(
+        queue=QUEUE,
+        producer="pricing",
+        pool=pool,
+        publisher=publisher,
+        relay=OutboxRelay(pool, publisher, "pricing"),
+        handlers={JobCaptured: record},
+    )
+    sent = [message(captured_body()) for _ in range(4)]
+    for msg in sent:
+        await channel.default_exchange.publish(msg, routing_key=QUEUE)
+    q = await channel.get_queue(QUEUE)
+    await channel.set_qos(prefetch_count=10)
+    await q.consume(dispatcher)
+    h = BatchHarness(channel, pool, publisher, record)
+    assert await wait_for(lambda: _count_is(h, 4))
+    assert len({tx for _, tx in await h.applied()}) == 4
+
+
+async def _count_is(h, n) -> bool:
+    return len(await h.applied()) == n
+
+
+def test_a_batch_holds_at_least_one_delivery():
+    with pytest.raises(ValueError, match="at least one"):
+        Batcher(None, size=0)  # type: ignore[arg-type]
