@@ -160,6 +160,14 @@ async def test_a_decision_is_pushed_to_its_own_print_server_and_to_no_other(syst
             queue = await channel.declare_queue(exclusive=True)
             with pytest.raises(ChannelAccessRefused):
                 await queue.bind(REPLIES, routing_key=key)
+    # A refused key costs only the channel it was asked on: the client's replies (on a
+    # print server's agent, every job's) still arrive at once.
+    async with rpc.connect(url_b) as client:
+        with pytest.raises(ChannelAccessRefused):
+            await client.listen(decision_key("print-a", job_id), lambda raw: None)
+        await client.unlisten(decision_key("print-a", job_id))
+        status = await client.request("capture.job.status", GetJobStatus(job_id=job_id), timeout=5)
+        assert status.state == "unknown"
 
     async with rpc.connect(url_a) as client:
         pushed: asyncio.Future = asyncio.get_running_loop().create_future()

@@ -414,6 +414,7 @@ BAD_REPLIES = [
     {"user": "platen-admin"},
     {"user": "guest"},
     {"user": "x" * 65},
+    {"user": "bob\n"},  # Python's `$` would let a final newline through
 ]
 
 

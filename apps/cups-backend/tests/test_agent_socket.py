@@ -182,3 +182,50 @@ def test_the_agent_will_not_serve_from_a_folder_others_may_write_to(open_folder)
     assert out.returncode != 0
     assert "may be written by others" in out.stderr
     assert not (shared / "agent.sock").exists()
+
+
+FAKE_AGENT = """
+import json, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.listen()
+print("listening", flush=True)
+while True:
+    conn, _ = s.accept()
+    conn.makefile("rb").readline()
+    conn.sendall(json.dumps({"state": "released"}).encode() + b"\\n")
+    conn.close()
+"""
+
+
+def test_the_backend_does_not_take_the_word_of_an_agent_another_user_runs(open_folder, agent):
+    # A socket path set by mistake into a folder users may write to, the real agent
+    # stopped: whoever listens there first would "release" every job. The backend asks the
+    # kernel who listens (SO_PEERCRED) and does the job itself unless it is root or its
+    # own user.
+    from platen.cups_backend.agent_link import AgentGone, AgentLink
+
+    shared = open_folder / "shared"
+    shared.mkdir()
+    os.chown(shared, NOBODY, NOBODY)
+    fake_path = shared / "agent.sock"
+    fake = subprocess.Popen(
+        [SYSTEM_PYTHON, "-c", FAKE_AGENT, str(fake_path)],
+        user=NOBODY,
+        group=NOBODY,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    try:
+        assert fake.stdout.readline().strip() == "listening"
+        with pytest.raises(AgentGone, match="not run by root or this backend's user"):
+            AgentLink.open(str(fake_path))
+    finally:
+        fake.kill()
+        fake.wait(10)
+    # The agent root runs is taken at its word.
+    link = AgentLink.open(str(agent))
+    assert link is not None
+    link.close()

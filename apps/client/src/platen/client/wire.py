@@ -51,7 +51,9 @@ class Money(Decimal):
 # As `platen.events.base.Login` reads it, but for its case: pydantic writes a login in
 # lower case, and the client sends only the login it was configured with (kept in lower
 # case by `config`). A reserved login is refused when a reply is encoded (`encode`).
-Login = Annotated[str, msgspec.Meta(pattern=LOGIN_PATTERN)]
+# msgspec searches with Python's `re`, where `$` also matches before a final newline;
+# `\Z` does not, so "alice\n" is refused here as pydantic refuses it.
+Login = Annotated[str, msgspec.Meta(pattern=LOGIN_PATTERN.removesuffix("$") + r"\Z")]
 
 
 class Part(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

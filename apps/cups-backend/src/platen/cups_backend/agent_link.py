@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
+import struct
 from collections.abc import Callable
 
 # Raised when an agent and a backend of different releases meet: the backend then does
@@ -23,6 +25,14 @@ PROTOCOL = 1
 
 class AgentGone(Exception):
     """The agent is not there, refused this backend, or stopped answering mid-job."""
+
+
+def trusted_peer(sock: socket.socket) -> bool:
+    """Whether the process at the other end runs as root or as this backend's own user
+    (SO_PEERCRED: the kernel's word, not the peer's)."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return uid in (0, os.getuid())
 
 
 class AgentLink:
@@ -41,6 +51,12 @@ class AgentLink:
         except OSError:
             sock.close()
             return None
+        if not trusted_peer(sock):
+            # Whatever listens there is not the agent cupsd's user runs (a socket path set
+            # into a folder others may write to): its "released" would print jobs free.
+            # The backend does the job itself instead, as when no agent runs.
+            sock.close()
+            raise AgentGone(f"what listens at {path} is not run by root or this backend's user")
         return cls(sock)
 
     def call(

@@ -64,8 +64,12 @@ class Platen:
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
-        self.link = AgentLink.open(config.agent_socket)
         self.agent_said = ""
+        try:
+            self.link = AgentLink.open(config.agent_socket)
+        except AgentGone as exc:
+            say("WARNING", f"Platen: not using the print server's agent ({exc})")
+            self.link = None
 
     def __enter__(self) -> Platen:
         return self

@@ -358,18 +358,19 @@ class LocalCups:
     def start_agent(self) -> None:
         """The print server's agent, listening once this returns."""
         self.agent_socket.unlink(missing_ok=True)
-        log = open(self.folder / "agent.log", "ab")  # noqa: SIM115
-        self.agent_proc = subprocess.Popen(
-            [sys.executable, "-m", "platen.cups_backend.agent"],
-            env={
-                **os.environ,
-                "PLATEN_BACKEND_CONFIG": str(self.backend_config),
-                "PLATEN_AGENT_SOCKET": str(self.agent_socket),
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child keeps its own copy of the log's descriptor; ours is closed at once.
+        with open(self.folder / "agent.log", "ab") as log:
+            self.agent_proc = subprocess.Popen(
+                [sys.executable, "-m", "platen.cups_backend.agent"],
+                env={
+                    **os.environ,
+                    "PLATEN_BACKEND_CONFIG": str(self.backend_config),
+                    "PLATEN_AGENT_SOCKET": str(self.agent_socket),
+                },
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30
         while not self.agent_socket.exists():
             if self.agent_proc.poll() is not None or time.monotonic() > deadline:

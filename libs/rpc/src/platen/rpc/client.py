@@ -80,12 +80,22 @@ class Client:
         not bind (`aiormq.exceptions.ChannelAccessRefused`), and the channel with it."""
         if self._queue is None:
             raise RuntimeError("listen before start")
+        # Bound on a channel of its own: a refusal closes that channel only, not the one
+        # this client's replies arrive on, which a print server's agent shares between all
+        # the jobs it serves (their replies would be lost with it).
+        channel = await self.connection.channel()
+        try:
+            queue = await channel.get_queue(self._queue.name, ensure=False)
+            await queue.bind(REPLIES, routing_key=routing_key)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
         self._listeners[routing_key] = on_message
-        await self._queue.bind(REPLIES, routing_key=routing_key)
 
     async def unlisten(self, routing_key: str) -> None:
         """Stop receiving what `listen` asked for (a connection that outlives the job)."""
-        self._listeners.pop(routing_key, None)
+        if self._listeners.pop(routing_key, None) is None:
+            return  # never bound (refused): nothing to undo
         if self._queue is not None:
             await self._queue.unbind(REPLIES, routing_key=routing_key)
 
