@@ -41,17 +41,13 @@ from platen.cups_backend.decisions import (
     Invalid,
     Offline,
     Refused,
+    say,
 )
 from platen.cups_backend.devices import list_devices
 from platen.cups_backend.options import as_printed, filter_work, job_options
 from platen.cups_backend.postscript import ConversionFailed
 from platen.cups_backend.printing import run_with_heartbeat
 from platen.cups_backend.termination import AFTER_SIGTERM_SECONDS, TERMINATION, Terminated
-
-
-def say(kind: str, text: str) -> None:
-    """A line for cupsd: INFO sets the job's state message, ERROR goes to its log too."""
-    print(f"{kind}: {text}", file=sys.stderr, flush=True)
 
 
 class Platen:

@@ -6,9 +6,17 @@ Exit codes are CUPS's (cups/backend.h).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 OK, FAILED, HOLD, CANCEL = 0, 1, 3, 5
+
+
+def say(kind: str, text: str) -> None:
+    """A line for cupsd: INFO sets the job's state message, ERROR goes to its log too."""
+    print(f"{kind}: {text}", file=sys.stderr, flush=True)
+
+
 # What the real backend's exit status says about the job: printed, failed for good, or
 # not yet decided (the printer is busy or stopped; CUPS will run the job again, and the
 # job stays released so that the next run prints it).

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +35,7 @@ from platen.cups_backend.decisions import (
     Invalid,
     Offline,
     Refused,
+    say,
 )
 from platen.events.discovery import signed_in_as
 from platen.events.jobs import (
@@ -71,11 +71,6 @@ Session = Callable[[], AbstractAsyncContextManager[Client]]
 
 # Longest wait for job-capture's answer to one heartbeat.
 HEARTBEAT_TIMEOUT = 10.0
-
-
-def say(kind: str, text: str) -> None:
-    """A line for cupsd: INFO sets the job's state message, ERROR goes to its log too."""
-    print(f"{kind}: {text}", file=sys.stderr, flush=True)
 
 
 # What an outage looks like from here: no broker, a connection or channel that drops while
