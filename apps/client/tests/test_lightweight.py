@@ -95,7 +95,7 @@ def test_running_it_loads_no_pydantic_model():
     loaded = json.loads(out.stdout)
     assert not [m for m in loaded if not m.startswith("platen.events.")]
     assert "pydantic" not in loaded
-    pure = {"discovery", "routing", "logins", "upcasting", "identity_question"}
+    pure = {"discovery", "routing", "logins", "upcasting", "identity_question", "errors"}
     assert {m.removeprefix("platen.events.") for m in loaded} <= pure | {"client_option_rules"}
 
 

@@ -17,28 +17,18 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
+from platen.events.errors import (  # noqa: F401 (re-exported: the client catches ContractError)
+    ContractError,
+    MalformedMessage,
+    UnknownMessageType,
+    UnsupportedVersion,
+)
 from platen.events.logins import LOGIN_PATTERN, is_reserved_login
 
 # The AMQP header that carries a message's schema version (as `platen.events.base`).
 HEADER_VERSION = "platen-schema-version"
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class ContractError(ValueError):
-    """A message that does not fit the contract. Retrying it cannot help."""
-
-
-class UnknownMessageType(ContractError):
-    pass
-
-
-class UnsupportedVersion(ContractError):
-    pass
-
-
-class MalformedMessage(ContractError):
-    pass
 
 
 class Money(Decimal):

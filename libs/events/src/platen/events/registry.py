@@ -13,24 +13,14 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from platen.events.base import KINDS, Message
+from platen.events.errors import (  # noqa: F401 (re-exported: the registry's errors)
+    ContractError,
+    MalformedMessage,
+    UnknownMessageType,
+    UnsupportedVersion,
+)
 
 M = TypeVar("M", bound=type[Message])
-
-
-class ContractError(ValueError):
-    """A message that does not fit the contract. Retrying it cannot help."""
-
-
-class UnknownMessageType(ContractError):
-    pass
-
-
-class UnsupportedVersion(ContractError):
-    pass
-
-
-class MalformedMessage(ContractError):
-    pass
 
 
 _models: dict[str, type[Message]] = {}
