@@ -123,9 +123,7 @@ class AdvisoryLocks:
                 f" free within {self.timeout:g} s"
             ) from exc
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise IdentityLockError(
-                f"identity {key[1]!r} not locked: the database cannot be reached ({exc!r})"
-            ) from exc
+            raise _unreachable(key, exc) from exc
 
     async def _lock(self, conn: asyncpg.Connection, key: Key) -> None:
         try:
@@ -140,9 +138,7 @@ class AdvisoryLocks:
                 f" {self.timeout:g} s"
             ) from exc
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise IdentityLockError(
-                f"identity {key[1]!r} not locked: the database cannot be reached ({exc!r})"
-            ) from exc
+            raise _unreachable(key, exc) from exc
 
     async def _unlock(self, conn: asyncpg.Connection, key: Key, *, raise_lost: bool) -> None:
         """End the lock's transaction. If that fails, the connection is gone, and so
@@ -158,3 +154,9 @@ class AdvisoryLocks:
                     f"identity {key[1]!r}: its lock was lost while held (the database"
                     f" connection dropped: {exc!r}); the work is to be done again"
                 ) from exc
+
+
+def _unreachable(key: Key, exc: BaseException) -> IdentityLockError:
+    return IdentityLockError(
+        f"identity {key[1]!r} not locked: the database cannot be reached ({exc!r})"
+    )
