@@ -17,7 +17,6 @@ import asyncio
 import base64
 import contextlib
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,13 +24,19 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aio_pika
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from bench import bare_chain
+from bench.capacity import listening_pid, load_average, percentile, tree_cpu_seconds
 from platen.events.base import HEADER_VERSION
 from platen.events.jobs import SubmitJob
 from platen.events.registry import encode
 from platen.events.routing import COMMANDS, EVENTS
+from platen.job_capture.isolation import IsolatedAnalyser, Limits
 from platen.localstack.services import ServiceProcesses
 from platen.rpc.client import signed_in_as
 from platen.testing.documents import make_pdf
@@ -107,16 +112,98 @@ async def wait_all(clock: Clock, timeout: float) -> None:
             await asyncio.wait_for(clock.all_charged.wait(), remaining)
 
 
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+class BareClock:
+    """The same for the bare chain: a chain's end is its message on the last queue."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.charged: dict[str, float] = {}
+        self.all_charged = asyncio.Event()
+
+    reset = Clock.reset
+
+    async def on_end(self, raw) -> None:
+        self.charged.setdefault(raw.message_id, time.perf_counter())
+        if self.sent and all(i in self.charged for i in self.sent):
+            self.all_charged.set()
 
 
-async def bench(url: str, burst: int, rate: float, seconds: float) -> None:
+async def start_chain(exchange, clock: BareClock, body: bytes) -> None:
+    chain_id = str(uuid.uuid4())
+    clock.sent[chain_id] = time.perf_counter()
+    await exchange.publish(
+        aio_pika.Message(body, message_id=chain_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key=bare_chain.queue(0),
+    )
+
+
+def processes(url: str, db: str, services: ServiceProcesses) -> dict[str, int]:
+    """Each process tree whose CPU a job costs: the services (with their analysis workers),
+    the broker and the database server, when they run on this host."""
+    pids = {name: proc.pid for name, proc in services.procs.items()}
+    for name, address in (("rabbitmq", url), ("postgresql", db)):
+        pid = listening_pid(urlsplit(address).port or 0)
+        if pid is not None:
+            pids[name] = pid
+    return pids
+
+
+def cpu(pids: dict[str, int]) -> dict[str, float]:
+    return {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+
+
+async def burst(publish, clock, n: int) -> tuple[int, float]:
+    """`n` jobs (or chains) at once: (how many finished, seconds to the last)."""
+    clock.reset()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(publish() for _ in range(n)))
+    ids = list(clock.sent)
+    await wait_all(clock, 300)
+    done = [clock.charged[i] for i in ids if i in clock.charged]
+    return len(done), (max(done) - t0) if done else float("nan")
+
+
+async def steady(publish, clock, rate: float, seconds: float) -> tuple[int, list[float]]:
+    """Jobs (or chains) at `rate` a second for `seconds`: (how many sent, latencies in ms)."""
+    clock.reset()
+    interval = 1 / rate
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < seconds:
+        await publish()
+        n += 1
+        await asyncio.sleep(max(0, start + n * interval - time.perf_counter()))
+    ids = list(clock.sent)
+    await wait_all(clock, 120)
+    return n, [(clock.charged[i] - clock.sent[i]) * 1000 for i in ids if i in clock.charged]
+
+
+async def analysis_times(doc: bytes, n: int) -> list[float]:
+    """The analysis of the same document as job-capture runs it (the isolated analyser, a
+    child per document), one after the other, in ms."""
+    analyser = IsolatedAnalyser(Limits.from_environment())
+    await analyser.analyse(doc)  # the worker's start is not a job's
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await analyser.analyse(doc)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def spread(ms: list[float]) -> str:
+    p50, p90, p99 = (percentile(ms, q) for q in (50, 90, 99))
+    return f"p50 {p50:.0f}, p90 {p90:.0f}, p99 {p99:.0f}, max {max(ms):.0f} ms"
+
+
+async def bench(
+    url: str, bare_url: str, pids: dict[str, int], burst_n: int, rate: float, seconds: float
+) -> None:
     doc = make_pdf(3)
     sender = signed_in_as(url)
     conn = await aio_pika.connect(url)
-    async with conn:
+    bare_conn = await aio_pika.connect(bare_url)
+    async with conn, bare_conn:
         ch = await conn.channel(publisher_confirms=True, on_return_raises=True)
         ex = await ch.get_exchange(COMMANDS)
         clock = Clock()
@@ -124,38 +211,59 @@ async def bench(url: str, burst: int, rate: float, seconds: float) -> None:
         await q.bind(EVENTS, "job.charged")
         await q.consume(clock.on_event, no_ack=True)
 
-        # warm-up
-        await asyncio.gather(*(submit(ex, doc, clock, sender) for _ in range(20)))
-        await wait_all(clock, 60)
-        clock.reset()
+        bare_ch = await bare_conn.channel(publisher_confirms=True)
+        bare_clock = BareClock()
+        end = await bare_ch.get_queue(bare_chain.queue(bare_chain.HOPS))
+        await end.consume(bare_clock.on_end, no_ack=True)
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(submit(ex, doc, clock, sender) for _ in range(burst)))
-        ids = list(clock.sent)
-        await wait_all(clock, 300)
-        done = [clock.charged[i] for i in ids if i in clock.charged]
-        elapsed = max(done) - t0
+        def job():
+            return submit(ex, doc, clock, sender)
+
+        def chain():
+            return start_chain(bare_ch.default_exchange, bare_clock, doc)
+
+        # Warm-up: connections, pools, the analysis workers, the caches.
+        await burst(job, clock, 20)
+        await burst(chain, bare_clock, 20)
+
+        print(f"load average before: {load_average()}")
+        done, took = await burst(chain, bare_clock, burst_n)
+        bare_rate = done / took
+        print(f"bare chain, burst: {done}/{burst_n} in {took:.2f} s = {bare_rate:.1f} chains/s")
+
+        before = cpu(pids)
+        done, took = await burst(job, clock, burst_n)
+        used = {name: cpu_s - before[name] for name, cpu_s in cpu(pids).items()}
+        jobs_rate = done / took
         print(
-            f"burst: {len(done)}/{burst} jobs charged in {elapsed:.2f}s "
-            f"= {len(done) / elapsed:.1f} jobs/s through all hops"
+            f"Platen, burst: {done}/{burst_n} jobs charged in {took:.2f} s = {jobs_rate:.1f} "
+            f"jobs/s through all hops ({jobs_rate / bare_rate:.2f} of the bare chain's rate)"
+        )
+        per_job = {name: s * 1000 / max(done, 1) for name, s in used.items()}
+        print(
+            "CPU per job in that burst, ms: "
+            + ", ".join(f"{name} {ms:.1f}" for name, ms in per_job.items())
+            + f"; total {sum(per_job.values()):.1f}"
         )
 
-        clock.reset()
-        interval = 1 / rate
-        start = time.perf_counter()
-        n = 0
-        while time.perf_counter() - start < seconds:
-            await submit(ex, doc, clock, sender)
-            n += 1
-            await asyncio.sleep(max(0, start + n * interval - time.perf_counter()))
-        ids = list(clock.sent)
-        await wait_all(clock, 120)
-        lat = [(clock.charged[i] - clock.sent[i]) * 1000 for i in ids if i in clock.charged]
+        sent, bare_lat = await steady(chain, bare_clock, rate, seconds)
         print(
-            f"steady {rate:g} jobs/s for {seconds:g}s: {len(lat)}/{len(ids)} charged; "
-            f"submit->charged ms p50 {statistics.median(lat):.0f}, p90 {pct(lat, 90):.0f}, "
-            f"p99 {pct(lat, 99):.0f}, max {max(lat):.0f}"
+            f"bare chain, steady {rate:g}/s for {seconds:g} s: {len(bare_lat)}/{sent}; "
+            f"{spread(bare_lat)}"
         )
+        sent, lat = await steady(job, clock, rate, seconds)
+        print(
+            f"Platen, steady {rate:g} jobs/s for {seconds:g} s: {len(lat)}/{sent} charged; "
+            f"submit -> charged {spread(lat)}"
+        )
+        analysed = await analysis_times(doc, max(len(lat), 20))
+        print(f"analysis of the same document, one after the other: {spread(analysed)}")
+        bound = percentile(bare_lat, 99) + percentile(analysed, 99) + 50
+        print(
+            f"p99 {percentile(lat, 99):.0f} ms against the goal's bound (bare p99 + analysis "
+            f"p99 + 50) {bound:.0f} ms: {'met' if percentile(lat, 99) <= bound else 'NOT met'}"
+        )
+        print(f"load average after: {load_average()}")
 
 
 def main() -> None:
@@ -163,25 +271,35 @@ def main() -> None:
     p.add_argument("--burst", type=int, default=300)
     p.add_argument("--rate", type=float, default=20)
     p.add_argument("--seconds", type=float, default=15)
+    p.add_argument(
+        "--batch",
+        choices=("on", "off"),
+        default="on",
+        help="deliveries handled in batches where a service opts in (PLATEN_BATCH)",
+    )
     args = p.parse_args()
     with provide() as infra:
         vhosts = Vhosts(infra)
         _, url = vhosts.create()
+        _, bare_url = vhosts.create()
         _, db = asyncio.run(create_database(infra.database_url))
-        services = ServiceProcesses(
-            url, db, Path(tempfile.mkdtemp()) / "logs", extra_env={"PLATEN_LOG_LEVEL": "WARNING"}
-        )
+        _, bare_db = asyncio.run(create_database(infra.database_url))
+        env = {"PLATEN_LOG_LEVEL": "WARNING", "PLATEN_BATCH": "1" if args.batch == "on" else "0"}
+        services = ServiceProcesses(url, db, Path(tempfile.mkdtemp()) / "logs", extra_env=env)
         services.install_topology()
         services.start_all()
         try:
             ctl(url, "status", "--timeout", "60")
             ctl(url, "printer", "add", "lab-1", "--price-per-page", "0.10")
             ctl(url, "user", "add", "bench", "--balance", "1000000")
+            pids = processes(infra.amqp_url, infra.database_url, services)
             print(
                 f"infrastructure: {infra.source}; services: 4 processes on "
-                f"{len(os.sched_getaffinity(0))} cores"
+                f"{len(os.sched_getaffinity(0))} cores; batches {args.batch}; 3-page PDFs; "
+                f"bare chain: {bare_chain.HOPS} hops, each its own process"
             )
-            asyncio.run(bench(url, args.burst, args.rate, args.seconds))
+            with bare_chain.BareChain(bare_url, bare_db):
+                asyncio.run(bench(url, bare_url, pids, args.burst, args.rate, args.seconds))
         finally:
             services.stop_all()
 
