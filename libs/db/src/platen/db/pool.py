@@ -19,6 +19,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _no_session_reset(conn: asyncpg.Connection) -> None:
+    """What a connection's release does beyond asyncpg's own rollback of an open
+    transaction: nothing. asyncpg's default also sends `RESET ALL; UNLISTEN *; CLOSE ALL;
+    SELECT pg_advisory_unlock_all()`, one more round trip for every transaction of every
+    message. Nothing Platen runs on a pooled connection leaves session state behind: it
+    sets only `SET LOCAL`, takes only transaction-scoped advisory locks, listens to nothing
+    and keeps no cursor past its transaction. An open transaction, even one begun by hand,
+    is still rolled back, its settings and locks with it (libs/db/tests/test_pool_db.py)."""
+
+
 async def create_pool(
     dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
@@ -28,6 +38,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_no_session_reset,
         server_settings={"search_path": schema, "application_name": f"platen-{schema}"},
     )
 
