@@ -90,6 +90,21 @@ class ResidentGhostscript:
             self._markers.feed(ctypes.string_at(buffer, length))
         return length
 
+    def prepare(self, dpi: int) -> bool:
+        """Open the device at `dpi` before a document is known: in a spare child (see
+        `analysis_worker`), so that allocating and faulting in the page's raster is done
+        while it waits, not on a job's path. Trusted work only: the same request every
+        document's prologue makes first, which then changes nothing when its resolution
+        is this one (a document at another resolution has its raster made again)."""
+        if self.used:
+            raise RuntimeError("a resident Ghostscript runs one document")
+        request = f"<< /HWResolution [{dpi} {dpi}] >> setpagedevice".encode()
+        exit_code = ctypes.c_int(0)
+        code = self._lib.gsapi_run_string_with_length(
+            self._instance, request, len(request), 0, ctypes.byref(exit_code)
+        )
+        return code >= 0
+
     def render(self, document: bytes, dpi: int, setup: str, markers: PageMarkers) -> int:
         """Run `document` (in the forked child that called) at `dpi`, after `setup`."""
         if self.used:  # what one document did to the interpreter is not for another
