@@ -170,3 +170,26 @@ def test_an_interpreter_prepared_at_one_resolution_renders_at_the_one_asked(tmp_
         loaded.prepare(100)  # what a document left is not prepared for another
     for leftover in tmp_path.iterdir():
         leftover.unlink()
+
+
+def heap_flags(pid: int) -> list[set[str]]:
+    """The VmFlags of each part of process `pid`'s heap (`hg`: asked for in huge pages)."""
+    flags, in_heap = [], False
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            if "-" in line.split()[0]:
+                in_heap = line.rstrip().endswith("[heap]")
+            elif in_heap and line.startswith("VmFlags:"):
+                flags.append(set(line.split()[1:]))
+    return flags
+
+
+@pytest.mark.parametrize("huge_pages", [True, False])
+async def test_the_heap_children_allocate_anew_is_asked_for_in_huge_pages(huge_pages):
+    analyser = IsolatedAnalyser(Limits(timeout=60, huge_pages=huge_pages))
+    colour = make_pdf_pages([Page(marks=("color-text",)), Page(marks=("gray-shape",))])
+    assert (await analyser.analyse(colour)).color_pages == (1,)
+    parent = analyser._server.process.pid
+    assert any("hg" in flags for flags in heap_flags(parent)) is huge_pages
+    (spare,) = await until(lambda: children(parent) or None, "a spare is forked")
+    assert any("hg" in flags for flags in heap_flags(spare)) is huge_pages  # inherited

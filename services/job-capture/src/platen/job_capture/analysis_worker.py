@@ -6,7 +6,8 @@ itself: for each request it forks a child, which limits itself, reads the docume
 writes what it is, so a document costs a fork, not a Python start, and every child is
 new: one that misbehaved is gone with its document. It loads Ghostscript once too
 (`resident_ghostscript`), so a child runs the document in an interpreter that is ready
-instead of starting `gs` (unless started with --no-resident, or libgs is missing).
+instead of starting `gs` (unless started with --no-resident, or libgs is missing), and
+keeps a child forked ahead of the next document (`spare`; not with --no-spare).
 
 The protocol, one JSON object per line. First, on stdout, how Ghostscript runs:
 {"ghostscript": "libgs"} or {"ghostscript": "gs", "why": "..."}. On stdin, a request:
@@ -167,7 +168,7 @@ def hand_over(waiting: Spare, request: dict) -> bool:
         os.close(waiting.requests)
 
 
-def serve(resident: bool = True, spares: bool = True) -> None:
+def serve(resident: bool = True, spares: bool = True, huge_pages: bool = True) -> None:
     """Run each request in a child of its own, and report its pid and, once reaped, its
     exit. With `spares`, one child is forked ahead and waits for the next request, so
     the fork and the device's opening are not on a document's path."""
@@ -183,7 +184,7 @@ def serve(resident: bool = True, spares: bool = True) -> None:
         out.write(json.dumps(message) + "\n")
         out.flush()
 
-    renderer, how = ResidentGhostscript.load() if resident else (None, "--no-resident")
+    renderer, how = ResidentGhostscript.load(huge_pages) if resident else (None, "--no-resident")
     say({"ghostscript": "libgs"} if renderer else {"ghostscript": "gs", "why": how})
     pending = b""
     waiting: Spare | None = None
@@ -243,4 +244,8 @@ def reaped() -> Iterator[tuple[int, int]]:
 
 
 if __name__ == "__main__":
-    serve(resident="--no-resident" not in sys.argv[1:], spares="--no-spare" not in sys.argv[1:])
+    serve(
+        resident="--no-resident" not in sys.argv[1:],
+        spares="--no-spare" not in sys.argv[1:],
+        huge_pages="--no-huge-pages" not in sys.argv[1:],
+    )
