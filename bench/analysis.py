@@ -2,15 +2,17 @@
 
 Three ways of running Ghostscript through the isolated analysis (`isolation.IsolatedAnalyser`:
 a worker parent that forks a child per document, with its limits), in the same run, on
-the same documents, one after the other on each document so that the machine's load
-falls on all alike:
+the same documents, taking turns run by run so that the machine's load falls on all
+alike:
 
 - `gs per document`: the child starts the `gs` program for its document;
 - `libgs, fork per doc` (before, 0deb87d): the parent loads Ghostscript once, the child,
   forked when the document comes, runs it in the interpreter it inherits
   (`resident_ghostscript`);
-- `libgs, spare child` (now): the same, but the child was forked ahead and opened the
-  device while it waited (`analysis_worker.spare`); a new spare is forked after it.
+- `+ huge pages`: the same, with the heap the children allocate anew asked for in
+  transparent huge pages (`resident_ghostscript.HUGE_HEAP_BYTES`);
+- `+ spare child` (now): that, and the child was forked ahead and opened the device
+  while it waited (`analysis_worker.spare`); a new spare is forked after it.
 
 The whole process tree is pinned to one core (`--cpu`, default 0), so "pages/s" is on one
 core, and a spare's fork and preparation share that core with the document before it: the
@@ -56,32 +58,51 @@ TICK = os.sysconf("SC_CLK_TCK")
 WAYS = {
     "gs per document": Limits(resident_ghostscript=False, spare_child=False),
     "libgs, fork per doc": Limits(spare_child=False, huge_pages=False),
-    "libgs, spare child": Limits(),
+    "+ huge pages": Limits(spare_child=False),
+    "+ spare child": Limits(),
 }
 
 
-def tree_cpu(parent: int) -> float:
-    """CPU seconds of this process, and of the worker parent and its reaped children."""
+def tree_usage(parent: int) -> tuple[float, int]:
+    """CPU seconds of this process, the worker parent and its reaped children; and the
+    minor page faults of the worker parent and its reaped children."""
     with open(f"/proc/{parent}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    # utime, stime, cutime, cstime: fields 14 to 17 of proc(5), 12 to 15 after the name.
+    # minflt, cminflt, ..., utime, stime, cutime, cstime: fields 10, 11 and 14 to 17 of
+    # proc(5), 8, 9 and 12 to 15 after the name.
     worker = sum(int(value) for value in fields[11:15]) / TICK
-    return time.process_time() + worker
+    return time.process_time() + worker, int(fields[7]) + int(fields[8])
 
 
-async def measure(analyser: IsolatedAnalyser, document: bytes, runs: int) -> tuple[float, float]:
-    """Median CPU and wall seconds of one analysis, over `runs` (after one to warm up)."""
-    await analyser.analyse(document)
-    assert analyser._server is not None
-    parent = analyser._server.process.pid
-    cpu, wall = [], []
-    for _ in range(runs):
-        cpu0, wall0 = tree_cpu(parent), time.perf_counter()
+async def measure(
+    analysers: dict[str, IsolatedAnalyser], document: bytes, runs: int
+) -> dict[str, tuple[float, float, float]]:
+    """Each way's mean CPU seconds, median wall seconds and mean page faults of one
+    analysis, over `runs` (after one to warm up); the ways take turns run by run, in an
+    order that rotates, so that the machine's changing load falls on all alike."""
+    parents = {}
+    for name, analyser in analysers.items():
         await analyser.analyse(document)
-        # The child is reaped before its answer is read, so its time is counted.
-        wall.append(time.perf_counter() - wall0)
-        cpu.append(tree_cpu(parent) - cpu0)
-    return statistics.mean(cpu), statistics.median(wall)
+        assert analyser._server is not None
+        parents[name] = analyser._server.process.pid
+    seen: dict[str, list[tuple[float, float, int]]] = {name: [] for name in analysers}
+    names = list(analysers)
+    for run in range(runs):
+        for name in names[run % len(names) :] + names[: run % len(names)]:
+            (cpu0, faults0), wall0 = tree_usage(parents[name]), time.perf_counter()
+            await analysers[name].analyse(document)
+            # The child is reaped before its answer is read, so its time is counted.
+            wall = time.perf_counter() - wall0
+            cpu, faults = tree_usage(parents[name])
+            seen[name].append((cpu - cpu0, wall, faults - faults0))
+    return {
+        name: (
+            statistics.mean(cpu for cpu, _, _ in figures),
+            statistics.median(wall for _, wall, _ in figures),
+            statistics.mean(faults for _, _, faults in figures),
+        )
+        for name, figures in seen.items()
+    }
 
 
 def text_pages(text: bytes, count: int) -> bytes:
@@ -116,7 +137,7 @@ async def main() -> None:
     print(
         f"one core (cpu {args.cpu}), {os.cpu_count()} on the machine, load average"
         f" {os.getloadavg()[0]:.1f} at the start; {args.runs} runs a figure (CPU: mean,"
-        " wall: median), the two ways one after the other on each document"
+        " wall: median), the ways taking turns run by run on each document"
     )
     shapes = [Page(marks=("black-shape", "color-shape", "gray-shape", "gray-image"))]
     kinds = {
@@ -125,10 +146,14 @@ async def main() -> None:
     }
     for kind, (one, ten) in kinds.items():
         print(f"\nfixed cost per document, a {kind}: T1 - (T10 - T1) / 9 (CPU / wall)")
-        print(f"{'':<19} {'1 page':>17} {'10 pages':>17} {'per page':>17} {'fixed':>17}")
-        for name, analyser in analysers.items():
-            c1, w1 = await measure(analyser, one, args.runs)
-            c10, w10 = await measure(analyser, ten, args.runs)
+        print(
+            f"{'':<19} {'1 page':>17} {'10 pages':>17} {'per page':>17} {'fixed':>17}"
+            f" {'faults, 1 page':>15}"
+        )
+        ones = await measure(analysers, one, args.runs)
+        tens = await measure(analysers, ten, args.runs)
+        for name in analysers:
+            (c1, w1, f1), (c10, w10, _) = ones[name], tens[name]
             per_cpu, per_wall = (c10 - c1) / 9, (w10 - w1) / 9
             cells = [
                 f"{c * 1000:5.1f} / {w * 1000:5.1f} ms"
@@ -139,15 +164,16 @@ async def main() -> None:
                     (c1 - per_cpu, w1 - per_wall),
                 )
             ]
-            print(f"{name:<19} " + " ".join(f"{cell:>17}" for cell in cells))
+            print(f"{name:<19} " + " ".join(f"{cell:>17}" for cell in cells) + f" {f1:15.0f}")
     print(
         f"\npages/s, {PAGES}-page documents, one at a time (pages per CPU second / per wall second)"
     )
     for corpus, document in corpora.items():
-        row = []
-        for name, analyser in analysers.items():
-            cpu, wall = await measure(analyser, document, max(3, args.runs // 3))
-            row.append(f"{name}: {PAGES / cpu:4.0f} / {PAGES / wall:4.0f}")
+        figures = await measure(analysers, document, max(3, args.runs // 3))
+        row = [
+            f"{name}: {PAGES / cpu:4.0f} / {PAGES / wall:4.0f}"
+            for name, (cpu, wall, _) in figures.items()
+        ]
         print(f"{corpus:<11} " + "    ".join(row))
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     for analyser in analysers.values():

@@ -144,19 +144,17 @@ class ResidentGhostscript:
 
 def _heap_in_huge_pages(libc: ctypes.CDLL) -> bool:
     """Grow the heap by HUGE_HEAP_BYTES, untouched and kept free (KEEP_FREED_BYTES), and
-    ask for it in huge pages; False where the kernel refuses (then 4 kB pages, as before)."""
+    ask for that part in huge pages (not the parent's own: those stay 4 kB, so a child
+    copies what it writes of them 4 kB at a time); False where the kernel refuses (then
+    4 kB pages, as before)."""
     libc.malloc.restype = ctypes.c_void_p
     libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     reserve = libc.malloc(HUGE_HEAP_BYTES)
     if not reserve:
         return False
     try:
-        with open("/proc/self/maps") as maps:
-            heap = [line.split()[0] for line in maps if line.rstrip().endswith("[heap]")]
-        if not heap:
-            return False
-        start, end = (int(bound, 16) for bound in heap[0].split("-"))
-        start = (start + HUGE_PAGE - 1) // HUGE_PAGE * HUGE_PAGE
-        return end > start and libc.madvise(start, end - start, mmap.MADV_HUGEPAGE) == 0
+        start = (reserve + HUGE_PAGE - 1) // HUGE_PAGE * HUGE_PAGE
+        end = (reserve + HUGE_HEAP_BYTES) // HUGE_PAGE * HUGE_PAGE
+        return libc.madvise(start, end - start, mmap.MADV_HUGEPAGE) == 0
     finally:
         libc.free(ctypes.c_void_p(reserve))
