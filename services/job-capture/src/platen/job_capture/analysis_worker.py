@@ -168,10 +168,14 @@ def hand_over(waiting: Spare, request: dict) -> bool:
         os.close(waiting.requests)
 
 
-def serve(resident: bool = True, spares: bool = True, huge_pages: bool = True) -> None:
+def serve(resident: bool = True, spares: bool = True, fewer_faults: bool = True) -> None:
     """Run each request in a child of its own, and report its pid and, once reaped, its
     exit. With `spares`, one child is forked ahead and waits for the next request, so
-    the fork and the device's opening are not on a document's path."""
+    the fork and the device's opening are not on a document's path. The next spare is
+    forked when a document's child has ended and its exit is said (at start too): then
+    it is made while the service finishes that job and the next one comes, not while a
+    document is analysed on the same cores. A spare that dies while waiting is replaced
+    the same way, never at once (one that cannot start is not forked in a loop)."""
     running: dict[int, int] = {}  # pid -> request id
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
@@ -184,7 +188,7 @@ def serve(resident: bool = True, spares: bool = True, huge_pages: bool = True) -
         out.write(json.dumps(message) + "\n")
         out.flush()
 
-    renderer, how = ResidentGhostscript.load(huge_pages) if resident else (None, "--no-resident")
+    renderer, how = ResidentGhostscript.load(fewer_faults) if resident else (None, "--no-resident")
     say({"ghostscript": "libgs"} if renderer else {"ghostscript": "gs", "why": how})
     pending = b""
     waiting: Spare | None = None
@@ -200,13 +204,15 @@ def serve(resident: bool = True, spares: bool = True, huge_pages: bool = True) -
                     os.read(wake_read, 4096)
                     for pid, status in reaped():
                         if waiting is not None and pid == waiting.pid:
-                            os.close(waiting.requests)  # died while waiting: replaced
-                            waiting = fork_spare(renderer, inherited) if spares else None
+                            os.close(waiting.requests)  # died while waiting
+                            waiting = None
                         elif pid in running:
                             exit_code = os.waitstatus_to_exitcode(status)
                             # The largest child so far (grandchildren included), in KiB.
                             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
                             say({"id": running.pop(pid), "exit": exit_code, "peak_kb": peak})
+                            if spares and waiting is None:
+                                waiting = fork_spare(renderer, inherited)
                     continue
                 chunk = os.read(control.fileno(), 65536)
                 if not chunk:  # the service is gone: so are we (children die at its kill)
@@ -227,8 +233,6 @@ def serve(resident: bool = True, spares: bool = True, huge_pages: bool = True) -
                             os.setpgid(pid, pid)
                     running[pid] = request["id"]
                     say({"id": request["id"], "pid": pid})
-                    if spares:  # after the answer: the fork is off this document's path
-                        waiting = fork_spare(renderer, inherited)
 
 
 def reaped() -> Iterator[tuple[int, int]]:
@@ -247,5 +251,5 @@ if __name__ == "__main__":
     serve(
         resident="--no-resident" not in sys.argv[1:],
         spares="--no-spare" not in sys.argv[1:],
-        huge_pages="--no-huge-pages" not in sys.argv[1:],
+        fewer_faults="--no-fewer-faults" not in sys.argv[1:],
     )

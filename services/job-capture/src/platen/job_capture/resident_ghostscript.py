@@ -47,6 +47,12 @@ KEEP_FREED_BYTES = 512 * 2**20
 # writes that the parent had written stay 4 kB copies.
 HUGE_HEAP_BYTES = 64 * 2**20
 HUGE_PAGE = 2 * 2**20
+# PostScript VM allocated before Ghostscript collects its garbage. A collection marks
+# every object the interpreter holds, so in a child it writes to (and copies) every page
+# of the parent's VM: about half of what was left of a short document's page faults. A
+# document that allocates more is still collected, every 64 MB, far under its memory
+# limit (1 GiB by default).
+GC_THRESHOLD_BYTES = 64 * 2**20
 
 _Write = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
 
@@ -65,7 +71,7 @@ class ResidentGhostscript:
         self._stderr = _Write(lambda _handle, _buf, length: length)  # dropped, as before
 
     @classmethod
-    def load(cls, huge_pages: bool = True) -> tuple[ResidentGhostscript | None, str]:
+    def load(cls, fewer_faults: bool = True) -> tuple[ResidentGhostscript | None, str]:
         """An initialised instance, or None and why not (then `gs` runs per document)."""
         try:
             lib = ctypes.CDLL(LIBRARY)
@@ -74,7 +80,7 @@ class ResidentGhostscript:
         libc = ctypes.CDLL(None)
         libc.mallopt(M_MMAP_THRESHOLD, KEEP_FREED_BYTES)
         libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED_BYTES)
-        if huge_pages:
+        if fewer_faults:
             _heap_in_huge_pages(libc)
         instance = ctypes.c_void_p()
         if lib.gsapi_new_instance(ctypes.byref(instance), None) < 0:
@@ -93,6 +99,8 @@ class ResidentGhostscript:
         if code < 0:
             lib.gsapi_delete_instance(instance)
             return None, f"libgs failed to initialise (code {code})"
+        if fewer_faults:
+            resident.run_trusted(f"{GC_THRESHOLD_BYTES} setvmthreshold")
         return resident, "libgs"
 
     def _write_stdout(self, _handle: object, buffer: int, length: int) -> int:
@@ -108,7 +116,11 @@ class ResidentGhostscript:
         is this one (a document at another resolution has its raster made again)."""
         if self.used:
             raise RuntimeError("a resident Ghostscript runs one document")
-        request = f"<< /HWResolution [{dpi} {dpi}] >> setpagedevice".encode()
+        return self.run_trusted(f"<< /HWResolution [{dpi} {dpi}] >> setpagedevice")
+
+    def run_trusted(self, postscript: str) -> bool:
+        """Run our own PostScript (never a document's) in the interpreter."""
+        request = postscript.encode()
         exit_code = ctypes.c_int(0)
         code = self._lib.gsapi_run_string_with_length(
             self._instance, request, len(request), 0, ctypes.byref(exit_code)
