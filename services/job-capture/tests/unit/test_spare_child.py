@@ -16,6 +16,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -216,3 +217,18 @@ async def test_children_allocate_anew_in_huge_pages_and_collect_garbage_every_64
     else:
         with pytest.raises(UnreadableDocument, match="stops with an error"):
             await analyser.analyse(COLLECTS_EVERY_64_MB)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_a_child_is_forked_with_the_parents_objects_out_of_the_collectors_reach(freeze):
+    # In a fresh interpreter: forking pytest's own process is not this test's business.
+    script = (
+        "import gc, os, sys; from platen.job_capture.analysis_worker import frozen_fork;"
+        " held = [[n] for n in range(10000)];"
+        f" pid = frozen_fork({freeze});"
+        " os._exit(min(gc.get_freeze_count(), 100000) // 1000) if pid == 0 else None;"
+        " sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], check=False)
+    # The child's frozen objects (in thousands): the parent's 10,000 lists and more, or none.
+    assert (ran.returncode >= 10) if freeze else (ran.returncode == 0)
