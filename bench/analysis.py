@@ -10,8 +10,10 @@ alike:
   forked when the document comes, runs it in the interpreter it inherits
   (`resident_ghostscript`);
 - `+ fewer faults`: the same, with the heap the children allocate anew asked for in
-  transparent huge pages and Ghostscript's garbage collected every 64 MB instead of
-  in every document (`resident_ghostscript.HUGE_HEAP_BYTES`, `GC_THRESHOLD_BYTES`);
+  transparent huge pages, Ghostscript's garbage collected every 64 MB instead of in
+  every document, and the parent's Python objects frozen before each fork
+  (`resident_ghostscript.HUGE_HEAP_BYTES`, `GC_THRESHOLD_BYTES`,
+  `analysis_worker.frozen_fork`);
 - `+ spare child` (now): that, and the child was forked ahead and opened the device
   while it waited (`analysis_worker.spare`); a new spare is forked after it.
 
