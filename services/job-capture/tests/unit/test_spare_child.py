@@ -94,7 +94,9 @@ async def test_the_next_document_runs_in_the_spare_that_waited_for_it():
     opened = [os.readlink(f"/proc/{spare}/fd/{fd}") for fd in os.listdir(f"/proc/{spare}/fd")]
     assert not any("platen-analysis-" in path for path in opened), opened
     assert address_space_limit(spare) == "unlimited"
-    assert os.getpgid(spare) == spare  # its own group: the service's kill takes it whole
+    # Its own group (the service's kill takes it whole): polled, since the test may see
+    # the spare between its fork and the parent's setpgid, before any request is sent.
+    await until(lambda: os.getpgid(spare) == spare, "the spare leads its own group")
 
     endless = asyncio.create_task(analyser.analyse(hostile.INFINITE_LOOP_PS))
     assert await running_child(analyser) == spare
