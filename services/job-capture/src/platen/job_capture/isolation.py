@@ -81,8 +81,10 @@ class Limits:
     # (`analysis_worker.spare`); off: each document's child is forked when it comes.
     spare_child: bool = True
     # Fewer page faults in each child: the heap it allocates anew in transparent huge
-    # pages, where the kernel allows them, and Ghostscript's garbage collected every 64 MB
-    # (`resident_ghostscript.HUGE_HEAP_BYTES`, `GC_THRESHOLD_BYTES`); off: as before.
+    # pages, where the kernel allows them, Ghostscript's garbage collected every 64 MB,
+    # and the parent's Python objects out of a child's collections
+    # (`resident_ghostscript.HUGE_HEAP_BYTES`, `GC_THRESHOLD_BYTES`,
+    # `analysis_worker.frozen_fork`); off: as before.
     fewer_faults: bool = True
 
     @classmethod

@@ -42,7 +42,7 @@ M_MMAP_THRESHOLD = -3
 KEEP_FREED_BYTES = 512 * 2**20
 # Heap made ready, untouched, in the parent, in transparent huge pages where the kernel
 # allows them (madvise): what a child allocates anew (the page's raster, the PDF
-# interpreter's state: about 8 MB for a page) then costs a few 2 MB faults instead of
+# interpreter's state: about 7 MB for a page) then costs a few 2 MB faults instead of
 # about 2,000 of 4 kB. Untouched, it takes no memory in the parent. Pages a child
 # writes that the parent had written stay 4 kB copies.
 HUGE_HEAP_BYTES = 64 * 2**20
