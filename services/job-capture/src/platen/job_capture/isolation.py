@@ -77,6 +77,15 @@ class Limits:
     # Ghostscript loaded once in the workers' parent (`resident_ghostscript`); off: `gs`
     # is started for every document, as before (to compare, or if libgs misbehaves).
     resident_ghostscript: bool = True
+    # A child forked ahead of its document, its device open, waiting for it
+    # (`analysis_worker.spare`); off: each document's child is forked when it comes.
+    spare_child: bool = True
+    # Fewer page faults in each child: the heap it allocates anew in transparent huge
+    # pages, where the kernel allows them, Ghostscript's garbage collected every 64 MB,
+    # and the parent's Python objects out of a child's collections
+    # (`resident_ghostscript.HUGE_HEAP_BYTES`, `GC_THRESHOLD_BYTES`,
+    # `analysis_worker.frozen_fork`); off: as before.
+    fewer_faults: bool = True
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -91,6 +100,8 @@ class Limits:
             * 2**20,
             yield_after=_env_number("PLATEN_ANALYSIS_YIELD_AFTER_SECONDS", 1.0),
             resident_ghostscript=os.environ.get("PLATEN_ANALYSIS_RESIDENT_GHOSTSCRIPT", "1") != "0",
+            spare_child=os.environ.get("PLATEN_ANALYSIS_SPARE_CHILD", "1") != "0",
+            fewer_faults=os.environ.get("PLATEN_ANALYSIS_FEWER_FAULTS", "1") != "0",
         )
 
     @property
@@ -204,6 +215,10 @@ class IsolatedAnalyser:
                 worker = self.worker
                 if not self.limits.resident_ghostscript:
                     worker = (*worker, "--no-resident")
+                if not self.limits.spare_child:
+                    worker = (*worker, "--no-spare")
+                if not self.limits.fewer_faults:
+                    worker = (*worker, "--no-fewer-faults")
                 self._server = await asyncio.create_task(
                     _WorkerParent.start(worker), context=contextvars.Context()
                 )
