@@ -80,16 +80,34 @@ def extract(rev: str, into: Path) -> Path:
 def use_backend(cups: LocalCups, pythonpath: Path | None) -> None:
     """Make cupsd's `platen` backend this worktree's (None) or the sources at `pythonpath`."""
     script = cups.folder / "serverbin/backend/platen"
-    lines = script.read_text().splitlines()
-    lines = [line for line in lines if not line.startswith("export PYTHONPATH=")]
-    # The backend's module: `backend` since the print agent, `main` before (and the old
-    # backend knows nothing of the agent: each of its jobs talks to the broker itself).
-    new, old = "-m platen.cups_backend.backend ", "-m platen.cups_backend.main "
-    lines = [line.replace(old, new) for line in lines]
-    if pythonpath is not None:
-        lines = [line.replace(new, old) for line in lines]
-        paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
-        lines.insert(1, f"export PYTHONPATH={paths}")
+    current = cups.folder / "serverbin/platen.current"
+    if not current.exists():  # the wrapper LocalCups wrote: this worktree's backend
+        current.write_text(script.read_text())
+    if pythonpath is None:
+        script.write_text(current.read_text())
+        return
+    # An older backend runs as it was installed then: a plain `python` (site-packages
+    # scanned), its sources first on PYTHONPATH, and its module: `backend` since the print
+    # agent, `main` before (that backend knows nothing of the agent: each of its jobs
+    # talks to the broker itself).
+    module = (
+        "backend"
+        if (pythonpath / BACKEND_SOURCES[0] / "platen/cups_backend/backend.py").exists()
+        else "main"
+    )
+    lines = [
+        line
+        for line in current.read_text().splitlines()
+        if not line.startswith("export PYTHONPATH=")
+    ]
+    lines = [
+        re.sub(
+            r" (-S )?-m platen\.cups_backend\.backend ", f" -m platen.cups_backend.{module} ", line
+        )
+        for line in lines
+    ]
+    paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
+    lines.insert(1, f"export PYTHONPATH={paths}")
     script.write_text("\n".join(lines) + "\n")
 
 
