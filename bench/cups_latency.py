@@ -10,8 +10,10 @@ analysis, pricing, authorisation, the decision reaching the backend, and reporti
 
 `--compare REV` also runs, in the same turns, the backend (with its events and rpc
 libraries) of git revision REV against the same services: before and after in one run.
+Each backend runs as it was installed in its day: this worktree's as LocalCups installs it
+(`python -S`, docs/cups.md), an older one with a plain `python`.
 
-The breakdown reads the backend's own timings (cupsd's log at LogLevel debug): from `lp`
+The breakdown, for each backend, reads its own timings (cupsd's log at LogLevel debug): from `lp`
 to the backend's process start (cupsd and its filters, as for `direct`), Python's start,
 the imports, preparing the document, the print agent ready (its connection shared, the
 job's decision key bound; a backend without the agent connects itself), the submission (which
@@ -254,9 +256,14 @@ def main() -> None:
                 if name != "direct":
                     extra = statistics.median([t for _, _, t in taken]) - d
                     print(f"added by Platen ({name}): median {extra * 1000:.0f} ms")
-            print("where the time of a job through Platen goes (current backend):")
-            for stage, values in breakdown(rounds["platen"], backend_timings(cups)):
-                print(f"  {stage:<50} {ms(values)}")
+            timings = backend_timings(cups)
+            for name, taken in rounds.items():
+                if name == "direct":
+                    continue
+                backend = "current backend" if name == "platen" else f"backend at {args.compare}"
+                print(f"where the time of a job through Platen goes ({backend}):")
+                for stage, values in breakdown(taken, timings):
+                    print(f"  {stage:<50} {ms(values)}")
             analysed = asyncio.run(analysis_ms(db))
             if analysed:
                 print(f"  {'(of the submission) job-capture analysis':<50} {ms(analysed)}")
