@@ -69,7 +69,7 @@ class SharedConnection:
         self._client: Client | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._attempt: asyncio.Future[Client] | None = None
-        self.attempts = 0  # connections tried, for the log and the tests
+        self.attempts = 0  # connections tried since the start (the tests count them)
 
     @property
     def up(self) -> bool:
