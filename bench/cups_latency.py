@@ -10,8 +10,10 @@ analysis, pricing, authorisation, the decision reaching the backend, and reporti
 
 `--compare REV` also runs, in the same turns, the backend (with its events and rpc
 libraries) of git revision REV against the same services: before and after in one run.
+Each backend runs as it was installed in its day: this worktree's as LocalCups installs it
+(`python -S`, docs/cups.md), an older one with a plain `python`.
 
-The breakdown reads the backend's own timings (cupsd's log at LogLevel debug): from `lp`
+The breakdown, for each backend, reads its own timings (cupsd's log at LogLevel debug): from `lp`
 to the backend's process start (cupsd and its filters, as for `direct`), Python's start,
 the imports, preparing the document, the print agent ready (its connection shared, the
 job's decision key bound; a backend without the agent connects itself), the submission (which
@@ -80,16 +82,34 @@ def extract(rev: str, into: Path) -> Path:
 def use_backend(cups: LocalCups, pythonpath: Path | None) -> None:
     """Make cupsd's `platen` backend this worktree's (None) or the sources at `pythonpath`."""
     script = cups.folder / "serverbin/backend/platen"
-    lines = script.read_text().splitlines()
-    lines = [line for line in lines if not line.startswith("export PYTHONPATH=")]
-    # The backend's module: `backend` since the print agent, `main` before (and the old
-    # backend knows nothing of the agent: each of its jobs talks to the broker itself).
-    new, old = "-m platen.cups_backend.backend ", "-m platen.cups_backend.main "
-    lines = [line.replace(old, new) for line in lines]
-    if pythonpath is not None:
-        lines = [line.replace(new, old) for line in lines]
-        paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
-        lines.insert(1, f"export PYTHONPATH={paths}")
+    current = cups.folder / "serverbin/platen.current"
+    if not current.exists():  # the wrapper LocalCups wrote: this worktree's backend
+        current.write_text(script.read_text())
+    if pythonpath is None:
+        script.write_text(current.read_text())
+        return
+    # An older backend runs as it was installed then: a plain `python` (site-packages
+    # scanned), its sources first on PYTHONPATH, and its module: `backend` since the print
+    # agent, `main` before (that backend knows nothing of the agent: each of its jobs
+    # talks to the broker itself).
+    module = (
+        "backend"
+        if (pythonpath / BACKEND_SOURCES[0] / "platen/cups_backend/backend.py").exists()
+        else "main"
+    )
+    lines = [
+        line
+        for line in current.read_text().splitlines()
+        if not line.startswith("export PYTHONPATH=")
+    ]
+    lines = [
+        re.sub(
+            r" (-S )?-m platen\.cups_backend\.backend ", f" -m platen.cups_backend.{module} ", line
+        )
+        for line in lines
+    ]
+    paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
+    lines.insert(1, f"export PYTHONPATH={paths}")
     script.write_text("\n".join(lines) + "\n")
 
 
@@ -236,9 +256,14 @@ def main() -> None:
                 if name != "direct":
                     extra = statistics.median([t for _, _, t in taken]) - d
                     print(f"added by Platen ({name}): median {extra * 1000:.0f} ms")
-            print("where the time of a job through Platen goes (current backend):")
-            for stage, values in breakdown(rounds["platen"], backend_timings(cups)):
-                print(f"  {stage:<50} {ms(values)}")
+            timings = backend_timings(cups)
+            for name, taken in rounds.items():
+                if name == "direct":
+                    continue
+                backend = "current backend" if name == "platen" else f"backend at {args.compare}"
+                print(f"where the time of a job through Platen goes ({backend}):")
+                for stage, values in breakdown(taken, timings):
+                    print(f"  {stage:<50} {ms(values)}")
             analysed = asyncio.run(analysis_ms(db))
             if analysed:
                 print(f"  {'(of the submission) job-capture analysis':<50} {ms(analysed)}")

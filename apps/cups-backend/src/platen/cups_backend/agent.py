@@ -29,7 +29,6 @@ import signal
 import socket
 import stat
 import struct
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -38,11 +37,12 @@ from typing import Any
 
 import structlog
 
-from platen.cups_backend import main
+from platen.cups_backend import main, timings
 from platen.cups_backend.agent_link import PROTOCOL
 from platen.cups_backend.config import BackendConfig, PrinterPolicy, load
 from platen.cups_backend.decisions import Invalid, Offline, Refused
 from platen.events.base import canonical_login
+from platen.logs import configure_logging
 from platen.rpc import Client, connect
 
 log = structlog.get_logger("platen.print_agent")
@@ -56,13 +56,20 @@ MAX_LINE = 1024 * 1024
 
 
 class SharedConnection:
-    """One broker connection (and reply queue) for every job, made again when lost."""
+    """One broker connection (and reply queue) for every job, made again when lost.
+
+    While it is down, every job that needs it waits for the same attempt to connect: with
+    the broker unreachable an attempt can last its whole timeout (10 s: a broker that
+    accepts the connection but does not answer), and jobs taking turns would wait one
+    attempt each, the last of N jobs N attempts. Each learns the outcome of the one
+    attempt under way, and the next job to ask after a failure starts the next."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._client: Client | None = None
         self._stack: contextlib.AsyncExitStack | None = None
-        self._lock = asyncio.Lock()
+        self._attempt: asyncio.Future[Client] | None = None
+        self.attempts = 0  # connections tried since the start (the tests count them)
 
     @property
     def up(self) -> bool:
@@ -72,19 +79,33 @@ class SharedConnection:
         )
 
     async def client(self) -> Client:
-        async with self._lock:
-            if not self.up:
-                await self._drop()
-                stack = contextlib.AsyncExitStack()
-                try:
-                    client = await stack.enter_async_context(connect(self.url))
-                except BaseException:
-                    await stack.aclose()
-                    raise
-                self._client, self._stack = client, stack
-                log.info("agent.broker_connected")
+        if self.up:
             assert self._client is not None
             return self._client
+        if self._attempt is None:
+            self._attempt = asyncio.ensure_future(self._connect())
+            self._attempt.add_done_callback(self._attempt_over)
+        # Shielded: a job that stops waiting (its backend left) does not cancel the
+        # attempt the other jobs wait for.
+        return await asyncio.shield(self._attempt)
+
+    def _attempt_over(self, attempt: asyncio.Future[Client]) -> None:
+        self._attempt = None
+        if not attempt.cancelled():
+            attempt.exception()  # seen here, should every job waiting for it have left
+
+    async def _connect(self) -> Client:
+        await self._drop()
+        self.attempts += 1
+        stack = contextlib.AsyncExitStack()
+        try:
+            client = await stack.enter_async_context(connect(self.url))
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._client, self._stack = client, stack
+        log.info("agent.broker_connected")
+        return client
 
     @contextlib.asynccontextmanager
     async def lease(self) -> AsyncIterator[Client]:
@@ -98,8 +119,12 @@ class SharedConnection:
                 await stack.aclose()
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
+        attempt = self._attempt
+        if attempt is not None:
+            attempt.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt
+        await self._drop()
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -132,7 +157,7 @@ class Conversation:
         self.send(say=[kind, text])
 
     def mark(self, step: str) -> None:
-        self.send(mark=step)
+        self.send(mark=step, at=timings.now())
 
     async def run(self) -> None:
         while True:
@@ -349,27 +374,6 @@ async def serve(config: BackendConfig, stop: asyncio.Event | None = None) -> Non
         await agent.shared.close()
 
 
-def configure_logging(level: str) -> None:
-    import logging
-
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    structlog.contextvars.bind_contextvars(service="print-agent")
-
-
 def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="platen-print-agent",
@@ -378,7 +382,7 @@ def run(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--log-level", default=os.environ.get("PLATEN_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging("print-agent", args.log_level)
     config = load()
     if not config.agent_socket:
         raise SystemExit("platen-print-agent: agent_socket is empty in the backend's settings")

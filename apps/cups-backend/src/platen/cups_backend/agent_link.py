@@ -3,8 +3,9 @@
 One Unix stream socket per job, one JSON object a line. The backend sends a request
 (`{"op": ...}`) and reads lines until the answer: on the way, the agent may pass on
 what the backend says to cupsd (`{"say": [kind, text]}`) and the steps of its timings
-(`{"mark": step}`). An agent that refuses the backend (`{"refused": why}`), answers
-nonsense or goes away is `AgentGone`: the backend then does the rest of the job itself.
+(`{"mark": step, "at": when}`, on `timings`' clock). An agent that refuses the backend
+(`{"refused": why}`), answers nonsense or goes away is `AgentGone`: the backend then
+does the rest of the job itself.
 
 Standard library only: the backend imports it on every job.
 """
@@ -63,13 +64,17 @@ class AgentLink:
         self,
         op: str,
         say: Callable[[str, str], None],
-        mark: Callable[[str], None],
+        mark: Callable[[str, float | None], None],
+        meanwhile: Callable[[], None] | None = None,
         **fields: object,
     ) -> dict[str, object]:
-        """The agent's answer to one request."""
+        """The agent's answer to one request. `meanwhile` runs once the request is sent,
+        before the answer is read: the backend's own work while the agent does its."""
         try:
             self.file.write(json.dumps({"op": op, **fields}).encode() + b"\n")
             self.file.flush()
+            if meanwhile is not None:
+                meanwhile()
             while True:
                 line = self.file.readline()
                 if not line:
@@ -81,7 +86,10 @@ class AgentLink:
                     kind, text = message["say"]
                     say(str(kind), str(text))
                 elif "mark" in message:
-                    mark(str(message["mark"]))
+                    # When the agent did the step (the clock is the machine's, not the
+                    # process's), not when the backend read the line.
+                    at = message.get("at")
+                    mark(str(message["mark"]), at if isinstance(at, float) else None)
                 elif "refused" in message:
                     raise AgentGone(f"the agent refused this backend: {message['refused']}")
                 else:

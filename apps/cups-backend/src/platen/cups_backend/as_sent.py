@@ -17,10 +17,10 @@ both what job-capture analyses and what the printer is sent.
 
 from __future__ import annotations
 
+import os
 import shlex
+from collections import namedtuple
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
 
 from platen.cups_backend.options import RAW, JobOptions, parse_options
 from platen.cups_backend.postscript import (
@@ -55,7 +55,7 @@ def is_raw(env: Mapping[str, str]) -> bool:
 
 def charge_as_sent(opts: JobOptions) -> JobOptions:
     """The options to charge a raw job with: none that would lower its price."""
-    return replace(opts, number_up=1, color_mode="color", duplex=False)
+    return opts._replace(number_up=1, color_mode="color", duplex=False)
 
 
 def without_price_options(options: str) -> str:
@@ -66,23 +66,21 @@ def without_price_options(options: str) -> str:
     return " ".join(f"{name}={shlex.quote(value)}" for name, value in kept.items())
 
 
-@dataclass(frozen=True)
-class Sent:
+# A named tuple, not a dataclass: see decisions.Decision.
+class Sent(namedtuple("Sent", "document options inner_options content_type", defaults=(None,))):
     """The job as the printer will get it, and so as Platen charges it.
 
     `document`: the file to analyse and to print (a converted one for PostScript).
-    `options`: what job-capture is told. `inner_options`: argv[4] for the real backend.
-    `content_type`: the FINAL_CONTENT_TYPE to give the real backend, if it changed.
+    `options`: what job-capture is told (JobOptions). `inner_options`: argv[4] for the
+    real backend. `content_type`: the FINAL_CONTENT_TYPE to give the real backend, if it
+    changed.
     """
 
-    document: Path
-    options: JobOptions
-    inner_options: str
-    content_type: str | None = None
+    __slots__ = ()
 
 
 def prepare(
-    document: Path,
+    document: str | os.PathLike[str],
     env: Mapping[str, str],
     ppd: str | None,
     opts: JobOptions,
@@ -90,17 +88,18 @@ def prepare(
     *,
     max_bytes: int,
 ) -> Sent:
-    """Decide what is sent and charged; raises `postscript.ConversionFailed`."""
+    """Decide what is sent and charged; raises `postscript.ConversionFailed`. The
+    document sent is `document` itself, or for PostScript a file beside it (a str)."""
     raw = is_raw(env)
     if raw:
         opts = charge_as_sent(opts)
         options = without_price_options(options)
-    with document.open("rb") as file:
+    with open(document, "rb") as file:
         head = file.read(1024)
     if not is_postscript(head):
         return Sent(document, opts, options)
     target = target_format(env, ppd, raw=raw)
-    converted = document.with_name(f"{document.name}.{target}")
+    converted = f"{os.fspath(document)}.{target}"
     convert(document, converted, target, max_bytes=max_bytes)
     # The real backend announces the format it is told; a filtered PostScript job stays
     # PostScript, a raw one becomes PDF only for a printer that takes PDF.

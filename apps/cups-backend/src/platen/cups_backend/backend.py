@@ -9,22 +9,20 @@ CUPS starts this program once per job, so it stays small: it prepares the docume
 itself, then hands the talking to Platen (the status question, the submission, the wait
 for the decision, heartbeats, the outcome) to the print server's agent over a Unix socket
 (`agent`, `agent_link`), which has Python, the contract and a broker connection ready.
-This module and what it imports on that path are standard library only. When the agent
-is not running, refuses it or stops mid-job, the backend does the rest itself (`main`,
-imported then): nothing is lost, and a job is never printed before Platen releases it.
+This module and what it imports on that path are standard library only, and few of them:
+a job's start is a Python start, paid each time (bench/README.md, cups_latency.py). When
+the agent is not running, refuses it or stops mid-job, the backend does the rest itself
+(`main`, imported then): nothing is lost, and a job is never printed before Platen
+releases it.
 
 Exit codes are CUPS's (cups/backend.h).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
 import sys
-import tempfile
 import uuid
-from pathlib import Path
 
 from platen.cups_backend import job_ids, timings
 from platen.cups_backend.agent_link import PROTOCOL, AgentGone, AgentLink
@@ -43,11 +41,40 @@ from platen.cups_backend.decisions import (
     Refused,
     say,
 )
-from platen.cups_backend.devices import list_devices
 from platen.cups_backend.options import as_printed, filter_work, job_options
 from platen.cups_backend.postscript import ConversionFailed
-from platen.cups_backend.printing import run_with_heartbeat
+from platen.cups_backend.scratch import scratch_folder
 from platen.cups_backend.termination import AFTER_SIGTERM_SECONDS, TERMINATION, Terminated
+
+
+def with_site_packages() -> None:
+    """Make the installed packages importable: the broker client, the contract, the rest
+    of Platen. The wrapper cupsd runs may start Python without them (`python -S`, its
+    PYTHONPATH naming only the backend's own folder), which saves every job the
+    interpreter's scan of site-packages; only a job done without the agent needs them."""
+    global _site_added
+    if sys.flags.no_site and not _site_added:
+        import site
+
+        site.main()
+        _site_added = True
+
+
+_site_added = False
+
+
+def on_its_own():  # -> the `main` module
+    """What the backend talks to Platen with when the agent does not answer."""
+    with_site_packages()
+    from platen.cups_backend import main
+
+    return main
+
+
+def while_waiting() -> None:
+    """Imports the job needs only once Platen has decided (running the printer's
+    backend): made while the agent works on the decision, not after it."""
+    from platen.cups_backend import printing  # noqa: F401
 
 
 class Platen:
@@ -78,12 +105,13 @@ class Platen:
             self.link.close()
             self.link = None
 
-    def _agent(self, op: str, **fields: object) -> dict[str, object] | None:
-        """The agent's answer, or None when the backend must do it itself."""
+    def _agent(self, op: str, meanwhile=None, **fields: object) -> dict[str, object] | None:
+        """The agent's answer, or None when the backend must do it itself. `meanwhile`
+        runs once the request is sent, before the answer is read."""
         if self.link is None:
             return None
         try:
-            return self.link.call(op, say, timings.mark, **fields)
+            return self.link.call(op, say, timings.mark, meanwhile=meanwhile, **fields)
         except AgentGone as exc:
             # Said to cupsd's log: an operator sees jobs costing a Python start again.
             say("WARNING", f"Platen: the print server's agent is not answering ({exc})")
@@ -94,21 +122,27 @@ class Platen:
         answer = self._agent("login", protocol=PROTOCOL, user=user)
         if answer is not None:
             return answer.get("login")
+        with_site_packages()
         from platen.events.base import canonical_login
 
         return canonical_login(user, self.config.login_domains)
 
-    def decide(self, policy: PrinterPolicy, fields: dict[str, object], document: Path) -> Decision:
+    def decide(self, policy: PrinterPolicy, fields: dict[str, object], document: str) -> Decision:
         answer = self._agent(
-            "decide", fields=fields, document=str(document), policy=dataclasses.asdict(policy)
+            "decide",
+            meanwhile=while_waiting,
+            fields=fields,
+            document=document,
+            policy=policy._asdict(),
         )
         if answer is not None:
             return answered(answer)
         import asyncio
 
-        from platen.cups_backend import main
-
-        return asyncio.run(main.decide(self.config, policy, fields, document.read_bytes()))
+        main = on_its_own()
+        with open(document, "rb") as file:
+            data = file.read()
+        return asyncio.run(main.decide(self.config, policy, fields, data))
 
     def heartbeat(self, job_id: uuid.UUID) -> None:
         """One heartbeat; a failure is only logged (see `printing`)."""
@@ -119,8 +153,7 @@ class Platen:
             return
         import asyncio
 
-        from platen.cups_backend import main
-
+        main = on_its_own()
         try:
             asyncio.run(main.heartbeat(self.config, job_id))
         except Exception as exc:
@@ -133,8 +166,7 @@ class Platen:
             return
         import asyncio
 
-        from platen.cups_backend import main
-
+        main = on_its_own()
         asyncio.run(main.report(self.config, outcome, wait))
 
     def cancel(self, job_id: uuid.UUID, wait: float) -> str:
@@ -143,8 +175,7 @@ class Platen:
             return answered(answer).state
         import asyncio
 
-        from platen.cups_backend import main
-
+        main = on_its_own()
         return asyncio.run(main.cancel(self.config, job_id, wait))
 
 
@@ -163,9 +194,19 @@ def read_ppd() -> str | None:
     """The queue's PPD, which says whether the filters make the copies (None if none)."""
     path = os.environ.get("PPD")
     try:
-        return Path(path).read_text(errors="replace") if path else None
+        if not path:
+            return None
+        with open(path, errors="replace") as file:
+            return file.read()
     except OSError:
         return None
+
+
+def copy(source, out) -> None:
+    """Copy one open file into another (`shutil.copyfileobj`, without importing `shutil`
+    on every job)."""
+    while chunk := source.read(1 << 20):
+        out.write(chunk)
 
 
 def handle_job(args: list[str], platen: Platen) -> int:
@@ -181,16 +222,16 @@ def handle_job(args: list[str], platen: Platen) -> int:
         say("ERROR", f"Platen cannot charge this job: {user!r} is not a login Platen knows")
         return CANCEL
 
-    with tempfile.TemporaryDirectory(prefix="platen-") as tmp:
+    with scratch_folder() as tmp:
         # The real backend needs the document as a file; CUPS may hand it over on stdin.
-        document = Path(tmp) / "document"
-        with document.open("wb") as out:
+        document = os.path.join(tmp, "document")
+        with open(document, "wb") as out:
             if len(args) >= 6:
                 with open(args[5], "rb") as source:
-                    shutil.copyfileobj(source, out)
+                    copy(source, out)
             else:
-                shutil.copyfileobj(sys.stdin.buffer, out)
-        size = document.stat().st_size
+                copy(sys.stdin.buffer, out)
+        size = os.path.getsize(document)
         if size > config.max_document_bytes:
             # The same refusal as job-capture's, before the broker refuses the message
             # (which would look like Platen being down).
@@ -279,6 +320,8 @@ def handle_job(args: list[str], platen: Platen) -> int:
         # The real backend is told the copies left to make: none when the document holds
         # them all already (it gets the document as a file, so it would repeat it).
         inner_args = [*args[:3], str(opts.copies), sent.inner_options]
+        from platen.cups_backend.printing import run_with_heartbeat  # see while_waiting
+
         code = run_with_heartbeat(
             inner_uri,
             inner_args,
@@ -337,6 +380,8 @@ def cancel_at_platen(platen: Platen, job_id: uuid.UUID | None) -> int:
 def run(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
+        from platen.cups_backend.devices import list_devices
+
         for line in list_devices():
             print(line)
         sys.exit(OK)

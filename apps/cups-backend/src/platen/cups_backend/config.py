@@ -25,8 +25,7 @@ from __future__ import annotations
 import configparser
 import os
 import socket
-from dataclasses import dataclass
-from pathlib import Path
+from collections import namedtuple
 
 DEFAULT_PATH = "/etc/platen/cups-backend.conf"
 DEFAULT_STATE_DIR = "/var/lib/platen/cups-backend"
@@ -42,30 +41,47 @@ DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 DEFAULT_HEARTBEAT_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class PrinterPolicy:
-    # hold: keep the job and keep trying while Platen is unreachable (never print free);
-    # deny: cancel the job once Platen has been unreachable for `offline_grace` seconds.
-    offline: str = "hold"
-    offline_grace: float = 30.0
-    # How long the backend keeps a job while Platen stays unreachable before handing it
-    # back to CUPS as held (an administrator can release it later).
-    offline_wait: float = 3600.0
-    deadline: int | None = None
+# Named tuples, not dataclasses: the backend reads its settings on every job, and
+# `dataclasses` is costly to import (see decisions.Decision).
+class PrinterPolicy(
+    namedtuple(
+        "PrinterPolicy",
+        "offline offline_grace offline_wait deadline",
+        defaults=("hold", 30.0, 3600.0, None),
+    )
+):
+    """What the backend does for one printer while Platen is unreachable.
+
+    `offline`: hold (default: keep the job and keep trying, never print free) or deny
+    (cancel the job once Platen has been unreachable for `offline_grace` seconds).
+    `offline_wait`: how long the backend keeps a job while Platen stays unreachable before
+    handing it back to CUPS as held (an administrator can release it later).
+    `deadline`: seconds a job may wait for a decision (None: Platen's default).
+    """
+
+    __slots__ = ()
 
 
-@dataclass(frozen=True)
-class BackendConfig:
-    amqp_url: str
-    server_id: str
-    printers: dict[str, PrinterPolicy]
-    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
-    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
-    state_dir: str = DEFAULT_STATE_DIR
-    # Domains (and Kerberos realms) taken off the user names CUPS gives (`CORP\alice`):
-    # the login is what is left, in lower case (`platen.events.base.canonical_login`).
-    login_domains: tuple[str, ...] = ()
-    agent_socket: str = DEFAULT_AGENT_SOCKET
+class BackendConfig(
+    namedtuple(
+        "BackendConfig",
+        "amqp_url server_id printers max_document_bytes heartbeat_seconds state_dir "
+        "login_domains agent_socket",
+        defaults=(
+            DEFAULT_MAX_DOCUMENT_BYTES,
+            DEFAULT_HEARTBEAT_SECONDS,
+            DEFAULT_STATE_DIR,
+            (),
+            DEFAULT_AGENT_SOCKET,
+        ),
+    )
+):
+    """The backend's settings. `printers`: PrinterPolicy by queue name (`*` for every
+    other). `login_domains`: domains (and Kerberos realms) taken off the user names CUPS
+    gives (`CORP\\alice`): the login is what is left, in lower case
+    (`platen.events.base.canonical_login`)."""
+
+    __slots__ = ()
 
     def policy(self, printer: str) -> PrinterPolicy:
         return self.printers.get(printer, self.printers.get("*", PrinterPolicy()))
@@ -73,8 +89,8 @@ class BackendConfig:
 
 def load(path: str | None = None) -> BackendConfig:
     parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"))
-    file = Path(path or os.environ.get("PLATEN_BACKEND_CONFIG", DEFAULT_PATH))
-    if file.exists():
+    file = path or os.environ.get("PLATEN_BACKEND_CONFIG", DEFAULT_PATH)
+    if os.path.exists(file):
         parser.read(file)
     section = parser["platen"] if parser.has_section("platen") else {}
     printers = {}
@@ -112,7 +128,7 @@ def load(path: str | None = None) -> BackendConfig:
     )
 
 
-def _heartbeat(file: Path, text: str) -> float:
+def _heartbeat(file: str, text: str) -> float:
     if not text:
         return DEFAULT_HEARTBEAT_SECONDS
     try:
@@ -124,7 +140,7 @@ def _heartbeat(file: Path, text: str) -> float:
     return value
 
 
-def _positive(file: Path, text: str) -> int:
+def _positive(file: str, text: str) -> int:
     try:
         value = int(text)
     except ValueError:

@@ -7,7 +7,7 @@ Exit codes are CUPS's (cups/backend.h).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from collections import namedtuple
 
 OK, FAILED, HOLD, CANCEL = 0, 1, 3, 5
 
@@ -27,12 +27,14 @@ FINAL = {"released", "printed", "denied", "cancelled", "failed", "unconfirmed"}
 PRINTABLE = {"released", "unconfirmed"}
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The job's state once Platen has decided (or knows nothing of it), and why."""
+# Named tuples, not dataclasses, in the modules the backend imports on every job:
+# `dataclasses` brings `inspect` (and `ast`, `dis`, `tokenize`), a fifth of what the
+# backend's start used to import (bench/README.md, cups_latency.py).
+class Decision(namedtuple("Decision", "state reason", defaults=(None,))):
+    """The job's state once Platen has decided (or knows nothing of it), and why
+    (`state`: str, `reason`: str or None)."""
 
-    state: str
-    reason: str | None = None
+    __slots__ = ()
 
 
 class Offline(Exception):

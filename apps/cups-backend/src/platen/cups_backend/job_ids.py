@@ -18,12 +18,18 @@ administrator deleted while its backend was not running) are removed by later ru
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import sys
 import time
 import uuid
-from pathlib import Path
+
+try:
+    # CPython's own SHA-256, the same digest as hashlib's: `hashlib` loads OpenSSL first,
+    # the largest single import of a job's start (bench/README.md, cups_latency.py).
+    from _sha256 import sha256
+except ImportError:  # a Python that names it otherwise
+    from hashlib import sha256
 
 from platen.cups_backend.options import parse_options
 
@@ -38,34 +44,41 @@ def cups_job_key(printer: str, cups_job: str, options: str) -> str:
     options it gives a backend, and keeps them for every run of the same job."""
     opts = parse_options(options)
     parts = (printer, cups_job, opts.get("job-uuid", ""), opts.get("time-at-creation", ""))
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return sha256("\0".join(parts).encode()).hexdigest()
 
 
 class JobIds:
-    """The job ids of the CUPS jobs this print server has not finished, one file each."""
+    """The job ids of the CUPS jobs this print server has not finished, one file each.
 
-    def __init__(self, folder: Path) -> None:
+    Paths are strings (`os.path`): `pathlib` is not imported on the backend's path, whose
+    start is paid on every job."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = folder
 
+    def _path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
     def _ready(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)
         # The ids are the print server's to know: other local users cannot list them.
         os.chmod(self.folder, 0o700)
 
-    def _read(self, path: Path) -> uuid.UUID | None:
+    def _read(self, path: str) -> uuid.UUID | None:
         try:
-            return uuid.UUID(path.read_text().strip())
+            with open(path) as file:
+                return uuid.UUID(file.read().strip())
         except FileNotFoundError:
             return None
 
     def job_id(self, key: str) -> uuid.UUID:
         """The id kept for `key`, or a new random one, kept before it is returned."""
         self._ready()
-        path = self.folder / key
+        path = self._path(key)
         if (kept := self._read(path)) is not None:
             return kept
         made = uuid.uuid4()
-        temp = self.folder / f".{key}.{os.getpid()}.tmp"
+        temp = self._path(f".{key}.{os.getpid()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, f"{made}\n".encode())
@@ -81,7 +94,7 @@ class JobIds:
                 return kept
             raise
         finally:
-            temp.unlink(missing_ok=True)
+            _unlink(temp)
         self._sync_folder()
         return made
 
@@ -92,7 +105,7 @@ class JobIds:
         finally:
             os.close(fd)
 
-    def document(self, key: str, prepared: Path) -> Path:
+    def document(self, key: str, prepared: str | os.PathLike[str]) -> str:
         """The document this CUPS job prints: `prepared` on the job's first run, kept
         beside its id; on a later run, the copy kept then.
 
@@ -101,10 +114,10 @@ class JobIds:
         or count its runs in a file it can reach): what was analysed and charged is the
         first run's, so that is what every run prints."""
         self._ready()
-        path = self.folder / f"{key}.document"
-        if path.exists():
+        path = self._path(f"{key}.document")
+        if os.path.exists(path):
             return path
-        temp = self.folder / f".{key}.document.{os.getpid()}.tmp"
+        temp = self._path(f".{key}.document.{os.getpid()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with open(prepared, "rb") as source:
@@ -118,31 +131,37 @@ class JobIds:
         except FileExistsError:
             pass
         finally:
-            temp.unlink(missing_ok=True)
+            _unlink(temp)
         self._sync_folder()
         return path
 
     def forget(self, key: str) -> None:
-        (self.folder / key).unlink(missing_ok=True)
-        (self.folder / f"{key}.document").unlink(missing_ok=True)
+        _unlink(self._path(key))
+        _unlink(self._path(f"{key}.document"))
 
     def prune(self, now: float | None = None) -> int:
         """Remove entries older than MAX_AGE (and stale temporary files); how many."""
         now = time.time() if now is None else now
         removed = 0
         try:
-            entries = list(self.folder.iterdir())
+            names = os.listdir(self.folder)
         except FileNotFoundError:
             return 0
-        for entry in entries:
-            limit = TEMP_AGE if entry.name.endswith(".tmp") else MAX_AGE
+        for name in names:
+            limit = TEMP_AGE if name.endswith(".tmp") else MAX_AGE
+            entry = self._path(name)
             try:
-                if now - entry.stat().st_mtime > limit:
-                    entry.unlink()
+                if now - os.stat(entry).st_mtime > limit:
+                    os.unlink(entry)
                     removed += 1
             except FileNotFoundError:
                 pass
         return removed
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 # The CUPS job this process runs for (a backend runs for one job).
@@ -151,7 +170,7 @@ _claimed: list[tuple[JobIds, str]] = []
 
 def claim(state_dir: str, printer: str, cups_job: str, options: str) -> uuid.UUID:
     """The Platen job id for this CUPS job (kept, or new and kept)."""
-    store = JobIds(Path(state_dir))
+    store = JobIds(state_dir)
     key = cups_job_key(printer, cups_job, options)
     try:
         store.prune()
@@ -164,7 +183,7 @@ def claim(state_dir: str, printer: str, cups_job: str, options: str) -> uuid.UUI
     return job_id
 
 
-def kept_document(prepared: Path) -> Path:
+def kept_document(prepared: str | os.PathLike[str]) -> str:
     """The document the claimed CUPS job prints (see `JobIds.document`)."""
     store, key = _claimed[-1]
     try:

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections import namedtuple
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 
 NUMBER_UP = (1, 2, 4, 6, 9, 16)
 
 
-@dataclass(frozen=True)
-class JobOptions:
-    copies: int = 1
-    duplex: bool = False
-    number_up: int = 1
-    color_mode: str = "color"
-    media: str | None = None
-    origin_host: str | None = None
-    document_name: str | None = None
+# Named tuples, not dataclasses: see decisions.Decision.
+class JobOptions(
+    namedtuple(
+        "JobOptions",
+        "copies duplex number_up color_mode media origin_host document_name",
+        defaults=(1, False, 1, "color", None, None, None),
+    )
+):
+    """What a job asks for: copies (int), duplex (bool), number_up (int), color_mode
+    ("color" or "monochrome"), and media, origin_host, document_name (str or None)."""
+
+    __slots__ = ()
 
 
 def parse_options(text: str) -> dict[str, str]:
@@ -68,16 +71,14 @@ RAW = "application/vnd.cups-raw"
 MANUAL_COPIES = re.compile(r"^\*cupsManualCopies:\s*\"?true", re.IGNORECASE | re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class FilterWork:
+class FilterWork(namedtuple("FilterWork", "imposed copies_made")):
     """What CUPS's filter chain did before the backend got the document.
 
     `imposed`: N-up is already applied (each page of the document is one printed side).
     `copies_made`: the document already holds every copy.
     """
 
-    imposed: bool
-    copies_made: bool
+    __slots__ = ()
 
 
 def filter_work(env: Mapping[str, str], ppd: str | None) -> FilterWork:
@@ -106,8 +107,7 @@ def as_printed(opts: JobOptions, work: FilterWork) -> JobOptions:
     """The options that describe the document as the backend has it: what the filters
     already did is not done (nor charged) again. The copies here are also what the real
     backend is told to print."""
-    return replace(
-        opts,
+    return opts._replace(
         number_up=1 if work.imposed else opts.number_up,
         copies=1 if work.copies_made else opts.copies,
     )

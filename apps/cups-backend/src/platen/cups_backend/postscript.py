@@ -11,13 +11,10 @@ in it, and it is the file both job-capture analyses and the real backend sends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import resource
-import shutil
-import subprocess
 from collections.abc import Mapping
-from pathlib import Path
 
 # For type checkers only: `typing` is not imported on the backend's path (its start-up
 # time per job is what the print server's agent is there to save).
@@ -70,8 +67,8 @@ def target_format(env: Mapping[str, str], ppd: str | None, *, raw: bool) -> Targ
 
 
 def convert(
-    source: Path,
-    destination: Path,
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
     target: Target,
     *,
     max_bytes: int,
@@ -79,6 +76,11 @@ def convert(
     memory: int = MEMORY_BYTES,
 ) -> None:
     """Run the PostScript in `source` once and write what it drew to `destination`."""
+    # Imported here: only PostScript needs them, and the backend's start is per job.
+    import resource
+    import shutil
+    import subprocess
+
     executable = shutil.which(GHOSTSCRIPT)
     if executable is None:  # an installation problem; the job cannot print without it
         raise ConversionFailed("the print server cannot convert PostScript (no Ghostscript)")
@@ -100,11 +102,12 @@ def convert(
         "-dQUIET",
         f"-sDEVICE={DEVICES[target]}",
         "-sDEFAULTPAPERSIZE=a4",  # PostScript that sets no page size, as job-capture
-        f"-sOutputFile={destination}",
+        f"-sOutputFile={os.fspath(destination)}",
         "-f",
-        str(source),
+        os.fspath(source),
     ]
-    destination.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(destination)
     try:
         # stdout: the program may write there, as much as it likes; nothing is kept.
         done = subprocess.run(
@@ -121,7 +124,7 @@ def convert(
         raise ConversionFailed(
             f"the PostScript document takes too long to print (the limit is {timeout:g} s)"
         ) from None
-    size = destination.stat().st_size if destination.exists() else 0
+    size = os.path.getsize(destination) if os.path.exists(destination) else 0
     if done.returncode != 0:
         if size > max_bytes:
             raise ConversionFailed(

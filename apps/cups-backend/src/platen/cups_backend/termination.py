@@ -16,10 +16,15 @@ Platen knows the printer received none of it.
 from __future__ import annotations
 
 import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# For type checkers only: the backend imports `subprocess` once the job is sent to the
+# agent, not at its start (see backend.while_waiting).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
 
 # cupsd's default JobKillDelay is 30 s: what is said to Platen after SIGTERM must fit in it.
 AFTER_SIGTERM_SECONDS = 20.0

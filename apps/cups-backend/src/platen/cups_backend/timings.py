@@ -11,13 +11,14 @@ import time
 _marks: list[tuple[str, float]] = []
 
 
-def _now() -> float:
-    # The clock /proc counts a process's start on (seconds since boot).
+def now() -> float:
+    """The clock /proc counts a process's start on (seconds since boot): the same in
+    every process, so the agent can mark a step for the backend."""
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 def _process_start() -> float | None:
-    """When this process started, on `_now`'s clock (to 1/100 s: the kernel's ticks)."""
+    """When this process started, on `now`'s clock (to 1/100 s: the kernel's ticks)."""
     try:
         with open("/proc/self/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
@@ -26,10 +27,11 @@ def _process_start() -> float | None:
         return None
 
 
-def mark(step: str) -> None:
-    """Note that `step` is done now (the first time only: a reconnection is not a step)."""
+def mark(step: str, at: float | None = None) -> None:
+    """Note that `step` is done now, or `at` (`now()` in the process that did it); the
+    first time only: a reconnection is not a step."""
     if all(name != step for name, _ in _marks):
-        _marks.append((step, _now()))
+        _marks.append((step, now() if at is None else at))
 
 
 def summary() -> str:

@@ -9,6 +9,7 @@ given the device URI `platen:/ipp://...`, so every job goes through Platen.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -24,6 +25,16 @@ from pathlib import Path
 from platen.localstack.servers import InfraError, free_port, stop_process, wait_for_port
 
 SYSTEM_SERVERBIN = Path("/usr/lib/cups")
+
+
+def backend_root() -> Path:
+    """The folder that holds the installed `platen/cups_backend`, found without importing
+    it (a lib does not import an app): the backend's whole path when it runs `python -S`."""
+    spec = importlib.util.find_spec("platen.cups_backend")
+    if spec is None or not spec.submodule_search_locations:
+        raise InfraError("the platen-cups-backend package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))).parent.parent
+
 
 GET_JOB = """{
     OPERATION get-job-attributes
@@ -269,12 +280,14 @@ class LocalCups:
                 link.symlink_to(backend)
         # Mode 0700: cupsd runs the backend as root, so it may read its configuration
         # (which holds the broker credentials) while users cannot.
+        # `python -S`, the backend's own folder as its path: as docs/cups.md installs it.
         platen = f / "serverbin/backend/platen"
         platen.write_text(
             "#!/bin/sh\n"
             f"export PLATEN_BACKEND_CONFIG={self.backend_config}\n"
             f"export PLATEN_AGENT_SOCKET={self.agent_socket}\n"
-            f'exec {sys.executable} -m platen.cups_backend.backend "$@"\n'
+            f"export PYTHONPATH={backend_root()}\n"
+            f'exec {sys.executable} -S -m platen.cups_backend.backend "$@"\n'
         )
         platen.chmod(0o700)
         failing = f / "serverbin/backend/fail"

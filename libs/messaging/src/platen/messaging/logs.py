@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import logging
-import sys
 import uuid
 
-import structlog
+from platen.logs import configure_logging as _configure_logging
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    """A service's logs (`platen.logs`), without httpx's own lines."""
+    _configure_logging(service, level)
     quiet_http_clients()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    structlog.contextvars.bind_contextvars(service=service)
 
 
 def quiet_http_clients() -> None:

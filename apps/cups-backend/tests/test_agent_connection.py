@@ -1,0 +1,102 @@
+"""The agent's one broker connection while the broker is unreachable: the jobs waiting for
+it share each attempt to connect, instead of taking turns (the last of N jobs would wait
+N attempts). A real RabbitMQ of the test's own, frozen (SIGSTOP: it accepts connections
+and answers nothing, so an attempt lasts its whole timeout) and thawed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import aio_pika
+import pytest
+
+from platen.cups_backend import main
+from platen.cups_backend.agent import SharedConnection
+from platen.cups_backend.config import BackendConfig, PrinterPolicy
+from platen.cups_backend.decisions import Offline
+from platen.messaging.topology import declare_topology
+from platen.testing.outages import PrivateStack, private_stack
+
+pytestmark = pytest.mark.integration
+
+JOBS = 4
+# rpc's `_connect`: how long one attempt waits for a broker that does not answer.
+ATTEMPT = 10.0
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[PrivateStack]:
+    with private_stack() as s:
+        asyncio.run(installed(s.rabbit.amqp_url))
+        yield s
+
+
+async def installed(url: str) -> None:
+    """The broker as the installer leaves it (the agent's replies come on its exchanges)."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        await declare_topology(await connection.channel())
+
+
+def fields() -> dict[str, object]:
+    return {
+        "job_id": str(uuid.uuid4()),
+        "user": "alice",
+        "printer": "lab",
+        "document_name": "a.pdf",
+    }
+
+
+async def test_jobs_waiting_for_an_unreachable_broker_share_each_attempt_to_connect(stack):
+    url = stack.rabbit.amqp_url
+    config = BackendConfig(url, "lab", {})
+    # A printer that cancels its jobs once Platen has been unreachable for 1 s.
+    policy = PrinterPolicy(offline="deny", offline_grace=1.0)
+    shared = SharedConnection(url)
+    stack.freeze_broker()
+    try:
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(
+                main.decide(config, policy, fields(), b"%PDF-1.7", session=shared.lease)
+                for _ in range(JOBS)
+            ),
+            return_exceptions=True,
+        )
+        took = time.monotonic() - started
+    finally:
+        stack.thaw_broker()
+    # Nothing is released (nothing prints free): every job is told Platen is unreachable
+    # and its printer's policy (deny: the backend cancels it).
+    assert [type(a) for a in answers] == [Offline] * JOBS
+    assert {a.args[0] for a in answers} == {"deny"}
+    # Each job needed two attempts (the first failure starts its outage, the second finds
+    # it past the grace): shared, that is two attempts' time for all of them, where
+    # jobs taking turns would have waited up to 2 * JOBS attempts (80 s).
+    assert shared.attempts == 2
+    assert took < 3 * ATTEMPT
+
+    # The broker back: the jobs asking at once get one new connection between them.
+    clients = await asyncio.gather(*(shared.client() for _ in range(JOBS)))
+    try:
+        assert shared.up
+        assert len({id(c) for c in clients}) == 1
+        assert shared.attempts == 3
+    finally:
+        await shared.close()
+
+
+async def test_a_job_that_stops_waiting_does_not_cancel_the_attempt_the_others_wait_for(stack):
+    shared = SharedConnection(stack.rabbit.amqp_url)
+    try:
+        waiters = [asyncio.ensure_future(shared.client()) for _ in range(3)]
+        await asyncio.sleep(0)
+        waiters[0].cancel()  # its backend left (cupsd cancelled the job)
+        clients = await asyncio.gather(*waiters[1:])
+        assert shared.up and clients[0] is clients[1]
+        assert shared.attempts == 1
+    finally:
+        await shared.close()

@@ -1,0 +1,111 @@
+"""The `platen` CUPS backend's start: what every job pays before the backend does anything.
+
+CUPS starts the backend once per job. This times, in fresh interpreters, Python's start and
+the backend's imports on the agent path (`import platen.cups_backend.backend`), as cupsd's
+wrapper runs it (LocalCups, docs/cups.md: `python -S`, its own folder as PYTHONPATH), and
+`--compare REV`'s backend as it was installed in its day (a plain `python`, its sources
+first on PYTHONPATH), beside a bare `python -c pass` and `python -S -c pass`. The variants
+take turns, round after round, so that each sees the same load. Each run's CPU time (user +
+system, from the kernel's accounting of the child) moves less with the load than its wall
+time: both are printed, with the load average.
+
+    .venv/bin/python bench/backend_start.py [--runs 30] [--compare 0deb87d]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKEND = "apps/cups-backend/src"
+IMPORT = "import platen.cups_backend.backend"
+
+
+def backend_root() -> Path:
+    """The folder that holds this worktree's `platen/cups_backend`."""
+    spec = importlib.util.find_spec("platen.cups_backend")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))).parent.parent
+
+
+def extract(rev: str, into: Path) -> Path:
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, BACKEND],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / BACKEND
+
+
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of `argv`."""
+    started = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{argv} failed")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--compare", metavar="REV", help="also time the backend of git revision REV")
+    args = p.parse_args()
+    python = sys.executable
+    # Bytecode is written and used, as for cupsd's backends (cupsd passes no PYTHON*).
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {
+        "python -c pass": ([python, "-c", "pass"], base),
+        "python -S -c pass": ([python, "-S", "-c", "pass"], base),
+        "backend (python -S)": (
+            [python, "-S", "-c", IMPORT],
+            {**base, "PYTHONPATH": str(backend_root())},
+        ),
+        # The same backend under a wrapper without -S: what the imports alone saved.
+        "backend (python)": ([python, "-c", IMPORT], base),
+    }
+    with tempfile.TemporaryDirectory(prefix="platen-bench-start-") as tmp:
+        if args.compare:
+            old = extract(args.compare, Path(tmp))
+            variants[f"backend at {args.compare} (python)"] = (
+                [python, "-c", IMPORT],
+                {**base, "PYTHONPATH": str(old)},
+            )
+        for argv, env in variants.values():  # bytecode written, caches warm
+            run_once(argv, env)
+        load_before = os.getloadavg()[0]
+        walls: dict[str, list[float]] = {name: [] for name in variants}
+        cpus: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.runs):
+            for name, (argv, env) in variants.items():
+                wall, cpu = run_once(argv, env)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+    print(
+        f"{args.runs} runs each, the variants taking turns; Python {sys.version.split()[0]}; "
+        f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
+    for name in variants:
+        print(
+            f"  {name:<32} CPU median {statistics.median(cpus[name]) * 1000:5.1f} ms, "
+            f"mean {statistics.mean(cpus[name]) * 1000:5.1f} ms; "
+            f"wall median {statistics.median(walls[name]) * 1000:6.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
