@@ -26,6 +26,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -100,6 +101,11 @@ async def take_batch_locks(store: Any, steps: list[tuple[Handler, Message]]) -> 
         await handler.batch_locks(store, messages)  # type: ignore[attr-defined]
 
 
+def _settle(settled: asyncio.Future[None], *_: Any) -> None:
+    if not settled.done():
+        settled.set_result(None)
+
+
 class Batcher:
     """The aio-pika consumer callback of one batched queue, in front of its Dispatcher.
 
@@ -115,6 +121,20 @@ class Batcher:
         self.linger = linger
         self._ready: list[tuple[AbstractIncomingMessage, asyncio.Future[None]]] = []
         self._arrived = asyncio.Event()
+        # Failed deliveries waiting out their back-off before they go back to the queue,
+        # by delivery: the worker goes on with the others meanwhile.
+        self._returning: dict[int, asyncio.Task[None]] = {}
+        # All of them, until each is back in the queue (and the tasks kept referenced).
+        self.in_back_off: set[asyncio.Task[None]] = set()
+        dispatcher.return_later = self._return_later
+
+    def _return_later(self, raw: AbstractIncomingMessage) -> None:
+        """Return a failed delivery after its back-off, in the background: one poison
+        message must not hold up every healthy one behind it in the queue."""
+        task = asyncio.get_running_loop().create_task(self.dispatcher.return_after_back_off(raw))
+        self._returning[id(raw)] = task
+        self.in_back_off.add(task)
+        task.add_done_callback(self.in_back_off.discard)
 
     async def __call__(self, raw: AbstractIncomingMessage) -> None:
         settled = asyncio.get_running_loop().create_future()
@@ -141,9 +161,14 @@ class Batcher:
                 # redelivers whatever was left unsettled when the channel closes.
                 log.exception("batch handling failed", queue=self.dispatcher.queue)
             finally:
-                for _, settled in taken:
-                    if not settled.done():
-                        settled.set_result(None)
+                for raw, settled in taken:
+                    returning = self._returning.pop(id(raw), None)
+                    if returning is not None and not returning.done():
+                        # Settled once it is back in the queue, not before: whoever counts
+                        # deliveries in flight (a graceful shutdown) waits for it.
+                        returning.add_done_callback(partial(_settle, settled))
+                    else:
+                        _settle(settled)
 
     async def handle(self, raws: list[AbstractIncomingMessage]) -> None:
         """Handle these deliveries, in this order, batching those that may be batched."""

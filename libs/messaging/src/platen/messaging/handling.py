@@ -48,6 +48,9 @@ from platen.operations.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
+# Seconds a failed delivery waits before it is returned to its queue.
+BACK_OFF = 0.5
+
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database is unreachable, rather than that this message or
@@ -258,6 +261,13 @@ class Dispatcher:
         self.publisher = publisher
         self.relay = relay
         self.handlers = {model.message_type: fn for model, fn in handlers.items()}
+        # How long a failed delivery waits before it goes back to the queue.
+        self.back_off = BACK_OFF
+        # Who returns failed deliveries when the caller must not wait through their
+        # back-off (a Batcher: its one worker would stall the whole queue behind one
+        # failing message). None: `give_back` waits, which holds up only its own delivery
+        # (aio-pika gives every delivery its own task).
+        self.return_later: Callable[[AbstractIncomingMessage], None] | None = None
 
     async def __call__(self, raw: AbstractIncomingMessage, *, prepared: Any = NOT_PREPARED) -> None:
         """Process one delivery and settle it (ack or nack). Never raises. `prepared`: what
@@ -332,7 +342,15 @@ class Dispatcher:
             except Exception:
                 log.exception("dead-lettering failed; returning the message to the queue")
         log.exception("message handling failed; returning it to the queue")
-        await asyncio.sleep(0.5)
+        if self.return_later is not None:
+            self.return_later(raw)
+            return
+        await self.return_after_back_off(raw)
+
+    async def return_after_back_off(self, raw: AbstractIncomingMessage) -> None:
+        """Wait `back_off`, then return the delivery to the queue: a message that fails at
+        once every time must not loop through the broker as fast as it can."""
+        await asyncio.sleep(self.back_off)
         try:
             # reject, not nack: only reject counts towards the delivery limit on
             # every RabbitMQ version (4.3 stopped counting nacks).
