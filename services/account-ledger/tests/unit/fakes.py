@@ -274,6 +274,9 @@ class FakeStore:
     async def job_seen(self, job_id: uuid.UUID) -> bool:
         return job_id in self.holds or job_id in self.questions
 
+    async def job_marks(self, job_id: uuid.UUID) -> tuple[bool, bool]:
+        return await self.job_closed(job_id), await self.job_seen(job_id)
+
     async def hold(self, job_id: uuid.UUID, *, lock: bool = False) -> Hold | None:
         if lock:
             self.locks.append(("hold", job_id))

@@ -35,6 +35,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError
+from platen.messaging import inbox, outbox
 from platen.messaging.handling import (
     Dispatcher,
     Handler,
@@ -247,20 +248,32 @@ class Batcher:
         after-commit effects of each. Raises (and so rolls back) if any handler does."""
         d = self.dispatcher
         results = []
+        rows: list[tuple] = []
         async with d.pool.acquire() as conn, conn.transaction():
+            # One store for the whole batch: what it has locked and read once, it need not
+            # lock or read again for the next message (the service's store decides what it
+            # may keep; a store without state is simply shared).
             store = d.store(conn) if d.store else None
             await take_batch_locks(store, [(item.handler, item.message) for item in items])
+            unclaimed = await inbox.claim_many(
+                conn, d.queue, [item.envelope.message_id for item in items]
+            )
             for item in items:
                 fields = item.log_fields()
+                claimed = item.envelope.message_id in unclaimed
+                unclaimed.discard(item.envelope.message_id)  # a second copy is a duplicate
                 try:
                     with structlog.contextvars.bound_contextvars(queue=d.queue, **fields):
                         ctx = d.context(conn, item.raw, item.envelope, item.marks, item.prepared)
+                        ctx.store = store
+                        ctx.outbox_rows = rows
                         _, effects = await d.apply_once(
-                            conn, ctx, item.envelope, item.message, item.handler
+                            conn, ctx, item.envelope, item.message, item.handler, claimed=claimed
                         )
                 finally:
                     structlog.contextvars.unbind_contextvars(*MARK_KEYS)
                 results.append(effects)
+            await outbox.add_rows(conn, rows)
         return results
 
     async def _effects(self, item: _Item, effects: list[Any]) -> bool:
@@ -299,15 +312,19 @@ async def apply_batch_in_transaction(
     prepared = [await prepare(handler, message) for handler, message in steps]
     replies = []
     contexts = []
+    rows: list[tuple] = []
     async with pool.acquire() as conn, conn.transaction():
-        await take_batch_locks(store(conn) if store else None, steps)
+        shared = store(conn) if store else None
+        await take_batch_locks(shared, steps)
         for (handler, message), ready in zip(steps, prepared, strict=True):
             env = Envelope(message.message_type, message.schema_version, producer)
             ctx = HandlerContext(conn, env, producer, None, structlog.get_logger(producer))  # type: ignore[arg-type]
-            ctx.store = store(conn) if store else None
+            ctx.store = shared
             ctx.prepared = ready
+            ctx.outbox_rows = rows
             replies.append(await handler(ctx, message))
             contexts.append(ctx)
+        await outbox.add_rows(conn, rows)
     for ctx in contexts:
         for effect in ctx.effects:
             await effect()

@@ -100,6 +100,10 @@ class HandlerContext:
         structlog.contextvars.bind_contextvars(**accepted)
 
     effects: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    # Where `emit` leaves its outbox rows when a batch writes them all at once before its
+    # commit (None: each is written when emitted). Whoever sets it writes them
+    # (`outbox.add_rows`) in the same transaction.
+    outbox_rows: list[tuple] | None = None
     # What the handler's `outside_transaction` step returned for this message (None: it
     # has none).
     prepared: Any = None
@@ -129,8 +133,7 @@ class HandlerContext:
         if self.subscriptions is not None:
             self.subscriptions.check_emit(message, exchange)
         env = envelope_for(message, self.producer, correlation_id)
-        await outbox.add(
-            self.conn,
+        row = outbox.row(
             message,
             env,
             exchange=exchange,
@@ -139,6 +142,10 @@ class HandlerContext:
             reply_to=reply_to,
             marks=encode_marks(self.marks),
         )
+        if self.outbox_rows is not None:
+            self.outbox_rows.append(row)
+        else:
+            await outbox.add_rows(self.conn, [row])
         return env.message_id
 
 
@@ -485,10 +492,15 @@ class Dispatcher:
         envelope: Envelope,
         message: Message,
         handler: Handler,
+        *,
+        claimed: bool | None = None,
     ) -> tuple[Message | None, list[Callable[[], Awaitable[object]]]]:
         """Apply a delivery once: its id claimed in the inbox in the effect's transaction,
-        its reply stored there for a redelivery."""
-        if not await inbox.claim(conn, self.queue, envelope.message_id):
+        its reply stored there for a redelivery. `claimed`: whether the caller claimed it
+        already in this transaction (a batch claims all of its ids in one statement)."""
+        if claimed is None:
+            claimed = await inbox.claim(conn, self.queue, envelope.message_id)
+        if not claimed:
             log.info("duplicate delivery skipped")
             stored = await inbox.stored_reply(conn, self.queue, envelope.message_id)
             return (decode(stored[0], stored[1], stored[2]) if stored else None), []

@@ -98,32 +98,71 @@ def _account(r: asyncpg.Record, grants: set[tuple[str, str]]) -> Account:
 
 
 class Store:
+    """One transaction's view of the ledger's tables.
+
+    A store lives as long as its transaction (one delivery's, or one batch's: the batch
+    path gives all of a batch's messages one store). It remembers what the transaction
+    holds, so that a batch of jobs on one hot account takes each lock and reads each
+    unchanging row once, not once per job:
+    - the locks it has taken (jobs, users shared, accounts locked), which last until the
+      transaction ends: taken again, they are skipped;
+    - the users it has shared and the accounts it has locked, as read the first time:
+      their settings, groups, parents and grants. While the rows are locked no other
+      transaction changes the accounts' settings or deletes the users; a change of a
+      user's settings or of a grant committed meanwhile is seen by the next transaction,
+      as if it had come after this one. Any write of this store to those tables forgets
+      everything read.
+    What money depends on is never remembered: an account's balance, the funds held on
+    it and its low-balance flag are read afresh each time (one statement), and holds,
+    entries and questions always.
+    """
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self._jobs_locked: set[str] = set()
+        self._users_shared: set[str] = set()
+        self._accounts_locked: set[str] = set()
+        self._users: dict[str, User] = {}
+        self._groups: dict[str, list[str]] = {}
+        # id -> (the account and its parents, nearest first, as read; their grants)
+        self._chains: dict[str, tuple[list[asyncpg.Record], dict[str, set[tuple[str, str]]]]] = {}
+
+    def _forget(self) -> None:
+        """This transaction wrote users, groups, accounts or grants: read them again."""
+        self._users.clear()
+        self._groups.clear()
+        self._chains.clear()
 
     # ------------------------------------------------------------- locks
 
     async def lock_job(self, job_id: uuid.UUID) -> None:
         """Take a job's events one at a time (until this transaction ends): a price and a
         cancellation handled at once must not both see "no hold yet"."""
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(job_id)
-        )
+        await self.lock_jobs([job_id])
 
     async def lock_jobs(self, job_ids: Iterable[uuid.UUID]) -> None:
         """`lock_job` for several jobs, in one fixed order (by id): two batches sharing
         jobs queue up instead of deadlocking."""
-        await self.conn.executemany(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
-            [(j,) for j in sorted({str(j) for j in job_ids})],
+        wanted = sorted({str(j) for j in job_ids} - self._jobs_locked)
+        if not wanted:
+            return
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(j, 7)) "
+            "FROM unnest($1::text[]) WITH ORDINALITY AS t (j, n) ORDER BY n",
+            wanted,
         )
+        self._jobs_locked.update(wanted)
 
     async def share_users(self, logins: Iterable[str]) -> None:
         """`share_user` for several users, in one fixed order (by login)."""
+        wanted = sorted(set(logins) - self._users_shared)
+        if not wanted:
+            return
         await self.conn.execute(
             "SELECT 1 FROM users WHERE login = ANY($1::text[]) ORDER BY login FOR KEY SHARE",
-            sorted(set(logins)),
+            wanted,
         )
+        self._users_shared.update(wanted)
 
     async def payers(self, logins: Iterable[str]) -> set[str]:
         """Every account these users' jobs may be charged to without asking them: their
@@ -146,11 +185,15 @@ class Store:
 
     async def lock_accounts(self, account_ids: Iterable[str]) -> None:
         """Lock rows in one fixed order (by id): two transactions touching the same
-        accounts queue up instead of deadlocking."""
+        accounts queue up instead of deadlocking. Rows this transaction has locked
+        already are not asked for again."""
+        wanted = sorted(set(account_ids) - self._accounts_locked)
+        if not wanted:
+            return
         await self.conn.execute(
-            "SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-            sorted(set(account_ids)),
+            "SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", wanted
         )
+        self._accounts_locked.update(wanted)
 
     async def lock_user(self, login: str) -> None:
         await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR UPDATE", login)
@@ -160,15 +203,17 @@ class Store:
         for them). KEY SHARE: it waits only for a delete (`lock_user`, FOR UPDATE), so
         neither their other jobs nor a change of their settings (which updates the row
         after locking their account, the other order) wait for it or deadlock with it."""
-        await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR KEY SHARE", login)
+        await self.share_users([login])
 
     # ------------------------------------------------------------- users
 
     async def user(self, login: str) -> User | None:
+        if login in self._users:
+            return self._users[login]
         r = await self.conn.fetchrow("SELECT * FROM users WHERE login = $1", login)
         if r is None:
             return None
-        return User(
+        user = User(
             login=r["login"],
             account_selection=r["account_selection"],
             default_account=r["default_account"],
@@ -179,15 +224,24 @@ class Store:
             email=r["email"],
             email_notices=r["email_notices"],
         )
+        if login in self._users_shared:  # not deleted before this transaction ends
+            self._users[login] = user
+        return user
 
     async def user_groups(self, login: str) -> list[str]:
+        if login in self._groups:
+            return list(self._groups[login])
         rows = await self.conn.fetch(
             "SELECT group_name FROM group_members WHERE login = $1 ORDER BY group_name", login
         )
-        return [r["group_name"] for r in rows]
+        groups = [r["group_name"] for r in rows]
+        if login in self._users_shared:
+            self._groups[login] = groups
+        return list(groups)
 
     async def add_user(self, login: str, *, restricted: bool) -> bool:
         """The user and their personal account; False when the user exists already."""
+        self._forget()
         created = await self.conn.fetchval(
             "INSERT INTO users (login) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", login
         )
@@ -206,6 +260,7 @@ class Store:
         Counting in the user's row takes its lock first, so two changes of one user's
         groups at once run one after the other (replacing memberships row by row would
         otherwise mix the two) and are numbered in the order they commit."""
+        self._forget()
         revision = await self.conn.fetchval(
             """UPDATE users SET groups_revision = groups_revision + 1 WHERE login = $1
                RETURNING groups_revision""",
@@ -224,6 +279,7 @@ class Store:
         return revision
 
     async def update_user(self, login: str, **settings) -> None:
+        self._forget()
         for column, value in settings.items():
             assert column in _USER_SETTINGS, column
             await self.conn.execute(
@@ -233,6 +289,7 @@ class Store:
     async def next_contact(self, login: str) -> tuple[str | None, bool, int]:
         """How `login` is reached now (email, email_notices) and the next revision of it,
         counted in the user's row (locked until the transaction ends)."""
+        self._forget()
         r = await self.conn.fetchrow(
             """UPDATE users SET contact_revision = contact_revision + 1 WHERE login = $1
                RETURNING email, email_notices, contact_revision""",
@@ -253,6 +310,7 @@ class Store:
         """Mark the user deleted and disabled, with their personal account disabled;
         returns when they were deleted (the first time, if they were already). Their
         groups stay, as history."""
+        self._forget()
         await self.conn.execute(
             "UPDATE users SET deleted_at = coalesce(deleted_at, now()), enabled = false "
             "WHERE login = $1",
@@ -266,6 +324,7 @@ class Store:
 
     async def set_enabled(self, login: str, enabled: bool) -> bool:
         """True when this changed it."""
+        self._forget()
         return bool(
             await self.conn.fetchval(
                 "UPDATE users SET enabled = $2 WHERE login = $1 AND enabled <> $2 RETURNING true",
@@ -297,7 +356,24 @@ class Store:
 
     async def account(self, account_id: str) -> Account | None:
         """The account with its held funds, its parents (nearest first) and the grants on
-        each."""
+        each. For an account this transaction has locked, what does not move money is
+        read once (see the class), and only its balance, held funds and low-balance flag
+        again."""
+        if account_id in self._chains:
+            chain, grants = self._chains[account_id]
+            now = await self.conn.fetchrow(
+                """SELECT balance, low_balance_armed,
+                          (SELECT coalesce(sum(amount), 0)::numeric(14, 2) FROM holds
+                            WHERE account_id = $1 AND state = 'pending') AS held
+                     FROM accounts WHERE id = $1""",
+                account_id,
+            )
+            acc, *parents = [_account(r, grants[r["id"]]) for r in chain]
+            acc.parents = parents
+            acc.balance = now["balance"]
+            acc.low_balance_armed = now["low_balance_armed"]
+            acc.held = now["held"]
+            return acc
         chain = await self.conn.fetch(
             """WITH RECURSIVE chain AS (
                    SELECT a.*, 0 AS depth FROM accounts a WHERE id = $1
@@ -318,6 +394,8 @@ class Store:
         acc, *parents = [_account(r, grants[r["id"]]) for r in chain]
         acc.parents = parents
         acc.held = await self.held(account_id)
+        if account_id in self._accounts_locked:
+            self._chains[account_id] = (chain, grants)
         return acc
 
     async def resolve(self, ref: str) -> str:
@@ -353,6 +431,7 @@ class Store:
 
     async def add_shared_account(self, account: Account) -> bool:
         """False when it exists already."""
+        self._forget()
         return bool(
             await self.conn.fetchval(
                 """INSERT INTO accounts (id, kind, name, parent_id, restricted, overdraft_limit,
@@ -373,6 +452,7 @@ class Store:
         )
 
     async def update_account(self, account_id: str, **settings) -> None:
+        self._forget()
         for column, value in settings.items():
             assert column in _ACCOUNT_SETTINGS, column
             await self.conn.execute(
@@ -385,12 +465,14 @@ class Store:
         )
 
     async def grant(self, account_id: str, principals: list[tuple[str, str]]) -> None:
+        self._forget()
         await self.conn.executemany(
             "INSERT INTO account_access VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             [(account_id, kind, who) for kind, who in principals],
         )
 
     async def revoke(self, account_id: str, principals: list[tuple[str, str]]) -> None:
+        self._forget()
         await self.conn.executemany(
             "DELETE FROM account_access WHERE account_id = $1 AND principal_kind = $2 "
             "AND principal = $3",
@@ -434,6 +516,16 @@ class Store:
                 job_id,
             )
         )
+
+    async def job_marks(self, job_id: uuid.UUID) -> tuple[bool, bool]:
+        """`job_closed` and `job_seen` in one statement."""
+        r = await self.conn.fetchrow(
+            """SELECT EXISTS (SELECT 1 FROM closed_jobs WHERE job_id = $1) AS closed,
+                      EXISTS (SELECT 1 FROM holds WHERE job_id = $1)
+                      OR EXISTS (SELECT 1 FROM pending_inputs WHERE job_id = $1) AS seen""",
+            job_id,
+        )
+        return r["closed"], r["seen"]
 
     async def hold(self, job_id: uuid.UUID, *, lock: bool = False) -> Hold | None:
         r = await self.conn.fetchrow(
@@ -862,6 +954,7 @@ class Store:
 
     async def set_profile(self, user: DirectoryUser) -> None:
         """What the directory says of `user`; from now on a sync keeps them up to date."""
+        self._forget()
         await self.conn.execute(
             """UPDATE users SET full_name = $2, email = $3, card_id = $4, from_directory = true
                WHERE login = $1""",

@@ -119,7 +119,9 @@ async def _lock_settled(store, events: list[JobPrinted | JobUnconfirmed]) -> Non
 async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     job = _job(event)
     await ctx.store.lock_job(event.job_id)
-    if await ctx.store.job_closed(event.job_id):
+    # Both read now, in one statement: nothing else marks the job while its lock is held.
+    closed, seen = await ctx.store.job_marks(event.job_id)
+    if closed:
         ctx.log.info("price for a job that was already cancelled ignored")
         return
     await ctx.store.share_user(event.user)  # not deleted while this job is held
@@ -136,7 +138,7 @@ async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     if isinstance(step, Deny):
         await _deny(ctx, job, event.user, step.reason)
         return
-    if await ctx.store.job_seen(event.job_id):
+    if seen:
         return  # seen already (the same job priced twice)
     if isinstance(step, ChargeTo):
         held = await _hold(ctx, job, event.user, step.account_id)
