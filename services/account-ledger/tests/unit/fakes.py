@@ -289,10 +289,12 @@ class FakeStore:
             if h.account_id == account_id and h.pending
         ]
 
-    async def add_hold(self, hold: Hold) -> None:
+    async def add_hold(self, hold: Hold) -> tuple[Decimal, Decimal, bool]:
         assert hold.job_id not in self.holds, "holds.job_id is the primary key"
         self.holds[hold.job_id] = copy.deepcopy(hold)
         self.holds[hold.job_id].created_at = datetime.now(UTC)
+        account = self.accounts[hold.account_id]
+        return account.balance, await self.held(hold.account_id), account.low_balance_armed
 
     async def save_hold(self, hold: Hold) -> None:
         self.holds[hold.job_id].state = hold.state

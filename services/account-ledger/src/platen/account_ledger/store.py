@@ -540,12 +540,23 @@ class Store:
         )
         return [_hold(r) for r in rows]
 
-    async def add_hold(self, hold: Hold) -> None:
-        await self.conn.execute(
-            """INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate,
-                                  amount, state, printer, document_name, pages, copies,
-                                  comment, color_sides, grayscale_sides, user_groups)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
+    async def add_hold(self, hold: Hold) -> tuple[Decimal, Decimal, bool]:
+        """Make the hold; returns its account's balance, funds held (this hold's included)
+        and low-balance flag right after, read in the same statement."""
+        # The outer SELECT reads the statement's snapshot, which the new row is not in:
+        # its amount is added to the holds already pending.
+        r = await self.conn.fetchrow(
+            """WITH added AS (
+                   INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate,
+                                      amount, state, printer, document_name, pages, copies,
+                                      comment, color_sides, grayscale_sides, user_groups)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                   RETURNING account_id, amount)
+               SELECT a.balance, a.low_balance_armed,
+                      ((SELECT coalesce(sum(h.amount), 0) FROM holds h
+                         WHERE h.account_id = a.id AND h.state = 'pending')
+                       + added.amount)::numeric(14, 2) AS held
+                 FROM added JOIN accounts a ON a.id = added.account_id""",
             hold.job_id,
             hold.account_id,
             hold.user,
@@ -562,6 +573,7 @@ class Store:
             hold.grayscale_sides,
             list(hold.groups) if hold.groups is not None else None,
         )
+        return r["balance"], r["held"], r["low_balance_armed"]
 
     async def save_hold(self, hold: Hold) -> None:
         """Record the hold's new state (posted or voided), and when it was resolved."""
@@ -653,27 +665,34 @@ class Store:
     # ------------------------------------------------------------- transactions
 
     async def post(self, posting: Posting) -> int | None:
-        """Post a balanced transaction; None when its op_key was posted before."""
-        tx_id = await self.conn.fetchval(
-            """INSERT INTO transactions (op_key, kind, job_id, description, created_by)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (op_key) DO NOTHING RETURNING id""",
+        """Post a balanced transaction; None when its op_key was posted before. The
+        accounts are locked first (in id order, as everywhere), then the transaction and
+        its entries are written in one statement, the entries in account order."""
+        entries = posting.entries
+        accounts = sorted(entries)
+        await self.lock_accounts(accounts)
+        # The entries' triggers (balance, floor) see the transaction's row: the entries
+        # are made from it, so it is inserted first, and a trigger's queries see the rows
+        # the statement wrote before.
+        return await self.conn.fetchval(
+            """WITH tx AS (
+                   INSERT INTO transactions (op_key, kind, job_id, description, created_by)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (op_key) DO NOTHING RETURNING id),
+               written AS (
+                   INSERT INTO entries (transaction_id, account_id, amount, balance_after)
+                   SELECT tx.id, e.account_id, e.amount, 0
+                     FROM tx, unnest($6::text[], $7::numeric[]) WITH ORDINALITY
+                              AS e (account_id, amount, n)
+                    ORDER BY e.n)
+               SELECT id FROM tx""",
             posting.op_key,
             posting.kind,
             posting.job_id,
             posting.description,
             posting.created_by,
+            [acc for acc in accounts if entries[acc] != 0],
+            [entries[acc] for acc in accounts if entries[acc] != 0],
         )
-        if tx_id is None:
-            return None
-        entries = posting.entries
-        accounts = sorted(entries)
-        await self.lock_accounts(accounts)
-        await self.conn.executemany(
-            "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
-            "VALUES ($1, $2, $3, 0)",
-            [(tx_id, acc, entries[acc]) for acc in accounts if entries[acc] != 0],
-        )
-        return tx_id
 
     async def transaction_by_key(self, op_key: str) -> int | None:
         return await self.conn.fetchval("SELECT id FROM transactions WHERE op_key = $1", op_key)

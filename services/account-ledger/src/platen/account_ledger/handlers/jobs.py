@@ -72,7 +72,7 @@ async def _hold(
     hold = domain.hold_for(job, login, account, groups=groups, by_pin=by_pin, comment=comment)
     if isinstance(hold, Deny):
         return hold
-    await ctx.store.add_hold(hold)
+    account.balance, account.held, account.low_balance_armed = await ctx.store.add_hold(hold)
     ctx.log.info(
         "job authorized", amount=str(hold.amount), account=account_id, rate=str(hold.charge_rate)
     )
@@ -86,7 +86,7 @@ async def _hold(
         ),
         correlation_id=str(job.job_id),
     )
-    await balance_changed(ctx, account_id)
+    await balance_changed(ctx, account_id, account)
     return hold
 
 
@@ -330,7 +330,8 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed
     if settled.posting is not None:
         await ctx.store.post(settled.posting)
     await ctx.store.save_hold(hold)
-    new_balance = await ctx.store.balance(hold.account_id)
+    account = await ctx.store.account(hold.account_id)
+    new_balance = account.balance
     ctx.log.info("job charged", amount=str(hold.amount), balance=str(new_balance))
     await ctx.emit(
         JobCharged(
@@ -346,7 +347,7 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed
         ),
         correlation_id=str(event.job_id),
     )
-    await balance_changed(ctx, hold.account_id)
+    await balance_changed(ctx, hold.account_id, account)
 
 
 locks_for_batch(on_job_priced, _lock_priced)
