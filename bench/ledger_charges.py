@@ -16,9 +16,10 @@ ledger's batched events queue applies them (`platen.messaging.batching`): one tr
 authorises a batch of jobs, one posts them; "in flight" is then the number of batches in
 flight at once. Both ways run in the same process and database, alternated for `--rounds`.
 
-Each figure comes with the CPU milliseconds per charge, the benchmark's own process plus
-the database backends serving it (from /proc): on a machine shared with other work, that
-moves far less than the rate does.
+Each figure comes with the CPU milliseconds per charge, the benchmark's own process (the
+ledger's Python) and the database backends serving it (from /proc), in all and each: on a
+machine shared with other work, that moves far less than the rate does, and it says where
+the time goes.
 
 `--compare` also runs both scenarios with every charge crediting one revenue account (the
 design before migration 004, set here by patching `domain.REVENUE_SHARDS`), in the same
@@ -135,7 +136,7 @@ async def measure(pool, logins: list[str], concurrency: int, batch: int = 1) -> 
     elapsed = time.perf_counter() - start
     client = time.process_time() - client_before
     server = await server_cpu(pool) - server_before
-    return len(logins) / elapsed, 1000 * (client + server) / len(logins)
+    return len(logins) / elapsed, 1000 * client / len(logins), 1000 * server / len(logins)
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -162,15 +163,15 @@ def ticks_of(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-async def count_statements(dsn: str, login: str, size: int) -> tuple[int, int]:
-    """Statements sent to authorise `size` jobs of `login` and to post them (one batch of
-    each, or one transaction each when `size` is 1), on a pool of one connection whose
-    every statement an asyncpg query logger counts."""
+async def count_statements(dsn: str, size: int) -> tuple[int, int]:
+    """Statements sent to authorise `size` jobs of as many users on the hot account and
+    to post them (one batch of each, or one transaction each when `size` is 1), on a pool
+    of one connection whose every statement an asyncpg query logger counts."""
     pool = await create_pool(dsn, "ledger", min_size=1, max_size=1)
     sent = []
     async with pool.acquire() as conn:
         conn.add_query_logger(sent.append)
-    work = [priced(login) for _ in range(size)]
+    work = [priced(f"h{i}") for i in range(size)]
     counts = []
     for handler, messages in ((jobs.on_job_priced, work), (jobs.on_job_printed, work)):
         if handler is jobs.on_job_printed:
@@ -192,13 +193,19 @@ async def figures(
     hot = [f"h{i}" for i in range(200)]
     out = []
     if "many" in scenarios:
-        rate, cpu = await measure(pool, many, concurrency, size)
-        out.append(f"many accounts {rate:6.0f} charges/s, {cpu:5.1f} ms CPU")
+        rate, *cpu = await measure(pool, many, concurrency, size)
+        out.append(f"many accounts {rate:6.0f} charges/s, {cpu_figure(*cpu)}")
     if "hot" in scenarios:
         hot_jobs = [hot[i % len(hot)] for i in range(n)]
-        rate, cpu = await measure(pool, hot_jobs, concurrency, size)
-        out.append(f"one hot shared account {rate:6.0f} charges/s, {cpu:5.1f} ms CPU")
+        rate, *cpu = await measure(pool, hot_jobs, concurrency, size)
+        out.append(f"one hot shared account {rate:6.0f} charges/s, {cpu_figure(*cpu)}")
     return out
+
+
+def cpu_figure(client: float, server: float) -> str:
+    """CPU per charge: in all, then the benchmark's process (the ledger's Python: handlers,
+    domain, asyncpg) and the database's backends, where the time goes."""
+    return f"{client + server:5.1f} ms CPU ({client:4.1f} Python + {server:4.1f} PostgreSQL)"
 
 
 def statements_line(size: int, counts: tuple[int, int]) -> str:
@@ -214,7 +221,7 @@ async def child(dsn: str, n: int, size: int, scenarios: list[str], many: int) ->
     """One design's figures (statements, then each number in flight), as JSON lines: run
     with another revision's sources first on PYTHONPATH, against the parent's database."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    print(json.dumps(statements_line(size, await count_statements(dsn, "h0", size))), flush=True)
+    print(json.dumps(statements_line(size, await count_statements(dsn, size))), flush=True)
     pool = await create_pool(dsn, "ledger", min_size=4, max_size=40)
     logins = [f"m{i}" for i in range(many)]
     for concurrency in (1, 8, 32):
@@ -297,7 +304,7 @@ async def main(n: int, compare: str | None, rounds: int, batch: int, scenarios: 
                 if proc.wait() != 0:
                     raise SystemExit(f"the run of {tree} failed")
                 continue
-            print(f"  {statements_line(size, await count_statements(dsn, 'h0', size))}")
+            print(f"  {statements_line(size, await count_statements(dsn, size))}")
             for concurrency in (1, 8, 32):
                 got = await figures(pool, dsn, scenarios, many, n, size, concurrency)
                 print(

@@ -17,7 +17,12 @@ Anything unusual goes the one-at-a-time way (`Dispatcher`), exactly as without b
   database goes), the transaction rolls back, nothing of the batch is kept, and its messages
   are handled again one at a time: a poison message is returned or dead-lettered exactly as
   it would be alone, and the others are applied.
-Batches of a queue follow each other (one worker), so the queue's order is kept.
+Batches of a queue follow each other (one worker), so the queue's order is kept. A failed
+delivery waits out its back-off before it goes back to the queue in the background, not in
+the worker: one poison message does not hold up the healthy ones behind it.
+
+Round trips saved besides the transaction: the batch's inbox claims are one statement, its
+outbox rows one more (written before the commit), and its messages share one store.
 """
 
 from __future__ import annotations

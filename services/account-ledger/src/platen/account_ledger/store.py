@@ -6,6 +6,7 @@ dispatcher): it takes and returns domain objects, or plain rows for views and re
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -77,6 +78,20 @@ def _hold(r: asyncpg.Record) -> Hold:
     )
 
 
+def _user(r: asyncpg.Record, groups: list[str]) -> User:
+    return User(
+        login=r["login"],
+        account_selection=r["account_selection"],
+        default_account=r["default_account"],
+        low_balance_threshold=r["low_balance_threshold"],
+        enabled=r["enabled"],
+        groups=groups,
+        deleted=r["deleted_at"] is not None,
+        email=r["email"],
+        email_notices=r["email_notices"],
+    )
+
+
 def _account(r: asyncpg.Record, grants: set[tuple[str, str]]) -> Account:
     return Account(
         id=r["id"],
@@ -126,6 +141,11 @@ class Store:
         self._groups: dict[str, list[str]] = {}
         # id -> (the account and its parents, nearest first, as read; their grants)
         self._chains: dict[str, tuple[list[asyncpg.Record], dict[str, set[tuple[str, str]]]]] = {}
+        # Of jobs this transaction has locked, which only it can change until it ends (every
+        # writer of a job's hold, question or closed mark takes the job's lock first): their
+        # [closed, seen] marks and their holds, kept up to date with its own writes.
+        self._marks: dict[uuid.UUID, list[bool]] = {}
+        self._holds: dict[uuid.UUID, Hold] = {}
 
     def _forget(self) -> None:
         """This transaction wrote users, groups, accounts or grants: read them again."""
@@ -158,16 +178,27 @@ class Store:
         wanted = sorted(set(logins) - self._users_shared)
         if not wanted:
             return
-        await self.conn.execute(
-            "SELECT 1 FROM users WHERE login = ANY($1::text[]) ORDER BY login FOR KEY SHARE",
+        # Each user is read in the statement that shares them, with their groups: a job
+        # needs both, and a batch of jobs on one account has many users.
+        rows = await self.conn.fetch(
+            """SELECT u.*, ARRAY(SELECT m.group_name FROM group_members m
+                                  WHERE m.login = u.login ORDER BY m.group_name) AS member_of
+                 FROM users u WHERE u.login = ANY($1::text[])
+                ORDER BY u.login FOR KEY SHARE OF u""",
             wanted,
         )
         self._users_shared.update(wanted)
+        for r in rows:
+            self._groups[r["login"]] = list(r["member_of"])
+            self._users[r["login"]] = _user(r, list(r["member_of"]))
 
     async def payers(self, logins: Iterable[str]) -> set[str]:
         """Every account these users' jobs may be charged to without asking them: their
         own and their default (a superset: which one pays is decided job by job)."""
         logins = set(logins)
+        if logins <= self._users.keys():  # shared and read already
+            chosen = {self._users[login].default_account for login in logins}
+            return {personal_account(login) for login in logins} | (chosen - {None})
         rows = await self.conn.fetch(
             "SELECT default_account FROM users WHERE login = ANY($1::text[]) "
             "AND default_account IS NOT NULL",
@@ -175,13 +206,34 @@ class Store:
         )
         return {personal_account(login) for login in logins} | {r[0] for r in rows}
 
-    async def held_on(self, job_ids: Iterable[uuid.UUID]) -> set[str]:
-        """The accounts these jobs' holds are on."""
+    async def read_marks(self, job_ids: Iterable[uuid.UUID]) -> None:
+        """Read the marks (`job_marks`) of these jobs, locked by this transaction, in one
+        statement, for their handlers to find."""
+        wanted = [j for j in set(job_ids) if str(j) in self._jobs_locked and j not in self._marks]
+        if not wanted:
+            return
         rows = await self.conn.fetch(
-            "SELECT DISTINCT account_id FROM holds WHERE job_id = ANY($1::uuid[])",
-            list(set(job_ids)),
+            """SELECT j.id,
+                      EXISTS (SELECT 1 FROM closed_jobs c WHERE c.job_id = j.id) AS closed,
+                      EXISTS (SELECT 1 FROM holds h WHERE h.job_id = j.id)
+                      OR EXISTS (SELECT 1 FROM pending_inputs p WHERE p.job_id = j.id) AS seen
+                 FROM unnest($1::uuid[]) AS j (id)""",
+            wanted,
         )
-        return {r[0] for r in rows}
+        for r in rows:
+            self._marks[r["id"]] = [r["closed"], r["seen"]]
+
+    async def lock_holds(self, job_ids: Iterable[uuid.UUID]) -> set[str]:
+        """Lock the holds of these jobs (locked by this transaction) and keep them for their
+        handlers; returns the accounts they are on."""
+        wanted = sorted(j for j in set(job_ids) if str(j) in self._jobs_locked)
+        rows = await self.conn.fetch(
+            "SELECT * FROM holds WHERE job_id = ANY($1::uuid[]) ORDER BY job_id FOR UPDATE",
+            wanted,
+        )
+        for r in rows:
+            self._holds[r["job_id"]] = _hold(r)
+        return {r["account_id"] for r in rows}
 
     async def lock_accounts(self, account_ids: Iterable[str]) -> None:
         """Lock rows in one fixed order (by id): two transactions touching the same
@@ -209,23 +261,14 @@ class Store:
 
     async def user(self, login: str) -> User | None:
         if login in self._users:
-            return self._users[login]
+            known = self._users[login]
+            return dataclasses.replace(known, groups=list(known.groups))
         r = await self.conn.fetchrow("SELECT * FROM users WHERE login = $1", login)
         if r is None:
             return None
-        user = User(
-            login=r["login"],
-            account_selection=r["account_selection"],
-            default_account=r["default_account"],
-            low_balance_threshold=r["low_balance_threshold"],
-            enabled=r["enabled"],
-            groups=await self.user_groups(login),
-            deleted=r["deleted_at"] is not None,
-            email=r["email"],
-            email_notices=r["email_notices"],
-        )
+        user = _user(r, await self.user_groups(login))
         if login in self._users_shared:  # not deleted before this transaction ends
-            self._users[login] = user
+            self._users[login] = dataclasses.replace(user, groups=list(user.groups))
         return user
 
     async def user_groups(self, login: str) -> list[str]:
@@ -503,6 +546,8 @@ class Store:
         return bool(await self.conn.fetchval("SELECT 1 FROM closed_jobs WHERE job_id = $1", job_id))
 
     async def close_job(self, job_id: uuid.UUID) -> None:
+        if job_id in self._marks:
+            self._marks[job_id][0] = True
         await self.conn.execute(
             "INSERT INTO closed_jobs (job_id) VALUES ($1) ON CONFLICT DO NOTHING", job_id
         )
@@ -518,7 +563,10 @@ class Store:
         )
 
     async def job_marks(self, job_id: uuid.UUID) -> tuple[bool, bool]:
-        """`job_closed` and `job_seen` in one statement."""
+        """`job_closed` and `job_seen` in one statement (or none: read for the batch)."""
+        if job_id in self._marks:
+            closed, seen = self._marks[job_id]
+            return closed, seen
         r = await self.conn.fetchrow(
             """SELECT EXISTS (SELECT 1 FROM closed_jobs WHERE job_id = $1) AS closed,
                       EXISTS (SELECT 1 FROM holds WHERE job_id = $1)
@@ -528,6 +576,8 @@ class Store:
         return r["closed"], r["seen"]
 
     async def hold(self, job_id: uuid.UUID, *, lock: bool = False) -> Hold | None:
+        if job_id in self._holds:  # locked, and kept up to date
+            return dataclasses.replace(self._holds[job_id])
         r = await self.conn.fetchrow(
             f"SELECT * FROM holds WHERE job_id = $1 {'FOR UPDATE' if lock else ''}", job_id
         )
@@ -543,6 +593,8 @@ class Store:
     async def add_hold(self, hold: Hold) -> tuple[Decimal, Decimal, bool]:
         """Make the hold; returns its account's balance, funds held (this hold's included)
         and low-balance flag right after, read in the same statement."""
+        if hold.job_id in self._marks:
+            self._marks[hold.job_id][1] = True
         # The outer SELECT reads the statement's snapshot, which the new row is not in:
         # its amount is added to the holds already pending.
         r = await self.conn.fetchrow(
@@ -577,6 +629,8 @@ class Store:
 
     async def save_hold(self, hold: Hold) -> None:
         """Record the hold's new state (posted or voided), and when it was resolved."""
+        if hold.job_id in self._holds:
+            self._holds[hold.job_id].state = hold.state
         await self.conn.execute(
             "UPDATE holds SET state = $2, resolved_at = now() WHERE job_id = $1",
             hold.job_id,
@@ -606,6 +660,8 @@ class Store:
         )
 
     async def add_question(self, question: Question) -> None:
+        if question.job_id in self._marks:
+            self._marks[question.job_id][1] = True
         await self.conn.execute(
             """INSERT INTO pending_inputs (job_id, user_login, kind, printer, document_name,
                                            pages, copies, cost, expires_at, state,

@@ -96,13 +96,14 @@ def _job(event: JobPriced) -> Job:
 
 
 async def _lock_priced(store, events: list[JobPriced]) -> None:
-    """A batch of prices: its jobs, its users (shared, as each job does), then every
-    account they may be held on, each locked once and in the order a job alone takes them
-    (a job, its user, then accounts by id; deleting a user also takes the user's row
-    before the account's)."""
+    """A batch of prices: its jobs (and their marks read), its users (shared, as each job
+    does, and read), then every account they may be held on, each locked once and in the
+    order a job alone takes them (a job, its user, then accounts by id; deleting a user
+    also takes the user's row before the account's)."""
     await store.lock_jobs(e.job_id for e in events)
+    await store.read_marks(e.job_id for e in events)
     logins = {e.user for e in events}
-    await store.share_users(logins)
+    await store.share_users(logins)  # and read them, with their groups
     await store.lock_accounts(await store.payers(logins))
 
 
@@ -112,7 +113,9 @@ async def _lock_settled(store, events: list[JobPrinted | JobUnconfirmed]) -> Non
     job_ids = [e.job_id for e in events]
     await store.lock_jobs(job_ids)
     revenue = {domain.revenue_account(j) for j in job_ids}
-    await store.lock_accounts(await store.held_on(job_ids) | revenue)
+    # The holds, locked and read once for the whole batch, in the order a job alone takes
+    # them (its hold, then the accounts).
+    await store.lock_accounts(await store.lock_holds(job_ids) | revenue)
 
 
 @subscribe.event(JobPriced)
