@@ -107,9 +107,6 @@ class FakeStore:
     async def lock_holds(self, job_ids) -> set[str]:
         for job_id in sorted(set(job_ids)):
             self.locks.append(("hold", job_id))
-        return await self.held_on(job_ids)
-
-    async def held_on(self, job_ids) -> set[str]:
         return {self.holds[j].account_id for j in set(job_ids) if j in self.holds}
 
     async def lock_accounts(self, account_ids) -> None:

@@ -127,9 +127,13 @@ class Store:
       user's settings or of a grant committed meanwhile is seen by the next transaction,
       as if it had come after this one. Any write of this store to those tables forgets
       everything read.
-    What money depends on is never remembered: an account's balance, the funds held on
-    it and its low-balance flag are read afresh each time (one statement), and holds,
-    entries and questions always.
+    - of the accounts it has locked, the balance, funds held and low-balance flag, kept up
+      to date with its own writes: every writer of those (an entry, a hold made, posted or
+      voided, the flag) takes the account's row lock first, so no other transaction
+      changes them while it is held. (The database's floor checks still read the tables.)
+    - of the jobs it has locked, their marks (closed, seen) and holds, kept up to date with
+      its own writes: every writer of those takes the job's lock first.
+    Questions, entries and everything else are read each time.
     """
 
     def __init__(self, conn: asyncpg.Connection) -> None:
@@ -146,12 +150,18 @@ class Store:
         # [closed, seen] marks and their holds, kept up to date with its own writes.
         self._marks: dict[uuid.UUID, list[bool]] = {}
         self._holds: dict[uuid.UUID, Hold] = {}
+        # Of accounts this transaction has locked: [balance, funds held, low-balance flag],
+        # as read or as this store's writes left them. Exact while the lock is held: every
+        # writer of a balance (an entry), of a hold (made, posted or voided) or of the flag
+        # locks the account's row first, so only this transaction changes them.
+        self._money: dict[str, list] = {}
 
     def _forget(self) -> None:
         """This transaction wrote users, groups, accounts or grants: read them again."""
         self._users.clear()
         self._groups.clear()
         self._chains.clear()
+        self._money.clear()
 
     # ------------------------------------------------------------- locks
 
@@ -404,18 +414,18 @@ class Store:
         again."""
         if account_id in self._chains:
             chain, grants = self._chains[account_id]
-            now = await self.conn.fetchrow(
-                """SELECT balance, low_balance_armed,
-                          (SELECT coalesce(sum(amount), 0)::numeric(14, 2) FROM holds
-                            WHERE account_id = $1 AND state = 'pending') AS held
-                     FROM accounts WHERE id = $1""",
-                account_id,
-            )
+            if account_id not in self._money:
+                now = await self.conn.fetchrow(
+                    """SELECT balance, low_balance_armed,
+                              (SELECT coalesce(sum(amount), 0)::numeric(14, 2) FROM holds
+                                WHERE account_id = $1 AND state = 'pending') AS held
+                         FROM accounts WHERE id = $1""",
+                    account_id,
+                )
+                self._money[account_id] = [now["balance"], now["held"], now["low_balance_armed"]]
             acc, *parents = [_account(r, grants[r["id"]]) for r in chain]
             acc.parents = parents
-            acc.balance = now["balance"]
-            acc.low_balance_armed = now["low_balance_armed"]
-            acc.held = now["held"]
+            acc.balance, acc.held, acc.low_balance_armed = self._money[account_id]
             return acc
         chain = await self.conn.fetch(
             """WITH RECURSIVE chain AS (
@@ -439,6 +449,7 @@ class Store:
         acc.held = await self.held(account_id)
         if account_id in self._accounts_locked:
             self._chains[account_id] = (chain, grants)
+            self._money[account_id] = [acc.balance, acc.held, acc.low_balance_armed]
         return acc
 
     async def resolve(self, ref: str) -> str:
@@ -503,6 +514,8 @@ class Store:
             )
 
     async def set_low_balance_armed(self, account_id: str, armed: bool) -> None:
+        if account_id in self._money:
+            self._money[account_id][2] = armed
         await self.conn.execute(
             "UPDATE accounts SET low_balance_armed = $2 WHERE id = $1", account_id, armed
         )
@@ -538,6 +551,8 @@ class Store:
         )
 
     async def balance(self, account_id: str) -> Decimal:
+        if account_id in self._money:
+            return self._money[account_id][0]
         return await self.conn.fetchval("SELECT balance FROM accounts WHERE id = $1", account_id)
 
     # ------------------------------------------------------------- jobs: holds, questions
@@ -625,17 +640,21 @@ class Store:
             hold.grayscale_sides,
             list(hold.groups) if hold.groups is not None else None,
         )
+        if hold.account_id in self._money:
+            self._money[hold.account_id] = [r["balance"], r["held"], r["low_balance_armed"]]
         return r["balance"], r["held"], r["low_balance_armed"]
 
     async def save_hold(self, hold: Hold) -> None:
         """Record the hold's new state (posted or voided), and when it was resolved."""
-        if hold.job_id in self._holds:
-            self._holds[hold.job_id].state = hold.state
         await self.conn.execute(
             "UPDATE holds SET state = $2, resolved_at = now() WHERE job_id = $1",
             hold.job_id,
             hold.state.value,
         )
+        if hold.job_id in self._holds:
+            self._holds[hold.job_id].state = hold.state
+        if hold.account_id in self._money:  # pending until now: its funds are no longer held
+            self._money[hold.account_id][1] -= hold.amount
 
     async def question(self, job_id: uuid.UUID, *, lock: bool = False) -> Question | None:
         r = await self.conn.fetchrow(
@@ -730,7 +749,7 @@ class Store:
         # The entries' triggers (balance, floor) see the transaction's row: the entries
         # are made from it, so it is inserted first, and a trigger's queries see the rows
         # the statement wrote before.
-        return await self.conn.fetchval(
+        tx_id = await self.conn.fetchval(
             """WITH tx AS (
                    INSERT INTO transactions (op_key, kind, job_id, description, created_by)
                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (op_key) DO NOTHING RETURNING id),
@@ -749,6 +768,11 @@ class Store:
             [acc for acc in accounts if entries[acc] != 0],
             [entries[acc] for acc in accounts if entries[acc] != 0],
         )
+        if tx_id is not None:
+            for acc in accounts:
+                if acc in self._money:
+                    self._money[acc][0] += entries[acc]
+        return tx_id
 
     async def transaction_by_key(self, op_key: str) -> int | None:
         return await self.conn.fetchval("SELECT id FROM transactions WHERE op_key = $1", op_key)

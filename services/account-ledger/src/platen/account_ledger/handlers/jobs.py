@@ -357,6 +357,14 @@ locks_for_batch(on_job_priced, _lock_priced)
 locks_for_batch(on_job_printed, _lock_settled)
 
 
+async def _lock_released(store, events: list[JobFailed | JobCancelled]) -> None:
+    """A batch of failures and cancellations: their jobs, their holds, then the accounts
+    the holds are on, in the ledger's order."""
+    job_ids = [e.job_id for e in events]
+    await store.lock_jobs(job_ids)
+    await store.lock_accounts(await store.lock_holds(job_ids))
+
+
 @subscribe.event(JobFailed, JobCancelled)
 async def on_job_not_printed(ctx: HandlerContext, event: JobFailed | JobCancelled) -> None:
     """A failed or cancelled job is never charged: release what was held for it
@@ -369,6 +377,13 @@ async def on_job_not_printed(ctx: HandlerContext, event: JobFailed | JobCancelle
     if released.question:
         await ctx.store.save_question(question)
     if released.hold:
+        # The account's row first, as every change of what it holds takes it (after the
+        # job and its hold, as a posting does): a batch that has it locked may then keep
+        # its funds held in memory (store.Store).
+        await ctx.store.lock_accounts([hold.account_id])
         await ctx.store.save_hold(hold)
         ctx.log.info("hold released", reason=event.reason)
         await balance_changed(ctx, hold.account_id)
+
+
+locks_for_batch(on_job_not_printed, _lock_released)
