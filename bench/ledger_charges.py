@@ -16,27 +16,44 @@ ledger's batched events queue applies them (`platen.messaging.batching`): one tr
 authorises a batch of jobs, one posts them; "in flight" is then the number of batches in
 flight at once. Both ways run in the same process and database, alternated for `--rounds`.
 
-Each figure comes with the CPU milliseconds per charge, the benchmark's own process plus
-the database backends serving it (from /proc): on a machine shared with other work, that
-moves far less than the rate does.
+Each figure comes with the CPU milliseconds per charge, the benchmark's own process (the
+ledger's Python) and the database backends serving it (from /proc), in all and each: on a
+machine shared with other work, that moves far less than the rate does, and it says where
+the time goes.
 
 `--compare` also runs both scenarios with every charge crediting one revenue account (the
 design before migration 004, set here by patching `domain.REVENUE_SHARDS`), in the same
 process and database, alternating the two designs for `--rounds` rounds.
 
-    .venv/bin/python bench/ledger_charges.py [--jobs 1000] [--compare] [--batch 32] [--rounds 2]
-        [--only hot|many]
+`--compare REV` instead also runs the ledger of git revision REV (its `libs` and the
+ledger's sources, unpacked to a temporary folder and put first on a child process's
+PYTHONPATH) against the same database, in turns with this tree's, each way of batching and
+each number in flight side by side in one run.
+
+Before the rates, each design's statements per batch are counted (every statement the
+benchmark's connection sends, BEGIN and COMMIT and the pool's reset of a released
+connection included, counted by an asyncpg query logger on a one-connection pool, the
+second time a batch is sent on it): each is a round trip to the database.
+
+    .venv/bin/python bench/ledger_charges.py [--jobs 1000] [--compare [REV]] [--batch 32]
+        [--rounds 2] [--only hot|many]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from io import BytesIO
 from pathlib import Path
 
 import structlog
@@ -120,7 +137,7 @@ async def measure(pool, logins: list[str], concurrency: int, batch: int = 1) -> 
     elapsed = time.perf_counter() - start
     client = time.process_time() - client_before
     server = await server_cpu(pool) - server_before
-    return len(logins) / elapsed, 1000 * (client + server) / len(logins)
+    return len(logins) / elapsed, 1000 * client / len(logins), 1000 * server / len(logins)
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -147,9 +164,104 @@ def ticks_of(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-async def main(n: int, compare: bool, rounds: int, batch: int, scenarios: list[str]) -> None:
+async def count_statements(dsn: str, size: int) -> tuple[int, int]:
+    """Statements sent to authorise `size` jobs of as many users on the hot account and
+    to post them (one batch of each, or one transaction each when `size` is 1), on a pool
+    of one connection whose every statement an asyncpg query logger counts."""
+    pool = await create_pool(dsn, "ledger", min_size=1, max_size=1)
+    sent = []
+    async with pool.acquire() as conn:
+        conn.add_query_logger(sent.append)
+    # Twice, the first to warm the connection as a running service's is (asyncpg asks the
+    # database about a statement's types the first time it sees it); the second counted.
+    for _ in range(2):
+        work = [priced(f"h{i}") for i in range(size)]
+        counts = []
+        for handler, messages in ((jobs.on_job_priced, work), (jobs.on_job_printed, work)):
+            if handler is jobs.on_job_printed:
+                messages = [printed(job) for job in work]
+            sent.clear()
+            if size == 1:
+                await run(pool, handler, messages[0])
+            else:
+                steps = [(handler, m) for m in messages]
+                await apply_batch_in_transaction(pool, "bench", steps, store=Store)
+            counts.append(len(sent))
+    await pool.close()
+    return counts[0], counts[1]
+
+
+async def figures(
+    pool, dsn: str, scenarios: list[str], many: list[str], n: int, size: int, concurrency: int
+) -> list[str]:
+    hot = [f"h{i}" for i in range(200)]
+    out = []
+    if "many" in scenarios:
+        rate, *cpu = await measure(pool, many, concurrency, size)
+        out.append(f"many accounts {rate:6.0f} charges/s, {cpu_figure(*cpu)}")
+    if "hot" in scenarios:
+        hot_jobs = [hot[i % len(hot)] for i in range(n)]
+        rate, *cpu = await measure(pool, hot_jobs, concurrency, size)
+        out.append(f"one hot shared account {rate:6.0f} charges/s, {cpu_figure(*cpu)}")
+    return out
+
+
+def cpu_figure(client: float, server: float) -> str:
+    """CPU per charge: in all, then the benchmark's process (the ledger's Python: handlers,
+    domain, asyncpg) and the database's backends, where the time goes."""
+    return f"{client + server:5.1f} ms CPU ({client:4.1f} Python + {server:4.1f} PostgreSQL)"
+
+
+def statements_line(size: int, counts: tuple[int, int]) -> str:
+    authorise, post = counts
+    return (
+        f"statements: {authorise} to authorise and {post} to post "
+        f"{'a batch of ' + str(size) if size > 1 else 'one job'} "
+        f"({(authorise + post) / size:.1f} per charge)"
+    )
+
+
+async def child(dsn: str, n: int, size: int, scenarios: list[str], many: int) -> None:
+    """One design's figures (statements, then each number in flight), as JSON lines: run
+    with another revision's sources first on PYTHONPATH, against the parent's database."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    with provide() as infra:
+    print(json.dumps(statements_line(size, await count_statements(dsn, size))), flush=True)
+    pool = await create_pool(dsn, "ledger", min_size=4, max_size=40)
+    logins = [f"m{i}" for i in range(many)]
+    for concurrency in (1, 8, 32):
+        got = await figures(pool, dsn, scenarios, logins, n, size, concurrency)
+        print(json.dumps(got), flush=True)
+    await pool.close()
+
+
+def old_sources(rev: str, into: Path) -> str:
+    """`libs` and the ledger's sources at git revision `rev`, unpacked in `into`; the
+    PYTHONPATH that puts them first."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "libs", "services/account-ledger"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    sources = [*sorted(into.glob("libs/*/src")), into / "services/account-ledger/src"]
+    return ":".join(map(str, sources))
+
+
+def run_child(
+    pythonpath: str, dsn: str, n: int, size: int, scenarios: list[str], many: int
+) -> subprocess.Popen:
+    cmd = [sys.executable, __file__, "--child", dsn, "--jobs", str(n), "--batch", str(size)]
+    cmd += ["--many", str(many)]
+    if len(scenarios) == 1:
+        cmd += ["--only", scenarios[0]]
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+
+
+async def main(n: int, compare: str | None, rounds: int, batch: int, scenarios: list[str]) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    with provide() as infra, tempfile.TemporaryDirectory() as folder:
         _, dsn = await create_database(infra.database_url)
         pool = await create_pool(dsn, "ledger", min_size=4, max_size=40)
         async with pool.acquire() as conn:
@@ -171,27 +283,36 @@ async def main(n: int, compare: bool, rounds: int, batch: int, scenarios: list[s
             await run(pool, users.on_set_user, SetUser(login=login, default_account="hot"))
         print(f"infrastructure: {infra.source}; {n} jobs per run; charge = authorise + post")
         print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        revision = compare if compare not in (None, "revenue") else None
+        old_path = old_sources(revision, Path(folder)) if revision else None
         # Alternated, so neither design always runs on the warmer database.
-        shards = [domain.REVENUE_SHARDS, 1] if compare else [domain.REVENUE_SHARDS]
+        shards = [domain.REVENUE_SHARDS, 1] if compare == "revenue" else [domain.REVENUE_SHARDS]
         sizes = [1, batch] if batch > 1 else [1]
-        designs = [(s, b) for s in shards for b in sizes] * rounds
-        for shards_now, size in designs:
+        trees = [None, revision] if revision else [None]
+        designs = [(t, s, b) for t in trees for s in shards for b in sizes] * rounds
+        for tree, shards_now, size in designs:
             domain.REVENUE_SHARDS = shards_now
             how = f"in batches of up to {size}" if size > 1 else "one job per transaction"
-            print(f"charges credit {shards_now} revenue account(s); {how}")
-            for concurrency in (1, 8, 32):
-                figures = []
-                if "many" in scenarios:
-                    rate, cpu = await measure(pool, many, concurrency, size)
-                    figures.append(f"many accounts {rate:6.0f} charges/s, {cpu:5.1f} ms CPU")
-                if "hot" in scenarios:
-                    hot_jobs = [hot[i % len(hot)] for i in range(n)]
-                    rate, cpu = await measure(pool, hot_jobs, concurrency, size)
-                    figures.append(
-                        f"one hot shared account {rate:6.0f} charges/s, {cpu:5.1f} ms CPU"
+            code = f"the ledger of {tree}" if tree else "this tree's ledger"
+            print(f"{code}; charges credit {shards_now} revenue account(s); {how}")
+            if tree:
+                proc = run_child(old_path, dsn, n, size, scenarios, len(many))
+                assert proc.stdout is not None
+                print(f"  {json.loads(proc.stdout.readline())}")
+                for concurrency in (1, 8, 32):
+                    got = json.loads(proc.stdout.readline())
+                    print(
+                        f"  in flight {concurrency:>2}: {'; '.join(got)} "
+                        f"(load {os.getloadavg()[0]:.2f})"
                     )
+                if proc.wait() != 0:
+                    raise SystemExit(f"the run of {tree} failed")
+                continue
+            print(f"  {statements_line(size, await count_statements(dsn, size))}")
+            for concurrency in (1, 8, 32):
+                got = await figures(pool, dsn, scenarios, many, n, size, concurrency)
                 print(
-                    f"  in flight {concurrency:>2}: {'; '.join(figures)} "
+                    f"  in flight {concurrency:>2}: {'; '.join(got)} "
                     f"(load {os.getloadavg()[0]:.2f})"
                 )
         async with pool.acquire() as conn:
@@ -203,13 +324,24 @@ async def main(n: int, compare: bool, rounds: int, batch: int, scenarios: list[s
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--jobs", type=int, default=1000)
-    p.add_argument("--compare", action="store_true", help="Also run with one revenue account.")
+    p.add_argument(
+        "--compare",
+        nargs="?",
+        const="revenue",
+        metavar="REV",
+        help="Also run with one revenue account; or, given a git revision, that revision's ledger.",
+    )
     p.add_argument("--rounds", type=int, default=2, help="Rounds of each way compared.")
     p.add_argument(
         "--batch", type=int, default=1, help="Also charge in batches of up to this many jobs."
     )
     p.add_argument("--only", choices=("many", "hot"), help="Run only this scenario.")
+    p.add_argument("--child", metavar="DSN", help=argparse.SUPPRESS)
+    p.add_argument("--many", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
-    rounds = args.rounds if args.compare or args.batch > 1 else 1
     scenarios = [args.only] if args.only else ["many", "hot"]
+    if args.child:
+        asyncio.run(child(args.child, args.jobs, args.batch, scenarios, args.many))
+        raise SystemExit(0)
+    rounds = args.rounds if args.compare or args.batch > 1 else 1
     asyncio.run(main(args.jobs, args.compare, rounds, args.batch, scenarios))

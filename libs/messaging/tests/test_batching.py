@@ -54,7 +54,10 @@ class BatchHarness:
 
     async def stop(self):
         self.worker.cancel()
-        await asyncio.gather(self.worker, return_exceptions=True)
+        returning = list(self.batcher.in_back_off)
+        for task in returning:  # a failed delivery still in its back-off
+            task.cancel()
+        await asyncio.gather(self.worker, *returning, return_exceptions=True)
 
     async def send(self, msg):
         await self.channel.default_exchange.publish(msg, routing_key=QUEUE)
@@ -181,6 +184,48 @@ async def test_a_poison_message_is_isolated_and_the_rest_of_its_batch_applied_on
     assert await h.ids() == [before.message_id, after.message_id]
     assert calls["poison"] == DELIVERY_LIMIT + 1 + 1  # its try in the batch, then alone
     assert await wait_for(h.queue_empty)
+
+
+async def test_healthy_messages_flow_while_a_failing_one_waits_out_its_back_off(
+    harnesses, channel, pool, publisher
+):
+    """A failed delivery waits before it goes back to the queue (so a poison message does
+    not loop through the broker at full speed); the batch worker does not wait with it.
+    The back-off is made far longer than the test waits for the healthy messages: if the
+    worker slept through it, they would not be applied in time."""
+    calls: dict[str, int] = {}
+
+    async def broken(ctx, event):
+        calls[ctx.envelope.message_id] = calls.get(ctx.envelope.message_id, 0) + 1
+        if ctx.envelope.message_id.startswith("poison"):
+            raise RuntimeError("bug")
+        await record(ctx, event)
+
+    h = BatchHarness(channel, pool, publisher, broken)
+    harnesses.append(h)
+    h.dispatcher.back_off = 120.0
+    await h.send(message(captured_body(), message_id="poison"))
+    await h.start()
+
+    async def poison_failed() -> bool:
+        return calls.get("poison") == 1 and bool(h.batcher.in_back_off)
+
+    assert await wait_for(poison_failed)
+    healthy = [message(captured_body()) for _ in range(5)]
+    for msg in healthy:
+        await h.send(msg)
+    assert await wait_for(lambda: _count_is(h, 5), timeout=30)
+    assert await h.ids() == [m.message_id for m in healthy]
+    # The poison is still in its back-off: not yet returned, so not yet tried again.
+    assert calls["poison"] == 1
+    [returning] = h.batcher.in_back_off
+    assert not returning.done()
+    # In a second batch, a healthy message behind a failing one is applied as well.
+    await h.send(message(captured_body(), message_id="poison-2"))
+    after = message(captured_body())
+    await h.send(after)
+    assert await wait_for(lambda: _count_is(h, 6), timeout=30)
+    assert (await h.ids())[-1] == after.message_id
 
 
 async def test_a_message_rejected_in_a_batch_is_dead_lettered_and_the_rest_applied(

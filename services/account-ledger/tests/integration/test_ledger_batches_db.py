@@ -5,12 +5,16 @@ Against a real PostgreSQL; the fixture's `verify` checks the ledger after every 
 from __future__ import annotations
 
 import asyncio
+import random
+from contextlib import asynccontextmanager
 from decimal import Decimal as D
 
 from platen.account_ledger.handlers import accounts, jobs, money
+from platen.account_ledger.store import Store
 from platen.events.accounts import AddAccount, GrantAccess, ShowAccount, TopUp
+from platen.messaging.batching import apply_batch_in_transaction
 
-from ..builders import priced, printed
+from ..builders import cancelled, priced, printed
 from .test_ledger_db import add_user, balance
 
 
@@ -105,3 +109,111 @@ async def test_a_batch_that_fails_keeps_nothing_of_any_of_its_jobs(ledger):
     # Handled again alone (what the batch path does next), the good job is held once.
     await ledger.run(jobs.on_job_priced, good)
     assert [a.job_id for a in await ledger.emitted("job.authorized")] == [good.job_id]
+
+
+async def _hot_lab(ledger, funds: str, users: int) -> list[str]:
+    """A restricted shared account `lab` with `funds`, and `users` users who charge it
+    without being asked."""
+    await ledger.run(accounts.on_add_account, AddAccount(name="lab", restricted=True))
+    await ledger.run(accounts.on_grant, GrantAccess(account="lab", groups=["staff"]))
+    await ledger.run(money.on_topup, TopUp(key="fund", account="lab", amount=D(funds)))
+    logins = [f"u{i:03d}" for i in range(users)]
+    for login in logins:
+        await add_user(ledger, login, groups=["staff"], default_account="lab")
+    return logins
+
+
+async def test_batches_single_jobs_and_cancellations_at_once_keep_a_hot_account_exact(ledger):
+    """The batch store keeps locks and rows it has read for the whole batch; whatever runs
+    beside it on the same account (other batches, jobs alone, cancellations that void holds
+    without the account's lock, a batch delivered twice) must still see every job decided
+    and charged exactly once, and the floor kept."""
+    logins = await _hot_lab(ledger, "6.00", 60)
+    work = [priced(login, "0.30") for login in logins]
+    batched, alone = work[:40], work[40:]
+    batches = [batched[i : i + 8] for i in range(0, 40, 8)]
+    await asyncio.gather(
+        *(ledger.run_batch(jobs.on_job_priced, b) for b in batches),
+        *(ledger.run(jobs.on_job_priced, job) for job in alone),
+        ledger.run_batch(jobs.on_job_priced, batches[0]),  # delivered twice
+    )
+    authorized = [a.job_id for a in await ledger.emitted("job.authorized")]
+    assert len(authorized) == len(set(authorized)) == 20  # 20 x 0.30 = 6.00, then the floor
+    assert len(await ledger.emitted("job.denied")) == 40
+    held = [j for j in work if j.job_id in set(authorized)]
+    random.Random(14).shuffle(held)
+    voided, raced, charged = held[:5], held[5:8], held[8:]
+    # Voids on their own, postings in batches (one delivered twice), and three jobs both
+    # printed in a batch and cancelled alone at the same moment.
+    posting_batches = [charged[i : i + 4] + raced[i // 4 : i // 4 + 1] for i in range(0, 12, 4)]
+    await asyncio.gather(
+        *(ledger.run(jobs.on_job_not_printed, cancelled(j)) for j in voided + raced),
+        *(ledger.run_batch(jobs.on_job_printed, [printed(j) for j in b]) for b in posting_batches),
+        ledger.run_batch(jobs.on_job_printed, [printed(j) for j in posting_batches[0]]),
+    )
+    states = {
+        r["job_id"]: r["state"] for r in await ledger.fetch("SELECT job_id, state FROM holds")
+    }
+    charges = {
+        r["job_id"]
+        for r in await ledger.fetch("SELECT job_id FROM transactions WHERE kind = 'charge'")
+    }
+    assert all(states[j.job_id] == "voided" for j in voided)
+    assert all(states[j.job_id] == "posted" for j in charged)
+    for job in raced:  # charged, or released: never both, never neither
+        assert (states[job.job_id], job.job_id in charges) in {("posted", True), ("voided", False)}
+    assert len(charges) == len(await ledger.emitted("job.charged"))
+    view = await ledger.run(accounts.on_show_account, ShowAccount(account="lab"))
+    assert view.held == D("0.00")
+    assert view.balance == D("6.00") - D("0.30") * len(charges)
+    lowest = await ledger.fetchval(
+        "SELECT min(balance_after) FROM entries WHERE account_id = 'shared:lab'"
+    )
+    assert lowest >= 0
+
+
+@asynccontextmanager
+async def _counted(ledger):
+    """A pool of the ledger's one connection, and the list of statements it is sent."""
+    sent: list = []
+
+    class One:
+        def __init__(self, conn):
+            self.conn = conn
+
+        @asynccontextmanager
+        async def acquire(self):
+            yield self.conn
+
+    async with ledger.pool.acquire() as conn:
+        conn.add_query_logger(sent.append)
+        try:
+            yield One(conn), sent
+        finally:
+            conn.remove_query_logger(sent.append)
+
+
+async def test_a_batch_on_one_account_locks_and_reads_its_rows_once_not_once_per_job(ledger):
+    """Statements sent for a batch of 8 jobs and for one of 24, each job of another user
+    on the same shared account: each job more costs 1 statement to authorise (its hold,
+    which returns the account's figures) and 2 to post (its transaction with its entries,
+    its hold's new state); locks, users, groups, job marks, holds, the account's figures,
+    inbox and outbox rows are per batch. (Before, about 17 and 12.)"""
+    logins = await _hot_lab(ledger, "100.00", 32)
+    counts = {}
+    for size, users in ((8, logins[:8]), (24, logins[8:])):
+        work = [priced(login, "0.30") for login in users]
+        async with _counted(ledger) as (pool, sent):
+            for handler, messages in (
+                (jobs.on_job_priced, work),
+                (jobs.on_job_printed, [printed(j) for j in work]),
+            ):
+                sent.clear()
+                steps = [(handler, m) for m in messages]
+                await apply_batch_in_transaction(pool, "account-ledger", steps, store=Store)
+                counts[size, handler.__name__] = len(sent)
+    assert len(await ledger.emitted("job.charged")) == 32
+    authorise = (counts[24, "on_job_priced"] - counts[8, "on_job_priced"]) / 16
+    post = (counts[24, "on_job_printed"] - counts[8, "on_job_printed"]) / 16
+    assert authorise <= 1, counts
+    assert post <= 2, counts

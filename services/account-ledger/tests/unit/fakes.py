@@ -101,7 +101,12 @@ class FakeStore:
                 found.add(self.users[login].default_account)
         return found
 
-    async def held_on(self, job_ids) -> set[str]:
+    async def read_marks(self, job_ids) -> None:
+        pass
+
+    async def lock_holds(self, job_ids) -> set[str]:
+        for job_id in sorted(set(job_ids)):
+            self.locks.append(("hold", job_id))
         return {self.holds[j].account_id for j in set(job_ids) if j in self.holds}
 
     async def lock_accounts(self, account_ids) -> None:
@@ -274,6 +279,9 @@ class FakeStore:
     async def job_seen(self, job_id: uuid.UUID) -> bool:
         return job_id in self.holds or job_id in self.questions
 
+    async def job_marks(self, job_id: uuid.UUID) -> tuple[bool, bool]:
+        return await self.job_closed(job_id), await self.job_seen(job_id)
+
     async def hold(self, job_id: uuid.UUID, *, lock: bool = False) -> Hold | None:
         if lock:
             self.locks.append(("hold", job_id))
@@ -286,10 +294,12 @@ class FakeStore:
             if h.account_id == account_id and h.pending
         ]
 
-    async def add_hold(self, hold: Hold) -> None:
+    async def add_hold(self, hold: Hold) -> tuple[Decimal, Decimal, bool]:
         assert hold.job_id not in self.holds, "holds.job_id is the primary key"
         self.holds[hold.job_id] = copy.deepcopy(hold)
         self.holds[hold.job_id].created_at = datetime.now(UTC)
+        account = self.accounts[hold.account_id]
+        return account.balance, await self.held(hold.account_id), account.low_balance_armed
 
     async def save_hold(self, hold: Hold) -> None:
         self.holds[hold.job_id].state = hold.state

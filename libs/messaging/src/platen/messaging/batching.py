@@ -17,7 +17,12 @@ Anything unusual goes the one-at-a-time way (`Dispatcher`), exactly as without b
   database goes), the transaction rolls back, nothing of the batch is kept, and its messages
   are handled again one at a time: a poison message is returned or dead-lettered exactly as
   it would be alone, and the others are applied.
-Batches of a queue follow each other (one worker), so the queue's order is kept.
+Batches of a queue follow each other (one worker), so the queue's order is kept. A failed
+delivery waits out its back-off before it goes back to the queue in the background, not in
+the worker: one poison message does not hold up the healthy ones behind it.
+
+Round trips saved besides the transaction: the batch's inbox claims are one statement, its
+outbox rows one more (written before the commit), and its messages share one store.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -34,6 +40,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError
+from platen.messaging import inbox, outbox
 from platen.messaging.handling import (
     Dispatcher,
     Handler,
@@ -100,6 +107,11 @@ async def take_batch_locks(store: Any, steps: list[tuple[Handler, Message]]) -> 
         await handler.batch_locks(store, messages)  # type: ignore[attr-defined]
 
 
+def _settle(settled: asyncio.Future[None], *_: Any) -> None:
+    if not settled.done():
+        settled.set_result(None)
+
+
 class Batcher:
     """The aio-pika consumer callback of one batched queue, in front of its Dispatcher.
 
@@ -115,6 +127,20 @@ class Batcher:
         self.linger = linger
         self._ready: list[tuple[AbstractIncomingMessage, asyncio.Future[None]]] = []
         self._arrived = asyncio.Event()
+        # Failed deliveries waiting out their back-off before they go back to the queue,
+        # by delivery: the worker goes on with the others meanwhile.
+        self._returning: dict[int, asyncio.Task[None]] = {}
+        # All of them, until each is back in the queue (and the tasks kept referenced).
+        self.in_back_off: set[asyncio.Task[None]] = set()
+        dispatcher.return_later = self._return_later
+
+    def _return_later(self, raw: AbstractIncomingMessage) -> None:
+        """Return a failed delivery after its back-off, in the background: one poison
+        message must not hold up every healthy one behind it in the queue."""
+        task = asyncio.get_running_loop().create_task(self.dispatcher.return_after_back_off(raw))
+        self._returning[id(raw)] = task
+        self.in_back_off.add(task)
+        task.add_done_callback(self.in_back_off.discard)
 
     async def __call__(self, raw: AbstractIncomingMessage) -> None:
         settled = asyncio.get_running_loop().create_future()
@@ -141,9 +167,14 @@ class Batcher:
                 # redelivers whatever was left unsettled when the channel closes.
                 log.exception("batch handling failed", queue=self.dispatcher.queue)
             finally:
-                for _, settled in taken:
-                    if not settled.done():
-                        settled.set_result(None)
+                for raw, settled in taken:
+                    returning = self._returning.pop(id(raw), None)
+                    if returning is not None and not returning.done():
+                        # Settled once it is back in the queue, not before: whoever counts
+                        # deliveries in flight (a graceful shutdown) waits for it.
+                        returning.add_done_callback(partial(_settle, settled))
+                    else:
+                        _settle(settled)
 
     async def handle(self, raws: list[AbstractIncomingMessage]) -> None:
         """Handle these deliveries, in this order, batching those that may be batched."""
@@ -222,20 +253,32 @@ class Batcher:
         after-commit effects of each. Raises (and so rolls back) if any handler does."""
         d = self.dispatcher
         results = []
+        rows: list[tuple] = []
         async with d.pool.acquire() as conn, conn.transaction():
+            # One store for the whole batch: what it has locked and read once, it need not
+            # lock or read again for the next message (the service's store decides what it
+            # may keep; a store without state is simply shared).
             store = d.store(conn) if d.store else None
             await take_batch_locks(store, [(item.handler, item.message) for item in items])
+            unclaimed = await inbox.claim_many(
+                conn, d.queue, [item.envelope.message_id for item in items]
+            )
             for item in items:
                 fields = item.log_fields()
+                claimed = item.envelope.message_id in unclaimed
+                unclaimed.discard(item.envelope.message_id)  # a second copy is a duplicate
                 try:
                     with structlog.contextvars.bound_contextvars(queue=d.queue, **fields):
                         ctx = d.context(conn, item.raw, item.envelope, item.marks, item.prepared)
+                        ctx.store = store
+                        ctx.outbox_rows = rows
                         _, effects = await d.apply_once(
-                            conn, ctx, item.envelope, item.message, item.handler
+                            conn, ctx, item.envelope, item.message, item.handler, claimed=claimed
                         )
                 finally:
                     structlog.contextvars.unbind_contextvars(*MARK_KEYS)
                 results.append(effects)
+            await outbox.add_rows(conn, rows)
         return results
 
     async def _effects(self, item: _Item, effects: list[Any]) -> bool:
@@ -274,15 +317,19 @@ async def apply_batch_in_transaction(
     prepared = [await prepare(handler, message) for handler, message in steps]
     replies = []
     contexts = []
+    rows: list[tuple] = []
     async with pool.acquire() as conn, conn.transaction():
-        await take_batch_locks(store(conn) if store else None, steps)
+        shared = store(conn) if store else None
+        await take_batch_locks(shared, steps)
         for (handler, message), ready in zip(steps, prepared, strict=True):
             env = Envelope(message.message_type, message.schema_version, producer)
             ctx = HandlerContext(conn, env, producer, None, structlog.get_logger(producer))  # type: ignore[arg-type]
-            ctx.store = store(conn) if store else None
+            ctx.store = shared
             ctx.prepared = ready
+            ctx.outbox_rows = rows
             replies.append(await handler(ctx, message))
             contexts.append(ctx)
+        await outbox.add_rows(conn, rows)
     for ctx in contexts:
         for effect in ctx.effects:
             await effect()

@@ -48,6 +48,9 @@ from platen.operations.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
+# Seconds a failed delivery waits before it is returned to its queue.
+BACK_OFF = 0.5
+
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database is unreachable, rather than that this message or
@@ -97,6 +100,10 @@ class HandlerContext:
         structlog.contextvars.bind_contextvars(**accepted)
 
     effects: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    # Where `emit` leaves its outbox rows when a batch writes them all at once before its
+    # commit (None: each is written when emitted). Whoever sets it writes them
+    # (`outbox.add_rows`) in the same transaction.
+    outbox_rows: list[tuple] | None = None
     # What the handler's `outside_transaction` step returned for this message (None: it
     # has none).
     prepared: Any = None
@@ -126,8 +133,7 @@ class HandlerContext:
         if self.subscriptions is not None:
             self.subscriptions.check_emit(message, exchange)
         env = envelope_for(message, self.producer, correlation_id)
-        await outbox.add(
-            self.conn,
+        row = outbox.row(
             message,
             env,
             exchange=exchange,
@@ -136,6 +142,10 @@ class HandlerContext:
             reply_to=reply_to,
             marks=encode_marks(self.marks),
         )
+        if self.outbox_rows is not None:
+            self.outbox_rows.append(row)
+        else:
+            await outbox.add_rows(self.conn, [row])
         return env.message_id
 
 
@@ -258,6 +268,13 @@ class Dispatcher:
         self.publisher = publisher
         self.relay = relay
         self.handlers = {model.message_type: fn for model, fn in handlers.items()}
+        # How long a failed delivery waits before it goes back to the queue.
+        self.back_off = BACK_OFF
+        # Who returns failed deliveries when the caller must not wait through their
+        # back-off (a Batcher: its one worker would stall the whole queue behind one
+        # failing message). None: `give_back` waits, which holds up only its own delivery
+        # (aio-pika gives every delivery its own task).
+        self.return_later: Callable[[AbstractIncomingMessage], None] | None = None
 
     async def __call__(self, raw: AbstractIncomingMessage, *, prepared: Any = NOT_PREPARED) -> None:
         """Process one delivery and settle it (ack or nack). Never raises. `prepared`: what
@@ -332,7 +349,15 @@ class Dispatcher:
             except Exception:
                 log.exception("dead-lettering failed; returning the message to the queue")
         log.exception("message handling failed; returning it to the queue")
-        await asyncio.sleep(0.5)
+        if self.return_later is not None:
+            self.return_later(raw)
+            return
+        await self.return_after_back_off(raw)
+
+    async def return_after_back_off(self, raw: AbstractIncomingMessage) -> None:
+        """Wait `back_off`, then return the delivery to the queue: a message that fails at
+        once every time must not loop through the broker as fast as it can."""
+        await asyncio.sleep(self.back_off)
         try:
             # reject, not nack: only reject counts towards the delivery limit on
             # every RabbitMQ version (4.3 stopped counting nacks).
@@ -467,10 +492,15 @@ class Dispatcher:
         envelope: Envelope,
         message: Message,
         handler: Handler,
+        *,
+        claimed: bool | None = None,
     ) -> tuple[Message | None, list[Callable[[], Awaitable[object]]]]:
         """Apply a delivery once: its id claimed in the inbox in the effect's transaction,
-        its reply stored there for a redelivery."""
-        if not await inbox.claim(conn, self.queue, envelope.message_id):
+        its reply stored there for a redelivery. `claimed`: whether the caller claimed it
+        already in this transaction (a batch claims all of its ids in one statement)."""
+        if claimed is None:
+            claimed = await inbox.claim(conn, self.queue, envelope.message_id)
+        if not claimed:
             log.info("duplicate delivery skipped")
             stored = await inbox.stored_reply(conn, self.queue, envelope.message_id)
             return (decode(stored[0], stored[1], stored[2]) if stored else None), []

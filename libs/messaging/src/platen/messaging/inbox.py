@@ -16,6 +16,19 @@ async def claim(conn: asyncpg.Connection, consumer: str, message_id: str) -> boo
     return row is not None
 
 
+async def claim_many(conn: asyncpg.Connection, consumer: str, message_ids: list[str]) -> set[str]:
+    """`claim` for several ids in one statement: those not applied before. An id given
+    twice is claimed once (its first delivery is applied, the other skipped)."""
+    rows = await conn.fetch(
+        """INSERT INTO inbox (consumer, message_id)
+           SELECT $1, id FROM unnest($2::text[]) AS ids (id)
+           ON CONFLICT DO NOTHING RETURNING message_id""",
+        consumer,
+        message_ids,
+    )
+    return {r["message_id"] for r in rows}
+
+
 async def store_reply(
     conn: asyncpg.Connection,
     consumer: str,

@@ -1,9 +1,10 @@
 """The transactional outbox: record messages with the state change, publish them after.
 
-`add` writes a row inside the caller's transaction. The relay publishes pending rows in
-batches (many confirms awaited at once) and deletes them in the same transaction that
-locked them. A crash between publishing and deleting publishes a row again on restart:
-consumers de-duplicate on the message id, so that is harmless.
+`add` writes a row inside the caller's transaction (`add_rows` several, for a batch).
+The relay publishes pending rows in batches (many confirms awaited at once) and deletes
+them in the same transaction that locked them. A crash between publishing and deleting
+publishes a row again on restart: consumers de-duplicate on the message id, so that is
+harmless.
 
 A row is published however long the broker is away: a publish that fails because the
 broker is unreachable, blocked (a memory or disk alarm), frozen or busy (a nack) costs the
@@ -70,8 +71,13 @@ class PublishFailed(RuntimeError):
     """Nothing in the batch could be published (the broker refused every row)."""
 
 
-async def add(
-    conn: asyncpg.Connection,
+_INSERT = """INSERT INTO outbox (message_id, exchange, routing_key, message_type,
+               schema_version, correlation_id, body, expiration_ms, created_at, reply_to,
+               marks)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+
+
+def row(
     message: Message,
     envelope: Envelope,
     *,
@@ -80,12 +86,9 @@ async def add(
     expiration_ms: int | None = None,
     reply_to: str | None = None,
     marks: str | None = None,
-) -> None:
-    await conn.execute(
-        """INSERT INTO outbox (message_id, exchange, routing_key, message_type,
-               schema_version, correlation_id, body, expiration_ms, created_at, reply_to,
-               marks)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+) -> tuple:
+    """The outbox row of one message, for `add_rows`."""
+    return (
         envelope.message_id,
         exchange,
         routing_key,
@@ -98,6 +101,38 @@ async def add(
         reply_to,
         marks,
     )
+
+
+async def add(
+    conn: asyncpg.Connection,
+    message: Message,
+    envelope: Envelope,
+    *,
+    exchange: str,
+    routing_key: str,
+    expiration_ms: int | None = None,
+    reply_to: str | None = None,
+    marks: str | None = None,
+) -> None:
+    await conn.execute(
+        _INSERT,
+        *row(
+            message,
+            envelope,
+            exchange=exchange,
+            routing_key=routing_key,
+            expiration_ms=expiration_ms,
+            reply_to=reply_to,
+            marks=marks,
+        ),
+    )
+
+
+async def add_rows(conn: asyncpg.Connection, rows: list[tuple]) -> None:
+    """Several rows (`row`) in the caller's transaction, in their order, in one round trip
+    (asyncpg sends the executions of `executemany` together and waits once)."""
+    if rows:
+        await conn.executemany(_INSERT, rows)
 
 
 class OutboxRelay:

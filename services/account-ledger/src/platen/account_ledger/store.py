@@ -6,6 +6,7 @@ dispatcher): it takes and returns domain objects, or plain rows for views and re
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -77,6 +78,20 @@ def _hold(r: asyncpg.Record) -> Hold:
     )
 
 
+def _user(r: asyncpg.Record, groups: list[str]) -> User:
+    return User(
+        login=r["login"],
+        account_selection=r["account_selection"],
+        default_account=r["default_account"],
+        low_balance_threshold=r["low_balance_threshold"],
+        enabled=r["enabled"],
+        groups=groups,
+        deleted=r["deleted_at"] is not None,
+        email=r["email"],
+        email_notices=r["email_notices"],
+    )
+
+
 def _account(r: asyncpg.Record, grants: set[tuple[str, str]]) -> Account:
     return Account(
         id=r["id"],
@@ -98,37 +113,102 @@ def _account(r: asyncpg.Record, grants: set[tuple[str, str]]) -> Account:
 
 
 class Store:
+    """One transaction's view of the ledger's tables.
+
+    A store lives as long as its transaction (one delivery's, or one batch's: the batch
+    path gives all of a batch's messages one store). It remembers what the transaction
+    holds, so that a batch of jobs on one hot account takes each lock and reads each
+    unchanging row once, not once per job:
+    - the locks it has taken (jobs, users shared, accounts locked), which last until the
+      transaction ends: taken again, they are skipped;
+    - the users it has shared and the accounts it has locked, as read the first time:
+      their settings, groups, parents and grants. While the rows are locked no other
+      transaction changes the accounts' settings or deletes the users; a change of a
+      user's settings or of a grant committed meanwhile is seen by the next transaction,
+      as if it had come after this one. Any write of this store to those tables forgets
+      everything read.
+    - of the accounts it has locked, the balance, funds held and low-balance flag, kept up
+      to date with its own writes: every writer of those (an entry, a hold made, posted or
+      voided, the flag) takes the account's row lock first, so no other transaction
+      changes them while it is held. (The database's floor checks still read the tables.)
+    - of the jobs it has locked, their marks (closed, seen) and holds, kept up to date with
+      its own writes: every writer of those takes the job's lock first.
+    Questions, entries and everything else are read each time.
+    """
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self._jobs_locked: set[str] = set()
+        self._users_shared: set[str] = set()
+        self._accounts_locked: set[str] = set()
+        self._users: dict[str, User] = {}
+        self._groups: dict[str, list[str]] = {}
+        # id -> (the account and its parents, nearest first, as read; their grants)
+        self._chains: dict[str, tuple[list[asyncpg.Record], dict[str, set[tuple[str, str]]]]] = {}
+        # Of jobs this transaction has locked, which only it can change until it ends (every
+        # writer of a job's hold, question or closed mark takes the job's lock first): their
+        # [closed, seen] marks and their holds, kept up to date with its own writes.
+        self._marks: dict[uuid.UUID, list[bool]] = {}
+        self._holds: dict[uuid.UUID, Hold] = {}
+        # Of accounts this transaction has locked: [balance, funds held, low-balance flag],
+        # as read or as this store's writes left them. Exact while the lock is held: every
+        # writer of a balance (an entry), of a hold (made, posted or voided) or of the flag
+        # locks the account's row first, so only this transaction changes them.
+        self._money: dict[str, list] = {}
+
+    def _forget(self) -> None:
+        """This transaction wrote users, groups, accounts or grants: read them again."""
+        self._users.clear()
+        self._groups.clear()
+        self._chains.clear()
+        self._money.clear()
 
     # ------------------------------------------------------------- locks
 
     async def lock_job(self, job_id: uuid.UUID) -> None:
         """Take a job's events one at a time (until this transaction ends): a price and a
         cancellation handled at once must not both see "no hold yet"."""
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", str(job_id)
-        )
+        await self.lock_jobs([job_id])
 
     async def lock_jobs(self, job_ids: Iterable[uuid.UUID]) -> None:
         """`lock_job` for several jobs, in one fixed order (by id): two batches sharing
         jobs queue up instead of deadlocking."""
-        await self.conn.executemany(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7))",
-            [(j,) for j in sorted({str(j) for j in job_ids})],
+        wanted = sorted({str(j) for j in job_ids} - self._jobs_locked)
+        if not wanted:
+            return
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(j, 7)) "
+            "FROM unnest($1::text[]) WITH ORDINALITY AS t (j, n) ORDER BY n",
+            wanted,
         )
+        self._jobs_locked.update(wanted)
 
     async def share_users(self, logins: Iterable[str]) -> None:
         """`share_user` for several users, in one fixed order (by login)."""
-        await self.conn.execute(
-            "SELECT 1 FROM users WHERE login = ANY($1::text[]) ORDER BY login FOR KEY SHARE",
-            sorted(set(logins)),
+        wanted = sorted(set(logins) - self._users_shared)
+        if not wanted:
+            return
+        # Each user is read in the statement that shares them, with their groups: a job
+        # needs both, and a batch of jobs on one account has many users.
+        rows = await self.conn.fetch(
+            """SELECT u.*, ARRAY(SELECT m.group_name FROM group_members m
+                                  WHERE m.login = u.login ORDER BY m.group_name) AS member_of
+                 FROM users u WHERE u.login = ANY($1::text[])
+                ORDER BY u.login FOR KEY SHARE OF u""",
+            wanted,
         )
+        self._users_shared.update(wanted)
+        for r in rows:
+            self._groups[r["login"]] = list(r["member_of"])
+            self._users[r["login"]] = _user(r, list(r["member_of"]))
 
     async def payers(self, logins: Iterable[str]) -> set[str]:
         """Every account these users' jobs may be charged to without asking them: their
         own and their default (a superset: which one pays is decided job by job)."""
         logins = set(logins)
+        if logins <= self._users.keys():  # shared and read already
+            chosen = {self._users[login].default_account for login in logins}
+            return {personal_account(login) for login in logins} | (chosen - {None})
         rows = await self.conn.fetch(
             "SELECT default_account FROM users WHERE login = ANY($1::text[]) "
             "AND default_account IS NOT NULL",
@@ -136,21 +216,46 @@ class Store:
         )
         return {personal_account(login) for login in logins} | {r[0] for r in rows}
 
-    async def held_on(self, job_ids: Iterable[uuid.UUID]) -> set[str]:
-        """The accounts these jobs' holds are on."""
+    async def read_marks(self, job_ids: Iterable[uuid.UUID]) -> None:
+        """Read the marks (`job_marks`) of these jobs, locked by this transaction, in one
+        statement, for their handlers to find."""
+        wanted = [j for j in set(job_ids) if str(j) in self._jobs_locked and j not in self._marks]
+        if not wanted:
+            return
         rows = await self.conn.fetch(
-            "SELECT DISTINCT account_id FROM holds WHERE job_id = ANY($1::uuid[])",
-            list(set(job_ids)),
+            """SELECT j.id,
+                      EXISTS (SELECT 1 FROM closed_jobs c WHERE c.job_id = j.id) AS closed,
+                      EXISTS (SELECT 1 FROM holds h WHERE h.job_id = j.id)
+                      OR EXISTS (SELECT 1 FROM pending_inputs p WHERE p.job_id = j.id) AS seen
+                 FROM unnest($1::uuid[]) AS j (id)""",
+            wanted,
         )
-        return {r[0] for r in rows}
+        for r in rows:
+            self._marks[r["id"]] = [r["closed"], r["seen"]]
+
+    async def lock_holds(self, job_ids: Iterable[uuid.UUID]) -> set[str]:
+        """Lock the holds of these jobs (locked by this transaction) and keep them for their
+        handlers; returns the accounts they are on."""
+        wanted = sorted(j for j in set(job_ids) if str(j) in self._jobs_locked)
+        rows = await self.conn.fetch(
+            "SELECT * FROM holds WHERE job_id = ANY($1::uuid[]) ORDER BY job_id FOR UPDATE",
+            wanted,
+        )
+        for r in rows:
+            self._holds[r["job_id"]] = _hold(r)
+        return {r["account_id"] for r in rows}
 
     async def lock_accounts(self, account_ids: Iterable[str]) -> None:
         """Lock rows in one fixed order (by id): two transactions touching the same
-        accounts queue up instead of deadlocking."""
+        accounts queue up instead of deadlocking. Rows this transaction has locked
+        already are not asked for again."""
+        wanted = sorted(set(account_ids) - self._accounts_locked)
+        if not wanted:
+            return
         await self.conn.execute(
-            "SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-            sorted(set(account_ids)),
+            "SELECT 1 FROM accounts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE", wanted
         )
+        self._accounts_locked.update(wanted)
 
     async def lock_user(self, login: str) -> None:
         await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR UPDATE", login)
@@ -160,34 +265,36 @@ class Store:
         for them). KEY SHARE: it waits only for a delete (`lock_user`, FOR UPDATE), so
         neither their other jobs nor a change of their settings (which updates the row
         after locking their account, the other order) wait for it or deadlock with it."""
-        await self.conn.execute("SELECT 1 FROM users WHERE login = $1 FOR KEY SHARE", login)
+        await self.share_users([login])
 
     # ------------------------------------------------------------- users
 
     async def user(self, login: str) -> User | None:
+        if login in self._users:
+            known = self._users[login]
+            return dataclasses.replace(known, groups=list(known.groups))
         r = await self.conn.fetchrow("SELECT * FROM users WHERE login = $1", login)
         if r is None:
             return None
-        return User(
-            login=r["login"],
-            account_selection=r["account_selection"],
-            default_account=r["default_account"],
-            low_balance_threshold=r["low_balance_threshold"],
-            enabled=r["enabled"],
-            groups=await self.user_groups(login),
-            deleted=r["deleted_at"] is not None,
-            email=r["email"],
-            email_notices=r["email_notices"],
-        )
+        user = _user(r, await self.user_groups(login))
+        if login in self._users_shared:  # not deleted before this transaction ends
+            self._users[login] = dataclasses.replace(user, groups=list(user.groups))
+        return user
 
     async def user_groups(self, login: str) -> list[str]:
+        if login in self._groups:
+            return list(self._groups[login])
         rows = await self.conn.fetch(
             "SELECT group_name FROM group_members WHERE login = $1 ORDER BY group_name", login
         )
-        return [r["group_name"] for r in rows]
+        groups = [r["group_name"] for r in rows]
+        if login in self._users_shared:
+            self._groups[login] = groups
+        return list(groups)
 
     async def add_user(self, login: str, *, restricted: bool) -> bool:
         """The user and their personal account; False when the user exists already."""
+        self._forget()
         created = await self.conn.fetchval(
             "INSERT INTO users (login) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true", login
         )
@@ -206,6 +313,7 @@ class Store:
         Counting in the user's row takes its lock first, so two changes of one user's
         groups at once run one after the other (replacing memberships row by row would
         otherwise mix the two) and are numbered in the order they commit."""
+        self._forget()
         revision = await self.conn.fetchval(
             """UPDATE users SET groups_revision = groups_revision + 1 WHERE login = $1
                RETURNING groups_revision""",
@@ -224,6 +332,7 @@ class Store:
         return revision
 
     async def update_user(self, login: str, **settings) -> None:
+        self._forget()
         for column, value in settings.items():
             assert column in _USER_SETTINGS, column
             await self.conn.execute(
@@ -233,6 +342,7 @@ class Store:
     async def next_contact(self, login: str) -> tuple[str | None, bool, int]:
         """How `login` is reached now (email, email_notices) and the next revision of it,
         counted in the user's row (locked until the transaction ends)."""
+        self._forget()
         r = await self.conn.fetchrow(
             """UPDATE users SET contact_revision = contact_revision + 1 WHERE login = $1
                RETURNING email, email_notices, contact_revision""",
@@ -253,6 +363,7 @@ class Store:
         """Mark the user deleted and disabled, with their personal account disabled;
         returns when they were deleted (the first time, if they were already). Their
         groups stay, as history."""
+        self._forget()
         await self.conn.execute(
             "UPDATE users SET deleted_at = coalesce(deleted_at, now()), enabled = false "
             "WHERE login = $1",
@@ -266,6 +377,7 @@ class Store:
 
     async def set_enabled(self, login: str, enabled: bool) -> bool:
         """True when this changed it."""
+        self._forget()
         return bool(
             await self.conn.fetchval(
                 "UPDATE users SET enabled = $2 WHERE login = $1 AND enabled <> $2 RETURNING true",
@@ -297,7 +409,24 @@ class Store:
 
     async def account(self, account_id: str) -> Account | None:
         """The account with its held funds, its parents (nearest first) and the grants on
-        each."""
+        each. For an account this transaction has locked, what does not move money is
+        read once (see the class), and only its balance, held funds and low-balance flag
+        again."""
+        if account_id in self._chains:
+            chain, grants = self._chains[account_id]
+            if account_id not in self._money:
+                now = await self.conn.fetchrow(
+                    """SELECT balance, low_balance_armed,
+                              (SELECT coalesce(sum(amount), 0)::numeric(14, 2) FROM holds
+                                WHERE account_id = $1 AND state = 'pending') AS held
+                         FROM accounts WHERE id = $1""",
+                    account_id,
+                )
+                self._money[account_id] = [now["balance"], now["held"], now["low_balance_armed"]]
+            acc, *parents = [_account(r, grants[r["id"]]) for r in chain]
+            acc.parents = parents
+            acc.balance, acc.held, acc.low_balance_armed = self._money[account_id]
+            return acc
         chain = await self.conn.fetch(
             """WITH RECURSIVE chain AS (
                    SELECT a.*, 0 AS depth FROM accounts a WHERE id = $1
@@ -318,6 +447,9 @@ class Store:
         acc, *parents = [_account(r, grants[r["id"]]) for r in chain]
         acc.parents = parents
         acc.held = await self.held(account_id)
+        if account_id in self._accounts_locked:
+            self._chains[account_id] = (chain, grants)
+            self._money[account_id] = [acc.balance, acc.held, acc.low_balance_armed]
         return acc
 
     async def resolve(self, ref: str) -> str:
@@ -353,6 +485,7 @@ class Store:
 
     async def add_shared_account(self, account: Account) -> bool:
         """False when it exists already."""
+        self._forget()
         return bool(
             await self.conn.fetchval(
                 """INSERT INTO accounts (id, kind, name, parent_id, restricted, overdraft_limit,
@@ -373,6 +506,7 @@ class Store:
         )
 
     async def update_account(self, account_id: str, **settings) -> None:
+        self._forget()
         for column, value in settings.items():
             assert column in _ACCOUNT_SETTINGS, column
             await self.conn.execute(
@@ -380,17 +514,21 @@ class Store:
             )
 
     async def set_low_balance_armed(self, account_id: str, armed: bool) -> None:
+        if account_id in self._money:
+            self._money[account_id][2] = armed
         await self.conn.execute(
             "UPDATE accounts SET low_balance_armed = $2 WHERE id = $1", account_id, armed
         )
 
     async def grant(self, account_id: str, principals: list[tuple[str, str]]) -> None:
+        self._forget()
         await self.conn.executemany(
             "INSERT INTO account_access VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             [(account_id, kind, who) for kind, who in principals],
         )
 
     async def revoke(self, account_id: str, principals: list[tuple[str, str]]) -> None:
+        self._forget()
         await self.conn.executemany(
             "DELETE FROM account_access WHERE account_id = $1 AND principal_kind = $2 "
             "AND principal = $3",
@@ -413,6 +551,8 @@ class Store:
         )
 
     async def balance(self, account_id: str) -> Decimal:
+        if account_id in self._money:
+            return self._money[account_id][0]
         return await self.conn.fetchval("SELECT balance FROM accounts WHERE id = $1", account_id)
 
     # ------------------------------------------------------------- jobs: holds, questions
@@ -421,6 +561,8 @@ class Store:
         return bool(await self.conn.fetchval("SELECT 1 FROM closed_jobs WHERE job_id = $1", job_id))
 
     async def close_job(self, job_id: uuid.UUID) -> None:
+        if job_id in self._marks:
+            self._marks[job_id][0] = True
         await self.conn.execute(
             "INSERT INTO closed_jobs (job_id) VALUES ($1) ON CONFLICT DO NOTHING", job_id
         )
@@ -435,7 +577,22 @@ class Store:
             )
         )
 
+    async def job_marks(self, job_id: uuid.UUID) -> tuple[bool, bool]:
+        """`job_closed` and `job_seen` in one statement (or none: read for the batch)."""
+        if job_id in self._marks:
+            closed, seen = self._marks[job_id]
+            return closed, seen
+        r = await self.conn.fetchrow(
+            """SELECT EXISTS (SELECT 1 FROM closed_jobs WHERE job_id = $1) AS closed,
+                      EXISTS (SELECT 1 FROM holds WHERE job_id = $1)
+                      OR EXISTS (SELECT 1 FROM pending_inputs WHERE job_id = $1) AS seen""",
+            job_id,
+        )
+        return r["closed"], r["seen"]
+
     async def hold(self, job_id: uuid.UUID, *, lock: bool = False) -> Hold | None:
+        if job_id in self._holds:  # locked, and kept up to date
+            return dataclasses.replace(self._holds[job_id])
         r = await self.conn.fetchrow(
             f"SELECT * FROM holds WHERE job_id = $1 {'FOR UPDATE' if lock else ''}", job_id
         )
@@ -448,12 +605,25 @@ class Store:
         )
         return [_hold(r) for r in rows]
 
-    async def add_hold(self, hold: Hold) -> None:
-        await self.conn.execute(
-            """INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate,
-                                  amount, state, printer, document_name, pages, copies,
-                                  comment, color_sides, grayscale_sides, user_groups)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
+    async def add_hold(self, hold: Hold) -> tuple[Decimal, Decimal, bool]:
+        """Make the hold; returns its account's balance, funds held (this hold's included)
+        and low-balance flag right after, read in the same statement."""
+        if hold.job_id in self._marks:
+            self._marks[hold.job_id][1] = True
+        # The outer SELECT reads the statement's snapshot, which the new row is not in:
+        # its amount is added to the holds already pending.
+        r = await self.conn.fetchrow(
+            """WITH added AS (
+                   INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate,
+                                      amount, state, printer, document_name, pages, copies,
+                                      comment, color_sides, grayscale_sides, user_groups)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                   RETURNING account_id, amount)
+               SELECT a.balance, a.low_balance_armed,
+                      ((SELECT coalesce(sum(h.amount), 0) FROM holds h
+                         WHERE h.account_id = a.id AND h.state = 'pending')
+                       + added.amount)::numeric(14, 2) AS held
+                 FROM added JOIN accounts a ON a.id = added.account_id""",
             hold.job_id,
             hold.account_id,
             hold.user,
@@ -470,6 +640,9 @@ class Store:
             hold.grayscale_sides,
             list(hold.groups) if hold.groups is not None else None,
         )
+        if hold.account_id in self._money:
+            self._money[hold.account_id] = [r["balance"], r["held"], r["low_balance_armed"]]
+        return r["balance"], r["held"], r["low_balance_armed"]
 
     async def save_hold(self, hold: Hold) -> None:
         """Record the hold's new state (posted or voided), and when it was resolved."""
@@ -478,6 +651,10 @@ class Store:
             hold.job_id,
             hold.state.value,
         )
+        if hold.job_id in self._holds:
+            self._holds[hold.job_id].state = hold.state
+        if hold.account_id in self._money:  # pending until now: its funds are no longer held
+            self._money[hold.account_id][1] -= hold.amount
 
     async def question(self, job_id: uuid.UUID, *, lock: bool = False) -> Question | None:
         r = await self.conn.fetchrow(
@@ -502,6 +679,8 @@ class Store:
         )
 
     async def add_question(self, question: Question) -> None:
+        if question.job_id in self._marks:
+            self._marks[question.job_id][1] = True
         await self.conn.execute(
             """INSERT INTO pending_inputs (job_id, user_login, kind, printer, document_name,
                                            pages, copies, cost, expires_at, state,
@@ -561,26 +740,38 @@ class Store:
     # ------------------------------------------------------------- transactions
 
     async def post(self, posting: Posting) -> int | None:
-        """Post a balanced transaction; None when its op_key was posted before."""
+        """Post a balanced transaction; None when its op_key was posted before. The
+        accounts are locked first (in id order, as everywhere), then the transaction and
+        its entries are written in one statement, the entries in account order."""
+        entries = posting.entries
+        accounts = sorted(entries)
+        await self.lock_accounts(accounts)
+        # The entries' triggers (balance, floor) see the transaction's row: the entries
+        # are made from it, so it is inserted first, and a trigger's queries see the rows
+        # the statement wrote before.
         tx_id = await self.conn.fetchval(
-            """INSERT INTO transactions (op_key, kind, job_id, description, created_by)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (op_key) DO NOTHING RETURNING id""",
+            """WITH tx AS (
+                   INSERT INTO transactions (op_key, kind, job_id, description, created_by)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (op_key) DO NOTHING RETURNING id),
+               written AS (
+                   INSERT INTO entries (transaction_id, account_id, amount, balance_after)
+                   SELECT tx.id, e.account_id, e.amount, 0
+                     FROM tx, unnest($6::text[], $7::numeric[]) WITH ORDINALITY
+                              AS e (account_id, amount, n)
+                    ORDER BY e.n)
+               SELECT id FROM tx""",
             posting.op_key,
             posting.kind,
             posting.job_id,
             posting.description,
             posting.created_by,
+            [acc for acc in accounts if entries[acc] != 0],
+            [entries[acc] for acc in accounts if entries[acc] != 0],
         )
-        if tx_id is None:
-            return None
-        entries = posting.entries
-        accounts = sorted(entries)
-        await self.lock_accounts(accounts)
-        await self.conn.executemany(
-            "INSERT INTO entries (transaction_id, account_id, amount, balance_after) "
-            "VALUES ($1, $2, $3, 0)",
-            [(tx_id, acc, entries[acc]) for acc in accounts if entries[acc] != 0],
-        )
+        if tx_id is not None:
+            for acc in accounts:
+                if acc in self._money:
+                    self._money[acc][0] += entries[acc]
         return tx_id
 
     async def transaction_by_key(self, op_key: str) -> int | None:
@@ -862,6 +1053,7 @@ class Store:
 
     async def set_profile(self, user: DirectoryUser) -> None:
         """What the directory says of `user`; from now on a sync keeps them up to date."""
+        self._forget()
         await self.conn.execute(
             """UPDATE users SET full_name = $2, email = $3, card_id = $4, from_directory = true
                WHERE login = $1""",

@@ -99,9 +99,13 @@ async def account_view(ctx: HandlerContext, account_id: str) -> AccountView:
     )
 
 
-async def balance_changed(ctx: HandlerContext, account_id: str) -> None:
-    """Publish the new balance; for a personal account, warn once when it runs low."""
-    acc = await ctx.store.account(account_id)
+async def balance_changed(
+    ctx: HandlerContext, account_id: str, acc: domain.Account | None = None
+) -> None:
+    """Publish the new balance; for a personal account, warn once when it runs low.
+    `acc`: the account as it is now, when the caller has just read it."""
+    if acc is None:
+        acc = await ctx.store.account(account_id)
     owner = acc.owner
     await ctx.emit(
         BalanceChanged(

@@ -72,7 +72,7 @@ async def _hold(
     hold = domain.hold_for(job, login, account, groups=groups, by_pin=by_pin, comment=comment)
     if isinstance(hold, Deny):
         return hold
-    await ctx.store.add_hold(hold)
+    account.balance, account.held, account.low_balance_armed = await ctx.store.add_hold(hold)
     ctx.log.info(
         "job authorized", amount=str(hold.amount), account=account_id, rate=str(hold.charge_rate)
     )
@@ -86,7 +86,7 @@ async def _hold(
         ),
         correlation_id=str(job.job_id),
     )
-    await balance_changed(ctx, account_id)
+    await balance_changed(ctx, account_id, account)
     return hold
 
 
@@ -96,13 +96,14 @@ def _job(event: JobPriced) -> Job:
 
 
 async def _lock_priced(store, events: list[JobPriced]) -> None:
-    """A batch of prices: its jobs, its users (shared, as each job does), then every
-    account they may be held on, each locked once and in the order a job alone takes them
-    (a job, its user, then accounts by id; deleting a user also takes the user's row
-    before the account's)."""
+    """A batch of prices: its jobs (and their marks read), its users (shared, as each job
+    does, and read), then every account they may be held on, each locked once and in the
+    order a job alone takes them (a job, its user, then accounts by id; deleting a user
+    also takes the user's row before the account's)."""
     await store.lock_jobs(e.job_id for e in events)
+    await store.read_marks(e.job_id for e in events)
     logins = {e.user for e in events}
-    await store.share_users(logins)
+    await store.share_users(logins)  # and read them, with their groups
     await store.lock_accounts(await store.payers(logins))
 
 
@@ -112,14 +113,18 @@ async def _lock_settled(store, events: list[JobPrinted | JobUnconfirmed]) -> Non
     job_ids = [e.job_id for e in events]
     await store.lock_jobs(job_ids)
     revenue = {domain.revenue_account(j) for j in job_ids}
-    await store.lock_accounts(await store.held_on(job_ids) | revenue)
+    # The holds, locked and read once for the whole batch, in the order a job alone takes
+    # them (its hold, then the accounts).
+    await store.lock_accounts(await store.lock_holds(job_ids) | revenue)
 
 
 @subscribe.event(JobPriced)
 async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     job = _job(event)
     await ctx.store.lock_job(event.job_id)
-    if await ctx.store.job_closed(event.job_id):
+    # Both read now, in one statement: nothing else marks the job while its lock is held.
+    closed, seen = await ctx.store.job_marks(event.job_id)
+    if closed:
         ctx.log.info("price for a job that was already cancelled ignored")
         return
     await ctx.store.share_user(event.user)  # not deleted while this job is held
@@ -136,7 +141,7 @@ async def on_job_priced(ctx: HandlerContext, event: JobPriced) -> None:
     if isinstance(step, Deny):
         await _deny(ctx, job, event.user, step.reason)
         return
-    if await ctx.store.job_seen(event.job_id):
+    if seen:
         return  # seen already (the same job priced twice)
     if isinstance(step, ChargeTo):
         held = await _hold(ctx, job, event.user, step.account_id)
@@ -328,7 +333,8 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed
     if settled.posting is not None:
         await ctx.store.post(settled.posting)
     await ctx.store.save_hold(hold)
-    new_balance = await ctx.store.balance(hold.account_id)
+    account = await ctx.store.account(hold.account_id)
+    new_balance = account.balance
     ctx.log.info("job charged", amount=str(hold.amount), balance=str(new_balance))
     await ctx.emit(
         JobCharged(
@@ -344,11 +350,19 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed
         ),
         correlation_id=str(event.job_id),
     )
-    await balance_changed(ctx, hold.account_id)
+    await balance_changed(ctx, hold.account_id, account)
 
 
 locks_for_batch(on_job_priced, _lock_priced)
 locks_for_batch(on_job_printed, _lock_settled)
+
+
+async def _lock_released(store, events: list[JobFailed | JobCancelled]) -> None:
+    """A batch of failures and cancellations: their jobs, their holds, then the accounts
+    the holds are on, in the ledger's order."""
+    job_ids = [e.job_id for e in events]
+    await store.lock_jobs(job_ids)
+    await store.lock_accounts(await store.lock_holds(job_ids))
 
 
 @subscribe.event(JobFailed, JobCancelled)
@@ -363,6 +377,13 @@ async def on_job_not_printed(ctx: HandlerContext, event: JobFailed | JobCancelle
     if released.question:
         await ctx.store.save_question(question)
     if released.hold:
+        # The account's row first, as every change of what it holds takes it (after the
+        # job and its hold, as a posting does): a batch that has it locked may then keep
+        # its funds held in memory (store.Store).
+        await ctx.store.lock_accounts([hold.account_id])
         await ctx.store.save_hold(hold)
         ctx.log.info("hold released", reason=event.reason)
         await balance_changed(ctx, hold.account_id)
+
+
+locks_for_batch(on_job_not_printed, _lock_released)
