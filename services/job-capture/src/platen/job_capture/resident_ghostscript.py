@@ -25,6 +25,7 @@ from pathlib import Path
 
 from platen.job_capture.analysis import (
     INK_REPORT,
+    WRITABLE_SYSTEMDICT,
     PageMarkers,
     ghostscript_options,
 )
@@ -93,7 +94,7 @@ class ResidentGhostscript:
         # The report is written relative to the working directory: each child's own. No
         # -r: a resolution given at start-up is fixed, and later HWResolution requests
         # (each document's, see `render`) would be ignored without a word.
-        args = ["gs", *ghostscript_options(INK_REPORT)]
+        args = ["gs", *ghostscript_options(INK_REPORT), WRITABLE_SYSTEMDICT]
         argv = (ctypes.c_char_p * len(args))(*(arg.encode() for arg in args))
         code = lib.gsapi_init_with_args(instance, len(args), argv)
         if code < 0:
