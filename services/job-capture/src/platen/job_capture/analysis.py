@@ -74,22 +74,20 @@ NEUTRAL_TOLERANCE = 0.03
 NEUTRALS_TO_BLACK = f"{{}} setblackgeneration {{{NEUTRAL_TOLERANCE} add}} setundercolorremoval"
 # A PostScript document can change the same ink controls a PDF's graphics states carry,
 # and nothing can be stripped from a program before it runs: `{pop 1}
-# setundercolorremoval` or `{pop 1} settransfer` makes a red page print no coloured ink
-# in `ink_cov`, though the printer (RGB, ICC) prints it red. So, after NEUTRALS_TO_BLACK
+# setundercolorremoval` or `{pop 1} settransfer` leaves a red page without coloured ink
+# in `ink_cov`, though an RGB or PDF printer prints it red. So, after NEUTRALS_TO_BLACK
 # and before any document, the operators that set them are replaced in systemdict by
 # procedures that take their operands and do nothing, and systemdict is made read-only
-# again (Ghostscript starts with it writable only for this: -dWRITESYSTEMDICT). Every way
-# a document can name an operator (by name, `//name`, `systemdict ... get`, `cvn`,
-# through `exec` of decoded code) looks it up in systemdict, where it now finds the
+# again (Ghostscript starts with it writable for this alone: -dWRITESYSTEMDICT). However
+# a document names an operator (by name, `//name`, `systemdict ... get`, a name made
+# with `cvn`, decoded code run with `exec`) it looks it up in systemdict and finds the
 # replacement; save and restore cannot undo it (systemdict lives in global VM). The
-# operator objects themselves stay reachable only inside Ghostscript's own procedures
-# that use them: those a document can read (so take an operator out of) or make use
-# something of its own (`.setdefaultscreen` loads the black generation and undercolour
-# removal it sets by name, which a document can define) are replaced too. Each holds
-# only `settransfer` and the black generation: a contone device such as `ink_cov` has no
-# halftone, so they have nothing else to do. (A halftone dictionary's TransferFunction
-# is not applied by a contone device.) test_ink_controls scans everything a document
-# can read for these operators.
+# operator objects themselves remain inside Ghostscript's own procedures that use them;
+# those a document can read (and take an operator out of) or steer (`.setdefaultscreen`
+# loads the undercolour removal it sets by name, which a document can define) are
+# replaced too. They only set up halftones, which a contone device such as `ink_cov`
+# does not use (nor a halftone dictionary's TransferFunction). test_postscript_ink_controls
+# walks everything a document can read and finds none of the operators.
 INK_CONTROL_OPERATORS = {
     "setblackgeneration": 1,
     "setundercolorremoval": 1,

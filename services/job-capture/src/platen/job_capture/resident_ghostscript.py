@@ -10,8 +10,10 @@ interpreter that is ready: it only permits reading its own document and runs it.
 Isolation is the child's, as before: one document per forked child, which ends with it,
 so nothing a document does (PostScript can redefine a great deal) reaches the next one;
 the parent never runs a document at all. Ghostscript runs with -dSAFER as the program
-did, and its file permissions are the program's: its own resources, the document, and
-the ink report in the child's working directory.
+did (and -dWRITESYSTEMDICT: each child's setup makes a PostScript document's ink
+controls inert, then locks systemdict, before the document runs; see `analysis`),
+and its file permissions are the program's: its own resources, the document, and the ink
+report in the child's working directory.
 
 Where libgs cannot be loaded or initialised, `load` says why and the worker starts `gs`
 per document as before (`analysis._ghostscript`).
