@@ -180,6 +180,46 @@ async def test_postscript_that_detects_analysis_is_charged_for_what_it_prints(
     assert await ledger_problems(system.database_url) == []
 
 
+# Two red pages whose ink controls would erase their colour in the analysis's rendering
+# (services/job-capture/tests/unit/test_postscript_ink_controls.py has every variant).
+INK_HIDING_POSTSCRIPT = b"""%!PS
+{pop 1} setundercolorremoval {pop 0} setblackgeneration
+1 0 0 setrgbcolor 100 100 200 200 rectfill showpage
+{pop 1} systemdict /settransfer get exec
+0 0 1 setrgbcolor 100 100 200 200 rectfill showpage
+"""
+
+
+@pytest.mark.parametrize(
+    ("queue", "raw", "login"),
+    [
+        ("lab-color", False, "hal"),
+        ("lab-color", True, "ida"),
+        ("lab-ps", False, "jon"),
+        ("lab-ps", True, "kim"),
+    ],
+    ids=["pdf-printer-filtered", "pdf-printer-raw", "ps-printer-filtered", "ps-printer-raw"],
+)
+async def test_postscript_that_hides_its_colour_from_the_analysis_is_charged_as_colour(
+    system, format_queues, queue, raw, login
+):
+    """Red and blue pages that set undercolour removal and transfer functions that would
+    leave no coloured ink in job-capture's rendering: charged as the colour pages the
+    printer prints, whatever the print server made of them."""
+    cups = format_queues
+    priced_printer(system, queue)
+    system.ctl("user", "add", login, "--balance", "20.00")
+    options = ("raw",) if raw else ()
+    captured, cost, received, sha = await print_one(
+        system, cups, queue, login, "hiding.ps", INK_HIDING_POSTSCRIPT, *options
+    )
+    assert (captured.pages, list(captured.color_pages)) == (2, [1, 2])
+    assert cost == 2 * D("0.50")
+    assert hashlib.sha256(received.read_bytes()).hexdigest() == sha
+    assert D(system.user_json(login)["balance"]) == D("20.00") - cost
+    assert await ledger_problems(system.database_url) == []
+
+
 async def test_the_bytes_printed_are_the_bytes_analysed(system, format_queues):
     """PDF and raster, filtered and raw, to a PDF printer and to a raster-only one."""
     cups = format_queues

@@ -72,6 +72,78 @@ INK_CONTROLS = ("/BG", "/BG2", "/UCR", "/UCR2", "/TR", "/TR2")
 # scans. It works per pixel, so a tiny but saturated mark is still colour.
 NEUTRAL_TOLERANCE = 0.03
 NEUTRALS_TO_BLACK = f"{{}} setblackgeneration {{{NEUTRAL_TOLERANCE} add}} setundercolorremoval"
+# A PostScript document can change the same ink controls a PDF's graphics states carry,
+# and nothing can be stripped from a program before it runs: `{pop 1}
+# setundercolorremoval` or `{pop 1} settransfer` leaves a red page without coloured ink
+# in `ink_cov`, though an RGB or PDF printer prints it red. So, after NEUTRALS_TO_BLACK
+# and before any document, the operators that set them are replaced in systemdict by
+# procedures that take their operands and do nothing, and systemdict is made read-only
+# again (Ghostscript starts with it writable for this alone: -dWRITESYSTEMDICT). However
+# a document names an operator (by name, `//name`, `systemdict ... get`, a name made
+# with `cvn`, decoded code run with `exec`) it looks it up in systemdict and finds the
+# replacement; save and restore cannot undo it (systemdict lives in global VM). The
+# operator objects themselves remain inside Ghostscript's own procedures that use them;
+# those a document can read (and take an operator out of) or steer (`.setdefaultscreen`
+# loads the undercolour removal it sets by name, which a document can define) are
+# replaced too. They only set up halftones, which a contone device such as `ink_cov`
+# does not use (nor a halftone dictionary's TransferFunction). test_postscript_ink_controls
+# walks everything a document can read and finds none of the operators.
+INK_CONTROL_OPERATORS = {
+    "setblackgeneration": 1,
+    "setundercolorremoval": 1,
+    "settransfer": 1,
+    "setcolortransfer": 4,
+    # Ghostscript's own procedures that hold the operators above (gs_init.ps):
+    ".setdefaultscreen": 0,
+    ".setloresscreen": 1,
+    ".sethiresscreen": 1,
+}
+# A PostScript document can also run a PDF, its own tail (`currentfile runpdf`), and
+# Ghostscript's PDF interpreters set a PDF's ink controls themselves, past the operators
+# above. Nothing a printer driver writes does that, so for PostScript every way into
+# them fails with an error: the document is refused, not analysed blind.
+PDF_INTERPRETER_ENTRIES = (
+    "runpdf",
+    "runpdfbegin",
+    "runpdfpagerange",
+    "runpdfend",
+    "dopdfpages",
+    "newpdf_runpdf",
+    "newpdf_runpdfbegin",
+    "newpdf_runpdfpagerange",
+    "newpdf_runpdfend",
+    "newpdf_dopdfpages",
+    "newpdf_pdfopen",
+    ".PDFInit",
+    ".PDFFile",
+    ".PDFStream",
+)
+
+
+def _replace_in_systemdict(definitions: Iterable[str]) -> str:
+    """PostScript that (re)defines these `/name {...}` in systemdict, then locks it."""
+    return (
+        "currentglobal true setglobal systemdict begin "
+        + " ".join(f"{definition} bind executeonly def" for definition in definitions)
+        + f" end setglobal {LOCK_SYSTEMDICT}"
+    )
+
+
+# Ghostscript's option to start with systemdict writable, for INERT_FOR_POSTSCRIPT; it
+# prints a warning (on stdout, among the page hook's lines) that we do as it says. A
+# PDF's setup locks systemdict too: nothing of a PDF runs as PostScript, but nothing
+# needs it writable either.
+WRITABLE_SYSTEMDICT = "-dWRITESYSTEMDICT"
+LOCK_SYSTEMDICT = "systemdict readonly pop"
+INERT_FOR_POSTSCRIPT = _replace_in_systemdict(
+    [
+        *(
+            f"/{name} {{{' '.join(['pop'] * operands)}}}"
+            for name, operands in INK_CONTROL_OPERATORS.items()
+        ),
+        *(f"/{name} {{/{name} /invalidaccess signalerror}}" for name in PDF_INTERPRETER_ENTRIES),
+    ]
+)
 # For PostScript: after each page, report its size on a line of its own (and stop a
 # document that goes past the page limit). The count lives in global VM, which the
 # document's save/restore around its pages cannot undo.
@@ -446,11 +518,13 @@ def ghostscript_options(output: str) -> list[str]:
 
 
 def ghostscript_setup(hook: bool) -> str:
-    setup = NEUTRALS_TO_BLACK
-    if hook:
-        setup += POSTSCRIPT_PAGE_HOOK.replace("MARKER", PAGE_MARKER).replace(
-            "LIMIT", str(MAX_PAGES)
-        )
+    """Our PostScript run before the document: if any of it fails, Ghostscript stops
+    with an error before the document runs (`-c` with -dBATCH; the resident instance
+    runs the document only after its setup succeeded)."""
+    if not hook:
+        return f"{NEUTRALS_TO_BLACK} {LOCK_SYSTEMDICT}"
+    setup = f"{NEUTRALS_TO_BLACK} {INERT_FOR_POSTSCRIPT}"
+    setup += POSTSCRIPT_PAGE_HOOK.replace("MARKER", PAGE_MARKER).replace("LIMIT", str(MAX_PAGES))
     return setup
 
 
@@ -491,6 +565,7 @@ def _ghostscript(
         args = [
             executable,
             *ghostscript_options(str(ink)),
+            WRITABLE_SYSTEMDICT,
             f"-r{dpi}",
             "-c",
             ghostscript_setup(hook),
