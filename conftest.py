@@ -8,4 +8,9 @@ import sys
 # their bytecode.
 sys.dont_write_bytecode = False
 
-pytest_plugins = ["platen.testing.fixtures", "platen.testing.tiers", "platen.testing.timeline"]
+pytest_plugins = [
+    "platen.testing.fixtures",
+    "platen.testing.tiers",
+    "platen.testing.timeline",
+    "platen.testing.fixture_time",
+]

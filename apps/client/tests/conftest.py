@@ -20,6 +20,12 @@ def collect_tk_garbage():
     """Free each test's Tk objects here, in the main thread. Left to the cyclic garbage
     collector, a Tk variable may be freed in whatever thread runs at that moment (a later
     test starts services from a thread), and Tcl aborts the process when called from a
-    thread other than its own."""
+    thread other than its own.
+
+    Then everything still alive is frozen (out of the collector's sight): the next test's
+    collection looks only at what was made since, not again at every object the worker
+    holds (the event contract, every collected test), which took 0.28 s a test in the unit
+    tier (2 s at load 20). What a test makes after this is collected as before."""
     yield
     gc.collect()
+    gc.freeze()

@@ -29,6 +29,19 @@ class InfraError(RuntimeError):
     """A local server could not be started."""
 
 
+class PortTaken(InfraError):
+    """A server did not start because a port or node name it was given is another's."""
+
+
+# What RabbitMQ says when its name or a port is another node's; how often a start that
+# picked its own ports picks again.
+PORT_TAKEN = ("duplicate_node_name", "eaddrinuse")
+PORT_ATTEMPTS = 3
+# What RabbitMQ prints once it has booted, every listener open: "Starting broker...
+# completed with 1 plugins."
+BOOTED = b"Starting broker... completed"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,6 +132,22 @@ class LocalRabbitMQ:
     def start(self, timeout: float = 90) -> LocalRabbitMQ:
         if not RABBITMQ_SERVER.exists():
             raise InfraError("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+        # Ports this start picks itself (none given) may be picked again if they turn out
+        # taken: `free_port` only says a port was free a moment ago, and servers started
+        # side by side (test workers, other runs on the machine) can be handed the same
+        # one. Two nodes then also share a name (`platen<port>`), and the later one exits.
+        ours = not (self.amqp_port or self.management_port or self.dist_port or self.nodename)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if not ours or attempt == PORT_ATTEMPTS:
+                    raise
+                self.amqp_port = self.management_port = self.dist_port = self.amqps_port = 0
+                self.nodename = ""
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> LocalRabbitMQ:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.amqp_port = self.amqp_port or free_port()
         self.management_port = self.management_port or free_port()
@@ -172,7 +201,9 @@ class LocalRabbitMQ:
             else "rabbitmq_management"
         )
         (self.folder / "enabled_plugins").write_text(f"[{plugins}].\n")
-        log = open(self.folder / "server.out", "ab")  # noqa: SIM115 - lives as long as the server
+        out = self.folder / "server.out"
+        log = open(out, "ab")  # noqa: SIM115 - lives as long as the server
+        begun = log.tell()  # what an earlier start of this node wrote stays before
         self.proc = subprocess.Popen(
             [str(RABBITMQ_SERVER)],
             env=self.env(),
@@ -181,6 +212,10 @@ class LocalRabbitMQ:
             start_new_session=True,
         )
         try:
+            # Booted first, then the ports: a port that answers may be another program's
+            # (a port picked twice), and the node opens its AMQP listeners last, failing
+            # its boot if one is taken.
+            self._wait_booted(out, begun, timeout)
             if self.plaintext:
                 wait_for_port(self.amqp_port, timeout, self.proc)
             wait_for_port(self.management_port, timeout, self.proc)
@@ -188,9 +223,27 @@ class LocalRabbitMQ:
                 wait_for_port(self.amqps_port, timeout, self.proc)
         except InfraError as exc:
             self.stop()
-            tail = (self.folder / "server.out").read_text(errors="replace")[-2000:]
-            raise InfraError(f"RabbitMQ did not start: {exc}\n{tail}") from exc
+            tail = out.read_text(errors="replace")[-2000:]
+            said = tail + (
+                self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+            )
+            error = PortTaken if any(sign in said for sign in PORT_TAKEN) else InfraError
+            raise error(f"RabbitMQ did not start: {exc}\n{tail}") from exc
         return self
+
+    def _wait_booted(self, out: Path, begun: int, timeout: float) -> None:
+        """Until the node says it has booted (its listeners open), in what this start wrote."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with out.open("rb") as f:
+                f.seek(begun)
+                if BOOTED in f.read():
+                    return
+            if self.proc.poll() is not None:
+                raise InfraError(f"process exited with {self.proc.returncode} before it booted")
+            time.sleep(0.1)
+        raise InfraError(f"not booted within {timeout:.0f}s")
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         out = subprocess.run(
