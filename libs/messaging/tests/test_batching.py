@@ -297,7 +297,13 @@ async def test_a_batch_committed_but_never_acked_is_a_no_op_when_redelivered(
         await channel.default_exchange.publish(msg, routing_key=QUEUE)
     await first.start()
     assert await wait_for(lambda: _count_is(first, 4))
-    assert crashing.is_closed
+
+    async def crashed() -> bool:
+        return crashing.is_closed
+
+    # The rows are visible from the commit on; the effect that closes the connection runs
+    # just after it, and before any ack: wait for it rather than race it.
+    assert await wait_for(crashed)
     assert len({tx for _, tx in await first.applied()}) == 1
     assert len(calls) == 4
 
