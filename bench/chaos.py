@@ -343,14 +343,21 @@ async def run_on(stack: ClusterStack, platen: Platen, args: argparse.Namespace) 
             # The node and the database are failed once each before the end.
             faulted = faults.broker_node_stops and faults.database_restarts
             if faulted and await quiet(stack, platen, database_url):
-                if final == len(submitter.sent):
-                    break
+                all_final = final == len(submitter.sent)
+                if all_final:
+                    done.set()
                 if not done.is_set():
                     # The faults end with the last submit drained: what follows is the
                     # operator's part, not more chaos.
                     done.set()
                 elif await asyncio.to_thread(replay_dead_letters, platen, replayed):
+                    # Every job can be final with letters still dead: a submit dead-lettered
+                    # at the delivery limit whose resend finished the job. The operator
+                    # replays them all the same (handled again, they must change nothing),
+                    # and the run waits to be quiet once more.
                     quiet_rounds = 0
+                elif all_final:
+                    break
                 else:
                     # Nothing moving, nothing to replay, jobs not final: lost. Ten quiet
                     # seconds in a row say so (a sweep could still be due).
