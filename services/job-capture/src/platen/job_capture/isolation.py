@@ -192,7 +192,9 @@ class IsolatedAnalyser:
         finally:
             if server is not None and request_id:
                 server.forget(request_id)  # kills what is left of the child, if anything
-            shutil.rmtree(tmp, ignore_errors=True)
+            # Off the event loop: unlinking a large document can take the disk a while,
+            # and every other job's messages wait on this loop.
+            await asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True)
 
     async def _ended_yielding(self, server: _WorkerParent, request_id: int) -> int:
         """The child's exit status; a child still running after `yield_after` seconds
