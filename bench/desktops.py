@@ -149,7 +149,9 @@ async def _worker(base_url: str, names: list[str], commands, reports) -> None:
 
     async def on_message(delivery) -> None:
         raw = delivery.raw
-        if isinstance(delivery.message, JobPrompt):
+        # By its wire type: the client decodes into its own copy of the desktop contract
+        # (platen.client.contract), not the events library's classes.
+        if raw.type == JobPrompt.message_type:
             sent = (raw.headers or {}).get(SENT_HEADER)
             reports.put(("prompt", (time.monotonic() - float(sent)) * 1000))
         await delivery.ack()
@@ -168,7 +170,14 @@ async def _worker(base_url: str, names: list[str], commands, reports) -> None:
         # Connect in small waves: a desktop fleet logs in over minutes, not in one instant.
         while started < wanted and started - len(connected) < 50:
             name = names[started]
-            t = Transport(url_of(base_url, name), name, on_message, status_of(name))
+            t = Transport(
+                url_of(base_url, name),
+                name,
+                on_message,
+                status_of(name),
+                # A prompt the client could not read is a broken bench, not a slow one.
+                on_unreadable=lambda text, name=name: reports.put(("unreadable", name, text)),
+            )
             transports.append(asyncio.create_task(t.run()))
             started += 1
         reports.put(("state", os.getpid(), len(connected), started, problems[-3:]))
@@ -264,11 +273,18 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=200)
     p.add_argument("--interval", type=float, default=0.05)
     p.add_argument("--stall", type=float, default=120, help="Give up a level after this long.")
+    p.add_argument(
+        "--statistics-interval-ms",
+        type=int,
+        default=5000,
+        help="The broker's management statistics interval: RabbitMQ's default (5000), as a"
+        " deployment runs it; the test brokers use 1000.",
+    )
     args = p.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     names = [login(n) for n in range(max(levels))]
     spawn = multiprocessing.get_context("spawn")
-    with provide() as infra:
+    with provide(statistics_interval_ms=args.statistics_interval_ms) as infra:
         vhosts = Vhosts(infra)
         vhost, url = vhosts.create()
         http = vhosts.http
@@ -284,7 +300,10 @@ def main() -> None:
             limits = http.get(f"/api/user-limits/{names[0]}").json()
             print(f"infrastructure: {infra.source}; {len(names)} desktop identities and queues"
                   f" loaded in {time.perf_counter() - started:.0f} s; a desktop's limits as"
-                  f" loaded: {limits[0]['value'] if limits else 'none'}", flush=True)  # fmt: skip
+                  f" loaded: {limits[0]['value'] if limits else 'none'}; management statistics"
+                  f" every {args.statistics_interval_ms} ms"
+                  f"{'' if infra.source != 'environment' else ' (if the broker is ours)'}",
+                  flush=True)  # fmt: skip
             reports = spawn.Queue()
             shares = [names[i :: args.workers] for i in range(args.workers)]
             commands = [spawn.Queue() for _ in shares]
@@ -331,6 +350,8 @@ def main() -> None:
                         continue
                     if kind == "prompt":
                         ms.append(rest[0])
+                    elif kind == "unreadable":
+                        print(f"  {rest[0]}: {rest[1]}"[:400], flush=True)
                 got = spread(ms) if ms else "none arrived"
                 print(f"publish -> prompt decoded on its desktop: {got}; load average"
                       f" {load_average()}", flush=True)  # fmt: skip

@@ -125,11 +125,12 @@ def infra_from_env(env: dict[str, str]) -> Infra:
 
 
 @contextlib.contextmanager
-def _from_env() -> Iterator[Infra]:
+def _from_env(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
+    # The environment's broker is configured by whoever runs it.
     yield infra_from_env(dict(os.environ))
 
 
-def _rabbitmq_tls_config() -> str:
+def _rabbitmq_tls_config(statistics_interval_ms: int) -> str:
     """RabbitMQ's settings inside the container: the certificates are mounted at /tls."""
     return "\n".join(
         [
@@ -141,7 +142,7 @@ def _rabbitmq_tls_config() -> str:
             "ssl_options.fail_if_no_peer_cert = false",
             "loopback_users = none",
             f"max_message_size = {MAX_MESSAGE_BYTES}",
-            "collect_statistics_interval = 1000",
+            f"collect_statistics_interval = {statistics_interval_ms}",
             "",
         ]
     )
@@ -176,7 +177,7 @@ def _removed_after(folder: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _from_containers() -> Iterator[Infra]:
+def _from_containers(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
     # The plain container classes: testcontainers' RabbitMqContainer needs pika and
     # exposes neither the management nor the TLS port.
     from testcontainers.core.container import DockerContainer
@@ -189,7 +190,7 @@ def _from_containers() -> Iterator[Infra]:
         path.chmod(0o644)
     (base / "tls").chmod(0o755)
     config = base / "20-platen.conf"
-    config.write_text(_rabbitmq_tls_config())
+    config.write_text(_rabbitmq_tls_config(statistics_interval_ms))
     config.chmod(0o644)
     rabbit = (
         DockerContainer(RABBITMQ_IMAGE)
@@ -227,11 +228,15 @@ def _from_containers() -> Iterator[Infra]:
 
 
 @contextlib.contextmanager
-def _from_local() -> Iterator[Infra]:
+def _from_local(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
     base = Path(tempfile.mkdtemp(prefix="platen-test-"))
     base.chmod(0o755)  # the postgres user must reach its data folder
     tls = make_test_ca(base / "tls")
-    rabbit = LocalRabbitMQ(base / "rabbitmq", tls=(tls.ca_cert, tls.server_cert, tls.server_key))
+    rabbit = LocalRabbitMQ(
+        base / "rabbitmq",
+        tls=(tls.ca_cert, tls.server_cert, tls.server_key),
+        statistics_interval_ms=statistics_interval_ms,
+    )
     pg = LocalPostgres(base / "postgres")
     try:
         # Side by side: each spends most of its start waiting (the Erlang VM booting,
@@ -284,6 +289,10 @@ def choose_tier(env: dict[str, str], docker_answers: Callable[[], bool]):
 
 
 @contextlib.contextmanager
-def provide() -> Iterator[Infra]:
-    with choose_tier(dict(os.environ), _docker_answers)() as infra:
+def provide(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
+    """The tier's infrastructure. A broker started here collects its management statistics
+    every `statistics_interval_ms` (1 s, fresh lists for tests; benchmarks of many
+    connections ask for RabbitMQ's default, 5 s)."""
+    tier = choose_tier(dict(os.environ), _docker_answers)
+    with tier(statistics_interval_ms) as infra:
         yield infra
