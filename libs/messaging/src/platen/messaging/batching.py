@@ -22,7 +22,10 @@ delivery waits out its back-off before it goes back to the queue in the backgrou
 the worker: one poison message does not hold up the healthy ones behind it.
 
 Round trips saved besides the transaction: the batch's inbox claims are one statement, its
-outbox rows one more (written before the commit), and its messages share one store.
+outbox rows one more (written before the commit), and its messages share one store, which
+may put off its writes until the batch ends (`defer_writes`, then `flush` before the
+outbox rows and the commit) to write them set-based; if they are refused then, the batch
+rolls back and is handled one message at a time, as for any other failure.
 """
 
 from __future__ import annotations
