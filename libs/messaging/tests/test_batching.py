@@ -31,7 +31,7 @@ async def record(ctx, event):
 
 
 class BatchHarness:
-    def __init__(self, channel, pool, publisher, handler, *, size=10):
+    def __init__(self, channel, pool, publisher, handler, *, size=10, store=None):
         self.channel = channel
         self.pool = pool
         self.dispatcher = Dispatcher(
@@ -41,6 +41,7 @@ class BatchHarness:
             publisher=publisher,
             relay=OutboxRelay(pool, publisher, "pricing"),
             handlers={JobCaptured: handler},
+            store=store,
         )
         self.batcher = Batcher(self.dispatcher, size=size, linger=LINGER)
         self.size = size
@@ -338,6 +339,74 @@ async def test_a_queue_without_batching_still_handles_one_delivery_per_transacti
     h = BatchHarness(channel, pool, publisher, record)
     assert await wait_for(lambda: _count_is(h, 4))
     assert len({tx for _, tx in await h.applied()}) == 4
+
+
+class LaterStore:
+    """A store that, in a batch (`defer_writes`), puts off its writes until the batch's
+    `flush`, and then refuses the lot if one of them is `refused-at-flush` (as the
+    database refuses a set-based write one of whose rows breaks a rule). Alone, it writes
+    at once, and writes anything."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.later: list[str] = []
+        self.deferring = False
+
+    def defer_writes(self):
+        self.deferring = True
+
+    async def write(self, message_id):
+        if self.deferring:
+            self.later.append(message_id)
+            return
+        await self._insert([message_id])
+
+    async def flush(self):
+        if "refused-at-flush" in self.later:
+            raise RuntimeError("a put-off write refused")
+        await self._insert(self.later)
+        self.later = []
+
+    async def _insert(self, message_ids):
+        await self.conn.executemany(
+            "INSERT INTO svc.applied (message_id, note) VALUES ($1, txid_current()::text)",
+            [(m,) for m in message_ids],
+        )
+
+
+async def write_later(ctx, event):
+    await ctx.store.write(ctx.envelope.message_id)
+
+
+async def test_writes_a_store_put_off_are_made_in_the_batch_and_a_refusal_rolls_it_back(
+    harnesses, channel, pool, publisher
+):
+    """A batch lets its store put off writes (`defer_writes`) and has them written before
+    it commits (`flush`), in its transaction. If they are refused then, nothing of the
+    batch is kept, and each message is handled again alone: applied once each."""
+    h = BatchHarness(channel, pool, publisher, write_later, store=LaterStore)
+    harnesses.append(h)
+    first = [message(captured_body()) for _ in range(3)]
+    for msg in first:
+        await h.send(msg)
+    await h.start()
+    assert await wait_for(lambda: _count_is(h, 3))
+    applied = await h.applied()
+    assert [m for m, _ in applied] == [m.message_id for m in first]
+    assert len({tx for _, tx in applied}) == 1  # written in the batch's one transaction
+    assert await wait_for(h.queue_empty)
+    # Sent together, well within the worker's linger: one batch.
+    second = [message(captured_body()) for _ in range(2)]
+    refused = message(captured_body(), message_id="refused-at-flush")
+    for msg in (second[0], refused, second[1]):
+        await h.send(msg)
+    assert await wait_for(lambda: _count_is(h, 6))
+    applied = (await h.applied())[3:]
+    expected = [second[0].message_id, "refused-at-flush", second[1].message_id]
+    assert [m for m, _ in applied] == expected
+    assert len({tx for _, tx in applied}) == 3  # rolled back, then one transaction each
+    assert await wait_for(h.queue_empty)
+    assert await h.dead_letters(0) == []
 
 
 async def _count_is(h, n) -> bool:

@@ -105,6 +105,47 @@ async def test_relay_keeps_publication_order(pool, channel, publisher):
     assert [e.job_id for e in received] == [e.job_id for e in events]
 
 
+async def test_rows_added_together_are_one_statement_kept_whole_and_published_in_order(
+    pool, channel, publisher
+):
+    """A batch's rows (`add_rows`) go in one statement: each row as `add` would write it,
+    every column (the empty ones too), and their ids, which the relay publishes by, in
+    the order given."""
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    events = [cancelled() for _ in range(40)]
+    rows = [
+        outbox.row(
+            e,
+            envelope_for(e, "test", str(e.job_id) if i % 2 else None),
+            exchange=EVENTS,
+            routing_key="job.cancelled",
+            expiration_ms=60_000 if i % 3 == 0 else None,
+            reply_to="billing.replies" if i % 5 == 0 else None,
+            marks='{"job_id": "x"}' if i % 7 == 0 else None,
+        )
+        for i, e in enumerate(events)
+    ]
+    sent: list = []
+    async with pool.acquire() as conn, conn.transaction():
+        conn.add_query_logger(sent.append)
+        await outbox.add_rows(conn, rows)
+        conn.remove_query_logger(sent.append)
+    # (asyncpg's own first questions about the statement's types aside)
+    [insert] = [q.query for q in sent if "outbox" in q.query]
+    assert "unnest" in insert
+    async with pool.acquire() as conn:
+        stored = await conn.fetch(
+            "SELECT message_id, exchange, routing_key, message_type, schema_version, "
+            "correlation_id, body, expiration_ms, created_at, reply_to, marks "
+            "FROM svc.outbox ORDER BY id"
+        )
+    assert [tuple(r) for r in stored] == rows
+    assert await OutboxRelay(pool, publisher, "test").flush_once() == 40
+    received = [await q.get(timeout=5) for _ in events]
+    assert [r.message_id for r in received] == [row[0] for row in rows]
+
+
 async def test_inbox_claims_a_message_id_once_per_consumer(pool):
     async with pool.acquire() as conn:
         assert await inbox.claim(conn, "q1", "m1") is True

@@ -305,6 +305,17 @@ class FakeStore:
         self.holds[hold.job_id].state = hold.state
         self.resolved_at[hold.job_id] = datetime.now(UTC)
 
+    def defer_writes(self) -> None:
+        pass  # writes at once: nothing is ever put off
+
+    async def flush(self) -> None:
+        pass
+
+    async def settle(self, posting: Posting | None, hold: Hold) -> None:
+        if posting is not None:
+            await self.post(posting)
+        await self.save_hold(hold)
+
     async def question(self, job_id: uuid.UUID, *, lock: bool = False) -> Question | None:
         if lock:
             self.locks.append(("question", job_id))

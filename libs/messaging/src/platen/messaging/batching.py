@@ -22,7 +22,10 @@ delivery waits out its back-off before it goes back to the queue in the backgrou
 the worker: one poison message does not hold up the healthy ones behind it.
 
 Round trips saved besides the transaction: the batch's inbox claims are one statement, its
-outbox rows one more (written before the commit), and its messages share one store.
+outbox rows one more (written before the commit), and its messages share one store, which
+may put off its writes until the batch ends (`defer_writes`, then `flush` before the
+outbox rows and the commit) to write them set-based; if they are refused then, the batch
+rolls back and is handled one message at a time, as for any other failure.
 """
 
 from __future__ import annotations
@@ -105,6 +108,19 @@ async def take_batch_locks(store: Any, steps: list[tuple[Handler, Message]]) -> 
             by_handler.setdefault(handler, []).append(message)
     for handler, messages in by_handler.items():
         await handler.batch_locks(store, messages)  # type: ignore[attr-defined]
+
+
+def defer_writes(store: Any) -> None:
+    """Let the batch's store put off its writes until `flush_writes` (a store that can:
+    the ledger's writes a batch's holds and charges together, in a statement each)."""
+    if (defer := getattr(store, "defer_writes", None)) is not None:
+        defer()
+
+
+async def flush_writes(store: Any) -> None:
+    """Write what the batch's store put off: its last statements before the commit."""
+    if (flush := getattr(store, "flush", None)) is not None:
+        await flush()
 
 
 def _settle(settled: asyncio.Future[None], *_: Any) -> None:
@@ -259,6 +275,7 @@ class Batcher:
             # lock or read again for the next message (the service's store decides what it
             # may keep; a store without state is simply shared).
             store = d.store(conn) if d.store else None
+            defer_writes(store)
             await take_batch_locks(store, [(item.handler, item.message) for item in items])
             unclaimed = await inbox.claim_many(
                 conn, d.queue, [item.envelope.message_id for item in items]
@@ -278,6 +295,7 @@ class Batcher:
                 finally:
                     structlog.contextvars.unbind_contextvars(*MARK_KEYS)
                 results.append(effects)
+            await flush_writes(store)
             await outbox.add_rows(conn, rows)
         return results
 
@@ -320,6 +338,7 @@ async def apply_batch_in_transaction(
     rows: list[tuple] = []
     async with pool.acquire() as conn, conn.transaction():
         shared = store(conn) if store else None
+        defer_writes(shared)
         await take_batch_locks(shared, steps)
         for (handler, message), ready in zip(steps, prepared, strict=True):
             env = Envelope(message.message_type, message.schema_version, producer)
@@ -329,6 +348,7 @@ async def apply_batch_in_transaction(
             ctx.outbox_rows = rows
             replies.append(await handler(ctx, message))
             contexts.append(ctx)
+        await flush_writes(shared)
         await outbox.add_rows(conn, rows)
     for ctx in contexts:
         for effect in ctx.effects:

@@ -128,11 +128,27 @@ async def add(
     )
 
 
+# Several rows in one statement, in their order (so their ids, which the relay publishes
+# by, follow it): one execution for a batch's rows, not one per row.
+_INSERT_MANY = """INSERT INTO outbox (message_id, exchange, routing_key, message_type,
+               schema_version, correlation_id, body, expiration_ms, created_at, reply_to,
+               marks)
+           SELECT r.message_id, r.exchange, r.routing_key, r.message_type, r.schema_version,
+                  r.correlation_id, r.body, r.expiration_ms, r.created_at, r.reply_to, r.marks
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+                         $6::text[], $7::bytea[], $8::int[], $9::timestamptz[], $10::text[],
+                         $11::text[]) WITH ORDINALITY
+                  AS r (message_id, exchange, routing_key, message_type, schema_version,
+                        correlation_id, body, expiration_ms, created_at, reply_to, marks, n)
+            ORDER BY r.n"""
+
+
 async def add_rows(conn: asyncpg.Connection, rows: list[tuple]) -> None:
-    """Several rows (`row`) in the caller's transaction, in their order, in one round trip
-    (asyncpg sends the executions of `executemany` together and waits once)."""
-    if rows:
-        await conn.executemany(_INSERT, rows)
+    """Several rows (`row`) in the caller's transaction, in their order, in one statement."""
+    if len(rows) == 1:
+        await conn.execute(_INSERT, *rows[0])
+    elif rows:
+        await conn.execute(_INSERT_MANY, *map(list, zip(*rows, strict=True)))
 
 
 class OutboxRelay:

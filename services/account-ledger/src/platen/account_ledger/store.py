@@ -7,6 +7,7 @@ dispatcher): it takes and returns domain objects, or plain rows for views and re
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -54,7 +55,12 @@ _ACCOUNT_SETTINGS = {
     "balance_visible",
 }
 
-__all__ = ["MAX_HOLD_AGE", "NotFound", "Store", "verify"]
+__all__ = ["MAX_HOLD_AGE", "NotFound", "PostedBefore", "Store", "verify"]
+
+
+class PostedBefore(Exception):
+    """A charge a batch put off was posted before (its key taken): the batch must not
+    commit with its figures, and is handled again one message at a time."""
 
 
 def _hold(r: asyncpg.Record) -> Hold:
@@ -112,6 +118,35 @@ def _account(r: asyncpg.Record, grants: set[tuple[str, str]]) -> Account:
     )
 
 
+class _Statements:
+    """The store's connection: sends first what the store has put off (`Store.flush`), so
+    that no statement of the store, a read or a write, ever sees the tables without it."""
+
+    def __init__(self, conn: asyncpg.Connection, store: Store) -> None:
+        self._conn = conn
+        self._store = store
+
+    async def execute(self, *args, **kwargs):
+        await self._store.flush()
+        return await self._conn.execute(*args, **kwargs)
+
+    async def executemany(self, *args, **kwargs):
+        await self._store.flush()
+        return await self._conn.executemany(*args, **kwargs)
+
+    async def fetch(self, *args, **kwargs):
+        await self._store.flush()
+        return await self._conn.fetch(*args, **kwargs)
+
+    async def fetchrow(self, *args, **kwargs):
+        await self._store.flush()
+        return await self._conn.fetchrow(*args, **kwargs)
+
+    async def fetchval(self, *args, **kwargs):
+        await self._store.flush()
+        return await self._conn.fetchval(*args, **kwargs)
+
+
 class Store:
     """One transaction's view of the ledger's tables.
 
@@ -134,10 +169,30 @@ class Store:
     - of the jobs it has locked, their marks (closed, seen) and holds, kept up to date with
       its own writes: every writer of those takes the job's lock first.
     Questions, entries and everything else are read each time.
+
+    In a batch (`defer_writes`), the holds it makes and the charges it posts on accounts
+    it has locked are written together, in one statement each kind, when the batch ends
+    or before the store's next other statement, whichever comes first; the handlers see
+    the figures the writes will leave (kept above) at once. The database's triggers check
+    every row of those statements in order, as they would one at a time (the floor of a
+    restricted account counts the holds written before it in the statement): a decision
+    taken in memory that the database would not take fails the batch, which is then
+    handled again one message at a time, never writes a wrong row.
     """
 
     def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
+        # Every statement of the store goes through `_Statements`, which first writes what
+        # a batch has put off (`defer_writes`): whatever a statement reads, it reads the
+        # tables as they would be had every write been made at once.
+        self.conn = _Statements(conn, self)
+        self._raw = conn
+        # Writes put off until the batch ends or another statement is sent (a batch only:
+        # `defer_writes`): new holds, in order; then postings of charges and holds' new
+        # states, in order (see `flush` for why the second kind may be written as a group).
+        self._deferring = False
+        self._holds_later: list[Hold] = []
+        self._postings_later: list[Posting] = []
+        self._states_later: list[tuple[uuid.UUID, str]] = []
         self._jobs_locked: set[str] = set()
         self._users_shared: set[str] = set()
         self._accounts_locked: set[str] = set()
@@ -162,6 +217,115 @@ class Store:
         self._groups.clear()
         self._chains.clear()
         self._money.clear()
+
+    # ------------------------------------------------------------- writes put off
+
+    def defer_writes(self) -> None:
+        """This store serves a batch: put off its holds and charges (see the class) until
+        `flush`, which the batch calls before it commits."""
+        self._deferring = True
+
+    async def flush(self) -> None:
+        """Write what was put off: the new holds in one statement, in the order they were
+        made; then the charges' transactions and entries in one, in order; then the holds'
+        new states in one. Only a new hold is never put off behind a charge or a state
+        (`add_hold` flushes first), so the one reordering is within a run of settlements:
+        each job's charge is written before its hold is marked posted, as alone, but a
+        later job's charge may be written before an earlier job's hold is marked. That
+        changes no check: the charge of a held job is exempt from the floor (its money
+        was checked when it was held), the revenue side is a credit, and a hold's state
+        only needs its own charge written before it."""
+        if self._holds_later:
+            holds, self._holds_later = self._holds_later, []
+            await self._insert_holds(holds)
+        if self._postings_later:
+            postings, self._postings_later = self._postings_later, []
+            await self._insert_postings(postings)
+        if self._states_later:
+            states, self._states_later = self._states_later, []
+            await self._raw.execute(
+                """UPDATE holds h SET state = s.state, resolved_at = now()
+                     FROM unnest($1::uuid[], $2::text[]) AS s (job_id, state)
+                    WHERE h.job_id = s.job_id""",
+                [job_id for job_id, _ in states],
+                [state for _, state in states],
+            )
+
+    async def _insert_holds(self, holds: list[Hold]) -> None:
+        # A hold's groups are an array, and unnest would flatten an array of arrays: each
+        # is sent as JSON text instead.
+        await self._raw.execute(
+            """INSERT INTO holds (job_id, account_id, user_login, base_cost, charge_rate,
+                                  amount, state, printer, document_name, pages, copies,
+                                  comment, color_sides, grayscale_sides, user_groups)
+               SELECT h.job_id, h.account_id, h.user_login, h.base_cost, h.charge_rate,
+                      h.amount, h.state, h.printer, h.document_name, h.pages, h.copies,
+                      h.comment, h.color_sides, h.grayscale_sides,
+                      CASE WHEN h.groups IS NOT NULL THEN
+                          ARRAY(SELECT jsonb_array_elements_text(h.groups::jsonb)) END
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[],
+                             $5::numeric[], $6::numeric[], $7::text[], $8::text[],
+                             $9::text[], $10::int[], $11::int[], $12::text[], $13::int[],
+                             $14::int[], $15::text[]) WITH ORDINALITY
+                      AS h (job_id, account_id, user_login, base_cost, charge_rate, amount,
+                            state, printer, document_name, pages, copies, comment,
+                            color_sides, grayscale_sides, groups, n)
+                ORDER BY h.n""",
+            [h.job_id for h in holds],
+            [h.account_id for h in holds],
+            [h.user for h in holds],
+            [h.base_cost for h in holds],
+            [h.charge_rate for h in holds],
+            [h.amount for h in holds],
+            [h.state.value for h in holds],
+            [h.printer for h in holds],
+            [h.document_name for h in holds],
+            [h.sides for h in holds],
+            [h.copies for h in holds],
+            [h.comment for h in holds],
+            [h.color_sides for h in holds],
+            [h.grayscale_sides for h in holds],
+            [json.dumps(list(h.groups)) if h.groups is not None else None for h in holds],
+        )
+
+    async def _insert_postings(self, postings: list[Posting]) -> None:
+        entries = [
+            (p.op_key, acc, p.entries[acc])
+            for p in postings
+            for acc in sorted(p.entries)
+            if p.entries[acc] != 0
+        ]
+        written = await self._raw.fetchval(
+            """WITH tx AS (
+                   INSERT INTO transactions (op_key, kind, job_id, description, created_by)
+                   SELECT t.op_key, t.kind, t.job_id, t.description, t.created_by
+                     FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[])
+                          WITH ORDINALITY AS t (op_key, kind, job_id, description,
+                                                created_by, n)
+                    ORDER BY t.n
+                   ON CONFLICT (op_key) DO NOTHING RETURNING id, op_key),
+               written AS (
+                   INSERT INTO entries (transaction_id, account_id, amount, balance_after)
+                   SELECT tx.id, e.account_id, e.amount, 0
+                     FROM unnest($6::text[], $7::text[], $8::numeric[]) WITH ORDINALITY
+                              AS e (op_key, account_id, amount, n)
+                     JOIN tx ON tx.op_key = e.op_key
+                    ORDER BY e.n)
+               SELECT count(*) FROM tx""",
+            [p.op_key for p in postings],
+            [p.kind for p in postings],
+            [p.job_id for p in postings],
+            [p.description for p in postings],
+            [p.created_by for p in postings],
+            [op_key for op_key, _, _ in entries],
+            [acc for _, acc, _ in entries],
+            [amount for _, _, amount in entries],
+        )
+        if written != len(postings):
+            # A key posted already: the balances kept in memory counted it. Never kept:
+            # the batch rolls back and its messages are handled one at a time, which
+            # sees the key and posts nothing.
+            raise PostedBefore(f"{len(postings) - written} of a batch's charges posted before")
 
     # ------------------------------------------------------------- locks
 
@@ -610,6 +774,15 @@ class Store:
         and low-balance flag right after, read in the same statement."""
         if hold.job_id in self._marks:
             self._marks[hold.job_id][1] = True
+        money = self._money.get(hold.account_id) if self._deferring else None
+        if money is not None:
+            # Its account is locked and its figures known: written with the batch's other
+            # holds (`flush`), after every write made before it.
+            if self._postings_later or self._states_later:
+                await self.flush()
+            self._holds_later.append(hold)
+            money[1] += hold.amount
+            return money[0], money[1], money[2]
         # The outer SELECT reads the statement's snapshot, which the new row is not in:
         # its amount is added to the holds already pending.
         r = await self.conn.fetchrow(
@@ -646,11 +819,14 @@ class Store:
 
     async def save_hold(self, hold: Hold) -> None:
         """Record the hold's new state (posted or voided), and when it was resolved."""
-        await self.conn.execute(
-            "UPDATE holds SET state = $2, resolved_at = now() WHERE job_id = $1",
-            hold.job_id,
-            hold.state.value,
-        )
+        if self._deferring:
+            self._states_later.append((hold.job_id, hold.state.value))
+        else:
+            await self.conn.execute(
+                "UPDATE holds SET state = $2, resolved_at = now() WHERE job_id = $1",
+                hold.job_id,
+                hold.state.value,
+            )
         if hold.job_id in self._holds:
             self._holds[hold.job_id].state = hold.state
         if hold.account_id in self._money:  # pending until now: its funds are no longer held
@@ -773,6 +949,21 @@ class Store:
                 if acc in self._money:
                     self._money[acc][0] += entries[acc]
         return tx_id
+
+    async def settle(self, posting: Posting | None, hold: Hold) -> None:
+        """Post a held job's charge (if any) and record its hold's new state: in a batch,
+        put off (`flush`) when this transaction has locked every account the charge
+        touches (so writing it later takes no lock out of order); else at once, as `post`
+        and `save_hold`."""
+        if posting is not None:
+            if self._deferring and self._accounts_locked.issuperset(posting.entries):
+                self._postings_later.append(posting)
+                for acc, amount in posting.entries.items():
+                    if acc in self._money:
+                        self._money[acc][0] += amount
+            else:
+                await self.post(posting)
+        await self.save_hold(hold)
 
     async def transaction_by_key(self, op_key: str) -> int | None:
         return await self.conn.fetchval("SELECT id FROM transactions WHERE op_key = $1", op_key)

@@ -330,9 +330,7 @@ async def on_job_printed(ctx: HandlerContext, event: JobPrinted | JobUnconfirmed
         )
         return
     hold = settled.hold
-    if settled.posting is not None:
-        await ctx.store.post(settled.posting)
-    await ctx.store.save_hold(hold)
+    await ctx.store.settle(settled.posting, hold)
     account = await ctx.store.account(hold.account_id)
     new_balance = account.balance
     ctx.log.info("job charged", amount=str(hold.amount), balance=str(new_balance))
