@@ -27,6 +27,11 @@ from typing import Literal, Protocol
 import pikepdf
 
 from platen.job_capture.raster import RasterError, raster_format, read_raster
+from platen.job_capture.separations import (
+    ALTERNATES_FOR_POSTSCRIPT,
+    UnreadableContent,
+    use_alternates,
+)
 
 MAX_PAGES = 10_000
 DEFAULT_TIMEOUT = 120.0
@@ -129,10 +134,10 @@ def _replace_in_systemdict(definitions: Iterable[str]) -> str:
     )
 
 
-# Ghostscript's option to start with systemdict writable, for INERT_FOR_POSTSCRIPT; it
-# prints a warning (on stdout, among the page hook's lines) that we do as it says. A
-# PDF's setup locks systemdict too: nothing of a PDF runs as PostScript, but nothing
-# needs it writable either.
+# Ghostscript's option to start with systemdict writable, for INERT_FOR_POSTSCRIPT and
+# ALTERNATES_FOR_POSTSCRIPT: one of `ghostscript_options`. It prints a warning (on stdout,
+# among the page hook's lines) that we do as it says. A PDF's setup locks systemdict too:
+# nothing of a PDF runs as PostScript, but nothing needs it writable either.
 WRITABLE_SYSTEMDICT = "-dWRITESYSTEMDICT"
 LOCK_SYSTEMDICT = "systemdict readonly pop"
 INERT_FOR_POSTSCRIPT = _replace_in_systemdict(
@@ -148,7 +153,9 @@ INERT_FOR_POSTSCRIPT = _replace_in_systemdict(
 # document that goes past the page limit). The count lives in global VM, which the
 # document's save/restore around its pages cannot undo.
 PAGE_MARKER = "platen-page:"
-POSTSCRIPT_PAGE_HOOK = r"""
+# One line (see `ghostscript_setup`).
+POSTSCRIPT_PAGE_HOOK = " ".join(
+    r"""
 globaldict /platen-pages 0 put
 << /EndPage {
   exch pop dup 2 ne {
@@ -159,7 +166,8 @@ globaldict /platen-pages 0 put
   } if
   2 ne
 } bind >> setpagedevice
-"""
+""".split()
+)
 MAX_OUTPUT_LINE = 4096
 
 
@@ -307,12 +315,17 @@ def _analyse_pdf(
             if not damaged and 1 <= pages <= MAX_PAGES:
                 sizes = [_page_size(page) for page in pdf.pages]
                 damaged = bool(pdf.get_warnings())
-                if _drop_ink_controls(pdf):
+                # Both always run (`|`, not `or`).
+                if _drop_ink_controls(pdf) | use_alternates(pdf):
                     out = io.BytesIO()
                     pdf.save(out)
                     rewritten = out.getvalue()
     except pikepdf.PasswordError:
         raise UnreadableDocument("the PDF is password-protected") from None
+    except UnreadableContent:
+        raise UnreadableDocument(
+            "the PDF cannot be analysed (a page's content with an inline image cannot be read)"
+        ) from None
     except (pikepdf.PikepdfError, ValueError, RuntimeError):
         raise UnreadableDocument("the PDF cannot be read (damaged or not a PDF)") from None
     if damaged:
@@ -514,18 +527,27 @@ def ghostscript_options(output: str) -> list[str]:
         "-dUseCropBox",
         "-sDEFAULTPAPERSIZE=a4",  # PostScript that sets no page size
         f"-sOutputFile={output}",  # not stdout, where a document can write too
+        WRITABLE_SYSTEMDICT,  # for our setup only: it locks systemdict again
     ]
 
 
 def ghostscript_setup(hook: bool) -> str:
     """Our PostScript run before the document: if any of it fails, Ghostscript stops
     with an error before the document runs (`-c` with -dBATCH; the resident instance
-    runs the document only after its setup succeeded)."""
+    runs the document only after its setup succeeded). One statement a line: `gs -c`
+    takes each line as an argument of its own, and no argument may be longer than 2048
+    characters."""
     if not hook:
-        return f"{NEUTRALS_TO_BLACK} {LOCK_SYSTEMDICT}"
-    setup = f"{NEUTRALS_TO_BLACK} {INERT_FOR_POSTSCRIPT}"
-    setup += POSTSCRIPT_PAGE_HOOK.replace("MARKER", PAGE_MARKER).replace("LIMIT", str(MAX_PAGES))
-    return setup
+        return f"{NEUTRALS_TO_BLACK}\n{LOCK_SYSTEMDICT}"
+    page_hook = POSTSCRIPT_PAGE_HOOK.replace("MARKER", PAGE_MARKER)
+    return "\n".join(
+        [
+            NEUTRALS_TO_BLACK,
+            *ALTERNATES_FOR_POSTSCRIPT,
+            INERT_FOR_POSTSCRIPT,
+            page_hook.replace("LIMIT", str(MAX_PAGES)),
+        ]
+    )
 
 
 def _ghostscript(
@@ -565,10 +587,9 @@ def _ghostscript(
         args = [
             executable,
             *ghostscript_options(str(ink)),
-            WRITABLE_SYSTEMDICT,
             f"-r{dpi}",
             "-c",
-            ghostscript_setup(hook),
+            *ghostscript_setup(hook).splitlines(),
             "-f",
             str(source),
         ]

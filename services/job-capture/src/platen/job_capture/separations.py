@@ -1,0 +1,295 @@
+"""Separation and DeviceN colour spaces are analysed in the colour a printer prints them.
+
+A Separation or DeviceN colour space names its colorants (`/PANTONE 185 C`, or `/Black`)
+and gives an alternate space with a tint transform for a device that has no such colorant.
+Ghostscript's `ink_cov` device, which the analysis renders with, has four: Cyan, Magenta,
+Yellow and Black. So it paints a space whose colorants are among them straight into those
+inks and never looks at the alternate, while a printer that has no such colorant (an RGB
+printer: IPP Everywhere raster printers, and PDF pipelines that render to RGB) paints the
+alternate: `[/Separation /Black /DeviceRGB {pop 1 0 0}]` was analysed as black ink and
+printed red. Ghostscript has no option to make a device use the alternate space.
+
+So, before the analysis renders a document, every colorant is renamed to a name no device
+has (PREFIX and the name), and Ghostscript paints the alternate through the tint transform,
+as an RGB printer does: a spot colour with a gray alternate stays black, one with a red
+alternate is colour. Kept as they are: a Separation's `/All` and a DeviceN's only colorant
+`/All` (it paints every colorant of the device, cyan, magenta and yellow included, as on any
+CMYK printer: colour, unless its tint is 0) and a Separation's `/None` (it paints nothing,
+on any printer). A DeviceN's `/None` is renamed: Ghostscript rendering to RGB paints a
+DeviceN whose colorants are all `/None` in its alternate.
+
+In a PDF the names are changed with pikepdf wherever a Separation or DeviceN array is in
+the file (resources, images, shadings, patterns, groups and soft masks, fonts, annotations,
+NChannel attributes, nested in Indexed and Pattern spaces), and in inline images in
+content streams, whose colour space Ghostscript takes from the content stream itself.
+
+A PostScript program cannot be edited before it runs: `ALTERNATES_FOR_POSTSCRIPT`
+replaces `setcolorspace` in systemdict by a procedure that renames the colorants of the
+space it is given, then sets it; and every other way into a colour space that Ghostscript
+10.00 gives a document with a space of its own making: `shfill`, `makepattern` (a shading
+pattern's shading), `.buildshading_and_shfill`, `setcustomcolor` and `customcolorimage`
+(Adobe's custom colours, made into a Separation by name). Those of Ghostscript's own
+procedures that hold the `setcolorspace`, `makepattern` or `shfill` operators where a
+document can read them (`setseparationgray`, `separationimage`, the Pscript5Idiom idiom
+set, the ProcessDSCComment user parameter) are replaced or rebuilt without them, so that a
+document cannot take an operator out of one and call it itself. It runs with the ink
+controls' setup (analysis.INERT_FOR_POSTSCRIPT), before systemdict is locked again.
+test_separations walks everything a document can read and finds none of the operators.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pikepdf
+
+# Not a colorant name any device has: Ghostscript compares the whole name (up to its first
+# NUL byte) with the device's colorants.
+PREFIX = "platen-alternate:"
+KEPT_IN_SEPARATION = frozenset({"All", "None"})
+FAMILIES = (pikepdf.Name.Separation, pikepdf.Name.DeviceN)
+
+
+def _renamed(name: object, kept: frozenset[str]) -> object:
+    if not isinstance(name, pikepdf.Name):
+        return name  # not a name: Ghostscript refuses the space, nothing to hide
+    text = str(name)[1:]
+    if text in kept or text.startswith(PREFIX):
+        return name
+    return pikepdf.Name("/" + PREFIX + text)
+
+
+def _rename_colorants(space: pikepdf.Array) -> bool:
+    """Rename the colorants of this Separation or DeviceN array in place."""
+    if len(space) < 2:
+        return False
+    if space[0] == pikepdf.Name.Separation:
+        renamed = _renamed(space[1], KEPT_IN_SEPARATION)
+        if renamed == space[1]:
+            return False
+        space[1] = renamed
+        return True
+    names = space[1]
+    if not isinstance(names, pikepdf.Array) or [str(n) for n in names] == ["/All"]:
+        return False
+    changed = False
+    for index, name in enumerate(list(names)):
+        renamed = _renamed(name, frozenset())
+        if renamed != name:
+            names[index] = renamed
+            changed = True
+    return changed
+
+
+def _is_colour_space(array: pikepdf.Array) -> bool:
+    return len(array) >= 2 and any(array[0] == family for family in FAMILIES)
+
+
+def _walk(root: pikepdf.Object) -> bool:
+    """Rename the colorants of every Separation and DeviceN array in `root` and in the
+    direct objects it holds (an indirect one is walked as an object of its own)."""
+    changed = False
+    pending = [root]
+    while pending:
+        obj = pending.pop()
+        if isinstance(obj, pikepdf.Array):
+            if _is_colour_space(obj):
+                changed |= _rename_colorants(obj)
+            children = list(obj)
+        elif isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+            children = list(obj.values())
+        else:
+            continue
+        pending.extend(
+            child
+            for child in children
+            if isinstance(child, (pikepdf.Array, pikepdf.Dictionary)) and not child.is_indirect
+        )
+    return changed
+
+
+# An inline image (`BI ... ID`) whose dictionary holds an array: the only kind whose
+# colour space can be a Separation or DeviceN (a name is looked up in the resources,
+# walked above). Most streams have neither token, and are passed over at memchr speed.
+INLINE_IMAGE = re.compile(rb"(?<![^\s\x00\]\[<>(){}/%])BI[\s\x00/%]")
+
+
+class UnreadableContent(ValueError):
+    """A content stream with an inline image cannot be parsed, so it cannot be checked."""
+
+
+def _may_hold_inline_colour_space(data: bytes) -> bool:
+    if b"BI" not in data or b"ID" not in data or b"[" not in data:
+        return False
+    for match in INLINE_IMAGE.finditer(data):
+        end = data.find(b"ID", match.end())
+        if data.find(b"[", match.end(), end if end >= 0 else len(data)) >= 0:
+            return True
+    return False
+
+
+def _rename_inline_images(stream: pikepdf.Stream) -> bool:
+    try:
+        data = stream.read_bytes()
+    except pikepdf.PdfError:
+        return False  # a filter pikepdf cannot decode: not a content stream Ghostscript runs
+    if not _may_hold_inline_colour_space(data):
+        return False
+    try:
+        instructions = pikepdf.parse_content_stream(stream)
+    except pikepdf.PdfError:
+        raise UnreadableContent from None
+    changed = False
+    for instruction in instructions:
+        if not isinstance(instruction, pikepdf.ContentStreamInlineImage):
+            continue
+        # The image's dictionary as written (abbreviations and all): its arrays are
+        # changed in place, and written back with the content stream.
+        for token in instruction.iimage._image_object:  # noqa: SLF001 - no public setter
+            if isinstance(token, pikepdf.Array):
+                changed |= _walk(token)
+    if changed:
+        stream.write(pikepdf.unparse_content_stream(instructions))
+    return changed
+
+
+def use_alternates(pdf: pikepdf.Pdf) -> bool:
+    """Rename every Separation and DeviceN colorant in `pdf` (see the module); True if any
+    was. UnreadableContent if a content stream with inline images cannot be parsed."""
+    changed = False
+    for obj in pdf.objects:
+        if isinstance(obj, (pikepdf.Array, pikepdf.Dictionary, pikepdf.Stream)):
+            changed |= _walk(obj)
+        if isinstance(obj, pikepdf.Stream):
+            changed |= _rename_inline_images(obj)
+    return changed
+
+
+# --------------------------------------------------------------------------- PostScript
+
+# One statement a line, each shorter than the 2048 characters Ghostscript takes in one
+# command-line argument (`gs -c` runs each argument on its own). Run with systemdict
+# writable and the allocation mode global; the helper dictionary is on the dictionary
+# stack only while this runs, and every procedure a document can reach is executeonly
+# and refers to the helpers and operators directly (`//`, `bind`), never by a name a
+# document could define.
+_POSTSCRIPT = r"""
+currentglobal true setglobal 40 dict begin
+/PREFIX (PREFIXTEXT) def /ALTBOX 1 array def /SUBSTBOX 1 array def
+/isarray { type dup /arraytype eq exch /packedarraytype eq or } bind def
+/isdict { dup type /dicttype eq { rcheck } { pop false } ifelse } bind def
+/readablearray { dup //isarray exec { rcheck } { pop false } ifelse } bind def
+/renamed {
+  exch dup type /nametype eq { dup length string cvs } if
+  dup type /stringtype eq {
+    dup //PREFIX anchorsearch { pop pop true } { pop false } ifelse
+    2 index { 1 index (All) eq or 1 index (None) eq or } if
+    3 -1 roll pop
+    not {
+      //PREFIX length 1 index length add string
+      dup 0 //PREFIX putinterval dup //PREFIX length 4 -1 roll putinterval
+    } if
+    cvn
+  } { exch pop } ifelse
+} bind def
+/attributes {
+  dup //isdict exec {
+    dup length dict copy
+    dup /Colorants known { dup /Colorants get //isdict exec } { false } ifelse {
+      dup /Colorants get dup length dict exch
+      { //ALTBOX 0 get exec 2 index 3 1 roll put } forall
+      1 index exch /Colorants exch put
+    } if
+    dup /Process known { dup /Process get //isdict exec } { false } ifelse {
+      dup /Process get dup length dict copy
+      dup /ColorSpace known { dup /ColorSpace 2 copy get //ALTBOX 0 get exec put } if
+      1 index exch /Process exch put
+    } if
+  } if
+} bind def
+/alternate {
+  dup //readablearray exec { dup length 1 gt } { false } ifelse {
+    dup 0 get dup /Separation eq {
+      pop dup length array copy
+      dup 1 2 copy get true //renamed exec put
+      dup length 2 gt { dup 2 2 copy get //ALTBOX 0 get exec put } if
+    } { dup /DeviceN eq {
+      pop dup length array copy
+      dup 1 get dup //readablearray exec {
+        dup length 1 eq { dup 0 get (All) eq } { false } ifelse not {
+          dup length array copy
+          0 1 2 index length 1 sub { 1 index exch 2 copy get false //renamed exec put } for
+        } if
+        1 index exch 1 exch put
+      } { pop } ifelse
+      dup length 2 gt { dup 2 2 copy get //ALTBOX 0 get exec put } if
+      dup length 4 gt { dup 4 2 copy get //attributes exec put } if
+    } { dup /Indexed eq exch /Pattern eq or {
+      dup length array copy dup 1 2 copy get //ALTBOX 0 get exec put
+    } if } ifelse } ifelse
+  } if
+} bind def
+//ALTBOX 0 /alternate load put
+/invm { currentglobal 3 1 roll 1 index gcheck setglobal exec exch setglobal } bind def
+/space { { //alternate exec } //invm exec } bind def
+/shading {
+  dup //isdict exec { dup /ColorSpace known } { false } ifelse {
+    { dup length dict copy dup /ColorSpace 2 copy get //alternate exec put } //invm exec
+  } if
+} bind def
+/pattern {
+  dup //isdict exec { dup /Shading known } { false } ifelse {
+    { dup length dict copy dup /Shading 2 copy get //shading exec put } //invm exec
+  } if
+} bind def
+/custom {
+  dup //readablearray exec { dup length 0 gt } { false } ifelse {
+    dup dup length 1 sub get type /stringtype eq {
+      { dup length array copy dup dup length 1 sub 2 copy get true //renamed exec dup length string cvs put } //invm exec
+    } if
+  } if
+} bind def
+/SETCS /setcolorspace load def /SHFILL /shfill load def /MKPAT /makepattern load def
+/BSS [ /.buildshading_and_shfill load ] def /SCC [ /setcustomcolor load ] def /CCI [ /customcolorimage load ] def
+/SSG [ /setseparationgray load ] def /SIMG [ /separationimage load ] def
+systemdict begin
+/setcolorspace { //space exec //SETCS } bind executeonly def
+/shfill { //shading exec //SHFILL } bind executeonly def
+/.buildshading_and_shfill { //shading exec //BSS 0 get exec } bind executeonly def
+/makepattern { exch //pattern exec exch //MKPAT } bind executeonly def
+/setcustomcolor { exch //custom exec exch //SCC 0 get exec } bind executeonly def
+/customcolorimage { //custom exec //CCI 0 get exec } bind executeonly def
+/setseparationgray { //SSG 0 get exec } bind executeonly def
+/separationimage { //SIMG 0 get exec } bind executeonly def
+end
+/BYNAME << /SETCS load /setcolorspace cvx /MKPAT load /makepattern cvx /SHFILL load /shfill cvx >> def
+/subst {
+  dup //readablearray exec {
+    dup xcheck exch
+    [ exch { dup type /operatortype eq { dup //BYNAME exch known } { false } ifelse { //BYNAME exch get } { //SUBSTBOX 0 get exec } ifelse } forall ]
+    exch { cvx } if
+  } if
+} bind def
+//SUBSTBOX 0 /subst load put
+false setglobal << /ProcessDSCComment currentuserparams /ProcessDSCComment get //subst exec >> setuserparams true setglobal
+/Pscript5Idiom /IdiomSet findresource dup length dict exch { //subst exec 2 index 3 1 roll put } forall /Pscript5Idiom exch /IdiomSet defineresource pop
+end setglobal
+"""
+
+# The operators a document must reach only through the replacements above.
+GUARDED_OPERATORS = ("setcolorspace", "makepattern", "shfill")
+
+
+def _statements(text: str) -> tuple[str, ...]:
+    """Each top-level statement of `text` (a line not indented, with the indented lines
+    after it) on one line."""
+    statements: list[list[str]] = []
+    for line in text.strip().splitlines():
+        if statements and line.startswith((" ", "}")):
+            statements[-1].append(line)
+        else:
+            statements.append([line])
+    return tuple(" ".join(" ".join(lines).split()) for lines in statements)
+
+
+ALTERNATES_FOR_POSTSCRIPT = _statements(_POSTSCRIPT.replace("PREFIXTEXT", PREFIX))
