@@ -170,8 +170,15 @@ def test_an_interpreter_prepared_at_one_resolution_renders_at_the_one_asked(tmp_
     (tmp_path / "a0.pdf").write_bytes(a0)
     # To a file: stdout has Ghostscript's warning about -dWRITESYSTEMDICT too.
     subprocess.run(
-        ["gs", *ghostscript_options("started.txt"), "-r36", "-c"]
-        + [*ghostscript_setup(False).splitlines(), "-f", "a0.pdf"],
+        [
+            "gs",
+            *ghostscript_options("started.txt"),
+            "-r36",
+            "-c",
+            *ghostscript_setup(False).splitlines(),
+            "-f",
+            "a0.pdf",
+        ],
         capture_output=True,
         check=True,
     )

@@ -14,6 +14,7 @@ import io
 import math
 import os
 import re
+import secrets
 import selectors
 import shutil
 import subprocess
@@ -28,8 +29,8 @@ import pikepdf
 
 from platen.job_capture.raster import RasterError, raster_format, read_raster
 from platen.job_capture.separations import (
-    ALTERNATES_FOR_POSTSCRIPT,
     UnreadableContent,
+    alternates_for_postscript,
     use_alternates,
 )
 
@@ -153,9 +154,7 @@ INERT_FOR_POSTSCRIPT = _replace_in_systemdict(
 # document that goes past the page limit). The count lives in global VM, which the
 # document's save/restore around its pages cannot undo.
 PAGE_MARKER = "platen-page:"
-# One line (see `ghostscript_setup`).
-POSTSCRIPT_PAGE_HOOK = " ".join(
-    r"""
+POSTSCRIPT_PAGE_HOOK = r"""
 globaldict /platen-pages 0 put
 << /EndPage {
   exch pop dup 2 ne {
@@ -166,8 +165,7 @@ globaldict /platen-pages 0 put
   } if
   2 ne
 } bind >> setpagedevice
-""".split()
-)
+"""
 MAX_OUTPUT_LINE = 4096
 
 
@@ -259,6 +257,19 @@ def prints_in_colour(c: float, m: float, y: float, k: float) -> bool:
     return c > 0 or m > 0 or y > 0
 
 
+def either_view(
+    first: list[tuple[float, float, float, float]], second: list[tuple[float, float, float, float]]
+) -> list[tuple[float, float, float, float]]:
+    """Page by page, the most of each ink in two renderings of the same pages: a page is
+    colour if it prints in colour on either kind of printer (see `separations`)."""
+    if len(first) != len(second):
+        raise ValueError("two renderings of the same pages have as many pages")
+    return [
+        (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+        for a, b in zip(first, second, strict=True)
+    ]
+
+
 INK_LINE = re.compile(r"\s*(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+CMYK OK\s*")
 
 
@@ -305,7 +316,9 @@ def _analyse_pdf(
     document: bytes, deadline: float, timeout: float, renderer: Renderer | None = None
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float, float, float]]]:
     sizes: list[tuple[float, float] | None] = []
-    rewritten = None
+    # The PDF as a CMYK printer prints it (without ink controls), and as an RGB printer
+    # does, if that differs: with its process colorants renamed (`separations`).
+    device_view = alternate_view = None
     try:
         with pikepdf.open(io.BytesIO(document)) as pdf:
             pages = len(pdf.pages)
@@ -315,11 +328,10 @@ def _analyse_pdf(
             if not damaged and 1 <= pages <= MAX_PAGES:
                 sizes = [_page_size(page) for page in pdf.pages]
                 damaged = bool(pdf.get_warnings())
-                # Both always run (`|`, not `or`).
-                if _drop_ink_controls(pdf) | use_alternates(pdf):
-                    out = io.BytesIO()
-                    pdf.save(out)
-                    rewritten = out.getvalue()
+                if _drop_ink_controls(pdf):
+                    device_view = _saved(pdf)
+                if use_alternates(pdf):
+                    alternate_view = _saved(pdf)
     except pikepdf.PasswordError:
         raise UnreadableDocument("the PDF is password-protected") from None
     except UnreadableContent:
@@ -337,17 +349,25 @@ def _analyse_pdf(
     if any(size is None for size in sizes):
         raise UnreadableDocument("the PDF has a page without a valid size")
     page_sizes = [size for size in sizes if size is not None]
+    dpi = render_resolution(page_sizes)
     run = _ghostscript(
-        rewritten or document,
-        render_resolution(page_sizes),
-        deadline,
-        timeout,
-        hook=False,
-        renderer=renderer,
+        device_view or document, dpi, deadline, timeout, hook=False, renderer=renderer
     )
     if run.returncode != 0 or len(run.inks) != pages:
         raise UnreadableDocument("the PDF cannot be printed (its pages cannot be rendered)")
-    return page_sizes, run.inks
+    if alternate_view is None:
+        return page_sizes, run.inks
+    # The resident interpreter runs one document: `gs` renders the second view.
+    other = _ghostscript(alternate_view, dpi, deadline, timeout, hook=False)
+    if other.returncode != 0 or len(other.inks) != pages:
+        raise UnreadableDocument("the PDF cannot be printed (its pages cannot be rendered)")
+    return page_sizes, either_view(run.inks, other.inks)
+
+
+def _saved(pdf: pikepdf.Pdf) -> bytes:
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
 
 
 def _page_size(page: pikepdf.Page) -> tuple[float, float] | None:
@@ -423,7 +443,19 @@ def _analyse_postscript(
     problem = dsc_truncation(document, len(run.sizes))
     if problem:
         raise UnreadableDocument(problem)
-    return run.sizes, run.inks
+    if not run.renamed:
+        return run.sizes, run.inks
+    # A process colorant was renamed: its pages print in the alternate on an RGB printer
+    # (this run) and in the colorant itself on a CMYK printer. Run again as a CMYK printer
+    # would (`gs`: the resident interpreter runs one document) and charge the colour of
+    # either.
+    device = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True, alternates=False)
+    if device.returncode != 0 or device.sizes != run.sizes or len(device.inks) != len(run.inks):
+        raise UnreadableDocument(
+            "the PostScript document cannot be analysed (it does not print the same pages"
+            " twice)"
+        )
+    return run.sizes, either_view(run.inks, device.inks)
 
 
 DSC_PAGES = re.compile(rb"^%%Pages:[ \t]*(\(atend\)|\d+)", re.MULTILINE)
@@ -492,6 +524,7 @@ class _Run:
     returncode: int
     inks: list[tuple[float, float, float, float]]
     sizes: list[tuple[float, float]]
+    renamed: bool = False  # the setup renamed a process colorant (PostScript)
 
 
 class Renderer(Protocol):
@@ -531,19 +564,21 @@ def ghostscript_options(output: str) -> list[str]:
     ]
 
 
-def ghostscript_setup(hook: bool) -> str:
+def ghostscript_setup(hook: bool, renamed_marker: str | None = "platen-renamed") -> str:
     """Our PostScript run before the document: if any of it fails, Ghostscript stops
     with an error before the document runs (`-c` with -dBATCH; the resident instance
     runs the document only after its setup succeeded). One statement a line: `gs -c`
     takes each line as an argument of its own, and no argument may be longer than 2048
-    characters."""
+    characters. For PostScript (`hook`), with `renamed_marker` its Separation and DeviceN
+    spaces use their alternate (and the marker is written if one was renamed); without,
+    Ghostscript paints their process colorants itself, as a CMYK printer does."""
     if not hook:
         return f"{NEUTRALS_TO_BLACK}\n{LOCK_SYSTEMDICT}"
-    page_hook = POSTSCRIPT_PAGE_HOOK.replace("MARKER", PAGE_MARKER)
+    page_hook = " ".join(POSTSCRIPT_PAGE_HOOK.split()).replace("MARKER", PAGE_MARKER)
     return "\n".join(
         [
             NEUTRALS_TO_BLACK,
-            *ALTERNATES_FOR_POSTSCRIPT,
+            *(alternates_for_postscript(renamed_marker) if renamed_marker else ()),
             INERT_FOR_POSTSCRIPT,
             page_hook.replace("LIMIT", str(MAX_PAGES)),
         ]
@@ -558,8 +593,15 @@ def _ghostscript(
     *,
     hook: bool,
     renderer: Renderer | None = None,
+    alternates: bool = True,
 ) -> _Run:
-    """Render `document` once with the `ink_cov` device, within `deadline`."""
+    """Render `document` once with the `ink_cov` device, within `deadline`. PostScript
+    (`hook`) is run with its Separation and DeviceN spaces in their alternate unless
+    `alternates` is False."""
+    # Random per run: a document cannot write it to make the analysis believe it renamed.
+    marker = f"platen-renamed:{secrets.token_hex(16)}" if alternates else None
+    setup = ghostscript_setup(hook, marker)
+    markers = PageMarkers(marker)
     too_long = UnreadableDocument(
         f"the document takes too long to analyse (the limit is {timeout:g} seconds)"
     )
@@ -568,12 +610,11 @@ def _ghostscript(
         # here too, so that a document that is merely slow gets the same answer either way.
         if time.monotonic() > deadline:
             raise too_long
-        markers = PageMarkers()
-        returncode = renderer.render(document, dpi, ghostscript_setup(hook), markers)
+        returncode = renderer.render(document, dpi, setup, markers)
         if time.monotonic() > deadline:
             raise too_long
         returncode, inks = _ink_report(Path(INK_REPORT), returncode)
-        return _Run(returncode=returncode, inks=inks, sizes=markers.sizes)
+        return _Run(returncode, inks, markers.sizes, markers.renamed)
     executable = shutil.which(GHOSTSCRIPT)
     if executable is None:  # not the user's fault: an installation problem, not a refusal
         raise RuntimeError(f"Ghostscript ({GHOSTSCRIPT}) is not installed")
@@ -589,7 +630,7 @@ def _ghostscript(
             *ghostscript_options(str(ink)),
             f"-r{dpi}",
             "-c",
-            *ghostscript_setup(hook).splitlines(),
+            *setup.splitlines(),
             "-f",
             str(source),
         ]
@@ -601,7 +642,7 @@ def _ghostscript(
             env=env,
         )
         try:
-            sizes = _read_page_markers(process, deadline)
+            sizes = _read_page_markers(process, deadline, markers)
             returncode = process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise too_long from None
@@ -612,7 +653,7 @@ def _ghostscript(
             assert process.stdout is not None
             process.stdout.close()
         returncode, inks = _ink_report(ink, returncode)
-    return _Run(returncode=returncode, inks=inks, sizes=sizes)
+    return _Run(returncode, inks, sizes, markers.renamed)
 
 
 def _ink_report(ink: Path, returncode: int) -> tuple[int, list[tuple[float, float, float, float]]]:
@@ -631,10 +672,14 @@ class PageMarkers:
     """The page hook's reports among what Ghostscript writes on stdout, fed as it comes.
 
     The document writes to stdout too, as much as it likes: nothing else is kept, and
-    once more pages were reported than the limit allows, `full` says to stop reading."""
+    once more pages were reported than the limit allows, `full` says to stop reading.
+    `renamed` says whether the setup wrote `renamed_marker` (a random one per run, which a
+    document cannot know to write itself): it renamed a process colorant."""
 
-    def __init__(self) -> None:
+    def __init__(self, renamed_marker: str | None = None) -> None:
         self.sizes: list[tuple[float, float]] = []
+        self.renamed = False
+        self._renamed_marker = renamed_marker.encode() if renamed_marker else None
         self._pending = b""
 
     @property
@@ -647,17 +692,18 @@ class PageMarkers:
         *lines, pending = (self._pending + chunk).split(b"\n")
         self._pending = pending[-MAX_OUTPUT_LINE:]
         for line in lines:
+            if self._renamed_marker is not None and line.strip() == self._renamed_marker:
+                self.renamed = True
             size = _page_marker(line)
             if size is not None:
                 self.sizes.append(size)
 
 
 def _read_page_markers(
-    process: subprocess.Popen[bytes], deadline: float
+    process: subprocess.Popen[bytes], deadline: float, markers: PageMarkers
 ) -> list[tuple[float, float]]:
     """Read Ghostscript's stdout to its end, keeping only the page hook's lines."""
     assert process.stdout is not None
-    markers = PageMarkers()
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
         while not markers.full:

@@ -46,15 +46,25 @@ import pikepdf
 # Not a colorant name any device has: Ghostscript compares the whole name (up to its first
 # NUL byte) with the device's colorants.
 PREFIX = "platen-alternate:"
-KEPT_IN_SEPARATION = frozenset({"All", "None"})
+PROCESS_COLORANTS = frozenset({"Cyan", "Magenta", "Yellow", "Black"})
 FAMILIES = (pikepdf.Name.Separation, pikepdf.Name.DeviceN)
 
 
-def _renamed(name: object, kept: frozenset[str]) -> object:
+def paints_itself(colorant: str, device_n: bool) -> bool:
+    """Whether Ghostscript's CMYK rendering paints this colorant (a name without its
+    slash) in its own ink rather than through the alternate: a process colorant, up to
+    the first NUL byte, which is where Ghostscript's comparison stops. In a DeviceN, a
+    name that is the start of "None" ("", "N", ... "None") paints nothing in it, and its
+    alternate on an RGB printer."""
+    name = colorant.split("\x00", 1)[0]
+    return name in PROCESS_COLORANTS or (device_n and "None".startswith(name))
+
+
+def _renamed(name: object, device_n: bool) -> object:
     if not isinstance(name, pikepdf.Name):
         return name  # not a name: Ghostscript refuses the space, nothing to hide
     text = str(name)[1:]
-    if text in kept or text.startswith(PREFIX):
+    if not paints_itself(text, device_n):
         return name
     return pikepdf.Name("/" + PREFIX + text)
 
@@ -64,17 +74,17 @@ def _rename_colorants(space: pikepdf.Array) -> bool:
     if len(space) < 2:
         return False
     if space[0] == pikepdf.Name.Separation:
-        renamed = _renamed(space[1], KEPT_IN_SEPARATION)
+        renamed = _renamed(space[1], device_n=False)
         if renamed == space[1]:
             return False
         space[1] = renamed
         return True
     names = space[1]
-    if not isinstance(names, pikepdf.Array) or [str(n) for n in names] == ["/All"]:
+    if not isinstance(names, pikepdf.Array):
         return False
     changed = False
     for index, name in enumerate(list(names)):
-        renamed = _renamed(name, frozenset())
+        renamed = _renamed(name, device_n=True)
         if renamed != name:
             names[index] = renamed
             changed = True
@@ -145,7 +155,7 @@ def _rename_inline_images(stream: pikepdf.Stream) -> bool:
             continue
         # The image's dictionary as written (abbreviations and all): its arrays are
         # changed in place, and written back with the content stream.
-        for token in instruction.iimage._image_object:  # noqa: SLF001 - no public setter
+        for token in instruction.iimage._image_object:
             if isinstance(token, pikepdf.Array):
                 changed |= _walk(token)
     if changed:
@@ -174,24 +184,57 @@ def use_alternates(pdf: pikepdf.Pdf) -> bool:
 # and refers to the helpers and operators directly (`//`, `bind`), never by a name a
 # document could define.
 _POSTSCRIPT = r"""
-currentglobal true setglobal 40 dict begin
-/PREFIX (PREFIXTEXT) def /ALTBOX 1 array def /SUBSTBOX 1 array def
+currentglobal true setglobal 60 dict begin
+/PREFIX (PREFIXTEXT) def /PROCESS [(Cyan) (Magenta) (Yellow) (Black)] def
+/ALTBOX 1 array def /NEEDBOX 1 array def /SUBSTBOX 1 array def /SEEN [false] def
 /isarray { type dup /arraytype eq exch /packedarraytype eq or } bind def
 /isdict { dup type /dicttype eq { rcheck } { pop false } ifelse } bind def
 /readablearray { dup //isarray exec { rcheck } { pop false } ifelse } bind def
-/renamed {
+/paints {
   exch dup type /nametype eq { dup length string cvs } if
   dup type /stringtype eq {
-    dup //PREFIX anchorsearch { pop pop true } { pop false } ifelse
-    2 index { 1 index (All) eq or 1 index (None) eq or } if
-    3 -1 roll pop
-    not {
-      //PREFIX length 1 index length add string
-      dup 0 //PREFIX putinterval dup //PREFIX length 4 -1 roll putinterval
-    } if
-    cvn
-  } { exch pop } ifelse
+    (\000) search { exch pop exch pop } if
+    false //PROCESS { 2 index eq or } forall
+    exch 3 -1 roll { dup length 4 le { (None) 0 2 index length getinterval eq } { pop false }
+        ifelse or } { pop } ifelse
+  } { pop pop false } ifelse
 } bind def
+/renamed {
+  2 copy //paints exec {
+    pop dup type /nametype eq { dup length string cvs } if
+    //PREFIX length 1 index length add string dup 0 //PREFIX putinterval dup //PREFIX length 4
+        -1 roll putinterval
+    cvn
+    //SEEN 0 get not { //SEEN 0 true put (\nMARKERTEXT\n) print flush } if
+  } { pop } ifelse
+} bind def
+/attrneeds {
+  dup //isdict exec {
+    false exch
+    dup /Colorants known { dup /Colorants get //isdict exec } { false } ifelse {
+      dup /Colorants get { exch pop //NEEDBOX 0 get exec 3 -1 roll or exch } forall
+    } if
+    dup /Process known { dup /Process get //isdict exec } { false } ifelse {
+      /Process get dup /ColorSpace known { /ColorSpace get //NEEDBOX 0 get exec or } { pop }
+          ifelse
+    } { pop } ifelse
+  } { pop false } ifelse
+} bind def
+/needs {
+  dup //readablearray exec { dup length 1 gt } { false } ifelse {
+    dup 0 get dup /Separation eq {
+      pop dup 1 get false //paints exec exch dup length 2 gt { 2 get //NEEDBOX 0 get exec or }
+          { pop } ifelse
+    } { dup /DeviceN eq {
+      pop false 1 index 1 get dup //readablearray exec { { true //paints exec or } forall } {
+          pop } ifelse
+      exch dup length 2 gt { dup 2 get //NEEDBOX 0 get exec 3 -1 roll or exch } if
+      dup length 4 gt { 4 get //attrneeds exec or } { pop } ifelse
+    } { dup /Indexed eq exch /Pattern eq or { 1 get //NEEDBOX 0 get exec } { pop false } ifelse
+        } ifelse } ifelse
+  } { pop false } ifelse
+} bind def
+//NEEDBOX 0 /needs load put
 /attributes {
   dup //isdict exec {
     dup length dict copy
@@ -211,15 +254,13 @@ currentglobal true setglobal 40 dict begin
   dup //readablearray exec { dup length 1 gt } { false } ifelse {
     dup 0 get dup /Separation eq {
       pop dup length array copy
-      dup 1 2 copy get true //renamed exec put
+      dup 1 2 copy get false //renamed exec put
       dup length 2 gt { dup 2 2 copy get //ALTBOX 0 get exec put } if
     } { dup /DeviceN eq {
       pop dup length array copy
       dup 1 get dup //readablearray exec {
-        dup length 1 eq { dup 0 get (All) eq } { false } ifelse not {
-          dup length array copy
-          0 1 2 index length 1 sub { 1 index exch 2 copy get false //renamed exec put } for
-        } if
+        dup length array copy
+        0 1 2 index length 1 sub { 1 index exch 2 copy get true //renamed exec put } for
         1 index exch 1 exch put
       } { pop } ifelse
       dup length 2 gt { dup 2 2 copy get //ALTBOX 0 get exec put } if
@@ -231,26 +272,32 @@ currentglobal true setglobal 40 dict begin
 } bind def
 //ALTBOX 0 /alternate load put
 /invm { currentglobal 3 1 roll 1 index gcheck setglobal exec exch setglobal } bind def
-/space { { //alternate exec } //invm exec } bind def
+/space { dup //needs exec { { //alternate exec } //invm exec } if } bind def
+/shadingneeds { dup //isdict exec { dup /ColorSpace known } { false } ifelse { /ColorSpace get
+    //needs exec } { pop false } ifelse } bind def
 /shading {
-  dup //isdict exec { dup /ColorSpace known } { false } ifelse {
+  dup //shadingneeds exec {
     { dup length dict copy dup /ColorSpace 2 copy get //alternate exec put } //invm exec
   } if
 } bind def
 /pattern {
-  dup //isdict exec { dup /Shading known } { false } ifelse {
+  dup //isdict exec { dup /Shading known } { false } ifelse { dup /Shading get //shadingneeds
+      exec } { false } ifelse {
     { dup length dict copy dup /Shading 2 copy get //shading exec put } //invm exec
   } if
 } bind def
 /custom {
   dup //readablearray exec { dup length 0 gt } { false } ifelse {
-    dup dup length 1 sub get type /stringtype eq {
-      { dup length array copy dup dup length 1 sub 2 copy get true //renamed exec dup length string cvs put } //invm exec
+    dup dup length 1 sub get dup type /stringtype eq { false //paints exec } { pop false }
+        ifelse {
+      { dup length array copy dup dup length 1 sub 2 copy get false //renamed exec dup length
+          string cvs put } //invm exec
     } if
   } if
 } bind def
 /SETCS /setcolorspace load def /SHFILL /shfill load def /MKPAT /makepattern load def
-/BSS [ /.buildshading_and_shfill load ] def /SCC [ /setcustomcolor load ] def /CCI [ /customcolorimage load ] def
+/BSS [ /.buildshading_and_shfill load ] def /SCC [ /setcustomcolor load ] def /CCI [
+    /customcolorimage load ] def
 /SSG [ /setseparationgray load ] def /SIMG [ /separationimage load ] def
 systemdict begin
 /setcolorspace { //space exec //SETCS } bind executeonly def
@@ -262,17 +309,21 @@ systemdict begin
 /setseparationgray { //SSG 0 get exec } bind executeonly def
 /separationimage { //SIMG 0 get exec } bind executeonly def
 end
-/BYNAME << /SETCS load /setcolorspace cvx /MKPAT load /makepattern cvx /SHFILL load /shfill cvx >> def
+/BYNAME << /SETCS load /setcolorspace cvx /MKPAT load /makepattern cvx /SHFILL load /shfill cvx
+    >> def
 /subst {
   dup //readablearray exec {
     dup xcheck exch
-    [ exch { dup type /operatortype eq { dup //BYNAME exch known } { false } ifelse { //BYNAME exch get } { //SUBSTBOX 0 get exec } ifelse } forall ]
+    [ exch { dup type /operatortype eq { dup //BYNAME exch known } { false } ifelse { //BYNAME
+        exch get } { //SUBSTBOX 0 get exec } ifelse } forall ]
     exch { cvx } if
   } if
 } bind def
 //SUBSTBOX 0 /subst load put
-false setglobal << /ProcessDSCComment currentuserparams /ProcessDSCComment get //subst exec >> setuserparams true setglobal
-/Pscript5Idiom /IdiomSet findresource dup length dict exch { //subst exec 2 index 3 1 roll put } forall /Pscript5Idiom exch /IdiomSet defineresource pop
+false setglobal << /ProcessDSCComment currentuserparams /ProcessDSCComment get //subst exec >>
+    setuserparams true setglobal
+/Pscript5Idiom /IdiomSet findresource dup length dict exch { //subst exec 2 index 3 1 roll put
+    } forall /Pscript5Idiom exch /IdiomSet defineresource pop
 end setglobal
 """
 
@@ -292,4 +343,14 @@ def _statements(text: str) -> tuple[str, ...]:
     return tuple(" ".join(" ".join(lines).split()) for lines in statements)
 
 
-ALTERNATES_FOR_POSTSCRIPT = _statements(_POSTSCRIPT.replace("PREFIXTEXT", PREFIX))
+def alternates_for_postscript(marker: str) -> tuple[str, ...]:
+    """The PostScript set-up (one statement a string) that makes a document's Separation
+    and DeviceN spaces use their alternate; it writes `marker` on a line of its own (once)
+    when it renamed a colorant, that is when the document's pages may print otherwise on a
+    CMYK printer (see `analysis._analyse_postscript`)."""
+    if not MARKER_TEXT.fullmatch(marker):
+        raise ValueError("a marker is letters, digits, - and : only")
+    return _statements(_POSTSCRIPT.replace("PREFIXTEXT", PREFIX).replace("MARKERTEXT", marker))
+
+
+MARKER_TEXT = re.compile(r"[A-Za-z0-9:-]{1,100}")
