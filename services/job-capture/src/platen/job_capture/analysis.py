@@ -452,8 +452,7 @@ def _analyse_postscript(
     device = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True, alternates=False)
     if device.returncode != 0 or device.sizes != run.sizes or len(device.inks) != len(run.inks):
         raise UnreadableDocument(
-            "the PostScript document cannot be analysed (it does not print the same pages"
-            " twice)"
+            "the PostScript document cannot be analysed (it does not print the same pages twice)"
         )
     return run.sizes, either_view(run.inks, device.inks)
 

@@ -1,40 +1,44 @@
-"""Separation and DeviceN colour spaces are analysed in the colour a printer prints them.
+"""Separation and DeviceN colour spaces are analysed in the colours printers print them.
 
 A Separation or DeviceN colour space names its colorants (`/PANTONE 185 C`, or `/Black`)
 and gives an alternate space with a tint transform for a device that has no such colorant.
 Ghostscript's `ink_cov` device, which the analysis renders with, has four: Cyan, Magenta,
 Yellow and Black. So it paints a space whose colorants are among them straight into those
-inks and never looks at the alternate, while a printer that has no such colorant (an RGB
-printer: IPP Everywhere raster printers, and PDF pipelines that render to RGB) paints the
-alternate: `[/Separation /Black /DeviceRGB {pop 1 0 0}]` was analysed as black ink and
-printed red. Ghostscript has no option to make a device use the alternate space.
+inks and never looks at the alternate, while a printer without them (an RGB printer: IPP
+Everywhere raster printers, PDF pipelines that render to RGB) paints the alternate:
+`[/Separation /Black /DeviceRGB {pop 1 0 0}]` was analysed as black ink and printed red.
+A CMYK printer, though, paints `/Cyan` in cyan whatever its alternate. Ghostscript has no
+option to make a device use the alternate space.
 
-So, before the analysis renders a document, every colorant is renamed to a name no device
-has (PREFIX and the name), and Ghostscript paints the alternate through the tint transform,
-as an RGB printer does: a spot colour with a gray alternate stays black, one with a red
-alternate is colour. Kept as they are: a Separation's `/All` and a DeviceN's only colorant
-`/All` (it paints every colorant of the device, cyan, magenta and yellow included, as on any
-CMYK printer: colour, unless its tint is 0) and a Separation's `/None` (it paints nothing,
-on any printer). A DeviceN's `/None` is renamed: Ghostscript rendering to RGB paints a
-DeviceN whose colorants are all `/None` in its alternate.
+So the process colorants (`paints_itself`) are renamed to a name no device has (PREFIX and
+the name), and Ghostscript paints the alternate through the tint transform, as an RGB
+printer does; a document that had any is also rendered as it is, as a CMYK printer paints
+it, and a page is colour if either rendering has coloured ink (`analysis.either_view`).
+Other spot colours already use their alternate and are left alone, and so is `/All`
+(every colorant of the device, cyan, magenta and yellow included: colour unless its tint is
+0) and a Separation's `/None` (nothing, on any printer). A DeviceN's `/None` is renamed:
+Ghostscript rendering to RGB paints a DeviceN whose colorants are all `/None` in its
+alternate, and `ink_cov` takes any start of "None" ("N", "No"...) for it.
 
 In a PDF the names are changed with pikepdf wherever a Separation or DeviceN array is in
 the file (resources, images, shadings, patterns, groups and soft masks, fonts, annotations,
-NChannel attributes, nested in Indexed and Pattern spaces), and in inline images in
-content streams, whose colour space Ghostscript takes from the content stream itself.
+NChannel attributes, nested in Indexed and Pattern spaces), and in inline images, whose
+colour space Ghostscript takes from the content stream itself.
 
-A PostScript program cannot be edited before it runs: `ALTERNATES_FOR_POSTSCRIPT`
-replaces `setcolorspace` in systemdict by a procedure that renames the colorants of the
-space it is given, then sets it; and every other way into a colour space that Ghostscript
-10.00 gives a document with a space of its own making: `shfill`, `makepattern` (a shading
-pattern's shading), `.buildshading_and_shfill`, `setcustomcolor` and `customcolorimage`
-(Adobe's custom colours, made into a Separation by name). Those of Ghostscript's own
-procedures that hold the `setcolorspace`, `makepattern` or `shfill` operators where a
-document can read them (`setseparationgray`, `separationimage`, the Pscript5Idiom idiom
-set, the ProcessDSCComment user parameter) are replaced or rebuilt without them, so that a
-document cannot take an operator out of one and call it itself. It runs with the ink
-controls' setup (analysis.INERT_FOR_POSTSCRIPT), before systemdict is locked again.
-test_separations walks everything a document can read and finds none of the operators.
+A PostScript program cannot be edited before it runs: `alternates_for_postscript` replaces
+`setcolorspace` in systemdict by a procedure that renames the colorants of the space it is
+given, then sets it; and every other way into a colour space that Ghostscript 10.00 gives
+a document with a space of its own making: `shfill`, `makepattern` (a shading pattern's
+shading), `.buildshading_and_shfill`, `setcustomcolor` and `customcolorimage` (Adobe's
+custom colours, made into a Separation by name). Those of Ghostscript's own procedures that
+hold the `setcolorspace`, `makepattern` or `shfill` operators where a document can read
+them (`setseparationgray`, `separationimage`, the Pscript5Idiom idiom set, the
+ProcessDSCComment user parameter) are replaced or rebuilt without them, so that a document
+cannot take an operator out of one and call it itself. It runs with the ink controls'
+setup (analysis.INERT_FOR_POSTSCRIPT), before systemdict is locked again, and writes a
+marker when it renames a colorant, so that the analysis knows to run the document again
+without it. test_separations walks everything a document can read and finds none of the
+operators.
 """
 
 from __future__ import annotations
