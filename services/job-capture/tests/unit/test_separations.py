@@ -363,6 +363,15 @@ def spot(name: str, alternate: Name, *values: float) -> Resources:
     return with_space(lambda pdf: Array([Name.Separation, Name(name), alternate, function]))
 
 
+def latin1_spot(alternate: Name, *values: float) -> bytes:
+    """A page in a spot colour whose name is not UTF-8 (`/Grün` in Latin-1)."""
+    document = one_page(FILL, spot("/GrXXXn", alternate, *values))
+    with pikepdf.open(io.BytesIO(document)) as pdf:
+        out = io.BytesIO()
+        pdf.save(out, compress_streams=False, object_stream_mode=pikepdf.ObjectStreamMode.disable)
+    return out.getvalue().replace(b"/GrXXXn", b"/Gr#FCn")  # as long: the offsets hold
+
+
 # Spot colours as they are meant: the same answers with the defence as without it.
 PDF_SPOTS: dict[str, tuple[Callable[[], bytes], tuple[int, ...]]] = {
     "PANTONE, gray alternate": (
@@ -382,6 +391,8 @@ PDF_SPOTS: dict[str, tuple[Callable[[], bytes], tuple[int, ...]]] = {
     "Cyan, gray alternate": (lambda: one_page(FILL, spot("/Cyan", Name.DeviceGray, 0)), (1,)),
     # Registration marks: every colorant of the printer, cyan, magenta and yellow too.
     "All": (lambda: one_page(FILL, spot("/All", Name.DeviceGray, 0)), (1,)),
+    "Latin-1 name, gray alternate": (lambda: latin1_spot(Name.DeviceGray, 0), ()),
+    "Latin-1 name, red alternate": (lambda: latin1_spot(Name.DeviceRGB, 1, 0, 0), (1,)),
     "None paints nothing": (lambda: one_page(FILL, spot("/None", Name.DeviceRGB, 1, 0, 0)), ()),
 }
 

@@ -67,10 +67,15 @@ def paints_itself(colorant: str, device_n: bool) -> bool:
 def _renamed(name: object, device_n: bool) -> object:
     if not isinstance(name, pikepdf.Name):
         return name  # not a name: Ghostscript refuses the space, nothing to hide
-    text = str(name)[1:]
-    if not paints_itself(text, device_n):
+    # The name's bytes, which need not be UTF-8 (pikepdf's `str` would fail on them).
+    written = bytes(name.unparse())[1:]
+    raw = NAME_ESCAPE.sub(lambda match: bytes([int(match.group(1), 16)]), written)
+    if not paints_itself(raw.decode("latin-1"), device_n):
         return name
-    return pikepdf.Name("/" + PREFIX + text)
+    return pikepdf.Name("/" + PREFIX + raw.decode("latin-1"))
+
+
+NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 
 
 def _rename_colorants(space: pikepdf.Array) -> bool:
