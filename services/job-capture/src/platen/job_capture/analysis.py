@@ -84,9 +84,10 @@ NEUTRALS_TO_BLACK = f"{{}} setblackgeneration {{{NEUTRAL_TOLERANCE} add}} setund
 # in `ink_cov`, though an RGB or PDF printer prints it red. So, after NEUTRALS_TO_BLACK
 # and before any document, the operators that set them are replaced in systemdict by
 # procedures that take their operands and do nothing, and systemdict is made read-only
-# again (Ghostscript starts with it writable for this alone: -dWRITESYSTEMDICT). However
-# a document names an operator (by name, `//name`, `systemdict ... get`, a name made
-# with `cvn`, decoded code run with `exec`) it looks it up in systemdict and finds the
+# again (Ghostscript starts with it writable for this and for `separations`:
+# -dWRITESYSTEMDICT). However a document names an operator (by name, `//name`,
+# `systemdict ... get`, a name made with `cvn`, decoded code run with `exec`) it looks it
+# up in systemdict and finds the
 # replacement; save and restore cannot undo it (systemdict lives in global VM). The
 # operator objects themselves remain inside Ghostscript's own procedures that use them;
 # those a document can read (and take an operator out of) or steer (`.setdefaultscreen`
