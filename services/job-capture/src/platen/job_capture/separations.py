@@ -68,7 +68,7 @@ def _renamed(name: object, device_n: bool) -> object:
     if not isinstance(name, pikepdf.Name):
         return name  # not a name: Ghostscript refuses the space, nothing to hide
     # The name's bytes, which need not be UTF-8 (pikepdf's `str` would fail on them).
-    written = bytes(name.unparse())[1:]
+    written = bytes(name.unparse(resolved=True))[1:]
     raw = NAME_ESCAPE.sub(lambda match: bytes([int(match.group(1), 16)]), written)
     if not paints_itself(raw.decode("latin-1"), device_n):
         return name
