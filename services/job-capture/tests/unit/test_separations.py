@@ -61,20 +61,15 @@ def device_n(pdf: pikepdf.Pdf, *names: str, attributes: Dictionary | None = None
     return Array([*space, attributes] if attributes is not None else space)
 
 
-def one_page(content: bytes, resources: Resources | None = None, **page: object) -> bytes:
+def one_page(content: bytes, resources: Resources | None = None) -> bytes:
     pdf = pikepdf.new()
-    page_dict = Dictionary(
+    page = Dictionary(
         Type=Name.Page,
         MediaBox=[0, 0, 595, 842],
         Contents=pdf.make_indirect(pikepdf.Stream(pdf, content)),
-        **page,
+        Resources=resources(pdf) if resources is not None else Dictionary(),
     )
-    page_dict.Resources = resources(pdf) if resources is not None else Dictionary()
-    pdf.pages.append(pikepdf.Page(page_dict))
-    for key, value in page.items():  # annotations refer to their page
-        if key == "Annots":
-            for annotation in value:
-                annotation.P = pdf.pages[0].obj
+    pdf.pages.append(pikepdf.Page(page))
     out = io.BytesIO()
     pdf.save(out)
     return out.getvalue()
@@ -85,7 +80,6 @@ def with_space(space: Callable[[pikepdf.Pdf], Array]) -> Resources:
 
 
 FILL = b"/CS0 cs 1 scn 100 100 200 200 re f"
-HELVETICA = Name.Helvetica
 
 
 def form(pdf: pikepdf.Pdf, content: bytes, space: Array, **extra: object) -> pikepdf.Stream:
@@ -163,7 +157,8 @@ def inline_image(space: bytes) -> bytes:
 INLINE_RED = b"<< /FunctionType 2 /Domain [0 1] /C0 [1 0 0] /C1 [1 0 0] /N 1 >>"
 
 
-def _annotated_page() -> bytes:
+def annotated_page() -> bytes:
+    """A blank page with a printed annotation whose appearance is in the spot colour."""
     pdf = pikepdf.new()
     page = Dictionary(
         Type=Name.Page,
@@ -187,7 +182,9 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
         b"BT /CS0 cs 1 scn /F1 96 Tf 100 300 Td (HIDDEN) Tj ET",
         lambda pdf: Dictionary(
             ColorSpace=Dictionary(CS0=separation(pdf)),
-            Font=Dictionary(F1=Dictionary(Type=Name.Font, Subtype=Name.Type1, BaseFont=HELVETICA)),
+            Font=Dictionary(
+                F1=Dictionary(Type=Name.Font, Subtype=Name.Type1, BaseFont=Name.Helvetica)
+            ),
         ),
     ),
     "DeviceN, black and none": lambda: one_page(
@@ -333,7 +330,7 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
         b"BT /T3 100 Tf 100 300 Td (A) Tj ET",
         lambda pdf: Dictionary(Font=Dictionary(T3=type3_font(pdf))),
     ),
-    "annotation": _annotated_page,
+    "annotation": annotated_page,
 }
 
 
