@@ -235,6 +235,21 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
     "inline image": lambda: one_page(
         inline_image(b"[/Separation /Black /DeviceRGB " + INLINE_RED + b"]")
     ),
+    # qpdf and Ghostscript read damaged content differently: the bytes are searched.
+    "inline image without EI": lambda: one_page(
+        b"q 200 0 0 200 100 100 cm BI /W 1 /H 1 /BPC 8 /CS [/Separation /Black /DeviceRGB "
+        + INLINE_RED
+        + b"] ID \xff"
+    ),
+    "inline image after a stray <<": lambda: one_page(
+        b"<< " + inline_image(b"[/Separation /Black /DeviceRGB " + INLINE_RED + b"]")
+    ),
+    "inline image, escaped names and a comment": lambda: one_page(
+        inline_image(b"[/Sep#61ration %hidden\n/Bl#61ck /DeviceRGB " + INLINE_RED + b"]")
+    ),
+    "inline image, DeviceN with the empty name": lambda: one_page(
+        inline_image(b"[/DeviceN [/] /DeviceRGB " + INLINE_RED + b"]")
+    ),
     "inline image, named space": lambda: one_page(inline_image(b"/CS0"), with_space(separation)),
     "shading (sh)": lambda: one_page(
         b"q 100 100 200 200 re W n /Sh0 sh Q",

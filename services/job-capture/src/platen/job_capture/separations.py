@@ -127,54 +127,91 @@ def _walk(root: pikepdf.Object) -> bool:
     return changed
 
 
-# An inline image (`BI ... ID`) whose dictionary holds an array: the only kind whose
-# colour space can be a Separation or DeviceN (a name is looked up in the resources,
-# walked above). Most streams have neither token, and are passed over at memchr speed.
-INLINE_IMAGE = re.compile(rb"(?<![^\s\x00\]\[<>(){}/%])BI[\s\x00/%]")
+# In a content stream, a colour space can be an array only in an inline image's dictionary
+# (a name is looked up in the resources, walked above). Content is not parsed for it: qpdf
+# and Ghostscript parse damaged content differently (a stray `<<` or a missing `EI` hides an
+# image from one and not the other). Instead every stream's bytes are searched for the
+# tokens of a Separation or DeviceN array, wherever they are, strings and image data
+# included, and the colorants that follow are renamed in place, keeping their length, so
+# that nothing after them moves. Changing a string or an image's samples by mistake only
+# changes the renamed rendering; the rendering as sent is the other view, and either's
+# colour is charged.
+NAME = re.compile(rb"/([^\s\x00/\[\]<>(){}%]*)")
+SKIPPED = re.compile(rb"(?:[\s\x00]+|%[^\r\n]*)*")
+NAME_ESCAPE_TEXT = re.compile(rb"#[0-9A-Fa-f]{2}")
 
 
-class UnreadableContent(ValueError):
-    """A content stream with an inline image cannot be parsed, so it cannot be checked."""
+def _decoded(token: bytes) -> bytes:
+    return NAME_ESCAPE.sub(lambda match: bytes([int(match.group(1), 16)]), token)
 
 
-def _may_hold_inline_colour_space(data: bytes) -> bool:
-    if b"BI" not in data or b"ID" not in data or b"[" not in data:
-        return False
-    for match in INLINE_IMAGE.finditer(data):
-        end = data.find(b"ID", match.end())
-        if data.find(b"[", match.end(), end if end >= 0 else len(data)) >= 0:
-            return True
-    return False
+def _same_length(token: bytes) -> bytes:
+    """`token` (a name's text, without its slash) changed so that its name is another
+    one, which no device has: the case of its letters swapped, escapes kept as written
+    (unless every letter is escaped: then the first of them is swapped). The empty name
+    becomes `_`, the only rename one character longer."""
+    if not token:
+        return b"_"
+    swapped = NAME_ESCAPE_TEXT.sub(lambda match: match.group(0).lower(), token.swapcase())
+    if _decoded(swapped) != _decoded(token):
+        return swapped
+    for escape in NAME_ESCAPE_TEXT.finditer(token):
+        letter = _decoded(escape.group(0))
+        if letter.isalpha():
+            replaced = b"#%02X" % letter.swapcase()[0]
+            return token[: escape.start()] + replaced + token[escape.end() :]
+    return token + b"_"  # no letter at all (not a name that paints itself)
+
+
+def _rename_in_content(data: bytes) -> bytes | None:
+    """`data` with the process colorants of every Separation and DeviceN array in it
+    renamed by `_same_length`; None if there were none."""
+    if b"Separation" not in data and b"DeviceN" not in data and b"#" not in data:
+        return None
+    edits: list[tuple[int, int, bytes]] = []
+    for family in NAME.finditer(data):
+        kind = _decoded(family.group(1))
+        if kind not in (b"Separation", b"DeviceN"):
+            continue
+        position = SKIPPED.match(data, family.end()).end()
+        if kind == b"DeviceN":
+            if data[position : position + 1] != b"[":
+                continue
+            position += 1
+        while True:
+            position = SKIPPED.match(data, position).end()
+            name = NAME.match(data, position)
+            if name is None:
+                break
+            colorant = _decoded(name.group(1)).decode("latin-1")
+            if paints_itself(colorant, kind == b"DeviceN"):
+                edits.append((name.start(1), name.end(1), _same_length(name.group(1))))
+            position = name.end()
+            if kind == b"Separation":
+                break
+    if not edits:
+        return None
+    out = bytearray(data)
+    for start, end, replacement in reversed(edits):
+        out[start:end] = replacement
+    return bytes(out)
 
 
 def _rename_inline_images(stream: pikepdf.Stream) -> bool:
     try:
         data = stream.read_bytes()
     except pikepdf.PdfError:
-        return False  # a filter pikepdf cannot decode: not a content stream Ghostscript runs
-    if not _may_hold_inline_colour_space(data):
+        return False  # a filter pikepdf cannot decode (an image's DCT): see docs/security.md
+    renamed = _rename_in_content(data)
+    if renamed is None:
         return False
-    try:
-        instructions = pikepdf.parse_content_stream(stream)
-    except pikepdf.PdfError:
-        raise UnreadableContent from None
-    changed = False
-    for instruction in instructions:
-        if not isinstance(instruction, pikepdf.ContentStreamInlineImage):
-            continue
-        # The image's dictionary as written (abbreviations and all): its arrays are
-        # changed in place, and written back with the content stream.
-        for token in instruction.iimage._image_object:
-            if isinstance(token, pikepdf.Array):
-                changed |= _walk(token)
-    if changed:
-        stream.write(pikepdf.unparse_content_stream(instructions))
-    return changed
+    stream.write(renamed)
+    return True
 
 
 def use_alternates(pdf: pikepdf.Pdf) -> bool:
-    """Rename every Separation and DeviceN colorant in `pdf` (see the module); True if any
-    was. UnreadableContent if a content stream with inline images cannot be parsed."""
+    """Rename every process colorant of a Separation or DeviceN space in `pdf` (see the
+    module); True if any was."""
     changed = False
     for obj in pdf.objects:
         if isinstance(obj, (pikepdf.Array, pikepdf.Dictionary, pikepdf.Stream)):
