@@ -1,9 +1,10 @@
 """What making PostScript's ink controls inert costs a document's analysis.
 
 `analyse()` on PostScript (Ghostscript started per document, as the program path runs
-it), with the defence (`ghostscript_setup` replacing the ink-control operators in a
-writable systemdict, then locking it) and without it (the setup main had), alternated
-run by run in one process so that both see the same load. Documents: one A4 page with a
+it), with the defence (`ghostscript_setup` replacing the ink-control operators, and the
+colour-space operators of `separations`, in a writable systemdict, then locking it) and
+without it (the setup before either), alternated run by run in one process so that both
+see the same load. Documents: one A4 page with a
 colour shape (where Ghostscript's start-up dominates) and the 100-page mixed document of
 bench/analysis_speed.py. Figures: median wall time and median CPU time of Ghostscript
 (children's user + system), with the load average before and after.
@@ -30,10 +31,11 @@ def without_defence() -> Callable[[], None]:
     """Make `analysis` run as before the defence; returns what undoes it."""
     setup, writable = analysis.ghostscript_setup, analysis.WRITABLE_SYSTEMDICT
 
-    def old_setup(hook: bool) -> str:
+    def old_setup(hook: bool, renamed_marker: str | None = None) -> str:
         text = analysis.NEUTRALS_TO_BLACK
-        if hook:
-            text += analysis.POSTSCRIPT_PAGE_HOOK.replace("MARKER", analysis.PAGE_MARKER).replace(
+        if hook:  # one statement a line, as `_ghostscript` passes them to `gs -c`
+            page_hook = " ".join(analysis.POSTSCRIPT_PAGE_HOOK.split())
+            text += "\n" + page_hook.replace("MARKER", analysis.PAGE_MARKER).replace(
                 "LIMIT", str(analysis.MAX_PAGES)
             )
         return text

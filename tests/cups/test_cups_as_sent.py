@@ -220,6 +220,45 @@ async def test_postscript_that_hides_its_colour_from_the_analysis_is_charged_as_
     assert await ledger_problems(system.database_url) == []
 
 
+# Two pages in spot colours named after the black ink whose alternate is red and blue: an
+# RGB printer prints them in colour (test_separations has every variant).
+SPOT_HIDING_POSTSCRIPT = b"""%!PS
+[/Separation /Black /DeviceRGB {pop 1 0 0}] setcolorspace 1 setcolor
+100 100 200 200 rectfill showpage
+[/DeviceN [/Black /None] /DeviceRGB {pop pop 0 0 1}] systemdict /setcolorspace get exec
+1 0 setcolor 100 100 200 200 rectfill showpage
+"""
+
+
+@pytest.mark.parametrize(
+    ("queue", "raw", "login"),
+    [
+        ("lab-color", False, "lea"),
+        ("lab-color", True, "max"),
+        ("lab-ps", False, "ned"),
+        ("lab-ps", True, "ola"),
+    ],
+    ids=["pdf-printer-filtered", "pdf-printer-raw", "ps-printer-filtered", "ps-printer-raw"],
+)
+async def test_spot_colours_named_after_the_black_ink_are_charged_as_colour(
+    system, format_queues, queue, raw, login
+):
+    """Red and blue pages in Separation and DeviceN spaces whose colorant is Black: charged
+    as the colour pages an RGB printer prints, whatever the print server made of them."""
+    cups = format_queues
+    priced_printer(system, queue)
+    system.ctl("user", "add", login, "--balance", "20.00")
+    options = ("raw",) if raw else ()
+    captured, cost, received, sha = await print_one(
+        system, cups, queue, login, "spot.ps", SPOT_HIDING_POSTSCRIPT, *options
+    )
+    assert (captured.pages, list(captured.color_pages)) == (2, [1, 2])
+    assert cost == 2 * D("0.50")
+    assert hashlib.sha256(received.read_bytes()).hexdigest() == sha
+    assert D(system.user_json(login)["balance"]) == D("20.00") - cost
+    assert await ledger_problems(system.database_url) == []
+
+
 async def test_the_bytes_printed_are_the_bytes_analysed(system, format_queues):
     """PDF and raster, filtered and raw, to a PDF printer and to a raster-only one."""
     cups = format_queues

@@ -18,7 +18,6 @@ import pytest
 from platen.job_capture.analysis import (
     INK_CONTROL_OPERATORS,
     PDF_INTERPRETER_ENTRIES,
-    WRITABLE_SYSTEMDICT,
     Analysis,
     UnreadableDocument,
     analyse,
@@ -222,7 +221,7 @@ def scan(setup: str) -> list[str]:
     names = (*OPERATORS, *PDF_STARTS)
     program = SCAN.replace("NAMES", " ".join(f"/{name} 0" for name in names))
     run = subprocess.run(
-        ["gs", *ghostscript_options("/dev/null"), WRITABLE_SYSTEMDICT, "-r36", "-c", setup, "-"],
+        ["gs", *ghostscript_options("/dev/null"), "-r36", "-c", *setup.splitlines(), "-"],
         input=program.encode(),
         capture_output=True,
         check=True,

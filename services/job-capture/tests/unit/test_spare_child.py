@@ -168,11 +168,21 @@ def test_an_interpreter_prepared_at_one_resolution_renders_at_the_one_asked(tmp_
     # ink figures differ between the two.
     a0 = make_pdf_pages([Page(size=(2384, 3370), marks=("tiny-color-mark", "black-text"))])
     (tmp_path / "a0.pdf").write_bytes(a0)
-    started = subprocess.run(
-        ["gs", *ghostscript_options("-"), "-r36", "-c", ghostscript_setup(False), "-f", "a0.pdf"],
+    # To a file: stdout has Ghostscript's warning about -dWRITESYSTEMDICT too.
+    subprocess.run(
+        [
+            "gs",
+            *ghostscript_options("started.txt"),
+            "-r36",
+            "-c",
+            *ghostscript_setup(False).splitlines(),
+            "-f",
+            "a0.pdf",
+        ],
         capture_output=True,
         check=True,
-    ).stdout.decode()
+    )
+    started = (tmp_path / "started.txt").read_text()
     loaded, how = ResidentGhostscript.load()
     assert loaded is not None, how
     assert loaded.prepare(100)

@@ -14,6 +14,7 @@ import io
 import math
 import os
 import re
+import secrets
 import selectors
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from typing import Literal, Protocol
 import pikepdf
 
 from platen.job_capture.raster import RasterError, raster_format, read_raster
+from platen.job_capture.separations import alternates_for_postscript, use_alternates
 
 MAX_PAGES = 10_000
 DEFAULT_TIMEOUT = 120.0
@@ -78,9 +80,10 @@ NEUTRALS_TO_BLACK = f"{{}} setblackgeneration {{{NEUTRAL_TOLERANCE} add}} setund
 # in `ink_cov`, though an RGB or PDF printer prints it red. So, after NEUTRALS_TO_BLACK
 # and before any document, the operators that set them are replaced in systemdict by
 # procedures that take their operands and do nothing, and systemdict is made read-only
-# again (Ghostscript starts with it writable for this alone: -dWRITESYSTEMDICT). However
-# a document names an operator (by name, `//name`, `systemdict ... get`, a name made
-# with `cvn`, decoded code run with `exec`) it looks it up in systemdict and finds the
+# again (Ghostscript starts with it writable for this and for `separations`:
+# -dWRITESYSTEMDICT). However a document names an operator (by name, `//name`,
+# `systemdict ... get`, a name made with `cvn`, decoded code run with `exec`) it looks it
+# up in systemdict and finds the
 # replacement; save and restore cannot undo it (systemdict lives in global VM). The
 # operator objects themselves remain inside Ghostscript's own procedures that use them;
 # those a document can read (and take an operator out of) or steer (`.setdefaultscreen`
@@ -129,10 +132,10 @@ def _replace_in_systemdict(definitions: Iterable[str]) -> str:
     )
 
 
-# Ghostscript's option to start with systemdict writable, for INERT_FOR_POSTSCRIPT; it
-# prints a warning (on stdout, among the page hook's lines) that we do as it says. A
-# PDF's setup locks systemdict too: nothing of a PDF runs as PostScript, but nothing
-# needs it writable either.
+# Ghostscript's option to start with systemdict writable, for INERT_FOR_POSTSCRIPT and
+# ALTERNATES_FOR_POSTSCRIPT: one of `ghostscript_options`. It prints a warning (on stdout,
+# among the page hook's lines) that we do as it says. A PDF's setup locks systemdict too:
+# nothing of a PDF runs as PostScript, but nothing needs it writable either.
 WRITABLE_SYSTEMDICT = "-dWRITESYSTEMDICT"
 LOCK_SYSTEMDICT = "systemdict readonly pop"
 INERT_FOR_POSTSCRIPT = _replace_in_systemdict(
@@ -251,6 +254,19 @@ def prints_in_colour(c: float, m: float, y: float, k: float) -> bool:
     return c > 0 or m > 0 or y > 0
 
 
+def either_view(
+    first: list[tuple[float, float, float, float]], second: list[tuple[float, float, float, float]]
+) -> list[tuple[float, float, float, float]]:
+    """Page by page, the most of each ink in two renderings of the same pages: a page is
+    colour if it prints in colour on either kind of printer (see `separations`)."""
+    if len(first) != len(second):
+        raise ValueError("two renderings of the same pages have as many pages")
+    return [
+        (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+        for a, b in zip(first, second, strict=True)
+    ]
+
+
 INK_LINE = re.compile(r"\s*(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+CMYK OK\s*")
 
 
@@ -297,7 +313,9 @@ def _analyse_pdf(
     document: bytes, deadline: float, timeout: float, renderer: Renderer | None = None
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float, float, float]]]:
     sizes: list[tuple[float, float] | None] = []
-    rewritten = None
+    # The PDF as a CMYK printer prints it (without ink controls), and as an RGB printer
+    # does, if that differs: with its process colorants renamed (`separations`).
+    device_view = alternate_view = None
     try:
         with pikepdf.open(io.BytesIO(document)) as pdf:
             pages = len(pdf.pages)
@@ -308,9 +326,9 @@ def _analyse_pdf(
                 sizes = [_page_size(page) for page in pdf.pages]
                 damaged = bool(pdf.get_warnings())
                 if _drop_ink_controls(pdf):
-                    out = io.BytesIO()
-                    pdf.save(out)
-                    rewritten = out.getvalue()
+                    device_view = _saved(pdf)
+                if use_alternates(pdf):
+                    alternate_view = _saved(pdf)
     except pikepdf.PasswordError:
         raise UnreadableDocument("the PDF is password-protected") from None
     except (pikepdf.PikepdfError, ValueError, RuntimeError):
@@ -324,17 +342,25 @@ def _analyse_pdf(
     if any(size is None for size in sizes):
         raise UnreadableDocument("the PDF has a page without a valid size")
     page_sizes = [size for size in sizes if size is not None]
+    dpi = render_resolution(page_sizes)
     run = _ghostscript(
-        rewritten or document,
-        render_resolution(page_sizes),
-        deadline,
-        timeout,
-        hook=False,
-        renderer=renderer,
+        device_view or document, dpi, deadline, timeout, hook=False, renderer=renderer
     )
     if run.returncode != 0 or len(run.inks) != pages:
         raise UnreadableDocument("the PDF cannot be printed (its pages cannot be rendered)")
-    return page_sizes, run.inks
+    if alternate_view is None:
+        return page_sizes, run.inks
+    # The resident interpreter runs one document: `gs` renders the second view.
+    other = _ghostscript(alternate_view, dpi, deadline, timeout, hook=False)
+    if other.returncode != 0 or len(other.inks) != pages:
+        raise UnreadableDocument("the PDF cannot be printed (its pages cannot be rendered)")
+    return page_sizes, either_view(run.inks, other.inks)
+
+
+def _saved(pdf: pikepdf.Pdf) -> bytes:
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
 
 
 def _page_size(page: pikepdf.Page) -> tuple[float, float] | None:
@@ -410,7 +436,18 @@ def _analyse_postscript(
     problem = dsc_truncation(document, len(run.sizes))
     if problem:
         raise UnreadableDocument(problem)
-    return run.sizes, run.inks
+    if not run.renamed:
+        return run.sizes, run.inks
+    # A process colorant was renamed: its pages print in the alternate on an RGB printer
+    # (this run) and in the colorant itself on a CMYK printer. Run again as a CMYK printer
+    # would (`gs`: the resident interpreter runs one document) and charge the colour of
+    # either.
+    device = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True, alternates=False)
+    if device.returncode != 0 or device.sizes != run.sizes or len(device.inks) != len(run.inks):
+        raise UnreadableDocument(
+            "the PostScript document cannot be analysed (it does not print the same pages twice)"
+        )
+    return run.sizes, either_view(run.inks, device.inks)
 
 
 DSC_PAGES = re.compile(rb"^%%Pages:[ \t]*(\(atend\)|\d+)", re.MULTILINE)
@@ -479,6 +516,7 @@ class _Run:
     returncode: int
     inks: list[tuple[float, float, float, float]]
     sizes: list[tuple[float, float]]
+    renamed: bool = False  # the setup renamed a process colorant (PostScript)
 
 
 class Renderer(Protocol):
@@ -514,18 +552,29 @@ def ghostscript_options(output: str) -> list[str]:
         "-dUseCropBox",
         "-sDEFAULTPAPERSIZE=a4",  # PostScript that sets no page size
         f"-sOutputFile={output}",  # not stdout, where a document can write too
+        WRITABLE_SYSTEMDICT,  # for our setup only: it locks systemdict again
     ]
 
 
-def ghostscript_setup(hook: bool) -> str:
+def ghostscript_setup(hook: bool, renamed_marker: str | None = "platen-renamed") -> str:
     """Our PostScript run before the document: if any of it fails, Ghostscript stops
     with an error before the document runs (`-c` with -dBATCH; the resident instance
-    runs the document only after its setup succeeded)."""
+    runs the document only after its setup succeeded). One statement a line: `gs -c`
+    takes each line as an argument of its own, and no argument may be longer than 2048
+    characters. For PostScript (`hook`), with `renamed_marker` its Separation and DeviceN
+    spaces use their alternate (and the marker is written if one was renamed); without,
+    Ghostscript paints their process colorants itself, as a CMYK printer does."""
     if not hook:
-        return f"{NEUTRALS_TO_BLACK} {LOCK_SYSTEMDICT}"
-    setup = f"{NEUTRALS_TO_BLACK} {INERT_FOR_POSTSCRIPT}"
-    setup += POSTSCRIPT_PAGE_HOOK.replace("MARKER", PAGE_MARKER).replace("LIMIT", str(MAX_PAGES))
-    return setup
+        return f"{NEUTRALS_TO_BLACK}\n{LOCK_SYSTEMDICT}"
+    page_hook = " ".join(POSTSCRIPT_PAGE_HOOK.split()).replace("MARKER", PAGE_MARKER)
+    return "\n".join(
+        [
+            NEUTRALS_TO_BLACK,
+            *(alternates_for_postscript(renamed_marker) if renamed_marker else ()),
+            INERT_FOR_POSTSCRIPT,
+            page_hook.replace("LIMIT", str(MAX_PAGES)),
+        ]
+    )
 
 
 def _ghostscript(
@@ -536,8 +585,15 @@ def _ghostscript(
     *,
     hook: bool,
     renderer: Renderer | None = None,
+    alternates: bool = True,
 ) -> _Run:
-    """Render `document` once with the `ink_cov` device, within `deadline`."""
+    """Render `document` once with the `ink_cov` device, within `deadline`. PostScript
+    (`hook`) is run with its Separation and DeviceN spaces in their alternate unless
+    `alternates` is False."""
+    # Random per run: a document cannot write it to make the analysis believe it renamed.
+    marker = f"platen-renamed:{secrets.token_hex(16)}" if alternates else None
+    setup = ghostscript_setup(hook, marker)
+    markers = PageMarkers(marker)
     too_long = UnreadableDocument(
         f"the document takes too long to analyse (the limit is {timeout:g} seconds)"
     )
@@ -546,12 +602,11 @@ def _ghostscript(
         # here too, so that a document that is merely slow gets the same answer either way.
         if time.monotonic() > deadline:
             raise too_long
-        markers = PageMarkers()
-        returncode = renderer.render(document, dpi, ghostscript_setup(hook), markers)
+        returncode = renderer.render(document, dpi, setup, markers)
         if time.monotonic() > deadline:
             raise too_long
         returncode, inks = _ink_report(Path(INK_REPORT), returncode)
-        return _Run(returncode=returncode, inks=inks, sizes=markers.sizes)
+        return _Run(returncode, inks, markers.sizes, markers.renamed)
     executable = shutil.which(GHOSTSCRIPT)
     if executable is None:  # not the user's fault: an installation problem, not a refusal
         raise RuntimeError(f"Ghostscript ({GHOSTSCRIPT}) is not installed")
@@ -565,10 +620,9 @@ def _ghostscript(
         args = [
             executable,
             *ghostscript_options(str(ink)),
-            WRITABLE_SYSTEMDICT,
             f"-r{dpi}",
             "-c",
-            ghostscript_setup(hook),
+            *setup.splitlines(),
             "-f",
             str(source),
         ]
@@ -580,7 +634,7 @@ def _ghostscript(
             env=env,
         )
         try:
-            sizes = _read_page_markers(process, deadline)
+            sizes = _read_page_markers(process, deadline, markers)
             returncode = process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise too_long from None
@@ -591,7 +645,7 @@ def _ghostscript(
             assert process.stdout is not None
             process.stdout.close()
         returncode, inks = _ink_report(ink, returncode)
-    return _Run(returncode=returncode, inks=inks, sizes=sizes)
+    return _Run(returncode, inks, sizes, markers.renamed)
 
 
 def _ink_report(ink: Path, returncode: int) -> tuple[int, list[tuple[float, float, float, float]]]:
@@ -610,10 +664,14 @@ class PageMarkers:
     """The page hook's reports among what Ghostscript writes on stdout, fed as it comes.
 
     The document writes to stdout too, as much as it likes: nothing else is kept, and
-    once more pages were reported than the limit allows, `full` says to stop reading."""
+    once more pages were reported than the limit allows, `full` says to stop reading.
+    `renamed` says whether the setup wrote `renamed_marker` (a random one per run, which a
+    document cannot know to write itself): it renamed a process colorant."""
 
-    def __init__(self) -> None:
+    def __init__(self, renamed_marker: str | None = None) -> None:
         self.sizes: list[tuple[float, float]] = []
+        self.renamed = False
+        self._renamed_marker = renamed_marker.encode() if renamed_marker else None
         self._pending = b""
 
     @property
@@ -626,17 +684,18 @@ class PageMarkers:
         *lines, pending = (self._pending + chunk).split(b"\n")
         self._pending = pending[-MAX_OUTPUT_LINE:]
         for line in lines:
+            if self._renamed_marker is not None and line.strip() == self._renamed_marker:
+                self.renamed = True
             size = _page_marker(line)
             if size is not None:
                 self.sizes.append(size)
 
 
 def _read_page_markers(
-    process: subprocess.Popen[bytes], deadline: float
+    process: subprocess.Popen[bytes], deadline: float, markers: PageMarkers
 ) -> list[tuple[float, float]]:
     """Read Ghostscript's stdout to its end, keeping only the page hook's lines."""
     assert process.stdout is not None
-    markers = PageMarkers()
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
         while not markers.full:

@@ -10,8 +10,9 @@ interpreter that is ready: it only permits reading its own document and runs it.
 Isolation is the child's, as before: one document per forked child, which ends with it,
 so nothing a document does (PostScript can redefine a great deal) reaches the next one;
 the parent never runs a document at all. Ghostscript runs with -dSAFER as the program
-did (and -dWRITESYSTEMDICT: each child's setup makes a PostScript document's ink
-controls inert, then locks systemdict, before the document runs; see `analysis`),
+did (with -dWRITESYSTEMDICT, among `ghostscript_options`: each child's setup makes a
+PostScript document's ink controls inert and its colour spaces use their alternate, then
+locks systemdict, before the document runs; see `analysis`),
 and its file permissions are the program's: its own resources, the document, and the ink
 report in the child's working directory.
 
@@ -27,7 +28,6 @@ from pathlib import Path
 
 from platen.job_capture.analysis import (
     INK_REPORT,
-    WRITABLE_SYSTEMDICT,
     PageMarkers,
     ghostscript_options,
 )
@@ -96,7 +96,7 @@ class ResidentGhostscript:
         # The report is written relative to the working directory: each child's own. No
         # -r: a resolution given at start-up is fixed, and later HWResolution requests
         # (each document's, see `render`) would be ignored without a word.
-        args = ["gs", *ghostscript_options(INK_REPORT), WRITABLE_SYSTEMDICT]
+        args = ["gs", *ghostscript_options(INK_REPORT)]
         argv = (ctypes.c_char_p * len(args))(*(arg.encode() for arg in args))
         code = lib.gsapi_init_with_args(instance, len(args), argv)
         if code < 0:
