@@ -16,7 +16,12 @@ from platen.events.registry import decode
 from platen.events.routing import desktop_queue
 from platen.localstack.services import ServiceProcesses
 from platen.testing.forkserver import ForkServer
-from platen.testing.identities import USER_PREFIX, Identities, VhostIdentities
+from platen.testing.identities import (
+    SHARED_USER_PREFIX,
+    USER_PREFIX,
+    Identities,
+    VhostIdentities,
+)
 from platen.testing.isolation import drop_database
 from platen.testing.system_template import SystemTemplate
 from platen.testing.system_template import system_template as migrated_template
@@ -258,21 +263,27 @@ def module_system(
 ) -> Iterator[System]:
     """One running system for the tests of a `shared_system` module on this worker."""
     vhost = vhosts.create()
-    # Broker users of its own: a fresh system started meanwhile on this worker (an
-    # `own_system` test) renews the `test-` users' passwords.
-    prefix = f"{vhost[0]}-"
     try:
         tmp = tmp_path_factory.mktemp("shared-system")
+        # Broker users of its own (issued once per worker, like the `test-` ones): an
+        # `own_system` test runs meanwhile, and a print server it adds must not sign out
+        # the shared system's print server of the same name.
         sys_ = _start_system(
-            request.node, vhost, identities, module_system_database, tmp, forkserver, {}, prefix
+            request.node,
+            vhost,
+            identities,
+            module_system_database,
+            tmp,
+            forkserver,
+            {},
+            SHARED_USER_PREFIX,
         )
         try:
             yield sys_
         finally:
             sys_.services.stop_all()
     finally:
-        vhosts.delete(vhost[0])
-        identities.remove_users(prefix)
+        vhosts.delete(vhost[0])  # and with it every right its users had
 
 
 @pytest.fixture
