@@ -10,10 +10,17 @@ from collections.abc import AsyncIterator, Iterator
 import aio_pika
 import pytest
 
+from platen.localstack import lifeline
 from platen.messaging.topology import declare_topology
 from platen.testing import infra as infra_source
 from platen.testing.infra import Infra
 from platen.testing.isolation import Vhosts, create_database, drop_database
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every server a test starts (the broker, the database, cupsd, ...) dies with this
+    # process, even one killed by a timeout or a crash, which runs no teardown.
+    lifeline.start()
 
 
 @pytest.fixture(scope="session")
