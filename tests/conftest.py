@@ -22,7 +22,7 @@ from platen.testing.identities import (
     Identities,
     VhostIdentities,
 )
-from platen.testing.isolation import drop_database
+from platen.testing.isolation import Cleanup
 from platen.testing.system_template import SystemTemplate
 from platen.testing.system_template import system_template as migrated_template
 
@@ -157,32 +157,35 @@ def identities(infra) -> Identities:
 
 
 @pytest.fixture(scope="session")
-async def system_template(infra, forkserver: ForkServer) -> AsyncIterator[SystemTemplate]:
+async def system_template(
+    infra, forkserver: ForkServer, cleanup: Cleanup
+) -> AsyncIterator[SystemTemplate]:
     """Every service's schema migrated once per worker, as an installer does; each system
     gets a copy (platen.testing.system_template)."""
     async with migrated_template(infra.database_url, forkserver.run) as template:
         yield template
+        cleanup.wait()  # the copies go first: the template's roles own their objects
 
 
 @pytest.fixture
 async def system_database(
-    infra, system_template: SystemTemplate
+    cleanup: Cleanup, system_template: SystemTemplate
 ) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """This test's own copy of the migrated template: the superuser's URL on it, and the
     URL each service signs in with (its own role)."""
     name, url, services = await system_template.copy()
     yield url, services
-    await drop_database(infra.database_url, name)
+    cleanup.database(name)
 
 
 @pytest.fixture(scope="module")
 async def module_system_database(
-    infra, system_template: SystemTemplate
+    cleanup: Cleanup, system_template: SystemTemplate
 ) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """The copy of the template a module's shared system runs on (`shared_system`)."""
     name, url, services = await system_template.copy()
     yield url, services
-    await drop_database(infra.database_url, name)
+    cleanup.database(name)
 
 
 def _start_system(
@@ -259,7 +262,13 @@ def _shares(request) -> bool:
 
 @pytest.fixture(scope="module")
 def module_system(
-    request, vhosts, identities: Identities, module_system_database, tmp_path_factory, forkserver
+    request,
+    vhosts,
+    cleanup: Cleanup,
+    identities: Identities,
+    module_system_database,
+    tmp_path_factory,
+    forkserver,
 ) -> Iterator[System]:
     """One running system for the tests of a `shared_system` module on this worker."""
     vhost = vhosts.create()
@@ -283,7 +292,7 @@ def module_system(
         finally:
             sys_.services.stop_all()
     finally:
-        vhosts.delete(vhost[0])  # and with it every right its users had
+        cleanup.vhost(vhost[0])  # and with it every right its users had
 
 
 @pytest.fixture
