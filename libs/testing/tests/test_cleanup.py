@@ -39,3 +39,42 @@ def test_a_removal_that_fails_is_reported_at_the_end(infra):
     remover.database("test_never_made")
     [failure] = remover.finish()
     assert failure.startswith("database test_never_made: ")
+
+
+def test_a_unit_test_after_a_server_test_waits_for_its_removals(tmp_path):
+    """The unit tier's guard refuses network sockets to every thread while a unit test
+    runs, the cleanup thread's too: the removals asked for before it are done first."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "conftest.py").write_text(
+        'pytest_plugins = ["platen.testing.fixtures", "platen.testing.tiers"]\n'
+    )
+    (tmp_path / "test_order.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+            import pytest
+
+            def test_a_makes_a_vhost(vhost, database_url):
+                pass
+
+            @pytest.mark.unit
+            def test_b_is_a_long_unit_test():
+                time.sleep(4)  # longer than the cleanup's three tries take
+
+            def test_c_nothing_was_left(cleanup, vhosts):
+                cleanup.wait()
+                assert cleanup.failures == []
+                names = {v["name"] for v in vhosts.http.get("/api/vhosts").json()}
+                assert not [n for n in names if n.startswith("test-")]
+            """
+        )
+    )
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
+    args += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=session"]
+    out = subprocess.run(
+        [*args, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert out.returncode == 0, out.stdout[-3000:]

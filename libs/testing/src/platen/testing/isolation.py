@@ -119,6 +119,7 @@ class Cleanup:
     def __init__(self, infra: Infra) -> None:
         self.infra = infra
         self.failures: list[str] = []
+        _running.add(self)
         self._vhosts = Vhosts(infra)  # used by the cleanup thread alone
         self._queue: queue.Queue[tuple[str, Callable[[], object]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="platen-cleanup", daemon=True)
@@ -154,6 +155,18 @@ class Cleanup:
 
     def finish(self) -> list[str]:
         """Wait for every removal asked for; what failed."""
+        _running.discard(self)
         self._queue.put(None)
         self._thread.join()
         return self.failures
+
+    @classmethod
+    def wait_for_all(cls) -> None:
+        """Wait for every removal asked for so far in this process: before a unit test,
+        under which no thread may open a network socket (`platen.testing.tiers`)."""
+        for cleanup in list(_running):
+            cleanup.wait()
+
+
+# Every Cleanup of this process that has not finished, for `Cleanup.wait_for_all`.
+_running: set[Cleanup] = set()
