@@ -250,7 +250,8 @@ class LocalCups:
     agent_proc: subprocess.Popen | None = field(default=None, repr=False)
     # Starts the agent as `python -m platen.cups_backend.agent` would, with the
     # signature of `platen.localstack.services.Launcher` (the tests pass their fork
-    # server's: a fresh interpreter spent 1.5 to 2 s importing, each print server's start).
+    # server's: a fresh interpreter spent 0.6 to 0.7 s importing at load 4, the forked
+    # agent is up in 0.1 s).
     launcher: Callable[..., Any] | None = field(default=None, repr=False)
 
     @property
