@@ -16,8 +16,13 @@ from platen.events.registry import decode
 from platen.events.routing import desktop_queue
 from platen.localstack.services import ServiceProcesses
 from platen.testing.forkserver import ForkServer
-from platen.testing.identities import USER_PREFIX, Identities, VhostIdentities
-from platen.testing.isolation import drop_database
+from platen.testing.identities import (
+    SHARED_USER_PREFIX,
+    USER_PREFIX,
+    Identities,
+    VhostIdentities,
+)
+from platen.testing.isolation import Cleanup
 from platen.testing.system_template import SystemTemplate
 from platen.testing.system_template import system_template as migrated_template
 
@@ -152,32 +157,35 @@ def identities(infra) -> Identities:
 
 
 @pytest.fixture(scope="session")
-async def system_template(infra, forkserver: ForkServer) -> AsyncIterator[SystemTemplate]:
+async def system_template(
+    infra, forkserver: ForkServer, cleanup: Cleanup
+) -> AsyncIterator[SystemTemplate]:
     """Every service's schema migrated once per worker, as an installer does; each system
     gets a copy (platen.testing.system_template)."""
     async with migrated_template(infra.database_url, forkserver.run) as template:
         yield template
+        cleanup.wait()  # the copies go first: the template's roles own their objects
 
 
 @pytest.fixture
 async def system_database(
-    infra, system_template: SystemTemplate
+    cleanup: Cleanup, system_template: SystemTemplate
 ) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """This test's own copy of the migrated template: the superuser's URL on it, and the
     URL each service signs in with (its own role)."""
     name, url, services = await system_template.copy()
     yield url, services
-    await drop_database(infra.database_url, name)
+    cleanup.database(name)
 
 
 @pytest.fixture(scope="module")
 async def module_system_database(
-    infra, system_template: SystemTemplate
+    cleanup: Cleanup, system_template: SystemTemplate
 ) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """The copy of the template a module's shared system runs on (`shared_system`)."""
     name, url, services = await system_template.copy()
     yield url, services
-    await drop_database(infra.database_url, name)
+    cleanup.database(name)
 
 
 def _start_system(
@@ -254,25 +262,37 @@ def _shares(request) -> bool:
 
 @pytest.fixture(scope="module")
 def module_system(
-    request, vhosts, identities: Identities, module_system_database, tmp_path_factory, forkserver
+    request,
+    vhosts,
+    cleanup: Cleanup,
+    identities: Identities,
+    module_system_database,
+    tmp_path_factory,
+    forkserver,
 ) -> Iterator[System]:
     """One running system for the tests of a `shared_system` module on this worker."""
     vhost = vhosts.create()
-    # Broker users of its own: a fresh system started meanwhile on this worker (an
-    # `own_system` test) renews the `test-` users' passwords.
-    prefix = f"{vhost[0]}-"
     try:
         tmp = tmp_path_factory.mktemp("shared-system")
+        # Broker users of its own (issued once per worker, like the `test-` ones): an
+        # `own_system` test runs meanwhile, and a print server it adds must not sign out
+        # the shared system's print server of the same name.
         sys_ = _start_system(
-            request.node, vhost, identities, module_system_database, tmp, forkserver, {}, prefix
+            request.node,
+            vhost,
+            identities,
+            module_system_database,
+            tmp,
+            forkserver,
+            {},
+            SHARED_USER_PREFIX,
         )
         try:
             yield sys_
         finally:
             sys_.services.stop_all()
     finally:
-        vhosts.delete(vhost[0])
-        identities.remove_users(prefix)
+        cleanup.vhost(vhost[0])  # and with it every right its users had
 
 
 @pytest.fixture

@@ -80,7 +80,8 @@ def print_server(system, name: str) -> Iterator[CupsRig]:
         + "\n[printer:lab-quick]\ndeadline = 4\n"
         + "\n[printer:desk-quick]\ndeadline = 6\n"
     )
-    rig = CupsRig(LocalCups(folder / "cups", config), {})
+    # The print agent forked from the worker's fork server, as the services are.
+    rig = CupsRig(LocalCups(folder / "cups", config, launcher=system.forkserver.popen), {})
     try:
         rig.cups.start()
         printer = VirtualPrinter("lab-color", folder / "lab-color").start()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,33 @@ PROGRAM = textwrap.dedent(
     elif what == "sleep":
         print("started", flush=True)
         time.sleep(60)
+    elif what == "family":  # a service with a program of its own running (Ghostscript)
+        import subprocess
+        child = subprocess.Popen(["sleep", "120"])
+        print(os.getpid(), child.pid, flush=True)
+        time.sleep(120)
+    """
+)
+
+# A test worker, as far as its fork server can tell: it starts one, has it run a program
+# in a session of its own (a service) and one without (a `platenctl` call), says their
+# pids, and waits to be killed.
+WORKER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from pathlib import Path
+    from platen.testing.forkserver import ForkServer
+
+    folder = Path(sys.argv[1])
+    server = ForkServer(folder, preload=("json",))
+    pids = {"server": server.pid}
+    for name, new_session in (("service", True), ("ctl", False)):
+        out = open(folder / name, "wb")
+        proc = server.popen("fsprog", ["family"], env={}, cwd=folder, stdout=out.fileno(),
+                            new_session=new_session)
+        pids[name] = proc.pid
+    print(json.dumps(pids), flush=True)
+    time.sleep(300)
     """
 )
 
@@ -103,3 +134,74 @@ def test_an_unknown_module_fails_like_python_m(server, program):
     out = server.run("no_such_module_here", [], env={}, cwd=program)
     assert out.returncode == 1
     assert "No module named no_such_module_here" in out.stderr
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a process that has not ended (a zombie has: nothing reaps the
+    orphans of a killed test worker here but init, in its own time)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _gone(pids, timeout: float = 30) -> list[int]:
+    """The pids still running after `timeout` seconds (none, when all have ended)."""
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids if _running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _family(folder: Path, name: str) -> list[int]:
+    """The pids a `family` program wrote: its own and its child's."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = (folder / name).read_text() if (folder / name).exists() else ""
+        if line.endswith("\n"):
+            return [int(pid) for pid in line.split()]
+        time.sleep(0.05)
+    raise AssertionError(f"{name} never started")
+
+
+def test_a_killed_worker_takes_the_servers_children_and_their_programs_with_it(tmp_path):
+    (tmp_path / "fsprog.py").write_text(PROGRAM)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    everyone: list[int] = []
+    try:
+        pids = json.loads(worker.stdout.readline())
+        service, ctl = _family(tmp_path, "service"), _family(tmp_path, "ctl")
+        everyone = [pids["server"], *service, *ctl]
+        assert service[0] == pids["service"] and ctl[0] == pids["ctl"]
+        assert _gone(everyone, timeout=0) == everyone  # all running while the worker lives
+        worker.kill()  # as a timeout or a crash would: no teardown at all
+        worker.wait(10)
+        # The service's own program is in its process group, and goes with it; the
+        # program a `platenctl` call started (the server's group) is not this test's
+        # to follow, and is killed here only so that it does not outlive the test.
+        assert _gone([pids["server"], *service, ctl[0]]) == []
+    finally:
+        worker.kill()
+        for pid in everyone:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_server_killed_outright_takes_its_children_with_it(tmp_path, program):
+    server = ForkServer(tmp_path, preload=("json",))
+    child = None
+    try:
+        with open(tmp_path / "out", "wb") as out:
+            child = server.popen(
+                "fsprog", ["sleep"], env={}, cwd=program, stdout=out.fileno(), new_session=True
+            )
+        assert _gone([child.pid], timeout=0) == [child.pid]
+        os.kill(server.pid, signal.SIGKILL)
+        assert _gone([child.pid]) == []
+    finally:
+        if child is not None:
+            child.kill()
+        server.close()

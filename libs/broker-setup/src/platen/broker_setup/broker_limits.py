@@ -31,6 +31,9 @@ class QueuePolicy:
     why: str
 
 
+# The priority of Platen's policies (where several match a queue, the highest applies).
+PRIORITY = 10
+
 POLICIES = (
     QueuePolicy(
         "platen-desktop-queues",
@@ -54,4 +57,4 @@ POLICIES = (
 async def apply(admin: BrokerAdmin) -> None:
     """Set every policy on the admin's vhost (idempotent: a policy is replaced)."""
     for policy in POLICIES:
-        await admin.set_policy(policy.name, policy.pattern, policy.definition, priority=10)
+        await admin.set_policy(policy.name, policy.pattern, policy.definition, priority=PRIORITY)

@@ -42,6 +42,22 @@ class Installed:
     presence_monitor_url: str = ""  # the management API, read-only, for job-capture
 
 
+# The presence monitor's rights on the vhost: access (to see its connections) with no
+# right on anything in it.
+MONITOR_RIGHTS = permissions.Permissions()
+
+
+def identity_rights(user_prefix: str = "") -> dict[str, tuple[str, permissions.Permissions]]:
+    """Each AMQP identity the installer issues (a service name, "admin"): its broker user
+    and the rights that user gets on the vhost."""
+    identities = {
+        s: (user_prefix + service_user(s), permissions.service(s, user_prefix + service_user(s)))
+        for s in discovery.specs()
+    }
+    identities["admin"] = (user_prefix + ADMIN_USER, permissions.admin(user_prefix + ADMIN_USER))
+    return identities
+
+
 async def install(
     amqp_url: str, management_url: str, *, disable_guest: bool, user_prefix: str = ""
 ) -> Installed:
@@ -49,11 +65,7 @@ async def install(
     `amqp_url`. Passwords are new each time: the returned URLs replace the old ones.
     `user_prefix` keeps several installations' broker users apart on one broker."""
     await declare_all(amqp_url)
-    identities = {
-        s: (user_prefix + service_user(s), permissions.service(s, user_prefix + service_user(s)))
-        for s in discovery.specs()
-    }
-    identities["admin"] = (user_prefix + ADMIN_USER, permissions.admin(user_prefix + ADMIN_USER))
+    identities = identity_rights(user_prefix)
     urls = {}
     async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:
         await broker_limits.apply(admin)
@@ -70,8 +82,7 @@ async def install(
         password = new_password()
         monitor_user = user_prefix + PRESENCE_MONITOR
         await admin.set_password(monitor_user, password, tags="monitoring")
-        # Access to the vhost (to see its connections) with no right on anything in it.
-        await admin.grant(monitor_user, permissions.Permissions())
+        await admin.grant(monitor_user, MONITOR_RIGHTS)
         monitor = with_credentials(admin.base_url, monitor_user, password)
         if disable_guest:
             # The broker's default user can do anything and its password is known to all.

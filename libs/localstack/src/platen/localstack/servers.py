@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from platen.broker_setup.broker_limits import MAX_MESSAGE_BYTES
+from platen.localstack import lifeline
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 RABBITMQCTL = Path("/usr/lib/rabbitmq/bin/rabbitmqctl")
@@ -214,6 +215,7 @@ class LocalRabbitMQ:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        lifeline.watch(self.proc.pid)
         try:
             # Booted first, then the ports: a port that answers may be another program's
             # (a port picked twice), and the node opens its AMQP listeners last, failing
@@ -378,6 +380,7 @@ class LocalPostgres:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        lifeline.watch(self.proc.pid)
         try:
             wait_for_port(self.port, timeout, self.proc)
             self._wait_ready(timeout)

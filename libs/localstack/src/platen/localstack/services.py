@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from platen.db.roles import with_login
+from platen.localstack import lifeline
 from platen.messaging.topology import declare_all
 
 MODULES = {
@@ -135,6 +136,7 @@ class ServiceProcesses:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            lifeline.watch(self.procs[key].pid)
 
     def provision(self, run: Callable[..., Any] = run_module) -> None:
         """As the installer, with `database_url` a superuser's: each service's migrations

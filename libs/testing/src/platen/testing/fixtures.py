@@ -5,15 +5,33 @@ Enabled for the whole repository by the root conftest.py (`pytest_plugins`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import pytest
 
+from platen.localstack import lifeline
 from platen.messaging.topology import declare_topology
 from platen.testing import infra as infra_source
 from platen.testing.infra import Infra
-from platen.testing.isolation import Vhosts, create_database, drop_database
+from platen.testing.isolation import Cleanup, Vhosts, create_database
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every server a test starts (the broker, the database, cupsd, ...) dies with this
+    # process, even one killed by a timeout or a crash, which runs no teardown.
+    lifeline.start()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item):
+    # Outside the unit tier's guard (a tryfirst wrapper wraps the others): the earlier
+    # tests' vhosts and databases are removed over the network, which a unit test's
+    # guard refuses to every thread of the process.
+    if item.get_closest_marker("unit") is not None:
+        Cleanup.wait_for_all()
+    return (yield)
 
 
 @pytest.fixture(scope="session")
@@ -27,12 +45,23 @@ def vhosts(infra: Infra) -> Vhosts:
     return Vhosts(infra)
 
 
+@pytest.fixture(scope="session")
+def cleanup(infra: Infra) -> Iterator[Cleanup]:
+    """Removes each test's vhost and databases in the background, while the next test
+    runs (platen.testing.isolation.Cleanup); all done before the servers stop."""
+    remover = Cleanup(infra)
+    yield remover
+    failed = remover.finish()
+    if failed:
+        warnings.warn(f"left on the test servers: {'; '.join(failed)}", stacklevel=1)
+
+
 @pytest.fixture
-def vhost(vhosts: Vhosts) -> Iterator[tuple[str, str]]:
+def vhost(vhosts: Vhosts, cleanup: Cleanup) -> Iterator[tuple[str, str]]:
     """(name, amqp_url) of a vhost that exists for this test only."""
     name, url = vhosts.create()
     yield name, url
-    vhosts.delete(name)
+    cleanup.vhost(name)
 
 
 @pytest.fixture
@@ -54,11 +83,11 @@ async def channel(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
 
 
 @pytest.fixture
-async def database_url(infra: Infra) -> AsyncIterator[str]:
+async def database_url(infra: Infra, cleanup: Cleanup) -> AsyncIterator[str]:
     """A PostgreSQL database that exists for this test only."""
     name, url = await create_database(infra.database_url)
     yield url
-    await drop_database(infra.database_url, name)
+    cleanup.database(name)
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,19 @@ starts its processes with `subprocess` (`exec_services` mark).
 The protocol is one SOCK_SEQPACKET connection per child: the request (JSON) with the
 child's three standard streams as passed descriptors; the answer is the child's pid, and
 later its exit code, or the connection closing if the server died.
+
+Nothing outlives the test worker: a worker killed by a timeout or a crash runs no
+teardown, and its services went on running, orphaned (session 13 found a whole cluster).
+The server reads its standard input, a pipe the worker holds and never writes: the kernel
+closes it when the worker dies, however it dies, and the server then kills every child
+(with its process group, when it has one) and exits. Each child also asks the kernel for
+SIGKILL when the server dies (PR_SET_PDEATHSIG), for a server killed outright.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import io
 import json
@@ -133,7 +141,9 @@ class ForkServer:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "platen.testing.forkserver", str(self.path), *preload],
             stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
+            # The server's lifeline: never written, closed by the kernel when this
+            # process dies, whatever kills it (see the module's documentation).
+            stdin=subprocess.PIPE,
         )
         line = self._proc.stdout.readline()  # the server says "ready" once listening
         if line.strip() != b"ready":
@@ -223,7 +233,12 @@ class ForkServer:
                 err.read().decode(errors="replace"),
             )
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def close(self) -> None:
+        self._proc.stdin.close()
         self._proc.terminate()
         try:
             self._proc.wait(10)
@@ -238,10 +253,25 @@ class ForkServer:
 # ---- the server -------------------------------------------------------------------------
 
 
-def _child(request: dict, fds: list[int]) -> None:
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with(server_pid: int) -> None:
+    """In the forked child: be killed when the server dies. (The signal is sent when the
+    thread that forked exits: the server forks from its only thread.) A server already
+    gone before the request was made would never send it: leave now."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != server_pid:
+        os._exit(1)
+
+
+def _child(request: dict, fds: list[int], server_pid: int) -> None:
     """In the forked child: become the requested program, then exit with its code."""
     code = 1
     try:
+        _die_with(server_pid)
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM):  # SIGPIPE stays ignored, as Python has it
             signal.signal(sig, signal.SIG_DFL)
@@ -330,7 +360,10 @@ def serve(path: str, preload: list[str]) -> None:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(wake_r, selectors.EVENT_READ, "signal")
+    selector.register(sys.stdin, selectors.EVENT_READ, "parent")
+    server_pid = os.getpid()
     children: dict[int, socket.socket] = {}
+    leaders: set[int] = set()  # the children in a session (a process group) of their own
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     while not stopping:
@@ -355,12 +388,18 @@ def serve(path: str, preload: list[str]) -> None:
                     conn.close()
                     os.close(wake_r)
                     os.close(wake_w)
-                    _child(request, fds)
+                    _child(request, fds, server_pid)
                 for fd in fds:
                     os.close(fd)
                 children[pid] = conn
+                if request["new_session"]:
+                    leaders.add(pid)
                 with contextlib.suppress(OSError):
                     conn.send(str(pid).encode())
+            elif key.data == "parent":
+                if not os.read(sys.stdin.fileno(), 4096):  # the worker is gone
+                    _kill_all(children, leaders)
+                    return
             else:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_r, 4096)
@@ -373,10 +412,23 @@ def serve(path: str, preload: list[str]) -> None:
             if pid == 0:
                 break
             conn = children.pop(pid, None)
+            leaders.discard(pid)
             if conn is not None:
                 with contextlib.suppress(OSError):
                     conn.send(str(os.waitstatus_to_exitcode(status)).encode())
                 conn.close()
+
+
+def _kill_all(children: dict[int, socket.socket], leaders: set[int]) -> None:
+    """SIGKILL every child still running, a session leader with its process group (the
+    programs a service runs); they are not waited for: the server leaves, and init reaps
+    them."""
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if pid in leaders:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

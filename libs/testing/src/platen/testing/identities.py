@@ -1,24 +1,40 @@
 """Broker identities for a test's Platen: each service, the admin CLI and each print server
 sign in as themselves, with only their own permissions, over TLS when the broker has it.
 
-Each test installs Platen on its vhost as `platenctl broker setup` would, with the broker
-users named apart (`test-platen-...`) from those the installer's own tests renew.
+The first system on a worker installs Platen on its vhost as `platenctl broker setup`
+would, with the broker users named apart (`test-platen-...`) from those the installer's own
+tests renew. Every later vhost gets the same users, with the same passwords, and the same
+rights on it as the installer gives: issuing the users again for each test (seven users,
+some sixty calls to the management API) was a third of a system's set-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-from platen.broker_setup import print_servers
+import httpx
+
+from platen.broker_setup import broker_limits, print_servers
 from platen.broker_setup.broker_admin import BrokerAdmin
-from platen.broker_setup.installation import install, with_credentials
+from platen.broker_setup.installation import (
+    MONITOR_RIGHTS,
+    PRESENCE_MONITOR,
+    Installed,
+    identity_rights,
+    install,
+    with_credentials,
+)
+from platen.messaging.topology import declare_all
+from platen.operations.management_url import split_credentials
 from platen.testing.infra import Infra
 from platen.testing.isolation import with_vhost
 
 USER_PREFIX = "test-"
+# A module's shared system's users (tests/conftest.py, `module_system`).
+SHARED_USER_PREFIX = "test-shared-"
 
 
 @dataclass
@@ -26,6 +42,8 @@ class Identities:
     """Installs Platen's identities on a test broker's vhosts."""
 
     infra: Infra
+    # What the first installation under each user prefix issued on this broker.
+    _installed: dict[str, Installed] = field(default_factory=dict)
 
     @property
     def _base(self) -> str:
@@ -38,20 +56,26 @@ class Identities:
         )
 
     def for_vhost(self, vhost: str, user_prefix: str = USER_PREFIX) -> VhostIdentities:
-        """Declare the topology on `vhost` and issue every identity there.
+        """Declare the topology on `vhost` and give every identity its rights there.
 
-        Broker users are broker-wide: issuing them again (the next test's system) changes
-        their passwords. A system that must outlive another's start (a module's shared
-        system) has users of its own, under a `user_prefix` of its own, removed after it
-        (`remove_users`)."""
-        setup = install(
-            with_vhost(self._base, vhost),
-            self._management_url(),
-            disable_guest=False,
-            user_prefix=user_prefix,
-        )
-        installed = _run(setup)
-        urls = dict(installed.urls)
+        The first time under `user_prefix`, as the installer does (users, passwords,
+        rights, policies); after that the users and passwords stay and only the new
+        `vhost` gets the rights and policies (`_grant`). Since no password changes, two
+        systems on one worker may run at once; they still use different prefixes (the
+        own systems `test-`, a module's shared one another), because print servers of the
+        same name would sign each other out (`print_servers.issue` disconnects)."""
+        installed = self._installed.get(user_prefix)
+        if installed is None:
+            setup = install(
+                with_vhost(self._base, vhost),
+                self._management_url(),
+                disable_guest=False,
+                user_prefix=user_prefix,
+            )
+            installed = self._installed[user_prefix] = _run(setup)
+        else:
+            _run(self._grant(vhost, user_prefix))
+        urls = {key: with_vhost(url, vhost) for key, url in installed.urls.items()}
         return VhostIdentities(
             admin=urls.pop("admin"),
             services=urls,
@@ -59,6 +83,41 @@ class Identities:
             monitor_url=installed.presence_monitor_url,
             user_prefix=user_prefix,
         )
+
+    async def _grant(self, vhost: str, user_prefix: str) -> None:
+        """On a fresh `vhost`: the topology, and the rights and queue policies `install`
+        gives, in one import of definitions instead of some forty calls. (The installer
+        sets topic permissions before a user's vhost rights, so that a connected user is
+        never without its limits; nobody can be connected to a vhost made a moment ago.)
+        `libs/testing/tests/test_identities.py` checks they are the installer's."""
+        await declare_all(with_vhost(self._base, vhost))
+        rights = dict(identity_rights(user_prefix).values())
+        rights[user_prefix + PRESENCE_MONITOR] = MONITOR_RIGHTS
+        definitions = {
+            "permissions": [
+                {"user": user, "vhost": vhost, **_vhost_rights(granted)}
+                for user, granted in rights.items()
+            ],
+            "topic_permissions": [
+                {"user": user, "vhost": vhost, **asdict(topic)}
+                for user, granted in rights.items()
+                for topic in granted.topics
+            ],
+            "policies": [
+                {
+                    "vhost": vhost,
+                    "name": policy.name,
+                    "pattern": policy.pattern,
+                    "definition": policy.definition,
+                    "priority": broker_limits.PRIORITY,
+                    "apply-to": "queues",
+                }
+                for policy in broker_limits.POLICIES
+            ],
+        }
+        base, auth = split_credentials(self._management_url())
+        async with httpx.AsyncClient(base_url=base, auth=auth, timeout=30) as http:
+            (await http.post("/api/definitions", json=definitions)).raise_for_status()
 
     def print_server_url(self, vhost: str, name: str, user_prefix: str = USER_PREFIX) -> str:
         """Issue print server `name` its own identity on `vhost`, as `platenctl printserver
@@ -71,21 +130,6 @@ class Identities:
         user, password = _run(issue())
         return with_credentials(with_vhost(self._base, vhost), user, password)
 
-    def remove_users(self, user_prefix: str) -> None:
-        """Delete every broker user under `user_prefix` (one system's own, not the
-        shared `test-` ones, which the next system renews)."""
-        if not user_prefix.startswith(USER_PREFIX) or user_prefix == USER_PREFIX:
-            raise ValueError(f"not a system's own user prefix: {user_prefix!r}")
-
-        async def remove() -> None:
-            async with BrokerAdmin(self._management_url(), "/") as admin:
-                users = (await admin.http.get("/api/users")).json()
-                for user in users:
-                    if user["name"].startswith(user_prefix):
-                        await admin.delete_user(user["name"])
-
-        _run(remove())
-
     def desktop_url(self, vhost: str, login: str, password: str) -> str:
         return with_credentials(with_vhost(self._base, vhost), login, password)
 
@@ -97,6 +141,10 @@ class VhostIdentities:
     management_url: str  # the identity manager's, for the notification service
     monitor_url: str = ""  # the presence monitor's (read-only), for job-capture
     user_prefix: str = USER_PREFIX  # what its broker users' names start with
+
+
+def _vhost_rights(granted) -> dict[str, str]:
+    return {"configure": granted.configure, "write": granted.write, "read": granted.read}
 
 
 def _run(coro):

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from platen.localstack import lifeline
 from platen.localstack.servers import InfraError, free_port, wait_for_port
 from platen.localstack.tls import make_test_ca
 
@@ -88,6 +89,7 @@ access to * by dn.exact="{READER_DN}" read by * none
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        lifeline.watch(self.proc.pid)
         wait_for_port(self.port, 20, self.proc)
         self.add(
             f"""dn: {SUFFIX}

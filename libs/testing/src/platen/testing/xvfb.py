@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from platen.localstack import lifeline
+
 
 @contextmanager
 def xvfb(size: str = "1280x800x24") -> Iterator[str]:
@@ -23,6 +25,7 @@ def xvfb(size: str = "1280x800x24") -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    lifeline.watch(proc.pid)
     os.close(write)
     try:
         with os.fdopen(read) as f:
@@ -64,6 +67,7 @@ def tray_host(display: str) -> Iterator[subprocess.Popen]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    lifeline.watch(proc.pid)
     try:
         yield proc
     finally:

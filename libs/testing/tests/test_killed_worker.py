@@ -1,0 +1,95 @@
+"""A test worker killed outright (a timeout, a crash: no teardown) leaves nothing running:
+its broker, its database and everything they started go with it (platen.localstack.lifeline)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+# It starts a test process that starts the real servers.
+pytestmark = pytest.mark.integration
+
+INNER = textwrap.dedent(
+    """
+    import time
+    from pathlib import Path
+
+    def test_holds_the_servers(infra):
+        Path("ready").write_text(infra.amqp_url)
+        time.sleep(300)
+    """
+)
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parent = int(stat.rpartition(")")[2].split()[1])
+        tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def _descendants(pid: int) -> list[int]:
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has ended
+
+
+def _command(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    return "?"
+
+
+def test_a_worker_killed_outright_leaves_no_server_running(tmp_path):
+    (tmp_path / "test_inner.py").write_text(INNER)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-p", "platen.testing.fixtures", "test_inner.py"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    started: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while not (tmp_path / "ready").exists():
+            assert worker.poll() is None and time.monotonic() < deadline, "no servers came up"
+            time.sleep(0.2)
+        started = _descendants(worker.pid)
+        commands = " ".join(_command(p) for p in started)
+        assert "beam.smp" in commands and "postgres" in commands  # the servers are there
+        worker.kill()
+        worker.wait(10)
+        deadline = time.monotonic() + 60
+        while (left := [p for p in started if _running(p)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left == [], [_command(p) for p in left]
+    finally:
+        worker.kill()
+        for pid in started:  # nothing of this test's left behind, even when it fails
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
