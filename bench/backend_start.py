@@ -1,8 +1,11 @@
 """The `platen` CUPS backend's start: what every job pays before the backend does anything.
 
-CUPS starts the backend once per job. This times, in fresh interpreters, Python's start and
-the backend's imports on the agent path (`import platen.cups_backend.backend`), as cupsd's
-wrapper runs it (LocalCups, docs/cups.md: `python -S`, its own folder as PYTHONPATH), and
+CUPS starts the backend once per job. This times, in fresh interpreters, what cupsd's
+wrapper starts now (LocalCups, docs/cups.md): the shim under `python -I -S`, its module
+loaded (`shim.py`, without running it: the hand-over that follows is in
+cups_latency.py), which hands the job to a backend the agent started ahead of it; the
+full backend's start and imports (`import platen.cups_backend.backend` under `python -S`,
+its own folder as PYTHONPATH), which runs when no agent answers; and
 `--compare REV`'s backend as it was installed in its day (a plain `python`, its sources
 first on PYTHONPATH), beside a bare `python -c pass` and `python -S -c pass`. The variants
 take turns, round after round, so that each sees the same load. Each run's CPU time (user +
@@ -38,6 +41,16 @@ def backend_root() -> Path:
     return Path(next(iter(spec.submodule_search_locations))).parent.parent
 
 
+def load_shim() -> str:
+    """Code that runs the shim as cupsd's wrapper does (its imports and definitions),
+    without its `main`."""
+    path = backend_root() / "platen/cups_backend/shim.py"
+    return (
+        f"path = {str(path)!r}\n"
+        "exec(compile(open(path).read(), path, 'exec'), {'__name__': 'shim', '__file__': path})"
+    )
+
+
 def extract(rev: str, into: Path) -> Path:
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", "--format=tar", rev, BACKEND],
@@ -71,6 +84,7 @@ def main() -> None:
     variants: dict[str, tuple[list[str], dict[str, str]]] = {
         "python -c pass": ([python, "-c", "pass"], base),
         "python -S -c pass": ([python, "-S", "-c", "pass"], base),
+        "shim (python -I -S)": ([python, "-I", "-S", "-c", load_shim()], base),
         "backend (python -S)": (
             [python, "-S", "-c", IMPORT],
             {**base, "PYTHONPATH": str(backend_root())},

@@ -247,6 +247,7 @@ async def capture_and_wait(
                                 correlation_id=job,
                             )
                             outage.answered()
+                            mark("asked")  # the first answer: a status question's cost
                             if status.state == "unknown" and not submitted:
                                 # Asked first: it finds out within the offline limit whether
                                 # Platen is there at all, before the long wait for the
@@ -268,6 +269,7 @@ async def capture_and_wait(
                                 say("INFO", "Waiting for Platen to authorise the job")
                                 shown = status.state
                             await wake.wait(min(FALLBACK_CHECK, outage.limit))
+                            mark("woken")  # the first push (or check): then one question
                 except PushRefused:
                     # The broker does not let this identity bind its decision keys (a print
                     # server made before they existed: `platenctl printserver add` again
