@@ -48,6 +48,9 @@ from platen.rpc import Client, connect
 
 log = structlog.get_logger("platen.print_agent")
 
+# The folder that holds `platen/cups_backend`: a warm backend's whole path (`python -S`).
+BACKEND_ROOT = str(Path(__file__).resolve().parents[2])
+
 # How often the agent checks, between jobs, that its broker connection is up (and makes
 # a new one), so that a job after a broker restart does not pay for the connection.
 KEEP_WARM_SECONDS = 5.0
@@ -184,14 +187,18 @@ class WarmBackends:
     async def _start_one(self) -> Warm:
         ours, theirs = socket.socketpair()
         try:
+            # Started as cupsd's wrapper starts the full backend (`python -S`, the
+            # backend's own folder its path): the job imports what it needs from there.
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
+                "-S",
                 "-m",
                 "platen.cups_backend.warm",
                 str(theirs.fileno()),
                 pass_fds=[theirs.fileno()],
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
+                env={**os.environ, "PYTHONPATH": BACKEND_ROOT},
             )
         except BaseException:
             ours.close()

@@ -29,10 +29,8 @@ import sys
 import threading
 import traceback
 
-# Everything the job needs, imported before it comes (the reason this process exists).
-import platen.cups_backend.printing  # noqa: F401
-from platen.cups_backend import backend, timings
-from platen.cups_backend.termination import TERMINATION
+# What the job needs (`backend`, `printing`) is imported in `run`, at the lowest CPU
+# priority, before the job comes: the reason this process exists.
 
 # What the shim sends, at most: its arguments and cupsd's environment.
 MAX_JOB = 1 << 20
@@ -126,14 +124,29 @@ class Watch:
                 return  # the shim is gone: one SIGTERM, as cupsd's
 
 
+def idle_priority(idle: bool) -> None:
+    """Start up only on CPU time nobody else wants (SCHED_IDLE): a warm backend is started
+    as another takes a job, and must not slow that job down (on two cores its imports
+    would take one for a tenth of a second). Back to the ordinary policy for its own job.
+    As root only: an ordinary user may not always leave SCHED_IDLE again."""
+    if os.geteuid() != 0:
+        return
+    policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+    os.sched_setscheduler(0, policy, os.sched_param(0))
+
+
 def serve(conn: socket.socket) -> int:
     """Take the shim's job, run it, and send the shim its exit status."""
+    from platen.cups_backend import backend, timings
+    from platen.cups_backend.termination import TERMINATION
+
     raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     shim_pid, uid, _ = struct.unpack("3i", raw)
     if uid not in (0, os.geteuid()):
         return 1  # the agent checked it too: never anyone else's job
     conn.sendall(b"ready\n")
     args, environ, fds = receive_job(conn)
+    idle_priority(False)
     timings.counted_from(shim_pid)
     timings.mark("started")
     adopt(args, environ, fds)
@@ -159,6 +172,10 @@ def serve(conn: socket.socket) -> int:
 
 def run() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
+    idle_priority(True)
+    import platen.cups_backend.printing  # noqa: F401
+    from platen.cups_backend import backend  # noqa: F401
+
     control.sendall(b"ready\n")  # to the agent: imported, waiting
     # The agent sends one descriptor: a shim's connection. Its end (the agent stopped)
     # ends this process, which had no job.
