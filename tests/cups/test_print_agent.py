@@ -140,6 +140,7 @@ async def test_the_shim_hands_the_job_to_a_warm_backend(system, cups):
     assert await gone(hand_over["backend_pid"])
     log = (cups.cups.folder / "log/error_log").read_text(errors="replace")
     assert "not answering" not in log and "not using" not in log
+    assert "warm backend ended without a status" not in log  # no fallback after it either
     assert len(cups.printers["lab-color"].received()) == 1
     assert D(system.user_json("dora")["balance"]) == D("4.80")
 

@@ -176,7 +176,10 @@ def main(args: list[str]) -> None:
     if relay.terminated:
         posix._exit(CANCEL)  # cupsd cancelled it; the warm backend reported what it could
     # The warm backend ended without a status: the full backend finishes the job,
-    # resuming the same Platen job (job_ids).
+    # resuming the same Platen job (job_ids). Said in cupsd's log: it should not happen.
+    posix.write(
+        2, b"WARNING: Platen: the warm backend ended without a status; running the full backend\n"
+    )
     sock.close()
     _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
     full_backend(args)
