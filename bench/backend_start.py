@@ -1,15 +1,20 @@
 """The `platen` CUPS backend's start: what every job pays before the backend does anything.
 
-CUPS starts the backend once per job. This times, in fresh interpreters, Python's start and
-the backend's imports on the agent path (`import platen.cups_backend.backend`), as cupsd's
-wrapper runs it (LocalCups, docs/cups.md: `python -S`, its own folder as PYTHONPATH), and
+CUPS starts the backend once per job. This times, in fresh interpreters, what cupsd's
+wrapper starts now (LocalCups, docs/cups.md): the shim under `python -I -S`, its module
+loaded (`shim.py`, without running it: the hand-over that follows is in
+cups_latency.py), which hands the job to a backend the agent started ahead of it; the
+full backend's start and imports (`import platen.cups_backend.backend` under `python -S`,
+its own folder as PYTHONPATH), which runs when no agent answers; the hand-over itself
+(a real agent, no broker needed: from the shim's connect to the warm backend's greeting,
+which the job follows); and
 `--compare REV`'s backend as it was installed in its day (a plain `python`, its sources
 first on PYTHONPATH), beside a bare `python -c pass` and `python -S -c pass`. The variants
 take turns, round after round, so that each sees the same load. Each run's CPU time (user +
 system, from the kernel's accounting of the child) moves less with the load than its wall
 time: both are printed, with the load average.
 
-    .venv/bin/python bench/backend_start.py [--runs 30] [--compare 0deb87d]
+    .venv/bin/python bench/backend_start.py [--runs 30] [--compare c1aa52f]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +42,54 @@ def backend_root() -> Path:
     spec = importlib.util.find_spec("platen.cups_backend")
     assert spec is not None and spec.submodule_search_locations
     return Path(next(iter(spec.submodule_search_locations))).parent.parent
+
+
+def load_shim() -> str:
+    """Code that runs the shim as cupsd's wrapper does (its imports and definitions),
+    without its `main`."""
+    path = backend_root() / "platen/cups_backend/shim.py"
+    return (
+        f"path = {str(path)!r}\n"
+        "exec(compile(open(path).read(), path, 'exec'), {'__name__': 'shim', '__file__': path})"
+    )
+
+
+def hand_overs(runs: int, folder: Path) -> list[float]:
+    """Seconds from a shim's connect to a warm backend's greeting, `runs` times, against a
+    real agent (its broker unreachable: the hand-over does not use it). Each greeted
+    backend is then left without a job (it exits) and the agent starts the next."""
+    path = folder / "run/agent.sock"
+    config = folder / "backend.conf"
+    config.write_text(
+        "[platen]\namqp_url = amqp://guest:guest@127.0.0.1:1/\nserver_id = bench\n"
+        f"state_dir = {folder / 'state'}\n"
+    )
+    env = {**os.environ, "PLATEN_BACKEND_CONFIG": str(config), "PLATEN_AGENT_SOCKET": str(path)}
+    with open(folder / "agent.log", "ab") as log:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "platen.cups_backend.agent", "--log-level", "ERROR"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    took = []
+    try:
+        while not path.exists():
+            time.sleep(0.05)
+        for _ in range(runs):
+            time.sleep(0.5)  # the agent's next warm backend is ready
+            start = time.perf_counter()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(path))
+                sock.sendall(b'{"op": "hand_over", "protocol": 1}\n')
+                greeting = sock.recv(64)
+                took.append(time.perf_counter() - start)
+            if greeting != b"ready\n":
+                raise RuntimeError(f"the agent answered {greeting!r}")
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    return took
 
 
 def extract(rev: str, into: Path) -> Path:
@@ -71,6 +125,7 @@ def main() -> None:
     variants: dict[str, tuple[list[str], dict[str, str]]] = {
         "python -c pass": ([python, "-c", "pass"], base),
         "python -S -c pass": ([python, "-S", "-c", "pass"], base),
+        "shim (python -I -S)": ([python, "-I", "-S", "-c", load_shim()], base),
         "backend (python -S)": (
             [python, "-S", "-c", IMPORT],
             {**base, "PYTHONPATH": str(backend_root())},
@@ -88,6 +143,7 @@ def main() -> None:
         for argv, env in variants.values():  # bytecode written, caches warm
             run_once(argv, env)
         load_before = os.getloadavg()[0]
+        handed = hand_overs(args.runs, Path(tmp))
         walls: dict[str, list[float]] = {name: [] for name in variants}
         cpus: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.runs):
@@ -105,6 +161,11 @@ def main() -> None:
             f"mean {statistics.mean(cpus[name]) * 1000:5.1f} ms; "
             f"wall median {statistics.median(walls[name]) * 1000:6.1f} ms"
         )
+    print(
+        f"  {'hand-over to a warm backend':<32} wall median "
+        f"{statistics.median(handed) * 1000:5.1f} ms, max {max(handed) * 1000:5.1f} ms "
+        "(connect -> greeting)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ analysis, pricing, authorisation, the decision reaching the backend, and reporti
 `--compare REV` also runs, in the same turns, the backend (with its events and rpc
 libraries) of git revision REV against the same services: before and after in one run.
 Each backend runs as it was installed in its day: this worktree's as LocalCups installs it
-(`python -S`, docs/cups.md), an older one with a plain `python`.
+(the shim under `python -I -S`, which hands the job to a warm backend of the agent's,
+docs/cups.md), an older one under `python -S` if it could run so, else a plain `python`.
 
 The breakdown, for each backend, reads its own timings (cupsd's log at LogLevel debug): from `lp`
 to the backend's process start (cupsd and its filters, as for `direct`), Python's start,
@@ -88,26 +89,21 @@ def use_backend(cups: LocalCups, pythonpath: Path | None) -> None:
     if pythonpath is None:
         script.write_text(current.read_text())
         return
-    # An older backend runs as it was installed then: a plain `python` (site-packages
-    # scanned), its sources first on PYTHONPATH, and its module: `backend` since the print
-    # agent, `main` before (that backend knows nothing of the agent: each of its jobs
-    # talks to the broker itself).
-    module = (
-        "backend"
-        if (pythonpath / BACKEND_SOURCES[0] / "platen/cups_backend/backend.py").exists()
-        else "main"
-    )
+    # An older backend runs as it was installed then: its module (`backend` since the
+    # print agent, `main` before: that backend knows nothing of the agent, each of its jobs
+    # talks to the broker itself), its sources first on PYTHONPATH, and `python -S` if it
+    # adds site-packages itself when it needs them (as LocalCups ran it then), else a
+    # plain `python` (site-packages scanned).
+    backend = pythonpath / BACKEND_SOURCES[0] / "platen/cups_backend/backend.py"
+    module = "backend" if backend.exists() else "main"
+    no_site = backend.exists() and "with_site_packages" in backend.read_text()
+    python = f"{sys.executable} -S" if no_site else sys.executable
     lines = [
         line
         for line in current.read_text().splitlines()
-        if not line.startswith("export PYTHONPATH=")
+        if not line.startswith(("export PYTHONPATH=", "exec "))
     ]
-    lines = [
-        re.sub(
-            r" (-S )?-m platen\.cups_backend\.backend ", f" -m platen.cups_backend.{module} ", line
-        )
-        for line in lines
-    ]
+    lines.append(f'exec {python} -m platen.cups_backend.{module} "$@"')
     paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
     lines.insert(1, f"export PYTHONPATH={paths}")
     script.write_text("\n".join(lines) + "\n")
@@ -156,14 +152,26 @@ def breakdown(
     jobs: list[tuple[int, float, float]], timings: dict[int, tuple[float, dict[str, float]]]
 ) -> list[tuple[str, list[float]]]:
     """Each stage's seconds, per job of the current backend."""
-    steps = ("started", "imported", "prepared", "connected", "submitted", "decided")
+    steps = (
+        "started",
+        "imported",
+        "prepared",
+        "connected",
+        "asked",
+        "submitted",
+        "woken",
+        "decided",
+    )
     labels = {
-        "started": "Python start (to the package's first line)",
+        # The shim's start and the hand-over, for a backend that has them.
+        "started": "Python start (to the job in the backend)",
         "imported": "imports",
         "prepared": "document read and prepared, job id kept",
         "connected": "agent: connection ready, decision key bound",
-        "submitted": "status question, submission (analysis included)",
-        "decided": "wait for the decision (pricing, ledger, push)",
+        "asked": "status question (the first answer)",
+        "submitted": "submission (analysis included)",
+        "woken": "wait for the push (pricing, ledger, decision)",
+        "decided": "status question after the push",
     }
     stages: dict[str, list[float]] = {"lp -> backend process started": []}
     stages.update({labels[s]: [] for s in steps})

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from decimal import Decimal as D
 
 import pytest
@@ -93,3 +95,79 @@ async def test_the_agent_dying_while_a_job_waits_loses_nothing_and_prints_nothin
     log = (cups.cups.folder / "log/error_log").read_text(errors="replace")
     # The backend said so (cupsd escapes the quote) and went on alone.
     assert "agent is not answering (the agent closed the connection)" in log
+
+
+# The shim cupsd starts per job (`shim`) hands the job to a backend the agent started
+# ahead of it (`warm`): the job runs there, and cupsd's cancel reaches it through the shim.
+
+
+def handed_over(rig) -> list[dict]:
+    return [line for line in agent_lines(rig) if line["event"] == "agent.handed_over"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def gone(pid: int, timeout: float = 40) -> bool:
+    for _ in range(int(timeout * 10)):
+        if not alive(pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_the_shim_hands_the_job_to_a_warm_backend(system, cups):
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "dora", "--balance", "5.00")
+    async with EventRecorder(system.amqp_url) as events:
+        job = cups.cups.lp("lab-color", document(system, 2), "dora")
+        await job_state(cups, "lab-color", job, {COMPLETED}, timeout=90)
+        [charged] = await events.wait_for("job.charged", 1, timeout=60)
+        await asyncio.sleep(1)
+        assert len(events.of_type("job.captured")) == 1
+    [hand_over] = handed_over(cups)
+    # The warm backend did the job (through the agent: its decision is in the agent's log)
+    # and ended with it; cupsd's log has no word of a backend doing it alone.
+    assert any(
+        line.get("job_id") == charged.correlation_id and line["event"] == "agent.decided"
+        for line in agent_lines(cups)
+    )
+    assert await gone(hand_over["backend_pid"])
+    log = (cups.cups.folder / "log/error_log").read_text(errors="replace")
+    assert "not answering" not in log and "not using" not in log
+    assert "warm backend ended without a status" not in log  # no fallback after it either
+    assert len(cups.printers["lab-color"].received()) == 1
+    assert D(system.user_json("dora")["balance"]) == D("4.80")
+
+
+async def test_a_shim_killed_while_its_job_waits_leaves_nothing_waiting_and_prints_nothing(
+    system, cups
+):
+    """cupsd's SIGKILL (after its JobKillDelay), or anything else that ends the shim
+    without a word: the warm backend takes it as cupsd's SIGTERM, cancels the job at
+    Platen (not charged, its hold released) and exits; the agent holds nothing."""
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("user", "add", "emil", "--balance", "5.00")
+    system.ctl("user", "set", "emil", "--selection", "confirm")
+    async with EventRecorder(system.amqp_url) as events:
+        cups.cups.lp("lab-color", document(system, 2), "emil")
+        [ask] = await events.wait_for("job.input_required", 1, timeout=60)
+        [hand_over] = handed_over(cups)
+        os.kill(hand_over["shim_pid"], signal.SIGKILL)
+        [cancelled] = await events.wait_for("job.cancelled", 1, timeout=40)
+        assert cancelled.correlation_id == ask.correlation_id
+        assert await gone(hand_over["backend_pid"])
+        await asyncio.sleep(1)
+        assert events.of_type("job.charged") == [] == events.of_type("job.authorized")
+    assert "cancelled in CUPS" in json.loads(cancelled.body)["reason"]
+    assert cups.printers["lab-color"].received() == []
+    assert D(system.user_json("emil")["balance"]) == D("5.00")
+    assert any(
+        line.get("job_id") == ask.correlation_id and line["event"] == "agent.backend_left"
+        for line in agent_lines(cups)
+    )

@@ -229,3 +229,72 @@ def test_the_backend_does_not_take_the_word_of_an_agent_another_user_runs(open_f
     link = AgentLink.open(str(agent))
     assert link is not None
     link.close()
+
+
+SILENT_LISTENER = """
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.listen()
+print("listening", flush=True)
+while True:
+    conn, _ = s.accept()
+    data, fds, _, _ = socket.recv_fds(conn, 65536, 8)
+    print(f"received {len(data)} bytes and {len(fds)} descriptors", flush=True)
+    conn.close()
+"""
+
+
+def test_the_shim_gives_nothing_to_a_listener_another_user_runs(open_folder, tmp_path):
+    """The shim hands its descriptors (the document, cupsd's status pipe) only to what
+    root or its own user runs: here it gives the listener nothing and runs the full
+    backend, which does not believe it either and does the job itself (its broker is
+    unreachable and the printer denies then: cancelled, nothing printed)."""
+    from platen.cups_backend import shim
+    from platen.testing.documents import make_pdf
+
+    shared = open_folder / "shared"
+    shared.mkdir()
+    os.chown(shared, NOBODY, NOBODY)
+    fake_path = shared / "agent.sock"
+    config = tmp_path / "backend.conf"
+    config.write_text(
+        f"[platen]\namqp_url = amqp://guest:guest@127.0.0.1:{free_port()}/\n"
+        f"server_id = test\nstate_dir = {tmp_path / 'state'}\nagent_socket = {fake_path}\n"
+        "[printer:lab]\noffline = deny\noffline_grace = 0\n"
+    )
+    document = tmp_path / "doc.pdf"
+    document.write_bytes(make_pdf(1))
+    fake = subprocess.Popen(
+        [SYSTEM_PYTHON, "-c", SILENT_LISTENER, str(fake_path)],
+        user=NOBODY,
+        group=NOBODY,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
+    try:
+        assert fake.stdout.readline().strip() == "listening"
+        out = subprocess.run(
+            [sys.executable, "-I", "-S", shim.__file__, "7", "alice", "t", "1", "", str(document)],
+            env={
+                "PATH": "/usr/bin:/bin",
+                "PLATEN_BACKEND_CONFIG": str(config),
+                "PRINTER": "lab",
+                "DEVICE_URI": "platen:/ipp://127.0.0.1:1/ipp/print",
+                "CONTENT_TYPE": "application/pdf",
+                "TMPDIR": str(tmp_path),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        fake.kill()
+        received = fake.communicate(timeout=10)[0]
+    assert out.returncode == 5, out.stderr  # cancelled by the printer's offline policy
+    assert "not using the print server's agent" in out.stderr
+    assert "not run by root or this backend's user" in out.stderr
+    # Two connections (the shim's, the full backend's), and not a byte or a descriptor.
+    assert received.splitlines() == ["received 0 bytes and 0 descriptors"] * 2

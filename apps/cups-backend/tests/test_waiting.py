@@ -154,3 +154,71 @@ async def test_a_short_offline_limit_checks_as_often(clients, monkeypatch):
     policy = PrinterPolicy(offline="hold", offline_wait=0.05)
     status = await asyncio.wait_for(main.capture_and_wait(config, policy, submission()), DEADLINE)
     assert status.state == "released" and client.asked.count("capture.job.status") == 3
+
+
+class SlowSubmit(FakeClient):
+    """A submission answered only once the test says so (job-capture analysing)."""
+
+    def __init__(self, states: list[str]) -> None:
+        super().__init__(states)
+        self.analysed = asyncio.Event()
+
+    async def request(self, routing_key, message, timeout=15.0, *, correlation_id=None):
+        if routing_key == "capture.submit":
+            self.asked.append(routing_key)
+            await self.analysed.wait()
+            return JobSubmitted(job_id=message.job_id)
+        return await super().request(routing_key, message, timeout, correlation_id=correlation_id)
+
+
+async def test_a_new_job_is_submitted_with_its_first_status_question(clients, monkeypatch):
+    """An id this backend run made cannot be known to Platen: the submission does not
+    wait for the first question's answer ("unknown"), which is asked meanwhile; it is
+    sent once, and the job's state is asked again after it, as for any submission."""
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
+    client = SlowSubmit(["unknown", "captured", "released"])
+    clients(client)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    waiting = asyncio.create_task(
+        main.capture_and_wait(config, PrinterPolicy(), submission(), new=True)
+    )
+    for _ in range(1000):  # the status question goes out while the submission is out
+        if client.asked == ["capture.submit", "capture.job.status"]:
+            break
+        await asyncio.sleep(0.01)
+    assert client.asked == ["capture.submit", "capture.job.status"]
+    assert not waiting.done()  # and its answer does not end the wait for the submission
+    client.analysed.set()
+    await wait_until_waiting(client)
+    assert client.asked == ["capture.submit", "capture.job.status", "capture.job.status"]
+    client.push()
+    status = await asyncio.wait_for(waiting, DEADLINE)
+    assert status.state == "released"
+    assert client.asked.count("capture.submit") == 1
+
+
+async def test_a_new_job_whose_first_question_fails_is_asked_about_first(clients, monkeypatch):
+    """After an outage the backend cannot know whether the submission sent with the
+    failed question arrived: it asks first, as for any job, and submits only if Platen
+    does not have it."""
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
+    first = SlowSubmit(["unknown"])
+    second = FakeClient(["captured", "released"])
+    clients(first, second)
+
+    async def dropped(routing_key, message, timeout=15.0, *, correlation_id=None):
+        first.asked.append(routing_key)
+        if routing_key == "capture.submit":
+            await first.analysed.wait()  # never answered: the connection is gone
+        raise ConnectionResetError("broker gone")
+
+    first.request = dropped
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    waiting = asyncio.create_task(
+        main.capture_and_wait(config, PrinterPolicy(), submission(), new=True)
+    )
+    await wait_until_waiting(second)
+    assert first.asked == ["capture.submit", "capture.job.status"]
+    assert second.asked == ["capture.job.status"]  # Platen has it: not submitted again
+    second.push()
+    assert (await asyncio.wait_for(waiting, DEADLINE)).state == "released"

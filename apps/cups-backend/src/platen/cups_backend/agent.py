@@ -29,6 +29,7 @@ import signal
 import socket
 import stat
 import struct
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -47,12 +48,22 @@ from platen.rpc import Client, connect
 
 log = structlog.get_logger("platen.print_agent")
 
+# The folder that holds `platen/cups_backend`: a warm backend's whole path (`python -S`).
+BACKEND_ROOT = str(Path(__file__).resolve().parents[2])
+
 # How often the agent checks, between jobs, that its broker connection is up (and makes
 # a new one), so that a job after a broker restart does not pay for the connection.
 KEEP_WARM_SECONDS = 5.0
 # A backend's request is one line; a document never travels on the socket (its path in
 # the print server's state folder does).
 MAX_LINE = 1024 * 1024
+# Backends kept started ahead of their jobs (`warm`): one takes each job a `shim` hands
+# over, and another is started at once. Two, so that a second job arriving while the
+# first one's replacement starts does not wait for it.
+WARM_BACKENDS = 2
+# How long a shim waits for a warm backend (all taken, or failing to start) before the
+# agent refuses it and it runs the full backend itself.
+WARM_WAIT_SECONDS = 5.0
 
 
 class SharedConnection:
@@ -134,6 +145,110 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
+class Warm:
+    """One backend waiting for its job: its process and the agent's end of their socket."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, control: socket.socket) -> None:
+        self.proc = proc
+        self.control = control
+        self.taken = asyncio.get_running_loop().create_future()
+
+
+class WarmBackends:
+    """Backends started ahead of their jobs (`warm`), WARM_BACKENDS of them kept ready.
+
+    Each is a `python -m platen.cups_backend.warm` of the agent's own, in a session of
+    its own: stopping the agent (SIGTERM to its process group) leaves the jobs under way
+    to finish, as backends cupsd started would; a waiting one sees the end of its socket
+    and exits."""
+
+    def __init__(self, count: int = WARM_BACKENDS) -> None:
+        self.count = count
+        self.ready: asyncio.Queue[Warm] = asyncio.Queue()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.running: set[asyncio.subprocess.Process] = set()
+
+    def start(self) -> None:
+        self.tasks = [asyncio.create_task(self._keep_one()) for _ in range(self.count)]
+
+    async def _keep_one(self) -> None:
+        while True:
+            try:
+                warm = await self._start_one()
+            except Exception as exc:
+                log.warning("agent.warm_backend_failed", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(1.0)
+                continue
+            await self.ready.put(warm)
+            ended = asyncio.ensure_future(warm.proc.wait())
+            # Taken by a job, or ended while waiting (it crashed): either way, another.
+            await asyncio.wait({warm.taken, ended}, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _start_one(self) -> Warm:
+        ours, theirs = socket.socketpair()
+        try:
+            # Started as cupsd's wrapper starts the full backend (`python -S`, the
+            # backend's own folder its path): the job imports what it needs from there.
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-S",
+                "-m",
+                "platen.cups_backend.warm",
+                str(theirs.fileno()),
+                pass_fds=[theirs.fileno()],
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PYTHONPATH": BACKEND_ROOT},
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.running.add(proc)
+        reaped = asyncio.ensure_future(proc.wait())
+        reaped.add_done_callback(lambda _: self.running.discard(proc))
+        ours.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            line = await asyncio.wait_for(loop.sock_recv(ours, 16), 60)
+        except BaseException:
+            ours.close()
+            raise
+        if line != b"ready\n":
+            ours.close()
+            raise RuntimeError(f"the warm backend said {line!r}")
+        return Warm(proc, ours)
+
+    async def hand_over(self, fd: int) -> int:
+        """Give the connection `fd` to a warm backend; its pid. TimeoutError when none
+        is ready in WARM_WAIT_SECONDS."""
+        async with asyncio.timeout(WARM_WAIT_SECONDS):
+            while True:
+                warm = await self.ready.get()
+                if warm.proc.returncode is not None:
+                    warm.control.close()
+                    continue
+                try:
+                    socket.send_fds(warm.control, [b"job"], [fd])
+                except OSError:
+                    warm.control.close()
+                    continue  # ended meanwhile: the next one
+                warm.control.close()
+                warm.taken.set_result(None)
+                return warm.proc.pid
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # The waiting ones see their socket's end and exit; those with a job finish it.
+        while not self.ready.empty():
+            self.ready.get_nowait().control.close()
+
+
 class BadRequest(Exception):
     """A request the agent cannot take; the backend is told and does the job itself."""
 
@@ -188,7 +303,16 @@ class Conversation:
                 raise BadRequest(f"this agent speaks protocol {PROTOCOL}")
             return {"login": canonical_login(str(request["user"]), self.config.login_domains)}
         if op == "decide":
-            return await self.decide(request["fields"], request["document"], request["policy"])
+            return await self.decide(
+                request["fields"],
+                request["document"],
+                request["policy"],
+                new=request.get("new") is True,
+            )
+        if op == "hand_over":
+            if request.get("protocol") != PROTOCOL:
+                raise BadRequest(f"this agent speaks protocol {PROTOCOL}")
+            return await self.hand_over()
         job_id = uuid.UUID(
             str(request["job_id"] if op != "report" else request["outcome"]["job_id"])
         )
@@ -223,6 +347,27 @@ class Conversation:
             )
         raise BadRequest(f"unknown op {op!r}")
 
+    async def hand_over(self) -> dict[str, Any] | None:
+        """Give this connection, a `shim`'s, to a warm backend, which takes the job from
+        the shim directly (its descriptors cannot pass through this stream). The shim
+        sends nothing more until the warm backend greets it, so nothing of it is read
+        here; the agent's own copy of the connection is closed after."""
+        self.writer.transport.pause_reading()
+        sock = self.writer.get_extra_info("socket")
+        shim_pid, _, _ = peer_credentials(sock)
+        fd = os.dup(sock.fileno())
+        try:
+            pid = await self.agent.warm.hand_over(fd)
+        except TimeoutError:
+            log.warning("agent.no_warm_backend")
+            self.writer.transport.resume_reading()
+            return {"refused": "no backend ready"}
+        finally:
+            os.close(fd)
+        # No job id yet: the warm backend reads the job from the shim after this.
+        log.info("agent.handed_over", shim_pid=shim_pid, backend_pid=pid)
+        return None
+
     async def answer(self, work, shape) -> dict[str, Any]:
         try:
             result = await work
@@ -235,7 +380,7 @@ class Conversation:
         return shape(result)
 
     async def decide(
-        self, fields: dict[str, Any], document: str, policy: dict[str, Any]
+        self, fields: dict[str, Any], document: str, policy: dict[str, Any], *, new: bool = False
     ) -> dict[str, Any] | None:
         job_id = str(uuid.UUID(str(fields["job_id"])))
         structlog.contextvars.bind_contextvars(job_id=job_id)
@@ -257,6 +402,7 @@ class Conversation:
                     session=self.agent.shared.lease,
                     say=self.say,
                     mark=self.mark,
+                    new=new,
                 ),
                 lambda decision: {"state": decision.state, "reason": decision.reason},
             )
@@ -289,6 +435,7 @@ class Agent:
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
         self.shared = SharedConnection(config.amqp_url)
+        self.warm = WarmBackends()
         self.state_dir = Path(config.state_dir).resolve()
         # Whom the agent serves: root (CUPS runs a backend of mode 0700 as root) and its
         # own user (an agent run as the backend's user, where that is not root).
@@ -361,6 +508,7 @@ async def serve(config: BackendConfig, stop: asyncio.Event | None = None) -> Non
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     warm = asyncio.create_task(agent.keep_warm())
+    agent.warm.start()
     log.info("agent.started", socket=str(path), server_id=config.server_id)
     try:
         await stop.wait()
@@ -371,6 +519,7 @@ async def serve(config: BackendConfig, stop: asyncio.Event | None = None) -> Non
         warm.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await warm
+        await agent.warm.close()
         await agent.shared.close()
 
 

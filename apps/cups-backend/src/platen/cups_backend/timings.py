@@ -9,6 +9,9 @@ import os
 import time
 
 _marks: list[tuple[str, float]] = []
+# Whose process start the steps count from: this process's, or, in a warm backend
+# (`warm`), the start of the `shim` that cupsd started for the job.
+_counted_from = "self"
 
 
 def now() -> float:
@@ -17,10 +20,19 @@ def now() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
+def counted_from(pid: int) -> None:
+    """Count the job's steps from the start of process `pid` (the shim cupsd started),
+    forgetting those this process marked before it had a job."""
+    global _counted_from
+    _counted_from = str(pid)
+    _marks.clear()
+
+
 def _process_start() -> float | None:
-    """When this process started, on `now`'s clock (to 1/100 s: the kernel's ticks)."""
+    """When the job's process started, on `now`'s clock (to 1/100 s: the kernel's
+    ticks)."""
     try:
-        with open("/proc/self/stat") as stat:
+        with open(f"/proc/{_counted_from}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, `starttime`
     except (OSError, ValueError, IndexError):

@@ -289,14 +289,17 @@ class LocalCups:
                 link.symlink_to(backend)
         # Mode 0700: cupsd runs the backend as root, so it may read its configuration
         # (which holds the broker credentials) while users cannot.
-        # `python -S`, the backend's own folder as its path: as docs/cups.md installs it.
+        # As docs/cups.md installs it: the shim under `python -I -S`, which hands the job
+        # to a warm backend of the agent's, or runs the full backend (`python -S`, the
+        # backend's own folder as its path) in its place.
         platen = f / "serverbin/backend/platen"
+        shim = backend_root() / "platen/cups_backend/shim.py"
         platen.write_text(
             "#!/bin/sh\n"
             f"export PLATEN_BACKEND_CONFIG={self.backend_config}\n"
             f"export PLATEN_AGENT_SOCKET={self.agent_socket}\n"
             f"export PYTHONPATH={backend_root()}\n"
-            f'exec {sys.executable} -S -m platen.cups_backend.backend "$@"\n'
+            f'exec {sys.executable} -I -S {shim} "$@"\n'
         )
         platen.chmod(0o700)
         failing = f / "serverbin/backend/fail"

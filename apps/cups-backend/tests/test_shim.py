@@ -1,0 +1,102 @@
+"""The shim cupsd starts per job (`shim`) and the warm backend it hands the job to
+(`warm`): what they agree on, as pure logic, and what the shim's start costs in imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from platen.cups_backend import agent_link, config, decisions, shim, warm
+
+SHIM = Path(shim.__file__)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[platen]\nagent_socket = /run/a.sock\n",
+        "[platen]\nagent_socket=/run/a.sock ; the agent\n",
+        "[platen]\nAGENT_SOCKET: /run/a.sock # the agent\n",
+        "[printer:x]\nagent_socket = /wrong\n[platen]\nserver_id = s\nagent_socket = /run/b\n",
+        "[platen]\nagent_socket =\n",
+        "[platen]\nagent_socket = /run/with;semicolon.sock\n",
+        "; comment\n# another\n[platen]\nserver_id = s\n",
+        "[other]\nagent_socket = /wrong\n",
+    ],
+)
+def test_the_shim_finds_the_agent_where_the_backend_would(tmp_path, monkeypatch, text):
+    """The shim reads the one setting it needs without configparser: it must read it as
+    the backend's own configuration does (or it would knock at another door)."""
+    path = tmp_path / "backend.conf"
+    path.write_text(text)
+    monkeypatch.delenv("PLATEN_AGENT_SOCKET", raising=False)
+    monkeypatch.setenv("PLATEN_BACKEND_CONFIG", str(path))
+    environ = {b"PLATEN_BACKEND_CONFIG": str(path).encode()}
+    assert shim.agent_socket(environ) == config.load().agent_socket
+
+
+def test_the_environment_names_the_agent_first(tmp_path):
+    path = tmp_path / "backend.conf"
+    path.write_text("[platen]\nagent_socket = /from/config\n")
+    environ = {b"PLATEN_BACKEND_CONFIG": str(path).encode(), b"PLATEN_AGENT_SOCKET": b"/env"}
+    assert shim.agent_socket(environ) == "/env"
+    # No configuration file: the default, as config.load's.
+    assert shim.agent_socket({b"PLATEN_BACKEND_CONFIG": b"/nowhere"}) == (
+        config.DEFAULT_AGENT_SOCKET
+    )
+
+
+def test_the_shim_and_the_backend_agree_on_their_constants():
+    assert shim.PROTOCOL == agent_link.PROTOCOL
+    assert shim.CANCEL == decisions.CANCEL
+    assert shim.DEFAULT_CONFIG == config.DEFAULT_PATH
+    assert shim.DEFAULT_AGENT_SOCKET == config.DEFAULT_AGENT_SOCKET
+    assert json.loads(shim.HAND_OVER) == {"op": "hand_over", "protocol": agent_link.PROTOCOL}
+
+
+def test_a_job_reaches_the_warm_backend_as_cupsd_gave_it():
+    args = ["42", "CORP\\alice", "Report = draft", "1", "job-uuid=urn:uuid:1 media=A4", "/x"]
+    environ = {
+        b"DEVICE_URI": b"platen:/ipp://10.0.0.20/ipp/print?a=b",
+        b"EMPTY": b"",
+        b"LATIN1": b"caf\xe9",  # not UTF-8: passed on as bytes, unchanged
+    }
+    message = shim.job_message(args, environ)
+    header, _, body = message.partition(b"\n")
+    assert int(header) == len(body)
+    assert warm.parse_job(body) == (args, environ)
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"x\0a", b"3\0a\0b", b"1\0a\0NOEQUALS", b"1\0a\0=value", b"-1\0a"]
+)
+def test_what_is_not_a_job_is_refused(body):
+    with pytest.raises(warm.BadJob):
+        warm.parse_job(body)
+
+
+def test_the_shim_starts_with_built_in_modules_only():
+    """What a job's start costs before the hand-over: Python under `-I -S` and the
+    modules built into it; not even `os` or `socket` (12 ms of imports by itself)."""
+    code = (
+        "import sys\n"
+        f"path = {str(SHIM)!r}\n"
+        "exec(compile(open(path).read(), path, 'exec'), {'__name__': 'shim', '__file__': path})\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    imported = set(out.stdout.split())
+    assert {"_socket", "_signal", "posix"} <= imported
+    assert not imported & {"os", "socket", "json", "signal", "enum", "platen"}
+    # What Python loads for itself under -I -S (its import system, io, the codecs), and
+    # the socket module's C part: nothing else.
+    own = {"__main__", "_frozen_importlib", "_frozen_importlib_external", "abc", "codecs"}
+    own |= {"encodings", "io", "zipimport", "_socket"}
+    others = [m for m in imported if m.split(".")[0] not in {*sys.builtin_module_names, *own}]
+    assert others == []
