@@ -191,8 +191,26 @@ class VirtualPrinter:
         monochrome printer (color-supported false; its only print-color-mode is
         monochrome), as ippeveprinter makes one with no colour speed."""
         ensure_dns_sd()
-        self.port = self.port or free_port()
         (self.folder / "received").mkdir(parents=True, exist_ok=True)
+        chosen = self.port
+        for attempt in range(1, 4):
+            self.port = chosen or free_port()
+            self._launch(formats, color)
+            try:
+                wait_for_port(self.port, 30, self.proc)
+                return self
+            except InfraError as exc:
+                # ippeveprinter now and then aborts as it starts (SIGABRT before its port
+                # opens: once in some hundreds of starts on a loaded machine); a new
+                # start works. A printer that keeps failing, or hangs, is an error.
+                assert self.proc is not None
+                if self.proc.poll() is None or attempt == 3:
+                    log = (self.folder / "ippeveprinter.log").read_bytes()[-2000:]
+                    ends = log.decode(errors="replace")
+                    raise InfraError(f"{exc}; its log ends: {ends}") from exc
+        raise AssertionError("unreachable")
+
+    def _launch(self, formats: str, color: bool) -> None:
         log = open(self.folder / "ippeveprinter.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -220,8 +238,6 @@ class VirtualPrinter:
             start_new_session=True,
         )
         lifeline.watch(self.proc.pid)
-        wait_for_port(self.port, 30, self.proc)
-        return self
 
     def received(self) -> list[Path]:
         return sorted((self.folder / "received").glob("*"))
