@@ -321,7 +321,9 @@ async def test_a_lock_held_too_long_by_another_replica_is_a_clear_error_and_the_
             assert await a.admin.user_exists(username)  # nothing done without the lock
             done.set()
             await holding
-            await until(lambda: _not(a.admin.user_exists(username)))
+            # The record goes last, after the broker user and its queue.
+            await until(lambda: _has_no_record(a, login))
+            assert not await a.admin.user_exists(username)
             assert not await queue_exists(amqp_url, username)
         finally:
             retries.cancel()
@@ -373,10 +375,10 @@ async def test_with_the_database_gone_a_revocation_is_a_clear_error_and_done_whe
             await asyncio.sleep(1)  # retries fail meanwhile; nothing half done
             assert await a.admin.user_exists(username)
             await asyncio.to_thread(own_postgres.start)
-            await until(lambda: _not(a.admin.user_exists(username)), timeout=60)
+            # The record goes last, after the broker user and its queue.
+            await until(lambda: _has_no_record(a, login), timeout=60)
+            assert not await a.admin.user_exists(username)
             assert not await queue_exists(amqp_url, username)
-            async with a.stores()() as store:
-                assert await store.signed_in_desktop(login, "pc-1") is None
             async with a.lock_pool.acquire() as conn:
                 assert (
                     await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
