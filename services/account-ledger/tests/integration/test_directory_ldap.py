@@ -8,7 +8,7 @@ import pytest
 
 from platen.account_ledger.directory import Directory, LdapDirectory, LdapSettings, from_env
 from platen.account_ledger.domain import DirectoryUser
-from platen.testing.ldap import Person, Slapd
+from platen.testing.ldap import GROUPS, PEOPLE, Person, Slapd
 
 pytestmark = pytest.mark.integration  # a real server, started by the test itself
 
@@ -63,6 +63,60 @@ async def test_a_filter_character_in_a_login_cannot_widen_the_search(slapd, tmp_
     adapter = site.adapter
     assert isinstance(adapter, LdapDirectory)
     assert await adapter.user("a*") == None  # noqa: E711 - escaped, so matches nobody
+
+
+async def test_one_user_is_looked_up_without_reading_every_group(slapd, tmp_path, monkeypatch):
+    """A site has thousands of groups; a job from a user the ledger does not know yet must
+    not read them all. The lookup asks the directory for the groups naming that user."""
+    for n in range(30):
+        slapd.add_group(f"course{n}", 6000 + n)
+    slapd.add_member("course7", "bob")
+    slapd.add_member("course9", "Dee.Dot")
+    adapter = LdapDirectory(LdapSettings.from_env(slapd.ledger_env(tmp_path / "pw")))
+    read: list[str] = []
+    search = LdapDirectory._search
+
+    def counted(self, conn, base, flt, attributes):
+        entries = search(self, conn, base, flt, attributes)
+        read.extend(e["dn"] for e in entries if "groups" in e["dn"])
+        return entries
+
+    monkeypatch.setattr(LdapDirectory, "_search", counted)
+    bob = await adapter.user("bob")
+    assert bob is not None and bob.groups == ("course7", "lab", "staff")
+    assert len(read) == 3
+    read.clear()
+    dee = await adapter.user("dee.dot")  # memberUid as the entry writes the login
+    assert dee is not None and dee.groups == ("course9", "lab")
+    assert len(read) == 2
+    read.clear()
+    assert await adapter.user("dan") is None  # nobody: no group is read at all
+    assert read == []
+    everyone = {u.login: u.groups for u in await adapter.users()}
+    assert everyone["bob"] == ("course7", "lab", "staff") and len(read) == 32
+
+
+async def test_groups_that_name_their_members_by_dn(slapd, tmp_path):
+    """As Active Directory does (`member: <the person's DN>`): listed and looked up alike."""
+    slapd.add(
+        f"""dn: cn=printing,{GROUPS}
+objectClass: groupOfNames
+cn: printing
+member: uid=ann,{PEOPLE}
+member: uid=Dee.Dot,{PEOPLE}
+"""
+    )
+    env = {
+        **slapd.ledger_env(tmp_path / "pw"),
+        "PLATEN_LDAP_GROUP_FILTER": "(objectClass=groupOfNames)",
+        "PLATEN_LDAP_MEMBER_ATTRIBUTE": "member",
+    }
+    adapter = LdapDirectory(LdapSettings.from_env(env))
+    everyone = {u.login: u.groups for u in await adapter.users()}
+    assert everyone == {"ann": ("printing",), "bob": (), "cat": (), "dee.dot": ("printing",)}
+    for login, groups in everyone.items():
+        found = await adapter.user(login)
+        assert found is not None and found.groups == groups
 
 
 @pytest.mark.parametrize(

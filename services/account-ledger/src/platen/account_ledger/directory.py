@@ -132,7 +132,12 @@ class LdapDirectory:
                 flt,
                 [s.login_attribute, "cn", "displayName", "mail", "employeeNumber"],
             )
-            groups = self._search(conn, s.group_base, s.group_filter, ["cn", s.member_attribute])
+            group_filter = s.group_filter if login is None else self._groups_of(people)
+            groups = (
+                self._search(conn, s.group_base, group_filter, ["cn", s.member_attribute])
+                if group_filter
+                else []
+            )
         except DirectoryUnavailable:
             raise
         except Exception as exc:
@@ -170,6 +175,25 @@ class LdapDirectory:
             )
             for login, u in sorted(users.items())
         ]
+
+    def _groups_of(self, people: list) -> str | None:
+        """The group filter narrowed to the groups naming these people, so a lookup of one
+        user reads their groups, not every group of the site (None: nobody to look for)."""
+        from ldap3.utils.conv import escape_filter_chars
+
+        s = self.settings
+        names = set()
+        for e in people:
+            if s.member_attribute == "member":  # members named by DN (Active Directory)
+                names.add(e["dn"])
+            elif login_value := _one(e["attributes"].get(s.login_attribute)):
+                # As written in the person's entry, and in the lower case logins are kept
+                # in: `memberUid` compares case-sensitively, the listing above does not.
+                names.update((login_value, login_value.lower()))
+        if not names:
+            return None
+        wanted = "".join(f"({s.member_attribute}={escape_filter_chars(n)})" for n in sorted(names))
+        return f"(&{s.group_filter}(|{wanted}))"
 
     async def users(self) -> list[DirectoryUser]:
         return await asyncio.to_thread(self._list)
