@@ -14,8 +14,12 @@ Each secret lands in the volume of the one container that needs it, as a file (m
 | /secrets/db          | superuser.password                       | postgres           |
 | /secrets/<identity>  | platen.env (its URLs), ca.pem            | that service       |
 
-`install` runs at every `up`: the topology and roles are brought up to date and every
-identity gets a new password (the services start after it, with the new files).
+`install` runs at every `up`: the topology and roles are brought up to date. Every
+identity keeps the password made at the first `up` (kept in the init volume): a second
+`up` does not recreate the services that already run, and they sign in again with what
+they started with whenever the broker or the database restarts. To renew one, delete its
+file in the init volume (`broker-<user>.password`, `db-<service>.password`) and recreate
+the stack's services.
 """
 
 from __future__ import annotations
@@ -122,10 +126,17 @@ def install_platen() -> None:
     )
     asyncio.run(ensure_database(superuser, DATABASE))
     database = superuser.rsplit("/", 1)[0] + f"/{DATABASE}"
-    installed = asyncio.run(install(installer, management, disable_guest=True))
+    installed = asyncio.run(
+        install(
+            installer,
+            management,
+            disable_guest=True,
+            passwords=lambda user: secret(f"broker-{user}.password"),
+        )
+    )
     # Each service's migrations run as its schema's owner; it signs in as its own role.
     provisioned = ServiceProcesses(installer, database, INIT / "logs")
-    provisioned.provision()
+    provisioned.provision(passwords=lambda service: secret(f"db-{service}.password"))
 
     def inside(url: str) -> str:
         # The same identity, with the CA where the container finds it.
@@ -145,6 +156,9 @@ def add_print_server() -> None:
     runs once it is up): platenctl, signed in as the admin identity, writes the backend's
     configuration into the print server's volume."""
     config = SECRETS / "print-server" / "cups-backend.conf"
+    if config.exists():  # made at an earlier `up`: the running print server holds it
+        print(f"print server {PRINT_SERVER} kept", flush=True)
+        return
     subprocess.run(
         ["platenctl", "printserver", "add", PRINT_SERVER,
          "--output", str(config), "--state-dir", "/var/lib/platen-backend"],

@@ -63,6 +63,33 @@ async def test_install_declares_everything_and_each_identity_keeps_to_its_part(i
     again = await install(amqp_url, _admin_management_url(infra), disable_guest=False)
     assert again.urls["pricing"] != installed.urls["pricing"]
     await _publish(again.urls["pricing"], "platen.events", "job.priced")
+    with pytest.raises(AMQPConnectionError):  # the old password is refused
+        await _publish(installed.urls["pricing"], "platen.events", "job.priced")
+
+
+async def test_an_installer_that_keeps_the_passwords_leaves_running_services_able_to_reconnect(
+    infra, amqp_url
+):
+    """The compose stack's init runs again at every `up` while the services run: given the
+    passwords it kept, installing again changes none, so a service reconnecting after a
+    broker restart still signs in."""
+    kept: dict[str, str] = {}
+
+    def keeper(user: str) -> str:
+        return kept.setdefault(user, f"kept-{uuid.uuid4().hex}")
+
+    first = await install(
+        amqp_url, _admin_management_url(infra), disable_guest=False, passwords=keeper
+    )
+    users = set(kept)
+    again = await install(
+        amqp_url, _admin_management_url(infra), disable_guest=False, passwords=keeper
+    )
+    assert set(kept) == users and len(users) >= len(first.urls) + 2  # the manager, the monitor
+    assert again == first
+    await _publish(first.urls["pricing"], "platen.events", "job.priced")
+    async with BrokerAdmin(first.identity_manager_url, vhost_of(amqp_url)) as manager:
+        assert not await manager.user_exists("nobody-" + uuid.uuid4().hex)
 
 
 def test_platenctl_broker_setup_writes_owner_only_files(infra, amqp_url, tmp_path):

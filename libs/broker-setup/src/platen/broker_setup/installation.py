@@ -9,6 +9,7 @@ credentials of a broker administrator. It returns the URL each identity signs in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from platen.broker_setup import broker_limits, permissions
@@ -59,28 +60,37 @@ def identity_rights(user_prefix: str = "") -> dict[str, tuple[str, permissions.P
 
 
 async def install(
-    amqp_url: str, management_url: str, *, disable_guest: bool, user_prefix: str = ""
+    amqp_url: str,
+    management_url: str,
+    *,
+    disable_guest: bool,
+    user_prefix: str = "",
+    passwords: Callable[[str], str] | None = None,
 ) -> Installed:
     """Declare the topology and (re)issue every Platen identity on the vhost of
-    `amqp_url`. Passwords are new each time: the returned URLs replace the old ones.
-    `user_prefix` keeps several installations' broker users apart on one broker."""
+    `amqp_url`. `user_prefix` keeps several installations' broker users apart on one
+    broker. `passwords` gives a broker user's password; without it they are new each
+    time and the returned URLs replace the old ones. An installer that runs again while
+    the services run (the compose stack's init at every `up`) keeps them: a running
+    service holds its password and needs it again whenever it reconnects."""
+    password_for = passwords or (lambda _user: new_password())
     await declare_all(amqp_url)
     identities = identity_rights(user_prefix)
     urls = {}
     async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:
         await broker_limits.apply(admin)
         for key, (user, perms) in identities.items():
-            password = new_password()
+            password = password_for(user)
             await admin.set_password(user, password)
             await admin.grant(user, perms)
             urls[key] = with_credentials(amqp_url, user, password)
-        password = new_password()
         manager_user = user_prefix + IDENTITY_MANAGER
+        password = password_for(manager_user)
         await admin.set_password(manager_user, password, tags="administrator")
         manager = with_credentials(admin.base_url, manager_user, password)
         await admin.delete_user(user_prefix + LEGACY_PRINT_SERVER)
-        password = new_password()
         monitor_user = user_prefix + PRESENCE_MONITOR
+        password = password_for(monitor_user)
         await admin.set_password(monitor_user, password, tags="monitoring")
         await admin.grant(monitor_user, MONITOR_RIGHTS)
         monitor = with_credentials(admin.base_url, monitor_user, password)

@@ -49,18 +49,25 @@ def run_module(
     )
 
 
-def provision(database_url: str, run: Callable[..., Any] = run_module) -> dict[str, str]:
+def provision(
+    database_url: str,
+    run: Callable[..., Any] = run_module,
+    passwords: Callable[[str], str] | None = None,
+) -> dict[str, str]:
     """Run every service's migrations on `database_url` (a superuser's) as its schema's
     owner, `python -m <service> migrate` as an installer does; the URL each service then
-    signs in with, as its own role with a password made now. `run` starts the program
-    (`run_module`'s signature; the tests pass their fork server's)."""
+    signs in with, as its own role. `passwords` gives a service's role password (by
+    service name); without it, one is made now. `run` starts the program (`run_module`'s
+    signature; the tests pass their fork server's)."""
+    password_for = passwords or (lambda _name: secrets.token_urlsafe(24))
     with ThreadPoolExecutor(len(MODULES)) as pool:
-        urls = pool.map(lambda name: _provision_one(database_url, name, run), MODULES)
+        urls = pool.map(
+            lambda name: _provision_one(database_url, name, run, password_for(name)), MODULES
+        )
         return dict(zip(MODULES, urls, strict=True))
 
 
-def _provision_one(database_url: str, name: str, run: Callable[..., Any]) -> str:
-    password = secrets.token_urlsafe(24)
+def _provision_one(database_url: str, name: str, run: Callable[..., Any], password: str) -> str:
     out = run(
         MODULES[name],
         ["migrate"],
@@ -138,11 +145,16 @@ class ServiceProcesses:
             )
             lifeline.watch(self.procs[key].pid)
 
-    def provision(self, run: Callable[..., Any] = run_module) -> None:
+    def provision(
+        self,
+        run: Callable[..., Any] = run_module,
+        passwords: Callable[[str], str] | None = None,
+    ) -> None:
         """As the installer, with `database_url` a superuser's: each service's migrations
         run as its schema's owner, and the service then signs in as its own role
-        (platen.db.roles) with a password made now, handed to it in its environment only."""
-        self.database_urls.update(provision(self.database_url, run))
+        (platen.db.roles) with a password made now or given by `passwords`, handed to it
+        in its environment only."""
+        self.database_urls.update(provision(self.database_url, run, passwords))
 
     def install_topology(self) -> None:
         """Declare every exchange and queue, as an installer with broker-admin rights
