@@ -11,7 +11,6 @@ the suite the ledger verifies and no job printed without being paid for.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from platen.events.desktop import AnswerResult, JobAnswer, JobPrompt
 from platen.events.registry import encode
 from platen.events.routing import DESKTOP_REPLIES, desktop_key
 from platen.testing.documents import make_pdf
+from platen.testing.queues import take
 from tests.e2e.clientproc import desktop_url
 from tests.e2e.helpers import eventually, ledger_problems, submit_jobs
 
@@ -65,19 +65,10 @@ async def next_result(system, login: str, job_id) -> AnswerResult:
 
 async def dead_letters(system, queue: str, n: int, timeout: float = 30) -> list:
     """The first `n` messages dead-lettered from `queue` (taken off its DLQ)."""
-    found = []
     conn = await aio_pika.connect(system.amqp_url)
     async with conn:
         q = await (await conn.channel()).get_queue(f"{queue}.dlq")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(found) < n and loop.time() < deadline:
-            raw = await q.get(fail=False)
-            if raw is None:
-                await asyncio.sleep(0.2)
-                continue
-            await raw.ack()
-            found.append(raw)
+        found = await take(q, n, timeout)
     assert len(found) == n, f"{len(found)} of {n} replies dead-lettered"
     return found
 

@@ -16,6 +16,7 @@ from platen.messaging.batching import Batcher
 from platen.messaging.handling import Dispatcher, Rejected
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.topology import DELIVERY_LIMIT
+from platen.testing.queues import take
 
 from .test_dispatcher import QUEUE, captured_body, message, wait_for
 
@@ -73,17 +74,7 @@ class BatchHarness:
         return [m for m, _ in await self.applied()]
 
     async def dead_letters(self, count, timeout=15.0):
-        q = await self.channel.get_queue(f"{QUEUE}.dlq")
-        got = []
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < count and (left := deadline - asyncio.get_running_loop().time()) > 0:
-            raw = await q.get(fail=False, timeout=max(left, 1.0))
-            if raw is None:
-                await asyncio.sleep(0.05)
-                continue
-            await raw.ack()
-            got.append(raw)
-        return got
+        return await take(await self.channel.get_queue(f"{QUEUE}.dlq"), count, timeout)
 
     async def queue_empty(self) -> bool:
         # A passive declare answers with the ready count; unacked deliveries would come

@@ -19,6 +19,7 @@ from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, HEADER_VERSION
 from platen.messaging.handling import Dispatcher, Rejected, outside_transaction
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.topology import DELIVERY_LIMIT
+from platen.testing.queues import take
 
 QUEUE = "pricing.events"
 
@@ -71,19 +72,7 @@ class Harness:
         await self.channel.default_exchange.publish(msg, routing_key=QUEUE)
 
     async def dead_letters(self, count, timeout=15.0):
-        q = await self.channel.get_queue(f"{QUEUE}.dlq")
-        got = []
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < count and (left := deadline - asyncio.get_running_loop().time()) > 0:
-            # The whole wait may go to one answer: a loaded machine can take longer than
-            # aio-pika's 5 s default to answer a basic.get.
-            raw = await q.get(fail=False, timeout=max(left, 1.0))
-            if raw is None:
-                await asyncio.sleep(0.05)
-                continue
-            await raw.ack()
-            got.append(raw)
-        return got
+        return await take(await self.channel.get_queue(f"{QUEUE}.dlq"), count, timeout)
 
     async def applied(self):
         async with self.pool.acquire() as conn:

@@ -22,6 +22,7 @@ from platen.messaging.fakes import FakeContext
 from platen.messaging.handling import Dispatcher, apply_in_transaction
 from platen.messaging.marks import of_delivery
 from platen.messaging.outbox import OutboxRelay
+from platen.testing.queues import take
 
 from .test_dispatcher import captured_body
 
@@ -131,11 +132,6 @@ async def test_a_mark_set_by_the_handler_travels_on_its_emits(pool):
 
 
 async def next_message(queue, timeout=15.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        raw = await queue.get(fail=False)
-        if raw is not None:
-            await raw.ack()
-            return raw
-        await asyncio.sleep(0.05)
-    raise AssertionError("nothing arrived")
+    got = await take(queue, 1, timeout)
+    assert got, "nothing arrived"
+    return got[0]
