@@ -28,7 +28,11 @@ from typing import Literal, Protocol
 import pikepdf
 
 from platen.job_capture.raster import RasterError, raster_format, read_raster
-from platen.job_capture.separations import alternates_for_postscript, use_alternates
+from platen.job_capture.separations import (
+    UnreadableContent,
+    alternates_for_postscript,
+    use_alternates,
+)
 
 MAX_PAGES = 10_000
 DEFAULT_TIMEOUT = 120.0
@@ -341,6 +345,11 @@ def _analyse_pdf(
                     alternate_view = _saved(pdf)
     except pikepdf.PasswordError:
         raise UnreadableDocument("the PDF is password-protected") from None
+    except UnreadableContent:
+        raise UnreadableDocument(
+            "the PDF cannot be analysed (a page's content is encoded as an image: JPX, JBIG2"
+            " or CCITT)"
+        ) from None
     except (pikepdf.PikepdfError, ValueError, RuntimeError):
         raise UnreadableDocument("the PDF cannot be read (damaged or not a PDF)") from None
     if damaged:
