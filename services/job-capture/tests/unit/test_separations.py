@@ -470,7 +470,7 @@ def test_content_behind_a_filter_pikepdf_cannot_decode_is_refused(name):
     # the inline image's spot colour cannot be renamed: the PDF is not analysed at all.
     document = JPX_CONTENT[name]()
     assert red_pixels_as_printed(document) > 0  # a printer prints it red
-    with pytest.raises(UnreadableDocument, match="content is encoded as an image"):
+    with pytest.raises(UnreadableDocument, match="content encoded with an image's filter"):
         analyse(document)
 
 

@@ -347,8 +347,8 @@ def _analyse_pdf(
         raise UnreadableDocument("the PDF is password-protected") from None
     except UnreadableContent:
         raise UnreadableDocument(
-            "the PDF cannot be analysed (a page's content is encoded as an image: JPX, JBIG2"
-            " or CCITT)"
+            "the PDF cannot be analysed (content encoded with an image's filter that cannot"
+            " be read: JPX, JBIG2, CCITT or damaged)"
         ) from None
     except (pikepdf.PikepdfError, ValueError, RuntimeError):
         raise UnreadableDocument("the PDF cannot be read (damaged or not a PDF)") from None
