@@ -8,7 +8,8 @@ colorant in a spot colour) and without it (what main did: `use_alternates` and
 both see the same load. Every PDF pays the walk over its objects and content streams;
 every PostScript document the longer set-up. Figures: median wall time, median CPU time
 of this process (pikepdf's walk) and of Ghostscript (children's user + system), with the
-load average before and after.
+load average before and after. Then, for each PDF, the CPU time of `use_alternates` with
+and without its search for the streams the PDF names as content (`_named_as_content`).
 
     .venv/bin/python bench/separations.py [--runs 11]
 """
@@ -16,15 +17,17 @@ load average before and after.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import statistics
 import time
 from collections.abc import Callable
 
+import pikepdf
 from analysis_speed import mixed_pages, text_pdf  # bench/ is the script's folder
 
-from platen.job_capture import analysis
+from platen.job_capture import analysis, separations
 from platen.testing.documents import Page, make_pdf_pages, make_postscript
 
 SPOT_POSTSCRIPT = b"""%!PS
@@ -87,7 +90,34 @@ def main() -> None:
                 f"{name:27} {variant:8} defence: wall {wall:6.0f} ms  own CPU {python:5.0f} ms"
                 f"  gs CPU {gs:6.0f} ms  colour pages {len(next(iter(answers[variant])))}"
             )
+    content_walk(documents, args.runs)
     print(f"load average after: {os.getloadavg()}")
+
+
+def content_walk(documents: dict[str, bytes], runs: int) -> None:
+    """What finding the streams a PDF names as content costs (`_named_as_content`: DCT
+    content decoded and searched, JPX content refused): `use_alternates` alone, CPU time,
+    with it and with it answering nothing, alternated."""
+    real = separations._named_as_content
+    for name, document in documents.items():
+        if not name.startswith("PDF"):
+            continue
+        cpu: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(runs):
+            for variant, walk in (("with", real), ("without", lambda pdf: set())):
+                separations._named_as_content = walk
+                try:
+                    with pikepdf.open(io.BytesIO(document)) as pdf:
+                        start = time.process_time()
+                        separations.use_alternates(pdf)
+                        cpu[variant].append(time.process_time() - start)
+                finally:
+                    separations._named_as_content = real
+        print(
+            f"{name:27} use_alternates CPU with / without the content walk:"
+            f" {statistics.median(cpu['with']) * 1000:5.1f} /"
+            f" {statistics.median(cpu['without']) * 1000:5.1f} ms"
+        )
 
 
 if __name__ == "__main__":

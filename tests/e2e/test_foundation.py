@@ -243,8 +243,24 @@ async def test_malformed_message_on_every_queue_is_dead_lettered_and_work_goes_o
         ("ok", make_pdf(5)[:300], "damaged or truncated"),
         ("ok", encrypted_pdf(), "password-protected"),
         ("ok", b"", "the document is empty"),
+        # Colour that the analysis cannot see and a printer prints (docs/security.md,
+        # "PostScript from the API"): refused, whatever it draws.
+        (
+            "ok",
+            b"%!PS\nmark [/Separation /Black /DeviceRGB {pop 1 0 0}] //setcolorspace"
+            b" cleartomark 1 setcolor 100 100 200 200 rectfill showpage\n",
+            "PostScript is not accepted from the API",
+        ),
     ],
-    ids=["unknown-printer", "unknown-user", "not-a-pdf", "truncated-pdf", "encrypted", "empty"],
+    ids=[
+        "unknown-printer",
+        "unknown-user",
+        "not-a-pdf",
+        "truncated-pdf",
+        "encrypted",
+        "empty",
+        "postscript",
+    ],
 )
 # The six share one running system (none is charged, so `charges` stays empty for all),
 # each with a user of its own: alice-<case>, and carol, who is never added.

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import pikepdf
 import pytest
 from pikepdf import Array, Dictionary, Name
+from PIL import Image
 
 from platen.job_capture import analysis
 from platen.job_capture.analysis import (
@@ -30,6 +31,7 @@ from platen.job_capture.analysis import (
 from platen.job_capture.isolation import IsolatedAnalyser, Limits
 from platen.job_capture.separations import GUARDED_OPERATORS
 
+from .test_api_postscript import red_pixels_as_printed
 from .test_postscript_ink_controls import SCAN
 
 # --------------------------------------------------------------------------- PDF
@@ -157,6 +159,70 @@ def inline_image(space: bytes) -> bytes:
 INLINE_RED = b"<< /FunctionType 2 /Domain [0 1] /C0 [1 0 0] /C1 [1 0 0] /N 1 >>"
 
 
+def encoded(data: bytes, filter: Name) -> bytes:
+    """`data` as the samples of a one-row gray image in DCT (JPEG, quality 100) or JPX
+    (lossless JPEG 2000): each decodes to `data` exactly, which is what a content stream
+    behind such a filter needs."""
+    image = Image.frombytes("L", (len(data), 1), data)
+    out = io.BytesIO()
+    if filter == Name.DCTDecode:
+        image.save(out, "JPEG", quality=100)
+    else:
+        image.save(out, "JPEG2000", irreversible=False)
+    assert Image.open(io.BytesIO(out.getvalue())).tobytes() == data
+    return out.getvalue()
+
+
+INLINE_SPOT = inline_image(b"[/Separation /Black /DeviceRGB " + INLINE_RED + b"]")
+
+
+def page_encoded(content: bytes, filter: Name, **extra: object) -> bytes:
+    """One page whose content stream is behind `filter` (and has `extra` entries)."""
+    pdf = pikepdf.new()
+    stream = pikepdf.Stream(pdf, encoded(content, filter), Filter=filter, **extra)
+    page = Dictionary(
+        Type=Name.Page,
+        MediaBox=[0, 0, 595, 842],
+        Contents=pdf.make_indirect(stream),
+        Resources=Dictionary(),
+    )
+    pdf.pages.append(pikepdf.Page(page))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def form_encoded(content: bytes, filter: Name) -> bytes:
+    """One page that draws a form XObject whose stream is behind `filter`."""
+    return one_page(
+        b"/Fm0 Do",
+        lambda pdf: Dictionary(
+            XObject=Dictionary(
+                Fm0=pdf.make_indirect(
+                    pikepdf.Stream(
+                        pdf,
+                        encoded(content, filter),
+                        Filter=filter,
+                        Type=Name.XObject,
+                        Subtype=Name.Form,
+                        BBox=[0, 0, 595, 842],
+                        Resources=Dictionary(),
+                    )
+                )
+            )
+        ),
+    )
+
+
+# A tiling pattern's cell: the inline image filling its 10 x 10 box.
+PATTERN_CELL = (
+    b"q 10 0 0 10 0 0 cm BI /W 1 /H 1 /BPC 8 /CS [/Separation /Black /DeviceRGB "
+    + INLINE_RED
+    + b"] ID \xff EI Q"
+)
+AS_AN_IMAGE = {"Subtype": Name.Image, "Width": 1, "Height": 1, "BitsPerComponent": 8}
+
+
 def annotated_page() -> bytes:
     """A blank page with a printed annotation whose appearance is in the spot colour."""
     pdf = pikepdf.new()
@@ -251,6 +317,42 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
         inline_image(b"[/DeviceN [/] /DeviceRGB " + INLINE_RED + b"]")
     ),
     "inline image, named space": lambda: one_page(inline_image(b"/CS0"), with_space(separation)),
+    # An inline image's colour space is in its dictionary, before its data: its own filter
+    # changes nothing. A content stream behind an image's filter is run as content.
+    "inline image behind DCTDecode": lambda: one_page(
+        b"q 200 0 0 200 100 100 cm BI /W 1 /H 1 /BPC 8 /CS [/Separation /Black /DeviceRGB "
+        + INLINE_RED
+        + b"] /F /DCT ID "
+        + encoded(b"\xff", Name.DCTDecode)
+        + b" EI Q"
+    ),
+    "content behind DCTDecode": lambda: page_encoded(INLINE_SPOT, Name.DCTDecode),
+    "content behind DCTDecode, said to be an image": lambda: page_encoded(
+        INLINE_SPOT, Name.DCTDecode, **AS_AN_IMAGE
+    ),
+    "form XObject behind DCTDecode": lambda: form_encoded(INLINE_SPOT, Name.DCTDecode),
+    "tiling pattern behind DCTDecode, said to be an image": lambda: one_page(
+        b"/Pattern cs /P0 scn 100 100 200 200 re f",
+        lambda pdf: Dictionary(
+            Pattern=Dictionary(
+                P0=pdf.make_indirect(
+                    pikepdf.Stream(
+                        pdf,
+                        encoded(PATTERN_CELL, Name.DCTDecode),
+                        Filter=Name.DCTDecode,
+                        PatternType=1,
+                        PaintType=1,
+                        TilingType=1,
+                        BBox=[0, 0, 10, 10],
+                        XStep=10,
+                        YStep=10,
+                        Resources=Dictionary(),
+                        **AS_AN_IMAGE,
+                    )
+                )
+            )
+        ),
+    ),
     "shading (sh)": lambda: one_page(
         b"q 100 100 200 200 re W n /Sh0 sh Q",
         lambda pdf: Dictionary(Shading=Dictionary(Sh0=axial(pdf, separation(pdf)))),
@@ -353,6 +455,55 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
 def test_a_pdf_cannot_hide_its_colour_in_a_process_colorant(name):
     result = analyse(PDF_ATTACKS[name]())
     assert (result.pages, result.color_pages) == (1, (1,))
+
+
+JPX_CONTENT = {
+    "content": lambda: page_encoded(INLINE_SPOT, Name.JPXDecode),
+    "content said to be an image": lambda: page_encoded(INLINE_SPOT, Name.JPXDecode, **AS_AN_IMAGE),
+    "form XObject": lambda: form_encoded(INLINE_SPOT, Name.JPXDecode),
+}
+
+
+@pytest.mark.parametrize("name", JPX_CONTENT)
+def test_content_behind_a_filter_pikepdf_cannot_decode_is_refused(name):
+    # Ghostscript decodes JPX and runs what it gets as content; qpdf cannot decode it, so
+    # the inline image's spot colour cannot be renamed: the PDF is not analysed at all.
+    document = JPX_CONTENT[name]()
+    assert red_pixels_as_printed(document) > 0  # a printer prints it red
+    with pytest.raises(UnreadableDocument, match="content encoded with an image's filter"):
+        analyse(document)
+
+
+@pytest.mark.parametrize(("space", "expected"), [(Name.DeviceRGB, (1,)), (Name.DeviceGray, ())])
+def test_images_behind_jpx_and_dct_keep_their_answers(space, expected):
+    # Images are drawn, not run: their samples are not searched, whatever their filter.
+    components = 3 if space == Name.DeviceRGB else 1
+    samples = b"\xff\x00\x00" if components == 3 else b"\x80"
+    for filter in (Name.JPXDecode, Name.DCTDecode):
+        pil = Image.frombytes("RGB" if components == 3 else "L", (1, 1), samples)
+        out = io.BytesIO()
+        pil.save(out, "JPEG2000" if filter == Name.JPXDecode else "JPEG", quality=100)
+        document = one_page(
+            b"q 200 0 0 200 100 100 cm /Im0 Do Q",
+            lambda pdf, data=out.getvalue(), filter=filter: Dictionary(
+                XObject=Dictionary(
+                    Im0=pdf.make_indirect(
+                        pikepdf.Stream(
+                            pdf,
+                            data,
+                            Filter=filter,
+                            Type=Name.XObject,
+                            Subtype=Name.Image,
+                            Width=1,
+                            Height=1,
+                            BitsPerComponent=8,
+                            ColorSpace=space,
+                        )
+                    )
+                )
+            ),
+        )
+        assert analyse(document).color_pages == expected, filter
 
 
 def test_a_colorant_name_cut_short_by_a_nul_byte_is_refused():

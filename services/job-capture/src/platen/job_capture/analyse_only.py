@@ -12,8 +12,8 @@ import dataclasses
 from platen.events.jobs import AnalyseDocument, DocumentAnalysis
 from platen.events.system import ErrorReply
 from platen.job_capture import handlers, metrics
-from platen.job_capture.analysis import Analysis, UnreadableDocument
-from platen.job_capture.domain import Document, too_large
+from platen.job_capture.analysis import Analysis, UnreadableDocument, document_format
+from platen.job_capture.domain import Document, refuse_format, too_large
 from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext, outside_transaction
 
@@ -22,7 +22,11 @@ QUOTES = "capture.analyse"
 
 async def analyse_for_quote(query: AnalyseDocument) -> Analysis | str:
     """What the document is, or why it cannot be quoted."""
-    if (refused := too_large(len(query.document), handlers.MAX_DOCUMENT_BYTES)) is not None:
+    refused = too_large(len(query.document), handlers.MAX_DOCUMENT_BYTES) or refuse_format(
+        document_format(query.document), "api"
+    )
+    if refused is not None:
+        # Refused as a job from the API would be: a quote is for a job one could submit.
         return refused
     try:
         # Quotes come from no user: all share one owner's worker, so a flood of them

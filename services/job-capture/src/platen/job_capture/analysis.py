@@ -28,7 +28,11 @@ from typing import Literal, Protocol
 import pikepdf
 
 from platen.job_capture.raster import RasterError, raster_format, read_raster
-from platen.job_capture.separations import alternates_for_postscript, use_alternates
+from platen.job_capture.separations import (
+    UnreadableContent,
+    alternates_for_postscript,
+    use_alternates,
+)
 
 MAX_PAGES = 10_000
 DEFAULT_TIMEOUT = 120.0
@@ -208,24 +212,20 @@ def analyse(
     deadline = started + timeout
     if not document:
         raise UnreadableDocument("the document is empty")
-    head = document.lstrip()[:5]
-    raster = raster_format(document)
-    if raster is not None:
-        fmt: Format = raster
-        sizes, colour = _analyse_raster(document, deadline, timeout)
-    elif head.startswith(b"%PDF-"):
-        fmt = "pdf"
-        sizes, inks = _analyse_pdf(document, deadline, timeout, renderer)
-        colour = [prints_in_colour(*ink) for ink in inks]
-    elif head.startswith(b"%!"):
-        fmt = "postscript"
-        sizes, inks = _analyse_postscript(document, deadline, timeout, renderer)
-        colour = [prints_in_colour(*ink) for ink in inks]
-    else:
+    fmt = document_format(document)
+    if fmt is None:
         raise UnreadableDocument(
             "unsupported document format (only PDF, PostScript, PWG raster and Apple raster"
             " are accepted)"
         )
+    if fmt == "pdf":
+        sizes, inks = _analyse_pdf(document, deadline, timeout, renderer)
+        colour = [prints_in_colour(*ink) for ink in inks]
+    elif fmt == "postscript":
+        sizes, inks = _analyse_postscript(document, deadline, timeout, renderer)
+        colour = [prints_in_colour(*ink) for ink in inks]
+    else:
+        sizes, colour = _analyse_raster(document, deadline, timeout)
     return Analysis(
         format=fmt,
         pages=len(sizes),
@@ -233,6 +233,20 @@ def analyse(
         page_sizes=tuple(paper_name(w, h) for w, h in sizes),
         analysis_ms=round((time.monotonic() - started) * 1000),
     )
+
+
+def document_format(document: bytes) -> Format | None:
+    """The format `analyse` takes `document` for (None: one it does not accept). Cheap: it
+    reads the first bytes only."""
+    raster = raster_format(document)
+    if raster is not None:
+        return raster
+    head = document.lstrip()[:5]
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if head.startswith(b"%!"):
+        return "postscript"
+    return None
 
 
 # --------------------------------------------------------------------------- pure rules
@@ -331,6 +345,11 @@ def _analyse_pdf(
                     alternate_view = _saved(pdf)
     except pikepdf.PasswordError:
         raise UnreadableDocument("the PDF is password-protected") from None
+    except UnreadableContent:
+        raise UnreadableDocument(
+            "the PDF cannot be analysed (content encoded with an image's filter that cannot"
+            " be read: JPX, JBIG2, CCITT or damaged)"
+        ) from None
     except (pikepdf.PikepdfError, ValueError, RuntimeError):
         raise UnreadableDocument("the PDF cannot be read (damaged or not a PDF)") from None
     if damaged:

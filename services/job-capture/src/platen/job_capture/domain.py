@@ -135,6 +135,28 @@ def admin_may_not_cancel(state: str) -> str | None:
     return f"the job is already {state}"
 
 
+# PostScript is a program: it can print otherwise than it is analysed (it can tell the
+# analysis's device from a printer, and a procedure it took by value from the analysis's
+# colour-space defence is pushed where the printer's operator would run). A CUPS job's
+# PostScript was run once on the print server, and what it drew is what is analysed and
+# printed. An API job's document is never sent to a printer by Platen (the submitter
+# prints its own copy), so nothing analysed here is sure to be what prints: it is refused
+# (docs/security.md, "PostScript from the API").
+POSTSCRIPT_FROM_API = (
+    "PostScript is not accepted from the API (it may print otherwise than it is analysed):"
+    " send PDF (convert it with ps2pdf and print that PDF), or print through a Platen print"
+    " queue"
+)
+
+
+def refuse_format(document_format: str | None, source: str) -> str | None:
+    """Why a document in this format is not analysed for a job from `source`, a quote's
+    included ("api"); None: it is (`analysis.analyse` may still refuse it)."""
+    if document_format == "postscript" and source != "cups":
+        return POSTSCRIPT_FROM_API
+    return None
+
+
 def too_large(size: int, limit: int) -> str | None:
     """Why a document of `size` bytes is not analysed (None: it is)."""
     if size > limit:

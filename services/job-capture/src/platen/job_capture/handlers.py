@@ -30,7 +30,7 @@ from platen.events.jobs import (
 )
 from platen.events.system import ErrorReply
 from platen.job_capture import metrics, ownership
-from platen.job_capture.analysis import Analysis, UnreadableDocument
+from platen.job_capture.analysis import Analysis, UnreadableDocument, document_format
 from platen.job_capture.decisions import tell_backend
 from platen.job_capture.domain import (
     NOT_ANALYSED,
@@ -38,6 +38,7 @@ from platen.job_capture.domain import (
     Job,
     admin_may_not_cancel,
     cancelled_by_admin,
+    refuse_format,
     too_large,
 )
 from platen.job_capture.domain import SERVICE as SERVICE  # the producer name tests run as
@@ -72,7 +73,9 @@ async def analyse_submission(cmd: SubmitJob) -> Analysis | str:
     before on_submit's transaction (`outside_transaction`), in a worker process of its own
     (`isolation`): a hostile document costs neither a pool connection nor an open
     transaction, nor anything of the service's own."""
-    reason = too_large(len(cmd.document), MAX_DOCUMENT_BYTES)
+    reason = too_large(len(cmd.document), MAX_DOCUMENT_BYTES) or refuse_format(
+        document_format(cmd.document), cmd.source
+    )
     if reason is not None:
         return reason
     try:

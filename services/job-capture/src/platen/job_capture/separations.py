@@ -23,7 +23,10 @@ alternate, and `ink_cov` takes any start of "None" ("N", "No"...) for it.
 In a PDF the names are changed with pikepdf wherever a Separation or DeviceN array is in
 the file (resources, images, shadings, patterns, groups and soft masks, fonts, annotations,
 NChannel attributes, nested in Indexed and Pattern spaces), and in inline images, whose
-colour space Ghostscript takes from the content stream itself.
+colour space Ghostscript takes from the content stream itself (whatever the image's own
+filter: its dictionary comes before its data). Ghostscript runs a content stream behind an
+image's filter (DCTDecode, JPXDecode) as content too: such a stream is decoded (DCT) and
+searched, or the PDF refused where pikepdf cannot decode it (`UnreadableContent`).
 
 A PostScript program cannot be edited before it runs: `alternates_for_postscript` replaces
 `setcolorspace` in systemdict by a procedure that renames the colorants of the space it is
@@ -197,27 +200,83 @@ def _rename_in_content(data: bytes) -> bytes | None:
     return bytes(out)
 
 
-def _rename_inline_images(stream: pikepdf.Stream) -> bool:
+class UnreadableContent(ValueError):
+    """A stream Ghostscript may run as a page's content is behind a filter pikepdf does
+    not decode (JPX, JBIG2, CCITT): it cannot be searched, so the PDF is not analysed."""
+
+
+# Ghostscript runs a stream as content whatever its filters: a content stream behind
+# DCTDecode or JPXDecode (each lossless enough for the bytes of a short line of content)
+# is run as content, and an inline image in it takes its colour space from its bytes. So
+# every stream that may be run as content is searched after every filter (qpdf decodes
+# DCT only at its level `all`, which also decodes images: that is why it is not the
+# level for every stream). What Ghostscript only draws as an image (an XObject whose
+# /Subtype is /Image, reached by `Do`, a soft mask, a mask) is not run, whatever its
+# filter; the same stream named as a page's content, a Type 3 glyph or an appearance, or
+# made a tiling pattern (/PatternType), is. (A soft mask's group is run, but what it draws
+# is only the mask's shape: it prints no colour.)
+CONTENT_KEYS = ("/Contents", "/CharProcs", "/AP", "/N", "/R", "/D")
+
+
+def _named_as_content(pdf: pikepdf.Pdf) -> set[tuple[int, int]]:
+    """The streams a page's /Contents, a Type 3 font's /CharProcs or an annotation's /AP
+    (its /N, /R, /D, and their states) names, wherever such a key is in the file."""
+    found: set[tuple[int, int]] = set()
+    for obj in pdf.objects:
+        pending: list[object] = [obj]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, pikepdf.Array):
+                pending.extend(child for child in item if _direct_container(child))
+                continue
+            if not isinstance(item, (pikepdf.Dictionary, pikepdf.Stream)):
+                continue
+            for key, value in item.items():
+                named = [value]
+                if isinstance(value, pikepdf.Array):
+                    named = list(value)
+                elif isinstance(value, pikepdf.Dictionary):
+                    named = [value, *value.values()]
+                if key in CONTENT_KEYS:
+                    found.update(v.objgen for v in named if isinstance(v, pikepdf.Stream))
+                if _direct_container(value):
+                    pending.append(value)
+    return found
+
+
+def _direct_container(obj: object) -> bool:
+    return isinstance(obj, (pikepdf.Array, pikepdf.Dictionary)) and not obj.is_indirect
+
+
+def _rename_inline_images(stream: pikepdf.Stream, may_run: bool) -> bool:
     try:
         data = stream.read_bytes()
     except pikepdf.PdfError:
-        return False  # a filter pikepdf cannot decode (an image's DCT): see docs/security.md
+        if not may_run:
+            return False  # an image's own samples (DCT, JPX...): Ghostscript does not run them
+        try:
+            data = stream.read_bytes(decode_level=pikepdf.StreamDecodeLevel.all)  # DCT
+        except pikepdf.PdfError:
+            raise UnreadableContent("content behind a filter pikepdf cannot read") from None
     renamed = _rename_in_content(data)
     if renamed is None:
         return False
-    stream.write(renamed)
+    stream.write(renamed)  # unfiltered: Ghostscript reads the renamed bytes as they are
     return True
 
 
 def use_alternates(pdf: pikepdf.Pdf) -> bool:
     """Rename every process colorant of a Separation or DeviceN space in `pdf` (see the
-    module); True if any was."""
+    module); True if any was. UnreadableContent: a stream that may be run as content
+    cannot be decoded."""
     changed = False
+    content = _named_as_content(pdf)
     for obj in pdf.objects:
         if isinstance(obj, (pikepdf.Array, pikepdf.Dictionary, pikepdf.Stream)):
             changed |= _walk(obj)
         if isinstance(obj, pikepdf.Stream):
-            changed |= _rename_inline_images(obj)
+            image = obj.get("/Subtype") == pikepdf.Name.Image and "/PatternType" not in obj
+            changed |= _rename_inline_images(obj, not image or obj.objgen in content)
     return changed
 
 
