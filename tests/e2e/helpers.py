@@ -197,6 +197,27 @@ async def eventually(predicate, timeout: float = 30, interval: float = 0.2):
         await asyncio.sleep(interval)
 
 
+async def wait_settled(system, job, timeout: float = 60) -> None:
+    """Until the ledger has settled `job` (its hold posted, charged if it cost anything).
+
+    The last step of a printed job: job-capture records it printed and sends `job.printed`,
+    which the ledger takes later, in its own transaction. A test that saw the job printed
+    and reads a balance at once raced that step."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        rows = await query(
+            system.database_url,
+            "SELECT state FROM ledger.holds WHERE job_id = $1",
+            uuid.UUID(str(job)),
+        )
+        state = rows[0]["state"] if rows else None
+        if state == "posted":
+            return
+        assert loop.time() < deadline, f"job {job} not settled by the ledger: its hold is {state}"
+        await asyncio.sleep(0.2)
+
+
 def metrics_addresses(system) -> dict[str, str]:
     """Each service's metrics and health address, as `platenctl status --json` gives it."""
     status = json.loads(system.ctl("status", "--json", "--timeout", "60").stdout)
