@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import stat
+import time
 import tomllib
 import uuid
 from datetime import UTC, datetime
@@ -52,7 +53,16 @@ pytestmark = pytest.mark.shared_system
 
 def issue(system, login: str) -> str:
     """`platenctl user credential`: the URL from the config file it writes."""
-    out = system.ctl("user", "credential", login, "--output", f"{login}.toml")
+    # The notification service knows the user once it has taken the ledger's `user.added`,
+    # which may still be on its way when `user add` returns ("no user named ...").
+    deadline = time.monotonic() + 60
+    while True:
+        out = system.ctl("user", "credential", login, "--output", f"{login}.toml", check=False)
+        if out.returncode == 0 or time.monotonic() > deadline:
+            break
+        assert f"no user named {login!r}" in out.stderr, out.stderr
+        time.sleep(0.2)
+    assert out.returncode == 0, out.stderr
     path = system.tmp / f"{login}.toml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     config = tomllib.loads(path.read_text())
