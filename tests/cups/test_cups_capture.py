@@ -18,7 +18,14 @@ from platen import rpc
 from platen.events.accounts import AnswerJob
 from platen.events.registry import decode
 from platen.testing.documents import make_pdf
-from tests.e2e.helpers import EventRecorder, eventually, ledger_problems, query
+from tests.e2e.helpers import (
+    EventRecorder,
+    eventually,
+    ledger_problems,
+    query,
+    wait_hold,
+    wait_settled,
+)
 
 COMPLETED, CANCELED, ABORTED = "completed", "canceled", "aborted"
 
@@ -102,10 +109,24 @@ async def test_a_domain_user_with_a_dotted_login_prints_as_their_platen_login(sy
     info = await job_state(cups, "lab-color", other, {CANCELED, ABORTED})
     assert "not a login Platen knows" in info["job-printer-state-message"]
     assert len(cups.printers["lab-color"].received()) == 2
+
+    # The ledger charges a job after job-capture has it printed, which may be after CUPS
+    # shows it completed: each charge waited for.
+    async def printed() -> list:
+        sql = "SELECT job_id FROM job_capture.jobs WHERE state = 'printed'"
+        return [r["job_id"] for r in await query(system.database_url, sql)]
+
+    assert await eventually(lambda: _count(printed(), 2), timeout=30), await printed()
+    for job_id in await printed():
+        await wait_settled(system, job_id)
     user = system.user_json("first.last")
     assert (user["login"], D(user["balance"])) == ("first.last", D("4.70"))
     rows = await query(system.database_url, "SELECT DISTINCT user_login FROM job_capture.jobs")
     assert [r["user_login"] for r in rows] == ["first.last"]
+
+
+async def _count(rows, n: int) -> bool:
+    return len(await rows) == n
 
 
 async def test_a_job_the_printer_fails_is_reported_and_not_charged(system, cups):
@@ -119,6 +140,8 @@ async def test_a_job_the_printer_fails_is_reported_and_not_charged(system, cups)
         # queue and holds the job); the printer's error is the job's state message.
         info = await job_state(cups, "broken", job, {"pending-held", CANCELED, ABORTED})
         assert "on fire" in info["job-printer-state-message"]
+        # The ledger releases the hold when it takes the `job.failed` seen above.
+        await wait_hold(system, failed.correlation_id, "voided")
         await asyncio.sleep(1)
         assert events.of_type("job.charged", failed.correlation_id) == []
     abe = system.user_json("abe")

@@ -95,9 +95,17 @@ async def test_cancel_while_waiting_for_platen_charges_nothing(system, cups):
     [row] = await jobs(system)
     assert row["state"] == "cancelled"
     assert await balance(system, "alice") == (D("5.00"), D("0.00"))
-    # The question alice was asked is closed: answering it now changes nothing.
-    rows = await query(system.database_url, "SELECT state FROM ledger.pending_inputs")
-    assert [r["state"] for r in rows] == ["cancelled"]
+
+    # The question alice was asked is closed: answering it now changes nothing. The ledger
+    # closes it when it takes job-capture's `job.cancelled`, after the event was seen here.
+    async def questions() -> list[str]:
+        rows = await query(system.database_url, "SELECT state FROM ledger.pending_inputs")
+        return [r["state"] for r in rows]
+
+    async def closed() -> bool:
+        return await questions() == ["cancelled"]
+
+    assert await eventually(closed, timeout=30), await questions()
     await ledger_is_sound(system)
 
 

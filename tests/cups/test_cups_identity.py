@@ -28,6 +28,7 @@ from platen.client.config import Options
 from platen.client.model import ClientModel
 from platen.client.tkview import TkView
 from platen.client.transport import Transport
+from platen.events.desktop import PrintedNotice
 from platen.events.registry import decode
 from platen.testing.hosts import HostRelay
 from tests.cups.test_cups_capture import ABORTED, CANCELED, COMPLETED, document, job_state
@@ -218,6 +219,11 @@ async def test_a_trusted_queue_is_named_by_status_and_in_every_log_line_of_its_j
         await job_state(cups, "lab-color", job, {COMPLETED}, timeout=90)
         [charged] = await events.wait_for("job.charged", 1, timeout=30)
     job_id = charged.correlation_id
+    # notification's line about this job is written as it takes that same `job.charged`:
+    # the printed notice on alice's desktop is the last thing done for it.
+    await system.desktop_messages(
+        "alice", until=lambda m: isinstance(m, PrintedNotice) and str(m.job_id) == job_id
+    )
     # Every service's lines: the mark travels with the job's messages (platen-marks).
     for service in ("job-capture", "pricing", "account-ledger", "notification"):
         lines = [

@@ -40,8 +40,10 @@ class ClientProcess:
             text=True,
             env=env,
         )
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._read_err, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -68,12 +70,26 @@ class ClientProcess:
             if len(found) >= count:
                 return found
             if self.proc.poll() is not None:
+                # Its last lines (a client that says "signed out" and exits) may still be
+                # in the pipe: read to its end before looking a last time.
+                await asyncio.to_thread(self._reader.join, 10)
+                found = self.of_type(kind, **match)
+                if len(found) >= count:
+                    return found
                 break
             await asyncio.sleep(0.05)
         raise AssertionError(
             f"client showed {len(self.of_type(kind, **match))} {kind} {match}, wanted {count}; "
             f"lines: {self.lines[-15:]}; stderr: {''.join(self.stderr)[-2000:]}"
         )
+
+    def wait_exit(self, timeout: float) -> int:
+        """Its exit status, once it has exited and all it wrote has been read (the reading
+        threads may be behind the process's end)."""
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        self._err_reader.join(10)
+        return code
 
     def send(self, **answer) -> None:
         self.write(json.dumps({k: str(v) if k == "job_id" else v for k, v in answer.items()}))

@@ -197,6 +197,33 @@ async def eventually(predicate, timeout: float = 30, interval: float = 0.2):
         await asyncio.sleep(interval)
 
 
+async def wait_settled(system, job, timeout: float = 60) -> None:
+    """Until the ledger has settled `job` (its hold posted, charged if it cost anything).
+
+    The last step of a printed job: job-capture records it printed (CUPS shows it
+    completed) and sends `job.printed`, which the ledger takes later, in its own
+    transaction. A test that saw the job printed and reads a balance at once raced it."""
+    await wait_hold(system, job, "posted", timeout)
+
+
+async def wait_hold(system, job, state: str, timeout: float = 60) -> None:
+    """Until the ledger's hold for `job` is in `state`: "posted" (settled) or "voided"
+    (released, after job-capture's `job.failed` or `job.cancelled`)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        rows = await query(
+            system.database_url,
+            "SELECT state FROM ledger.holds WHERE job_id = $1",
+            uuid.UUID(str(job)),
+        )
+        now = rows[0]["state"] if rows else None
+        if now == state:
+            return
+        assert loop.time() < deadline, f"the hold of job {job} is {now}, not {state}"
+        await asyncio.sleep(0.2)
+
+
 def metrics_addresses(system) -> dict[str, str]:
     """Each service's metrics and health address, as `platenctl status --json` gives it."""
     status = json.loads(system.ctl("status", "--json", "--timeout", "60").stdout)

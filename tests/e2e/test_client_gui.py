@@ -17,7 +17,7 @@ from platen.client.tkview import TkView
 from platen.client.transport import Transport
 from platen.testing.documents import make_pdf
 from tests.e2e.clientproc import desktop_url
-from tests.e2e.helpers import find, ledger_problems, submit_jobs
+from tests.e2e.helpers import find, ledger_problems, submit_jobs, wait_settled
 
 
 @pytest.fixture
@@ -133,6 +133,7 @@ async def test_cancel_button_cancels_and_the_account_list_charges_the_choice(sys
     assert tree.selection() == ("shared:acme",)
     find(dialog, "print").invoke()
     await wait_state(system, keep, "printed")
+    await wait_settled(system, keep)  # the ledger charges it after job-capture's "printed"
     acme = json.loads(system.ctl("account", "show", "acme", "--json").stdout)
     assert D(acme["balance"]) == D("9.80")
     assert D(system.user_json("eve")["balance"]) == D("5.00")

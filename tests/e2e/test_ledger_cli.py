@@ -110,6 +110,13 @@ async def test_confirmation_answered_through_the_ledger(system):
             assert bye.outcome == "cancelled"
         await events.wait_for("job.charged", 1)
         await events.wait_for("job.cancelled", 1)
+
+    # job-capture cancels the job when it takes the ledger's `job.cancelled`: after it.
+    async def dropped() -> bool:
+        jobs = json.loads(system.ctl("jobs", "--json").stdout)
+        return any(j["job_id"] == str(drop) and j["state"] == "cancelled" for j in jobs)
+
+    await eventually(dropped)
     jobs = {j["job_id"]: j for j in json.loads(system.ctl("jobs", "--json").stdout)}
     assert jobs[str(keep)]["state"] == "printed"
     assert jobs[str(drop)]["state"] == "cancelled"

@@ -138,9 +138,15 @@ async def test_reports_and_an_invoice_match_the_ledger_and_a_user_is_deleted_whe
     )
     assert late.returncode == 2 and "deleted" in late.stdout
     assert "ann" not in system.ctl("user", "list").stdout
-    # Nor may she sign in: no desktop credential is issued to her.
-    no_desktop = system.ctl("user", "credential", "ann", check=False)
-    assert no_desktop.returncode == 1 and "disabled" in no_desktop.stderr
+
+    # Nor may she sign in: no desktop credential is issued to her, once the notification
+    # service has taken the ledger's `user.disabled` for the deletion (in its own time).
+    async def refused_a_credential():
+        out = system.ctl("user", "credential", "ann", "--output", "ann.toml", check=False)
+        return out if out.returncode == 1 else None
+
+    no_desktop = await eventually(refused_a_credential)
+    assert no_desktop is not None and "disabled" in no_desktop.stderr
     # Her history stays: the report still shows what she printed.
     again = csv_rows(system.ctl("report", "--by", "user", "--csv").stdout)
     assert [(r["user"], r["amount"]) for r in again[:1]] == [("ann", "0.50")]

@@ -25,7 +25,7 @@ from platen.events.routing import DESKTOP_REPLIES, desktop_key
 from platen.testing.documents import make_pdf
 from platen.testing.queues import take
 from tests.e2e.clientproc import desktop_url
-from tests.e2e.helpers import eventually, ledger_problems, submit_jobs
+from tests.e2e.helpers import eventually, ledger_problems, submit_jobs, wait_settled
 
 
 async def send_raw(url: str, login: str, body: bytes, message_type: str, user_id: str) -> None:
@@ -143,11 +143,15 @@ async def test_rogue_answers_are_refused_logged_and_nothing_prints_free(system, 
     await answer(mallory, "mallory", job_m, action="cancel")
     assert (await next_result(system, "mallory", job_m)).outcome == "cancelled"
 
-    async def printed() -> bool:
-        jobs = json.loads(system.ctl("jobs", "--json").stdout)
-        return any(j["job_id"] == str(job_a) and j["state"] == "printed" for j in jobs)
+    # Each is the last step of its path: job-capture cancels mallory's job when it takes
+    # the ledger's `job.cancelled` (the answer result went to her by another way), and
+    # the ledger charges alice's after job-capture has recorded it printed.
+    async def final() -> bool:
+        states = {j["job_id"]: j["state"] for j in json.loads(system.ctl("jobs", "--json").stdout)}
+        return (states.get(str(job_a)), states.get(str(job_m))) == ("printed", "cancelled")
 
-    await eventually(printed, timeout=30)
+    await eventually(final, timeout=30)
+    await wait_settled(system, job_a)
     jobs = {j["job_id"]: j for j in json.loads(system.ctl("jobs", "--json").stdout)}
     assert (jobs[str(job_a)]["state"], jobs[str(job_a)]["cost"]) == ("printed", "0.10")
     assert jobs[str(job_m)]["state"] == "cancelled"

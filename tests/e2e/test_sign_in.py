@@ -162,7 +162,7 @@ async def test_sign_in_with_the_directory_password_print_answer_then_revoked_and
         await client.wait_for("client.status", timeout=30, state="signed-out")
         seconds = time.monotonic() - revoked_at
         print(f"\nrevoked desktop signed out {seconds:.1f} s after platenctl was called")
-        assert client.proc.wait(30) == 3  # it stops: no retrying a dead credential
+        assert client.wait_exit(30) == 3  # it stops: no retrying a dead credential
         assert "signed out of Platen" in "".join(client.stderr)
         # Its queue is gone (nothing piles up for it); the other desktop's stays, and it
         # still gets her messages.

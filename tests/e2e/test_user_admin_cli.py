@@ -16,7 +16,7 @@ from platen.events.accounts import AnswerJob
 from platen.events.desktop import PromptClosed
 from platen.testing.documents import make_pdf
 from platen.testing.smtp import MailInbox, smtp_server
-from tests.e2e.helpers import EventRecorder, eventually
+from tests.e2e.helpers import EventRecorder, eventually, query
 
 
 @pytest.fixture
@@ -129,7 +129,16 @@ async def test_an_administrator_cancels_a_job_held_for_confirmation(system):
             "cancelled",
             "cancelled by an administrator: wrong printer",
         )
+
         # The ledger closed its question: a late "print" from the user charges nothing.
+        # It does so when it takes the `job.cancelled` (as notification does, in its own
+        # time): waited for, or the answer below can reach a question still open.
+        async def question_closed() -> bool:
+            sql = "SELECT state FROM ledger.pending_inputs WHERE job_id = $1"
+            rows = await query(system.database_url, sql, uuid.UUID(job_id))
+            return [r["state"] for r in rows] == ["cancelled"]
+
+        assert await eventually(question_closed)
         # As the notification service forwards a desktop's answer (the ledger's only sender).
         async with rpc.connect(system.ids.services["notification"]) as client:
             try:

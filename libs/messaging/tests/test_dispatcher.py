@@ -224,8 +224,14 @@ async def test_effects_run_after_the_commit_and_only_once(channel, pool, publish
     msg = message(captured_body())
     await h.send(msg)
     await h.send(message(msg.body, message_id=msg.message_id))  # a redelivery: no effect
-    assert await wait_for(lambda: _applied_is(h, [msg.message_id]))
-    await asyncio.sleep(0.3)
+
+    # Both deliveries done: each is counted after its effects have run and it is acked
+    # (the row is visible before the effect runs, so waiting for it raced the effect).
+    async def both_handled():
+        return counted(h, "platen_messages_handled_total") == 2
+
+    assert await wait_for(both_handled)
+    assert await h.applied() == [msg.message_id]
     assert seen == [True]
 
 
