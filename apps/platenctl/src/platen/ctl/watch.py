@@ -35,16 +35,21 @@ class JobWatcher:
             target.set_result(event)
 
     async def outcome(self, timeout: float) -> tuple[str, str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             event = await asyncio.wait_for(asyncio.shield(self.final), timeout)
         except TimeoutError:
             return "unknown", f"no outcome within {timeout:.0f}s"
         if isinstance(event, JobPrinted):
-            # The ledger charges right after printing; show the charge when it comes.
+            # The ledger charges right after printing, in its own transaction (a busy or
+            # restarting ledger takes longer): show the charge if it comes within what is
+            # left of the wait, and at least a second.
             try:
-                charge = await asyncio.wait_for(asyncio.shield(self.charged), 10)
+                left = max(deadline - loop.time(), 1.0)
+                charge = await asyncio.wait_for(asyncio.shield(self.charged), left)
             except TimeoutError:
-                return "printed", f"{event.pages} pages"
+                return "printed", f"{event.pages} pages, its charge not seen yet"
             return "printed", (
                 f"{charge.sides} pages x{charge.copies}, charged {charge.amount}, "
                 f"balance {charge.balance}"
