@@ -451,3 +451,18 @@ async def test_an_event_only_whose_latest_matters_is_emitted_once_per_batch_at_i
     await apply_in_transaction(pool, "pricing", count_applied_and_ask_latest, events[0])
     await apply_in_transaction(pool, "pricing", count_applied_and_ask_latest, events[1])
     assert (await _outbox(pool))[5:] == [("each", 1), ("count", 5), ("each", 1), ("count", 6)]
+
+
+async def test_a_batcher_emits_an_event_only_whose_latest_matters_once_per_batch(
+    harnesses, channel, pool, publisher
+):
+    """The same through the Batcher, as a service runs it: sent before it starts, the four
+    deliveries are one batch, which leaves one latest count (4) after their own events."""
+    h = BatchHarness(channel, pool, publisher, count_applied_and_ask_latest)
+    harnesses.append(h)
+    for _ in range(4):
+        await h.send(message(captured_body()))
+    await h.start()
+    assert await wait_for(lambda: _count_is(h, 4))
+    assert len({tx for _, tx in await h.applied()}) == 1  # one batch
+    assert await _outbox(pool) == [("each", 1)] * 4 + [("count", 4)]
