@@ -33,7 +33,9 @@ each number in flight side by side in one run.
 Before the rates, each design's statements per batch are counted (every statement the
 benchmark's connection sends, BEGIN and COMMIT and the pool's reset of a released
 connection included, counted by an asyncpg query logger on a one-connection pool, the
-second time a batch is sent on it): each is a round trip to the database.
+second time a batch is sent on it): each is a round trip to the database. So are the
+events (outbox rows) the same batches leave: each is encoded, written, and published by
+the relay.
 
     .venv/bin/python bench/ledger_charges.py [--jobs 1000] [--compare [REV]] [--batch 32]
         [--rounds 2] [--only hot|many]
@@ -164,10 +166,11 @@ def ticks_of(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-async def count_statements(dsn: str, size: int) -> tuple[int, int]:
+async def count_statements(dsn: str, size: int) -> tuple[int, int, int]:
     """Statements sent to authorise `size` jobs of as many users on the hot account and
     to post them (one batch of each, or one transaction each when `size` is 1), on a pool
-    of one connection whose every statement an asyncpg query logger counts."""
+    of one connection whose every statement an asyncpg query logger counts; and the
+    outbox rows (events) both left."""
     pool = await create_pool(dsn, "ledger", min_size=1, max_size=1)
     sent = []
     async with pool.acquire() as conn:
@@ -177,6 +180,7 @@ async def count_statements(dsn: str, size: int) -> tuple[int, int]:
     for _ in range(2):
         work = [priced(f"h{i}") for i in range(size)]
         counts = []
+        events = -await pool.fetchval("SELECT count(*) FROM outbox")
         for handler, messages in ((jobs.on_job_priced, work), (jobs.on_job_printed, work)):
             if handler is jobs.on_job_printed:
                 messages = [printed(job) for job in work]
@@ -187,8 +191,9 @@ async def count_statements(dsn: str, size: int) -> tuple[int, int]:
                 steps = [(handler, m) for m in messages]
                 await apply_batch_in_transaction(pool, "bench", steps, store=Store)
             counts.append(len(sent))
+        events += await pool.fetchval("SELECT count(*) FROM outbox")
     await pool.close()
-    return counts[0], counts[1]
+    return counts[0], counts[1], events
 
 
 async def figures(
@@ -209,15 +214,16 @@ async def figures(
 def cpu_figure(client: float, server: float) -> str:
     """CPU per charge: in all, then the benchmark's process (the ledger's Python: handlers,
     domain, asyncpg) and the database's backends, where the time goes."""
-    return f"{client + server:5.1f} ms CPU ({client:4.1f} Python + {server:4.1f} PostgreSQL)"
+    return f"{client + server:5.2f} ms CPU ({client:4.2f} Python + {server:4.2f} PostgreSQL)"
 
 
-def statements_line(size: int, counts: tuple[int, int]) -> str:
-    authorise, post = counts
+def statements_line(size: int, counts: tuple[int, int, int]) -> str:
+    authorise, post, events = counts
     return (
         f"statements: {authorise} to authorise and {post} to post "
         f"{'a batch of ' + str(size) if size > 1 else 'one job'} "
-        f"({(authorise + post) / size:.1f} per charge)"
+        f"({(authorise + post) / size:.1f} per charge); "
+        f"{events} events ({events / size:.2f} per charge)"
     )
 
 

@@ -12,8 +12,9 @@ import aio_pika
 import pytest
 
 from platen.events.jobs import JobCaptured
-from platen.messaging.batching import Batcher
-from platen.messaging.handling import Dispatcher, Rejected
+from platen.events.registry import decode
+from platen.messaging.batching import Batcher, apply_batch_in_transaction
+from platen.messaging.handling import Dispatcher, Rejected, apply_in_transaction
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.topology import DELIVERY_LIMIT
 from platen.testing.queues import take
@@ -410,3 +411,49 @@ async def _count_is(h, n) -> bool:
 def test_a_batch_holds_at_least_one_delivery():
     with pytest.raises(ValueError, match="at least one"):
         Batcher(None, size=0)  # type: ignore[arg-type]
+
+
+async def count_applied_and_ask_latest(ctx, event):
+    """Records the message, emits one event of its own, and asks for the latest count of
+    messages applied, an event only whose latest matters."""
+    await record(ctx, event)
+    await ctx.emit(event, correlation_id="each")
+
+    async def applied_so_far():
+        n = await ctx.conn.fetchval("SELECT count(*) FROM svc.applied")
+        return event.model_copy(update={"pages": n})
+
+    await ctx.emit_latest("count", applied_so_far, correlation_id="count")
+
+
+async def _outbox(pool) -> list[tuple[str, int]]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT correlation_id, body FROM svc.outbox ORDER BY id")
+    return [(r["correlation_id"], decode("job.captured", 1, r["body"]).pages) for r in rows]
+
+
+async def test_an_event_only_whose_latest_matters_is_emitted_once_per_batch_at_its_end(pool):
+    """`emit_latest` in a batch: one event per key, made at the batch's end from what the
+    batch leaves, after the batch's other events; alone, one per message, made at once."""
+    events = [decode("job.captured", 1, captured_body()) for _ in range(4)]
+    steps = [(count_applied_and_ask_latest, e) for e in events]
+    await apply_batch_in_transaction(pool, "pricing", steps)
+    assert await _outbox(pool) == [("each", 1)] * 4 + [("count", 4)]
+    await apply_in_transaction(pool, "pricing", count_applied_and_ask_latest, events[0])
+    await apply_in_transaction(pool, "pricing", count_applied_and_ask_latest, events[1])
+    assert (await _outbox(pool))[5:] == [("each", 1), ("count", 5), ("each", 1), ("count", 6)]
+
+
+async def test_a_batcher_emits_an_event_only_whose_latest_matters_once_per_batch(
+    harnesses, channel, pool, publisher
+):
+    """The same through the Batcher, as a service runs it: sent before it starts, the four
+    deliveries are one batch, which leaves one latest count (4) after their own events."""
+    h = BatchHarness(channel, pool, publisher, count_applied_and_ask_latest)
+    harnesses.append(h)
+    for _ in range(4):
+        await h.send(message(captured_body()))
+    await h.start()
+    assert await wait_for(lambda: _count_is(h, 4))
+    assert len({tx for _, tx in await h.applied()}) == 1  # one batch
+    assert await _outbox(pool) == [("each", 1)] * 4 + [("count", 4)]

@@ -30,7 +30,16 @@ async def test_each_job_of_a_batch_is_refused_or_charged_as_if_alone(ledger):
         priced("bob", "0.50"),
         priced("bob", "0.40"),
     )
+    seen = len(await ledger.emitted("account.balance_changed"))  # bob's first balance
     await ledger.run_batch(jobs.on_job_priced, [fits, too_much, fits_what_is_left])
+    # One balance event for the batch's account, with what the batch leaves held: a
+    # desktop shows the latest balance, not each step.
+    [changed] = (await ledger.emitted("account.balance_changed"))[seen:]
+    assert (changed.account, changed.balance, changed.available) == (
+        "personal:bob",
+        D("1.00"),
+        D("0.00"),
+    )
     authorized = await ledger.emitted("job.authorized")
     assert [a.job_id for a in authorized] == [fits.job_id, fits_what_is_left.job_id]
     [denied] = await ledger.emitted("job.denied")
@@ -46,8 +55,12 @@ async def test_each_job_of_a_batch_is_refused_or_charged_as_if_alone(ledger):
         (fits.job_id, D("0.60"), D("0.40")),
         (fits_what_is_left.job_id, D("0.40"), D("0.00")),
     ]
-    balances = [b.balance for b in await ledger.emitted("account.balance_changed")]
-    assert balances[-2:] == [D("0.40"), D("0.00")]  # one balance event per job charged
+    # Again one balance event for the batch's account, after both charges (each job's
+    # charge event above carries its own balance).
+    changed = (await ledger.emitted("account.balance_changed"))[seen + 1 :]
+    assert [(c.account, c.balance, c.available) for c in changed] == [
+        ("personal:bob", D("0.00"), D("0.00"))
+    ]
     assert await balance(ledger, "bob") == D("0.00")
 
 

@@ -267,6 +267,10 @@ class JobCharged(JobEvent):
 
 @register
 class BalanceChanged(Event):
+    """An account's latest balance and available funds, at least once after every change.
+    Jobs the ledger handles in one batch publish one per account, with the figures after
+    the last of them; each job's own balance is on its `job.charged`."""
+
     message_type: ClassVar[str] = "account.balance_changed"
     account: str
     owner: Login | None

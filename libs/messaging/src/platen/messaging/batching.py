@@ -25,7 +25,9 @@ Round trips saved besides the transaction: the batch's inbox claims are one stat
 outbox rows one more (written before the commit), and its messages share one store, which
 may put off its writes until the batch ends (`defer_writes`, then `flush` before the
 outbox rows and the commit) to write them set-based; if they are refused then, the batch
-rolls back and is handled one message at a time, as for any other failure.
+rolls back and is handled one message at a time, as for any other failure. An event whose
+consumers need only the latest (`ctx.emit_latest`: an account's balance) is emitted once
+per key per batch, at its end, instead of once per message.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from platen.messaging.handling import (
     HandlerContext,
     StoreFactory,
     decode_delivery,
+    emit_latest_of,
     prepare,
 )
 from platen.messaging.logs import correlation_fields
@@ -270,6 +273,7 @@ class Batcher:
         d = self.dispatcher
         results = []
         rows: list[tuple] = []
+        latest: dict[str, Any] = {}
         async with d.pool.acquire() as conn, conn.transaction():
             # One store for the whole batch: what it has locked and read once, it need not
             # lock or read again for the next message (the service's store decides what it
@@ -289,12 +293,14 @@ class Batcher:
                         ctx = d.context(conn, item.raw, item.envelope, item.marks, item.prepared)
                         ctx.store = store
                         ctx.outbox_rows = rows
+                        ctx.latest = latest
                         _, effects = await d.apply_once(
                             conn, ctx, item.envelope, item.message, item.handler, claimed=claimed
                         )
                 finally:
                     structlog.contextvars.unbind_contextvars(*MARK_KEYS)
                 results.append(effects)
+            await emit_latest_of(latest)
             await flush_writes(store)
             await outbox.add_rows(conn, rows)
         return results
@@ -336,6 +342,7 @@ async def apply_batch_in_transaction(
     replies = []
     contexts = []
     rows: list[tuple] = []
+    latest: dict[str, Any] = {}
     async with pool.acquire() as conn, conn.transaction():
         shared = store(conn) if store else None
         defer_writes(shared)
@@ -346,8 +353,10 @@ async def apply_batch_in_transaction(
             ctx.store = shared
             ctx.prepared = ready
             ctx.outbox_rows = rows
+            ctx.latest = latest
             replies.append(await handler(ctx, message))
             contexts.append(ctx)
+        await emit_latest_of(latest)
         await flush_writes(shared)
         await outbox.add_rows(conn, rows)
     for ctx in contexts:

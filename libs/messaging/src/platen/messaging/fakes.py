@@ -90,6 +90,16 @@ class FakeContext:
         )
         return f"fake-{len(self.emitted)}"
 
+    async def emit_latest(
+        self,
+        key: str,
+        make: Callable[[], Awaitable[Message]],
+        *,
+        correlation_id: str | None = None,
+    ) -> None:
+        """One message at a time, as `HandlerContext.emit_latest` alone: emitted now."""
+        await self.emit(await make(), correlation_id=correlation_id)
+
     def messages(self, kind: type[Message] | None = None) -> list[Message]:
         """The emitted messages, optionally only those of one type."""
         return [e.message for e in self.emitted if kind is None or isinstance(e.message, kind)]

@@ -107,6 +107,10 @@ class HandlerContext:
     # What the handler's `outside_transaction` step returned for this message (None: it
     # has none).
     prepared: Any = None
+    # A batch's `emit_latest` events still to be made, by key, in the order of each key's
+    # last request; shared by the batch's contexts and emitted at its end (`emit_latest_of`).
+    # None: not in a batch, and each is emitted when requested.
+    latest: dict[str, Callable[[], Awaitable[object]]] | None = None
 
     def after_commit(self, effect: Callable[[], Awaitable[object]]) -> None:
         """Run `effect` once this delivery's transaction has committed, before its reply is
@@ -147,6 +151,35 @@ class HandlerContext:
         else:
             await outbox.add_rows(self.conn, [row])
         return env.message_id
+
+    async def emit_latest(
+        self,
+        key: str,
+        make: Callable[[], Awaitable[Message]],
+        *,
+        correlation_id: str | None = None,
+    ) -> None:
+        """Emit the message `make()` returns, for an event whose consumers need only its
+        latest (an account's balance): alone, now; in a batch, once for all the batch's
+        requests of the same `key`, made at the batch's end (so from the figures the batch
+        leaves), with the marks of the last message that asked for it, after the batch's
+        other messages. `make` is called once per emission."""
+        if self.latest is None:
+            await self.emit(await make(), correlation_id=correlation_id)
+            return
+
+        async def emit() -> None:
+            await self.emit(await make(), correlation_id=correlation_id)
+
+        self.latest.pop(key, None)  # to the end: emitted after what was requested before it
+        self.latest[key] = emit
+
+
+async def emit_latest_of(latest: dict[str, Callable[[], Awaitable[object]]]) -> None:
+    """Emit a batch's `emit_latest` events, each key once, before its outbox rows are
+    written."""
+    for emit in latest.values():
+        await emit()
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[Message | None]]

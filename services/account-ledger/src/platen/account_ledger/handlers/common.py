@@ -103,15 +103,24 @@ async def balance_changed(
     ctx: HandlerContext, account_id: str, acc: domain.Account | None = None
 ) -> None:
     """Publish the new balance; for a personal account, warn once when it runs low.
-    `acc`: the account as it is now, when the caller has just read it."""
+    `acc`: the account as it is now, when the caller has just read it.
+
+    In a batch, the balance is published once per account, at the batch's end, with the
+    figures the batch leaves (`emit_latest`): its consumers (a desktop's balance) need the
+    latest, not every step, and each job's charge event carries its own balance. The
+    low-balance warning is still decided job by job, at each crossing."""
     if acc is None:
         acc = await ctx.store.account(account_id)
     owner = acc.owner
-    await ctx.emit(
-        BalanceChanged(
-            account=account_id, owner=owner, balance=acc.balance, available=acc.available
-        ),
-        correlation_id=account_id,
+
+    async def latest() -> BalanceChanged:
+        now = await ctx.store.account(account_id)
+        return BalanceChanged(
+            account=account_id, owner=owner, balance=now.balance, available=now.available
+        )
+
+    await ctx.emit_latest(
+        f"account.balance_changed:{account_id}", latest, correlation_id=account_id
     )
     if owner is None:
         return
