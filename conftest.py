@@ -13,4 +13,5 @@ pytest_plugins = [
     "platen.testing.tiers",
     "platen.testing.timeline",
     "platen.testing.fixture_time",
+    "platen.testing.order",
 ]

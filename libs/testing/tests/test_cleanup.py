@@ -7,6 +7,7 @@ import dataclasses
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 
 from platen.localstack.servers import free_port
 from platen.testing.isolation import Cleanup, create_database
@@ -41,6 +42,9 @@ def test_a_removal_that_fails_is_reported_at_the_end(infra):
     assert failure.startswith("database test_never_made: ")
 
 
+# integration, by hand: the pytest it runs starts a broker and a database server of its own
+# (the `vhost` and `database_url` of its first test), which a unit test may not.
+@pytest.mark.integration
 def test_a_unit_test_after_a_server_test_waits_for_its_removals(tmp_path):
     """The unit tier's guard refuses network sockets to every thread while a unit test
     runs, the cleanup thread's too: the removals asked for before it are done first."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from platen.broker_setup.broker_limits import MAX_MESSAGE_BYTES
-from platen.localstack.servers import InfraError, LocalPostgres, LocalRabbitMQ
+from platen.localstack.servers import THROWAWAY, InfraError, LocalPostgres, LocalRabbitMQ
 from platen.localstack.tls import make_test_ca
 
 AMQPS_VAR = "PLATEN_TEST_AMQPS_URL"
@@ -237,7 +237,8 @@ def _from_local(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
         tls=(tls.ca_cert, tls.server_cert, tls.server_key),
         statistics_interval_ms=statistics_interval_ms,
     )
-    pg = LocalPostgres(base / "postgres")
+    # Its data goes with the run: no commit waits for the disk (servers.THROWAWAY).
+    pg = LocalPostgres(base / "postgres", settings=THROWAWAY)
     try:
         # Side by side: each spends most of its start waiting (the Erlang VM booting,
         # initdb, a port to open), and every worker pays this before its first test.

@@ -1,0 +1,65 @@
+"""The known-long tests go first, one after another, on the first worker.
+
+pytest-xdist's `worksteal` hands each worker a contiguous share of the collection and,
+when a worker runs dry, moves the *end* of the longest queue to it. A test cannot be split,
+so a long test that a worker reaches late becomes a tail with every other worker idle
+(`platen.testing.timeline` shows them: `make test-unit` ended on a 14 s Ghostscript test
+that started at 51 s of 64). Sorted to the front of the collection, the long tests are the
+first of the first worker's share, which nobody steals: they run one after the other from
+the start, while the other workers take the rest and then steal the first worker's end.
+
+One after the other on purpose: a scheduler that started every long test at once, one per
+worker, was tried (session 12) and made them slower, each beside the others, on two cores
+(docs/development.md, "Which tests run when").
+
+The list is by measurement (`--durations`, the run's "where the time went"); a test
+missing from it is only as late as before, never wrong.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# Node id prefixes, in the order they run. Together they must stay well under the run's
+# wall time (about 9 min here): they are one worker's queue. The container stack's build
+# and tour (3 to 4 min) has always been first (it was tests/containers/conftest.py's); the
+# unit tier's are its longest, measured under `make test-unit` on 2 December 2026 at
+# load 3.5.
+LONG_FIRST = (
+    "tests/containers/test_compose_stack.py",
+    # 223 to 327 s alone: 500 jobs through replicas and a broker cluster under faults. It
+    # sat at 2030 of 2114 in the collection, in the last worker's share or stolen from its
+    # end, so it started late; here it follows the container stack on the same worker.
+    "tests/e2e/test_chaos.py",
+    # 14 s: some fifty attacks through one resident interpreter
+    "services/job-capture/tests/unit/test_separations.py::"
+    "test_the_resident_interpreter_is_protected_the_same_way",
+    # 5.5 s: a pytest of its own on two xdist workers
+    "libs/testing/tests/test_fixture_time.py::"
+    "test_a_run_on_two_workers_reports_every_set_up_and_the_teardowns_time",
+    # 4.6 s and 3.9 s: hostile documents that run into their limits
+    "services/job-capture/tests/unit/test_isolated_analysis.py::"
+    "test_every_hostile_document_is_denied_with_a_reason_and_the_service_stays_small",
+    "services/job-capture/tests/unit/test_resident_ghostscript.py::"
+    "test_hostile_documents_meet_their_limits_and_the_next_document_is_served",
+    # 3.3 s: PostScript that errs, loops or floods, through the backend
+    "apps/cups-backend/tests/test_backend_as_sent.py::"
+    "test_a_postscript_error_a_runaway_loop_or_too_much_output_is_refused",
+)
+
+
+def rank(nodeid: str, long_first: tuple[str, ...] | None = None) -> int:
+    """The test's place in `long_first` (the first prefix it starts with, LONG_FIRST by
+    default), or after all of them."""
+    prefixes = LONG_FIRST if long_first is None else long_first
+    for place, prefix in enumerate(prefixes):
+        if nodeid.startswith(prefix):
+            return place
+    return len(prefixes)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # trylast: after the tiers' deselection (`-m unit`) and every other reordering. A
+    # stable sort: the rest keep the collection's order, which every worker computes alike.
+    items.sort(key=lambda item: rank(item.nodeid))
