@@ -248,14 +248,24 @@ def _direct_container(obj: object) -> bool:
     return isinstance(obj, (pikepdf.Array, pikepdf.Dictionary)) and not obj.is_indirect
 
 
-def _rename_inline_images(stream: pikepdf.Stream, may_run: bool) -> bool:
+def _read(stream: pikepdf.Stream, **level) -> bytes:
+    """The stream's bytes after its filters. MemoryError where they do not fit in the
+    analysis's memory limit (gigabytes behind stacked filters): qpdf says so only as a
+    decoding error naming C++'s bad_alloc, which is not a damaged document."""
     try:
-        data = stream.read_bytes()
+        return stream.read_bytes(**level)
+    except pikepdf.DataDecodingError as exc:
+        if "bad_alloc" in str(exc):
+            raise MemoryError("a stream decodes to more than the memory limit") from None
+        raise
+
+
+def _rename_inline_images(stream: pikepdf.Stream) -> bool:
+    try:
+        data = _read(stream)
     except pikepdf.PdfError:
-        if not may_run:
-            return False  # an image's own samples (DCT, JPX...): Ghostscript does not run them
         try:
-            data = stream.read_bytes(decode_level=pikepdf.StreamDecodeLevel.all)  # DCT
+            data = _read(stream, decode_level=pikepdf.StreamDecodeLevel.all)  # DCT
         except pikepdf.PdfError:
             raise UnreadableContent("content behind a filter pikepdf cannot read") from None
     renamed = _rename_in_content(data)
@@ -276,7 +286,10 @@ def use_alternates(pdf: pikepdf.Pdf) -> bool:
             changed |= _walk(obj)
         if isinstance(obj, pikepdf.Stream):
             image = obj.get("/Subtype") == pikepdf.Name.Image and "/PatternType" not in obj
-            changed |= _rename_inline_images(obj, not image or obj.objgen in content)
+            # An image's own samples are never run: not decoded at all (a scan's samples
+            # can be hundreds of megabytes, which Ghostscript renders downsampled).
+            if not image or obj.objgen in content:
+                changed |= _rename_inline_images(obj)
     return changed
 
 
