@@ -67,11 +67,15 @@ GC_THRESHOLD_BYTES = 64 * 2**20
 # and, for any later PDF in the same child (a collection's), makes a new one as before.
 # The "once" flag lives in global VM, so the document's `restore` cannot set it back.
 # An error leaves the dictionary and operand stacks and userdict's entries as they were
-# (then every child makes its context, as before).
+# (then every child makes its context, as before). Only on the Ghostscript this was
+# written and tested against (10.00: `<< parameters >> .PDFInit context`); another keeps
+# a context made per child until someone checks its `newpdf_runpdfbegin`.
+AHEAD_REVISION = 10000
 PDF_CONTEXT_AHEAD = """
 userdict /PlatenDicts countdictstack put
 {
-  systemdict /newpdf_runpdfbegin known systemdict /.PDFInit known and {
+  revision AHEAD_REVISION eq
+  systemdict /newpdf_runpdfbegin known and systemdict /.PDFInit known and {
     8 dict begin
     /Context << /CumulativePageCount currentpagedevice /PageCount get >> begin
       newpdf_gather_parameters end .PDFInit 1 array astore def
@@ -99,7 +103,7 @@ userdict /PlatenDicts countdictstack put
 countdictstack userdict /PlatenDicts get sub { end } repeat
 userdict /PlatenDicts undef
 clear
-"""
+""".replace("AHEAD_REVISION", str(AHEAD_REVISION))
 
 _Write = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
 
