@@ -1,6 +1,6 @@
 """Document analysis as job-capture runs it: fixed cost per document, and pages per second.
 
-Three ways of running Ghostscript through the isolated analysis (`isolation.IsolatedAnalyser`:
+Five ways of running Ghostscript through the isolated analysis (`isolation.IsolatedAnalyser`:
 a worker parent that forks a child per document, with its limits), in the same run, on
 the same documents, taking turns run by run so that the machine's load falls on all
 alike:
@@ -14,8 +14,11 @@ alike:
   every document, and the parent's Python objects frozen before each fork
   (`resident_ghostscript.HUGE_HEAP_BYTES`, `GC_THRESHOLD_BYTES`,
   `analysis_worker.frozen_fork`);
-- `+ spare child` (now): that, and the child was forked ahead and opened the device
-  while it waited (`analysis_worker.spare`); a new spare is forked after it.
+- `+ spare child`: that, and the child was forked ahead and opened the device
+  while it waited (`analysis_worker.spare`); a new spare is forked after it;
+- `+ PDF context ahead` (now): that, and the PDF interpreter's context was made in the
+  parent before any document, for the child to take
+  (`resident_ghostscript.PDF_CONTEXT_AHEAD`).
 
 The whole process tree is pinned to one core (`--cpu`, default 0), so "pages/s" is on one
 core, and a spare's fork and preparation share that core with the document before it: the
@@ -34,7 +37,9 @@ figure).
 - latency with a free core (`--latency`, not pinned): wall time of a 1-page text document
   sent after a pause, so the spare is ready, as at a print server's usual load.
 
-    .venv/bin/python bench/analysis.py [--runs 10] [--cpu 0] [--latency]
+    .venv/bin/python bench/analysis.py [--runs 10] [--cpu 0] [--latency] [--ways N]
+
+(`--ways 3`: only the last three ways, the newest against the two before it.)
 """
 
 from __future__ import annotations
@@ -60,9 +65,10 @@ from platen.testing.documents import Page, make_pdf_pages, make_postscript
 TICK = os.sysconf("SC_CLK_TCK")
 WAYS = {
     "gs per document": Limits(resident_ghostscript=False, spare_child=False),
-    "libgs, fork per doc": Limits(spare_child=False, fewer_faults=False),
-    "+ fewer faults": Limits(spare_child=False),
-    "+ spare child": Limits(),
+    "libgs, fork per doc": Limits(spare_child=False, fewer_faults=False, pdf_context_ahead=False),
+    "+ fewer faults": Limits(spare_child=False, pdf_context_ahead=False),
+    "+ spare child": Limits(pdf_context_ahead=False),
+    "+ PDF context ahead": Limits(),
 }
 
 
@@ -123,9 +129,11 @@ async def main() -> None:
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--cpu", type=int, default=0)
     p.add_argument("--latency", action="store_true", help="only the latency with free cores")
+    p.add_argument("--ways", type=int, default=len(WAYS), help="only the last N ways")
     args = p.parse_args()
+    ways = dict(list(WAYS.items())[-args.ways :])
     if args.latency:
-        await latency(args.runs)
+        await latency(args.runs, ways)
         return
     os.sched_setaffinity(0, {args.cpu})  # the worker parent and every child inherit it
     text = text_pdf()
@@ -136,7 +144,7 @@ async def main() -> None:
         "text PDF": text,
         "PostScript": make_postscript(pages),
     }
-    analysers = {name: IsolatedAnalyser(limits) for name, limits in WAYS.items()}
+    analysers = {name: IsolatedAnalyser(limits) for name, limits in ways.items()}
     print(
         f"one core (cpu {args.cpu}), {os.cpu_count()} on the machine, load average"
         f" {os.getloadavg()[0]:.1f} at the start; {args.runs} runs a figure (CPU: mean,"
@@ -184,11 +192,11 @@ async def main() -> None:
             analyser._server.process.kill()
 
 
-async def latency(runs: int) -> None:
+async def latency(runs: int, ways: dict[str, Limits]) -> None:
     """Wall time of a 1-page text document sent after a pause (the spare is ready), not
     pinned: what a job waits for at a print server's usual load, with a core free."""
     one = text_pages(text_pdf(), 1)
-    analysers = {name: IsolatedAnalyser(limits) for name, limits in WAYS.items()}
+    analysers = {name: IsolatedAnalyser(limits) for name, limits in ways.items()}
     walls: dict[str, list[float]] = {name: [] for name in analysers}
     for analyser in analysers.values():
         await analyser.analyse(one)

@@ -179,7 +179,12 @@ def hand_over(waiting: Spare, request: dict) -> bool:
         os.close(waiting.requests)
 
 
-def serve(resident: bool = True, spares: bool = True, fewer_faults: bool = True) -> None:
+def serve(
+    resident: bool = True,
+    spares: bool = True,
+    fewer_faults: bool = True,
+    pdf_context_ahead: bool = True,
+) -> None:
     """Run each request in a child of its own, and report its pid and, once reaped, its
     exit. With `spares`, one child is forked ahead and waits for the next request, so
     the fork and the device's opening are not on a document's path. The next spare is
@@ -199,7 +204,11 @@ def serve(resident: bool = True, spares: bool = True, fewer_faults: bool = True)
         out.write(json.dumps(message) + "\n")
         out.flush()
 
-    renderer, how = ResidentGhostscript.load(fewer_faults) if resident else (None, "--no-resident")
+    renderer, how = (
+        ResidentGhostscript.load(fewer_faults, pdf_context_ahead)
+        if resident
+        else (None, "--no-resident")
+    )
     freeze = fewer_faults
     say({"ghostscript": "libgs"} if renderer else {"ghostscript": "gs", "why": how})
     pending = b""
@@ -264,4 +273,5 @@ if __name__ == "__main__":
         resident="--no-resident" not in sys.argv[1:],
         spares="--no-spare" not in sys.argv[1:],
         fewer_faults="--no-fewer-faults" not in sys.argv[1:],
+        pdf_context_ahead="--no-pdf-context-ahead" not in sys.argv[1:],
     )

@@ -86,6 +86,10 @@ class Limits:
     # (`resident_ghostscript.HUGE_HEAP_BYTES`, `GC_THRESHOLD_BYTES`,
     # `analysis_worker.frozen_fork`); off: as before.
     fewer_faults: bool = True
+    # The PDF interpreter's context made in the workers' parent, before any document,
+    # for each PDF's child to take (`resident_ghostscript.PDF_CONTEXT_AHEAD`); off: each
+    # child makes its own, as before.
+    pdf_context_ahead: bool = True
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -102,6 +106,7 @@ class Limits:
             resident_ghostscript=os.environ.get("PLATEN_ANALYSIS_RESIDENT_GHOSTSCRIPT", "1") != "0",
             spare_child=os.environ.get("PLATEN_ANALYSIS_SPARE_CHILD", "1") != "0",
             fewer_faults=os.environ.get("PLATEN_ANALYSIS_FEWER_FAULTS", "1") != "0",
+            pdf_context_ahead=os.environ.get("PLATEN_ANALYSIS_PDF_CONTEXT_AHEAD", "1") != "0",
         )
 
     @property
@@ -221,6 +226,8 @@ class IsolatedAnalyser:
                     worker = (*worker, "--no-spare")
                 if not self.limits.fewer_faults:
                     worker = (*worker, "--no-fewer-faults")
+                if not self.limits.pdf_context_ahead:
+                    worker = (*worker, "--no-pdf-context-ahead")
                 self._server = await asyncio.create_task(
                     _WorkerParent.start(worker), context=contextvars.Context()
                 )

@@ -56,6 +56,54 @@ HUGE_PAGE = 2 * 2**20
 # document that allocates more is still collected, every 64 MB, far under its memory
 # limit (1 GiB by default).
 GC_THRESHOLD_BYTES = 64 * 2**20
+# The PDF interpreter's context made ahead, in the parent, with the parameters the
+# document's `runpdfbegin` would give it (Ghostscript's options; a page count of 0, as in
+# every fresh child): making one loads the default ICC profiles from disk and has lcms2
+# build a gray link with black point detection, about 2 ms of every PDF's child. No
+# document has run when it is made, and each child has its own copy of it, so no document
+# can change what another's context is. `runpdfbegin` calls `.PDFInit` through
+# `newpdf_runpdfbegin`, found by name: a copy of it in userdict (looked up before
+# systemdict) calls PlatenPDFInit instead, which hands out the context made ahead once
+# and, for any later PDF in the same child (a collection's), makes a new one as before.
+# The "once" flag lives in global VM, so the document's `restore` cannot set it back.
+# An error leaves the dictionary and operand stacks and userdict's entries as they were
+# (then every child makes its context, as before). Only on the Ghostscript this was
+# written and tested against (10.00: `<< parameters >> .PDFInit context`); another keeps
+# a context made per child until someone checks its `newpdf_runpdfbegin`.
+AHEAD_REVISION = 10000
+PDF_CONTEXT_AHEAD = """
+userdict /PlatenDicts countdictstack put
+{
+  revision AHEAD_REVISION eq
+  systemdict /newpdf_runpdfbegin known and systemdict /.PDFInit known and {
+    8 dict begin
+    /Context << /CumulativePageCount currentpagedevice /PageCount get >> begin
+      newpdf_gather_parameters end .PDFInit 1 array astore def
+    /Taken true setglobal 1 array false setglobal dup 0 false put def
+    /Take [ Taken 0 /get cvx [ /.PDFInit load ] cvx
+      [ /pop cvx Taken 0 true /put cvx Context 0 /get cvx ] cvx /ifelse cvx ] cvx def
+    /Swap {
+      dup length array copy
+      0 1 2 index length 1 sub {
+        2 copy get
+        dup type dup /arraytype eq exch /packedarraytype eq or 1 index xcheck and {
+          Swap 2 index 3 1 roll put
+        } {
+          /.PDFInit load eq { 1 index exch /PlatenPDFInit cvx put } { pop } ifelse
+        } ifelse
+      } for
+      cvx
+    } def
+    /Begin systemdict /newpdf_runpdfbegin get Swap def
+    userdict /PlatenPDFInit /Take load put
+    userdict /newpdf_runpdfbegin /Begin load put
+    end
+  } if
+} stopped pop
+countdictstack userdict /PlatenDicts get sub { end } repeat
+userdict /PlatenDicts undef
+clear
+""".replace("AHEAD_REVISION", str(AHEAD_REVISION))
 
 _Write = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
 
@@ -74,8 +122,12 @@ class ResidentGhostscript:
         self._stderr = _Write(lambda _handle, _buf, length: length)  # dropped, as before
 
     @classmethod
-    def load(cls, fewer_faults: bool = True) -> tuple[ResidentGhostscript | None, str]:
-        """An initialised instance, or None and why not (then `gs` runs per document)."""
+    def load(
+        cls, fewer_faults: bool = True, pdf_context_ahead: bool = True
+    ) -> tuple[ResidentGhostscript | None, str]:
+        """An initialised instance, or None and why not (then `gs` runs per document).
+        `pdf_context_ahead`: see PDF_CONTEXT_AHEAD (where it fails, each PDF's child
+        makes its context, as before)."""
         try:
             lib = ctypes.CDLL(LIBRARY)
         except OSError as exc:
@@ -104,6 +156,8 @@ class ResidentGhostscript:
             return None, f"libgs failed to initialise (code {code})"
         if fewer_faults:
             resident.run_trusted(f"{GC_THRESHOLD_BYTES} setvmthreshold")
+        if pdf_context_ahead:
+            resident.run_trusted(PDF_CONTEXT_AHEAD)
         return resident, "libgs"
 
     def _write_stdout(self, _handle: object, buffer: int, length: int) -> int:
