@@ -176,12 +176,6 @@ class Wake:
         self.event.clear()
 
 
-def _seen(future: asyncio.Future[Any]) -> None:
-    """Retrieve a dropped request's outcome (nobody waits for it any more)."""
-    if not future.cancelled():
-        future.exception()
-
-
 class PushRefused(Exception):
     """The broker refused to bind the job's decision key (and closed the channel)."""
 
@@ -216,7 +210,6 @@ async def capture_and_wait(
     session: Session | None = None,
     say: Say = say,
     mark: Mark = timings.mark,
-    new: bool = False,
 ) -> JobStatus:
     """Submit the job (unless Platen has it already) and wait for its decision.
 
@@ -227,9 +220,6 @@ async def capture_and_wait(
     (FALLBACK_CHECK). An outage (no broker, a connection lost) holds the job and
     reconnects, until the printer's offline limit counts only time without an answer.
     `session`: the agent's shared connection instead of one of the job's own.
-    `new`: the job's id was made by this run of the backend, so Platen cannot know it:
-    the submission goes with the first status question instead of after its answer
-    (submitting is idempotent: a job Platen has is not captured again).
     """
     query = GetJobStatus(job_id=submit.job_id)
     job = str(submit.job_id)
@@ -247,21 +237,8 @@ async def capture_and_wait(
                 mark("connected")
                 wake = Wake()
                 key = decision_key(name, submit.job_id) if pushed and name is not None else None
-                submitting: asyncio.Future[Any] | None = None
                 try:
                     async with listening(client, key, wake, shared=session is not None):
-                        if new and not submitted:
-                            # Once only: after an outage the job is asked about first.
-                            new = False
-                            submitting = asyncio.ensure_future(
-                                client.request(
-                                    "capture.submit",
-                                    submit,
-                                    timeout=SUBMIT_TIMEOUT,
-                                    correlation_id=job,
-                                )
-                            )
-                            await asyncio.sleep(0)  # sent first: its answer takes longest
                         while True:
                             status = await client.request(
                                 "capture.job.status",
@@ -271,14 +248,6 @@ async def capture_and_wait(
                             )
                             outage.answered()
                             mark("asked")  # the first answer: a status question's cost
-                            if submitting is not None:
-                                # Sent with the question: its answer (after the
-                                # analysis), then the job's state after it.
-                                await submitting
-                                submitting = None
-                                submitted = True
-                                mark("submitted")
-                                continue
                             if status.state == "unknown" and not submitted:
                                 # Asked first: it finds out within the offline limit whether
                                 # Platen is there at all, before the long wait for the
@@ -308,12 +277,6 @@ async def capture_and_wait(
                     say("WARNING", "Platen: decisions are not pushed to this print server")
                     pushed = False
                     continue
-                finally:
-                    if submitting is not None:
-                        # The question failed (an outage): the submission is not waited
-                        # for; the job is asked about again first.
-                        submitting.cancel()
-                        submitting.add_done_callback(_seen)
         except Exception as exc:
             await outage.failed(exc)
 
@@ -336,14 +299,11 @@ async def decide(
     session: Session | None = None,
     say: Say = say,
     mark: Mark = timings.mark,
-    new: bool = False,
 ) -> Decision:
     """Platen's decision on the job: Offline, Refused or Invalid when there is none."""
     submit = submission(fields, document)
     try:
-        status = await capture_and_wait(
-            config, policy, submit, session=session, say=say, mark=mark, new=new
-        )
+        status = await capture_and_wait(config, policy, submit, session=session, say=say, mark=mark)
     except RequestFailed as exc:
         raise Refused(str(exc)) from None
     return Decision(status.state, status.reason)
