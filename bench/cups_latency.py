@@ -207,6 +207,7 @@ def breakdown(
         "asked": "status question (the first answer)",
         "submitted": "submission (analysis included)",
         "woken": "wait for the push (pricing, ledger, decision)",
+        # 0 when the push carries the decision (since session 15): no question after it.
         "decided": "status question after the push",
     }
     stages: dict[str, list[float]] = {"lp -> backend process started": []}
