@@ -9,8 +9,9 @@ The push carries the decision, and the backend takes it as a status question's a
 (`cups_backend.main.pushed_decision`): only this service may publish under decision keys,
 and a waiting job reaches one decided state only, so a push that arrives late, twice or
 out of order (aiormq hands deliveries to tasks of their own) changes nothing but how soon
-the backend knows; a lost one is found by the backend's slow check (every 30 s). So it is sent once, after the commit,
-not mandatory (no backend waiting: nothing to wake), and never retried.
+the backend knows; a lost one is found by the backend's slow check (every 30 s). So it
+is sent once, after the commit, not mandatory (no backend waiting: nothing to wake), and
+never retried.
 """
 
 from __future__ import annotations
