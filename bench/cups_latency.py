@@ -10,6 +10,8 @@ analysis, pricing, authorisation, the decision reaching the backend, and reporti
 
 `--compare REV` also runs, in the same turns, the backend (with its events and rpc
 libraries) of git revision REV against the same services: before and after in one run.
+If REV has the print agent, REV's agent runs too, beside this worktree's, and REV's
+backend talks to it: what the agent does for a job is compared as well.
 Each backend runs as it was installed in its day: this worktree's as LocalCups installs it
 (the shim under `python -I -S`, which hands the job to a warm backend of the agent's,
 docs/cups.md), an older one under `python -S` if it could run so, else a plain `python`.
@@ -80,8 +82,39 @@ def extract(rev: str, into: Path) -> Path:
     return into
 
 
-def use_backend(cups: LocalCups, pythonpath: Path | None) -> None:
-    """Make cupsd's `platen` backend this worktree's (None) or the sources at `pythonpath`."""
+def start_old_agent(pythonpath: Path, cups: LocalCups, folder: Path) -> subprocess.Popen | None:
+    """The print agent of the sources at `pythonpath` (None if they have none), beside this
+    worktree's, so that an older backend talks to the agent of its own day: what the agent
+    does for a job (the status question, the submission, the wait) is compared too."""
+    if not (pythonpath / BACKEND_SOURCES[0] / "platen/cups_backend/agent.py").exists():
+        return None
+    socket = folder / "old-agent" / "agent.sock"
+    paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
+    env = {
+        **os.environ,
+        "PYTHONPATH": paths,
+        "PLATEN_BACKEND_CONFIG": str(cups.backend_config),
+        "PLATEN_AGENT_SOCKET": str(socket),
+    }
+    with open(folder / "old-agent.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "platen.cups_backend.agent"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 30
+    while not socket.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the agent of the older sources did not start ({folder})")
+        time.sleep(0.05)
+    return proc
+
+
+def use_backend(cups: LocalCups, pythonpath: Path | None, agent: Path | None = None) -> None:
+    """Make cupsd's `platen` backend this worktree's (None) or the sources at `pythonpath`
+    (talking to the agent at `agent`, if given)."""
     script = cups.folder / "serverbin/backend/platen"
     current = cups.folder / "serverbin/platen.current"
     if not current.exists():  # the wrapper LocalCups wrote: this worktree's backend
@@ -102,7 +135,10 @@ def use_backend(cups: LocalCups, pythonpath: Path | None) -> None:
         line
         for line in current.read_text().splitlines()
         if not line.startswith(("export PYTHONPATH=", "exec "))
+        and not (agent is not None and line.startswith("export PLATEN_AGENT_SOCKET="))
     ]
+    if agent is not None:
+        lines.insert(1, f"export PLATEN_AGENT_SOCKET={agent}")
     lines.append(f'exec {python} -m platen.cups_backend.{module} "$@"')
     paths = ":".join(str(pythonpath / s) for s in BACKEND_SOURCES)
     lines.insert(1, f"export PYTHONPATH={paths}")
@@ -171,6 +207,7 @@ def breakdown(
         "asked": "status question (the first answer)",
         "submitted": "submission (analysis included)",
         "woken": "wait for the push (pricing, ledger, decision)",
+        # 0 when the push carries the decision (since session 15): no question after it.
         "decided": "status question after the push",
     }
     stages: dict[str, list[float]] = {"lp -> backend process started": []}
@@ -226,6 +263,7 @@ def main() -> None:
         # At LogLevel debug cupsd logs the backend's timings (DEBUG lines).
         cups = LocalCups(folder / "cups", config, log_level="debug")
         printer = VirtualPrinter("bench", folder / "printer")
+        old_agent = None
         try:
             ctl(url, "status", "--timeout", "60")
             ctl(url, "printer", "add", "platen", "--price-per-page", "0.01")
@@ -233,6 +271,8 @@ def main() -> None:
             ctl(url, "printer", "identity", "platen", "trusted")
             ctl(url, "user", "add", "bench", "--balance", "100000")
             cups.start()
+            old_agent = start_old_agent(old, cups, folder) if old is not None else None
+            old_socket = folder / "old-agent" / "agent.sock" if old_agent is not None else None
             printer.start()
             cups.add_queue("platen", printer.uri)
             cups.run("lpadmin", "-p", "direct", "-E", "-v", printer.uri, "-m", "everywhere")
@@ -245,7 +285,10 @@ def main() -> None:
                 for name, taken in rounds.items():
                     queue = "direct" if name == "direct" else "platen"
                     if queue == "platen":
-                        use_backend(cups, old if name != "platen" else None)
+                        if name == "platen":
+                            use_backend(cups, None)
+                        else:
+                            use_backend(cups, old, old_socket)
                     result = timed_print(cups, printer, queue, doc)
                     if i > 0:
                         taken.append(result)
@@ -276,6 +319,9 @@ def main() -> None:
             if analysed:
                 print(f"  {'(of the submission) job-capture analysis':<50} {ms(analysed)}")
         finally:
+            if old_agent is not None:
+                old_agent.terminate()
+                old_agent.wait(10)
             cups.stop()
             printer.stop()
             services.stop_all()

@@ -21,6 +21,7 @@ from aiormq.exceptions import ChannelAccessRefused
 
 from platen import rpc
 from platen.broker_setup import print_servers
+from platen.cups_backend import main
 from platen.cups_backend.config import load
 from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
 from platen.events.routing import COMMANDS, REPLIES, decision_key
@@ -176,6 +177,15 @@ async def test_a_decision_is_pushed_to_its_own_print_server_and_to_no_other(syst
         await client.unlisten(decision_key("print-a", job_id))
         status = await client.request("capture.job.status", GetJobStatus(job_id=job_id), timeout=5)
         assert status.state == "unknown"
+    # Nor may B forge A's decision (the backend takes a pushed decision as its answer).
+    forged = JobStatus(job_id=job_id, state="released")
+    async with rpc.connect(url_b) as client:
+        exchange = await client.channel.get_exchange(REPLIES, ensure=False)
+        with pytest.raises(ChannelAccessRefused):
+            await exchange.publish(
+                amqp_message(forged, user_id=client.user_id),
+                routing_key=decision_key("print-a", job_id),
+            )
 
     async with rpc.connect(url_a) as client:
         pushed: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -190,6 +200,9 @@ async def test_a_decision_is_pushed_to_its_own_print_server_and_to_no_other(syst
         raw = await asyncio.wait_for(pushed, 60)
     status = JobStatus.model_validate_json(raw.body)
     assert (status.job_id, status.state) == (job_id, "released")
+    # As job-capture sends it, the push is the decision the backend takes (no question).
+    assert main.pushed_decision(raw, job_id) == status
+    assert main.pushed_decision(raw, uuid.uuid4()) is None  # another job's: only a wake-up
 
 
 async def test_platenctl_printserver_add_list_remove(system):

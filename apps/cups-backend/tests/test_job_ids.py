@@ -134,15 +134,3 @@ def test_every_run_of_a_cups_job_prints_the_document_its_first_run_prepared(tmp_
     assert Path(store.document(other, second)).read_bytes() == second.read_bytes()
     store.forget(key)
     assert sorted(p.name for p in store.folder.iterdir()) == [f"{other}.document"]
-
-
-def test_only_the_run_that_made_an_id_takes_it_for_new(tmp_path):
-    """A new id goes to Platen with its submission at once (main.capture_and_wait); an id
-    a run found kept (CUPS running the job again, or a run killed after making it) may
-    be known to Platen already, so its job is asked about first."""
-    state = str(tmp_path / "state")
-    made = job_ids.claim(state, "lab-color", "11", OPTIONS)
-    assert job_ids.new(made)
-    job_ids._made.clear()  # the next run of the same CUPS job: a process of its own
-    assert job_ids.claim(state, "lab-color", "11", OPTIONS) == made
-    assert not job_ids.new(made)

@@ -1,6 +1,7 @@
 """How the backend waits for its job's decision (`main.capture_and_wait`), over a fake
-client (no broker): a push only wakes it, the status it then asks for decides; without
-pushes it finds the decision by its slow check."""
+client (no broker): a push of the job's decision ends the wait with it, any other push
+only wakes it and the status it then asks for decides; without pushes it finds the
+decision by its slow check."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import asyncio
 import base64
 import uuid
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
 from platen.cups_backend import main
 from platen.cups_backend.config import BackendConfig, PrinterPolicy
+from platen.events.base import HEADER_VERSION
 from platen.events.jobs import JobStatus, JobSubmitted, SubmitJob
+from platen.events.registry import encode
 from platen.events.routing import decision_key
 
 PRINT_SERVER = "amqp://test-platen-print-server.lab:pw@127.0.0.1:1/"
@@ -55,8 +59,20 @@ class FakeClient:
             self.waiting.set()
         return JobStatus(job_id=message.job_id, state=state)
 
-    def push(self) -> None:
-        self.listening[decision_key("lab", JOB)](object())
+    def push(self, status: JobStatus | None = None) -> None:
+        """What job-capture pushes under the job's decision key: `status` as it would
+        send it, or (None) something that is no message of the contract."""
+        raw = object() if status is None else delivery(status)
+        self.listening[decision_key("lab", JOB)](raw)
+
+
+def delivery(status: JobStatus) -> SimpleNamespace:
+    # The parts of an aio-pika delivery a push is read from.
+    return SimpleNamespace(
+        type=status.message_type,
+        headers={HEADER_VERSION: status.schema_version},
+        body=encode(status),
+    )
 
 
 def submission() -> SubmitJob:
@@ -107,6 +123,45 @@ async def test_a_push_wakes_the_backend_which_asks_and_is_released(clients, monk
     assert client.asked.count("capture.job.status") == 4
 
 
+async def test_a_pushed_decision_ends_the_wait_without_another_question(clients, monkeypatch):
+    """The push carries the decision: the backend takes it as a status question's answer
+    (only job-capture may push under the key) and asks nothing after it."""
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
+    client = FakeClient(["unknown", "captured"])
+    clients(client)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    waiting = asyncio.create_task(main.capture_and_wait(config, PrinterPolicy(), submission()))
+    await wait_until_waiting(client)
+    client.push(JobStatus(job_id=JOB, state="denied", reason="over quota"))
+    status = await asyncio.wait_for(waiting, DEADLINE)
+    assert (status.state, status.reason) == ("denied", "over quota")
+    assert client.asked == ["capture.job.status", "capture.submit", "capture.job.status"]
+
+
+async def test_a_push_that_is_no_decision_of_this_job_only_wakes_the_wait(clients, monkeypatch):
+    """Another job's decision, a state that is no decision, or a body that is no status:
+    the backend asks, and the answer decides (here: still waiting, then cancelled)."""
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
+    client = FakeClient(["unknown", "captured", "captured", "captured", "captured", "cancelled"])
+    clients(client)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    waiting = asyncio.create_task(main.capture_and_wait(config, PrinterPolicy(), submission()))
+    await wait_until_waiting(client)
+    client.push(JobStatus(job_id=uuid.uuid4(), state="released"))  # someone else's job
+    await wait_until_waiting(client)
+    client.push(JobStatus(job_id=JOB, state="priced"))  # not a decision
+    await wait_until_waiting(client)
+    broken = delivery(JobStatus(job_id=JOB, state="released"))
+    broken.body = b'{"job_id": "not an id", "state": "released"}'
+    client.listening[decision_key("lab", JOB)](broken)
+    await wait_until_waiting(client)
+    assert not waiting.done()
+    client.push()
+    status = await asyncio.wait_for(waiting, DEADLINE)
+    assert status.state == "cancelled"
+    assert client.asked.count("capture.job.status") == 6
+
+
 async def test_a_lost_connection_wakes_the_wait_and_the_backend_resumes(clients, monkeypatch):
     monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
     first = FakeClient(["captured"])
@@ -154,71 +209,3 @@ async def test_a_short_offline_limit_checks_as_often(clients, monkeypatch):
     policy = PrinterPolicy(offline="hold", offline_wait=0.05)
     status = await asyncio.wait_for(main.capture_and_wait(config, policy, submission()), DEADLINE)
     assert status.state == "released" and client.asked.count("capture.job.status") == 3
-
-
-class SlowSubmit(FakeClient):
-    """A submission answered only once the test says so (job-capture analysing)."""
-
-    def __init__(self, states: list[str]) -> None:
-        super().__init__(states)
-        self.analysed = asyncio.Event()
-
-    async def request(self, routing_key, message, timeout=15.0, *, correlation_id=None):
-        if routing_key == "capture.submit":
-            self.asked.append(routing_key)
-            await self.analysed.wait()
-            return JobSubmitted(job_id=message.job_id)
-        return await super().request(routing_key, message, timeout, correlation_id=correlation_id)
-
-
-async def test_a_new_job_is_submitted_with_its_first_status_question(clients, monkeypatch):
-    """An id this backend run made cannot be known to Platen: the submission does not
-    wait for the first question's answer ("unknown"), which is asked meanwhile; it is
-    sent once, and the job's state is asked again after it, as for any submission."""
-    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
-    client = SlowSubmit(["unknown", "captured", "released"])
-    clients(client)
-    config = BackendConfig(PRINT_SERVER, "lab", {})
-    waiting = asyncio.create_task(
-        main.capture_and_wait(config, PrinterPolicy(), submission(), new=True)
-    )
-    for _ in range(1000):  # the status question goes out while the submission is out
-        if client.asked == ["capture.submit", "capture.job.status"]:
-            break
-        await asyncio.sleep(0.01)
-    assert client.asked == ["capture.submit", "capture.job.status"]
-    assert not waiting.done()  # and its answer does not end the wait for the submission
-    client.analysed.set()
-    await wait_until_waiting(client)
-    assert client.asked == ["capture.submit", "capture.job.status", "capture.job.status"]
-    client.push()
-    status = await asyncio.wait_for(waiting, DEADLINE)
-    assert status.state == "released"
-    assert client.asked.count("capture.submit") == 1
-
-
-async def test_a_new_job_whose_first_question_fails_is_asked_about_first(clients, monkeypatch):
-    """After an outage the backend cannot know whether the submission sent with the
-    failed question arrived: it asks first, as for any job, and submits only if Platen
-    does not have it."""
-    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
-    first = SlowSubmit(["unknown"])
-    second = FakeClient(["captured", "released"])
-    clients(first, second)
-
-    async def dropped(routing_key, message, timeout=15.0, *, correlation_id=None):
-        first.asked.append(routing_key)
-        if routing_key == "capture.submit":
-            await first.analysed.wait()  # never answered: the connection is gone
-        raise ConnectionResetError("broker gone")
-
-    first.request = dropped
-    config = BackendConfig(PRINT_SERVER, "lab", {})
-    waiting = asyncio.create_task(
-        main.capture_and_wait(config, PrinterPolicy(), submission(), new=True)
-    )
-    await wait_until_waiting(second)
-    assert first.asked == ["capture.submit", "capture.job.status"]
-    assert second.asked == ["capture.job.status"]  # Platen has it: not submitted again
-    second.push()
-    assert (await asyncio.wait_for(waiting, DEADLINE)).state == "released"

@@ -303,12 +303,7 @@ class Conversation:
                 raise BadRequest(f"this agent speaks protocol {PROTOCOL}")
             return {"login": canonical_login(str(request["user"]), self.config.login_domains)}
         if op == "decide":
-            return await self.decide(
-                request["fields"],
-                request["document"],
-                request["policy"],
-                new=request.get("new") is True,
-            )
+            return await self.decide(request["fields"], request["document"], request["policy"])
         if op == "hand_over":
             if request.get("protocol") != PROTOCOL:
                 raise BadRequest(f"this agent speaks protocol {PROTOCOL}")
@@ -380,7 +375,7 @@ class Conversation:
         return shape(result)
 
     async def decide(
-        self, fields: dict[str, Any], document: str, policy: dict[str, Any], *, new: bool = False
+        self, fields: dict[str, Any], document: str, policy: dict[str, Any]
     ) -> dict[str, Any] | None:
         job_id = str(uuid.UUID(str(fields["job_id"])))
         structlog.contextvars.bind_contextvars(job_id=job_id)
@@ -402,7 +397,6 @@ class Conversation:
                     session=self.agent.shared.lease,
                     say=self.say,
                     mark=self.mark,
-                    new=new,
                 ),
                 lambda decision: {"state": decision.state, "reason": decision.reason},
             )

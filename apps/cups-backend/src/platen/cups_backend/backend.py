@@ -127,20 +127,13 @@ class Platen:
 
         return canonical_login(user, self.config.login_domains)
 
-    def decide(
-        self, policy: PrinterPolicy, fields: dict[str, object], document: str, new: bool
-    ) -> Decision:
-        """`new`: the job's id was made by this run, so Platen cannot have the job yet."""
-        # An agent that took the job and then stopped answering may have submitted it:
-        # then the backend asks about it first.
-        alone = self.link is None
+    def decide(self, policy: PrinterPolicy, fields: dict[str, object], document: str) -> Decision:
         answer = self._agent(
             "decide",
             meanwhile=while_waiting,
             fields=fields,
             document=document,
             policy=policy._asdict(),
-            new=new,
         )
         if answer is not None:
             return answered(answer)
@@ -149,7 +142,7 @@ class Platen:
         main = on_its_own()
         with open(document, "rb") as file:
             data = file.read()
-        return asyncio.run(main.decide(self.config, policy, fields, data, new=new and alone))
+        return asyncio.run(main.decide(self.config, policy, fields, data))
 
     def heartbeat(self, job_id: uuid.UUID) -> None:
         """One heartbeat; a failure is only logged (see `printing`)."""
@@ -295,7 +288,7 @@ def handle_job(args: list[str], platen: Platen) -> int:
             "deadline_seconds": policy.deadline,
         }
         try:
-            status = platen.decide(policy, fields, document, job_ids.new(job_id))
+            status = platen.decide(policy, fields, document)
         except Invalid as exc:
             say("ERROR", f"Platen cannot charge this job: {exc}")
             return CANCEL

@@ -72,9 +72,7 @@ class JobIds:
             return None
 
     def job_id(self, key: str) -> uuid.UUID:
-        """The id kept for `key`, or a new random one, kept before it is returned (then
-        `made` is true)."""
-        self.made = False
+        """The id kept for `key`, or a new random one, kept before it is returned."""
         self._ready()
         path = self._path(key)
         if (kept := self._read(path)) is not None:
@@ -98,7 +96,6 @@ class JobIds:
         finally:
             _unlink(temp)
         self._sync_folder()
-        self.made = True
         return made
 
     def _sync_folder(self) -> None:
@@ -169,8 +166,6 @@ def _unlink(path: str) -> None:
 
 # The CUPS job this process runs for (a backend runs for one job).
 _claimed: list[tuple[JobIds, str]] = []
-# Ids this run made: no run before it can have sent Platen anything under them.
-_made: set[uuid.UUID] = set()
 
 
 def claim(state_dir: str, printer: str, cups_job: str, options: str) -> uuid.UUID:
@@ -185,14 +180,7 @@ def claim(state_dir: str, printer: str, cups_job: str, options: str) -> uuid.UUI
         print(f"ERROR: Platen: cannot keep job ids in {state_dir}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     _claimed.append((store, key))
-    if store.made:
-        _made.add(job_id)
     return job_id
-
-
-def new(job_id: uuid.UUID) -> bool:
-    """Whether this run made `job_id` (so Platen cannot know it yet)."""
-    return job_id in _made
 
 
 def kept_document(prepared: str | os.PathLike[str]) -> str:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq.exceptions import ChannelAccessRefused
 from pydantic import ValidationError
@@ -37,6 +38,7 @@ from platen.cups_backend.decisions import (
     Refused,
     say,
 )
+from platen.events.base import HEADER_VERSION
 from platen.events.discovery import signed_in_as
 from platen.events.jobs import (
     CancelJob,
@@ -46,6 +48,7 @@ from platen.events.jobs import (
     ReportOutcome,
     SubmitJob,
 )
+from platen.events.registry import decode
 from platen.events.routing import decision_key, print_server_of
 from platen.rpc import Client, RequestFailed, connect
 
@@ -164,10 +167,19 @@ class Wake:
     """What ends a wait for the decision early: the job's decision pushed, or the
     connection lost (then the next question fails, and the backend reconnects)."""
 
-    def __init__(self) -> None:
+    def __init__(self, job_id: uuid.UUID) -> None:
         self.event = asyncio.Event()
+        self.job_id = job_id
+        # The first decision pushed for this job: it is the decision (`pushed_decision`).
+        self.decided: JobStatus | None = None
 
     def __call__(self, *_: object) -> None:
+        self.event.set()
+
+    def pushed(self, raw: AbstractIncomingMessage) -> None:
+        """A push under the job's decision key (`Client.listen`)."""
+        if self.decided is None:
+            self.decided = pushed_decision(raw, self.job_id)
         self.event.set()
 
     async def wait(self, timeout: float) -> None:
@@ -176,10 +188,23 @@ class Wake:
         self.event.clear()
 
 
-def _seen(future: asyncio.Future[Any]) -> None:
-    """Retrieve a dropped request's outcome (nobody waits for it any more)."""
-    if not future.cancelled():
-        future.exception()
+def pushed_decision(raw: AbstractIncomingMessage, job_id: uuid.UUID) -> JobStatus | None:
+    """The decision a push carries, when it is one for this job; else None (then it only
+    wakes the wait, and the backend asks). Taken as the answer to a status question would
+    be: only job-capture may publish under decision keys (the broker's topic permissions,
+    as only a service may answer under this print server's reply keys), and it pushes a
+    job's state only once a decision (released, denied, cancelled) has committed. A job
+    waiting for its decision can reach one such state only (job-capture's `domain`), and
+    after it changes only by this backend's own report or an hour's release timeout
+    (released to unconfirmed, which prints too), so a push that comes late, twice or out
+    of order cannot tell a waiting backend anything but its decision."""
+    try:
+        status = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)
+    except Exception:
+        return None  # not a message of the contract: a wake-up, no more
+    if isinstance(status, JobStatus) and status.job_id == job_id and status.state in FINAL:
+        return status
+    return None
 
 
 class PushRefused(Exception):
@@ -196,7 +221,7 @@ async def listening(
     try:
         if key is not None:
             try:
-                await client.listen(key, wake)
+                await client.listen(key, wake.pushed)
             except ChannelAccessRefused:
                 raise PushRefused from None
         yield
@@ -216,20 +241,17 @@ async def capture_and_wait(
     session: Session | None = None,
     say: Say = say,
     mark: Mark = timings.mark,
-    new: bool = False,
 ) -> JobStatus:
     """Submit the job (unless Platen has it already) and wait for its decision.
 
     One connection for it all. Its reply queue is bound under the job's decision key
     before the first question, so a decision that commits after that question is pushed
-    to it (job-capture's `decisions`). A push only wakes the wait: the backend then asks
-    for the job's status, so a push that is late, repeated or lost costs time at most
-    (FALLBACK_CHECK). An outage (no broker, a connection lost) holds the job and
-    reconnects, until the printer's offline limit counts only time without an answer.
+    to it (job-capture's `decisions`). A push that carries the job's decision ends the
+    wait with it (`pushed_decision`); anything else pushed only wakes it, and the backend
+    asks for the job's status; a lost push costs time at most (FALLBACK_CHECK). An outage
+    (no broker, a connection lost) holds the job and reconnects, until the printer's
+    offline limit counts only time without an answer.
     `session`: the agent's shared connection instead of one of the job's own.
-    `new`: the job's id was made by this run of the backend, so Platen cannot know it:
-    the submission goes with the first status question instead of after its answer
-    (submitting is idempotent: a job Platen has is not captured again).
     """
     query = GetJobStatus(job_id=submit.job_id)
     job = str(submit.job_id)
@@ -245,23 +267,10 @@ async def capture_and_wait(
         try:
             async with open_session() as client:
                 mark("connected")
-                wake = Wake()
+                wake = Wake(submit.job_id)
                 key = decision_key(name, submit.job_id) if pushed and name is not None else None
-                submitting: asyncio.Future[Any] | None = None
                 try:
                     async with listening(client, key, wake, shared=session is not None):
-                        if new and not submitted:
-                            # Once only: after an outage the job is asked about first.
-                            new = False
-                            submitting = asyncio.ensure_future(
-                                client.request(
-                                    "capture.submit",
-                                    submit,
-                                    timeout=SUBMIT_TIMEOUT,
-                                    correlation_id=job,
-                                )
-                            )
-                            await asyncio.sleep(0)  # sent first: its answer takes longest
                         while True:
                             status = await client.request(
                                 "capture.job.status",
@@ -271,14 +280,6 @@ async def capture_and_wait(
                             )
                             outage.answered()
                             mark("asked")  # the first answer: a status question's cost
-                            if submitting is not None:
-                                # Sent with the question: its answer (after the
-                                # analysis), then the job's state after it.
-                                await submitting
-                                submitting = None
-                                submitted = True
-                                mark("submitted")
-                                continue
                             if status.state == "unknown" and not submitted:
                                 # Asked first: it finds out within the offline limit whether
                                 # Platen is there at all, before the long wait for the
@@ -300,7 +301,11 @@ async def capture_and_wait(
                                 say("INFO", "Waiting for Platen to authorise the job")
                                 shown = status.state
                             await wake.wait(min(FALLBACK_CHECK, outage.limit))
-                            mark("woken")  # the first push (or check): then one question
+                            mark("woken")  # the first push (or check)
+                            if wake.decided is not None:
+                                # The decision itself was pushed: no question after it.
+                                mark("decided")
+                                return wake.decided
                 except PushRefused:
                     # The broker does not let this identity bind its decision keys (a print
                     # server made before they existed: `platenctl printserver add` again
@@ -308,12 +313,6 @@ async def capture_and_wait(
                     say("WARNING", "Platen: decisions are not pushed to this print server")
                     pushed = False
                     continue
-                finally:
-                    if submitting is not None:
-                        # The question failed (an outage): the submission is not waited
-                        # for; the job is asked about again first.
-                        submitting.cancel()
-                        submitting.add_done_callback(_seen)
         except Exception as exc:
             await outage.failed(exc)
 
@@ -336,14 +335,11 @@ async def decide(
     session: Session | None = None,
     say: Say = say,
     mark: Mark = timings.mark,
-    new: bool = False,
 ) -> Decision:
     """Platen's decision on the job: Offline, Refused or Invalid when there is none."""
     submit = submission(fields, document)
     try:
-        status = await capture_and_wait(
-            config, policy, submit, session=session, say=say, mark=mark, new=new
-        )
+        status = await capture_and_wait(config, policy, submit, session=session, say=say, mark=mark)
     except RequestFailed as exc:
         raise Refused(str(exc)) from None
     return Decision(status.state, status.reason)

@@ -5,11 +5,13 @@ releases, denies or cancels the job. It binds its reply queue under the job's de
 (`platen.events.routing.decision_key`: its print server's name and the job id) before it
 asks the job's status, so whatever commits after that question is pushed to it here.
 
-The push is a wake-up, not the decision: the backend asks the job's status again when it
-comes, so a push that arrives late, twice, out of order (aiormq hands deliveries to tasks
-of their own) or not at all changes nothing but how soon the backend knows; a lost one is
-found by the backend's slow check (every 30 s). So it is sent once, after the commit,
-not mandatory (no backend waiting: nothing to wake), and never retried.
+The push carries the decision, and the backend takes it as a status question's answer
+(`cups_backend.main.pushed_decision`): only this service may publish under decision keys,
+and a waiting job reaches one decided state only, so a push that arrives late, twice or
+out of order (aiormq hands deliveries to tasks of their own) changes nothing but how soon
+the backend knows; a lost one is found by the backend's slow check (every 30 s). So it
+is sent once, after the commit, not mandatory (no backend waiting: nothing to wake), and
+never retried.
 """
 
 from __future__ import annotations
