@@ -34,13 +34,8 @@ LIMITS = Limits(timeout=DEADLINE, memory_bytes=384 * 2**20, workers=len(hostile.
 OUT_OF_MEMORY = "the PostScript document cannot be printed (it stops with an error)"
 
 
-@pytest.fixture(autouse=True)
-def own_tmp(tmp_path, monkeypatch):
-    """The service's temporary folder: the analyses' folders are made (and must be
-    removed) in it, so what is left in it after a test is what an analysis leaked."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    yield tmp_path
-    assert list(tmp_path.iterdir()) == []
+# What is left in the service's temporary folder after a test is what an analysis leaked.
+pytestmark = pytest.mark.usefixtures("own_tmp")
 
 
 async def test_workers_get_only_path_lang_and_tmpdir_and_each_document_its_own_folder(

@@ -26,6 +26,7 @@ from platen.job_capture.analysis import (
 )
 from platen.job_capture.isolation import IsolatedAnalyser, Limits
 
+from . import ghostscript_helpers
 from .test_colour_analysis import pdf_with_ink_controls
 
 RED = "1 0 0 setrgbcolor 100 100 200 200 rectfill"
@@ -189,46 +190,13 @@ async def test_the_resident_interpreter_is_protected_the_same_way():
             assert isinstance(result, Analysis) and result.color_pages == (1,), name
 
 
-# Walks everything a document can read (dictionaries and procedures, from every root
-# it can name) and prints each operator it finds among NAMES.
-SCAN = """
-/names << NAMES >> def
-/seen 100000 dict def
-/look {
-  dup type /operatortype eq {
-    dup 128 string cvs cvn names exch known { (found: ) print dup == } if pop
-  } {
-    dup type dup /arraytype eq exch dup /packedarraytype eq exch /dicttype eq or or {
-      dup rcheck { seen 1 index known not } { false } ifelse {
-        seen 1 index true put
-        dup type /dicttype eq { { look look } forall } { { look } forall } ifelse
-      } { pop } ifelse
-    } { pop } ifelse
-  } ifelse
-} bind def
-systemdict look userdict look globaldict look errordict look $error look
-statusdict look 1183615869 internaldict look currentpagedevice look
-(scanned) =
-"""
-
-
 OPERATORS = ("setblackgeneration", "setundercolorremoval", "settransfer", "setcolortransfer")
 PDF_STARTS = (".PDFInit", ".PDFFile", ".PDFStream")  # a PDF interpreter's context
 
 
 def scan(setup: str) -> list[str]:
-    """What the SCAN finds, in the rendering a PostScript document gets, after `setup`."""
-    names = (*OPERATORS, *PDF_STARTS)
-    program = SCAN.replace("NAMES", " ".join(f"/{name} 0" for name in names))
-    run = subprocess.run(
-        ["gs", *ghostscript_options("/dev/null"), "-r36", "-c", *setup.splitlines(), "-"],
-        input=program.encode(),
-        capture_output=True,
-        check=True,
-    )
-    lines = run.stdout.decode().splitlines()
-    assert "scanned" in lines  # the walk ran to its end
-    return [line.removeprefix("found: ") for line in lines if line.startswith("found")]
+    """What the walk finds, in the rendering a PostScript document gets, after `setup`."""
+    return ghostscript_helpers.scan((*OPERATORS, *PDF_STARTS), setup)
 
 
 def test_no_document_can_reach_the_operators_themselves():

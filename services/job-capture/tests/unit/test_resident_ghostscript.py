@@ -15,8 +15,6 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
-import tempfile
 
 import pytest
 
@@ -26,7 +24,6 @@ from platen.job_capture.analysis import (
     PageMarkers,
     UnreadableDocument,
     analyse,
-    ghostscript_options,
     ghostscript_setup,
 )
 from platen.job_capture.isolation import TOO_LONG, IsolatedAnalyser, Limits
@@ -44,17 +41,13 @@ from platen.testing.documents import (
 )
 
 from .. import hostile
+from .ghostscript_helpers import a0_with_a_tiny_mark
 
 OUT_OF_MEMORY = "the PostScript document cannot be printed (it stops with an error)"
 
 
-@pytest.fixture(autouse=True)
-def own_tmp(tmp_path, monkeypatch):
-    """As in test_isolated_analysis: what is left in the service's temporary folder after
-    a test is what an analysis leaked."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    yield tmp_path
-    assert list(tmp_path.iterdir()) == []
+# What is left in the service's temporary folder after a test is what an analysis leaked.
+pytestmark = pytest.mark.usefixtures("own_tmp")
 
 
 async def running_child(analyser: IsolatedAnalyser) -> int:
@@ -177,23 +170,7 @@ def test_a_resident_interpreter_renders_at_the_resolution_asked_and_only_once(
 ):
     monkeypatch.chdir(tmp_path)  # where the document and its ink report are written
     # An A0 page with a tiny colour mark: its ink figures differ at 36 and at 100 dpi.
-    a0 = make_pdf_pages([Page(size=(2384, 3370), marks=("tiny-color-mark", "black-text"))])
-    (tmp_path / "a0.pdf").write_bytes(a0)
-    # To a file: stdout has Ghostscript's warning about -dWRITESYSTEMDICT too.
-    subprocess.run(
-        [
-            "gs",
-            *ghostscript_options("started.txt"),
-            "-r36",
-            "-c",
-            *ghostscript_setup(False).splitlines(),
-            "-f",
-            "a0.pdf",
-        ],
-        capture_output=True,
-        check=True,
-    )
-    started = (tmp_path / "started.txt").read_text()
+    a0, started = a0_with_a_tiny_mark()  # and what `gs -r36` gives for it
     loaded, how = ResidentGhostscript.load()
     assert loaded is not None, how
     assert loaded.render(a0, 36, ghostscript_setup(False), PageMarkers()) == 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import subprocess
 from collections.abc import Callable
 
 import pikepdf
@@ -25,14 +24,13 @@ from platen.job_capture import analysis
 from platen.job_capture.analysis import (
     UnreadableDocument,
     analyse,
-    ghostscript_options,
     ghostscript_setup,
 )
 from platen.job_capture.isolation import IsolatedAnalyser, Limits
 from platen.job_capture.separations import GUARDED_OPERATORS
 
+from . import ghostscript_helpers
 from .test_api_postscript import red_pixels_as_printed
-from .test_postscript_ink_controls import SCAN
 
 # --------------------------------------------------------------------------- PDF
 
@@ -63,18 +61,30 @@ def device_n(pdf: pikepdf.Pdf, *names: str, attributes: Dictionary | None = None
     return Array([*space, attributes] if attributes is not None else space)
 
 
-def one_page(content: bytes, resources: Resources | None = None) -> bytes:
-    pdf = pikepdf.new()
+def a4_page(
+    pdf: pikepdf.Pdf, contents: pikepdf.Stream, resources: Dictionary | None = None
+) -> pikepdf.Page:
+    """An A4 page of `pdf`, appended, drawn by `contents`."""
     page = Dictionary(
         Type=Name.Page,
         MediaBox=[0, 0, 595, 842],
-        Contents=pdf.make_indirect(pikepdf.Stream(pdf, content)),
-        Resources=resources(pdf) if resources is not None else Dictionary(),
+        Contents=pdf.make_indirect(contents),
+        Resources=resources if resources is not None else Dictionary(),
     )
     pdf.pages.append(pikepdf.Page(page))
+    return pdf.pages[-1]
+
+
+def saved(pdf: pikepdf.Pdf) -> bytes:
     out = io.BytesIO()
     pdf.save(out)
     return out.getvalue()
+
+
+def one_page(content: bytes, resources: Resources | None = None) -> bytes:
+    pdf = pikepdf.new()
+    a4_page(pdf, pikepdf.Stream(pdf, content), resources(pdf) if resources is not None else None)
+    return saved(pdf)
 
 
 def with_space(space: Callable[[pikepdf.Pdf], Array]) -> Resources:
@@ -98,11 +108,15 @@ def form(pdf: pikepdf.Pdf, content: bytes, space: Array, **extra: object) -> pik
     )
 
 
-def image(pdf: pikepdf.Pdf, space: Array) -> pikepdf.Stream:
+def image(
+    pdf: pikepdf.Pdf, space: Array | Name, samples: bytes = b"\xff", **extra: object
+) -> pikepdf.Stream:
+    """A 1 x 1 image XObject in `space`."""
     return pdf.make_indirect(
         pikepdf.Stream(
             pdf,
-            b"\xff",
+            samples,
+            **extra,
             Type=Name.XObject,
             Subtype=Name.Image,
             Width=1,
@@ -152,6 +166,30 @@ def annotation(pdf: pikepdf.Pdf) -> Dictionary:
     )
 
 
+def tiling(
+    pdf: pikepdf.Pdf, cell: bytes, paint_type: int, resources: Dictionary, **extra: object
+) -> pikepdf.Stream:
+    """A tiling pattern whose 10 x 10 cell is drawn by `cell` (PaintType 1: coloured by
+    the cell, 2: uncoloured, in the colour it is used with)."""
+    return pdf.make_indirect(
+        pikepdf.Stream(
+            pdf,
+            cell,
+            PatternType=1,
+            PaintType=paint_type,
+            TilingType=1,
+            BBox=[0, 0, 10, 10],
+            XStep=10,
+            YStep=10,
+            Resources=resources,
+            **extra,
+        )
+    )
+
+
+PATTERN_FILL = b"/Pattern cs /P0 scn 100 100 200 200 re f"
+
+
 def inline_image(space: bytes) -> bytes:
     return b"q 200 0 0 200 100 100 cm BI /W 1 /H 1 /BPC 8 /CS " + space + b" ID \xff EI Q"
 
@@ -179,17 +217,8 @@ INLINE_SPOT = inline_image(b"[/Separation /Black /DeviceRGB " + INLINE_RED + b"]
 def page_encoded(content: bytes, filter: Name, **extra: object) -> bytes:
     """One page whose content stream is behind `filter` (and has `extra` entries)."""
     pdf = pikepdf.new()
-    stream = pikepdf.Stream(pdf, encoded(content, filter), Filter=filter, **extra)
-    page = Dictionary(
-        Type=Name.Page,
-        MediaBox=[0, 0, 595, 842],
-        Contents=pdf.make_indirect(stream),
-        Resources=Dictionary(),
-    )
-    pdf.pages.append(pikepdf.Page(page))
-    out = io.BytesIO()
-    pdf.save(out)
-    return out.getvalue()
+    a4_page(pdf, pikepdf.Stream(pdf, encoded(content, filter), Filter=filter, **extra))
+    return saved(pdf)
 
 
 def form_encoded(content: bytes, filter: Name) -> bytes:
@@ -226,19 +255,11 @@ AS_AN_IMAGE = {"Subtype": Name.Image, "Width": 1, "Height": 1, "BitsPerComponent
 def annotated_page() -> bytes:
     """A blank page with a printed annotation whose appearance is in the spot colour."""
     pdf = pikepdf.new()
-    page = Dictionary(
-        Type=Name.Page,
-        MediaBox=[0, 0, 595, 842],
-        Contents=pdf.make_indirect(pikepdf.Stream(pdf, b"")),
-        Resources=Dictionary(),
-    )
-    pdf.pages.append(pikepdf.Page(page))
+    page = a4_page(pdf, pikepdf.Stream(pdf, b""))
     holder = annotation(pdf)
-    holder.P = pdf.pages[0].obj
-    pdf.pages[0].obj.Annots = Array([holder])
-    out = io.BytesIO()
-    pdf.save(out)
-    return out.getvalue()
+    holder.P = page.obj
+    page.obj.Annots = Array([holder])
+    return saved(pdf)
 
 
 PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
@@ -332,23 +353,16 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
     ),
     "form XObject behind DCTDecode": lambda: form_encoded(INLINE_SPOT, Name.DCTDecode),
     "tiling pattern behind DCTDecode, said to be an image": lambda: one_page(
-        b"/Pattern cs /P0 scn 100 100 200 200 re f",
+        PATTERN_FILL,
         lambda pdf: Dictionary(
             Pattern=Dictionary(
-                P0=pdf.make_indirect(
-                    pikepdf.Stream(
-                        pdf,
-                        encoded(PATTERN_CELL, Name.DCTDecode),
-                        Filter=Name.DCTDecode,
-                        PatternType=1,
-                        PaintType=1,
-                        TilingType=1,
-                        BBox=[0, 0, 10, 10],
-                        XStep=10,
-                        YStep=10,
-                        Resources=Dictionary(),
-                        **AS_AN_IMAGE,
-                    )
+                P0=tiling(
+                    pdf,
+                    encoded(PATTERN_CELL, Name.DCTDecode),
+                    1,
+                    Dictionary(),
+                    Filter=Name.DCTDecode,
+                    **AS_AN_IMAGE,
                 )
             )
         ),
@@ -358,7 +372,7 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
         lambda pdf: Dictionary(Shading=Dictionary(Sh0=axial(pdf, separation(pdf)))),
     ),
     "shading pattern": lambda: one_page(
-        b"/Pattern cs /P0 scn 100 100 200 200 re f",
+        PATTERN_FILL,
         lambda pdf: Dictionary(
             Pattern=Dictionary(
                 P0=pdf.make_indirect(Dictionary(PatternType=2, Shading=axial(pdf, separation(pdf))))
@@ -366,21 +380,14 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
         ),
     ),
     "tiling pattern": lambda: one_page(
-        b"/Pattern cs /P0 scn 100 100 200 200 re f",
+        PATTERN_FILL,
         lambda pdf: Dictionary(
             Pattern=Dictionary(
-                P0=pdf.make_indirect(
-                    pikepdf.Stream(
-                        pdf,
-                        b"/CS0 cs 1 scn 0 0 10 10 re f",
-                        PatternType=1,
-                        PaintType=1,
-                        TilingType=1,
-                        BBox=[0, 0, 10, 10],
-                        XStep=10,
-                        YStep=10,
-                        Resources=Dictionary(ColorSpace=Dictionary(CS0=separation(pdf))),
-                    )
+                P0=tiling(
+                    pdf,
+                    b"/CS0 cs 1 scn 0 0 10 10 re f",
+                    1,
+                    Dictionary(ColorSpace=Dictionary(CS0=separation(pdf))),
                 )
             )
         ),
@@ -389,21 +396,7 @@ PDF_ATTACKS: dict[str, Callable[[], bytes]] = {
         b"/PCS cs 1 /P0 scn 100 100 200 200 re f",
         lambda pdf: Dictionary(
             ColorSpace=Dictionary(PCS=Array([Name.Pattern, separation(pdf)])),
-            Pattern=Dictionary(
-                P0=pdf.make_indirect(
-                    pikepdf.Stream(
-                        pdf,
-                        b"0 0 10 10 re f",
-                        PatternType=1,
-                        PaintType=2,
-                        TilingType=1,
-                        BBox=[0, 0, 10, 10],
-                        XStep=10,
-                        YStep=10,
-                        Resources=Dictionary(),
-                    )
-                )
-            ),
+            Pattern=Dictionary(P0=tiling(pdf, b"0 0 10 10 re f", 2, Dictionary())),
         ),
     ),
     "form XObject": lambda: one_page(
@@ -486,21 +479,7 @@ def test_images_behind_jpx_and_dct_keep_their_answers(space, expected):
         document = one_page(
             b"q 200 0 0 200 100 100 cm /Im0 Do Q",
             lambda pdf, data=out.getvalue(), filter=filter: Dictionary(
-                XObject=Dictionary(
-                    Im0=pdf.make_indirect(
-                        pikepdf.Stream(
-                            pdf,
-                            data,
-                            Filter=filter,
-                            Type=Name.XObject,
-                            Subtype=Name.Image,
-                            Width=1,
-                            Height=1,
-                            BitsPerComponent=8,
-                            ColorSpace=space,
-                        )
-                    )
-                )
+                XObject=Dictionary(Im0=image(pdf, space, data, Filter=filter))
             ),
         )
         assert analyse(document).color_pages == expected, filter
@@ -753,16 +732,7 @@ async def test_the_resident_interpreter_is_protected_the_same_way():
 def scan(setup: str, before: str = "") -> list[str]:
     """The guarded operators a document finds among everything it can read, after `setup`
     and `before` (the document's own first steps)."""
-    program = before + SCAN.replace("NAMES", " ".join(f"/{name} 0" for name in GUARDED_OPERATORS))
-    run = subprocess.run(
-        ["gs", *ghostscript_options("/dev/null"), "-r36", "-c", *setup.splitlines(), "-"],
-        input=program.encode(),
-        capture_output=True,
-        check=True,
-    )
-    lines = run.stdout.decode().splitlines()
-    assert "scanned" in lines  # the walk ran to its end
-    return [line.removeprefix("found: ") for line in lines if line.startswith("found")]
+    return ghostscript_helpers.scan(GUARDED_OPERATORS, setup, before)
 
 
 def test_no_document_can_reach_the_colour_space_operators_themselves():

@@ -17,14 +17,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 from platen.job_capture.analysis import (
     PageMarkers,
     UnreadableDocument,
-    ghostscript_options,
     ghostscript_setup,
 )
 from platen.job_capture.analysis_worker import Spare, hand_over
@@ -33,17 +31,13 @@ from platen.job_capture.resident_ghostscript import ResidentGhostscript
 from platen.testing.documents import Page, make_pdf, make_pdf_pages
 
 from .. import hostile
+from .ghostscript_helpers import a0_with_a_tiny_mark
 
 MEMORY = 384 * 2**20
 
 
-@pytest.fixture(autouse=True)
-def own_tmp(tmp_path, monkeypatch):
-    """As in test_isolated_analysis: what is left in the service's temporary folder after
-    a test is what an analysis leaked."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    yield tmp_path
-    assert list(tmp_path.iterdir()) == []
+# What is left in the service's temporary folder after a test is what an analysis leaked.
+pytestmark = pytest.mark.usefixtures("own_tmp")
 
 
 def children(pid: int) -> set[int]:
@@ -166,23 +160,7 @@ def test_an_interpreter_prepared_at_one_resolution_renders_at_the_one_asked(tmp_
     monkeypatch.chdir(tmp_path)
     # An A0 page with a tiny colour mark renders at 36 dpi, not at the prepared 100: its
     # ink figures differ between the two.
-    a0 = make_pdf_pages([Page(size=(2384, 3370), marks=("tiny-color-mark", "black-text"))])
-    (tmp_path / "a0.pdf").write_bytes(a0)
-    # To a file: stdout has Ghostscript's warning about -dWRITESYSTEMDICT too.
-    subprocess.run(
-        [
-            "gs",
-            *ghostscript_options("started.txt"),
-            "-r36",
-            "-c",
-            *ghostscript_setup(False).splitlines(),
-            "-f",
-            "a0.pdf",
-        ],
-        capture_output=True,
-        check=True,
-    )
-    started = (tmp_path / "started.txt").read_text()
+    a0, started = a0_with_a_tiny_mark()  # and what `gs -r36` gives for it
     loaded, how = ResidentGhostscript.load()
     assert loaded is not None, how
     assert loaded.prepare(100)
