@@ -32,6 +32,7 @@ from platen.testing.documents import Page, make_pdf, make_pdf_pages
 
 from .. import hostile
 from .ghostscript_helpers import a0_with_a_tiny_mark
+from .processes import state
 
 MEMORY = 384 * 2**20
 
@@ -45,14 +46,6 @@ def children(pid: int) -> set[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as listed:
         found = {int(child) for child in listed.read().split()}
     return {child for child in found if state(child) not in ("Z", "gone")}
-
-
-def state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
 
 
 async def until(condition, what: str):
