@@ -16,21 +16,14 @@ import asyncio
 import json
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 from platen.job_capture.isolation import IsolatedAnalyser, Limits
 from platen.testing.documents import A3, A5, LETTER, MARKS, Page, make_pdf_pages, make_postscript
 
-
-@pytest.fixture(autouse=True)
-def own_tmp(tmp_path, monkeypatch):
-    """What is left in the service's temporary folder after a test is what an analysis
-    leaked."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    yield tmp_path
-    assert list(tmp_path.iterdir()) == []
+# What is left in the service's temporary folder after a test is what an analysis leaked.
+pytestmark = pytest.mark.usefixtures("own_tmp")
 
 
 def corpus() -> dict[str, bytes]:
