@@ -57,6 +57,23 @@ async def until(condition, what: str):
     raise AssertionError(f"never: {what}")
 
 
+async def a_spare(parent: int, other_than: set[int] = frozenset()) -> tuple[int]:
+    """The spare waiting, once it is the parent's only child (besides `other_than`): the
+    child that ran the last document may still be exiting after its answer came back, and
+    it has its request's limits where a spare has none."""
+
+    def waiting() -> tuple[int] | None:
+        found = children(parent) - other_than
+        if len(found) != 1:
+            return None
+        try:
+            return tuple(found) if address_space_limit(*found) == "unlimited" else None
+        except FileNotFoundError:  # it ended meanwhile
+            return None
+
+    return await until(waiting, "a spare is forked")
+
+
 def address_space_limit(pid: int) -> str:
     with open(f"/proc/{pid}/limits") as limits:
         line = next(line for line in limits if line.startswith("Max address space"))
@@ -75,7 +92,7 @@ async def test_the_next_document_runs_in_the_spare_that_waited_for_it():
     analyser = IsolatedAnalyser(Limits(timeout=60, memory_bytes=MEMORY))
     assert (await analyser.analyse(make_pdf(1))).pages == 1
     parent = analyser._server.process.pid
-    (spare,) = await until(lambda: children(parent) or None, "a spare is forked")
+    (spare,) = await a_spare(parent)
     # Waiting: no document read, in the parent's folder, none of a request's limits.
     assert os.readlink(f"/proc/{spare}/cwd") == os.readlink(f"/proc/{parent}/cwd")
     opened = [os.readlink(f"/proc/{spare}/fd/{fd}") for fd in os.listdir(f"/proc/{spare}/fd")]
@@ -93,10 +110,10 @@ async def test_the_next_document_runs_in_the_spare_that_waited_for_it():
     endless.cancel()
     await asyncio.gather(endless, return_exceptions=True)
     # Once its child has ended, a new spare waits for the next document.
-    (new,) = await until(lambda: children(parent) - {spare} or None, "a new spare")
+    (new,) = await a_spare(parent, other_than={spare})
     assert new != spare and address_space_limit(new) == "unlimited"
     assert (await analyser.analyse(make_pdf(3))).pages == 3  # run by `new`
-    assert new not in children(parent)
+    await until(lambda: new not in children(parent), "the spare ends after its document")
 
 
 async def test_a_spare_that_dies_while_waiting_is_replaced_after_the_next_document():
@@ -104,13 +121,13 @@ async def test_a_spare_that_dies_while_waiting_is_replaced_after_the_next_docume
     colour = make_pdf_pages([Page(marks=("black-text",)), Page(marks=("color-shape",))])
     assert (await analyser.analyse(colour)).color_pages == (2,)
     parent = analyser._server.process.pid
-    (spare,) = await until(lambda: children(parent) or None, "a spare is forked")
+    (spare,) = await a_spare(parent)
     os.kill(spare, signal.SIGKILL)
     await until(lambda: state(spare) == "gone", "the parent reaps it")
     assert not children(parent)  # not replaced at once: a spare dying at start would loop
     # The next document gets a child forked for it; after it, a spare waits again.
     assert (await analyser.analyse(colour)).color_pages == (2,)
-    (replacement,) = await until(lambda: children(parent) or None, "a new spare")
+    (replacement,) = await a_spare(parent)
     assert replacement != spare
     assert analyser._server.process.pid == parent  # the parent was not replaced
 
@@ -132,7 +149,7 @@ async def test_a_waiting_spare_ends_with_its_parent():
     analyser = IsolatedAnalyser(Limits(timeout=60))
     assert (await analyser.analyse(make_pdf(1))).pages == 1
     first = analyser._server
-    (spare,) = await until(lambda: children(first.process.pid) or None, "a spare is forked")
+    (spare,) = await a_spare(first.process.pid)
     first.process.kill()
     await first.process.wait()
     await until(lambda: state(spare) in ("Z", "gone"), "the orphaned spare ends")
@@ -193,7 +210,7 @@ async def test_children_allocate_anew_in_huge_pages_and_collect_garbage_every_64
     assert (await analyser.analyse(colour)).color_pages == (1,)
     parent = analyser._server.process.pid
     assert any("hg" in flags for flags in heap_flags(parent)) is fewer_faults
-    (spare,) = await until(lambda: children(parent) or None, "a spare is forked")
+    (spare,) = await a_spare(parent)
     assert any("hg" in flags for flags in heap_flags(spare)) is fewer_faults  # inherited
     if fewer_faults:
         assert (await analyser.analyse(COLLECTS_EVERY_64_MB)).pages == 1
