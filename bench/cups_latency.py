@@ -242,7 +242,7 @@ def main() -> None:
     p.add_argument("--compare", metavar="REV", help="also time the backend of git revision REV")
     args = p.parse_args()
     load_before = os.getloadavg()
-    with provide() as infra:
+    with provide(durable=True) as infra:
         vhost, url = Vhosts(infra).create()
         _, db = asyncio.run(create_database(infra.database_url))
         folder = Path(tempfile.mkdtemp(prefix="platen-bench-"))

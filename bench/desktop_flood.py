@@ -157,7 +157,7 @@ def main() -> None:
     env = {"PLATEN_LOG_LEVEL": "WARNING", "PLATEN_REQUIRE_REPLY_USER_ID": "0"}
     if args.no_limit:
         env["PLATEN_ANSWER_BURST"] = "1000000"
-    with provide() as infra:
+    with provide(durable=True) as infra:
         with prompting_system(infra, env, ("alice", "mallory"), "1000") as (url, _, _, logs):
             limit = "off" if args.no_limit else "on (burst 30, 2 answers/s per login)"
             print(f"infrastructure: {infra.source}; answer limit {limit}")

@@ -284,7 +284,7 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     names = [login(n) for n in range(max(levels))]
     spawn = multiprocessing.get_context("spawn")
-    with provide(statistics_interval_ms=args.statistics_interval_ms) as infra:
+    with provide(statistics_interval_ms=args.statistics_interval_ms, durable=True) as infra:
         vhosts = Vhosts(infra)
         vhost, url = vhosts.create()
         http = vhosts.http

@@ -278,7 +278,7 @@ def main() -> None:
         help="deliveries handled in batches where a service opts in (PLATEN_BATCH)",
     )
     args = p.parse_args()
-    with provide() as infra:
+    with provide(durable=True) as infra:
         vhosts = Vhosts(infra)
         _, url = vhosts.create()
         _, bare_url = vhosts.create()

@@ -243,7 +243,10 @@ def main() -> None:
     p.add_argument("--idle", type=int, default=30)
     args = p.parse_args()
     env = {"PLATEN_LOG_LEVEL": "WARNING"}
-    with provide() as infra, prompting_system(infra, env, ("alice",), "100000") as system:
+    with (
+        provide(durable=True) as infra,
+        prompting_system(infra, env, ("alice",), "100000") as system,
+    ):
         url, db, services, _ = system
         print(f"infrastructure: {infra.source}; {os.cpu_count()} cores")
         report("0 jobs held (besides alice's own)", url, services, args)

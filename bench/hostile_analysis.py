@@ -158,7 +158,7 @@ async def run(deadline: float, rate: float, seconds: float) -> None:
         f" in the service process {cpu[0]:.0f} ms, isolated {cpu[1]:.0f} ms"
     )
 
-    with provide() as infra:
+    with provide(durable=True) as infra:
         _, dsn = await create_database(infra.database_url)
         async with service_pool(dsn, "job-capture", "job_capture", MIGRATIONS) as pool:
             await attack(pool, infra.source, corpus, rate, seconds)

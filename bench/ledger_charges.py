@@ -267,7 +267,7 @@ def run_child(
 
 async def main(n: int, compare: str | None, rounds: int, batch: int, scenarios: list[str]) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    with provide() as infra, tempfile.TemporaryDirectory() as folder:
+    with provide(durable=True) as infra, tempfile.TemporaryDirectory() as folder:
         _, dsn = await create_database(infra.database_url)
         pool = await create_pool(dsn, "ledger", min_size=4, max_size=40)
         async with pool.acquire() as conn:

@@ -79,7 +79,7 @@ async def run(pool, handler, message):
 
 
 async def service(n: int) -> None:
-    with provide() as infra:
+    with provide(durable=True) as infra:
         _, dsn = await create_database(infra.database_url)
         pool = await create_pool(dsn, "pricing", min_size=4, max_size=20)
         async with pool.acquire() as conn:

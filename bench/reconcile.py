@@ -99,7 +99,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="with --compare: restarts of each")
     args = p.parse_args()
     old = extract(args.compare, Path(tempfile.mkdtemp())) if args.compare else None
-    with provide() as infra:
+    with provide(durable=True) as infra:
         vhost, url = Vhosts(infra).create()
         _, db = asyncio.run(create_database(infra.database_url))
         ids = Identities(infra).for_vhost(vhost)

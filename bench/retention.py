@@ -157,7 +157,7 @@ async def disk(conn: asyncpg.Connection) -> int:
 
 async def main(total: int, per_round: int, concurrency: int) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    with provide() as infra:
+    with provide(durable=True) as infra:
         _, dsn = await create_database(infra.database_url)
         pools = {}
         for schema, (service, folder, _) in SERVICES.items():

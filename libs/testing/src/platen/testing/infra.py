@@ -125,7 +125,7 @@ def infra_from_env(env: dict[str, str]) -> Infra:
 
 
 @contextlib.contextmanager
-def _from_env(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
+def _from_env(statistics_interval_ms: int = 1000, durable: bool = False) -> Iterator[Infra]:
     # The environment's broker is configured by whoever runs it.
     yield infra_from_env(dict(os.environ))
 
@@ -177,7 +177,7 @@ def _removed_after(folder: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _from_containers(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
+def _from_containers(statistics_interval_ms: int = 1000, durable: bool = False) -> Iterator[Infra]:
     # The plain container classes: testcontainers' RabbitMqContainer needs pika and
     # exposes neither the management nor the TLS port.
     from testcontainers.core.container import DockerContainer
@@ -228,7 +228,7 @@ def _from_containers(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
 
 
 @contextlib.contextmanager
-def _from_local(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
+def _from_local(statistics_interval_ms: int = 1000, durable: bool = False) -> Iterator[Infra]:
     base = Path(tempfile.mkdtemp(prefix="platen-test-"))
     base.chmod(0o755)  # the postgres user must reach its data folder
     tls = make_test_ca(base / "tls")
@@ -237,8 +237,9 @@ def _from_local(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
         tls=(tls.ca_cert, tls.server_cert, tls.server_key),
         statistics_interval_ms=statistics_interval_ms,
     )
-    # Its data goes with the run: no commit waits for the disk (servers.THROWAWAY).
-    pg = LocalPostgres(base / "postgres", settings=THROWAWAY)
+    # A test's data goes with the run: no commit waits for the disk (servers.THROWAWAY).
+    # A benchmark's commits wait for the disk, as a deployment's do (`durable`).
+    pg = LocalPostgres(base / "postgres", settings=() if durable else THROWAWAY)
     try:
         # Side by side: each spends most of its start waiting (the Erlang VM booting,
         # initdb, a port to open), and every worker pays this before its first test.
@@ -290,10 +291,12 @@ def choose_tier(env: dict[str, str], docker_answers: Callable[[], bool]):
 
 
 @contextlib.contextmanager
-def provide(statistics_interval_ms: int = 1000) -> Iterator[Infra]:
+def provide(statistics_interval_ms: int = 1000, durable: bool = False) -> Iterator[Infra]:
     """The tier's infrastructure. A broker started here collects its management statistics
     every `statistics_interval_ms` (1 s, fresh lists for tests; benchmarks of many
-    connections ask for RabbitMQ's default, 5 s)."""
+    connections ask for RabbitMQ's default, 5 s). A PostgreSQL started here runs with
+    fsync off for tests; `durable` keeps PostgreSQL's defaults, so that a benchmark's
+    commits cost what they cost in a deployment."""
     tier = choose_tier(dict(os.environ), _docker_answers)
-    with tier(statistics_interval_ms) as infra:
+    with tier(statistics_interval_ms, durable) as infra:
         yield infra
