@@ -136,7 +136,7 @@ def format_queues(system, cups):
     postscript = VirtualPrinter("lab-ps", folder / "lab-ps")
     cups.printers["lab-ps"] = postscript
     postscript.start(formats="application/postscript")
-    everywhere = (cups.cups.folder / "ppd" / "lab-color.ppd").read_text().splitlines()
+    everywhere = cups.cups.ppd("lab-color").splitlines()
     ppd = folder / "lab-ps.ppd"
     ppd.write_text(
         "\n".join(line for line in everywhere if not line.startswith("*cupsFilter2:"))

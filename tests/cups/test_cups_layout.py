@@ -95,7 +95,7 @@ async def test_number_up_2_and_two_copies_print_and_charge_once(system, cups):
     assert captured.size_bytes == received.stat().st_size
     assert captured.analysis_ms > 0
     # The 2-up sheets are on the queue's own paper, not the document's A4.
-    ppd = (cups.cups.folder / "ppd" / "lab-color.ppd").read_text()
+    ppd = cups.cups.ppd("lab-color")
     paper = re.search(r"^\*DefaultPageSize: (\w+)", ppd, re.MULTILINE).group(1)
     assert captured.paper_sizes == {paper: 2}, paper
     # No deadline configured for this printer: job-capture's default, 600 s.
@@ -115,9 +115,8 @@ async def test_number_up_2_and_two_copies_print_and_charge_once(system, cups):
 async def test_copies_made_by_the_filters_are_not_made_again(system, cups):
     """A queue whose PPD makes CUPS's filters print every copy into the document."""
     printer = cups.printers["lab-color"]
-    ppd = cups.cups.folder / "ppd" / "lab-color.ppd"
     manual = cups.cups.folder / "manual-copies.ppd"
-    manual.write_text(ppd.read_text() + "*cupsManualCopies: True\n")
+    manual.write_text(cups.cups.ppd("lab-color") + "*cupsManualCopies: True\n")
     cups.cups.run("lpadmin", "-p", "lab-manual", "-E", "-v", printer.uri, "-P", str(manual))
     cups.cups.run("lpadmin", "-p", "lab-manual", "-v", f"platen:/{printer.uri}")
     cups.cups.run("cupsenable", "lab-manual")

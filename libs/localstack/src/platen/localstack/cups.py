@@ -458,6 +458,25 @@ class LocalCups:
         self.run("cupsenable", name)
         self.run("cupsaccept", name)
 
+    def ppd(self, queue: str, timeout: float = 30) -> str:
+        """The PPD cupsd keeps for `queue`, read whole: cupsd replaces the file when it
+        changes a queue (one fresh-clone run found it missing for a moment after the
+        queue was set up), so it is read once it is there and the same twice running."""
+        path = self.folder / "ppd" / f"{queue}.ppd"
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                text = None
+            if text and text.startswith("*PPD-Adobe") and text == last:
+                return text
+            if time.monotonic() > deadline:
+                raise InfraError(f"no complete PPD for queue {queue} in {path}")
+            last = text
+            time.sleep(0.05)
+
     def lp(self, queue: str, file: Path, user: str, *options: str, title: str | None = None) -> int:
         argv = ["lp", "-d", queue, "-U", user, "-t", title or file.name]
         for option in options:
