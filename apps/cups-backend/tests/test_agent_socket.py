@@ -89,7 +89,16 @@ def agent(open_folder) -> Iterator[Path]:
     proc = start_agent(open_folder, path)
     yield path
     proc.terminate()
-    proc.wait(10)
+    try:
+        # A loaded two-core CI once took more than 10 s (session 15): a minute before
+        # the stop is called hung, with the agent's log to say where.
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        raise AssertionError(
+            "the agent did not stop on SIGTERM:\n" + (open_folder / "agent.log").read_text()
+        ) from None
 
 
 def as_nobody(socket_path: Path) -> dict:
