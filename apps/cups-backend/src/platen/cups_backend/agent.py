@@ -211,7 +211,11 @@ class WarmBackends:
         ours.setblocking(False)
         loop = asyncio.get_running_loop()
         try:
-            line = await asyncio.wait_for(loop.sock_recv(ours, 16), 60)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+            # cancellation that comes as the backend answers, and the agent's stop then
+            # waited for this task for ever (seen in a CI run).
+            async with asyncio.timeout(60):
+                line = await loop.sock_recv(ours, 16)
         except BaseException:
             ours.close()
             raise
@@ -241,9 +245,11 @@ class WarmBackends:
     async def close(self) -> None:
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self.tasks:
+            # Bounded: a stop must never wait on a task that did not take its cancel.
+            _, left = await asyncio.wait(self.tasks, timeout=5)
+            if left:
+                log.warning("agent.warm_tasks_not_stopped", count=len(left))
         # The waiting ones see their socket's end and exit; those with a job finish it.
         while not self.ready.empty():
             self.ready.get_nowait().control.close()
