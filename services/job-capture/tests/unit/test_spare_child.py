@@ -32,20 +32,13 @@ from platen.testing.documents import Page, make_pdf, make_pdf_pages
 
 from .. import hostile
 from .ghostscript_helpers import a0_with_a_tiny_mark
-from .processes import state
+from .processes import address_space_limit, children, state
 
 MEMORY = 384 * 2**20
 
 
 # What is left in the service's temporary folder after a test is what an analysis leaked.
 pytestmark = pytest.mark.usefixtures("own_tmp")
-
-
-def children(pid: int) -> set[int]:
-    """The living (not yet ended) children of process `pid`."""
-    with open(f"/proc/{pid}/task/{pid}/children") as listed:
-        found = {int(child) for child in listed.read().split()}
-    return {child for child in found if state(child) not in ("Z", "gone")}
 
 
 async def until(condition, what: str):
@@ -72,12 +65,6 @@ async def a_spare(parent: int, other_than: set[int] = frozenset()) -> tuple[int]
             return None
 
     return await until(waiting, "a spare is forked")
-
-
-def address_space_limit(pid: int) -> str:
-    with open(f"/proc/{pid}/limits") as limits:
-        line = next(line for line in limits if line.startswith("Max address space"))
-    return line.split()[3]
 
 
 async def running_child(analyser: IsolatedAnalyser) -> int:
