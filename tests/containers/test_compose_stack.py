@@ -163,6 +163,17 @@ class Stack:
                 raise AssertionError(f"not healthy: {health}\n{logs}")
             time.sleep(3)
 
+    def wait_installed(self, times: int, timeout: float) -> None:
+        """Until the init job has ended its `install` step `times` times in all."""
+        deadline = time.monotonic() + timeout
+        while True:
+            logs = self.compose("logs", "--no-color", "init")
+            [init] = [c for c in self.containers() if c["Names"][0] == self.container("init")]
+            if logs.count("installed: ") == times and init["State"] == "exited":
+                return
+            assert time.monotonic() < deadline, f"init did not end {times} times:\n{logs}"
+            time.sleep(2)
+
     def secret_digests(self) -> dict[str, str]:
         """Each service's settings (its URLs, with its broker and database passwords) and
         the database superuser's password, by SHA-256: what must not change between `up`s."""
@@ -294,6 +305,7 @@ def test_the_stack_is_healthy_runs_the_tour_and_exposes_nothing_else(stack, tmp_
     # password never reaches the test's output.)
     before = stack.secret_digests()
     stack.compose("up", "-d", timeout=900)
+    stack.wait_installed(times=2, timeout=300)  # `up -d` does not wait for the job to end
     assert stack.secret_digests() == before
     stack.compose("restart", "rabbitmq", "postgres", timeout=300)
     stack.wait_healthy(timeout=300)
