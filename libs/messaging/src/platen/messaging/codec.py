@@ -8,26 +8,11 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, DeliveryMode
 
 from platen.events.base import HEADER_VERSION, Envelope, Message
-from platen.events.registry import ContractError, decode, encode
+from platen.events.registry import ContractError, decode
 
 HEADER_ERROR = "platen-error"
 HEADER_QUEUE = "platen-queue"
 HEADER_MARKS = "platen-marks"  # see platen.messaging.marks
-
-
-def to_amqp(
-    message: Message, envelope: Envelope, *, expiration_ms: int | None = None
-) -> aio_pika.Message:
-    return build(
-        body=encode(message),
-        message_type=envelope.message_type,
-        schema_version=envelope.schema_version,
-        producer=envelope.producer,
-        message_id=envelope.message_id,
-        correlation_id=envelope.correlation_id,
-        occurred_at=envelope.occurred_at,
-        expiration_ms=expiration_ms,
-    )
 
 
 def build(

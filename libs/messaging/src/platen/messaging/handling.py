@@ -137,20 +137,24 @@ class HandlerContext:
         if self.subscriptions is not None:
             self.subscriptions.check_emit(message, exchange)
         env = envelope_for(message, self.producer, correlation_id)
-        row = outbox.row(
-            message,
-            env,
+        where = outbox.Where(
             exchange=exchange,
             routing_key=routing_key or message.message_type,
             expiration_ms=expiration_ms,
             reply_to=reply_to,
             marks=encode_marks(self.marks),
         )
+        return await self.keep(message, env, where)
+
+    async def keep(self, message: Message, envelope: Envelope, where: outbox.Where) -> str:
+        """Leave an emitted message in the outbox (a fake context records it instead);
+        returns its message id."""
+        row = outbox.row(message, envelope, **where)
         if self.outbox_rows is not None:
             self.outbox_rows.append(row)
         else:
             await outbox.add_rows(self.conn, [row])
-        return env.message_id
+        return envelope.message_id
 
     async def emit_latest(
         self,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Required, TypedDict, Unpack
 
 import asyncpg
 import structlog
@@ -71,76 +72,52 @@ class PublishFailed(RuntimeError):
     """Nothing in the batch could be published (the broker refused every row)."""
 
 
-_INSERT = """INSERT INTO outbox (message_id, exchange, routing_key, message_type,
-               schema_version, correlation_id, body, expiration_ms, created_at, reply_to,
-               marks)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"""
+# The table's columns in the order of a `row`.
+_COLUMNS = """message_id, exchange, routing_key, message_type, schema_version, correlation_id,
+              body, expiration_ms, created_at, reply_to, marks"""
+_INSERT = f"INSERT INTO outbox ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+# Several rows in one statement, in their order (so their ids, which the relay publishes
+# by, follow it): one execution for a batch's rows, not one per row.
+_INSERT_MANY = f"""INSERT INTO outbox ({_COLUMNS})
+           SELECT {_COLUMNS}
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+                         $6::text[], $7::bytea[], $8::int[], $9::timestamptz[], $10::text[],
+                         $11::text[]) WITH ORDINALITY AS r ({_COLUMNS}, n)
+            ORDER BY r.n"""
 
 
-def row(
-    message: Message,
-    envelope: Envelope,
-    *,
-    exchange: str,
-    routing_key: str,
-    expiration_ms: int | None = None,
-    reply_to: str | None = None,
-    marks: str | None = None,
-) -> tuple:
+class Where(TypedDict, total=False):
+    """Where a row goes, and how: `row`'s and `add`'s keywords, written once for both."""
+
+    exchange: Required[str]
+    routing_key: Required[str]
+    expiration_ms: int | None
+    reply_to: str | None
+    marks: str | None
+
+
+def row(message: Message, envelope: Envelope, **where: Unpack[Where]) -> tuple:
     """The outbox row of one message, for `add_rows`."""
     return (
         envelope.message_id,
-        exchange,
-        routing_key,
+        where["exchange"],
+        where["routing_key"],
         envelope.message_type,
         envelope.schema_version,
         envelope.correlation_id,
         encode(message),
-        expiration_ms,
+        where.get("expiration_ms"),
         envelope.occurred_at,
-        reply_to,
-        marks,
+        where.get("reply_to"),
+        where.get("marks"),
     )
 
 
 async def add(
-    conn: asyncpg.Connection,
-    message: Message,
-    envelope: Envelope,
-    *,
-    exchange: str,
-    routing_key: str,
-    expiration_ms: int | None = None,
-    reply_to: str | None = None,
-    marks: str | None = None,
+    conn: asyncpg.Connection, message: Message, envelope: Envelope, **where: Unpack[Where]
 ) -> None:
-    await conn.execute(
-        _INSERT,
-        *row(
-            message,
-            envelope,
-            exchange=exchange,
-            routing_key=routing_key,
-            expiration_ms=expiration_ms,
-            reply_to=reply_to,
-            marks=marks,
-        ),
-    )
-
-
-# Several rows in one statement, in their order (so their ids, which the relay publishes
-# by, follow it): one execution for a batch's rows, not one per row.
-_INSERT_MANY = """INSERT INTO outbox (message_id, exchange, routing_key, message_type,
-               schema_version, correlation_id, body, expiration_ms, created_at, reply_to,
-               marks)
-           SELECT r.message_id, r.exchange, r.routing_key, r.message_type, r.schema_version,
-                  r.correlation_id, r.body, r.expiration_ms, r.created_at, r.reply_to, r.marks
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
-                         $6::text[], $7::bytea[], $8::int[], $9::timestamptz[], $10::text[],
-                         $11::text[]) WITH ORDINALITY
-                  AS r (message_id, exchange, routing_key, message_type, schema_version,
-                        correlation_id, body, expiration_ms, created_at, reply_to, marks, n)
-            ORDER BY r.n"""
+    """One message's row, in the caller's transaction."""
+    await add_rows(conn, [row(message, envelope, **where)])
 
 
 async def add_rows(conn: asyncpg.Connection, rows: list[tuple]) -> None:
@@ -213,9 +190,7 @@ class OutboxRelay:
         their attempt counted, and the others are not held back by them."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT id, message_id, exchange, routing_key, message_type, schema_version,
-                          correlation_id, body, expiration_ms, created_at, attempts,
-                          reply_to, marks
+                f"""SELECT id, attempts, {_COLUMNS}
                    FROM outbox WHERE attempts < $2
                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
