@@ -33,6 +33,33 @@ from platen.messaging.topology import consumer_queues
 _DEAD_LETTER_HEADERS = (HEADER_ERROR, HEADER_QUEUE, "x-death", "x-delivery-count")
 
 
+def copy_of(
+    raw: AbstractIncomingMessage,
+    own_user: str | None,
+    *,
+    body: bytes | None = None,
+    drop: tuple[str, ...] = (),
+    reply_to: str | None = None,
+    headers: dict[str, object] | None = None,
+) -> aio_pika.Message:
+    """The copy of `raw` this service publishes (to a dead-letter queue, or replayed),
+    naming its first sender (`senders.copied_headers`), with `headers` added."""
+    kept, user_id = copied_headers(raw.headers, raw.user_id, own_user, drop=drop)
+    return aio_pika.Message(
+        raw.body if body is None else body,
+        headers={**kept, **(headers or {})},
+        content_type=raw.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=raw.message_id,
+        correlation_id=raw.correlation_id,
+        type=raw.type,
+        app_id=raw.app_id,
+        timestamp=raw.timestamp,
+        reply_to=reply_to,
+        user_id=user_id,
+    )
+
+
 def _reason(raw: AbstractIncomingMessage) -> str:
     headers = raw.headers or {}
     error = headers.get(HEADER_ERROR)
@@ -102,22 +129,7 @@ async def replay(
             for raw in taken:
                 if ids and raw.message_id not in ids:
                     continue
-                headers, user_id = copied_headers(
-                    raw.headers, raw.user_id, own_user, drop=_DEAD_LETTER_HEADERS
-                )
-                copy = aio_pika.Message(
-                    raw.body,
-                    headers=headers,
-                    content_type=raw.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=raw.message_id,
-                    correlation_id=raw.correlation_id,
-                    type=raw.type,
-                    app_id=raw.app_id,
-                    timestamp=raw.timestamp,
-                    reply_to=raw.reply_to,
-                    user_id=user_id,
-                )
+                copy = copy_of(raw, own_user, drop=_DEAD_LETTER_HEADERS, reply_to=raw.reply_to)
                 await publisher.publish(REPLAY, q.name, copy)
                 await raw.ack()
                 replayed.append(raw.message_id or "")

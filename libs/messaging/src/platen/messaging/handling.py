@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -34,6 +33,7 @@ from platen.events.routing import COMMANDS, DEAD_LETTERS, EVENTS, REPLIES, reply
 from platen.events.system import ErrorReply
 from platen.messaging import inbox, outbox, redaction
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, build, envelope_for, from_amqp
+from platen.messaging.dead_letters import copy_of
 from platen.messaging.logs import correlation_fields
 from platen.messaging.marks import KNOWN as MARK_KEYS
 from platen.messaging.marks import checked as checked_marks
@@ -41,7 +41,7 @@ from platen.messaging.marks import encode as encode_marks
 from platen.messaging.marks import of_delivery
 from platen.messaging.outbox import OutboxRelay
 from platen.messaging.publisher import Publisher
-from platen.messaging.senders import SenderCheck, copied_headers, sender_of
+from platen.messaging.senders import SenderCheck, sender_of
 from platen.messaging.subscriptions import Subscriptions
 from platen.messaging.topology import DELIVERY_LIMIT
 from platen.operations.metrics import Metrics
@@ -578,22 +578,11 @@ class Dispatcher:
         log.error("message dead-lettered", reason=reason)
         # The copy goes out as this service; it names who first sent the message, so a
         # replay can still be checked by its sender (senders.FIRST_SENDER).
-        headers, user_id = copied_headers(
-            raw.headers, raw.user_id, self.senders.own_user if self.senders else None
-        )
-        headers[HEADER_ERROR] = reason[:1000]
-        headers[HEADER_QUEUE] = self.queue
-        copy = aio_pika.Message(
-            redaction.for_dead_letter(raw.body, raw.exchange),
-            headers=headers,
-            content_type=raw.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=raw.message_id,
-            correlation_id=raw.correlation_id,
-            type=raw.type,
-            app_id=raw.app_id,
-            timestamp=raw.timestamp,
-            user_id=user_id,
+        copy = copy_of(
+            raw,
+            self.senders.own_user if self.senders else None,
+            body=redaction.for_dead_letter(raw.body, raw.exchange),
+            headers={HEADER_ERROR: reason[:1000], HEADER_QUEUE: self.queue},
         )
         await self.publisher.publish(DEAD_LETTERS, self.queue, copy)
         if _may_reply(raw, self._sender(raw)):
