@@ -151,14 +151,12 @@ def _ping_handler(service: str, rt: Runtime | None = None) -> Handler:
             metrics_url=server.url if server else None,
             # Answered inside a transaction, so the database answers: the other checks
             # only (not a second pool connection, which a busy service may lack).
-            unready=await run_checks(_without(server.checks, "database")) if server else {},
+            unready=await run_checks({k: v for k, v in server.checks.items() if k != "database"})
+            if server
+            else {},
         )
 
     return ping
-
-
-def _without(checks: dict[str, Check], name: str) -> dict[str, Check]:
-    return {k: v for k, v in checks.items() if k != name}
 
 
 def _dead_letter_handlers(service: str) -> tuple[Handler, Handler]:
