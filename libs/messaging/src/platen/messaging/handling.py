@@ -332,26 +332,23 @@ class Dispatcher:
             marks = of_delivery(raw)
             try:
                 with structlog.contextvars.bound_contextvars(**subject, **marks):
-                    await self._process_until_done(raw, decoded, marks, started, prepared)
+                    await self._hold_through_outages(
+                        raw, lambda: self._process(raw, decoded, marks, started, prepared)
+                    )
             finally:
                 # A handler's own marks (ctx.mark) end with its delivery.
                 structlog.contextvars.unbind_contextvars(*MARK_KEYS)
 
-    async def _process_until_done(
-        self,
-        raw: AbstractIncomingMessage,
-        decoded: tuple[Envelope, Message] | ContractError,
-        marks: dict[str, str],
-        started: float,
-        prepared: Any = NOT_PREPARED,
+    async def _hold_through_outages(
+        self, raw: AbstractIncomingMessage, process: Callable[[], Awaitable[None]]
     ) -> None:
-        """Process the delivery; while the database is unreachable, keep it and try again
-        once the database answers, however long that takes. The delivery never goes back
-        to the queue for an outage: a returned message counts one delivery against its
-        limit, so outages would dead-letter good messages."""
+        """Process the delivery (`process`); while the database is unreachable, keep it and
+        try again once the database answers, however long that takes. The delivery never
+        goes back to the queue for an outage: a returned message counts one delivery against
+        its limit, so outages would dead-letter good messages."""
         while True:
             try:
-                await self._process(raw, decoded, marks, started, prepared)
+                await process()
                 return
             except Exception as exc:
                 if not is_outage(exc):
