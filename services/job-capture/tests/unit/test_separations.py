@@ -729,6 +729,23 @@ async def test_the_resident_interpreter_is_protected_the_same_way():
         assert (result.pages, result.color_pages) == (1, (1,)), name
 
 
+async def test_the_second_view_comes_from_the_loaded_ghostscript_too(tmp_path, monkeypatch):
+    # No `gs` program on the workers' PATH: the view of the PDF with its process colorants
+    # renamed (as an RGB printer prints it), where the colour of this page is, is rendered
+    # by a fork of the child's loaded Ghostscript, not by a `gs` started for it.
+    empty = tmp_path / "no-programs"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    analyser = IsolatedAnalyser(Limits(timeout=60))
+    result = await analyser.analyse(PDF_ATTACKS["fill"]())
+    assert analyser._server is not None and analyser._server.ghostscript == "libgs"
+    assert (result.pages, result.color_pages) == (1, (1,))
+    # Its answer is the same as that of `gs` started for each view.
+    monkeypatch.undo()
+    assert analyse(PDF_ATTACKS["fill"]()).color_pages == (1,)
+    empty.rmdir()
+
+
 def scan(setup: str, before: str = "") -> list[str]:
     """The guarded operators a document finds among everything it can read, after `setup`
     and `before` (the document's own first steps)."""

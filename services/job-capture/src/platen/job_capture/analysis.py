@@ -11,6 +11,7 @@ shown to the user who sent the job.
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -362,6 +363,11 @@ def _analyse_pdf(
         raise UnreadableDocument("the PDF has a page without a valid size")
     page_sizes = [size for size in sizes if size is not None]
     dpi = render_resolution(page_sizes)
+    other = None
+    if alternate_view is not None and renderer is not None:
+        # The resident interpreter runs one document, once: the second view is rendered
+        # first, in a fork of this child made before its interpreter has run anything.
+        other = _ghostscript_in_fork(alternate_view, dpi, deadline, timeout, renderer)
     run = _ghostscript(
         device_view or document, dpi, deadline, timeout, hook=False, renderer=renderer
     )
@@ -369,8 +375,8 @@ def _analyse_pdf(
         raise UnreadableDocument("the PDF cannot be printed (its pages cannot be rendered)")
     if alternate_view is None:
         return page_sizes, run.inks
-    # The resident interpreter runs one document: `gs` renders the second view.
-    other = _ghostscript(alternate_view, dpi, deadline, timeout, hook=False)
+    if other is None:  # no resident interpreter: `gs` renders the second view
+        other = _ghostscript(alternate_view, dpi, deadline, timeout, hook=False)
     if other.returncode != 0 or len(other.inks) != pages:
         raise UnreadableDocument("the PDF cannot be printed (its pages cannot be rendered)")
     return page_sizes, either_view(run.inks, other.inks)
@@ -665,6 +671,56 @@ def _ghostscript(
             process.stdout.close()
         returncode, inks = _ink_report(ink, returncode)
     return _Run(returncode, inks, sizes, markers.renamed)
+
+
+def _ghostscript_in_fork(
+    document: bytes, dpi: int, deadline: float, timeout: float, renderer: Renderer
+) -> _Run:
+    """`_ghostscript(document, renderer=renderer)` (a PDF, no hook) in a fork of this
+    process, which must not have rendered anything yet: a second view of the same document
+    in an interpreter no run has touched, for a fork's few milliseconds where starting `gs`
+    costs 50 to 75. The fork stays in this process's group and under its limits (the
+    service's kill at the deadline takes it too), writes its ink report in a folder of its
+    own, and answers on a pipe; this process waits for it before rendering anything, so
+    the two never hold their memory at once."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - in the fork, which ends here
+        try:
+            os.close(read)
+            os.mkdir("second view")
+            os.chdir("second view")
+            try:
+                run = _ghostscript(document, dpi, deadline, timeout, hook=False, renderer=renderer)
+                answer: dict[str, object] = {"returncode": run.returncode, "inks": run.inks}
+            except UnreadableDocument as exc:
+                answer = {"refused": str(exc)}
+            except MemoryError:
+                answer = {"memory": True}
+            with os.fdopen(write, "w") as out:
+                json.dump(answer, out)
+        except BaseException:
+            os._exit(70)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as source:
+        text = source.read(MAX_ANSWER + 1)
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not text or len(text) > MAX_ANSWER:
+        # Killed (its CPU limit) or crashed: as `gs` ending with a signal would be.
+        return _Run(returncode=os.waitstatus_to_exitcode(status) or -1, inks=[], sizes=[])
+    answer = json.loads(text)
+    if "refused" in answer:
+        raise UnreadableDocument(answer["refused"])
+    if answer.get("memory"):
+        raise MemoryError
+    inks = [(c, m, y, k) for c, m, y, k in answer["inks"]]
+    return _Run(returncode=answer["returncode"], inks=inks, sizes=[])
+
+
+# A fork's answer: a returncode and at most MAX_PAGES pages of four inks (well under 100
+# bytes a page); anything longer is not an answer the fork wrote.
+MAX_ANSWER = (MAX_PAGES + 1) * 128
 
 
 def _ink_report(ink: Path, returncode: int) -> tuple[int, list[tuple[float, float, float, float]]]:
