@@ -26,11 +26,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from bench.revisions import unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = "apps/cups-backend/src"
@@ -93,14 +95,7 @@ def hand_overs(runs: int, folder: Path) -> list[float]:
 
 
 def extract(rev: str, into: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, BACKEND],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into / BACKEND
+    return unpack(rev, [BACKEND], into) / BACKEND
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:

@@ -35,10 +35,8 @@ import re
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 
 import asyncpg
@@ -49,6 +47,10 @@ from platen.testing.documents import make_pdf
 from platen.testing.identities import Identities
 from platen.testing.infra import provide
 from platen.testing.isolation import Vhosts, create_database
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from bench.revisions import unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 # What an older backend is made of (put first on its PYTHONPATH).
@@ -72,14 +74,7 @@ def ctl(url: str, *args: str) -> None:
 
 def extract(rev: str, into: Path) -> Path:
     """The backend's sources at git revision `rev`, as a PYTHONPATH."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, *BACKEND_SOURCES],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
+    return unpack(rev, list(BACKEND_SOURCES), into)
 
 
 def start_old_agent(pythonpath: Path, cups: LocalCups, folder: Path) -> subprocess.Popen | None:

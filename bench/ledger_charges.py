@@ -49,13 +49,11 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from io import BytesIO
 from pathlib import Path
 
 import structlog
@@ -71,6 +69,10 @@ from platen.messaging.handling import apply_in_transaction
 from platen.messaging.service import MESSAGING_MIGRATIONS
 from platen.testing.infra import provide
 from platen.testing.isolation import create_database
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
+
+from bench.revisions import unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = ROOT / "services/account-ledger/src/platen/account_ledger/migrations"
@@ -243,13 +245,7 @@ async def child(dsn: str, n: int, size: int, scenarios: list[str], many: int) ->
 def old_sources(rev: str, into: Path) -> str:
     """`libs` and the ledger's sources at git revision `rev`, unpacked in `into`; the
     PYTHONPATH that puts them first."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "libs", "services/account-ledger"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
+    unpack(rev, ["libs", "services/account-ledger"], into)
     sources = [*sorted(into.glob("libs/*/src")), into / "services/account-ledger/src"]
     return ":".join(map(str, sources))
 

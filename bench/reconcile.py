@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 
 import asyncpg
@@ -34,6 +31,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench.capacity import load_average
+from bench.revisions import unpack
 from platen.localstack.services import ServiceProcesses
 from platen.testing.identities import Identities
 from platen.testing.infra import provide
@@ -61,14 +59,7 @@ async def add_users(database_url: str, first: int, last: int) -> None:
 
 def extract(rev: str, into: Path) -> Path:
     """Notification's sources at git revision `rev`, as a PYTHONPATH entry."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, NOTIFICATION_SOURCES],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into / NOTIFICATION_SOURCES
+    return unpack(rev, [NOTIFICATION_SOURCES], into) / NOTIFICATION_SOURCES
 
 
 def timed_start(services: ServiceProcesses, timeout: float = 1800) -> tuple[float, float]:
