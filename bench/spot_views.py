@@ -4,7 +4,8 @@ Such a PDF is rendered twice (`separations`: as a CMYK printer prints it, and wi
 process colorants renamed, as an RGB printer does). This times whole analyses through
 `IsolatedAnalyser` (one worker, resident Ghostscript), one document after another: a
 plain 1-page PDF (rendered once) beside two of test_separations' documents that are
-rendered twice. Prints the median wall time of each, with the load average.
+rendered twice, and the same for PostScript (whose second run is known to be needed only
+after the first). Prints the median wall time of each, with the load average.
 
 `--against DIR` also runs the same measurement in another checkout (its own `.venv`,
 made by `make install` there), the two taking turns `--rounds` times, so that a change
@@ -29,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 async def measure(root: Path, runs: int) -> None:
     sys.path.insert(0, str(root / "services/job-capture"))
-    from tests.unit.test_separations import PDF_ATTACKS
+    from tests.unit.test_separations import PDF_ATTACKS, PS_ATTACKS
 
     from platen.job_capture.isolation import IsolatedAnalyser, Limits
-    from platen.testing.documents import make_pdf
+    from platen.testing.documents import Page, make_pdf, make_postscript
 
     analyser = IsolatedAnalyser(Limits(timeout=60, workers=1))
     await analyser.analyse(make_pdf(1))  # the worker started and warm
@@ -40,6 +41,8 @@ async def measure(root: Path, runs: int) -> None:
         "plain 1-page PDF (one view)": make_pdf(1),
         "Separation /Black, coloured alternate": PDF_ATTACKS["fill"](),
         "DeviceN Black and None": PDF_ATTACKS["DeviceN, black and none"](),
+        "PostScript, black text (one run)": make_postscript([Page(marks=("black-text",))]),
+        "PostScript, a /Black Separation renamed": PS_ATTACKS["text"],
     }
     for name, document in documents.items():
         walls = []

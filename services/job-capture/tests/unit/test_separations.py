@@ -28,6 +28,7 @@ from platen.job_capture.analysis import (
 )
 from platen.job_capture.isolation import IsolatedAnalyser, Limits
 from platen.job_capture.separations import GUARDED_OPERATORS
+from platen.testing.documents import Page, make_postscript
 
 from . import ghostscript_helpers
 from .test_api_postscript import red_pixels_as_printed
@@ -729,7 +730,7 @@ async def test_the_resident_interpreter_is_protected_the_same_way():
         assert (result.pages, result.color_pages) == (1, (1,)), name
 
 
-async def test_the_second_view_comes_from_the_loaded_ghostscript_too(tmp_path, monkeypatch):
+async def test_the_second_views_come_from_the_loaded_ghostscript_too(tmp_path, monkeypatch):
     # No `gs` program on the workers' PATH: the view of the PDF with its process colorants
     # renamed (as an RGB printer prints it), where the colour of this page is, is rendered
     # by a fork of the child's loaded Ghostscript, not by a `gs` started for it.
@@ -740,9 +741,16 @@ async def test_the_second_view_comes_from_the_loaded_ghostscript_too(tmp_path, m
     result = await analyser.analyse(PDF_ATTACKS["fill"]())
     assert analyser._server is not None and analyser._server.ghostscript == "libgs"
     assert (result.pages, result.color_pages) == (1, (1,))
-    # Its answer is the same as that of `gs` started for each view.
+    # PostScript's second run (known to be needed only after the first) comes from a fork
+    # made before the first run, waiting; one that is not needed is dismissed.
+    renamed = await analyser.analyse(PS_ATTACKS["text"])
+    assert (renamed.pages, renamed.color_pages) == (1, (1,))
+    plain = await analyser.analyse(make_postscript([Page(marks=("black-text",))]))
+    assert (plain.pages, plain.color_pages) == (1, ())
+    # The answers are those of `gs` started for each view.
     monkeypatch.undo()
     assert analyse(PDF_ATTACKS["fill"]()).color_pages == (1,)
+    assert analyse(PS_ATTACKS["text"]).color_pages == (1,)
     empty.rmdir()
 
 

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -367,7 +367,10 @@ def _analyse_pdf(
     if alternate_view is not None and renderer is not None:
         # The resident interpreter runs one document, once: the second view is rendered
         # first, in a fork of this child made before its interpreter has run anything.
-        other = _ghostscript_in_fork(alternate_view, dpi, deadline, timeout, renderer)
+        view = alternate_view
+        other = _Standby(
+            lambda: _ghostscript(view, dpi, deadline, timeout, hook=False, renderer=renderer)
+        ).run()
     run = _ghostscript(
         device_view or document, dpi, deadline, timeout, hook=False, renderer=renderer
     )
@@ -442,6 +445,31 @@ def _drop_ink_controls(pdf: pikepdf.Pdf) -> bool:
 def _analyse_postscript(
     document: bytes, deadline: float, timeout: float, renderer: Renderer | None = None
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float, float, float]]]:
+    # Whether a second run is needed is known only after the first: with the resident
+    # interpreter (which runs one document, once), a fork made before the first run waits
+    # to render it, as a CMYK printer would print the document.
+    standby = None
+    if renderer is not None:
+        standby = _Standby(
+            lambda: _ghostscript(
+                document, MAX_DPI, deadline, timeout, hook=True, alternates=False,
+                renderer=renderer,
+            )
+        )  # fmt: skip
+    try:
+        return _postscript_views(document, deadline, timeout, renderer, standby)
+    finally:
+        if standby is not None:
+            standby.dismiss()
+
+
+def _postscript_views(
+    document: bytes,
+    deadline: float,
+    timeout: float,
+    renderer: Renderer | None,
+    standby: _Standby | None,
+) -> tuple[list[tuple[float, float]], list[tuple[float, float, float, float]]]:
     run = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True, renderer=renderer)
     if len(run.sizes) > MAX_PAGES:
         raise UnreadableDocument(
@@ -465,9 +493,12 @@ def _analyse_postscript(
         return run.sizes, run.inks
     # A process colorant was renamed: its pages print in the alternate on an RGB printer
     # (this run) and in the colorant itself on a CMYK printer. Run again as a CMYK printer
-    # would (`gs`: the resident interpreter runs one document) and charge the colour of
-    # either.
-    device = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True, alternates=False)
+    # would (in the standby fork, or `gs` without a resident interpreter) and charge the
+    # colour of either.
+    if standby is not None:
+        device = standby.run()
+    else:
+        device = _ghostscript(document, MAX_DPI, deadline, timeout, hook=True, alternates=False)
     if device.returncode != 0 or device.sizes != run.sizes or len(device.inks) != len(run.inks):
         raise UnreadableDocument(
             "the PostScript document cannot be analysed (it does not print the same pages twice)"
@@ -673,54 +704,77 @@ def _ghostscript(
     return _Run(returncode, inks, sizes, markers.renamed)
 
 
-def _ghostscript_in_fork(
-    document: bytes, dpi: int, deadline: float, timeout: float, renderer: Renderer
-) -> _Run:
-    """`_ghostscript(document, renderer=renderer)` (a PDF, no hook) in a fork of this
-    process, which must not have rendered anything yet: a second view of the same document
-    in an interpreter no run has touched, for a fork's few milliseconds where starting `gs`
-    costs 50 to 75. The fork stays in this process's group and under its limits (the
-    service's kill at the deadline takes it too), writes its ink report in a folder of its
-    own, and answers on a pipe; this process waits for it before rendering anything, so
-    the two never hold their memory at once."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - in the fork, which ends here
-        try:
-            os.close(read)
-            os.mkdir("second view")
-            os.chdir("second view")
+class _Standby:
+    """`render` (a `_ghostscript` call with the resident renderer) in a fork of this
+    process made at once, before its interpreter has run anything: a second view of the
+    same document in an interpreter no run has touched, for a fork's few milliseconds
+    where starting `gs` costs 50 to 75. The fork waits until `run` (or ends at `dismiss`,
+    or when this process ends); it stays in this process's group and under its limits, so
+    the service's kill at the deadline takes it too, and writes its ink report in a folder
+    of its own. `run` waits for its answer, so the two never render at once."""
+
+    def __init__(self, render: Callable[[], _Run]) -> None:
+        go, self._go = os.pipe()
+        self._answers, answer = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # pragma: no cover - in the fork, which ends here
             try:
-                run = _ghostscript(document, dpi, deadline, timeout, hook=False, renderer=renderer)
-                answer: dict[str, object] = {"returncode": run.returncode, "inks": run.inks}
-            except UnreadableDocument as exc:
-                answer = {"refused": str(exc)}
-            except MemoryError:
-                answer = {"memory": True}
-            with os.fdopen(write, "w") as out:
-                json.dump(answer, out)
-        except BaseException:
-            os._exit(70)
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as source:
-        text = source.read(MAX_ANSWER + 1)
-    _, status = os.waitpid(pid, 0)
-    if status != 0 or not text or len(text) > MAX_ANSWER:
-        # Killed (its CPU limit) or crashed: as `gs` ending with a signal would be.
-        return _Run(returncode=os.waitstatus_to_exitcode(status) or -1, inks=[], sizes=[])
-    answer = json.loads(text)
-    if "refused" in answer:
-        raise UnreadableDocument(answer["refused"])
-    if answer.get("memory"):
-        raise MemoryError
-    inks = [(c, m, y, k) for c, m, y, k in answer["inks"]]
-    return _Run(returncode=answer["returncode"], inks=inks, sizes=[])
+                os.close(self._go)
+                os.close(self._answers)
+                if os.read(go, 1) != b"g":
+                    os._exit(0)  # dismissed, or the process that made it is gone
+                os.mkdir("second view")
+                os.chdir("second view")
+                try:
+                    run = render()
+                    reply: dict[str, object] = {
+                        "returncode": run.returncode,
+                        "inks": run.inks,
+                        "sizes": run.sizes,
+                    }
+                except UnreadableDocument as exc:
+                    reply = {"refused": str(exc)}
+                except MemoryError:
+                    reply = {"memory": True}
+                with os.fdopen(answer, "w") as out:
+                    json.dump(reply, out)
+            except BaseException:
+                os._exit(70)
+            os._exit(0)
+        os.close(go)
+        os.close(answer)
+        self._done = False
+
+    def dismiss(self) -> None:
+        if not self._done:
+            self._done = True
+            os.close(self._go)
+            os.close(self._answers)
+            os.waitpid(self._pid, 0)
+
+    def run(self) -> _Run:
+        self._done = True
+        os.write(self._go, b"g")
+        os.close(self._go)
+        with os.fdopen(self._answers) as source:
+            text = source.read(MAX_ANSWER + 1)
+        _, status = os.waitpid(self._pid, 0)
+        if status != 0 or not text or len(text) > MAX_ANSWER:
+            # Killed (its CPU limit) or crashed: as `gs` ending with a signal would be.
+            return _Run(returncode=os.waitstatus_to_exitcode(status) or -1, inks=[], sizes=[])
+        reply = json.loads(text)
+        if "refused" in reply:
+            raise UnreadableDocument(reply["refused"])
+        if reply.get("memory"):
+            raise MemoryError
+        inks = [(c, m, y, k) for c, m, y, k in reply["inks"]]
+        sizes = [(w, h) for w, h in reply["sizes"]]
+        return _Run(returncode=reply["returncode"], inks=inks, sizes=sizes)
 
 
-# A fork's answer: a returncode and at most MAX_PAGES pages of four inks (well under 100
-# bytes a page); anything longer is not an answer the fork wrote.
-MAX_ANSWER = (MAX_PAGES + 1) * 128
+# A fork's answer: a returncode and at most MAX_PAGES pages of four inks and a size (well
+# under 200 bytes a page); anything longer is not an answer the fork wrote.
+MAX_ANSWER = (MAX_PAGES + 1) * 256
 
 
 def _ink_report(ink: Path, returncode: int) -> tuple[int, list[tuple[float, float, float, float]]]:
