@@ -21,6 +21,15 @@ ledger's Python) and the database backends serving it (from /proc), in all and e
 machine shared with other work, that moves far less than the rate does, and it says where
 the time goes.
 
+In batches, the hot scenario's figure also says how long a batch held the hot account's
+row lock (from the answer to the statement that took it to the answer to its commit, as
+the benchmark's process sees them), split into deciding the jobs (the handlers, until the
+batch's writes), writing (`Store.flush`) and the outbox rows and commit; what share of the
+run someone held it (the intervals of consecutive holders overlap by about a round trip, so
+100 % or a little over means the lock is never free); and how long a batch waited for it.
+With the lock held all the time, the rate is at most one batch per time held: that time
+is what a change must shorten to go faster with several batches in flight.
+
 `--compare` also runs both scenarios with every charge crediting one revenue account (the
 design before migration 004, set here by patching `domain.REVENUE_SHARDS`), in the same
 process and database, alternating the two designs for `--rounds` rounds.
@@ -112,15 +121,58 @@ async def charge(pool, login: str) -> None:
     await run(pool, jobs.on_job_printed, printed(job))
 
 
+HOT = "shared:hot"
+# The hot account's row lock as the batches saw it, for the run being measured: seconds
+# held (from the lock statement's answer to the commit's) and waited for (the lock
+# statement's round trip), by kind of batch.
+held: dict[str, float] = {}
+
+
+class ClockedStore(Store):
+    """The ledger's store, noting when its transaction got the hot account's row lock."""
+
+    got_hot: float | None = None
+
+    async def lock_accounts(self, account_ids) -> None:
+        account_ids = set(account_ids)
+        asked = time.perf_counter()
+        await super().lock_accounts(account_ids)
+        if HOT in account_ids and self.got_hot is None:
+            self.got_hot = time.perf_counter()
+            held["wait"] = held.get("wait", 0.0) + self.got_hot - asked
+
+    async def flush(self) -> None:
+        # The batch's last flush is its writes, after every job was decided.
+        self.flushing = time.perf_counter()
+        await super().flush()
+        self.flushed = time.perf_counter()
+
+
 async def charge_batch(pool, logins: list[str]) -> None:
     """Authorise these jobs in one transaction, then post them in another."""
     work = [priced(login) for login in logins]
-    for handler, messages in (
-        (jobs.on_job_priced, work),
-        (jobs.on_job_printed, map(printed, work)),
+    for kind, handler, messages in (
+        ("authorise", jobs.on_job_priced, work),
+        ("post", jobs.on_job_printed, map(printed, work)),
     ):
         steps = [(handler, m) for m in messages]
-        await apply_batch_in_transaction(pool, "bench", steps, store=Store)
+        stores = []
+
+        def store(conn, stores=stores):
+            stores.append(ClockedStore(conn))
+            return stores[-1]
+
+        await apply_batch_in_transaction(pool, "bench", steps, store=store)
+        if stores and stores[0].got_hot is not None:
+            done, s = time.perf_counter(), stores[0]
+            held[kind] = held.get(kind, 0.0) + done - s.got_hot
+            for phase, took in (
+                ("deciding", s.flushing - s.got_hot),
+                ("writing", s.flushed - s.flushing),
+                ("committing", done - s.flushed),
+            ):
+                held[phase] = held.get(phase, 0.0) + took
+            held["batches"] = held.get("batches", 0) + (kind == "post")
 
 
 async def measure(pool, logins: list[str], concurrency: int, batch: int = 1) -> float:
@@ -136,9 +188,11 @@ async def measure(pool, logins: list[str], concurrency: int, batch: int = 1) -> 
 
     server_before = await server_cpu(pool)
     client_before = time.process_time()
+    held.clear()
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
+    held["elapsed"] = elapsed
     client = time.process_time() - client_before
     server = await server_cpu(pool) - server_before
     return len(logins) / elapsed, 1000 * client / len(logins), 1000 * server / len(logins)
@@ -210,7 +264,26 @@ async def figures(
         hot_jobs = [hot[i % len(hot)] for i in range(n)]
         rate, *cpu = await measure(pool, hot_jobs, concurrency, size)
         out.append(f"one hot shared account {rate:6.0f} charges/s, {cpu_figure(*cpu)}")
+        if size > 1:
+            out.append(lock_figure(held))
     return out
+
+
+def lock_figure(held: dict[str, float]) -> str:
+    """How long a batch held the hot account's row lock, and what share of the run someone
+    held it: near 100 %, that lock is the limit, and the rate is at most one batch per
+    time held."""
+    batches = held.get("batches") or 1
+    authorise, post = held.get("authorise", 0.0), held.get("post", 0.0)
+    return (
+        f"hot row held {1000 * (authorise + post) / batches:5.1f} ms a batch "
+        f"({1000 * authorise / batches:4.1f} authorising + {1000 * post / batches:4.1f} posting), "
+        f"{100 * (authorise + post) / held['elapsed']:3.0f} % of the run; "
+        f"of which, both batches, {1000 * held.get('deciding', 0.0) / batches:4.1f} deciding "
+        f"the jobs, {1000 * held.get('writing', 0.0) / batches:4.1f} writing (Store.flush), "
+        f"{1000 * held.get('committing', 0.0) / batches:4.1f} outbox rows and commit; "
+        f"waited for {1000 * held.get('wait', 0.0) / batches:5.1f} ms a batch"
+    )
 
 
 def cpu_figure(client: float, server: float) -> str:
