@@ -53,10 +53,23 @@ PRINT_SERVER = os.environ.get("PLATEN_PRINT_SERVER_NAME", "print-server")
 
 
 def secret(name: str) -> str:
-    """A password kept in the init volume: made once, the same at every later run."""
+    """A password kept in the init volume: made once, the same at every later run.
+
+    Written whole or not at all (a file beside it, then renamed): a full disk or a crash
+    while it is written would otherwise keep an empty password for every later `up`, which
+    the broker refuses and PostgreSQL clears. An empty one (an older init's) is made again:
+    nothing can have signed in with it."""
     path = INIT / name
-    if not path.exists():
-        write_private(path, secrets.token_urlsafe(24))
+    if path.exists() and path.read_text().strip():
+        return path.read_text().strip()
+    part = path.with_name(path.name + ".part")
+    try:
+        write_private(part, secrets.token_urlsafe(24))
+        with open(part, "rb") as kept:
+            os.fsync(kept.fileno())
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
     return path.read_text().strip()
 
 

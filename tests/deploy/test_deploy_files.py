@@ -253,3 +253,28 @@ def test_every_program_the_services_run_is_in_the_image():
     assert not unknown, f"add the Debian packages of {sorted(unknown)} to PACKAGES"
     missing = {PACKAGES[p] for p in needed} - installed_packages()
     assert not missing, f"{DOCKERFILE.relative_to(ROOT)} does not install {sorted(missing)}"
+
+
+def test_a_kept_password_cut_short_by_a_full_disk_is_made_again(tmp_path, monkeypatch):
+    # The init job keeps each password in a file of its volume, made at the first `up`.
+    # A full disk (or a crash) while it is written must not leave an empty password kept
+    # for every later `up`: the broker refuses a blank password and PostgreSQL clears it,
+    # so the stack would never sign in again until an operator found the empty file.
+    monkeypatch.setenv("PLATEN_SECRETS_ROOT", str(tmp_path))
+    init = init_job()
+    init.INIT.mkdir(parents=True)
+    real_write = init.os.write
+
+    def full_disk(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(init.os, "write", full_disk)
+    with pytest.raises(OSError):
+        init.secret("db-pricing.password")
+    monkeypatch.setattr(init.os, "write", real_write)
+    assert not list(init.INIT.iterdir())  # nothing half-written is left to be kept
+    password = init.secret("db-pricing.password")
+    assert len(password) >= 24
+    assert init.secret("db-pricing.password") == password  # then kept
+    (init.INIT / "broker-x.password").write_text("\n")  # left empty by an older init
+    assert len(init.secret("broker-x.password")) >= 24
