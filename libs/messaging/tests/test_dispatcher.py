@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from platen.events.jobs import JobCaptured
-from platen.events.registry import encode
-from platen.events.routing import COMMANDS, DESKTOP_REPLIES, REPLIES, reply_key
+from platen.events.jobs import JobCancelled, JobCaptured
+from platen.events.registry import decode, encode
+from platen.events.routing import COMMANDS, DESKTOP_REPLIES, EVENTS, REPLIES, reply_key
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE, HEADER_VERSION
 from platen.messaging.handling import Dispatcher, Rejected, outside_transaction
 from platen.messaging.outbox import OutboxRelay
@@ -466,3 +466,43 @@ async def test_a_delivery_its_handler_does_not_admit_is_acked_with_no_work_done(
 
 async def _applied(h, message_id) -> bool:
     return message_id in await h.applied()
+
+
+async def test_the_messages_a_delivery_emits_are_one_outbox_statement_in_their_order(
+    channel, pool, publisher
+):
+    """Two events emitted by one handler: written in one INSERT before the commit (not a
+    round trip each), and published in the order they were emitted."""
+    out = await channel.declare_queue(exclusive=True)
+    await out.bind(EVENTS, "job.cancelled")
+    statements: list[str] = []  # the handler's connection's, from its first statement on
+
+    def logged(record) -> None:
+        statements.append(record.query)
+
+    async def emit_two(ctx, event):
+        ctx.conn.add_query_logger(logged)  # left on it: the pool closes it after the test
+        for reason in ("first", "second"):
+            await ctx.emit(
+                JobCancelled(
+                    job_id=event.job_id,
+                    user=event.user,
+                    printer=event.printer,
+                    document_name=event.document_name,
+                    reason=reason,
+                )
+            )
+
+    h = Harness(channel, pool, publisher, emit_two)
+    await h.start()
+    await h.send(message(captured_body()))
+
+    async def kept():
+        async with pool.acquire() as conn:
+            return await conn.fetchval("SELECT count(*) FROM svc.outbox") == 2
+
+    assert await wait_for(kept)
+    assert await OutboxRelay(pool, publisher, "pricing").flush_once() == 2
+    received = await take(out, 2, 15)
+    assert [decode(r.type, 1, r.body).reason for r in received] == ["first", "second"]
+    assert len([s for s in statements if "INSERT INTO outbox" in s]) == 1, statements

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 import pytest
 
+from platen.db import create_pool
 from platen.events.desktop import BalanceNotice
 from platen.events.jobs import JobCancelled
 from platen.events.registry import decode
@@ -144,6 +145,46 @@ async def test_rows_added_together_are_one_statement_kept_whole_and_published_in
     assert await OutboxRelay(pool, publisher, "test").flush_once() == 40
     received = [await q.get(timeout=5) for _ in events]
     assert [r.message_id for r in received] == [row[0] for row in rows]
+
+
+async def test_a_flush_that_publishes_every_row_is_three_round_trips(
+    pool, database_url, channel, publisher
+):
+    """BEGIN, the SELECT that locks the rows, then their DELETE and the COMMIT together:
+    the batch's end costs one round trip, and the rows are gone once it commits."""
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    events = [cancelled() for _ in range(3)]
+    async with pool.acquire() as conn:
+        for e in events:
+            await outbox.add(
+                conn, e, envelope_for(e, "test"), exchange=EVENTS, routing_key="job.cancelled"
+            )
+    one = await create_pool(database_url, "svc", min_size=1, max_size=1)  # the relay's
+    sent: list[str] = []
+
+    def logged(record) -> None:
+        sent.append(record.query)
+
+    try:
+        async with one.acquire() as conn:
+            conn.add_query_logger(logged)
+        assert await OutboxRelay(one, publisher, "test").flush_once() == 3
+        async with one.acquire() as conn:
+            conn.remove_query_logger(logged)
+            assert not conn.is_in_transaction()
+    finally:
+        await one.close()
+    # (asyncpg's own first questions about the statements' types aside)
+    statements = [s for s in sent if "pg_catalog" not in s and "pg_type" not in s]
+    assert len(statements) == 3, statements
+    assert statements[0] == "BEGIN"
+    assert "FOR UPDATE" in statements[1]
+    assert statements[2].startswith("DELETE") and statements[2].endswith("; COMMIT")
+    received = {decode("job.cancelled", 1, (await q.get(timeout=5)).body) for _ in events}
+    assert received == set(events)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM svc.outbox") == 0
 
 
 async def test_inbox_claims_a_message_id_once_per_consumer(pool):

@@ -187,8 +187,15 @@ class OutboxRelay:
 
     async def flush_once(self) -> int:
         """Publish a batch; returns how many went out. Rows the broker refused stay, with
-        their attempt counted, and the others are not held back by them."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        their attempt counted, and the others are not held back by them.
+
+        The transaction is begun and ended by hand so that its usual end, every row
+        published, is one round trip: the DELETE and the COMMIT sent together as one
+        simple query (three round trips a batch instead of four). An error or a
+        cancellation leaves it open, and the pool rolls it back when it takes the
+        connection back (platen.db.pool), the rows and their locks with it."""
+        async with self._pool.acquire() as conn:
+            await conn.execute("BEGIN")
             rows = await conn.fetch(
                 f"""SELECT id, attempts, {_COLUMNS}
                    FROM outbox WHERE attempts < $2
@@ -197,12 +204,17 @@ class OutboxRelay:
                 MAX_ATTEMPTS,
             )
             if not rows:
+                await conn.execute("COMMIT")
                 return 0
             results = await asyncio.gather(
                 *(self._publish(r) for r in rows), return_exceptions=True
             )
             sent = [r["id"] for r, res in zip(rows, results, strict=True) if res is None]
             failed = [(r, res) for r, res in zip(rows, results, strict=True) if res is not None]
+            if not failed:
+                await conn.execute(_delete_and_commit(sent))
+                self._metrics.published.inc(len(sent))
+                return len(sent)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
             self._metrics.published.inc(len(sent))
             for row, error in failed:
@@ -226,7 +238,8 @@ class OutboxRelay:
                     attempts=row["attempts"] + 1,
                     error=repr(error),
                 )
-        if failed and not sent:
+            await conn.execute("COMMIT")
+        if not sent:
             raise PublishFailed(
                 f"none of {len(failed)} outbox rows was published: {failed[0][1]!r}"
             )
@@ -257,6 +270,13 @@ class OutboxRelay:
             message_id=row["message_id"],
             **correlation_fields(row["correlation_id"], row["message_type"]),
         )
+
+
+def _delete_and_commit(ids: list[int]) -> str:
+    """The end of a flush that published every row: their DELETE and the COMMIT as one
+    simple query (which takes no parameters: the ids are the table's own bigints, written
+    as integers)."""
+    return f"DELETE FROM outbox WHERE id IN ({', '.join(str(int(i)) for i in ids)}); COMMIT"
 
 
 def _reply_to(queue: str | None, user: str | None) -> str | None:
