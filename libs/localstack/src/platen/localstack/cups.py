@@ -221,6 +221,15 @@ class VirtualPrinter:
                 # benchmarks time Platen and CUPS rather than a simulated print engine.
                 "-s",
                 "6000,6000" if color else "6000,0",
+                # Done with a job at once. Without a print command ippeveprinter
+                # pretends to print every job for 5 to 15 s whatever its speed above
+                # (a 1-page PDF took 8 to 14 s), which every CUPS test and `make run`
+                # waited out. The command does nothing; what it would print goes to
+                # /dev/null, so the received folder keeps only the documents.
+                "-c",
+                shutil.which("true") or "/bin/true",
+                "-D",
+                "file:///dev/null",
                 "-d",
                 str(self.folder / "received"),
                 "-p",

@@ -1,0 +1,80 @@
+"""The virtual printers the CUPS tests, the benchmarks and `make run` print to."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+
+from platen.localstack.cups import VirtualPrinter
+from platen.testing.documents import make_pdf
+
+pytestmark = pytest.mark.integration  # it starts a server (ippeveprinter)
+
+PRINT_JOB = """{
+  OPERATION Print-Job
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR name requesting-user-name test
+  ATTR mimeMediaType document-format application/pdf
+  FILE $filename
+  STATUS successful-ok
+  DISPLAY job-id
+}
+"""
+
+JOB_STATE = """{
+  OPERATION Get-Job-Attributes
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR uri printer-uri $uri
+  ATTR integer job-id $job_id
+  ATTR keyword requested-attributes job-state
+  STATUS successful-ok
+  DISPLAY job-state
+}
+"""
+
+
+def test_a_job_is_done_at_once_and_only_the_document_is_kept(tmp_path):
+    """ippeveprinter with no print command pretends to print every job for 5 to 15 s,
+    whatever its speed: each CUPS test waited that out for every job it printed."""
+    (tmp_path / "print.test").write_text(PRINT_JOB)
+    (tmp_path / "state.test").write_text(JOB_STATE)
+    document = tmp_path / "doc.pdf"
+    document.write_bytes(make_pdf(3))
+    printer = VirtualPrinter("vp", tmp_path / "vp").start()
+    try:
+        started = time.monotonic()
+        sent = subprocess.run(
+            ["ipptool", "-f", str(document), printer.uri, str(tmp_path / "print.test")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        job = re.search(r"^\s*(\d+)\s*$", sent.stdout, re.M)
+        assert job, sent.stdout + sent.stderr
+        state = ""
+        while time.monotonic() - started < 30:
+            state = subprocess.run(
+                ["ipptool", "-d", f"job_id={job[1]}", printer.uri, str(tmp_path / "state.test")],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+            if "completed" in state:
+                break
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        assert "completed" in state, state
+        # Well under the 5 s ippeveprinter's pretence takes at the least, even loaded.
+        assert took < 4, f"the job took {took:.1f} s"
+        [received] = printer.received()
+        assert received.read_bytes() == document.read_bytes()
+    finally:
+        printer.stop()
