@@ -34,9 +34,11 @@ JOB_STATE = """{
   ATTR naturalLanguage attributes-natural-language en
   ATTR uri printer-uri $uri
   ATTR integer job-id $job_id
-  ATTR keyword requested-attributes job-state
+  ATTR keyword requested-attributes job-state,time-at-processing,time-at-completed
   STATUS successful-ok
   DISPLAY job-state
+  DISPLAY time-at-processing
+  DISPLAY time-at-completed
 }
 """
 
@@ -59,21 +61,24 @@ def test_a_job_is_done_at_once_and_only_the_document_is_kept(tmp_path):
         )
         job = re.search(r"^\s*(\d+)\s*$", sent.stdout, re.M)
         assert job, sent.stdout + sent.stderr
-        state = ""
-        while time.monotonic() - started < 30:
-            state = subprocess.run(
+        state = []
+        # A deadline for a loaded machine only: what is asserted is the printer's own
+        # account of the job (its processing and completion times, in seconds).
+        while time.monotonic() - started < 60:
+            table = subprocess.run(
                 ["ipptool", "-d", f"job_id={job[1]}", printer.uri, str(tmp_path / "state.test")],
                 capture_output=True,
                 text=True,
                 timeout=30,
             ).stdout
-            if "completed" in state:
+            state = table.split()[-3:]
+            if state[:1] == ["completed"]:
                 break
             time.sleep(0.1)
-        took = time.monotonic() - started
-        assert "completed" in state, state
-        # Well under the 5 s ippeveprinter's pretence takes at the least, even loaded.
-        assert took < 4, f"the job took {took:.1f} s"
+        assert state[:1] == ["completed"], table
+        processing, completed = int(state[1]), int(state[2])
+        # The pretence takes 5 s at the least; doing nothing takes well under 2.
+        assert completed - processing < 2, f"printed from {processing} s to {completed} s"
         [received] = printer.received()
         assert received.read_bytes() == document.read_bytes()
     finally:
