@@ -134,3 +134,26 @@ def test_every_run_of_a_cups_job_prints_the_document_its_first_run_prepared(tmp_
     assert Path(store.document(other, second)).read_bytes() == second.read_bytes()
     store.forget(key)
     assert sorted(p.name for p in store.folder.iterdir()) == [f"{other}.document"]
+
+
+def test_a_document_the_disk_cuts_short_is_never_kept(tmp_path):
+    """A full disk or a file-size limit cuts a write short by the count it returns, not
+    an error: the kept copy would be what every run of the job submits and prints. Run
+    under a file-size limit (RLIMIT_FSIZE) below the document's size: a clear error, and
+    nothing kept, not even the temporary file."""
+    state = tmp_path / "state"
+    prepared = tmp_path / "prepared"
+    prepared.write_bytes(b"%PDF-" + os.urandom(200_000))
+    script = (
+        "import resource, signal\n"
+        "from platen.cups_backend import job_ids\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
+        f"job_ids.claim({str(state)!r}, 'lab-color', '11', {OPTIONS!r})\n"
+        f"print(job_ids.kept_document({str(prepared)!r}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "cannot keep the job's document" in out.stderr
+    key = cups_job_key("lab-color", "11", OPTIONS)
+    assert sorted(p.name for p in state.iterdir()) == [key]  # its id only

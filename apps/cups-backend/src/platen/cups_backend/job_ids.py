@@ -19,6 +19,7 @@ administrator deleted while its backend was not running) are removed by later ru
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import time
@@ -79,12 +80,7 @@ class JobIds:
             return kept
         made = uuid.uuid4()
         temp = self._path(f".{key}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, f"{made}\n".encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_whole(temp, io.BytesIO(f"{made}\n".encode()))
         try:
             # link, not rename: if another run got there first, its id stands.
             os.link(temp, path)
@@ -118,14 +114,8 @@ class JobIds:
         if os.path.exists(path):
             return path
         temp = self._path(f".{key}.document.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with open(prepared, "rb") as source:
-                while chunk := source.read(1 << 20):
-                    os.write(fd, chunk)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(prepared, "rb") as source:
+            _write_whole(temp, source)
         try:
             os.link(temp, path)  # another run's copy, if it got there first, stands
         except FileExistsError:
@@ -157,6 +147,25 @@ class JobIds:
             except FileNotFoundError:
                 pass
         return removed
+
+
+def _write_whole(temp: str, source: io.BufferedIOBase) -> None:
+    """Write what `source` holds to a new private file `temp` and sync it; on any failure,
+    remove the file and raise. Every byte, or an error: a write that a full disk or a
+    file-size limit cuts short says so only by the count it returns, and a kept document
+    short of its end would be what every run of the job submits and prints."""
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while chunk := source.read(1 << 20):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink(temp)
+        raise
+    os.close(fd)
 
 
 def _unlink(path: str) -> None:
