@@ -8,24 +8,10 @@ import time
 
 import pytest
 
-from platen.localstack.cups import VirtualPrinter
+from platen.localstack.cups import PRINT_JOB, VirtualPrinter
 from platen.testing.documents import make_pdf
 
 pytestmark = pytest.mark.integration  # it starts a server (ippeveprinter)
-
-PRINT_JOB = """{
-  OPERATION Print-Job
-  GROUP operation-attributes-tag
-  ATTR charset attributes-charset utf-8
-  ATTR naturalLanguage attributes-natural-language en
-  ATTR uri printer-uri $uri
-  ATTR name requesting-user-name test
-  ATTR mimeMediaType document-format application/pdf
-  FILE $filename
-  STATUS successful-ok
-  DISPLAY job-id
-}
-"""
 
 JOB_STATE = """{
   OPERATION Get-Job-Attributes
@@ -53,8 +39,9 @@ def test_a_job_is_done_at_once_and_only_the_document_is_kept(tmp_path):
     printer = VirtualPrinter("vp", tmp_path / "vp").start()
     try:
         started = time.monotonic()
+        names = ["-d", "requesting=test", "-d", "title=doc"]  # PRINT_JOB's variables
         sent = subprocess.run(
-            ["ipptool", "-f", str(document), printer.uri, str(tmp_path / "print.test")],
+            ["ipptool", "-f", str(document), *names, printer.uri, str(tmp_path / "print.test")],
             capture_output=True,
             text=True,
             timeout=30,

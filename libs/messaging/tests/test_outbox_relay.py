@@ -25,6 +25,17 @@ def cancelled() -> JobCancelled:
     )
 
 
+async def add_cancelled(pool, count: int) -> list[JobCancelled]:
+    """`count` new `job.cancelled` events in the outbox, a row each, in their order."""
+    events = [cancelled() for _ in range(count)]
+    async with pool.acquire() as conn:
+        for e in events:
+            await outbox.add(
+                conn, e, envelope_for(e, "test"), exchange=EVENTS, routing_key="job.cancelled"
+            )
+    return events
+
+
 async def test_relay_publishes_persistent_messages_with_their_envelope(pool, channel, publisher):
     q = await channel.declare_queue(exclusive=True)
     await q.bind(EVENTS, "job.cancelled")
@@ -95,12 +106,7 @@ async def test_relay_makes_the_desktop_queue_a_desktop_message_goes_to(pool, cha
 async def test_relay_keeps_publication_order(pool, channel, publisher):
     q = await channel.declare_queue(exclusive=True)
     await q.bind(EVENTS, "job.cancelled")
-    events = [cancelled() for _ in range(50)]
-    async with pool.acquire() as conn:
-        for e in events:
-            await outbox.add(
-                conn, e, envelope_for(e, "test"), exchange=EVENTS, routing_key="job.cancelled"
-            )
+    events = await add_cancelled(pool, 50)
     assert await OutboxRelay(pool, publisher, "test").flush_once() == 50
     received = [decode("job.cancelled", 1, (await q.get(timeout=5)).body) for _ in events]
     assert [e.job_id for e in received] == [e.job_id for e in events]
@@ -154,12 +160,7 @@ async def test_a_flush_that_publishes_every_row_is_three_round_trips(
     the batch's end costs one round trip, and the rows are gone once it commits."""
     q = await channel.declare_queue(exclusive=True)
     await q.bind(EVENTS, "job.cancelled")
-    events = [cancelled() for _ in range(3)]
-    async with pool.acquire() as conn:
-        for e in events:
-            await outbox.add(
-                conn, e, envelope_for(e, "test"), exchange=EVENTS, routing_key="job.cancelled"
-            )
+    events = await add_cancelled(pool, 3)
     one = await create_pool(database_url, "svc", min_size=1, max_size=1)  # the relay's
     sent: list[str] = []
 
@@ -247,12 +248,7 @@ async def test_a_broker_outage_costs_no_attempts_however_long(pool, channel, amq
     )
     publisher = Publisher(url, "test")
     await publisher.connect()
-    events = [cancelled() for _ in range(3)]
-    async with pool.acquire() as conn:
-        for e in events:
-            await outbox.add(
-                conn, e, envelope_for(e, "test"), exchange=EVENTS, routing_key="job.cancelled"
-            )
+    events = await add_cancelled(pool, 3)
     relay = OutboxRelay(pool, publisher, "test")
     try:
         await relay_to_broker.cut()
