@@ -27,12 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench.capacity import CLOCK_TICKS, load_average
-
-
-def backend_cpu_seconds(pid: int) -> float:
-    rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLOCK_TICKS
+from bench.capacity import cpu_seconds, load_average
 
 
 class _Publisher:
@@ -79,13 +74,13 @@ async def child(dsn: str, flushes: int) -> dict:
     statements.clear()
     await one()
     per_turn = len(statements)
-    cpu0, backend0, t0 = time.process_time(), backend_cpu_seconds(backend), time.perf_counter()
+    cpu0, backend0, t0 = time.process_time(), cpu_seconds([backend]), time.perf_counter()
     for _ in range(flushes):
         await one()
     took = time.perf_counter() - t0
     result = {
         "python_ms": (time.process_time() - cpu0) * 1000 / flushes,  # write + flush
-        "backend_ms": (backend_cpu_seconds(backend) - backend0) * 1000 / flushes,
+        "backend_ms": (cpu_seconds([backend]) - backend0) * 1000 / flushes,
         "wall_ms": took * 1000 / flushes,
         "statements": per_turn,
     }
