@@ -1,6 +1,8 @@
 """The run's timeline summary: busy time per worker and the tail of the run."""
 
-from platen.testing.timeline import Timeline
+import pytest
+
+from platen.testing.timeline import CpuTimes, Timeline
 
 
 def test_busy_time_per_worker_and_the_tail_in_start_order() -> None:
@@ -22,3 +24,18 @@ def test_busy_time_per_worker_and_the_tail_in_start_order() -> None:
 
 def test_an_empty_run_prints_nothing() -> None:
     assert Timeline().lines() == []
+
+
+def test_the_machines_processors_busy_share_counts_neither_idle_nor_io_wait():
+    before = CpuTimes.parse("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n")
+    after = CpuTimes.parse("cpu  400 0 150 1080 170 0 0 0 0 0\n")
+    # 800 ticks passed: user 300 and system 100 busy, 280 idle, 120 idle waiting for I/O.
+    line = after.since(before, cpus=2, ticks_per_second=100)
+    assert line == (
+        "the machine's 2 processors: busy 50% of the run (4 CPU-s), idle waiting for I/O 15%"
+    )
+
+
+def test_a_file_that_is_not_proc_stat_is_refused():
+    with pytest.raises(ValueError):
+        CpuTimes.parse("intr 1 2 3\n")

@@ -7,14 +7,20 @@ report's start and stop (workers send them) and prints, after the run:
 
 - per worker: the tests it ran, the seconds it spent in tests, and when it finished;
 - the tests that were still running in the last tenth of the run, with their start and
-  end, which is the tail a shorter `make test` has to move or shorten.
+  end, which is the tail a shorter `make test` has to move or shorten;
+- how busy the machine's processors were over the run (Linux's /proc/stat): whether a
+  shorter run needs less work done, or less waiting. It counts everything the machine ran
+  (the containers podman starts and the servers the tests start included), which the
+  CPU time of the run's own process tree does not.
 
 It reads only what pytest reports; it changes no test and no order.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -75,7 +81,46 @@ class Timeline:
         return out
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    """The machine's processors' time so far, in clock ticks (the first line of
+    /proc/stat): all of it, the idle part and the part idle waiting for I/O."""
+
+    total: int
+    idle: int
+    iowait: int
+
+    @classmethod
+    def parse(cls, stat: str) -> CpuTimes:
+        fields = stat.splitlines()[0].split()
+        if fields[0] != "cpu":
+            raise ValueError("not /proc/stat")
+        # user nice system idle iowait irq softirq steal (guest time is in user already)
+        ticks = [int(f) for f in fields[1:9]]
+        return cls(total=sum(ticks), idle=ticks[3], iowait=ticks[4])
+
+    @classmethod
+    def now(cls) -> CpuTimes | None:
+        try:
+            return cls.parse(Path("/proc/stat").read_text())
+        except (OSError, ValueError, IndexError):
+            return None  # not Linux: the line is left out
+
+    def since(self, earlier: CpuTimes, cpus: int, ticks_per_second: int) -> str:
+        total = self.total - earlier.total
+        if total <= 0:
+            return ""
+        busy = total - (self.idle - earlier.idle) - (self.iowait - earlier.iowait)
+        waiting = self.iowait - earlier.iowait
+        return (
+            f"the machine's {cpus} processors: busy {busy / total:.0%} of the run "
+            f"({busy / ticks_per_second:.0f} CPU-s), idle waiting for I/O "
+            f"{waiting / total:.0%}"
+        )
+
+
 _TIMELINE = pytest.StashKey[Timeline]()
+_CPU_AT_START = pytest.StashKey["CpuTimes | None"]()
 
 
 # pytest_runtest_logreport is given no config: keep the one this plugin was configured with.
@@ -84,6 +129,7 @@ _CONFIG: list[pytest.Config] = []
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_TIMELINE] = Timeline()
+    config.stash[_CPU_AT_START] = CpuTimes.now()
     _CONFIG[:] = [config]
 
 
@@ -103,6 +149,11 @@ def pytest_terminal_summary(
     lines = config.stash[_TIMELINE].lines()
     if not lines:
         return
+    start, end = config.stash.get(_CPU_AT_START, None), CpuTimes.now()
+    if start is not None and end is not None:
+        cpus = os.cpu_count() or 1
+        if machine := end.since(start, cpus, os.sysconf("SC_CLK_TCK")):
+            lines.insert(1, machine)
     terminalreporter.section("where the time went")
     for line in lines:
         terminalreporter.write_line(line)
