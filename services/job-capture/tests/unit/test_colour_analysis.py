@@ -7,6 +7,7 @@ that renders runs Ghostscript once; the per-mark tests share one run per format.
 import io
 import random
 import subprocess
+import sys
 
 import pikepdf
 import pytest
@@ -56,6 +57,31 @@ MM = 72 / 25.4
 )
 def test_prints_in_colour(ink, colour):
     assert prints_in_colour(*ink) is colour
+
+
+# In a process of its own, as an analysis child is: what reading a report imports.
+READ_A_REPORT = """
+import sys
+from pathlib import Path
+from platen.job_capture import analysis
+report = Path(sys.argv[1])
+report.write_bytes(b"  0.10000  0.00000  0.00000  0.20000 CMYK OK\\n")
+before = set(sys.modules)
+assert analysis._ink_report(report, 0) == (0, [(0.1, 0.0, 0.0, 0.2)])
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_reading_an_ink_report_imports_nothing(tmp_path):
+    # Each analysis child reads one report; a module it imports for it is imported again
+    # in every child, on every document's path.
+    run = subprocess.run(
+        [sys.executable, "-c", READ_A_REPORT, str(tmp_path / "ink.txt")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip() == "[]"
 
 
 def test_parse_ink_coverage():

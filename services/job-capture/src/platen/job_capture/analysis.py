@@ -137,6 +137,13 @@ def _replace_in_systemdict(definitions: Iterable[str]) -> str:
     )
 
 
+# Ghostscript sets its default halftone (`.setdefaulthalftone`, gs_init.ps) whenever a
+# page device is installed: each page of a PDF, each `setpagedevice` of a PostScript
+# program. `ink_cov` is a contone device and never halftones, so the screen it builds is
+# never used: our setup makes it a procedure that does nothing, for every document. The
+# ink reports are the same (test_default_halftone). A document that sets a halftone
+# itself still can; that is as inert (see INK_CONTROL_OPERATORS).
+CONTONE_ONLY = "/.setdefaulthalftone {}"
 # Ghostscript's option to start with systemdict writable, for INERT_FOR_POSTSCRIPT and
 # ALTERNATES_FOR_POSTSCRIPT: one of `ghostscript_options`. It prints a warning (on stdout,
 # among the page hook's lines) that we do as it says. A PDF's setup locks systemdict too:
@@ -150,6 +157,7 @@ INERT_FOR_POSTSCRIPT = _replace_in_systemdict(
             for name, operands in INK_CONTROL_OPERATORS.items()
         ),
         *(f"/{name} {{/{name} /invalidaccess signalerror}}" for name in PDF_INTERPRETER_ENTRIES),
+        CONTONE_ONLY,
     ]
 )
 # For PostScript: after each page, report its size on a line of its own (and stop a
@@ -621,7 +629,7 @@ def ghostscript_setup(hook: bool, renamed_marker: str | None = "platen-renamed")
     spaces use their alternate (and the marker is written if one was renamed); without,
     Ghostscript paints their process colorants itself, as a CMYK printer does."""
     if not hook:
-        return f"{NEUTRALS_TO_BLACK}\n{LOCK_SYSTEMDICT}"
+        return f"{NEUTRALS_TO_BLACK}\n{_replace_in_systemdict([CONTONE_ONLY])}"
     page_hook = " ".join(POSTSCRIPT_PAGE_HOOK.split()).replace("MARKER", PAGE_MARKER)
     return "\n".join(
         [
@@ -781,10 +789,14 @@ def _ink_report(ink: Path, returncode: int) -> tuple[int, list[tuple[float, floa
     """The pages' inks from the `ink_cov` report, and the exit status (-1 if the report is
     not one ink_cov wrote)."""
     try:
+        if not ink.exists():
+            return returncode, []
         # ink_cov writes under 50 bytes a page; anything much bigger was not its doing.
-        if ink.exists() and ink.stat().st_size > (MAX_PAGES + 1) * 64:
+        if ink.stat().st_size > (MAX_PAGES + 1) * 64:
             raise ValueError("ink coverage output too large")
-        return returncode, parse_ink_coverage(ink.read_text("ascii")) if ink.exists() else []
+        # Read as bytes and decoded: `read_text` looks the codec up by name, which imports
+        # its module in every analysis child (the parent never reads one), 0.3 ms each.
+        return returncode, parse_ink_coverage(ink.read_bytes().decode("ascii"))
     except (ValueError, UnicodeDecodeError):
         return returncode or -1, []
 
