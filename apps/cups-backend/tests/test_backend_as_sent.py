@@ -176,3 +176,23 @@ def test_prepare_regenerates_filtered_postscript_as_postscript(tmp_path):
     sent = prepare(source, FILTERED_PS, None, job_options("1", ""), "", max_bytes=10**7)
     assert Path(sent.document).read_bytes().startswith(b"%!PS") and sent.content_type is None
     assert ink_pages(Path(sent.document)) == 5
+
+
+def test_a_conversion_killed_on_a_limit_leaves_no_ghostscript_files(tmp_path, monkeypatch):
+    # pdfwrite keeps its streams in gs_* files in TMPDIR and removes them only when it
+    # ends on its own: a Ghostscript killed on the time or output limit left them in
+    # cupsd's temporary folder, up to the output limit each, for every hostile job.
+    shared = tmp_path / "cups-tmp"
+    shared.mkdir()
+    monkeypatch.setenv("TMPDIR", str(shared))
+    source = tmp_path / "slow.ps"
+    source.write_bytes(
+        b"%!PS\n/Helvetica findfont 12 scalefont setfont 72 72 moveto (x) show\n{} loop\n"
+    )
+    with pytest.raises(ConversionFailed, match="takes too long"):
+        convert(source, tmp_path / "out.pdf", "pdf", max_bytes=10**7, timeout=2)
+    big = tmp_path / "big.ps"
+    big.write_bytes(make_device_detecting_postscript(analysed=1, printed=200))
+    with pytest.raises(ConversionFailed, match="prints too much"):
+        convert(big, tmp_path / "out.pdf", "pdf", max_bytes=2000)
+    assert sorted(p.name for p in shared.iterdir()) == []

@@ -92,6 +92,8 @@ def convert(
         cpu = int(timeout) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
 
+    from .scratch import scratch_folder
+
     # GS_OPTIONS in the environment would be read as extra command-line options.
     env = {key: value for key, value in os.environ.items() if not key.startswith("GS_")}
     args = [
@@ -108,18 +110,23 @@ def convert(
     ]
     with contextlib.suppress(FileNotFoundError):
         os.unlink(destination)
+    # pdfwrite keeps its streams in gs_* files in TMPDIR and removes them only when it
+    # ends by itself: one killed on a limit would leave them (up to `max_bytes` each) in
+    # cupsd's temporary folder for every hostile job. Its own folder goes afterwards.
     try:
-        # stdout: the program may write there, as much as it likes; nothing is kept.
-        done = subprocess.run(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            timeout=timeout,
-            preexec_fn=limits,  # safe here: the backend runs no threads
-            check=False,
-        )
+        with scratch_folder("platen-gs-") as private:
+            env["TMPDIR"] = private
+            # stdout: the program may write there, as much as it likes; nothing is kept.
+            done = subprocess.run(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                timeout=timeout,
+                preexec_fn=limits,  # safe here: the backend runs no threads
+                check=False,
+            )
     except subprocess.TimeoutExpired:
         raise ConversionFailed(
             f"the PostScript document takes too long to print (the limit is {timeout:g} s)"
