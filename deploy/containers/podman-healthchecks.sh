@@ -10,7 +10,7 @@ set -uo pipefail
 project="${1:?usage: podman-healthchecks.sh COMPOSE_PROJECT [SECONDS]}"
 every="${2:-5}"
 while true; do
-  # All at once: one slow check (the broker's CLI starts an Erlang VM) delays no other.
+  # All at once: one slow check delays no other.
   for id in $(podman ps -q --filter "label=com.docker.compose.project=$project"); do
     podman healthcheck run "$id" >/dev/null 2>&1 &
   done

@@ -271,6 +271,13 @@ def test_the_stack_is_healthy_runs_the_tour_and_exposes_nothing_else(stack, tmp_
         if "protocol: " in line
     }
     assert "amqp/ssl" in protocols and "amqp" not in protocols, listeners
+    # The broker's health check opens exactly the ports it listens on.
+    ports = {
+        line.split("port: ")[1].split(",")[0] for line in listeners.splitlines() if "port: " in line
+    }
+    health = (ROOT / "deploy/containers/rabbitmq/health.sh").read_text()
+    [check] = [line for line in health.splitlines() if line.startswith("for port in ")]
+    assert set(check.split("for port in ")[1].split(";")[0].split()) == ports, listeners
 
     # Only AMQPS and IPP are published, by the broker and the print server.
     published = {
