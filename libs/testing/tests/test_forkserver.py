@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from platen.testing.forkserver import ForkServer
+from platen.testing.forkserver import PRELOAD, ForkServer
 
 # It starts processes (a server, then children): not the unit tier's milliseconds.
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ WORKER = textwrap.dedent(
     """
     import json, os, sys, time
     from pathlib import Path
-    from platen.testing.forkserver import ForkServer
+    from platen.testing.forkserver import PRELOAD, ForkServer
 
     folder = Path(sys.argv[1])
     server = ForkServer(folder, preload=("json",))
@@ -205,3 +205,37 @@ def test_a_server_killed_outright_takes_its_children_with_it(tmp_path, program):
         if child is not None:
             child.kill()
         server.close()
+
+
+# Imports the modules named on its command line and says which environment variables
+# they read and how many threads are running afterwards.
+IMPORT_PROBE = textwrap.dedent(
+    """
+    import importlib, json, os, sys, threading
+    read = []
+    environ = type(os.environ)
+    get, contains = environ.__getitem__, environ.__contains__
+    environ.__getitem__ = lambda self, key: (read.append(key), get(self, key))[1]
+    environ.__contains__ = lambda self, key: (read.append(key), contains(self, key))[1]
+    for name in sys.argv[1:]:
+        importlib.import_module(name)
+    print(json.dumps({"read": read, "threads": threading.active_count()}))
+    """
+)
+
+
+def imported(*modules: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, *modules], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)
+
+
+def test_what_the_server_preloads_reads_no_setting_and_starts_no_thread():
+    # A child would keep a setting read in the server (the worker's environment, not the
+    # one the test gave the child) and lose the server's threads.
+    found = imported(*PRELOAD)
+    assert [key for key in found["read"] if key.startswith("PLATEN_")] == []
+    assert found["threads"] == 1
+    # The probe sees a setting read at import: a service's module that reads one.
+    assert "PLATEN_RELEASE_TIMEOUT_SECONDS" in imported("platen.job_capture.expiry")["read"]
