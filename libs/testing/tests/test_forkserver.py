@@ -207,8 +207,8 @@ def test_a_server_killed_outright_takes_its_children_with_it(tmp_path, program):
         server.close()
 
 
-# Imports the modules named on its command line and says which environment variables
-# they read and how many threads are running afterwards.
+# Preloads the modules named on its command line as the fork server does, and says which
+# environment variables they read and how many threads are running afterwards.
 IMPORT_PROBE = textwrap.dedent(
     """
     import importlib, json, os, sys, threading
@@ -217,8 +217,8 @@ IMPORT_PROBE = textwrap.dedent(
     get, contains = environ.__getitem__, environ.__contains__
     environ.__getitem__ = lambda self, key: (read.append(key), get(self, key))[1]
     environ.__contains__ = lambda self, key: (read.append(key), contains(self, key))[1]
-    for name in sys.argv[1:]:
-        importlib.import_module(name)
+    from platen.testing.forkserver import warm
+    warm(sys.argv[1:])
     print(json.dumps({"read": read, "threads": threading.active_count()}))
     """
 )

@@ -1,3 +1,3 @@
-from platen.ctl.main import app
+from platen.ctl.main import main
 
-app(prog_name="platenctl")
+main()
