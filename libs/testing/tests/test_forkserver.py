@@ -50,7 +50,7 @@ WORKER = textwrap.dedent(
     """
     import json, os, sys, time
     from pathlib import Path
-    from platen.testing.forkserver import PRELOAD, ForkServer
+    from platen.testing.forkserver import ForkServer
 
     folder = Path(sys.argv[1])
     server = ForkServer(folder, preload=("json",))

@@ -81,6 +81,8 @@ def convert(
     import shutil
     import subprocess
 
+    from .scratch import scratch_folder
+
     executable = shutil.which(GHOSTSCRIPT)
     if executable is None:  # an installation problem; the job cannot print without it
         raise ConversionFailed("the print server cannot convert PostScript (no Ghostscript)")
@@ -91,8 +93,6 @@ def convert(
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes + 1, max_bytes + 1))
         cpu = int(timeout) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-
-    from .scratch import scratch_folder
 
     # GS_OPTIONS in the environment would be read as extra command-line options.
     env = {key: value for key, value in os.environ.items() if not key.startswith("GS_")}

@@ -53,7 +53,9 @@ from pathlib import Path
 # platenctl import. Nothing here may read the environment or start a thread at import.
 PRELOAD = (
     "platen.events",
-    "platen.events.registry",
+    # The contract loads its models when first named (for the CUPS backend's sake): every
+    # program here names most of them, so they are all built once, in the server.
+    "platen.events.registry:load_all",
     "platen.messaging.service",
     "platen.operations.metrics",
     # The services' and platenctl's broker setup (and httpx under it): the runtime no
@@ -67,10 +69,10 @@ PRELOAD = (
     "rich.console",
     "rich.table",
     # platenctl's commands (`python -m platen.ctl` runs its `__main__` fresh, which only
-    # calls `main`), and their click command made (`warm`): about 80 ms of imports and
+    # calls `main`) and typer's command tree made of them: about 80 ms of imports and
     # 50 of typer in each of a run's 2,400 calls. The services' own modules are not
     # here: they read their settings at import.
-    "platen.ctl.main",
+    "platen.ctl.main:command",
 )
 
 _MAX_REQUEST = 1 << 20
@@ -340,15 +342,13 @@ def _child(request: dict, fds: list[int], server_pid: int) -> None:
 
 
 def warm(preload: Iterable[str]) -> None:
-    """Import `preload`, and make now what the programs would each make again."""
-    for name in preload:
-        importlib.import_module(name)
-    if "platen.events" in preload:
-        # The contract loads its models when first named (for the CUPS backend's sake):
-        # every program here names most of them, so build them all once, now.
-        importlib.import_module("platen.events.registry").load_all()
-    if "platen.ctl.main" in preload:
-        importlib.import_module("platen.ctl.main").command()  # typer's command tree
+    """Import each `module` of `preload`; for a `module:function`, also call the
+    function, which makes now what each program would make again."""
+    for entry in preload:
+        name, _, function = entry.partition(":")
+        module = importlib.import_module(name)
+        if function:
+            getattr(module, function)()
 
 
 def serve(path: str, preload: list[str]) -> None:
