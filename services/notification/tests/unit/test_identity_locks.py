@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
-from platen.notification.identity_locks import LocalLocks, advisory_key
+import asyncpg
+import pytest
+
+from platen.notification.identity_locks import (
+    AdvisoryLocks,
+    IdentityLockError,
+    LocalLocks,
+    advisory_key,
+)
 
 
 def test_an_identitys_advisory_key_is_stable_signed_64_bit_and_its_own():
@@ -93,3 +101,37 @@ async def test_a_cancelled_waiter_leaves_the_lock_to_its_holder():
     done.set()
     await holding
     assert len(locks) == 0
+
+
+class TerminatedAfterLocking:
+    """A connection whose backend is terminated once the lock is taken, as the client has
+    read PostgreSQL's last error but not yet seen the socket close: asyncpg refuses the next
+    query with `InternalClientError` (the real race is
+    `tests/integration/test_identity_locks.py`, which meets either side of it)."""
+
+    def __init__(self) -> None:
+        self.released = False
+        self.sent: list[str] = []
+
+    async def execute(self, query: str, *args) -> None:
+        self.sent.append(query.split()[0])
+        if query == "ROLLBACK":
+            raise asyncpg.InternalClientError(
+                "cannot switch to state 15; another operation (2) is in progress"
+            )
+
+    async def acquire(self, timeout: float) -> TerminatedAfterLocking:
+        return self
+
+    async def release(self, conn: object) -> None:
+        self.released = True
+
+
+async def test_a_lock_whose_connection_broke_mid_way_is_reported_lost_and_the_work_redone():
+    conn = TerminatedAfterLocking()
+    locks = AdvisoryLocks(conn)  # type: ignore[arg-type]
+    with pytest.raises(IdentityLockError, match="its lock was lost while held"):
+        async with locks.hold(("desktop", "ann")):
+            pass
+    assert conn.sent == ["BEGIN", "SET", "SELECT", "ROLLBACK"]
+    assert conn.released and len(locks._local) == 0

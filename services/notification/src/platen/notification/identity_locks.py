@@ -37,6 +37,16 @@ LOCK_TIMEOUT = 60.0
 
 Key = tuple[str, str]
 
+# What a lost or unreachable database raises. `InternalClientError` too: a connection
+# whose backend was terminated has read PostgreSQL's last error but not yet seen the
+# socket close, and refuses the next query with it ("another operation is in progress").
+DATABASE_GONE = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 
 class IdentityLockError(RuntimeError):
     """An identity's lock could not be taken or was lost: nothing was done under it (or,
@@ -122,7 +132,7 @@ class AdvisoryLocks:
                 f"identity {key[1]!r} not locked: no database connection for its lock came"
                 f" free within {self.timeout:g} s"
             ) from exc
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_GONE as exc:
             raise _unreachable(key, exc) from exc
 
     async def _lock(self, conn: asyncpg.Connection, key: Key) -> None:
@@ -137,7 +147,7 @@ class AdvisoryLocks:
                 f"identity {key[1]!r} not locked: another replica has held it for more than"
                 f" {self.timeout:g} s"
             ) from exc
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_GONE as exc:
             raise _unreachable(key, exc) from exc
 
     async def _unlock(self, conn: asyncpg.Connection, key: Key, *, raise_lost: bool) -> None:
@@ -147,7 +157,7 @@ class AdvisoryLocks:
         idempotent). Said by raising when the work itself did not fail already."""
         try:
             await conn.execute("ROLLBACK")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_GONE as exc:
             log.warning("identity lock lost while held", identity=key[1], error=repr(exc))
             if raise_lost:
                 raise IdentityLockError(
