@@ -17,7 +17,9 @@ from platen.cups_backend import main
 from platen.cups_backend.agent import SharedConnection
 from platen.cups_backend.config import BackendConfig, PrinterPolicy
 from platen.cups_backend.decisions import Offline
+from platen.events.jobs import GetJobStatus
 from platen.messaging.topology import declare_topology
+from platen.rpc.client import RequestFailed
 from platen.testing.outages import PrivateStack, private_stack
 
 pytestmark = pytest.mark.integration
@@ -100,3 +102,33 @@ async def test_a_job_that_stops_waiting_does_not_cancel_the_attempt_the_others_w
         assert shared.attempts == 1
     finally:
         await shared.close()
+
+
+async def test_a_broker_that_hangs_once_connected_fails_each_request_within_its_timeout(
+    stack, monkeypatch
+):
+    """The broker stops answering after the connection was made (it confirms no
+    publication): a request gives up at its timeout as an outage, and the job gets its
+    printer's offline policy, not three minutes later when the heartbeat gives up."""
+    monkeypatch.setattr(main, "QUERY_TIMEOUT", 2.0)
+    config = BackendConfig(stack.rabbit.amqp_url, "lab", {})
+    policy = PrinterPolicy(offline="deny", offline_grace=1.0)
+    shared = SharedConnection(stack.rabbit.amqp_url)
+    client = await shared.client()  # connected while the broker answers
+    stack.freeze_broker()
+    try:
+        started = time.monotonic()
+        with pytest.raises(RequestFailed, match=r"no answer to 'capture\.job\.status' within 2s"):
+            await client.request("capture.job.status", GetJobStatus(job_id=uuid.uuid4()), 2.0)
+        asked = time.monotonic() - started
+        [answer] = await asyncio.gather(
+            main.decide(config, policy, fields(), b"%PDF-1.7", session=shared.lease),
+            return_exceptions=True,
+        )
+    finally:
+        stack.thaw_broker()
+        await shared.close()
+    # Far from the heartbeat's three minutes (a loose bound: the machine is shared).
+    assert asked < 30
+    assert isinstance(answer, Offline) and answer.args[0] == "deny"
+    assert shared.attempts == 1  # the connection was never lost: nothing to reconnect

@@ -140,16 +140,30 @@ class Client:
         )
         future = asyncio.get_running_loop().create_future()
         self._waiting[msg.message_id] = future
-        exchange = await self.channel.get_exchange(COMMANDS, ensure=False)
+        task = asyncio.current_task()
         try:
-            await exchange.publish(msg, routing_key=routing_key, mandatory=True)
-        except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.ChannelClosed):
-            self._waiting.pop(msg.message_id, None)
-            raise RequestFailed(f"nothing handles {routing_key!r}: is Platen running?") from None
-        try:
-            raw = await asyncio.wait_for(future, timeout)
+            # One limit for the publication's confirmation and the answer: a broker that
+            # hangs once the connection is made confirms nothing, and the request would
+            # wait until the connection's heartbeat gives up on it (about 3 minutes).
+            async with asyncio.timeout(timeout):
+                exchange = await self.channel.get_exchange(COMMANDS, ensure=False)
+                try:
+                    await exchange.publish(msg, routing_key=routing_key, mandatory=True)
+                except (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.ChannelClosed):
+                    raise RequestFailed(
+                        f"nothing handles {routing_key!r}: is Platen running?"
+                    ) from None
+                raw = await future
         except TimeoutError:
             raise RequestFailed(f"no answer to {routing_key!r} within {timeout:.0f}s") from None
+        except asyncio.CancelledError:
+            if task is None or task.cancelling():
+                raise  # the request itself was cancelled
+            # Not this task: the connection closed under the request, and aiormq cancels
+            # what waited on it. An outage, as a request that found no connection.
+            raise RequestFailed(
+                f"no answer to {routing_key!r}: the connection to the broker was lost"
+            ) from None
         finally:
             self._waiting.pop(msg.message_id, None)
         reply = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)

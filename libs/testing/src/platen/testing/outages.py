@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -69,8 +70,17 @@ class PrivateStack:
 
     def freeze_broker(self) -> None:
         """SIGSTOP the broker: its connections stay open but nothing answers, as a broker
-        that hangs (swapping, a stuck disk) looks to its clients."""
-        os.killpg(self._broker_group(), signal.SIGSTOP)
+        that hangs (swapping, a stuck disk) looks to its clients. Returns once every thread
+        of the broker has stopped: the kernel hands a process's SIGSTOP to one of its
+        threads, and until that thread runs (a busy machine may not run it for a while,
+        nor at all while it waits on the disk) the others go on answering."""
+        group = self._broker_group()
+        os.killpg(group, signal.SIGSTOP)
+        deadline = time.monotonic() + 30
+        while running := _running_threads(group):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the broker's threads {running} did not stop within 30 s")
+            time.sleep(0.01)
 
     def thaw_broker(self) -> None:
         os.killpg(self._broker_group(), signal.SIGCONT)
@@ -159,6 +169,25 @@ class Platen:
 def _run(coro):
     with ThreadPoolExecutor(1) as pool:  # the caller may be inside an event loop
         return pool.submit(asyncio.run, coro).result()
+
+
+def _running_threads(group: int) -> list[str]:
+    """The threads of process group `group` not stopped, as "pid/tid" (state from
+    /proc/PID/task/TID/stat: T is stopped; a zombie or a thread gone counts as stopped)."""
+    running = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(proc.name)) != group:
+                continue
+            for task in (proc / "task").iterdir():
+                state = (task / "stat").read_text().rpartition(")")[2].split()[0]
+                if state not in ("T", "Z", "X"):
+                    running.append(f"{proc.name}/{task.name}")
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+    return running
 
 
 @contextlib.contextmanager
