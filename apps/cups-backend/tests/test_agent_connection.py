@@ -19,6 +19,7 @@ from platen.cups_backend.config import BackendConfig, PrinterPolicy
 from platen.cups_backend.decisions import Offline
 from platen.events.jobs import GetJobStatus
 from platen.messaging.topology import declare_topology
+from platen.rpc import client as rpc_client
 from platen.rpc.client import RequestFailed
 from platen.testing.outages import PrivateStack, private_stack
 
@@ -111,6 +112,7 @@ async def test_a_broker_that_hangs_once_connected_fails_each_request_within_its_
     publication): a request gives up at its timeout as an outage, and the job gets its
     printer's offline policy, not three minutes later when the heartbeat gives up."""
     monkeypatch.setattr(main, "QUERY_TIMEOUT", 2.0)
+    monkeypatch.setattr(rpc_client, "STEP_TIMEOUT", 2.0)
     config = BackendConfig(stack.rabbit.amqp_url, "lab", {})
     policy = PrinterPolicy(offline="deny", offline_grace=1.0)
     shared = SharedConnection(stack.rabbit.amqp_url)
@@ -121,6 +123,9 @@ async def test_a_broker_that_hangs_once_connected_fails_each_request_within_its_
         with pytest.raises(RequestFailed, match=r"no answer to 'capture\.job\.status' within 2s"):
             await client.request("capture.job.status", GetJobStatus(job_id=uuid.uuid4()), 2.0)
         asked = time.monotonic() - started
+        # Nor does a step that is not a request wait for the heartbeat: binding a key.
+        with pytest.raises(RequestFailed, match="no answer from the broker within 2s"):
+            await client.listen("decision.lab.x", lambda _raw: None)
         [answer] = await asyncio.gather(
             main.decide(config, policy, fields(), b"%PDF-1.7", session=shared.lease),
             return_exceptions=True,
@@ -132,3 +137,37 @@ async def test_a_broker_that_hangs_once_connected_fails_each_request_within_its_
     assert asked < 30
     assert isinstance(answer, Offline) and answer.args[0] == "deny"
     assert shared.attempts == 1  # the connection was never lost: nothing to reconnect
+
+
+async def test_a_broker_that_hangs_while_a_connection_is_set_up_is_an_outage(stack, monkeypatch):
+    """The broker accepts the connection, then hangs before the reply queue is declared:
+    the attempt gives up after STEP_TIMEOUT, an outage like a broker that does not answer
+    at all, and the job gets its printer's offline policy."""
+    monkeypatch.setattr(rpc_client, "STEP_TIMEOUT", 2.0)
+    answering = rpc_client._first_answering
+
+    async def then_hang(url: str):
+        connection = await answering(url)
+        stack.freeze_broker()
+        return connection
+
+    monkeypatch.setattr(rpc_client, "_first_answering", then_hang)
+    shared = SharedConnection(stack.rabbit.amqp_url)
+    try:
+        with pytest.raises(RequestFailed, match="no answer from the broker within 2s"):
+            await shared.client()
+        [answer] = await asyncio.gather(
+            main.decide(
+                BackendConfig(stack.rabbit.amqp_url, "lab", {}),
+                PrinterPolicy(offline="deny", offline_grace=1.0),
+                fields(),
+                b"%PDF-1.7",
+                session=shared.lease,
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        stack.thaw_broker()
+        await shared.close()
+    assert isinstance(answer, Offline) and answer.args[0] == "deny"
+    assert shared.attempts == 3  # the first above, then two for the job

@@ -25,6 +25,11 @@ from platen.events.routing import COMMANDS, REPLIES, reply_key
 from platen.events.system import ErrorReply
 
 PRODUCER = "platen-rpc"
+# A broker step that is not a request (opening a channel, declaring the reply queue,
+# binding a key) gets this long: a broker that hangs once the connection is made answers
+# none, and without a limit the step would wait until the connection's heartbeat gives up
+# on it, about 3 minutes.
+STEP_TIMEOUT = 10.0
 
 
 class RequestFailed(RuntimeError):
@@ -83,13 +88,14 @@ class Client:
         # Bound on a channel of its own: a refusal closes that channel only, not the one
         # this client's replies arrive on, which a print server's agent shares between all
         # the jobs it serves (their replies would be lost with it).
-        channel = await self.connection.channel()
-        try:
-            queue = await channel.get_queue(self._queue.name, ensure=False)
-            await queue.bind(REPLIES, routing_key=routing_key)
-        finally:
-            if not channel.is_closed:
-                await channel.close()
+        async with broker_step(f"binding {routing_key!r}"):
+            channel = await self.connection.channel()
+            try:
+                queue = await channel.get_queue(self._queue.name, ensure=False)
+                await queue.bind(REPLIES, routing_key=routing_key)
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
         self._listeners[routing_key] = on_message
 
     async def unlisten(self, routing_key: str) -> None:
@@ -97,7 +103,8 @@ class Client:
         if self._listeners.pop(routing_key, None) is None:
             return  # never bound (refused): nothing to undo
         if self._queue is not None:
-            await self._queue.unbind(REPLIES, routing_key=routing_key)
+            async with broker_step(f"unbinding {routing_key!r}"):
+                await self._queue.unbind(REPLIES, routing_key=routing_key)
 
     async def _on_reply(self, raw: AbstractIncomingMessage) -> None:
         future = self._waiting.pop(raw.correlation_id or "", None)
@@ -109,15 +116,16 @@ class Client:
     async def consumers(self, queue: str) -> int:
         """How many consumers `queue` has (0 if it does not exist): asking a service
         that is not consuming would only leave an expired request in its dead letters."""
-        channel = await self.connection.channel()
-        try:
-            declared = await channel.declare_queue(queue, passive=True)
-            return declared.declaration_result.consumer_count
-        except aio_pika.exceptions.ChannelClosed:
-            return 0
-        finally:
-            if not channel.is_closed:
-                await channel.close()
+        async with broker_step(f"counting the consumers of {queue!r}"):
+            channel = await self.connection.channel()
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+                return declared.declaration_result.consumer_count
+            except aio_pika.exceptions.ChannelClosed:
+                return 0
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
 
     async def request(
         self,
@@ -176,10 +184,24 @@ class Client:
 async def connect(url: str) -> AsyncIterator[Client]:
     connection = await _first_answering(url)
     async with connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        client = Client(channel, connection, signed_in_as(url))
-        await client.start()
+        async with broker_step("opening a channel and a reply queue"):
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            client = Client(channel, connection, signed_in_as(url))
+            await client.start()
         yield client
+
+
+@asynccontextmanager
+async def broker_step(what: str) -> AsyncIterator[None]:
+    """`what`, done within STEP_TIMEOUT, or RequestFailed: the broker did not answer (an
+    outage, as the CUPS backend tells from the words "no answer")."""
+    try:
+        async with asyncio.timeout(STEP_TIMEOUT):
+            yield
+    except TimeoutError:
+        raise RequestFailed(
+            f"no answer from the broker within {STEP_TIMEOUT:g}s ({what})"
+        ) from None
 
 
 async def _first_answering(url: str) -> aio_pika.abc.AbstractConnection:
