@@ -219,23 +219,37 @@ IMPORT_PROBE = textwrap.dedent(
     environ.__contains__ = lambda self, key: (read.append(key), contains(self, key))[1]
     from platen.testing.forkserver import warm
     warm(sys.argv[1:])
-    print(json.dumps({"read": read, "threads": threading.active_count()}))
+    loaded = sorted(name for name in sys.modules if name.startswith("platen."))
+    print(json.dumps({"read": read, "threads": threading.active_count(), "loaded": loaded}))
     """
 )
 
 
-def imported(*modules: str) -> dict:
+def imported(*modules: str, path: Path | None = None) -> dict:
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(path), env.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROBE, *modules], capture_output=True, text=True, check=True
+        [sys.executable, "-c", IMPORT_PROBE, *modules],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     )
     return json.loads(out.stdout)
 
 
-def test_what_the_server_preloads_reads_no_setting_and_starts_no_thread():
+def test_what_the_server_preloads_reads_no_setting_and_starts_no_thread(tmp_path):
     # A child would keep a setting read in the server (the worker's environment, not the
     # one the test gave the child) and lose the server's threads.
     found = imported(*PRELOAD)
     assert [key for key in found["read"] if key.startswith("PLATEN_")] == []
     assert found["threads"] == 1
-    # The probe sees a setting read at import: a service's module that reads one.
-    assert "PLATEN_RELEASE_TIMEOUT_SECONDS" in imported("platen.job_capture.expiry")["read"]
+    # The services' programs are left for the child to run; what they import is loaded.
+    assert "platen.job_capture.main" not in found["loaded"]
+    assert "platen.job_capture.handlers" in found["loaded"]
+    # The probe sees a setting read at import, as a module that read one would.
+    (tmp_path / "reads_at_import.py").write_text(
+        'import os\nLIMIT = os.environ.get("PLATEN_SOME_LIMIT", "1")\n'
+    )
+    assert "PLATEN_SOME_LIMIT" in imported("reads_at_import", path=tmp_path)["read"]

@@ -641,7 +641,7 @@ async def test_low_balance_is_announced_once_per_crossing(ledger):
 
 
 async def test_the_default_threshold_warns_a_user_without_their_own(ledger):
-    assert D("1.00") == common.DEFAULT_LOW_BALANCE  # PLATEN_LOW_BALANCE_THRESHOLD unset
+    assert D("1.00") == common.default_low_balance()  # PLATEN_LOW_BALANCE_THRESHOLD unset
     await add_user(ledger, "quinn", "1.50")
     assert (
         await ledger.run(users.on_show_user, ShowUser(login="quinn"))

@@ -53,7 +53,7 @@ async def test_jobs_past_their_deadline_are_cancelled_with_the_reason(pool):
 
 
 async def test_a_released_cups_job_that_never_reports_is_charged_as_unconfirmed(pool, monkeypatch):
-    monkeypatch.setattr(expiry, "RELEASE_TIMEOUT", 60.0)
+    monkeypatch.setenv("PLATEN_RELEASE_TIMEOUT_SECONDS", "60")
     silent = await add_job(pool, "released", updated="2 minutes")
     recent = await add_job(pool, "released", updated="1 s")
     api = await add_job(pool, "released", source="api", updated="2 minutes")

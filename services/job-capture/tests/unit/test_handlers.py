@@ -146,11 +146,11 @@ async def test_a_desktop_queues_jobs_carry_no_mark():
 async def test_a_document_too_large_or_unreadable_is_denied_at_capture(monkeypatch, analyser):
     store = FakeStore()
     ctx = context(store)
-    monkeypatch.setattr(handlers, "MAX_DOCUMENT_BYTES", 4)
+    monkeypatch.setenv("PLATEN_MAX_DOCUMENT_BYTES", "4")
     large = submission()
     await handlers.on_submit(ctx, large)
     assert analyser == []  # never analysed
-    monkeypatch.setattr(handlers, "MAX_DOCUMENT_BYTES", 1000)
+    monkeypatch.setenv("PLATEN_MAX_DOCUMENT_BYTES", "1000")
 
     async def unreadable(document: bytes, owner: str = "") -> Analysis:
         raise UnreadableDocument("unsupported document format")

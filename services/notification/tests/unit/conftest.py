@@ -25,7 +25,8 @@ class Clock:
 @pytest.fixture(autouse=True)
 def clock(monkeypatch) -> Clock:
     """Each test starts with full answer buckets (at the defaults) and a clock of its own."""
-    monkeypatch.setattr(prompts, "ANSWER_RATES", AnswerRates(rate=2, burst=30))
+    rates = AnswerRates(rate=2, burst=30)
+    monkeypatch.setattr(prompts, "answer_rates", lambda: rates)
     clock = Clock()
     monkeypatch.setattr(prompts, "CLOCK", clock)
     return clock

@@ -24,7 +24,8 @@ T0 = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def hello_rates(monkeypatch, clock):
-    monkeypatch.setattr(handlers, "HELLO_RATES", AnswerRates(rate=0.2, burst=5))
+    rates = AnswerRates(rate=0.2, burst=5)
+    monkeypatch.setattr(handlers, "hello_rates", lambda: rates)
     monkeypatch.setattr(handlers, "CLOCK", clock)
 
 

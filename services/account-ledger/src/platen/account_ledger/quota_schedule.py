@@ -25,7 +25,11 @@ from platen.messaging.service import Runtime
 
 log = structlog.get_logger(__name__)
 
-INTERVAL = float(os.environ.get("PLATEN_QUOTA_INTERVAL_SECONDS", "600"))
+
+# Settings are read when used, not at import: the tests' fork server imports this module
+# once, for all the services it starts, each with an environment of its own.
+def interval() -> float:
+    return float(os.environ.get("PLATEN_QUOTA_INTERVAL_SECONDS", "600"))
 
 
 async def run_once(pool: asyncpg.Pool, producer: str, day: date | None = None) -> int:
@@ -57,7 +61,7 @@ async def run_schedule(rt: Runtime) -> None:
             raise
         except Exception:
             log.exception("quota round failed; retrying at the next round")
-        await asyncio.sleep(INTERVAL)
+        await asyncio.sleep(interval())
 
 
 def start_quota_schedule(rt: Runtime) -> None:

@@ -22,7 +22,7 @@ QUOTES = "capture.analyse"
 
 async def analyse_for_quote(query: AnalyseDocument) -> Analysis | str:
     """What the document is, or why it cannot be quoted."""
-    refused = too_large(len(query.document), handlers.MAX_DOCUMENT_BYTES) or refuse_format(
+    refused = too_large(len(query.document), handlers.max_document_bytes()) or refuse_format(
         document_format(query.document), "api"
     )
     if refused is not None:

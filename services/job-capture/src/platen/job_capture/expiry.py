@@ -28,12 +28,22 @@ from platen.messaging.service import Runtime
 
 log = structlog.get_logger(__name__)
 
-INTERVAL = float(os.environ.get("PLATEN_EXPIRY_INTERVAL_SECONDS", "2"))
+
+# Settings are read when used, not at import: the tests' fork server imports this module
+# once, for all the services it starts, each with an environment of its own.
+def interval() -> float:
+    """Seconds between two rounds."""
+    return float(os.environ.get("PLATEN_EXPIRY_INTERVAL_SECONDS", "2"))
+
+
 # A released CUPS job whose backend neither reports what the printer did nor sends a
 # heartbeat for this long (the backend was killed, the print server lost) has an unknown
 # fate: it is charged as "unconfirmed", since the printer may have printed it, and an
 # administrator may refund it. The backend's heartbeat keeps a long print from this.
-RELEASE_TIMEOUT = float(os.environ.get("PLATEN_RELEASE_TIMEOUT_SECONDS", "3600"))
+def release_timeout() -> float:
+    return float(os.environ.get("PLATEN_RELEASE_TIMEOUT_SECONDS", "3600"))
+
+
 # The reasons the closed jobs carry (named here as the tests and operators know them).
 REASON = EXPIRED
 __all__ = [
@@ -103,7 +113,7 @@ async def mark_unconfirmed(
     return await _round(
         pool,
         producer,
-        lambda store: store.unreported(RELEASE_TIMEOUT),
+        lambda store: store.unreported(release_timeout()),
         Job.mark_unconfirmed,
         publisher,
     )
@@ -120,7 +130,7 @@ async def run_expiry(rt: Runtime) -> None:
             raise
         except Exception:
             log.exception("expiry round failed; retrying")
-        await asyncio.sleep(INTERVAL)
+        await asyncio.sleep(interval())
 
 
 def start_expiry(rt: Runtime) -> None:

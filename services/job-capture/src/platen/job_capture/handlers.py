@@ -49,8 +49,15 @@ from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext, outside_transaction
 from platen.messaging.senders import ADMIN
 
-MAX_DOCUMENT_BYTES = int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 1024 * 1024)))
-DEFAULT_DEADLINE_SECONDS = int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "600"))
+
+# Settings are read when used, not at import: the tests' fork server imports this module
+# once, for all the services it starts, each with an environment of its own.
+def max_document_bytes() -> int:
+    return int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 1024 * 1024)))
+
+
+def default_deadline_seconds() -> int:
+    return int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "600"))
 
 
 async def load(ctx: HandlerContext, job_id: uuid.UUID) -> Job | None:
@@ -73,7 +80,7 @@ async def analyse_submission(cmd: SubmitJob) -> Analysis | str:
     before on_submit's transaction (`outside_transaction`), in a worker process of its own
     (`isolation`): a hostile document costs neither a pool connection nor an open
     transaction, nor anything of the service's own."""
-    reason = too_large(len(cmd.document), MAX_DOCUMENT_BYTES) or refuse_format(
+    reason = too_large(len(cmd.document), max_document_bytes()) or refuse_format(
         document_format(cmd.document), cmd.source
     )
     if reason is not None:
@@ -112,7 +119,7 @@ async def on_submit(ctx: HandlerContext, cmd: SubmitJob) -> JobSubmitted | Error
     job = Job.capture(
         cmd,
         now=datetime.now(UTC),
-        deadline_seconds=cmd.deadline_seconds or DEFAULT_DEADLINE_SECONDS,
+        deadline_seconds=cmd.deadline_seconds or default_deadline_seconds(),
         identity=identity,
         print_server=Sender(ctx.user_id).print_server,
         analysis=analysis,

@@ -12,6 +12,7 @@ the higher number, which is the newer state.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -34,7 +35,7 @@ from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.messaging.senders import ADMIN
 from platen.notification.domain import AnswerRates, Sender, Take, desktop_options, sender_problem
-from platen.notification.prompts import REQUIRE_USER_ID
+from platen.notification.prompts import require_user_id
 from platen.notification.sending import send
 from platen.notification.subscriptions import subscribe
 
@@ -42,12 +43,20 @@ SITE = ""
 # A notice a desktop has not read within this time is dropped from its queue: a client
 # that starts later says hello and is sent the options of that moment.
 NOTICE_TTL_MS = 3_600_000
+
+
 # A client says hello when it connects; a desktop saying it much more often is dropped
-# before any work is done for it. Counted per notification process.
-HELLO_RATES = AnswerRates(
-    rate=float(os.environ.get("PLATEN_HELLO_RATE", "0.2")),
-    burst=int(os.environ.get("PLATEN_HELLO_BURST", "5")),
-)
+# before any work is done for it. Counted per notification process: made at the first
+# hello (read then, not at import: the tests' fork server imports this module once, for
+# all the services it starts, each with an environment of its own), and kept.
+@functools.cache
+def hello_rates() -> AnswerRates:
+    return AnswerRates(
+        rate=float(os.environ.get("PLATEN_HELLO_RATE", "0.2")),
+        burst=int(os.environ.get("PLATEN_HELLO_BURST", "5")),
+    )
+
+
 CLOCK = time.monotonic
 log = structlog.get_logger(__name__)
 
@@ -126,7 +135,7 @@ async def on_user_groups_set(ctx: HandlerContext, event: UserGroupsSet) -> None:
 @subscribe.desktop_reply(ClientHello)
 async def on_hello(ctx: HandlerContext, hello: ClientHello) -> None:
     problem = sender_problem(
-        Sender(ctx.routing_key, ctx.user_id), hello.user, require_user_id=REQUIRE_USER_ID
+        Sender(ctx.routing_key, ctx.user_id), hello.user, require_user_id=require_user_id()
     )
     if problem is not None:
         ctx.log.warning("hello refused", reason=problem, routing_key=ctx.routing_key)
@@ -142,7 +151,7 @@ def admit_hello(routing_key: str | None, hello: ClientHello) -> bool:
     """Run by the dispatcher before any work is done: a desktop saying hello over its rate
     is dropped here, with no transaction and nothing stored."""
     login = login_of_key(routing_key or "") or hello.user
-    if HELLO_RATES.take(login, CLOCK()) is not Take.ALLOWED:
+    if hello_rates().take(login, CLOCK()) is not Take.ALLOWED:
         log.warning("hello dropped", user=login, reason="too many hellos")
         return False
     return True

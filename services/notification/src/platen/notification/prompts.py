@@ -9,6 +9,7 @@ job.authorized / job.cancelled / job.denied of a prompted job -> desktop `prompt
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from datetime import UTC, datetime
@@ -36,18 +37,28 @@ from platen.notification.subscriptions import subscribe
 
 log = structlog.get_logger(__name__)
 
+
 # Every desktop signs in as its own broker user, so a reply must carry the AMQP `user_id`,
 # which RabbitMQ has checked against that user. "0" accepts replies without one: only for
 # a broker without per-user identities (a development machine signed in as one user).
-REQUIRE_USER_ID = os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0", "false", "no")
+# (Settings are read when used, not at import: the tests' fork server imports this module
+# once, for all the services it starts, each with an environment of its own.)
+def require_user_id() -> bool:
+    return os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0", "false", "no")
+
 
 # How fast one user's desktops may answer: PLATEN_ANSWER_BURST answers at once (a user
 # answering every waiting job together), then PLATEN_ANSWER_RATE a second; the excess is
-# dropped before any work is done for it. Counted per notification process.
-ANSWER_RATES = AnswerRates(
-    rate=float(os.environ.get("PLATEN_ANSWER_RATE", "2")),
-    burst=int(os.environ.get("PLATEN_ANSWER_BURST", "30")),
-)
+# dropped before any work is done for it. Counted per notification process: made at the
+# first answer, and kept.
+@functools.cache
+def answer_rates() -> AnswerRates:
+    return AnswerRates(
+        rate=float(os.environ.get("PLATEN_ANSWER_RATE", "2")),
+        burst=int(os.environ.get("PLATEN_ANSWER_BURST", "30")),
+    )
+
+
 CLOCK = time.monotonic
 TOO_MANY = "too many answers at once: some were dropped; wait a few seconds and answer again"
 
@@ -88,14 +99,14 @@ async def on_answer(ctx: HandlerContext, reply: JobAnswer) -> None:
     """A user's answer from their desktop. Checked here first (who sent it, for which open
     prompt), then again by the ledger, which alone decides."""
     problem = sender_problem(
-        Sender(ctx.routing_key, ctx.user_id), reply.user, require_user_id=REQUIRE_USER_ID
+        Sender(ctx.routing_key, ctx.user_id), reply.user, require_user_id=require_user_id()
     )
     if problem is not None:
         # Not told to `reply.user`: they did not send it. The log is the trace.
         ctx.log.warning("reply refused", reason=problem, routing_key=ctx.routing_key)
         return
     log = ctx.log.bind(job_id=str(reply.job_id), user=reply.user)
-    if ANSWER_RATES.tell(reply.user):
+    if answer_rates().tell(reply.user):
         # The first answer over the limit (`admit_answer` let it through for this): told,
         # once per flood, not once per answer: telling is work too.
         log.warning("answer dropped", outcome="dropped", reason="too many answers")
@@ -142,7 +153,7 @@ def admit_answer(routing_key: str | None, reply: JobAnswer) -> bool:
     no transaction and nothing stored; the first of a flood goes on to `on_answer`, which
     tells the desktop."""
     login = login_of_key(routing_key or "") or reply.user
-    taken = ANSWER_RATES.take(login, CLOCK())
+    taken = answer_rates().take(login, CLOCK())
     if taken is Take.DROPPED:
         log.warning(
             "answer dropped",

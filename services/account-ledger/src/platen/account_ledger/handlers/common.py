@@ -24,7 +24,12 @@ from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 
 SERVICE = "account-ledger"
-DEFAULT_LOW_BALANCE = Decimal(os.environ.get("PLATEN_LOW_BALANCE_THRESHOLD", "1.00"))
+
+
+# Settings are read when used, not at import: the tests' fork server imports this module
+# once, for all the services it starts, each with an environment of its own.
+def default_low_balance() -> Decimal:
+    return Decimal(os.environ.get("PLATEN_LOW_BALANCE_THRESHOLD", "1.00"))
 
 
 def not_cents(amount: Decimal | None, what: str = "amount") -> ErrorReply | None:
@@ -127,7 +132,7 @@ async def balance_changed(
     user = await ctx.store.user(owner)
     threshold = user.low_balance_threshold
     if threshold is None:
-        threshold = DEFAULT_LOW_BALANCE
+        threshold = default_low_balance()
     warn, armed = domain.low_balance_transition(
         armed=acc.low_balance_armed, available=acc.available, threshold=threshold
     )

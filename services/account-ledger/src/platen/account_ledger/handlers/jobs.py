@@ -36,7 +36,11 @@ from platen.events.system import ErrorReply
 from platen.messaging.batching import locks_for_batch
 from platen.messaging.handling import HandlerContext
 
-INPUT_DEADLINE = timedelta(seconds=int(os.environ.get("PLATEN_INPUT_DEADLINE_SECONDS", "600")))
+
+# Settings are read when used, not at import: the tests' fork server imports this module
+# once, for all the services it starts, each with an environment of its own.
+def input_deadline() -> timedelta:
+    return timedelta(seconds=int(os.environ.get("PLATEN_INPUT_DEADLINE_SECONDS", "600")))
 
 
 async def _deny(ctx: HandlerContext, job: Job | Question, user: str, reason: str) -> None:
@@ -170,7 +174,7 @@ async def _ask(ctx: HandlerContext, job: Job, step: Ask) -> None:
                 available=acc.available_shown_to_users,
             )
         )
-    question = job.question(step.kind, datetime.now(UTC) + INPUT_DEADLINE)
+    question = job.question(step.kind, datetime.now(UTC) + input_deadline())
     await ctx.store.add_question(question)
     ctx.log.info("job waits for its user", kind=step.kind, choices=len(options))
     await ctx.emit(

@@ -29,10 +29,14 @@ from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.messaging.senders import ADMIN
 
+
 # A hold still pending after this long has outlived its job (it should have been posted,
 # or voided by the job's cancellation or expiry long before).
-_DEFAULT_AGE = str(int(domain.MAX_HOLD_AGE.total_seconds()))
-MAX_HOLD_AGE = timedelta(seconds=int(os.environ.get("PLATEN_MAX_HOLD_AGE_SECONDS", _DEFAULT_AGE)))
+# (Read when used, not at import: the tests' fork server imports this module once, for
+# all the services it starts, each with an environment of its own.)
+def max_hold_age() -> timedelta:
+    default = str(int(domain.MAX_HOLD_AGE.total_seconds()))
+    return timedelta(seconds=int(os.environ.get("PLATEN_MAX_HOLD_AGE_SECONDS", default)))
 
 
 @subscribe.query(Statement, senders=ADMIN)
@@ -72,7 +76,7 @@ async def on_statement(ctx: HandlerContext, query: Statement) -> StatementView |
 
 @subscribe.query(VerifyLedger, senders=ADMIN)
 async def on_verify(ctx: HandlerContext, query: VerifyLedger) -> LedgerReport:
-    problems = await ctx.store.verify(MAX_HOLD_AGE)
+    problems = await ctx.store.verify(max_hold_age())
     counts = await ctx.store.counts()
     if problems:
         ctx.log.error("ledger verification failed", problems=problems)
