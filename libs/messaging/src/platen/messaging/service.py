@@ -73,6 +73,10 @@ class ServiceSpec:
     # Called once the pool is ready to add the service's own metrics to `rt.metrics` (its
     # gauges, and `rt.metrics.on_scrape` samplers that read them from its database).
     metrics: list[Callable[[Runtime], object]] = field(default_factory=list)
+    # The service's own settings, which its modules read when they use them (not at
+    # import): each is read once at start as well, so that a value that does not parse
+    # stops the service with its error instead of failing every message that needs it.
+    settings: list[Callable[[], object]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.subscriptions.service != self.name:
@@ -427,5 +431,7 @@ def run_service(spec: ServiceSpec) -> None:
         print(asyncio.run(migrate(spec, os.environ["PLATEN_DATABASE_URL"], sys.stdin.read())))
         return
     settings = Settings.from_env()
+    for read in spec.settings:
+        read()
     app, _ = build_app(spec, settings)
     asyncio.run(app.run())

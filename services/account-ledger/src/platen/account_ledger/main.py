@@ -8,6 +8,7 @@ import structlog
 from platen.account_ledger import directory
 from platen.account_ledger.handlers import (  # noqa: F401
     accounts,
+    common,
     jobs,
     money,
     quotas,
@@ -17,7 +18,7 @@ from platen.account_ledger.handlers import (  # noqa: F401
 from platen.account_ledger.handlers import (
     directory as directory_handlers,
 )
-from platen.account_ledger.quota_schedule import start_quota_schedule
+from platen.account_ledger.quota_schedule import interval, start_quota_schedule
 from platen.account_ledger.store import Store
 from platen.account_ledger.subscriptions import subscribe
 from platen.messaging.handling import outside_transaction
@@ -32,6 +33,7 @@ SPEC = ServiceSpec(
     subscriptions=subscribe,
     store=Store,
     on_ready=[start_quota_schedule],
+    settings=[common.default_low_balance, jobs.input_deadline, reports.max_hold_age, interval],
 )
 
 

@@ -3,7 +3,14 @@
 from pathlib import Path
 
 # The modules whose handlers declare their subscriptions.
-from platen.job_capture import analyse_only, backend_reports, handlers, presence, print_identity  # noqa: F401
+from platen.job_capture import (  # noqa: F401
+    analyse_only,
+    backend_reports,
+    expiry,
+    handlers,
+    presence,
+    print_identity,
+)
 from platen.job_capture.expiry import start_expiry
 from platen.job_capture.metrics import register as register_metrics
 from platen.job_capture.store import Store
@@ -18,6 +25,12 @@ SPEC = ServiceSpec(
     on_ready=[start_expiry, presence.start],
     store=Store,
     metrics=[register_metrics],
+    settings=[
+        handlers.max_document_bytes,
+        handlers.default_deadline_seconds,
+        expiry.interval,
+        expiry.release_timeout,
+    ],
 )
 
 

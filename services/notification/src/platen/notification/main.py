@@ -36,6 +36,7 @@ SPEC = ServiceSpec(
     # The sign-in endpoint after the identities: it issues desktop credentials through them.
     on_ready=[BROKER.start, SENDER.start, lambda rt: start_sign_in(BROKER, rt)],
     store=Store,
+    settings=[prompts.require_user_id, prompts.answer_rates, desktop_options.hello_rates],
 )
 
 
