@@ -157,7 +157,15 @@ async def test_batches_single_jobs_and_cancellations_at_once_keep_a_hot_account_
     )
     authorized = [a.job_id for a in await ledger.emitted("job.authorized")]
     assert len(authorized) == len(set(authorized)) == 20  # 20 x 0.30 = 6.00, then the floor
-    assert len(await ledger.emitted("job.denied")) == 40
+    # Every other job denied, none both. A denial leaves no mark (nothing was held), so a
+    # job denied in the batch delivered twice is denied again by its second delivery,
+    # with the same reason, if that batch came after the funds were gone (the services'
+    # inbox drops a real redelivery before this). Only those jobs are denied twice.
+    denied = [d.job_id for d in await ledger.emitted("job.denied")]
+    assert set(denied) == {j.job_id for j in work} - set(authorized)
+    twice = {job for job in denied if denied.count(job) > 1}
+    assert twice <= {j.job_id for j in batches[0]}
+    assert all(denied.count(job) == 2 for job in twice)
     held = [j for j in work if j.job_id in set(authorized)]
     random.Random(14).shuffle(held)
     voided, raced, charged = held[:5], held[5:8], held[8:]
