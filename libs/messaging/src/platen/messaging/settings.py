@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/platen"
+
+
+def setting(name: str, parse: Callable[[str], T], default: str) -> Callable[[], T]:
+    """A service's own setting: `parse` of the environment variable `name` (or of
+    `default`), read each time it is asked for. Not at import: the tests' fork server
+    imports the services' modules once, for all the services it starts, each with an
+    environment of its own. The service reads it once at start as well
+    (`ServiceSpec.settings`), so that a value that does not parse stops it there."""
+
+    def read() -> T:
+        return parse(os.environ.get(name, default))
+
+    read.__name__ = read.__qualname__ = name
+    return read
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ transaction, so one group's trouble does not hold up the others.
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import date
 
 import asyncpg
@@ -22,14 +21,12 @@ from platen.account_ledger.subscriptions import subscribe
 from platen.events.base import Envelope
 from platen.messaging.handling import HandlerContext
 from platen.messaging.service import Runtime
+from platen.messaging.settings import setting
 
 log = structlog.get_logger(__name__)
 
 
-# Settings are read when used, not at import: the tests' fork server imports this module
-# once, for all the services it starts, each with an environment of its own.
-def interval() -> float:
-    return float(os.environ.get("PLATEN_QUOTA_INTERVAL_SECONDS", "600"))
+interval = setting("PLATEN_QUOTA_INTERVAL_SECONDS", float, "600")
 
 
 async def run_once(pool: asyncpg.Pool, producer: str, day: date | None = None) -> int:

@@ -11,7 +11,6 @@ it) they queued, in the outbox.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -25,25 +24,18 @@ from platen.job_capture.store import Store
 from platen.messaging.handling import HandlerContext
 from platen.messaging.publisher import Publisher
 from platen.messaging.service import Runtime
+from platen.messaging.settings import setting
 
 log = structlog.get_logger(__name__)
 
 
-# Settings are read when used, not at import: the tests' fork server imports this module
-# once, for all the services it starts, each with an environment of its own.
-def interval() -> float:
-    """Seconds between two rounds."""
-    return float(os.environ.get("PLATEN_EXPIRY_INTERVAL_SECONDS", "2"))
-
-
+# Seconds between two rounds.
+interval = setting("PLATEN_EXPIRY_INTERVAL_SECONDS", float, "2")
 # A released CUPS job whose backend neither reports what the printer did nor sends a
 # heartbeat for this long (the backend was killed, the print server lost) has an unknown
 # fate: it is charged as "unconfirmed", since the printer may have printed it, and an
 # administrator may refund it. The backend's heartbeat keeps a long print from this.
-def release_timeout() -> float:
-    return float(os.environ.get("PLATEN_RELEASE_TIMEOUT_SECONDS", "3600"))
-
-
+release_timeout = setting("PLATEN_RELEASE_TIMEOUT_SECONDS", float, "3600")
 # The reasons the closed jobs carry (named here as the tests and operators know them).
 REASON = EXPIRED
 __all__ = [

@@ -6,7 +6,6 @@ it through `ctx.store`, publish what the move queued. The rules are in `domain`.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -48,16 +47,10 @@ from platen.job_capture.senders import Sender
 from platen.job_capture.subscriptions import subscribe
 from platen.messaging.handling import HandlerContext, outside_transaction
 from platen.messaging.senders import ADMIN
+from platen.messaging.settings import setting
 
-
-# Settings are read when used, not at import: the tests' fork server imports this module
-# once, for all the services it starts, each with an environment of its own.
-def max_document_bytes() -> int:
-    return int(os.environ.get("PLATEN_MAX_DOCUMENT_BYTES", str(16 * 1024 * 1024)))
-
-
-def default_deadline_seconds() -> int:
-    return int(os.environ.get("PLATEN_JOB_DEADLINE_SECONDS", "600"))
+max_document_bytes = setting("PLATEN_MAX_DOCUMENT_BYTES", int, str(16 * 1024 * 1024))
+default_deadline_seconds = setting("PLATEN_JOB_DEADLINE_SECONDS", int, "600")
 
 
 async def load(ctx: HandlerContext, job_id: uuid.UUID) -> Job | None:

@@ -13,7 +13,6 @@ the higher number, which is the newer state.
 from __future__ import annotations
 
 import functools
-import os
 import time
 
 import structlog
@@ -34,6 +33,7 @@ from platen.events.routing import login_of_key
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.messaging.senders import ADMIN
+from platen.messaging.settings import setting
 from platen.notification.domain import AnswerRates, Sender, Take, desktop_options, sender_problem
 from platen.notification.prompts import require_user_id
 from platen.notification.sending import send
@@ -47,14 +47,14 @@ NOTICE_TTL_MS = 3_600_000
 
 # A client says hello when it connects; a desktop saying it much more often is dropped
 # before any work is done for it. Counted per notification process: made at the first
-# hello (read then, not at import: the tests' fork server imports this module once, for
-# all the services it starts, each with an environment of its own), and kept.
+# hello (or at start), and kept.
 @functools.cache
 def hello_rates() -> AnswerRates:
-    return AnswerRates(
-        rate=float(os.environ.get("PLATEN_HELLO_RATE", "0.2")),
-        burst=int(os.environ.get("PLATEN_HELLO_BURST", "5")),
-    )
+    return AnswerRates(rate=_hello_rate(), burst=_hello_burst())
+
+
+_hello_rate = setting("PLATEN_HELLO_RATE", float, "0.2")
+_hello_burst = setting("PLATEN_HELLO_BURST", int, "5")
 
 
 CLOCK = time.monotonic

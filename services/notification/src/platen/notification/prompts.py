@@ -10,7 +10,6 @@ job.authorized / job.cancelled / job.denied of a prompted job -> desktop `prompt
 from __future__ import annotations
 
 import functools
-import os
 import time
 from datetime import UTC, datetime
 
@@ -22,6 +21,7 @@ from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
 from platen.events.routing import COMMANDS, login_of_key
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
+from platen.messaging.settings import setting
 from platen.messaging.topology import NOTIFICATION_ANSWERS
 from platen.notification.domain import (
     Answer,
@@ -41,22 +41,22 @@ log = structlog.get_logger(__name__)
 # Every desktop signs in as its own broker user, so a reply must carry the AMQP `user_id`,
 # which RabbitMQ has checked against that user. "0" accepts replies without one: only for
 # a broker without per-user identities (a development machine signed in as one user).
-# (Settings are read when used, not at import: the tests' fork server imports this module
-# once, for all the services it starts, each with an environment of its own.)
-def require_user_id() -> bool:
-    return os.environ.get("PLATEN_REQUIRE_REPLY_USER_ID", "1") not in ("0", "false", "no")
+require_user_id = setting(
+    "PLATEN_REQUIRE_REPLY_USER_ID", lambda value: value not in ("0", "false", "no"), "1"
+)
 
 
 # How fast one user's desktops may answer: PLATEN_ANSWER_BURST answers at once (a user
 # answering every waiting job together), then PLATEN_ANSWER_RATE a second; the excess is
 # dropped before any work is done for it. Counted per notification process: made at the
-# first answer, and kept.
+# first answer (or at start), and kept.
 @functools.cache
 def answer_rates() -> AnswerRates:
-    return AnswerRates(
-        rate=float(os.environ.get("PLATEN_ANSWER_RATE", "2")),
-        burst=int(os.environ.get("PLATEN_ANSWER_BURST", "30")),
-    )
+    return AnswerRates(rate=_answer_rate(), burst=_answer_burst())
+
+
+_answer_rate = setting("PLATEN_ANSWER_RATE", float, "2")
+_answer_burst = setting("PLATEN_ANSWER_BURST", int, "30")
 
 
 CLOCK = time.monotonic

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from decimal import Decimal
 
@@ -22,14 +21,12 @@ from platen.events.accounts import (
 from platen.events.money import CENT
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
+from platen.messaging.settings import setting
 
 SERVICE = "account-ledger"
 
 
-# Settings are read when used, not at import: the tests' fork server imports this module
-# once, for all the services it starts, each with an environment of its own.
-def default_low_balance() -> Decimal:
-    return Decimal(os.environ.get("PLATEN_LOW_BALANCE_THRESHOLD", "1.00"))
+default_low_balance = setting("PLATEN_LOW_BALANCE_THRESHOLD", Decimal, "1.00")
 
 
 def not_cents(amount: Decimal | None, what: str = "amount") -> ErrorReply | None:

@@ -7,7 +7,6 @@ the SQL in `store.py`.
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import UTC, datetime, timedelta
 
 from platen.account_ledger import domain
@@ -35,12 +34,11 @@ from platen.events.jobs import (
 from platen.events.system import ErrorReply
 from platen.messaging.batching import locks_for_batch
 from platen.messaging.handling import HandlerContext
+from platen.messaging.settings import setting
 
-
-# Settings are read when used, not at import: the tests' fork server imports this module
-# once, for all the services it starts, each with an environment of its own.
-def input_deadline() -> timedelta:
-    return timedelta(seconds=int(os.environ.get("PLATEN_INPUT_DEADLINE_SECONDS", "600")))
+input_deadline = setting(
+    "PLATEN_INPUT_DEADLINE_SECONDS", lambda value: timedelta(seconds=int(value)), "600"
+)
 
 
 async def _deny(ctx: HandlerContext, job: Job | Question, user: str, reason: str) -> None:

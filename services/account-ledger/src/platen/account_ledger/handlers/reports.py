@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from platen.account_ledger import domain
@@ -28,15 +27,15 @@ from platen.events.reports import (
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
 from platen.messaging.senders import ADMIN
-
+from platen.messaging.settings import setting
 
 # A hold still pending after this long has outlived its job (it should have been posted,
 # or voided by the job's cancellation or expiry long before).
-# (Read when used, not at import: the tests' fork server imports this module once, for
-# all the services it starts, each with an environment of its own.)
-def max_hold_age() -> timedelta:
-    default = str(int(domain.MAX_HOLD_AGE.total_seconds()))
-    return timedelta(seconds=int(os.environ.get("PLATEN_MAX_HOLD_AGE_SECONDS", default)))
+max_hold_age = setting(
+    "PLATEN_MAX_HOLD_AGE_SECONDS",
+    lambda value: timedelta(seconds=int(value)),
+    str(int(domain.MAX_HOLD_AGE.total_seconds())),
+)
 
 
 @subscribe.query(Statement, senders=ADMIN)
