@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from platen.localstack.servers import free_port
 from platen.testing.forkserver import PRELOAD, ForkServer
 
 # It starts processes (a server, then children): not the unit tier's milliseconds.
@@ -253,3 +254,45 @@ def test_what_the_server_preloads_reads_no_setting_and_starts_no_thread(tmp_path
         'import os\nLIMIT = os.environ.get("PLATEN_SOME_LIMIT", "1")\n'
     )
     assert "PLATEN_SOME_LIMIT" in imported("reads_at_import", path=tmp_path)["read"]
+
+
+# What a service or a platenctl call does at start that makes a library import more: an
+# anyio task group on asyncio (FastStream's app), an httpx client (the management API's),
+# a platenctl command run to its end (here: no broker to reach).
+LAZY = textwrap.dedent(
+    """
+    import asyncio, json, os, sys
+    before = set(sys.modules)
+
+    async def start():
+        import anyio
+        async with anyio.create_task_group():
+            pass
+        import httpx
+        async with httpx.AsyncClient(base_url="https://localhost:1"):
+            pass
+
+    asyncio.run(start())
+    from platen.ctl.main import main
+    sys.argv = ["platenctl", "user", "show", "nobody"]
+    try:
+        main()
+    except SystemExit:
+        pass
+    print(json.dumps(sorted(set(sys.modules) - before)), file=sys.stderr)
+    """
+)
+
+
+def test_a_child_imports_nothing_the_libraries_load_late(tmp_path):
+    # Each module a child imports is imported again in every service and platenctl call
+    # of a run (thousands): what the libraries load on first use is preloaded too.
+    (tmp_path / "lazy.py").write_text(LAZY)
+    fs = ForkServer(tmp_path, preload=PRELOAD)
+    try:
+        env = {**os.environ, "PLATEN_AMQP_URL": f"amqp://127.0.0.1:{free_port()}/"}
+        out = fs.run("lazy", [], env=env, cwd=tmp_path, timeout=120)
+    finally:
+        fs.close()
+    assert "cannot reach the broker" in out.stderr  # the command did run
+    assert json.loads(out.stderr.strip().splitlines()[-1]) == []

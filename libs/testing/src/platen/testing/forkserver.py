@@ -82,6 +82,19 @@ PRELOAD = (
     "imports of platen.pricing.main",
     "imports of platen.account_ledger.main",
     "imports of platen.notification.main",
+    # What the libraries import only when first used, so every child imported it again
+    # (15 to 40 ms a service, more under load): anyio's asyncio backend (FastStream's
+    # task groups at start), httpx's transport (httpcore, h11, certifi: made with the
+    # first client, the management API's), a thread pool (asyncio's name lookups) and
+    # typer's parameter handling (every platenctl command).
+    "anyio._backends._asyncio",
+    "anyio.to_thread",
+    "httpcore",
+    "certifi",
+    "concurrent.futures.thread",
+    "encodings.idna",
+    "typer._adapters",
+    "typer._click.decorators",
 )
 
 _MAX_REQUEST = 1 << 20
