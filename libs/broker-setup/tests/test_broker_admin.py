@@ -3,6 +3,7 @@
 import asyncio
 import json
 import socket
+import ssl
 import uuid
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -18,7 +19,7 @@ from aiormq.exceptions import (
 )
 
 from platen.broker_setup import permissions
-from platen.broker_setup.broker_admin import BrokerAdmin, BrokerAdminError
+from platen.broker_setup.broker_admin import BrokerAdmin, BrokerAdminError, tls_for
 from platen.events.routing import desktop_queue
 from platen.messaging.topology import declare_desktop_queue
 from platen.operations import health
@@ -317,3 +318,15 @@ async def test_a_node_that_is_down_is_passed_over_and_the_next_answers(infra, vh
             await admin.set_password(login, "secret-2")
     [problem] = health.check(service_url, nowhere, ["x"], timeout=5)
     assert problem.startswith("the broker's management API did not answer")
+
+
+def test_a_client_of_plain_http_nodes_loads_no_certificate_and_trusts_none():
+    # httpx loads its whole CA bundle for every client unless handed a context: 31 ms and
+    # 0.8 MB a client, for nothing when no node speaks TLS.
+    plain = tls_for(["http://127.0.0.1:15672", "http://10.0.0.2:15672"])
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.cert_store_stats()["x509_ca"] == 0
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    # A node on HTTPS (or anything but plain HTTP) keeps httpx's verification as it is.
+    assert tls_for(["http://127.0.0.1:15672", "https://broker.example:15671"]) is True
+    assert tls_for(["https://broker.example:15671"]) is True

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from platen.broker_setup import broker_limits, print_servers
-from platen.broker_setup.broker_admin import BrokerAdmin
+from platen.broker_setup.broker_admin import BrokerAdmin, tls_for
 from platen.broker_setup.installation import (
     MONITOR_RIGHTS,
     PRESENCE_MONITOR,
@@ -116,7 +116,9 @@ class Identities:
             ],
         }
         base, auth = split_credentials(self._management_url())
-        async with httpx.AsyncClient(base_url=base, auth=auth, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=base, auth=auth, timeout=30, verify=tls_for([base])
+        ) as http:
             (await http.post("/api/definitions", json=definitions)).raise_for_status()
 
     def print_server_url(self, vhost: str, name: str, user_prefix: str = USER_PREFIX) -> str:
