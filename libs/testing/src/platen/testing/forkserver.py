@@ -83,7 +83,8 @@ PRELOAD = (
     "imports of platen.account_ledger.main",
     "imports of platen.notification.main",
     # What the libraries import only when first used, so every child imported it again
-    # (15 to 40 ms a service, more under load): anyio's asyncio backend (FastStream's
+    # (23 to 62 modules; about 1.5 % of three e2e files' CPU, measured side by side in
+    # docs/development.md, session 23): anyio's asyncio backend (FastStream's
     # task groups at start), httpx's transport (httpcore, h11, certifi: made with the
     # first client, the management API's), a thread pool (asyncio's name lookups) and
     # typer's parameter handling (every platenctl command).
