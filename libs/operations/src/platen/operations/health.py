@@ -38,13 +38,18 @@ def missing_consumers(
 ) -> list[str]:
     """The queues among `queues` with no consumer of `user` from one of `hosts`, given
     the management API's consumer list."""
-    held = {
-        c["queue"]["name"]
-        for c in consumers
-        if c.get("channel_details", {}).get("user") == user
-        and c.get("channel_details", {}).get("peer_host") in hosts
-    }
+    held = {c["queue"]["name"] for c in consumers if _is_of(c, user, hosts)}
     return [q for q in queues if q not in held]
+
+
+def _is_of(consumer: dict, user: str, hosts: set[str]) -> bool:
+    # The broker lists a consumer whose channel it has no statistics for yet with
+    # `"channel_details": []`: whose it is cannot be told, so it vouches for nobody (the
+    # next check, a moment later, sees it).
+    details = consumer.get("channel_details")
+    if not isinstance(details, dict):
+        return False
+    return details.get("user") == user and details.get("peer_host") in hosts
 
 
 def own_addresses() -> set[str]:
