@@ -162,7 +162,9 @@ async def system_template(
 ) -> AsyncIterator[SystemTemplate]:
     """Every service's schema migrated once per worker, as an installer does; each system
     gets a copy (platen.testing.system_template)."""
-    async with migrated_template(infra.database_url, forkserver.run) as template:
+    async with migrated_template(
+        infra.database_url, forkserver.run, drop=not infra.throwaway
+    ) as template:
         yield template
         cleanup.wait()  # the copies go first: the template's roles own their objects
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from platen.localstack.servers import free_port
-from platen.testing.isolation import Cleanup, create_database
+from platen.testing.isolation import Cleanup, create_database, drop_database
 
 
 async def _databases(admin_dsn: str) -> set[str]:
@@ -30,6 +30,22 @@ async def test_a_tests_vhost_and_database_are_gone_once_the_cleanup_finishes(inf
     assert remover.finish() == []
     assert vhosts.http.get(f"/api/vhosts/{vhost}").status_code == 404
     assert database not in await _databases(infra.database_url)
+
+
+async def test_on_a_server_deleted_whole_at_the_end_a_tests_database_is_left(infra, vhosts):
+    """A throwaway server's databases go with it; its vhosts are still deleted (a vhost's
+    quorum queues keep running in the broker until then)."""
+    remover = Cleanup(infra, keep_databases=True)
+    vhost, _ = vhosts.create()
+    database, _ = await create_database(infra.database_url)
+    remover.vhost(vhost)
+    remover.database(database)
+    assert remover.finish() == []
+    assert vhosts.http.get(f"/api/vhosts/{vhost}").status_code == 404
+    try:
+        assert database in await _databases(infra.database_url)
+    finally:
+        await drop_database(infra.database_url, database)
 
 
 def test_a_removal_that_fails_is_reported_at_the_end(infra):

@@ -27,3 +27,5 @@ async def _fsync(dsn: str) -> str:
 def test_a_benchmarks_database_waits_for_the_disk_and_a_tests_does_not(durable, fsync):
     with infra._from_local(durable=durable) as provided:
         assert asyncio.run(_fsync(provided.database_url)) == fsync
+        # Started for this run and deleted whole at its end (`Cleanup` leaves databases).
+        assert provided.throwaway

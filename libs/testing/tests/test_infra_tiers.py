@@ -46,6 +46,8 @@ def test_half_an_environment_is_an_error_not_a_fall_through():
 
 def test_the_environment_tier_without_extras_fails_naming_what_to_set():
     got = infra_from_env(URLS)
+    # Somebody else's servers: every test's database and vhost is removed after it.
+    assert not got.throwaway
     assert got.management_url == "http://broker.example:15672"
     with pytest.raises(InfraError, match="PLATEN_TEST_AMQPS_URL"):
         got.tls_url()

@@ -62,8 +62,9 @@ def vhosts(infra: Infra) -> Vhosts:
 @pytest.fixture(scope="session")
 def cleanup(infra: Infra) -> Iterator[Cleanup]:
     """Removes each test's vhost and databases in the background, while the next test
-    runs (platen.testing.isolation.Cleanup); all done before the servers stop."""
-    remover = Cleanup(infra)
+    runs (platen.testing.isolation.Cleanup); all done before the servers stop. On servers
+    deleted whole at the run's end, the databases are left to go with them."""
+    remover = Cleanup(infra, keep_databases=infra.throwaway)
     yield remover
     failed = remover.finish()
     if failed:

@@ -52,6 +52,9 @@ class Infra:
     # Stops and starts the broker application (every connection drops, queues recover),
     # as in a broker restart in production.
     restart_broker: Callable[[], None] | None = None
+    # The servers and all their data are deleted when the run ends (a tier started them
+    # for it): what a test made there need not be removed one by one (`Cleanup`).
+    throwaway: bool = False
 
     def tls_url(self) -> str:
         if self.amqps_url is None:
@@ -224,6 +227,7 @@ def _from_containers(statistics_interval_ms: int = 1000, durable: bool = False) 
             amqps_url=amqps,
             read_broker_log=read_log,
             restart_broker=restart,
+            throwaway=True,
         )
 
 
@@ -252,6 +256,7 @@ def _from_local(statistics_interval_ms: int = 1000, durable: bool = False) -> It
             amqps_url=rabbit.amqps_url,
             read_broker_log=lambda: rabbit.log_file.read_text(errors="replace"),
             restart_broker=rabbit.restart,
+            throwaway=True,
         )
     finally:
         # Side by side too: the last worker's teardown is the run's last seconds.

@@ -39,12 +39,15 @@ class SystemTemplate:
 
 @asynccontextmanager
 async def system_template(
-    admin_dsn: str, run: Callable[..., Any] = run_module
+    admin_dsn: str, run: Callable[..., Any] = run_module, *, drop: bool = True
 ) -> AsyncIterator[SystemTemplate]:
     """A migrated template on `admin_dsn`'s server (a superuser's), dropped with its roles
-    afterwards. `run` starts each `migrate` (platen.localstack.services.run_module)."""
+    afterwards unless `drop` is false (a server deleted whole at the run's end, where the
+    copies are left too: the template's roles own their objects, so they could not go).
+    `run` starts each `migrate` (platen.localstack.services.run_module)."""
     name, url = await create_database(admin_dsn, prefix="template")
     try:
         yield SystemTemplate(admin_dsn, name, await asyncio.to_thread(provision, url, run))
     finally:
-        await drop_database(admin_dsn, name)
+        if drop:
+            await drop_database(admin_dsn, name)
