@@ -41,15 +41,18 @@ def make_test_ca(
     files = TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem")
     if all(p.exists() for p in (files.ca_cert, files.server_cert, files.server_key)):
         return files
+    # Keys on the P-256 curve, not RSA: a test run makes a few dozen of these authorities,
+    # and an RSA 2048 key pair took openssl about 150 ms of CPU to find, an EC one under 5.
     _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", str(days),
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", str(days),
         "-subj", "/CN=Platen test CA", "-keyout", "ca-key.pem", "-out", "ca.pem",
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         cwd=folder,
     )  # fmt: skip
     _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-subj", "/CN=localhost",
         "-keyout", "server-key.pem", "-out", "server.csr", cwd=folder,
     )  # fmt: skip
     alt = ", ".join(_alt_name(n) for n in names)
