@@ -44,7 +44,8 @@ def make_test_ca(
     # Keys on the P-256 curve, not RSA: a test run makes a few dozen of these authorities,
     # and an RSA 2048 key pair took openssl about 150 ms of CPU to find, an EC one under 5.
     _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", str(days),
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-days", str(days),
         "-subj", "/CN=Platen test CA", "-keyout", "ca-key.pem", "-out", "ca.pem",
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
