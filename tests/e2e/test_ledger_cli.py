@@ -227,3 +227,21 @@ async def test_statement_since_a_time_and_cut_short_by_its_limit(system):
         "... more lines not shown (first 2 only)",
         "closing 6.50",
     ]
+
+
+async def test_the_ledger_takes_its_job_events_up_to_a_batch_at_a_time(system, vhosts):
+    """Its events queue's consumer may hold 64 deliveries unacknowledged (the batch size,
+    `Subscriptions(batch_size=64)`); its commands queue keeps the prefetch of 32."""
+
+    def prefetch(queue: str) -> list[int]:
+        details = vhosts.queue(system.vhost, queue).get("consumer_details") or []
+        return [c.get("prefetch_count") for c in details]
+
+    async def both() -> bool:
+        return bool(await asyncio.to_thread(prefetch, "account-ledger.events")) and bool(
+            await asyncio.to_thread(prefetch, "account-ledger.commands")
+        )
+
+    assert await eventually(both)
+    assert prefetch("account-ledger.events") == [64]
+    assert prefetch("account-ledger.commands") == [32]

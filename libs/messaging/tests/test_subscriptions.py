@@ -93,3 +93,46 @@ def test_only_a_queue_purpose_the_service_may_have_is_batched():
     assert Subscriptions("audit", command_prefix="audit").batched == frozenset()
     with pytest.raises(ValueError, match="no queue purpose"):
         Subscriptions("audit", command_prefix="audit", batched=("event",))
+
+
+def _spec(batch_size: int | None):
+    from pathlib import Path
+
+    from platen.messaging.service import ServiceSpec
+    from platen.messaging.subscriptions import EVENT_QUEUE
+
+    subscribe = Subscriptions(
+        "audit", command_prefix="audit", batched=(EVENT_QUEUE,), batch_size=batch_size
+    )
+
+    @subscribe.event(JobPrinted)
+    async def on_printed(ctx, event) -> None: ...
+
+    return ServiceSpec("audit", "audit", Path("."), subscribe)
+
+
+def test_a_batched_queue_takes_the_batch_size_its_service_declares_unless_told_otherwise():
+    """The batch size is the batched queue's prefetch too; the environment's
+    PLATEN_BATCH_SIZE wins, PLATEN_PREFETCH is the size of a service that declares none,
+    and PLATEN_BATCH=0 batches nothing."""
+    from platen.messaging.service import batch_sizes
+    from platen.messaging.settings import Settings
+
+    plain = Settings("amqp://", "postgresql://", prefetch=32)
+    assert batch_sizes(_spec(64), plain) == {"audit.events": 64}
+    assert batch_sizes(_spec(None), plain) == {"audit.events": 32}
+    told = Settings("amqp://", "postgresql://", prefetch=32, batch_size=8)
+    assert batch_sizes(_spec(64), told) == {"audit.events": 8}
+    off = Settings("amqp://", "postgresql://", batch=False)
+    assert batch_sizes(_spec(64), off) == {}
+    with pytest.raises(ValueError, match="a batch of 0"):
+        Subscriptions("audit", command_prefix="audit", batch_size=0)
+
+
+def test_the_batch_size_is_read_from_the_environment(monkeypatch):
+    from platen.messaging.settings import Settings
+
+    monkeypatch.delenv("PLATEN_BATCH_SIZE", raising=False)
+    assert Settings.from_env().batch_size is None
+    monkeypatch.setenv("PLATEN_BATCH_SIZE", "16")
+    assert Settings.from_env().batch_size == 16

@@ -205,10 +205,11 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
     app = FastStream(broker, logger=None)
     rt = Runtime(spec, settings, metrics=Metrics(spec.name), broker=broker)
 
+    batches = batch_sizes(spec, settings)
     for queue in consumer_queues(spec):
         handlers = queue_handlers(spec, queue.name.split(".", 1)[1], rt)
         rt.dispatchers[queue.name] = handlers  # type: ignore[assignment]  # filled at start-up
-        _subscribe(broker, rt, queue.name, settings.prefetch)
+        _subscribe(broker, rt, queue.name, batches.get(queue.name, settings.prefetch))
 
     @app.on_startup
     async def startup() -> None:
@@ -257,8 +258,8 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
                 senders=senders,
                 metrics=rt.metrics,
             )
-        for name in _batched_queues(spec, settings):
-            rt.batchers[name] = Batcher(rt.dispatchers[name], size=settings.prefetch)
+        for name, size in batches.items():
+            rt.batchers[name] = Batcher(rt.dispatchers[name], size=size)
             background(rt, rt.batchers[name].run(), f"batches:{name}")
         background(rt, rt.relay.run(), "outbox-relay")
         background(
@@ -414,16 +415,19 @@ def _subscribe(broker: RabbitBroker, rt: Runtime, queue: str, prefetch: int) -> 
         await handle(raw)
 
 
-def _batched_queues(spec: ServiceSpec, settings: Settings) -> list[str]:
-    """The service's queues handled in batches: those it declares batched, unless
-    batching is turned off (PLATEN_BATCH=0)."""
+def batch_sizes(spec: ServiceSpec, settings: Settings) -> dict[str, int]:
+    """The service's queues handled in batches, with the most deliveries a batch takes:
+    those it declares batched, unless batching is turned off (PLATEN_BATCH=0). The size is
+    PLATEN_BATCH_SIZE, else the service's own (`Subscriptions.batch_size`), else the
+    prefetch; the queue's prefetch is its batch size, so that a full batch can be ready."""
     if not settings.batch:
-        return []
-    return [
-        q.name
+        return {}
+    size = settings.batch_size or spec.subscriptions.batch_size or settings.prefetch
+    return {
+        q.name: size
         for q in consumer_queues(spec)
         if q.name.split(".", 1)[1] in spec.subscriptions.batched
-    ]
+    }
 
 
 def run_service(spec: ServiceSpec) -> None:

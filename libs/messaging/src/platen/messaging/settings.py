@@ -34,9 +34,12 @@ class Settings:
     database_url: str
     log_level: str = "INFO"
     prefetch: int = 32
-    # Whether the queues a service declares batched are handled in batches (of up to
-    # `prefetch` deliveries); off, every queue is handled one delivery at a time.
+    # Whether the queues a service declares batched are handled in batches; off, every
+    # queue is handled one delivery at a time.
     batch: bool = True
+    # Deliveries a batch takes at most, and so the prefetch of a batched queue: None, the
+    # size the service declares (`Subscriptions(batch_size=...)`), else `prefetch`.
+    batch_size: int | None = None
     inbox_retention: timedelta = timedelta(days=14)
     history_retention: timedelta = timedelta(days=90)
     prune_interval: float = 3600.0
@@ -57,6 +60,9 @@ class Settings:
             log_level=os.environ.get("PLATEN_LOG_LEVEL", "INFO"),
             prefetch=int(os.environ.get("PLATEN_PREFETCH", "32")),
             batch=os.environ.get("PLATEN_BATCH", "1") not in ("0", "false", "no"),
+            batch_size=int(os.environ["PLATEN_BATCH_SIZE"])
+            if os.environ.get("PLATEN_BATCH_SIZE")
+            else None,
             inbox_retention=timedelta(
                 days=float(os.environ.get("PLATEN_INBOX_RETENTION_DAYS", "14"))
             ),

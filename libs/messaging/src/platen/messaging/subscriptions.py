@@ -41,7 +41,8 @@ class Subscriptions:
     other services on `platen.commands`; `to_desktops`: what it sends users' desktops;
     `to_print_servers`: what it pushes to waiting CUPS backends under their decision keys
     on `platen.replies` (`platen.events.routing.decision_key`); `batched`: the purposes
-    (`EVENT_QUEUE`, ...) of its queues handled in batches (`platen.messaging.batching`).
+    (`EVENT_QUEUE`, ...) of its queues handled in batches (`platen.messaging.batching`),
+    of up to `batch_size` deliveries each (None: the prefetch, `PLATEN_PREFETCH`).
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class Subscriptions:
         to_desktops: Iterable[type[Message]] = (),
         to_print_servers: Iterable[type[Message]] = (),
         batched: Iterable[str] = (),
+        batch_size: int | None = None,
     ) -> None:
         self.service = service
         # The purposes of the queues whose deliveries are handled in batches, several in one
@@ -61,6 +63,9 @@ class Subscriptions:
         self.batched = frozenset(batched)
         if unknown := self.batched - set(PURPOSES):
             raise ValueError(f"{service}: no queue purpose {sorted(unknown)} to batch")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"{service}: a batch of {batch_size} deliveries")
+        self.batch_size = batch_size
         self.to_print_servers = frozenset(to_print_servers)
         self.command_prefix = command_prefix
         self.published = {
