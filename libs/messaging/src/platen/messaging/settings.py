@@ -60,9 +60,7 @@ class Settings:
             log_level=os.environ.get("PLATEN_LOG_LEVEL", "INFO"),
             prefetch=int(os.environ.get("PLATEN_PREFETCH", "32")),
             batch=os.environ.get("PLATEN_BATCH", "1") not in ("0", "false", "no"),
-            batch_size=int(os.environ["PLATEN_BATCH_SIZE"])
-            if os.environ.get("PLATEN_BATCH_SIZE")
-            else None,
+            batch_size=int(size) if (size := os.environ.get("PLATEN_BATCH_SIZE", "")) else None,
             inbox_retention=timedelta(
                 days=float(os.environ.get("PLATEN_INBOX_RETENTION_DAYS", "14"))
             ),
