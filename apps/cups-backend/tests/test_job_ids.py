@@ -157,3 +157,13 @@ def test_a_document_the_disk_cuts_short_is_never_kept(tmp_path):
     assert "cannot keep the job's document" in out.stderr
     key = cups_job_key("lab-color", "11", OPTIONS)
     assert sorted(p.name for p in state.iterdir()) == [key]  # its id only
+
+
+def test_a_claim_says_whether_the_id_is_new(tmp_path):
+    """A new id: Platen cannot know the job, and the backend submits it without asking
+    first (`main.capture_and_wait`); an id an earlier run kept: it asks first."""
+    state = str(tmp_path / "state")
+    job_ids.claim(state, "lab-color", "7", OPTIONS)
+    assert job_ids.claimed_new()
+    job_ids.claim(state, "lab-color", "7", OPTIONS)  # CUPS runs the backend again
+    assert not job_ids.claimed_new()

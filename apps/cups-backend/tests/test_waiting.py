@@ -20,6 +20,7 @@ from platen.events.base import HEADER_VERSION
 from platen.events.jobs import JobStatus, JobSubmitted, SubmitJob
 from platen.events.registry import encode
 from platen.events.routing import decision_key
+from platen.rpc.client import RequestFailed
 
 PRINT_SERVER = "amqp://test-platen-print-server.lab:pw@127.0.0.1:1/"
 JOB = uuid.uuid4()
@@ -209,3 +210,85 @@ async def test_a_short_offline_limit_checks_as_often(clients, monkeypatch):
     policy = PrinterPolicy(offline="hold", offline_wait=0.05)
     status = await asyncio.wait_for(main.capture_and_wait(config, policy, submission()), DEADLINE)
     assert status.state == "released" and client.asked.count("capture.job.status") == 3
+
+
+class SlowSubmission(FakeClient):
+    """Answers a submission only after `after` seconds (None: never), as job-capture does
+    once it has analysed the document; the status questions meanwhile as FakeClient."""
+
+    def __init__(self, states: list[str], after: float | None) -> None:
+        super().__init__(states)
+        self.after = after
+
+    async def request(self, routing_key, message, timeout=15.0, *, correlation_id=None):
+        if routing_key == "capture.submit":
+            self.asked.append(routing_key)
+            await asyncio.sleep(3600 if self.after is None else self.after)
+            return JobSubmitted(job_id=message.job_id)
+        return await super().request(routing_key, message, timeout, correlation_id=correlation_id)
+
+
+class Unanswered(FakeClient):
+    """Platen not there: the broker takes the requests, and nothing answers them."""
+
+    async def request(self, routing_key, message, timeout=15.0, *, correlation_id=None):
+        self.asked.append(routing_key)
+        if routing_key == "capture.submit":
+            await asyncio.sleep(3600)
+        raise RequestFailed(f"no answer to {routing_key!r} within {timeout:.0f}s")
+
+
+async def test_a_new_job_is_submitted_without_a_question_first(clients):
+    """Its id was made by this run: Platen cannot know it, and asking would only cost a
+    round trip. An id an earlier run kept is asked about first (the tests above)."""
+    client = FakeClient(["released"])
+    clients(client)
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    status = await asyncio.wait_for(
+        main.capture_and_wait(config, PrinterPolicy(), submission(), new=True), DEADLINE
+    )
+    assert status.state == "released"
+    assert client.asked == ["capture.submit", "capture.job.status"]
+
+
+async def test_a_new_jobs_long_analysis_is_watched_and_is_no_outage(clients, monkeypatch):
+    """While the submission waits for its analysis, the backend asks whether Platen is
+    there; answered, it goes on waiting for the submission and says no outage."""
+    monkeypatch.setattr(main, "WATCH_AFTER", 0.1)
+    client = SlowSubmission(["captured", "released"], after=0.35)
+    clients(client)
+    said: list[tuple[str, str]] = []
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    status = await asyncio.wait_for(
+        main.capture_and_wait(
+            config, PrinterPolicy(), submission(), new=True, say=lambda *line: said.append(line)
+        ),
+        DEADLINE,
+    )
+    assert status.state == "released"
+    assert client.asked[:2] == ["capture.submit", "capture.job.status"]
+    assert client.asked.count("capture.submit") == 1  # waited for, not sent again
+    assert client.asked.count("capture.job.status") >= 3  # watching, then after it
+    assert not [line for line in said if "unreachable" in line[1]]
+
+
+async def test_a_new_job_nobody_answers_is_an_outage_then_asked_about_first(clients, monkeypatch):
+    """No answer to the submission nor to the question asked meanwhile: an outage, as the
+    question first would have found. The next attempt asks first: the submission may be
+    waiting in Platen's queue."""
+    monkeypatch.setattr(main, "WATCH_AFTER", 0.1)
+    absent, back = Unanswered(["unknown"]), FakeClient(["unknown", "released"])
+    made = clients(absent, back)
+    said: list[tuple[str, str]] = []
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    status = await asyncio.wait_for(
+        main.capture_and_wait(
+            config, PrinterPolicy(), submission(), new=True, say=lambda *line: said.append(line)
+        ),
+        DEADLINE,
+    )
+    assert status.state == "released"
+    assert made[:2] == [absent, back]
+    assert absent.asked == ["capture.submit", "capture.job.status"]
+    assert back.asked == ["capture.job.status", "capture.submit", "capture.job.status"]
+    assert ("INFO", "Platen is unreachable; holding the job and retrying") in said

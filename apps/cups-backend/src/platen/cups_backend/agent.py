@@ -309,7 +309,13 @@ class Conversation:
                 raise BadRequest(f"this agent speaks protocol {PROTOCOL}")
             return {"login": canonical_login(str(request["user"]), self.config.login_domains)}
         if op == "decide":
-            return await self.decide(request["fields"], request["document"], request["policy"])
+            return await self.decide(
+                request["fields"],
+                request["document"],
+                request["policy"],
+                # Sent by backends since session 24; an older one's jobs are asked about first.
+                new=request.get("new") is True,
+            )
         if op == "hand_over":
             if request.get("protocol") != PROTOCOL:
                 raise BadRequest(f"this agent speaks protocol {PROTOCOL}")
@@ -381,7 +387,7 @@ class Conversation:
         return shape(result)
 
     async def decide(
-        self, fields: dict[str, Any], document: str, policy: dict[str, Any]
+        self, fields: dict[str, Any], document: str, policy: dict[str, Any], *, new: bool = False
     ) -> dict[str, Any] | None:
         job_id = str(uuid.UUID(str(fields["job_id"])))
         structlog.contextvars.bind_contextvars(job_id=job_id)
@@ -403,6 +409,7 @@ class Conversation:
                     session=self.agent.shared.lease,
                     say=self.say,
                     mark=self.mark,
+                    new=new,
                 ),
                 lambda decision: {"state": decision.state, "reason": decision.reason},
             )

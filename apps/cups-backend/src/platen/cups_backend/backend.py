@@ -127,13 +127,16 @@ class Platen:
 
         return canonical_login(user, self.config.login_domains)
 
-    def decide(self, policy: PrinterPolicy, fields: dict[str, object], document: str) -> Decision:
+    def decide(
+        self, policy: PrinterPolicy, fields: dict[str, object], document: str, *, new: bool
+    ) -> Decision:
         answer = self._agent(
             "decide",
             meanwhile=while_waiting,
             fields=fields,
             document=document,
             policy=policy._asdict(),
+            new=new,
         )
         if answer is not None:
             return answered(answer)
@@ -142,7 +145,7 @@ class Platen:
         main = on_its_own()
         with open(document, "rb") as file:
             data = file.read()
-        return asyncio.run(main.decide(self.config, policy, fields, data))
+        return asyncio.run(main.decide(self.config, policy, fields, data, new=new))
 
     def heartbeat(self, job_id: uuid.UUID) -> None:
         """One heartbeat; a failure is only logged (see `printing`)."""
@@ -288,7 +291,7 @@ def handle_job(args: list[str], platen: Platen) -> int:
             "deadline_seconds": policy.deadline,
         }
         try:
-            status = platen.decide(policy, fields, document)
+            status = platen.decide(policy, fields, document, new=job_ids.claimed_new())
         except Invalid as exc:
             say("ERROR", f"Platen cannot charge this job: {exc}")
             return CANCEL

@@ -56,6 +56,8 @@ class JobIds:
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = folder
+        # Whether the last `job_id` made the id it returned (no run before this one did).
+        self.made = False
 
     def _path(self, name: str) -> str:
         return os.path.join(self.folder, name)
@@ -75,6 +77,7 @@ class JobIds:
     def job_id(self, key: str) -> uuid.UUID:
         """The id kept for `key`, or a new random one, kept before it is returned."""
         self._ready()
+        self.made = False
         path = self._path(key)
         if (kept := self._read(path)) is not None:
             return kept
@@ -92,6 +95,7 @@ class JobIds:
         finally:
             _unlink(temp)
         self._sync_folder()
+        self.made = True
         return made
 
     def _sync_folder(self) -> None:
@@ -190,6 +194,13 @@ def claim(state_dir: str, printer: str, cups_job: str, options: str) -> uuid.UUI
         raise SystemExit(1) from None
     _claimed.append((store, key))
     return job_id
+
+
+def claimed_new() -> bool:
+    """Whether the claimed CUPS job's id was made by this run: no earlier run of the
+    backend for it had one, so Platen cannot know the job yet."""
+    store, _ = _claimed[-1]
+    return store.made
 
 
 def kept_document(prepared: str | os.PathLike[str]) -> str:

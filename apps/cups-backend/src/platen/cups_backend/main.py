@@ -86,6 +86,10 @@ OUTAGE_REPLIES = ("nothing handles", "no answer", "cannot reach")
 # may take up to its analysis timeout (120 s).
 QUERY_TIMEOUT = 15.0
 SUBMIT_TIMEOUT = 180.0
+# A new job is submitted without a question first; if its submission has no answer after
+# this long (most are answered within a tenth of a second: the analysis of a short
+# document), the backend asks whether Platen answers at all, as the question first would.
+WATCH_AFTER = 2.0
 # A waiting backend is told its job's decision the moment it commits (job-capture pushes
 # it under the job's decision key); it asks for the decision itself only this often, in
 # case a push was lost (a job-capture process stopped between its commit and the push),
@@ -241,6 +245,7 @@ async def capture_and_wait(
     session: Session | None = None,
     say: Say = say,
     mark: Mark = timings.mark,
+    new: bool = False,
 ) -> JobStatus:
     """Submit the job (unless Platen has it already) and wait for its decision.
 
@@ -251,7 +256,10 @@ async def capture_and_wait(
     asks for the job's status; a lost push costs time at most (FALLBACK_CHECK). An outage
     (no broker, a connection lost) holds the job and reconnects, until the printer's
     offline limit counts only time without an answer.
-    `session`: the agent's shared connection instead of one of the job's own.
+    `session`: the agent's shared connection instead of one of the job's own. `new`: the
+    job's id was made by this run of the backend (`job_ids.claimed_new`), so Platen cannot
+    know the job yet: its first attempt submits at once, without the question first
+    (`submit_watched`), which saves a round trip on every new job.
     """
     query = GetJobStatus(job_id=submit.job_id)
     job = str(submit.job_id)
@@ -271,6 +279,14 @@ async def capture_and_wait(
                 key = decision_key(name, submit.job_id) if pushed and name is not None else None
                 try:
                     async with listening(client, key, wake, shared=session is not None):
+                        if new and not submitted:
+                            # Its first attempt only: after an outage the submission may
+                            # be waiting in Platen's queue, and the question comes first.
+                            new = False
+                            mark("asked")  # no question: the step takes no time
+                            await submit_watched(client, submit, query, outage, job)
+                            submitted = True
+                            mark("submitted")
                         while True:
                             status = await client.request(
                                 "capture.job.status",
@@ -317,6 +333,33 @@ async def capture_and_wait(
             await outage.failed(exc)
 
 
+async def submit_watched(
+    client: Client, submit: SubmitJob, query: GetJobStatus, outage: Outage, job: str
+) -> None:
+    """Submit a new job; while its answer does not come (it follows the document's
+    analysis), ask every WATCH_AFTER whether Platen answers at all. A question without an
+    answer is an outage, found as soon as by a question asked first (WATCH_AFTER more at
+    most); one that is answered means Platen is at work on the job, and the wait goes on."""
+    sent = asyncio.ensure_future(
+        client.request("capture.submit", submit, timeout=SUBMIT_TIMEOUT, correlation_id=job)
+    )
+    try:
+        while True:
+            done, _ = await asyncio.wait({sent}, timeout=WATCH_AFTER)
+            if done:
+                sent.result()  # its error, if it failed
+                return
+            await client.request(
+                "capture.job.status", query, timeout=QUERY_TIMEOUT, correlation_id=job
+            )
+            outage.answered()
+    finally:
+        # Given up on (an outage, or the job's own wait cancelled): its outcome is read, so
+        # asyncio does not report an error nobody retrieved.
+        sent.cancel()
+        sent.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+
 def submission(fields: dict[str, Any], document: bytes) -> SubmitJob:
     """The submission of a job whose attributes the backend gathered (`backend.job_fields`);
     Invalid when Platen could not take them."""
@@ -335,11 +378,15 @@ async def decide(
     session: Session | None = None,
     say: Say = say,
     mark: Mark = timings.mark,
+    new: bool = False,
 ) -> Decision:
-    """Platen's decision on the job: Offline, Refused or Invalid when there is none."""
+    """Platen's decision on the job: Offline, Refused or Invalid when there is none.
+    `new`: Platen cannot know the job yet (`capture_and_wait`)."""
     submit = submission(fields, document)
     try:
-        status = await capture_and_wait(config, policy, submit, session=session, say=say, mark=mark)
+        status = await capture_and_wait(
+            config, policy, submit, session=session, say=say, mark=mark, new=new
+        )
     except RequestFailed as exc:
         raise Refused(str(exc)) from None
     return Decision(status.state, status.reason)
