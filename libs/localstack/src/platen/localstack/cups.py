@@ -9,6 +9,7 @@ given the device URI `platen:/ipp://...`, so every job goes through Platen.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -278,6 +280,8 @@ class LocalCups:
     # server's: a fresh interpreter spent 0.6 to 0.7 s importing at load 4, the forked
     # agent is up in 0.1 s).
     launcher: Callable[..., Any] | None = field(default=None, repr=False)
+    # The PPD each `-m everywhere` queue had once `lpadmin` made it (`ppd`).
+    made_ppds: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def server(self) -> str:
@@ -461,6 +465,10 @@ class LocalCups:
         """A queue for `inner_uri`, then switched to `platen:/<inner_uri>`."""
         if everywhere:
             self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "everywhere")
+            path = self.folder / "ppd" / f"{name}.ppd"
+            with contextlib.suppress(OSError):
+                if (text := path.read_text()).startswith("*PPD-Adobe") and text.endswith("\n"):
+                    self.made_ppds[name] = text
         else:
             self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "raw")
         self.run("lpadmin", "-p", name, "-v", f"platen:/{inner_uri}")
@@ -470,7 +478,10 @@ class LocalCups:
     def ppd(self, queue: str, timeout: float = 30) -> str:
         """The PPD cupsd keeps for `queue`, read whole: cupsd replaces the file when it
         changes a queue (one fresh-clone run found it missing for a moment after the
-        queue was set up), so it is read once it is there and the same twice running."""
+        queue was set up), so it is read once it is there and the same twice running.
+        Three fresh-clone runs of some hundred found it gone for good after the queue's
+        device was switched to `platen:/` (not understood): then the one `lpadmin` made,
+        read as it made it, said as a warning with what cupsd logged."""
         path = self.folder / "ppd" / f"{queue}.ppd"
         deadline = time.monotonic() + timeout
         last = None
@@ -482,9 +493,25 @@ class LocalCups:
             if text and text.startswith("*PPD-Adobe") and text == last:
                 return text
             if time.monotonic() > deadline:
-                raise InfraError(f"no complete PPD for queue {queue} in {path}")
+                logged = self.error_log_about(queue)
+                if queue in self.made_ppds:
+                    warnings.warn(
+                        f"cupsd keeps no PPD for {queue} now; the one lpadmin made is used. "
+                        f"cupsd's log about it: {logged}",
+                        stacklevel=2,
+                    )
+                    return self.made_ppds[queue]
+                raise InfraError(f"no complete PPD for queue {queue} in {path}; cupsd: {logged}")
             last = text
             time.sleep(0.05)
+
+    def error_log_about(self, queue: str, lines: int = 20) -> str:
+        """The last lines of cupsd's error log that name `queue`."""
+        try:
+            text = (self.folder / "log" / "error_log").read_text(errors="replace")
+        except OSError as exc:
+            return f"(no error log: {exc})"
+        return " | ".join([line for line in text.splitlines() if queue in line][-lines:])
 
     def lp(self, queue: str, file: Path, user: str, *options: str, title: str | None = None) -> int:
         argv = ["lp", "-d", queue, "-U", user, "-t", title or file.name]
