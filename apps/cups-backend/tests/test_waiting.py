@@ -238,6 +238,17 @@ class Unanswered(FakeClient):
         raise RequestFailed(f"no answer to {routing_key!r} within {timeout:.0f}s")
 
 
+async def decided_new(said: list[tuple[str, str]]) -> JobStatus:
+    """A new job's wait for its decision (`new=True`); what the backend says goes to `said`."""
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    return await asyncio.wait_for(
+        main.capture_and_wait(
+            config, PrinterPolicy(), submission(), new=True, say=lambda *line: said.append(line)
+        ),
+        DEADLINE,
+    )
+
+
 async def test_a_new_job_is_submitted_without_a_question_first(clients):
     """Its id was made by this run: Platen cannot know it, and asking would only cost a
     round trip. An id an earlier run kept is asked about first (the tests above)."""
@@ -258,13 +269,7 @@ async def test_a_new_jobs_long_analysis_is_watched_and_is_no_outage(clients, mon
     client = SlowSubmission(["captured", "released"], after=0.35)
     clients(client)
     said: list[tuple[str, str]] = []
-    config = BackendConfig(PRINT_SERVER, "lab", {})
-    status = await asyncio.wait_for(
-        main.capture_and_wait(
-            config, PrinterPolicy(), submission(), new=True, say=lambda *line: said.append(line)
-        ),
-        DEADLINE,
-    )
+    status = await decided_new(said)
     assert status.state == "released"
     assert client.asked[:2] == ["capture.submit", "capture.job.status"]
     assert client.asked.count("capture.submit") == 1  # waited for, not sent again
@@ -280,13 +285,7 @@ async def test_a_new_job_nobody_answers_is_an_outage_then_asked_about_first(clie
     absent, back = Unanswered(["unknown"]), FakeClient(["unknown", "released"])
     made = clients(absent, back)
     said: list[tuple[str, str]] = []
-    config = BackendConfig(PRINT_SERVER, "lab", {})
-    status = await asyncio.wait_for(
-        main.capture_and_wait(
-            config, PrinterPolicy(), submission(), new=True, say=lambda *line: said.append(line)
-        ),
-        DEADLINE,
-    )
+    status = await decided_new(said)
     assert status.state == "released"
     assert made[:2] == [absent, back]
     assert absent.asked == ["capture.submit", "capture.job.status"]

@@ -21,27 +21,27 @@ async def _databases(admin_dsn: str) -> set[str]:
         await conn.close()
 
 
-async def test_a_tests_vhost_and_database_are_gone_once_the_cleanup_finishes(infra, vhosts):
-    remover = Cleanup(infra)
+async def _removed_by(remover: Cleanup, infra, vhosts) -> str:
+    """A vhost and a database made, given to `remover` and the removals finished: the
+    vhost is gone; the database's name is returned."""
     vhost, _ = vhosts.create()
     database, _ = await create_database(infra.database_url)
     remover.vhost(vhost)
     remover.database(database)
     assert remover.finish() == []
     assert vhosts.http.get(f"/api/vhosts/{vhost}").status_code == 404
+    return database
+
+
+async def test_a_tests_vhost_and_database_are_gone_once_the_cleanup_finishes(infra, vhosts):
+    database = await _removed_by(Cleanup(infra), infra, vhosts)
     assert database not in await _databases(infra.database_url)
 
 
 async def test_on_a_server_deleted_whole_at_the_end_a_tests_database_is_left(infra, vhosts):
     """A throwaway server's databases go with it; its vhosts are still deleted (a vhost's
     quorum queues keep running in the broker until then)."""
-    remover = Cleanup(infra, keep_databases=True)
-    vhost, _ = vhosts.create()
-    database, _ = await create_database(infra.database_url)
-    remover.vhost(vhost)
-    remover.database(database)
-    assert remover.finish() == []
-    assert vhosts.http.get(f"/api/vhosts/{vhost}").status_code == 404
+    database = await _removed_by(Cleanup(infra, keep_databases=True), infra, vhosts)
     try:
         assert database in await _databases(infra.database_url)
     finally:
