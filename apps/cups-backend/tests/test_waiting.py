@@ -213,18 +213,26 @@ async def test_a_short_offline_limit_checks_as_often(clients, monkeypatch):
 
 
 class SlowSubmission(FakeClient):
-    """Answers a submission only after `after` seconds (None: never), as job-capture does
-    once it has analysed the document; the status questions meanwhile as FakeClient."""
+    """Answers a submission only once the backend has asked `watches` status questions
+    while it waited (a long analysis); the questions as FakeClient."""
 
-    def __init__(self, states: list[str], after: float | None) -> None:
+    def __init__(self, states: list[str], watches: int) -> None:
         super().__init__(states)
-        self.after = after
+        self.watches = watches
+        self.pending = False
+        self.watched = asyncio.Event()
 
     async def request(self, routing_key, message, timeout=15.0, *, correlation_id=None):
         if routing_key == "capture.submit":
             self.asked.append(routing_key)
-            await asyncio.sleep(3600 if self.after is None else self.after)
+            self.pending = True
+            await self.watched.wait()
+            self.pending = False
             return JobSubmitted(job_id=message.job_id)
+        if self.pending:
+            self.watches -= 1
+            if self.watches == 0:
+                self.watched.set()
         return await super().request(routing_key, message, timeout, correlation_id=correlation_id)
 
 
@@ -249,9 +257,10 @@ async def decided_new(said: list[tuple[str, str]]) -> JobStatus:
     )
 
 
-async def test_a_new_job_is_submitted_without_a_question_first(clients):
+async def test_a_new_job_is_submitted_without_a_question_first(clients, monkeypatch):
     """Its id was made by this run: Platen cannot know it, and asking would only cost a
     round trip. An id an earlier run kept is asked about first (the tests above)."""
+    monkeypatch.setattr(main, "WATCH_AFTER", 3600.0)  # answered at once: nothing to watch
     client = FakeClient(["released"])
     clients(client)
     config = BackendConfig(PRINT_SERVER, "lab", {})
@@ -265,15 +274,16 @@ async def test_a_new_job_is_submitted_without_a_question_first(clients):
 async def test_a_new_jobs_long_analysis_is_watched_and_is_no_outage(clients, monkeypatch):
     """While the submission waits for its analysis, the backend asks whether Platen is
     there; answered, it goes on waiting for the submission and says no outage."""
-    monkeypatch.setattr(main, "WATCH_AFTER", 0.1)
-    client = SlowSubmission(["captured", "released"], after=0.35)
+    monkeypatch.setattr(main, "WATCH_AFTER", 0.05)
+    client = SlowSubmission(["captured", "captured", "released"], watches=2)
     clients(client)
     said: list[tuple[str, str]] = []
     status = await decided_new(said)
     assert status.state == "released"
-    assert client.asked[:2] == ["capture.submit", "capture.job.status"]
+    # Two questions while the submission waited, answered: then the submission's answer,
+    # and the questions after it until the decision.
+    assert client.asked[:3] == ["capture.submit", "capture.job.status", "capture.job.status"]
     assert client.asked.count("capture.submit") == 1  # waited for, not sent again
-    assert client.asked.count("capture.job.status") >= 3  # watching, then after it
     assert not [line for line in said if "unreachable" in line[1]]
 
 

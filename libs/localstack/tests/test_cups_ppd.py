@@ -27,7 +27,7 @@ def cups_in(tmp_path) -> LocalCups:
 def test_the_ppd_cupsd_keeps_is_read_whole(tmp_path):
     cups = cups_in(tmp_path)
     (cups.folder / "ppd" / "lab-color.ppd").write_text(PPD)
-    assert cups.ppd("lab-color", timeout=1) == PPD
+    assert cups.ppd("lab-color", timeout=30) == PPD
 
 
 def test_a_ppd_cupsd_lost_is_the_one_lpadmin_made_with_a_warning(tmp_path):
