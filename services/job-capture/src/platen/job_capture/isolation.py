@@ -171,7 +171,7 @@ class IsolatedAnalyser:
 
     async def _run(self, document: bytes) -> Analysis:
         limits = self.limits
-        tmp = tempfile.mkdtemp(prefix="platen-analysis-")
+        tmp = tempfile.mkdtemp(prefix="platen-analysis-", dir=scratch_folder())
         server: _WorkerParent | None = None
         request_id = 0
         try:
@@ -396,3 +396,43 @@ def load() -> tuple[int, int]:
     if _default is None:
         return 0, 0
     return _default.running, _default.queued
+
+
+# Each process's analyses are made in one folder named after it (`platen-analyses-<pid>-`):
+# a job-capture killed mid-analysis leaves a user's document there, and the next process
+# to analyse on the host removes the folders of processes that are gone.
+SCRATCH_PREFIX = "platen-analyses-"
+_scratch: tuple[int, str] | None = None
+
+
+def scratch_folder() -> str:
+    """This process's folder for its analyses (made when first needed), after removing the
+    folders that processes of this user left behind when they ended without removing them."""
+    global _scratch
+    if _scratch is None or _scratch[0] != os.getpid() or not os.path.isdir(_scratch[1]):
+        sweep_scratch(tempfile.gettempdir())
+        _scratch = (os.getpid(), tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+    return _scratch[1]
+
+
+def sweep_scratch(folder: str) -> list[str]:
+    """Remove the analysis folders in `folder` of this user's processes that have ended;
+    returns their names. Another user's, and a live process's, are left alone."""
+    removed = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.startswith(SCRATCH_PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            pid = entry.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+            if not pid.isdigit() or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # alive (or its pid taken again: left for a later sweep)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
