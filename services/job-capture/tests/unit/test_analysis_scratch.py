@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 
 from platen.job_capture import isolation
@@ -42,3 +43,16 @@ def test_a_process_makes_its_folder_once_sweeping_first(tmp_path, monkeypatch):
     assert not dead.exists()
     assert isolation.scratch_folder() == folder
     assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
+
+
+def test_a_process_that_ends_normally_removes_its_folder(tmp_path):
+    code = (
+        "import tempfile, sys; tempfile.tempdir = sys.argv[1]\n"
+        "from platen.job_capture import isolation\n"
+        "print(isolation.scratch_folder())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().startswith(str(tmp_path / "platen-analyses-"))
+    assert list(tmp_path.iterdir()) == []

@@ -26,6 +26,7 @@ service. Every refusal is an `UnreadableDocument` whose text the user is shown
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import contextvars
 import json
@@ -412,7 +413,15 @@ def scratch_folder() -> str:
     if _scratch is None or _scratch[0] != os.getpid() or not os.path.isdir(_scratch[1]):
         sweep_scratch(tempfile.gettempdir())
         _scratch = (os.getpid(), tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+        atexit.register(_remove_own, *_scratch)
     return _scratch[1]
+
+
+def _remove_own(pid: int, folder: str) -> None:
+    """At a normal exit, this process's folder goes with it (a process forked from this
+    one inherits the handler: only the process the folder is named after removes it)."""
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def sweep_scratch(folder: str) -> list[str]:
