@@ -10,6 +10,8 @@ analysis, pricing, authorisation, the decision reaching the backend, and reporti
 
 `--compare REV` also runs, in the same turns, the backend (with its events and rpc
 libraries) of git revision REV against the same services: before and after in one run.
+`--python-shim` also runs this worktree's backend behind the Python shim (`shim.py`)
+instead of the compiled one (`shim.c`), in the same turns.
 If REV has the print agent, REV's agent runs too, beside this worktree's, and REV's
 backend talks to it: what the agent does for a job is compared as well.
 Each backend runs as it was installed in its day: this worktree's as LocalCups installs it
@@ -56,6 +58,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # What an older backend is made of (put first on its PYTHONPATH).
 BACKEND_SOURCES = ("apps/cups-backend/src", "libs/events/src", "libs/rpc/src")
 TIMINGS = re.compile(r"\[Job (\d+)\] Platen: timings start=([\d.]+) (.*)$")
+
+
+PYTHON_SHIM = "platen, Python shim"
 
 
 def boot_clock() -> float:
@@ -235,6 +240,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--jobs", type=int, default=15)
     p.add_argument("--compare", metavar="REV", help="also time the backend of git revision REV")
+    p.add_argument(
+        "--python-shim",
+        action="store_true",
+        help="also time this worktree's backend behind the Python shim (shim.py)",
+    )
     args = p.parse_args()
     load_before = os.getloadavg()
     with provide(durable=True) as infra:
@@ -274,6 +284,8 @@ def main() -> None:
             doc = folder / "doc.pdf"
             doc.write_bytes(make_pdf(3))
             rounds: dict[str, list[tuple[int, float, float]]] = {"direct": [], "platen": []}
+            if args.python_shim:
+                rounds[PYTHON_SHIM] = []
             if old is not None:
                 rounds[f"platen at {args.compare}"] = []
             for i in range(args.jobs + 1):  # the first round warms every path up
@@ -282,6 +294,9 @@ def main() -> None:
                     if queue == "platen":
                         if name == "platen":
                             use_backend(cups, None)
+                            cups.use_shim("compiled")
+                        elif name == PYTHON_SHIM:
+                            cups.use_shim("python")
                         else:
                             use_backend(cups, old, old_socket)
                     result = timed_print(cups, printer, queue, doc)
@@ -306,7 +321,9 @@ def main() -> None:
             for name, taken in rounds.items():
                 if name == "direct":
                     continue
-                backend = "current backend" if name == "platen" else f"backend at {args.compare}"
+                backend = {"platen": "current backend", PYTHON_SHIM: "behind shim.py"}.get(
+                    name, f"backend at {args.compare}"
+                )
                 print(f"where the time of a job through Platen goes ({backend}):")
                 for stage, values in breakdown(taken, timings):
                     print(f"  {stage:<50} {ms(values)}")

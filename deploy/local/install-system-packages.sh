@@ -14,6 +14,9 @@ command -v gs >/dev/null 2>&1 || need+=(ghostscript)
 /sbin/ldconfig -p 2>/dev/null | grep 'libgs\.so\.10 ' >/dev/null || need+=(libgs10)
 command -v avahi-daemon >/dev/null 2>&1 || need+=(avahi-daemon)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
+# The CUPS backend's shim is compiled (apps/cups-backend/.../shim.c, docs/cups.md).
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+[ -e /usr/include/stdio.h ] || need+=(libc6-dev)
 # The desktop client's GUI tests open real Tk windows on a private X display.
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 # ... and dock its tray icon into a real system tray (trayer), checked with xwininfo.

@@ -121,11 +121,23 @@ async def gone(pid: int, timeout: float = 40) -> bool:
     return False
 
 
-async def test_the_shim_hands_the_job_to_a_warm_backend(system, cups):
+@pytest.fixture(params=["compiled", "python"])
+def shim(request, cups) -> str:
+    """Which shim cupsd starts (docs/cups.md): `shim.c` compiled, or `shim.py`."""
+    cups.cups.use_shim(request.param)
+    return request.param
+
+
+def started_program(pid: int) -> str:
+    return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+
+
+async def test_the_shim_hands_the_job_to_a_warm_backend(system, cups, shim):
     system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
-    system.ctl("user", "add", "dora", "--balance", "5.00")
+    dora = f"dora-{shim}"  # one system for the module: a user for each shim
+    system.ctl("user", "add", dora, "--balance", "5.00")
     async with EventRecorder(system.amqp_url) as events:
-        job = cups.cups.lp("lab-color", document(system, 2), "dora")
+        job = cups.cups.lp("lab-color", document(system, 2), dora)
         await job_state(cups, "lab-color", job, {COMPLETED}, timeout=90)
         [charged] = await events.wait_for("job.charged", 1, timeout=60)
         await asyncio.sleep(1)
@@ -142,22 +154,25 @@ async def test_the_shim_hands_the_job_to_a_warm_backend(system, cups):
     assert "not answering" not in log and "not using" not in log
     assert "warm backend ended without a status" not in log  # no fallback after it either
     assert len(cups.printers["lab-color"].received()) == 1
-    assert D(system.user_json("dora")["balance"]) == D("4.80")
+    assert D(system.user_json(dora)["balance"]) == D("4.80")
 
 
 async def test_a_shim_killed_while_its_job_waits_leaves_nothing_waiting_and_prints_nothing(
-    system, cups
+    system, cups, shim
 ):
     """cupsd's SIGKILL (after its JobKillDelay), or anything else that ends the shim
     without a word: the warm backend takes it as cupsd's SIGTERM, cancels the job at
     Platen (not charged, its hold released) and exits; the agent holds nothing."""
     system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
-    system.ctl("user", "add", "emil", "--balance", "5.00")
-    system.ctl("user", "set", "emil", "--selection", "confirm")
+    emil = f"emil-{shim}"
+    system.ctl("user", "add", emil, "--balance", "5.00")
+    system.ctl("user", "set", emil, "--selection", "confirm")
     async with EventRecorder(system.amqp_url) as events:
-        cups.cups.lp("lab-color", document(system, 2), "emil")
+        cups.cups.lp("lab-color", document(system, 2), emil)
         [ask] = await events.wait_for("job.input_required", 1, timeout=60)
         [hand_over] = handed_over(cups)
+        program = started_program(hand_over["shim_pid"])
+        assert program == "platen-shim" if shim == "compiled" else program.startswith("python")
         os.kill(hand_over["shim_pid"], signal.SIGKILL)
         [cancelled] = await events.wait_for("job.cancelled", 1, timeout=40)
         assert cancelled.correlation_id == ask.correlation_id
@@ -166,7 +181,7 @@ async def test_a_shim_killed_while_its_job_waits_leaves_nothing_waiting_and_prin
         assert events.of_type("job.charged") == [] == events.of_type("job.authorized")
     assert "cancelled in CUPS" in json.loads(cancelled.body)["reason"]
     assert cups.printers["lab-color"].received() == []
-    assert D(system.user_json("emil")["balance"]) == D("5.00")
+    assert D(system.user_json(emil)["balance"]) == D("5.00")
     assert any(
         line.get("job_id") == ask.correlation_id and line["event"] == "agent.backend_left"
         for line in agent_lines(cups)

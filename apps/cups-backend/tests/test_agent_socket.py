@@ -255,12 +255,14 @@ while True:
 """
 
 
-def test_the_shim_gives_nothing_to_a_listener_another_user_runs(open_folder, tmp_path):
-    """The shim hands its descriptors (the document, cupsd's status pipe) only to what
-    root or its own user runs: here it gives the listener nothing and runs the full
-    backend, which does not believe it either and does the job itself (its broker is
-    unreachable and the printer denies then: cancelled, nothing printed)."""
-    from platen.cups_backend import shim
+def test_the_shim_gives_nothing_to_a_listener_another_user_runs(
+    open_folder, tmp_path, shim_command
+):
+    """Either shim (compiled or Python) hands its descriptors (the document, cupsd's
+    status pipe) only to what root or its own user runs: here it gives the listener
+    nothing and runs the full backend, which does not believe it either and does the job
+    itself (its broker is unreachable and the printer denies then: cancelled, nothing
+    printed)."""
     from platen.testing.documents import make_pdf
 
     shared = open_folder / "shared"
@@ -286,7 +288,7 @@ def test_the_shim_gives_nothing_to_a_listener_another_user_runs(open_folder, tmp
     try:
         assert fake.stdout.readline().strip() == "listening"
         out = subprocess.run(
-            [sys.executable, "-I", "-S", shim.__file__, "7", "alice", "t", "1", "", str(document)],
+            [*shim_command, "7", "alice", "t", "1", "", str(document)],
             env={
                 "PATH": "/usr/bin:/bin",
                 "PLATEN_BACKEND_CONFIG": str(config),

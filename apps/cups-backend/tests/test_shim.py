@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,19 +18,21 @@ from platen.cups_backend import agent_link, config, decisions, shim, warm
 SHIM = Path(shim.__file__)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "[platen]\nagent_socket = /run/a.sock\n",
-        "[platen]\nagent_socket=/run/a.sock ; the agent\n",
-        "[platen]\nAGENT_SOCKET: /run/a.sock # the agent\n",
-        "[printer:x]\nagent_socket = /wrong\n[platen]\nserver_id = s\nagent_socket = /run/b\n",
-        "[platen]\nagent_socket =\n",
-        "[platen]\nagent_socket = /run/with;semicolon.sock\n",
-        "; comment\n# another\n[platen]\nserver_id = s\n",
-        "[other]\nagent_socket = /wrong\n",
-    ],
-)
+# Configurations, and where in each the agent is (config.load's answer).
+CONFIGS = [
+    "[platen]\nagent_socket = /run/a.sock\n",
+    "[platen]\r\nagent_socket = /run/a.sock\r\n",
+    "[platen]\nagent_socket=/run/a.sock ; the agent\n",
+    "[platen]\nAGENT_SOCKET: /run/a.sock # the agent\n",
+    "[printer:x]\nagent_socket = /wrong\n[platen]\nserver_id = s\nagent_socket = /run/b\n",
+    "[platen]\nagent_socket =\n",
+    "[platen]\nagent_socket = /run/with;semicolon.sock\n",
+    "; comment\n# another\n[platen]\nserver_id = s\n",
+    "[other]\nagent_socket = /wrong\n",
+]
+
+
+@pytest.mark.parametrize("text", CONFIGS)
 def test_the_shim_finds_the_agent_where_the_backend_would(tmp_path, monkeypatch, text):
     """The shim reads the one setting it needs without configparser: it must read it as
     the backend's own configuration does (or it would knock at another door)."""
@@ -39,6 +44,62 @@ def test_the_shim_finds_the_agent_where_the_backend_would(tmp_path, monkeypatch,
     assert shim.agent_socket(environ) == config.load().agent_socket
 
 
+# What the shims run when nobody takes the job, for the test below: it says so, and ends.
+FULL_BACKEND = "import sys; print('full backend', *sys.argv[1:])"
+
+
+@pytest.mark.parametrize("text", CONFIGS)
+def test_the_compiled_shim_finds_the_agent_where_the_backend_would(
+    tmp_path, monkeypatch, compiled_shim, text
+):
+    """The compiled shim too (`shim.c`): it knocks where config.load says the agent is,
+    and nowhere else (the places are real sockets; whichever is knocked at refuses, and a
+    stand-in full backend ends the job)."""
+    places = {"/run/a.sock": tmp_path / "a.sock", "/run/b": tmp_path / "b.sock"}
+    for named, real in places.items():
+        text = text.replace(named, str(real))
+    path = tmp_path / "backend.conf"
+    path.write_text(text)
+    monkeypatch.delenv("PLATEN_AGENT_SOCKET", raising=False)
+    monkeypatch.setenv("PLATEN_BACKEND_CONFIG", str(path))
+    expected = config.load().agent_socket
+    fake = tmp_path / "fake/platen/cups_backend"
+    fake.mkdir(parents=True)
+    (fake / "backend.py").write_text(FULL_BACKEND)
+    listeners = {}
+    for real in places.values():
+        listeners[str(real)] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listeners[str(real)].bind(str(real))
+        listeners[str(real)].listen(1)
+
+    def refuse(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b'{"refused": "no backend ready"}\n')
+
+    knocked = [str(real) for real in places.values() if str(real) == expected]
+    threads = [threading.Thread(target=refuse, args=(listeners[p],)) for p in knocked]
+    for thread in threads:
+        thread.start()
+    out = subprocess.run(
+        [str(compiled_shim), "1", "alice", "t", "1", ""],
+        env={"PLATEN_BACKEND_CONFIG": str(path), "PYTHONPATH": str(tmp_path / "fake")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert out.stdout == "full backend 1 alice t 1 \n", out.stderr
+    for listener in listeners.values():
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):  # nobody else knocked
+            listener.accept()
+        listener.close()
+
+
 def test_the_environment_names_the_agent_first(tmp_path):
     path = tmp_path / "backend.conf"
     path.write_text("[platen]\nagent_socket = /from/config\n")
@@ -48,6 +109,17 @@ def test_the_environment_names_the_agent_first(tmp_path):
     assert shim.agent_socket({b"PLATEN_BACKEND_CONFIG": b"/nowhere"}) == (
         config.DEFAULT_AGENT_SOCKET
     )
+
+
+def test_the_compiled_shim_agrees_with_the_python_one_on_its_constants():
+    source = (SHIM.parent / "shim.c").read_text()
+    defined = dict(re.findall(r"^#define (\w+) (.+?)(?:\s*/\*.*)?$", source, re.MULTILINE))
+    assert int(defined["PROTOCOL"]) == shim.PROTOCOL
+    assert int(defined["CANCEL"]) == shim.CANCEL
+    assert int(defined["MAX_LINE"]) == shim.MAX_LINE
+    assert defined["DEFAULT_CONFIG"] == f'"{shim.DEFAULT_CONFIG}"'
+    assert defined["DEFAULT_AGENT_SOCKET"] == f'"{shim.DEFAULT_AGENT_SOCKET}"'
+    assert defined["MAX_JOB"] == "(1 << 20)" and warm.MAX_JOB == 1 << 20
 
 
 def test_the_shim_and_the_backend_agree_on_their_constants():

@@ -27,7 +27,9 @@ def main() -> int:
         return 1
     FOLDER.mkdir(parents=True, exist_ok=True)
     FOLDER.chmod(0o755)  # cupsd's filters run as lp
-    cups = LocalCups(FOLDER, CONFIG, port=631, listen_host="0.0.0.0").start()
+    # The Python shim: the image has no C compiler (docs/cups.md: a site's print server
+    # builds the compiled one where it installs Platen).
+    cups = LocalCups(FOLDER, CONFIG, port=631, listen_host="0.0.0.0", shim="python").start()
     signal.signal(signal.SIGTERM, lambda *_: cups.stop())
     (FOLDER / "admin-socket").write_text(str(cups.admin_socket))
     for item in filter(None, os.environ.get("PLATEN_QUEUES", "").split(",")):

@@ -157,9 +157,15 @@ def main(args: list[str]) -> None:
             raise OSError
         fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in FDS)
         message = job_message(args, posix.environ)
-        # The descriptors travel with the first bytes; the rest follows.
-        sent = sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        relay.handed = True
+        # The descriptors travel with the first bytes; the rest follows. cupsd's SIGTERM
+        # waits until `handed` says whether the warm backend has the job (its handler may
+        # otherwise run between the send and the line that says so).
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGTERM})
+        try:
+            sent = sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+            relay.handed = True
+        finally:
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {_signal.SIGTERM})
         sock.sendall(message[sent:])
     except OSError:
         if not relay.handed:

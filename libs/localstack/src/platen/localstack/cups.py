@@ -9,7 +9,9 @@ given the device URI `platen:/ipp://...`, so every job goes through Platen.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import importlib.util
 import os
 import shutil
@@ -257,6 +259,20 @@ class VirtualPrinter:
         stop_process(self.proc, timeout=5)
 
 
+@functools.cache
+def compiled_shim() -> Path:
+    """The shim compiled as docs/cups.md builds it, once per process (a quarter of a
+    second; a test run starts a cupsd per test), into a folder removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="platen-shim-"))
+    atexit.register(shutil.rmtree, folder, True)
+    program = folder / "platen"
+    build = [sys.executable, "-m", "platen.cups_backend.build_shim", str(program)]
+    done = subprocess.run(build, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise InfraError(f"the compiled shim: {done.stderr.strip()}")
+    return program
+
+
 @dataclass
 class LocalCups:
     folder: Path
@@ -282,6 +298,10 @@ class LocalCups:
     launcher: Callable[..., Any] | None = field(default=None, repr=False)
     # The PPD each `-m everywhere` queue had once `lpadmin` made it (`ppd`).
     made_ppds: dict[str, str] = field(default_factory=dict, repr=False)
+    # Which shim cupsd starts per job (docs/cups.md): "compiled" (`shim.c`, built here
+    # with the host's C compiler) or "python" (`shim.py`, for a host without one).
+    shim: str = "compiled"
+    shim_built: bool = field(default=False, repr=False)
 
     @property
     def server(self) -> str:
@@ -304,6 +324,42 @@ class LocalCups:
     def admin_env(self) -> dict[str, str]:
         return {**os.environ, "CUPS_SERVER": str(self.admin_socket)}
 
+    def use_shim(self, shim: str) -> None:
+        """From the next job on, cupsd starts this shim ("compiled" or "python")."""
+        self.shim = shim
+        self._write_backend()
+
+    def _write_backend(self) -> None:
+        """The `platen` backend: a wrapper that names the configuration and the agent's
+        socket, then runs the shim, which hands the job to a warm backend of the agent's or
+        runs the full backend (`python -S`, the backend's own folder as its path) in its
+        place. Mode 0700: cupsd runs the backend as root, so it may read its configuration
+        (which holds the broker credentials) while users cannot."""
+        if self.shim == "compiled":
+            # A copy of the one this process built (a folder kept from an earlier run may
+            # hold the shim of older sources).
+            program = self.folder / "platen-shim"
+            if not self.shim_built:
+                shutil.copy2(compiled_shim(), program)
+                self.shim_built = True
+            run = f'exec {program} "$@"\n'
+        elif self.shim == "python":
+            # As docs/cups.md installs it without a compiler: `python -I -S shim.py`.
+            shim = backend_root() / "platen/cups_backend/shim.py"
+            run = f'exec {sys.executable} -I -S {shim} "$@"\n'
+        else:
+            raise ValueError(f"no such shim: {self.shim!r}")
+        platen = self.folder / "serverbin/backend/platen"
+        partial = platen.with_name(".platen")
+        partial.write_text(
+            "#!/bin/sh\n"
+            f"export PLATEN_BACKEND_CONFIG={self.backend_config}\n"
+            f"export PLATEN_AGENT_SOCKET={self.agent_socket}\n"
+            f"export PYTHONPATH={backend_root()}\n" + run
+        )
+        partial.chmod(0o700)
+        partial.replace(platen)  # whole: a job starting meanwhile runs the old or the new
+
     def _write_config(self) -> None:
         f = self.folder
         for sub in ("serverbin/backend", "cache", "state", "spool/tmp", "log"):
@@ -316,21 +372,7 @@ class LocalCups:
             link = f / "serverbin/backend" / backend.name
             if not link.exists():
                 link.symlink_to(backend)
-        # Mode 0700: cupsd runs the backend as root, so it may read its configuration
-        # (which holds the broker credentials) while users cannot.
-        # As docs/cups.md installs it: the shim under `python -I -S`, which hands the job
-        # to a warm backend of the agent's, or runs the full backend (`python -S`, the
-        # backend's own folder as its path) in its place.
-        platen = f / "serverbin/backend/platen"
-        shim = backend_root() / "platen/cups_backend/shim.py"
-        platen.write_text(
-            "#!/bin/sh\n"
-            f"export PLATEN_BACKEND_CONFIG={self.backend_config}\n"
-            f"export PLATEN_AGENT_SOCKET={self.agent_socket}\n"
-            f"export PYTHONPATH={backend_root()}\n"
-            f'exec {sys.executable} -I -S {shim} "$@"\n'
-        )
-        platen.chmod(0o700)
+        self._write_backend()
         failing = f / "serverbin/backend/fail"
         failing.write_text(FAILING_BACKEND)
         failing.chmod(0o755)
