@@ -24,7 +24,7 @@ from platen.broker_setup import print_servers
 from platen.cups_backend import main
 from platen.cups_backend.config import load
 from platen.events.jobs import GetJobStatus, JobStatus, ReportOutcome, SubmitJob
-from platen.events.routing import COMMANDS, REPLIES, decision_key
+from platen.events.routing import COMMANDS, REPLIES, decision_key, decisions_of
 from platen.rpc import RequestFailed, amqp_message
 from platen.testing.documents import make_pdf
 from platen.testing.identities import USER_PREFIX
@@ -164,7 +164,8 @@ async def test_a_decision_is_pushed_to_its_own_print_server_and_to_no_other(syst
     job_id = uuid.uuid4()
     connection = await aio_pika.connect(url_b)
     async with connection:
-        for key in (decision_key("print-a", job_id), "decision.#", f"decision.*.{job_id}", "#"):
+        refused = (decision_key("print-a", job_id), decisions_of("print-a"), "decision.#")
+        for key in (*refused, f"decision.*.{job_id}", "#"):
             channel = await connection.channel()
             queue = await channel.declare_queue(exclusive=True)
             with pytest.raises(ChannelAccessRefused):
@@ -203,6 +204,35 @@ async def test_a_decision_is_pushed_to_its_own_print_server_and_to_no_other(syst
     # As job-capture sends it, the push is the decision the backend takes (no question).
     assert main.pushed_decision(raw, job_id) == status
     assert main.pushed_decision(raw, uuid.uuid4()) is None  # another job's: only a wake-up
+
+
+async def test_an_agent_binds_its_print_servers_decision_keys_once_for_all_its_jobs(system, vhosts):
+    """A print server's agent serves every job on one connection: its reply queue is
+    bound once under all its own decision keys (`decisions_of`, which the broker lets it
+    bind), each job after only listens, and a job's decision reaches that job's listener
+    through the one binding; a listener taken away leaves the binding to the next job."""
+    system.ctl("printer", "add", "lab-color", "--price-per-page", "0.10")
+    system.ctl("printer", "identity", "lab-color", "trusted")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    under = decisions_of("print-a")
+
+    def decision_bindings() -> list[str]:
+        found = vhosts.http.get(f"/api/exchanges/{system.vhost}/{REPLIES}/bindings/source")
+        found.raise_for_status()
+        keys = (b["routing_key"] for b in found.json())
+        return sorted(key for key in keys if key.startswith("decision."))
+
+    async with rpc.connect(system.print_server("print-a")) as client:
+        first, second = uuid.uuid4(), uuid.uuid4()
+        await client.listen(decision_key("print-a", first), lambda raw: None, under=under)
+        pushed: asyncio.Future = asyncio.get_running_loop().create_future()
+        await client.listen(decision_key("print-a", second), pushed.set_result, under=under)
+        assert decision_bindings() == [under]
+        await client.unlisten(decision_key("print-a", first))
+        assert decision_bindings() == [under]
+        await client.request("capture.submit", cups_submission(second, user="alice"), timeout=60)
+        raw = await asyncio.wait_for(pushed, 60)
+    assert main.pushed_decision(raw, second).state == "released"
 
 
 async def test_platenctl_printserver_add_list_remove(system):

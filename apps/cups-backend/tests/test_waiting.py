@@ -19,7 +19,7 @@ from platen.cups_backend.config import BackendConfig, PrinterPolicy
 from platen.events.base import HEADER_VERSION
 from platen.events.jobs import JobStatus, JobSubmitted, SubmitJob
 from platen.events.registry import encode
-from platen.events.routing import decision_key
+from platen.events.routing import decision_key, decisions_of
 from platen.rpc.client import RequestFailed
 
 PRINT_SERVER = "amqp://test-platen-print-server.lab:pw@127.0.0.1:1/"
@@ -46,10 +46,14 @@ class FakeClient:
         self.listening: dict[str, object] = {}
         self.waiting = asyncio.Event()  # set when the backend asks and gets a non-decision
 
-    async def listen(self, key, on_message) -> None:
+    async def listen(self, key, on_message, *, under=None) -> None:
         if self.refuse_listen:
             raise ChannelAccessRefused("ACCESS_REFUSED")
         self.listening[key] = on_message
+        self.under = under
+
+    async def unlisten(self, key) -> None:
+        self.listening.pop(key)
 
     async def request(self, routing_key, message, timeout=15.0, *, correlation_id=None):
         self.asked.append(routing_key)
@@ -115,6 +119,7 @@ async def test_a_push_wakes_the_backend_which_asks_and_is_released(clients, monk
     await wait_until_waiting(client)  # submitted, and waiting for the decision
     assert client.asked == ["capture.job.status", "capture.submit", "capture.job.status"]
     assert list(client.listening) == [decision_key("lab", JOB)]
+    assert client.under is None  # its own connection: bound under the job's key alone
     client.push()  # a stale push (still captured): the backend asks, and waits again
     await wait_until_waiting(client)
     client.push()
@@ -301,3 +306,28 @@ async def test_a_new_job_nobody_answers_is_an_outage_then_asked_about_first(clie
     assert absent.asked == ["capture.submit", "capture.job.status"]
     assert back.asked == ["capture.job.status", "capture.submit", "capture.job.status"]
     assert ("INFO", "Platen is unreachable; holding the job and retrying") in said
+
+
+async def test_on_the_agents_shared_connection_a_job_listens_under_the_print_servers_keys(
+    monkeypatch,
+):
+    """The agent's connection serves every job: its reply queue is bound once under all
+    the print server's decision keys (`decisions_of`), so a job adds only its listener, and
+    takes it away after (the binding stays for the next job)."""
+    monkeypatch.setattr(main, "FALLBACK_CHECK", 3600.0)
+    client = FakeClient(["captured"])
+
+    @asynccontextmanager
+    async def session():
+        yield client
+
+    config = BackendConfig(PRINT_SERVER, "lab", {})
+    waiting = asyncio.create_task(
+        main.capture_and_wait(config, PrinterPolicy(), submission(), session=session, new=True)
+    )
+    await wait_until_waiting(client)
+    assert list(client.listening) == [decision_key("lab", JOB)]
+    assert client.under == decisions_of("lab")
+    client.push(JobStatus(job_id=JOB, state="released"))
+    assert (await asyncio.wait_for(waiting, DEADLINE)).state == "released"
+    assert client.listening == {}

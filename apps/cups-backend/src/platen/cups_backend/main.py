@@ -49,7 +49,7 @@ from platen.events.jobs import (
     SubmitJob,
 )
 from platen.events.registry import decode
-from platen.events.routing import decision_key, print_server_of
+from platen.events.routing import decision_key, decisions_of, print_server_of
 from platen.rpc import Client, RequestFailed, connect
 
 __all__ = [
@@ -217,15 +217,17 @@ class PushRefused(Exception):
 
 @contextlib.asynccontextmanager
 async def listening(
-    client: Client, key: str | None, wake: Wake, shared: bool
+    client: Client, key: str | None, wake: Wake, shared: bool, under: str | None = None
 ) -> AsyncIterator[None]:
     """Wake on a lost connection and on the job's decision pushed under `key`. On a
-    shared connection both are undone after the job: the connection serves other jobs."""
+    shared connection both are undone after the job: the connection serves other jobs,
+    and its reply queue stays bound under `under` (all the print server's decision keys,
+    bound at its first job) so that no job waits for a binding of its own."""
     client.connection.close_callbacks.add(wake)
     try:
         if key is not None:
             try:
-                await client.listen(key, wake.pushed)
+                await client.listen(key, wake.pushed, under=under if shared else None)
             except ChannelAccessRefused:
                 raise PushRefused from None
         yield
@@ -277,8 +279,9 @@ async def capture_and_wait(
                 mark("connected")
                 wake = Wake(submit.job_id)
                 key = decision_key(name, submit.job_id) if pushed and name is not None else None
+                under = decisions_of(name) if name is not None else None
                 try:
-                    async with listening(client, key, wake, shared=session is not None):
+                    async with listening(client, key, wake, session is not None, under):
                         if new and not submitted:
                             # Its first attempt only: after an outage the submission may
                             # be waiting in Platen's queue, and the question comes first.

@@ -107,6 +107,12 @@ def decision_prefix(print_server: str) -> str:
     return f"decision.{reply_user(print_server)}."
 
 
+def decisions_of(print_server: str) -> str:
+    """The topic pattern that covers every decision key of `print_server`: bound once by
+    its agent, which serves all its jobs on one connection (job ids hold no dot)."""
+    return f"{decision_prefix(print_server)}*"
+
+
 def decision_key(print_server: str, job_id: object) -> str:
     """The key job-capture pushes job `job_id`'s decision under, for the backend of the
     print server that submitted it (which binds its reply queue under it)."""

@@ -62,6 +62,7 @@ class Client:
         self.user_id = user_id
         self._waiting: dict[str, asyncio.Future] = {}
         self._listeners: dict[str, Callable[[AbstractIncomingMessage], None]] = {}
+        self._bound: set[str] = set()  # what `listen` bound the reply queue under
         self._queue: aio_pika.abc.AbstractQueue | None = None
         self.reply_to = ""
 
@@ -77,14 +78,27 @@ class Client:
         self._queue = queue
 
     async def listen(
-        self, routing_key: str, on_message: Callable[[AbstractIncomingMessage], None]
+        self,
+        routing_key: str,
+        on_message: Callable[[AbstractIncomingMessage], None],
+        *,
+        under: str | None = None,
     ) -> None:
         """Also receive on the reply queue what `platen.replies` carries under
         `routing_key`, handing each message to `on_message` (a print server's decision
         keys, `platen.events.routing.decision_key`). The broker refuses a key this user may
-        not bind (`aiormq.exceptions.ChannelAccessRefused`), and the channel with it."""
+        not bind (`aiormq.exceptions.ChannelAccessRefused`), and the channel with it.
+        `under`: a topic pattern that covers `routing_key`, bound once for this client's
+        life instead (a print server's agent binds all its decision keys at its first job;
+        each job after only adds its listener here, without a round trip to the broker)."""
         if self._queue is None:
             raise RuntimeError("listen before start")
+        binding = under or routing_key
+        if binding not in self._bound:
+            await self._bind(binding)
+        self._listeners[routing_key] = on_message
+
+    async def _bind(self, routing_key: str) -> None:
         # Bound on a channel of its own: a refusal closes that channel only, not the one
         # this client's replies arrive on, which a print server's agent shares between all
         # the jobs it serves (their replies would be lost with it).
@@ -96,13 +110,15 @@ class Client:
             finally:
                 if not channel.is_closed:
                     await channel.close()
-        self._listeners[routing_key] = on_message
+        self._bound.add(routing_key)
 
     async def unlisten(self, routing_key: str) -> None:
-        """Stop receiving what `listen` asked for (a connection that outlives the job)."""
+        """Stop receiving what `listen` asked for (a connection that outlives the job); a
+        pattern bound for it (`under`) stays bound for the next."""
         if self._listeners.pop(routing_key, None) is None:
             return  # never bound (refused): nothing to undo
-        if self._queue is not None:
+        if routing_key in self._bound and self._queue is not None:
+            self._bound.discard(routing_key)
             async with broker_step(f"unbinding {routing_key!r}"):
                 await self._queue.unbind(REPLIES, routing_key=routing_key)
 
