@@ -1,9 +1,11 @@
 """The `platen` CUPS backend's start: what every job pays before the backend does anything.
 
-CUPS starts the backend once per job. This times, in fresh interpreters, what cupsd's
-wrapper starts now (LocalCups, docs/cups.md): the shim under `python -I -S`, its module
-loaded (`shim.py`, without running it: the hand-over that follows is in
-cups_latency.py), which hands the job to a backend the agent started ahead of it; the
+CUPS starts the backend once per job. This times what cupsd's wrapper may start
+(LocalCups, docs/cups.md): each shim's whole run with a job, the compiled one (`shim.c`,
+what LocalCups installs) and the Python one (`shim.py` under `python -I -S`), against a
+stand-in agent that gives it a warm backend which answers at once; the Python shim's
+module loaded alone (without running it), which hands the job to a backend the agent
+started ahead of it; the
 full backend's start and imports (`import platen.cups_backend.backend` under `python -S`,
 its own folder as PYTHONPATH), which runs when no agent answers; the hand-over itself
 (a real agent, no broker needed: from the shim's connect to the warm backend's greeting,
@@ -27,12 +29,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
 from bench.revisions import unpack
+from platen.cups_backend import build_shim
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = "apps/cups-backend/src"
@@ -94,6 +98,29 @@ def hand_overs(runs: int, folder: Path) -> list[float]:
     return took
 
 
+def stand_in_agent(path: Path) -> None:
+    """An agent that gives each shim a warm backend at once, which takes the job and
+    answers `exit 0` at once: what is left of a shim's run is its own (a thread)."""
+    from platen.cups_backend import warm
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)
+
+    def serve() -> None:
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                conn.makefile("rb").readline()  # the hand-over request
+                conn.sendall(b"ready\n")
+                *_, fds = warm.receive_job(conn)
+                for fd in fds:
+                    os.close(fd)
+                conn.sendall(b"exit 0\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 def extract(rev: str, into: Path) -> Path:
     return unpack(rev, [BACKEND], into) / BACKEND
 
@@ -129,6 +156,16 @@ def main() -> None:
         "backend (python)": ([python, "-c", IMPORT], base),
     }
     with tempfile.TemporaryDirectory(prefix="platen-bench-start-") as tmp:
+        # A shim's whole run with a job (its start, the hand-over, the status), each shim
+        # as cupsd's wrapper starts it, against an agent that answers at once.
+        agent = Path(tmp) / "agent.sock"
+        stand_in_agent(agent)
+        job = {**base, "PLATEN_AGENT_SOCKET": str(agent), "DEVICE_URI": "platen:/ipp://x/"}
+        args5 = ["7", "bench", "title", "1", ""]
+        compiled = build_shim.build(Path(tmp) / "platen")
+        shim_py = str(backend_root() / "platen/cups_backend/shim.py")
+        variants["shim.c, a job handed over"] = ([str(compiled), *args5], job)
+        variants["shim.py, a job handed over"] = ([python, "-I", "-S", shim_py, *args5], job)
         if args.compare:
             old = extract(args.compare, Path(tmp))
             variants[f"backend at {args.compare} (python)"] = (
