@@ -135,9 +135,9 @@ static int setting(char *text, const char *section, const char *key, char *out, 
             }
         }
         value = strip(value, value + strlen(value));
-        if (strlen(value) >= size)
-            return 0;
-        strcpy(out, value);
+        /* A path longer than a socket's cannot be connected to: no agent, as shim.py's
+         * connect fails then. */
+        snprintf(out, size, "%s", strlen(value) < size ? value : "");
         return 1;
     }
     return 0;

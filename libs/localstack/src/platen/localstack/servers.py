@@ -43,8 +43,30 @@ PORT_ATTEMPTS = 3
 BOOTED = b"Starting broker... completed"
 
 
+# Where the kernel picks the local ports of outgoing connections (and of bind to port 0).
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nothing listens on, for a server to come: chosen below the kernel's range
+    of ephemeral ports. A port from that range, freed while its server restarts (a
+    cluster node rejoining, a broker stopped for an outage test), can be taken meanwhile
+    as the local port of any outgoing connection, and the server then cannot listen
+    again (a whole run failed so: `eaddrinuse` at a node's `start_app`)."""
+    try:
+        low = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    for _ in range(100) if low > LOWEST_PORT + 1000 else ():
+        port = LOWEST_PORT + secrets.randbelow(low - LOWEST_PORT)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: another
+            return port
+    with socket.socket() as s:  # no such range here: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
