@@ -251,6 +251,28 @@ class Unanswered(FakeClient):
         raise RequestFailed(f"no answer to {routing_key!r} within {timeout:.0f}s")
 
 
+class QuestionUnanswered(FakeClient):
+    """The submission is answered once a status question is open, and that question
+    never is (its answer lost, say); the questions after the submission as FakeClient."""
+
+    def __init__(self, states: list[str]) -> None:
+        super().__init__(states)
+        self.question_open = asyncio.Event()
+        self.submitted = False
+
+    async def request(self, routing_key, message, timeout=15.0, *, correlation_id=None):
+        if routing_key == "capture.submit":
+            self.asked.append(routing_key)
+            await self.question_open.wait()
+            self.submitted = True
+            return JobSubmitted(job_id=message.job_id)
+        if not self.submitted:
+            self.asked.append(routing_key)
+            self.question_open.set()
+            await asyncio.sleep(3600)
+        return await super().request(routing_key, message, timeout, correlation_id=correlation_id)
+
+
 async def decided_new(said: list[tuple[str, str]]) -> JobStatus:
     """A new job's wait for its decision (`new=True`); what the backend says goes to `said`."""
     config = BackendConfig(PRINT_SERVER, "lab", {})
@@ -289,6 +311,22 @@ async def test_a_new_jobs_long_analysis_is_watched_and_is_no_outage(clients, mon
     # and the questions after it until the decision.
     assert client.asked[:3] == ["capture.submit", "capture.job.status", "capture.job.status"]
     assert client.asked.count("capture.submit") == 1  # waited for, not sent again
+    assert not [line for line in said if "unreachable" in line[1]]
+
+
+async def test_a_new_jobs_submission_answered_ends_the_watch_without_its_question(
+    clients, monkeypatch
+):
+    """The submission is answered while a watch question is still open: the backend goes
+    on at once (waiting for that question, up to its timeout, would delay the job and then
+    take the missing answer for an outage)."""
+    monkeypatch.setattr(main, "WATCH_AFTER", 0.05)
+    client = QuestionUnanswered(["released"])
+    clients(client)
+    said: list[tuple[str, str]] = []
+    status = await decided_new(said)
+    assert status.state == "released"
+    assert client.asked == ["capture.submit", "capture.job.status", "capture.job.status"]
     assert not [line for line in said if "unreachable" in line[1]]
 
 

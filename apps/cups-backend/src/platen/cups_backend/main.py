@@ -342,25 +342,38 @@ async def submit_watched(
     """Submit a new job; while its answer does not come (it follows the document's
     analysis), ask every WATCH_AFTER whether Platen answers at all. A question without an
     answer is an outage, found as soon as by a question asked first (WATCH_AFTER more at
-    most); one that is answered means Platen is at work on the job, and the wait goes on."""
+    most); one that is answered means Platen is at work on the job, and the wait goes on.
+    The submission's answer ends the wait at once, even with a question still open (whose
+    answer, or its lack, then says nothing)."""
     sent = asyncio.ensure_future(
         client.request("capture.submit", submit, timeout=SUBMIT_TIMEOUT, correlation_id=job)
     )
+    question: asyncio.Future | None = None
     try:
         while True:
-            done, _ = await asyncio.wait({sent}, timeout=WATCH_AFTER)
-            if done:
-                sent.result()  # its error, if it failed
-                return
-            await client.request(
-                "capture.job.status", query, timeout=QUERY_TIMEOUT, correlation_id=job
-            )
+            if question is None:
+                done, _ = await asyncio.wait({sent}, timeout=WATCH_AFTER)
+                if done:
+                    break
+                question = asyncio.ensure_future(
+                    client.request(
+                        "capture.job.status", query, timeout=QUERY_TIMEOUT, correlation_id=job
+                    )
+                )
+            done, _ = await asyncio.wait({sent, question}, return_when=asyncio.FIRST_COMPLETED)
+            if sent in done:
+                break
+            question.result()  # no answer: an outage
             outage.answered()
+            question = None
+        sent.result()  # its error, if it failed
     finally:
-        # Given up on (an outage, or the job's own wait cancelled): its outcome is read, so
-        # asyncio does not report an error nobody retrieved.
-        sent.cancel()
-        sent.add_done_callback(lambda task: task.cancelled() or task.exception())
+        # Given up on (answered, an outage, or the job's own wait cancelled): their
+        # outcomes are read, so asyncio reports no error that nobody retrieved.
+        for task in (sent, question):
+            if task is not None:
+                task.cancel()
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def submission(fields: dict[str, Any], document: bytes) -> SubmitJob:
