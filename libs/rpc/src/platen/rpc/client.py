@@ -36,6 +36,10 @@ class RequestFailed(RuntimeError):
     """The service answered with an error, or did not answer in time."""
 
 
+class ConnectionLost(Exception):
+    """The connection closed while a request waited for its reply (`Client._on_close`)."""
+
+
 def amqp_message(message: Message, *, correlation_id: str | None = None, **kw) -> aio_pika.Message:
     return aio_pika.Message(
         encode(message),
@@ -65,6 +69,10 @@ class Client:
         self._bound: set[str] = set()  # what `listen` bound the reply queue under
         self._queue: aio_pika.abc.AbstractQueue | None = None
         self.reply_to = ""
+        if connection is not None:
+            # Replies come to a queue that goes with the connection: a request waiting
+            # when it closes would wait out its whole timeout for nothing.
+            connection.close_callbacks.add(self._on_close)
 
     async def start(self) -> None:
         if self.user_id is None:
@@ -121,6 +129,11 @@ class Client:
             self._bound.discard(routing_key)
             async with broker_step(f"unbinding {routing_key!r}"):
                 await self._queue.unbind(REPLIES, routing_key=routing_key)
+
+    def _on_close(self, *_: object) -> None:
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(ConnectionLost())
 
     async def _on_reply(self, raw: AbstractIncomingMessage) -> None:
         future = self._waiting.pop(raw.correlation_id or "", None)
@@ -185,6 +198,11 @@ class Client:
                 raise  # the request itself was cancelled
             # Not this task: the connection closed under the request, and aiormq cancels
             # what waited on it. An outage, as a request that found no connection.
+            raise RequestFailed(
+                f"no answer to {routing_key!r}: the connection to the broker was lost"
+            ) from None
+        except ConnectionLost:
+            # Closed after the publication was confirmed, while the reply was awaited.
             raise RequestFailed(
                 f"no answer to {routing_key!r}: the connection to the broker was lost"
             ) from None
