@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import importlib.util
 import os
 import shutil
@@ -259,18 +258,29 @@ class VirtualPrinter:
         stop_process(self.proc, timeout=5)
 
 
-@functools.cache
+_compiled: list[Path] = []
+
+
 def compiled_shim() -> Path:
     """The shim compiled as docs/cups.md builds it, once per process (a quarter of a
     second; a test run starts a cupsd per test), into a folder removed at exit."""
+    if _compiled and _compiled[0].exists():
+        return _compiled[0]
     folder = Path(tempfile.mkdtemp(prefix="platen-shim-"))
-    atexit.register(shutil.rmtree, folder, True)
+    # By this process only: a child forked from it inherits the exit handler.
+    atexit.register(_remove_own, folder, os.getpid())
     program = folder / "platen"
     build = [sys.executable, "-m", "platen.cups_backend.build_shim", str(program)]
     done = subprocess.run(build, capture_output=True, text=True)
     if done.returncode != 0:
         raise InfraError(f"the compiled shim: {done.stderr.strip()}")
+    _compiled[:] = [program]
     return program
+
+
+def _remove_own(folder: Path, pid: int) -> None:
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
