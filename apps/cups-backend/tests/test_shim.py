@@ -29,6 +29,7 @@ CONFIGS = [
     "[platen]\nagent_socket = /run/with;semicolon.sock\n",
     "; comment\n# another\n[platen]\nserver_id = s\n",
     "[other]\nagent_socket = /wrong\n",
+    "[ platen ]\nagent_socket = /wrong\n",
 ]
 
 

@@ -114,7 +114,9 @@ static int setting(char *text, const char *section, const char *key, char *out, 
         if (length == 0 || line[0] == '#' || line[0] == ';')
             continue;
         if (line[0] == '[' && line[length - 1] == ']') {
-            in_section = strcmp(strip(line + 1, line + length - 1), section) == 0;
+            /* As configparser: `[ platen ]` is another section. */
+            line[length - 1] = '\0';
+            in_section = strcmp(line + 1, section) == 0;
             continue;
         }
         if (!in_section)

@@ -46,7 +46,7 @@ def setting(text: str, section: str, key: str, default: str) -> str:
         if not line or line[0] in "#;":
             continue
         if line[0] == "[" and line[-1] == "]":
-            current = line[1:-1].strip()
+            current = line[1:-1]  # as configparser: `[ platen ]` is another section
             continue
         if current != section:
             continue
