@@ -107,18 +107,24 @@ class Client:
         self._listeners[routing_key] = on_message
 
     async def _bind(self, routing_key: str) -> None:
-        # Bound on a channel of its own: a refusal closes that channel only, not the one
-        # this client's replies arrive on, which a print server's agent shares between all
-        # the jobs it serves (their replies would be lost with it).
-        async with broker_step(f"binding {routing_key!r}"):
+        async with self._side_channel(f"binding {routing_key!r}") as channel:
+            queue = await channel.get_queue(self._queue.name, ensure=False)
+            await queue.bind(REPLIES, routing_key=routing_key)
+        self._bound.add(routing_key)
+
+    @asynccontextmanager
+    async def _side_channel(self, what: str) -> AsyncIterator[AbstractChannel]:
+        """A channel of its own for one step that the broker may refuse: a refusal closes
+        that channel only, not the one this client's replies arrive on, which a print
+        server's agent shares between all the jobs it serves (their replies would be lost
+        with it)."""
+        async with broker_step(what):
             channel = await self.connection.channel()
             try:
-                queue = await channel.get_queue(self._queue.name, ensure=False)
-                await queue.bind(REPLIES, routing_key=routing_key)
+                yield channel
             finally:
                 if not channel.is_closed:
                     await channel.close()
-        self._bound.add(routing_key)
 
     async def unlisten(self, routing_key: str) -> None:
         """Stop receiving what `listen` asked for (a connection that outlives the job); a
@@ -145,16 +151,12 @@ class Client:
     async def consumers(self, queue: str) -> int:
         """How many consumers `queue` has (0 if it does not exist): asking a service
         that is not consuming would only leave an expired request in its dead letters."""
-        async with broker_step(f"counting the consumers of {queue!r}"):
-            channel = await self.connection.channel()
-            try:
+        try:
+            async with self._side_channel(f"counting the consumers of {queue!r}") as channel:
                 declared = await channel.declare_queue(queue, passive=True)
                 return declared.declaration_result.consumer_count
-            except aio_pika.exceptions.ChannelClosed:
-                return 0
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
+        except aio_pika.exceptions.ChannelClosed:
+            return 0  # no such queue (the broker closed the side channel to say so)
 
     async def request(
         self,
