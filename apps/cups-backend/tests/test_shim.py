@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from platen.cups_backend import agent_link, config, decisions, shim, warm
+from platen.cups_backend import agent_link, build_shim, config, decisions, shim, warm
 
 SHIM = Path(shim.__file__)
 
@@ -173,3 +173,21 @@ def test_the_shim_starts_with_built_in_modules_only():
     own |= {"encodings", "io", "zipimport", "_socket"}
     others = [m for m in imported if m.split(".")[0] not in {*sys.builtin_module_names, *own}]
     assert others == []
+
+
+def test_building_the_shim_says_what_is_missing(tmp_path):
+    """No compiler, no folder, a path the program cannot name: a clear error, and
+    nothing written where cupsd looks."""
+    with pytest.raises(build_shim.BuildError, match="no C compiler"):
+        build_shim.build(tmp_path / "platen", compiler="/nowhere/cc")
+    with pytest.raises(build_shim.BuildError, match="no folder"):
+        build_shim.build(tmp_path / "missing" / "platen")
+    with pytest.raises(build_shim.BuildError, match="cannot name"):
+        build_shim.build(tmp_path / "platen", python='/opt/"quoted"/python')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_built_shim_is_its_owners_alone(compiled_shim):
+    """cupsd runs a 0700 backend as root, which may then read the configuration that
+    holds the print server's credential."""
+    assert compiled_shim.stat().st_mode & 0o777 == 0o700

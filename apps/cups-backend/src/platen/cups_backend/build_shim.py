@@ -44,6 +44,8 @@ def build(output: Path, python: str = sys.executable, compiler: str | None = Non
     """Compile the shim to `output` (mode 0700), for the full backend under `python`."""
     cc = shlex.split(compiler or os.environ.get("CC") or "cc")
     output = Path(output)
+    if not output.parent.is_dir():
+        raise BuildError(f"no folder {output.parent} to put the shim in")
     fd, partial = tempfile.mkstemp(prefix=".platen-shim-", dir=output.parent)
     os.close(fd)
     try:
