@@ -1,19 +1,17 @@
-"""The compiled CUPS shim LocalCups builds once per test process (`compiled_shim`)."""
+"""The compiled CUPS shim LocalCups installs (`compiled_shim`)."""
 
 from __future__ import annotations
 
 import os
 
-from platen.localstack.cups import _remove_own
+from platen.localstack.cups import compiled_shim
 
 
-def test_the_compiled_shims_folder_is_removed_by_the_process_that_made_it_only(tmp_path):
-    """The exit handler that removes the shim's folder is inherited by every child forked
-    from the test process (the services' fork server); a child's exit must not take the
-    program from the cupsd folders its parent still makes."""
-    folder = tmp_path / "shim"
-    folder.mkdir()
-    _remove_own(folder, os.getpid() + 1)  # as in a forked child
-    assert folder.exists()
-    _remove_own(folder, os.getpid())
-    assert not folder.exists()
+def test_the_compiled_shim_is_built_once_for_its_sources():
+    """Kept under a hash of what goes into it: every cupsd of a run (one a test) and every
+    run after runs the same program, built again only when its source changes."""
+    first = compiled_shim()
+    built = first.stat().st_mtime_ns
+    assert compiled_shim() == first
+    assert first.stat().st_mtime_ns == built  # not built again
+    assert os.access(first, os.X_OK) and first.stat().st_mode & 0o777 == 0o700

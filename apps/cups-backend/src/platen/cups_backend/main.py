@@ -227,7 +227,7 @@ async def listening(
     try:
         if key is not None:
             try:
-                await client.listen(key, wake.pushed, under=under if shared else None)
+                await client.listen(key, wake.pushed, under=under)
             except ChannelAccessRefused:
                 raise PushRefused from None
         yield
@@ -279,7 +279,8 @@ async def capture_and_wait(
                 mark("connected")
                 wake = Wake(submit.job_id)
                 key = decision_key(name, submit.job_id) if pushed and name is not None else None
-                under = decisions_of(name) if name is not None else None
+                # On the agent's shared connection: bound once for all its jobs.
+                under = decisions_of(name) if session is not None and name is not None else None
                 try:
                     async with listening(client, key, wake, session is not None, under):
                         if new and not submitted:

@@ -9,8 +9,8 @@ given the device URI `platen:/ipp://...`, so every job goes through Platen.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -258,29 +258,28 @@ class VirtualPrinter:
         stop_process(self.proc, timeout=5)
 
 
-_compiled: list[Path] = []
+def complete_ppd(text: str) -> bool:
+    """Whether `text` is a whole PPD (cupsd replaces the file when it changes a queue)."""
+    return text.startswith("*PPD-Adobe") and text.endswith("\n")
 
 
 def compiled_shim() -> Path:
-    """The shim compiled as docs/cups.md builds it, once per process (a quarter of a
-    second; a test run starts a cupsd per test), into a folder removed at exit."""
-    if _compiled and _compiled[0].exists():
-        return _compiled[0]
-    folder = Path(tempfile.mkdtemp(prefix="platen-shim-"))
-    # By this process only: a child forked from it inherits the exit handler.
-    atexit.register(_remove_own, folder, os.getpid())
-    program = folder / "platen"
-    build = [sys.executable, "-m", "platen.cups_backend.build_shim", str(program)]
-    done = subprocess.run(build, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise InfraError(f"the compiled shim: {done.stderr.strip()}")
-    _compiled[:] = [program]
+    """The shim compiled as docs/cups.md builds it, kept in this Python's prefix under a
+    hash of what goes into it (its source, the Python and the folder it names): built once
+    for those (a quarter of a second), not for every cupsd a test run starts."""
+    source = backend_root() / "platen/cups_backend/shim.c"
+    made_of = source.read_bytes() + f"\0{sys.executable}\0{backend_root()}".encode()
+    version = hashlib.sha256(made_of).hexdigest()[:16]
+    program = Path(sys.prefix) / "libexec" / f"platen-shim-{version}" / "platen-shim"
+    if not program.exists():
+        program.parent.mkdir(parents=True, exist_ok=True)
+        # build_shim writes the program whole (a temporary file renamed): workers that
+        # build it at the same moment each put a complete one in place.
+        build = [sys.executable, "-m", "platen.cups_backend.build_shim", str(program)]
+        done = subprocess.run(build, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise InfraError(f"the compiled shim: {done.stderr.strip()}")
     return program
-
-
-def _remove_own(folder: Path, pid: int) -> None:
-    if os.getpid() == pid:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
@@ -311,7 +310,6 @@ class LocalCups:
     # Which shim cupsd starts per job (docs/cups.md): "compiled" (`shim.c`, built here
     # with the host's C compiler) or "python" (`shim.py`, for a host without one).
     shim: str = "compiled"
-    shim_built: bool = field(default=False, repr=False)
 
     @property
     def server(self) -> str:
@@ -346,13 +344,7 @@ class LocalCups:
         place. Mode 0700: cupsd runs the backend as root, so it may read its configuration
         (which holds the broker credentials) while users cannot."""
         if self.shim == "compiled":
-            # A copy of the one this process built (a folder kept from an earlier run may
-            # hold the shim of older sources).
-            program = self.folder / "platen-shim"
-            if not self.shim_built:
-                shutil.copy2(compiled_shim(), program)
-                self.shim_built = True
-            run = f'exec {program} "$@"\n'
+            run = f'exec {compiled_shim()} "$@"\n'
         elif self.shim == "python":
             # As docs/cups.md installs it without a compiler: `python -I -S shim.py`.
             shim = backend_root() / "platen/cups_backend/shim.py"
@@ -519,7 +511,7 @@ class LocalCups:
             self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "everywhere")
             path = self.folder / "ppd" / f"{name}.ppd"
             with contextlib.suppress(OSError):
-                if (text := path.read_text()).startswith("*PPD-Adobe") and text.endswith("\n"):
+                if complete_ppd(text := path.read_text()):
                     self.made_ppds[name] = text
         else:
             self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "raw")
@@ -542,7 +534,7 @@ class LocalCups:
                 text = path.read_text()
             except FileNotFoundError:
                 text = None
-            if text and text.startswith("*PPD-Adobe") and text == last:
+            if text and complete_ppd(text) and text == last:
                 return text
             if time.monotonic() > deadline:
                 logged = self.error_log_about(queue)

@@ -200,20 +200,20 @@ class Client:
                 raise  # the request itself was cancelled
             # Not this task: the connection closed under the request, and aiormq cancels
             # what waited on it. An outage, as a request that found no connection.
-            raise RequestFailed(
-                f"no answer to {routing_key!r}: the connection to the broker was lost"
-            ) from None
+            raise _lost(routing_key) from None
         except ConnectionLost:
             # Closed after the publication was confirmed, while the reply was awaited.
-            raise RequestFailed(
-                f"no answer to {routing_key!r}: the connection to the broker was lost"
-            ) from None
+            raise _lost(routing_key) from None
         finally:
             self._waiting.pop(msg.message_id, None)
         reply = decode(raw.type, (raw.headers or {}).get(HEADER_VERSION), raw.body)
         if isinstance(reply, ErrorReply):
             raise RequestFailed(reply.error)
         return reply
+
+
+def _lost(routing_key: str) -> RequestFailed:
+    return RequestFailed(f"no answer to {routing_key!r}: the connection to the broker was lost")
 
 
 @asynccontextmanager

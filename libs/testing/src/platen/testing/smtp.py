@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+
+from platen.localstack.servers import free_port
 
 
 class MailInbox:
@@ -39,12 +40,6 @@ class MailInbox:
             email.message_from_bytes(e.original_content, policy=email.policy.default)  # type: ignore[misc]
             for e in self.envelopes
         ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
