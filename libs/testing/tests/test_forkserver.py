@@ -33,6 +33,8 @@ PROGRAM = textwrap.dedent(
         raise ValueError("boom")
     elif what == "session":
         print(os.getsid(0) == os.getpid())
+    elif what == "name":
+        print(open("/proc/self/comm").read().strip())
     elif what == "sleep":
         print("started", flush=True)
         time.sleep(60)
@@ -98,6 +100,11 @@ def test_an_exception_exits_1_with_its_traceback(server, program):
     out = server.run("fsprog", ["raise"], env={}, cwd=program)
     assert out.returncode == 1
     assert "ValueError: boom" in out.stderr
+
+
+def test_a_child_is_named_for_its_program_not_the_server(server, program):
+    """So that `ps` and process accounting tell a run's services apart."""
+    assert server.run("fsprog", ["name"], env={}, cwd=program).stdout.strip() == "fsprog"
 
 
 def test_a_new_session_when_asked(server, program, tmp_path):

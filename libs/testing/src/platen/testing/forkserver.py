@@ -285,6 +285,17 @@ class ForkServer:
 
 
 _PR_SET_PDEATHSIG = 1  # prctl(2)
+_PR_SET_NAME = 15
+
+
+def _name(module: str) -> None:
+    """In the forked child: the name `ps`, `top` and process accounting show, the program's
+    (`account_ledger`, `ctl`), instead of the fork server's `python`: a run's CPU can then
+    be told apart by service."""
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 and parts[0] == "platen" else parts[0]
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 def _die_with(server_pid: int) -> None:
@@ -303,6 +314,7 @@ def _child(request: dict, fds: list[int], server_pid: int) -> None:
     code = 1
     try:
         _die_with(server_pid)
+        _name(request["module"])
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM):  # SIGPIPE stays ignored, as Python has it
             signal.signal(sig, signal.SIG_DFL)
