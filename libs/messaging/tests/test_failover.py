@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import gc
+from urllib.parse import urlsplit
+
 import aio_pika
 import pytest
 
@@ -51,6 +54,27 @@ async def test_a_plain_connection_goes_to_the_node_that_answers(amqp_url):
         assert not connection.is_closed
     with pytest.raises(OSError):
         await failover.connect(with_nodes(amqp_url, [f"127.0.0.1:{free_port()}"]))
+
+
+async def test_a_node_that_refuses_leaves_no_connection_open_behind_it(amqp_url):
+    """A refused sign-in on every node (a revoked password): the error is the broker's,
+    and each connection object made for it is closed, not left for the garbage collector
+    to close without an event loop (Python's `Connection.close` never awaited)."""
+    password = urlsplit(amqp_url).password
+    refused = amqp_url.replace(f":{password}@", ":not-the-password@")
+    live = refused.split("@", 1)[1].split("/", 1)[0]
+    gc.disable()  # both objects stay to be looked at (each is in a reference cycle)
+    try:
+        with pytest.raises(aio_pika.exceptions.AMQPConnectionError):
+            await failover.connect(with_nodes(refused, [live, live]))
+        left = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, aio_pika.Connection) and o.url.password == "not-the-password"
+        ]
+        assert len(left) == 2 and all(o.is_closed for o in left)
+    finally:
+        gc.enable()
 
 
 async def test_a_robust_connection_tries_the_nodes_in_turn_until_one_answers(amqp_url):
