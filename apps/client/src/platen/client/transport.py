@@ -112,7 +112,11 @@ class Transport:
         nodes = itertools.cycle(node_urls(self.url))
         while True:
             try:
-                connection = await self._connect(next(nodes))
+                connection = await aio_pika.connect(
+                    next(nodes),
+                    client_properties={"connection_name": f"platen-client/{self.login}"},
+                    timeout=10,
+                )
             except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
                 if login_refused(exc):
                     self.signed_out = True
@@ -138,22 +142,6 @@ class Transport:
                 with contextlib.suppress(Exception):
                     await connection.close()
             await asyncio.sleep(delay)
-
-    async def _connect(self, node: str) -> AbstractConnection:
-        """`aio_pika.connect`, closing the connection object when the broker refuses or
-        does not answer: aio-pika's own drops it unclosed, and a desktop left offline for
-        a day would leave one behind at every attempt, each closed (with a warning) only
-        when the garbage collector finds it."""
-        connection = aio_pika.Connection(
-            aio_pika.connection.make_url(node),
-            client_properties={"connection_name": f"platen-client/{self.login}"},
-        )
-        try:
-            await connection.connect(timeout=10)
-        except BaseException:
-            await connection.close()
-            raise
-        return connection
 
     async def _session(self, connection: AbstractConnection) -> None:
         """One connection's life: returns (or raises) when it is gone."""

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractConnection
 from yarl import URL
 
 from platen.events.discovery import node_urls
+from platen.rpc.connecting import open_connection
 
 
 def first_node(url: str) -> str:
@@ -84,22 +85,8 @@ async def connect(url: str) -> AbstractConnection:
     nodes = node_urls(url)
     for i, node in enumerate(nodes):
         try:
-            return await _connect(node)
+            return await open_connection(node)
         except (OSError, aio_pika.exceptions.AMQPConnectionError):
             if i == len(nodes) - 1:
                 raise
     raise AssertionError("node_urls returned no node")
-
-
-async def _connect(node: str) -> AbstractConnection:
-    """`aio_pika.connect(node)`, closing the connection object when the node refuses it:
-    aio-pika's `connect` drops it unclosed, and its `__del__` needs a running event loop
-    to close it; collected where there is none, Python warns of a `Connection.close` never
-    awaited. (`platen.rpc` closes its own the same way.)"""
-    connection = aio_pika.Connection(aio_pika.connection.make_url(node))
-    try:
-        await connection.connect()
-    except BaseException:
-        await connection.close()
-        raise
-    return connection

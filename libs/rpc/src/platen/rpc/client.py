@@ -23,6 +23,7 @@ from platen.events.discovery import node_urls, signed_in_as
 from platen.events.registry import decode, encode
 from platen.events.routing import COMMANDS, REPLIES, reply_key
 from platen.events.system import ErrorReply
+from platen.rpc.connecting import open_connection
 
 PRODUCER = "platen-rpc"
 # A broker step that is not a request (opening a channel, declaring the reply queue,
@@ -246,24 +247,10 @@ async def _first_answering(url: str) -> aio_pika.abc.AbstractConnection:
     refused = []
     for node in node_urls(url):
         try:
-            return await _connect(node)
+            return await open_connection(node, timeout=10)
         except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
             refused.append(f"{_safe(node)}: {exc}")
     raise RequestFailed(f"cannot reach the broker at {'; '.join(refused)}")
-
-
-async def _connect(node: str) -> aio_pika.abc.AbstractConnection:
-    """`aio_pika.connect(node)`, closing the connection object when the broker refuses it
-    or does not answer: aio-pika's `connect` drops it unclosed, and its `__del__` then
-    needs an event loop to close it; collected in another thread (an `asyncio.to_thread`),
-    it has none, and Python warns of a `Connection.close` never awaited."""
-    connection = aio_pika.Connection(aio_pika.connection.make_url(node))
-    try:
-        await connection.connect(timeout=10)
-    except BaseException:
-        await connection.close()
-        raise
-    return connection
 
 
 def _safe(url: str) -> str:
