@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from platen.testing.order import LONG_FIRST, rank
+from platen.testing.order import LONG_FIRST, LONG_NEXT, arrange, rank
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -21,10 +21,32 @@ def test_a_test_ranks_by_the_first_prefix_it_starts_with_and_others_after_all():
 
 def test_every_long_test_named_is_still_there():
     # A renamed test would quietly drop back to its old place: the list says so instead.
-    for prefix in LONG_FIRST:
+    for prefix in (*LONG_FIRST, *(p for queue in LONG_NEXT for p in queue)):
         path, _, name = prefix.partition("::")
         source = (ROOT / path).read_text()
         assert not name or f"def {name}(" in source, prefix
+
+
+def test_each_queue_starts_the_share_worksteal_hands_its_worker_first():
+    ids = [f"t{i}" for i in range(10)] + ["y/c", "x/b2", "x/b1", "long/a"]
+    queues = (("long/a",), ("x/b1", "x/b2"), ("y/c",))
+
+    def arranged(workers: int) -> list[str]:
+        order = arrange(ids, workers, queues)
+        assert sorted(order) == list(range(len(ids)))  # every test, once
+        return [ids[i] for i in order]
+
+    # Three workers, 14 tests: shares of 4, 5 and 5 (14 // 3, then 10 // 2, then 5).
+    assert arranged(3) == [
+        *("long/a", "t0", "t1", "t2"),
+        *("x/b1", "x/b2", "t3", "t4", "t5"),
+        *("y/c", "t6", "t7", "t8", "t9"),
+    ]
+    # Fewer workers than queues: the last worker takes the queues left, in their order;
+    # one process runs them all first, as LONG_FIRST alone did.
+    assert arranged(2)[7:10] == ["x/b1", "x/b2", "y/c"]
+    assert arranged(1)[:4] == ["long/a", "x/b1", "x/b2", "y/c"]
+    assert arranged(1)[4:] == [f"t{i}" for i in range(10)]
 
 
 def test_a_run_starts_with_the_long_tests_and_keeps_the_rest_in_order(tmp_path):
