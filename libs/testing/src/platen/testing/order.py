@@ -1,4 +1,4 @@
-"""The known-long tests go first, one after another, on the first worker.
+"""The known-long tests go first, in a few queues, each at the start of a worker's share.
 
 pytest-xdist's `worksteal` hands each worker a contiguous share of the collection and,
 when a worker runs dry, moves the *end* of the longest queue to it. A test cannot be split,
