@@ -5,6 +5,8 @@ what cupsd logged about the queue; without one, the error says the same."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from platen.localstack.cups import LocalCups
@@ -41,3 +43,31 @@ def test_no_ppd_at_all_is_an_error_that_says_what_cupsd_logged(tmp_path):
     cups = cups_in(tmp_path)
     with pytest.raises(InfraError, match=r"no complete PPD for queue lab-color.*something cupsd"):
         cups.ppd("lab-color", timeout=0.2)
+
+
+def test_a_ppd_lpadmin_makes_late_is_waited_for_and_a_queue_left_without_one_made_again(
+    tmp_path,
+):
+    """`add_queue`'s `lpadmin -m everywhere` (here a stand-in for it): the first leaves no
+    PPD, the second's arrives a moment after it returns; it is kept as `made_ppds`."""
+    cups = cups_in(tmp_path)
+    calls = []
+
+    def lpadmin(*argv: str) -> None:
+        calls.append(argv)
+        if len(calls) == 2:
+            late = threading.Timer(0.1, (cups.folder / "ppd" / "lab-color.ppd").write_text, [PPD])
+            late.start()
+
+    cups.run = lpadmin
+    cups._add_everywhere("lab-color", "ipp://127.0.0.1:1/ipp/print", timeout=1)
+    assert [c[-1] for c in calls] == ["everywhere", "everywhere"]
+    assert cups.made_ppds["lab-color"] == PPD
+
+
+def test_a_queue_that_never_gets_a_ppd_is_an_error_that_says_what_cupsd_logged(tmp_path):
+    cups = cups_in(tmp_path)
+    cups.run = lambda *argv: None
+    with pytest.raises(InfraError, match=r"made no PPD for lab-color.*something cupsd"):
+        cups._add_everywhere("lab-color", "ipp://127.0.0.1:1/ipp/print", timeout=0.2)
+    assert "lab-color" not in cups.made_ppds

@@ -508,16 +508,31 @@ class LocalCups:
     def add_queue(self, name: str, inner_uri: str, *, everywhere: bool = True) -> None:
         """A queue for `inner_uri`, then switched to `platen:/<inner_uri>`."""
         if everywhere:
-            self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "everywhere")
-            path = self.folder / "ppd" / f"{name}.ppd"
-            with contextlib.suppress(OSError):
-                if complete_ppd(text := path.read_text()):
-                    self.made_ppds[name] = text
+            self._add_everywhere(name, inner_uri)
         else:
             self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "raw")
         self.run("lpadmin", "-p", name, "-v", f"platen:/{inner_uri}")
         self.run("cupsenable", name)
         self.run("cupsaccept", name)
+
+    def _add_everywhere(self, name: str, inner_uri: str, timeout: float = 20) -> None:
+        """`lpadmin -m everywhere`, and the PPD it made kept (`made_ppds`) once cupsd has it
+        whole. One fresh-clone run found none there at once, nor ever after the device was
+        switched (cupsd logged `Unable to connect to :0`): so it is waited for, and the
+        queue made again if it never comes."""
+        path = self.folder / "ppd" / f"{name}.ppd"
+        for _ in range(2):
+            self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "everywhere")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError):
+                    if complete_ppd(text := path.read_text()):
+                        self.made_ppds[name] = text
+                        return
+                time.sleep(0.05)
+        raise InfraError(
+            f"lpadmin -m everywhere made no PPD for {name}; cupsd: {self.error_log_about(name)}"
+        )
 
     def ppd(self, queue: str, timeout: float = 30) -> str:
         """The PPD cupsd keeps for `queue`, read whole: cupsd replaces the file when it
