@@ -9,7 +9,6 @@ given the device URI `platen:/ipp://...`, so every job goes through Platen.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import os
@@ -520,16 +519,12 @@ class LocalCups:
         whole. One fresh-clone run found none there at once, nor ever after the device was
         switched (cupsd logged `Unable to connect to :0`): so it is waited for, and the
         queue made again if it never comes."""
-        path = self.folder / "ppd" / f"{name}.ppd"
         for _ in range(2):
             self.run("lpadmin", "-p", name, "-E", "-v", inner_uri, "-m", "everywhere")
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                with contextlib.suppress(OSError):
-                    if complete_ppd(text := path.read_text()):
-                        self.made_ppds[name] = text
-                        return
-                time.sleep(0.05)
+            text = self._whole_ppd(name, timeout, twice=False)
+            if text is not None:
+                self.made_ppds[name] = text
+                return
         raise InfraError(
             f"lpadmin -m everywhere made no PPD for {name}; cupsd: {self.error_log_about(name)}"
         )
@@ -541,6 +536,23 @@ class LocalCups:
         Three fresh-clone runs of some hundred found it gone for good after the queue's
         device was switched to `platen:/` (not understood): then the one `lpadmin` made,
         read as it made it, said as a warning with what cupsd logged."""
+        text = self._whole_ppd(queue, timeout, twice=True)
+        if text is not None:
+            return text
+        logged = self.error_log_about(queue)
+        if queue in self.made_ppds:
+            warnings.warn(
+                f"cupsd keeps no PPD for {queue} now; the one lpadmin made is used. "
+                f"cupsd's log about it: {logged}",
+                stacklevel=2,
+            )
+            return self.made_ppds[queue]
+        path = self.folder / "ppd" / f"{queue}.ppd"
+        raise InfraError(f"no complete PPD for queue {queue} in {path}; cupsd: {logged}")
+
+    def _whole_ppd(self, queue: str, timeout: float, *, twice: bool) -> str | None:
+        """The PPD cupsd keeps for `queue` once it is whole (with `twice`, also the same in
+        two reads running), or None if it is not by `timeout`."""
         path = self.folder / "ppd" / f"{queue}.ppd"
         deadline = time.monotonic() + timeout
         last = None
@@ -549,18 +561,10 @@ class LocalCups:
                 text = path.read_text()
             except FileNotFoundError:
                 text = None
-            if text and complete_ppd(text) and text == last:
+            if text and complete_ppd(text) and (not twice or text == last):
                 return text
             if time.monotonic() > deadline:
-                logged = self.error_log_about(queue)
-                if queue in self.made_ppds:
-                    warnings.warn(
-                        f"cupsd keeps no PPD for {queue} now; the one lpadmin made is used. "
-                        f"cupsd's log about it: {logged}",
-                        stacklevel=2,
-                    )
-                    return self.made_ppds[queue]
-                raise InfraError(f"no complete PPD for queue {queue} in {path}; cupsd: {logged}")
+                return None
             last = text
             time.sleep(0.05)
 
