@@ -112,11 +112,7 @@ class Transport:
         nodes = itertools.cycle(node_urls(self.url))
         while True:
             try:
-                connection = await aio_pika.connect(
-                    next(nodes),
-                    client_properties={"connection_name": f"platen-client/{self.login}"},
-                    timeout=10,
-                )
+                connection = await self._connect(next(nodes))
             except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
                 if login_refused(exc):
                     self.signed_out = True
@@ -142,6 +138,24 @@ class Transport:
                 with contextlib.suppress(Exception):
                     await connection.close()
             await asyncio.sleep(delay)
+
+    async def _connect(self, node: str) -> AbstractConnection:
+        """One attempt on `node`. aio-pika's `connect` drops the connection object it made,
+        unclosed, when the broker refuses or does not answer: a desktop retrying through
+        an outage left one for the garbage collector at every attempt, which closes it
+        without an event loop (Python's "`Connection.close` was never awaited"). Closed
+        here before the error goes on. (Servers share `platen.rpc.connecting`; the client
+        loads no server library.)"""
+        connection = aio_pika.Connection(
+            aio_pika.connection.make_url(node),
+            client_properties={"connection_name": f"platen-client/{self.login}"},
+        )
+        try:
+            await connection.connect(timeout=10)
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
 
     async def _session(self, connection: AbstractConnection) -> None:
         """One connection's life: returns (or raises) when it is gone."""
