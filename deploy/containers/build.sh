@@ -23,8 +23,12 @@ if [ -z "$mirror" ]; then
 fi
 mirror="${mirror:-http://deb.debian.org/debian}"
 
+# The images a build replaces (build-image.sh removes each when it can; the rest, such as
+# an old image another old one was built on, go at the end).
+kept=()
 if [ -n "${PLATEN_REBUILD:-}" ] || ! podman image exists "$base"; then
   echo "Building $base from $mirror (debootstrap)..."
+  old_base="$(podman image inspect --format '{{.Id}}' "$base" 2>/dev/null || true)"
   tree="$(mktemp -d /var/tmp/platen-debian.XXXXXX)"
   # debootstrap mounts /proc (and may leave it mounted): never archive or delete through it.
   unmount() { grep -o " $tree/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l || true; }
@@ -43,18 +47,26 @@ if [ -n "${PLATEN_REBUILD:-}" ] || ! podman image exists "$base"; then
     --change 'CMD ["/bin/bash"]' - "$base" >/dev/null
   rm -rf --one-file-system "$tree"
   trap - EXIT
+  if [ -n "$old_base" ] && [ "$old_base" != "$(podman image inspect --format '{{.Id}}' "$base")" ]; then
+    kept+=("$old_base")
+  fi
 fi
 
-build() {  # image, Containerfile, [context]
+build() {  # image, Containerfile, context
   echo "Building $1..."
-  podman build --quiet --layers --network host \
+  local left
+  left="$("$here/build-image.sh" "$1" "$2" "$3" --network host \
     ${PIP_INDEX_URL:+--build-arg PIP_INDEX_URL="$PIP_INDEX_URL"} \
-    ${UV_INDEX_URL:+--build-arg UV_INDEX_URL="$UV_INDEX_URL"} \
-    -t "$1" -f "$2" "${3:-$here}" >/dev/null
+    ${UV_INDEX_URL:+--build-arg UV_INDEX_URL="$UV_INDEX_URL"})"
+  [ -z "$left" ] || kept+=("$left")
 }
 build localhost/platen-rabbitmq "$here/rabbitmq/Containerfile" "$here/rabbitmq"
 build localhost/platen-postgres "$here/postgres/Containerfile" "$here/postgres"
 build localhost/platen "$here/platen/Containerfile" "$root"
 build localhost/platen-print-server "$here/print-server/Containerfile" "$here/print-server"
+for old in "${kept[@]}"; do
+  podman rmi "$old" >/dev/null 2>&1 \
+    || echo "An older image is still in use (a running stack?), kept: $old"
+done
 echo "Images built:"
 podman images --filter reference='localhost/platen*' --format '  {{.Repository}}:{{.Tag}}  {{.Size}}'
