@@ -256,7 +256,17 @@ async def drive(
     next_kill = time.monotonic() + args.kill_every
     while not done.is_set():
         final = await final_count(database_url, list(submitter.sent)) or 0
-        if not node_done and final >= jobs // 10:
+        # A kill that is due comes first. Behind the node's stop (its 10 s down) and the
+        # database's restart, it could come too late: on a quiet machine every job was
+        # final by then, the run ended, and no replica had been killed at all.
+        if time.monotonic() >= next_kill:
+            key = rng.choice(sorted(platen.services.procs))
+            faults.log.append(f"SIGKILL {key}, {final} final")
+            await asyncio.to_thread(platen.services.kill, key)
+            await respawn(platen, key)
+            faults.replicas_killed += 1
+            next_kill = time.monotonic() + args.kill_every
+        elif not node_done and final >= jobs // 10:
             leaders = await asyncio.to_thread(stack.leaders, platen.vhost)
             nodename, led = leaders.most_common(1)[0]
             node = stack.node_named(nodename)
@@ -275,13 +285,6 @@ async def drive(
             await asyncio.to_thread(stack.start_database)
             faults.database_restarts += 1
             db_done = True
-        elif time.monotonic() >= next_kill:
-            key = rng.choice(sorted(platen.services.procs))
-            faults.log.append(f"SIGKILL {key}, {final} final")
-            await asyncio.to_thread(platen.services.kill, key)
-            await respawn(platen, key)
-            faults.replicas_killed += 1
-            next_kill = time.monotonic() + args.kill_every
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 1)
 
