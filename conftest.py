@@ -14,4 +14,5 @@ pytest_plugins = [
     "platen.testing.timeline",
     "platen.testing.fixture_time",
     "platen.testing.order",
+    "platen.testing.cpu_by_test",
 ]
