@@ -234,7 +234,10 @@ IMPORT_PROBE = textwrap.dedent(
 
 
 def imported(*modules: str, path: Path | None = None) -> dict:
-    env = dict(os.environ)
+    # Without the caller's own Platen settings (`PLATEN_TEST_WORKERS=4 make test`): an
+    # import that walks the whole environment (wsgiref's, under the metrics server) would
+    # count as reading them. A setting read by name is recorded whether it is set or not.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEN_")}
     if path is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(path), env.get("PYTHONPATH", "")])
     out = subprocess.run(
