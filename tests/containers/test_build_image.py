@@ -49,7 +49,7 @@ class Images:
 
 
 @pytest.fixture
-def images(tmp_path):
+def scratch_images(tmp_path):
     (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY content /content\n")
     made = Images()
     yield made
@@ -70,7 +70,8 @@ def build(tag: str, context: Path, content: str) -> str:
     return out.stdout.strip()
 
 
-def test_a_rebuilt_image_leaves_no_old_version_and_one_in_use_is_kept(images, tmp_path):
+def test_a_rebuilt_image_leaves_no_old_version_and_one_in_use_is_kept(scratch_images, tmp_path):
+    images = scratch_images
     tag = images.tag
     assert build(tag, tmp_path, "first") == ""
     first = images.current()
