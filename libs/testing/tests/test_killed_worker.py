@@ -1,13 +1,16 @@
 """A test worker killed outright (a timeout, a crash: no teardown) leaves nothing running:
-its broker, its database and everything they started go with it (platen.localstack.lifeline)."""
+its broker, its database and everything they started go with it, and then their data
+folder (platen.localstack.lifeline)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -68,10 +71,15 @@ def _command(pid: int) -> str:
 
 def test_a_worker_killed_outright_leaves_no_server_running(tmp_path):
     (tmp_path / "test_inner.py").write_text(INNER)
+    # The worker's temporary folder, where its servers' data goes: one of this test's own
+    # (and one the database's user can reach, which pytest's is not).
+    servers_tmp = Path(tempfile.mkdtemp(prefix="platen-killed-"))
+    servers_tmp.chmod(0o755)
     worker = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          "-p", "platen.testing.fixtures", "test_inner.py"],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(servers_tmp)},
     )  # fmt: skip
     started: list[int] = []
     try:
@@ -82,14 +90,31 @@ def test_a_worker_killed_outright_leaves_no_server_running(tmp_path):
         started = _descendants(worker.pid)
         commands = " ".join(_command(p) for p in started)
         assert "beam.smp" in commands and "postgres" in commands  # the servers are there
+        made = list(servers_tmp.glob("platen-test-*"))
+        assert len(made) == 1 and (made[0] / "postgres").is_dir(), made  # and their data
         worker.kill()
         worker.wait(10)
         deadline = time.monotonic() + 60
         while (left := [p for p in started if _running(p)]) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert left == [], [_command(p) for p in left]
+        # Then the servers' data: the folder the worker made for them (about 40 MB, one
+        # a run was left behind by this very test before).
+        assert _removed(servers_tmp), list(servers_tmp.rglob("*"))[:20]
     finally:
         worker.kill()
         for pid in started:  # nothing of this test's left behind, even when it fails
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(servers_tmp, ignore_errors=True)
+
+
+def _removed(folder: Path, timeout: float = 60) -> bool:
+    """Whether the servers' data folders under `folder` are gone within `timeout` (the
+    watcher removes them once the servers it killed have ended)."""
+    deadline = time.monotonic() + timeout
+    while list(folder.glob("platen-test-*")):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True

@@ -9,8 +9,10 @@ with their ports and folders (session 13 found a whole cluster left).
 whose write end only this process has (the descriptor is not inherited). `watch(pid)`
 tells the watcher each server as it is started. When the pipe closes, which the kernel
 does when this process ends, however it ends, the watcher kills every server it was told
-of that is still running, with its process group. After an orderly end the servers are
-stopped already and nothing is left to kill.
+of that is still running, with its process group, and then deletes the folders it was
+told of (`remove_after`: the servers' data, some 40 MB a worker, which a killed worker's
+teardown never removed). After an orderly end the servers are stopped and their folders
+removed already, and nothing is left to do.
 
 Not PR_SET_PDEATHSIG: the kernel sends that signal when the *thread* that started the
 child ends, and servers are started from short-lived pool threads (the broker and the
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 _watcher: subprocess.Popen | None = None
@@ -68,6 +72,17 @@ def watch(pid: int) -> None:
             _watcher.stdin.flush()
 
 
+def remove_after(folder: Path) -> None:
+    """Have the watcher delete `folder` (made by this process for its servers' data) once
+    it has killed the servers, should this process end first. Nothing without a watcher."""
+    with _lock:
+        if _watcher is None or _owner != os.getpid():
+            return
+        with contextlib.suppress(BrokenPipeError):
+            _watcher.stdin.write(b"rm " + os.fsencode(folder) + b"\n")
+            _watcher.stdin.flush()
+
+
 def start_time(pid: int) -> str | None:
     """When process `pid` started (clock ticks since boot), None if there is none: a pid
     the kernel gives again to a new process has another start time."""
@@ -97,15 +112,48 @@ def _kill(pid: int, started: str, leader: bool) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _alive(pid: int, started: str, leader: bool) -> bool:
+    """Whether what was killed still runs: the process, or for a group's leader any
+    process of its group (the broker's Erlang VM under its start script). A zombie has
+    ended."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields[0] == "Z":
+            continue
+        if int(entry.name) == pid and fields[19] == started:
+            return True
+        if leader and int(fields[2]) == pid:
+            return True
+    return False
+
+
 def main() -> None:
-    """The watcher: read what to kill until the pipe closes, then kill it."""
+    """The watcher: read what to kill and remove until the pipe closes, then do it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     watched: list[tuple[int, str, bool]] = []
+    folders: list[Path] = []
     for line in sys.stdin.buffer:
+        if line.startswith(b"rm "):
+            folders.append(Path(os.fsdecode(line[3:].rstrip(b"\n"))))
+            continue
         pid, started, leader = line.split()
         watched.append((int(pid), started.decode(), leader == b"1"))
     for pid, started, leader in watched:
         _kill(pid, started, leader)
+    if not folders:
+        return
+    # A server killed may still be writing into its folder for a moment: its files are
+    # removed once it has ended (a few seconds at most after SIGKILL).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(*w) for w in watched):
+        time.sleep(0.1)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

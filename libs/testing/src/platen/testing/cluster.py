@@ -28,6 +28,7 @@ from urllib.parse import quote
 import httpx
 
 from platen.events.discovery import with_nodes
+from platen.localstack import lifeline
 from platen.localstack.servers import LocalPostgres, LocalRabbitMQ
 from platen.testing.infra import Infra
 from platen.testing.outages import PrivateStack
@@ -117,6 +118,7 @@ def cluster_stack() -> Iterator[ClusterStack]:
     """Three RabbitMQ nodes joined into one cluster, and a PostgreSQL; all stopped and
     their data removed at the end."""
     base = Path(tempfile.mkdtemp(prefix="platen-cluster-"))
+    lifeline.remove_after(base)  # should this process be killed before its teardown
     base.chmod(0o755)  # the postgres user must reach its data folder
     cookie = secrets.token_hex(20)
     nodes = []

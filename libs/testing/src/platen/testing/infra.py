@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from platen.broker_setup.broker_limits import MAX_MESSAGE_BYTES
+from platen.localstack import lifeline
 from platen.localstack.servers import THROWAWAY, InfraError, LocalPostgres, LocalRabbitMQ
 from platen.localstack.tls import make_test_ca
 
@@ -234,6 +235,8 @@ def _from_containers(statistics_interval_ms: int = 1000, durable: bool = False) 
 @contextlib.contextmanager
 def _from_local(statistics_interval_ms: int = 1000, durable: bool = False) -> Iterator[Infra]:
     base = Path(tempfile.mkdtemp(prefix="platen-test-"))
+    # Removed below; by this process's lifeline if it is killed first (no teardown).
+    lifeline.remove_after(base)
     base.chmod(0o755)  # the postgres user must reach its data folder
     tls = make_test_ca(base / "tls")
     rabbit = LocalRabbitMQ(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from platen.localstack import lifeline
 from platen.localstack.servers import PG_BIN, LocalPostgres, LocalRabbitMQ
 from platen.localstack.services import Launcher, ServiceProcesses, run_module
 from platen.localstack.tls import make_test_ca
@@ -195,6 +196,7 @@ def private_stack() -> Iterator[PrivateStack]:
     """Start a private broker (with TLS, as the tests' own) and database; both stopped and
     their data removed at the end."""
     base = Path(tempfile.mkdtemp(prefix="platen-outage-"))
+    lifeline.remove_after(base)  # should this process be killed before its teardown
     base.chmod(0o755)  # the postgres user must reach its data folder
     tls = make_test_ca(base / "tls")
     rabbit = LocalRabbitMQ(base / "rabbitmq", tls=(tls.ca_cert, tls.server_cert, tls.server_key))
