@@ -65,10 +65,13 @@ def test_a_run_on_two_workers_charges_each_test_the_cpu_of_what_it_started(tmp_p
     # whose parent ends first (an orphan: kept in the tree by the subreaper), the third
     # nothing.
     burn = "import time\\nend = time.process_time() + 0.5\\nwhile time.process_time() < end: pass"
+    # The orphan says when it is done, so that its test waits for it however loaded the
+    # machine is (and it burns nothing during the next test).
+    burn_and_say = burn + "\\nimport pathlib, sys\\npathlib.Path(sys.argv[1]).touch()"
     (tmp_path / "test_cpu.py").write_text(
         textwrap.dedent(
             f"""
-            import subprocess, sys, time
+            import os, subprocess, sys, time
 
             def test_child():
                 subprocess.run([sys.executable, "-c", "{burn}"], check=True)
@@ -77,10 +80,13 @@ def test_a_run_on_two_workers_charges_each_test_the_cpu_of_what_it_started(tmp_p
                 # The middle process starts the burner and exits at once, without waiting.
                 code = (
                     "import subprocess, sys; "
-                    "subprocess.Popen([sys.executable, '-c', {burn!r}])"
+                    "subprocess.Popen([sys.executable, '-c', {burn_and_say!r}, 'orphan-done'])"
                 )
                 subprocess.run([sys.executable, "-c", code], check=True)
-                time.sleep(2)
+                deadline = time.monotonic() + 120
+                while not os.path.exists("orphan-done") and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(0.1)  # and has ended
 
             def test_idle():
                 time.sleep(0.3)
