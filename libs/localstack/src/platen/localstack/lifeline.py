@@ -112,10 +112,12 @@ def _kill(pid: int, started: str, leader: bool) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _alive(pid: int, started: str, leader: bool) -> bool:
-    """Whether what was killed still runs: the process, or for a group's leader any
-    process of its group (the broker's Erlang VM under its start script). A zombie has
-    ended."""
+def _any_alive(watched: list[tuple[int, str, bool]]) -> bool:
+    """Whether anything that was killed still runs: a process (the same start time), or
+    for a group's leader any process of its group (the broker's Erlang VM under its
+    start script). One pass over /proc for all of them; a zombie has ended."""
+    running: set[tuple[int, str]] = set()
+    groups: set[int] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -123,13 +125,12 @@ def _alive(pid: int, started: str, leader: bool) -> bool:
             fields = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if fields[0] == "Z":
-            continue
-        if int(entry.name) == pid and fields[19] == started:
-            return True
-        if leader and int(fields[2]) == pid:
-            return True
-    return False
+        if fields[0] != "Z":
+            running.add((int(entry.name), fields[19]))
+            groups.add(int(fields[2]))
+    return any(
+        (pid, started) in running or (leader and pid in groups) for pid, started, leader in watched
+    )
 
 
 def main() -> None:
@@ -150,7 +151,7 @@ def main() -> None:
     # A server killed may still be writing into its folder for a moment: its files are
     # removed once it has ended (a few seconds at most after SIGKILL).
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_alive(*w) for w in watched):
+    while time.monotonic() < deadline and _any_alive(watched):
         time.sleep(0.1)
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)

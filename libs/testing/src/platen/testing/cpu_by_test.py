@@ -22,7 +22,6 @@ database's start; a module's shared set-up is charged to the test that first ask
 
 from __future__ import annotations
 
-import ctypes
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -105,7 +104,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     config.stash[_ROWS] = []
     if hasattr(config, "workeroutput") or not getattr(config.option, "numprocesses", None):
-        # The process that runs the tests (a worker, or a run without workers).
+        # The process that runs the tests (a worker, or a run without workers). (ctypes
+        # imported here: the plugin is loaded by every run, and used by few.)
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
