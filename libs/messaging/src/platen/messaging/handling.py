@@ -237,6 +237,12 @@ async def apply_in_transaction(
     return reply
 
 
+# How soon a reply that could not be sent (the publisher reconnecting) is sent again, at
+# first and at most.
+REPLY_RETRY_FIRST = 0.25
+REPLY_RETRY_MAX = 5.0
+
+
 def _may_reply(raw: AbstractIncomingMessage, sender: str | None) -> bool:
     """Whether to answer a delivery at its `reply_to`. Only requests (commands and queries,
     sent through `platen.commands`) are answered, and only at a key of their own sender's:
@@ -457,8 +463,9 @@ class Dispatcher:
         for effect in effects:
             await effect()
         self.relay.wake()
-        if reply is not None and _may_reply(raw, self._sender(raw)):
-            await self._send_reply(raw, reply)
+        answering = reply is not None and _may_reply(raw, self._sender(raw))
+        if answering and not await self._send_reply(raw, reply):
+            return  # its channel has gone: the broker delivers it again, to be answered
         await raw.ack()
         self.metrics.delivery_handled(self.queue, raw.type, time.monotonic() - started)
 
@@ -559,7 +566,14 @@ class Dispatcher:
             )
         return reply, ctx.effects
 
-    async def _send_reply(self, raw: AbstractIncomingMessage, reply: Message) -> None:
+    async def _send_reply(self, raw: AbstractIncomingMessage, reply: Message) -> bool:
+        """Send `reply` to the request's `reply_to` before the request is acknowledged, and
+        again until the broker confirms it: the effect is committed, and the requester
+        may never ask again (notification waits on the ledger's answer to a user's
+        "print"), so a reply lost with the publisher's connection (a broker restart)
+        would leave it waiting for ever. False: the delivery's own channel went meanwhile,
+        so it cannot be acknowledged; the broker delivers it again, and its stored reply
+        answers it then."""
         env = envelope_for(reply, self.producer, raw.message_id)
         msg = build(
             body=encode(reply),
@@ -570,13 +584,25 @@ class Dispatcher:
             correlation_id=raw.message_id,
             occurred_at=env.occurred_at,
         )
-        try:
-            # Mandatory: a reply no queue is bound for (its requester has gone) is returned
-            # and said here, not dropped unseen.
-            await self.publisher.publish(REPLIES, raw.reply_to or "", msg)
-        except Exception as exc:
-            # The requester has gone; the effect is committed and a retry gets this reply.
-            log.warning("reply not delivered", error=repr(exc))
+        delay = REPLY_RETRY_FIRST
+        while True:
+            try:
+                # Mandatory: a reply no queue is bound for (its requester has gone) is
+                # returned and said here, not dropped unseen.
+                await self.publisher.publish(REPLIES, raw.reply_to or "", msg)
+                return True
+            except Exception as exc:
+                if outbox.is_refusal(exc):
+                    # Its requester has gone (or may not be answered there): sending again
+                    # would be refused again. A retry of the request gets this reply.
+                    log.warning("reply not delivered", error=repr(exc))
+                    return True
+                if _channel_closed(raw):
+                    log.warning("reply not sent; the request will be delivered again")
+                    return False
+                log.warning("reply not sent yet; sending it again", error=repr(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REPLY_RETRY_MAX)
 
     async def _dead_letter(self, raw: AbstractIncomingMessage, reason: str) -> None:
         log.error("message dead-lettered", reason=reason)
@@ -589,7 +615,9 @@ class Dispatcher:
             headers={HEADER_ERROR: reason[:1000], HEADER_QUEUE: self.queue},
         )
         await self.publisher.publish(DEAD_LETTERS, self.queue, copy)
-        if _may_reply(raw, self._sender(raw)):
-            await self._send_reply(raw, ErrorReply(error=reason))
+        if _may_reply(raw, self._sender(raw)) and not await self._send_reply(
+            raw, ErrorReply(error=reason)
+        ):
+            return  # delivered again: dead-lettered again (a second copy), and answered
         await raw.ack()
         self.metrics.delivery_dead_lettered(self.queue, raw.type)
