@@ -245,7 +245,7 @@ class Batcher:
             await d(items[0].raw, prepared=items[0].prepared)
             return
         try:
-            results = await self._transaction(items)
+            results, committed = await self._transaction(items)
         except Exception as exc:
             log.warning(
                 "batch rolled back; handling its messages one at a time",
@@ -256,20 +256,23 @@ class Batcher:
             for item in items:
                 await d(item.raw, prepared=item.prepared)
             return
-        # As alone: each delivery's effects, the relay woken, then the acks.
+        # As alone: each delivery's effects, the rows handed to the relay, then the acks.
         done = []
         for item, effects in zip(items, results, strict=True):
             with structlog.contextvars.bound_contextvars(queue=d.queue, **item.log_fields()):
                 if await self._effects(item, effects):
                     done.append(item)
-        d.relay.wake()
+        await d.relay.hand_over(committed)
         for item in done:
             with structlog.contextvars.bound_contextvars(queue=d.queue, **item.log_fields()):
                 await self._ack(item)
 
-    async def _transaction(self, items: list[_Item]) -> list[list[Any]]:
+    async def _transaction(
+        self, items: list[_Item]
+    ) -> tuple[list[list[Any]], list[tuple[int, tuple]]]:
         """Each delivery's inbox claim and handler, all in one transaction; returns the
-        after-commit effects of each. Raises (and so rolls back) if any handler does."""
+        after-commit effects of each, and the outbox rows written (with their ids). Raises
+        (and so rolls back) if any handler does."""
         d = self.dispatcher
         results = []
         rows: list[tuple] = []
@@ -302,8 +305,8 @@ class Batcher:
                 results.append(effects)
             await emit_latest_of(latest)
             await flush_writes(store)
-            await outbox.add_rows(conn, rows)
-        return results
+            committed = await outbox.add_rows(conn, rows)
+        return results, committed
 
     async def _effects(self, item: _Item, effects: list[Any]) -> bool:
         """Run the delivery's after-commit effects; False if one failed, and the delivery

@@ -7,8 +7,9 @@ The steps for every delivery:
    the handler, which changes state and adds outgoing messages to the outbox. A handler
    with slow work that needs no database (analysing a document) has it done first, outside
    any transaction (`outside_transaction`), and finds the result in `ctx.prepared`.
-3. After the commit: run the effects the handler left for then (`ctx.after_commit`), wake
-   the outbox relay, send the reply if the sender asked for one, and only then ack.
+3. After the commit: run the effects the handler left for then (`ctx.after_commit`), hand
+   its outbox rows to the relay to publish from memory, send the reply if the sender asked
+   for one (until the broker confirms it), and only then ack.
 A handler that raises `Rejected` dead-letters the message the same way. Any other error is
 treated as transient (database or broker trouble): the message is returned to the queue,
 until its last allowed delivery (the queue's delivery limit, counted by the broker in
@@ -18,6 +19,7 @@ until its last allowed delivery (the queue's delivery limit, counted by the brok
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -462,7 +464,6 @@ class Dispatcher:
             return
         for effect in effects:
             await effect()
-        self.relay.wake()
         answering = reply is not None and _may_reply(raw, self._sender(raw))
         if answering and not await self._send_reply(raw, reply):
             return  # its channel has gone: the broker delivers it again, to be answered
@@ -505,10 +506,13 @@ class Dispatcher:
                 # the commit, instead of a round trip each (as a batch's are).
                 ctx = context(conn)
                 ctx.outbox_rows = []
-                applied = await self.apply_once(conn, ctx, envelope, message, handler)
+                reply, effects = await self.apply_once(conn, ctx, envelope, message, handler)
                 if ctx.outbox_rows:
-                    await outbox.add_rows(conn, ctx.outbox_rows)
-                return applied
+                    committed = await outbox.add_rows(conn, ctx.outbox_rows)
+                    # The last effect: once committed, and after the handler's own
+                    # effects, its messages go out from memory (the relay's fast lane).
+                    effects = [*effects, functools.partial(self.relay.hand_over, committed)]
+                return reply, effects
 
     def context(
         self,

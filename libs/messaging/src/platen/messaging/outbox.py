@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Required, TypedDict, Unpack
+import time
+from collections.abc import Mapping
+from typing import Any, Required, TypedDict, Unpack
 
 import asyncpg
 import structlog
@@ -68,6 +70,11 @@ async def backlog(conn: asyncpg.Connection) -> tuple[int, float | None, int]:
     return row["waiting"], (float(oldest) if oldest is not None else None), row["refused"]
 
 
+# How old a row must be for the timed sweep, which finds rows nobody handed over or asked
+# for (their process stopped): younger ones are still in some replica's fast lane.
+SETTLED = 2.0
+
+
 class PublishFailed(RuntimeError):
     """Nothing in the batch could be published (the broker refused every row)."""
 
@@ -75,7 +82,9 @@ class PublishFailed(RuntimeError):
 # The table's columns in the order of a `row`.
 _COLUMNS = """message_id, exchange, routing_key, message_type, schema_version, correlation_id,
               body, expiration_ms, created_at, reply_to, marks"""
-_INSERT = f"INSERT INTO outbox ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+_NAMES = [name.strip() for name in _COLUMNS.split(",")]
+_INSERT = f"""INSERT INTO outbox ({_COLUMNS})
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id"""
 # Several rows in one statement, in their order (so their ids, which the relay publishes
 # by, follow it): one execution for a batch's rows, not one per row.
 _INSERT_MANY = f"""INSERT INTO outbox ({_COLUMNS})
@@ -83,7 +92,8 @@ _INSERT_MANY = f"""INSERT INTO outbox ({_COLUMNS})
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
                          $6::text[], $7::bytea[], $8::int[], $9::timestamptz[], $10::text[],
                          $11::text[]) WITH ORDINALITY AS r ({_COLUMNS}, n)
-            ORDER BY r.n"""
+            ORDER BY r.n
+        RETURNING id"""
 
 
 class Where(TypedDict, total=False):
@@ -120,12 +130,19 @@ async def add(
     await add_rows(conn, [row(message, envelope, **where)])
 
 
-async def add_rows(conn: asyncpg.Connection, rows: list[tuple]) -> None:
-    """Several rows (`row`) in the caller's transaction, in their order, in one statement."""
+async def add_rows(conn: asyncpg.Connection, rows: list[tuple]) -> list[tuple[int, tuple]]:
+    """Several rows (`row`) in the caller's transaction, in their order, in one statement;
+    each with the id it was given, for `OutboxRelay.hand_over` once the transaction has
+    committed."""
     if len(rows) == 1:
-        await conn.execute(_INSERT, *rows[0])
-    elif rows:
-        await conn.execute(_INSERT_MANY, *map(list, zip(*rows, strict=True)))
+        return [(await conn.fetchval(_INSERT, *rows[0]), rows[0])]
+    if not rows:
+        return []
+    # Ids are drawn in the order the rows are inserted, which is theirs: sorted, they pair.
+    ids = sorted(
+        r["id"] for r in await conn.fetch(_INSERT_MANY, *map(list, zip(*rows, strict=True)))
+    )
+    return list(zip(ids, rows, strict=True))
 
 
 class OutboxRelay:
@@ -152,18 +169,43 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wakeup = asyncio.Event()
+        # Rows committed in this process and handed over to go out from memory (the fast
+        # lane), with their ids, oldest first.
+        self._fresh: list[tuple[int, tuple]] = []
+        # Whether the table must be read (`flush_once`, the sweep) at the next turn, and
+        # when it last was: rows not handed over, and any the fast lane could not send.
+        self._sweep_asked = True
+        self._swept_at = float("-inf")
 
     def wake(self) -> None:
-        """Called after a transaction that added rows commits, so they leave at once."""
+        """Called after a transaction that added rows commits, so they leave at once: the
+        table is read for them. (A delivery's rows are handed over instead.)"""
+        self._sweep_asked = True
         self._wakeup.set()
+
+    async def hand_over(self, committed: list[tuple[int, tuple]]) -> None:
+        """Rows (`add_rows`' ids and rows) whose transaction has committed: published from
+        memory at the relay's next turn, then deleted in one statement, without reading
+        the table. Until then, and if that fails, the table keeps them for the sweep."""
+        if committed:
+            self._fresh.extend(committed)
+            self._wakeup.set()
+
+    def _sweep_due(self) -> bool:
+        return self._sweep_asked or time.monotonic() - self._swept_at >= self._poll_interval
 
     async def run(self) -> None:
         delay = min(0.1, self._max_backoff)
         while True:
             # Cleared before reading the table, so a wake-up during the flush is not lost.
             self._wakeup.clear()
+            sent = 0
             try:
-                sent = await self.flush_once()
+                if self._fresh:
+                    await self._send_fresh()
+                if self._sweep_due():
+                    # Asked for: every row; only due: the settled ones.
+                    sent = await self.flush_once(older_than=0.0 if self._sweep_asked else SETTLED)
                 delay = min(0.1, self._max_backoff)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
@@ -173,35 +215,65 @@ class OutboxRelay:
                 # a publish): a failed try like any other. Re-raised, it would end the
                 # relay for good and leave every later row unpublished.
                 log.warning("outbox relay interrupted, will retry", delay=delay)
+                self._sweep_asked = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)
                 continue
             except Exception as exc:  # broker or database trouble: keep the rows, retry
                 log.warning("outbox relay failed, will retry", error=repr(exc), delay=delay)
+                self._sweep_asked = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_backoff)
                 continue
-            if sent < self._batch_size:
+            if sent < self._batch_size and not self._fresh:
+                # Until a wake-up, or the next sweep is due.
+                left = self._poll_interval - (time.monotonic() - self._swept_at)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                    await asyncio.wait_for(self._wakeup.wait(), max(left, 0.0))
 
-    async def flush_once(self) -> int:
+    async def _send_fresh(self) -> None:
+        """The fast lane: publish handed-over rows from memory, in their order, and delete
+        the ones the broker confirmed, in one statement. Any that failed stay in the table
+        and the sweep is asked for (it counts refusals, and retries with backoff). A crash
+        or a failed DELETE leaves published rows in the table: the sweep publishes them
+        again, and the consumers' inboxes absorb the copies."""
+        batch = self._fresh[: self._batch_size]
+        del self._fresh[: self._batch_size]
+        results = await asyncio.gather(
+            *(self._publish(dict(zip(_NAMES, row, strict=True))) for _, row in batch),
+            return_exceptions=True,
+        )
+        sent = [i for (i, _), res in zip(batch, results, strict=True) if res is None]
+        if len(sent) < len(batch):
+            self._sweep_asked = True
+        if sent:
+            async with self._pool.acquire() as conn:
+                await conn.execute(_delete(sent))
+            self._metrics.published.inc(len(sent))
+
+    async def flush_once(self, *, older_than: float = 0.0) -> int:
         """Publish a batch; returns how many went out. Rows the broker refused stay, with
-        their attempt counted, and the others are not held back by them.
+        their attempt counted, and the others are not held back by them. `older_than`:
+        only rows emitted at least that many seconds ago (the timed sweep leaves alone
+        the rows another replica's fast lane is sending now).
 
         The transaction is begun and ended by hand so that its usual end, every row
         published, is one round trip: the DELETE and the COMMIT sent together as one
         simple query (three round trips a batch instead of four). An error or a
         cancellation leaves it open, and the pool rolls it back when it takes the
         connection back (platen.db.pool), the rows and their locks with it."""
+        self._sweep_asked = False
+        self._swept_at = time.monotonic()
         async with self._pool.acquire() as conn:
             await conn.execute("BEGIN")
             rows = await conn.fetch(
                 f"""SELECT id, attempts, {_COLUMNS}
-                   FROM outbox WHERE attempts < $2
-                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                   FROM outbox
+                  WHERE attempts < $2 AND created_at <= now() - make_interval(secs => $3)
+                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
                 MAX_ATTEMPTS,
+                older_than,
             )
             if not rows:
                 await conn.execute("COMMIT")
@@ -245,7 +317,7 @@ class OutboxRelay:
             )
         return len(sent)
 
-    async def _publish(self, row: asyncpg.Record) -> None:
+    async def _publish(self, row: Mapping[str, Any]) -> None:
         message = build(
             body=row["body"],
             message_type=row["message_type"],
@@ -272,11 +344,16 @@ class OutboxRelay:
         )
 
 
+def _delete(ids: list[int]) -> str:
+    """The DELETE of rows published, as one simple query (ids written as integers)."""
+    return f"DELETE FROM outbox WHERE id IN ({', '.join(str(int(i)) for i in ids)})"
+
+
 def _delete_and_commit(ids: list[int]) -> str:
     """The end of a flush that published every row: their DELETE and the COMMIT as one
     simple query (which takes no parameters: the ids are the table's own bigints, written
     as integers)."""
-    return f"DELETE FROM outbox WHERE id IN ({', '.join(str(int(i)) for i in ids)}); COMMIT"
+    return f"{_delete(ids)}; COMMIT"
 
 
 def _reply_to(queue: str | None, user: str | None) -> str | None:

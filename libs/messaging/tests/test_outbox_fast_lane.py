@@ -1,0 +1,126 @@
+"""The outbox relay's fast lane: a delivery's committed rows go out from memory and are
+deleted in one statement, without the table being read; the table stays the safety net
+(a row the fast lane could not send, a row nobody handed over). Against a real RabbitMQ
+and PostgreSQL."""
+
+import asyncio
+import contextlib
+
+from platen.db import create_pool
+from platen.events.registry import decode
+from platen.events.routing import COMMANDS, EVENTS
+from platen.messaging import outbox
+from platen.messaging.codec import envelope_for
+from platen.messaging.outbox import OutboxRelay
+
+from .test_dispatcher import first_message
+from .test_outbox_relay import add_cancelled, cancelled
+
+
+async def _commit(pool, events, where) -> list[tuple[int, tuple]]:
+    """`events` written in one transaction, as a delivery's are, each to its (exchange,
+    routing key); their (id, row)s."""
+    rows = [
+        outbox.row(e, envelope_for(e, "test"), exchange=exchange, routing_key=key)
+        for e, (exchange, key) in zip(events, where, strict=True)
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        return await outbox.add_rows(conn, rows)
+
+
+async def _until(predicate, timeout: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        assert loop.time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay):
+    task = asyncio.create_task(relay.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_rows_handed_over_are_published_from_memory_and_deleted_in_one_statement(
+    pool, database_url, channel, publisher
+):
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    one = await create_pool(database_url, "svc", min_size=1, max_size=1)  # the relay's
+    sent: list[str] = []
+    async with one.acquire() as conn:
+        conn.add_query_logger(lambda record: sent.append(record.query))
+    relay = OutboxRelay(one, publisher, "test", poll_interval=3600)
+    try:
+        async with running(relay):
+            # Its first turn reads the table (rows a stopped process left): wait it out.
+            await _until(lambda: asyncio.sleep(0, "COMMIT" in sent))
+            before = len(sent)
+            events = [cancelled() for _ in range(3)]
+            committed = await _commit(pool, events, [(EVENTS, "job.cancelled")] * 3)
+            await relay.hand_over(committed)
+            got = [await first_message(q) for _ in events]
+            assert [decode("job.cancelled", 1, raw.body) for raw in got] == events  # in order
+
+            async def table_empty():
+                async with pool.acquire() as conn:
+                    return await conn.fetchval("SELECT count(*) FROM svc.outbox") == 0
+
+            await _until(table_empty)
+    finally:
+        await one.close()
+    statements = [s for s in sent[before:] if "pg_catalog" not in s and "pg_type" not in s]
+    ids = ", ".join(str(i) for i, _ in committed)
+    assert statements == [f"DELETE FROM outbox WHERE id IN ({ids})"]
+
+
+async def test_a_row_the_fast_lane_could_not_send_is_left_to_the_sweep(pool, channel, publisher):
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    good, lost = cancelled(), cancelled()
+    # Nothing is bound under the second's key: the broker returns it (`mandatory`).
+    committed = await _commit(
+        pool, [good, lost], [(EVENTS, "job.cancelled"), (COMMANDS, "nobody.here")]
+    )
+    relay = OutboxRelay(pool, publisher, "test", poll_interval=3600)
+    async with running(relay):
+        await relay.hand_over(committed)
+        raw = await first_message(q)
+        assert raw is not None and decode("job.cancelled", 1, raw.body) == good
+
+        async def counted():
+            # The sweep, asked for by the failure, tried it again and counted the refusal.
+            async with pool.acquire() as conn:
+                rows = await conn.fetch("SELECT id, attempts FROM svc.outbox")
+            return [(r["id"], r["attempts"] > 0) for r in rows] == [(committed[1][0], True)]
+
+        await _until(counted)
+
+
+async def test_the_timed_sweep_leaves_rows_younger_than_a_fast_lane_needs(pool, channel, publisher):
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    [event] = await add_cancelled(pool, 1)  # committed, never handed over
+    relay = OutboxRelay(pool, publisher, "test")
+    assert await relay.flush_once(older_than=60) == 0  # another replica may be sending it
+    assert await relay.flush_once(older_than=0) == 1
+    assert decode("job.cancelled", 1, (await q.get(timeout=5)).body) == event
+
+
+async def test_a_row_nobody_handed_over_goes_out_with_the_timed_sweep(pool, channel, publisher):
+    # Committed by a process that stopped before handing it over: the next timed sweep of
+    # any relay sends it, once it has settled.
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    relay = OutboxRelay(pool, publisher, "test", poll_interval=0.2)
+    async with running(relay):
+        await asyncio.sleep(0.5)  # its first turn, which reads every row, is over
+        [event] = await add_cancelled(pool, 1)
+        raw = await first_message(q, timeout=outbox.SETTLED + 10)
+        assert raw is not None and decode("job.cancelled", 1, raw.body) == event
