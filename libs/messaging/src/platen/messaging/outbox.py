@@ -1,10 +1,14 @@
 """The transactional outbox: record messages with the state change, publish them after.
 
 `add` writes a row inside the caller's transaction (`add_rows` several, for a batch).
-The relay publishes pending rows in batches (many confirms awaited at once) and deletes
-them in the same transaction that locked them. A crash between publishing and deleting
-publishes a row again on restart: consumers de-duplicate on the message id, so that is
-harmless.
+Once that transaction has committed, a delivery's rows are handed to the relay
+(`OutboxRelay.hand_over`), which publishes them from memory (many confirms awaited at
+once) and deletes them in one statement: the fast lane. The relay's sweep (`flush_once`)
+reads the table for everything else, locking the rows it publishes and deleting them in
+the same transaction: at once when asked (`wake`, a failure, the start), otherwise every
+`poll_interval` for rows old enough that no replica's fast lane still holds them. A crash
+between publishing and deleting publishes a row again: consumers de-duplicate on the
+message id, so that is harmless.
 
 A row is published however long the broker is away: a publish that fails because the
 broker is unreachable, blocked (a memory or disk alarm), frozen or busy (a nack) costs the
