@@ -124,3 +124,29 @@ async def test_a_row_nobody_handed_over_goes_out_with_the_timed_sweep(pool, chan
         [event] = await add_cancelled(pool, 1)
         raw = await first_message(q, timeout=outbox.SETTLED + 10)
         assert raw is not None and decode("job.cancelled", 1, raw.body) == event
+
+
+async def test_a_backlog_larger_than_a_batch_is_drained_without_waiting_for_the_timer(
+    pool, channel, publisher
+):
+    # An outage leaves many rows: each full batch the sweep sends asks for the next at once.
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    events = await add_cancelled(pool, 35)
+    relay = OutboxRelay(pool, publisher, "test", batch_size=10, poll_interval=3600)
+    async with running(relay):
+        got = [await first_message(q) for _ in events]
+    assert [decode("job.cancelled", 1, raw.body) for raw in got if raw] == events
+
+
+async def test_the_sweep_leaves_the_rows_handed_over_to_the_fast_lane(pool, channel, publisher):
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    left_behind = (await add_cancelled(pool, 1))[0]  # nobody handed this one over
+    handed = await _commit(pool, [cancelled()], [(EVENTS, "job.cancelled")])
+    relay = OutboxRelay(pool, publisher, "test")
+    await relay.hand_over(handed)  # the relay has not had its turn yet
+    assert await relay.flush_once() == 1  # only the row left behind
+    raw = await first_message(q)
+    assert raw is not None and decode("job.cancelled", 1, raw.body) == left_behind
+    assert await first_message(q, timeout=0.5) is None

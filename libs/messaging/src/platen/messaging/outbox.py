@@ -210,6 +210,8 @@ class OutboxRelay:
                 if self._sweep_due():
                     # Asked for: every row; only due: the settled ones.
                     sent = await self.flush_once(older_than=0.0 if self._sweep_asked else SETTLED)
+                    if sent == self._batch_size:
+                        self._sweep_asked = True  # a backlog (an outage's): on at once
                 delay = min(0.1, self._max_backoff)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
@@ -268,16 +270,20 @@ class OutboxRelay:
         connection back (platen.db.pool), the rows and their locks with it."""
         self._sweep_asked = False
         self._swept_at = time.monotonic()
+        # Rows handed over meanwhile are the fast lane's, next turn: not sent twice here.
+        handed_over = [i for i, _ in self._fresh]
         async with self._pool.acquire() as conn:
             await conn.execute("BEGIN")
             rows = await conn.fetch(
                 f"""SELECT id, attempts, {_COLUMNS}
                    FROM outbox
                   WHERE attempts < $2 AND created_at <= now() - make_interval(secs => $3)
+                    AND id <> ALL($4::bigint[])
                   ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
                 MAX_ATTEMPTS,
                 older_than,
+                handed_over,
             )
             if not rows:
                 await conn.execute("COMMIT")
