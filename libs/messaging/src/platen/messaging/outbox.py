@@ -99,6 +99,14 @@ _INSERT_MANY = f"""INSERT INTO outbox ({_COLUMNS})
             ORDER BY r.n
         RETURNING id"""
 
+# The sweep's SELECT: the oldest rows not given up on, at least $3 seconds old, locked;
+# and the same but for the rows whose ids are in $4.
+_SWEEP = f"""SELECT id, attempts, {_COLUMNS}
+               FROM outbox
+              WHERE attempts < $2 AND created_at <= now() - make_interval(secs => $3)
+              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
+_SWEEP_BUT = _SWEEP.replace("ORDER BY", "AND id <> ALL($4::bigint[])\n              ORDER BY")
+
 
 class Where(TypedDict, total=False):
     """Where a row goes, and how: `row`'s and `add`'s keywords, written once for both."""
@@ -271,19 +279,16 @@ class OutboxRelay:
         self._sweep_asked = False
         self._swept_at = time.monotonic()
         # Rows handed over meanwhile are the fast lane's, next turn: not sent twice here.
+        # (Most sweeps find none, and send the statement without the list.)
         handed_over = [i for i, _ in self._fresh]
         async with self._pool.acquire() as conn:
             await conn.execute("BEGIN")
             rows = await conn.fetch(
-                f"""SELECT id, attempts, {_COLUMNS}
-                   FROM outbox
-                  WHERE attempts < $2 AND created_at <= now() - make_interval(secs => $3)
-                    AND id <> ALL($4::bigint[])
-                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                _SWEEP_BUT if handed_over else _SWEEP,
                 self._batch_size,
                 MAX_ATTEMPTS,
                 older_than,
-                handed_over,
+                *([handed_over] if handed_over else []),
             )
             if not rows:
                 await conn.execute("COMMIT")
