@@ -14,14 +14,10 @@ import uuid
 
 from platen.events.printers import AddPrinter
 from platen.events.registry import encode
-from platen.events.routing import COMMANDS
 from platen.events.system import ErrorReply
-from platen.messaging.handling import Dispatcher
-from platen.messaging.outbox import OutboxRelay
 
 from .test_dispatcher import first_message, message, reply_queue
-
-QUEUE = "pricing.commands"
+from .test_queries import _serve
 
 
 async def _close_publisher(vhosts, vhost: str, publisher) -> None:
@@ -48,18 +44,10 @@ async def test_a_reply_that_fails_with_the_publishers_connection_is_sent_once_it
         await _close_publisher(vhosts, vhost[0], publisher)
         return ErrorReply(error=f"added {cmd.name}")
 
-    dispatcher = Dispatcher(
-        queue=QUEUE,
-        producer="pricing",
-        pool=pool,
-        publisher=publisher,
-        relay=OutboxRelay(pool, publisher, "pricing"),
-        handlers={AddPrinter: add},
-    )
-    await (await channel.get_queue(QUEUE)).consume(dispatcher)
+    commands = await _serve(channel, pool, publisher, {AddPrinter: add})
     asker, reply_to = await reply_queue(channel, me)
     message_id = str(uuid.uuid4())
-    await (await channel.get_exchange(COMMANDS)).publish(
+    await commands.publish(
         message(
             encode(AddPrinter(name="lab-1", price_per_page="0.10")),
             type_=AddPrinter.message_type,
