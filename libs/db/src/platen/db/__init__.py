@@ -2,5 +2,14 @@
 
 from platen.db.migrations import Migration, apply_migrations, load_migrations
 from platen.db.pool import connect_with_retry, create_pool
+from platen.db.transactions import RolledBack, checked_transaction
 
-__all__ = ["Migration", "apply_migrations", "connect_with_retry", "create_pool", "load_migrations"]
+__all__ = [
+    "Migration",
+    "RolledBack",
+    "apply_migrations",
+    "checked_transaction",
+    "connect_with_retry",
+    "create_pool",
+    "load_migrations",
+]

@@ -43,6 +43,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from platen.db import checked_transaction
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError
 from platen.messaging import inbox, outbox
@@ -277,7 +278,7 @@ class Batcher:
         results = []
         rows: list[tuple] = []
         latest: dict[str, Any] = {}
-        async with d.pool.acquire() as conn, conn.transaction():
+        async with d.pool.acquire() as conn, checked_transaction(conn):
             # One store for the whole batch: what it has locked and read once, it need not
             # lock or read again for the next message (the service's store decides what it
             # may keep; a store without state is simply shared).

@@ -29,6 +29,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from platen.db import checked_transaction
 from platen.events.base import Envelope, Message
 from platen.events.registry import ContractError, decode, encode
 from platen.events.routing import COMMANDS, DEAD_LETTERS, EVENTS, REPLIES, reply_prefix
@@ -501,7 +502,7 @@ class Dispatcher:
                 async with conn.transaction(readonly=True):
                     ctx = context(conn)
                     return await handler(ctx, message), ctx.effects
-            async with conn.transaction():
+            async with checked_transaction(conn):
                 # The messages the handler emits are written together, one statement before
                 # the commit, instead of a round trip each (as a batch's are).
                 ctx = context(conn)
