@@ -13,7 +13,7 @@ from platen.messaging import outbox
 from platen.messaging.codec import envelope_for
 from platen.messaging.outbox import OutboxRelay
 
-from .test_dispatcher import first_message
+from .test_dispatcher import first_message, wait_for
 from .test_outbox_relay import add_cancelled, cancelled
 
 
@@ -26,14 +26,6 @@ async def _commit(pool, events, where) -> list[tuple[int, tuple]]:
     ]
     async with pool.acquire() as conn, conn.transaction():
         return await outbox.add_rows(conn, rows)
-
-
-async def _until(predicate, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await predicate():
-        assert loop.time() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -60,7 +52,10 @@ async def test_rows_handed_over_are_published_from_memory_and_deleted_in_one_sta
     try:
         async with running(relay):
             # Its first turn reads the table (rows a stopped process left): wait it out.
-            await _until(lambda: asyncio.sleep(0, "COMMIT" in sent))
+            async def swept():
+                return "COMMIT" in sent
+
+            assert await wait_for(swept)
             before = len(sent)
             events = [cancelled() for _ in range(3)]
             committed = await _commit(pool, events, [(EVENTS, "job.cancelled")] * 3)
@@ -72,7 +67,7 @@ async def test_rows_handed_over_are_published_from_memory_and_deleted_in_one_sta
                 async with pool.acquire() as conn:
                     return await conn.fetchval("SELECT count(*) FROM svc.outbox") == 0
 
-            await _until(table_empty)
+            assert await wait_for(table_empty)
     finally:
         await one.close()
     statements = [s for s in sent[before:] if "pg_catalog" not in s and "pg_type" not in s]
@@ -100,7 +95,7 @@ async def test_a_row_the_fast_lane_could_not_send_is_left_to_the_sweep(pool, cha
                 rows = await conn.fetch("SELECT id, attempts FROM svc.outbox")
             return [(r["id"], r["attempts"] > 0) for r in rows] == [(committed[1][0], True)]
 
-        await _until(counted)
+        assert await wait_for(counted)
 
 
 async def test_the_timed_sweep_leaves_rows_younger_than_a_fast_lane_needs(pool, channel, publisher):

@@ -347,7 +347,7 @@ async def apply_batch_in_transaction(
     contexts = []
     rows: list[tuple] = []
     latest: dict[str, Any] = {}
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn, checked_transaction(conn):
         shared = store(conn) if store else None
         defer_writes(shared)
         await take_batch_locks(shared, steps)

@@ -228,7 +228,7 @@ async def apply_in_transaction(
     and benchmarks of a service's handlers against its database. `user_id`: the AMQP
     user_id the delivery would carry (the broker-checked sender)."""
     prepared = await prepare(handler, message)
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn, checked_transaction(conn):
         env = Envelope(message.message_type, message.schema_version, producer)
         ctx = HandlerContext(conn, env, producer, None, structlog.get_logger(producer))  # type: ignore[arg-type]
         ctx.user_id = user_id

@@ -100,12 +100,13 @@ _INSERT_MANY = f"""INSERT INTO outbox ({_COLUMNS})
         RETURNING id"""
 
 # The sweep's SELECT: the oldest rows not given up on, at least $3 seconds old, locked;
-# and the same but for the rows whose ids are in $4.
-_SWEEP = f"""SELECT id, attempts, {_COLUMNS}
+# `_SWEEP_BUT` leaves out the rows whose ids are in $4 as well.
+_SWEEP_ROWS = f"""SELECT id, attempts, {_COLUMNS}
                FROM outbox
-              WHERE attempts < $2 AND created_at <= now() - make_interval(secs => $3)
-              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
-_SWEEP_BUT = _SWEEP.replace("ORDER BY", "AND id <> ALL($4::bigint[])\n              ORDER BY")
+              WHERE attempts < $2 AND created_at <= now() - make_interval(secs => $3)"""
+_SWEEP_ORDER = "\n              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+_SWEEP = _SWEEP_ROWS + _SWEEP_ORDER
+_SWEEP_BUT = _SWEEP_ROWS + " AND id <> ALL($4::bigint[])" + _SWEEP_ORDER
 
 
 class Where(TypedDict, total=False):
