@@ -196,8 +196,32 @@ def spread(ms: list[float]) -> str:
     return f"p50 {p50:.0f}, p90 {p90:.0f}, p99 {p99:.0f}, max {max(ms):.0f} ms"
 
 
+def deliveries(vhosts: Vhosts, vhost: str) -> dict[str, int]:
+    """Messages each queue of `vhost` has delivered so far (the management API's count,
+    which lags by its statistics interval)."""
+    queues = vhosts.http.get(f"/api/queues/{vhost}").json()
+    return {q["name"]: (q.get("message_stats") or {}).get("deliver_get", 0) for q in queues}
+
+
+async def settled_deliveries(vhosts: Vhosts, vhost: str) -> dict[str, int]:
+    """The counts once two readings a statistics interval apart agree."""
+    last = deliveries(vhosts, vhost)
+    while True:
+        await asyncio.sleep(6)
+        now = deliveries(vhosts, vhost)
+        if now == last:
+            return now
+        last = now
+
+
 async def bench(
-    url: str, bare_url: str, pids: dict[str, int], burst_n: int, rate: float, seconds: float
+    url: str,
+    bare_url: str,
+    pids: dict[str, int],
+    burst_n: int,
+    rate: float,
+    seconds: float,
+    counted: tuple[Vhosts, str],
 ) -> None:
     doc = make_pdf(3)
     sender = signed_in_as(url)
@@ -231,6 +255,7 @@ async def bench(
         bare_rate = done / took
         print(f"bare chain, burst: {done}/{burst_n} in {took:.2f} s = {bare_rate:.1f} chains/s")
 
+        delivered = await settled_deliveries(*counted)
         before = cpu(pids)
         done, took = await burst(job, clock, burst_n)
         used = {name: cpu_s - before[name] for name, cpu_s in cpu(pids).items()}
@@ -244,6 +269,16 @@ async def bench(
             "CPU per job in that burst, ms: "
             + ", ".join(f"{name} {ms:.1f}" for name, ms in per_job.items())
             + f"; total {sum(per_job.values()):.1f}"
+        )
+        after = await settled_deliveries(*counted)
+        per_queue = {
+            name: (n - delivered.get(name, 0)) / max(done, 1)
+            for name, n in sorted(after.items())
+            if n > delivered.get(name, 0) and not name.startswith("amq.gen")
+        }
+        print(
+            f"deliveries per job in that burst: {sum(per_queue.values()):.2f} "
+            f"({', '.join(f'{name} {n:.2f}' for name, n in per_queue.items())})"
         )
 
         sent, bare_lat = await steady(chain, bare_clock, rate, seconds)
@@ -280,7 +315,7 @@ def main() -> None:
     args = p.parse_args()
     with provide(durable=True) as infra:
         vhosts = Vhosts(infra)
-        _, url = vhosts.create()
+        vhost, url = vhosts.create()
         _, bare_url = vhosts.create()
         _, db = asyncio.run(create_database(infra.database_url))
         _, bare_db = asyncio.run(create_database(infra.database_url))
@@ -299,7 +334,17 @@ def main() -> None:
                 f"bare chain: {bare_chain.HOPS} hops, each its own process"
             )
             with bare_chain.BareChain(bare_url, bare_db):
-                asyncio.run(bench(url, bare_url, pids, args.burst, args.rate, args.seconds))
+                asyncio.run(
+                    bench(
+                        url,
+                        bare_url,
+                        pids,
+                        args.burst,
+                        args.rate,
+                        args.seconds,
+                        (vhosts, vhost),
+                    )
+                )
         finally:
             services.stop_all()
 

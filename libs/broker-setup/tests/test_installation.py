@@ -92,6 +92,48 @@ async def test_an_installer_that_keeps_the_passwords_leaves_running_services_abl
         assert not await manager.user_exists("nobody-" + uuid.uuid4().hex)
 
 
+async def test_an_upgrade_removes_the_bindings_a_service_gave_up_and_keeps_the_rest(
+    infra, amqp_url
+):
+    """A site installed by an older version has notification's events queue bound to
+    `job.authorized`, which notification no longer takes: left there, every job's
+    authorisation would be dead-lettered by a service with no handler for it. Installing
+    again removes that binding, and only that one."""
+    admin_url = _admin_management_url(infra)
+    await install(amqp_url, admin_url, disable_guest=False)
+    conn = await aio_pika.connect(amqp_url)
+    async with conn:
+        ch = await conn.channel()
+        events = await ch.get_exchange("platen.events")
+        queue = await ch.get_queue("notification.events")
+        await queue.bind(events, routing_key="job.authorized")  # as the older version did
+        async with BrokerAdmin(admin_url, vhost_of(amqp_url)) as admin:
+            before = await admin.bindings("platen.events", "notification.events")
+            replay = await admin.bindings("platen.replay", "notification.events")
+            answers = await admin.bindings("platen.replies", "notification.answers")
+        assert "job.authorized" in before
+
+        await install(amqp_url, admin_url, disable_guest=False)
+
+        async with BrokerAdmin(admin_url, vhost_of(amqp_url)) as admin:
+            after = await admin.bindings("platen.events", "notification.events")
+            assert set(after) == set(before) - {"job.authorized"}
+            assert "job.cancelled" in after
+            assert await admin.bindings("platen.replay", "notification.events") == replay
+            assert await admin.bindings("platen.replies", "notification.answers") == answers
+        publisher = await conn.channel(publisher_confirms=True)
+        await (await publisher.get_exchange("platen.events")).publish(
+            aio_pika.Message(b"{}"), routing_key="job.authorized"
+        )
+        await publisher.close()
+        assert (
+            await ch.declare_queue("notification.events", passive=True)
+        ).declaration_result.message_count == 0
+        assert (
+            await ch.declare_queue("job-capture.events", passive=True)
+        ).declaration_result.message_count == 1
+
+
 def test_platenctl_broker_setup_writes_owner_only_files(infra, amqp_url, tmp_path):
     out = subprocess.run(
         [

@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from platen.events.accounts import AccountOption, AnswerJob, AnswerOutcome, JobInputRequired
 from platen.events.base import Envelope
 from platen.events.desktop import AnswerResult, JobAnswer, JobPrompt, PromptClosed
@@ -198,14 +200,18 @@ def cancelled(event) -> JobCancelled:
 
 async def test_the_popup_closes_once_when_the_job_moves_on(ctx, store):
     event = await asked(ctx)
-    closing = FakeContext(store=store)
-    authorized = JobAuthorized(
-        job_id=event.job_id, user="bob", account="personal:bob", amount="0.30"
+    await prompts.on_answer(from_desktop(ctx, "bob"), answer(event.job_id))
+    closing = ledger_reply(ctx, "fake-1")
+    authorized = AnswerOutcome(
+        job_id=event.job_id, outcome="authorized", account="personal:bob", amount="0.30"
     )
-    await prompts.on_job_authorized(closing, authorized)
+    await prompts.on_outcome(closing, authorized)
     [closed] = closing.messages(PromptClosed)
     assert closed.outcome == "authorized" and closed.reason == "charged to personal:bob"
-    assert closing.emitted[0].routing_key == "user.bob.prompt_closed"
+    assert [e.routing_key for e in closing.emitted] == [
+        "user.bob.answer_result",
+        "user.bob.prompt_closed",
+    ]
     assert store.prompts[event.job_id].state == "closed"
 
     later = FakeContext(store=store)
@@ -216,6 +222,29 @@ async def test_the_popup_closes_once_when_the_job_moves_on(ctx, store):
 async def test_a_job_that_asked_nothing_closes_no_popup(ctx):
     await prompts.on_job_cancelled(ctx, cancelled(input_required()))
     assert ctx.emitted == []
+
+
+@pytest.mark.parametrize("outcome", ["cancelled", "denied"])
+async def test_a_cancelling_or_denied_answer_leaves_the_popup_to_its_event(ctx, store, outcome):
+    # These come with their job.cancelled / job.denied, which close the popup (and may
+    # come first); the reply closes it only for an authorisation.
+    event = await asked(ctx)
+    await prompts.on_answer(from_desktop(ctx, "bob"), answer(event.job_id))
+    reply = ledger_reply(ctx, "fake-1")
+    await prompts.on_outcome(reply, AnswerOutcome(job_id=event.job_id, outcome=outcome))
+    assert reply.messages(AnswerResult)[0].outcome == outcome
+    assert reply.messages(PromptClosed) == []
+    assert store.prompts[event.job_id].state == "open"
+
+
+def test_notification_takes_no_job_authorized():
+    # Every job is authorised, few were prompted: the authorisation of a prompted job
+    # comes back as the ledger's reply to its answer, so the event is not bound here.
+    from platen.messaging.topology import consumer_queues
+
+    [events] = [q for q in consumer_queues("notification") if q.name == "notification.events"]
+    assert JobAuthorized.message_type not in events.routing_keys
+    assert JobCancelled.message_type in events.routing_keys
 
 
 async def test_the_answer_to_a_marked_job_carries_its_marks_to_the_ledger(ctx, store):

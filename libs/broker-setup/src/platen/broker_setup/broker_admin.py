@@ -290,6 +290,17 @@ class BrokerAdmin:
             limits={entry["user"]: dict(entry["value"]) for entry in limits},
         )
 
+    async def bindings(self, exchange: str, queue: str) -> dict[str, str]:
+        """The routing keys `queue` is bound under on `exchange`, each with the name the
+        API gives that binding (its properties key)."""
+        v, e, q = _q(self.vhost), _q(exchange), _q(queue)
+        r = await self._call("GET", f"/api/bindings/{v}/e/{e}/q/{q}")
+        return {b["routing_key"]: b["properties_key"] for b in r.json()}
+
+    async def unbind(self, exchange: str, queue: str, properties_key: str) -> None:
+        v, e, q = _q(self.vhost), _q(exchange), _q(queue)
+        await self._call("DELETE", f"/api/bindings/{v}/e/{e}/q/{q}/{_q(properties_key)}")
+
     async def connections_of(self, name: str) -> list[str]:
         # The per-user list comes from the broker's connection tracking, current at once;
         # the per-vhost list is built from statistics that lag by seconds.

@@ -17,7 +17,7 @@ from platen.broker_setup.broker_admin import BrokerAdmin, new_password, vhost_of
 from platen.events.discovery import with_login
 from platen.messaging import discovery
 from platen.messaging.senders import ADMIN_USER, service_user
-from platen.messaging.topology import declare_all
+from platen.messaging.topology import all_queues, declare_all
 
 # The broker user all print servers once shared: removed by the installer, since a print
 # server now signs in as itself and job-capture refuses CUPS jobs from anyone else.
@@ -59,6 +59,25 @@ def identity_rights(user_prefix: str = "") -> dict[str, tuple[str, permissions.P
     return identities
 
 
+async def unbind_dropped(admin: BrokerAdmin) -> list[tuple[str, str]]:
+    """Remove the bindings of Platen's queues that this version no longer declares (a
+    consumer that gave up an event), so that the event is not delivered to a queue whose
+    service has no handler for it, which would dead-letter each one. Only the keys
+    derived from the services' subscriptions are touched: a queue of replies (bound by
+    its service under its own key) and the replay exchange's bindings are left alone.
+    The (queue, key) pairs removed."""
+    removed = []
+    for queue in all_queues().values():
+        if not queue.routing_keys:
+            continue
+        bound = await admin.bindings(queue.exchange, queue.name)
+        for key, name in bound.items():
+            if key not in queue.routing_keys:
+                await admin.unbind(queue.exchange, queue.name, name)
+                removed.append((queue.name, key))
+    return removed
+
+
 async def install(
     amqp_url: str,
     management_url: str,
@@ -78,6 +97,7 @@ async def install(
     identities = identity_rights(user_prefix)
     urls = {}
     async with BrokerAdmin(management_url, vhost_of(amqp_url)) as admin:
+        await unbind_dropped(admin)
         await broker_limits.apply(admin)
         for key, (user, perms) in identities.items():
             password = password_for(user)

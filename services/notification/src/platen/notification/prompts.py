@@ -4,7 +4,15 @@ tell the desktop what came of it.
 job.input_required -> desktop `job_prompt` (TTL = time left to the deadline)
 desktop reply `user.<login>.answer` -> checked -> command `ledger.job.answer`, whose reply
     comes back on `notification.answers` -> desktop `answer_result`
-job.authorized / job.cancelled / job.denied of a prompted job -> desktop `prompt_closed`
+the ledger's reply "authorized", or job.cancelled / job.denied of a prompted job -> desktop
+    `prompt_closed`
+
+A prompted job is authorised only by an answer, which only this service passes to the
+ledger (`AnswerJob` accepts no other sender): so its reply says when the popup closes for
+an authorisation, and notification does not take `job.authorized`, which every job has
+and most without a prompt (a delivery a job saved). A cancellation or denial can come
+from elsewhere (the job's deadline, pricing, the ledger at pricing), so those events are
+still taken.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import structlog
 
 from platen.events.accounts import AnswerJob, AnswerOutcome, JobInputRequired
 from platen.events.desktop import AnswerResult, JobAnswer, JobPrompt, PromptAccount, PromptClosed
-from platen.events.jobs import JobAuthorized, JobCancelled, JobDenied
+from platen.events.jobs import JobCancelled, JobDenied
 from platen.events.routing import COMMANDS, login_of_key
 from platen.events.system import ErrorReply
 from platen.messaging.handling import HandlerContext
@@ -198,6 +206,8 @@ async def on_outcome(ctx: HandlerContext, outcome: AnswerOutcome) -> None:
         amount=outcome.amount,
     )
     await send(ctx, answer.user, result, answer.job_id)
+    if outcome.outcome == "authorized":
+        await _close(ctx, answer.job_id, "authorized", f"charged to {outcome.account}")
 
 
 @subscribe.answer(ErrorReply)
@@ -221,11 +231,6 @@ async def _close(ctx: HandlerContext, job_id, outcome: str, reason: str) -> None
         job_id=job_id, document_name=prompt.document_name, outcome=outcome, reason=reason
     )
     await send(ctx, prompt.user, closed, job_id)
-
-
-@subscribe.event(JobAuthorized)
-async def on_job_authorized(ctx: HandlerContext, event: JobAuthorized) -> None:
-    await _close(ctx, event.job_id, "authorized", f"charged to {event.account}")
 
 
 @subscribe.event(JobCancelled)
