@@ -22,11 +22,13 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aio_pika
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
@@ -196,22 +198,40 @@ def spread(ms: list[float]) -> str:
     return f"p50 {p50:.0f}, p90 {p90:.0f}, p99 {p99:.0f}, max {max(ms):.0f} ms"
 
 
-def deliveries(vhosts: Vhosts, vhost: str) -> dict[str, int]:
-    """Messages each queue of `vhost` has delivered so far (the management API's count,
-    which lags by its statistics interval)."""
-    queues = vhosts.http.get(f"/api/queues/{vhost}").json()
-    return {q["name"]: (q.get("message_stats") or {}).get("deliver_get", 0) for q in queues}
+@dataclass(frozen=True)
+class Counted:
+    """Where the work a burst caused is counted: the services' vhost (messages each queue
+    delivered, from the management API) and their database (transactions committed)."""
 
+    vhosts: Vhosts
+    vhost: str
+    admin_dsn: str
+    database: str
 
-async def settled_deliveries(vhosts: Vhosts, vhost: str) -> dict[str, int]:
-    """The counts once two readings a statistics interval apart agree."""
-    last = deliveries(vhosts, vhost)
-    while True:
-        await asyncio.sleep(6)
-        now = deliveries(vhosts, vhost)
-        if now == last:
-            return now
-        last = now
+    def deliveries(self) -> dict[str, int]:
+        queues = self.vhosts.http.get(f"/api/queues/{self.vhost}").json()
+        return {q["name"]: (q.get("message_stats") or {}).get("deliver_get", 0) for q in queues}
+
+    async def commits(self) -> int:
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            return await conn.fetchval(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", self.database
+            )
+        finally:
+            await conn.close()
+
+    async def settled(self) -> tuple[dict[str, int], int]:
+        """The counts once two readings a statistics interval apart agree (the broker's
+        lag by its statistics interval; PostgreSQL's backends report within a second)."""
+        last = (self.deliveries(), await self.commits())
+        while True:
+            await asyncio.sleep(6)
+            now = (self.deliveries(), await self.commits())
+            if now[0] == last[0]:
+                return now
+            last = now
 
 
 async def bench(
@@ -221,7 +241,7 @@ async def bench(
     burst_n: int,
     rate: float,
     seconds: float,
-    counted: tuple[Vhosts, str],
+    counted: Counted,
 ) -> None:
     doc = make_pdf(3)
     sender = signed_in_as(url)
@@ -255,7 +275,7 @@ async def bench(
         bare_rate = done / took
         print(f"bare chain, burst: {done}/{burst_n} in {took:.2f} s = {bare_rate:.1f} chains/s")
 
-        delivered = await settled_deliveries(*counted)
+        delivered, commits = await counted.settled()
         before = cpu(pids)
         done, took = await burst(job, clock, burst_n)
         used = {name: cpu_s - before[name] for name, cpu_s in cpu(pids).items()}
@@ -270,7 +290,7 @@ async def bench(
             + ", ".join(f"{name} {ms:.1f}" for name, ms in per_job.items())
             + f"; total {sum(per_job.values()):.1f}"
         )
-        after = await settled_deliveries(*counted)
+        after, commits_after = await counted.settled()
         per_queue = {
             name: (n - delivered.get(name, 0)) / max(done, 1)
             for name, n in sorted(after.items())
@@ -278,7 +298,8 @@ async def bench(
         }
         print(
             f"deliveries per job in that burst: {sum(per_queue.values()):.2f} "
-            f"({', '.join(f'{name} {n:.2f}' for name, n in per_queue.items())})"
+            f"({', '.join(f'{name} {n:.2f}' for name, n in per_queue.items())}); "
+            f"transactions committed per job: {(commits_after - commits) / max(done, 1):.2f}"
         )
 
         sent, bare_lat = await steady(chain, bare_clock, rate, seconds)
@@ -317,7 +338,7 @@ def main() -> None:
         vhosts = Vhosts(infra)
         vhost, url = vhosts.create()
         _, bare_url = vhosts.create()
-        _, db = asyncio.run(create_database(infra.database_url))
+        db_name, db = asyncio.run(create_database(infra.database_url))
         _, bare_db = asyncio.run(create_database(infra.database_url))
         env = {"PLATEN_LOG_LEVEL": "WARNING", "PLATEN_BATCH": "1" if args.batch == "on" else "0"}
         services = ServiceProcesses(url, db, Path(tempfile.mkdtemp()) / "logs", extra_env=env)
@@ -342,7 +363,7 @@ def main() -> None:
                         args.burst,
                         args.rate,
                         args.seconds,
-                        (vhosts, vhost),
+                        Counted(vhosts, vhost, infra.database_url, db_name),
                     )
                 )
         finally:
