@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
+import asyncpg
+import pytest
+
+from platen.db.transactions import RolledBack
 from platen.events.registry import decode
 from platen.job_capture import expiry
 
@@ -80,3 +85,44 @@ async def test_a_released_cups_job_that_never_reports_is_charged_as_unconfirmed(
         )
     assert await expiry.mark_unconfirmed(pool, "job-capture") == 1
     assert (await states(pool))[printing][0] == "unconfirmed"
+
+
+class Backends:
+    """Where `tell_backend` pushes a decision (the publisher's one call it makes)."""
+
+    def __init__(self) -> None:
+        self.told: list[str] = []
+
+    async def publish(self, exchange, key, message, mandatory=True) -> None:
+        self.told.append(key)
+
+
+async def test_a_round_postgresql_rolls_back_tells_no_backend_and_says_so(pool, monkeypatch):
+    """A round whose transaction PostgreSQL rolls back at its COMMIT (a statement after the
+    jobs moved failed, and its error was caught) raises RolledBack: the job stays waiting,
+    nothing is in the outbox, and its print server's backend is not told it was cancelled
+    (asyncpg's own transaction would have returned as if committed, and told it)."""
+    late = await add_job(pool, "priced", deadline="-1 s")
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE jobs SET print_server = 'ps-1' WHERE job_id = $1", late)
+    real_close = expiry.close
+
+    async def close_then_a_caught_error(ctx, jobs, transition):
+        closed = await real_close(ctx, jobs, transition)
+        with contextlib.suppress(asyncpg.PostgresError):
+            await ctx.conn.execute("SELECT 1 / 0")
+        return closed
+
+    monkeypatch.setattr(expiry, "close", close_then_a_caught_error)
+    backends = Backends()
+    with pytest.raises(RolledBack):
+        await expiry.expire_once(pool, "job-capture", backends)
+    assert backends.told == []
+    assert (await states(pool))[late][0] == "priced"
+    assert await emitted(pool) == []
+
+    # The next round, unhindered, closes it and tells its backend once.
+    monkeypatch.setattr(expiry, "close", real_close)
+    assert await expiry.expire_once(pool, "job-capture", backends) == 1
+    assert (await states(pool))[late][0] == "cancelled"
+    assert len(backends.told) == 1

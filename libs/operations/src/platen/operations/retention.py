@@ -29,6 +29,8 @@ from typing import Any
 import asyncpg
 import structlog
 
+from platen.db.transactions import checked_transaction
+
 log = structlog.get_logger(__name__)
 
 BATCH = 5000  # rows per DELETE: short transactions, no long lock on a busy table
@@ -66,7 +68,7 @@ async def prune_history(
     prune: Callable[[datetime], Awaitable[dict[str, int]]] | None = getattr(store, "prune", None)
     if store is None or prune is None:
         return {}
-    async with conn.transaction():
+    async with checked_transaction(conn):
         return await store(conn).prune(datetime.now(UTC) - keep)
 
 

@@ -18,6 +18,7 @@ import structlog
 from platen.account_ledger.handlers.quotas import give
 from platen.account_ledger.store import Store
 from platen.account_ledger.subscriptions import subscribe
+from platen.db.transactions import checked_transaction
 from platen.events.base import Envelope
 from platen.messaging.handling import HandlerContext
 from platen.messaging.service import Runtime
@@ -37,7 +38,7 @@ async def run_once(pool: asyncpg.Pool, producer: str, day: date | None = None) -
         groups = [q.group for q, _ in await Store(conn).quotas()]
     given = 0
     for group in groups:
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn, checked_transaction(conn):
             store = Store(conn)
             envelope = Envelope("quota-schedule", 1, producer)
             ctx = HandlerContext(

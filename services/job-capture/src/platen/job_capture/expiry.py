@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
+from platen.db.transactions import checked_transaction
 from platen.events.base import Envelope
 from platen.job_capture.decisions import tell_backend
 from platen.job_capture.domain import EXPIRED, UNREPORTED, IllegalTransition, Job
@@ -81,9 +82,10 @@ async def _round(
     publisher: Publisher | None = None,
 ) -> int:
     """One round in one transaction: lock the jobs `find` returns and close them; then
-    (`publisher` given) tell their waiting backends."""
+    (`publisher` given) tell their waiting backends: only once PostgreSQL has committed
+    the round (a round it rolled back raises `RolledBack`, and no backend hears of it)."""
     async with pool.acquire() as conn:
-        async with conn.transaction():
+        async with checked_transaction(conn):
             store = Store(conn)
             envelope = Envelope("expiry", 1, producer)
             ctx = HandlerContext(conn, envelope, producer, publisher, log, store=store)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from platen.broker_setup.broker_admin import new_password
+from platen.db.transactions import checked_transaction
 from platen.directory.ldap import DirectoryUnavailable, LdapSettings, Verdict, verify_password
 from platen.events.identities import SignInGranted, SignInRefused, SignInRequest
 from platen.notification.broker_identities import BrokerIdentities
@@ -79,7 +80,7 @@ class SignIn:
     def from_env(cls, broker: BrokerIdentities, pool, env=os.environ) -> SignIn:
         @asynccontextmanager
         async def stores() -> AsyncIterator[Store]:
-            async with pool.acquire() as conn, conn.transaction():
+            async with pool.acquire() as conn, checked_transaction(conn):
                 yield Store(conn)
 
         verifier = ldap_verifier(LdapSettings.from_env(env)) if env.get("PLATEN_LDAP_URL") else None
