@@ -5,6 +5,8 @@ and PostgreSQL."""
 
 import asyncio
 import contextlib
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 from platen.db import create_pool
 from platen.events.registry import decode
@@ -145,3 +147,38 @@ async def test_the_sweep_leaves_the_rows_handed_over_to_the_fast_lane(pool, chan
     raw = await first_message(q)
     assert raw is not None and decode("job.cancelled", 1, raw.body) == left_behind
     assert await first_message(q, timeout=0.5) is None
+
+
+async def _commit_at(pool, event, occurred_at) -> None:
+    """`event` committed by a service whose clock said `occurred_at`, never handed over."""
+    envelope = dataclasses.replace(envelope_for(event, "test"), occurred_at=occurred_at)
+    row = outbox.row(event, envelope, exchange=EVENTS, routing_key="job.cancelled")
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.add_rows(conn, [row])
+
+
+async def test_a_rows_age_is_the_databases_not_the_emitting_services_clock(
+    pool, channel, publisher
+):
+    """A replica whose clock is an hour behind writes rows that look an hour old by its
+    clock: still young, they are left to its fast lane. One whose clock is an hour ahead
+    has its orphaned rows swept once they have settled, not an hour later. The message
+    keeps the time its service gave it."""
+    q = await channel.declare_queue(exclusive=True)
+    await q.bind(EVENTS, "job.cancelled")
+    relay = OutboxRelay(pool, publisher, "test")
+    now = datetime.now(UTC)
+    behind = cancelled()
+    await _commit_at(pool, behind, now - timedelta(hours=1))
+    assert await relay.flush_once(older_than=60) == 0
+    async with pool.acquire() as conn:
+        waiting, oldest, _ = await outbox.backlog(conn)
+    assert waiting == 1 and oldest < 60
+
+    ahead = cancelled()
+    await _commit_at(pool, ahead, now + timedelta(hours=1))
+    await asyncio.sleep(1.2)
+    assert await relay.flush_once(older_than=1) == 2
+    got = [await q.get(timeout=5) for _ in range(2)]
+    assert [decode("job.cancelled", 1, m.body) for m in got] == [behind, ahead]
+    assert abs(got[1].timestamp - (now + timedelta(hours=1))) < timedelta(seconds=1)

@@ -65,7 +65,7 @@ async def backlog(conn: asyncpg.Connection) -> tuple[int, float | None, int]:
     MAX_ATTEMPTS refusals): what `platenctl status` shows for each service."""
     row = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE attempts < $1) AS waiting,
-                  extract(epoch FROM now() - min(created_at)) AS oldest,
+                  extract(epoch FROM now() - min(written_at)) AS oldest,
                   count(*) FILTER (WHERE attempts >= $1) AS refused
            FROM outbox""",
         MAX_ATTEMPTS,
@@ -99,11 +99,12 @@ _INSERT_MANY = f"""INSERT INTO outbox ({_COLUMNS})
             ORDER BY r.n
         RETURNING id"""
 
-# The sweep's SELECT: the oldest rows not given up on, at least $3 seconds old, locked;
+# The sweep's SELECT: the oldest rows not given up on, at least $3 seconds old by the
+# database's clock (`written_at`; `created_at` is the emitting service's), locked;
 # `_SWEEP_BUT` leaves out the rows whose ids are in $4 as well.
 _SWEEP_ROWS = f"""SELECT id, attempts, {_COLUMNS}
                FROM outbox
-              WHERE attempts < $2 AND created_at <= now() - make_interval(secs => $3)"""
+              WHERE attempts < $2 AND written_at <= now() - make_interval(secs => $3)"""
 _SWEEP_ORDER = "\n              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
 _SWEEP = _SWEEP_ROWS + _SWEEP_ORDER
 _SWEEP_BUT = _SWEEP_ROWS + " AND id <> ALL($4::bigint[])" + _SWEEP_ORDER
