@@ -70,11 +70,19 @@ async def test_rows_handed_over_are_published_from_memory_and_deleted_in_one_sta
                     return await conn.fetchval("SELECT count(*) FROM svc.outbox") == 0
 
             assert await wait_for(table_empty)
+            # The commit that did not wait for the disk changed nothing for the connection's
+            # next user.
+            async with one.acquire() as conn:
+                assert await conn.fetchval("SHOW synchronous_commit") == "on"
     finally:
         await one.close()
     statements = [s for s in sent[before:] if "pg_catalog" not in s and "pg_type" not in s]
     ids = ", ".join(str(i) for i, _ in committed)
-    assert statements == [f"DELETE FROM outbox WHERE id IN ({ids})"]
+    assert statements[0] == (
+        "BEGIN; SET LOCAL synchronous_commit TO off; "
+        f"DELETE FROM outbox WHERE id IN ({ids}); COMMIT"
+    )
+    assert statements[1:] == ["SHOW synchronous_commit"]
 
 
 async def test_a_row_the_fast_lane_could_not_send_is_left_to_the_sweep(pool, channel, publisher):

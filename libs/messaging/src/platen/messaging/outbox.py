@@ -264,7 +264,7 @@ class OutboxRelay:
             self._sweep_asked = True
         if sent:
             async with self._pool.acquire() as conn:
-                await conn.execute(_delete(sent))
+                await conn.execute(_delete_sent(sent))
             self._metrics.published.inc(len(sent))
 
     async def flush_once(self, *, older_than: float = 0.0) -> int:
@@ -362,15 +362,28 @@ class OutboxRelay:
 
 
 def _delete(ids: list[int]) -> str:
-    """The DELETE of rows published, as one simple query (ids written as integers)."""
+    """The DELETE of rows published (ids written as integers: the table's own bigints)."""
     return f"DELETE FROM outbox WHERE id IN ({', '.join(str(int(i)) for i in ids)})"
+
+
+# Deleting rows already published need not wait for the disk: lost in a crash of
+# PostgreSQL, the rows come back, are published again and the consumers' inboxes absorb
+# the copies, as after any crash between a publish and its DELETE. Waiting cost the relay
+# a WAL flush after each delivery's rows, before it could send the next delivery's.
+# `SET LOCAL` ends with the transaction: the pooled connection keeps its setting.
+_NO_FLUSH = "SET LOCAL synchronous_commit TO off"
+
+
+def _delete_sent(ids: list[int]) -> str:
+    """The fast lane's DELETE in a transaction of its own that does not wait for the
+    disk, as one simple query: one round trip."""
+    return f"BEGIN; {_NO_FLUSH}; {_delete(ids)}; COMMIT"
 
 
 def _delete_and_commit(ids: list[int]) -> str:
     """The end of a flush that published every row: their DELETE and the COMMIT as one
-    simple query (which takes no parameters: the ids are the table's own bigints, written
-    as integers)."""
-    return f"{_delete(ids)}; COMMIT"
+    simple query (which takes no parameters), the COMMIT not waiting for the disk."""
+    return f"{_delete(ids)}; {_NO_FLUSH}; COMMIT"
 
 
 def _reply_to(queue: str | None, user: str | None) -> str | None:
