@@ -190,3 +190,16 @@ async def test_a_rows_age_is_the_databases_not_the_emitting_services_clock(
     got = [await q.get(timeout=5) for _ in range(2)]
     assert [decode("job.cancelled", 1, m.body) for m in got] == [behind, ahead]
     assert abs(got[1].timestamp - (now + timedelta(hours=1))) < timedelta(seconds=1)
+
+
+async def test_a_row_is_as_old_as_its_insert_not_its_transaction(pool, channel, publisher):
+    """A delivery that waited (on a lock, say) longer than a row takes to settle before it
+    emitted: its row is young when it commits, so no other replica's timed sweep takes it
+    while the delivery's own fast lane sends it."""
+    relay = OutboxRelay(pool, publisher, "test")
+    event = cancelled()
+    row = outbox.row(event, envelope_for(event, "test"), exchange=EVENTS, routing_key="x")
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_sleep(1.5)")
+        await outbox.add_rows(conn, [row])
+    assert await relay.flush_once(older_than=1) == 0
