@@ -19,15 +19,26 @@ from .test_dispatcher import first_message, wait_for
 from .test_outbox_relay import add_cancelled, cancelled
 
 
-async def _commit(pool, events, where) -> list[tuple[int, tuple]]:
+async def _commit(
+    pool, events, where, *, occurred_at=None, waited: float = 0
+) -> list[tuple[int, tuple]]:
     """`events` written in one transaction, as a delivery's are, each to its (exchange,
-    routing key); their (id, row)s."""
+    routing key); their (id, row)s. `occurred_at`: the time the emitting service's clock
+    gave them; `waited`: seconds the transaction spent before writing them."""
+    envelopes = [envelope_for(e, "test") for e in events]
+    if occurred_at is not None:
+        envelopes = [dataclasses.replace(env, occurred_at=occurred_at) for env in envelopes]
     rows = [
-        outbox.row(e, envelope_for(e, "test"), exchange=exchange, routing_key=key)
-        for e, (exchange, key) in zip(events, where, strict=True)
+        outbox.row(e, env, exchange=exchange, routing_key=key)
+        for e, env, (exchange, key) in zip(events, envelopes, where, strict=True)
     ]
     async with pool.acquire() as conn, conn.transaction():
+        if waited:
+            await conn.execute("SELECT pg_sleep($1)", waited)
         return await outbox.add_rows(conn, rows)
+
+
+CANCELLED = (EVENTS, "job.cancelled")
 
 
 @contextlib.asynccontextmanager
@@ -157,14 +168,6 @@ async def test_the_sweep_leaves_the_rows_handed_over_to_the_fast_lane(pool, chan
     assert await first_message(q, timeout=0.5) is None
 
 
-async def _commit_at(pool, event, occurred_at) -> None:
-    """`event` committed by a service whose clock said `occurred_at`, never handed over."""
-    envelope = dataclasses.replace(envelope_for(event, "test"), occurred_at=occurred_at)
-    row = outbox.row(event, envelope, exchange=EVENTS, routing_key="job.cancelled")
-    async with pool.acquire() as conn, conn.transaction():
-        await outbox.add_rows(conn, [row])
-
-
 async def test_a_rows_age_is_the_databases_not_the_emitting_services_clock(
     pool, channel, publisher
 ):
@@ -177,14 +180,14 @@ async def test_a_rows_age_is_the_databases_not_the_emitting_services_clock(
     relay = OutboxRelay(pool, publisher, "test")
     now = datetime.now(UTC)
     behind = cancelled()
-    await _commit_at(pool, behind, now - timedelta(hours=1))
+    await _commit(pool, [behind], [CANCELLED], occurred_at=now - timedelta(hours=1))
     assert await relay.flush_once(older_than=60) == 0
     async with pool.acquire() as conn:
         waiting, oldest, _ = await outbox.backlog(conn)
     assert waiting == 1 and oldest < 60
 
     ahead = cancelled()
-    await _commit_at(pool, ahead, now + timedelta(hours=1))
+    await _commit(pool, [ahead], [CANCELLED], occurred_at=now + timedelta(hours=1))
     await asyncio.sleep(1.2)
     assert await relay.flush_once(older_than=1) == 2
     got = [await q.get(timeout=5) for _ in range(2)]
@@ -197,9 +200,5 @@ async def test_a_row_is_as_old_as_its_insert_not_its_transaction(pool, channel, 
     emitted: its row is young when it commits, so no other replica's timed sweep takes it
     while the delivery's own fast lane sends it."""
     relay = OutboxRelay(pool, publisher, "test")
-    event = cancelled()
-    row = outbox.row(event, envelope_for(event, "test"), exchange=EVENTS, routing_key="x")
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_sleep(1.5)")
-        await outbox.add_rows(conn, [row])
+    await _commit(pool, [cancelled()], [CANCELLED], waited=1.5)
     assert await relay.flush_once(older_than=1) == 0

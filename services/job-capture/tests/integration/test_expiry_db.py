@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from platen.db.transactions import RolledBack
+from platen.db import RolledBack
 from platen.events.registry import decode
 from platen.job_capture import expiry
 

@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from platen.db.transactions import checked_transaction
+from platen.db import checked_transaction
 
 log = structlog.get_logger(__name__)
 

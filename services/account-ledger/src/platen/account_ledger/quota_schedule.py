@@ -18,7 +18,7 @@ import structlog
 from platen.account_ledger.handlers.quotas import give
 from platen.account_ledger.store import Store
 from platen.account_ledger.subscriptions import subscribe
-from platen.db.transactions import checked_transaction
+from platen.db import checked_transaction
 from platen.events.base import Envelope
 from platen.messaging.handling import HandlerContext
 from platen.messaging.service import Runtime

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
-from platen.db.transactions import checked_transaction
+from platen.db import checked_transaction
 from platen.events.base import Envelope
 from platen.job_capture.decisions import tell_backend
 from platen.job_capture.domain import EXPIRED, UNREPORTED, IllegalTransition, Job

@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 
 from platen.broker_setup.broker_admin import new_password
-from platen.db.transactions import checked_transaction
+from platen.db import checked_transaction
 from platen.directory.ldap import DirectoryUnavailable, LdapSettings, Verdict, verify_password
 from platen.events.identities import SignInGranted, SignInRefused, SignInRequest
 from platen.notification.broker_identities import BrokerIdentities
