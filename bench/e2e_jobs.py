@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -55,20 +56,28 @@ def ctl(url: str, *args: str) -> None:
     )
 
 
+# The events of a job's path, in order: where a slow job spent its time, hop by hop.
+HOPS = ("job.captured", "job.priced", "job.authorized", "job.printed", "job.charged")
+
+
 class Clock:
-    """Submit times and charge times per job id."""
+    """Submit times and charge times per job id, and when each of its events was seen."""
 
     def __init__(self) -> None:
         self.sent: dict[str, float] = {}
         self.charged: dict[str, float] = {}
+        self.seen: dict[str, dict[str, float]] = {}
         self.all_charged = asyncio.Event()
 
     def reset(self) -> None:
         self.sent.clear()
         self.charged.clear()
+        self.seen.clear()
         self.all_charged.clear()
 
     async def on_event(self, raw) -> None:
+        if raw.correlation_id and raw.type in HOPS:
+            self.seen.setdefault(raw.correlation_id, {}).setdefault(raw.type, time.perf_counter())
         if raw.type == "job.charged" and raw.correlation_id:
             self.charged.setdefault(raw.correlation_id, time.perf_counter())
             if self.sent and all(i in self.charged for i in self.sent):
@@ -120,6 +129,7 @@ class BareClock:
     def __init__(self) -> None:
         self.sent: dict[str, float] = {}
         self.charged: dict[str, float] = {}
+        self.seen: dict[str, dict[str, float]] = {}
         self.all_charged = asyncio.Event()
 
     reset = Clock.reset
@@ -198,6 +208,41 @@ def spread(ms: list[float]) -> str:
     return f"p50 {p50:.0f}, p90 {p90:.0f}, p99 {p99:.0f}, max {max(ms):.0f} ms"
 
 
+def print_hops(clock: Clock, slowest: int = 5) -> None:
+    """Each hop's share of the steady latency (from the previous event's arrival at the
+    bench to this one's), and the slowest jobs hop by hop with when they were submitted:
+    a stall shared by jobs in flight together shows as one hop slow in all of them."""
+    steps: dict[str, list[float]] = {hop: [] for hop in HOPS}
+    rows = []
+    start = min(clock.sent.values(), default=0.0)
+    for job_id, sent in clock.sent.items():
+        seen = clock.seen.get(job_id, {})
+        if not all(hop in seen for hop in HOPS):
+            continue
+        times = [sent, *(seen[hop] for hop in HOPS)]
+        gaps = [(b - a) * 1000 for a, b in itertools.pairwise(times)]
+        for hop, gap in zip(HOPS, gaps, strict=True):
+            steps[hop].append(gap)
+        rows.append((sum(gaps), sent - start, gaps))
+    if not rows:
+        return
+    print(
+        "steady hops (ms, from the previous event to this one as the bench saw them): "
+        + "; ".join(
+            f"{hop} p50 {percentile(ms, 50):.0f} p99 {percentile(ms, 99):.0f}"
+            for hop, ms in steps.items()
+        )
+    )
+    # The wall clock of a submission, to find it in the services' and servers' logs.
+    to_wall = time.time() - time.perf_counter()
+    for total, at, gaps in sorted(rows, reverse=True)[:slowest]:
+        wall = datetime.fromtimestamp(start + at + to_wall, UTC).strftime("%H:%M:%S.%f")[:-3]
+        print(
+            f"  slow job submitted at {at:.2f} s ({wall} UTC): {total:.0f} ms = "
+            + " + ".join(f"{g:.0f}" for g in gaps)
+        )
+
+
 @dataclass(frozen=True)
 class Counted:
     """Where the work a burst caused is counted: the services' vhost (messages each queue
@@ -242,6 +287,7 @@ async def bench(
     rate: float,
     seconds: float,
     counted: Counted,
+    hops: bool = False,
 ) -> None:
     doc = make_pdf(3)
     sender = signed_in_as(url)
@@ -307,11 +353,17 @@ async def bench(
             f"bare chain, steady {rate:g}/s for {seconds:g} s: {len(bare_lat)}/{sent}; "
             f"{spread(bare_lat)}"
         )
+        if hops:
+            # Only now: the burst's CPU figures stay those of the job's own deliveries.
+            for hop in HOPS[:-1]:
+                await q.bind(EVENTS, hop)
         sent, lat = await steady(job, clock, rate, seconds)
         print(
             f"Platen, steady {rate:g} jobs/s for {seconds:g} s: {len(lat)}/{sent} charged; "
             f"submit -> charged {spread(lat)}"
         )
+        if hops:
+            print_hops(clock)
         analysed = await analysis_times(doc, max(len(lat), 20))
         print(f"analysis of the same document, one after the other: {spread(analysed)}")
         bound = percentile(bare_lat, 99) + percentile(analysed, 99) + 50
@@ -332,6 +384,12 @@ def main() -> None:
         choices=("on", "off"),
         default="on",
         help="deliveries handled in batches where a service opts in (PLATEN_BATCH)",
+    )
+    p.add_argument(
+        "--hops",
+        action="store_true",
+        help="in the steady phase, take every event of a job's path and print where the "
+        "time went, hop by hop (four more deliveries a job, to the bench's own queue)",
     )
     args = p.parse_args()
     with provide(durable=True) as infra:
@@ -364,6 +422,7 @@ def main() -> None:
                         args.rate,
                         args.seconds,
                         Counted(vhosts, vhost, infra.database_url, db_name),
+                        args.hops,
                     )
                 )
         finally:
