@@ -1,6 +1,7 @@
 """A test worker killed outright (a timeout, a crash: no teardown) leaves nothing running:
 its broker, its database and everything they started go with it, and then their data
-folder (platen.localstack.lifeline)."""
+folder (platen.localstack.lifeline). So does a benchmark that starts its servers with
+`provide` and is killed."""
 
 from __future__ import annotations
 
@@ -69,15 +70,36 @@ def _command(pid: int) -> str:
     return "?"
 
 
-def test_a_worker_killed_outright_leaves_no_server_running(tmp_path):
+# A benchmark, as far as its servers can tell: a program that is no test and starts no
+# watcher itself, only the servers (`provide`), and is killed before its teardown.
+PROGRAM = textwrap.dedent(
+    """
+    import time
+    from pathlib import Path
+    from platen.testing.infra import provide
+
+    with provide(durable=True) as infra:
+        Path("ready").write_text(infra.amqp_url)
+        time.sleep(300)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["test worker", "benchmark"])
+def test_a_worker_killed_outright_leaves_no_server_running(tmp_path, kind):
     (tmp_path / "test_inner.py").write_text(INNER)
+    (tmp_path / "program.py").write_text(PROGRAM)
     # The worker's temporary folder, where its servers' data goes: one of this test's own
     # (and one the database's user can reach, which pytest's is not).
     servers_tmp = Path(tempfile.mkdtemp(prefix="platen-killed-"))
     servers_tmp.chmod(0o755)
+    command = {
+        "test worker": ["-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "-p", "platen.testing.fixtures", "test_inner.py"],
+        "benchmark": ["program.py"],
+    }[kind]  # fmt: skip
     worker = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-p", "platen.testing.fixtures", "test_inner.py"],
+        [sys.executable, *command],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TMPDIR": str(servers_tmp)},
     )  # fmt: skip

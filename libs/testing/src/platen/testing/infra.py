@@ -304,7 +304,13 @@ def provide(statistics_interval_ms: int = 1000, durable: bool = False) -> Iterat
     every `statistics_interval_ms` (1 s, fresh lists for tests; benchmarks of many
     connections ask for RabbitMQ's default, 5 s). A PostgreSQL started here runs with
     fsync off for tests; `durable` keeps PostgreSQL's defaults, so that a benchmark's
-    commits cost what they cost in a deployment."""
+    commits cost what they cost in a deployment.
+
+    The servers started here, and the service processes started on them, die with this
+    process however it ends (`lifeline`): a benchmark or script killed before its
+    teardown leaves no broker, database or services running, as a killed test worker
+    leaves none (the test fixtures start the same watcher)."""
+    lifeline.start()
     tier = choose_tier(dict(os.environ), _docker_answers)
     with tier(statistics_interval_ms, durable) as infra:
         yield infra
