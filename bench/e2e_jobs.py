@@ -4,10 +4,11 @@ Starts RabbitMQ, PostgreSQL (local binaries, or PLATEN_TEST_* from the environme
 four services as processes, then:
 1. burst: submits N jobs at once and reports jobs per second through all hops;
 2. steady: submits jobs at a fixed rate and reports the latency from submit to
-   `job.charged` (p50, p90, p99, max).
+   `job.charged` (p50, p90, p99, max); with `--hops`, also each hop's share of it and the
+   slowest jobs hop by hop.
 Prints the figures; does not assert anything (the machine is shared and noisy).
 
-    .venv/bin/python bench/e2e_jobs.py [--burst 300] [--rate 20] [--seconds 15]
+    .venv/bin/python bench/e2e_jobs.py [--burst 300] [--rate 20] [--seconds 15] [--hops]
 """
 
 from __future__ import annotations
