@@ -22,6 +22,8 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 
+from platen.localstack import lifeline
+
 HOPS = 5
 PREFETCH = 32  # as the services' (platen.messaging.settings)
 
@@ -91,6 +93,9 @@ class BareChain:
                 start_new_session=True,
             )
             self.procs.append(proc)
+            # Killed with the benchmark should it end before __exit__ (no-op unless the
+            # benchmark started the watcher: `provide()` does).
+            lifeline.watch(proc.pid)
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"bare hop {i} did not start")
         return self

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import asyncpg
 
+from platen.localstack import lifeline
 from platen.localstack.cups import LocalCups, VirtualPrinter
 from platen.localstack.services import ServiceProcesses
 from platen.testing.documents import make_pdf
@@ -104,6 +105,7 @@ def start_old_agent(pythonpath: Path, cups: LocalCups, folder: Path) -> subproce
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        lifeline.watch(proc.pid)  # killed with the benchmark, however it ends
     deadline = time.monotonic() + 30
     while not socket.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
