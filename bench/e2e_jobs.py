@@ -234,7 +234,7 @@ def print_hops(clock: Clock, slowest: int = 5) -> None:
             for hop, ms in steps.items()
         )
     )
-    # The wall clock of a submission, to find it in the services' and servers' logs.
+    # The wall clock of a submission, to line it up with an outside sampler's.
     to_wall = time.time() - time.perf_counter()
     for total, at, gaps in sorted(rows, reverse=True)[:slowest]:
         wall = datetime.fromtimestamp(start + at + to_wall, UTC).strftime("%H:%M:%S.%f")[:-3]

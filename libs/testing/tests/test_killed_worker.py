@@ -120,6 +120,7 @@ def test_a_worker_killed_outright_leaves_no_server_running(tmp_path, kind):
         while (left := [p for p in started if _running(p)]) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert left == [], [_command(p) for p in left]
+        started = []  # all ended: their pids may be another's by the time `finally` runs
         # Then the servers' data: the folder the worker made for them (about 40 MB, one
         # a run was left behind by this very test before).
         assert _removed(servers_tmp), list(servers_tmp.rglob("*"))[:20]

@@ -69,7 +69,7 @@ log = structlog.get_logger(__name__)
 # with the load by themselves; a timed wait only held up the lone delivery of a quiet
 # moment (at a campus's rates, nearly every one). Side by side (bench/README.md, session
 # 30), none against 2 ms: the ledger's hops up to 4 ms shorter at their p50 at a steady 20
-# jobs/s; in a burst about 2 % more transactions, its CPU and rate the same within noise.
+# jobs/s; in a burst 2 to 4 % more transactions, its CPU and rate the same within noise.
 LINGER = 0.0
 
 

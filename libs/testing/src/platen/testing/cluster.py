@@ -118,6 +118,7 @@ def cluster_stack() -> Iterator[ClusterStack]:
     """Three RabbitMQ nodes joined into one cluster, and a PostgreSQL; all stopped and
     their data removed at the end."""
     base = Path(tempfile.mkdtemp(prefix="platen-cluster-"))
+    lifeline.start()  # a benchmark (chaos.py, outage.py) gets the watcher tests have
     lifeline.remove_after(base)  # should this process be killed before its teardown
     base.chmod(0o755)  # the postgres user must reach its data folder
     cookie = secrets.token_hex(20)

@@ -196,6 +196,7 @@ def private_stack() -> Iterator[PrivateStack]:
     """Start a private broker (with TLS, as the tests' own) and database; both stopped and
     their data removed at the end."""
     base = Path(tempfile.mkdtemp(prefix="platen-outage-"))
+    lifeline.start()  # a benchmark (chaos.py, outage.py) gets the watcher tests have
     lifeline.remove_after(base)  # should this process be killed before its teardown
     base.chmod(0o755)  # the postgres user must reach its data folder
     tls = make_test_ca(base / "tls")
