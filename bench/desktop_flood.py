@@ -138,8 +138,11 @@ async def bench(url: str, prompts: int, rate: float) -> None:
         await read_alices_desktop(channel, desktop)
         await prompt_times(channel, url, desktop, 3)  # warm-up
         print(figures("quiet", await prompt_times(channel, url, desktop, prompts)))
-        stop = multiprocessing.Event()
-        flooding = multiprocessing.Process(target=flood_process, args=(url, rate, stop))
+        # Spawned, not forked: a forked child would hold this process's lifeline pipe
+        # open, so a benchmark killed mid-run would leave its servers running.
+        spawn = multiprocessing.get_context("spawn")
+        stop = spawn.Event()
+        flooding = spawn.Process(target=flood_process, args=(url, rate, stop))
         flooding.start()
         await asyncio.sleep(3.0)  # the flood under way, the limit reached
         during = await prompt_times(channel, url, desktop, prompts)

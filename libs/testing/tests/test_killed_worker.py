@@ -98,10 +98,13 @@ def test_a_worker_killed_outright_leaves_no_server_running(tmp_path, kind):
                         "-p", "platen.testing.fixtures", "test_inner.py"],
         "benchmark": ["program.py"],
     }[kind]  # fmt: skip
+    # The local binaries' tier whatever this run's is: what the watcher kills (servers
+    # named by the environment are not the worker's; containers are testcontainers').
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEN_TEST_")}
+    env.update(TMPDIR=str(servers_tmp), DOCKER_HOST="unix:///nonexistent/docker.sock")
     worker = subprocess.Popen(
         [sys.executable, *command],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TMPDIR": str(servers_tmp)},
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     started: list[int] = []
     try:

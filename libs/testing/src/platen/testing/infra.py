@@ -188,6 +188,10 @@ def _from_containers(statistics_interval_ms: int = 1000, durable: bool = False) 
     from testcontainers.postgres import PostgresContainer
 
     base = Path(tempfile.mkdtemp(prefix="platen-test-"))
+    # The containers are testcontainers' to remove (at teardown; after a kill, by its
+    # reaper, Ryuk, where that runs); their configuration folder is this process's
+    # lifeline's.
+    lifeline.remove_after(base)
     tls = make_test_ca(base / "tls")
     # The broker runs as its own user in the container: it must read the (test-only) key.
     for path in (base / "tls").iterdir():
@@ -306,10 +310,13 @@ def provide(statistics_interval_ms: int = 1000, durable: bool = False) -> Iterat
     fsync off for tests; `durable` keeps PostgreSQL's defaults, so that a benchmark's
     commits cost what they cost in a deployment.
 
-    The servers started here, and the service processes started on them, die with this
-    process however it ends (`lifeline`): a benchmark or script killed before its
-    teardown leaves no broker, database or services running, as a killed test worker
-    leaves none (the test fixtures start the same watcher)."""
+    Whatever the tier, the processes started on these servers through the harness (the
+    services, and with local binaries the servers themselves) die with this process
+    however it ends (`lifeline`): a benchmark or script killed before its teardown leaves
+    none running, as a killed test worker leaves none (the test fixtures start the same
+    watcher). The containers tier's containers are testcontainers' to remove (after a
+    kill, its reaper's, where that runs); the watcher removes only their folder. Servers
+    named by the environment are not this process's to stop."""
     lifeline.start()
     tier = choose_tier(dict(os.environ), _docker_answers)
     with tier(statistics_interval_ms, durable) as infra:
