@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from platen.cups_backend.agent import listening
 from platen.localstack.servers import free_port
 
 NOBODY = 65534
@@ -309,3 +310,18 @@ def test_the_shim_gives_nothing_to_a_listener_another_user_runs(
     assert "not run by root or this backend's user" in out.stderr
     # Two connections (the shim's, the full backend's), and not a byte or a descriptor.
     assert received.splitlines() == ["received 0 bytes and 0 descriptors"] * 2
+
+
+def test_the_socket_is_in_place_only_once_it_listens(tmp_path):
+    """Whoever finds the socket's file can connect: it is bound under another name and
+    renamed once it listens (a file there before its `listen` refused a test's first
+    connection on a loaded machine), 0600 from the start, with nothing else left."""
+    path = tmp_path / "agent.sock"
+    server = listening(path)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.connect(str(path))  # into the backlog: nothing has accepted it yet
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert [p.name for p in tmp_path.iterdir()] == ["agent.sock"]
+    finally:
+        server.close()

@@ -57,6 +57,8 @@ KEEP_WARM_SECONDS = 5.0
 # A backend's request is one line; a document never travels on the socket (its path in
 # the print server's state folder does).
 MAX_LINE = 1024 * 1024
+# Connections waiting to be accepted: asyncio's own default for a server.
+LISTEN_BACKLOG = 100
 # Backends kept started ahead of their jobs (`warm`): one takes each job a `shim` hands
 # over, and another is started at once. Two, so that a second job arriving while the
 # first one's replacement starts does not wait for it.
@@ -500,16 +502,33 @@ def private_folder(folder: Path) -> None:
         )
 
 
+def listening(path: Path) -> socket.socket:
+    """The agent's socket, at `path` only once it listens: bound under another name in
+    the same folder, then renamed. A socket file that is there before its `listen` turns
+    a backend (or anything waiting for the file) away with "connection refused"."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    umask = os.umask(0o177)  # the socket is made 0600, never briefly open to others
+    try:
+        sock.bind(str(staging))
+        sock.listen(LISTEN_BACKLOG)
+        os.replace(staging, path)
+    except BaseException:
+        sock.close()
+        staging.unlink(missing_ok=True)
+        raise
+    finally:
+        os.umask(umask)
+    return sock
+
+
 async def serve(config: BackendConfig, stop: asyncio.Event | None = None) -> None:
     path = Path(config.agent_socket)
     private_folder(path.parent)
     path.unlink(missing_ok=True)  # noqa: ASYNC240 (before serving) left by an agent that died
     agent = Agent(config)
-    umask = os.umask(0o177)  # the socket is made 0600, never briefly open to others
-    try:
-        server = await asyncio.start_unix_server(agent.serve, path=str(path), limit=MAX_LINE)
-    finally:
-        os.umask(umask)
+    server = await asyncio.start_unix_server(agent.serve, sock=listening(path), limit=MAX_LINE)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
