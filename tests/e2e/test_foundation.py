@@ -14,6 +14,7 @@ import pikepdf
 import pytest
 
 from platen.events.desktop import DeniedNotice, LowBalanceNotice, PrintedNotice
+from platen.localstack.services import MODULES
 from platen.messaging.codec import HEADER_ERROR, HEADER_QUEUE
 from platen.messaging.topology import all_queues
 from platen.testing.documents import make_pdf
@@ -420,3 +421,38 @@ async def test_every_log_line_about_a_job_carries_its_id(system):
     for name, job in jobs.items():
         services = {line.split(":")[0] for line in seen[job]}
         assert expected[name] <= services, (name, seen[job])
+
+
+def _started_on(system) -> dict[str, str]:
+    """Each service's event loop, as its "service started" line says."""
+    return {
+        name: line["event_loop"]
+        for name in MODULES
+        for line in json_lines(system.services.log(name))
+        if line.get("event") == "service started"
+    }
+
+
+async def _all_started_on(system, loop: str) -> bool:
+    async def said() -> bool:
+        return len(_started_on(system)) == len(MODULES)
+
+    await eventually(said)  # a service answers once started: its line may still be on its way
+    return _started_on(system) == dict.fromkeys(MODULES, loop)
+
+
+async def test_every_service_runs_on_uvloop(system):
+    assert await _all_started_on(system, "uvloop")
+
+
+@pytest.mark.service_env(PLATEN_EVENT_LOOP="asyncio")
+async def test_on_pythons_own_event_loop_a_job_is_printed_and_charged_the_same(system):
+    assert await _all_started_on(system, "asyncio")
+    system.ctl("printer", "add", "lab-1", "--price-per-page", "0.10")
+    system.ctl("user", "add", "alice", "--balance", "5.00")
+    report = write_pdf(system, "report.pdf", 3)
+    out = system.ctl("print", str(report), "--user", "alice", "--printer", "lab-1", "--wait")
+    assert "printed" in out.stdout and "charged 0.30, balance 4.70" in out.stdout
+    [charge] = await charges(system, out.stdout.splitlines()[0])
+    assert charge["total"] == 0 and charge["n"] == 2
+    assert D(system.user_json("alice")["balance"]) == D("4.70")

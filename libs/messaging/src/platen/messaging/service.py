@@ -279,7 +279,8 @@ def build_app(spec: ServiceSpec, settings: Settings) -> tuple[FastStream, Runtim
             if asyncio.iscoroutine(result):
                 await result
         await _serve_metrics(rt)
-        log.info("service started", queues=list(rt.dispatchers))
+        loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        log.info("service started", queues=list(rt.dispatchers), event_loop=loop)
 
     @app.after_shutdown
     async def shutdown() -> None:
