@@ -48,7 +48,7 @@ from platen.messaging.outbox import OutboxRelay
 from platen.messaging.outbox import backlog as outbox_backlog
 from platen.messaging.publisher import Publisher
 from platen.messaging.senders import SenderCheck
-from platen.messaging.settings import Settings
+from platen.messaging.settings import Settings, setting
 from platen.messaging.subscriptions import COMMAND_QUEUE, Subscriptions
 from platen.messaging.topology import consumer_queues, declare_topology
 from platen.operations import retention
@@ -450,13 +450,16 @@ def run_service(spec: ServiceSpec) -> None:
         runner.run(app.run())
 
 
+_event_loop = setting("PLATEN_EVENT_LOOP", str, "uvloop")
+
+
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """The service's event loop: uvloop's (libuv), unless PLATEN_EVENT_LOOP=asyncio.
     Nearly all of a delivery's work is I/O on two sockets (the broker's, PostgreSQL's)
     and the callbacks around it, which is what uvloop does in C: see bench/README.md for
     what it saves a job. The standard loop stays one setting away, for a platform
     without uvloop or a problem to tell apart from it."""
-    choice = os.environ.get("PLATEN_EVENT_LOOP", "uvloop")
+    choice = _event_loop()
     if choice == "asyncio":
         return asyncio.new_event_loop
     if choice != "uvloop":
